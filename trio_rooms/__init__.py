@@ -1,0 +1,39 @@
+"""Stateful, strictly typed WebSocket rooms on trio."""
+
+from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
+from ._core.config import RoomsConfig as RoomsConfig
+from ._core.request import ConnectRequest as ConnectRequest
+from ._core.room import Room as Room
+from ._core.rooms import Rooms as Rooms
+from ._core.rooms import open_rooms as open_rooms
+from ._core.session import Session as Session
+from ._core.stats import RoomsStatistics as RoomsStatistics
+from ._errors import ConnectionClosedError as ConnectionClosedError
+from ._errors import DecodeError as DecodeError
+from ._errors import RoomNameError as RoomNameError
+from ._errors import RoomsClosedError as RoomsClosedError
+from ._errors import RoomsError as RoomsError
+from ._errors import SessionClosedError as SessionClosedError
+from ._message import Message as Message
+from .codec import WireFormat as WireFormat
+from .transports.websocket import serve_websocket as serve_websocket
+
+__all__ = [
+    "ROOM_NAME_PATTERN",
+    "ConnectRequest",
+    "ConnectionClosedError",
+    "DecodeError",
+    "Message",
+    "Room",
+    "RoomNameError",
+    "Rooms",
+    "RoomsClosedError",
+    "RoomsConfig",
+    "RoomsError",
+    "RoomsStatistics",
+    "Session",
+    "SessionClosedError",
+    "WireFormat",
+    "open_rooms",
+    "serve_websocket",
+]

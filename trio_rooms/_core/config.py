@@ -1,0 +1,77 @@
+"""``RoomsConfig``: every limit and timeout, with its default."""
+
+from __future__ import annotations
+
+import re
+from typing import Final, final
+
+import attrs
+
+from .._errors import RoomNameError
+
+__all__ = ["ROOM_NAME_PATTERN", "RoomsConfig", "validate_room_name"]
+
+#: Room names: 1 to 128 of ``A-Z a-z 0-9 _ . ~ -``, and not ``.`` or ``..``.
+#: Checked before any room exists, so a name can never escape a URL or a storage key.
+ROOM_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_.~-]{1,128}")
+
+_MiB = 1024 * 1024
+
+
+def validate_room_name(name: str) -> str:
+    """Return ``name`` if it is a valid room name, else raise `RoomNameError`."""
+    if ROOM_NAME_PATTERN.fullmatch(name) is None or name in {".", ".."}:
+        raise RoomNameError(name)
+    return name
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0, got {value!r}")
+
+
+def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not value > 0:
+        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0, got {value!r}")
+
+
+def _valid_prefix(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if value and (not value.startswith("/") or value.endswith("/")):
+        raise ValueError(f"RoomsConfig.prefix must start with '/' and not end with it, got {value!r}")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RoomsConfig:
+    """Limits, timeouts and wire options shared by every room and transport.
+
+    Every field has a default that is safe to expose to the internet.
+    """
+
+    #: URL prefix: sessions connect to ``{prefix}/{room}/websocket``.
+    prefix: str = attrs.field(default="/rooms", validator=_valid_prefix)
+    #: Largest client message in bytes; a bigger one closes the session with 1009.
+    max_message_size: int = attrs.field(default=_MiB, validator=_positive_int)
+    #: Seconds a client has to complete its opening handshake.
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds of silence from a client before the server pings it.
+    ping_interval: float = attrs.field(default=20.0, validator=_positive)
+    #: Seconds to wait for any frame after a ping before the peer counts as dead.
+    ping_timeout: float = attrs.field(default=20.0, validator=_positive)
+    #: Seconds to wait for the peer's close frame after sending ours.
+    close_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Seconds graceful shutdown waits for sessions to close before cancelling them.
+    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Outbound queue bound per session, in messages; overflow closes it with 1008.
+    outbound_max_messages: int = attrs.field(default=256, validator=_positive_int)
+    #: Outbound queue bound per session, in bytes; overflow closes it with 1008.
+    outbound_max_bytes: int = attrs.field(default=_MiB, validator=_positive_int)
+    #: Received messages waiting for the session's handler; when full, the socket
+    #: is not read until the handler catches up (TCP backpressure).
+    inbound_max_messages: int = attrs.field(default=32, validator=_positive_int)
+    #: Seconds a room without sessions stays alive before it is evicted.
+    room_idle_timeout: float = attrs.field(default=30.0, validator=_positive)
+    #: Wire names in lowerCamelCase (``user_id`` -> ``userId``); False keeps Python names.
+    camel_case: bool = True
+    #: Reject client messages with keys the message class does not declare.
+    forbid_extra_keys: bool = True

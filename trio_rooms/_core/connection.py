@@ -1,0 +1,50 @@
+"""The port between the core and a transport: one accepted WebSocket connection."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .outbound import Frame, OutboundQueue
+
+__all__ = ["Connection", "ConnectionEnded"]
+
+
+class ConnectionEnded(Exception):  # noqa: N818 - a signal between transport and core
+    """Raised by `Connection.receive` when no more messages will arrive.
+
+    ``by_peer``: the peer sent a close frame (we echo its code) or the transport is
+    gone (``send_close`` is then False and ``code`` 1006). Otherwise the peer broke
+    the protocol or a limit, we close with ``code``, and ``receive`` may be called
+    again to drain what the peer still sends until its close frame arrives.
+    """
+
+    def __init__(self, code: int, reason: str = "", *, by_peer: bool, send_close: bool = True) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+        self.send_close = send_close
+
+
+class Connection(Protocol):
+    """What a transport gives the core for one accepted connection.
+
+    The core calls ``receive`` from one task (the session's reader) and ``send`` and
+    ``close`` from another (the session's writer), never concurrently with themselves.
+    """
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        """Give the connection its session's queue, for control frames (pongs, pings)."""
+        ...
+
+    async def receive(self) -> str | bytes:
+        """Wait for the next complete message; raise `ConnectionEnded` when there is none."""
+        ...
+
+    async def send(self, frames: list[Frame]) -> None:
+        """Write ``frames`` in order; raise `trio.BrokenResourceError` if the peer is gone."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame (once); the caller bounds how long this may take."""
+        ...

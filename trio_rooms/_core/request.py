@@ -1,0 +1,43 @@
+"""``ConnectRequest``: what a session knows about the request that opened it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import final
+from urllib.parse import parse_qsl
+
+import attrs
+
+__all__ = ["ConnectRequest"]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ConnectRequest:
+    """The opening handshake of a connection, as the server received it.
+
+    Header names are lower-case; values are decoded as latin-1, as HTTP/1.1 has it.
+    """
+
+    #: The room the connection asked for (already validated).
+    room: str
+    #: The request path, without the query string.
+    path: str
+    #: The raw query string, without ``?``.
+    query_string: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    #: ``(host, port)`` of the peer, when the transport knows it.
+    client: tuple[str, int] | None = None
+    #: Subprotocols the client offered, in its order.
+    subprotocols: tuple[str, ...] = ()
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters; for a repeated name, the last value wins."""
+        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or None; repeated headers are joined by ``, ``."""
+        name = name.lower()
+        values = [value for key, value in self.headers if key == name]
+        return ", ".join(values) if values else None

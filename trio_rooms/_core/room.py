@@ -1,0 +1,187 @@
+"""``Room``: a named object that owns its sessions and their tasks."""
+
+# The _core modules are one unit and share their protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, Unpack
+
+import trio
+
+from .._errors import RoomsClosedError
+from .._message import Message
+from ..codec import WireFormat
+from .config import RoomsConfig
+from .connection import Connection
+from .outbound import BINARY, TEXT, Frame
+from .request import ConnectRequest
+from .session import Session
+from .stats import Counters
+from .typeargs import is_concrete, resolve_type_args
+
+__all__ = ["Room"]
+
+SessionT_co = TypeVar("SessionT_co", bound=Session[Any, Any, Any], covariant=True)
+MsgT = TypeVar("MsgT", bound=Message)
+PosArgsT = TypeVarTuple("PosArgsT")
+
+
+class Room(Generic[SessionT_co]):
+    """A named room, created on first use, one per name, owning its sessions.
+
+    Subclass it with the session class as type argument::
+
+        class ChatRoom(Room[ChatSession]):
+            async def on_start(self) -> None:
+                self.history: list[Chat] = []
+
+    `Rooms` constructs a room by calling the factory given to `open_rooms` with the
+    room's name (the class itself, or any ``Callable[[str], Room]``), so a subclass
+    that takes more arguments is wrapped in a lambda. Each live room runs in its own
+    nursery, which owns its sessions' tasks and the tasks started with `start_soon`.
+    """
+
+    session_class: ClassVar[type[Session[Any, Any, Any]] | None] = None
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        args = resolve_type_args(cls, Room)
+        if args is None or len(args) != 1:
+            raise TypeError(f"{cls.__qualname__} must subclass Room[SessionClass]")
+        if not is_concrete(args):
+            return  # generic intermediate class
+        session_class = args[0]
+        if not (isinstance(session_class, type) and issubclass(session_class, Session)):
+            raise TypeError(f"{cls.__qualname__}: Room[...] takes a Session subclass, got {session_class!r}")
+        cls.session_class = session_class
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._sessions: dict[str, Session[Any, Any, Any]] = {}
+        self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
+        self._config = RoomsConfig()
+        self._counters = Counters()
+        self._nursery: trio.Nursery | None = None
+        self._active = 0
+        self._idle_scope: trio.CancelScope | None = None
+        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        """The room's name, unique among the live rooms of a `Rooms`."""
+        return self._name
+
+    @property
+    def sessions(self) -> Mapping[str, SessionT_co]:
+        """The admitted sessions by id (a read-only live view)."""
+        return self._sessions_view
+
+    async def on_start(self) -> None:
+        """Run when the room is created, before its first session is admitted."""
+
+    async def on_stop(self) -> None:
+        """Run when the room stops: evicted after its idle timeout, or at shutdown.
+
+        Its sessions have ended; tasks started with `start_soon` are cancelled after
+        this returns.
+        """
+
+    def broadcast(
+        self: Room[Session[Any, MsgT, Any]],
+        message: MsgT,
+        *,
+        exclude: Iterable[Session[Any, Any, Any] | str] = (),
+    ) -> None:
+        """Queue ``message`` for every session of the room except those in ``exclude``.
+
+        Never blocks: the message is encoded once per wire format and the same frame is
+        put on each recipient's bounded outbound queue; a recipient whose queue is full
+        is closed with 1008 (slow consumer), never waited for. ``exclude`` holds
+        sessions or session ids.
+        """
+        excluded = {s if isinstance(s, str) else s.id for s in exclude} if exclude else None
+        frames: dict[WireFormat, Frame] = {}
+        for session in tuple(self._sessions.values()):
+            if excluded is not None and session._id in excluded:
+                continue
+            wire = session._format
+            frame = frames.get(wire)
+            if frame is None:
+                frame = frames[wire] = Frame(TEXT if wire == "json" else BINARY, session._encode(message))
+            session._enqueue(frame)
+
+    def start_soon(
+        self, fn: Callable[[Unpack[PosArgsT]], Awaitable[object]], *args: Unpack[PosArgsT]
+    ) -> None:
+        """Run ``fn(*args)`` in the room's nursery; it is cancelled when the room stops.
+
+        An exception it raises is logged and does not stop the room.
+        """
+        if self._nursery is None:
+            raise RuntimeError(f"room {self._name!r} is not running")
+        self._nursery.start_soon(_logged, self, fn, *args)
+
+    # ------------------------------------------------------------------- internals
+
+    def _add(self, session: Session[Any, Any, Any]) -> None:
+        self._sessions[session._id] = session
+
+    def _remove(self, session: Session[Any, Any, Any]) -> None:
+        self._sessions.pop(session._id, None)
+
+    def _mark_busy(self) -> None:
+        self._active += 1
+        if self._idle_scope is not None:
+            self._idle_scope.deadline = float("inf")
+
+    def _mark_done(self) -> None:
+        self._active -= 1
+        if self._active == 0 and self._idle_scope is not None:
+            self._idle_scope.deadline = trio.current_time() + self._idle_delay()
+
+    def _idle_delay(self) -> float:
+        # A stopping room has nothing to wait for once its last session is gone.
+        return 0.0 if self._stopping else self._config.room_idle_timeout
+
+    async def _serve(self, request: ConnectRequest, wire: WireFormat, connection: Connection) -> None:
+        """Run a new session on ``connection`` in this room's nursery until it ends.
+
+        If the caller is cancelled (the transport is shutting down), the session is
+        closed with 1001 and the call returns once it has ended, within
+        ``close_timeout``.
+        """
+        session_class = type(self).session_class
+        nursery = self._nursery
+        if session_class is None or nursery is None:
+            raise RuntimeError(f"room {self._name!r} cannot admit sessions")
+        if self._stopping:
+            raise RoomsClosedError(f"room {self._name!r} is stopping")
+        session = session_class()
+        session._attach(self, request, wire, connection)
+        self._mark_busy()
+        nursery.start_soon(self._run_session, session, connection)
+        try:
+            await session._ended.wait()
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                session._begin_close(1001, "server shutting down")
+                await session._ended.wait()
+            raise
+
+    async def _run_session(self, session: Session[Any, Any, Any], connection: Connection) -> None:
+        try:
+            await session._run(connection, self)
+        finally:
+            self._mark_done()
+
+
+async def _logged(room: Room[Any], fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    try:
+        await fn(*args)
+    except Exception:
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("trio_rooms").exception("task %r of room %r failed", fn, room.name)

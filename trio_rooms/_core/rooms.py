@@ -1,0 +1,205 @@
+"""``Rooms`` and ``open_rooms``: the registry that owns every live room."""
+
+# The _core modules are one unit and share their protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar, final
+
+import trio
+
+from .._errors import RoomsClosedError
+from ..codec import WireFormat
+from .config import RoomsConfig, validate_room_name
+from .connection import Connection
+from .request import ConnectRequest
+from .room import Room
+from .stats import Counters, RoomsStatistics
+
+__all__ = ["Rooms", "open_rooms"]
+
+logger = logging.getLogger("trio_rooms")
+
+RoomT = TypeVar("RoomT", bound=Room[Any])
+RoomT_co = TypeVar("RoomT_co", bound=Room[Any], covariant=True)
+
+
+@final
+class _Slot:
+    """A name's place in the registry: its room while starting, running and stopping."""
+
+    __slots__ = ("ready", "room", "stopped", "stopping")
+
+    def __init__(self) -> None:
+        self.room: Room[Any] | None = None
+        self.ready = trio.Event()
+        self.stopped = trio.Event()
+        self.stopping = False
+
+
+@final
+class Rooms(Generic[RoomT_co]):
+    """The live rooms of one `open_rooms` block, created on demand by name.
+
+    Created by `open_rooms`, which owns the nursery every room runs in.
+    """
+
+    def __init__(self, factory: Callable[[str], RoomT_co], config: RoomsConfig, nursery: trio.Nursery) -> None:
+        self._factory = factory
+        self._config = config
+        self._nursery = nursery
+        self._slots: dict[str, _Slot] = {}
+        self._counters = Counters()
+        self._closing = False
+
+    @property
+    def config(self) -> RoomsConfig:
+        """The limits and options every room and transport of this `Rooms` uses."""
+        return self._config
+
+    async def get(self, name: str) -> RoomT_co:
+        """The live room called ``name``, created (and its ``on_start`` awaited) if needed.
+
+        Concurrent calls for one name share one room. A room that is being evicted is
+        waited for and then created anew.
+
+        Raises:
+            RoomNameError: ``name`` is not a valid room name.
+            RoomsClosedError: the `Rooms` is shutting down.
+            Exception: whatever the room's factory or ``on_start`` raised.
+        """
+        validate_room_name(name)
+        while True:
+            if self._closing:
+                raise RoomsClosedError("rooms are shutting down")
+            slot = self._slots.get(name)
+            if slot is None:
+                slot = self._slots[name] = _Slot()
+                try:
+                    room: RoomT_co = await self._nursery.start(self._run_room, name, slot)
+                finally:
+                    slot.ready.set()
+                    if slot.room is None and self._slots.get(name) is slot:
+                        del self._slots[name]
+                return room
+            if slot.stopping:
+                await slot.stopped.wait()
+            elif slot.room is None:
+                await slot.ready.wait()
+            else:
+                return slot.room  # pyright: ignore[reportReturnType] - slots hold this factory's rooms
+
+    def statistics(self) -> RoomsStatistics:
+        """A snapshot of the rooms, sessions, queues and message counters."""
+        rooms = [slot.room for slot in self._slots.values() if slot.room is not None]
+        sessions = [session for room in rooms for session in room._sessions.values()]
+        counters = self._counters
+        return RoomsStatistics(
+            rooms=len(rooms),
+            sessions=len(sessions),
+            queued_bytes=sum(session._outbound.queued_bytes for session in sessions),
+            messages_in=counters.messages_in,
+            messages_out=counters.messages_out,
+            dropped=counters.dropped,
+            invalid=counters.invalid,
+            errors=counters.errors,
+            closes=dict(counters.closes),
+        )
+
+    async def _serve(self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection) -> None:
+        """Run a session for ``connection`` in room ``name`` until it ends."""
+        room = await self.get(name)
+        await room._serve(request, wire, connection)
+
+    async def _run_room(self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]) -> None:
+        room = self._factory(name)
+        room._config = self._config
+        room._counters = self._counters
+        try:
+            async with trio.open_nursery() as nursery:
+                room._nursery = nursery
+                await room.on_start()
+                slot.room = room
+                task_status.started(room)
+                await self._wait_idle(room)
+                slot.stopping = room._stopping = True
+                await self._stop_room(room)
+                nursery.cancel_scope.cancel()
+        finally:
+            slot.stopped.set()
+            if self._slots.get(name) is slot:
+                del self._slots[name]
+
+    async def _wait_idle(self, room: Room[Any]) -> None:
+        """Return once the room has had no session for ``room_idle_timeout``.
+
+        At shutdown the room's sessions are closing: return as soon as they have ended.
+        """
+        while True:
+            with trio.CancelScope() as scope:
+                room._idle_scope = scope
+                if room._active == 0:
+                    scope.deadline = trio.current_time() + room._idle_delay()
+                await trio.sleep_forever()
+            room._idle_scope = None
+            if room._active == 0:
+                return
+
+    async def _stop_room(self, room: Room[Any]) -> None:
+        try:
+            await room.on_stop()
+        except Exception:
+            logger.exception("on_stop failed in room %r", room.name)
+
+    async def _shutdown(self) -> None:
+        """Close every session with 1001, then stop every room (``on_stop``).
+
+        Returns after ``shutdown_timeout`` at the latest; the caller cancels what is left.
+        """
+        self._closing = True
+        for slot in tuple(self._slots.values()):
+            room = slot.room
+            if room is None:
+                continue
+            room._stopping = True
+            for session in tuple(room._sessions.values()):
+                session._begin_close(1001, "server shutting down")
+            if room._idle_scope is not None and room._active == 0:
+                room._idle_scope.deadline = trio.current_time()
+        with trio.move_on_after(self._config.shutdown_timeout):
+            for slot in tuple(self._slots.values()):
+                await slot.stopped.wait()
+
+
+@asynccontextmanager
+async def open_rooms(
+    factory: Callable[[str], RoomT], *, config: RoomsConfig | None = None
+) -> AsyncGenerator[Rooms[RoomT]]:
+    """Own every room created through the returned `Rooms`.
+
+    ::
+
+        async with trio_rooms.open_rooms(ChatRoom) as rooms, trio.open_nursery() as nursery:
+            port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+
+    Leaving the block (normally, by an exception or by cancellation) shuts down
+    gracefully: no new room or session is accepted, every session is closed with 1001
+    and its ``on_close`` runs, then every room's ``on_stop``; whatever is still running
+    after ``config.shutdown_timeout`` is cancelled.
+
+    Args:
+        factory: Makes a room from its name: a `Room` subclass or any callable.
+        config: Limits and options; `RoomsConfig()` by default.
+    """
+    async with trio.open_nursery() as nursery:
+        rooms = Rooms(factory, config or RoomsConfig(), nursery)
+        try:
+            yield rooms
+        finally:
+            with trio.CancelScope(shield=True):
+                await rooms._shutdown()
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,496 @@
+"""``Session``: one connected client of a room, typed by its data and message unions."""
+
+# The _core modules are one unit and share their protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from abc import abstractmethod
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
+
+import attrs
+import orjson
+import trio
+
+from .._errors import DecodeError, SessionClosedError
+from .._message import Message
+from ..codec import Codec, WireFormat, make_codec
+from .connection import Connection, ConnectionEnded
+from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .request import ConnectRequest
+from .stats import Counters
+from .typeargs import is_concrete, resolve_type_args, union_members
+
+if TYPE_CHECKING:
+    from .room import Room
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("trio_rooms")
+
+DataT = TypeVar("DataT")
+ServerMsgT = TypeVar("ServerMsgT", bound=Message)
+ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+
+#: Largest write the session's writer hands to the transport at once.
+_WRITE_BATCH_BYTES = 256 * 1024
+
+#: Close codes an application may send (RFC 6455 section 7.4).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+
+_NO_DATA: Any = object()
+
+
+def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], ...]:
+    members = union_members(tp)
+    for member in members:
+        if not (isinstance(member, type) and issubclass(member, Message) and attrs.has(member)):
+            raise TypeError(
+                f"{owner}: {role} messages must be attrs classes deriving from "
+                f"trio_rooms.Message, got {member!r}"
+            )
+    return cast("tuple[type[Message], ...]", members)
+
+
+@cache
+def _codec(
+    classes: tuple[type[Message], ...], wire: WireFormat, camel_case: bool, forbid_extra_keys: bool
+) -> Codec[Message]:
+    return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
+
+
+def _error_frame(wire: WireFormat, reason: str) -> Frame:
+    # Library frames carry no "type", so they never collide with user messages.
+    if wire == "json":
+        return Frame(TEXT, orjson.dumps({"error": reason}))
+    import msgpack  # noqa: PLC0415 - only sessions speaking msgpack need it
+
+    return Frame(BINARY, msgpack.packb({"error": reason}))
+
+
+class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
+    """One client connected to a room.
+
+    Subclass it with concrete type arguments; the message unions are read from them
+    when the class is created::
+
+        class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
+            async def create_data(self, request: ConnectRequest) -> ChatData:
+                return ChatData(name=request.query.get("name", "anon"))
+
+            async def on_message(self, message: ClientMsg) -> None:
+                match message:
+                    case SendChat(text=text):
+                        self.broadcast(Chat(author=self.data.name, text=text))
+                    case _:
+                        assert_never(message)
+
+    The library creates sessions (subclasses are constructed with no arguments). A
+    session's messages are handled one at a time, in the order they arrived; sessions
+    of one room run concurrently.
+    """
+
+    _server_classes: ClassVar[tuple[type[Message], ...] | None] = None
+    _client_classes: ClassVar[tuple[type[Message], ...] | None] = None
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        args = resolve_type_args(cls, Session)
+        if args is None or len(args) != 3:
+            raise TypeError(
+                f"{cls.__qualname__} must subclass Session[Data, ServerMsg, ClientMsg] "
+                "with its type arguments"
+            )
+        if not is_concrete(args[1:]):
+            return  # a generic intermediate class; its subclasses bind the messages
+        cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
+        cls._client_classes = _message_classes(args[2], cls.__qualname__, "client")
+
+    def __init__(self) -> None:
+        self._id = secrets.token_urlsafe(18)
+        self._data: DataT = _NO_DATA
+        self._room: Room[Any] | None = None
+        self._request: ConnectRequest | None = None
+        self._format: WireFormat = "json"
+        self._encode: Callable[[Message], bytes] = _unbound_encode
+        self._decode: Callable[[str | bytes], Message] = _unbound_decode
+        self._outbound = OutboundQueue(1, 1)
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._send_close = True
+        self._closed_by_peer = False
+        self._admitted = False
+        self._reader_scope = trio.CancelScope()
+        self._writer_scope = trio.CancelScope()
+        self._handler_scope = trio.CancelScope()
+        self._close_sent = trio.Event()
+        self._ended = trio.Event()
+
+    # ----------------------------------------------------------------- attributes
+
+    @property
+    def id(self) -> str:
+        """This session's id: unguessable, unique, kept across resumes."""
+        return self._id
+
+    @property
+    def data(self) -> DataT:
+        """The per-session data `create_data` returned."""
+        if self._data is _NO_DATA:
+            raise RuntimeError("Session.data is not set until create_data() has returned")
+        return self._data
+
+    @data.setter
+    def data(self, value: DataT) -> None:
+        self._data = value
+
+    @property
+    def room(self) -> Room[Self]:
+        """The room this session belongs to."""
+        if self._room is None:
+            raise RuntimeError("this session has not been attached to a room")
+        return self._room
+
+    @property
+    def request(self) -> ConnectRequest:
+        """The handshake request that opened this connection."""
+        if self._request is None:
+            raise RuntimeError("this session has not been attached to a connection")
+        return self._request
+
+    @property
+    def format(self) -> WireFormat:
+        """The wire format of this connection: ``"json"`` (text frames) or ``"msgpack"``."""
+        return self._format
+
+    @property
+    def closed(self) -> bool:
+        """True once the session has started closing; sends are then dropped."""
+        return self._close_code is not None
+
+    # ---------------------------------------------------------------------- hooks
+
+    @abstractmethod
+    async def create_data(self, request: ConnectRequest) -> DataT:
+        """Make the data of a new session; runs once per fresh connection.
+
+        An exception here closes the connection with 1011 and the session is never
+        admitted (`on_close` does not run).
+        """
+
+    async def on_connect(self) -> None:
+        """Run once the session is admitted to its room (after `create_data`).
+
+        The session is already in ``room.sessions``, so a broadcast from here reaches
+        it too unless ``exclude_self=True``.
+        """
+
+    @abstractmethod
+    async def on_message(self, message: ClientMsgT) -> None:
+        """Handle one client message; the next one waits until this returns."""
+
+    async def on_bytes(self, data: bytes) -> None:
+        """Handle a binary frame on a JSON session; by default it is invalid input."""
+        await self.on_invalid(DecodeError("binary frames are not accepted by this session"))
+
+    async def on_invalid(self, error: DecodeError) -> None:
+        """Handle a frame that did not decode; by default reply ``{"error": reason}``.
+
+        The connection stays open.
+        """
+        self._enqueue(_error_frame(self._format, str(error)))
+
+    async def on_error(self, error: Exception) -> None:
+        """Handle an exception raised by another hook; by default log it.
+
+        The connection stays open.
+        """
+        logger.error(
+            "unhandled error in session %s of room %r",
+            self._id,
+            self._room.name if self._room is not None else None,
+            exc_info=error,
+        )
+
+    async def on_close(self, code: int, reason: str) -> None:
+        """Run exactly once when an admitted session ends, whatever ended it.
+
+        ``code`` is the close code the peer sent, the one the server sent, or 1006 when
+        the connection was lost. The session is no longer in ``room.sessions``, so a
+        broadcast from here reaches only the others.
+        """
+
+    # -------------------------------------------------------------------- actions
+
+    def send(self, message: ServerMsgT) -> None:
+        """Queue ``message`` for this client.
+
+        Never blocks. If the client's outbound queue is full, the client is closed with
+        1008 (slow consumer). After the session started closing, the message is dropped.
+        """
+        if self._close_code is None:
+            self._enqueue(Frame(TEXT if self._format == "json" else BINARY, self._encode(message)))
+        else:
+            self._counters().dropped += 1
+
+    def send_bytes(self, data: bytes) -> None:
+        """Queue a binary frame carrying ``data`` as it is; never blocks, like `send`."""
+        if self._close_code is None:
+            self._enqueue(Frame(BINARY, bytes(data)))
+        else:
+            self._counters().dropped += 1
+
+    def broadcast(self, message: ServerMsgT, *, exclude_self: bool = False) -> None:
+        """Queue ``message`` for every session of the room (this one too, unless ``exclude_self``).
+
+        Never blocks: see `Room.broadcast`.
+        """
+        self.room.broadcast(message, exclude=(self._id,) if exclude_self else ())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close this session: flush what is queued, then send the close frame.
+
+        Returns once the close frame is written (at most ``RoomsConfig.close_timeout``);
+        `on_close` runs after the current handler returns. Closing a closed session does
+        nothing.
+
+        Raises:
+            ValueError: ``code`` is not one an endpoint may send, or ``reason`` is longer
+                than 123 bytes.
+        """
+        if not (code in _SENDABLE_CODES or 3000 <= code <= 4999):
+            raise ValueError(f"close code {code} cannot be sent: use 1000, 1001, 1008, 1011 or 3000-4999")
+        if len(reason.encode()) > 123:
+            raise ValueError("a close reason is at most 123 bytes of UTF-8")
+        self._begin_close(code, reason)
+        await self._close_sent.wait()
+
+    # ------------------------------------------------------------------- internals
+
+    def _counters(self) -> Counters:
+        room = self._room
+        assert room is not None
+        return room._counters
+
+    def _attach(
+        self, room: Room[Any], request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> None:
+        cls = type(self)
+        if cls._server_classes is None or cls._client_classes is None:
+            raise TypeError(f"{cls.__qualname__} is generic: subclass it with concrete messages")
+        config = room._config
+        self._room = room
+        self._request = request
+        self._format = wire
+        options = (wire, config.camel_case, config.forbid_extra_keys)
+        self._encode = _codec(cls._server_classes, *options).encode
+        self._decode = _codec(cls._client_classes, *options).decode
+        self._outbound = OutboundQueue(config.outbound_max_messages, config.outbound_max_bytes)
+        connection.attach(self._outbound)
+
+    def _enqueue(self, frame: Frame) -> None:
+        counters = self._counters()
+        try:
+            if self._outbound.put(frame):
+                counters.messages_out += 1
+            else:
+                counters.dropped += 1
+        except QueueOverflow:
+            counters.dropped += 1
+            self._begin_close(1008, "slow consumer", discard=True)
+
+    def _begin_close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        send_close: bool = True,
+        discard: bool = False,
+        by_peer: bool = False,
+    ) -> None:
+        """Start ending the session; only the first call decides the code."""
+        outbound = self._outbound
+        if self._close_code is not None:
+            if not send_close:  # the transport is gone now: stop trying to write
+                self._send_close = False
+                outbound.clear()
+                outbound.close()
+                self._writer_scope.cancel()
+            return
+        self._close_code = code
+        self._close_reason = reason
+        self._send_close = send_close
+        self._closed_by_peer = by_peer
+        if self._room is not None:
+            self._room._remove(self)
+        if discard or not send_close:
+            outbound.clear()
+        outbound.close()
+        timeout = self._room._config.close_timeout if self._room is not None else 0.0
+        deadline = trio.current_time() + timeout
+        self._writer_scope.deadline = deadline
+        if not by_peer:
+            # We initiated: give the peer until the deadline to answer our close frame,
+            # and the running handler until then to return.
+            self._reader_scope.deadline = deadline
+            self._handler_scope.deadline = deadline
+
+    async def _run(self, connection: Connection, room: Room[Any]) -> None:
+        """Serve this session until it ends; runs in the room's nursery."""
+        config = room._config
+        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](config.inbound_max_messages)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, connection)
+                nursery.start_soon(self._read_loop, connection, inbox_send)
+                async with inbox_receive:
+                    if await self._admit(room):
+                        try:
+                            with self._handler_scope:
+                                await self._handle_loop(inbox_receive)
+                        finally:
+                            await self._finish()
+        except Exception:
+            # A transport or library failure ends this session only, never the room.
+            logger.exception("session %s of room %r failed", self._id, room.name)
+            self._begin_close(1011, "internal error", send_close=False)
+        finally:
+            self._close_sent.set()
+            self._ended.set()
+            room._counters.closes[self._close_code or 1006] += 1
+
+    async def _admit(self, room: Room[Any]) -> bool:
+        try:
+            self._data = await self.create_data(self.request)
+        except Exception:
+            logger.exception("create_data failed for a session of room %r", room.name)
+            self._begin_close(1011, "session setup failed")
+            return False
+        if self._close_code is not None:
+            return False  # the peer left while create_data ran
+        if room._stopping:
+            self._begin_close(1001, "server shutting down")
+            return False
+        room._add(self)
+        self._admitted = True
+        try:
+            await self.on_connect()
+        except Exception as exc:
+            await self._report(exc)
+            self._begin_close(1011, "session setup failed")
+        return True
+
+    async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
+        json_session = self._format == "json"
+        async for item in inbox:
+            if self._close_code is not None and not self._closed_by_peer:
+                continue  # we are closing: what the peer still sends is not handled
+            try:
+                if json_session and isinstance(item, bytes):
+                    await self.on_bytes(item)
+                    continue
+                if not json_session and isinstance(item, str):
+                    raise DecodeError("expected a binary (msgpack) frame, got a text frame")
+                message = cast("ClientMsgT", self._decode(item))
+            except DecodeError as error:
+                self._counters().invalid += 1
+                await self._guarded(self.on_invalid(error))
+                continue
+            except Exception as exc:
+                await self._report(exc)
+                continue
+            await self._guarded(self.on_message(message))
+
+    async def _guarded(self, hook: Any) -> None:
+        try:
+            await hook
+        except Exception as exc:
+            await self._report(exc)
+
+    async def _report(self, error: Exception) -> None:
+        self._counters().errors += 1
+        try:
+            await self.on_error(error)
+        except Exception:
+            logger.exception("on_error raised in session %s", self._id)
+
+    async def _finish(self) -> None:
+        if self._close_code is None:  # cancelled from outside (hard shutdown)
+            self._begin_close(1006, "cancelled", send_close=False)
+        with trio.CancelScope(shield=True) as scope:
+            room = self._room
+            assert room is not None
+            scope.deadline = trio.current_time() + room._config.close_timeout
+            code = self._close_code
+            assert code is not None
+            await self._guarded(self.on_close(code, self._close_reason))
+
+    async def _read_loop(self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]) -> None:
+        counters = self._counters()
+        with self._reader_scope:
+            async with inbox:
+                try:
+                    while True:
+                        message = await connection.receive()
+                        counters.messages_in += 1
+                        await inbox.send(message)
+                except ConnectionEnded as ended:
+                    self._begin_close(
+                        ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
+                    )
+                    if not ended.by_peer:
+                        await self._drain(connection)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    # The handler is gone (setup failed) or the transport broke.
+                    self._begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        if self._close_code is None:  # our deadline cut the peer off
+            self._begin_close(1006, "close timeout", send_close=False, by_peer=True)
+
+    async def _drain(self, connection: Connection) -> None:
+        # After closing for a protocol violation, read (and drop) until the peer's close
+        # frame: closing a socket with unread input resets it, and the peer would lose
+        # our close frame. The reader's deadline bounds this.
+        with contextlib.suppress(ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError):
+            while True:
+                await connection.receive()
+
+    async def _write_loop(self, connection: Connection) -> None:
+        outbound = self._outbound
+        with self._writer_scope:
+            try:
+                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                    await connection.send(batch)
+                if self._send_close:
+                    code = self._close_code
+                    assert code is not None
+                    # Echo 1005 ("no code") as a plain normal closure.
+                    await connection.close(1000 if code in (1005, 1006) else code, self._close_reason)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        self._close_sent.set()
+        if self._close_code is None:
+            self._begin_close(1006, "write timeout", send_close=False)
+        if self._room is not None:
+            # Nothing more will be written: let the reader go if the peer never answers.
+            timeout = self._room._config.close_timeout
+            self._reader_scope.deadline = min(self._reader_scope.deadline, trio.current_time() + timeout)
+
+    async def _wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def _check_open(self) -> None:
+        if self._close_code is not None:
+            raise SessionClosedError(f"session {self._id} is closed")
+
+
+def _unbound_encode(message: Message) -> bytes:
+    raise RuntimeError("this session has not been attached to a connection")
+
+
+def _unbound_decode(data: str | bytes) -> Message:
+    raise RuntimeError("this session has not been attached to a connection")

@@ -1,0 +1,51 @@
+"""Counters shared by every room of a ``Rooms``, and their frozen snapshot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import final
+
+import attrs
+
+__all__ = ["Counters", "RoomsStatistics"]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RoomsStatistics:
+    """A snapshot of a ``Rooms``, from `Rooms.statistics`."""
+
+    #: Live rooms.
+    rooms: int
+    #: Admitted sessions, over all rooms.
+    sessions: int
+    #: Bytes waiting in outbound queues, over all sessions.
+    queued_bytes: int
+    #: Client messages received (complete frames, valid or not).
+    messages_in: int
+    #: Messages put on outbound queues (a broadcast to N sessions counts N).
+    messages_out: int
+    #: Messages dropped because their session was already closing.
+    dropped: int
+    #: Client frames that failed to decode.
+    invalid: int
+    #: Hook exceptions reported to ``on_error``.
+    errors: int
+    #: Ended sessions by close code (1006: the connection was lost without a close frame).
+    closes: Mapping[int, int]
+
+
+@final
+class Counters:
+    """Mutable counters, incremented on hot paths (plain attributes, no locking: trio)."""
+
+    __slots__ = ("closes", "dropped", "errors", "invalid", "messages_in", "messages_out")
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.messages_out = 0
+        self.dropped = 0
+        self.invalid = 0
+        self.errors = 0
+        self.closes: Counter[int] = Counter()

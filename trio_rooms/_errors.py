@@ -1,0 +1,63 @@
+"""Exceptions raised by trio_rooms.
+
+::
+
+    RoomsError
+    ├── DecodeError (ValueError)        a frame or body did not decode to a known message
+    ├── RoomNameError (ValueError)      a room name outside the documented pattern
+    ├── ConnectionClosedError (trio.BrokenResourceError)
+    │                                   a client's connection was closed by the server or lost
+    ├── RoomsClosedError (trio.ClosedResourceError)
+    │                                   the rooms (or this room) are shutting down
+    └── SessionClosedError (trio.ClosedResourceError)
+                                        an action on a session that has already ended
+"""
+
+from __future__ import annotations
+
+import trio
+
+__all__ = ["ConnectionClosedError", "DecodeError", "RoomNameError", "RoomsClosedError", "RoomsError", "SessionClosedError"]
+
+
+class RoomsError(Exception):
+    """Base class of every exception trio_rooms raises on purpose."""
+
+
+class DecodeError(RoomsError, ValueError):
+    """A frame could not be decoded into one of the expected messages.
+
+    ``str(error)`` is the precise reason, with the field path where one applies, for
+    example ``expected int @ $.items[1].id``. It is what the default
+    ``Session.on_invalid`` sends back to the client.
+    """
+
+
+class RoomNameError(RoomsError, ValueError):
+    """A room name does not match ``trio_rooms.ROOM_NAME_PATTERN``."""
+
+    def __init__(self, name: str) -> None:
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        super().__init__(f"invalid room name {shown!r}: expected 1-128 of A-Z a-z 0-9 _ . ~ -")
+        self.name = name
+
+
+class ConnectionClosedError(RoomsError, trio.BrokenResourceError):
+    """A client's connection ended: the server closed it, or the network dropped it.
+
+    ``code`` is the close code the server sent (1006 when the connection was lost
+    without a close frame); ``reason`` its reason.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"connection closed with {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+
+class RoomsClosedError(RoomsError, trio.ClosedResourceError):
+    """The rooms are shutting down, or the room is stopping: nothing new is admitted."""
+
+
+class SessionClosedError(RoomsError, trio.ClosedResourceError):
+    """The session has ended; nothing more can be sent on it or persisted for it."""

@@ -1,0 +1,72 @@
+"""``JsonCodec``: messages as JSON text, through orjson."""
+
+from __future__ import annotations
+
+from typing import Literal, final
+
+import orjson
+
+from .._errors import DecodeError
+from ._base import BaseCodec, MsgT
+
+__all__ = ["JsonCodec"]
+
+# orjson refuses input nested deeper than this, before building anything.
+JSON_MAX_DEPTH = 1024
+
+
+@final
+class JsonCodec(BaseCodec[MsgT]):
+    """Messages as JSON objects, sent in text frames.
+
+    ::
+
+        codec = JsonCodec(SendChat, SetName)   # Codec[SendChat | SetName]
+        codec.encode(SetName(name="ada"))       # b'{"type":"setName","name":"ada"}'
+        codec.decode('{"type":"setName","name":"ada"}')
+
+    Decoding is strict: no coercion between types (an int is accepted for a
+    float), no extra keys unless ``forbid_extra_keys=False``, no NaN or
+    infinities, integers within 64 bits.
+    """
+
+    __slots__ = ()
+
+    @property
+    def format(self) -> Literal["json"]:
+        """``"json"``: frames are text."""
+        return "json"
+
+    def encode(self, message: MsgT) -> bytes:
+        """The UTF-8 JSON text of ``message``, ready for a text frame.
+
+        Raises:
+            TypeError: ``message`` is not an instance of one of the codec's classes.
+            ValueError: ``message`` holds an integer beyond 64 bits or a float that
+                is not finite.
+        """
+        obj = self._to_object(message)
+        try:
+            return orjson.dumps(obj)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"cannot encode {type(message).__qualname__}: {exc}") from exc
+
+    def decode(self, data: bytes | str) -> MsgT:
+        """The message in the JSON text ``data`` (UTF-8 if bytes).
+
+        Raises:
+            DecodeError: ``data`` is not valid JSON or not one of the codec's
+                messages; nothing else is raised.
+        """
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            reason = str(exc)
+            if reason.startswith("depth limit exceeded"):
+                raise DecodeError(
+                    f"nesting too deep: more than {JSON_MAX_DEPTH} levels"
+                ) from exc
+            raise DecodeError(f"invalid JSON: {reason[:200]}") from exc
+        if type(obj) is not dict:
+            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+        return self._from_object(obj)

@@ -1,0 +1,57 @@
+"""Server-to-client WebSocket frames (RFC 6455 section 5.2), built without wsproto.
+
+Server frames are never masked, so a frame's bytes are the same for every recipient:
+a broadcast frames its payload once and every session writes the same object.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .._core.outbound import Frame
+
+__all__ = ["close_frame", "http_response", "wire_bytes"]
+
+_SHORT = struct.Struct("!BB")
+_MEDIUM = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    size = len(payload)
+    first = 0x80 | opcode  # FIN: we never fragment
+    if size < 126:
+        return _SHORT.pack(first, size) + payload
+    if size < 65536:
+        return _MEDIUM.pack(first, 126, size) + payload
+    return _LONG.pack(first, 127, size) + payload
+
+
+def wire_bytes(frame: Frame) -> bytes:
+    """The framed bytes of ``frame``, built on first use and cached on it."""
+    wire = frame.wire
+    if wire is None:
+        wire = frame.wire = _frame(frame.opcode, frame.payload)
+    return wire
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame carrying ``code`` and ``reason`` (at most 123 bytes, cut if longer)."""
+    # Cut at 123 bytes without splitting a UTF-8 sequence: peers reject invalid reasons.
+    data = reason.encode()[:123].decode(errors="ignore").encode()
+    return _frame(0x8, code.to_bytes(2, "big") + data)
+
+
+_REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 503: "Service Unavailable"}
+
+
+def http_response(status: int, body: str) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response with a plain-text body."""
+    data = body.encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        "content-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(data)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + data

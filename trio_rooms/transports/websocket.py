@@ -1,0 +1,289 @@
+"""The embedded WebSocket server: trio streams and wsproto, built for fan-out.
+
+wsproto parses the handshake and the client's (masked, possibly fragmented) frames;
+outbound frames are framed here once per broadcast (see `_framing`) and each
+session's queued frames are written with one ``send_all``.
+"""
+
+# The transport and the core it serves are one package; the transport uses the
+# core's protected entry points.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from functools import partial
+from typing import Any, final
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as WsprotoConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
+
+from .._core.config import RoomsConfig
+from .._core.connection import ConnectionEnded
+from .._core.outbound import PING, PONG, Frame, OutboundQueue
+from .._core.request import ConnectRequest
+from .._core.rooms import Rooms
+from .._core.routing import HttpRejection, route_websocket
+from .._errors import RoomsClosedError
+from ._framing import close_frame, http_response, wire_bytes
+
+__all__ = ["serve_websocket"]
+
+logger = logging.getLogger("trio_rooms")
+
+_RECEIVE_SIZE = 65536
+
+
+async def serve_websocket(
+    rooms: Rooms[Any],
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``rooms`` over WebSocket on ``host:port`` until cancelled.
+
+    Clients connect to ``ws://host:port{prefix}/{room}/websocket`` (``?format=msgpack``
+    for binary frames). With ``nursery.start``, returns the bound port once listening
+    (pass port 0 for a free one).
+
+    Each connection runs in its own task; whatever goes wrong in one (a bad frame, a
+    reset, a failing hook) ends that connection only. When cancelled, the server stops
+    accepting, closes its sessions with 1001 and returns once they have ended.
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
+    bound: int = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, partial(_serve_stream, rooms), listeners)
+        task_status.started(bound)
+
+
+async def _serve_stream(rooms: Rooms[Any], stream: trio.SocketStream) -> None:
+    try:
+        await serve_stream(rooms, stream)
+    except Exception:
+        # Never let one connection reach the listener: it would stop the server.
+        logger.exception("connection failed")
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
+    """Run one WebSocket connection on ``stream`` until its session ends.
+
+    The handshake must complete within ``handshake_timeout``; a request for another
+    path is answered with 404 and an invalid room name with 400, before any room
+    exists. Does not close ``stream``.
+    """
+    config = rooms.config
+    accepted = await _handshake(stream, config)
+    if accepted is None:
+        return
+    ws, request = accepted
+    try:
+        target = route_websocket(config, request.target)
+    except HttpRejection as rejection:
+        await stream.send_all(http_response(rejection.status, rejection.body))
+        return
+    await stream.send_all(ws.send(AcceptConnection()))
+    proto = ws.connection
+    assert proto is not None
+    connection = _StreamConnection(stream, proto, config)
+    connect_request = ConnectRequest(
+        room=target.room,
+        path=target.path,
+        query_string=target.query_string,
+        headers=_headers(request),
+        client=_peer(stream),
+        subprotocols=tuple(request.subprotocols),
+    )
+    try:
+        await rooms._serve(target.room, connect_request, target.wire, connection)
+    except RoomsClosedError:
+        await connection.close(1001, "server shutting down")
+    except Exception:
+        logger.exception("room %r could not admit a session", target.room)
+        await connection.close(1011, "room failed to start")
+
+
+async def _handshake(stream: trio.abc.Stream, config: RoomsConfig) -> tuple[WSConnection, Request] | None:
+    """Read the opening handshake; None if the client left, timed out or was answered."""
+    ws = WSConnection(ConnectionType.SERVER)
+    with trio.move_on_after(config.handshake_timeout):
+        while True:
+            try:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+            except trio.BrokenResourceError:
+                return None
+            if not data:
+                return None
+            try:
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, Request):
+                        return ws, event
+            except RemoteProtocolError as exc:
+                await stream.send_all(_reject_handshake(exc))
+                return None
+    return None
+
+
+def _reject_handshake(exc: RemoteProtocolError) -> bytes:
+    message = str(exc)
+    if "Connection: Upgrade" in message or "Upgrade: WebSocket" in message:
+        return http_response(400, "Expected websocket")
+    return http_response(400, f"Bad Request: {message}")
+
+
+def _headers(request: Request) -> tuple[tuple[str, str], ...]:
+    headers = [("host", request.host)]
+    headers.extend(
+        (bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
+        for name, value in request.extra_headers
+    )
+    return tuple(headers)
+
+
+def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    if isinstance(stream, trio.SocketStream):
+        address: object = stream.socket.getpeername()
+        if isinstance(address, tuple) and len(address) >= 2:  # pyright: ignore[reportUnknownArgumentType] - AF_INET/AF_INET6
+            host, port = address[0], address[1]  # pyright: ignore[reportUnknownVariableType]
+            if isinstance(host, str) and isinstance(port, int):
+                return host, port
+    return None
+
+
+@final
+class _StreamConnection:
+    """`Connection` over a trio stream, after the handshake."""
+
+    def __init__(self, stream: trio.abc.Stream, proto: WsprotoConnection, config: RoomsConfig) -> None:
+        self._stream = stream
+        self._proto = proto
+        self._config = config
+        self._outbound: OutboundQueue | None = None
+        self._ready: deque[str | bytes] = deque()
+        self._parts: list[Any] = []
+        self._size = 0
+        self._ended: ConnectionEnded | None = None
+        self._violated = False
+        self._close_sent = False
+        self._heard_at = trio.current_time()
+        self._pinged_at: float | None = None
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        self._outbound = outbound
+
+    async def receive(self) -> str | bytes:
+        while not self._ready:
+            if self._ended is not None:
+                ended, self._ended = self._ended, None
+                raise ended
+            await self._receive_some()
+        return self._ready.popleft()
+
+    async def send(self, frames: list[Frame]) -> None:
+        if len(frames) == 1:
+            await self._stream.send_all(wire_bytes(frames[0]))
+        else:
+            await self._stream.send_all(b"".join([wire_bytes(frame) for frame in frames]))
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self._close_sent:
+            self._close_sent = True
+            await self._stream.send_all(close_frame(code, reason))
+
+    async def _receive_some(self) -> None:
+        config = self._config
+        if self._pinged_at is None:
+            deadline = self._heard_at + config.ping_interval
+        else:
+            deadline = self._pinged_at + config.ping_timeout
+        data = None
+        with trio.move_on_at(deadline):
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+        if data is None:
+            self._keepalive()
+        elif not data:
+            raise ConnectionEnded(1006, "connection lost", by_peer=True, send_close=False)
+        else:
+            self._heard_at = trio.current_time()
+            self._pinged_at = None
+            self._feed(data)
+
+    def _keepalive(self) -> None:
+        if self._pinged_at is not None:
+            raise ConnectionEnded(1006, "keepalive timeout", by_peer=True, send_close=False)
+        self._pinged_at = trio.current_time()
+        if self._outbound is not None:
+            self._outbound.put_control(Frame(PING, b""))
+
+    def _feed(self, data: bytes) -> None:
+        if self._violated:
+            return  # the frame parser is out of sync: drop input until the peer closes
+        proto = self._proto
+        proto.receive_data(data)
+        for event in proto.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                self._add_part(event)
+            elif isinstance(event, Ping):
+                if self._outbound is not None:
+                    self._outbound.put_control(Frame(PONG, bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                self._on_close(event)
+                return
+
+    def _add_part(self, event: TextMessage | BytesMessage) -> None:
+        data = event.data
+        if self._size < 0:  # a message over the limit: drop the rest of it
+            if event.message_finished:
+                self._size = 0
+            return
+        if isinstance(data, str):
+            self._size += len(data) if data.isascii() else len(data.encode())
+        else:
+            self._size += len(data)
+        if self._size > self._config.max_message_size:
+            self._parts.clear()
+            self._size = 0 if event.message_finished else -1
+            self._end(1009, "message too big")
+            return
+        if not event.message_finished:
+            self._parts.append(data)
+            return
+        parts = self._parts
+        if parts:
+            parts.append(data)
+            data = "".join(parts) if isinstance(data, str) else b"".join(parts)
+            parts.clear()
+        self._size = 0
+        self._ready.append(data if isinstance(data, str) else bytes(data))
+
+    def _on_close(self, event: CloseConnection) -> None:
+        if self._proto.state is ConnectionState.OPEN:
+            # wsproto reports a protocol error as a CloseConnection without changing
+            # state (RFC 6455 7.4.1: 1002 protocol error, 1007 invalid UTF-8).
+            self._violated = True
+            self._end(int(event.code), event.reason or "protocol error")
+        elif self._ended is None or not self._ended.by_peer:
+            self._ended = ConnectionEnded(int(event.code), event.reason or "", by_peer=True)
+
+    def _end(self, code: int, reason: str) -> None:
+        if self._ended is None:
+            self._ended = ConnectionEnded(code, reason, by_peer=False)
