@@ -38,6 +38,16 @@ class Codec(Protocol[MsgT]):
         """The wire format, which also says the kind of frame: text or binary."""
         ...
 
+    @property
+    def classes(self) -> tuple[type[MsgT], ...]:
+        """The message classes, in the order given."""
+        ...
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The wire tags of :attr:`classes`, in the same order."""
+        ...
+
     def encode(self, message: MsgT) -> bytes:
         """The frame payload for ``message``: ``{"type": tag, ...fields}``.
 
@@ -62,12 +72,13 @@ class Codec(Protocol[MsgT]):
 
 
 def _check_message_class(cls: object) -> type[Message]:
-    if not (isinstance(cls, type) and issubclass(cls, Message) and attrs.has(cls)):
-        raise TypeError(
-            f"{cls!r} is not a message class: expected an attrs class deriving from "
-            "trio_rooms.Message"
-        )
-    return cls
+    if isinstance(cls, type) and issubclass(cls, Message):
+        message_cls: type[Message] = cls
+        if attrs.has(message_cls):
+            return cls
+    raise TypeError(
+        f"{cls!r} is not a message class: expected an attrs class deriving from trio_rooms.Message"
+    )
 
 
 class BaseCodec(Generic[MsgT]):
@@ -100,8 +111,7 @@ class BaseCodec(Generic[MsgT]):
             tag = _check_message_class(cls).tag
             if tag in by_tag:
                 raise TypeError(
-                    f"{by_tag[tag].__qualname__} and {cls.__qualname__} have the same "
-                    f"tag {tag!r}"
+                    f"{by_tag[tag].__qualname__} and {cls.__qualname__} have the same tag {tag!r}"
                 )
             by_tag[tag] = cls
         converter = WireConverter(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)

@@ -18,6 +18,10 @@ rules or to report wire names in paths. This is the only module that handles
 cattrs' ``Any``.
 """
 
+# This module is where cattrs' ``Any`` lives (hooks take and return any wire
+# value); none of it reaches a public signature.
+# ruff: noqa: ANN401
+
 from __future__ import annotations
 
 import enum
@@ -25,7 +29,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -56,6 +60,7 @@ _MAX_ERRORS = 3
 _MAX_MESSAGE = 1000
 
 _Hook = Callable[..., Any]
+_Factory = Callable[[Any], _Hook]
 _NoneType = type(None)
 _MISSING: Any = object()
 
@@ -96,7 +101,7 @@ def _structure_int(value: Any, _type: Any = None) -> int:
     if type(value) is int:
         return value
     # orjson turns integer literals beyond 64 bits into floats instead of failing.
-    if type(value) is float and value.is_integer() and not -(2**63) <= value < 2**64:
+    if type(value) is float and value.is_integer() and not -(2**63) < value < 2**64:
         raise _Invalid("integer out of 64-bit range")
     raise _Invalid("expected int")
 
@@ -130,6 +135,18 @@ def _structure_none(value: Any, _type: Any = None) -> None:
         raise _Invalid("expected null")
 
 
+def _is_none(tp: Any) -> bool:
+    return tp is None
+
+
+def _none_structure(_tp: Any) -> _Hook:
+    return _structure_none
+
+
+def _identity_factory(_tp: Any) -> _Hook:
+    return _identity
+
+
 def _unstructure_float(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"cannot encode {value!r}: only finite floats go on the wire")
@@ -138,6 +155,7 @@ def _unstructure_float(value: float) -> float:
 
 # --- type classification -------------------------------------------------
 
+_SCALARS: tuple[Any, ...] = (int, float, str, bool, _NoneType)
 _SEQUENCES: dict[Any, type] = {list: list, tuple: tuple, Sequence: tuple}
 _MAPPINGS: tuple[Any, ...] = (dict, Mapping)
 
@@ -269,16 +287,17 @@ class WireConverter:
         ):
             conv.register_structure_hook(tp, structure)
             conv.register_unstructure_hook(tp, unstructure)
-        for predicate, structure, unstructure in (
-            (lambda t: t is None, lambda _: _structure_none, lambda _: _identity),
+        factories: list[tuple[Callable[[Any], bool], _Factory, _Factory]] = [
+            (_is_none, _none_structure, _identity_factory),
             (_is_newtype, self._strip_structure, self._strip_unstructure),
             (_is_annotated, self._strip_structure, self._strip_unstructure),
-            (_is_literal, _literal_structure, lambda _: _identity),
+            (_is_literal, _literal_structure, _identity_factory),
             (_is_sequence, self._sequence_structure, self._sequence_unstructure),
             (_is_mapping, self._mapping_structure, self._mapping_unstructure),
             (_is_union, self._union_structure, self._union_unstructure),
             (_is_attrs, self._attrs_structure, self._attrs_unstructure),
-        ):
+        ]
+        for predicate, structure, unstructure in factories:
             conv.register_structure_hook_factory(predicate, structure)
             conv.register_unstructure_hook_factory(predicate, unstructure)
 
@@ -320,6 +339,7 @@ class WireConverter:
     # -- hook lookup ------------------------------------------------------
 
     def structure_hook(self, tp: Any) -> _Hook:
+        self._check_class(tp)
         self._register_enum(tp)
         key = ("s", tp)
         if key in self._building:
@@ -328,6 +348,7 @@ class WireConverter:
         return self._cattrs.get_structure_hook(tp)
 
     def unstructure_hook(self, tp: Any) -> _Hook:
+        self._check_class(tp)
         self._register_enum(tp)
         key = ("u", tp)
         if key in self._building:
@@ -347,13 +368,20 @@ class WireConverter:
 
         return call
 
+    @staticmethod
+    def _check_class(tp: Any) -> None:
+        # cattrs dispatches some classes (bytes, Path, subclasses of str, int
+        # and float) before any factory, to hooks that coerce: refuse them here.
+        if isinstance(tp, type) and not (tp in _SCALARS or _is_enum(tp) or _is_attrs(tp)):
+            raise TypeError(f"unsupported type on the wire: {tp!r}")
+
     def _register_enum(self, tp: Any) -> None:
         # cattrs dispatches int and str subclasses (IntEnum, StrEnum) to the int
         # and str hooks before any factory, so each enum gets its own hooks.
         if _is_enum(tp) and tp not in self._enums:
             self._enums.add(tp)
             self._cattrs.register_structure_hook(tp, _enum_structure(tp))
-            self._cattrs.register_unstructure_hook(tp, _enum_unstructure(tp))
+            self._cattrs.register_unstructure_hook(tp, _unstructure_enum)
 
     @staticmethod
     def _unsupported(tp: Any) -> _Hook:
@@ -381,12 +409,20 @@ class WireConverter:
             hooks = [self.unstructure_hook(a) for a in args]
             if all(h is _identity for h in hooks):
                 return _identity
-            return lambda value: [h(v) for h, v in zip(hooks, value, strict=True)]
+
+            def unstructure_tuple(value: Sequence[Any]) -> list[Any]:
+                return [h(v) for h, v in zip(hooks, value, strict=True)]
+
+            return unstructure_tuple
         item = self.unstructure_hook(args[0] if args else Any)
         if item is _identity:
             # orjson and msgpack both write lists and tuples of plain values as arrays.
             return _identity
-        return lambda value: [item(v) for v in value]
+
+        def unstructure_sequence(value: Sequence[Any]) -> list[Any]:
+            return [item(v) for v in value]
+
+        return unstructure_sequence
 
     def _mapping_structure(self, tp: Any) -> _Hook:
         key_type, value_type = get_args(tp) or (Any, Any)
@@ -399,7 +435,11 @@ class WireConverter:
         item = self.unstructure_hook(value_type)
         if item is _identity:
             return _identity
-        return lambda value: {k: item(v) for k, v in value.items()}
+
+        def unstructure_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: item(v) for k, v in value.items()}
+
+        return unstructure_mapping
 
     def _union_structure(self, tp: Any) -> _Hook:
         inner = _optional_arg(tp)
@@ -441,7 +481,7 @@ class WireConverter:
         expected = "expected " + " or ".join(names[k] for k in table)
 
         def structure_union(value: Any, _type: Any = None) -> Any:
-            hook = table.get(type(value))
+            hook = table.get(value.__class__)
             if hook is None:
                 raise _Invalid(expected)
             return hook(value)
@@ -457,12 +497,18 @@ class WireConverter:
         for member, hook in zip(members, hooks, strict=True):
             stripped = _strip(member)
             origin = get_origin(stripped) or stripped
-            kinds = [list, tuple] if origin in _SEQUENCES else [dict] if origin in _MAPPINGS else [origin]
+            kinds = (
+                [list, tuple]
+                if origin in _SEQUENCES
+                else [dict]
+                if origin in _MAPPINGS
+                else [origin]
+            )
             for kind in kinds:
                 table[kind] = hook
 
         def unstructure_union(value: Any) -> Any:
-            hook = table.get(type(value))
+            hook = table.get(value.__class__)
             return value if hook is None else hook(value)
 
         return unstructure_union
@@ -471,14 +517,15 @@ class WireConverter:
         """Tell attrs classes apart by a literal field, else by a unique required key."""
         fields = [{f.wire: f for f in self._fields(cls)} for cls in classes]
         hooks = [self.structure_hook(cls) for cls in classes]
-        for wire in sorted(set.intersection(*(set(fs) for fs in fields))):
+        common = set(fields[0]).intersection(*fields[1:])
+        for wire in sorted(common):
             types_ = [_strip(fs[wire].type) for fs in fields]
             if not all(_is_literal(t) for t in types_):
                 continue
             table: dict[tuple[type, object], _Hook] = {}
             for t, hook in zip(types_, hooks, strict=True):
                 for value in get_args(t):
-                    table.setdefault((type(value), value), hook)
+                    table.setdefault((value.__class__, value), hook)
             if len(table) == sum(len(get_args(t)) for t in types_):
                 return _discriminated_structure(classes, wire, table)
         return _unique_key_structure(classes, fields, hooks)
@@ -509,9 +556,7 @@ class WireConverter:
                 )
             seen[wire] = a.name
             optional = _optional_arg(a.type) is not _MISSING
-            result.append(
-                _Field(a.name, a.alias, wire, a.type, optional, a.default, a.kw_only)
-            )
+            result.append(_Field(a.name, a.alias, wire, a.type, optional, a.default, a.kw_only))
         return result
 
     def _build_structure(self, cls: Any, tag: str | None) -> Any:
@@ -521,7 +566,13 @@ class WireConverter:
             fields = self._fields(cls)
             if tag is not None and "type" in {f.wire for f in fields}:
                 raise TypeError(f"{cls.__qualname__}: a field named 'type' clashes with the tag")
-            return _generate_structure(cls, fields, [self.structure_hook(f.value_type) for f in fields], self.forbid_extra_keys, tag)
+            return _generate_structure(
+                cls,
+                fields,
+                [self.structure_hook(f.value_type) for f in fields],
+                self.forbid_extra_keys,
+                tag,
+            )
         finally:
             self._building.discard(key)
 
@@ -530,7 +581,9 @@ class WireConverter:
         self._building.add(key)
         try:
             fields = self._fields(cls)
-            return _generate_unstructure(cls, fields, [self.unstructure_hook(f.value_type) for f in fields], tag)
+            return _generate_unstructure(
+                cls, fields, [self.unstructure_hook(f.value_type) for f in fields], tag
+            )
         finally:
             self._building.discard(key)
 
@@ -550,8 +603,11 @@ def _compile(lines: list[str], globs: dict[str, Any], filename: str) -> _Hook:
     bound = ", ".join(f"{k}={k}" for k in globs)
     lines = [lines[0].replace("):", f", *, {bound}):" if bound else "):"), *lines[1:]]
     namespace = dict(globs)
-    exec(compile("\n".join(lines), filename, "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(lines), filename, "exec"), namespace)
     return namespace[lines[0][4 : lines[0].index("(")]]
+
+
+_REQUIRED = "required field missing"
 
 
 def _generate_structure(
@@ -585,7 +641,7 @@ def _generate_structure(
             lines += [
                 f"  {v} = o.get({f.wire!r}, __MISSING)",
                 f"  if {v} is __MISSING:",
-                f"    errors.append(__note(__Invalid('required field missing'), {f.wire!r}, __t{i}))",
+                f"    errors.append(__note(__Invalid({_REQUIRED!r}), {f.wire!r}, __t{i}))",
                 "  else:",
                 f"    try: {call}",
                 f"    {catch}",
@@ -610,7 +666,7 @@ def _generate_structure(
             ]
             continue
         elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-            globs[f"__d{i}"] = f.default.factory  # type: ignore[attr-defined]
+            globs[f"__d{i}"] = f.default.factory
             lines += [
                 f"  {v} = o.get({f.wire!r}, __MISSING)",
                 f"  if {v} is __MISSING: {v} = __d{i}()",
@@ -649,7 +705,9 @@ def _generate_structure(
     return _compile(lines, globs, f"<structure {name}>")
 
 
-def _generate_unstructure(cls: Any, fields: list[_Field], hooks: list[_Hook], tag: str | None) -> _Hook:
+def _generate_unstructure(
+    cls: Any, fields: list[_Field], hooks: list[_Hook], tag: str | None
+) -> _Hook:
     globs: dict[str, Any] = {}
     items = [f"'type': {tag!r}"] if tag is not None else []
     optional_lines: list[str] = []
@@ -674,22 +732,33 @@ def _generate_unstructure(cls: Any, fields: list[_Field], hooks: list[_Hook], ta
 # --- container, literal, enum and union hooks ------------------------------
 
 
+def _validation_error(
+    kind: type[ClassValidationError | IterableValidationError],
+    errors: list[Exception],
+    tp: Any,
+) -> Exception:
+    # cattrs declares these exception groups with ``__new__(message, excs, cl)``,
+    # which pyright checks against ExceptionGroup's two-argument ``__init__``.
+    return kind("While structuring " + _type_name(tp), errors, tp)  # pyright: ignore[reportCallIssue]
+
+
 def _sequence_structure(tp: Any, make: type, hook: _Hook, item_type: Any) -> _Hook:
     def structure_sequence(value: Any, _type: Any = None) -> Any:
         if type(value) is not list:
             raise _Invalid("expected a list")
+        items = cast("list[Any]", value)
         try:
-            return make(hook(v) for v in value) if make is tuple else [hook(v) for v in value]
+            return tuple([hook(v) for v in items]) if make is tuple else [hook(v) for v in items]
         except Exception:
             pass
         # Only on failure: go again, collecting every bad item with its index.
         errors: list[Exception] = []
-        for i, v in enumerate(value):
+        for i, v in enumerate(items):
             try:
                 hook(v)
             except Exception as exc:
                 errors.append(_index_note(exc, i, item_type))
-        raise IterableValidationError("While structuring " + repr(tp), errors, tp)
+        raise _validation_error(IterableValidationError, errors, tp)
 
     return structure_sequence
 
@@ -699,17 +768,18 @@ def _fixed_tuple_structure(tp: Any, hooks: list[_Hook]) -> _Hook:
     size = len(hooks)
 
     def structure_tuple(value: Any, _type: Any = None) -> Any:
-        if type(value) is not list or len(value) != size:
+        items = cast("list[Any]", value)
+        if type(value) is not list or len(items) != size:
             raise _Invalid(f"expected a list of {size} items")
         result: list[Any] = []
         errors: list[Exception] = []
-        for i, (hook, v) in enumerate(zip(hooks, value, strict=True)):
+        for i, (hook, v) in enumerate(zip(hooks, items, strict=True)):
             try:
                 result.append(hook(v))
             except Exception as exc:
                 errors.append(_index_note(exc, i, args[i]))
         if errors:
-            raise IterableValidationError("While structuring " + repr(tp), errors, tp)
+            raise _validation_error(IterableValidationError, errors, tp)
         return tuple(result)
 
     return structure_tuple
@@ -719,14 +789,15 @@ def _mapping_structure(tp: Any, hook: _Hook, value_type: Any) -> _Hook:
     def structure_mapping(value: Any, _type: Any = None) -> Any:
         if type(value) is not dict:
             raise _Invalid("expected an object")
+        mapping = cast("dict[Any, Any]", value)
         try:
             # msgpack maps may have bytes keys even with strict_map_key.
-            if all(type(k) is str for k in value):
-                return {k: hook(v) for k, v in value.items()}
+            if all(type(k) is str for k in mapping):
+                return {k: hook(v) for k, v in mapping.items()}
         except Exception:
             pass
         errors: list[Exception] = []
-        for k, v in value.items():
+        for k, v in mapping.items():
             if type(k) is not str:
                 errors.append(_Invalid(f"expected str keys, got {_show(k)}"))
                 continue
@@ -734,40 +805,43 @@ def _mapping_structure(tp: Any, hook: _Hook, value_type: Any) -> _Hook:
                 hook(v)
             except Exception as exc:
                 errors.append(_index_note(exc, shorten(k), value_type))
-        raise IterableValidationError("While structuring " + repr(tp), errors, tp)
+        raise _validation_error(IterableValidationError, errors, tp)
 
     return structure_mapping
 
 
+_LITERAL_KINDS: tuple[type, ...] = (str, int, bool, _NoneType)
+
+
 def _literal_structure(tp: Any) -> _Hook:
-    values = get_args(tp)
+    values: tuple[object, ...] = get_args(tp)
     for v in values:
-        if type(v) not in (str, int, bool, _NoneType):
+        if type(v) not in _LITERAL_KINDS:
             raise TypeError(f"unsupported literal {tp!r}: only str, int, bool and None values")
     # Keyed by type too: True == 1, but a bool is not an int on the wire.
-    allowed = {(type(v), v) for v in values}
+    allowed: set[tuple[type, object]] = {(type(v), v) for v in values}
     message = _one_of(values)
 
     def structure_literal(value: Any, _type: Any = None) -> Any:
-        kind = type(value)
-        if kind in (str, int, bool, _NoneType) and (kind, value) in allowed:
+        kind: type[object] = value.__class__
+        if kind in _LITERAL_KINDS and (kind, value) in allowed:
             return value
         raise _Invalid(message)
 
     return structure_literal
 
 
-def _enum_structure(tp: Any) -> _Hook:
+def _enum_structure(tp: type[enum.Enum]) -> _Hook:
     members = list(tp)
     for m in members:
         if type(m.value) not in (str, int):
             raise TypeError(f"unsupported enum {tp.__qualname__}: only str and int values")
-    table = {(type(m.value), m.value): m for m in members}
+    table: dict[tuple[type, object], enum.Enum] = {(type(m.value), m.value): m for m in members}
     message = _one_of([m.value for m in members])
 
     def structure_enum(value: Any, _type: Any = None) -> Any:
-        kind = type(value)
-        if kind in (str, int):
+        kind: type[object] = value.__class__
+        if kind is str or kind is int:
             member = table.get((kind, value))
             if member is not None:
                 return member
@@ -776,34 +850,42 @@ def _enum_structure(tp: Any) -> _Hook:
     return structure_enum
 
 
-def _enum_unstructure(_tp: Any) -> _Hook:
-    return lambda member: member.value
+def _unstructure_enum(member: enum.Enum) -> object:
+    return member.value
 
 
-def _discriminated_structure(classes: list[type], wire: str, table: dict[tuple[type, object], _Hook]) -> _Hook:
+def _discriminated_structure(
+    classes: list[type], wire: str, table: dict[tuple[type, object], _Hook]
+) -> _Hook:
     values = [v for _, v in table]
     message = _one_of(values)
 
     def structure_discriminated(value: Any, _type: Any = None) -> Any:
         if type(value) is not dict:
             raise _Invalid("expected an object")
-        key = value.get(wire, _MISSING)
+        obj = cast("dict[Any, Any]", value)
+        key: object = obj.get(wire, _MISSING)
         if key is _MISSING:
             error = _Invalid("required field missing")
         else:
-            kind = type(key)
-            hook = table.get((kind, key)) if kind in (str, int, bool, _NoneType) else None
+            kind: type[object] = key.__class__
+            hook = table.get((kind, key)) if kind in _LITERAL_KINDS else None
             if hook is not None:
                 return hook(value)
             error = _Invalid(message)
-        raise ClassValidationError("While structuring a union", [_note(error, wire, None)], classes[0])
+        _note(error, wire, None)
+        raise _validation_error(ClassValidationError, [error], classes[0])
 
     return structure_discriminated
 
 
-def _unique_key_structure(classes: list[type], fields: list[dict[str, _Field]], hooks: list[_Hook]) -> _Hook:
+def _unique_key_structure(
+    classes: list[type], fields: list[dict[str, _Field]], hooks: list[_Hook]
+) -> _Hook:
     """cattrs' unique-key disambiguation, on wire names."""
-    required = [{w for w, f in fs.items() if f.default is attrs.NOTHING and not f.optional} for fs in fields]
+    required = [
+        {w for w, f in fs.items() if f.default is attrs.NOTHING and not f.optional} for fs in fields
+    ]
     pinned: dict[str, _Hook] = {}
     remaining = list(range(len(classes)))
     progress = True
@@ -871,4 +953,3 @@ def too_deep(obj: object, limit: int) -> bool:
             return False
         level = nested
     return True
-

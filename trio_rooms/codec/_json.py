@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, final
+from typing import Literal, cast, final
 
 import orjson
 
@@ -63,10 +63,8 @@ class JsonCodec(BaseCodec[MsgT]):
         except orjson.JSONDecodeError as exc:
             reason = str(exc)
             if reason.startswith("depth limit exceeded"):
-                raise DecodeError(
-                    f"nesting too deep: more than {JSON_MAX_DEPTH} levels"
-                ) from exc
+                raise DecodeError(f"nesting too deep: more than {JSON_MAX_DEPTH} levels") from exc
             raise DecodeError(f"invalid JSON: {reason[:200]}") from exc
         if type(obj) is not dict:
             raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
-        return self._from_object(obj)
+        return self._from_object(cast("dict[str, object]", obj))

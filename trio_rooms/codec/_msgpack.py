@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, final
+from typing import Literal, cast, final
 
 import msgpack
 
@@ -81,4 +81,4 @@ class MsgpackCodec(BaseCodec[MsgT]):
             raise DecodeError(f"invalid msgpack: {reason}") from exc
         if type(obj) is not dict:
             raise DecodeError(f"expected a msgpack map, got {type(obj).__name__}")
-        return self._from_object(obj)
+        return self._from_object(cast("dict[str, object]", obj))

@@ -179,7 +179,6 @@ class _StreamConnection:
         self._parts: list[Any] = []
         self._size = 0
         self._ended: ConnectionEnded | None = None
-        self._violated = False
         self._close_sent = False
         self._heard_at = trio.current_time()
         self._pinged_at: float | None = None
@@ -235,8 +234,6 @@ class _StreamConnection:
             self._outbound.put_control(Frame(PING, b""))
 
     def _feed(self, data: bytes) -> None:
-        if self._violated:
-            return  # the frame parser is out of sync: drop input until the peer closes
         proto = self._proto
         proto.receive_data(data)
         for event in proto.events():
@@ -278,8 +275,10 @@ class _StreamConnection:
     def _on_close(self, event: CloseConnection) -> None:
         if self._proto.state is ConnectionState.OPEN:
             # wsproto reports a protocol error as a CloseConnection without changing
-            # state (RFC 6455 7.4.1: 1002 protocol error, 1007 invalid UTF-8).
-            self._violated = True
+            # state (RFC 6455 7.4.1: 1002 protocol error, 1007 invalid UTF-8). Its
+            # parser is stuck after that: parse what follows with a fresh one, so the
+            # peer's close frame ends the drain (garbage just ends it sooner).
+            self._proto = WsprotoConnection(ConnectionType.SERVER)
             self._end(int(event.code), event.reason or "protocol error")
         elif self._ended is None or not self._ended.by_peer:
             self._ended = ConnectionEnded(int(event.code), event.reason or "", by_peer=True)

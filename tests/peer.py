@@ -1,0 +1,63 @@
+"""A typed peer over a real socket: trio-websocket plus the codec, as a user's client would be."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import trio
+import trio_websocket
+
+from trio_rooms.codec import JsonCodec
+
+from .chat_app import ClientMsg, ServerMsg, SendChat, SetName, Whisper, Shout, Boom, Slow, Leave
+from .chat_app import Chat, UserJoined, UserLeft, Renamed, Echo
+
+client_codec = JsonCodec(SendChat, SetName, Whisper, Shout, Boom, Slow, Leave)
+server_codec = JsonCodec(Chat, UserJoined, UserLeft, Renamed, Echo)
+
+
+class Peer:
+    def __init__(self, ws: trio_websocket.WebSocketConnection, stream: trio.SocketStream) -> None:
+        self.ws = ws
+        self.stream = stream
+
+    async def send(self, message: ClientMsg) -> None:
+        await self.ws.send_message(client_codec.encode(message).decode())
+
+    async def receive(self) -> ServerMsg:
+        return server_codec.decode(await self.ws.get_message())
+
+    async def receive_until(self, kind: type[ServerMsg]) -> ServerMsg:
+        """Skip messages of other kinds (presence noise) until one of ``kind``."""
+        while True:
+            message = await self.receive()
+            if isinstance(message, kind):
+                return message
+
+    async def close_code(self) -> int:
+        """Read until the server closes; return its close code."""
+        try:
+            while True:
+                await self.ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            return exc.reason.code
+
+
+@asynccontextmanager
+async def connect(port: int, room: str, query: str = "") -> AsyncGenerator[Peer]:
+    """A client of ``room``; the test owns the socket and closes it on exit.
+
+    (trio-websocket's client does not close its socket when the server closes first.)
+    """
+    resource = f"/rooms/{room}/websocket" + (f"?{query}" if query else "")
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(nursery, stream, "127.0.0.1", resource)
+            try:
+                yield Peer(ws, stream)
+            finally:
+                await ws.aclose()
+    finally:
+        await stream.aclose()

@@ -1,0 +1,94 @@
+"""The public names: sorted, present, documented, and cheap to import."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+import trio_rooms
+import trio_rooms.testing
+
+PUBLIC_MODULES = [trio_rooms, trio_rooms.testing]
+
+#: Modules ``import trio_rooms`` must not load: the testing helpers and optional backends.
+NOT_IMPORTED = ("trio_rooms.testing", "coredis")
+
+
+def _isort_key(name: str) -> tuple[int, list[int | str]]:
+    """Ruff's RUF022 order: SCREAMING_SNAKE_CASE, then CamelCase, then the rest, naturally."""
+    if name.isupper():
+        group = 0
+    elif name[:1].isupper():
+        group = 1
+    else:
+        group = 2
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return group, natural
+
+
+def _public_objects() -> Iterator[tuple[str, object]]:
+    for module in PUBLIC_MODULES:
+        for name in module.__all__:
+            yield f"{module.__name__}.{name}", getattr(module, name)
+
+
+def _own_members(cls: type) -> Iterator[tuple[str, object]]:
+    """The public methods and properties ``cls`` defines itself (not attrs-generated ones)."""
+    for name, value in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        function: object = getattr(value, "__func__", value)  # classmethod, staticmethod
+        if isinstance(function, property) or inspect.isfunction(function):
+            yield name, function
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda module: module.__name__)
+def test_all_is_sorted_and_unique(module: ModuleType) -> None:
+    """``__all__`` lists each name once, in isort order (constants, classes, functions)."""
+    names: list[str] = list(module.__all__)
+    assert names == sorted(names, key=_isort_key)
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda module: module.__name__)
+def test_every_name_in_all_exists(module: ModuleType) -> None:
+    """Every name in ``__all__`` is an attribute of the module."""
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+def test_import_loads_no_testing_or_optional_backend() -> None:
+    """``import trio_rooms`` loads neither ``trio_rooms.testing`` nor coredis."""
+    code = (
+        "import json, sys, trio_rooms; "
+        f"prefixes = {NOT_IMPORTED!r}; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if any(m == p or m.startswith(p + '.') for p in prefixes))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(result.stdout)
+    assert loaded == []
+
+
+def test_public_classes_and_functions_have_docstrings() -> None:
+    """Every public class and function, and their own public methods, has a docstring."""
+    undocumented: list[str] = []
+    for qualname, obj in _public_objects():
+        if inspect.isclass(obj):
+            if not (vars(obj).get("__doc__") or "").strip():
+                undocumented.append(qualname)
+            for member, value in _own_members(obj):
+                if not (value.__doc__ or "").strip():
+                    undocumented.append(f"{qualname}.{member}")
+        elif inspect.isfunction(obj) and not (obj.__doc__ or "").strip():
+            undocumented.append(qualname)
+    assert undocumented == []
