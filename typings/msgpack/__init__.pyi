@@ -1,5 +1,4 @@
 # Only the names trio_rooms uses: msgpack ships no type information.
-from collections.abc import Buffer
 from typing import Any
 
 class ExtraData(ValueError): ...
@@ -9,12 +8,12 @@ class StackError(ValueError, UnpackException): ...
 
 def packb(o: object, *, use_bin_type: bool = True) -> bytes: ...
 def unpackb(
-    packed: Buffer,
+    packed: bytes | bytearray | memoryview,
     *,
     raw: bool = False,
     strict_map_key: bool = True,
     use_list: bool = True,
-) -> Any: ...
+) -> Any: ...  # noqa: ANN401  # msgpack returns whatever the bytes hold
 
 class Packer:
     def __init__(self, *, use_bin_type: bool = True) -> None: ...
