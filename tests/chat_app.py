@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import assert_never, cast
 
 import attrs
 import trio
@@ -97,6 +97,10 @@ class ChatData:
 
 
 class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
+    @property
+    def room(self) -> ChatRoom:
+        return cast("ChatRoom", super().room)
+
     async def create_data(self, request: ConnectRequest) -> ChatData:
         name = request.query.get("name", "anon")
         if name == "fail":
@@ -117,7 +121,9 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
             case Whisper(text=text):
                 self.send(Chat(user_id=self.id, name=self.data.name, text=text))
             case Shout(text=text):
-                self.broadcast(Chat(user_id=self.id, name=self.data.name, text=text), exclude_self=True)
+                self.broadcast(
+                    Chat(user_id=self.id, name=self.data.name, text=text), exclude_self=True
+                )
             case Boom():
                 raise ValueError("boom")
             case Slow(seq=seq):

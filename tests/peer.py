@@ -10,8 +10,22 @@ import trio_websocket
 
 from trio_rooms.codec import JsonCodec
 
-from .chat_app import ClientMsg, ServerMsg, SendChat, SetName, Whisper, Shout, Boom, Slow, Leave
-from .chat_app import Chat, UserJoined, UserLeft, Renamed, Echo
+from .chat_app import (
+    Boom,
+    Chat,
+    ClientMsg,
+    Echo,
+    Leave,
+    Renamed,
+    SendChat,
+    ServerMsg,
+    SetName,
+    Shout,
+    Slow,
+    UserJoined,
+    UserLeft,
+    Whisper,
+)
 
 client_codec = JsonCodec(SendChat, SetName, Whisper, Shout, Boom, Slow, Leave)
 server_codec = JsonCodec(Chat, UserJoined, UserLeft, Renamed, Echo)
@@ -35,13 +49,18 @@ class Peer:
             if isinstance(message, kind):
                 return message
 
+    async def receive_text(self) -> str:
+        frame = await self.ws.get_message()
+        assert isinstance(frame, str)
+        return frame
+
     async def close_code(self) -> int:
         """Read until the server closes; return its close code."""
         try:
             while True:
                 await self.ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
-            return exc.reason.code
+            return exc.reason.code if exc.reason is not None else 1006
 
 
 @asynccontextmanager

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import trio
 
-__all__ = ["ConnectionClosedError", "DecodeError", "RoomNameError", "RoomsClosedError", "RoomsError", "SessionClosedError"]
+__all__ = [
+    "ConnectionClosedError",
+    "DecodeError",
+    "RoomNameError",
+    "RoomsClosedError",
+    "RoomsError",
+    "SessionClosedError",
+]
 
 
 class RoomsError(Exception):

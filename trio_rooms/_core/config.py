@@ -37,7 +37,9 @@ def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int
 
 def _valid_prefix(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if value and (not value.startswith("/") or value.endswith("/")):
-        raise ValueError(f"RoomsConfig.prefix must start with '/' and not end with it, got {value!r}")
+        raise ValueError(
+            f"RoomsConfig.prefix must start with '/' and not end with it, got {value!r}"
+        )
 
 
 @final

@@ -9,7 +9,7 @@ from .outbound import Frame, OutboundQueue
 __all__ = ["Connection", "ConnectionEnded"]
 
 
-class ConnectionEnded(Exception):  # noqa: N818 - a signal between transport and core
+class ConnectionEnded(Exception):
     """Raised by `Connection.receive` when no more messages will arrive.
 
     ``by_peer``: the peer sent a close frame (we echo its code) or the transport is
@@ -18,7 +18,9 @@ class ConnectionEnded(Exception):  # noqa: N818 - a signal between transport and
     again to drain what the peer still sends until its close frame arrives.
     """
 
-    def __init__(self, code: int, reason: str = "", *, by_peer: bool, send_close: bool = True) -> None:
+    def __init__(
+        self, code: int, reason: str = "", *, by_peer: bool, send_close: bool = True
+    ) -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason

@@ -40,7 +40,7 @@ class Frame:
         return f"Frame(opcode={self.opcode:#x}, payload={self.payload[:40]!r})"
 
 
-class QueueOverflow(Exception):  # noqa: N818 - an internal signal, not an error for users
+class QueueOverflow(Exception):
     """The queue went past one of its bounds."""
 
 

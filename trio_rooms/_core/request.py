@@ -37,7 +37,10 @@ class ConnectRequest:
         return dict(parse_qsl(self.query_string, keep_blank_values=True))
 
     def header(self, name: str) -> str | None:
-        """The value of header ``name`` (any case), or None; repeated headers are joined by ``, ``."""
+        """The value of header ``name`` (any case), or None.
+
+        Repeated headers are joined by ``", "``.
+        """
         name = name.lower()
         values = [value for key, value in self.headers if key == name]
         return ", ".join(values) if values else None

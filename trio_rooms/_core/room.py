@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast
 
 import trio
 
@@ -55,10 +57,22 @@ class Room(Generic[SessionT_co]):
             return  # generic intermediate class
         session_class = args[0]
         if not (isinstance(session_class, type) and issubclass(session_class, Session)):
-            raise TypeError(f"{cls.__qualname__}: Room[...] takes a Session subclass, got {session_class!r}")
+            raise TypeError(
+                f"{cls.__qualname__}: Room[...] takes a Session subclass, got {session_class!r}"
+            )
+        abstract = inspect.isabstract(cast(type, session_class))
+        if abstract or session_class._client_classes is None:
+            raise TypeError(
+                f"{cls.__qualname__}: {session_class.__qualname__} cannot serve clients: it must "
+                "bind its message types and implement create_data() and on_message()"
+            )
         cls.session_class = session_class
 
     def __init__(self, name: str) -> None:
+        if type(self).session_class is None:
+            raise TypeError(
+                f"{type(self).__qualname__} has no session class: subclass Room[YourSession]"
+            )
         self._name = name
         self._sessions: dict[str, Session[Any, Any, Any]] = {}
         self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
@@ -110,12 +124,12 @@ class Room(Generic[SessionT_co]):
             wire = session._format
             frame = frames.get(wire)
             if frame is None:
-                frame = frames[wire] = Frame(TEXT if wire == "json" else BINARY, session._encode(message))
+                frame = frames[wire] = Frame(
+                    TEXT if wire == "json" else BINARY, session._encode(message)
+                )
             session._enqueue(frame)
 
-    def start_soon(
-        self, fn: Callable[[Unpack[PosArgsT]], Awaitable[object]], *args: Unpack[PosArgsT]
-    ) -> None:
+    def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
         """Run ``fn(*args)`` in the room's nursery; it is cancelled when the room stops.
 
         An exception it raises is logged and does not stop the room.
@@ -146,7 +160,9 @@ class Room(Generic[SessionT_co]):
         # A stopping room has nothing to wait for once its last session is gone.
         return 0.0 if self._stopping else self._config.room_idle_timeout
 
-    async def _serve(self, request: ConnectRequest, wire: WireFormat, connection: Connection) -> None:
+    async def _serve(
+        self, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> None:
         """Run a new session on ``connection`` in this room's nursery until it ends.
 
         If the caller is cancelled (the transport is shutting down), the session is
@@ -182,6 +198,4 @@ async def _logged(room: Room[Any], fn: Callable[..., Awaitable[object]], *args: 
     try:
         await fn(*args)
     except Exception:
-        import logging  # noqa: PLC0415
-
         logging.getLogger("trio_rooms").exception("task %r of room %r failed", fn, room.name)

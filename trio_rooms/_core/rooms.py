@@ -22,7 +22,7 @@ from .stats import Counters, RoomsStatistics
 
 __all__ = ["Rooms", "open_rooms"]
 
-logger = logging.getLogger("trio_rooms")
+_logger = logging.getLogger("trio_rooms")
 
 RoomT = TypeVar("RoomT", bound=Room[Any])
 RoomT_co = TypeVar("RoomT_co", bound=Room[Any], covariant=True)
@@ -48,7 +48,9 @@ class Rooms(Generic[RoomT_co]):
     Created by `open_rooms`, which owns the nursery every room runs in.
     """
 
-    def __init__(self, factory: Callable[[str], RoomT_co], config: RoomsConfig, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, factory: Callable[[str], RoomT_co], config: RoomsConfig, nursery: trio.Nursery
+    ) -> None:
         self._factory = factory
         self._config = config
         self._nursery = nursery
@@ -110,12 +112,16 @@ class Rooms(Generic[RoomT_co]):
             closes=dict(counters.closes),
         )
 
-    async def _serve(self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection) -> None:
+    async def _serve(
+        self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> None:
         """Run a session for ``connection`` in room ``name`` until it ends."""
         room = await self.get(name)
         await room._serve(request, wire, connection)
 
-    async def _run_room(self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]) -> None:
+    async def _run_room(
+        self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]
+    ) -> None:
         room = self._factory(name)
         room._config = self._config
         room._counters = self._counters
@@ -153,7 +159,7 @@ class Rooms(Generic[RoomT_co]):
         try:
             await room.on_stop()
         except Exception:
-            logger.exception("on_stop failed in room %r", room.name)
+            _logger.exception("on_stop failed in room %r", room.name)
 
     async def _shutdown(self) -> None:
         """Close every session with 1001, then stop every room (``on_stop``).

@@ -19,7 +19,7 @@ __all__ = ["HttpRejection", "WebSocketTarget", "route_websocket"]
 _WIRE_FORMATS: dict[str, WireFormat] = {"json": "json", "msgpack": "msgpack"}
 
 
-class HttpRejection(Exception):  # noqa: N818 - a response, not an error of ours
+class HttpRejection(Exception):
     """Answer the request with this HTTP status and plain-text body, before any upgrade."""
 
     def __init__(self, status: int, body: str) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from abc import abstractmethod
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
-logger = logging.getLogger("trio_rooms")
+_logger = logging.getLogger("trio_rooms")
 
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
@@ -68,12 +68,12 @@ def _error_frame(wire: WireFormat, reason: str) -> Frame:
     # Library frames carry no "type", so they never collide with user messages.
     if wire == "json":
         return Frame(TEXT, orjson.dumps({"error": reason}))
-    import msgpack  # noqa: PLC0415 - only sessions speaking msgpack need it
+    import msgpack
 
     return Frame(BINARY, msgpack.packb({"error": reason}))
 
 
-class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
+class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
     """One client connected to a room.
 
     Subclass it with concrete type arguments; the message unions are read from them
@@ -110,6 +110,17 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
             return  # a generic intermediate class; its subclasses bind the messages
         cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
         cls._client_classes = _message_classes(args[2], cls.__qualname__, "client")
+
+    @classmethod
+    def message_classes(cls) -> tuple[tuple[type[Message], ...], tuple[type[Message], ...]]:
+        """The client and the server message classes, read from the type arguments.
+
+        Raises:
+            TypeError: the class is generic (its messages are not bound yet).
+        """
+        if cls._client_classes is None or cls._server_classes is None:
+            raise TypeError(f"{cls.__qualname__} is generic: its messages are not bound")
+        return cls._client_classes, cls._server_classes
 
     def __init__(self) -> None:
         self._id = secrets.token_urlsafe(18)
@@ -210,7 +221,7 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
 
         The connection stays open.
         """
-        logger.error(
+        _logger.error(
             "unhandled error in session %s of room %r",
             self._id,
             self._room.name if self._room is not None else None,
@@ -264,7 +275,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
                 than 123 bytes.
         """
         if not (code in _SENDABLE_CODES or 3000 <= code <= 4999):
-            raise ValueError(f"close code {code} cannot be sent: use 1000, 1001, 1008, 1011 or 3000-4999")
+            raise ValueError(
+                f"close code {code} cannot be sent: use 1000, 1001, 1008, 1011 or 3000-4999"
+            )
         if len(reason.encode()) > 123:
             raise ValueError("a close reason is at most 123 bytes of UTF-8")
         self._begin_close(code, reason)
@@ -343,7 +356,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
     async def _run(self, connection: Connection, room: Room[Any]) -> None:
         """Serve this session until it ends; runs in the room's nursery."""
         config = room._config
-        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](config.inbound_max_messages)
+        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
+            config.inbound_max_messages
+        )
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
@@ -357,7 +372,7 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
                             await self._finish()
         except Exception:
             # A transport or library failure ends this session only, never the room.
-            logger.exception("session %s of room %r failed", self._id, room.name)
+            _logger.exception("session %s of room %r failed", self._id, room.name)
             self._begin_close(1011, "internal error", send_close=False)
         finally:
             self._close_sent.set()
@@ -368,7 +383,7 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
         try:
             self._data = await self.create_data(self.request)
         except Exception:
-            logger.exception("create_data failed for a session of room %r", room.name)
+            _logger.exception("create_data failed for a session of room %r", room.name)
             self._begin_close(1011, "session setup failed")
             return False
         if self._close_code is not None:
@@ -386,27 +401,33 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
         return True
 
     async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
-        json_session = self._format == "json"
         async for item in inbox:
             if self._close_code is not None and not self._closed_by_peer:
                 continue  # we are closing: what the peer still sends is not handled
             try:
-                if json_session and isinstance(item, bytes):
-                    await self.on_bytes(item)
-                    continue
-                if not json_session and isinstance(item, str):
-                    raise DecodeError("expected a binary (msgpack) frame, got a text frame")
-                message = cast("ClientMsgT", self._decode(item))
-            except DecodeError as error:
-                self._counters().invalid += 1
-                await self._guarded(self.on_invalid(error))
-                continue
+                await self._dispatch(item)
             except Exception as exc:
                 await self._report(exc)
-                continue
-            await self._guarded(self.on_message(message))
 
-    async def _guarded(self, hook: Any) -> None:
+    async def _dispatch(self, item: str | bytes) -> None:
+        """Hand one received frame to the hook it belongs to."""
+        if isinstance(item, bytes) and self._format == "json":
+            await self.on_bytes(item)
+            return
+        if isinstance(item, str) and self._format == "msgpack":
+            error = DecodeError("expected a binary (msgpack) frame, got a text frame")
+        else:
+            try:
+                message = cast("ClientMsgT", self._decode(item))
+            except DecodeError as exc:
+                error = exc
+            else:
+                await self.on_message(message)
+                return
+        self._counters().invalid += 1
+        await self.on_invalid(error)
+
+    async def _guarded(self, hook: Awaitable[object]) -> None:
         try:
             await hook
         except Exception as exc:
@@ -417,7 +438,7 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
         try:
             await self.on_error(error)
         except Exception:
-            logger.exception("on_error raised in session %s", self._id)
+            _logger.exception("on_error raised in session %s", self._id)
 
     async def _finish(self) -> None:
         if self._close_code is None:  # cancelled from outside (hard shutdown)
@@ -430,7 +451,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
             assert code is not None
             await self._guarded(self.on_close(code, self._close_reason))
 
-    async def _read_loop(self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]) -> None:
+    async def _read_loop(
+        self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
+    ) -> None:
         counters = self._counters()
         with self._reader_scope:
             async with inbox:
@@ -455,7 +478,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
         # After closing for a protocol violation, read (and drop) until the peer's close
         # frame: closing a socket with unread input resets it, and the peer would lose
         # our close frame. The reader's deadline bounds this.
-        with contextlib.suppress(ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError):
+        with contextlib.suppress(
+            ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
             while True:
                 await connection.receive()
 
@@ -469,7 +494,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
                     code = self._close_code
                     assert code is not None
                     # Echo 1005 ("no code") as a plain normal closure.
-                    await connection.close(1000 if code in (1005, 1006) else code, self._close_reason)
+                    await connection.close(
+                        1000 if code in (1005, 1006) else code, self._close_reason
+                    )
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._begin_close(1006, "connection lost", send_close=False, by_peer=True)
         self._close_sent.set()
@@ -478,7 +505,9 @@ class Session(Generic[DataT, ServerMsgT, ClientMsgT]):
         if self._room is not None:
             # Nothing more will be written: let the reader go if the peer never answers.
             timeout = self._room._config.close_timeout
-            self._reader_scope.deadline = min(self._reader_scope.deadline, trio.current_time() + timeout)
+            self._reader_scope.deadline = min(
+                self._reader_scope.deadline, trio.current_time() + timeout
+            )
 
     async def _wait_ended(self) -> None:
         await self._ended.wait()

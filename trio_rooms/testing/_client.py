@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import ClassVar, Generic, TypeVar, final
+from typing import ClassVar, Generic, TypeVar, cast, final
 
 import trio
 import trio.testing
@@ -74,7 +74,10 @@ class TestClient(Generic[ServerMsgT, ClientMsgT]):
         try:
             return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
-            raise ConnectionClosedError(exc.reason.code, exc.reason.reason or "") from exc
+            reason = exc.reason
+            if reason is None:
+                raise ConnectionClosedError(1006) from exc
+            raise ConnectionClosedError(reason.code, reason.reason or "") from exc
 
     async def receive_error(self) -> str:
         """Wait for the next frame and return its library error text ``{"error": ...}``."""
@@ -84,13 +87,13 @@ class TestClient(Generic[ServerMsgT, ClientMsgT]):
         except DecodeError:
             pass
         else:
-            raise AssertionError(f"expected an error frame, got a message: {frame!r}")
-        import orjson  # noqa: PLC0415
-        import msgpack  # noqa: PLC0415
+            raise TypeError(f"expected an error frame, got a message: {frame!r}")
+        import msgpack
+        import orjson
 
         value: object = orjson.loads(frame) if isinstance(frame, str) else msgpack.unpackb(frame)
         if not (isinstance(value, dict) and isinstance(error := value.get("error"), str)):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            raise AssertionError(f"expected an error frame, got {frame!r}")
+            raise TypeError(f"expected an error frame, got {frame!r}")
         return error
 
     @property
@@ -119,7 +122,7 @@ async def connect(
     rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT]]],
     room: str,
     *,
-    format: WireFormat = "json",  # noqa: A002 - the query parameter's name
+    format: WireFormat = "json",
     query: str = "",
 ) -> AsyncGenerator[TestClient[ServerMsgT, ClientMsgT]]:
     """Connect a client to ``room`` through the embedded transport over memory streams.
@@ -136,20 +139,22 @@ async def connect(
     """
     live = await rooms.get(room)
     session_class = type(live).session_class
+    # Room subclasses can only exist with a concrete session class (checked at class creation).
     assert session_class is not None
-    assert session_class._client_classes is not None  # pyright: ignore[reportPrivateUsage]
-    assert session_class._server_classes is not None  # pyright: ignore[reportPrivateUsage]
+    client_classes, server_classes = session_class.message_classes()
+    camel_case = rooms.config.camel_case
+    encoder = cast("Codec[ClientMsgT]", make_codec(format, *client_classes, camel_case=camel_case))
+    decoder = cast("Codec[ServerMsgT]", make_codec(format, *server_classes, camel_case=camel_case))
     config = rooms.config
-    options = {"camel_case": config.camel_case, "forbid_extra_keys": True}
-    encoder: Codec[ClientMsgT] = make_codec(format, *session_class._client_classes, **options)  # pyright: ignore[reportPrivateUsage, reportAssignmentType]
-    decoder: Codec[ServerMsgT] = make_codec(format, *session_class._server_classes, **options)  # pyright: ignore[reportPrivateUsage, reportAssignmentType]
     client_stream, server_stream = trio.testing.memory_stream_pair()
     resource = f"{config.prefix}/{room}/websocket?format={format}" + (f"&{query}" if query else "")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve_stream, rooms, server_stream)
         # The client accepts whatever the server sends; the server enforces its limits.
+        # trio-websocket annotates SocketStream but only uses the Stream interface.
+        stream = cast("trio.SocketStream", client_stream)
         ws = await trio_websocket.wrap_client_stream(
-            nursery, client_stream, "testserver", resource, max_message_size=2**31
+            nursery, stream, "testserver", resource, max_message_size=2**31
         )
         outbox, pending = trio.open_memory_channel[str | bytes](math.inf)
         nursery.start_soon(_write, ws, pending)

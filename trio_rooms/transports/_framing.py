@@ -42,7 +42,12 @@ def close_frame(code: int, reason: str) -> bytes:
     return _frame(0x8, code.to_bytes(2, "big") + data)
 
 
-_REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 503: "Service Unavailable"}
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    503: "Service Unavailable",
+}
 
 
 def http_response(status: int, body: str) -> bytes:

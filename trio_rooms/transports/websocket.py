@@ -41,7 +41,7 @@ from ._framing import close_frame, http_response, wire_bytes
 
 __all__ = ["serve_websocket"]
 
-logger = logging.getLogger("trio_rooms")
+_logger = logging.getLogger("trio_rooms")
 
 _RECEIVE_SIZE = 65536
 
@@ -75,7 +75,7 @@ async def _serve_stream(rooms: Rooms[Any], stream: trio.SocketStream) -> None:
         await serve_stream(rooms, stream)
     except Exception:
         # Never let one connection reach the listener: it would stop the server.
-        logger.exception("connection failed")
+        _logger.exception("connection failed")
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -114,11 +114,13 @@ async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
     except Exception:
-        logger.exception("room %r could not admit a session", target.room)
+        _logger.exception("room %r could not admit a session", target.room)
         await connection.close(1011, "room failed to start")
 
 
-async def _handshake(stream: trio.abc.Stream, config: RoomsConfig) -> tuple[WSConnection, Request] | None:
+async def _handshake(
+    stream: trio.abc.Stream, config: RoomsConfig
+) -> tuple[WSConnection, Request] | None:
     """Read the opening handshake; None if the client left, timed out or was answered."""
     ws = WSConnection(ConnectionType.SERVER)
     with trio.move_on_after(config.handshake_timeout):
@@ -130,7 +132,7 @@ async def _handshake(stream: trio.abc.Stream, config: RoomsConfig) -> tuple[WSCo
             if not data:
                 return None
             try:
-                ws.receive_data(data)
+                ws.receive_data(data)  # pyright: ignore[reportArgumentType] - any bytes-like
                 for event in ws.events():
                     if isinstance(event, Request):
                         return ws, event
@@ -170,7 +172,9 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
 class _StreamConnection:
     """`Connection` over a trio stream, after the handshake."""
 
-    def __init__(self, stream: trio.abc.Stream, proto: WsprotoConnection, config: RoomsConfig) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, proto: WsprotoConnection, config: RoomsConfig
+    ) -> None:
         self._stream = stream
         self._proto = proto
         self._config = config
@@ -233,9 +237,9 @@ class _StreamConnection:
         if self._outbound is not None:
             self._outbound.put_control(Frame(PING, b""))
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | bytearray) -> None:
         proto = self._proto
-        proto.receive_data(data)
+        proto.receive_data(data)  # pyright: ignore[reportArgumentType] - wsproto takes any bytes-like
         for event in proto.events():
             if isinstance(event, TextMessage | BytesMessage):
                 self._add_part(event)
