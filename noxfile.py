@@ -9,7 +9,6 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
@@ -21,7 +20,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """pyright strict on the package and the tests, then --verifytypes."""
-    session.install("-e", ".", "--group", "typecheck")
+    session.install("-e", ".", "--group", "test")
     session.run("pyright")
     session.run("pyright", "--verifytypes", "trio_rooms", "--ignoreexternal")
 

@@ -135,7 +135,7 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
                 assert_never(message)
 
     async def on_close(self, code: int, reason: str) -> None:
-        self.room.closed.append((self.data.name, code))
+        self.room.record_close(self.data.name, code)
         self.broadcast(UserLeft(user_id=self.id, code=code))
 
     async def on_error(self, error: Exception) -> None:
@@ -148,9 +148,21 @@ class ChatRoom(Room[ChatSession]):
         super().__init__(name)
         self.gate = trio.Event()
         self.closed: list[tuple[str, int]] = []
+        self._closed_changed = trio.Event()
         self.errors: list[Exception] = []
         self.started = False
         self.stopped = trio.Event()
+
+    def record_close(self, name: str, code: int) -> None:
+        self.closed.append((name, code))
+        self._closed_changed.set()
+        self._closed_changed = trio.Event()
+
+    async def wait_closed(self, count: int) -> list[tuple[str, int]]:
+        """Wait until ``count`` sessions have run on_close."""
+        while len(self.closed) < count:
+            await self._closed_changed.wait()
+        return self.closed
 
     async def on_start(self) -> None:
         await trio.lowlevel.checkpoint()

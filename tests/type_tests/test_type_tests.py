@@ -72,7 +72,6 @@ class _Report(TypedDict):
 
 def _pyright(*args: str) -> _Report:
     """Run the pyright of this environment with ``--outputjson`` and return its report."""
-    pytest.importorskip("pyright", reason="pyright comes with the typecheck dependency group")
     # --verifytypes ignores --pythonpath and asks the first python on PATH for its
     # search paths: put this environment's first so it sees the same packages.
     bin_dir = str(Path(sys.executable).parent)
