@@ -9,7 +9,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast
+from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_origin
 
 import trio
 
@@ -55,7 +55,7 @@ class Room(Generic[SessionT_co]):
             raise TypeError(f"{cls.__qualname__} must subclass Room[SessionClass]")
         if not is_concrete(args):
             return  # generic intermediate class
-        session_class = args[0]
+        session_class: object = get_origin(args[0]) or args[0]  # Room[Base[int]]: its origin
         if not (isinstance(session_class, type) and issubclass(session_class, Session)):
             raise TypeError(
                 f"{cls.__qualname__}: Room[...] takes a Session subclass, got {session_class!r}"

@@ -97,7 +97,7 @@ class Rooms(Generic[RoomT_co]):
 
     def statistics(self) -> RoomsStatistics:
         """A snapshot of the rooms, sessions, queues and message counters."""
-        rooms = [slot.room for slot in self._slots.values() if slot.room is not None]
+        rooms = [slot.room for slot in self._slots.values() if slot.room and not slot.stopping]
         sessions = [session for room in rooms for session in room._sessions.values()]
         counters = self._counters
         return RoomsStatistics(
