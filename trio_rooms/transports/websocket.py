@@ -66,13 +66,19 @@ async def serve_websocket(
     listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
     bound: int = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, partial(_serve_stream, rooms), listeners)
+        await nursery.start(trio.serve_listeners, partial(serve_stream, rooms), listeners)
         task_status.started(bound)
 
 
-async def _serve_stream(rooms: Rooms[Any], stream: trio.SocketStream) -> None:
+async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
+    """Run one WebSocket connection on ``stream`` until its session ends, then close it.
+
+    The handshake must complete within ``handshake_timeout``; a request for another
+    path is answered with 404 and an invalid room name with 400, before any room
+    exists. Whatever goes wrong is logged and ends this connection only.
+    """
     try:
-        await serve_stream(rooms, stream)
+        await _serve_connection(rooms, stream)
     except Exception:
         # Never let one connection reach the listener: it would stop the server.
         _logger.exception("connection failed")
@@ -80,13 +86,7 @@ async def _serve_stream(rooms: Rooms[Any], stream: trio.SocketStream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
-    """Run one WebSocket connection on ``stream`` until its session ends.
-
-    The handshake must complete within ``handshake_timeout``; a request for another
-    path is answered with 404 and an invalid room name with 400, before any room
-    exists. Does not close ``stream``.
-    """
+async def _serve_connection(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
     config = rooms.config
     accepted = await _handshake(stream, config)
     if accepted is None:
