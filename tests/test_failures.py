@@ -48,16 +48,18 @@ async def test_shutdown_is_bounded_even_with_a_stuck_handler(
     """A handler that never returns is cancelled after close_timeout; shutdown completes."""
     config = RoomsConfig(close_timeout=3, shutdown_timeout=60)
     start = trio.current_time()
-    async with trio_rooms.open_rooms(StuckRoom, config=config) as rooms:
-        async with testing.connect(rooms, "stuck") as client:
-            assert await client.receive() == Done()
-            client.send(Hang())
-            await trio.testing.wait_all_tasks_blocked()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(rooms._shutdown)  # pyright: ignore[reportPrivateUsage] - what leaving open_rooms does
-                with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
-                    await client.receive()
-                assert closed.value.code == 1001
+    async with (
+        trio_rooms.open_rooms(StuckRoom, config=config) as rooms,
+        testing.connect(rooms, "stuck") as client,
+    ):
+        assert await client.receive() == Done()
+        client.send(Hang())
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rooms._shutdown)  # pyright: ignore[reportPrivateUsage] - what leaving open_rooms does
+            with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
+                await client.receive()
+            assert closed.value.code == 1001
     assert trio.current_time() - start <= 3 * config.close_timeout
     assert "on_close fails too" in caplog.text
 
