@@ -208,6 +208,14 @@ async def test_create_data_failure_closes_with_1011(port: int, rooms: Rooms[Chat
     assert not room.sessions
 
 
+async def test_create_data_failure_with_frames_in_flight_still_closes_with_1011(port: int) -> None:
+    """Frames that arrive while setup fails are dropped; the close frame is still 1011."""
+    async with connect(port, "lobby", "name=fail") as client:
+        for _ in range(50):
+            await client.send(Whisper(text="early"))
+        assert await client.close_code() == 1011
+
+
 async def test_rename_is_seen_by_everyone(port: int) -> None:
     """Session data changes in a handler and the change is broadcast."""
     async with connect(port, "lobby", "name=a") as a, connect(port, "lobby", "name=b") as b:

@@ -461,7 +461,12 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                     while True:
                         message = await connection.receive()
                         counters.messages_in += 1
-                        await inbox.send(message)
+                        try:
+                            await inbox.send(message)
+                        except trio.BrokenResourceError:
+                            # No handler (setup failed): keep reading until the close
+                            # handshake ends, dropping what arrives.
+                            counters.dropped += 1
                 except ConnectionEnded as ended:
                     self._begin_close(
                         ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
@@ -469,7 +474,6 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                     if not ended.by_peer:
                         await self._drain(connection)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    # The handler is gone (setup failed) or the transport broke.
                     self._begin_close(1006, "connection lost", send_close=False, by_peer=True)
         if self._close_code is None:  # our deadline cut the peer off
             self._begin_close(1006, "close timeout", send_close=False, by_peer=True)
