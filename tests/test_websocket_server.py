@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
+import trio_websocket
 import trio.lowlevel
 from wsproto.events import TextMessage
 
@@ -211,8 +214,9 @@ async def test_create_data_failure_closes_with_1011(port: int, rooms: Rooms[Chat
 async def test_create_data_failure_with_frames_in_flight_still_closes_with_1011(port: int) -> None:
     """Frames that arrive while setup fails are dropped; the close frame is still 1011."""
     async with connect(port, "lobby", "name=fail") as client:
-        for _ in range(50):
-            await client.send(Whisper(text="early"))
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            for _ in range(50):
+                await client.send(Whisper(text="early"))
         assert await client.close_code() == 1011
 
 
