@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 import trio
-import trio_websocket
 import trio.lowlevel
+import trio_websocket
 from wsproto.events import TextMessage
 
 from trio_rooms import Rooms, RoomsConfig
