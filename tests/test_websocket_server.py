@@ -6,7 +6,6 @@ import contextlib
 
 import pytest
 import trio
-import trio.lowlevel
 import trio_websocket
 from wsproto.events import TextMessage
 
@@ -69,18 +68,14 @@ async def test_exclude_self_and_leave_reaches_only_the_others(
         assert left == UserLeft(user_id=bob_id, code=1000)
     room = await rooms.get("lobby")
     with trio.fail_after(5):
-        while len(room.closed) < 2:
-            await trio.lowlevel.checkpoint()
-    assert room.closed == [("bob", 1000), ("alice", 1000)]
+        assert await room.wait_closed(2) == [("bob", 1000), ("alice", 1000)]
 
 
 def _id(rooms: Rooms[ChatRoom], name: str) -> str:
-    for slot_room in [rooms._slots["lobby"].room]:  # pyright: ignore[reportPrivateUsage]
-        assert slot_room is not None
-        for session in slot_room.sessions.values():
-            if session.data.name == name:
-                return session.id
-    raise AssertionError(f"no session named {name}")
+    room = rooms._slots["lobby"].room  # pyright: ignore[reportPrivateUsage] - a live room, no await
+    assert room is not None
+    (session,) = [s for s in room.sessions.values() if s.data.name == name]
+    return session.id
 
 
 async def test_rooms_are_isolated(port: int) -> None:
@@ -197,9 +192,7 @@ async def test_session_close_sends_the_code_and_runs_on_close(
         assert await client.close_code() == 4000
     room = await rooms.get("lobby")
     with trio.fail_after(5):
-        while not room.closed:
-            await trio.lowlevel.checkpoint()
-    assert room.closed == [("carol", 4000)]
+        assert await room.wait_closed(1) == [("carol", 4000)]
 
 
 async def test_create_data_failure_closes_with_1011(port: int, rooms: Rooms[ChatRoom]) -> None:
