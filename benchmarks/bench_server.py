@@ -1,0 +1,88 @@
+"""trio_rooms server for the shared rooms benchmark (bench/README.md, "The protocol").
+
+    python -m benchmarks.bench_server --port 8000
+
+``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
+``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
+gets ``{"type":"pong","t":<same>}``; anything else is ignored and the session stays open.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import assert_never
+
+import attrs
+import trio
+
+import trio_rooms
+
+
+@attrs.frozen
+class SendChat(trio_rooms.Message):
+    tag = "chat"
+    text: str
+
+
+@attrs.frozen
+class Ping(trio_rooms.Message):
+    tag = "ping"
+    t: float
+
+
+@attrs.frozen
+class Chat(trio_rooms.Message):
+    tag = "chat"
+    text: str
+    sender: str
+
+
+@attrs.frozen
+class Pong(trio_rooms.Message):
+    tag = "pong"
+    t: float
+
+
+ClientMsg = SendChat | Ping
+ServerMsg = Chat | Pong
+
+
+class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg]):
+    async def create_data(self, request: trio_rooms.ConnectRequest) -> None:
+        return None
+
+    async def on_message(self, message: ClientMsg) -> None:
+        match message:
+            case SendChat(text=text):
+                self.broadcast(Chat(text=text, sender=self.id))
+            case Ping(t=t):
+                self.send(Pong(t=t))
+            case _:
+                assert_never(message)
+
+    async def on_invalid(self, error: trio_rooms.DecodeError) -> None:
+        pass  # the benchmark protocol ignores invalid input silently
+
+
+class BenchRoom(trio_rooms.Room[BenchSession]):
+    pass
+
+
+async def serve(port: int) -> None:
+    config = trio_rooms.RoomsConfig(outbound_max_messages=1024)
+    async with trio_rooms.open_rooms(BenchRoom, config=config) as rooms:
+        await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    port: int = parser.parse_args().port
+    try:
+        trio.run(serve, port)
+    except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
+        pass
+
+
+if __name__ == "__main__":
+    main()
