@@ -54,7 +54,7 @@ class OutboundQueue:
     queue is full.
     """
 
-    __slots__ = ("_bytes", "_closed", "_frames", "_lot", "max_bytes", "max_messages")
+    __slots__ = ("_bytes", "_closed", "_frames", "_waiter", "max_bytes", "max_messages")
 
     def __init__(self, max_messages: int, max_bytes: int) -> None:
         self.max_messages = max_messages
@@ -62,7 +62,7 @@ class OutboundQueue:
         self._frames: deque[Frame] = deque()
         self._bytes = 0
         self._closed = False
-        self._lot = trio.lowlevel.ParkingLot()
+        self._waiter: trio.lowlevel.Task | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -80,16 +80,16 @@ class OutboundQueue:
             raise QueueOverflow
         self._frames.append(frame)
         self._bytes += size
-        if self._lot:
-            self._lot.unpark()
+        if self._waiter is not None:
+            self._wake()
         return True
 
     def put_control(self, frame: Frame) -> None:
         """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""
         if not self._closed:
             self._frames.append(frame)
-            if self._lot:
-                self._lot.unpark()
+            if self._waiter is not None:
+                self._wake()
 
     def clear(self) -> None:
         """Drop everything queued."""
@@ -99,7 +99,25 @@ class OutboundQueue:
     def close(self) -> None:
         """Accept nothing more; the consumer drains what is queued, then gets ``[]``."""
         self._closed = True
-        self._lot.unpark_all()
+        if self._waiter is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        assert waiter is not None
+        trio.lowlevel.reschedule(waiter)
+
+    async def _wait(self) -> None:
+        # One consumer: park it directly (cheaper than a ParkingLot on the put path).
+        if self._waiter is not None:
+            raise trio.BusyResourceError("another task is already waiting on this queue")
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def get_batch(self, max_bytes: int) -> list[Frame]:
         """Wait for frames and take them all (at least one, then up to ``max_bytes``).
@@ -110,7 +128,7 @@ class OutboundQueue:
         while not frames:
             if self._closed:
                 return []
-            await self._lot.park()
+            await self._wait()
         batch: list[Frame] = []
         size = data_bytes = 0
         while frames and size < max_bytes:

@@ -131,6 +131,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self._encode: Callable[[Message], bytes] = _unbound_encode
         self._decode: Callable[[str | bytes], Message] = _unbound_decode
         self._outbound = OutboundQueue(1, 1)
+        self._counters = Counters()  # the rooms' own, once attached
         self._close_code: int | None = None
         self._close_reason = ""
         self._send_close = True
@@ -247,14 +248,14 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         if self._close_code is None:
             self._enqueue(Frame(TEXT if self._format == "json" else BINARY, self._encode(message)))
         else:
-            self._counters().dropped += 1
+            self._counters.dropped += 1
 
     def send_bytes(self, data: bytes) -> None:
         """Queue a binary frame carrying ``data`` as it is; never blocks, like `send`."""
         if self._close_code is None:
             self._enqueue(Frame(BINARY, bytes(data)))
         else:
-            self._counters().dropped += 1
+            self._counters.dropped += 1
 
     def broadcast(self, message: ServerMsgT, *, exclude_self: bool = False) -> None:
         """Queue ``message`` for every session of the room (this one too, unless ``exclude_self``).
@@ -285,11 +286,6 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
     # ------------------------------------------------------------------- internals
 
-    def _counters(self) -> Counters:
-        room = self._room
-        assert room is not None
-        return room._counters
-
     def _attach(
         self, room: Room[Any], request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> None:
@@ -298,6 +294,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             raise TypeError(f"{cls.__qualname__} is generic: subclass it with concrete messages")
         config = room._config
         self._room = room
+        self._counters = room._counters
         self._request = request
         self._format = wire
         options = (wire, config.camel_case, config.forbid_extra_keys)
@@ -307,15 +304,18 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         connection.attach(self._outbound)
 
     def _enqueue(self, frame: Frame) -> None:
-        counters = self._counters()
         try:
             if self._outbound.put(frame):
-                counters.messages_out += 1
+                self._counters.messages_out += 1
             else:
-                counters.dropped += 1
+                self._counters.dropped += 1
         except QueueOverflow:
-            counters.dropped += 1
-            self._begin_close(1008, "slow consumer", discard=True)
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """The outbound queue is full: close with 1008, dropping what was queued."""
+        self._counters.dropped += 1
+        self._begin_close(1008, "slow consumer", discard=True)
 
     def _begin_close(
         self,
@@ -401,7 +401,17 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         return True
 
     async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
-        async for item in inbox:
+        while True:
+            try:
+                # Take what is already queued without yielding; wait only when empty.
+                item = inbox.receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    item = await inbox.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
             if self._close_code is not None and not self._closed_by_peer:
                 continue  # we are closing: what the peer still sends is not handled
             try:
@@ -424,7 +434,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             else:
                 await self.on_message(message)
                 return
-        self._counters().invalid += 1
+        self._counters.invalid += 1
         await self.on_invalid(error)
 
     async def _guarded(self, hook: Awaitable[object]) -> None:
@@ -434,7 +444,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             await self._report(exc)
 
     async def _report(self, error: Exception) -> None:
-        self._counters().errors += 1
+        self._counters.errors += 1
         try:
             await self.on_error(error)
         except Exception:
@@ -454,7 +464,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
     async def _read_loop(
         self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
     ) -> None:
-        counters = self._counters()
+        counters = self._counters
         with self._reader_scope:
             async with inbox:
                 try:
@@ -462,6 +472,10 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                         message = await connection.receive()
                         counters.messages_in += 1
                         try:
+                            # Hand over without a trip through the scheduler unless the
+                            # inbox is full: that is what keeps broadcasts batched.
+                            inbox.send_nowait(message)
+                        except trio.WouldBlock:
                             await inbox.send(message)
                         except trio.BrokenResourceError:
                             # No handler (setup failed): keep reading until the close

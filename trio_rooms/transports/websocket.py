@@ -38,6 +38,7 @@ from .._core.rooms import Rooms
 from .._core.routing import HttpRejection, route_websocket
 from .._errors import RoomsClosedError
 from ._framing import close_frame, http_response, wire_bytes
+from ._keepalive import Keepalive
 
 __all__ = ["serve_websocket"]
 
@@ -65,8 +66,12 @@ async def serve_websocket(
     """
     listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
     bound: int = listeners[0].socket.getsockname()[1]
+    config = rooms.config
+    keepalive = Keepalive(config.ping_interval, config.ping_timeout)
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, partial(serve_stream, rooms), listeners)
+        nursery.start_soon(keepalive.run)
+        handler = partial(_serve_stream, rooms, keepalive)
+        await nursery.start(trio.serve_listeners, handler, listeners)
         task_status.started(bound)
 
 
@@ -75,10 +80,17 @@ async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
 
     The handshake must complete within ``handshake_timeout``; a request for another
     path is answered with 404 and an invalid room name with 400, before any room
-    exists. Whatever goes wrong is logged and ends this connection only.
+    exists. Whatever goes wrong is logged and ends this connection only. No keepalive
+    pings are sent (`serve_websocket` runs them for its connections).
     """
+    await _serve_stream(rooms, None, stream)
+
+
+async def _serve_stream(
+    rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
+) -> None:
     try:
-        await _serve_connection(rooms, stream)
+        await _serve_connection(rooms, keepalive, stream)
     except Exception:
         # Never let one connection reach the listener: it would stop the server.
         _logger.exception("connection failed")
@@ -86,7 +98,9 @@ async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
         await trio.aclose_forcefully(stream)
 
 
-async def _serve_connection(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
+async def _serve_connection(
+    rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
+) -> None:
     config = rooms.config
     accepted = await _handshake(stream, config)
     if accepted is None:
@@ -109,6 +123,8 @@ async def _serve_connection(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
         client=_peer(stream),
         subprotocols=tuple(request.subprotocols),
     )
+    if keepalive is not None:
+        keepalive.add(connection)
     try:
         await rooms._serve(target.room, connect_request, target.wire, connection)
     except RoomsClosedError:
@@ -116,6 +132,9 @@ async def _serve_connection(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
     except Exception:
         _logger.exception("room %r could not admit a session", target.room)
         await connection.close(1011, "room failed to start")
+    finally:
+        if keepalive is not None:
+            keepalive.discard(connection)
 
 
 async def _handshake(
@@ -184,8 +203,11 @@ class _StreamConnection:
         self._size = 0
         self._ended: ConnectionEnded | None = None
         self._close_sent = False
-        self._heard_at = trio.current_time()
+        # Keepalive state, read and written by the server's `Keepalive` task.
+        self._heard = False
+        self._silent_since = trio.current_time()
         self._pinged_at: float | None = None
+        self._expired = False
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
@@ -210,32 +232,32 @@ class _StreamConnection:
             await self._stream.send_all(close_frame(code, reason))
 
     async def _receive_some(self) -> None:
-        config = self._config
-        if self._pinged_at is None:
-            deadline = self._heard_at + config.ping_interval
-        else:
-            deadline = self._pinged_at + config.ping_timeout
-        data = None
-        with trio.move_on_at(deadline):
-            try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-        if data is None:
-            self._keepalive()
-        elif not data:
-            raise ConnectionEnded(1006, "connection lost", by_peer=True, send_close=False)
-        else:
-            self._heard_at = trio.current_time()
-            self._pinged_at = None
-            self._feed(data)
+        try:
+            data = await self._stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if not data:
+            reason = "keepalive timeout" if self._expired else "connection lost"
+            raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
+        self._heard = True
+        self._feed(data)
 
-    def _keepalive(self) -> None:
-        if self._pinged_at is not None:
-            raise ConnectionEnded(1006, "keepalive timeout", by_peer=True, send_close=False)
-        self._pinged_at = trio.current_time()
-        if self._outbound is not None:
-            self._outbound.put_control(Frame(PING, b""))
+    def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
+        if self._heard:
+            self._heard = False
+            self._silent_since = now
+            self._pinged_at = None
+            return False
+        if self._pinged_at is None:
+            if now - self._silent_since >= interval and self._outbound is not None:
+                self._pinged_at = now
+                self._outbound.put_control(Frame(PING, b""))
+            return False
+        return now - self._pinged_at >= timeout
+
+    async def keepalive_expire(self) -> None:
+        self._expired = True
+        await trio.aclose_forcefully(self._stream)
 
     def _feed(self, data: bytes | bytearray) -> None:
         proto = self._proto
