@@ -7,6 +7,7 @@
     ├── RoomNameError (ValueError)      a room name outside the documented pattern
     ├── ConnectionClosedError (trio.BrokenResourceError)
     │                                   a client's connection was closed by the server or lost
+    ├── StorageError                    a storage backend failed to read or write
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
     └── SessionClosedError (trio.ClosedResourceError)
@@ -64,6 +65,10 @@ class ConnectionClosedError(RoomsError, trio.BrokenResourceError):
 
 class RoomsClosedError(RoomsError, trio.ClosedResourceError):
     """The rooms are shutting down, or the room is stopping: nothing new is admitted."""
+
+
+class StorageError(RoomsError):
+    """A storage backend failed; nothing was written (the cause is chained)."""
 
 
 class SessionClosedError(RoomsError, trio.ClosedResourceError):

@@ -10,15 +10,18 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar, final
 
+import attrs
 import trio
 
 from .._errors import RoomsClosedError
 from ..codec import WireFormat
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
+from .memory import MemoryStorage
 from .request import ConnectRequest
 from .room import Room
 from .stats import Counters, RoomsStatistics
+from .storage import Storage
 
 __all__ = ["Rooms", "open_rooms"]
 
@@ -49,11 +52,16 @@ class Rooms(Generic[RoomT_co]):
     """
 
     def __init__(
-        self, factory: Callable[[str], RoomT_co], config: RoomsConfig, nursery: trio.Nursery
+        self,
+        factory: Callable[[str], RoomT_co],
+        config: RoomsConfig,
+        nursery: trio.Nursery,
+        storage: Storage,
     ) -> None:
         self._factory = factory
         self._config = config
         self._nursery = nursery
+        self._storage = storage
         self._slots: dict[str, _Slot] = {}
         self._counters = Counters()
         self._closing = False
@@ -183,7 +191,10 @@ class Rooms(Generic[RoomT_co]):
 
 @asynccontextmanager
 async def open_rooms(
-    factory: Callable[[str], RoomT], *, config: RoomsConfig | None = None
+    factory: Callable[[str], RoomT],
+    *,
+    config: RoomsConfig | None = None,
+    storage: Storage | None = None,
 ) -> AsyncGenerator[Rooms[RoomT]]:
     """Own every room created through the returned `Rooms`.
 
@@ -192,20 +203,45 @@ async def open_rooms(
         async with trio_rooms.open_rooms(ChatRoom) as rooms, trio.open_nursery() as nursery:
             port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
 
-    Leaving the block (normally, by an exception or by cancellation) shuts down
-    gracefully: no new room or session is accepted, every session is closed with 1001
-    and its ``on_close`` runs, then every room's ``on_stop``; whatever is still running
-    after ``config.shutdown_timeout`` is cancelled.
+    Leaving the block (normally, by an exception or by cancellation, also of a scope
+    around it) shuts down gracefully: no new room or session is accepted, every session
+    is closed with 1001 and its ``on_close`` runs, then every room's ``on_stop``, then
+    the storage is flushed and closed; whatever is still running after
+    ``config.shutdown_timeout`` is cancelled.
 
     Args:
         factory: Makes a room from its name: a `Room` subclass or any callable.
         config: Limits and options; `RoomsConfig()` by default.
+        storage: Where session data and room state persist; `MemoryStorage()` by default.
     """
-    async with trio.open_nursery() as nursery:
-        rooms = Rooms(factory, config or RoomsConfig(), nursery)
-        try:
-            yield rooms
-        finally:
-            with trio.CancelScope(shield=True):
-                await rooms._shutdown()
-            nursery.cancel_scope.cancel()
+    storage = storage if storage is not None else MemoryStorage()
+    await storage.open()
+    try:
+        async with trio.open_nursery() as outer:
+            # The rooms run in a task of their own under a shielded scope: cancelling the
+            # caller must not cut sessions off before they were sent their 1001.
+            root: _Root = await outer.start(_run_root)
+            rooms = Rooms(factory, config or RoomsConfig(), root.nursery, storage)
+            try:
+                yield rooms
+            finally:
+                with trio.CancelScope(shield=True):
+                    await rooms._shutdown()
+                root.scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await storage.aclose()
+
+
+@final
+@attrs.frozen
+class _Root:
+    scope: trio.CancelScope
+    nursery: trio.Nursery
+
+
+async def _run_root(*, task_status: trio.TaskStatus[_Root]) -> None:
+    with trio.CancelScope(shield=True) as scope:
+        async with trio.open_nursery() as nursery:
+            task_status.started(_Root(scope, nursery))
+            await trio.sleep_forever()

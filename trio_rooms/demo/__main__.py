@@ -38,6 +38,12 @@ async def _run(host: str, port: int) -> None:
             nursery.cancel_scope.cancel()
 
 
+def _first(group: BaseExceptionGroup[OSError]) -> OSError:
+    """The first error in ``group``, however deeply nested."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and serve until Ctrl-C; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -60,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(_run, host, port)
     except* OSError as group:
         # Raised from inside the servers' nurseries, hence the group.
-        print(f"trio_rooms demo: cannot listen on {host}: {group.exceptions[0]}", file=sys.stderr)
+        print(f"trio_rooms demo: cannot listen on {host}: {_first(group)}", file=sys.stderr)
         status = 1
     return status
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import re
-from http import HTTPStatus
 from collections.abc import Mapping
 from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 from typing import Final, final
 
@@ -169,9 +169,8 @@ async def _serve_requests(site: _Site, stream: trio.SocketStream) -> None:
         except h11.RemoteProtocolError as exc:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 status = exc.error_status_hint
-                await _send(
-                    conn, stream, _text(status, _REASONS.get(status, "Error")), head_only=False
-                )
+                response = _text(status, _REASONS.get(status, "Error"))
+                await _send(conn, stream, response, head_only=False, close=True)
             return
         response = await site.respond(
             request.method.decode("ascii"), request.target.decode("latin-1")
@@ -189,27 +188,31 @@ class _TooBigError(h11.RemoteProtocolError):
 async def _read_request(
     conn: h11.Connection, stream: trio.SocketStream, max_size: int
 ) -> h11.Request | None:
-    """Read one request and its body (discarded); None if the client closed first."""
+    """Read one request and its body (discarded); None if the client closed first.
+
+    h11 bounds only a head that is still incomplete; ``size`` bounds the whole request.
+    """
     request: h11.Request | None = None
     size = 0
     while True:
         event = conn.next_event()
+        if isinstance(event, h11.Request):
+            request = event
+            if size - len(conn.trailing_data[0]) > max_size:
+                raise _TooBigError("request head too large", error_status_hint=431)
+        if size > max_size:
+            status = 431 if request is None else 413
+            raise _TooBigError("request too large", error_status_hint=status)
         if event is h11.NEED_DATA:
             data = await stream.receive_some(_RECEIVE_SIZE)
             size += len(data)
-            if size > max_size:
-                # h11 bounds the head alone; this bounds head plus body.
-                raise _TooBigError("request too large", error_status_hint=413)
             conn.receive_data(data)
-        elif isinstance(event, h11.Request):
-            request = event
         elif isinstance(event, h11.EndOfMessage):
             assert request is not None
             return request
-        elif isinstance(event, h11.ConnectionClosed):
+        elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            # PAUSED cannot happen: each request is answered before the next is read.
             return None
-        elif event is h11.PAUSED:
-            return None  # cannot happen: we answer each request before reading on
 
 
 _REASONS: Final = {
@@ -220,7 +223,12 @@ _REASONS: Final = {
 
 
 async def _send(
-    conn: h11.Connection, stream: trio.SocketStream, response: _Response, *, head_only: bool
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    response: _Response,
+    *,
+    head_only: bool,
+    close: bool = False,
 ) -> None:
     headers = [
         ("content-type", response.content_type),
@@ -231,11 +239,17 @@ async def _send(
     ]
     if response.content_type.startswith("text/html"):
         headers.append(("content-security-policy", _CSP))
-    parts = [conn.send(h11.Response(
-            status_code=response.status,
-            headers=headers,
-            reason=HTTPStatus(response.status).phrase,
-        ))]
+    if close:
+        headers.append(("connection", "close"))
+    parts = [
+        conn.send(
+            h11.Response(
+                status_code=response.status,
+                headers=headers,
+                reason=HTTPStatus(response.status).phrase,
+            )
+        )
+    ]
     if not head_only and response.body:
         parts.append(conn.send(h11.Data(data=response.body)))
     parts.append(conn.send(h11.EndOfMessage()))

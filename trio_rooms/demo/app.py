@@ -22,8 +22,9 @@ Server to client, afterwards:
 Validation: surrounding whitespace is stripped from names and messages; a name must
 then be 1 to 32 printable characters and a message 1 to 2000 characters. An invalid
 ``sendChat`` or ``setName`` is not applied: the sender gets a ``rejected`` message
-and stays connected. An invalid ``name`` query parameter at connect time (``?name=``)
-is replaced by a generated guest name and also answered with ``rejected``.
+and stays connected. The name asked for at connect time is the ``name`` query
+parameter (``?name=``); without one, the session gets a generated guest name
+(``guest-1234``), and with an invalid one, a guest name and a ``rejected`` message.
 
 The history lives in memory in the room: it survives page reloads while the room is
 alive (``ROOM_IDLE_TIMEOUT`` after its last session left), not server restarts.
@@ -203,10 +204,11 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
         return cast("ChatRoom", super().room)
 
     async def create_data(self, request: ConnectRequest) -> ChatData:
-        asked = request.query.get("name", "")
-        name = clean_name(asked)
+        asked = request.query.get("name")
+        name = None if asked is None else clean_name(asked)
         if name is None:
-            return ChatData(name=f"guest-{secrets.randbelow(10_000):04}", rejected_name=True)
+            guest = f"guest-{secrets.randbelow(10_000):04}"
+            return ChatData(name=guest, rejected_name=asked is not None)
         return ChatData(name=name)
 
     async def on_connect(self) -> None:
@@ -276,14 +278,32 @@ async def serve_demo(
     cancelled, sessions are closed with 1001 before this returns.
     """
     config = RoomsConfig(room_idle_timeout=ROOM_IDLE_TIMEOUT)
-    async with open_rooms(ChatRoom, config=config) as rooms, trio.open_nursery() as nursery:
-        bound_ws: int = await nursery.start(serve_websocket, rooms, host, ws_port)
-        site_config = json.dumps({"wsPort": bound_ws}).encode()
-        bound_http: int = await nursery.start(
-            serve_static,
-            STATIC_DIR,
-            host,
-            http_port,
-            {"/config.json": ("application/json", site_config)},
-        )
-        task_status.started((bound_http, bound_ws))
+    servers = trio.CancelScope()
+
+    async def run(*, task_status: trio.TaskStatus[tuple[int, int]]) -> None:
+        # Shielded: a cancellation from outside would also cancel the sessions' writers
+        # inside open_rooms, and the clients would get no close frame (1006). Instead,
+        # it cancels `servers` and open_rooms is left normally: 1001 to every client.
+        with trio.CancelScope(shield=True):
+            async with open_rooms(ChatRoom, config=config) as rooms:
+                with servers:
+                    async with trio.open_nursery() as nursery:
+                        ws: int = await nursery.start(serve_websocket, rooms, host, ws_port)
+                        documents = {
+                            "/config.json": (
+                                "application/json",
+                                json.dumps({"wsPort": ws}).encode(),
+                            )
+                        }
+                        http: int = await nursery.start(
+                            serve_static, STATIC_DIR, host, http_port, documents
+                        )
+                        task_status.started((http, ws))
+
+    async with trio.open_nursery() as nursery:
+        ports: tuple[int, int] = await nursery.start(run)
+        task_status.started(ports)
+        try:
+            await trio.sleep_forever()
+        finally:
+            servers.cancel()

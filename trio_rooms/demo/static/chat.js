@@ -193,8 +193,8 @@
   function connect() {
     clearTimeout(state.retryTimer);
     const generation = ++state.generation;
-    setStatus(state.connectedOnce ? "reconnecting" : "connecting",
-      state.connectedOnce ? "reconnecting…" : "connecting…");
+    if (state.connectedOnce || state.attempt > 0) setStatus("reconnecting", "reconnecting…");
+    else setStatus("connecting", "connecting…");
     let socket;
     try {
       socket = new WebSocket(socketUrl());
@@ -211,6 +211,8 @@
       state.socket = null;
       if (state.selfId !== null) system("Connection lost. Reconnecting…");
       state.selfId = null;
+      state.members.clear(); // stale until the server sends the list again
+      renderMembers();
       scheduleReconnect(generation);
     };
   }
@@ -280,7 +282,7 @@
       case "history":
         showEmpty();
         msg.messages.forEach(chat);
-        system(`You joined #${state.room} as ${state.name}.`);
+        system(`You joined #${state.room} as ${state.name}`);
         break;
       case "chat":
         chat(msg);
@@ -288,11 +290,11 @@
       case "userJoined":
         state.members.set(msg.userId, msg.name);
         renderMembers();
-        system(`${msg.name} joined.`);
+        system(`${msg.name} joined`);
         break;
       case "userLeft":
         if (state.members.delete(msg.userId)) renderMembers();
-        system(`${msg.name} left.`);
+        system(`${msg.name} left`);
         break;
       case "renamed":
         state.members.set(msg.userId, msg.name);
@@ -301,9 +303,9 @@
           state.name = msg.name;
           localStorage.setItem("trio_rooms.name", msg.name);
           ui.nameInput.value = msg.name;
-          system(`You are now ${msg.name}.`);
+          system(`You are now ${msg.name}`);
         } else {
-          system(`${msg.oldName} is now ${msg.name}.`);
+          system(`${msg.oldName} is now ${msg.name}`);
         }
         break;
       case "rejected":

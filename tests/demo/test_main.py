@@ -1,0 +1,71 @@
+"""``python -m trio_rooms.demo`` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from trio_rooms.demo.__main__ import main
+
+from .client import connect
+from .test_http import request
+
+
+async def _read_line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
+    while b"\n" not in buffer:
+        chunk = await stdout.receive_some(4096)
+        assert chunk, f"the demo exited early: {bytes(buffer)!r}"
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line.decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
+async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c() -> None:
+    """It prints its URL, serves the page and the rooms, and exits 0 on SIGINT."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "trio_rooms.demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        buffer = bytearray()
+        with trio.fail_after(20):
+            line = await _read_line(process.stdout, buffer)
+            found = re.fullmatch(
+                r"trio_rooms demo: open http://127\.0\.0\.1:(\d+)/ in your browser", line
+            )
+            assert found, line
+            http_port = int(found[1])
+            await _read_line(process.stdout, buffer)  # the WebSocket port
+            config = json.loads((await request(http_port, "/config.json")).body)
+            async with connect(config["wsPort"], "lobby", "alice") as alice:
+                await alice.receive_type("members")
+                process.send_signal(signal.SIGINT)
+                assert await _read_line(process.stdout, buffer) == "trio_rooms demo: stopping"
+                # Sessions are closed with 1001 ("going away") so pages reconnect.
+                code = await alice.close_code()
+            assert code == 1001
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--port must leave room for the WebSocket port."""
+    with pytest.raises(SystemExit) as exc_info:
+        main(["--port", "65535"])
+    assert exc_info.value.code == 2
+    assert "--port must be between 0 and 65534" in capsys.readouterr().err

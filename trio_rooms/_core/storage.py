@@ -1,0 +1,118 @@
+"""The ``Storage`` port: durable session records and per-room key-value state.
+
+The core only ever talks to this Protocol; `trio_rooms.storage` has the backends.
+Values are bytes here: the core (de)serialises typed data with cattrs and orjson.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar, final
+
+import attrs
+import cattrs.preconf.orjson
+
+from .._errors import StorageError
+
+__all__ = ["RoomStorage", "SessionRecord", "Storage", "data_converter"]
+
+T = TypeVar("T")
+
+#: Session data and room values go through this converter (Python field names).
+data_converter = cattrs.preconf.orjson.make_converter()
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SessionRecord:
+    """What is stored for one session: enough to resume it on any process."""
+
+    room: str
+    session_id: str
+    #: The session's data, as JSON from `data_converter`.
+    data: bytes
+    #: The wire format the session speaks, kept across resumes.
+    wire: str
+    #: SHA-256 of the current resume token's secret; empty when not resumable.
+    token_hash: bytes = b""
+    #: Wall-clock (UNIX) time after which the token no longer resumes the session.
+    expires_at: float = 0.0
+
+
+class Storage(Protocol):
+    """Durable storage for session records and room state.
+
+    Every write returns only once it is durable (as the backend defines it). A
+    failing operation raises `StorageError`. Implementations: `MemoryStorage`,
+    `SqliteStorage`.
+    """
+
+    async def open(self) -> None:
+        """Prepare for use (create the schema); called once by `open_rooms`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and release everything; called once when `open_rooms` exits."""
+        ...
+
+    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
+        """The record of ``session_id`` in ``room``, or None."""
+        ...
+
+    async def save_session(self, record: SessionRecord) -> None:
+        """Insert or replace the record of ``record.session_id``."""
+        ...
+
+    async def delete_session(self, room: str, session_id: str) -> None:
+        """Forget a session (nothing happens if it is unknown)."""
+        ...
+
+    async def get(self, room: str, key: str) -> bytes | None:
+        """The value stored under ``key`` for ``room``, or None."""
+        ...
+
+    async def put(self, room: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` for ``room``."""
+        ...
+
+    async def delete(self, room: str, key: str) -> None:
+        """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
+        ...
+
+
+@final
+class RoomStorage:
+    """A room's durable key-value state, typed through cattrs: ``room.storage``.
+
+    ::
+
+        async def on_start(self) -> None:
+            self.history = await self.storage.get("history", list[Chat]) or []
+    """
+
+    __slots__ = ("_room", "_storage")
+
+    def __init__(self, storage: Storage, room: str) -> None:
+        self._storage = storage
+        self._room = room
+
+    async def get(self, key: str, type: type[T]) -> T | None:
+        """The value stored under ``key``, structured as ``type``; None if absent.
+
+        Raises:
+            StorageError: the backend failed, or the stored value is not a ``type``.
+        """
+        raw = await self._storage.get(self._room, key)
+        if raw is None:
+            return None
+        try:
+            return data_converter.loads(raw, type)
+        except Exception as exc:
+            raise StorageError(f"room {self._room!r}: value of {key!r} is not a {type!r}") from exc
+
+    async def put(self, key: str, value: object) -> None:
+        """Store ``value`` (anything cattrs can unstructure) under ``key``; durable on return."""
+        await self._storage.put(self._room, key, data_converter.dumps(value))
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; durable on return."""
+        await self._storage.delete(self._room, key)
