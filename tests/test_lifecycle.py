@@ -123,6 +123,32 @@ async def test_leaving_open_rooms_closes_every_session_with_1001() -> None:
     assert rooms.statistics().rooms == 0
 
 
+async def test_cancelling_a_scope_around_open_rooms_still_sends_1001() -> None:
+    """Cancellation from outside (Ctrl-C) is a graceful shutdown too: 1001, not 1006."""
+    codes: list[int] = []
+
+    async def client(port: int, *, task_status: trio.TaskStatus[None]) -> None:
+        async with connect(port, "lobby") as peer:
+            await peer.receive_until(UserJoined)
+            task_status.started()
+            codes.append(await peer.close_code())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as clients:
+            with trio.CancelScope() as outside:
+                async with (
+                    trio_rooms.open_rooms(ChatRoom) as rooms,
+                    trio.open_nursery() as server,
+                ):
+                    port: int = await server.start(
+                        trio_rooms.serve_websocket, rooms, "127.0.0.1", 0
+                    )
+                    await clients.start(client, port)
+                    outside.cancel()
+                    await trio.sleep_forever()
+    assert codes == [1001]
+
+
 async def test_cancelling_the_server_closes_its_sessions_with_1001(rooms: Rooms[ChatRoom]) -> None:
     """Cancelling serve_websocket stops accepting and closes its sessions with 1001."""
     async with trio.open_nursery() as nursery:
