@@ -117,6 +117,7 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
                 self.broadcast(Chat(user_id=self.id, name=self.data.name, text=text))
             case SetName(name=name):
                 self.data.name = name
+                await self.update()  # durable before anyone hears of it
                 self.broadcast(Renamed(user_id=self.id, name=name))
             case Whisper(text=text):
                 self.send(Chat(user_id=self.id, name=self.data.name, text=text))

@@ -73,6 +73,8 @@ class RoomsConfig:
     inbound_max_messages: int = attrs.field(default=32, validator=_positive_int)
     #: Seconds a room without sessions stays alive before it is evicted.
     room_idle_timeout: float = attrs.field(default=30.0, validator=_positive)
+    #: Seconds after a session's last write during which its token resumes it.
+    resume_window: float = attrs.field(default=600.0, validator=_positive)
     #: Wire names in lowerCamelCase (``user_id`` -> ``userId``); False keeps Python names.
     camel_case: bool = True
     #: Reject client messages with keys the message class does not declare.

@@ -24,31 +24,39 @@ class MemoryStorage:
         self._values: dict[tuple[str, str], bytes] = {}
 
     async def open(self) -> None:
+        """Prepare for use."""
         await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
+        """Release everything."""
         await trio.lowlevel.checkpoint()
 
     async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
+        """The record of ``session_id`` in ``room``, or None."""
         await trio.lowlevel.checkpoint()
         return self._sessions.get((room, session_id))
 
     async def save_session(self, record: SessionRecord) -> None:
+        """Insert or replace ``record``."""
         await trio.lowlevel.checkpoint()
         self._sessions[record.room, record.session_id] = record
 
     async def delete_session(self, room: str, session_id: str) -> None:
+        """Forget a session (nothing happens if it is unknown)."""
         await trio.lowlevel.checkpoint()
         self._sessions.pop((room, session_id), None)
 
     async def get(self, room: str, key: str) -> bytes | None:
+        """The value under ``key`` for ``room``, or None."""
         await trio.lowlevel.checkpoint()
         return self._values.get((room, key))
 
     async def put(self, room: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` for ``room``."""
         await trio.lowlevel.checkpoint()
         self._values[room, key] = value
 
     async def delete(self, room: str, key: str) -> None:
+        """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
         await trio.lowlevel.checkpoint()
         self._values.pop((room, key), None)

@@ -18,10 +18,12 @@ from .._message import Message
 from ..codec import WireFormat
 from .config import RoomsConfig
 from .connection import Connection
+from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .request import ConnectRequest
 from .session import Session
 from .stats import Counters
+from .storage import RoomStorage, Storage
 from .typeargs import is_concrete, resolve_type_args
 
 __all__ = ["Room"]
@@ -78,6 +80,8 @@ class Room(Generic[SessionT_co]):
         self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
         self._config = RoomsConfig()
         self._counters = Counters()
+        self._storage: Storage = MemoryStorage()
+        self._room_storage: RoomStorage | None = None
         self._nursery: trio.Nursery | None = None
         self._active = 0
         self._idle_scope: trio.CancelScope | None = None
@@ -87,6 +91,17 @@ class Room(Generic[SessionT_co]):
     def name(self) -> str:
         """The room's name, unique among the live rooms of a `Rooms`."""
         return self._name
+
+    @property
+    def storage(self) -> RoomStorage:
+        """This room's durable key-value state (``await get(key, type)``, ``put``, ``delete``).
+
+        It outlives the room: a room evicted and created again, or a restarted server on
+        the same storage, reads what was stored.
+        """
+        if self._room_storage is None:
+            self._room_storage = RoomStorage(self._storage, self._name)
+        return self._room_storage
 
     @property
     def sessions(self) -> Mapping[str, SessionT_co]:

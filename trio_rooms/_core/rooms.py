@@ -133,6 +133,7 @@ class Rooms(Generic[RoomT_co]):
         room = self._factory(name)
         room._config = self._config
         room._counters = self._counters
+        room._storage = self._storage
         try:
             async with trio.open_nursery() as nursery:
                 room._nursery = nursery

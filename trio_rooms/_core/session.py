@@ -8,22 +8,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import attrs
+import msgpack
 import orjson
 import trio
 
 from .._errors import DecodeError, SessionClosedError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
+from . import tokens
 from .connection import Connection, ConnectionEnded
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .request import ConnectRequest
 from .stats import Counters
+from .storage import SessionRecord, data_converter
 from .typeargs import is_concrete, resolve_type_args, union_members
 
 if TYPE_CHECKING:
@@ -45,6 +49,9 @@ _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 101
 
 _NO_DATA: Any = object()
 
+#: The close code of a connection whose session was resumed on another connection.
+SESSION_TAKEN_OVER = 4001
+
 
 def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], ...]:
     members = union_members(tp)
@@ -64,13 +71,11 @@ def _codec(
     return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
 
 
-def _error_frame(wire: WireFormat, reason: str) -> Frame:
+def _library_frame(wire: WireFormat, content: dict[str, object]) -> Frame:
     # Library frames carry no "type", so they never collide with user messages.
     if wire == "json":
-        return Frame(TEXT, orjson.dumps({"error": reason}))
-    import msgpack
-
-    return Frame(BINARY, msgpack.packb({"error": reason}))
+        return Frame(TEXT, orjson.dumps(content))
+    return Frame(BINARY, msgpack.packb(content))
 
 
 class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
@@ -97,6 +102,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
     _server_classes: ClassVar[tuple[type[Message], ...] | None] = None
     _client_classes: ClassVar[tuple[type[Message], ...] | None] = None
+    _data_type: ClassVar[object] = None
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -108,6 +114,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             )
         if not is_concrete(args[1:]):
             return  # a generic intermediate class; its subclasses bind the messages
+        cls._data_type = args[0]
         cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
         cls._client_classes = _message_classes(args[2], cls.__qualname__, "client")
 
@@ -137,6 +144,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self._send_close = True
         self._closed_by_peer = False
         self._admitted = False
+        self._token_hash = b""  # set when the client asked for a resumable session
+        self._superseded = False  # resumed on another connection: its state is not ours
         self._reader_scope = trio.CancelScope()
         self._writer_scope = trio.CancelScope()
         self._handler_scope = trio.CancelScope()
@@ -195,6 +204,12 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         admitted (`on_close` does not run).
         """
 
+    async def on_resume(self) -> None:
+        """Run when a client resumed this session with its token (instead of `create_data`).
+
+        ``id`` and ``data`` are the session's, as last stored; `on_connect` follows.
+        """
+
     async def on_connect(self) -> None:
         """Run once the session is admitted to its room (after `create_data`).
 
@@ -215,7 +230,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
         The connection stays open.
         """
-        self._enqueue(_error_frame(self._format, str(error)))
+        self._enqueue(_library_frame(self._format, {"error": str(error)}))
 
     async def on_error(self, error: Exception) -> None:
         """Handle an exception raised by another hook; by default log it.
@@ -264,6 +279,20 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         """
         self.room.broadcast(message, exclude=(self._id,) if exclude_self else ())
 
+    async def update(self) -> None:
+        """Persist ``data``; returns once the storage has durably committed it.
+
+        Raises:
+            StorageError: the write failed; the stored data is what it was before.
+            SessionClosedError: the session was taken over by a resumed connection.
+        """
+        room = self._room
+        if room is None or not self._admitted:
+            raise RuntimeError("update() needs an admitted session")
+        if self._superseded:
+            raise SessionClosedError(f"session {self._id} was resumed on another connection")
+        await room._storage.save_session(self._record())
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close this session: flush what is queued, then send the close frame.
 
@@ -296,12 +325,17 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self._room = room
         self._counters = room._counters
         self._request = request
-        self._format = wire
-        options = (wire, config.camel_case, config.forbid_extra_keys)
-        self._encode = _codec(cls._server_classes, *options).encode
-        self._decode = _codec(cls._client_classes, *options).decode
+        self._set_format(room, wire)
         self._outbound = OutboundQueue(config.outbound_max_messages, config.outbound_max_bytes)
         connection.attach(self._outbound)
+
+    def _set_format(self, room: Room[Any], wire: WireFormat) -> None:
+        client_classes, server_classes = self.message_classes()
+        config = room._config
+        options = (wire, config.camel_case, config.forbid_extra_keys)
+        self._format = wire
+        self._encode = _codec(server_classes, *options).encode
+        self._decode = _codec(client_classes, *options).decode
 
     def _enqueue(self, frame: Frame) -> None:
         try:
@@ -380,25 +414,81 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             room._counters.closes[self._close_code or 1006] += 1
 
     async def _admit(self, room: Room[Any]) -> bool:
+        """Resume or create the session, persist it, and add it to the room."""
+        resume = self.request.query.get("resume")  # None: not resumable; "": new; else a token
+        issued: tokens.IssuedToken | None = None
         try:
-            self._data = await self.create_data(self.request)
+            resumed = bool(resume) and await self._resume(room, resume or "")
+            if not resumed:
+                self._data = await self.create_data(self.request)
+            if resume is not None:
+                issued = tokens.issue(self._id)
+                self._token_hash = issued.token_hash
+            await room._storage.save_session(self._record())
         except Exception:
-            _logger.exception("create_data failed for a session of room %r", room.name)
+            _logger.exception("session setup failed in room %r", room.name)
             self._begin_close(1011, "session setup failed")
             return False
         if self._close_code is not None:
-            return False  # the peer left while create_data ran
+            return False  # the peer left during setup
         if room._stopping:
             self._begin_close(1001, "server shutting down")
             return False
+        if issued is not None:
+            # The first frame a resumable client gets, before anything the room sends.
+            info = {"id": self._id, "token": issued.token, "resumed": resumed}
+            self._enqueue(_library_frame(self._format, {"$session": info}))
         room._add(self)
         self._admitted = True
         try:
+            if resumed:
+                await self.on_resume()
             await self.on_connect()
         except Exception as exc:
             await self._report(exc)
             self._begin_close(1011, "session setup failed")
         return True
+
+    async def _resume(self, room: Room[Any], token: str) -> bool:
+        """Take over the session ``token`` names, if the token is valid; else False."""
+        parts = tokens.split(token)
+        if parts is None:
+            return False
+        session_id, secret = parts
+        record = await room._storage.load_session(room.name, session_id)
+        if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
+            return False
+        data = self._load_data(record.data)
+        previous = room._sessions.get(session_id)
+        if previous is not None:  # still connected elsewhere: this connection wins
+            previous._superseded = True
+            previous._begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
+        self._id = session_id
+        self._data = data
+        if record.wire != self._format and record.wire in ("json", "msgpack"):
+            self._set_format(room, "json" if record.wire == "json" else "msgpack")
+        return True
+
+    def _record(self) -> SessionRecord:
+        room = self._room
+        assert room is not None
+        return SessionRecord(
+            room=room.name,
+            session_id=self._id,
+            data=self._dump_data(),
+            wire=self._format,
+            token_hash=self._token_hash,
+            expires_at=time.time() + room._config.resume_window,
+        )
+
+    def _dump_data(self) -> bytes:
+        return data_converter.dumps(self._data, unstructure_as=type(self)._data_type)
+
+    def _load_data(self, raw: bytes) -> DataT:
+        data_type = type(self)._data_type
+        if data_type is None or data_type is type(None):
+            return cast("DataT", None)
+        return cast("DataT", data_converter.loads(raw, cast("type[Any]", data_type)))
 
     async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
         while True:
@@ -460,6 +550,16 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             code = self._close_code
             assert code is not None
             await self._guarded(self.on_close(code, self._close_reason))
+            await self._guarded(self._persist_at_close(room))
+
+    async def _persist_at_close(self, room: Room[Any]) -> None:
+        if self._superseded:
+            return  # its record belongs to the connection that resumed it
+        if self._token_hash:
+            # Resumable: keep the latest data and restart the resume window from now.
+            await room._storage.save_session(self._record())
+        else:
+            await room._storage.delete_session(room.name, self._id)
 
     async def _read_loop(
         self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]

@@ -92,6 +92,7 @@ class SqliteStorage:
 
     @property
     def path(self) -> str:
+        """The database file."""
         return self._path
 
     async def open(self) -> None:
@@ -139,6 +140,7 @@ class SqliteStorage:
     # ------------------------------------------------------------------ sessions
 
     async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
+        """The record of ``session_id`` in ``room``, or None."""
         row = await self._read_one(_LOAD_SESSION, (room, session_id))
         if row is None:
             return None
@@ -157,12 +159,14 @@ class SqliteStorage:
         )
 
     async def save_session(self, record: SessionRecord) -> None:
+        """Insert or replace ``record``."""
         r = record
         await self._write(
             _SAVE_SESSION, (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at)
         )
 
     async def delete_session(self, room: str, session_id: str) -> None:
+        """Forget a session (nothing happens if it is unknown)."""
         await self._write(
             "DELETE FROM sessions WHERE room = ? AND session_id = ?", (room, session_id)
         )
@@ -170,6 +174,7 @@ class SqliteStorage:
     # ---------------------------------------------------------------- room state
 
     async def get(self, room: str, key: str) -> bytes | None:
+        """The value under ``key`` for ``room``, or None."""
         row = await self._read_one(
             "SELECT value FROM room_state WHERE room = ? AND key = ?", (room, key)
         )
@@ -180,12 +185,14 @@ class SqliteStorage:
         return value
 
     async def put(self, room: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` for ``room``."""
         await self._write(
             "INSERT OR REPLACE INTO room_state (room, key, value) VALUES (?, ?, ?)",
             (room, key, value),
         )
 
     async def delete(self, room: str, key: str) -> None:
+        """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
         await self._write(_DELETE, (room, key))
 
     # ----------------------------------------------------------------- internals

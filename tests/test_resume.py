@@ -1,0 +1,235 @@
+"""Durable session data and resume: after a drop, an eviction and a restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import msgpack
+import orjson
+import pytest
+import trio
+import trio.testing
+
+import trio_rooms
+from trio_rooms import Rooms, RoomsConfig, SqliteStorage, testing
+from trio_rooms.storage import MemoryStorage, SessionRecord
+from trio_rooms.testing import TestClient
+
+from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
+
+Client = TestClient[ServerMsg, ClientMsg]
+
+
+@attrs.frozen
+class Info:
+    id: str
+    token: str
+    resumed: bool
+
+
+async def _session_info(client: Client) -> Info:
+    frame = await client.receive_frame()
+    assert isinstance(frame, str)
+    content = orjson.loads(frame)
+    assert list(content) == ["$session"], f"expected the $session frame first, got {frame}"
+    info = content["$session"]
+    return Info(id=info["id"], token=info["token"], resumed=info["resumed"])
+
+
+@asynccontextmanager
+async def _join(
+    rooms: Rooms[ChatRoom], query: str, room: str = "lobby"
+) -> AsyncGenerator[tuple[Client, Info]]:
+    async with testing.connect(rooms, room, query=query) as client:
+        info = await _session_info(client)
+        joined = await client.receive()
+        assert isinstance(joined, UserJoined)
+        assert joined.user_id == info.id
+        yield client, info
+
+
+async def _rename(client: Client, name: str) -> None:
+    client.send(SetName(name=name))
+    renamed = await client.receive()
+    assert isinstance(renamed, Renamed)  # sent after update() returned
+
+
+async def test_a_plain_connection_gets_no_session_frame(rooms: Rooms[ChatRoom]) -> None:
+    """Without ?resume the wire is exactly websocket-do's: the first frame is the room's."""
+    async with testing.connect(rooms, "lobby") as client:
+        assert isinstance(await client.receive(), UserJoined)
+
+
+async def test_resume_after_a_dropped_connection(rooms: Rooms[ChatRoom]) -> None:
+    """The token brings back the same id and the stored data, with a new token."""
+    async with _join(rooms, "resume=&name=ann") as (client, first):
+        assert not first.resumed
+        await _rename(client, "anna")
+    async with _join(rooms, f"resume={first.token}") as (client, second):
+        assert second == Info(id=first.id, token=second.token, resumed=True)
+        assert second.token != first.token
+        client.send(Whisper(text="who am i"))
+        reply = await client.receive()
+        assert getattr(reply, "name", None) == "anna"
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "x.y", "nosuchsession." + "a" * 43])
+async def test_an_invalid_token_gets_a_fresh_session(rooms: Rooms[ChatRoom], bad: str) -> None:
+    """An unknown or malformed token starts a new session, never anyone else's."""
+    async with _join(rooms, "resume=&name=ann") as (_, first):
+        pass
+    async with _join(rooms, f"resume={bad}&name=bob") as (_, info):
+        assert not info.resumed
+        assert info.id != first.id
+
+
+async def test_a_token_is_single_use(rooms: Rooms[ChatRoom]) -> None:
+    """The token of a resume is rotated: the old one no longer works."""
+    async with _join(rooms, "resume=") as (_, first):
+        pass
+    async with _join(rooms, f"resume={first.token}") as (_, second):
+        assert second.resumed
+    async with _join(rooms, f"resume={first.token}") as (_, third):
+        assert not third.resumed
+        assert third.id != first.id
+
+
+async def test_a_token_is_bound_to_its_room(rooms: Rooms[ChatRoom]) -> None:
+    """A token from one room starts a fresh session in another."""
+    async with _join(rooms, "resume=", room="red") as (_, red):
+        pass
+    async with _join(rooms, f"resume={red.token}", room="blue") as (_, blue):
+        assert not blue.resumed
+        assert blue.id != red.id
+
+
+async def test_an_expired_token_gets_a_fresh_session() -> None:
+    """After the resume window the token no longer resumes."""
+    storage = MemoryStorage()
+    async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
+        async with _join(rooms, "resume=") as (_, first):
+            pass
+        record = await storage.load_session("lobby", first.id)
+        assert record is not None
+        await storage.save_session(attrs.evolve(record, expires_at=0.0))
+        async with _join(rooms, f"resume={first.token}") as (_, again):
+            assert not again.resumed
+
+
+async def test_resuming_a_connected_session_takes_it_over(rooms: Rooms[ChatRoom]) -> None:
+    """The old connection is closed with 4001; the new one has the session."""
+    async with (
+        _join(rooms, "resume=") as (old, first),
+        _join(rooms, f"resume={first.token}") as (_, second),
+    ):
+        assert second.resumed
+        with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
+            await _drain(old)
+        assert closed.value.code == 4001
+        room = await rooms.get("lobby")
+        assert list(room.sessions) == [first.id]
+
+
+async def _drain(client: Client) -> None:
+    while True:
+        await client.receive_frame()
+
+
+async def test_resume_after_the_room_was_evicted(autojump_clock: trio.testing.MockClock) -> None:
+    """A room evicted and created again still resumes its sessions, and its state is back."""
+    async with trio_rooms.open_rooms(ChatRoom, config=RoomsConfig(room_idle_timeout=5)) as rooms:
+        async with _join(rooms, "resume=") as (client, first):
+            await _rename(client, "carol")
+            room = await rooms.get("lobby")
+            await room.storage.put("topic", ["trio", "rooms"])
+        await room.stopped.wait()
+        async with _join(rooms, f"resume={first.token}") as (client, second):
+            assert second.resumed
+            again = await rooms.get("lobby")
+            assert again is not room
+            assert await again.storage.get("topic", list[str]) == ["trio", "rooms"]
+            client.send(Whisper(text="me?"))
+            assert getattr(await client.receive(), "name", None) == "carol"
+
+
+async def test_resume_after_a_restart_on_the_same_sqlite_file(tmp_path: Path) -> None:
+    """A new Rooms on the same SQLite file resumes the session with its data."""
+    path = tmp_path / "rooms.db"
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=SqliteStorage(path)) as rooms,
+        _join(rooms, "resume=&name=dan") as (client, first),
+    ):
+        await _rename(client, "daniel")
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=SqliteStorage(path)) as rooms,
+        _join(rooms, f"resume={first.token}") as (client, second),
+    ):
+        assert second.resumed
+        assert second.id == first.id
+        client.send(Whisper(text="me?"))
+        assert getattr(await client.receive(), "name", None) == "daniel"
+
+
+async def test_the_wire_format_is_kept_on_resume(rooms: Rooms[ChatRoom]) -> None:
+    """A session created in msgpack stays msgpack when resumed."""
+    async with testing.connect(rooms, "lobby", format="msgpack", query="resume=") as client:
+        frame = await client.receive_frame()
+        assert isinstance(frame, bytes)
+        token = msgpack.unpackb(frame)["$session"]["token"]
+    room = await rooms.get("lobby")
+    async with testing.connect(rooms, "lobby", format="msgpack", query=f"resume={token}") as client:
+        await client.receive_frame()
+        (session,) = room.sessions.values()
+        assert session.format == "msgpack"
+
+
+async def test_a_failing_update_reaches_on_error_and_keeps_the_session(tmp_path: Path) -> None:
+    """update() raising StorageError goes to on_error; the session stays open."""
+    storage = _FailingStorage()
+    async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
+        async with testing.connect(rooms, "lobby") as client:
+            await client.receive()
+            storage.fail = True
+            client.send(SetName(name="never stored"))
+            client.send(Whisper(text="still here"))
+            reply = await client.receive()
+            assert getattr(reply, "text", None) == "still here"
+        room = await rooms.get("lobby")
+        assert [type(error) for error in room.errors] == [trio_rooms.StorageError]
+
+
+class _FailingStorage:
+    """MemoryStorage whose session writes fail on demand."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryStorage()
+        self.fail = False
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
+        return await self._inner.load_session(room, session_id)
+
+    async def save_session(self, record: SessionRecord) -> None:
+        if self.fail:
+            raise trio_rooms.StorageError("disk on fire")
+        await self._inner.save_session(record)
+
+    async def delete_session(self, room: str, session_id: str) -> None:
+        await self._inner.delete_session(room, session_id)
+
+    async def get(self, room: str, key: str) -> bytes | None:
+        return await self._inner.get(room, key)
+
+    async def put(self, room: str, key: str, value: bytes) -> None:
+        await self._inner.put(room, key, value)
+
+    async def delete(self, room: str, key: str) -> None:
+        await self._inner.delete(room, key)
