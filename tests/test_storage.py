@@ -115,6 +115,32 @@ async def test_a_failing_write_raises_storage_error(tmp_path: Path) -> None:
     await storage.aclose()
 
 
+async def test_a_failing_write_does_not_fail_the_writes_batched_with_it(tmp_path: Path) -> None:
+    """Group commit: a refused write fails alone; concurrent writes still commit."""
+    storage = SqliteStorage(tmp_path / "rooms.db")
+    await storage.open()
+    with sqlite3.connect(tmp_path / "rooms.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON room_state WHEN NEW.key = 'bad' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+    failures: list[str] = []
+
+    async def put(key: str) -> None:
+        try:
+            await storage.put("lobby", key, b"v")
+        except StorageError:
+            failures.append(key)
+
+    async with trio.open_nursery() as nursery:
+        for key in ["a", "b", "bad", "c", "d"]:
+            nursery.start_soon(put, key)
+    assert failures == ["bad"]
+    for key in "abcd":
+        assert await storage.get("lobby", key) == b"v"
+    await storage.aclose()
+
+
 async def test_using_a_closed_sqlite_storage_is_an_error(tmp_path: Path) -> None:
     """Reads and writes before open() raise StorageError."""
     storage = SqliteStorage(tmp_path / "rooms.db")

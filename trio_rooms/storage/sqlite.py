@@ -233,8 +233,15 @@ class SqliteStorage:
                     try:
                         await trio.to_thread.run_sync(_commit, db, batch)
                     except sqlite3.Error as exc:
-                        for write in batch:
-                            write.error = exc
+                        if len(batch) == 1:
+                            batch[0].error = exc
+                        else:
+                            # One bad write must not fail the others it was batched with.
+                            for write in batch:
+                                try:
+                                    await trio.to_thread.run_sync(_commit, db, [write])
+                                except sqlite3.Error as single:
+                                    write.error = single
                     for write in batch:
                         write.done.set()
         finally:
