@@ -99,15 +99,20 @@ async def test_sqlite_refuses_a_schema_from_the_future(tmp_path: Path) -> None:
         await storage.open()
 
 
+def _refuse_key(path: Path, key: str) -> None:
+    """Make SQLite itself refuse writes of ``key`` to room_state."""
+    with sqlite3.connect(path) as db:
+        db.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON room_state WHEN NEW.key = '{key}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+        )
+
+
 async def test_a_failing_write_raises_storage_error(tmp_path: Path) -> None:
     """A write that SQLite refuses raises StorageError, and later writes still work."""
     storage = SqliteStorage(tmp_path / "rooms.db")
     await storage.open()
-    with sqlite3.connect(tmp_path / "rooms.db") as db:
-        db.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON room_state WHEN NEW.key = 'bad' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
-        )
+    _refuse_key(tmp_path / "rooms.db", "bad")
     with pytest.raises(StorageError, match="refused by trigger"):
         await storage.put("lobby", "bad", b"x")
     await storage.put("lobby", "good", b"y")
@@ -119,11 +124,7 @@ async def test_a_failing_write_does_not_fail_the_writes_batched_with_it(tmp_path
     """Group commit: a refused write fails alone; concurrent writes still commit."""
     storage = SqliteStorage(tmp_path / "rooms.db")
     await storage.open()
-    with sqlite3.connect(tmp_path / "rooms.db") as db:
-        db.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON room_state WHEN NEW.key = 'bad' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
-        )
+    _refuse_key(tmp_path / "rooms.db", "bad")
     failures: list[str] = []
 
     async def put(key: str) -> None:

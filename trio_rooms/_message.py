@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-__all__ = ["Message", "camel_case", "message_tag"]
+__all__ = ["Message", "camel_case"]
 
 _WORD_BOUNDARY = re.compile(r"_([a-z0-9])")
 
@@ -34,8 +34,3 @@ class Message:
             cls.tag = camel_case(cls.__name__)
         elif not isinstance(cls.__dict__["tag"], str) or not cls.__dict__["tag"]:
             raise TypeError(f"{cls.__qualname__}.tag must be a non-empty str")
-
-
-def message_tag(cls: type[Message]) -> str:
-    """The wire tag of ``cls``."""
-    return cls.tag

@@ -627,13 +627,6 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                 self._reader_scope.deadline, trio.current_time() + timeout
             )
 
-    async def _wait_ended(self) -> None:
-        await self._ended.wait()
-
-    def _check_open(self) -> None:
-        if self._close_code is not None:
-            raise SessionClosedError(f"session {self._id} is closed")
-
 
 def _unbound_encode(message: Message) -> bytes:
     raise RuntimeError("this session has not been attached to a connection")
