@@ -12,6 +12,7 @@ from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session, test
 
 from .chat_app import ChatRoom, UserJoined, Whisper
 from .peer import connect
+from .servers import Transport, start_server
 
 
 @attrs.frozen
@@ -72,11 +73,11 @@ class FailingRoom(ChatRoom):
 
 
 async def test_a_room_that_fails_to_start_closes_its_connection_with_1011(
-    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, transport: Transport
 ) -> None:
     """on_start raising closes that connection with 1011; other rooms keep working."""
     async with trio_rooms.open_rooms(FailingRoom) as rooms:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        port = await start_server(nursery, transport, rooms)
         async with connect(port, "broken") as client:
             assert await client.close_code() == 1011
         assert "this room cannot start" in caplog.text

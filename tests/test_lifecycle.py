@@ -12,6 +12,7 @@ from trio_rooms import Rooms, RoomsConfig
 
 from .chat_app import Chat, ChatRoom, SendChat, UserJoined, Whisper
 from .peer import connect
+from .servers import Transport, start_server
 
 
 async def _exchange(port: int, request: bytes) -> bytes:
@@ -59,13 +60,15 @@ async def test_bad_targets_are_answered_before_any_room_exists(
 
 async def test_a_plain_http_request_to_a_room_gets_400(port: int, rooms: Rooms[ChatRoom]) -> None:
     """A request without the upgrade headers is told that a websocket was expected."""
-    response = await _exchange(port, b"GET /rooms/lobby/websocket HTTP/1.1\r\nHost: x\r\n\r\n")
+    request = b"GET /rooms/lobby/websocket HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response = await _exchange(port, request)
     assert response.startswith(b"HTTP/1.1 400 ")
     assert response.endswith(b"Expected websocket")
     assert rooms.statistics().rooms == 0
 
 
 @pytest.mark.parametrize("config", [RoomsConfig(handshake_timeout=0.2)])
+@pytest.mark.embedded_only("hypercorn has its own request timeouts, not handshake_timeout")
 async def test_the_handshake_timeout_drops_a_client_that_never_finishes(port: int) -> None:
     """A client that never completes its request is disconnected; others still connect."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -93,7 +96,7 @@ async def test_connect_request_carries_the_handshake(port: int, rooms: Rooms[Cha
         assert session.data.name == "dora"
 
 
-async def test_leaving_open_rooms_closes_every_session_with_1001() -> None:
+async def test_leaving_open_rooms_closes_every_session_with_1001(transport: Transport) -> None:
     """Shutdown sends 1001 to every client, runs on_close for each and on_stop."""
     codes: list[int] = []
 
@@ -108,9 +111,7 @@ async def test_leaving_open_rooms_closes_every_session_with_1001() -> None:
             # The clients outlive the rooms: they read the close frames of the shutdown.
             async with trio.open_nursery() as clients:  # noqa: SIM117 - nesting order matters
                 async with trio_rooms.open_rooms(ChatRoom) as rooms:
-                    port: int = await server.start(
-                        trio_rooms.serve_websocket, rooms, "127.0.0.1", 0
-                    )
+                    port = await start_server(server, transport, rooms)
                     await clients.start(client, port, "a")
                     await clients.start(client, port, "b")
                     room_a, room_b = await rooms.get("a"), await rooms.get("b")
@@ -123,7 +124,9 @@ async def test_leaving_open_rooms_closes_every_session_with_1001() -> None:
     assert rooms.statistics().rooms == 0
 
 
-async def test_cancelling_a_scope_around_open_rooms_still_sends_1001() -> None:
+async def test_cancelling_a_scope_around_open_rooms_still_sends_1001(
+    transport: Transport,
+) -> None:
     """Cancellation from outside (Ctrl-C) is a graceful shutdown too: 1001, not 1006."""
     codes: list[int] = []
 
@@ -140,19 +143,19 @@ async def test_cancelling_a_scope_around_open_rooms_still_sends_1001() -> None:
                     trio_rooms.open_rooms(ChatRoom) as rooms,
                     trio.open_nursery() as server,
                 ):
-                    port: int = await server.start(
-                        trio_rooms.serve_websocket, rooms, "127.0.0.1", 0
-                    )
+                    port = await start_server(server, transport, rooms)
                     await clients.start(client, port)
                     outside.cancel()
                     await trio.sleep_forever()
     assert codes == [1001]
 
 
-async def test_cancelling_the_server_closes_its_sessions_with_1001(rooms: Rooms[ChatRoom]) -> None:
-    """Cancelling serve_websocket stops accepting and closes its sessions with 1001."""
+async def test_cancelling_the_server_closes_its_sessions_with_1001(
+    rooms: Rooms[ChatRoom], transport: Transport
+) -> None:
+    """Cancelling the server stops accepting and closes its sessions with 1001."""
     async with trio.open_nursery() as nursery:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        port = await start_server(nursery, transport, rooms)
         async with connect(port, "lobby") as client:
             await client.receive_until(UserJoined)
             nursery.cancel_scope.cancel()
@@ -165,6 +168,7 @@ async def test_cancelling_the_server_closes_its_sessions_with_1001(rooms: Rooms[
 
 
 @pytest.mark.parametrize("config", [RoomsConfig(ping_interval=0.05, ping_timeout=0.2)])
+@pytest.mark.embedded_only("keepalive timeouts are the embedded server's; hypercorn only pings")
 async def test_a_peer_that_stops_answering_pings_is_closed(
     port: int, rooms: Rooms[ChatRoom]
 ) -> None:

@@ -7,6 +7,9 @@ from ._core.request import ConnectRequest as ConnectRequest
 from ._core.room import Room as Room
 from ._core.rooms import Rooms as Rooms
 from ._core.rooms import open_rooms as open_rooms
+from ._core.routes import HttpRequest as HttpRequest
+from ._core.routes import Response as Response
+from ._core.routes import route as route
 from ._core.session import Session as Session
 from ._core.stats import RoomsStatistics as RoomsStatistics
 from ._core.storage import RoomStorage as RoomStorage
@@ -21,6 +24,9 @@ from ._errors import StorageError as StorageError
 from ._message import Message as Message
 from .codec import WireFormat as WireFormat
 from .storage.sqlite import SqliteStorage as SqliteStorage
+from .transports.asgi import asgi_app as asgi_app
+from .transports.asgi import bind_asgi as bind_asgi
+from .transports.asgi import hypercorn_config as hypercorn_config
 from .transports.websocket import serve_websocket as serve_websocket
 
 __all__ = [
@@ -28,8 +34,10 @@ __all__ = [
     "ConnectRequest",
     "ConnectionClosedError",
     "DecodeError",
+    "HttpRequest",
     "MemoryStorage",
     "Message",
+    "Response",
     "Room",
     "RoomNameError",
     "RoomStorage",
@@ -44,6 +52,10 @@ __all__ = [
     "Storage",
     "StorageError",
     "WireFormat",
+    "asgi_app",
+    "bind_asgi",
+    "hypercorn_config",
     "open_rooms",
+    "route",
     "serve_websocket",
 ]

@@ -1,0 +1,296 @@
+"""HTTP routes on rooms and the lifespan-owned ASGI app, through hypercorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from functools import partial
+from typing import Any, cast
+
+import h11
+import hypercorn.trio
+import orjson
+import pytest
+import trio
+import trio_websocket
+
+import trio_rooms
+from trio_rooms import HttpRequest, Response, Room, Rooms, RoomsConfig, route
+from trio_rooms._core.routes import route_table
+
+from .chat_app import ChatRoom, SendChat, UserJoined
+from .peer import Peer, connect
+from .routes_app import AdminRoom, MemberSession
+from .servers import start_server
+
+
+@pytest.fixture
+async def admin_rooms() -> AsyncGenerator[Rooms[AdminRoom]]:
+    async with trio_rooms.open_rooms(AdminRoom) as rooms:
+        yield rooms
+
+
+@pytest.fixture
+async def http_port(admin_rooms: Rooms[AdminRoom], nursery: trio.Nursery) -> int:
+    return await start_server(nursery, "hypercorn", admin_rooms)
+
+
+class HttpResult:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+async def http(port: int, method: str, target: str, body: bytes = b"") -> HttpResult:
+    """One HTTP/1.1 request with h11 on a fresh connection."""
+    connection = h11.Connection(h11.CLIENT)
+    headers = [("host", "127.0.0.1"), ("connection", "close"), ("x-tag", "t1")]
+    headers.append(("content-length", str(len(body))))
+    out = [connection.send(h11.Request(method=method, target=target, headers=headers))]
+    if body:
+        out.append(connection.send(h11.Data(data=body)))
+    out.append(connection.send(h11.EndOfMessage()))
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"".join(out))
+        status, response_headers, data = 0, dict[str, str](), b""
+        with trio.fail_after(5):
+            while True:
+                event = connection.next_event()
+                if event is h11.NEED_DATA:
+                    connection.receive_data(await stream.receive_some(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    response_headers = {k.decode(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h11.Data):
+                    data += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return HttpResult(status, response_headers, data)
+
+
+async def joined(peer: Peer) -> str:
+    """Wait for the welcome frame that proves the session was admitted."""
+    frame = await peer.receive_text()
+    assert frame.startswith('{"type":"admin","message":"welcome ')
+    return frame
+
+
+async def test_info_returns_the_sessions_and_their_data(http_port: int) -> None:
+    """POST /info returns the session count and each session's data, in lowerCamelCase."""
+    async with (
+        connect(http_port, "hall", "name=ann") as ann,
+        connect(http_port, "hall", "name=bo") as bo,
+    ):
+        await joined(ann)
+        await joined(bo)
+        result = await http(http_port, "POST", "/rooms/hall/info")
+    assert result.status == 200
+    assert result.headers["content-type"] == "application/json"
+    info: dict[str, Any] = result.json()
+    assert info["sessionCount"] == 2
+    sessions: list[dict[str, dict[str, str]]] = info["sessions"]
+    assert sorted(session["data"]["name"] for session in sessions) == ["ann", "bo"]
+
+
+async def test_broadcast_pushes_to_every_session(http_port: int) -> None:
+    """POST /broadcast sends an admin message to every session and returns {"success": true}."""
+    async with connect(http_port, "hall") as one, connect(http_port, "hall") as two:
+        await joined(one)
+        await joined(two)
+        result = await http(http_port, "POST", "/rooms/hall/broadcast", b'{"message":"hi all"}')
+        assert (result.status, result.json()) == (200, {"success": True})
+        expected = '{"type":"admin","message":"hi all"}'
+        assert await one.receive_text() == expected
+        assert await two.receive_text() == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"message": 5}', "expected str @ $.message"),
+        (b"{}", "required field missing @ $.message"),
+        (b'{"message": "x", "urgent_level": 1}', "extra fields found (urgent_level) @ $"),
+        (b'{"message": "x", "urgentLevel": "high"}', "expected int @ $.urgentLevel"),
+        (b"[1]", "expected an object @ $"),
+    ],
+)
+async def test_an_invalid_body_gets_400_with_the_reason(
+    http_port: int, body: bytes, error: str
+) -> None:
+    """A body that does not fit the declared attrs class gets 400 {"error": reason with path}."""
+    result = await http(http_port, "POST", "/rooms/hall/broadcast", body)
+    assert (result.status, result.json()) == (400, {"error": error})
+
+
+async def test_a_body_that_is_not_json_gets_400(http_port: int) -> None:
+    """Invalid JSON is a 400 too, with the parser's reason."""
+    result = await http(http_port, "POST", "/rooms/hall/broadcast", b"not json")
+    assert result.status == 400
+    error: dict[str, str] = result.json()
+    assert error["error"].startswith("invalid JSON")
+
+
+async def test_unknown_routes_get_404_and_wrong_methods_405_without_creating_the_room(
+    http_port: int, admin_rooms: Rooms[AdminRoom]
+) -> None:
+    """404 for an unknown path, 405 with Allow for a known one; neither creates the room."""
+    missing = await http(http_port, "GET", "/rooms/hall/nothing")
+    assert missing.status == 404
+    wrong_method = await http(http_port, "GET", "/rooms/hall/info")
+    assert wrong_method.status == 405
+    assert wrong_method.headers["allow"] == "POST"
+    echo_method = await http(http_port, "DELETE", "/rooms/hall/echo")
+    assert echo_method.headers["allow"] == "GET, PUT"
+    assert (await http(http_port, "POST", "/rooms/bad%20name/info")).status == 400
+    assert (await http(http_port, "POST", "/rooms/hall")).status == 404
+    assert (await http(http_port, "POST", "/elsewhere/hall/info")).status == 404
+    assert admin_rooms.statistics().rooms == 0
+
+
+async def test_a_route_creates_its_room(http_port: int, admin_rooms: Rooms[AdminRoom]) -> None:
+    """A route on a room that does not exist yet creates it."""
+    result = await http(http_port, "POST", "/rooms/fresh/info")
+    assert (result.status, result.json()) == (200, {"sessionCount": 0, "sessions": []})
+    assert admin_rooms.statistics().rooms == 1
+
+
+async def test_a_response_is_sent_as_it_is(http_port: int) -> None:
+    """A handler returning Response controls the status, headers and body; it sees the request."""
+    result = await http(http_port, "PUT", "/rooms/hall/echo?x=1")
+    assert result.status == 201
+    assert result.headers["content-type"] == "text/plain; charset=utf-8"
+    assert result.body == b"PUT /rooms/hall/echo 1 t1"
+
+
+async def test_a_failing_route_gets_500_and_is_logged(
+    http_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in a handler is logged and answered with 500; the server goes on."""
+    assert (await http(http_port, "GET", "/rooms/hall/boom")).status == 500
+    assert "route failed" in caplog.text
+    assert (await http(http_port, "POST", "/rooms/hall/info")).status == 200
+
+
+async def test_routes_are_inherited_and_overridden_by_name() -> None:
+    """A subclass inherits its base's routes; redefining a method replaces its routes."""
+
+    class Base(Room[MemberSession]):
+        @route.get("/a")
+        async def a(self, request: HttpRequest) -> Response:
+            return Response()
+
+        @route.get("/b")
+        async def b(self, request: HttpRequest) -> Response:
+            return Response()
+
+    class Child(Base):
+        async def b(self, request: HttpRequest) -> Response:  # no longer a route
+            return Response()
+
+    table = route_table(Child)
+    assert sorted(table) == ["/a"]
+
+
+def test_a_route_taken_twice_is_refused() -> None:
+    """Two handlers for one method and path make the room class unusable, said at bind time."""
+
+    class Twice(Room[MemberSession]):
+        @route.get("/x")
+        async def one(self, request: HttpRequest) -> Response:
+            return Response()
+
+        @route.get("/x")
+        async def two(self, request: HttpRequest) -> Response:
+            return Response()
+
+    with pytest.raises(TypeError, match=r"one and two both handle GET /x"):
+        trio_rooms.asgi_app(Twice)
+
+
+async def test_the_lifespan_app_owns_its_rooms_and_closes_sessions_with_1001() -> None:
+    """asgi_app opens its Rooms at startup; hypercorn's shutdown sends 1001, not 1006."""
+    app = trio_rooms.asgi_app(AdminRoom)
+    config = trio_rooms.hypercorn_config(trio_rooms.RoomsConfig(), "127.0.0.1:0")
+    config.graceful_timeout = 0.2  # hypercorn waits this long for open connections
+    stop = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            serve = partial(hypercorn.trio.serve, shutdown_trigger=stop.wait)
+            binds: list[str] = await nursery.start(serve, app, config)
+            port = int(binds[0].rpartition(":")[2])
+            async with connect(port, "hall", "name=ann") as ann:
+                await joined(ann)
+                result = await http(port, "POST", "/rooms/hall/broadcast", b'{"message":"bye"}')
+                assert result.status == 200
+                assert await ann.receive_text() == '{"type":"admin","message":"bye"}'
+                stop.set()
+                assert await ann.close_code() == 1001
+
+
+async def test_the_lifespan_app_refuses_requests_outside_its_lifespan() -> None:
+    """Before lifespan.startup, HTTP gets 503 and a WebSocket is refused before its upgrade."""
+    app = trio_rooms.asgi_app(AdminRoom)
+    sent: list[object] = []
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    async def receive_request() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope: dict[str, object] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/rooms/hall/info",
+        "raw_path": b"/rooms/hall/info",
+        "query_string": b"",
+        "headers": [],
+        "client": None,
+    }
+    await app(scope, receive_request, send)  # pyright: ignore[reportArgumentType] - a minimal scope
+    assert sent[0] == {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"46"),
+        ],
+    }
+
+
+async def test_websocket_rejections_use_the_http_response_extension(http_port: int) -> None:
+    """Hypercorn offers websocket.http.response: an invalid target is answered as HTTP."""
+    with pytest.raises(BaseExceptionGroup) as refused:
+        async with connect(http_port, "bad%20name"):
+            pass
+    rejections = [
+        e for e in _leaves(refused.value) if isinstance(e, trio_websocket.ConnectionRejected)
+    ]
+    assert [(e.status_code, (e.body or b"")[:17]) for e in rejections] == [
+        (400, b"invalid room name")
+    ]
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        group = cast("BaseExceptionGroup[BaseException]", error)
+        return [leaf for inner in group.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+@pytest.mark.parametrize("config", [RoomsConfig(max_message_size=1024)])
+async def test_the_byte_limit_holds_where_hypercorn_counts_characters(
+    rooms: Rooms[ChatRoom], nursery: trio.Nursery
+) -> None:
+    """Hypercorn counts text in characters; the ASGI connection still closes 1009 past the bytes."""
+    port = await start_server(nursery, "hypercorn", rooms)
+    async with connect(port, "lobby") as client:
+        await client.receive_until(UserJoined)
+        await client.send(SendChat(text="é" * 600))  # 600 characters, over 1200 bytes
+        assert await client.close_code() == 1009
+    room = await rooms.get("lobby")
+    with trio.fail_after(5):
+        assert await room.wait_closed(1) == [("anon", 1009)]
