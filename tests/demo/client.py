@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import trio
 import trio_websocket
@@ -39,20 +39,32 @@ class ChatClient:
         except trio_websocket.ConnectionClosed as exc:
             return exc.reason.code if exc.reason is not None else 1006
 
+    async def session(self) -> Json:
+        """Read the library's first frame of a resumable connection: its ``$session``."""
+        frame = await self.receive()
+        assert list(frame) == ["$session"], frame
+        info: Json = frame["$session"]
+        return info
+
     async def join(self) -> tuple[Json, Json]:
         """Read what a new session gets first: its ``members`` and ``history`` messages."""
         return await self.receive_type("members"), await self.receive_type("history")
 
 
 @asynccontextmanager
-async def connect(port: int, room: str, name: str | None = None) -> AsyncGenerator[ChatClient]:
+async def connect(
+    port: int, room: str, name: str | None = None, *, resume: str | None = None
+) -> AsyncGenerator[ChatClient]:
     """A client of ``room``; the test owns the socket and closes it on exit.
 
+    With ``resume`` (``""`` for a new session, or a token), the connection is
+    resumable, as the page's are: its first frame is ``$session``.
     (trio-websocket's client does not close its socket when the server closes first.)
     """
+    query = {key: value for key, value in (("name", name), ("resume", resume)) if value is not None}
     resource = f"/rooms/{room}/websocket"
-    if name is not None:
-        resource += f"?name={quote(name)}"
+    if query:
+        resource += f"?{urlencode(query)}"
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     try:
         async with trio.open_nursery() as nursery:

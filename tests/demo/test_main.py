@@ -7,11 +7,13 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import trio
 
-from trio_rooms.demo.__main__ import main
+from trio_rooms import MemoryStorage, SqliteStorage
+from trio_rooms.demo.__main__ import DEFAULT_DB, main, make_storage
 
 from .client import connect
 from .test_http import request
@@ -28,10 +30,11 @@ async def _read_line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c() -> None:
-    """It prints its URL, serves the page and the rooms, and exits 0 on SIGINT."""
+async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """It prints its database and URL, serves the page and the rooms, and exits 0 on SIGINT."""
+    db = tmp_path / "chat.db"
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "trio_rooms.demo", "--port", "0"],
+        [sys.executable, "-m", "trio_rooms.demo", "--port", "0", "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -39,6 +42,8 @@ async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c() -> None:
         assert process.stdout is not None
         buffer = bytearray()
         with trio.fail_after(20):
+            line = await _read_line(process.stdout, buffer)
+            assert line == f"trio_rooms demo: history and sessions stored in {db}"
             line = await _read_line(process.stdout, buffer)
             found = re.fullmatch(
                 r"trio_rooms demo: open http://127\.0\.0\.1:(\d+)/ in your browser", line
@@ -55,6 +60,8 @@ async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c() -> None:
                 code = await alice.close_code()
             assert code == 1001
             assert await process.wait() == 0
+        assert db.is_file()
+        assert not (tmp_path / DEFAULT_DB).exists()  # the test's current directory
     finally:
         if process.returncode is None:
             process.kill()
@@ -69,3 +76,21 @@ def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         main(["--port", "65535"])
     assert exc_info.value.code == 2
     assert "--port must be between 0 and 65534" in capsys.readouterr().err
+
+
+def test_db_names_the_sqlite_file_or_memory() -> None:
+    """--db is a SQLite file (by default in the current directory); :memory: is MemoryStorage."""
+    default = make_storage(DEFAULT_DB)
+    assert isinstance(default, SqliteStorage)
+    assert default.path == "trio_rooms_demo.db"
+    assert isinstance(make_storage(":memory:"), MemoryStorage)
+
+
+def test_a_db_that_cannot_be_opened_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unusable --db ends the demo with status 1 and says why."""
+    db = tmp_path / "no" / "such" / "folder" / "chat.db"
+    assert main(["--port", "0", "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"trio_rooms demo: cannot open SQLite storage {str(db)!r}")

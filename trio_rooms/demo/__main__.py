@@ -1,33 +1,64 @@
-"""Run the demo chat: ``python -m trio_rooms.demo [--host HOST] [--port PORT]``.
+"""Run the demo chat: ``python -m trio_rooms.demo [--host HOST] [--port PORT] [--db PATH]``.
 
 Serves the page on ``http://HOST:PORT/`` and the WebSocket rooms on ``PORT + 1``
 (with ``--port 0``, both on free ports); stops cleanly on Ctrl-C, closing every
 session with 1001 ("going away") so the open pages start reconnecting.
+
+The rooms' history and the sessions (for resuming them) are stored in the SQLite
+file ``--db`` (``trio_rooms_demo.db`` in the current directory by default), so they
+survive a restart; ``--db :memory:`` keeps them in memory only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
+from typing import Final, TypeVar, cast
 
 import trio
 
+from trio_rooms import MemoryStorage, SqliteStorage, Storage, StorageError
+
 from .app import serve_demo
+
+#: The ``--db`` default, relative to the current directory.
+DEFAULT_DB: Final = "trio_rooms_demo.db"
+#: The ``--db`` value that keeps everything in memory.
+MEMORY_DB: Final = ":memory:"
+
+E = TypeVar("E", bound=BaseException)
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _run(host: str, port: int) -> None:
+def make_storage(db: str) -> Storage:
+    """The storage ``--db`` names: `SqliteStorage` on the file, or `MemoryStorage`."""
+    return MemoryStorage() if db == MEMORY_DB else SqliteStorage(db)
+
+
+def _describe(db: str) -> str:
+    if db == MEMORY_DB:
+        return "in memory only (--db :memory:): lost when the demo stops"
+    return f"in {os.path.abspath(db)}"
+
+
+async def _run(host: str, port: int, db: str) -> None:
     # Ctrl-C (and SIGTERM) cancel the servers instead of raising KeyboardInterrupt
     # at an arbitrary checkpoint, so shutdown is the ordinary graceful one.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
             ports: tuple[int, int] = await nursery.start(
-                serve_demo, host, port, port + 1 if port else 0
+                partial(serve_demo, storage=make_storage(db)),
+                host,
+                port,
+                port + 1 if port else 0,
             )
             http_port, ws_port = ports
             print(f"trio_rooms demo: open http://{_url_host(host)}:{http_port}/ in your browser")
@@ -38,10 +69,12 @@ async def _run(host: str, port: int) -> None:
             nursery.cancel_scope.cancel()
 
 
-def _first(group: BaseExceptionGroup[OSError]) -> OSError:
+def _first(group: BaseExceptionGroup[E]) -> E:
     """The first error in ``group``, however deeply nested."""
     first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+    while isinstance(first, BaseExceptionGroup):
+        first = cast("BaseExceptionGroup[E]", first).exceptions[0]
+    return first
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=8000,
         help="HTTP port of the page; the WebSocket server uses PORT+1 (0: any free ports)",
     )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help=f"SQLite file of the rooms' history and sessions (default: {DEFAULT_DB}; "
+        f"{MEMORY_DB}: in memory only)",
+    )
     args = parser.parse_args(argv)
     host: str = args.host
     port: int = args.port
+    db: str = args.db
     if not 0 <= port <= 65534:
         parser.error("--port must be between 0 and 65534")
     status = 0
     try:
-        trio.run(_run, host, port)
+        trio.run(_run, host, port, db)
+    except* StorageError as group:
+        print(f"trio_rooms demo: {_first(group)}", file=sys.stderr)
+        status = 1
     except* OSError as group:
         # Raised from inside the servers' nurseries, hence the group.
         print(f"trio_rooms demo: cannot listen on {host}: {_first(group)}", file=sys.stderr)

@@ -26,13 +26,20 @@ and stays connected. The name asked for at connect time is the ``name`` query
 parameter (``?name=``); without one, the session gets a generated guest name
 (``guest-1234``), and with an invalid one, a guest name and a ``rejected`` message.
 
-The history lives in memory in the room: it survives page reloads while the room is
-alive (``ROOM_IDLE_TIMEOUT`` after its last session left), not server restarts.
+Durable state: the room's history is kept in ``room.storage`` under ``"history"``; a
+chat message is stored before it is broadcast, so what anyone saw survives the room's
+eviction and a server restart (on the same storage). A page connects with
+``?resume=`` (then ``?resume=<token>``): its first frame is the library's
+``{"$session": {"id", "token", "resumed"}}``, and a resumed session keeps its id and
+its name, which `ChatSession` persists with ``update()`` on every rename. A resumed
+session ignores ``?name=``. A message or rename that could not be stored is not
+applied either: the sender gets a ``rejected`` message.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections import deque
@@ -48,6 +55,8 @@ from trio_rooms import (
     Room,
     RoomsConfig,
     Session,
+    Storage,
+    StorageError,
     open_rooms,
     serve_websocket,
 )
@@ -55,6 +64,7 @@ from trio_rooms import (
 from ._http import serve_static
 
 __all__ = [
+    "HISTORY_KEY",
     "HISTORY_SIZE",
     "MAX_NAME_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -80,8 +90,12 @@ __all__ = [
 HISTORY_SIZE: Final = 50
 MAX_NAME_LENGTH: Final = 32
 MAX_TEXT_LENGTH: Final = 2000
-#: Seconds an empty room (and its history) is kept; long enough to survive a reload.
+#: Seconds an empty room is kept alive (its history is in storage either way).
 ROOM_IDLE_TIMEOUT: Final = 300.0
+#: The key of a room's history in ``room.storage``: a list of `Chat`, oldest first.
+HISTORY_KEY: Final = "history"
+
+_logger = logging.getLogger("trio_rooms.demo")
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
@@ -90,11 +104,15 @@ STATIC_DIR: Final = Path(__file__).parent / "static"
 
 @attrs.frozen
 class SendChat(Message):
+    """Post ``text`` to the room."""
+
     text: str
 
 
 @attrs.frozen
 class SetName(Message):
+    """Rename yourself to ``name``."""
+
     name: str
 
 
@@ -113,6 +131,8 @@ class Member:
 
 @attrs.frozen
 class Chat(Message):
+    """A chat message, as broadcast and as kept in the room's history."""
+
     user_id: str
     name: str
     text: str
@@ -137,18 +157,24 @@ class History(Message):
 
 @attrs.frozen
 class UserJoined(Message):
+    """A session joined the room; sent to everyone but the newcomer."""
+
     user_id: str
     name: str
 
 
 @attrs.frozen
 class UserLeft(Message):
+    """A session left the room."""
+
     user_id: str
     name: str
 
 
 @attrs.frozen
 class Renamed(Message):
+    """A session changed its name."""
+
     user_id: str
     old_name: str
     name: str
@@ -190,6 +216,8 @@ _TEXT_RULE: Final = f"a message must be 1 to {MAX_TEXT_LENGTH} characters"
 
 @attrs.define
 class ChatData:
+    """What is stored for a session (and restored when it is resumed)."""
+
     name: str
     #: Set when the name asked for at connect time was invalid and replaced.
     rejected_name: bool = False
@@ -204,6 +232,7 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
         return cast("ChatRoom", super().room)
 
     async def create_data(self, request: ConnectRequest) -> ChatData:
+        """The name asked for with ``?name=``, or a guest name."""
         asked = request.query.get("name")
         name = None if asked is None else clean_name(asked)
         if name is None:
@@ -211,7 +240,12 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
             return ChatData(name=guest, rejected_name=asked is not None)
         return ChatData(name=name)
 
+    async def on_resume(self) -> None:
+        """The stored name is back; an invalid first ``?name=`` was reported already."""
+        self.data.rejected_name = False
+
     async def on_connect(self) -> None:
+        """Send the member list and the history, and announce the session to the others."""
         room = self.room
         members = tuple(
             Member(user_id=session.id, name=session.data.name) for session in room.sessions.values()
@@ -219,45 +253,86 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
         self.send(Members(self_id=self.id, members=members))
         self.send(History(messages=tuple(room.history)))
         if self.data.rejected_name:
+            self.data.rejected_name = False
             self.send(Rejected(reason=f"{_NAME_RULE}; you are {self.data.name}"))
         self.broadcast(UserJoined(user_id=self.id, name=self.data.name), exclude_self=True)
 
     async def on_message(self, message: ClientMsg) -> None:
+        """Validate, store, then broadcast a chat message or a rename."""
         match message:
             case SendChat(text=raw):
                 text = clean_text(raw)
                 if text is None:
                     self.send(Rejected(reason=_TEXT_RULE))
                     return
-                chat = Chat(
-                    user_id=self.id,
-                    name=self.data.name,
-                    text=text,
-                    sent_at=time.time_ns() // 1_000_000,
-                )
-                self.room.history.append(chat)
-                self.broadcast(chat)
+                await self._post(text)
             case SetName(name=raw):
                 name = clean_name(raw)
                 if name is None:
                     self.send(Rejected(reason=_NAME_RULE))
                     return
-                old_name, self.data.name = self.data.name, name
-                if name != old_name:
-                    self.broadcast(Renamed(user_id=self.id, old_name=old_name, name=name))
+                await self._rename(name)
             case _:
                 assert_never(message)
 
+    async def _post(self, text: str) -> None:
+        room = self.room
+        # One message at a time per room: the history is stored, then broadcast, in the
+        # order everyone sees it.
+        async with room.history_lock:
+            chat = Chat(
+                user_id=self.id,
+                name=self.data.name,
+                text=text,
+                sent_at=time.time_ns() // 1_000_000,
+            )
+            history = [*room.history, chat][-HISTORY_SIZE:]
+            try:
+                await room.storage.put(HISTORY_KEY, history)
+            except StorageError:
+                self.send(Rejected(reason="the message could not be saved; try again"))
+                raise  # to on_error, which logs it
+            room.history.append(chat)
+            self.broadcast(chat)
+
+    async def _rename(self, name: str) -> None:
+        old_name = self.data.name
+        if name == old_name:
+            return
+        self.data.name = name
+        try:
+            await self.update()  # durable: a resumed session comes back with this name
+        except StorageError:
+            self.data.name = old_name
+            self.send(Rejected(reason="the name could not be saved; try again"))
+            raise
+        self.broadcast(Renamed(user_id=self.id, old_name=old_name, name=name))
+
     async def on_close(self, code: int, reason: str) -> None:
+        """Tell the others the session left, unless another connection resumed it."""
+        if self.id in self.room.sessions:
+            return  # resumed on another connection, which is in the room: nobody left
         self.broadcast(UserLeft(user_id=self.id, name=self.data.name))
 
 
 class ChatRoom(Room[ChatSession]):
-    """A chat room that remembers its last `HISTORY_SIZE` messages."""
+    """A chat room that keeps its last `HISTORY_SIZE` messages in its storage."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.history: deque[Chat] = deque(maxlen=HISTORY_SIZE)
+        #: Held while a chat message is stored and broadcast.
+        self.history_lock: trio.Lock = trio.Lock()
+
+    async def on_start(self) -> None:
+        """Load the history from the room's storage."""
+        try:
+            stored = await self.storage.get(HISTORY_KEY, list[Chat])
+        except StorageError:
+            # An unreadable history (say, from another version) must not lock the room.
+            _logger.warning("room %r: stored history ignored", self.name, exc_info=True)
+            stored = None
+        self.history.extend(stored or ())
 
 
 # --------------------------------------------------------------------------- server
@@ -268,6 +343,7 @@ async def serve_demo(
     http_port: int,
     ws_port: int,
     *,
+    storage: Storage | None = None,
     task_status: trio.TaskStatus[tuple[int, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the chat page on ``http_port`` and its rooms on ``ws_port`` until cancelled.
@@ -275,35 +351,18 @@ async def serve_demo(
     The page finds the WebSocket port in ``/config.json`` (``{"wsPort": N}``), so the
     two ports need not be neighbours; pass 0 for free ones. With ``nursery.start``,
     returns ``(http_port, ws_port)`` as bound, once both servers listen. When
-    cancelled, sessions are closed with 1001 before this returns.
+    cancelled, sessions are closed with 1001 and ``storage`` (`MemoryStorage` if None)
+    is flushed and closed before this returns.
+
+    Raises:
+        StorageError: ``storage`` cannot be opened.
     """
     config = RoomsConfig(room_idle_timeout=ROOM_IDLE_TIMEOUT)
-    servers = trio.CancelScope()
-
-    async def run(*, task_status: trio.TaskStatus[tuple[int, int]]) -> None:
-        # Shielded: a cancellation from outside would also cancel the sessions' writers
-        # inside open_rooms, and the clients would get no close frame (1006). Instead,
-        # it cancels `servers` and open_rooms is left normally: 1001 to every client.
-        with trio.CancelScope(shield=True):
-            async with open_rooms(ChatRoom, config=config) as rooms:
-                with servers:
-                    async with trio.open_nursery() as nursery:
-                        ws: int = await nursery.start(serve_websocket, rooms, host, ws_port)
-                        documents = {
-                            "/config.json": (
-                                "application/json",
-                                json.dumps({"wsPort": ws}).encode(),
-                            )
-                        }
-                        http: int = await nursery.start(
-                            serve_static, STATIC_DIR, host, http_port, documents
-                        )
-                        task_status.started((http, ws))
-
-    async with trio.open_nursery() as nursery:
-        ports: tuple[int, int] = await nursery.start(run)
-        task_status.started(ports)
-        try:
-            await trio.sleep_forever()
-        finally:
-            servers.cancel()
+    async with (
+        open_rooms(ChatRoom, config=config, storage=storage) as rooms,
+        trio.open_nursery() as nursery,
+    ):
+        ws: int = await nursery.start(serve_websocket, rooms, host, ws_port)
+        documents = {"/config.json": ("application/json", json.dumps({"wsPort": ws}).encode())}
+        http: int = await nursery.start(serve_static, STATIC_DIR, host, http_port, documents)
+        task_status.started((http, ws))

@@ -8,6 +8,8 @@
   const MAX_TEXT = 2000;
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 10000;
+  // The close code of a connection whose session was resumed on another one (another tab).
+  const SESSION_TAKEN_OVER = 4001;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -36,6 +38,8 @@
     retryTimer: null,
     connectedOnce: false,
     selfId: null,
+    resumed: false, // this connection resumed the session of an earlier one
+    pendingName: null, // a rename made offline, sent once connected
     myIds: new Set(), // every session id this page has had: own messages survive reconnects
     members: new Map(), // userId -> name
   };
@@ -65,6 +69,30 @@
       validName(stored || "") ||
       `guest-${String(Math.floor(Math.random() * 10000)).padStart(4, "0")}`
     );
+  }
+
+  // The session's resume token, per room and per tab: a reload or a reconnect (even to a
+  // restarted server) gets the same session back, name included. Tokens are single use:
+  // every connection gets a new one in its "$session" frame.
+  function tokenKey(room) {
+    return `trio_rooms.token.${room}`;
+  }
+
+  function loadToken(room) {
+    try {
+      return sessionStorage.getItem(tokenKey(room)) || "";
+    } catch (_) {
+      return ""; // storage disabled: every connection is a new session
+    }
+  }
+
+  function saveToken(room, token) {
+    try {
+      if (token) sessionStorage.setItem(tokenKey(room), token);
+      else sessionStorage.removeItem(tokenKey(room));
+    } catch (_) {
+      // storage disabled or full: the session is simply not resumed
+    }
   }
 
   function hue(text) {
@@ -187,12 +215,15 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const room = encodeURIComponent(state.room);
     const name = encodeURIComponent(state.name);
-    return `${scheme}://${location.hostname}:${state.wsPort}/rooms/${room}/websocket?name=${name}`;
+    const resume = encodeURIComponent(loadToken(state.room));
+    const path = `/rooms/${room}/websocket?name=${name}&resume=${resume}`;
+    return `${scheme}://${location.hostname}:${state.wsPort}${path}`;
   }
 
   function connect() {
     clearTimeout(state.retryTimer);
     const generation = ++state.generation;
+    state.resumed = false;
     if (state.connectedOnce || state.attempt > 0) setStatus("reconnecting", "reconnecting…");
     else setStatus("connecting", "connecting…");
     let socket;
@@ -206,10 +237,13 @@
     socket.onmessage = (event) => {
       if (generation === state.generation) receive(event.data);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (generation !== state.generation) return; // we dropped it on purpose
       state.socket = null;
-      if (state.selfId !== null) system("Connection lost. Reconnecting…");
+      if (event.code === SESSION_TAKEN_OVER) {
+        saveToken(state.room, ""); // another tab has this session now: start a new one
+        system("This session was resumed in another tab. Starting a new one…");
+      } else if (state.selfId !== null) system("Connection lost. Reconnecting…");
       state.selfId = null;
       state.members.clear(); // stale until the server sends the list again
       renderMembers();
@@ -263,8 +297,16 @@
     } catch (_) {
       return;
     }
+    if (msg === null || typeof msg !== "object") return;
     if (typeof msg.error === "string") {
       system(`Server: ${msg.error}`, "error");
+      return;
+    }
+    const session = msg.$session;
+    if (session && typeof session === "object") {
+      // The library's first frame (it has no "type"): keep the new token for next time.
+      saveToken(state.room, typeof session.token === "string" ? session.token : "");
+      state.resumed = session.resumed === true;
       return;
     }
     switch (msg.type) {
@@ -278,11 +320,20 @@
         state.connectedOnce = true;
         setStatus("connected", "connected");
         renderMembers();
+        if (state.pendingName !== null && state.pendingName !== state.name) {
+          send({ type: "setName", name: state.pendingName }); // renamed while offline
+        }
+        state.pendingName = null;
         break;
       case "history":
         showEmpty();
         msg.messages.forEach(chat);
-        system(`You joined #${state.room} as ${state.name}`);
+        system(
+          state.resumed
+            ? `Reconnected to #${state.room} as ${state.name}`
+            : `You joined #${state.room} as ${state.name}`,
+        );
+        state.resumed = false;
         break;
       case "chat":
         chat(msg);
@@ -353,8 +404,9 @@
       return;
     }
     if (!send({ type: "setName", name })) {
-      // Offline: the name is used when we reconnect.
+      // Offline: the name is asked for (or sent, to a resumed session) on reconnecting.
       state.name = name;
+      state.pendingName = name;
       localStorage.setItem("trio_rooms.name", name);
     }
   });
