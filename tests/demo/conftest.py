@@ -17,20 +17,8 @@ def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def demo_ports(nursery: trio.Nursery, tmp_path: Path) -> tuple[int, int]:
-    """The demo on 127.0.0.1 and SQLite, as run: (HTTP port, WebSocket port), both free."""
+async def demo_port(nursery: trio.Nursery, tmp_path: Path) -> int:
+    """The demo on 127.0.0.1 and SQLite, as run: its port (page and rooms), a free one."""
     storage = SqliteStorage(tmp_path / "demo.db")
-    ports: tuple[int, int] = await nursery.start(
-        partial(serve_demo, storage=storage), "127.0.0.1", 0, 0
-    )
-    return ports
-
-
-@pytest.fixture
-def http_port(demo_ports: tuple[int, int]) -> int:
-    return demo_ports[0]
-
-
-@pytest.fixture
-def ws_port(demo_ports: tuple[int, int]) -> int:
-    return demo_ports[1]
+    port: int = await nursery.start(partial(serve_demo, storage=storage), "127.0.0.1", 0)
+    return port

@@ -18,17 +18,17 @@ async def _say(client: ChatClient, text: str) -> None:
     assert chat["text"] == text
 
 
-async def test_two_clients_see_each_other_and_another_room_sees_nothing(ws_port: int) -> None:
+async def test_two_clients_see_each_other_and_another_room_sees_nothing(demo_port: int) -> None:
     """Chat, members, joins, renames and leaves reach the room, and no other room."""
-    async with connect(ws_port, "other", "carol") as carol:
+    async with connect(demo_port, "other", "carol") as carol:
         await carol.join()
-        async with connect(ws_port, "lobby", "alice") as alice:
+        async with connect(demo_port, "lobby", "alice") as alice:
             members, history = await alice.join()
             alice_id = members["selfId"]
             assert members["members"] == [{"userId": alice_id, "name": "alice"}]
             assert history["messages"] == []
 
-            async with connect(ws_port, "lobby", "bob") as bob:
+            async with connect(demo_port, "lobby", "bob") as bob:
                 members, _ = await bob.join()
                 bob_id = members["selfId"]
                 assert sorted(members["members"], key=lambda m: m["name"]) == [
@@ -64,13 +64,13 @@ async def test_two_clients_see_each_other_and_another_room_sees_nothing(ws_port:
         assert (chat["type"], chat["name"], chat["text"]) == ("chat", "carol", "anyone?")
 
 
-async def test_a_late_joiner_gets_the_last_messages(ws_port: int) -> None:
+async def test_a_late_joiner_gets_the_last_messages(demo_port: int) -> None:
     """A new session gets the room's last HISTORY_SIZE messages, oldest first."""
-    async with connect(ws_port, "lobby", "alice") as alice:
+    async with connect(demo_port, "lobby", "alice") as alice:
         await alice.join()
         for i in range(HISTORY_SIZE + 2):
             await _say(alice, f"message {i}")
-        async with connect(ws_port, "lobby", "bob") as bob:
+        async with connect(demo_port, "lobby", "bob") as bob:
             _, history = await bob.join()
     texts = [chat["text"] for chat in history["messages"]]
     assert texts == [f"message {i}" for i in range(2, HISTORY_SIZE + 2)]
@@ -91,12 +91,12 @@ async def test_a_late_joiner_gets_the_last_messages(ws_port: int) -> None:
     ],
 )
 async def test_an_invalid_message_is_rejected_to_its_sender_only(
-    ws_port: int, message: dict[str, str], reason: str
+    demo_port: int, message: dict[str, str], reason: str
 ) -> None:
     """An invalid name or message gets the sender a rejected message and changes nothing."""
-    async with connect(ws_port, "lobby", "alice") as alice:
+    async with connect(demo_port, "lobby", "alice") as alice:
         await alice.join()
-        async with connect(ws_port, "lobby", "bob") as bob:
+        async with connect(demo_port, "lobby", "bob") as bob:
             await bob.join()
             await alice.receive_type("userJoined")
             await bob.send(message)
@@ -107,9 +107,9 @@ async def test_an_invalid_message_is_rejected_to_its_sender_only(
             assert (chat["name"], chat["text"]) == ("bob", "still here")
 
 
-async def test_the_longest_valid_name_and_message_are_accepted(ws_port: int) -> None:
+async def test_the_longest_valid_name_and_message_are_accepted(demo_port: int) -> None:
     """Names of MAX_NAME_LENGTH and messages of MAX_TEXT_LENGTH characters pass."""
-    async with connect(ws_port, "lobby", "alice") as alice:
+    async with connect(demo_port, "lobby", "alice") as alice:
         await alice.join()
         name = "n" * MAX_NAME_LENGTH
         await alice.send({"type": "setName", "name": name})
@@ -117,9 +117,9 @@ async def test_the_longest_valid_name_and_message_are_accepted(ws_port: int) -> 
         await _say(alice, "t" * MAX_TEXT_LENGTH)
 
 
-async def test_no_name_at_connect_gives_a_guest_name(ws_port: int) -> None:
+async def test_no_name_at_connect_gives_a_guest_name(demo_port: int) -> None:
     """A connection without ?name= is admitted as guest-NNNN, silently."""
-    async with connect(ws_port, "lobby") as client:
+    async with connect(demo_port, "lobby") as client:
         members, _ = await client.join()
         [me] = members["members"]
         assert re.fullmatch(r"guest-[0-9]{4}", me["name"])
@@ -127,9 +127,9 @@ async def test_no_name_at_connect_gives_a_guest_name(ws_port: int) -> None:
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 33])
-async def test_an_invalid_name_at_connect_becomes_a_guest_name(ws_port: int, name: str) -> None:
+async def test_an_invalid_name_at_connect_becomes_a_guest_name(demo_port: int, name: str) -> None:
     """An invalid ?name= is replaced by a guest name, and the client is told why."""
-    async with connect(ws_port, "lobby", name) as client:
+    async with connect(demo_port, "lobby", name) as client:
         members, _ = await client.join()
         [me] = members["members"]
         assert re.fullmatch(r"guest-[0-9]{4}", me["name"])
@@ -139,9 +139,9 @@ async def test_an_invalid_name_at_connect_becomes_a_guest_name(ws_port: int, nam
         )
 
 
-async def test_an_unknown_message_gets_the_library_error_frame(ws_port: int) -> None:
+async def test_an_unknown_message_gets_the_library_error_frame(demo_port: int) -> None:
     """A message the room does not know is answered with an error frame; the session stays."""
-    async with connect(ws_port, "lobby", "alice") as alice:
+    async with connect(demo_port, "lobby", "alice") as alice:
         await alice.join()
         await alice.send({"type": "shout", "text": "hi"})
         error = await alice.receive()

@@ -18,12 +18,10 @@ from .client import ChatClient, Json, connect
 
 @asynccontextmanager
 async def _demo(storage: Storage) -> AsyncGenerator[int]:
-    """The demo on ``storage`` while the block runs; yields its WebSocket port."""
+    """The demo on ``storage`` while the block runs; yields its port."""
     async with trio.open_nursery() as nursery:
-        ports: tuple[int, int] = await nursery.start(
-            partial(serve_demo, storage=storage), "127.0.0.1", 0, 0
-        )
-        yield ports[1]
+        port: int = await nursery.start(partial(serve_demo, storage=storage), "127.0.0.1", 0)
+        yield port
         nursery.cancel_scope.cancel()
 
 
@@ -66,21 +64,21 @@ async def _resumable(client: ChatClient) -> tuple[Json, Json]:
     return info, members
 
 
-async def test_a_token_brings_back_the_session_and_its_name(ws_port: int) -> None:
+async def test_a_token_brings_back_the_session_and_its_name(demo_port: int) -> None:
     """Reconnecting with the token gives the same id and the last name, and a new token."""
-    async with connect(ws_port, "lobby", "ann", resume="") as ann:
+    async with connect(demo_port, "lobby", "ann", resume="") as ann:
         first, _ = await _resumable(ann)
         assert first["resumed"] is False
         await _rename(ann, "anna")
     # A resumed session is the stored one: the name asked for now is not used.
-    async with connect(ws_port, "lobby", "someone", resume=first["token"]) as ann:
+    async with connect(demo_port, "lobby", "someone", resume=first["token"]) as ann:
         second, members = await _resumable(ann)
         assert second == {"id": first["id"], "token": second["token"], "resumed": True}
         assert second["token"] != first["token"]
         assert members["members"] == [{"userId": first["id"], "name": "anna"}]
         await _say(ann, "I am back")
     # Tokens are single use: the first one now starts a new session.
-    async with connect(ws_port, "lobby", "ann", resume=first["token"]) as other:
+    async with connect(demo_port, "lobby", "ann", resume=first["token"]) as other:
         third, _ = await _resumable(other)
         assert third["resumed"] is False
         assert third["id"] != first["id"]
@@ -105,27 +103,27 @@ async def test_a_session_resumes_after_a_restart(tmp_path: Path) -> None:
     assert (chat["userId"], chat["name"], chat["text"]) == (first["id"], "daniel", "see you")
 
 
-async def test_a_rejected_name_is_told_once_not_on_every_resume(ws_port: int) -> None:
+async def test_a_rejected_name_is_told_once_not_on_every_resume(demo_port: int) -> None:
     """An invalid ?name= is rejected at creation; resuming does not repeat it."""
-    async with connect(ws_port, "lobby", "   ", resume="") as guest:
+    async with connect(demo_port, "lobby", "   ", resume="") as guest:
         first, _ = await _resumable(guest)
         await guest.receive_type("rejected")
-    async with connect(ws_port, "lobby", "   ", resume=first["token"]) as guest:
+    async with connect(demo_port, "lobby", "   ", resume=first["token"]) as guest:
         again, _ = await _resumable(guest)
         assert again["resumed"] is True
         await _say(guest, "hello")  # the next message is this chat, not a rejection
 
 
-async def test_a_session_taken_over_is_not_announced_as_gone(ws_port: int) -> None:
+async def test_a_session_taken_over_is_not_announced_as_gone(demo_port: int) -> None:
     """A second connection resuming a live session closes the first with 4001.
 
     The others never end up without the session in their member list.
     """
-    async with connect(ws_port, "lobby", "bob") as bob:
+    async with connect(demo_port, "lobby", "bob") as bob:
         await bob.join()
-        async with connect(ws_port, "lobby", "ann", resume="") as old:
+        async with connect(demo_port, "lobby", "ann", resume="") as old:
             info, _ = await _resumable(old)
-            async with connect(ws_port, "lobby", "ann", resume=info["token"]) as new:
+            async with connect(demo_port, "lobby", "ann", resume=info["token"]) as new:
                 again, members = await _resumable(new)
                 assert again["id"] == info["id"]
                 assert await old.close_code() == 4001

@@ -1,18 +1,23 @@
-"""The demo's static-file HTTP server over real sockets on 127.0.0.1."""
+"""The demo's one port over real sockets on 127.0.0.1: page, static files and rooms."""
 
 from __future__ import annotations
 
-import json
-from functools import partial
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import attrs
 import h11
+import hypercorn.trio
 import pytest
 import trio
 
-from trio_rooms.demo._http import serve_static
-from trio_rooms.demo.app import STATIC_DIR
+from trio_rooms import bind_asgi, hypercorn_config, open_rooms
+from trio_rooms.demo._site import demo_app
+from trio_rooms.demo.app import STATIC_DIR, ChatRoom
+
+from .client import connect
 
 
 @attrs.frozen
@@ -60,9 +65,23 @@ async def request(port: int, target: str, method: str = "GET", body: bytes = b""
         return reply
 
 
-async def test_the_page_is_served_at_the_root(http_port: int) -> None:
+@asynccontextmanager
+async def _site(static_dir: Path, *, keep_alive_timeout: float = 5.0) -> AsyncGenerator[int]:
+    """The demo's app on ``static_dir`` under hypercorn while the block runs; its port."""
+    async with trio.open_nursery() as nursery, open_rooms(ChatRoom) as rooms:
+        config = hypercorn_config(rooms.config, "127.0.0.1:0")
+        config.keep_alive_timeout = keep_alive_timeout
+        app = demo_app(bind_asgi(rooms), static_dir)
+        urls: list[str] = await nursery.start(hypercorn.trio.serve, app, config)
+        port = urlsplit(urls[0]).port
+        assert port is not None
+        yield port
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_page_is_served_at_the_root(demo_port: int) -> None:
     """GET / is index.html, with a content security policy."""
-    reply = await request(http_port, "/")
+    reply = await request(demo_port, "/")
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert reply.body == (STATIC_DIR / "index.html").read_bytes()
@@ -79,27 +98,28 @@ async def test_the_page_is_served_at_the_root(http_port: int) -> None:
     ],
 )
 async def test_static_files_are_served_with_their_type(
-    http_port: int, name: str, content_type: str
+    demo_port: int, name: str, content_type: str
 ) -> None:
     """GET /static/<file> is the file from the package's static folder."""
-    reply = await request(http_port, f"/static/{name}")
+    reply = await request(demo_port, f"/static/{name}?v=1")
     assert reply.status == 200
     assert reply.headers["content-type"] == content_type
     assert reply.headers["x-content-type-options"] == "nosniff"
     assert reply.body == (STATIC_DIR / name).read_bytes()
 
 
-async def test_config_names_the_websocket_port(http_port: int, ws_port: int) -> None:
-    """GET /config.json tells the page where the WebSocket server listens."""
-    reply = await request(http_port, "/config.json?v=1")
-    assert reply.status == 200
-    assert reply.headers["content-type"] == "application/json"
-    assert json.loads(reply.body) == {"wsPort": ws_port}
+async def test_the_rooms_are_on_the_same_port(demo_port: int) -> None:
+    """The page's port also serves the rooms: a WebSocket joins, a plain GET gets 400."""
+    async with connect(demo_port, "lobby", "alice") as alice:
+        members, _ = await alice.join()
+        assert [member["name"] for member in members["members"]] == ["alice"]
+    reply = await request(demo_port, "/rooms/lobby/websocket")
+    assert (reply.status, reply.body) == (400, b"Expected websocket")
 
 
-async def test_head_has_the_headers_and_no_body(http_port: int) -> None:
+async def test_head_has_the_headers_and_no_body(demo_port: int) -> None:
     """HEAD / answers like GET / without the body."""
-    reply = await request(http_port, "/", method="HEAD")
+    reply = await request(demo_port, "/", method="HEAD")
     assert reply.status == 200
     assert int(reply.headers["content-length"]) == len((STATIC_DIR / "index.html").read_bytes())
     assert reply.body == b""
@@ -126,58 +146,59 @@ async def test_head_has_the_headers_and_no_body(http_port: int) -> None:
         "/app.py",
         "/index.html",
         "/static",
+        "/config.json",
     ],
 )
-async def test_anything_else_is_404(http_port: int, target: str) -> None:
+async def test_anything_else_is_404(demo_port: int, target: str) -> None:
     """Traversal attempts, escapes, subpaths and unknown paths all get 404."""
-    reply = await request(http_port, target)
+    reply = await request(demo_port, target)
     assert reply.status == 404
     assert reply.body == b"Not Found"
 
 
-async def test_other_methods_are_405(http_port: int) -> None:
-    """Only GET and HEAD are served."""
-    reply = await request(http_port, "/", method="POST", body=b"x=1")
+async def test_other_methods_are_405(demo_port: int) -> None:
+    """Only GET and HEAD are served on the page's paths."""
+    reply = await request(demo_port, "/", method="POST", body=b"x=1")
+    assert reply.status == 405
+    reply = await request(demo_port, "/static/style.css", method="DELETE")
     assert reply.status == 405
 
 
-async def test_a_symlink_out_of_the_folder_is_404(tmp_path: Path, nursery: trio.Nursery) -> None:
+async def test_a_symlink_out_of_the_folder_is_404(tmp_path: Path) -> None:
     """A symlink in the static folder that leads outside it is not followed."""
     static = tmp_path / "static"
     static.mkdir()
     (tmp_path / "secret.txt").write_text("secret")
     (static / "ok.txt").write_text("fine")
     (static / "leak.txt").symlink_to(tmp_path / "secret.txt")
-    port: int = await nursery.start(serve_static, static, "127.0.0.1", 0)
-    assert (await request(port, "/static/ok.txt")).body == b"fine"
-    assert (await request(port, "/static/leak.txt")).status == 404
+    async with _site(static) as port:
+        assert (await request(port, "/static/ok.txt")).body == b"fine"
+        assert (await request(port, "/static/leak.txt")).status == 404
 
 
-async def test_requests_are_bounded_in_size(nursery: trio.Nursery) -> None:
-    """Too long a head gets 431 and too long a body 413; the connection is then closed."""
-    serve = partial(serve_static, max_request_size=1024)
-    port: int = await nursery.start(serve, STATIC_DIR, "127.0.0.1", 0)
-    long_target = "/static/" + "a" * 2000
-    assert (await request(port, long_target)).status == 431
-    reply = await request(port, "/", method="POST", body=b"x" * 4096)
-    assert reply.status == 413
-    assert reply.headers["connection"] == "close"
+async def test_requests_are_bounded_in_size(demo_port: int) -> None:
+    """Too long a request head is refused by hypercorn; the connection is then closed."""
+    long_target = "/static/" + "a" * 70000
+    reply = await request(demo_port, long_target)
+    assert 400 <= reply.status < 500
+    assert reply.headers.get("connection", "close") == "close"
 
 
-async def test_a_silent_client_is_disconnected(nursery: trio.Nursery) -> None:
-    """A client that does not send its request within request_timeout is closed."""
-    serve = partial(serve_static, request_timeout=0.05)
-    port: int = await nursery.start(serve, STATIC_DIR, "127.0.0.1", 0)
-    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+async def test_a_silent_client_is_disconnected() -> None:
+    """A client that sends no request within hypercorn's keep-alive timeout is closed."""
+    async with (
+        _site(STATIC_DIR, keep_alive_timeout=0.05) as port,
+        await trio.open_tcp_stream("127.0.0.1", port) as stream,
+    ):
         with trio.fail_after(5):
             assert await stream.receive_some(1024) == b""
 
 
-async def test_a_connection_serves_several_requests(http_port: int) -> None:
+async def test_a_connection_serves_several_requests(demo_port: int) -> None:
     """Keep-alive: two requests on one connection get two replies."""
-    async with await trio.open_tcp_stream("127.0.0.1", http_port) as stream:
+    async with await trio.open_tcp_stream("127.0.0.1", demo_port) as stream:
         conn = h11.Connection(h11.CLIENT)
-        for target in ("/config.json", "/static/style.css"):
+        for target in ("/", "/static/style.css"):
             request = h11.Request(method="GET", target=target, headers=[("host", "x")])
             await stream.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
             reply = await _receive_reply(conn, stream)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -29,9 +28,12 @@ async def _read_line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     return line.decode()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    """It prints its database and URL, serves the page and the rooms, and exits 0 on SIGINT."""
+@pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_the_demo_serves_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
+    """It prints its database and URL, serves the page and the rooms on one port under
+    hypercorn, and on Ctrl-C or SIGTERM closes the sessions with 1001 (not hypercorn's
+    1006) and exits 0."""
     db = tmp_path / "chat.db"
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "trio_rooms.demo", "--port", "0", "--db", str(db)],
@@ -49,12 +51,12 @@ async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
                 r"trio_rooms demo: open http://127\.0\.0\.1:(\d+)/ in your browser", line
             )
             assert found, line
-            http_port = int(found[1])
-            await _read_line(process.stdout, buffer)  # the WebSocket port
-            config = json.loads((await request(http_port, "/config.json")).body)
-            async with connect(config["wsPort"], "lobby", "alice") as alice:
+            port = int(found[1])
+            assert await _read_line(process.stdout, buffer) == "trio_rooms demo: Ctrl-C stops"
+            assert (await request(port, "/")).status == 200
+            async with connect(port, "lobby", "alice") as alice:
                 await alice.receive_type("members")
-                process.send_signal(signal.SIGINT)
+                process.send_signal(stop)
                 assert await _read_line(process.stdout, buffer) == "trio_rooms demo: stopping"
                 # Sessions are closed with 1001 ("going away") so pages reconnect.
                 code = await alice.close_code()
@@ -71,11 +73,11 @@ async def test_the_demo_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
 
 
 def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """--port must leave room for the WebSocket port."""
+    """--port is a TCP port."""
     with pytest.raises(SystemExit) as exc_info:
-        main(["--port", "65535"])
+        main(["--port", "65536"])
     assert exc_info.value.code == 2
-    assert "--port must be between 0 and 65534" in capsys.readouterr().err
+    assert "--port must be between 0 and 65535" in capsys.readouterr().err
 
 
 def test_db_names_the_sqlite_file_or_memory() -> None:

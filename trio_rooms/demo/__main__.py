@@ -1,8 +1,9 @@
 """Run the demo chat: ``python -m trio_rooms.demo [--host HOST] [--port PORT] [--db PATH]``.
 
-Serves the page on ``http://HOST:PORT/`` and the WebSocket rooms on ``PORT + 1``
-(with ``--port 0``, both on free ports); stops cleanly on Ctrl-C, closing every
-session with 1001 ("going away") so the open pages start reconnecting.
+Serves the page on ``http://HOST:PORT/`` and the WebSocket rooms on the same port
+(``ws://HOST:PORT/rooms/<room>/websocket``), with hypercorn's trio worker; with
+``--port 0``, on a free port. Stops cleanly on Ctrl-C or SIGTERM, closing every
+session with 1001 ("going away") so the open pages start reconnecting, and exits 0.
 
 The rooms' history and the sessions (for resuming them) are stored in the SQLite
 file ``--db`` (``trio_rooms_demo.db`` in the current directory by default), so they
@@ -49,24 +50,22 @@ def _describe(db: str) -> str:
 
 
 async def _run(host: str, port: int, db: str) -> None:
-    # Ctrl-C (and SIGTERM) cancel the servers instead of raising KeyboardInterrupt
-    # at an arbitrary checkpoint, so shutdown is the ordinary graceful one.
+    # Ctrl-C (and SIGTERM) end the server through its shutdown trigger instead of
+    # raising KeyboardInterrupt at an arbitrary checkpoint: the rooms close every
+    # session with 1001 while hypercorn still carries the close frames, then it stops.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
-            ports: tuple[int, int] = await nursery.start(
-                partial(serve_demo, storage=make_storage(db)),
-                host,
-                port,
-                port + 1 if port else 0,
-            )
-            http_port, ws_port = ports
-            print(f"trio_rooms demo: open http://{_url_host(host)}:{http_port}/ in your browser")
-            print(f"trio_rooms demo: WebSocket rooms on port {ws_port}; Ctrl-C stops", flush=True)
+
+        async def stopping() -> None:
             async for _ in signals:
                 break
             print("trio_rooms demo: stopping", flush=True)
-            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
+            serve = partial(serve_demo, storage=make_storage(db), shutdown_trigger=stopping)
+            bound: int = await nursery.start(serve, host, port)
+            print(f"trio_rooms demo: open http://{_url_host(host)}:{bound}/ in your browser")
+            print("trio_rooms demo: Ctrl-C stops", flush=True)
 
 
 def _first(group: BaseExceptionGroup[E]) -> E:
@@ -87,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port",
         type=int,
         default=8000,
-        help="HTTP port of the page; the WebSocket server uses PORT+1 (0: any free ports)",
+        help="port of the page and the rooms (default: 8000; 0: any free port)",
     )
     parser.add_argument(
         "--db",
@@ -100,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     host: str = args.host
     port: int = args.port
     db: str = args.db
-    if not 0 <= port <= 65534:
-        parser.error("--port must be between 0 and 65534")
+    if not 0 <= port <= 65535:
+        parser.error("--port must be between 0 and 65535")
     status = 0
     try:
         trio.run(_run, host, port, db)

@@ -38,15 +38,18 @@ applied either: the sender gets a ``rejected`` message.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Final, assert_never, cast
+from urllib.parse import urlsplit
 
 import attrs
+import hypercorn.trio
 import trio
 
 from trio_rooms import (
@@ -57,11 +60,12 @@ from trio_rooms import (
     Session,
     Storage,
     StorageError,
+    bind_asgi,
+    hypercorn_config,
     open_rooms,
-    serve_websocket,
 )
 
-from ._http import serve_static
+from ._site import demo_app
 
 __all__ = [
     "HISTORY_KEY",
@@ -340,29 +344,41 @@ class ChatRoom(Room[ChatSession]):
 
 async def serve_demo(
     host: str,
-    http_port: int,
-    ws_port: int,
+    port: int,
     *,
     storage: Storage | None = None,
-    task_status: trio.TaskStatus[tuple[int, int]] = trio.TASK_STATUS_IGNORED,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the chat page on ``http_port`` and its rooms on ``ws_port`` until cancelled.
+    """Serve the chat page and its rooms on one port with hypercorn's trio worker.
 
-    The page finds the WebSocket port in ``/config.json`` (``{"wsPort": N}``), so the
-    two ports need not be neighbours; pass 0 for free ones. With ``nursery.start``,
-    returns ``(http_port, ws_port)`` as bound, once both servers listen. When
-    cancelled, sessions are closed with 1001 and ``storage`` (`MemoryStorage` if None)
-    is flushed and closed before this returns.
+    ``/`` and ``/static/`` are the page; the rooms are at
+    ``/rooms/<room>/websocket``. Pass port 0 for a free one; with ``nursery.start``,
+    returns the bound port once hypercorn listens.
+
+    Runs until ``shutdown_trigger`` returns (or until cancelled). On the trigger the
+    rooms are closed first, so every session is sent 1001 while hypercorn still
+    carries the close frames; then hypercorn stops. ``storage`` (`MemoryStorage` if
+    None) is flushed and closed before this returns.
 
     Raises:
         StorageError: ``storage`` cannot be opened.
+        OSError: ``host:port`` cannot be listened on.
     """
     config = RoomsConfig(room_idle_timeout=ROOM_IDLE_TIMEOUT)
-    async with (
-        open_rooms(ChatRoom, config=config, storage=storage) as rooms,
-        trio.open_nursery() as nursery,
-    ):
-        ws: int = await nursery.start(serve_websocket, rooms, host, ws_port)
-        documents = {"/config.json": ("application/json", json.dumps({"wsPort": ws}).encode())}
-        http: int = await nursery.start(serve_static, STATIC_DIR, host, http_port, documents)
-        task_status.started((http, ws))
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    stop_hypercorn = trio.Event()
+    async with trio.open_nursery() as nursery:  # hypercorn outlives the rooms
+        try:
+            async with open_rooms(ChatRoom, config=config, storage=storage) as rooms:
+                app = demo_app(bind_asgi(rooms), STATIC_DIR)
+                server_config = hypercorn_config(config, bind)
+                server_config.loglevel = "WARNING"  # the demo prints its own URL
+                serve = partial(
+                    hypercorn.trio.serve, app, server_config, shutdown_trigger=stop_hypercorn.wait
+                )
+                urls: list[str] = await nursery.start(serve)
+                task_status.started(urlsplit(urls[0]).port or port)
+                await (shutdown_trigger or trio.sleep_forever)()
+        finally:
+            stop_hypercorn.set()

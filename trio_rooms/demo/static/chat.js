@@ -29,7 +29,6 @@
   };
 
   const state = {
-    wsPort: null,
     room: roomFromHash(),
     name: initialName(),
     socket: null,
@@ -200,24 +199,13 @@
 
   // --------------------------------------------------------------- connection
 
-  async function loadConfig() {
-    try {
-      const response = await fetch("/config.json", { cache: "no-store" });
-      const config = await response.json();
-      if (Number.isInteger(config.wsPort)) return config.wsPort;
-    } catch (_) {
-      // Fall back on the convention: the WebSocket server listens on the page's port + 1.
-    }
-    return Number(location.port || (location.protocol === "https:" ? 443 : 80)) + 1;
-  }
-
   function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const room = encodeURIComponent(state.room);
     const name = encodeURIComponent(state.name);
     const resume = encodeURIComponent(loadToken(state.room));
     const path = `/rooms/${room}/websocket?name=${name}&resume=${resume}`;
-    return `${scheme}://${location.hostname}:${state.wsPort}${path}`;
+    return `${scheme}://${location.host}${path}`; // the page's own server serves the rooms
   }
 
   function connect() {
@@ -423,10 +411,9 @@
   // -------------------------------------------------------------------- start
 
   ui.nameInput.value = state.name;
-  loadConfig().then((port) => {
-    state.wsPort = port;
+  {
     const room = state.room;
     state.room = null;
     switchRoom(room);
-  });
+  }
 })();
