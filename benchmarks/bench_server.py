@@ -13,6 +13,7 @@ import argparse
 from typing import assert_never
 
 import attrs
+import hypercorn.trio
 import trio
 
 import trio_rooms
@@ -68,18 +69,32 @@ class BenchRoom(trio_rooms.Room[BenchSession]):
     pass
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, transport: str) -> None:
     config = trio_rooms.RoomsConfig(outbound_max_messages=1024)
-    async with trio_rooms.open_rooms(BenchRoom, config=config) as rooms:
-        await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
+    async with (
+        trio.open_nursery() as nursery,
+        trio_rooms.open_rooms(BenchRoom, config=config) as rooms,
+    ):
+        if transport == "embedded":
+            await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
+        else:  # hypercorn's trio worker, as `hypercorn --worker-class trio` runs it
+            hypercorn_config = trio_rooms.hypercorn_config(config, f"127.0.0.1:{port}")
+            hypercorn_config.backlog = 1024  # as the hypercorn_trio peer
+            hypercorn_config.loglevel = "WARNING"
+            app = trio_rooms.bind_asgi(rooms)
+            await nursery.start(hypercorn.trio.serve, app, hypercorn_config)
+            await trio.sleep_forever()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    port: int = parser.parse_args().port
+    parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
+    args = parser.parse_args()
+    port: int = args.port
+    transport: str = args.transport
     try:
-        trio.run(serve, port)
+        trio.run(serve, port, transport)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 
