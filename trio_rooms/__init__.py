@@ -22,6 +22,13 @@ from ._errors import RoomsError as RoomsError
 from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
 from ._message import Message as Message
+from .client import ClientQueueFullError as ClientQueueFullError
+from .client import ConnectionRejectedError as ConnectionRejectedError
+from .client import Reconnected as Reconnected
+from .client import ReconnectPolicy as ReconnectPolicy
+from .client import RoomClient as RoomClient
+from .client import ServerError as ServerError
+from .client import open_room_client as open_room_client
 from .codec import WireFormat as WireFormat
 from .storage.sqlite import SqliteStorage as SqliteStorage
 from .transports.asgi import asgi_app as asgi_app
@@ -31,14 +38,19 @@ from .transports.websocket import serve_websocket as serve_websocket
 
 __all__ = [
     "ROOM_NAME_PATTERN",
+    "ClientQueueFullError",
     "ConnectRequest",
     "ConnectionClosedError",
+    "ConnectionRejectedError",
     "DecodeError",
     "HttpRequest",
     "MemoryStorage",
     "Message",
+    "ReconnectPolicy",
+    "Reconnected",
     "Response",
     "Room",
+    "RoomClient",
     "RoomNameError",
     "RoomStorage",
     "Rooms",
@@ -46,6 +58,7 @@ __all__ = [
     "RoomsConfig",
     "RoomsError",
     "RoomsStatistics",
+    "ServerError",
     "Session",
     "SessionClosedError",
     "SqliteStorage",
@@ -55,6 +68,7 @@ __all__ = [
     "asgi_app",
     "bind_asgi",
     "hypercorn_config",
+    "open_room_client",
     "open_rooms",
     "route",
     "serve_websocket",

@@ -1,0 +1,29 @@
+"""A typed client for trio_rooms servers that reconnects and resumes its session.
+
+::
+
+    async with open_room_client(url, server=(Chat, UserJoined), client=(SendChat,)) as client:
+        client.send(SendChat(text="hi"))
+        async for message in client:
+            ...
+"""
+
+from ._client import RoomClient as RoomClient
+from ._client import open_room_client as open_room_client
+from ._errors import ClientQueueFullError as ClientQueueFullError
+from ._errors import ConnectionRejectedError as ConnectionRejectedError
+from ._errors import ServerError as ServerError
+from ._events import Reconnected as Reconnected
+from ._policy import RETRIED_CLOSE_CODES as RETRIED_CLOSE_CODES
+from ._policy import ReconnectPolicy as ReconnectPolicy
+
+__all__ = [
+    "RETRIED_CLOSE_CODES",
+    "ClientQueueFullError",
+    "ConnectionRejectedError",
+    "ReconnectPolicy",
+    "Reconnected",
+    "RoomClient",
+    "ServerError",
+    "open_room_client",
+]

@@ -1,0 +1,92 @@
+"""The library's own frames (no ``"type"``) and the connection URL."""
+
+from __future__ import annotations
+
+from typing import cast, final
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import attrs
+import msgpack
+import orjson
+
+from ..codec import WireFormat
+
+__all__ = ["Endpoint", "SessionInfo", "parse_library_frame", "parse_url"]
+
+
+@final
+@attrs.frozen
+class Endpoint:
+    """Where to connect, from a ``ws://`` or ``wss://`` URL."""
+
+    host: str
+    port: int
+    secure: bool
+    path: str
+    query: tuple[tuple[str, str], ...]
+
+    def resource(self, format: WireFormat, resume: str | None) -> str:
+        """The request target: the path with ``format`` and ``resume`` in the query."""
+        query = [(k, v) for k, v in self.query if k not in ("format", "resume")]
+        if format != "json":
+            query.append(("format", format))
+        if resume is not None:
+            query.append(("resume", resume))
+        return self.path + (f"?{urlencode(query)}" if query else "")
+
+
+def parse_url(url: str) -> Endpoint:
+    """Split a ``ws://host:port/rooms/<room>/websocket`` URL.
+
+    Raises:
+        ValueError: Not a ``ws`` or ``wss`` URL with a host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"expected a ws:// or wss:// URL with a host, got {url!r}")
+    secure = parts.scheme == "wss"
+    return Endpoint(
+        host=parts.hostname,
+        port=parts.port or (443 if secure else 80),
+        secure=secure,
+        path=parts.path or "/",
+        query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+    )
+
+
+@final
+@attrs.frozen
+class SessionInfo:
+    """The ``{"$session": {...}}`` frame a resumable connection starts with."""
+
+    id: str
+    token: str
+    resumed: bool
+
+
+def _load(data: bytes | str) -> object:
+    try:
+        if isinstance(data, str):
+            return orjson.loads(data)
+        return cast("object", msgpack.unpackb(data))
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+
+
+def parse_library_frame(data: bytes | str) -> SessionInfo | str | None:
+    """The library frame in ``data``: session info, an error text, or ``None`` if it is
+    not one (a user message, or garbage)."""
+    obj = _load(data)
+    if not isinstance(obj, dict) or len(obj) != 1:  # pyright: ignore[reportUnknownArgumentType]
+        return None
+    content = cast("dict[str, object]", obj)
+    error = content.get("error")
+    if isinstance(error, str):
+        return error
+    info = content.get("$session")
+    if isinstance(info, dict):
+        fields = cast("dict[str, object]", info)
+        session_id, token, resumed = fields.get("id"), fields.get("token"), fields.get("resumed")
+        if isinstance(session_id, str) and isinstance(token, str) and isinstance(resumed, bool):
+            return SessionInfo(id=session_id, token=token, resumed=resumed)
+    return None
