@@ -1,13 +1,18 @@
 """A server whose sessions acknowledge a value only once update() stored it.
 
-Run as ``python -m tests.durability_app DB_PATH``: serves on a free port of 127.0.0.1
-and prints ``PORT <n>`` once listening.
+Run as ``python -m tests.durability_app DB_PATH [PORT]``: serves on 127.0.0.1 (PORT 0 or
+none: a free port; a restarted server can take the same one again) and prints
+``PORT <n>`` once listening.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import assert_never
 
 import attrs
@@ -57,14 +62,14 @@ class CounterRoom(Room[CounterSession]):
     pass
 
 
-async def main(path: str) -> None:
+async def main(path: str, port: int) -> None:
     storage = trio_rooms.SqliteStorage(path)
     async with (
         trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms,
         trio.open_nursery() as nursery,
     ):
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
-        print(f"PORT {port}", flush=True)
+        bound: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", port)
+        print(f"PORT {bound}", flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 nursery.cancel_scope.cancel()
@@ -72,4 +77,34 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1])
+    trio.run(main, sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+
+
+@asynccontextmanager
+async def open_server(path: Path, port: int = 0) -> AsyncGenerator[tuple[trio.Process, int]]:
+    """This server as a subprocess on ``path`` and ``port``: yields it and its bound port.
+
+    Killed on exit if it is still running.
+    """
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.durability_app", str(path), str(port)],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(20):
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1)
+                assert chunk, "the server exited before listening"
+                line += chunk
+        assert line.startswith(b"PORT ")
+        yield process, int(line.split()[1])
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,35 +16,10 @@ import trio_websocket
 
 from trio_rooms.codec import JsonCodec
 
-from .durability_app import Get, Put, Stored
+from .durability_app import Get, Put, Stored, open_server
 
-ROOT = Path(__file__).parent.parent
 client_codec = JsonCodec(Put, Get)
 server_codec = JsonCodec(Stored)
-
-
-@asynccontextmanager
-async def _server(path: Path) -> AsyncGenerator[tuple[trio.Process, int]]:
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.durability_app", str(path)], cwd=ROOT, stdout=subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(20):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                assert chunk, "the server exited before listening"
-                line += chunk
-        assert line.startswith(b"PORT ")
-        yield process, int(line.split()[1])
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.CancelScope(shield=True):
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
 
 
 @asynccontextmanager
@@ -79,7 +52,7 @@ async def test_acknowledged_updates_survive_sigkill(tmp_path: Path) -> None:
     acked = 0
     for _ in range(4):
         kill_after = rng.randint(1, 150)
-        async with _server(path) as (process, port):
+        async with open_server(path) as (process, port):
             async with _client(port, f"resume={token}") as ws:
                 token = await _token(ws)
                 await ws.send_message(client_codec.encode(Get()).decode())
@@ -101,7 +74,7 @@ async def test_acknowledged_updates_survive_sigkill(tmp_path: Path) -> None:
             assert process.returncode == -signal.SIGKILL
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    async with _server(path) as (_, port), _client(port, f"resume={token}") as ws:
+    async with open_server(path) as (_, port), _client(port, f"resume={token}") as ws:
         token = await _token(ws)
         await ws.send_message(client_codec.encode(Get()).decode())
         assert server_codec.decode(await ws.get_message()).value >= acked
@@ -115,7 +88,7 @@ async def _read_until_closed(ws: trio_websocket.WebSocketConnection) -> None:
 async def test_sigterm_closes_with_1001_and_loses_nothing(tmp_path: Path) -> None:
     """A graceful stop sends 1001 and every acknowledged value is there after a restart."""
     path = tmp_path / "counter.db"
-    async with _server(path) as (process, port), _client(port, "resume=") as ws:
+    async with open_server(path) as (process, port), _client(port, "resume=") as ws:
         token = await _token(ws)
         for value in range(1, 21):
             await ws.send_message(client_codec.encode(Put(value=value)).decode())
@@ -127,7 +100,7 @@ async def test_sigterm_closes_with_1001_and_loses_nothing(tmp_path: Path) -> Non
         assert closed.value.reason.code == 1001
         await process.wait()
         assert process.returncode == 0
-    async with _server(path) as (_, port), _client(port, f"resume={token}") as ws:
+    async with open_server(path) as (_, port), _client(port, f"resume={token}") as ws:
         await _token(ws)
         await ws.send_message(client_codec.encode(Get()).decode())
         assert server_codec.decode(await ws.get_message()) == Stored(value=20)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,37 +10,9 @@ import trio
 from trio_rooms import ConnectionClosedError
 from trio_rooms.client import ClientQueueFullError, ReconnectPolicy, RoomClient, open_room_client
 
-from ..durability_app import Get, Put, Stored
+from ..durability_app import Get, Put, Stored, open_server
 
-ROOT = Path(__file__).parents[2]
 FAST = ReconnectPolicy(initial_delay=0.02, max_delay=0.2)
-
-
-@asynccontextmanager
-async def _server(path: Path, port: int = 0) -> AsyncGenerator[tuple[trio.Process, int]]:
-    """The counter server in a subprocess on ``port`` (0: a free one) and its port."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.client.counter_server", str(path), str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(20):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                assert chunk, "the server exited before listening"
-                line += chunk
-        assert line.startswith(b"PORT ")
-        yield process, int(line.split()[1])
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.CancelScope(shield=True):
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
 
 
 async def _kill(process: trio.Process, client: RoomClient[Stored, Put | Get]) -> None:
@@ -60,7 +28,7 @@ async def test_reconnect_after_a_restart_resumes_the_session(tmp_path: Path) -> 
     """Killed and restarted on the same file, the server gives back the same session and data;
     messages sent meanwhile wait in the bounded queue and are delivered in order."""
     path = tmp_path / "counter.db"
-    async with _server(path) as (process, port):
+    async with open_server(path) as (process, port):
         url = f"ws://127.0.0.1:{port}/rooms/counter/websocket"
         async with open_room_client(url, (Stored,), (Put, Get), reconnect=FAST, max_queued=3) as c:
             first = c.session_id
@@ -76,7 +44,7 @@ async def test_reconnect_after_a_restart_resumes_the_session(tmp_path: Path) -> 
                 c.send(Get())
             assert full.value.limit == 3
 
-            async with _server(path, port):
+            async with open_server(path, port):
                 event = await c.events.receive()
                 assert (event.code, event.resumed) == (1006, True)
                 assert event.session_id == event.previous_session_id == first
@@ -91,7 +59,7 @@ async def test_reconnect_after_a_restart_resumes_the_session(tmp_path: Path) -> 
 async def test_the_client_gives_up_after_max_attempts(tmp_path: Path) -> None:
     """With the server gone for good, receive raises once the attempts are spent."""
     policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3)
-    async with _server(tmp_path / "counter.db") as (process, port):
+    async with open_server(tmp_path / "counter.db") as (process, port):
         url = f"ws://127.0.0.1:{port}/rooms/counter/websocket"
         async with open_room_client(url, (Stored,), (Put, Get), reconnect=policy) as client:
             await _kill(process, client)
