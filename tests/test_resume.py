@@ -15,10 +15,11 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import Rooms, RoomsConfig, SqliteStorage, testing
-from trio_rooms.storage import MemoryStorage, SessionRecord
+from trio_rooms.storage import MemoryStorage
 from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
+from .flaky_storage import FlakyStorage
 
 Client = TestClient[ServerMsg, ClientMsg]
 
@@ -188,7 +189,7 @@ async def test_the_wire_format_is_kept_on_resume(rooms: Rooms[ChatRoom]) -> None
 
 async def test_a_failing_update_reaches_on_error_and_keeps_the_session(tmp_path: Path) -> None:
     """update() raising StorageError goes to on_error; the session stays open."""
-    storage = _FailingStorage()
+    storage = FlakyStorage()
     async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
         async with testing.connect(rooms, "lobby") as client:
             await client.receive()
@@ -199,37 +200,3 @@ async def test_a_failing_update_reaches_on_error_and_keeps_the_session(tmp_path:
             assert getattr(reply, "text", None) == "still here"
         room = await rooms.get("lobby")
         assert [type(error) for error in room.errors] == [trio_rooms.StorageError]
-
-
-class _FailingStorage:
-    """MemoryStorage whose session writes fail on demand."""
-
-    def __init__(self) -> None:
-        self._inner = MemoryStorage()
-        self.fail = False
-
-    async def open(self) -> None:
-        await self._inner.open()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
-        return await self._inner.load_session(room, session_id)
-
-    async def save_session(self, record: SessionRecord) -> None:
-        if self.fail:
-            raise trio_rooms.StorageError("disk on fire")
-        await self._inner.save_session(record)
-
-    async def delete_session(self, room: str, session_id: str) -> None:
-        await self._inner.delete_session(room, session_id)
-
-    async def get(self, room: str, key: str) -> bytes | None:
-        return await self._inner.get(room, key)
-
-    async def put(self, room: str, key: str, value: bytes) -> None:
-        await self._inner.put(room, key, value)
-
-    async def delete(self, room: str, key: str) -> None:
-        await self._inner.delete(room, key)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import trio
 
-from trio_rooms import MemoryStorage, SqliteStorage, Storage, StorageError
+from trio_rooms import SqliteStorage, Storage
 from trio_rooms.demo.app import serve_demo
-from trio_rooms.storage import SessionRecord
 
+from ..flaky_storage import FlakyStorage
 from .client import ChatClient, Json, connect
 
 
@@ -139,47 +139,9 @@ async def test_a_session_taken_over_is_not_announced_as_gone(demo_port: int) -> 
                 assert seen == {info["id"]}
 
 
-class _FlakyStorage:
-    """MemoryStorage whose writes fail while ``fail`` is set."""
-
-    def __init__(self) -> None:
-        self._inner = MemoryStorage()
-        self.fail = False
-
-    def _check(self) -> None:
-        if self.fail:
-            raise StorageError("disk on fire")
-
-    async def open(self) -> None:
-        await self._inner.open()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
-        return await self._inner.load_session(room, session_id)
-
-    async def save_session(self, record: SessionRecord) -> None:
-        self._check()
-        await self._inner.save_session(record)
-
-    async def delete_session(self, room: str, session_id: str) -> None:
-        await self._inner.delete_session(room, session_id)
-
-    async def get(self, room: str, key: str) -> bytes | None:
-        return await self._inner.get(room, key)
-
-    async def put(self, room: str, key: str, value: bytes) -> None:
-        self._check()
-        await self._inner.put(room, key, value)
-
-    async def delete(self, room: str, key: str) -> None:
-        await self._inner.delete(room, key)
-
-
 async def test_what_cannot_be_stored_is_rejected_and_not_applied() -> None:
     """A chat or a rename whose write fails is rejected to its sender, and nobody sees it."""
-    storage = _FlakyStorage()
+    storage = FlakyStorage()
     async with _demo(storage) as port, connect(port, "lobby", "alice") as alice:
         await alice.join()
         async with connect(port, "lobby", "bob") as bob:

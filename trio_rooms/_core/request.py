@@ -8,7 +8,22 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-__all__ = ["ConnectRequest"]
+__all__ = ["ConnectRequest", "find_header", "parse_query"]
+
+
+def parse_query(query_string: str) -> Mapping[str, str]:
+    """Query parameters of ``query_string``; for a repeated name, the last value wins."""
+    return dict(parse_qsl(query_string, keep_blank_values=True))
+
+
+def find_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The value of header ``name`` (any case) in lower-cased ``headers``, or None.
+
+    Repeated headers are joined by ``", "``.
+    """
+    name = name.lower()
+    values = [value for key, value in headers if key == name]
+    return ", ".join(values) if values else None
 
 
 @final
@@ -34,13 +49,11 @@ class ConnectRequest:
     @property
     def query(self) -> Mapping[str, str]:
         """The query parameters; for a repeated name, the last value wins."""
-        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return parse_query(self.query_string)
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None.
 
         Repeated headers are joined by ``", "``.
         """
-        name = name.lower()
-        values = [value for key, value in self.headers if key == name]
-        return ", ".join(values) if values else None
+        return find_header(self.headers, name)

@@ -23,7 +23,6 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast, final, overload
-from urllib.parse import parse_qsl
 from weakref import WeakKeyDictionary
 
 import attrs
@@ -32,6 +31,7 @@ from attrs import AttrsInstance
 
 from .._errors import DecodeError
 from ..codec._record import JsonRecords
+from .request import find_header, parse_query
 
 if typing.TYPE_CHECKING:
     # attrs' own AttrsInstance is an empty Protocol for pyright (everything matches);
@@ -89,16 +89,14 @@ class HttpRequest:
     @property
     def query(self) -> Mapping[str, str]:
         """The query parameters; for a repeated name, the last value wins."""
-        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return parse_query(self.query_string)
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None.
 
         Repeated headers are joined by ``", "``.
         """
-        name = name.lower()
-        values = [value for key, value in self.headers if key == name]
-        return ", ".join(values) if values else None
+        return find_header(self.headers, name)
 
 
 @final
