@@ -26,6 +26,7 @@ from .chat_app import (
     UserLeft,
     Whisper,
 )
+from .sockets import open_client, read_close_code
 
 client_codec = JsonCodec(SendChat, SetName, Whisper, Shout, Boom, Slow, Leave)
 server_codec = JsonCodec(Chat, UserJoined, UserLeft, Renamed, Echo)
@@ -56,27 +57,12 @@ class Peer:
 
     async def close_code(self) -> int:
         """Read until the server closes; return its close code."""
-        try:
-            while True:
-                await self.ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            return exc.reason.code if exc.reason is not None else 1006
+        return await read_close_code(self.ws)
 
 
 @asynccontextmanager
 async def connect(port: int, room: str, query: str = "") -> AsyncGenerator[Peer]:
-    """A client of ``room``; the test owns the socket and closes it on exit.
-
-    (trio-websocket's client does not close its socket when the server closes first.)
-    """
+    """A client of ``room``; the test owns the socket and closes it on exit."""
     resource = f"/rooms/{room}/websocket" + (f"?{query}" if query else "")
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(nursery, stream, "127.0.0.1", resource)
-            try:
-                yield Peer(ws, stream)
-            finally:
-                await ws.aclose()
-    finally:
-        await stream.aclose()
+    async with open_client(port, resource) as (ws, stream):
+        yield Peer(ws, stream)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-import trio
 import trio_websocket
 
 from trio_rooms.codec import JsonCodec
 
 from .durability_app import Get, Put, Stored, open_server
+from .sockets import open_client
 
 client_codec = JsonCodec(Put, Get)
 server_codec = JsonCodec(Stored)
@@ -24,18 +24,8 @@ server_codec = JsonCodec(Stored)
 
 @asynccontextmanager
 async def _client(port: int, query: str) -> AsyncGenerator[trio_websocket.WebSocketConnection]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery, stream, "127.0.0.1", f"/rooms/counter/websocket?{query}"
-            )
-            try:
-                yield ws
-            finally:
-                await ws.aclose()
-    finally:
-        await stream.aclose()
+    async with open_client(port, f"/rooms/counter/websocket?{query}") as (ws, _):
+        yield ws
 
 
 async def _token(ws: trio_websocket.WebSocketConnection) -> str:

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
-import trio
 import trio_websocket
+
+from ..sockets import open_client, read_close_code
 
 Json = dict[str, Any]
 
@@ -33,11 +34,7 @@ class ChatClient:
 
     async def close_code(self) -> int:
         """Read until the server closes; return its close code."""
-        try:
-            while True:
-                await self.ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            return exc.reason.code if exc.reason is not None else 1006
+        return await read_close_code(self.ws)
 
     async def session(self) -> Json:
         """Read the library's first frame of a resumable connection: its ``$session``."""
@@ -65,13 +62,5 @@ async def connect(
     resource = f"/rooms/{room}/websocket"
     if query:
         resource += f"?{urlencode(query)}"
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(nursery, stream, "127.0.0.1", resource)
-            try:
-                yield ChatClient(ws)
-            finally:
-                await ws.aclose()
-    finally:
-        await stream.aclose()
+    async with open_client(port, resource) as (ws, _):
+        yield ChatClient(ws)
