@@ -14,6 +14,7 @@ from ._core.session import Session as Session
 from ._core.stats import RoomsStatistics as RoomsStatistics
 from ._core.storage import RoomStorage as RoomStorage
 from ._core.storage import Storage as Storage
+from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
 from ._errors import RoomNameError as RoomNameError
@@ -38,6 +39,7 @@ from .transports.websocket import serve_websocket as serve_websocket
 
 __all__ = [
     "ROOM_NAME_PATTERN",
+    "BackplaneError",
     "ClientQueueFullError",
     "ConnectRequest",
     "ConnectionClosedError",

@@ -8,6 +8,7 @@
     ├── ConnectionClosedError (trio.BrokenResourceError)
     │                                   a client's connection was closed by the server or lost
     ├── StorageError                    a storage backend failed to read or write
+    ├── BackplaneError                  the backplane's broker could not be reached
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
     └── SessionClosedError (trio.ClosedResourceError)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import trio
 
 __all__ = [
+    "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
     "RoomNameError",
@@ -69,6 +71,10 @@ class RoomsClosedError(RoomsError, trio.ClosedResourceError):
 
 class StorageError(RoomsError):
     """A storage backend failed; nothing was written (the cause is chained)."""
+
+
+class BackplaneError(RoomsError):
+    """The backplane could not reach its broker in time (the cause is chained)."""
 
 
 class SessionClosedError(RoomsError, trio.ClosedResourceError):
