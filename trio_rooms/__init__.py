@@ -1,5 +1,7 @@
 """Stateful, strictly typed WebSocket rooms on trio."""
 
+from ._core.backplane import Backplane as Backplane
+from ._core.backplane import BackplaneStatistics as BackplaneStatistics
 from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
 from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
@@ -39,7 +41,9 @@ from .transports.websocket import serve_websocket as serve_websocket
 
 __all__ = [
     "ROOM_NAME_PATTERN",
+    "Backplane",
     "BackplaneError",
+    "BackplaneStatistics",
     "ClientQueueFullError",
     "ConnectRequest",
     "ConnectionClosedError",

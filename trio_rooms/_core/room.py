@@ -7,26 +7,29 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_origin
 
 import trio
 
-from .._errors import RoomsClosedError
+from .._errors import DecodeError, RoomsClosedError
 from .._message import Message
-from ..codec import WireFormat
+from ..codec import Codec, WireFormat
+from .backplane import Backplane, Envelope
 from .config import RoomsConfig
 from .connection import Connection
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .request import ConnectRequest
-from .session import Session
+from .session import Session, session_codec
 from .stats import Counters
 from .storage import RoomStorage, Storage
 from .typeargs import is_concrete, resolve_type_args
 
 __all__ = ["Room"]
+
+_logger = logging.getLogger("trio_rooms")
 
 SessionT_co = TypeVar("SessionT_co", bound=Session[Any, Any, Any], covariant=True)
 MsgT = TypeVar("MsgT", bound=Message)
@@ -86,6 +89,8 @@ class Room(Generic[SessionT_co]):
         self._active = 0
         self._idle_scope: trio.CancelScope | None = None
         self._stopping = False
+        self._backplane: Backplane | None = None
+        self._node_id = ""
 
     @property
     def name(self) -> str:
@@ -130,8 +135,42 @@ class Room(Generic[SessionT_co]):
         put on each recipient's bounded outbound queue; a recipient whose queue is full
         is closed with 1008 (slow consumer), never waited for. ``exclude`` holds
         sessions or session ids.
+
+        With a backplane, the message is also published once to the other nodes, which
+        deliver it to their sessions in this room (``exclude`` applies there too).
         """
         excluded = {s if isinstance(s, str) else s.id for s in exclude} if exclude else None
+        self._broadcast_local(message, excluded)
+        if self._backplane is not None:
+            self._publish(self._backplane, message, excluded)
+
+    async def members(self) -> Sequence[str]:
+        """The ids of the room's sessions on every node, sorted.
+
+        Without a backplane, the ids of `sessions`. With one, the sessions every live
+        node has in this room (a node that died stops being listed within the
+        backplane's time to live).
+
+        Raises:
+            BackplaneError: the backplane's broker could not be asked.
+        """
+        if self._backplane is None:
+            await trio.lowlevel.checkpoint()
+            return sorted(self._sessions)
+        return sorted(await self._backplane.members(self._name))
+
+    def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
+        """Run ``fn(*args)`` in the room's nursery; it is cancelled when the room stops.
+
+        An exception it raises is logged and does not stop the room.
+        """
+        if self._nursery is None:
+            raise RuntimeError(f"room {self._name!r} is not running")
+        self._nursery.start_soon(_logged, self, fn, *args)
+
+    # ------------------------------------------------------------------- internals
+
+    def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
         frames: dict[WireFormat, Frame] = {}
         queued = 0
         overflowed: list[Session[Any, Any, Any]] = []
@@ -153,22 +192,44 @@ class Room(Generic[SessionT_co]):
         for session in overflowed:  # after the loop: closing removes it from the dict
             session._overflow()
 
-    def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
-        """Run ``fn(*args)`` in the room's nursery; it is cancelled when the room stops.
+    def _publish(self, backplane: Backplane, message: Message, excluded: set[str] | None) -> None:
+        """Send a broadcast to the other nodes, encoded once with the msgpack codec."""
+        encoded = self._remote_codec().encode(message)
+        origin = self._node_id
+        backplane.publish(self._name, Envelope(origin, tuple(excluded or ()), encoded).pack())
 
-        An exception it raises is logged and does not stop the room.
-        """
-        if self._nursery is None:
-            raise RuntimeError(f"room {self._name!r} is not running")
-        self._nursery.start_soon(_logged, self, fn, *args)
+    def _deliver(self, payload: bytes) -> None:
+        """Deliver a broadcast another node published to this room's local sessions."""
+        try:
+            envelope = Envelope.unpack(payload)
+            if envelope.origin == self._node_id:
+                return  # our own, already delivered locally
+            message = self._remote_codec().decode(envelope.message)
+        except (ValueError, DecodeError) as exc:
+            _logger.warning("dropped a broadcast from another node in room %r: %s", self._name, exc)
+            return
+        self._broadcast_local(message, set(envelope.exclude) if envelope.exclude else None)
 
-    # ------------------------------------------------------------------- internals
+    def _remote_codec(self) -> Codec[Message]:
+        session_class = type(self).session_class
+        assert session_class is not None
+        _, server_classes = session_class.message_classes()
+        config = self._config
+        return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
 
     def _add(self, session: Session[Any, Any, Any]) -> None:
+        backplane = self._backplane
+        if backplane is not None:
+            if not self._sessions:
+                backplane.subscribe(self._name)
+            backplane.join(self._name, session._id)
         self._sessions[session._id] = session
 
     def _remove(self, session: Session[Any, Any, Any]) -> None:
-        self._sessions.pop(session._id, None)
+        if self._sessions.pop(session._id, None) is not None and self._backplane is not None:
+            self._backplane.leave(self._name, session._id)
+            if not self._sessions:
+                self._backplane.unsubscribe(self._name)
 
     def _mark_busy(self) -> None:
         self._active += 1

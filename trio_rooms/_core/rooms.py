@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar, final
@@ -15,6 +16,7 @@ import trio
 
 from .._errors import RoomsClosedError
 from ..codec import WireFormat
+from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .memory import MemoryStorage
@@ -57,11 +59,15 @@ class Rooms(Generic[RoomT_co]):
         config: RoomsConfig,
         nursery: trio.Nursery,
         storage: Storage,
+        backplane: Backplane | None = None,
     ) -> None:
         self._factory = factory
         self._config = config
         self._nursery = nursery
         self._storage = storage
+        self._backplane = backplane
+        #: Tells this node's broadcasts apart from other nodes' on the backplane.
+        self._node_id = secrets.token_hex(8)
         self._slots: dict[str, _Slot] = {}
         self._counters = Counters()
         self._closing = False
@@ -118,7 +124,14 @@ class Rooms(Generic[RoomT_co]):
             invalid=counters.invalid,
             errors=counters.errors,
             closes=dict(counters.closes),
+            backplane=self._backplane.statistics() if self._backplane is not None else None,
         )
+
+    def _deliver(self, room: str, payload: bytes) -> None:
+        """A broadcast from another node: deliver it if ``room`` is live here."""
+        slot = self._slots.get(room)
+        if slot is not None and slot.room is not None and not slot.stopping:
+            slot.room._deliver(payload)
 
     async def _serve(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
@@ -134,6 +147,8 @@ class Rooms(Generic[RoomT_co]):
         room._config = self._config
         room._counters = self._counters
         room._storage = self._storage
+        room._backplane = self._backplane
+        room._node_id = self._node_id
         try:
             async with trio.open_nursery() as nursery:
                 room._nursery = nursery
@@ -196,6 +211,7 @@ async def open_rooms(
     *,
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
+    backplane: Backplane | None = None,
 ) -> AsyncGenerator[Rooms[RoomT]]:
     """Own every room created through the returned `Rooms`.
 
@@ -214,6 +230,8 @@ async def open_rooms(
         factory: Makes a room from its name: a `Room` subclass or any callable.
         config: Limits and options; `RoomsConfig()` by default.
         storage: Where session data and room state persist; `MemoryStorage()` by default.
+        backplane: Carries broadcasts and membership to the other nodes serving the
+            same rooms (``RedisBackplane``); None for a single node.
     """
     storage = storage if storage is not None else MemoryStorage()
     await storage.open()
@@ -222,7 +240,9 @@ async def open_rooms(
             # The rooms run in a task of their own under a shielded scope: cancelling the
             # caller must not cut sessions off before they were sent their 1001.
             root: _Root = await outer.start(_run_root)
-            rooms = Rooms(factory, config or RoomsConfig(), root.nursery, storage)
+            rooms = Rooms(factory, config or RoomsConfig(), root.nursery, storage, backplane)
+            if backplane is not None:
+                await root.nursery.start(backplane.run, _Delivery(rooms))
             try:
                 yield rooms
             finally:
@@ -232,6 +252,17 @@ async def open_rooms(
     finally:
         with trio.CancelScope(shield=True):
             await storage.aclose()
+
+
+@final
+@attrs.frozen
+class _Delivery:
+    """What a backplane delivers into: the `Rooms` of this node."""
+
+    rooms: Rooms[Any]
+
+    def deliver(self, room: str, payload: bytes) -> None:
+        self.rooms._deliver(room, payload)
 
 
 @final

@@ -65,7 +65,7 @@ def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], 
 
 
 @cache
-def _codec(
+def session_codec(
     classes: tuple[type[Message], ...], wire: WireFormat, camel_case: bool, forbid_extra_keys: bool
 ) -> Codec[Message]:
     return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
@@ -334,8 +334,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         config = room._config
         options = (wire, config.camel_case, config.forbid_extra_keys)
         self._format = wire
-        self._encode = _codec(server_classes, *options).encode
-        self._decode = _codec(client_classes, *options).decode
+        self._encode = session_codec(server_classes, *options).encode
+        self._decode = session_codec(client_classes, *options).decode
 
     def _enqueue(self, frame: Frame) -> None:
         try:

@@ -8,6 +8,8 @@ from typing import final
 
 import attrs
 
+from .backplane import BackplaneStatistics
+
 __all__ = ["Counters", "RoomsStatistics"]
 
 
@@ -34,6 +36,8 @@ class RoomsStatistics:
     errors: int
     #: Ended sessions by close code (1006: the connection was lost without a close frame).
     closes: Mapping[int, int]
+    #: The backplane's state and counters; None without a backplane.
+    backplane: BackplaneStatistics | None = None
 
 
 @final
