@@ -70,7 +70,17 @@ class BenchRoom(trio_rooms.Room[BenchSession]):
 
 
 async def serve(port: int, transport: str) -> None:
-    config = trio_rooms.RoomsConfig(outbound_max_messages=1024)
+    # The peers have no rate limit, no invalid-frame limit and no connection caps:
+    # neither has this server,
+    # or s3 (each client echoes as fast as it can) and s4 (thousands of connections
+    # from one address) would measure the limits.
+    config = trio_rooms.RoomsConfig(
+        outbound_max_messages=1024,
+        rate_limit=None,
+        max_invalid_in_a_row=1_000_000,
+        max_connections=1_000_000,
+        max_connections_per_address=1_000_000,
+    )
     async with (
         trio.open_nursery() as nursery,
         trio_rooms.open_rooms(BenchRoom, config=config) as rooms,

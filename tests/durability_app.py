@@ -64,8 +64,9 @@ class CounterRoom(Room[CounterSession]):
 
 async def main(path: str, port: int) -> None:
     storage = trio_rooms.SqliteStorage(path)
+    config = trio_rooms.RoomsConfig(rate_limit=None)  # the tests write as fast as they can
     async with (
-        trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms,
+        trio_rooms.open_rooms(CounterRoom, config=config, storage=storage) as rooms,
         trio.open_nursery() as nursery,
     ):
         bound: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", port)

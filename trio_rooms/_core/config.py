@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final, final
 
 import attrs
 
 from .._errors import RoomNameError
+from .admission import normalize_origin
 
 __all__ = ["ROOM_NAME_PATTERN", "RoomsConfig", "validate_room_name"]
 
@@ -33,6 +35,28 @@ def _positive(_instance: object, attribute: attrs.Attribute[float], value: float
 def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not value > 0:
         raise ValueError(f"RoomsConfig.{attribute.name} must be > 0, got {value!r}")
+
+
+def _positive_or_none(
+    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0 or None, got {value!r}")
+
+
+def _positive_int_or_none(
+    _instance: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0 or None, got {value!r}")
+
+
+def _origins(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError("RoomsConfig.allowed_origins takes a collection of origins, not a str")
+    return frozenset(normalize_origin(origin) for origin in value)
 
 
 def _valid_prefix(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
@@ -79,3 +103,27 @@ class RoomsConfig:
     camel_case: bool = True
     #: Reject client messages with keys the message class does not declare.
     forbid_extra_keys: bool = True
+
+    # ------------------------------------------------------------- abuse limits
+
+    #: Origins (``"https://chat.example.com"``) a browser may connect from; any other
+    #: ``Origin`` gets 403 before the upgrade. None (the default) allows every origin.
+    #: Requests without ``Origin`` (not from a browser) are let through.
+    allowed_origins: frozenset[str] | None = attrs.field(default=None, converter=_origins)
+    #: Open connections (handshaking ones included) before new ones get 503.
+    max_connections: int = attrs.field(default=10_000, validator=_positive_int)
+    #: Open connections from one client address before its new ones get 503.
+    max_connections_per_address: int = attrs.field(default=100, validator=_positive_int)
+    #: Sessions one room admits before new connections to it get 503; None: no limit.
+    max_sessions_per_room: int | None = attrs.field(default=None, validator=_positive_int_or_none)
+    #: Messages per second a session may send, on average (a token bucket); None: no
+    #: limit. A message over the limit is answered with an error frame and not handled.
+    rate_limit: float | None = attrs.field(default=50.0, validator=_positive_or_none)
+    #: Messages a session may send at once above ``rate_limit`` (the bucket's size).
+    rate_limit_burst: int = attrs.field(default=100, validator=_positive_int)
+    #: Messages over the limit before the session is closed with 1008; the count
+    #: starts again each time the client lets its bucket fill up.
+    rate_limit_excess: int = attrs.field(default=100, validator=_positive_int)
+    #: Invalid frames in a row (undecodable, or binary on a JSON session) before the
+    #: session is closed with 1008.
+    max_invalid_in_a_row: int = attrs.field(default=10, validator=_positive_int)

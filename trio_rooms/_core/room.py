@@ -260,6 +260,11 @@ class Room(Generic[SessionT_co]):
             raise RuntimeError(f"room {self._name!r} cannot admit sessions")
         if self._stopping:
             raise RoomsClosedError(f"room {self._name!r} is stopping")
+        limit = self._config.max_sessions_per_room
+        if limit is not None and self._active >= limit:
+            # Filled up between the admission check and the upgrade: try again later.
+            await connection.close(1013, "room is full")
+            return
         session = session_class()
         session._attach(self, request, wire, connection)
         self._mark_busy()

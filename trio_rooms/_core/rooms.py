@@ -16,12 +16,14 @@ import trio
 
 from .._errors import RoomsClosedError
 from ..codec import WireFormat
+from .admission import ConnectionCounter, Reject, origin_allowed, room_class_of
 from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .memory import MemoryStorage
 from .request import ConnectRequest
 from .room import Room
+from .routing import HttpRejection
 from .stats import Counters, RoomsStatistics
 from .storage import Storage
 
@@ -68,6 +70,10 @@ class Rooms(Generic[RoomT_co]):
         self._backplane = backplane
         #: Tells this node's broadcasts apart from other nodes' on the backplane.
         self._node_id = secrets.token_hex(8)
+        self._connections = ConnectionCounter(
+            config.max_connections, config.max_connections_per_address
+        )
+        self._room_class = room_class_of(factory)
         self._slots: dict[str, _Slot] = {}
         self._counters = Counters()
         self._closing = False
@@ -122,10 +128,62 @@ class Rooms(Generic[RoomT_co]):
             messages_out=counters.messages_out,
             dropped=counters.dropped,
             invalid=counters.invalid,
+            rate_limited=counters.rate_limited,
+            connections=self._connections.total,
             errors=counters.errors,
             closes=dict(counters.closes),
             backplane=self._backplane.statistics() if self._backplane is not None else None,
         )
+
+    async def _admit(self, request: ConnectRequest) -> None:
+        """Check a handshake before its upgrade; the caller has counted its connection.
+
+        Raises:
+            HttpRejection: 403 for an origin off the allow-list; 503 over a connection
+                cap, for a full room or a slow ``authorize``; ``authorize``'s `Reject`
+                status; 500 if ``authorize`` failed.
+        """
+        config = self._config
+        if not origin_allowed(request.header("origin"), config.allowed_origins):
+            raise HttpRejection(403, "Forbidden: this origin is not allowed")
+        address = request.client[0] if request.client is not None else None
+        over = self._connections.over_cap(address)
+        if over is not None:
+            raise HttpRejection(503, f"Service Unavailable: {over}")
+        self._check_room_capacity(request.room)
+        room_class = self._room_class
+        if room_class is None:  # a factory we cannot see through: the room tells its class
+            room_class = type(await self._get_for_admission(request.room))
+        session_class = room_class.session_class
+        assert session_class is not None
+        try:
+            with trio.fail_after(config.handshake_timeout):
+                await session_class.authorize(request)
+        except Reject as reject:
+            raise HttpRejection(reject.status, reject.reason) from None
+        except trio.TooSlowError:
+            _logger.warning("authorize() timed out in room %r", request.room)
+            raise HttpRejection(503, "Service Unavailable: authorization timed out") from None
+        except Exception:
+            _logger.exception("authorize() failed in room %r", request.room)
+            raise HttpRejection(500, "Internal Server Error") from None
+        self._check_room_capacity(request.room)  # authorize may have waited
+
+    async def _get_for_admission(self, name: str) -> Room[Any]:
+        try:
+            return await self.get(name)
+        except RoomsClosedError:
+            raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
+        except Exception:
+            _logger.exception("room %r failed to start", name)
+            raise HttpRejection(500, "Internal Server Error") from None
+
+    def _check_room_capacity(self, name: str) -> None:
+        limit = self._config.max_sessions_per_room
+        slot = self._slots.get(name)
+        room = slot.room if slot is not None else None
+        if limit is not None and room is not None and room._active >= limit:
+            raise HttpRejection(503, f"Service Unavailable: room {name!r} is full")
 
     def _deliver(self, room: str, payload: bytes) -> None:
         """A broadcast from another node: deliver it if ``room`` is live here."""

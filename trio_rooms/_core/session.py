@@ -23,8 +23,10 @@ from .._errors import DecodeError, SessionClosedError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
 from . import tokens
+from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .ratelimit import TokenBucket
 from .request import ConnectRequest
 from .stats import Counters
 from .storage import SessionRecord, data_converter
@@ -51,6 +53,8 @@ _NO_DATA: Any = object()
 
 #: The close code of a connection whose session was resumed on another connection.
 SESSION_TAKEN_OVER = 4001
+
+_DEFAULT_CONFIG = RoomsConfig()
 
 
 def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], ...]:
@@ -146,6 +150,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self._admitted = False
         self._token_hash = b""  # set when the client asked for a resumable session
         self._superseded = False  # resumed on another connection: its state is not ours
+        self._invalid_in_a_row = 0
         self._reader_scope = trio.CancelScope()
         self._writer_scope = trio.CancelScope()
         self._handler_scope = trio.CancelScope()
@@ -196,6 +201,18 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
     # ---------------------------------------------------------------------- hooks
 
+    @classmethod
+    async def authorize(cls, request: ConnectRequest) -> None:
+        """Decide whether a client may connect, before its upgrade; raise `Reject` if not.
+
+        Runs before the server answers 101, before the room is created (when the
+        factory given to `open_rooms` is the room class or a ``functools.partial`` of
+        it; with another callable the room must exist to know its session class, so it
+        is created first). A refused client gets HTTP ``Reject.status`` (401, 403...)
+        and no session exists. It must return within ``handshake_timeout`` (else 503);
+        another exception answers 500. By default every client is let in.
+        """
+
     @abstractmethod
     async def create_data(self, request: ConnectRequest) -> DataT:
         """Make the data of a new session; runs once per fresh connection.
@@ -222,7 +239,11 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         """Handle one client message; the next one waits until this returns."""
 
     async def on_bytes(self, data: bytes) -> None:
-        """Handle a binary frame on a JSON session; by default it is invalid input."""
+        """Handle a binary frame on a JSON session; by default it is invalid input.
+
+        Not overridden, a binary frame goes to `on_invalid` and counts towards
+        ``RoomsConfig.max_invalid_in_a_row``.
+        """
         await self.on_invalid(DecodeError("binary frames are not accepted by this session"))
 
     async def on_invalid(self, error: DecodeError) -> None:
@@ -512,9 +533,13 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
     async def _dispatch(self, item: str | bytes) -> None:
         """Hand one received frame to the hook it belongs to."""
         if isinstance(item, bytes) and self._format == "json":
-            await self.on_bytes(item)
-            return
-        if isinstance(item, str) and self._format == "msgpack":
+            # The default on_bytes is invalid input, and counts as such.
+            if type(self).on_bytes is not Session.on_bytes:  # pyright: ignore[reportUnknownMemberType]
+                self._invalid_in_a_row = 0
+                await self.on_bytes(item)
+                return
+            error = DecodeError("binary frames are not accepted by this session")
+        elif isinstance(item, str) and self._format == "msgpack":
             error = DecodeError("expected a binary (msgpack) frame, got a text frame")
         else:
             try:
@@ -522,10 +547,18 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
             except DecodeError as exc:
                 error = exc
             else:
+                self._invalid_in_a_row = 0
                 await self.on_message(message)
                 return
         self._counters.invalid += 1
+        self._invalid_in_a_row += 1
+        if self._invalid_in_a_row >= self._room_config().max_invalid_in_a_row:
+            self._begin_close(1008, "too many invalid messages")
+            return
         await self.on_invalid(error)
+
+    def _room_config(self) -> RoomsConfig:
+        return self._room._config if self._room is not None else _DEFAULT_CONFIG
 
     async def _guarded(self, hook: Awaitable[object]) -> None:
         try:
@@ -565,12 +598,19 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
     ) -> None:
         counters = self._counters
+        config = self._room_config()
+        bucket = None
+        if config.rate_limit is not None:
+            bucket = TokenBucket(config.rate_limit, config.rate_limit_burst, trio.current_time())
         with self._reader_scope:
             async with inbox:
                 try:
                     while True:
                         message = await connection.receive()
                         counters.messages_in += 1
+                        if bucket is not None and not bucket.take(trio.current_time()):
+                            self._over_rate_limit(bucket.excess, config)
+                            continue
                         try:
                             # Hand over without a trip through the scheduler unless the
                             # inbox is full: that is what keeps broadcasts batched.
@@ -591,6 +631,17 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                     self._begin_close(1006, "connection lost", send_close=False, by_peer=True)
         if self._close_code is None:  # our deadline cut the peer off
             self._begin_close(1006, "close timeout", send_close=False, by_peer=True)
+
+    def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
+        """A message over the rate limit: dropped, answered, and counted against the client."""
+        self._counters.rate_limited += 1
+        if self._close_code is not None:
+            return
+        if excess > config.rate_limit_excess:
+            self._begin_close(1008, "rate limit exceeded")
+        else:
+            limit = f"at most {config.rate_limit:g} messages per second"
+            self._enqueue(_library_frame(self._format, {"error": f"rate limit exceeded: {limit}"}))
 
     async def _drain(self, connection: Connection) -> None:
         # After closing for a protocol violation, read (and drop) until the peer's close

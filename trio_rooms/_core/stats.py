@@ -32,6 +32,10 @@ class RoomsStatistics:
     dropped: int
     #: Client frames that failed to decode.
     invalid: int
+    #: Client messages dropped for going over the rate limit.
+    rate_limited: int
+    #: Open connections (handshaking ones included), counted against the caps.
+    connections: int
     #: Hook exceptions reported to ``on_error``.
     errors: int
     #: Ended sessions by close code (1006: the connection was lost without a close frame).
@@ -44,12 +48,21 @@ class RoomsStatistics:
 class Counters:
     """Mutable counters, incremented on hot paths (plain attributes, no locking: trio)."""
 
-    __slots__ = ("closes", "dropped", "errors", "invalid", "messages_in", "messages_out")
+    __slots__ = (
+        "closes",
+        "dropped",
+        "errors",
+        "invalid",
+        "messages_in",
+        "messages_out",
+        "rate_limited",
+    )
 
     def __init__(self) -> None:
         self.messages_in = 0
         self.messages_out = 0
         self.dropped = 0
         self.invalid = 0
+        self.rate_limited = 0
         self.errors = 0
         self.closes: Counter[int] = Counter()

@@ -18,7 +18,9 @@ Hypercorn does the WebSocket protocol itself: it answers pings, enforces its own
 - a message over hypercorn's limit is closed by hypercorn with 1009 and reaches the
   session as 1006;
 - writes: hypercorn shields its socket writes, so a session closed as a slow
-  consumer ends only when its client reads or the connection drops.
+  consumer ends only when its client reads or the connection drops;
+- handshakes: the connection caps count a connection from its ``websocket.connect``
+  event; a client that never completes its handshake is hypercorn's to time out.
 """
 
 # The transport and the core it serves are one package; the transport uses the
@@ -224,21 +226,39 @@ class _RoomsApp:
         if rooms is None:
             await _refuse(scope, send, 503, "Service Unavailable: the rooms are not running", 1011)
             return
+        client = scope["client"]
+        address = client[0] if client is not None else None
+        counter = rooms._connections
+        counter.enter(address)
+        try:
+            await self._serve_websocket(rooms, scope, receive, send)
+        finally:
+            counter.exit(address)
+
+    async def _serve_websocket(
+        self,
+        rooms: Rooms[Any],
+        scope: WebsocketScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+    ) -> None:
         try:
             target = route_websocket(self.config, _target(scope))
+            request = ConnectRequest(
+                room=target.room,
+                path=target.path,
+                query_string=target.query_string,
+                headers=_headers(scope["headers"]),
+                client=scope["client"],
+                subprotocols=tuple(scope["subprotocols"]),
+            )
+            await rooms._admit(request)
         except HttpRejection as rejection:
-            await _refuse(scope, send, rejection.status, rejection.body, 1008)
+            code = 1013 if rejection.status == 503 else 1008
+            await _refuse(scope, send, rejection.status, rejection.body, code)
             return
         await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
         connection = _AsgiConnection(receive, send, self.config.max_message_size)
-        request = ConnectRequest(
-            room=target.room,
-            path=target.path,
-            query_string=target.query_string,
-            headers=_headers(scope["headers"]),
-            client=scope["client"],
-            subprotocols=tuple(scope["subprotocols"]),
-        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connection.watch_cancellation)
             try:

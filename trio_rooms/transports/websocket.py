@@ -89,17 +89,26 @@ async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
 async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
+    peer = _peer(stream)
+    address = peer[0] if peer is not None else None
+    # Counted from the accept: a client still in its handshake holds a slot too.
+    counter = rooms._connections
+    counter.enter(address)
     try:
-        await _serve_connection(rooms, keepalive, stream)
+        await _serve_connection(rooms, keepalive, stream, peer)
     except Exception:
         # Never let one connection reach the listener: it would stop the server.
         _logger.exception("connection failed")
     finally:
+        counter.exit(address)
         await trio.aclose_forcefully(stream)
 
 
 async def _serve_connection(
-    rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
+    rooms: Rooms[Any],
+    keepalive: Keepalive | None,
+    stream: trio.abc.Stream,
+    peer: tuple[str, int] | None,
 ) -> None:
     config = rooms.config
     accepted = await _handshake(stream, config)
@@ -108,6 +117,15 @@ async def _serve_connection(
     ws, request = accepted
     try:
         target = route_websocket(config, request.target)
+        connect_request = ConnectRequest(
+            room=target.room,
+            path=target.path,
+            query_string=target.query_string,
+            headers=_headers(request),
+            client=peer,
+            subprotocols=tuple(request.subprotocols),
+        )
+        await rooms._admit(connect_request)
     except HttpRejection as rejection:
         await stream.send_all(http_response(rejection.status, rejection.body))
         return
@@ -115,14 +133,6 @@ async def _serve_connection(
     proto = ws.connection
     assert proto is not None
     connection = _StreamConnection(stream, proto, config)
-    connect_request = ConnectRequest(
-        room=target.room,
-        path=target.path,
-        query_string=target.query_string,
-        headers=_headers(request),
-        client=_peer(stream),
-        subprotocols=tuple(request.subprotocols),
-    )
     if keepalive is not None:
         keepalive.add(connection)
     try:
