@@ -1,5 +1,6 @@
 """Stateful, strictly typed WebSocket rooms on trio."""
 
+from ._core.admission import Reject as Reject
 from ._core.backplane import Backplane as Backplane
 from ._core.backplane import BackplaneStatistics as BackplaneStatistics
 from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
@@ -54,6 +55,7 @@ __all__ = [
     "Message",
     "ReconnectPolicy",
     "Reconnected",
+    "Reject",
     "Response",
     "Room",
     "RoomClient",

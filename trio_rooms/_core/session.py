@@ -634,9 +634,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
     def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
         """A message over the rate limit: dropped, answered, and counted against the client."""
-        self._counters.rate_limited += 1
         if self._close_code is not None:
-            return
+            return  # closing already: what still arrives is dropped anyway
+        self._counters.rate_limited += 1
         if excess > config.rate_limit_excess:
             self._begin_close(1008, "rate limit exceeded")
         else:
