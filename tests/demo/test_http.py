@@ -17,6 +17,7 @@ from trio_rooms import bind_asgi, hypercorn_config, open_rooms
 from trio_rooms.demo._site import demo_app
 from trio_rooms.demo.app import STATIC_DIR, ChatRoom
 
+from ..sockets import connect_socket, handshake_request, read_http_response
 from .client import connect
 
 
@@ -205,3 +206,17 @@ async def test_a_connection_serves_several_requests(demo_port: int) -> None:
             assert reply is not None
             assert reply.status == 200
             conn.start_next_cycle()
+
+
+async def test_the_demo_lets_browsers_in_only_from_its_own_page(demo_port: int) -> None:
+    """The origin allow-list is on: a page elsewhere gets 403 before any upgrade."""
+    path = "/rooms/lobby/websocket"
+    for origin, status in (
+        ("https://evil.example", 403),
+        (f"http://127.0.0.1:{demo_port}", 101),
+        (f"http://localhost:{demo_port}", 101),
+    ):
+        stream = await connect_socket(demo_port)
+        async with stream:
+            await stream.send_all(handshake_request(path, extra=f"Origin: {origin}\r\n"))
+            assert (await read_http_response(stream))[0] == status, origin

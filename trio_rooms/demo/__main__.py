@@ -1,4 +1,4 @@
-"""Run the demo chat: ``python -m trio_rooms.demo [--host HOST] [--port PORT] [--db PATH]``.
+"""Run the demo chat: ``python -m trio_rooms.demo [--host H] [--port P] [--db F] [--origin U]``.
 
 Serves the page on ``http://HOST:PORT/`` and the WebSocket rooms on the same port
 (``ws://HOST:PORT/rooms/<room>/websocket``), with hypercorn's trio worker; with
@@ -8,6 +8,9 @@ session with 1001 ("going away") so the open pages start reconnecting, and exits
 The rooms' history and the sessions (for resuming them) are stored in the SQLite
 file ``--db`` (``trio_rooms_demo.db`` in the current directory by default), so they
 survive a restart; ``--db :memory:`` keeps them in memory only.
+
+Browsers may connect only from the page's own origin (and each ``--origin``): a page
+on another site cannot open the rooms with the visitor's cookies.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _describe(db: str) -> str:
     return f"in {os.path.abspath(db)}"
 
 
-async def _run(host: str, port: int, db: str) -> None:
+async def _run(host: str, port: int, db: str, origins: Sequence[str]) -> None:
     # Ctrl-C (and SIGTERM) end the server through its shutdown trigger instead of
     # raising KeyboardInterrupt at an arbitrary checkpoint: the rooms close every
     # session with 1001 while hypercorn still carries the close frames, then it stops.
@@ -62,7 +65,9 @@ async def _run(host: str, port: int, db: str) -> None:
 
         async with trio.open_nursery() as nursery:
             print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
-            serve = partial(serve_demo, storage=make_storage(db), shutdown_trigger=stopping)
+            serve = partial(
+                serve_demo, storage=make_storage(db), origins=origins, shutdown_trigger=stopping
+            )
             bound: int = await nursery.start(serve, host, port)
             print(f"trio_rooms demo: open http://{_url_host(host)}:{bound}/ in your browser")
             print("trio_rooms demo: Ctrl-C stops", flush=True)
@@ -95,15 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"SQLite file of the rooms' history and sessions (default: {DEFAULT_DB}; "
         f"{MEMORY_DB}: in memory only)",
     )
+    parser.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another origin browsers may connect from, e.g. https://chat.example.com "
+        "(repeatable; the page's own origin is always allowed)",
+    )
     args = parser.parse_args(argv)
     host: str = args.host
     port: int = args.port
     db: str = args.db
+    origins: list[str] = args.origin
     if not 0 <= port <= 65535:
         parser.error("--port must be between 0 and 65535")
     status = 0
     try:
-        trio.run(_run, host, port, db)
+        trio.run(_run, host, port, db, origins)
     except* StorageError as group:
         print(f"trio_rooms demo: {_first(group)}", file=sys.stderr)
         status = 1

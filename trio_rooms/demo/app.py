@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Final, assert_never, cast
-from urllib.parse import urlsplit
 
 import attrs
 import hypercorn.trio
@@ -342,11 +342,18 @@ class ChatRoom(Room[ChatSession]):
 # --------------------------------------------------------------------------- server
 
 
+def page_origins(host: str, port: int) -> set[str]:
+    """The origins the demo page can be loaded from when served on ``host:port``."""
+    hosts = {f"[{host}]" if ":" in host else host, "localhost", "127.0.0.1", "[::1]"}
+    return {f"http://{name}:{port}" for name in hosts}
+
+
 async def serve_demo(
     host: str,
     port: int,
     *,
     storage: Storage | None = None,
+    origins: Iterable[str] = (),
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -355,6 +362,10 @@ async def serve_demo(
     ``/`` and ``/static/`` are the page; the rooms are at
     ``/rooms/<room>/websocket``. Pass port 0 for a free one; with ``nursery.start``,
     returns the bound port once hypercorn listens.
+
+    Browsers may open the rooms only from the page itself (the origin allow-list of
+    `RoomsConfig`): ``http://host:port``, with ``localhost``, ``127.0.0.1`` and
+    ``[::1]`` for the host too, plus ``origins``.
 
     Runs until ``shutdown_trigger`` returns (or until cancelled). On the trigger the
     rooms are closed first, so every session is sent 1001 while hypercorn still
@@ -365,20 +376,31 @@ async def serve_demo(
         StorageError: ``storage`` cannot be opened.
         OSError: ``host:port`` cannot be listened on.
     """
-    config = RoomsConfig(room_idle_timeout=ROOM_IDLE_TIMEOUT)
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    # Bind first: the allow-list needs the port, also when port 0 picks it.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        port = listener.getsockname()[1]
+    except BaseException:
+        listener.close()
+        raise
+    allowed = {*page_origins(host, port), *origins}
+    config = RoomsConfig(room_idle_timeout=ROOM_IDLE_TIMEOUT, allowed_origins=allowed)
     stop_hypercorn = trio.Event()
     async with trio.open_nursery() as nursery:  # hypercorn outlives the rooms
         try:
             async with open_rooms(ChatRoom, config=config, storage=storage) as rooms:
                 app = demo_app(bind_asgi(rooms), STATIC_DIR)
-                server_config = hypercorn_config(config, bind)
+                # hypercorn takes the socket over (and closes it) through its fd.
+                server_config = hypercorn_config(config, f"fd://{listener.detach()}")
                 server_config.loglevel = "WARNING"  # the demo prints its own URL
                 serve = partial(
                     hypercorn.trio.serve, app, server_config, shutdown_trigger=stop_hypercorn.wait
                 )
-                urls: list[str] = await nursery.start(serve)
-                task_status.started(urlsplit(urls[0]).port or port)
+                await nursery.start(serve)
+                task_status.started(port)
                 await (shutdown_trigger or trio.sleep_forever)()
         finally:
+            listener.close()  # a no-op once detached
             stop_hypercorn.set()
