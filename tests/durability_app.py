@@ -8,10 +8,8 @@ none: a free port; a restarted server can take the same one again) and prints
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import assert_never
 
@@ -20,6 +18,8 @@ import trio
 
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Session
+
+from .processes import open_server_process
 
 
 @attrs.frozen
@@ -81,31 +81,6 @@ if __name__ == "__main__":
     trio.run(main, sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
 
 
-@asynccontextmanager
-async def open_server(path: Path, port: int = 0) -> AsyncGenerator[tuple[trio.Process, int]]:
-    """This server as a subprocess on ``path`` and ``port``: yields it and its bound port.
-
-    Killed on exit if it is still running.
-    """
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.durability_app", str(path), str(port)],
-        cwd=Path(__file__).parent.parent,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(20):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                assert chunk, "the server exited before listening"
-                line += chunk
-        assert line.startswith(b"PORT ")
-        yield process, int(line.split()[1])
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.CancelScope(shield=True):
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
+def open_server(path: Path, port: int = 0) -> AbstractAsyncContextManager[tuple[trio.Process, int]]:
+    """This server as a subprocess on ``path`` and ``port``: yields it and its bound port."""
+    return open_server_process("tests.durability_app", str(path), str(port))
