@@ -9,6 +9,7 @@ import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
 
 from .chat_app import ChatRoom
+from .redis_server import redis_server as redis_server  # the fixture, for every module
 from .servers import TRANSPORTS, Transport, start_server
 
 

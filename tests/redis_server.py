@@ -86,6 +86,22 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.01)
 
+    def command(self, *args: str) -> bytes:
+        """Send one command (RESP); its raw reply, read until a chunk ends a line."""
+        parts = [f"*{len(args)}\r\n".encode()]
+        for arg in args:
+            data = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"".join(parts))
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply
+
     def stop(self) -> None:
         """Stop the server (SIGTERM) and wait for it to exit."""
         self._signal(signal.SIGTERM)
