@@ -1,6 +1,9 @@
 """trio_rooms server for the shared rooms benchmark (bench/README.md, "The protocol").
 
-    python -m benchmarks.bench_server --port 8000
+    python -m benchmarks.bench_server --port 8000 [--transport hypercorn] [--redis URL]
+
+With ``--redis``, the node joins the others on that Redis through `RedisBackplane`
+(see ``benchmarks/cluster_bench.py``).
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -69,7 +72,7 @@ class BenchRoom(trio_rooms.Room[BenchSession]):
     pass
 
 
-async def serve(port: int, transport: str) -> None:
+async def serve(port: int, transport: str, redis: str | None = None) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
     # or s3 (each client echoes as fast as it can) and s4 (thousands of connections
@@ -83,7 +86,7 @@ async def serve(port: int, transport: str) -> None:
     )
     async with (
         trio.open_nursery() as nursery,
-        trio_rooms.open_rooms(BenchRoom, config=config) as rooms,
+        trio_rooms.open_rooms(BenchRoom, config=config, backplane=_backplane(redis)) as rooms,
     ):
         if transport == "embedded":
             await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
@@ -96,15 +99,25 @@ async def serve(port: int, transport: str) -> None:
             await trio.sleep_forever()
 
 
+def _backplane(redis: str | None) -> trio_rooms.Backplane | None:
+    if redis is None:
+        return None
+    from trio_rooms.backplane.redis import RedisBackplane  # an optional extra
+
+    return RedisBackplane(redis)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
+    parser.add_argument("--redis", metavar="URL", help="share rooms with other nodes on Redis")
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
+    redis: str | None = args.redis
     try:
-        trio.run(serve, port, transport)
+        trio.run(serve, port, transport, redis)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

@@ -1,0 +1,113 @@
+'use strict';
+// Load for trio_rooms nodes sharing rooms through a backplane (driven by cluster_bench.py).
+//
+//   node cluster_loadgen.js --ports A,B --mode fanout|latency [options]
+//
+// fanout:  --clients C split evenly over the ports, --senders S on the FIRST port, each
+//          sending --messages M chats with at most --window W of its own unechoed; the
+//          result is deliveries per second over every client, local and remote.
+// latency: the same clients; client 0 (first port) sends a chat every 1/--rate s for
+//          --duration s, its text the send time; latency per recipient, by port.
+// The bench protocol of ../shared/bench (bench_server.py speaks it). Bounded by --timeout.
+const { WebSocket } = require('ws');
+const { performance } = require('perf_hooks');
+
+const o = {
+  ports: '', mode: 'fanout', clients: 200, senders: 10, messages: 500, window: 32,
+  rate: 20, duration: 5, timeout: 120, settle: 1.0, room: `cluster-${process.pid}`,
+};
+for (let i = 2; i < process.argv.length; i += 2) {
+  const k = process.argv[i].replace(/^--/, '');
+  if (!(k in o)) throw new Error(`unknown option ${process.argv[i]}`);
+  o[k] = typeof o[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+}
+const ports = o.ports.split(',').map(Number);
+const now = () => performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function open(port) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/rooms/${o.room}/websocket`, { perMessageDeflate: false });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+function percentile(sorted, p) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null;
+}
+
+async function main() {
+  const clients = [];
+  for (let i = 0; i < o.clients; i++) {
+    const port = ports[i % ports.length];
+    clients.push({ ws: await open(port), port, received: 0 });
+  }
+  await sleep(o.settle * 1000); // every node has subscribed by now
+  const deadline = now() + o.timeout * 1000;
+  if (o.mode === 'fanout') return fanout(clients, deadline);
+  return latency(clients, deadline);
+}
+
+async function fanout(clients, deadline) {
+  const S = o.senders, M = o.messages;
+  const expected = S * M * clients.length;
+  let total = 0; let tEnd = 0; let finish;
+  const done = new Promise((r) => { finish = r; });
+  const senders = [];
+  clients.forEach((c, i) => {
+    const st = (i % ports.length === 0 && senders.length < S) ? { ws: c.ws, sent: 0, echoed: 0, prefix: `${i}:` } : null;
+    if (st) senders.push(st);
+    c.ws.on('message', (data) => {
+      c.received++; total++;
+      if (st && data.toString().includes(`"text":"${st.prefix}`)) { st.echoed++; pump(st); }
+      if (total === expected) { tEnd = now(); finish(); }
+    });
+  });
+  function pump(st) {
+    while (st.sent < M && st.sent - st.echoed < o.window) {
+      st.ws.send(JSON.stringify({ type: 'chat', text: `${st.prefix}${st.sent}:xxxxxxxxxxxxxxxxxxxx` }));
+      st.sent++;
+    }
+  }
+  const t0 = now();
+  senders.forEach(pump);
+  const timer = setTimeout(() => { tEnd = now(); finish(); }, Math.max(0, deadline - now()));
+  await done; clearTimeout(timer);
+  const wall = (tEnd - t0) / 1000;
+  const byPort = {};
+  for (const c of clients) byPort[c.port] = (byPort[c.port] || 0) + c.received;
+  report({ mode: 'fanout', complete: total === expected, deliveries: total, expected, wall_s: wall,
+    deliveries_per_s: total / wall, deliveries_by_port: byPort }, clients);
+}
+
+async function latency(clients, deadline) {
+  const samples = {};
+  for (const p of ports) samples[p] = [];
+  clients.forEach((c) => {
+    c.ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (m.type === 'chat' && m.text.startsWith('t=')) samples[c.port].push(now() - Number(m.text.slice(2)));
+    });
+  });
+  const n = Math.round(o.rate * o.duration);
+  for (let i = 0; i < n && now() < deadline; i++) {
+    clients[0].ws.send(JSON.stringify({ type: 'chat', text: `t=${now()}` }));
+    await sleep(1000 / o.rate);
+  }
+  await sleep(500); // the last ones arrive
+  const result = { mode: 'latency', sent: n, by_port: {} };
+  for (const p of ports) {
+    const s = samples[p].sort((a, b) => a - b);
+    result.by_port[p] = { samples: s.length, p50_ms: percentile(s, 0.5), p99_ms: percentile(s, 0.99) };
+  }
+  report(result, clients);
+}
+
+function report(result, clients) {
+  console.log('RESULT ' + JSON.stringify(result));
+  for (const c of clients) c.ws.terminate();
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
