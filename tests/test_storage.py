@@ -1,4 +1,4 @@
-"""Storage backends: the Storage contract, on memory and on a real SQLite file."""
+"""Storage backends: the Storage contract, on memory, a real SQLite file and a real Redis."""
 
 from __future__ import annotations
 
@@ -11,13 +11,22 @@ import trio
 
 from trio_rooms import StorageError
 from trio_rooms.storage import MemoryStorage, SessionRecord, SqliteStorage, Storage
+from trio_rooms.storage.redis import RedisStorage
+
+from .redis_server import RedisServer
+from .redis_server import redis_server as redis_server  # the fixture, for the "redis" backend
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncGenerator[Storage]:
-    backend: Storage = (
-        MemoryStorage() if request.param == "memory" else SqliteStorage(tmp_path / "rooms.db")
-    )
+    backend: Storage
+    if request.param == "memory":
+        backend = MemoryStorage()
+    elif request.param == "sqlite":
+        backend = SqliteStorage(tmp_path / "rooms.db")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        backend = RedisStorage(server.url)
     await backend.open()
     try:
         yield backend

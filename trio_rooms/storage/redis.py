@@ -1,0 +1,351 @@
+"""``RedisStorage``: session records and room state in Redis, shared by every node.
+
+Needs the optional dependency coredis (``pip install trio_rooms[redis]``); ``import
+trio_rooms`` never loads this module. Keys, with ``prefix`` ``"trio_rooms:"`` by default::
+
+    {prefix}session:{room}:{session_id}   one session record (msgpack), expiring at its expires_at
+    {prefix}state:{room}:{key}            one room value (the bytes as given), never expiring
+
+Room names cannot contain ``:`` (`trio_rooms.ROOM_NAME_PATTERN`) and the kinds are fixed,
+so no session id or user key, whatever characters it holds, can reach another kind's or
+another room's key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final, TypeVar, final
+from urllib.parse import urlsplit
+
+import msgpack
+import trio
+
+try:
+    import coredis
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+    from coredis.exceptions import ConnectionError as RedisConnectionError
+    from coredis.exceptions import RedisError
+    from coredis.retry import ConstantRetryPolicy
+except ImportError as _missing:
+    raise ImportError(
+        "trio_rooms.storage.redis needs coredis: pip install trio_rooms[redis]", name=_missing.name
+    ) from _missing
+
+from .._core.config import ROOM_NAME_PATTERN
+from .._core.storage import SessionRecord
+from .._errors import RoomNameError, StorageError
+
+if TYPE_CHECKING:
+    from anyio.abc import ByteStream
+
+__all__ = ["RedisStorage"]
+
+T = TypeVar("T")
+
+_logger = logging.getLogger("trio_rooms")
+
+_SESSION: Final = b"session:"
+_STATE: Final = b"state:"
+#: First element of a stored session record, for records of another layout later.
+_RECORD_VERSION: Final = 1
+_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+
+_Client = coredis.Redis[bytes]
+
+
+@final
+class RedisStorage:
+    """Session records and room state in the Redis server at ``url``.
+
+    ::
+
+        from trio_rooms.storage.redis import RedisStorage
+
+        async with trio_rooms.open_rooms(ChatRoom, storage=RedisStorage("redis://redis:6379/0")):
+            ...
+
+    Several processes (nodes) may share one Redis: a session saved by one resumes on any.
+    A session record expires in Redis itself at its ``expires_at`` (``SET ... PXAT``, Redis
+    6.2 or later), so records of sessions that never come back vanish on their own; a
+    record saved with an ``expires_at`` in the past removes the session. The expiry uses
+    Redis's clock, the token check the node's: keep clocks in sync (NTP). Room values never
+    expire.
+
+    Durability: ``save_session``, ``put`` and ``delete`` (so ``update()`` and
+    ``room.storage.put``) return once Redis has acknowledged the write, which Redis does
+    when the write is in its memory. Whether it survives a crash of Redis depends on the
+    server's persistence: with ``appendonly yes`` and ``appendfsync always`` it does; with
+    the usual ``appendfsync everysec`` about the last second can be lost; without the AOF,
+    everything since the last RDB snapshot. Replication is asynchronous, so a failover can
+    lose acknowledged writes too.
+
+    Failures: every operation raises `StorageError` when Redis refuses, is unreachable or
+    does not answer within ``timeout`` seconds (the cause chained: coredis's error, or
+    `trio.TooSlowError`); it never waits longer. After a timeout the operation may or may
+    not have been applied, and the connections are dropped, so that one hung connection
+    cannot fail the next operations. Once Redis is back, operations work again: the
+    connections are made anew as needed, the storage need not be reopened.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS, or
+            ``unix:///path/to/socket?db=0``; coredis's query options (``max_connections``,
+            ``client_name``, ...) apply.
+        prefix: Put before every key, to share one Redis database between applications.
+        timeout: Seconds each operation may take, from its call to its answer.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "trio_rooms:", timeout: float = 5.0) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in _SCHEMES:
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self._url = url
+        self._prefix = prefix.encode()
+        self._timeout = timeout
+        self._runner: _ClientRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """The Redis server's URL."""
+        return self._url
+
+    @property
+    def prefix(self) -> str:
+        """What every key starts with."""
+        return self._prefix.decode()
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each operation may take before it raises `StorageError`."""
+        return self._timeout
+
+    async def open(self) -> None:
+        """Start the client and check that Redis answers ``PING``.
+
+        Raises:
+            StorageError: Redis cannot be reached, refuses the connection, or does not
+                answer within ``timeout``.
+        """
+        if self._runner is not None:
+            raise RuntimeError("RedisStorage is already open")
+        runner = _ClientRunner(self._make_client())
+        # A system task, not a task group entered here and exited in aclose: open_rooms
+        # closes the storage from inside a shielded cancel scope, which a task group
+        # opened before that scope cannot be exited from.
+        trio.lowlevel.spawn_system_task(runner.run, name="trio_rooms RedisStorage client")
+        self._runner = runner
+        try:
+            await runner.entered.wait()
+            await self._call("answer PING", lambda redis: redis.ping())
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the connections; nothing is pending, every write returned was acknowledged."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.stop()
+
+    # ------------------------------------------------------------------ sessions
+
+    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
+        """The record of ``session_id`` in ``room``, or None (also once it expired)."""
+        key = self._key(_SESSION, room, session_id)
+        raw = await self._call("load a session", lambda redis: redis.get(key))
+        if raw is None:
+            return None
+        return _decode_record(room, session_id, raw)
+
+    async def save_session(self, record: SessionRecord) -> None:
+        """Insert or replace ``record``, expiring at its ``expires_at``; acknowledged on return."""
+        key = self._key(_SESSION, record.room, record.session_id)
+        if not math.isfinite(record.expires_at):
+            raise ValueError(f"expires_at must be a finite time, got {record.expires_at!r}")
+        expires_ms = math.ceil(record.expires_at * 1000)
+        if expires_ms <= 0:  # Redis refuses PXAT 0; the record would be expired anyway
+            await self._call("delete an expired session", lambda redis: redis.delete([key]))
+            return
+        value = msgpack.packb(
+            [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
+        )
+        await self._call("save a session", lambda redis: redis.set(key, value, pxat=expires_ms))
+
+    async def delete_session(self, room: str, session_id: str) -> None:
+        """Forget a session (nothing happens if it is unknown); acknowledged on return."""
+        key = self._key(_SESSION, room, session_id)
+        await self._call("delete a session", lambda redis: redis.delete([key]))
+
+    # ---------------------------------------------------------------- room state
+
+    async def get(self, room: str, key: str) -> bytes | None:
+        """The value under ``key`` for ``room``, or None."""
+        redis_key = self._key(_STATE, room, key)
+        return await self._call("get a room value", lambda redis: redis.get(redis_key))
+
+    async def put(self, room: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` for ``room``; acknowledged on return."""
+        redis_key = self._key(_STATE, room, key)
+        await self._call("put a room value", lambda redis: redis.set(redis_key, value))
+
+    async def delete(self, room: str, key: str) -> None:
+        """Remove ``key`` of ``room`` (nothing happens if it is absent); acknowledged on return."""
+        redis_key = self._key(_STATE, room, key)
+        await self._call("delete a room value", lambda redis: redis.delete([redis_key]))
+
+    # ----------------------------------------------------------------- internals
+
+    def _key(self, kind: bytes, room: str, name: str) -> bytes:
+        if ROOM_NAME_PATTERN.fullmatch(room) is None:
+            raise RoomNameError(room)  # a ":" in it would make keys ambiguous
+        # surrogatepass: every str has exactly one encoding, even a lone surrogate.
+        return b"%s%s%s:%s" % (
+            self._prefix,
+            kind,
+            room.encode("ascii"),
+            name.encode("utf-8", "surrogatepass"),
+        )
+
+    def _make_client(self) -> _Client:
+        client: _Client = coredis.Redis.from_url(
+            self._url,
+            connect_timeout=self._timeout,
+            # A command whose connection was lost (Redis restarted) is tried again, at
+            # most twice, on a new one: every command here is idempotent. `_call` bounds
+            # the whole.
+            retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
+        )
+        pool = client.connection_pool
+        pool.connection_class = _GUARDED.get(pool.connection_class, pool.connection_class)
+        return client
+
+    async def _call(self, action: str, command: Callable[[_Client], Awaitable[T]]) -> T:
+        """Run one command, within ``timeout``, translating every failure to StorageError."""
+        runner = self._runner
+        if runner is None:
+            raise StorageError("Redis storage is not open")
+        if runner.exited.is_set():
+            raise StorageError("the Redis client has stopped") from runner.error
+        client = runner.client
+        try:
+            with trio.fail_after(self._timeout):
+                try:
+                    return await command(client)
+                except (RedisError, OSError) as exc:
+                    # coredis turns a cancelled connection attempt into an error: if that is
+                    # what happened, raise the cancellation (our deadline's or the caller's).
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    raise StorageError(f"Redis could not {action}: {exc}") from exc
+        except trio.TooSlowError as exc:
+            # The connection may be hung for good (a dead peer sends no reset): drop every
+            # connection so the next operation makes a new one.
+            client.connection_pool.disconnect()
+            raise StorageError(f"Redis did not {action} within {self._timeout} s") from exc
+
+
+@final
+class _ClientRunner:
+    """Keeps a coredis client entered, so its connection pool's task group is open.
+
+    Runs as a system task: cancelled when `trio.run` ends if nobody stopped it, and an
+    exception escaping it would crash the run, so none does.
+    """
+
+    def __init__(self, client: _Client) -> None:
+        self.client = client
+        self.entered = trio.Event()
+        self.exited = trio.Event()
+        self.error: Exception | None = None
+        self._scope = trio.CancelScope()
+
+    async def run(self) -> None:
+        try:
+            with self._scope:
+                async with self.client:
+                    self.entered.set()
+                    await trio.sleep_forever()
+        except* Exception as group:  # a cancellation still propagates
+            self.error = group
+            _logger.exception("the Redis client of RedisStorage stopped")
+        finally:
+            self.entered.set()
+            self.exited.set()
+
+    async def stop(self) -> None:
+        self._scope.cancel()
+        await self.exited.wait()
+
+
+def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
+    try:
+        fields = msgpack.unpackb(raw)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise StorageError(f"session {session_id!r} of room {room!r}: unreadable record") from exc
+    match fields:
+        case [
+            int() as version,
+            bytes() as data,
+            str() as wire,
+            bytes() as token_hash,
+            float() as expires_at,
+        ] if version == _RECORD_VERSION:
+            return SessionRecord(
+                room=room,
+                session_id=session_id,
+                data=data,
+                wire=wire,
+                token_hash=token_hash,
+                expires_at=expires_at,
+            )
+        case _:
+            raise StorageError(f"session {session_id!r} of room {room!r}: unexpected record")
+
+
+async def _connect_or_fail(
+    connection: BaseConnection, connect: Awaitable[ByteStream]
+) -> ByteStream:
+    """Await ``connection``'s attempt to connect, so that failing it leaves nothing behind.
+
+    A cancellation surfaces as a coredis ConnectionError: coredis's pool hands a
+    connection slot back only when the connection's ``run`` ends in an ``Exception``, so a
+    cancellation escaping from ``_connect`` (our deadline while a TCP connect hangs: a full
+    backlog, a host gone without a reset) would lose the slot for good, and after
+    ``max_connections`` of them every later operation would wait forever. coredis itself
+    turns a cancellation during its handshake into a ConnectionError the same way; trio
+    delivers the cancellation again at the next checkpoint, which `RedisStorage._call`
+    makes.
+
+    A failed attempt also closes the connection's buffers (anyio memory streams), which
+    coredis only closes once connected: left open they warn (ResourceWarning) when
+    collected, possibly much later.
+    """
+    try:
+        return await connect
+    except BaseException as exc:
+        for value in vars(connection).values():
+            if isinstance(value, MemoryObjectSendStream | MemoryObjectReceiveStream):
+                value.close()
+        if isinstance(exc, trio.Cancelled):
+            raise RedisConnectionError("connection attempt cancelled") from exc
+        raise
+
+
+class _TCPConnection(TCPConnection):
+    async def _connect(self) -> ByteStream:
+        return await _connect_or_fail(self, super()._connect())
+
+
+class _UnixConnection(UnixDomainSocketConnection):
+    async def _connect(self) -> ByteStream:
+        return await _connect_or_fail(self, super()._connect())
+
+
+_GUARDED: Final[dict[type[object], type[object]]] = {
+    TCPConnection: _TCPConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
