@@ -29,7 +29,7 @@ class BackplaneStatistics:
     """A backplane's state and counters, in `RoomsStatistics.backplane`."""
 
     #: True while the backplane cannot reach its broker: broadcasts reach local
-    #: sessions only, and `Room.members` lists local sessions only.
+    #: sessions only, and `Room.members` raises `BackplaneError`.
     degraded: bool
     #: Broadcasts published to other nodes.
     published: int

@@ -470,19 +470,34 @@ class RedisBackplane:
 
     async def _receive(self, subscriber: BaseConnection, node: Delivery) -> None:
         """Deliver every message on a subscribed room's channel, in order."""
-        own = self._node_bytes
+        # coredis parses every message of a socket read at once into this stream, but
+        # its ``push_messages`` hands them out one scheduler turn each: the sessions'
+        # writers would then wake, and make a system call, once per message. Taking
+        # the rest of the read at once lets each writer send the whole burst together.
+        buffered = subscriber._push_message_buffer_out  # pyright: ignore[reportPrivateUsage]
         async for push in subscriber.push_messages:
-            if len(push) != 3 or push[0] != b"message":
-                continue  # subscribe and unsubscribe confirmations
-            channel, data = push[1], push[2]
-            if not isinstance(channel, bytes) or not isinstance(data, bytes):
-                continue
-            room = self._rooms_by_channel.get(channel)
-            if room is None or len(data) < _NODE_ID_SIZE or data[:_NODE_ID_SIZE] == own:
-                continue  # unsubscribed since, not a node's, or our own broadcast
-            self._received += 1
-            node.deliver(room, data[_NODE_ID_SIZE:])
+            self._on_push(push, node)
+            while True:
+                try:
+                    push = buffered.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    break  # push_messages raises on its next turn
+                self._on_push(push, node)
         raise _ConnectionEndedError("the subscribed connection ended")  # pragma: no cover
+
+    def _on_push(self, push: list[ResponseType], node: Delivery) -> None:
+        if len(push) != 3 or push[0] != b"message":
+            return  # subscribe and unsubscribe confirmations
+        channel, data = push[1], push[2]
+        if not isinstance(channel, bytes) or not isinstance(data, bytes):
+            return
+        room = self._rooms_by_channel.get(channel)
+        if room is None or len(data) < _NODE_ID_SIZE or data[:_NODE_ID_SIZE] == self._node_bytes:
+            return  # unsubscribed since, not a node's, or our own broadcast
+        self._received += 1
+        node.deliver(room, data[_NODE_ID_SIZE:])
 
     async def _publish_forever(self, publisher: BaseConnection) -> None:
         queue = self._queue
