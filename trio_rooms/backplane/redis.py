@@ -41,7 +41,7 @@ try:
     import anyio
     import coredis
     from coredis.commands import CommandRequest
-    from coredis.connection import BaseConnection, Location
+    from coredis.connection import BaseConnection
     from coredis.exceptions import RedisError
     from coredis.typing import RedisValueT, ResponseType
 except ImportError as _missing:  # pragma: no cover - exercised in a subprocess by the tests
@@ -52,6 +52,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
 from .._core.backplane import BackplaneStatistics, Delivery
 from .._core.config import validate_room_name
 from .._errors import BackplaneError
+from .._redis import guarded
 
 __all__ = ["RedisBackplane"]
 
@@ -387,7 +388,8 @@ class RedisBackplane:
             max_connections=3,
             client_name="trio_rooms.backplane",
         )
-        await self._check_reachable(pool.location)
+        # pyright sees a union of pools; each gets a subclass of its own class.
+        pool.connection_class = guarded(pool.connection_class)  # pyright: ignore[reportAttributeAccessIssue]
         async with pool:
             connections: list[BaseConnection] = []
             for _ in range(3):
@@ -417,20 +419,6 @@ class RedisBackplane:
                 nursery.start_soon(self._subscribe_forever, subscriber, subscribed)
                 nursery.start_soon(self._check_health_forever, subscriber)
                 nursery.start_soon(self._write_membership_forever, commands)
-
-    async def _check_reachable(self, location: Location | None) -> None:
-        """Raise unless ``location`` accepts a connection within ``timeout``.
-
-        coredis 6.9 leaves a connection's memory streams unclosed when its TCP connect
-        fails (``BaseConnection.run`` connects before entering them), which warns when
-        they are collected; so refused or unanswered connects are found out here first.
-        """
-        if location is None:
-            return
-        with trio.move_on_after(self._timeout):
-            if await location.check():
-                return
-        raise _ConnectionEndedError(f"cannot connect to {location!r}")
 
     async def _round_trips(
         self, connection: BaseConnection, commands: Sequence[CommandRequest[ResponseType]]

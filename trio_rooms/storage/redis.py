@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final, TypeVar, final
+from typing import Final, TypeVar, final
 from urllib.parse import urlsplit
 
 import msgpack
@@ -24,8 +24,6 @@ import trio
 
 try:
     import coredis
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-    from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import ConstantRetryPolicy
@@ -37,9 +35,7 @@ except ImportError as _missing:
 from .._core.config import ROOM_NAME_PATTERN
 from .._core.storage import SessionRecord
 from .._errors import RoomNameError, StorageError
-
-if TYPE_CHECKING:
-    from anyio.abc import ByteStream
+from .._redis import guarded
 
 __all__ = ["RedisStorage"]
 
@@ -221,7 +217,7 @@ class RedisStorage:
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
         pool = client.connection_pool
-        pool.connection_class = _GUARDED.get(pool.connection_class, pool.connection_class)
+        pool.connection_class = guarded(pool.connection_class)
         return client
 
     async def _call(self, action: str, command: Callable[[_Client], Awaitable[T]]) -> T:
@@ -304,48 +300,3 @@ def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
             )
         case _:
             raise StorageError(f"session {session_id!r} of room {room!r}: unexpected record")
-
-
-async def _connect_or_fail(
-    connection: BaseConnection, connect: Awaitable[ByteStream]
-) -> ByteStream:
-    """Await ``connection``'s attempt to connect, so that failing it leaves nothing behind.
-
-    A cancellation surfaces as a coredis ConnectionError: coredis's pool hands a
-    connection slot back only when the connection's ``run`` ends in an ``Exception``, so a
-    cancellation escaping from ``_connect`` (our deadline while a TCP connect hangs: a full
-    backlog, a host gone without a reset) would lose the slot for good, and after
-    ``max_connections`` of them every later operation would wait forever. coredis itself
-    turns a cancellation during its handshake into a ConnectionError the same way; trio
-    delivers the cancellation again at the next checkpoint, which `RedisStorage._call`
-    makes.
-
-    A failed attempt also closes the connection's buffers (anyio memory streams), which
-    coredis only closes once connected: left open they warn (ResourceWarning) when
-    collected, possibly much later.
-    """
-    try:
-        return await connect
-    except BaseException as exc:
-        for value in vars(connection).values():
-            if isinstance(value, MemoryObjectSendStream | MemoryObjectReceiveStream):
-                value.close()
-        if isinstance(exc, trio.Cancelled):
-            raise RedisConnectionError("connection attempt cancelled") from exc
-        raise
-
-
-class _TCPConnection(TCPConnection):
-    async def _connect(self) -> ByteStream:
-        return await _connect_or_fail(self, super()._connect())
-
-
-class _UnixConnection(UnixDomainSocketConnection):
-    async def _connect(self) -> ByteStream:
-        return await _connect_or_fail(self, super()._connect())
-
-
-_GUARDED: Final[dict[type[object], type[object]]] = {
-    TCPConnection: _TCPConnection,
-    UnixDomainSocketConnection: _UnixConnection,
-}

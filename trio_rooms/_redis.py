@@ -1,0 +1,74 @@
+"""What both Redis backends need from coredis 6.9 beyond its public API.
+
+Imported only by `trio_rooms.storage.redis` and `trio_rooms.backplane.redis`, after
+they checked that coredis is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Final, TypeVar, cast
+
+import trio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+from coredis.exceptions import ConnectionError as RedisConnectionError
+
+if TYPE_CHECKING:
+    from anyio.abc import ByteStream
+
+__all__ = ["guarded"]
+
+ConnectionT = TypeVar("ConnectionT", bound=BaseConnection)
+
+
+def guarded(connection_class: type[ConnectionT]) -> type[ConnectionT]:
+    """The connection class to give a pool instead of ``connection_class``.
+
+    A subclass of it whose failed connects leave nothing behind (`_connect_or_fail`).
+    """
+    return cast("type[ConnectionT]", _GUARDED.get(connection_class, connection_class))
+
+
+async def _connect_or_fail(
+    connection: BaseConnection, connect: Awaitable[ByteStream]
+) -> ByteStream:
+    """Await ``connection``'s attempt to connect, so that failing it leaves nothing behind.
+
+    A cancellation surfaces as a coredis ConnectionError: coredis's pool hands a
+    connection slot back only when the connection's ``run`` ends in an ``Exception``, so a
+    cancellation escaping from ``_connect`` (our deadline while a TCP connect hangs: a full
+    backlog, a host gone without a reset) would lose the slot for good, and after
+    ``max_connections`` of them every later operation would wait forever. coredis itself
+    turns a cancellation during its handshake into a ConnectionError the same way; trio
+    delivers the cancellation again at the next checkpoint.
+
+    A failed attempt also closes the connection's buffers (anyio memory streams), which
+    coredis only closes once connected: left open they warn (ResourceWarning) when
+    collected, possibly much later.
+    """
+    try:
+        return await connect
+    except BaseException as exc:
+        for value in vars(connection).values():
+            if isinstance(value, MemoryObjectSendStream | MemoryObjectReceiveStream):
+                value.close()
+        if isinstance(exc, trio.Cancelled):
+            raise RedisConnectionError("connection attempt cancelled") from exc
+        raise
+
+
+class _TCPConnection(TCPConnection):
+    async def _connect(self) -> ByteStream:
+        return await _connect_or_fail(self, super()._connect())
+
+
+class _UnixConnection(UnixDomainSocketConnection):
+    async def _connect(self) -> ByteStream:
+        return await _connect_or_fail(self, super()._connect())
+
+
+_GUARDED: Final[dict[type[BaseConnection], type[BaseConnection]]] = {
+    TCPConnection: _TCPConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
