@@ -8,14 +8,14 @@ a user relies on.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Generic, Self, TypeVar, assert_never, assert_type
 
 import attrs
 import trio
 
 import trio_rooms
-from trio_rooms import ConnectRequest, Message, Room, Rooms, Session, testing
+from trio_rooms import ConnectRequest, Message, Reject, Room, Rooms, Session, testing
 
 # --------------------------------------------------------------------------- messages
 
@@ -84,6 +84,11 @@ class ChatData:
 
 class ChatSession(Session[ChatData, ChatServerMsg, ChatClientMsg]):
     """One chat participant."""
+
+    @classmethod
+    async def authorize(cls, request: ConnectRequest) -> None:
+        if request.query.get("name") == "admin":
+            raise Reject(403, "that name is reserved")
 
     async def create_data(self, request: ConnectRequest) -> ChatData:
         return ChatData(
@@ -221,6 +226,7 @@ async def main() -> None:
         assert_type(lobby, ChatRoom)
         assert_type(lobby.history, list[Chat])
         assert_type(lobby.sessions, Mapping[str, ChatSession])
+        assert_type(await lobby.members(), Sequence[str])
 
         async with testing.connect(rooms, "lobby", query="name=alice") as alice:
             assert_type(alice, testing.TestClient[ChatServerMsg, ChatClientMsg])
