@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 from kosoku import FailureError, run_fuzzingclient
@@ -31,3 +32,7 @@ async def main(url: str, concurrency: int, exclude: list[str]) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3:]))
+    # kosoku 0.1's native runtime now and then aborts (SIGABRT, nothing on stderr) while
+    # the interpreter finalizes, after every result was printed (1 run in 20 here):
+    # leave without finalizing.
+    os._exit(0)
