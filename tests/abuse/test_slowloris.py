@@ -27,14 +27,7 @@ def config() -> RoomsConfig:
     "via",
     [
         "embedded",
-        pytest.param(
-            "hypercorn",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="hypercorn_config does not carry handshake_timeout: hypercorn drops an "
-                "unfinished request after its keep_alive_timeout (5 s)",
-            ),
-        ),
+        "hypercorn",
     ],
 )
 async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(

@@ -30,7 +30,8 @@ Hypercorn does the WebSocket protocol itself: it answers pings, enforces its own
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeAlias, cast, final
 from urllib.parse import quote
 
@@ -135,15 +136,22 @@ def hypercorn_config(
 ) -> HypercornConfig:
     """A hypercorn ``Config`` that listens on ``bind`` and agrees with ``rooms_config``.
 
-    ``websocket_max_message_size`` is ``rooms_config.max_message_size`` and
-    ``websocket_ping_interval`` is ``rooms_config.ping_interval``. Pass port 0 for a
-    free port: ``hypercorn.trio.serve`` reports the bound addresses through
+    ``websocket_max_message_size`` is ``rooms_config.max_message_size``, and
+    ``keep_alive_timeout`` is ``rooms_config.handshake_timeout`` (hypercorn drops a
+    connection whose request is not complete by then: a slowloris client). Pass port 0
+    for a free port: ``hypercorn.trio.serve`` reports the bound addresses through
     ``task_status`` (``["http://127.0.0.1:54321"]``).
+
+    ``websocket_ping_interval`` stays off: with it, hypercorn 0.18 pings from a task of
+    its own, and a client's protocol error that closes the connection while that task
+    writes raises ``trio.BusyResourceError`` out of hypercorn's ``protocol_send``, which
+    stops the whole server (``tests/abuse/test_fuzz.py``). Behind hypercorn a peer that
+    vanished without a FIN is therefore noticed when a write to it fails, not by pings.
     """
     config = HypercornConfig()
     config.bind = [bind] if isinstance(bind, str) else list(bind)
     config.websocket_max_message_size = rooms_config.max_message_size
-    config.websocket_ping_interval = rooms_config.ping_interval
+    config.keep_alive_timeout = rooms_config.handshake_timeout
     return config
 
 
@@ -381,18 +389,20 @@ class _AsgiConnection:
 
     async def send(self, frames: list[Frame]) -> None:
         send = self._send
-        for frame in frames:
-            if frame.opcode == TEXT:
-                await send(
-                    {"type": "websocket.send", "bytes": None, "text": frame.payload.decode()}
-                )
-            elif frame.opcode == BINARY:
-                await send({"type": "websocket.send", "bytes": frame.payload, "text": None})
+        with _closing_is_broken():
+            for frame in frames:
+                if frame.opcode == TEXT:
+                    await send(
+                        {"type": "websocket.send", "bytes": None, "text": frame.payload.decode()}
+                    )
+                elif frame.opcode == BINARY:
+                    await send({"type": "websocket.send", "bytes": frame.payload, "text": None})
 
     async def close(self, code: int, reason: str) -> None:
         if not self._close_sent:
             self._close_sent = True
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            with _closing_is_broken():
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
             self._stop_receiving_if_abandoned()
 
     async def watch_cancellation(self) -> None:
@@ -406,6 +416,20 @@ class _AsgiConnection:
     def _stop_receiving_if_abandoned(self) -> None:
         if self._abandoned and self._close_sent and self._receive_scope is not None:
             self._receive_scope.cancel()
+
+
+@contextmanager
+def _closing_is_broken() -> Generator[None]:
+    """Treat hypercorn closing the socket under a send as the connection being gone.
+
+    hypercorn 0.18 serialises the app's writes but closes the socket (``send_eof``)
+    without that lock, so a write racing with the close of a connection the client
+    broke raises ``trio.BusyResourceError``.
+    """
+    try:
+        yield
+    except trio.BusyResourceError as exc:
+        raise trio.BrokenResourceError("hypercorn closed the connection") from exc
 
 
 def _target(scope: HTTPScope | WebsocketScope) -> str:
