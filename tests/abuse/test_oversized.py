@@ -91,9 +91,11 @@ async def test_an_oversized_message_is_closed_with_1009_in_bounded_memory(
         session_code = 1009 if transport == "embedded" else 1006
         assert await room.wait_closed(1) == [("anon", session_code)]
     assert code == 1009
-    assert crossed_at is not None
     assert closed_at is not None
-    assert closed_at - crossed_at < CLOSE_BOUND
+    if crossed_at is not None:  # else refused by a frame header before the limit was sent
+        assert closed_at - crossed_at < CLOSE_BOUND
+    elif transport == "hypercorn" or make is _fragments:
+        raise AssertionError("closed before the limit was crossed: only a header can tell")
     assert peak - baseline < RSS_BOUND, f"grew by {(peak - baseline) / MiB:.1f} MiB"
 
 
@@ -115,11 +117,6 @@ async def _warm_up(port: int) -> None:
 
 
 @pytest.mark.embedded_only("the announced length is read by the embedded server's own framing")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a frame whose header announces more than max_message_size is not refused until "
-    "that many bytes have arrived: wsproto yields partial frames without their announced length",
-)
 async def test_a_header_announcing_more_than_the_limit_is_refused_at_once(port: int) -> None:
     """2**63 - 1 announced, 1 KiB sent: the length alone is over the limit, so 1009 at once."""
     async with open_raw(port, "/rooms/lobby/websocket") as client:

@@ -37,7 +37,7 @@ from .._core.request import ConnectRequest
 from .._core.rooms import Rooms
 from .._core.routing import HttpRejection, route_websocket
 from .._errors import RoomsClosedError
-from ._framing import close_frame, http_response, wire_bytes
+from ._framing import AnnouncedLengths, close_frame, http_response, wire_bytes
 from ._keepalive import Keepalive
 
 __all__ = ["serve_websocket"]
@@ -211,6 +211,7 @@ class _StreamConnection:
         self._ready: deque[str | bytes] = deque()
         self._parts: list[Any] = []
         self._size = 0
+        self._lengths = AnnouncedLengths()
         self._ended: ConnectionEnded | None = None
         self._close_sent = False
         # Keepalive state, read and written by the server's `Keepalive` task.
@@ -250,6 +251,11 @@ class _StreamConnection:
             reason = "keepalive timeout" if self._expired else "connection lost"
             raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
         self._heard = True
+        if self._lengths.feed(data) > self._config.max_message_size and self._size >= 0:
+            # Refused by its header: drop the frame's bytes as wsproto hands them out.
+            self._parts.clear()
+            self._size = -1
+            self._end(1009, "message too big")
         self._feed(data)
 
     def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
