@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "changelog"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -30,3 +30,10 @@ def tests(session: nox.Session) -> None:
     """pytest, warnings as errors."""
     session.install("-e", ".", "--group", "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def changelog(session: nox.Session) -> None:
+    """towncrier: the next release's changelog from ``changelog.d/``, as a draft."""
+    session.install("towncrier")
+    session.run("towncrier", "build", "--draft", "--version", "next")

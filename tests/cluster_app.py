@@ -6,7 +6,6 @@ Run as ``python -m tests.cluster_app REDIS_URL [PORT]``: serves `tests.chat_app`
 
 from __future__ import annotations
 
-import signal
 import sys
 from contextlib import AbstractAsyncContextManager
 
@@ -17,24 +16,16 @@ from trio_rooms.backplane.redis import RedisBackplane
 from trio_rooms.storage.redis import RedisStorage
 
 from .chat_app import ChatRoom
-from .processes import open_server_process
+from .processes import open_server_process, serve_until_signalled
 
 
 async def main(url: str, port: int) -> None:
     # The tests send as fast as they can and run many clients from one address.
     config = trio_rooms.RoomsConfig(rate_limit=None, max_connections_per_address=10_000)
-    async with (
-        trio_rooms.open_rooms(
-            ChatRoom, config=config, storage=RedisStorage(url), backplane=RedisBackplane(url)
-        ) as rooms,
-        trio.open_nursery() as nursery,
-    ):
-        bound: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", port)
-        print(f"PORT {bound}", flush=True)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
+    async with trio_rooms.open_rooms(
+        ChatRoom, config=config, storage=RedisStorage(url), backplane=RedisBackplane(url)
+    ) as rooms:
+        await serve_until_signalled(rooms, port)
 
 
 if __name__ == "__main__":

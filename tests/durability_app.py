@@ -7,7 +7,6 @@ none: a free port; a restarted server can take the same one again) and prints
 
 from __future__ import annotations
 
-import signal
 import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -19,7 +18,7 @@ import trio
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Session
 
-from .processes import open_server_process
+from .processes import open_server_process, serve_until_signalled
 
 
 @attrs.frozen
@@ -65,16 +64,8 @@ class CounterRoom(Room[CounterSession]):
 async def main(path: str, port: int) -> None:
     storage = trio_rooms.SqliteStorage(path)
     config = trio_rooms.RoomsConfig(rate_limit=None)  # the tests write as fast as they can
-    async with (
-        trio_rooms.open_rooms(CounterRoom, config=config, storage=storage) as rooms,
-        trio.open_nursery() as nursery,
-    ):
-        bound: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", port)
-        print(f"PORT {bound}", flush=True)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
+    async with trio_rooms.open_rooms(CounterRoom, config=config, storage=storage) as rooms:
+        await serve_until_signalled(rooms, port)
 
 
 if __name__ == "__main__":

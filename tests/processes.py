@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
+
+import trio_rooms
 
 
 @asynccontextmanager
@@ -39,3 +43,15 @@ async def open_server_process(module: str, *args: str) -> AsyncGenerator[tuple[t
             await process.wait()
         if process.stdout is not None:
             await process.stdout.aclose()
+
+
+async def serve_until_signalled(rooms: trio_rooms.Rooms[Any], port: int) -> None:
+    """In the subprocess: serve ``rooms`` on 127.0.0.1:``port`` (0: a free one), print
+    ``PORT <n>`` once listening, and shut down gracefully on SIGINT or SIGTERM."""
+    async with trio.open_nursery() as nursery:
+        bound: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", port)
+        print(f"PORT {bound}", flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break

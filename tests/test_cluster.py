@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 
 import orjson
 import pytest
@@ -19,6 +19,15 @@ from .redis_server import RedisServer
 from .sockets import RawClient, connect_socket, raw_handshake
 
 pytestmark = pytest.mark.slow
+
+Nodes = tuple[tuple[trio.Process, int], tuple[trio.Process, int]]
+
+
+@pytest.fixture
+async def nodes(redis_server: RedisServer) -> AsyncGenerator[Nodes]:
+    """Two nodes on one fresh Redis: each process and its port."""
+    async with open_node(redis_server.url) as node_a, open_node(redis_server.url) as node_b:
+        yield node_a, node_b
 
 
 class Member:
@@ -99,119 +108,97 @@ async def _close_all(members: Iterable[Member]) -> None:
         await member.aclose()
 
 
-async def test_every_client_gets_every_broadcast_of_both_nodes_in_order(
-    redis_server: RedisServer,
-) -> None:
-    async with (
-        open_node(redis_server.url) as (_, port_a),
-        open_node(redis_server.url) as (_, port_b),
-    ):
-        on_a = await _join_many(port_a, 20)
-        on_b = await _join_many(port_b, 20)
-        await _until_heard(on_a[0], on_b[0], "ab")
-        await _until_heard(on_b[0], on_a[0], "ba")
-        count = 100
+async def test_every_client_gets_every_broadcast_of_both_nodes_in_order(nodes: Nodes) -> None:
+    (_, port_a), (_, port_b) = nodes
+    on_a = await _join_many(port_a, 20)
+    on_b = await _join_many(port_b, 20)
+    await _until_heard(on_a[0], on_b[0], "ab")
+    await _until_heard(on_b[0], on_a[0], "ba")
+    count = 100
 
-        async def check(member: Member) -> None:
-            seen: dict[str, list[int]] = {"A": [], "B": []}
-            while len(seen["A"]) < count or len(seen["B"]) < count:
-                origin, _, n = (await member.chats("from-")).removeprefix("from-").partition("-")
-                seen[origin].append(int(n))
-            assert seen == {"A": list(range(count)), "B": list(range(count))}
+    async def check(member: Member) -> None:
+        seen: dict[str, list[int]] = {"A": [], "B": []}
+        while len(seen["A"]) < count or len(seen["B"]) < count:
+            origin, _, n = (await member.chats("from-")).removeprefix("from-").partition("-")
+            seen[origin].append(int(n))
+        assert seen == {"A": list(range(count)), "B": list(range(count))}
 
-        with trio.fail_after(30):
-            async with trio.open_nursery() as nursery:
-                for member in (*on_a, *on_b):
-                    nursery.start_soon(check, member)
-                for n in range(count):
-                    await on_a[1].say(f"from-A-{n}")
-                    await on_b[1].say(f"from-B-{n}")
-        await _close_all((*on_a, *on_b))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for member in (*on_a, *on_b):
+                nursery.start_soon(check, member)
+            for n in range(count):
+                await on_a[1].say(f"from-A-{n}")
+                await on_b[1].say(f"from-B-{n}")
+    await _close_all((*on_a, *on_b))
 
 
 async def test_clients_of_a_killed_node_resume_on_the_other_with_their_data(
-    redis_server: RedisServer,
+    nodes: Nodes,
 ) -> None:
-    async with (
-        open_node(redis_server.url) as (node_a, port_a),
-        open_node(redis_server.url) as (
-            _,
-            port_b,
-        ),
-    ):
-        members = [await Member.join(port_a, "resume=") for _ in range(5)]
-        for n, member in enumerate(members):
-            await member.send({"type": "setName", "name": f"renamed-{n}"})
-            # Renamed is broadcast after update() returned: the name is in Redis.
-            while (await member.receive()).get("name") != f"renamed-{n}":
-                pass
-        node_a.kill()  # SIGKILL: no close frames, no cleanup
-        await node_a.wait()
-        for n, member in enumerate(members):
-            assert member.session is not None
-            token = member.session["token"]
-            assert isinstance(token, str)
-            await member.aclose()
-            again = await Member.join(port_b, f"resume={token}")
-            assert again.session is not None
-            assert again.session["id"] == member.session["id"]
-            assert again.session["resumed"] is True
-            await again.send({"type": "whisper", "text": "who am I?"})
-            while (reply := await again.receive()).get("type") != "chat":
-                pass
-            assert reply["name"] == f"renamed-{n}"
-            await again.aclose()
+    (node_a, port_a), (_, port_b) = nodes
+    members = [await Member.join(port_a, "resume=") for _ in range(5)]
+    for n, member in enumerate(members):
+        await member.send({"type": "setName", "name": f"renamed-{n}"})
+        # Renamed is broadcast after update() returned: the name is in Redis.
+        while (await member.receive()).get("name") != f"renamed-{n}":
+            pass
+    node_a.kill()  # SIGKILL: no close frames, no cleanup
+    await node_a.wait()
+    for n, member in enumerate(members):
+        assert member.session is not None
+        token = member.session["token"]
+        assert isinstance(token, str)
+        await member.aclose()
+        again = await Member.join(port_b, f"resume={token}")
+        assert again.session is not None
+        assert again.session["id"] == member.session["id"]
+        assert again.session["resumed"] is True
+        await again.send({"type": "whisper", "text": "who am I?"})
+        while (reply := await again.receive()).get("type") != "chat":
+            pass
+        assert reply["name"] == f"renamed-{n}"
+        await again.aclose()
 
 
-async def test_nodes_ride_out_a_redis_restart(
-    redis_server: RedisServer,
-) -> None:
-    async with (
-        open_node(redis_server.url) as (_, port_a),
-        open_node(redis_server.url) as (_, port_b),
-    ):
-        ann, amy = await Member.join(port_a), await Member.join(port_a)
-        bob = await Member.join(port_b)
-        await _until_heard(ann, bob, "before")
-        redis_server.kill()
-        with trio.fail_after(5):  # local broadcast goes on without Redis
-            await ann.say("local-only")
-            assert await amy.chats("local-") == "local-only"
-        redis_server.start()
-        await _until_heard(ann, bob, "after")  # the nodes reconnected and resubscribed
-        await _until_heard(bob, ann, "back")
-        await _close_all((ann, amy, bob))
+async def test_nodes_ride_out_a_redis_restart(nodes: Nodes, redis_server: RedisServer) -> None:
+    (_, port_a), (_, port_b) = nodes
+    ann, amy = await Member.join(port_a), await Member.join(port_a)
+    bob = await Member.join(port_b)
+    await _until_heard(ann, bob, "before")
+    redis_server.kill()
+    with trio.fail_after(5):  # local broadcast goes on without Redis
+        await ann.say("local-only")
+        assert await amy.chats("local-") == "local-only"
+    redis_server.start()
+    await _until_heard(ann, bob, "after")  # the nodes reconnected and resubscribed
+    await _until_heard(bob, ann, "back")
+    await _close_all((ann, amy, bob))
 
 
 async def test_a_stopped_node_dropped_by_redis_resubscribes_when_it_resumes(
-    redis_server: RedisServer,
+    nodes: Nodes, redis_server: RedisServer
 ) -> None:
     """SIGSTOP a node while the other publishes: Redis drops its subscriber connection
     for its output buffer; after SIGCONT the node subscribes again on its own."""
-    async with (
-        open_node(redis_server.url) as (_, port_a),
-        open_node(redis_server.url) as (
-            node_b,
-            port_b,
-        ),
-    ):
-        ann, bob = await Member.join(port_a), await Member.join(port_b)
-        await _until_heard(ann, bob, "before")
-        redis_server.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 32kb 1")
-        assert _subscribers(redis_server) == 2  # one subscriber connection per node
-        node_b.send_signal(signal.SIGSTOP)
-        try:
-            filler = "x" * 1000
-            with trio.fail_after(20):
-                while _subscribers(redis_server) > 1:  # until Redis dropped the stopped one
-                    for _ in range(50):
-                        await ann.say(f"filler-{filler}")
-                    for _ in range(50):  # ann's node is alive and delivering
-                        await ann.chats("filler-")
-        finally:
-            os.kill(node_b.pid, signal.SIGCONT)
-        await _until_heard(ann, bob, "after")
-        await _close_all((ann, bob))
+    (_, port_a), (node_b, port_b) = nodes
+    ann, bob = await Member.join(port_a), await Member.join(port_b)
+    await _until_heard(ann, bob, "before")
+    redis_server.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 32kb 1")
+    assert _subscribers(redis_server) == 2  # one subscriber connection per node
+    node_b.send_signal(signal.SIGSTOP)
+    try:
+        filler = "x" * 1000
+        with trio.fail_after(20):
+            while _subscribers(redis_server) > 1:  # until Redis dropped the stopped one
+                for _ in range(50):
+                    await ann.say(f"filler-{filler}")
+                for _ in range(50):  # ann's node is alive and delivering
+                    await ann.chats("filler-")
+    finally:
+        os.kill(node_b.pid, signal.SIGCONT)
+    await _until_heard(ann, bob, "after")
+    await _close_all((ann, bob))
 
 
 def _subscribers(redis_server: RedisServer) -> int:
