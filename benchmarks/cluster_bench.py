@@ -30,6 +30,7 @@ import time
 from collections.abc import Generator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import cast
 
 HERE = Path(__file__).parent
 LOADGEN = HERE / "cluster_loadgen.js"
@@ -175,20 +176,19 @@ def main() -> None:
     print(f"fan-out deliveries/s: one node {single:,.0f}; two nodes {cluster:,.0f}")
     print(f"two nodes / one node: {cluster / single:.2f}")
     for key in ("single_latency", "cluster_latency"):
-        ports = _get(rounds[0], key, "by_port")
-        assert isinstance(ports, dict)
-        for index in range(len(ports)):  # pyright: ignore[reportUnknownArgumentType]
+        nodes = _get(rounds[0], key, "nodes")
+        assert isinstance(nodes, list)
+        for index in range(len(nodes)):  # pyright: ignore[reportUnknownArgumentType]
             p50 = statistics.median(_node_latency(r, key, index, "p50_ms") for r in rounds)
             p99 = statistics.median(_node_latency(r, key, index, "p99_ms") for r in rounds)
             print(f"{key} node {index + 1}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 
 def _node_latency(result: object, key: str, index: int, figure: str) -> float:
-    """A latency figure of the ``index``-th node (ports differ from round to round)."""
-    by_port = _get(result, key, "by_port")
-    assert isinstance(by_port, dict)
-    port = list(by_port)[index]  # in node order  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
-    return _number(by_port, str(port), figure)  # pyright: ignore[reportUnknownArgumentType]
+    """A latency figure of the ``index``-th node (the first one has the sender)."""
+    nodes = _get(result, key, "nodes")
+    assert isinstance(nodes, list)
+    return _number(cast("list[object]", nodes)[index], figure)
 
 
 if __name__ == "__main__":

@@ -75,10 +75,11 @@ async function fanout(clients, deadline) {
   const timer = setTimeout(() => { tEnd = now(); finish(); }, Math.max(0, deadline - now()));
   await done; clearTimeout(timer);
   const wall = (tEnd - t0) / 1000;
-  const byPort = {};
-  for (const c of clients) byPort[c.port] = (byPort[c.port] || 0) + c.received;
+  // In node order (an object would list integer-like keys in numeric order).
+  const nodes = ports.map((port) => ({ port, deliveries: 0 }));
+  for (const c of clients) nodes[ports.indexOf(c.port)].deliveries += c.received;
   report({ mode: 'fanout', complete: total === expected, deliveries: total, expected, wall_s: wall,
-    deliveries_per_s: total / wall, deliveries_by_port: byPort }, clients);
+    deliveries_per_s: total / wall, nodes }, clients);
 }
 
 async function latency(clients, deadline) {
@@ -96,12 +97,11 @@ async function latency(clients, deadline) {
     await sleep(1000 / o.rate);
   }
   await sleep(500); // the last ones arrive
-  const result = { mode: 'latency', sent: n, by_port: {} };
-  for (const p of ports) {
-    const s = samples[p].sort((a, b) => a - b);
-    result.by_port[p] = { samples: s.length, p50_ms: percentile(s, 0.5), p99_ms: percentile(s, 0.99) };
-  }
-  report(result, clients);
+  const nodes = ports.map((port) => {
+    const s = samples[port].sort((a, b) => a - b);
+    return { port, samples: s.length, p50_ms: percentile(s, 0.5), p99_ms: percentile(s, 0.99) };
+  });
+  report({ mode: 'latency', sent: n, nodes }, clients);
 }
 
 function report(result, clients) {
