@@ -247,12 +247,12 @@ class Room(Generic[SessionT_co]):
 
     async def _serve(
         self, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> None:
+    ) -> tuple[int, str]:
         """Run a new session on ``connection`` in this room's nursery until it ends.
 
-        If the caller is cancelled (the transport is shutting down), the session is
-        closed with 1001 and the call returns once it has ended, within
-        ``close_timeout``.
+        Returns the code and reason it ended with. If the caller is cancelled (the
+        transport is shutting down), the session is closed with 1001 and the call
+        returns once it has ended, within ``close_timeout``.
         """
         session_class = type(self).session_class
         nursery = self._nursery
@@ -264,7 +264,7 @@ class Room(Generic[SessionT_co]):
         if limit is not None and self._active >= limit:
             # Filled up between the admission check and the upgrade: try again later.
             await connection.close(1013, "room is full")
-            return
+            return 1013, "room is full"
         session = session_class()
         session._attach(self, request, wire, connection)
         self._mark_busy()
@@ -276,6 +276,7 @@ class Room(Generic[SessionT_co]):
                 session._begin_close(1001, "server shutting down")
                 await session._ended.wait()
             raise
+        return session._close_code or 1006, session._close_reason
 
     async def _run_session(self, session: Session[Any, Any, Any], connection: Connection) -> None:
         try:

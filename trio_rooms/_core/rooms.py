@@ -193,10 +193,10 @@ class Rooms(Generic[RoomT_co]):
 
     async def _serve(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> None:
-        """Run a session for ``connection`` in room ``name`` until it ends."""
+    ) -> tuple[int, str]:
+        """Run a session for ``connection`` in room ``name`` until it ends: its close."""
         room = await self.get(name)
-        await room._serve(request, wire, connection)
+        return await room._serve(request, wire, connection)
 
     async def _run_room(
         self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]

@@ -29,6 +29,7 @@ Hypercorn does the WebSocket protocol itself: it answers pings, enforces its own
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
@@ -270,7 +271,12 @@ class _RoomsApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connection.watch_cancellation)
             try:
-                await rooms._serve(target.room, request, target.wire, connection)
+                code, reason = await rooms._serve(target.room, request, target.wire, connection)
+                # The session's writer gives up on its close frame after close_timeout,
+                # but hypercorn's shielded write it was stuck in may still get through;
+                # ending without a close would make hypercorn send 1011 instead.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await connection.close(1000 if code in (1005, 1006) else code, reason)
             except RoomsClosedError:
                 await connection.close(1001, "server shutting down")
             except Exception:
