@@ -21,7 +21,7 @@ import trio
 from coredis import PureToken
 
 import trio_rooms
-from trio_rooms import BackplaneError
+from trio_rooms import BackplaneError, Rooms
 from trio_rooms.backplane.redis import RedisBackplane
 
 from .chat_app import Chat, ChatRoom, SendChat, Shout, UserJoined
@@ -351,9 +351,12 @@ async def _own_id(peer: Peer) -> str:
     return joined.user_id
 
 
+_Node = tuple[Rooms[ChatRoom], int]
+
+
 @asynccontextmanager
-async def _two_nodes(url: str) -> AsyncGenerator[tuple[int, int]]:
-    """Two `open_rooms` on one Redis, each serving WebSocket on a free port."""
+async def _two_nodes(url: str) -> AsyncGenerator[tuple[_Node, _Node]]:
+    """Two `open_rooms` on one Redis, each serving WebSocket on a free port: (rooms, port)."""
     async with (
         trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_a,
         trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_b,
@@ -361,7 +364,7 @@ async def _two_nodes(url: str) -> AsyncGenerator[tuple[int, int]]:
     ):
         port_a: int = await nursery.start(trio_rooms.serve_websocket, node_a, "127.0.0.1", 0)
         port_b: int = await nursery.start(trio_rooms.serve_websocket, node_b, "127.0.0.1", 0)
-        yield port_a, port_b
+        yield (node_a, port_a), (node_b, port_b)
         nursery.cancel_scope.cancel()
 
 
@@ -370,7 +373,7 @@ async def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
 ) -> None:
     """ann on node A chats; bob and bea on node B hear it, once, in order."""
     async with (
-        _two_nodes(redis_server.url) as (port_a, port_b),
+        _two_nodes(redis_server.url) as ((_, port_a), (_, port_b)),
         connect(port_b, "lobby", "name=bob") as bob,
         connect(port_b, "lobby", "name=bea") as bea,
         connect(port_a, "lobby", "name=ann") as ann,
@@ -390,7 +393,7 @@ async def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
 async def test_exclude_self_holds_across_nodes(redis_server: RedisServer) -> None:
     """A shout from bob on node B reaches ann and amy on node A and bea on B, not bob."""
     async with (
-        _two_nodes(redis_server.url) as (port_a, port_b),
+        _two_nodes(redis_server.url) as ((_, port_a), (_, port_b)),
         connect(port_a, "lobby", "name=ann") as ann,
         connect(port_a, "lobby", "name=amy") as amy,
         connect(port_b, "lobby", "name=bob") as bob,
@@ -408,26 +411,18 @@ async def test_exclude_self_holds_across_nodes(redis_server: RedisServer) -> Non
 
 async def test_room_members_lists_both_nodes(redis_server: RedisServer) -> None:
     """Room.members() on either node lists the sessions of both."""
-    url = redis_server.url
     async with (
-        trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_a,
-        trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_b,
-        trio.open_nursery() as nursery,
+        _two_nodes(redis_server.url) as ((node_a, port_a), (node_b, port_b)),
+        connect(port_a, "lobby", "name=ann") as ann,
+        connect(port_b, "lobby", "name=bob") as bob,
     ):
-        port_a: int = await nursery.start(trio_rooms.serve_websocket, node_a, "127.0.0.1", 0)
-        port_b: int = await nursery.start(trio_rooms.serve_websocket, node_b, "127.0.0.1", 0)
-        async with (
-            connect(port_a, "lobby", "name=ann") as ann,
-            connect(port_b, "lobby", "name=bob") as bob,
-        ):
-            ann_id = await _own_id(ann)
-            bob_id = await _own_id(bob)
-            room_a = await node_a.get("lobby")
-            room_b = await node_b.get("lobby")
+        ann_id = await _own_id(ann)
+        bob_id = await _own_id(bob)
+        room_a = await node_a.get("lobby")
+        room_b = await node_b.get("lobby")
 
-            async def both_listed() -> bool:
-                expected = sorted([ann_id, bob_id])
-                return await room_a.members() == expected and await room_b.members() == expected
+        async def both_listed() -> bool:
+            expected = sorted([ann_id, bob_id])
+            return await room_a.members() == expected and await room_b.members() == expected
 
-            await eventually(both_listed)
-        nursery.cancel_scope.cancel()
+        await eventually(both_listed)
