@@ -30,7 +30,6 @@ from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
 from .redis_server import RedisServer
-from .redis_server import redis_server as redis_server  # the fixture
 
 #: Short, so that the fault tests wait for fractions of a second.
 TIMEOUT = 0.3
@@ -540,3 +539,27 @@ async def test_a_session_resumes_on_another_node_sharing_the_redis(
             assert second == _Info(id=first.id, token=second.token, resumed=True)
             client.send(Whisper(text="me?"))
             assert getattr(await client.receive(), "name", None) == "evelyn"
+
+
+async def test_update_fails_within_the_timeout_while_redis_is_down_and_works_after(
+    redis_server: RedisServer,
+) -> None:
+    """A session's update() raises StorageError in bounded time; the session stays open."""
+    storage = RedisStorage(redis_server.url, timeout=TIMEOUT)
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms,
+        _join(rooms, "resume=&name=fay") as (client, info),
+    ):
+        room = await rooms.get("lobby")
+        redis_server.kill()
+        with trio.fail_after(TIMEOUT + SLACK):
+            client.send(SetName(name="faye"))
+            client.send(Whisper(text="still here?"))  # handled after SetName, in order
+            reply = await client.receive()
+        assert not isinstance(reply, Renamed)  # update() raised before the broadcast
+        assert getattr(reply, "text", None) == "still here?"
+        assert [type(error) for error in room.errors] == [StorageError]
+        redis_server.start()
+        with trio.fail_after(5):
+            client.send(SetName(name="fayette"))
+            assert await client.receive() == Renamed(user_id=info.id, name="fayette")
