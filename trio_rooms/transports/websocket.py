@@ -132,6 +132,8 @@ async def _serve_connection(
     await stream.send_all(ws.send(AcceptConnection()))
     proto = ws.connection
     assert proto is not None
+    # The handshake's objects would live as long as the session: let them go.
+    del ws, request, accepted
     connection = _StreamConnection(stream, proto, config)
     if keepalive is not None:
         keepalive.add(connection)
