@@ -146,8 +146,10 @@ def hypercorn_config(
     ``websocket_ping_interval`` stays off: with it, hypercorn 0.18 pings from a task of
     its own, and a client's protocol error that closes the connection while that task
     writes raises ``trio.BusyResourceError`` out of hypercorn's ``protocol_send``, which
-    stops the whole server (``tests/abuse/test_fuzz.py``). Behind hypercorn a peer that
-    vanished without a FIN is therefore noticed when a write to it fails, not by pings.
+    stops the whole server (``tests/abuse/test_fuzz.py``). Those pings set no deadline
+    for the pong anyway (they only keep middleboxes from dropping an idle connection), so
+    behind hypercorn a peer that vanished without a FIN is noticed when a write to it
+    fails, with or without them.
     """
     config = HypercornConfig()
     config.bind = [bind] if isinstance(bind, str) else list(bind)
