@@ -9,6 +9,7 @@ cost of a broadcast is one append.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Final, final
 
 import trio
@@ -54,7 +55,16 @@ class OutboundQueue:
     queue is full.
     """
 
-    __slots__ = ("_bytes", "_closed", "_frames", "_waiter", "max_bytes", "max_messages")
+    __slots__ = (
+        "_bytes",
+        "_closed",
+        "_direct_ready",
+        "_frames",
+        "_waiter",
+        "direct",
+        "max_bytes",
+        "max_messages",
+    )
 
     def __init__(self, max_messages: int, max_bytes: int) -> None:
         self.max_messages = max_messages
@@ -63,6 +73,11 @@ class OutboundQueue:
         self._bytes = 0
         self._closed = False
         self._waiter: trio.lowlevel.Task | None = None
+        self._direct_ready = False
+        #: Set by a transport that can write without waiting: writes a frame's bytes
+        #: if the socket takes them and returns what it did not take (None: nothing
+        #: was written; the frame goes on the queue).
+        self.direct: Callable[[Frame], bytes | None] | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -83,6 +98,33 @@ class OutboundQueue:
         if self._waiter is not None:
             self._wake()
         return True
+
+    def allow_direct(self) -> None:
+        """Let the next `put_now` write straight to the transport (once).
+
+        The session's handler allows it before each message: the first reply then
+        skips a wake-up of the writer, and the replies after it are batched as usual.
+        """
+        self._direct_ready = True
+
+    def put_now(self, frame: Frame) -> bool:
+        """Like `put`, but write ``frame`` at once if allowed, nothing is queued and the
+        writer is idle (so it is not in the middle of a write of its own)."""
+        if self._direct_ready:
+            self._direct_ready = False
+            direct = self.direct
+            if direct is not None and self._waiter is not None and not self._frames:
+                if self._closed:
+                    return False
+                rest = direct(frame)
+                if rest is not None:
+                    if rest:  # a partial write: the writer sends the rest
+                        tail = Frame(frame.opcode, b"")
+                        tail.wire = rest
+                        self._frames.append(tail)
+                        self._wake()
+                    return True
+        return self.put(frame)
 
     def put_control(self, frame: Frame) -> None:
         """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""

@@ -360,7 +360,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
 
     def _enqueue(self, frame: Frame) -> None:
         try:
-            if self._outbound.put(frame):
+            if self._outbound.put_now(frame):
                 self._counters.messages_out += 1
             else:
                 self._counters.dropped += 1
@@ -525,6 +525,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
                 return
             if self._close_code is not None and not self._closed_by_peer:
                 continue  # we are closing: what the peer still sends is not handled
+            # The first reply to this message may go straight to the socket.
+            self._outbound.allow_direct()
             try:
                 await self._dispatch(item)
             except Exception as exc:

@@ -12,6 +12,7 @@ session's queued frames are written with one ``send_all``.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from functools import partial
 from typing import Any, final
@@ -210,6 +211,7 @@ class _StreamConnection:
         self._proto = proto
         self._config = config
         self._outbound: OutboundQueue | None = None
+        self._socket: trio.socket.SocketType | None = None
         self._ready: deque[str | bytes] = deque()
         self._parts: list[Any] = []
         self._size = 0
@@ -224,6 +226,25 @@ class _StreamConnection:
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
+        if isinstance(self._stream, trio.SocketStream):
+            self._socket = self._stream.socket
+            outbound.direct = self._send_now
+
+    def _send_now(self, frame: Frame) -> bytes | None:
+        """Write ``frame`` without waiting, the writer being idle: the unsent rest, or None.
+
+        A closed socket's ``fileno()`` is -1 (the write fails), so a write after close
+        can never reach a descriptor the kernel gave to another connection.
+        """
+        socket = self._socket
+        if socket is None:
+            return None
+        data = wire_bytes(frame)
+        try:
+            sent = os.write(socket.fileno(), data)
+        except OSError:  # full, or broken: the writer finds out which
+            return None
+        return data[sent:]
 
     async def receive(self) -> str | bytes:
         while not self._ready:

@@ -1,0 +1,82 @@
+"""A handler's first reply is written straight to the socket when the writer is idle.
+
+The embedded server only (it owns the socket). What must hold whatever the kernel
+takes at once: every frame arrives whole and in order, and nothing is ever written
+to a socket that is closed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import pytest
+import trio
+from wsproto import ConnectionType
+from wsproto.connection import Connection as WsprotoConnection
+
+import trio_rooms.transports.websocket as websocket_transport
+from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.outbound import TEXT, Frame, OutboundQueue
+
+from .chat_app import ChatRoom
+from .sockets import open_raw
+
+BIG = 600_000  # more than a loopback socket takes at once
+
+
+@pytest.mark.embedded_only("the direct write is the embedded server's")
+async def test_a_partial_direct_write_is_finished_by_the_writer_in_order(
+    port: int, rooms: Rooms[ChatRoom], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[tuple[int, int]] = []  # (bytes offered, bytes the kernel took)
+    real_write = os.write
+
+    def spy(fd: int, data: bytes) -> int:
+        sent = real_write(fd, data)
+        writes.append((len(data), sent))
+        return sent
+
+    monkeypatch.setattr(websocket_transport.os, "write", spy)
+    async with open_raw(port, "/rooms/lobby/websocket", rcvbuf=4096) as client:
+        assert orjson.loads(await client.receive_text())["type"] == "userJoined"
+        for text in ("a" * BIG, "after"):
+            await client.send_text(orjson.dumps({"type": "whisper", "text": text}).decode())
+        with trio.fail_after(10):
+            first = orjson.loads(await client.receive_text())
+            second = orjson.loads(await client.receive_text())
+    assert first["text"] == "a" * BIG  # whole: the writer sent what the kernel left
+    assert second["text"] == "after"  # and the reply queued behind it came after
+    assert any(sent < offered for offered, sent in writes), writes  # a partial write
+
+
+@pytest.mark.embedded_only("the direct write is the embedded server's")
+async def test_replies_in_a_burst_keep_their_order(port: int) -> None:
+    async with open_raw(port, "/rooms/lobby/websocket") as client:
+        await client.receive_text()
+        for n in range(200):
+            await client.send_text(orjson.dumps({"type": "whisper", "text": str(n)}).decode())
+        with trio.fail_after(10):
+            replies = [orjson.loads(await client.receive_text())["text"] for _ in range(200)]
+    assert replies == [str(n) for n in range(200)]
+
+
+async def test_nothing_is_written_directly_to_a_closed_socket() -> None:
+    """Its descriptor number may belong to another connection by then."""
+    left, right = trio.socket.socketpair()
+    stream = trio.SocketStream(left)
+    connection = websocket_transport._StreamConnection(  # pyright: ignore[reportPrivateUsage]
+        stream, WsprotoConnection(ConnectionType.SERVER), RoomsConfig()
+    )
+    queue = OutboundQueue(8, 1024)
+    connection.attach(queue)
+    assert queue.direct is not None
+    assert queue.direct(Frame(TEXT, b"open")) == b""  # written whole
+    await stream.aclose()
+    assert queue.direct(Frame(TEXT, b"closed")) is None  # refused: not written anywhere
+    right.close()
+
+
+@pytest.fixture
+def config() -> RoomsConfig:
+    return RoomsConfig(rate_limit=None)  # the burst test sends 200 at once
