@@ -1,4 +1,6 @@
-"""A handler's first reply is written straight to the socket when the writer is idle.
+"""Frames are written straight to the socket when the session's writer is idle.
+
+A handler's first reply, and the first broadcast frame since the writer parked.
 
 The embedded server only (it owns the socket). What must hold whatever the kernel
 takes at once: every frame arrives whole and in order, and nothing is ever written
@@ -48,6 +50,36 @@ async def test_a_partial_direct_write_is_finished_by_the_writer_in_order(
     assert first["text"] == "a" * BIG  # whole: the writer sent what the kernel left
     assert second["text"] == "after"  # and the reply queued behind it came after
     assert any(sent < offered for offered, sent in writes), writes  # a partial write
+
+
+@pytest.mark.embedded_only("the direct write is the embedded server's")
+async def test_a_broadcast_is_written_at_once_and_a_partial_one_finished_in_order(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[tuple[int, int]] = []
+    real_write = os.write
+
+    def spy(fd: int, data: bytes) -> int:
+        sent = real_write(fd, data)
+        writes.append((len(data), sent))
+        return sent
+
+    async with (
+        open_raw(port, "/rooms/lobby/websocket?name=slow", rcvbuf=4096) as slow,
+        open_raw(port, "/rooms/lobby/websocket?name=fast") as fast,
+    ):
+        await slow.receive_text()  # its own join
+        await slow.receive_text()  # fast's join
+        await fast.receive_text()
+        monkeypatch.setattr(websocket_transport.os, "write", spy)
+        for text in ("b" * BIG, "after"):
+            await fast.send_text(orjson.dumps({"type": "message", "text": text}).decode())
+        with trio.fail_after(10):
+            for client in (fast, slow):
+                assert orjson.loads(await client.receive_text())["text"] == "b" * BIG
+                assert orjson.loads(await client.receive_text())["text"] == "after"
+    assert any(sent < offered for offered, sent in writes), writes  # slow's was partial
+    assert len(writes) >= 2  # the first frame went out at once to both
 
 
 @pytest.mark.embedded_only("the direct write is the embedded server's")

@@ -108,23 +108,44 @@ class OutboundQueue:
         self._direct_ready = True
 
     def put_now(self, frame: Frame) -> bool:
-        """Like `put`, but write ``frame`` at once if allowed, nothing is queued and the
-        writer is idle (so it is not in the middle of a write of its own)."""
+        """Like `put`, but write ``frame`` at once if allowed (`allow_direct`)."""
         if self._direct_ready:
             self._direct_ready = False
-            direct = self.direct
-            if direct is not None and self._waiter is not None and not self._frames:
-                if self._closed:
-                    return False
-                rest = direct(frame)
-                if rest is not None:
-                    if rest:  # a partial write: the writer sends the rest
-                        tail = Frame(frame.opcode, b"")
-                        tail.wire = rest
-                        self._frames.append(tail)
-                        self._wake()
-                    return True
+            if self._write_direct(frame):
+                return True
         return self.put(frame)
+
+    def put_first(self, frame: Frame) -> bool:
+        """Like `put`, but the first frame since the writer parked is written at once.
+
+        For broadcasts: the writer is woken all the same, so the frames that follow in
+        the same turn find it scheduled and are queued and sent in one batch, and it
+        re-arms this when it parks again.
+        """
+        if self._write_direct(frame):
+            if self._waiter is not None:
+                self._wake()
+            return True
+        return self.put(frame)
+
+    def _write_direct(self, frame: Frame) -> bool:
+        """Write ``frame`` through ``direct`` if the writer is idle with nothing queued.
+
+        The writer must be parked: then it is not in the middle of a write of its own.
+        What the transport did not take goes first in the queue, for the writer.
+        """
+        direct = self.direct
+        if direct is None or self._waiter is None or self._frames or self._closed:
+            return False
+        rest = direct(frame)
+        if rest is None:
+            return False
+        if rest:  # a partial write
+            tail = Frame(frame.opcode, b"")
+            tail.wire = rest
+            self._frames.append(tail)
+            self._wake()
+        return True
 
     def put_control(self, frame: Frame) -> None:
         """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""

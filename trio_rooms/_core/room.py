@@ -174,7 +174,8 @@ class Room(Generic[SessionT_co]):
         frames: dict[WireFormat, Frame] = {}
         queued = 0
         overflowed: list[Session[Any, Any, Any]] = []
-        # The hot loop of fan-out: one dict lookup and one append per recipient.
+        # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
+        # a session whose writer is idle, one non-blocking write: see put_first).
         for session in self._sessions.values():
             if excluded is not None and session._id in excluded:
                 continue
@@ -185,7 +186,7 @@ class Room(Generic[SessionT_co]):
                     TEXT if wire == "json" else BINARY, session._encode(message)
                 )
             try:
-                queued += session._outbound.put(frame)
+                queued += session._outbound.put_first(frame)
             except QueueOverflow:
                 overflowed.append(session)
         self._counters.messages_out += queued
