@@ -33,7 +33,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeAlias, cast, final
+from typing import Any, TypeAlias, final
 from urllib.parse import quote
 
 import trio
@@ -48,6 +48,7 @@ from hypercorn.typing import (
     WebsocketScope,
 )
 
+from .._core.admission import room_class_of
 from .._core.config import RoomsConfig, validate_room_name
 from .._core.connection import ConnectionEnded
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
@@ -159,12 +160,11 @@ def hypercorn_config(
 
 
 def _room_class(factory: object) -> type | None:
-    """The room class when the factory is one, its routes checked; None otherwise."""
-    if isinstance(factory, type) and issubclass(factory, Room):
-        room_class = cast("type[Room[Any]]", factory)
+    """The room class the factory makes, its routes checked; None if it cannot be told."""
+    room_class = room_class_of(factory)
+    if room_class is not None:
         route_table(room_class)
-        return room_class
-    return None
+    return room_class
 
 
 @final
