@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import assert_never, cast
+from typing import assert_never
 
 import attrs
 import trio
@@ -96,11 +96,7 @@ class ChatData:
     messages: int = 0
 
 
-class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
-    @property
-    def room(self) -> ChatRoom:
-        return cast("ChatRoom", super().room)
-
+class ChatSession(Session[ChatData, ServerMsg, ClientMsg, "ChatRoom"]):
     async def create_data(self, request: ConnectRequest) -> ChatData:
         name = request.query.get("name", "anon")
         if name == "fail":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Generic, Self, TypeVar, assert_never, assert_type
+from typing import Generic, TypeVar, assert_never, assert_type
 
 import attrs
 import trio
@@ -82,8 +82,8 @@ class ChatData:
     joined_at: int
 
 
-class ChatSession(Session[ChatData, ChatServerMsg, ChatClientMsg]):
-    """One chat participant."""
+class ChatSession(Session[ChatData, ChatServerMsg, ChatClientMsg, "ChatRoom"]):
+    """One chat participant, in a `ChatRoom` (the fourth type argument types ``self.room``)."""
 
     @classmethod
     async def authorize(cls, request: ConnectRequest) -> None:
@@ -121,9 +121,11 @@ class ChatSession(Session[ChatData, ChatServerMsg, ChatClientMsg]):
     def pinned_types(self) -> None:
         """The types a session sees of itself and its room."""
         assert_type(self.data, ChatData)
-        assert_type(self.room, Room[Self])
+        assert_type(self.room, ChatRoom)
         assert_type(self.room.name, str)
-        assert_type(self.room.sessions, Mapping[str, Self])
+        assert_type(self.room.history, list[Chat])
+        self.room.announce("no cast needed")
+        assert_type(self.room.sessions, Mapping[str, ChatSession])
         for other in self.room.sessions.values():
             assert_type(other.data, ChatData)
             other.send(Chat(author=self.data.name, text="hello"))
@@ -147,7 +149,7 @@ class ChatRoom(Room[ChatSession]):
         self.broadcast(UserLeft(user_id="ghost"), exclude=["some-session-id"])
         for session in self.sessions.values():
             assert_type(session, ChatSession)
-            assert_type(session.room, Room[ChatSession])
+            assert_type(session.room, ChatRoom)
             session.send(chat)
 
 
@@ -201,6 +203,10 @@ class EchoSession(NamedSession[EchoData, Echo]):
         self.send(Echo(text=text))
         self.broadcast(Echo(text=text), exclude_self=True)
         self.room.broadcast(Echo(text=text))
+        # Without a fourth type argument, the room is one of sessions like this one.
+        for other in self.room.sessions.values():
+            assert_type(other.data, EchoData)
+            other.send(Echo(text=text))
 
 
 class EchoRoom(Room[EchoSession]):

@@ -31,7 +31,7 @@ __all__ = ["Room"]
 
 _logger = logging.getLogger("trio_rooms")
 
-SessionT_co = TypeVar("SessionT_co", bound=Session[Any, Any, Any], covariant=True)
+SessionT_co = TypeVar("SessionT_co", bound=Session[Any, Any, Any, Any], covariant=True)
 MsgT = TypeVar("MsgT", bound=Message)
 PosArgsT = TypeVarTuple("PosArgsT")
 
@@ -51,7 +51,7 @@ class Room(Generic[SessionT_co]):
     nursery, which owns its sessions' tasks and the tasks started with `start_soon`.
     """
 
-    session_class: ClassVar[type[Session[Any, Any, Any]] | None] = None
+    session_class: ClassVar[type[Session[Any, Any, Any, Any]] | None] = None
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -79,7 +79,7 @@ class Room(Generic[SessionT_co]):
                 f"{type(self).__qualname__} has no session class: subclass Room[YourSession]"
             )
         self._name = name
-        self._sessions: dict[str, Session[Any, Any, Any]] = {}
+        self._sessions: dict[str, Session[Any, Any, Any, Any]] = {}
         self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
         self._config = RoomsConfig()
         self._counters = Counters()
@@ -124,10 +124,10 @@ class Room(Generic[SessionT_co]):
         """
 
     def broadcast(
-        self: Room[Session[Any, MsgT, Any]],
+        self: Room[Session[Any, MsgT, Any, Any]],
         message: MsgT,
         *,
-        exclude: Iterable[Session[Any, Any, Any] | str] = (),
+        exclude: Iterable[Session[Any, Any, Any, Any] | str] = (),
     ) -> None:
         """Queue ``message`` for every session of the room except those in ``exclude``.
 
@@ -173,7 +173,7 @@ class Room(Generic[SessionT_co]):
     def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
         frames: dict[WireFormat, Frame] = {}
         queued = 0
-        overflowed: list[Session[Any, Any, Any]] = []
+        overflowed: list[Session[Any, Any, Any, Any]] = []
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
         # a session whose writer is idle, one non-blocking write: see put_first).
         for session in self._sessions.values():
@@ -218,7 +218,7 @@ class Room(Generic[SessionT_co]):
         config = self._config
         return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
 
-    def _add(self, session: Session[Any, Any, Any]) -> None:
+    def _add(self, session: Session[Any, Any, Any, Any]) -> None:
         backplane = self._backplane
         if backplane is not None:
             if not self._sessions:
@@ -226,7 +226,7 @@ class Room(Generic[SessionT_co]):
             backplane.join(self._name, session._id)
         self._sessions[session._id] = session
 
-    def _remove(self, session: Session[Any, Any, Any]) -> None:
+    def _remove(self, session: Session[Any, Any, Any, Any]) -> None:
         if self._sessions.pop(session._id, None) is not None and self._backplane is not None:
             self._backplane.leave(self._name, session._id)
             if not self._sessions:
@@ -279,7 +279,9 @@ class Room(Generic[SessionT_co]):
             raise
         return session._close_code or 1006, session._close_reason
 
-    async def _run_session(self, session: Session[Any, Any, Any], connection: Connection) -> None:
+    async def _run_session(
+        self, session: Session[Any, Any, Any, Any], connection: Connection
+    ) -> None:
         try:
             await session._run(connection, self)
         finally:

@@ -12,12 +12,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import attrs
 import msgpack
 import orjson
 import trio
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from .._errors import DecodeError, SessionClosedError
 from .._message import Message
@@ -42,6 +43,14 @@ _logger = logging.getLogger("trio_rooms")
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+#: The session's own room class, for ``self.room``; a session that does not name it
+#: sees a room of sessions with its own data and messages.
+RoomT_co = DefaultTypeVar(
+    "RoomT_co",
+    bound="Room[Any]",
+    default="Room[Session[DataT, ServerMsgT, ClientMsgT]]",
+    covariant=True,
+)
 
 #: Largest write the session's writer hands to the transport at once.
 _WRITE_BATCH_BYTES = 256 * 1024
@@ -82,13 +91,14 @@ def _library_frame(wire: WireFormat, content: dict[str, object]) -> Frame:
     return Frame(BINARY, msgpack.packb(content))
 
 
-class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
+class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     """One client connected to a room.
 
     Subclass it with concrete type arguments; the message unions are read from them
-    when the class is created::
+    when the class is created. The fourth, optional, is the room class the session
+    runs in, so that ``self.room`` has that room's own attributes::
 
-        class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
+        class ChatSession(Session[ChatData, ServerMsg, ClientMsg, "ChatRoom"]):
             async def create_data(self, request: ConnectRequest) -> ChatData:
                 return ChatData(name=request.query.get("name", "anon"))
 
@@ -111,12 +121,12 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         args = resolve_type_args(cls, Session)
-        if args is None or len(args) != 3:
+        if args is None or len(args) not in (3, 4):
             raise TypeError(
                 f"{cls.__qualname__} must subclass Session[Data, ServerMsg, ClientMsg] "
-                "with its type arguments"
+                "(or Session[Data, ServerMsg, ClientMsg, YourRoom]) with its type arguments"
             )
-        if not is_concrete(args[1:]):
+        if not is_concrete(args[1:3]):
             return  # a generic intermediate class; its subclasses bind the messages
         cls._data_type = args[0]
         cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
@@ -176,11 +186,11 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT]):
         self._data = value
 
     @property
-    def room(self) -> Room[Self]:
-        """The room this session belongs to."""
+    def room(self) -> RoomT_co:
+        """The room this session belongs to, typed by the session's fourth type argument."""
         if self._room is None:
             raise RuntimeError("this session has not been attached to a room")
-        return self._room
+        return cast("RoomT_co", self._room)
 
     @property
     def request(self) -> ConnectRequest:

@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Final, assert_never, cast
+from typing import Final, assert_never
 
 import attrs
 import hypercorn.trio
@@ -227,13 +227,8 @@ class ChatData:
     rejected_name: bool = False
 
 
-class ChatSession(Session[ChatData, ServerMsg, ClientMsg]):
+class ChatSession(Session[ChatData, ServerMsg, ClientMsg, "ChatRoom"]):
     """One browser tab in a chat room."""
-
-    @property
-    def room(self) -> ChatRoom:
-        # Session.room is typed Room[Self]; this session only ever runs in a ChatRoom.
-        return cast("ChatRoom", super().room)
 
     async def create_data(self, request: ConnectRequest) -> ChatData:
         """The name asked for with ``?name=``, or a guest name."""

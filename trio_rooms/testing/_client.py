@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import ClassVar, Generic, TypeVar, cast, final
+from typing import Any, ClassVar, Generic, TypeVar, cast, final
 
 import trio
 import trio.testing
@@ -119,7 +119,7 @@ async def _write(
 
 @asynccontextmanager
 async def connect(
-    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT]]],
+    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, Any]]],
     room: str,
     *,
     format: WireFormat = "json",
