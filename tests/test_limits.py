@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import attrs
 import orjson
@@ -101,11 +102,10 @@ async def _echo(client: RawClient, text: str) -> None:
     assert orjson.loads(await client.receive_text()) == {"type": "hello", "text": text}
 
 
-async def _eventually(condition: Callable[[], bool]) -> None:
-    """Wait (at most 5 s) for a condition the server reaches on its own."""
+async def _connections(rooms: Rooms[Any], count: int) -> None:
+    """Wait (at most 5 s) until the server counts ``count`` open connections."""
     with trio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - the server sets no event for these counters
-            await trio.sleep(0.01)
+        await rooms.wait_statistics(lambda stats: stats.connections == count)
 
 
 # ----------------------------------------------------------------- authorize
@@ -159,7 +159,7 @@ async def test_a_thousand_rejected_attempts_leave_nothing_behind(
                 nursery.start_soon(attempts, 100)
     stats = rooms.statistics()
     assert (stats.rooms, stats.sessions) == (0, 0)
-    await _eventually(lambda: rooms.statistics().connections == 0)
+    await _connections(rooms, 0)
     if transport == "embedded":  # hypercorn keeps its own bookkeeping
         assert len(os.listdir("/proc/self/fd")) <= fds
 
@@ -222,7 +222,7 @@ async def test_the_global_connection_cap_answers_503(port: int, rooms: Rooms[Gua
     await first.send(client_frame(CLOSE, (1000).to_bytes(2, "big")))
     assert await first.close_code() == 1000
     await first.stream.aclose()
-    await _eventually(lambda: rooms.statistics().connections == 1)
+    await _connections(rooms, 1)
     third = await _connect(port)
     await _echo(third, "room again")
     await second.stream.aclose()
@@ -247,7 +247,7 @@ async def test_connections_in_their_handshake_hold_a_slot(
 ) -> None:
     """Two clients that never finish their handshake keep a third one out."""
     idle = [await connect_socket(port), await connect_socket(port)]
-    await _eventually(lambda: rooms.statistics().connections == 2)
+    await _connections(rooms, 2)
     assert (await _status(port, _path()))[0] == 503
     for stream in idle:
         await stream.aclose()

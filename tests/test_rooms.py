@@ -234,3 +234,28 @@ def test_config_rejects_nonsense(options: dict[str, object]) -> None:
     """Limits must be positive and the prefix a clean path."""
     with pytest.raises(ValueError, match="RoomsConfig"):
         RoomsConfig(**options)  # pyright: ignore[reportArgumentType]
+
+
+async def test_wait_statistics_wakes_on_sessions_rooms_and_closes() -> None:
+    """wait_statistics returns once sessions, rooms and closes reach what it waits for."""
+    config = RoomsConfig(room_idle_timeout=0.01)
+    async with trio_rooms.open_rooms(ChatRoom, config=config) as rooms:
+        assert (await rooms.wait_statistics(lambda stats: stats.rooms == 0)).sessions == 0
+        async with trio.open_nursery() as nursery:
+
+            async def two_sessions_then_gone() -> None:
+                async with (
+                    testing.connect(rooms, "lobby", query="name=ann"),
+                    testing.connect(rooms, "lobby", query="name=bob"),
+                ):
+                    await rooms.wait_statistics(lambda stats: stats.sessions == 2)
+
+            nursery.start_soon(two_sessions_then_gone)
+            with trio.fail_after(5):
+                seen = await rooms.wait_statistics(lambda stats: stats.sessions == 2)
+                assert seen.rooms == 1
+                closed = await rooms.wait_statistics(lambda stats: sum(stats.closes.values()) == 2)
+                assert closed.sessions == 0
+                # The idle room is evicted on its own; nothing else happens meanwhile.
+                gone = await rooms.wait_statistics(lambda stats: stats.rooms == 0)
+                assert gone.closes == {1000: 2}

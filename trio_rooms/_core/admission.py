@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, final
 
 from .._errors import RoomsError
@@ -65,18 +66,22 @@ class ConnectionCounter:
     handshake too: a slowloris client holds a slot) until it is closed.
     """
 
-    __slots__ = ("_by_address", "_max_per_address", "_max_total", "total")
+    __slots__ = ("_by_address", "_changed", "_max_per_address", "_max_total", "total")
 
-    def __init__(self, max_total: int, max_per_address: int) -> None:
+    def __init__(
+        self, max_total: int, max_per_address: int, changed: Callable[[], None] = lambda: None
+    ) -> None:
         self._max_total = max_total
         self._max_per_address = max_per_address
         self._by_address: Counter[str] = Counter()
+        self._changed = changed
         self.total = 0
 
     def enter(self, address: str | None) -> None:
         self.total += 1
         if address is not None:
             self._by_address[address] += 1
+        self._changed()
 
     def exit(self, address: str | None) -> None:
         self.total -= 1
@@ -86,6 +91,7 @@ class ConnectionCounter:
                 self._by_address[address] = left
             else:
                 del self._by_address[address]
+        self._changed()
 
     def over_cap(self, address: str | None) -> str | None:
         """Why a connection that has entered is one too many; None if it is within the caps."""

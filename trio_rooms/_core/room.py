@@ -225,12 +225,16 @@ class Room(Generic[SessionT_co]):
                 backplane.subscribe(self._name)
             backplane.join(self._name, session._id)
         self._sessions[session._id] = session
+        self._counters.changed()
 
     def _remove(self, session: Session[Any, Any, Any, Any]) -> None:
-        if self._sessions.pop(session._id, None) is not None and self._backplane is not None:
+        if self._sessions.pop(session._id, None) is None:
+            return
+        if self._backplane is not None:
             self._backplane.leave(self._name, session._id)
             if not self._sessions:
                 self._backplane.unsubscribe(self._name)
+        self._counters.changed()
 
     def _mark_busy(self) -> None:
         self._active += 1

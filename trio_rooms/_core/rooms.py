@@ -70,12 +70,12 @@ class Rooms(Generic[RoomT_co]):
         self._backplane = backplane
         #: Tells this node's broadcasts apart from other nodes' on the backplane.
         self._node_id = secrets.token_hex(8)
+        self._counters = Counters()
         self._connections = ConnectionCounter(
-            config.max_connections, config.max_connections_per_address
+            config.max_connections, config.max_connections_per_address, self._counters.changed
         )
         self._room_class = room_class_of(factory)
         self._slots: dict[str, _Slot] = {}
-        self._counters = Counters()
         self._closing = False
 
     @property
@@ -134,6 +134,26 @@ class Rooms(Generic[RoomT_co]):
             closes=dict(counters.closes),
             backplane=self._backplane.statistics() if self._backplane is not None else None,
         )
+
+    async def wait_statistics(
+        self, predicate: Callable[[RoomsStatistics], bool]
+    ) -> RoomsStatistics:
+        """Wait until ``predicate(self.statistics())`` is true; return that snapshot.
+
+        ::
+
+            await rooms.wait_statistics(lambda stats: stats.connections == 0)
+
+        The predicate is checked at once, then each time a connection opens or closes,
+        a session is admitted or ends, or a room starts or stops: the message counters
+        (``messages_in``, ``messages_out``, ``queued_bytes`` ...) do not wake it by
+        themselves. Cancel it (``trio.fail_after``) to bound the wait.
+        """
+        while True:
+            snapshot = self.statistics()
+            if predicate(snapshot):
+                return snapshot
+            await self._counters.wait_changed()
 
     async def _admit(self, request: ConnectRequest) -> None:
         """Check a handshake before its upgrade; the caller has counted its connection.
@@ -212,15 +232,18 @@ class Rooms(Generic[RoomT_co]):
                 room._nursery = nursery
                 await room.on_start()
                 slot.room = room
+                self._counters.changed()
                 task_status.started(room)
                 await self._wait_idle(room)
                 slot.stopping = room._stopping = True
+                self._counters.changed()
                 await self._stop_room(room)
                 nursery.cancel_scope.cancel()
         finally:
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]
+            self._counters.changed()
 
     async def _wait_idle(self, room: Room[Any]) -> None:
         """Return once the room has had no session for ``room_idle_timeout``.

@@ -443,6 +443,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             self._close_sent.set()
             self._ended.set()
             room._counters.closes[self._close_code or 1006] += 1
+            room._counters.changed()
 
     async def _admit(self, room: Room[Any]) -> bool:
         """Resume or create the session, persist it, and add it to the room."""

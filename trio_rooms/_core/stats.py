@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import final
 
 import attrs
+import trio
 
 from .backplane import BackplaneStatistics
 
@@ -46,9 +47,14 @@ class RoomsStatistics:
 
 @final
 class Counters:
-    """Mutable counters, incremented on hot paths (plain attributes, no locking: trio)."""
+    """Mutable counters, incremented on hot paths (plain attributes, no locking: trio).
+
+    `changed` wakes `Rooms.wait_statistics`: it is called where connections, sessions,
+    rooms and closes change, never per message (a delivery must stay one append).
+    """
 
     __slots__ = (
+        "_waiters",
         "closes",
         "dropped",
         "errors",
@@ -66,3 +72,13 @@ class Counters:
         self.rate_limited = 0
         self.errors = 0
         self.closes: Counter[int] = Counter()
+        self._waiters = trio.lowlevel.ParkingLot()
+
+    def changed(self) -> None:
+        """Wake whoever waits for the statistics to change."""
+        if self._waiters:
+            self._waiters.unpark_all()
+
+    async def wait_changed(self) -> None:
+        """Wait for the next `changed`."""
+        await self._waiters.park()
