@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any, cast
@@ -21,11 +22,12 @@ from .chat_app import ChatRoom, SendChat, UserJoined
 from .peer import Peer, connect
 from .routes_app import AdminRoom, MemberSession
 from .servers import start_server
+from .sockets import connect_socket, handshake_request, read_http_response
 
 
 @pytest.fixture
-async def admin_rooms() -> AsyncGenerator[Rooms[AdminRoom]]:
-    async with trio_rooms.open_rooms(AdminRoom) as rooms:
+async def admin_rooms(config: RoomsConfig) -> AsyncGenerator[Rooms[AdminRoom]]:
+    async with trio_rooms.open_rooms(AdminRoom, config=config) as rooms:
         yield rooms
 
 
@@ -44,11 +46,23 @@ class HttpResult:
         return orjson.loads(self.body)
 
 
-async def http(port: int, method: str, target: str, body: bytes = b"") -> HttpResult:
-    """One HTTP/1.1 request with h11 on a fresh connection."""
+async def http(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    content_type: str | None = "application/json",
+    origin: str | None = None,
+) -> HttpResult:
+    """One HTTP/1.1 request with h11 on a fresh connection (``content_type`` if a body)."""
     connection = h11.Connection(h11.CLIENT)
     headers = [("host", "127.0.0.1"), ("connection", "close"), ("x-tag", "t1")]
     headers.append(("content-length", str(len(body))))
+    if body and content_type is not None:
+        headers.append(("content-type", content_type))
+    if origin is not None:
+        headers.append(("origin", origin))
     out = [connection.send(h11.Request(method=method, target=target, headers=headers))]
     if body:
         out.append(connection.send(h11.Data(data=body)))
@@ -131,6 +145,89 @@ async def test_a_body_that_is_not_json_gets_400(http_port: int) -> None:
     assert result.status == 400
     error: dict[str, str] = result.json()
     assert error["error"].startswith("invalid JSON")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "application/json, text/plain",
+        "application/+json",
+        "text/json",
+        None,
+    ],
+)
+async def test_a_body_that_is_not_sent_as_json_gets_415_and_the_route_does_not_run(
+    http_port: int, admin_rooms: Rooms[AdminRoom], content_type: str | None
+) -> None:
+    """A body route refuses what a cross-site form or text/plain fetch sends with 415."""
+    body = b'{"message":"forged"}'
+    result = await http(http_port, "POST", "/rooms/hall/broadcast", body, content_type=content_type)
+    assert result.status == 415
+    assert result.json() == {"error": "Unsupported Media Type: send the body as application/json"}
+    assert admin_rooms.statistics().rooms == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON ; Charset=UTF-8",
+        "application/vnd.api+json",
+        "application/merge-patch+json",
+    ],
+)
+async def test_json_and_structured_json_bodies_are_taken(http_port: int, content_type: str) -> None:
+    """application/json, with parameters and in any case, and application/*+json run the route."""
+    body = b'{"message":"hi"}'
+    result = await http(http_port, "POST", "/rooms/hall/broadcast", body, content_type=content_type)
+    assert (result.status, result.json()) == (200, {"success": True})
+
+
+async def test_routes_without_a_body_type_are_not_held_to_json(http_port: int) -> None:
+    """A route without a body type takes text/plain; a body route sent no body still gets 400."""
+    echo = await http(http_port, "PUT", "/rooms/hall/echo", b"plain", content_type="text/plain")
+    assert echo.status == 201
+    empty = await http(http_port, "POST", "/rooms/hall/broadcast", content_type="text/plain")
+    assert empty.status == 400
+    error: dict[str, str] = empty.json()
+    assert error["error"].startswith("invalid JSON")
+
+
+ALLOWED = RoomsConfig(allowed_origins={"https://chat.example"})
+
+
+@pytest.mark.parametrize("config", [ALLOWED])
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("POST", "/rooms/hall/broadcast", b'{"message":"forged"}'),
+        ("POST", "/rooms/hall/info", b""),
+        ("GET", "/rooms/hall/echo", b""),
+    ],
+)
+async def test_a_foreign_origin_gets_403_before_the_room_exists(
+    http_port: int, admin_rooms: Rooms[AdminRoom], method: str, target: str, body: bytes
+) -> None:
+    """With allowed_origins, a route request from another Origin gets 403 and creates no room."""
+    for origin in ("https://evil.example", "null", "https://chat.example.evil.example"):
+        result = await http(http_port, method, target, body, origin=origin)
+        assert (result.status, result.body) == (403, b"Forbidden: this origin is not allowed")
+    assert admin_rooms.statistics().rooms == 0
+
+
+@pytest.mark.parametrize("config", [ALLOWED])
+@pytest.mark.parametrize("origin", ["https://chat.example", "HTTPS://Chat.Example/", None])
+async def test_an_allowed_origin_or_none_runs_the_route(http_port: int, origin: str | None) -> None:
+    """An allowed Origin (normalised as for WebSockets) or no Origin at all reaches the route."""
+    body = b'{"message":"hi"}'
+    result = await http(http_port, "POST", "/rooms/hall/broadcast", body, origin=origin)
+    assert (result.status, result.json()) == (200, {"success": True})
 
 
 async def test_unknown_routes_get_404_and_wrong_methods_405_without_creating_the_room(
@@ -294,3 +391,133 @@ async def test_the_byte_limit_holds_where_hypercorn_counts_characters(
     room = await rooms.get("lobby")
     with trio.fail_after(5):
         assert await room.wait_closed(1) == [("anon", 1009)]
+
+
+# ------------------------------------------------------------------------ limits
+
+
+class GateRoom(Room[MemberSession]):
+    """A room whose one route waits, once it has said it arrived, until it is released."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.arrivals, self.arrived = trio.open_memory_channel[None](math.inf)
+        self.release = trio.Event()
+
+    @route.post("/wait")
+    async def wait(self, request: HttpRequest) -> Response:
+        self.arrivals.send_nowait(None)
+        await self.release.wait()
+        return Response.text(200, "released")
+
+
+@pytest.fixture
+async def gate_rooms(config: RoomsConfig) -> AsyncGenerator[Rooms[GateRoom]]:
+    async with trio_rooms.open_rooms(GateRoom, config=config) as rooms:
+        yield rooms
+
+
+@pytest.mark.parametrize(
+    ("config", "refusal"),
+    [
+        (
+            RoomsConfig(max_connections_per_address=2),
+            b"too many connections from 127.0.0.1 (at most 2)",
+        ),
+        (RoomsConfig(max_connections=2), b"the server is at its limit of 2 connections"),
+    ],
+)
+async def test_route_requests_count_against_the_connection_caps(
+    gate_rooms: Rooms[GateRoom], nursery: trio.Nursery, refusal: bytes
+) -> None:
+    """Two route requests that run hold both slots: a third request and a WebSocket get 503."""
+    port = await start_server(nursery, "hypercorn", gate_rooms)
+    room = await gate_rooms.get("hall")
+    held: list[HttpResult] = []
+
+    async def hold() -> None:
+        held.append(await http(port, "POST", "/rooms/hall/wait"))
+
+    async with trio.open_nursery() as holders:
+        holders.start_soon(hold)
+        holders.start_soon(hold)
+        await room.arrived.receive()
+        await room.arrived.receive()
+        refused = await http(port, "POST", "/rooms/hall/wait")
+        assert (refused.status, refused.body) == (503, b"Service Unavailable: " + refusal)
+        stream = await connect_socket(port)
+        async with stream:
+            await stream.send_all(handshake_request("/rooms/hall/websocket"))
+            assert (await read_http_response(stream))[0] == 503
+        room.release.set()
+    assert [(result.status, result.body) for result in held] == [(200, b"released")] * 2
+    with trio.fail_after(5):
+        while gate_rooms.statistics().connections:  # noqa: ASYNC110 - no event for the counter
+            await trio.sleep(0.01)
+    room.release = trio.Event()
+    async with trio.open_nursery() as holders:
+        holders.start_soon(hold)
+        await room.arrived.receive()
+        room.release.set()
+    assert held[-1].status == 200
+
+
+@pytest.mark.parametrize("config", [RoomsConfig(max_message_size=1024)])
+async def test_a_body_announced_over_the_limit_gets_413_before_it_is_sent(
+    http_port: int, admin_rooms: Rooms[AdminRoom]
+) -> None:
+    """A Content-Length over max_message_size is answered 413 at once; the body is never read."""
+    stream = await connect_socket(http_port)
+    async with stream:
+        await stream.send_all(
+            b"POST /rooms/hall/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1025\r\n\r\n"
+        )
+        with trio.fail_after(5):
+            status, head, _ = await read_http_response(stream)
+    assert status == 413
+    assert b"connection: close" in head.lower()
+    assert admin_rooms.statistics().rooms == 0
+
+
+@pytest.mark.parametrize("config", [RoomsConfig(max_message_size=1024)])
+async def test_a_chunked_body_is_cut_off_with_413_once_it_passes_the_limit(
+    http_port: int, admin_rooms: Rooms[AdminRoom]
+) -> None:
+    """A body of unannounced length gets 413 as soon as it passes the limit, before it ends."""
+    connection = h11.Connection(h11.CLIENT)
+    headers = [
+        ("host", "127.0.0.1"),
+        ("content-type", "application/json"),
+        ("transfer-encoding", "chunked"),
+    ]
+    data = connection.send(
+        h11.Request(method="POST", target="/rooms/hall/broadcast", headers=headers)
+    )
+    for _ in range(3):  # 1536 bytes, and no end of the body
+        data += connection.send(h11.Data(data=b" " * 512))
+    stream = await connect_socket(http_port)
+    async with stream:
+        await stream.send_all(data)
+        with trio.fail_after(5):
+            status, _, _ = await read_http_response(stream)
+    assert status == 413
+    assert admin_rooms.statistics().rooms == 0
+
+
+async def test_a_factory_the_app_cannot_see_through_still_gets_415(nursery: trio.Nursery) -> None:
+    """When the room tells its class only once made, its body routes still require JSON."""
+    async with trio_rooms.open_rooms(lambda name: AdminRoom(name)) as rooms:
+        port = await start_server(nursery, "hypercorn", rooms)
+        body = b'{"message":"hi"}'
+        refused = await http(port, "POST", "/rooms/hall/broadcast", body, content_type="text/plain")
+        assert refused.status == 415
+        taken = await http(port, "POST", "/rooms/hall/broadcast", body)
+        assert (taken.status, taken.json()) == (200, {"success": True})
+
+
+def test_the_request_timeout_defaults_to_ten_seconds() -> None:
+    """request_timeout is 10 s unless set, and must be positive."""
+    assert RoomsConfig().request_timeout == 10.0
+    with pytest.raises(ValueError, match="request_timeout must be > 0"):
+        RoomsConfig(request_timeout=0)

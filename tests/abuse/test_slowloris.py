@@ -1,13 +1,15 @@
-"""Slowloris: handshakes sent a byte at a time are cut off; real clients still get in fast."""
+"""Slowloris: handshakes and route bodies sent slowly are cut off; real clients get in fast."""
 
 from __future__ import annotations
 
 import pytest
 import trio
 
+import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
 
 from ..chat_app import ChatRoom
+from ..routes_app import AdminRoom
 from ..servers import Transport, start_server
 from ..sockets import connect_socket, handshake_request, open_raw
 
@@ -91,3 +93,86 @@ async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(
     with trio.fail_after(5):
         await room.wait_closed(len(connect_times))
     assert rooms.statistics().sessions == 0
+
+
+# ------------------------------------------------------------------ route bodies
+
+REQUEST_TIMEOUT = 0.5
+SLOW_BODIES = 4
+BODY_HEAD = (
+    b"POST /rooms/hall/broadcast HTTP/1.1\r\n"
+    b"Host: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: 1000\r\n\r\n"
+)
+
+
+async def _answer_until_eof(stream: trio.SocketStream) -> tuple[int, bytes]:
+    """What the server sends until it closes: the response's status (0 for none) and bytes."""
+    received = b""
+    try:
+        while chunk := await stream.receive_some(4096):
+            received += chunk
+    except trio.BrokenResourceError:
+        pass  # reset: the client was still sending
+    status = int(received.split(b" ", 2)[1]) if received.startswith(b"HTTP/1.1 ") else 0
+    return status, received
+
+
+@pytest.mark.parametrize("pace", ["stalled", "dripped"])
+async def test_a_slow_route_body_gets_408_and_the_route_never_runs(
+    nursery: trio.Nursery, pace: str
+) -> None:
+    """Behind hypercorn, a body not complete within request_timeout gets 408 and is closed."""
+    config = RoomsConfig(request_timeout=REQUEST_TIMEOUT)
+    async with trio_rooms.open_rooms(AdminRoom, config=config) as rooms:
+        port = await start_server(nursery, "hypercorn", rooms)
+        answered_after: list[float] = []
+        statuses: list[int] = []
+
+        async def slow_body() -> None:
+            stream = await connect_socket(port)
+            async with stream, trio.open_nursery() as inner:
+                await stream.send_all(BODY_HEAD + b"{")
+                started = trio.current_time()
+
+                async def drip() -> None:
+                    for byte in b'"message":"' + b"x" * 900:
+                        await trio.sleep(BYTE_INTERVAL)
+                        try:
+                            await stream.send_all(bytes([byte]))
+                        except trio.BrokenResourceError:
+                            return
+
+                if pace == "dripped":
+                    inner.start_soon(drip)
+                with trio.fail_after(REQUEST_TIMEOUT + DROP_SLACK):
+                    status, _ = await _answer_until_eof(stream)
+                answered_after.append(trio.current_time() - started)
+                statuses.append(status)
+                inner.cancel_scope.cancel()
+
+        async with trio.open_nursery() as slow:
+            for _ in range(SLOW_BODIES):
+                slow.start_soon(slow_body)
+        assert statuses == [408] * SLOW_BODIES
+        assert min(answered_after) >= REQUEST_TIMEOUT - 0.05
+        assert max(answered_after) < REQUEST_TIMEOUT + DROP_SLACK
+        assert rooms.statistics().rooms == 0  # the route's room was never created
+
+
+@pytest.mark.parametrize("target", [b"/rooms/lobby/info", b"/rooms/lobby/websocket"])
+async def test_the_embedded_server_answers_a_request_whose_body_it_will_not_read(
+    rooms: Rooms[ChatRoom], nursery: trio.Nursery, target: bytes
+) -> None:
+    """The embedded server answers a plain request with 400 at once and closes, body unread."""
+    port = await start_server(nursery, "embedded", rooms)
+    stream = await connect_socket(port)
+    async with stream:
+        await stream.send_all(BODY_HEAD.replace(b"/rooms/hall/broadcast", target) + b"{")
+        started = trio.current_time()
+        with trio.fail_after(HANDSHAKE_TIMEOUT + DROP_SLACK):
+            status, received = await _answer_until_eof(stream)
+        assert trio.current_time() - started < HANDSHAKE_TIMEOUT
+    assert status == 400, received
+    assert rooms.statistics().connections == 0

@@ -63,7 +63,8 @@ class ConnectionCounter:
     """Open connections, in all and per client address, against their caps.
 
     A connection counts from the moment the transport accepted it (during its
-    handshake too: a slowloris client holds a slot) until it is closed.
+    handshake too: a slowloris client holds a slot) until it is closed; an HTTP route
+    request counts from its head until its response is sent (a slow body holds a slot).
     """
 
     __slots__ = ("_by_address", "_changed", "_max_per_address", "_max_total", "total")

@@ -76,10 +76,15 @@ class RoomsConfig:
 
     #: URL prefix: sessions connect to ``{prefix}/{room}/websocket``.
     prefix: str = attrs.field(default="/rooms", validator=_valid_prefix)
-    #: Largest client message in bytes; a bigger one closes the session with 1009.
+    #: Largest client message in bytes; a bigger one closes the session with 1009. An
+    #: HTTP route's request body has the same bound: a bigger one gets 413.
     max_message_size: int = attrs.field(default=_MiB, validator=_positive_int)
     #: Seconds a client has to complete its opening handshake.
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Seconds an HTTP route request has to send its whole body, counted once its head
+    #: has arrived; a slower one gets 408, its connection is closed and the route does
+    #: not run.
+    request_timeout: float = attrs.field(default=10.0, validator=_positive)
     #: Seconds of silence from a client before the server pings it.
     ping_interval: float = attrs.field(default=20.0, validator=_positive)
     #: Seconds to wait for any frame after a ping before the peer counts as dead.

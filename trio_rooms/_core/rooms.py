@@ -164,12 +164,7 @@ class Rooms(Generic[RoomT_co]):
                 status; 500 if ``authorize`` failed.
         """
         config = self._config
-        if not origin_allowed(request.header("origin"), config.allowed_origins):
-            raise HttpRejection(403, "Forbidden: this origin is not allowed")
-        address = request.client[0] if request.client is not None else None
-        over = self._connections.over_cap(address)
-        if over is not None:
-            raise HttpRejection(503, f"Service Unavailable: {over}")
+        self._check_client(request.header("origin"), request.client)
         self._check_room_capacity(request.room)
         room_class = self._room_class
         if room_class is None:  # a factory we cannot see through: the room tells its class
@@ -188,6 +183,21 @@ class Rooms(Generic[RoomT_co]):
             _logger.exception("authorize() failed in room %r", request.room)
             raise HttpRejection(500, "Internal Server Error") from None
         self._check_room_capacity(request.room)  # authorize may have waited
+
+    def _check_client(self, origin: str | None, client: tuple[str, int] | None) -> None:
+        """Check a handshake's or a route request's origin, then the connection caps.
+
+        The caller has counted the connection (or the route request) already.
+
+        Raises:
+            HttpRejection: 403 for an origin off the allow-list, 503 over a connection cap.
+        """
+        if not origin_allowed(origin, self._config.allowed_origins):
+            raise HttpRejection(403, "Forbidden: this origin is not allowed")
+        address = client[0] if client is not None else None
+        over = self._connections.over_cap(address)
+        if over is not None:
+            raise HttpRejection(503, f"Service Unavailable: {over}")
 
     async def _get_for_admission(self, name: str) -> Room[Any]:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -49,15 +50,20 @@ __all__ = [
     "RouteMatch",
     "Router",
     "call_route",
+    "is_json_media_type",
     "match_route",
     "route",
     "route_table",
+    "unsupported_body",
 ]
 
 _logger = logging.getLogger("trio_rooms")
 
 #: The attribute the decorators set on a handler: its ``(method, path)`` pairs.
 _ROUTES_ATTR: Final = "__trio_rooms_routes__"
+
+#: ``application/json`` and the structured ``+json`` types (RFC 6839), in lower case.
+_JSON_MEDIA_TYPE: Final = re.compile(r"application/(?:json|[a-z0-9][a-z0-9!#$&^_.+-]*\+json)")
 
 RoomT = TypeVar("RoomT", bound="Room[Any]")
 BodyT = TypeVar("BodyT", bound="DataclassInstance")
@@ -293,6 +299,34 @@ def match_route(cls: type, method: str, path: str) -> RouteMatch:
         )
         return RouteMatch(None, response)
     return RouteMatch(endpoint, None)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` names JSON: ``application/json`` or ``application/*+json``.
+
+    Case-insensitive, parameters (``; charset=utf-8``) ignored; ``application/jsonx``
+    or two types joined by a comma are not JSON.
+    """
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    return _JSON_MEDIA_TYPE.fullmatch(media_type) is not None
+
+
+def unsupported_body(endpoint: _Endpoint, request: HttpRequest) -> Response | None:
+    """The 415 for a body that ``endpoint`` takes but that is not sent as JSON; else None.
+
+    A browser sends ``text/plain``, form and multipart bodies (and a body without a
+    type) to any site without asking it first (no CORS preflight): a route that
+    decoded them as JSON could be driven from another site's page. Only a route
+    that declares a body is concerned; a request without a body is left to the
+    decoder (400), as before.
+    """
+    if endpoint.body_type is None or not request.body:
+        return None
+    if is_json_media_type(request.header("content-type")):
+        return None
+    return Response.json_error(415, "Unsupported Media Type: send the body as application/json")
 
 
 async def call_route(

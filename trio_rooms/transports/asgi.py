@@ -10,7 +10,10 @@ Two ways to get an app:
 The URLs, validation and close codes are the embedded server's (`route_websocket`).
 Hypercorn does the WebSocket protocol itself: it answers pings, enforces its own
 ``websocket_max_message_size`` (set it from `RoomsConfig.max_message_size`, see
-`hypercorn_config`) and completes the close handshake. What ASGI cannot carry:
+`hypercorn_config`) and completes the close handshake. HTTP route requests count
+against the connection caps while they run (503 past them), like sessions; their
+body must arrive within ``request_timeout`` (408) and ``max_message_size`` (413).
+What ASGI cannot carry:
 
 - the close code a client sent: hypercorn reports every client-initiated close as
   1006 (hypercorn issue #127), so ``on_close`` sees 1006 where the embedded server
@@ -52,10 +55,17 @@ from .._core.admission import room_class_of
 from .._core.config import RoomsConfig, validate_room_name
 from .._core.connection import ConnectionEnded
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
-from .._core.request import ConnectRequest
+from .._core.request import ConnectRequest, find_header
 from .._core.room import Room
 from .._core.rooms import Rooms, open_rooms
-from .._core.routes import HttpRequest, Response, call_route, match_route, route_table
+from .._core.routes import (
+    HttpRequest,
+    Response,
+    call_route,
+    match_route,
+    route_table,
+    unsupported_body,
+)
 from .._core.routing import HttpRejection, route_websocket
 from .._core.storage import Storage
 from .._errors import RoomNameError, RoomsClosedError
@@ -140,9 +150,16 @@ def hypercorn_config(
 
     ``websocket_max_message_size`` is ``rooms_config.max_message_size``, and
     ``keep_alive_timeout`` is ``rooms_config.handshake_timeout`` (hypercorn drops a
-    connection whose request is not complete by then: a slowloris client). Pass port 0
-    for a free port: ``hypercorn.trio.serve`` reports the bound addresses through
-    ``task_status`` (``["http://127.0.0.1:54321"]``).
+    connection whose request head is not complete by then: a slowloris client). Pass
+    port 0 for a free port: ``hypercorn.trio.serve`` reports the bound addresses
+    through ``task_status`` (``["http://127.0.0.1:54321"]``).
+
+    ``read_timeout`` stays unset: hypercorn applies it to every read of a connection,
+    WebSocket sessions included, and nothing pings a quiet session behind hypercorn,
+    so it would drop idle clients. A route request's body is bounded by the app
+    instead (``request_timeout``: 408, then the connection is closed); hypercorn's own
+    ``h11_max_incomplete_size`` (16 KiB) bounds a request head, and its
+    ``max_app_queue_size`` the body chunks it reads ahead of the app.
 
     ``websocket_ping_interval`` stays off: with it, hypercorn 0.18 pings from a task of
     its own, and a client's protocol error that closes the connection while that task
@@ -291,11 +308,27 @@ class _RoomsApp:
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        response = await self._respond(scope, receive)
-        if response is not None:
-            await _send_response(send, response)
+        rooms = self.rooms
+        if rooms is None:
+            await _send_response(
+                send, Response.text(503, "Service Unavailable: the rooms are not running")
+            )
+            return
+        client = scope["client"]
+        address = client[0] if client is not None else None
+        # A route request holds a slot like a WebSocket does, until its response is out.
+        counter = rooms._connections
+        counter.enter(address)
+        try:
+            response = await self._respond(rooms, scope, receive)
+            if response is not None:
+                await _send_response(send, response)
+        finally:
+            counter.exit(address)
 
-    async def _respond(self, scope: HTTPScope, receive: ASGIReceiveCallable) -> Response | None:
+    async def _respond(
+        self, rooms: Rooms[Any], scope: HTTPScope, receive: ASGIReceiveCallable
+    ) -> Response | None:
         """The response to an HTTP request; None if the client left before sending it all."""
         path, _, query_string = _target(scope).partition("?")
         head = self.config.prefix + "/"
@@ -311,20 +344,32 @@ class _RoomsApp:
             validate_room_name(name)
         except RoomNameError as exc:
             return Response.text(400, str(exc))
-        rooms = self.rooms
-        if rooms is None:
-            return Response.text(503, "Service Unavailable: the rooms are not running")
+        headers = _headers(scope["headers"])
+        try:
+            rooms._check_client(find_header(headers, "origin"), scope["client"])
+        except HttpRejection as rejection:
+            return Response.text(rejection.status, rejection.body)
         method = scope["method"].upper()
-        match = None
+        endpoint = None
         if self.room_class is not None:  # answer 404 and 405 without creating the room
             match = match_route(self.room_class, method, route_path)
             if match.response is not None:
                 return match.response
-        body = await _read_body(receive, self.config.max_message_size)
-        if body is None:
-            return None
-        if isinstance(body, Response):
+            endpoint = match.endpoint
+        body = await _read_body(receive, headers, self.config)
+        if body is None or isinstance(body, Response):
             return body
+        request = HttpRequest(
+            room=name,
+            method=method,
+            path=path,
+            query_string=query_string,
+            headers=headers,
+            body=body,
+            client=scope["client"],
+        )
+        if endpoint is not None and (refusal := unsupported_body(endpoint, request)):
+            return refusal
         try:
             room: Room[Any] = await rooms.get(name)
         except RoomsClosedError:
@@ -332,21 +377,15 @@ class _RoomsApp:
         except Exception:
             _logger.exception("room %r failed to start", name)
             return Response.text(500, "Internal Server Error")
-        if match is None:
+        if endpoint is None:  # a factory we cannot see through: the room tells its class
             match = match_route(type(room), method, route_path)
             if match.response is not None:
                 return match.response
-        assert match.endpoint is not None
-        request = HttpRequest(
-            room=name,
-            method=method,
-            path=path,
-            query_string=query_string,
-            headers=_headers(scope["headers"]),
-            body=body,
-            client=scope["client"],
-        )
-        return await call_route(room, match.endpoint, request, self.records)
+            endpoint = match.endpoint
+            assert endpoint is not None
+            if refusal := unsupported_body(endpoint, request):
+                return refusal
+        return await call_route(room, endpoint, request, self.records)
 
 
 @final
@@ -476,20 +515,51 @@ async def _refuse(
         await send({"type": "websocket.close", "code": code, "reason": body[:100]})
 
 
-async def _read_body(receive: ASGIReceiveCallable, limit: int) -> bytes | Response | None:
-    """The request body; a 413 `Response` past ``limit``; None if the client left."""
+async def _read_body(
+    receive: ASGIReceiveCallable, headers: tuple[tuple[str, str], ...], config: RoomsConfig
+) -> bytes | Response | None:
+    """The request body, read as it arrives; None if the client left.
+
+    A body over ``max_message_size`` (announced, or as it arrives) gets 413, one not
+    complete within ``request_timeout`` 408: nothing past the bound is kept, and the
+    connection is closed after the answer (hypercorn closes a connection whose
+    request body is still coming when the response ends).
+    """
+    limit = config.max_message_size
+    too_large = _closing(413, f"Payload Too Large: the limit is {limit} bytes")
+    announced = find_header(headers, "content-length")
+    if announced is not None and _over(announced.strip(), limit):
+        return too_large
     parts: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        size += len(message["body"])
-        if size > limit:
-            return Response.text(413, f"Payload Too Large: the limit is {limit} bytes")
-        parts.append(message["body"])
-        if not message["more_body"]:
-            return b"".join(parts)
+    with trio.move_on_after(config.request_timeout):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            size += len(message["body"])
+            if size > limit:
+                return too_large
+            parts.append(message["body"])
+            if not message["more_body"]:
+                return b"".join(parts)
+    return _closing(
+        408, f"Request Timeout: the body must arrive within {config.request_timeout:g} s"
+    )
+
+
+def _over(content_length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` announces more than ``limit`` bytes (h11 checked its form)."""
+    # int() of thousands of digits raises ValueError; such a length is over anyway.
+    return content_length.isdigit() and (
+        len(content_length) > len(str(limit)) or int(content_length) > limit
+    )
+
+
+def _closing(status: int, reason: str) -> Response:
+    """A plain-text error that ends the connection: its request was not read to the end."""
+    headers = (("content-type", "text/plain; charset=utf-8"), ("connection", "close"))
+    return Response(status, headers, reason.encode())
 
 
 async def _send_response(send: ASGISendCallable, response: Response) -> None:
