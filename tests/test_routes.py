@@ -452,8 +452,7 @@ async def test_route_requests_count_against_the_connection_caps(
         room.release.set()
     assert [(result.status, result.body) for result in held] == [(200, b"released")] * 2
     with trio.fail_after(5):
-        while gate_rooms.statistics().connections:  # noqa: ASYNC110 - no event for the counter
-            await trio.sleep(0.01)
+        await gate_rooms.wait_statistics(lambda stats: stats.connections == 0)
     room.release = trio.Event()
     async with trio.open_nursery() as holders:
         holders.start_soon(hold)
