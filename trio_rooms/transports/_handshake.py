@@ -17,10 +17,13 @@ from typing import final
 import attrs
 import h11
 
-__all__ = ["HandshakeParser", "Refusal", "Upgrade"]
+__all__ = ["MAX_HEAD_SIZE", "HandshakeParser", "Refusal", "Upgrade"]
 
 # RFC 6455 section 1.3: appended to the client's key to prove the server read it.
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+#: The largest request head (request line and headers) accepted, in bytes.
+MAX_HEAD_SIZE = 16 * 1024
 
 # RFC 3986 section 3.2.2 (an IP literal or a reg-name, each with an optional port), the
 # only Host values RFC 9112 section 3.2 lets a server accept.
@@ -73,23 +76,28 @@ class Refusal:
 class HandshakeParser:
     """Reads one opening handshake from the bytes fed to it.
 
-    An HTTP request head over h11's limit (16 KiB) is refused with 431.
+    A request head over `MAX_HEAD_SIZE` is refused with 431.
     """
 
-    __slots__ = ("_h11", "_request")
+    __slots__ = ("_fed", "_h11", "_request")
 
     def __init__(self) -> None:
-        self._h11 = h11.Connection(h11.SERVER)
+        # h11 bounds a head still incomplete; a complete one is measured below.
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._fed = 0
         self._request: tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
 
     def receive_data(self, data: bytes | bytearray) -> Upgrade | Refusal | None:
         """Feed ``data`` (not empty); None until the request is complete."""
         parser = self._h11
         parser.receive_data(bytes(data))
+        self._fed += len(data)
         try:
             while True:
                 event = parser.next_event()
                 if isinstance(event, h11.Request):
+                    if self._fed - len(parser.trailing_data[0]) > MAX_HEAD_SIZE:
+                        return _TOO_LARGE
                     checked = _check(event)
                     if isinstance(checked, Refusal):
                         return checked
@@ -104,7 +112,7 @@ class HandshakeParser:
             # a handshake has no body.
             # The body never echoes what the client sent.
             if exc.error_status_hint == 431:
-                return Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
+                return _TOO_LARGE
             return Refusal(400, "Bad Request: malformed HTTP request")
 
     def _upgrade(self, trailing: bytes) -> Upgrade:
@@ -119,6 +127,9 @@ class HandshakeParser:
             b"sec-websocket-accept: " + accept + b"\r\n\r\n"
         )
         return Upgrade(target, headers, subprotocols, response, bytes(trailing))
+
+
+_TOO_LARGE = Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
 
 
 def _check(

@@ -359,7 +359,7 @@ class _StreamConnection:
 
     async def keepalive_expire(self) -> None:
         self._expired = True
-        await trio.aclose_forcefully(self._stream)
+        await _close(self._stream)  # runs in the server's keepalive task: must not raise
 
     def _feed(self, data: bytes | bytearray) -> None:
         proto = self._proto
