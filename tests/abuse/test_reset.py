@@ -1,6 +1,9 @@
-"""TCP resets (SO_LINGER 0) in the middle of a frame or of the handshake."""
+"""TCP resets (SO_LINGER 0) at every point of a connection: none may reach the server."""
 
 from __future__ import annotations
+
+import socket
+import struct
 
 import pytest
 import trio
@@ -8,10 +11,20 @@ import trio.testing
 
 from trio_rooms import Rooms
 
-from ..chat_app import Chat, ChatRoom, SendChat, UserJoined, UserLeft
+from ..chat_app import Chat, ChatRoom, SendChat, UserJoined, UserLeft, Whisper
 from ..peer import Peer, connect
 from ..servers import Transport
-from ..sockets import TEXT, RawClient, client_frame, connect_socket, handshake_request, open_raw
+from ..sockets import (
+    CLOSE,
+    TEXT,
+    RawClient,
+    client_frame,
+    close_payload,
+    connect_socket,
+    handshake_request,
+    open_raw,
+    raw_handshake,
+)
 from .measure import open_fds, task_count
 
 #: What the client has sent when its connection is reset, after joining the room.
@@ -84,3 +97,101 @@ async def _joined(observer: Peer, name: str) -> UserJoined:
         message = await observer.receive()
         if isinstance(message, UserJoined) and message.name == name:
             return message
+
+
+def reset_at_once(port: int) -> None:
+    """Connect and reset with no await between: the server accepts an already-reset socket."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+async def _reset_after(port: int, point: str) -> None:
+    """Open a connection, take it to ``point`` of its life, and reset it there."""
+    if point == "before the accept":
+        reset_at_once(port)
+        return
+    client = RawClient(await connect_socket(port))
+    try:
+        if point == "before the request":
+            await trio.testing.wait_all_tasks_blocked()  # the server is reading
+        elif point == "before the 101":
+            await client.send(handshake_request("/rooms/lobby/websocket?name=reset"))
+        elif point == "before reading a refusal":
+            await client.send(handshake_request("/rooms/lobby/elsewhere"))
+            await trio.testing.wait_all_tasks_blocked()  # the 404 is on its way
+        else:
+            client = await raw_handshake(client.stream, "/rooms/lobby/websocket?name=reset")
+            if point == "after the first frame":
+                await client.send(client_frame(TEXT, b'{"type": "whisper", "text": "hi"}'))
+            elif point == "in the close handshake":
+                await client.send(client_frame(CLOSE, close_payload(1000)))
+    finally:
+        client.reset()
+
+
+RESET_POINTS = [
+    "before the accept",
+    "before the request",
+    "before the 101",
+    "before reading a refusal",
+    "after the 101",
+    "after the first frame",
+    "in the close handshake",
+]
+
+
+async def _assert_served(canary: Peer, text: str) -> None:
+    await canary.send(Whisper(text=text))
+    heard = await canary.receive_until(Chat)
+    assert isinstance(heard, Chat)
+    assert heard.text == text
+
+
+def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize("point", RESET_POINTS)
+async def test_a_reset_at_any_point_of_a_connection_leaves_the_server_serving(
+    port: int, rooms: Rooms[ChatRoom], caplog: pytest.LogCaptureFixture, point: str
+) -> None:
+    """An RST at any point of a connection ends only it, and logs no traceback."""
+    async with connect(port, "lobby", "name=canary") as canary:
+        await canary.receive_until(UserJoined)
+        with trio.fail_after(10):
+            for attempt in range(5):
+                await _reset_after(port, point)
+                await _assert_served(canary, f"still here {attempt}")
+            await trio.testing.wait_all_tasks_blocked()
+    assert _tracebacks(caplog) == []
+    room = await rooms.get("lobby")
+    with trio.fail_after(5):
+        await room.wait_closed(len(room.closed) + len(room.sessions))
+    assert rooms.statistics().connections <= 1
+
+
+async def test_a_storm_of_resets_never_costs_a_chatting_client_a_reply(
+    port: int, rooms: Rooms[ChatRoom], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hundreds of resets at every point, 20 at a time: the canary gets every one of its replies."""
+    storm_size, concurrency = 350, 20
+    replies = 0
+    async with connect(port, "lobby", "name=canary") as canary:
+        await canary.receive_until(UserJoined)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                limit = trio.Semaphore(concurrency)
+
+                async def one(point: str) -> None:
+                    async with limit:
+                        await _reset_after(port, point)
+
+                for attempt in range(storm_size):
+                    nursery.start_soon(one, RESET_POINTS[attempt % len(RESET_POINTS)])
+                    if attempt % 10 == 0:
+                        await _assert_served(canary, f"reply {attempt}")
+                        replies += 1
+            await _assert_served(canary, "after the storm")
+    assert replies == storm_size // 10
+    assert _tracebacks(caplog) == []

@@ -7,6 +7,7 @@ a broadcast frames its payload once and every session writes the same object.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from .._core.outbound import Frame
 
@@ -48,20 +49,23 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     408: "Request Timeout",
+    426: "Upgrade Required",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
 
-def http_response(status: int, body: str) -> bytes:
+def http_response(status: int, body: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:
     """A complete ``Connection: close`` HTTP/1.1 response with a plain-text body."""
     data = body.encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
         "content-type: text/plain; charset=utf-8\r\n"
         f"content-length: {len(data)}\r\n"
-        "connection: close\r\n\r\n"
+        f"{extra}connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + data
 

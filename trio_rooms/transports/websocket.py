@@ -11,6 +11,8 @@ session's queued frames are written with one ``send_all``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 from collections import deque
@@ -18,18 +20,10 @@ from functools import partial
 from typing import Any, final
 
 import trio
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import RemoteProtocolError
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
@@ -39,13 +33,39 @@ from .._core.rooms import Rooms
 from .._core.routing import HttpRejection, route_websocket
 from .._errors import RoomsClosedError
 from ._framing import AnnouncedLengths, close_frame, http_response, wire_bytes
+from ._handshake import HandshakeParser, Refusal, Upgrade
 from ._keepalive import Keepalive
+from ._throttle import ThrottledLog
 
 __all__ = ["serve_websocket"]
 
 _logger = logging.getLogger("trio_rooms")
 
 _RECEIVE_SIZE = 65536
+
+# What a peer causes (a bad handshake, a reset) is logged without a traceback, and a
+# flood of it in one line per interval.
+_refused = ThrottledLog(_logger, logging.INFO, 10.0)
+_lost = ThrottledLog(_logger, logging.DEBUG, 10.0)
+
+# After refusing a handshake: how long, and how much, the client's input is drained.
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 1024 * 1024
+
+# What socket calls (getpeername, setsockopt, os.write, close) raise when the peer or
+# the network dropped the connection; trio turns them into BrokenResourceError itself.
+_PEER_ERRNOS = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.ECONNRESET,
+        errno.EHOSTUNREACH,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.ENOTCONN,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+    }
+)
 
 
 async def serve_websocket(
@@ -79,10 +99,12 @@ async def serve_websocket(
 async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
     """Run one WebSocket connection on ``stream`` until its session ends, then close it.
 
-    The handshake must complete within ``handshake_timeout``; a request for another
-    path is answered with 404 and an invalid room name with 400, before any room
-    exists. Whatever goes wrong is logged and ends this connection only. No keepalive
-    pings are sent (`serve_websocket` runs them for its connections).
+    The handshake must complete within ``handshake_timeout``; a request that is not a
+    valid opening handshake gets a 4xx answer (426 for another WebSocket version), a
+    request for another path 404 and an invalid room name 400, before any room exists.
+    Whatever goes wrong ends this connection only: what the peer caused (a reset, bad
+    input) is logged in one rate-limited line, anything else with its traceback. No
+    keepalive pings are sent (`serve_websocket` runs them for its connections).
     """
     await _serve_stream(rooms, None, stream)
 
@@ -90,19 +112,34 @@ async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
 async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
-    peer = _peer(stream)
+    peer: tuple[str, int] | None = None
+    try:
+        peer = _peer(stream)  # fails if the peer reset the connection before its accept
+        await _serve_counted(rooms, keepalive, stream, peer)
+    except Exception as exc:
+        # Never let one connection reach the listener: it would stop the server.
+        if _peer_gone(exc):
+            _lost.log("connection from %s lost: %r", _describe(peer), exc)
+        else:
+            _logger.exception("connection from %s failed", _describe(peer))
+    finally:
+        await _close(stream)
+
+
+async def _serve_counted(
+    rooms: Rooms[Any],
+    keepalive: Keepalive | None,
+    stream: trio.abc.Stream,
+    peer: tuple[str, int] | None,
+) -> None:
     address = peer[0] if peer is not None else None
     # Counted from the accept: a client still in its handshake holds a slot too.
     counter = rooms._connections
     counter.enter(address)
     try:
         await _serve_connection(rooms, keepalive, stream, peer)
-    except Exception:
-        # Never let one connection reach the listener: it would stop the server.
-        _logger.exception("connection failed")
     finally:
         counter.exit(address)
-        await trio.aclose_forcefully(stream)
 
 
 async def _serve_connection(
@@ -112,30 +149,27 @@ async def _serve_connection(
     peer: tuple[str, int] | None,
 ) -> None:
     config = rooms.config
-    accepted = await _handshake(stream, config)
-    if accepted is None:
+    upgrade = await _read_handshake(stream, config, peer)
+    if upgrade is None:
         return
-    ws, request = accepted
     try:
-        target = route_websocket(config, request.target)
+        target = route_websocket(config, upgrade.target)
         connect_request = ConnectRequest(
             room=target.room,
             path=target.path,
             query_string=target.query_string,
-            headers=_headers(request),
+            headers=upgrade.headers,
             client=peer,
-            subprotocols=tuple(request.subprotocols),
+            subprotocols=upgrade.subprotocols,
         )
         await rooms._admit(connect_request)
     except HttpRejection as rejection:
-        await stream.send_all(http_response(rejection.status, rejection.body))
+        await _refuse(stream, http_response(rejection.status, rejection.body))
         return
-    await stream.send_all(ws.send(AcceptConnection()))
-    proto = ws.connection
-    assert proto is not None
-    # The handshake's objects would live as long as the session: let them go.
-    del ws, request, accepted
-    connection = _StreamConnection(stream, proto, config)
+    await stream.send_all(upgrade.response)
+    proto = WsprotoConnection(ConnectionType.SERVER)
+    connection = _StreamConnection(stream, proto, config, received=upgrade.trailing)
+    del upgrade  # it would live as long as the session
     if keepalive is not None:
         keepalive.add(connection)
     try:
@@ -150,44 +184,63 @@ async def _serve_connection(
             keepalive.discard(connection)
 
 
-async def _handshake(
-    stream: trio.abc.Stream, config: RoomsConfig
-) -> tuple[WSConnection, Request] | None:
-    """Read the opening handshake; None if the client left, timed out or was answered."""
-    ws = WSConnection(ConnectionType.SERVER)
+async def _read_handshake(
+    stream: trio.abc.Stream, config: RoomsConfig, peer: tuple[str, int] | None
+) -> Upgrade | None:
+    """Read the opening handshake; None if the client left, timed out or was refused."""
+    parser = HandshakeParser()
+    outcome: Upgrade | Refusal | None = None
     with trio.move_on_after(config.handshake_timeout):
-        while True:
-            try:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-            except trio.BrokenResourceError:
-                return None
+        while outcome is None:
+            data = await stream.receive_some(_RECEIVE_SIZE)
             if not data:
                 return None
-            try:
-                ws.receive_data(data)  # pyright: ignore[reportArgumentType] - any bytes-like
-                for event in ws.events():
-                    if isinstance(event, Request):
-                        return ws, event
-            except RemoteProtocolError as exc:
-                await stream.send_all(_reject_handshake(exc))
-                return None
+            outcome = parser.receive_data(data)
+    if not isinstance(outcome, Refusal):
+        return outcome
+    _refused.log(
+        "refused a handshake from %s: %d %s", _describe(peer), outcome.status, outcome.body
+    )
+    await _refuse(stream, http_response(outcome.status, outcome.body, outcome.headers))
     return None
 
 
-def _reject_handshake(exc: RemoteProtocolError) -> bytes:
-    message = str(exc)
-    if "Connection: Upgrade" in message or "Upgrade: WebSocket" in message:
-        return http_response(400, "Expected websocket")
-    return http_response(400, f"Bad Request: {message}")
+async def _refuse(stream: trio.abc.Stream, response: bytes) -> None:
+    """Send ``response``, then drop what the client still sends until it closes.
+
+    Closing a socket with unread input resets the connection, and the client would lose
+    the response it has not read yet (RFC 9112 section 9.6): the server half-closes and
+    reads on instead, for `_LINGER_SECONDS` and `_LINGER_BYTES` at most.
+    """
+    with trio.move_on_after(_LINGER_SECONDS):
+        await stream.send_all(response)
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+        drained = 0
+        with contextlib.suppress(trio.BrokenResourceError):  # it read the answer and left
+            while drained < _LINGER_BYTES and (data := await stream.receive_some(_RECEIVE_SIZE)):
+                drained += len(data)
 
 
-def _headers(request: Request) -> tuple[tuple[str, str], ...]:
-    headers = [("host", request.host)]
-    headers.extend(
-        (bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
-        for name, value in request.extra_headers
-    )
-    return tuple(headers)
+async def _close(stream: trio.abc.Stream) -> None:
+    try:
+        await trio.aclose_forcefully(stream)
+    except Exception as exc:
+        # A stream with a protocol of its own (TLS) may fail to say goodbye to a peer
+        # that is gone; raising here would reach the listener.
+        if not _peer_gone(exc):
+            _logger.exception("closing the connection from a client failed")
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` says the peer or the network ended the connection (no bug here)."""
+    if isinstance(exc, trio.BrokenResourceError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _PEER_ERRNOS
+
+
+def _describe(peer: tuple[str, int] | None) -> str:
+    return f"{peer[0]}:{peer[1]}" if peer is not None else "an unknown peer"
 
 
 def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
@@ -205,9 +258,15 @@ class _StreamConnection:
     """`Connection` over a trio stream, after the handshake."""
 
     def __init__(
-        self, stream: trio.abc.Stream, proto: WsprotoConnection, config: RoomsConfig
+        self,
+        stream: trio.abc.Stream,
+        proto: WsprotoConnection,
+        config: RoomsConfig,
+        *,
+        received: bytes = b"",
     ) -> None:
         self._stream = stream
+        self._received = received  # read with the handshake: parsed before the socket
         self._proto = proto
         self._config = config
         self._outbound: OutboundQueue | None = None
@@ -266,10 +325,14 @@ class _StreamConnection:
             await self._stream.send_all(close_frame(code, reason))
 
     async def _receive_some(self) -> None:
-        try:
-            data = await self._stream.receive_some(_RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
+        data: bytes | bytearray
+        if self._received:
+            data, self._received = self._received, b""
+        else:
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
         if not data:
             reason = "keepalive timeout" if self._expired else "connection lost"
             raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
@@ -296,7 +359,7 @@ class _StreamConnection:
 
     async def keepalive_expire(self) -> None:
         self._expired = True
-        await trio.aclose_forcefully(self._stream)
+        await _close(self._stream)  # runs in the server's keepalive task: must not raise
 
     def _feed(self, data: bytes | bytearray) -> None:
         proto = self._proto

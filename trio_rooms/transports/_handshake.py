@@ -1,0 +1,198 @@
+"""The server's side of the opening handshake (RFC 6455 section 4.2), without I/O.
+
+h11 parses the HTTP request; this checks it against the RFC and answers it. Whatever
+the client sends ends in an `Upgrade` or a `Refusal` (a 4xx status), never in an
+exception: h11 refuses bytes that are not HTTP/1.x, and the checks here only compare
+bytes, so no header can make a decoder raise.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from base64 import b64encode
+from typing import final
+
+import attrs
+import h11
+
+__all__ = ["MAX_HEAD_SIZE", "HandshakeParser", "Refusal", "Upgrade"]
+
+# RFC 6455 section 1.3: appended to the client's key to prove the server read it.
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+#: The largest request head (request line and headers) accepted, in bytes.
+MAX_HEAD_SIZE = 16 * 1024
+
+# RFC 3986 section 3.2.2 (an IP literal or a reg-name, each with an optional port), the
+# only Host values RFC 9112 section 3.2 lets a server accept.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
+# RFC 9110 section 5.6.2; a subprotocol name is one (RFC 6455 section 4.1).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# The headers of the handshake itself: their grammar is ASCII (h11 lets obs-text through).
+_ASCII_HEADERS = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "sec-websocket-extensions",
+        "sec-websocket-key",
+        "sec-websocket-protocol",
+        "sec-websocket-version",
+    }
+)
+
+
+@final
+@attrs.frozen
+class Upgrade:
+    """A valid opening handshake, and the 101 that accepts it."""
+
+    #: The request target (ASCII, still percent-encoded), with its query string.
+    target: str
+    #: Every header as received: lower-case names, latin-1 values, in order.
+    headers: tuple[tuple[str, str], ...]
+    #: The subprotocols offered, in the client's order.
+    subprotocols: tuple[str, ...]
+    #: The ``101 Switching Protocols`` response.
+    response: bytes
+    #: What the client sent after its request (its first frames, if it did not wait).
+    trailing: bytes
+
+
+@final
+@attrs.frozen
+class Refusal:
+    """A handshake the server must answer with an HTTP error instead of a 101."""
+
+    status: int
+    body: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@final
+class HandshakeParser:
+    """Reads one opening handshake from the bytes fed to it.
+
+    A request head over `MAX_HEAD_SIZE` is refused with 431.
+    """
+
+    __slots__ = ("_fed", "_h11", "_request")
+
+    def __init__(self) -> None:
+        # h11 bounds a head still incomplete; a complete one is measured below.
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._fed = 0
+        self._request: tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
+
+    def receive_data(self, data: bytes | bytearray) -> Upgrade | Refusal | None:
+        """Feed ``data`` (not empty); None until the request is complete."""
+        parser = self._h11
+        parser.receive_data(bytes(data))
+        self._fed += len(data)
+        try:
+            while True:
+                event = parser.next_event()
+                if isinstance(event, h11.Request):
+                    if self._fed - len(parser.trailing_data[0]) > MAX_HEAD_SIZE:
+                        return _TOO_LARGE
+                    checked = _check(event)
+                    if isinstance(checked, Refusal):
+                        return checked
+                    self._request = checked
+                elif event is h11.PAUSED:
+                    assert self._request is not None  # h11 pauses after a whole request
+                    return self._upgrade(parser.trailing_data[0])
+                elif event is h11.NEED_DATA:
+                    return None
+        except h11.RemoteProtocolError as exc:
+            # A transfer coding h11 does not know (its 501) is a bad handshake too:
+            # a handshake has no body.
+            # The body never echoes what the client sent.
+            if exc.error_status_hint == 431:
+                return _TOO_LARGE
+            return Refusal(400, "Bad Request: malformed HTTP request")
+
+    def _upgrade(self, trailing: bytes) -> Upgrade:
+        assert self._request is not None
+        target, headers, subprotocols = self._request
+        key = _values(headers, "sec-websocket-key")[0].encode("latin-1")
+        accept = b64encode(hashlib.sha1(key + _ACCEPT_GUID, usedforsecurity=False).digest())
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"upgrade: websocket\r\n"
+            b"connection: Upgrade\r\n"
+            b"sec-websocket-accept: " + accept + b"\r\n\r\n"
+        )
+        return Upgrade(target, headers, subprotocols, response, bytes(trailing))
+
+
+_TOO_LARGE = Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
+
+
+def _check(
+    request: h11.Request,
+) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | Refusal:
+    """The request's target, headers and subprotocols, or why it is not a handshake."""
+    # RFC 6455 section 4.1: "The method of the request MUST be GET, and the HTTP version
+    # MUST be at least 1.1" (h11 parses only 1.0 and 1.1).
+    if request.http_version != b"1.1":
+        return Refusal(400, "Bad Request: a WebSocket handshake needs HTTP/1.1")
+    if request.method != b"GET":
+        return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
+    headers = tuple(
+        (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+        for name, value in request.headers
+    )
+    for name, value in headers:
+        if name in _ASCII_HEADERS and not value.isascii():
+            return Refusal(400, f"Bad Request: non-ASCII bytes in {name}")
+    hosts = _values(headers, "host")
+    if len(hosts) != 1:  # h11 has refused a request without one
+        return Refusal(400, "Bad Request: more than one Host header")
+    if _HOST.fullmatch(hosts[0].encode("latin-1")) is None:
+        return Refusal(400, "Bad Request: malformed Host header")
+    if "upgrade" not in _tokens(headers, "connection") or "websocket" not in _tokens(
+        headers, "upgrade"
+    ):
+        return Refusal(400, "Expected websocket")
+    versions = _values(headers, "sec-websocket-version")
+    if versions != ["13"]:
+        # Section 4.4: a version the server does not speak gets 426 and the one it does.
+        status = 426 if versions else 400
+        body = f"{'Upgrade Required' if versions else 'Bad Request'}: WebSocket version 13"
+        return Refusal(status, body, (("sec-websocket-version", "13"),))
+    keys = _values(headers, "sec-websocket-key")
+    if len(keys) != 1 or not _valid_key(keys[0]):
+        return Refusal(400, "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64")
+    if _values(headers, "transfer-encoding") or _values(headers, "content-length") not in (
+        [],
+        ["0"],
+    ):
+        return Refusal(400, "Bad Request: a WebSocket handshake has no body")
+    subprotocols = tuple(token for token in _split(headers, "sec-websocket-protocol") if token)
+    if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in subprotocols):
+        return Refusal(400, "Bad Request: malformed Sec-WebSocket-Protocol")
+    return request.target.decode("ascii"), headers, subprotocols
+
+
+def _values(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:
+    return [value for key, value in headers if key == name]
+
+
+def _split(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:
+    return [token.strip() for value in _values(headers, name) for token in value.split(",")]
+
+
+def _tokens(headers: tuple[tuple[str, str], ...], name: str) -> set[str]:
+    return {token.lower() for token in _split(headers, name)}
+
+
+def _valid_key(key: str) -> bool:
+    """RFC 6455 section 4.1: a key is 16 random bytes in base64 (24 characters)."""
+    try:
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
