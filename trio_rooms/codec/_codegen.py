@@ -24,6 +24,10 @@ from ._inspect import MISSING
 
 __all__ = ["generate_structure", "generate_unstructure"]
 
+# attrs' stubs declare ``Factory`` a function; at run time it is the class of
+# ``attrs.field(factory=...)`` defaults.
+_FACTORY: type = attrs.Factory  # pyright: ignore[reportAssignmentType]
+
 
 def _compile(lines: list[str], globs: dict[str, Any], filename: str) -> Hook:
     # The helpers become keyword defaults: locals are faster to load than globals.
@@ -82,7 +86,7 @@ def generate_structure(
                 f"    try: {call}",
                 f"    {catch}",
             ]
-        elif isinstance(f.default, attrs.Factory) and f.default.takes_self:  # type: ignore[arg-type]
+        elif isinstance(f.default, _FACTORY) and f.default.takes_self:
             # Left out of the call when missing, so attrs runs the factory with self.
             lines += [
                 f"  {v} = o.get({f.wire!r}, __MISSING)",
@@ -93,7 +97,7 @@ def generate_structure(
                 f"    kw[{f.alias!r}] = {v}",
             ]
             continue
-        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+        elif isinstance(f.default, _FACTORY):
             globs[f"__d{i}"] = f.default.factory
             lines += [
                 f"  {v} = o.get({f.wire!r}, __MISSING)",
