@@ -9,13 +9,9 @@ import attrs
 
 from .._errors import DecodeError
 from .._message import Message
-from ._converter import (
-    MAX_RECURSIVE_DEPTH,
-    WireConverter,
-    describe_error,
-    shorten,
-    too_deep,
-)
+from ._converter import WireConverter
+from ._depth import MAX_RECURSIVE_DEPTH, too_deep
+from ._failures import describe_error, shorten
 
 __all__ = ["BaseCodec", "Codec", "MsgT", "WireFormat"]
 

@@ -14,7 +14,9 @@ import orjson
 from attrs import AttrsInstance
 
 from .._errors import DecodeError
-from ._converter import MAX_RECURSIVE_DEPTH, WireConverter, describe_error, too_deep
+from ._converter import WireConverter
+from ._depth import MAX_RECURSIVE_DEPTH, too_deep
+from ._failures import describe_error
 
 __all__ = ["JsonRecords"]
 
