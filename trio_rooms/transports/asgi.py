@@ -70,6 +70,7 @@ from .._core.routing import HttpRejection, route_websocket
 from .._core.storage import Storage
 from .._errors import RoomNameError, RoomsClosedError
 from ..codec._record import JsonRecords
+from ._hypercorn_guard import guard_connections
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
 
@@ -93,12 +94,15 @@ def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
     carries their close frames. If hypercorn is cancelled first, each session is
     still sent 1001, without waiting for the client's answer.
 
-    The app answers the ASGI lifespan at once (the `Rooms` is not its to open).
+    The app answers the ASGI lifespan at once (the `Rooms` is not its to open). Like
+    `asgi_app`, it guards hypercorn's per-connection task, so that a request hypercorn
+    itself fails on ends that connection only, not the server.
 
     Raises:
         TypeError: the room class's routes are declared wrongly (when `open_rooms`
             was given the class itself, they are checked here).
     """
+    guard_connections()
     app = _RoomsApp(rooms.config, _room_class(rooms._factory))
     app.rooms = rooms
     return app
@@ -136,6 +140,7 @@ def asgi_app(
     Raises:
         TypeError: ``factory`` is a room class whose routes are declared wrongly.
     """
+    guard_connections()
     config = config or RoomsConfig()
     app = _RoomsApp(config, _room_class(factory))
     app.factory = factory
