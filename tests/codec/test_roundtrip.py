@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import attrs
 import orjson
 import pytest
 from codec_messages import (
@@ -26,8 +28,10 @@ from codec_messages import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_rooms._errors import DecodeError
 from trio_rooms._message import Message
 from trio_rooms.codec import Codec, JsonCodec, MsgpackCodec, WireFormat, make_codec
+from trio_rooms.codec._record import JsonRecords
 
 AnyMsg = SendChat | SetName | UserLeft | Order | Everything | TreeMsg
 CLASSES = (SendChat, SetName, UserLeft, Order, Everything, TreeMsg)
@@ -215,3 +219,23 @@ def test_encode_rejects_foreign_message() -> None:
     codec = JsonCodec(SendChat)
     with pytest.raises(TypeError, match="SetName is not one of the messages of JsonCodec"):
         codec.encode(SetName(name="x"))  # pyright: ignore[reportArgumentType]  # on purpose
+
+
+@attrs.frozen
+class Scores(Message):
+    values: Sequence[int]
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_sequence_field_carries_any_number_of_items(fmt: WireFormat) -> None:
+    """A ``Sequence[int]`` field is a list of any length on the wire, not a fixed tuple."""
+    codec = make_codec(fmt, Scores)
+    for values in [(), (1,), (1, 2, 3)]:
+        assert codec.decode(codec.encode(Scores(values=values))) == Scores(values=values)
+
+
+@pytest.mark.parametrize("body", [b"5", b"null", b'"text"', b"true"])
+def test_a_scalar_body_for_a_recursive_record_is_a_decode_error(body: bytes) -> None:
+    """A JSON scalar where a recursive record is expected fails to decode (a 400), not a 500."""
+    with pytest.raises(DecodeError, match="expected"):
+        JsonRecords().decode(Node, body)

@@ -30,7 +30,8 @@ def sequence_structure(tp: Any, structure_hook: HookFor) -> Hook:
     """The structure hook of a ``list``, ``tuple`` or ``Sequence`` type ``tp``."""
     make = SEQUENCES[get_origin(tp)]
     args = get_args(tp)
-    if make is tuple and not (len(args) == 2 and args[1] is ...):
+    # Only a tuple type has fixed positions; a Sequence[T] is built as a tuple too.
+    if get_origin(tp) is tuple and not (len(args) == 2 and args[1] is ...):
         return _fixed_tuple_structure(tp, [structure_hook(a) for a in args])
     item_type = args[0] if args else Any
     return _homogeneous_structure(tp, make, structure_hook(item_type), item_type)

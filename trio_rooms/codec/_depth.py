@@ -13,6 +13,8 @@ MAX_RECURSIVE_DEPTH = 100
 def too_deep(obj: object, limit: int) -> bool:
     """Whether ``obj`` nests lists and dicts more than ``limit`` levels deep."""
     # Iterative on purpose: this guards the recursive code from deep input.
+    if type(obj) is not dict and type(obj) is not list:
+        return False  # a scalar (an HTTP body may be one) nests nothing
     level: list[object] = [obj]
     for _ in range(limit):
         nested: list[object] = []
