@@ -81,11 +81,13 @@ class Membership:
     # ------------------------------------------------------------------ changes
 
     def join(self, room: str, session_id: str) -> None:
+        """List ``session_id`` in ``room`` (written soon, refreshed every ``ttl / 3``)."""
         self._names.members_key(room)
         self._local.setdefault(room, set()).add(session_id)
         self._change(room, session_id, joined=True)
 
     def leave(self, room: str, session_id: str) -> None:
+        """Stop listing ``session_id`` in ``room``."""
         self._names.members_key(room)
         sessions = self._local.get(room)
         if sessions is not None:

@@ -47,6 +47,7 @@ class Subscriber:
         self.received = 0
 
     def subscribe(self, channel: bytes, room: str) -> None:
+        """Deliver ``channel``'s broadcasts as ``room``'s (once Redis has the subscription)."""
         if channel not in self._rooms_by_channel:
             self._rooms_by_channel[channel] = room
             self._changed.set()

@@ -129,7 +129,8 @@ class RedisBackplane:
 
         ``started()`` is called at once, before connecting: a node whose Redis is down
         starts and serves its local sessions, degraded. Losing Redis is logged once per
-        outage (WARNING) and never raised; reconnects use exponential backoff with
+        outage (WARNING) and never raised. A connection Redis dropped alone is made
+        again at once; when one cannot be made, all are, with exponential backoff and
         jitter, capped at ``max_backoff``. Cancelling closes the connections.
 
         Raises:
