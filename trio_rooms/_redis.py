@@ -1,7 +1,8 @@
 """What both Redis backends need from coredis 6.9 beyond its public API.
 
-Imported only by `trio_rooms.storage.redis` and `trio_rooms.backplane.redis`, after
-they checked that coredis is installed.
+Imported only by `trio_rooms.storage.redis` and `trio_rooms.backplane._connection`,
+after `trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
+installed.
 """
 
 from __future__ import annotations

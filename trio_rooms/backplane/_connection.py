@@ -1,0 +1,127 @@
+"""One connection to Redis: opening it, round trips on it, and noticing that it is lost.
+
+Every fault that means "Redis is lost" is in `FAULTS`; the roles (membership,
+subscriber, publisher) let them propagate and `trio_rooms.backplane._supervisor`
+decides what to connect again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from typing import Final, NoReturn, cast
+
+import anyio
+import coredis
+import trio
+from coredis.commands import CommandRequest
+from coredis.connection import BaseConnection
+from coredis.exceptions import RedisError
+from coredis.typing import ResponseType
+
+from .._redis import guarded
+
+__all__ = [
+    "BATCH",
+    "FAULTS",
+    "ConnectionEndedError",
+    "first_leaf",
+    "open_connection",
+    "ping",
+    "round_trips",
+    "watch",
+]
+
+#: Commands per round trip: PUBLISHes when many are queued, membership writes.
+BATCH: Final = 512
+
+
+class ConnectionEndedError(Exception):
+    """A connection to Redis ended, or could not be made."""
+
+
+#: What losing Redis looks like: these end a connection and degrade the node;
+#: anything else is a bug and propagates out of `RedisBackplane.run`.
+FAULTS: Final = (
+    RedisError,
+    OSError,  # TimeoutError included: coredis's reply timeout
+    trio.TooSlowError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    ConnectionEndedError,
+)
+
+
+@asynccontextmanager
+async def open_connection(url: str, *, timeout: float) -> AsyncGenerator[BaseConnection]:
+    """Connect to Redis at ``url``; leaving closes the connection.
+
+    Each connection has a pool of its own: coredis's pool never hands back the slot
+    of a leased connection that died, and a pool of one is cheap to make again.
+
+    Raises:
+        FAULTS: no connection within ``3 * timeout``.
+    """
+    pool = coredis.ConnectionPool.from_url(
+        url,
+        decode_responses=False,
+        stream_timeout=timeout,
+        connect_timeout=timeout,
+        max_connections=1,
+        client_name="trio_rooms.backplane",
+    )
+    # pyright sees a union of pools; each gets a subclass of its own class.
+    pool.connection_class = guarded(pool.connection_class)  # pyright: ignore[reportAttributeAccessIssue]
+    async with pool:
+        # connect_timeout bounds the TCP connect, stream_timeout each reply of the
+        # handshake; this bounds the whole.
+        with trio.fail_after(3 * timeout):
+            connection = await pool.get_connection()
+        yield connection
+
+
+async def round_trips(
+    connection: BaseConnection, commands: Sequence[CommandRequest[ResponseType]], *, timeout: float
+) -> None:
+    """Send ``commands`` pipelined, in batches; raise if a batch had an error.
+
+    A batch is one write and one wait (``RequestBatch``), not one per command. Each
+    batch's replies must come within ``timeout`` of waiting for them; coredis drops
+    the connection when they do not.
+    """
+    batches = [
+        connection.create_request_batch(commands[start : start + BATCH], timeout=timeout)
+        for start in range(0, len(commands), BATCH)
+    ]
+    for batch in batches:
+        with trio.fail_after(2 * timeout):  # coredis's own timeout comes first
+            results = await batch
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+async def ping(connection: BaseConnection, *, timeout: float) -> None:
+    """PING, and raise unless PONG comes within ``timeout``.
+
+    On the subscribed connection too: with RESP3 (coredis speaks nothing else) a
+    subscribed connection takes any command and replies normally, as coredis's own
+    ``PubSub._keepalive`` relies on.
+    """
+    with trio.fail_after(timeout):
+        await connection.create_request(b"PING")
+
+
+async def watch(connection: BaseConnection) -> NoReturn:
+    """Raise once ``connection`` has ended (it receives no push messages)."""
+    async for _ in connection.push_messages:
+        pass
+    raise ConnectionEndedError(f"{connection!r} ended")  # pragma: no cover
+
+
+def first_leaf(error: BaseException) -> BaseException:
+    """The first exception in ``error`` that is not a group."""
+    while isinstance(error, BaseExceptionGroup):
+        error = cast("BaseExceptionGroup[BaseException]", error).exceptions[0]
+    return error
