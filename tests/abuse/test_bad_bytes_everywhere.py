@@ -47,6 +47,7 @@ async def test_no_request_stops_the_server(
     """Each poison request ends its own connection in time; a chatting client is still served."""
     async with connect(port, "lobby", "name=canary") as canary:
         joined = await canary.receive_until(UserJoined)
+        assert isinstance(joined, UserJoined)
         for _ in range(3):
             stream = await connect_socket(port)
             async with stream:

@@ -28,8 +28,10 @@ __all__ = ["Backplane", "BackplaneStatistics", "Delivery", "Envelope"]
 class BackplaneStatistics:
     """A backplane's state and counters, in `RoomsStatistics.backplane`."""
 
-    #: True while the backplane cannot reach its broker: broadcasts reach local
-    #: sessions only, and `Room.members` raises `BackplaneError`.
+    #: True while any of the backplane's connections to its broker is lost. While the
+    #: broker is unreachable, broadcasts reach local sessions only and `Room.members`
+    #: raises `BackplaneError`; while only one connection is being made again, what
+    #: depends on the others goes on.
     degraded: bool
     #: Broadcasts published to other nodes.
     published: int
