@@ -5,22 +5,29 @@ from __future__ import annotations
 import functools
 import math
 import random
-import ssl
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from typing import Generic, TypeVar, final
+from typing import Generic, TypeVar, cast, final
 
 import trio
 import trio_websocket
+import wsproto.utilities
 
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
-from ._errors import ClientQueueFullError, ConnectionRejectedError, ServerError
+from ._errors import (
+    ClientQueueFullError,
+    ConnectError,
+    ConnectionRejectedError,
+    ConnectTimeoutError,
+    ServerError,
+)
 from ._events import Reconnected
 from ._frames import Endpoint, SessionInfo, parse_library_frame, parse_url
 from ._policy import ReconnectPolicy
+from ._transport import WatchedStream, open_stream
 
 __all__ = ["RoomClient", "open_room_client"]
 
@@ -29,7 +36,6 @@ ClientMsgT = TypeVar("ClientMsgT", bound=Message)
 
 # The close reason trio-websocket reports when the connection was lost without a close frame.
 _LOST = 1006
-_CLOSE_TIMEOUT = 5.0
 
 
 @final
@@ -49,6 +55,8 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         reconnect: ReconnectPolicy,
         max_queued: int,
         max_message_size: int,
+        connect_timeout: float,
+        close_timeout: float,
         on_invalid: Callable[[DecodeError], None] | None,
         on_error: Callable[[ServerError], None] | None,
         rng: random.Random,
@@ -61,6 +69,8 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         self._policy = reconnect
         self._max_queued = max_queued
         self._max_message_size = max_message_size
+        self._connect_timeout = connect_timeout
+        self._close_timeout = close_timeout
         self._on_invalid = on_invalid
         self._on_error = on_error
         self._rng = rng
@@ -175,8 +185,9 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
     async def aclose(self) -> None:
         """Write the queued messages, close with 1000 and wait for the close to finish.
 
-        While disconnected the queued messages are dropped. Waits at most a few seconds
-        for the server's answer.
+        While disconnected the queued messages are dropped. Gives up after
+        ``close_timeout`` (writing included, if the server stopped reading) and closes the
+        socket.
         """
         if self._closing:
             await self._done.wait()
@@ -185,7 +196,7 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         self._outbox_changed.set()
         if not self._connected:
             self._cancel_scope.cancel()
-        with trio.move_on_after(_CLOSE_TIMEOUT) as waited:
+        with trio.move_on_after(self._close_timeout) as waited:
             await self._done.wait()
         if waited.cancelled_caught:
             self._cancel_scope.cancel()
@@ -235,7 +246,7 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
                     code, reason = await self._connection(
                         functools.partial(self._report, code, reason, attempts, previous)
                     )
-                except OSError as exc:
+                except ConnectError as exc:
                     last_error = exc
                     continue
                 break
@@ -255,41 +266,49 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             )
         )
 
-    async def _open_stream(self) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
-        endpoint = self._endpoint
-        if endpoint.secure:
-            context = ssl.create_default_context()
-            return await trio.open_ssl_over_tcp_stream(
-                endpoint.host, endpoint.port, ssl_context=context, https_compatible=True
-            )
-        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
-
     async def _connection(self, started: Callable[[], None]) -> tuple[int, str]:
         """One connection, from the handshake to its close; returns the close code and reason.
 
         Calls ``started`` once the connection is open (and the session known).
 
         Raises:
-            OSError: The server could not be reached.
+            ConnectError: No connection could be opened (``ConnectTimeoutError``: not
+                within ``connect_timeout``).
             ConnectionRejectedError: The server refused the handshake.
+            ConnectionClosedError: The server closed with a code that is not retried, or
+                its first frame was not the session frame, before the connection was open.
         """
         resume = (self._session.token if self._session else "") if self._resume else None
         resource = self._endpoint.resource(self._server_codec.format, resume)
+        # Opening is bounded as a whole: name lookup, TCP, TLS, handshake, session frame.
+        deadline = trio.current_time() + self._connect_timeout
+        raw = None
+        with trio.CancelScope(deadline=deadline):
+            try:
+                raw = await open_stream(self._endpoint)
+            except OSError as exc:
+                # trio's "all attempts failed" chains a group of each address's error.
+                reason = _first(exc.__cause__) if exc.__cause__ is not None else exc
+                raise ConnectError(f"could not connect to {self._where}: {reason}") from exc
+        if raw is None:
+            raise self._timed_out("the TCP connection")
+        opening = trio.CancelScope(deadline=deadline)
         # We own the socket: trio-websocket's client leaves it open when the server closes first.
-        stream = await self._open_stream()
+        stream = WatchedStream(raw, opening.cancel)
         failure: Exception | None = None
         result = (_LOST, "")
         try:
             async with trio.open_nursery() as nursery:
                 # Exceptions are carried out of the nursery by hand, not in an ExceptionGroup.
                 try:
-                    result = await self._handshake_and_serve(nursery, stream, resource, started)
+                    ws = await self._open_websocket(nursery, stream, resource, opening)
+                    result = await self._serve_and_close(ws, started)
                 except Exception as exc:
                     failure = exc
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # trio-websocket's reader task raises a rejected handshake into our nursery.
-            translated = _handshake_failure(group)
+            # trio-websocket's reader task raises a failed handshake into our nursery.
+            translated = self._handshake_failure(group)
             if translated is None:
                 raise
             raise translated from group
@@ -302,26 +321,81 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             raise failure
         return result
 
-    async def _handshake_and_serve(
+    @property
+    def _where(self) -> str:
+        return f"{self._endpoint.host}:{self._endpoint.port}"
+
+    def _timed_out(self, step: str) -> ConnectTimeoutError:
+        timeout = self._connect_timeout
+        message = f"{step} to {self._where} was not through within connect_timeout={timeout} s"
+        return ConnectTimeoutError(message, timeout)
+
+    async def _open_websocket(
         self,
         nursery: trio.Nursery,
-        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+        stream: WatchedStream,
         resource: str,
-        started: Callable[[], None],
+        opening: trio.CancelScope,
+    ) -> trio_websocket.WebSocketConnection:
+        """The WebSocket handshake and, with ``resume``, the session frame, within ``opening``.
+
+        ``opening`` is cancelled by ``stream`` if the connection ends first, and at the
+        ``connect_timeout`` deadline.
+        """
+        step = "the WebSocket handshake"
+        with opening:
+            try:
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    # Documented as any trio.abc.Stream; only the annotation is narrower.
+                    stream,  # pyright: ignore[reportArgumentType]
+                    self._endpoint.host,
+                    resource,
+                    max_message_size=self._max_message_size,
+                )
+                if self._resume:
+                    step = "the session frame"
+                    self._session = await self._session_info(ws)
+            except trio_websocket.ConnectionRejected as exc:
+                body = (exc.body or b"").decode("utf-8", "replace")
+                raise ConnectionRejectedError(exc.status_code, body[:1000]) from exc
+            except trio_websocket.HandshakeError as exc:
+                raise ConnectError(f"the WebSocket handshake failed: {exc!r}") from exc
+            except trio_websocket.ConnectionClosed as exc:
+                # Closed before the session frame: the connection never opened.
+                closed = exc.reason
+                code, reason = (closed.code, closed.reason or "") if closed else (_LOST, "")
+                if not self._policy.retries(code):
+                    raise ConnectionClosedError(code, reason) from exc
+                if not stream.ended:
+                    message = f"the server at {self._where} closed with {code} before {step}"
+                    raise ConnectError(message) from exc
+                # Else the connection was dropped: said below, as when the drop came first.
+            else:
+                return ws
+        if stream.ended:
+            how = "closed the connection" if stream.error is None else "reset the connection"
+            raise ConnectError(f"the server at {self._where} {how} during {step}") from stream.error
+        raise self._timed_out(step)
+
+    def _handshake_failure(self, group: BaseExceptionGroup[BaseException]) -> Exception | None:
+        """The error to raise for a failed handshake; ``None`` if ``group`` is another failure."""
+        rejected, _ = group.split(trio_websocket.ConnectionRejected)
+        if rejected is not None:
+            first = _first(rejected)
+            assert isinstance(first, trio_websocket.ConnectionRejected)
+            body = (first.body or b"").decode("utf-8", "replace")
+            return ConnectionRejectedError(first.status_code, body[:1000])
+        broken, rest = group.split(lambda exc: _server_protocol_error(exc) is not None)
+        if broken is not None and rest is None:
+            error = _server_protocol_error(_first(broken))
+            message = f"the server at {self._where} did not answer as a WebSocket server: {error}"
+            return ConnectError(message)
+        return None
+
+    async def _serve_and_close(
+        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
     ) -> tuple[int, str]:
-        try:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery,
-                stream,
-                self._endpoint.host,
-                resource,
-                max_message_size=self._max_message_size,
-            )
-        except trio_websocket.ConnectionRejected as exc:
-            body = (exc.body or b"").decode("utf-8", "replace")
-            raise ConnectionRejectedError(exc.status_code, body[:1000]) from exc
-        except trio_websocket.HandshakeError as exc:
-            raise ConnectionError(f"the WebSocket handshake failed: {exc!r}") from exc
         try:
             return await self._serve(ws, started)
         finally:
@@ -329,22 +403,22 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             # read the server's close reply: the socket is just closed (by the caller).
             if trio.current_effective_deadline() != -math.inf:
                 with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
+                    scope.deadline = trio.current_time() + self._close_timeout
                     await ws.aclose()
 
     async def _serve(
         self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
     ) -> tuple[int, str]:
         try:
-            if self._resume:
-                self._session = await self._session_info(ws)
             self._connected = True
             self._disconnected = trio.Event()
             started()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, ws, nursery.cancel_scope)
                 await self._read(ws)
-                nursery.cancel_scope.cancel()
+                # Our own close stops the reader at once: let the writer wait for the answer.
+                if not self._closing:
+                    nursery.cancel_scope.cancel()
         except trio_websocket.ConnectionClosed:
             pass
         closed = ws.closed
@@ -421,6 +495,8 @@ async def open_room_client(
     reconnect: ReconnectPolicy = ReconnectPolicy(),  # noqa: B008 - frozen, so shareable
     max_queued: int = 1000,
     max_message_size: int = 2**20,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 5.0,
     camel_case: bool = True,
     on_invalid: Callable[[DecodeError], None] | None = None,
     on_error: Callable[[ServerError], None] | None = None,
@@ -460,6 +536,11 @@ async def open_room_client(
         max_queued: Messages that may wait to be written; ``send`` raises
             ``ClientQueueFullError`` past it.
         max_message_size: The largest frame accepted from the server, in bytes.
+        connect_timeout: Seconds each connection attempt may take to open: name lookup,
+            TCP and TLS, the WebSocket handshake and, with ``resume``, the session frame.
+            A connection that ends before it is open fails the attempt at once.
+        close_timeout: Seconds ``aclose`` (and leaving the block) waits for the queue to
+            be written and the server to answer the close, before closing the socket.
         camel_case: The server's ``RoomsConfig.camel_case``.
         on_invalid: Called with the ``DecodeError`` of a frame that is not a server
             message, instead of raising it from ``receive``.
@@ -468,13 +549,22 @@ async def open_room_client(
         rng: The source of jitter (for reproducible tests).
 
     Raises:
-        OSError: The server could not be reached (the first connection is not retried).
+        ConnectError: No connection could be opened (the first connection is not
+            retried): the server could not be reached, it ended the connection before it
+            was open, or (``ConnectTimeoutError``) it did not open within
+            ``connect_timeout``.
         ConnectionRejectedError: The server refused the handshake; never retried.
-        ValueError: ``url`` is not a ``ws`` or ``wss`` URL, or ``max_queued`` < 1.
+        ConnectionClosedError: The server closed the connection with a code that is not
+            retried before it was open.
+        ValueError: ``url`` is not a ``ws`` or ``wss`` URL, ``max_queued`` < 1, or
+            ``connect_timeout`` or ``close_timeout`` is not > 0.
     """
     endpoint = parse_url(url)
     if max_queued < 1:
         raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+    for name, timeout in (("connect_timeout", connect_timeout), ("close_timeout", close_timeout)):
+        if not timeout > 0:
+            raise ValueError(f"{name} must be > 0, got {timeout!r}")
     room_client = RoomClient(
         endpoint,
         make_codec(format, *server, camel_case=camel_case),
@@ -483,6 +573,8 @@ async def open_room_client(
         reconnect=reconnect,
         max_queued=max_queued,
         max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
         on_invalid=on_invalid,
         on_error=on_error,
         rng=rng if rng is not None else random.Random(),
@@ -498,21 +590,29 @@ async def open_room_client(
     except BaseExceptionGroup as group:
         # The client's task never raises once started: the group holds the block's error.
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+            error = group.exceptions[0]
+            raise error from error.__cause__
         raise
 
 
-def _handshake_failure(group: BaseExceptionGroup[BaseException]) -> Exception | None:
-    """The error to raise for a failed handshake, or ``None`` if ``group`` is another failure."""
-    rejected, _ = group.split(trio_websocket.ConnectionRejected)
-    if rejected is not None:
-        first = rejected.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        assert isinstance(first, trio_websocket.ConnectionRejected)
-        body = (first.body or b"").decode("utf-8", "replace")
-        return ConnectionRejectedError(first.status_code, body[:1000])
-    handshake, rest = group.split(trio_websocket.HandshakeError)
-    if handshake is not None and rest is None:
-        return ConnectionError(f"the WebSocket handshake failed: {handshake!r}")
+def _server_protocol_error(exc: BaseException) -> wsproto.utilities.ProtocolError | None:
+    """The server's protocol error behind ``exc``, raised by trio-websocket's reader.
+
+    Answering a bad handshake reply, the reader sends a server's rejection, which h11
+    refuses: the server's own error is then in the chain of contexts.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, wsproto.utilities.ProtocolError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
     return None
+
+
+def _first(exc: BaseException) -> BaseException:
+    """``exc``, or its first leaf exception if it is a group."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = cast("BaseExceptionGroup[BaseException]", exc).exceptions[0]
+    return exc
