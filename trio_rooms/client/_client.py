@@ -1,41 +1,33 @@
-"""``RoomClient`` and ``open_room_client``: a typed, reconnecting client of one room."""
+"""``RoomClient`` and ``open_room_client``: a typed, reconnecting client of one room.
+
+``RoomClient`` is the user's endpoint over a ``ClientState``; the ``Supervisor`` keeps
+it connected, one ``Connection`` after another.
+"""
 
 from __future__ import annotations
 
-import functools
-import math
 import random
-from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from typing import Generic, TypeVar, cast, final
+from typing import Generic, TypeVar, final
 
 import trio
-import trio_websocket
-import wsproto.utilities
 
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
-from ._errors import (
-    ClientQueueFullError,
-    ConnectError,
-    ConnectionRejectedError,
-    ConnectTimeoutError,
-    ServerError,
-)
+from ._connection import ConnectionSettings
+from ._errors import ClientQueueFullError, ServerError
 from ._events import Reconnected
-from ._frames import Endpoint, SessionInfo, parse_library_frame, parse_url
+from ._frames import parse_url
 from ._policy import ReconnectPolicy
-from ._transport import WatchedStream, open_stream
+from ._state import ClientState
+from ._supervisor import Supervisor
 
 __all__ = ["RoomClient", "open_room_client"]
 
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
-
-# The close reason trio-websocket reports when the connection was lost without a close frame.
-_LOST = 1006
 
 
 @final
@@ -47,46 +39,18 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
 
     def __init__(
         self,
-        endpoint: Endpoint,
-        server_codec: Codec[ServerMsgT],
+        state: ClientState[ServerMsgT],
+        supervisor: Supervisor[ServerMsgT],
         client_codec: Codec[ClientMsgT],
-        *,
-        resume: bool,
-        reconnect: ReconnectPolicy,
         max_queued: int,
-        max_message_size: int,
-        connect_timeout: float,
         close_timeout: float,
-        on_invalid: Callable[[DecodeError], None] | None,
-        on_error: Callable[[ServerError], None] | None,
-        rng: random.Random,
     ) -> None:
-        self._endpoint = endpoint
-        self._server_codec = server_codec
+        self._state = state
+        self._supervisor = supervisor
         self._client_codec = client_codec
         self._text = client_codec.format == "json"
-        self._resume = resume
-        self._policy = reconnect
         self._max_queued = max_queued
-        self._max_message_size = max_message_size
-        self._connect_timeout = connect_timeout
         self._close_timeout = close_timeout
-        self._on_invalid = on_invalid
-        self._on_error = on_error
-        self._rng = rng
-        self._outbox: deque[str | bytes] = deque()
-        self._outbox_changed = trio.Event()
-        self._inbox_send, self._inbox = trio.open_memory_channel[ServerMsgT | Exception](0)
-        self._events_send, self._events = trio.open_memory_channel[Reconnected](math.inf)
-        self._session: SessionInfo | None = None
-        self._connected = False
-        self._disconnected = trio.Event()
-        self._closing = False
-        self._outcome: Exception | None = None
-        self._done = trio.Event()
-        self._cancel_scope = trio.CancelScope()
-
-    # -- public API --------------------------------------------------------------------
 
     @property
     def session_id(self) -> str | None:
@@ -95,12 +59,13 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         Known once ``open_room_client`` has connected; after a reconnect that could not
         resume (see :class:`Reconnected`) it is the new session's id.
         """
-        return self._session.id if self._session is not None else None
+        session = self._state.session
+        return session.id if session is not None else None
 
     @property
     def connected(self) -> bool:
         """Whether a connection is open now (``False`` while reconnecting)."""
-        return self._connected
+        return self._state.connected
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Reconnected]:
@@ -108,15 +73,14 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
 
         Unbounded (one small object per reconnect); reading it is optional.
         """
-        return self._events
+        return self._state.events
 
     async def wait_disconnected(self) -> None:
         """Wait until the current connection ends (returns at once while disconnected).
 
         The client then reconnects, or ends, on its own.
         """
-        if self._connected:
-            await self._disconnected.wait()
+        await self._state.wait_disconnected()
 
     def send(self, message: ClientMsgT) -> None:
         """Queue ``message`` for the server; never blocks.
@@ -131,15 +95,15 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             ConnectionClosedError: The connection ended for good (see ``receive``).
             TypeError: ``message`` is not one of the client messages.
         """
-        if self._closing:
+        state = self._state
+        if state.closing:
             raise trio.ClosedResourceError("the client is closed")
-        if self._outcome is not None:
-            raise self._outcome
-        if len(self._outbox) >= self._max_queued:
+        if state.outcome is not None:
+            raise state.outcome
+        if len(state.outbox) >= self._max_queued:
             raise ClientQueueFullError(self._max_queued)
         payload = self._client_codec.encode(message)
-        self._outbox.append(payload.decode() if self._text else payload)
-        self._outbox_changed.set()
+        state.queue(payload.decode() if self._text else payload)
 
     async def receive(self) -> ServerMsgT:
         """Wait for the next server message; reconnects happen underneath.
@@ -156,13 +120,13 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             trio.ClosedResourceError: The client was closed with ``aclose``.
         """
         try:
-            item = await self._inbox.receive()
+            item = await self._state.inbox.receive()
         except trio.EndOfChannel:
             item = None
         if item is None:
             # Raised outside the except block, so the error keeps its own cause.
-            if self._outcome is not None:
-                raise self._outcome
+            if self._state.outcome is not None:
+                raise self._state.outcome
             raise trio.ClosedResourceError("the client is closed")
         if isinstance(item, Exception):
             raise item
@@ -189,299 +153,19 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         ``close_timeout`` (writing included, if the server stopped reading) and closes the
         socket.
         """
-        if self._closing:
-            await self._done.wait()
+        state = self._state
+        if state.closing:
+            await state.done.wait()
             return
-        self._closing = True
-        self._outbox_changed.set()
-        if not self._connected:
-            self._cancel_scope.cancel()
+        state.closing = True
+        state.wake_writer()
+        if not state.connected:
+            self._supervisor.cancel()
         with trio.move_on_after(self._close_timeout) as waited:
-            await self._done.wait()
+            await state.done.wait()
         if waited.cancelled_caught:
-            self._cancel_scope.cancel()
-            await self._done.wait()
-
-    # -- the connection loop -----------------------------------------------------------
-
-    async def _main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, then keep the client connected until closed; for ``nursery.start``.
-
-        The first connection is not retried: its failure raises from ``start``. A later
-        failure ends the client and is raised by ``receive`` (and ``send``).
-        """
-        started = False
-
-        def on_started() -> None:
-            nonlocal started
-            started = True
-            task_status.started()
-
-        try:
-            with self._cancel_scope:
-                await self._run(on_started)
-        except Exception as exc:
-            if not started:
-                raise
-            self._outcome = exc
-        finally:
-            self._connected = False
-            self._disconnected.set()
-            self._inbox_send.close()
-            self._events_send.close()
-            self._done.set()
-
-    async def _run(self, on_started: Callable[[], None]) -> None:
-        code, reason = await self._connection(on_started)
-        while not self._closing:
-            if not self._policy.retries(code):
-                raise ConnectionClosedError(code, reason)
-            previous = self.session_id
-            attempts, last_error = 0, None
-            for delay in self._policy.delays(self._rng):
-                attempts += 1
-                await trio.sleep(delay)
-
-                try:
-                    code, reason = await self._connection(
-                        functools.partial(self._report, code, reason, attempts, previous)
-                    )
-                except ConnectError as exc:
-                    last_error = exc
-                    continue
-                break
-            else:
-                message = f"gave up reconnecting after {attempts} attempts"
-                raise ConnectionClosedError(code, message) from last_error
-
-    def _report(self, code: int, reason: str, attempts: int, previous: str | None) -> None:
-        self._events_send.send_nowait(
-            Reconnected(
-                code=code,
-                reason=reason,
-                attempts=attempts,
-                resumed=self._session is not None and self._session.resumed,
-                session_id=self.session_id,
-                previous_session_id=previous,
-            )
-        )
-
-    async def _connection(self, started: Callable[[], None]) -> tuple[int, str]:
-        """One connection, from the handshake to its close; returns the close code and reason.
-
-        Calls ``started`` once the connection is open (and the session known).
-
-        Raises:
-            ConnectError: No connection could be opened (``ConnectTimeoutError``: not
-                within ``connect_timeout``).
-            ConnectionRejectedError: The server refused the handshake.
-            ConnectionClosedError: The server closed with a code that is not retried, or
-                its first frame was not the session frame, before the connection was open.
-        """
-        resume = (self._session.token if self._session else "") if self._resume else None
-        resource = self._endpoint.resource(self._server_codec.format, resume)
-        # Opening is bounded as a whole: name lookup, TCP, TLS, handshake, session frame.
-        deadline = trio.current_time() + self._connect_timeout
-        raw = None
-        with trio.CancelScope(deadline=deadline):
-            try:
-                raw = await open_stream(self._endpoint)
-            except OSError as exc:
-                # trio's "all attempts failed" chains a group of each address's error.
-                reason = _first(exc.__cause__) if exc.__cause__ is not None else exc
-                raise ConnectError(f"could not connect to {self._where}: {reason}") from exc
-        if raw is None:
-            raise self._timed_out("the TCP connection")
-        opening = trio.CancelScope(deadline=deadline)
-        # We own the socket: trio-websocket's client leaves it open when the server closes first.
-        stream = WatchedStream(raw, opening.cancel)
-        failure: Exception | None = None
-        result = (_LOST, "")
-        try:
-            async with trio.open_nursery() as nursery:
-                # Exceptions are carried out of the nursery by hand, not in an ExceptionGroup.
-                try:
-                    ws = await self._open_websocket(nursery, stream, resource, opening)
-                    result = await self._serve_and_close(ws, started)
-                except Exception as exc:
-                    failure = exc
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # trio-websocket's reader task raises a failed handshake into our nursery.
-            translated = self._handshake_failure(group)
-            if translated is None:
-                raise
-            raise translated from group
-        finally:
-            self._connected = False
-            self._disconnected.set()
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
-        if failure is not None:
-            raise failure
-        return result
-
-    @property
-    def _where(self) -> str:
-        return f"{self._endpoint.host}:{self._endpoint.port}"
-
-    def _timed_out(self, step: str) -> ConnectTimeoutError:
-        timeout = self._connect_timeout
-        message = f"{step} to {self._where} was not through within connect_timeout={timeout} s"
-        return ConnectTimeoutError(message, timeout)
-
-    async def _open_websocket(
-        self,
-        nursery: trio.Nursery,
-        stream: WatchedStream,
-        resource: str,
-        opening: trio.CancelScope,
-    ) -> trio_websocket.WebSocketConnection:
-        """The WebSocket handshake and, with ``resume``, the session frame, within ``opening``.
-
-        ``opening`` is cancelled by ``stream`` if the connection ends first, and at the
-        ``connect_timeout`` deadline.
-        """
-        step = "the WebSocket handshake"
-        with opening:
-            try:
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery,
-                    # Documented as any trio.abc.Stream; only the annotation is narrower.
-                    stream,  # pyright: ignore[reportArgumentType]
-                    self._endpoint.host,
-                    resource,
-                    max_message_size=self._max_message_size,
-                )
-                if self._resume:
-                    step = "the session frame"
-                    self._session = await self._session_info(ws)
-            except trio_websocket.ConnectionRejected as exc:
-                body = (exc.body or b"").decode("utf-8", "replace")
-                raise ConnectionRejectedError(exc.status_code, body[:1000]) from exc
-            except trio_websocket.HandshakeError as exc:
-                raise ConnectError(f"the WebSocket handshake failed: {exc!r}") from exc
-            except trio_websocket.ConnectionClosed as exc:
-                # Closed before the session frame: the connection never opened.
-                closed = exc.reason
-                code, reason = (closed.code, closed.reason or "") if closed else (_LOST, "")
-                if not self._policy.retries(code):
-                    raise ConnectionClosedError(code, reason) from exc
-                if not stream.ended:
-                    message = f"the server at {self._where} closed with {code} before {step}"
-                    raise ConnectError(message) from exc
-                # Else the connection was dropped: said below, as when the drop came first.
-            else:
-                return ws
-        if stream.ended:
-            how = "closed the connection" if stream.error is None else "reset the connection"
-            raise ConnectError(f"the server at {self._where} {how} during {step}") from stream.error
-        raise self._timed_out(step)
-
-    def _handshake_failure(self, group: BaseExceptionGroup[BaseException]) -> Exception | None:
-        """The error to raise for a failed handshake; ``None`` if ``group`` is another failure."""
-        rejected, _ = group.split(trio_websocket.ConnectionRejected)
-        if rejected is not None:
-            first = _first(rejected)
-            assert isinstance(first, trio_websocket.ConnectionRejected)
-            body = (first.body or b"").decode("utf-8", "replace")
-            return ConnectionRejectedError(first.status_code, body[:1000])
-        broken, rest = group.split(lambda exc: _server_protocol_error(exc) is not None)
-        if broken is not None and rest is None:
-            error = _server_protocol_error(_first(broken))
-            message = f"the server at {self._where} did not answer as a WebSocket server: {error}"
-            return ConnectError(message)
-        return None
-
-    async def _serve_and_close(
-        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
-    ) -> tuple[int, str]:
-        try:
-            return await self._serve(ws, started)
-        finally:
-            # When cancelled, trio-websocket's reader is cancelled too and could never
-            # read the server's close reply: the socket is just closed (by the caller).
-            if trio.current_effective_deadline() != -math.inf:
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + self._close_timeout
-                    await ws.aclose()
-
-    async def _serve(
-        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
-    ) -> tuple[int, str]:
-        try:
-            self._connected = True
-            self._disconnected = trio.Event()
-            started()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write, ws, nursery.cancel_scope)
-                await self._read(ws)
-                # Our own close stops the reader at once: let the writer wait for the answer.
-                if not self._closing:
-                    nursery.cancel_scope.cancel()
-        except trio_websocket.ConnectionClosed:
-            pass
-        closed = ws.closed
-        if closed is None:
-            return _LOST, ""
-        return closed.code, closed.reason or ""
-
-    async def _session_info(self, ws: trio_websocket.WebSocketConnection) -> SessionInfo:
-        frame = await ws.get_message()
-        info = parse_library_frame(frame)
-        if not isinstance(info, SessionInfo):
-            await ws.aclose(1002, "expected the $session frame first")
-            raise ConnectionClosedError(
-                1002, f"expected the $session frame first, got {frame[:200]!r}"
-            )
-        return info
-
-    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
-        """Hand frames to ``receive`` until the connection closes."""
-        while True:
-            try:
-                frame = await ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
-            item: ServerMsgT | Exception
-            try:
-                item = self._server_codec.decode(frame)
-            except DecodeError as exc:
-                item = self._library_frame(frame, exc)
-                if isinstance(item, DecodeError) and self._on_invalid is not None:
-                    self._on_invalid(item)
-                    continue
-                if isinstance(item, ServerError) and self._on_error is not None:
-                    self._on_error(item)
-                    continue
-            await self._inbox_send.send(item)
-
-    def _library_frame(self, frame: bytes | str, error: DecodeError) -> Exception:
-        parsed = parse_library_frame(frame)
-        if isinstance(parsed, str):
-            return ServerError(parsed)
-        if isinstance(parsed, SessionInfo):
-            return DecodeError("unexpected $session frame in the middle of a connection")
-        return error
-
-    async def _write(
-        self, ws: trio_websocket.WebSocketConnection, connection_scope: trio.CancelScope
-    ) -> None:
-        while True:
-            try:
-                while self._outbox:
-                    # Dequeue only once written: a frame cut off by a drop is sent again.
-                    await ws.send_message(self._outbox[0])
-                    self._outbox.popleft()
-                if self._closing:
-                    await ws.aclose(1000)
-                    # The reader may be waiting for someone to receive: stop it too.
-                    connection_scope.cancel()
-                    return
-            except trio_websocket.ConnectionClosed:
-                return  # the reader reports how it closed
-            self._outbox_changed = trio.Event()
-            await self._outbox_changed.wait()
+            self._supervisor.cancel()
+            await state.done.wait()
 
 
 @asynccontextmanager
@@ -565,24 +249,24 @@ async def open_room_client(
     for name, timeout in (("connect_timeout", connect_timeout), ("close_timeout", close_timeout)):
         if not timeout > 0:
             raise ValueError(f"{name} must be > 0, got {timeout!r}")
-    room_client = RoomClient(
-        endpoint,
-        make_codec(format, *server, camel_case=camel_case),
-        make_codec(format, *client, camel_case=camel_case),
+    settings = ConnectionSettings(
+        endpoint=endpoint,
+        server_codec=make_codec(format, *server, camel_case=camel_case),
         resume=resume,
-        reconnect=reconnect,
-        max_queued=max_queued,
         max_message_size=max_message_size,
         connect_timeout=connect_timeout,
         close_timeout=close_timeout,
         on_invalid=on_invalid,
         on_error=on_error,
-        rng=rng if rng is not None else random.Random(),
     )
+    state = ClientState[ServerMsgT]()
+    rng = rng if rng is not None else random.Random()
+    supervisor = Supervisor(state, settings, reconnect, rng)
+    client_codec = make_codec(format, *client, camel_case=camel_case)
+    room_client = RoomClient(state, supervisor, client_codec, max_queued, close_timeout)
     try:
         async with trio.open_nursery() as nursery:
-            # The task belongs to the client; only this module starts it.
-            await nursery.start(room_client._main)  # pyright: ignore[reportPrivateUsage]
+            await nursery.start(supervisor.run)
             try:
                 yield room_client
             finally:
@@ -593,26 +277,3 @@ async def open_room_client(
             error = group.exceptions[0]
             raise error from error.__cause__
         raise
-
-
-def _server_protocol_error(exc: BaseException) -> wsproto.utilities.ProtocolError | None:
-    """The server's protocol error behind ``exc``, raised by trio-websocket's reader.
-
-    Answering a bad handshake reply, the reader sends a server's rejection, which h11
-    refuses: the server's own error is then in the chain of contexts.
-    """
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, wsproto.utilities.ProtocolError):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__context__
-    return None
-
-
-def _first(exc: BaseException) -> BaseException:
-    """``exc``, or its first leaf exception if it is a group."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = cast("BaseExceptionGroup[BaseException]", exc).exceptions[0]
-    return exc
