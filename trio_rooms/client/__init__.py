@@ -11,7 +11,9 @@
 from ._client import RoomClient as RoomClient
 from ._client import open_room_client as open_room_client
 from ._errors import ClientQueueFullError as ClientQueueFullError
+from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionRejectedError as ConnectionRejectedError
+from ._errors import ConnectTimeoutError as ConnectTimeoutError
 from ._errors import ServerError as ServerError
 from ._events import Reconnected as Reconnected
 from ._policy import RETRIED_CLOSE_CODES as RETRIED_CLOSE_CODES
@@ -20,6 +22,8 @@ from ._policy import ReconnectPolicy as ReconnectPolicy
 __all__ = [
     "RETRIED_CLOSE_CODES",
     "ClientQueueFullError",
+    "ConnectError",
+    "ConnectTimeoutError",
     "ConnectionRejectedError",
     "ReconnectPolicy",
     "Reconnected",

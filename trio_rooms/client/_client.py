@@ -1,35 +1,33 @@
-"""``RoomClient`` and ``open_room_client``: a typed, reconnecting client of one room."""
+"""``RoomClient`` and ``open_room_client``: a typed, reconnecting client of one room.
+
+``RoomClient`` is the user's endpoint over a ``ClientState``; the ``Supervisor`` keeps
+it connected, one ``Connection`` after another.
+"""
 
 from __future__ import annotations
 
-import functools
-import math
 import random
-import ssl
-from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar, final
 
 import trio
-import trio_websocket
 
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
-from ._errors import ClientQueueFullError, ConnectionRejectedError, ServerError
+from ._connection import ConnectionSettings
+from ._errors import ClientQueueFullError, ServerError
 from ._events import Reconnected
-from ._frames import Endpoint, SessionInfo, parse_library_frame, parse_url
+from ._frames import parse_url
 from ._policy import ReconnectPolicy
+from ._state import ClientState
+from ._supervisor import Supervisor
 
 __all__ = ["RoomClient", "open_room_client"]
 
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
-
-# The close reason trio-websocket reports when the connection was lost without a close frame.
-_LOST = 1006
-_CLOSE_TIMEOUT = 5.0
 
 
 @final
@@ -41,42 +39,18 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
 
     def __init__(
         self,
-        endpoint: Endpoint,
-        server_codec: Codec[ServerMsgT],
+        state: ClientState[ServerMsgT],
+        supervisor: Supervisor[ServerMsgT],
         client_codec: Codec[ClientMsgT],
-        *,
-        resume: bool,
-        reconnect: ReconnectPolicy,
         max_queued: int,
-        max_message_size: int,
-        on_invalid: Callable[[DecodeError], None] | None,
-        on_error: Callable[[ServerError], None] | None,
-        rng: random.Random,
+        close_timeout: float,
     ) -> None:
-        self._endpoint = endpoint
-        self._server_codec = server_codec
+        self._state = state
+        self._supervisor = supervisor
         self._client_codec = client_codec
         self._text = client_codec.format == "json"
-        self._resume = resume
-        self._policy = reconnect
         self._max_queued = max_queued
-        self._max_message_size = max_message_size
-        self._on_invalid = on_invalid
-        self._on_error = on_error
-        self._rng = rng
-        self._outbox: deque[str | bytes] = deque()
-        self._outbox_changed = trio.Event()
-        self._inbox_send, self._inbox = trio.open_memory_channel[ServerMsgT | Exception](0)
-        self._events_send, self._events = trio.open_memory_channel[Reconnected](math.inf)
-        self._session: SessionInfo | None = None
-        self._connected = False
-        self._disconnected = trio.Event()
-        self._closing = False
-        self._outcome: Exception | None = None
-        self._done = trio.Event()
-        self._cancel_scope = trio.CancelScope()
-
-    # -- public API --------------------------------------------------------------------
+        self._close_timeout = close_timeout
 
     @property
     def session_id(self) -> str | None:
@@ -85,12 +59,13 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         Known once ``open_room_client`` has connected; after a reconnect that could not
         resume (see :class:`Reconnected`) it is the new session's id.
         """
-        return self._session.id if self._session is not None else None
+        session = self._state.session
+        return session.id if session is not None else None
 
     @property
     def connected(self) -> bool:
         """Whether a connection is open now (``False`` while reconnecting)."""
-        return self._connected
+        return self._state.connected
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Reconnected]:
@@ -98,15 +73,14 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
 
         Unbounded (one small object per reconnect); reading it is optional.
         """
-        return self._events
+        return self._state.events
 
     async def wait_disconnected(self) -> None:
         """Wait until the current connection ends (returns at once while disconnected).
 
         The client then reconnects, or ends, on its own.
         """
-        if self._connected:
-            await self._disconnected.wait()
+        await self._state.wait_disconnected()
 
     def send(self, message: ClientMsgT) -> None:
         """Queue ``message`` for the server; never blocks.
@@ -121,15 +95,15 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             ConnectionClosedError: The connection ended for good (see ``receive``).
             TypeError: ``message`` is not one of the client messages.
         """
-        if self._closing:
+        state = self._state
+        if state.closing:
             raise trio.ClosedResourceError("the client is closed")
-        if self._outcome is not None:
-            raise self._outcome
-        if len(self._outbox) >= self._max_queued:
+        if state.outcome is not None:
+            raise state.outcome
+        if len(state.outbox) >= self._max_queued:
             raise ClientQueueFullError(self._max_queued)
         payload = self._client_codec.encode(message)
-        self._outbox.append(payload.decode() if self._text else payload)
-        self._outbox_changed.set()
+        state.queue(payload.decode() if self._text else payload)
 
     async def receive(self) -> ServerMsgT:
         """Wait for the next server message; reconnects happen underneath.
@@ -146,13 +120,13 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             trio.ClosedResourceError: The client was closed with ``aclose``.
         """
         try:
-            item = await self._inbox.receive()
+            item = await self._state.inbox.receive()
         except trio.EndOfChannel:
             item = None
         if item is None:
             # Raised outside the except block, so the error keeps its own cause.
-            if self._outcome is not None:
-                raise self._outcome
+            if self._state.outcome is not None:
+                raise self._state.outcome
             raise trio.ClosedResourceError("the client is closed")
         if isinstance(item, Exception):
             raise item
@@ -175,239 +149,23 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
     async def aclose(self) -> None:
         """Write the queued messages, close with 1000 and wait for the close to finish.
 
-        While disconnected the queued messages are dropped. Waits at most a few seconds
-        for the server's answer.
+        While disconnected the queued messages are dropped. Gives up after
+        ``close_timeout`` (writing included, if the server stopped reading) and closes the
+        socket.
         """
-        if self._closing:
-            await self._done.wait()
+        state = self._state
+        if state.closing:
+            await state.done.wait()
             return
-        self._closing = True
-        self._outbox_changed.set()
-        if not self._connected:
-            self._cancel_scope.cancel()
-        with trio.move_on_after(_CLOSE_TIMEOUT) as waited:
-            await self._done.wait()
+        state.closing = True
+        state.wake_writer()
+        if not state.connected:
+            self._supervisor.cancel()
+        with trio.move_on_after(self._close_timeout) as waited:
+            await state.done.wait()
         if waited.cancelled_caught:
-            self._cancel_scope.cancel()
-            await self._done.wait()
-
-    # -- the connection loop -----------------------------------------------------------
-
-    async def _main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, then keep the client connected until closed; for ``nursery.start``.
-
-        The first connection is not retried: its failure raises from ``start``. A later
-        failure ends the client and is raised by ``receive`` (and ``send``).
-        """
-        started = False
-
-        def on_started() -> None:
-            nonlocal started
-            started = True
-            task_status.started()
-
-        try:
-            with self._cancel_scope:
-                await self._run(on_started)
-        except Exception as exc:
-            if not started:
-                raise
-            self._outcome = exc
-        finally:
-            self._connected = False
-            self._disconnected.set()
-            self._inbox_send.close()
-            self._events_send.close()
-            self._done.set()
-
-    async def _run(self, on_started: Callable[[], None]) -> None:
-        code, reason = await self._connection(on_started)
-        while not self._closing:
-            if not self._policy.retries(code):
-                raise ConnectionClosedError(code, reason)
-            previous = self.session_id
-            attempts, last_error = 0, None
-            for delay in self._policy.delays(self._rng):
-                attempts += 1
-                await trio.sleep(delay)
-
-                try:
-                    code, reason = await self._connection(
-                        functools.partial(self._report, code, reason, attempts, previous)
-                    )
-                except OSError as exc:
-                    last_error = exc
-                    continue
-                break
-            else:
-                message = f"gave up reconnecting after {attempts} attempts"
-                raise ConnectionClosedError(code, message) from last_error
-
-    def _report(self, code: int, reason: str, attempts: int, previous: str | None) -> None:
-        self._events_send.send_nowait(
-            Reconnected(
-                code=code,
-                reason=reason,
-                attempts=attempts,
-                resumed=self._session is not None and self._session.resumed,
-                session_id=self.session_id,
-                previous_session_id=previous,
-            )
-        )
-
-    async def _open_stream(self) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
-        endpoint = self._endpoint
-        if endpoint.secure:
-            context = ssl.create_default_context()
-            return await trio.open_ssl_over_tcp_stream(
-                endpoint.host, endpoint.port, ssl_context=context, https_compatible=True
-            )
-        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
-
-    async def _connection(self, started: Callable[[], None]) -> tuple[int, str]:
-        """One connection, from the handshake to its close; returns the close code and reason.
-
-        Calls ``started`` once the connection is open (and the session known).
-
-        Raises:
-            OSError: The server could not be reached.
-            ConnectionRejectedError: The server refused the handshake.
-        """
-        resume = (self._session.token if self._session else "") if self._resume else None
-        resource = self._endpoint.resource(self._server_codec.format, resume)
-        # We own the socket: trio-websocket's client leaves it open when the server closes first.
-        stream = await self._open_stream()
-        failure: Exception | None = None
-        result = (_LOST, "")
-        try:
-            async with trio.open_nursery() as nursery:
-                # Exceptions are carried out of the nursery by hand, not in an ExceptionGroup.
-                try:
-                    result = await self._handshake_and_serve(nursery, stream, resource, started)
-                except Exception as exc:
-                    failure = exc
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # trio-websocket's reader task raises a rejected handshake into our nursery.
-            translated = _handshake_failure(group)
-            if translated is None:
-                raise
-            raise translated from group
-        finally:
-            self._connected = False
-            self._disconnected.set()
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
-        if failure is not None:
-            raise failure
-        return result
-
-    async def _handshake_and_serve(
-        self,
-        nursery: trio.Nursery,
-        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
-        resource: str,
-        started: Callable[[], None],
-    ) -> tuple[int, str]:
-        try:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery,
-                stream,
-                self._endpoint.host,
-                resource,
-                max_message_size=self._max_message_size,
-            )
-        except trio_websocket.ConnectionRejected as exc:
-            body = (exc.body or b"").decode("utf-8", "replace")
-            raise ConnectionRejectedError(exc.status_code, body[:1000]) from exc
-        except trio_websocket.HandshakeError as exc:
-            raise ConnectionError(f"the WebSocket handshake failed: {exc!r}") from exc
-        try:
-            return await self._serve(ws, started)
-        finally:
-            # When cancelled, trio-websocket's reader is cancelled too and could never
-            # read the server's close reply: the socket is just closed (by the caller).
-            if trio.current_effective_deadline() != -math.inf:
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
-                    await ws.aclose()
-
-    async def _serve(
-        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
-    ) -> tuple[int, str]:
-        try:
-            if self._resume:
-                self._session = await self._session_info(ws)
-            self._connected = True
-            self._disconnected = trio.Event()
-            started()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write, ws, nursery.cancel_scope)
-                await self._read(ws)
-                nursery.cancel_scope.cancel()
-        except trio_websocket.ConnectionClosed:
-            pass
-        closed = ws.closed
-        if closed is None:
-            return _LOST, ""
-        return closed.code, closed.reason or ""
-
-    async def _session_info(self, ws: trio_websocket.WebSocketConnection) -> SessionInfo:
-        frame = await ws.get_message()
-        info = parse_library_frame(frame)
-        if not isinstance(info, SessionInfo):
-            await ws.aclose(1002, "expected the $session frame first")
-            raise ConnectionClosedError(
-                1002, f"expected the $session frame first, got {frame[:200]!r}"
-            )
-        return info
-
-    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
-        """Hand frames to ``receive`` until the connection closes."""
-        while True:
-            try:
-                frame = await ws.get_message()
-            except trio_websocket.ConnectionClosed:
-                return
-            item: ServerMsgT | Exception
-            try:
-                item = self._server_codec.decode(frame)
-            except DecodeError as exc:
-                item = self._library_frame(frame, exc)
-                if isinstance(item, DecodeError) and self._on_invalid is not None:
-                    self._on_invalid(item)
-                    continue
-                if isinstance(item, ServerError) and self._on_error is not None:
-                    self._on_error(item)
-                    continue
-            await self._inbox_send.send(item)
-
-    def _library_frame(self, frame: bytes | str, error: DecodeError) -> Exception:
-        parsed = parse_library_frame(frame)
-        if isinstance(parsed, str):
-            return ServerError(parsed)
-        if isinstance(parsed, SessionInfo):
-            return DecodeError("unexpected $session frame in the middle of a connection")
-        return error
-
-    async def _write(
-        self, ws: trio_websocket.WebSocketConnection, connection_scope: trio.CancelScope
-    ) -> None:
-        while True:
-            try:
-                while self._outbox:
-                    # Dequeue only once written: a frame cut off by a drop is sent again.
-                    await ws.send_message(self._outbox[0])
-                    self._outbox.popleft()
-                if self._closing:
-                    await ws.aclose(1000)
-                    # The reader may be waiting for someone to receive: stop it too.
-                    connection_scope.cancel()
-                    return
-            except trio_websocket.ConnectionClosed:
-                return  # the reader reports how it closed
-            self._outbox_changed = trio.Event()
-            await self._outbox_changed.wait()
+            self._supervisor.cancel()
+            await state.done.wait()
 
 
 @asynccontextmanager
@@ -421,6 +179,8 @@ async def open_room_client(
     reconnect: ReconnectPolicy = ReconnectPolicy(),  # noqa: B008 - frozen, so shareable
     max_queued: int = 1000,
     max_message_size: int = 2**20,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 5.0,
     camel_case: bool = True,
     on_invalid: Callable[[DecodeError], None] | None = None,
     on_error: Callable[[ServerError], None] | None = None,
@@ -460,6 +220,11 @@ async def open_room_client(
         max_queued: Messages that may wait to be written; ``send`` raises
             ``ClientQueueFullError`` past it.
         max_message_size: The largest frame accepted from the server, in bytes.
+        connect_timeout: Seconds each connection attempt may take to open: name lookup,
+            TCP and TLS, the WebSocket handshake and, with ``resume``, the session frame.
+            A connection that ends before it is open fails the attempt at once.
+        close_timeout: Seconds ``aclose`` (and leaving the block) waits for the queue to
+            be written and the server to answer the close, before closing the socket.
         camel_case: The server's ``RoomsConfig.camel_case``.
         on_invalid: Called with the ``DecodeError`` of a frame that is not a server
             message, instead of raising it from ``receive``.
@@ -468,29 +233,40 @@ async def open_room_client(
         rng: The source of jitter (for reproducible tests).
 
     Raises:
-        OSError: The server could not be reached (the first connection is not retried).
+        ConnectError: No connection could be opened (the first connection is not
+            retried): the server could not be reached, it ended the connection before it
+            was open, or (``ConnectTimeoutError``) it did not open within
+            ``connect_timeout``.
         ConnectionRejectedError: The server refused the handshake; never retried.
-        ValueError: ``url`` is not a ``ws`` or ``wss`` URL, or ``max_queued`` < 1.
+        ConnectionClosedError: The server closed the connection with a code that is not
+            retried before it was open.
+        ValueError: ``url`` is not a ``ws`` or ``wss`` URL, ``max_queued`` < 1, or
+            ``connect_timeout`` or ``close_timeout`` is not > 0.
     """
     endpoint = parse_url(url)
     if max_queued < 1:
         raise ValueError(f"max_queued must be >= 1, got {max_queued}")
-    room_client = RoomClient(
-        endpoint,
-        make_codec(format, *server, camel_case=camel_case),
-        make_codec(format, *client, camel_case=camel_case),
+    for name, timeout in (("connect_timeout", connect_timeout), ("close_timeout", close_timeout)):
+        if not timeout > 0:
+            raise ValueError(f"{name} must be > 0, got {timeout!r}")
+    settings = ConnectionSettings(
+        endpoint=endpoint,
+        server_codec=make_codec(format, *server, camel_case=camel_case),
         resume=resume,
-        reconnect=reconnect,
-        max_queued=max_queued,
         max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
         on_invalid=on_invalid,
         on_error=on_error,
-        rng=rng if rng is not None else random.Random(),
     )
+    state = ClientState[ServerMsgT]()
+    rng = rng if rng is not None else random.Random()
+    supervisor = Supervisor(state, settings, reconnect, rng)
+    client_codec = make_codec(format, *client, camel_case=camel_case)
+    room_client = RoomClient(state, supervisor, client_codec, max_queued, close_timeout)
     try:
         async with trio.open_nursery() as nursery:
-            # The task belongs to the client; only this module starts it.
-            await nursery.start(room_client._main)  # pyright: ignore[reportPrivateUsage]
+            await nursery.start(supervisor.run)
             try:
                 yield room_client
             finally:
@@ -498,21 +274,6 @@ async def open_room_client(
     except BaseExceptionGroup as group:
         # The client's task never raises once started: the group holds the block's error.
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+            error = group.exceptions[0]
+            raise error from error.__cause__
         raise
-
-
-def _handshake_failure(group: BaseExceptionGroup[BaseException]) -> Exception | None:
-    """The error to raise for a failed handshake, or ``None`` if ``group`` is another failure."""
-    rejected, _ = group.split(trio_websocket.ConnectionRejected)
-    if rejected is not None:
-        first = rejected.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        assert isinstance(first, trio_websocket.ConnectionRejected)
-        body = (first.body or b"").decode("utf-8", "replace")
-        return ConnectionRejectedError(first.status_code, body[:1000])
-    handshake, rest = group.split(trio_websocket.HandshakeError)
-    if handshake is not None and rest is None:
-        return ConnectionError(f"the WebSocket handshake failed: {handshake!r}")
-    return None

@@ -4,6 +4,9 @@
 
     RoomsError
     ├── ClientQueueFullError (trio.WouldBlock)   send() found the send queue full
+    ├── ConnectError (ConnectionError)           no WebSocket could be opened: unreachable, or
+    │   │                                        the connection ended before it was open
+    │   └── ConnectTimeoutError (TimeoutError)   ... not open within ``connect_timeout``
     ├── ConnectionRejectedError (ConnectionError)
     │                                            the server refused the WebSocket handshake
     └── ServerError                              the server sent a library ``{"error": ...}`` frame
@@ -15,7 +18,13 @@ import trio
 
 from .._errors import RoomsError
 
-__all__ = ["ClientQueueFullError", "ConnectionRejectedError", "ServerError"]
+__all__ = [
+    "ClientQueueFullError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ConnectionRejectedError",
+    "ServerError",
+]
 
 
 class ClientQueueFullError(RoomsError, trio.WouldBlock):
@@ -31,6 +40,26 @@ class ClientQueueFullError(RoomsError, trio.WouldBlock):
             "(the client is disconnected or the server reads too slowly)"
         )
         self.limit = limit
+
+
+class ConnectError(RoomsError, ConnectionError):
+    """No WebSocket connection could be opened; retried when reconnecting.
+
+    The name or address did not resolve, the TCP connection was refused, or the
+    connection ended (reset, or closed) or broke the protocol before the handshake and,
+    with ``resume``, the session frame were through. The cause is chained.
+    """
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """The connection was not open within ``connect_timeout``; retried when reconnecting.
+
+    ``timeout`` is that bound, in seconds.
+    """
+
+    def __init__(self, message: str, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 class ConnectionRejectedError(RoomsError, ConnectionError):

@@ -1,0 +1,202 @@
+"""``Connection``: one connection of a client, from its opening to its close."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Generic, TypeVar, final
+
+import attrs
+import trio
+import trio_websocket
+
+from .._errors import DecodeError
+from .._message import Message
+from ..codec import Codec
+from ._errors import ConnectError, ServerError
+from ._frames import Endpoint, SessionInfo, parse_library_frame
+from ._handshake import LOST, first_leaf, handshake_failure, open_websocket, timed_out, where
+from ._state import ClientState
+from ._transport import WatchedStream, open_stream
+
+__all__ = ["Connection", "ConnectionSettings"]
+
+ServerMsgT = TypeVar("ServerMsgT", bound=Message)
+
+
+@final
+@attrs.frozen
+class ConnectionSettings(Generic[ServerMsgT]):
+    """What every connection of one client is opened and run with."""
+
+    endpoint: Endpoint
+    server_codec: Codec[ServerMsgT]
+    resume: bool
+    max_message_size: int
+    connect_timeout: float
+    close_timeout: float
+    on_invalid: Callable[[DecodeError], None] | None
+    on_error: Callable[[ServerError], None] | None
+
+
+@final
+class Connection(Generic[ServerMsgT]):
+    """One connection: it opens, then reads into ``state.inbox`` and writes ``state.outbox``."""
+
+    def __init__(
+        self, state: ClientState[ServerMsgT], settings: ConnectionSettings[ServerMsgT]
+    ) -> None:
+        self._state = state
+        self._settings = settings
+
+    async def run(self, started: Callable[[], None]) -> tuple[int, str]:
+        """Open, serve until closed; returns the close code and reason.
+
+        Calls ``started`` once the connection is open (and the session known).
+
+        Raises:
+            ConnectError: No connection could be opened (``ConnectTimeoutError``: not
+                within ``connect_timeout``).
+            ConnectionRejectedError: The server refused the handshake.
+            ConnectionClosedError: The server closed with a code that is not retried, or
+                its first frame was not the session frame, before the connection was open.
+        """
+        settings, state = self._settings, self._state
+        endpoint = settings.endpoint
+        if settings.resume:
+            resume = state.session.token if state.session is not None else ""
+        else:
+            resume = None
+        resource = endpoint.resource(settings.server_codec.format, resume)
+        # Opening is bounded as a whole: name lookup, TCP, TLS, handshake, session frame.
+        deadline = trio.current_time() + settings.connect_timeout
+        raw = None
+        with trio.CancelScope(deadline=deadline):
+            try:
+                raw = await open_stream(endpoint)
+            except OSError as exc:
+                # trio's "all attempts failed" chains a group of each address's error.
+                reason = first_leaf(exc.__cause__) if exc.__cause__ is not None else exc
+                raise ConnectError(f"could not connect to {where(endpoint)}: {reason}") from exc
+        if raw is None:
+            raise timed_out("the TCP connection", endpoint, settings.connect_timeout)
+        opening = trio.CancelScope(deadline=deadline)
+        # We own the socket: trio-websocket's client leaves it open when the server closes first.
+        stream = WatchedStream(raw, opening.cancel)
+        failure: Exception | None = None
+        result = (LOST, "")
+        try:
+            async with trio.open_nursery() as nursery:
+                # Exceptions are carried out of the nursery by hand, not in an ExceptionGroup.
+                try:
+                    ws, session = await open_websocket(
+                        nursery,
+                        stream,
+                        opening,
+                        endpoint=endpoint,
+                        resource=resource,
+                        resume=settings.resume,
+                        max_message_size=settings.max_message_size,
+                        connect_timeout=settings.connect_timeout,
+                    )
+                    if session is not None:
+                        state.session = session
+                    result = await self._serve_and_close(ws, started)
+                except Exception as exc:
+                    failure = exc
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # trio-websocket's reader task raises a failed handshake into our nursery.
+            translated = handshake_failure(group, endpoint)
+            if translated is None:
+                raise
+            raise translated from group
+        finally:
+            state.set_disconnected()
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _serve_and_close(
+        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
+    ) -> tuple[int, str]:
+        try:
+            return await self._serve(ws, started)
+        finally:
+            # When cancelled, trio-websocket's reader is cancelled too and could never
+            # read the server's close reply: the socket is just closed (by the caller).
+            if trio.current_effective_deadline() != -math.inf:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + self._settings.close_timeout
+                    await ws.aclose()
+
+    async def _serve(
+        self, ws: trio_websocket.WebSocketConnection, started: Callable[[], None]
+    ) -> tuple[int, str]:
+        try:
+            self._state.set_connected()
+            started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write, ws, nursery.cancel_scope)
+                await self._read(ws)
+                # Our own close stops the reader at once: let the writer wait for the answer.
+                if not self._state.closing:
+                    nursery.cancel_scope.cancel()
+        except trio_websocket.ConnectionClosed:
+            pass
+        closed = ws.closed
+        if closed is None:
+            return LOST, ""
+        return closed.code, closed.reason or ""
+
+    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Hand frames to ``receive`` until the connection closes."""
+        settings = self._settings
+        while True:
+            try:
+                frame = await ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return
+            item: ServerMsgT | Exception
+            try:
+                item = settings.server_codec.decode(frame)
+            except DecodeError as exc:
+                item = _library_frame(frame, exc)
+                if isinstance(item, DecodeError) and settings.on_invalid is not None:
+                    settings.on_invalid(item)
+                    continue
+                if isinstance(item, ServerError) and settings.on_error is not None:
+                    settings.on_error(item)
+                    continue
+            await self._state.inbox_send.send(item)
+
+    async def _write(
+        self, ws: trio_websocket.WebSocketConnection, connection_scope: trio.CancelScope
+    ) -> None:
+        state = self._state
+        while True:
+            try:
+                while state.outbox:
+                    # Dequeue only once written: a frame cut off by a drop is sent again.
+                    await ws.send_message(state.outbox[0])
+                    state.outbox.popleft()
+                if state.closing:
+                    await ws.aclose(1000)
+                    # The reader may be waiting for someone to receive: stop it too.
+                    connection_scope.cancel()
+                    return
+            except trio_websocket.ConnectionClosed:
+                return  # the reader reports how it closed
+            await state.wait_outbox_changed()
+
+
+def _library_frame(frame: bytes | str, error: DecodeError) -> Exception:
+    """What to hand ``receive`` for a frame that is not a server message."""
+    parsed = parse_library_frame(frame)
+    if isinstance(parsed, str):
+        return ServerError(parsed)
+    if isinstance(parsed, SessionInfo):
+        return DecodeError("unexpected $session frame in the middle of a connection")
+    return error

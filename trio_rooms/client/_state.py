@@ -1,0 +1,72 @@
+"""``ClientState``: what the public client, its supervisor and each connection share."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Generic, TypeVar, final
+
+import trio
+
+from ._events import Reconnected
+from ._frames import SessionInfo
+
+__all__ = ["ClientState"]
+
+ServerMsgT = TypeVar("ServerMsgT")
+
+
+@final
+class ClientState(Generic[ServerMsgT]):
+    """The queues and flags of one client, across its connections.
+
+    ``RoomClient`` is a thin endpoint over it, as trio's memory channels are over their
+    state: it queues into ``outbox`` and receives from ``inbox``; connections drain the
+    one and fill the other; the supervisor reports on ``events_send`` and ends it all.
+    """
+
+    def __init__(self) -> None:
+        #: Encoded frames waiting to be written, in order; dequeued once written.
+        self.outbox: deque[str | bytes] = deque()
+        self._outbox_changed = trio.Event()
+        # Unbuffered: the reader hands each message over, so a slow receiver slows it.
+        self.inbox_send: trio.MemorySendChannel[ServerMsgT | Exception]
+        self.inbox: trio.MemoryReceiveChannel[ServerMsgT | Exception]
+        self.inbox_send, self.inbox = trio.open_memory_channel[ServerMsgT | Exception](0)
+        self.events_send: trio.MemorySendChannel[Reconnected]
+        self.events: trio.MemoryReceiveChannel[Reconnected]
+        self.events_send, self.events = trio.open_memory_channel[Reconnected](math.inf)
+        #: The session the server named last; ``None`` before it, or without resume.
+        self.session: SessionInfo | None = None
+        self.connected: bool = False
+        self._disconnected = trio.Event()
+        #: ``aclose`` began: write what is queued, close with 1000, reconnect no more.
+        self.closing: bool = False
+        #: Why the client ended, once it has, unless it was closed.
+        self.outcome: Exception | None = None
+        #: Set once the supervisor has returned.
+        self.done: trio.Event = trio.Event()
+
+    def queue(self, frame: str | bytes) -> None:
+        self.outbox.append(frame)
+        self._outbox_changed.set()
+
+    def wake_writer(self) -> None:
+        self._outbox_changed.set()
+
+    async def wait_outbox_changed(self) -> None:
+        """Wait for the next ``queue`` or ``wake_writer`` after this call."""
+        self._outbox_changed = trio.Event()
+        await self._outbox_changed.wait()
+
+    def set_connected(self) -> None:
+        self.connected = True
+        self._disconnected = trio.Event()
+
+    def set_disconnected(self) -> None:
+        self.connected = False
+        self._disconnected.set()
+
+    async def wait_disconnected(self) -> None:
+        if self.connected:
+            await self._disconnected.wait()
