@@ -27,7 +27,9 @@ from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
 from ._message import Message as Message
 from .client import ClientQueueFullError as ClientQueueFullError
+from .client import ConnectError as ConnectError
 from .client import ConnectionRejectedError as ConnectionRejectedError
+from .client import ConnectTimeoutError as ConnectTimeoutError
 from .client import Reconnected as Reconnected
 from .client import ReconnectPolicy as ReconnectPolicy
 from .client import RoomClient as RoomClient
@@ -46,7 +48,9 @@ __all__ = [
     "BackplaneError",
     "BackplaneStatistics",
     "ClientQueueFullError",
+    "ConnectError",
     "ConnectRequest",
+    "ConnectTimeoutError",
     "ConnectionClosedError",
     "ConnectionRejectedError",
     "DecodeError",

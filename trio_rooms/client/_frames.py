@@ -25,6 +25,16 @@ class Endpoint:
     path: str
     query: tuple[tuple[str, str], ...]
 
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header: the host, and the port unless it is the scheme's default.
+
+        RFC 6455 4.1 (after RFC 7230 5.4); an IPv6 address goes in brackets.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.secure else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
     def resource(self, format: WireFormat, resume: str | None) -> str:
         """The request target: the path with ``format`` and ``resume`` in the query."""
         query = [(k, v) for k, v in self.query if k not in ("format", "resume")]

@@ -61,7 +61,7 @@ async def open_websocket(
                 nursery,
                 # Documented as any trio.abc.Stream; only the annotation is narrower.
                 stream,  # pyright: ignore[reportArgumentType]
-                endpoint.host,
+                endpoint.host_header,
                 resource,
                 max_message_size=max_message_size,
             )
