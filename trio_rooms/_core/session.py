@@ -55,8 +55,11 @@ RoomT_co = DefaultTypeVar(
 #: Largest write the session's writer hands to the transport at once.
 _WRITE_BATCH_BYTES = 256 * 1024
 
-#: Close codes an application may send (RFC 6455 section 7.4).
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+#: Close codes an application may send (RFC 6455 section 7.4, and IANA's registry:
+#: 1012 service restart, 1013 try again later, 1014 bad gateway).
+_SENDABLE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
 
 _NO_DATA: Any = object()
 
@@ -337,7 +340,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         """
         if not (code in _SENDABLE_CODES or 3000 <= code <= 4999):
             raise ValueError(
-                f"close code {code} cannot be sent: use 1000, 1001, 1008, 1011 or 3000-4999"
+                f"close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
             )
         if len(reason.encode()) > 123:
             raise ValueError("a close reason is at most 123 bytes of UTF-8")

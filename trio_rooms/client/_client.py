@@ -7,7 +7,7 @@ it connected, one ``Connection`` after another.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar, final
 
@@ -16,10 +16,11 @@ import trio
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
 from ..codec import Codec, WireFormat, make_codec
+from . import _transport
 from ._connection import ConnectionSettings
 from ._errors import ClientQueueFullError, ServerError
 from ._events import Reconnected
-from ._frames import parse_url
+from ._frames import Endpoint, parse_url
 from ._policy import ReconnectPolicy
 from ._state import ClientState
 from ._supervisor import Supervisor
@@ -168,6 +169,15 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             await state.done.wait()
 
 
+def _any_endpoint(
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]],
+) -> Callable[[Endpoint], Awaitable[trio.abc.Stream]]:
+    async def open_for(endpoint: Endpoint) -> trio.abc.Stream:
+        return await open_stream()
+
+    return open_for
+
+
 @asynccontextmanager
 async def open_room_client(
     url: str,
@@ -185,6 +195,7 @@ async def open_room_client(
     on_invalid: Callable[[DecodeError], None] | None = None,
     on_error: Callable[[ServerError], None] | None = None,
     rng: random.Random | None = None,
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
 ) -> AsyncGenerator[RoomClient[ServerMsgT, ClientMsgT]]:
     """Connect to a room and keep connected until the block ends.
 
@@ -231,6 +242,10 @@ async def open_room_client(
         on_error: Called with a ``ServerError`` for each library ``{"error": ...}`` frame,
             instead of raising it from ``receive``.
         rng: The source of jitter (for reproducible tests).
+        open_stream: Opens the byte stream of each connection attempt instead of a TCP
+            (and, for ``wss``, TLS) connection to the URL's host; the URL's path and
+            query still make the request. `trio_rooms.testing.open_test_client` hands
+            in memory streams this way. An ``OSError`` it raises fails the attempt.
 
     Raises:
         ConnectError: No connection could be opened (the first connection is not
@@ -251,6 +266,7 @@ async def open_room_client(
             raise ValueError(f"{name} must be > 0, got {timeout!r}")
     settings = ConnectionSettings(
         endpoint=endpoint,
+        open_stream=_transport.open_stream if open_stream is None else _any_endpoint(open_stream),
         server_codec=make_codec(format, *server, camel_case=camel_case),
         resume=resume,
         max_message_size=max_message_size,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar, final
 
 import attrs
@@ -17,7 +17,7 @@ from ._errors import ConnectError, ServerError
 from ._frames import Endpoint, SessionInfo, parse_library_frame
 from ._handshake import LOST, first_leaf, handshake_failure, open_websocket, timed_out, where
 from ._state import ClientState
-from ._transport import WatchedStream, open_stream
+from ._transport import WatchedStream
 
 __all__ = ["Connection", "ConnectionSettings"]
 
@@ -30,6 +30,9 @@ class ConnectionSettings(Generic[ServerMsgT]):
     """What every connection of one client is opened and run with."""
 
     endpoint: Endpoint
+    #: Opens the byte stream of one connection attempt: TCP (and TLS) to the endpoint,
+    #: or whatever a test hands in (memory streams).
+    open_stream: Callable[[Endpoint], Awaitable[trio.abc.Stream]]
     server_codec: Codec[ServerMsgT]
     resume: bool
     max_message_size: int
@@ -73,7 +76,7 @@ class Connection(Generic[ServerMsgT]):
         raw = None
         with trio.CancelScope(deadline=deadline):
             try:
-                raw = await open_stream(endpoint)
+                raw = await settings.open_stream(endpoint)
             except OSError as exc:
                 # trio's "all attempts failed" chains a group of each address's error.
                 reason = first_leaf(exc.__cause__) if exc.__cause__ is not None else exc

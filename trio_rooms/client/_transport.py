@@ -13,7 +13,7 @@ from ._frames import Endpoint
 __all__ = ["WatchedStream", "open_stream"]
 
 
-async def open_stream(endpoint: Endpoint) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
     """A TCP connection to ``endpoint``, with TLS for ``wss``.
 
     Raises:
