@@ -16,6 +16,7 @@ import trio
 
 from .._errors import RoomsClosedError
 from ..codec import WireFormat
+from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject, origin_allowed, room_class_of
 from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
@@ -75,6 +76,10 @@ class Rooms(Generic[RoomT_co]):
             config.max_connections, config.max_connections_per_address, self._counters.changed
         )
         self._room_class = room_class_of(factory)
+        #: Route bodies and results, with the rooms' wire options.
+        self._records = JsonRecords(
+            camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
+        )
         self._slots: dict[str, _Slot] = {}
         self._closing = False
 

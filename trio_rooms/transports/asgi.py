@@ -52,23 +52,17 @@ from hypercorn.typing import (
 )
 
 from .._core.admission import room_class_of
-from .._core.config import RoomsConfig, validate_room_name
+from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
+from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
-from .._core.request import ConnectRequest, find_header
+from .._core.request import ConnectRequest
 from .._core.room import Room
 from .._core.rooms import Rooms, open_rooms
-from .._core.routes import (
-    HttpRequest,
-    Response,
-    call_route,
-    match_route,
-    route_table,
-    unsupported_body,
-)
+from .._core.routes import Response, route_table
 from .._core.routing import HttpRejection, route_websocket
 from .._core.storage import Storage
-from .._errors import RoomNameError, RoomsClosedError
+from .._errors import RoomsClosedError
 from ..codec._record import JsonRecords
 from ._hypercorn_guard import guard_connections
 
@@ -321,76 +315,30 @@ class _RoomsApp:
             return
         client = scope["client"]
         address = client[0] if client is not None else None
+        head = HttpHead(
+            method=scope["method"].upper(),
+            target=_target(scope),
+            headers=_headers(scope["headers"]),
+            client=client,
+        )
+
+        async def receive_body() -> tuple[bytes, bool] | None:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client left
+            return message["body"], message["more_body"]
+
         # A route request holds a slot like a WebSocket does, until its response is out.
         counter = rooms._connections
         counter.enter(address)
         try:
-            response = await self._respond(rooms, scope, receive)
+            # Hypercorn closes a connection whose request body is still coming when the
+            # response ends: a 408 or 413 ends its connection, as it says.
+            response = await serve_http(rooms, head, receive_body)
             if response is not None:
                 await _send_response(send, response)
         finally:
             counter.exit(address)
-
-    async def _respond(
-        self, rooms: Rooms[Any], scope: HTTPScope, receive: ASGIReceiveCallable
-    ) -> Response | None:
-        """The response to an HTTP request; None if the client left before sending it all."""
-        path, _, query_string = _target(scope).partition("?")
-        head = self.config.prefix + "/"
-        if not path.startswith(head):
-            return Response.text(404, "Not Found")
-        name, slash, rest = path[len(head) :].partition("/")
-        if not slash:
-            return Response.text(404, "Not Found")
-        route_path = "/" + rest
-        if route_path == "/websocket":
-            return Response.text(400, "Expected websocket")
-        try:
-            validate_room_name(name)
-        except RoomNameError as exc:
-            return Response.text(400, str(exc))
-        headers = _headers(scope["headers"])
-        try:
-            rooms._check_client(find_header(headers, "origin"), scope["client"])
-        except HttpRejection as rejection:
-            return Response.text(rejection.status, rejection.body)
-        method = scope["method"].upper()
-        endpoint = None
-        if self.room_class is not None:  # answer 404 and 405 without creating the room
-            match = match_route(self.room_class, method, route_path)
-            if match.response is not None:
-                return match.response
-            endpoint = match.endpoint
-        body = await _read_body(receive, headers, self.config)
-        if body is None or isinstance(body, Response):
-            return body
-        request = HttpRequest(
-            room=name,
-            method=method,
-            path=path,
-            query_string=query_string,
-            headers=headers,
-            body=body,
-            client=scope["client"],
-        )
-        if endpoint is not None and (refusal := unsupported_body(endpoint, request)):
-            return refusal
-        try:
-            room: Room[Any] = await rooms.get(name)
-        except RoomsClosedError:
-            return Response.text(503, "Service Unavailable: the rooms are shutting down")
-        except Exception:
-            _logger.exception("room %r failed to start", name)
-            return Response.text(500, "Internal Server Error")
-        if endpoint is None:  # a factory we cannot see through: the room tells its class
-            match = match_route(type(room), method, route_path)
-            if match.response is not None:
-                return match.response
-            endpoint = match.endpoint
-            assert endpoint is not None
-            if refusal := unsupported_body(endpoint, request):
-                return refusal
-        return await call_route(room, endpoint, request, self.records)
 
 
 @final
@@ -518,53 +466,6 @@ async def _refuse(
         await send({"type": "websocket.http.response.body", "body": data, "more_body": False})
     else:
         await send({"type": "websocket.close", "code": code, "reason": body[:100]})
-
-
-async def _read_body(
-    receive: ASGIReceiveCallable, headers: tuple[tuple[str, str], ...], config: RoomsConfig
-) -> bytes | Response | None:
-    """The request body, read as it arrives; None if the client left.
-
-    A body over ``max_message_size`` (announced, or as it arrives) gets 413, one not
-    complete within ``request_timeout`` 408: nothing past the bound is kept, and the
-    connection is closed after the answer (hypercorn closes a connection whose
-    request body is still coming when the response ends).
-    """
-    limit = config.max_message_size
-    too_large = _closing(413, f"Payload Too Large: the limit is {limit} bytes")
-    announced = find_header(headers, "content-length")
-    if announced is not None and _over(announced.strip(), limit):
-        return too_large
-    parts: list[bytes] = []
-    size = 0
-    with trio.move_on_after(config.request_timeout):
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            size += len(message["body"])
-            if size > limit:
-                return too_large
-            parts.append(message["body"])
-            if not message["more_body"]:
-                return b"".join(parts)
-    return _closing(
-        408, f"Request Timeout: the body must arrive within {config.request_timeout:g} s"
-    )
-
-
-def _over(content_length: str, limit: int) -> bool:
-    """Whether a ``Content-Length`` announces more than ``limit`` bytes (h11 checked its form)."""
-    # int() of thousands of digits raises ValueError; such a length is over anyway.
-    return content_length.isdigit() and (
-        len(content_length) > len(str(limit)) or int(content_length) > limit
-    )
-
-
-def _closing(status: int, reason: str) -> Response:
-    """A plain-text error that ends the connection: its request was not read to the end."""
-    headers = (("content-type", "text/plain; charset=utf-8"), ("connection", "close"))
-    return Response(status, headers, reason.encode())
 
 
 async def _send_response(send: ASGISendCallable, response: Response) -> None:

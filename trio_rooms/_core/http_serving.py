@@ -1,0 +1,162 @@
+"""``serve_http``: one HTTP request to a room's routes, the same on every transport.
+
+A transport parses the request head and hands over a way to receive the body; this
+checks the target, the origin and the caps, reads the body within its bounds, finds
+the route (answering 404 and 405 before any room exists when it can), creates the
+room if needed and runs the handler. The transport writes the `Response` back.
+"""
+
+# The _core modules are one unit and share their protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, final
+
+import attrs
+import trio
+
+from .._errors import RoomNameError, RoomsClosedError
+from .config import RoomsConfig, validate_room_name
+from .request import find_header
+from .room import Room
+from .rooms import Rooms
+from .routes import HttpRequest, Response, call_route, match_route, unsupported_body
+from .routing import HttpRejection
+
+__all__ = ["HttpHead", "ReceiveBody", "serve_http"]
+
+_logger = logging.getLogger("trio_rooms")
+
+#: The next piece of the request body and whether more follows; None if the client left.
+ReceiveBody = Callable[[], Awaitable[tuple[bytes, bool] | None]]
+
+
+@final
+@attrs.frozen
+class HttpHead:
+    """What a transport parsed of a request: everything but its body."""
+
+    #: Upper case: ``"POST"``.
+    method: str
+    #: The target as the client sent it (percent-encoded), with its query.
+    target: str
+    #: Lower-case names, in the order received.
+    headers: tuple[tuple[str, str], ...]
+    client: tuple[str, int] | None
+
+
+async def serve_http(
+    rooms: Rooms[Any], head: HttpHead, receive_body: ReceiveBody
+) -> Response | None:
+    """The response to the request ``head`` starts; None if the client left first.
+
+    The caller counts the request against the connection caps while this runs (the
+    embedded server counts its connection from the accept). A body over
+    ``max_message_size`` gets 413 and one not complete within ``request_timeout`` 408;
+    both end the connection (their responses say ``connection: close``).
+    """
+    config = rooms.config
+    path, _, query_string = head.target.partition("?")
+    prefix = config.prefix + "/"
+    if not path.startswith(prefix):
+        return Response.text(404, "Not Found")
+    name, slash, rest = path[len(prefix) :].partition("/")
+    if not slash:
+        return Response.text(404, "Not Found")
+    route_path = "/" + rest
+    if route_path == "/websocket":
+        return Response.text(400, "Expected websocket")
+    try:
+        validate_room_name(name)
+    except RoomNameError as exc:
+        return Response.text(400, str(exc))
+    try:
+        rooms._check_client(find_header(head.headers, "origin"), head.client)
+    except HttpRejection as rejection:
+        return Response.text(rejection.status, rejection.body)
+    endpoint = None
+    room_class = rooms._room_class
+    if room_class is not None:  # answer 404 and 405 without creating the room
+        match = match_route(room_class, head.method, route_path)
+        if match.response is not None:
+            return match.response
+        endpoint = match.endpoint
+    body = await _read_body(receive_body, head.headers, config)
+    if body is None or isinstance(body, Response):
+        return body
+    request = HttpRequest(
+        room=name,
+        method=head.method,
+        path=path,
+        query_string=query_string,
+        headers=head.headers,
+        body=body,
+        client=head.client,
+    )
+    if endpoint is not None and (refusal := unsupported_body(endpoint, request)):
+        return refusal
+    try:
+        room: Room[Any] = await rooms.get(name)
+    except RoomsClosedError:
+        return Response.text(503, "Service Unavailable: the rooms are shutting down")
+    except Exception:
+        _logger.exception("room %r failed to start", name)
+        return Response.text(500, "Internal Server Error")
+    if endpoint is None:  # a factory we cannot see through: the room tells its class
+        match = match_route(type(room), head.method, route_path)
+        if match.response is not None:
+            return match.response
+        endpoint = match.endpoint
+        assert endpoint is not None
+        if refusal := unsupported_body(endpoint, request):
+            return refusal
+    return await call_route(room, endpoint, request, rooms._records)
+
+
+async def _read_body(
+    receive_body: ReceiveBody, headers: tuple[tuple[str, str], ...], config: RoomsConfig
+) -> bytes | Response | None:
+    """The request body, read as it arrives; None if the client left.
+
+    A body over ``max_message_size`` (announced, or as it arrives) gets 413, one not
+    complete within ``request_timeout`` 408: nothing past the bound is kept.
+    """
+    limit = config.max_message_size
+    too_large = _closing(413, f"Payload Too Large: the limit is {limit} bytes")
+    announced = find_header(headers, "content-length")
+    if announced is not None and _over(announced.strip(), limit):
+        return too_large
+    parts: list[bytes] = []
+    size = 0
+    with trio.move_on_after(config.request_timeout):
+        while True:
+            received = await receive_body()
+            if received is None:
+                return None
+            chunk, more = received
+            size += len(chunk)
+            if size > limit:
+                return too_large
+            parts.append(chunk)
+            if not more:
+                return b"".join(parts)
+    return _closing(
+        408, f"Request Timeout: the body must arrive within {config.request_timeout:g} s"
+    )
+
+
+def _over(content_length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` announces more than ``limit`` bytes (h11 checked its form)."""
+    # int() of thousands of digits raises ValueError; such a length is over anyway.
+    return content_length.isdigit() and (
+        len(content_length) > len(str(limit)) or int(content_length) > limit
+    )
+
+
+def _closing(status: int, reason: str) -> Response:
+    """A plain-text error that ends the connection: its request was not read to the end."""
+    headers = (("content-type", "text/plain; charset=utf-8"), ("connection", "close"))
+    return Response(status, headers, reason.encode())
