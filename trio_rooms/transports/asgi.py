@@ -63,7 +63,6 @@ from .._core.routes import Response, route_table
 from .._core.routing import HttpRejection, route_websocket
 from .._core.storage import Storage
 from .._errors import RoomsClosedError
-from ..codec._record import JsonRecords
 from ._hypercorn_guard import guard_connections
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
@@ -97,7 +96,8 @@ def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
             was given the class itself, they are checked here).
     """
     guard_connections()
-    app = _RoomsApp(rooms.config, _room_class(rooms._factory))
+    _check_routes(rooms._factory)
+    app = _RoomsApp(rooms.config)
     app.rooms = rooms
     return app
 
@@ -136,7 +136,8 @@ def asgi_app(
     """
     guard_connections()
     config = config or RoomsConfig()
-    app = _RoomsApp(config, _room_class(factory))
+    _check_routes(factory)
+    app = _RoomsApp(config)
     app.factory = factory
     app.storage = storage
     return app
@@ -175,29 +176,24 @@ def hypercorn_config(
     return config
 
 
-def _room_class(factory: object) -> type | None:
-    """The room class the factory makes, its routes checked; None if it cannot be told."""
+def _check_routes(factory: object) -> None:
+    """Check the routes of the room class the factory makes, when it can be told."""
     room_class = room_class_of(factory)
     if room_class is not None:
         route_table(room_class)
-    return room_class
 
 
 @final
 class _RoomsApp:
     """The ASGI app: WebSocket sessions and HTTP routes of ``rooms``."""
 
-    def __init__(self, config: RoomsConfig, room_class: type | None) -> None:
+    def __init__(self, config: RoomsConfig) -> None:
         self.config = config
-        self.room_class = room_class
         #: The `Rooms` requests go to; None outside the lifespan of an owning app.
         self.rooms: Rooms[Any] | None = None
         #: Set for an app that owns its `Rooms` (opened on lifespan.startup).
         self.factory: Callable[[str], Room[Any]] | None = None
         self.storage: Storage | None = None
-        self.records = JsonRecords(
-            camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
-        )
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
