@@ -219,6 +219,7 @@ def test_config_defaults() -> None:
     assert config.handshake_timeout == 10
     assert (config.ping_interval, config.ping_timeout) == (20, 20)
     assert (config.outbound_max_messages, config.outbound_max_bytes) == (256, 1024 * 1024)
+    assert config.slow_consumer_timeout == 5
     assert config.inbound_max_messages == 32
     assert config.close_timeout == 5
     assert config.shutdown_timeout == 10

@@ -93,9 +93,15 @@ class RoomsConfig:
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
     #: Seconds graceful shutdown waits for sessions to close before cancelling them.
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
-    #: Outbound queue bound per session, in messages; overflow closes it with 1008.
+    #: Outbound messages a session may have queued for longer than
+    #: ``slow_consumer_timeout`` before it is closed with 1008 (a burst may briefly
+    #: queue more: the session's writer has not run yet).
     outbound_max_messages: int = attrs.field(default=256, validator=_positive_int)
-    #: Outbound queue bound per session, in bytes; overflow closes it with 1008.
+    #: Seconds a session's queue may stay at or over ``outbound_max_messages``.
+    slow_consumer_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Ceiling on a session's queued bytes: a message that would go past it closes the
+    #: session with 1008 at once. A message counts for at most half of it, so two
+    #: messages of any size (``max_message_size`` and larger) always fit.
     outbound_max_bytes: int = attrs.field(default=_MiB, validator=_positive_int)
     #: Received messages waiting for the session's handler; when full, the socket
     #: is not read until the handler catches up (TCP backpressure).

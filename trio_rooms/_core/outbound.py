@@ -8,6 +8,7 @@ cost of a broadcast is one append.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Final, final
@@ -49,10 +50,19 @@ class QueueOverflow(Exception):
 class OutboundQueue:
     """A bounded FIFO of frames with a single consumer, the session's writer.
 
-    ``put`` never blocks: past ``max_messages`` or ``max_bytes`` it raises
-    `QueueOverflow` and the caller applies the slow-consumer policy. Control frames
-    (pings, pongs) are small and bypass the bounds, so keepalive works even when the
-    queue is full.
+    ``put`` never blocks; it raises `QueueOverflow` (the caller applies the
+    slow-consumer policy) when the queue is past one of its bounds:
+
+    - ``max_bytes`` is a ceiling, judged at once: a frame that would take the queue
+      past it is refused. A frame counts for at most half of it, so two frames of any
+      size (a broadcast of a ``max_message_size`` message is larger) always fit.
+    - ``max_messages`` is judged by time: a burst may queue more frames than that
+      before the writer gets to run, so a frame is refused only once the queue has
+      stayed at or over ``max_messages`` for longer than ``timeout`` seconds (the
+      writer taking frames and leaving fewer ends the spell).
+
+    Control frames (pings, pongs) are small and bypass the bounds, so keepalive works
+    even when the queue is full.
     """
 
     __slots__ = (
@@ -60,15 +70,22 @@ class OutboundQueue:
         "_closed",
         "_direct_ready",
         "_frames",
+        "_largest",
+        "_over_since",
         "_waiter",
         "direct",
         "max_bytes",
         "max_messages",
+        "timeout",
     )
 
-    def __init__(self, max_messages: int, max_bytes: int) -> None:
+    def __init__(self, max_messages: int, max_bytes: int, timeout: float = math.inf) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._largest = max(max_bytes // 2, 1)  # the most one frame counts for
+        #: When the queue went over ``max_messages`` (None: it is not over).
+        self._over_since: float | None = None
         self._frames: deque[Frame] = deque()
         self._bytes = 0
         self._closed = False
@@ -81,6 +98,7 @@ class OutboundQueue:
 
     @property
     def queued_bytes(self) -> int:
+        """Payload bytes queued, each frame counted up to half of ``max_bytes``."""
         return self._bytes
 
     def __len__(self) -> int:
@@ -91,13 +109,31 @@ class OutboundQueue:
         if self._closed:
             return False
         size = len(frame.payload)
+        if size > self._largest:
+            size = self._largest
         if len(self._frames) >= self.max_messages or self._bytes + size > self.max_bytes:
-            raise QueueOverflow
+            self._check_bounds(size)
         self._frames.append(frame)
         self._bytes += size
         if self._waiter is not None:
             self._wake()
         return True
+
+    def _check_bounds(self, size: int) -> None:
+        """Raise `QueueOverflow` if a frame of ``size`` bytes may not be queued now.
+
+        Only called once the queue is at a bound, so the clock is read off the hot path.
+        """
+        if self._bytes + size > self.max_bytes:
+            raise QueueOverflow
+        if len(self._frames) < self.max_messages:
+            return
+        now = trio.current_time()
+        since = self._over_since
+        if since is None:
+            self._over_since = now
+        elif now - since > self.timeout:
+            raise QueueOverflow
 
     def allow_direct(self) -> None:
         """Let the next `put_now` write straight to the transport (once).
@@ -158,6 +194,7 @@ class OutboundQueue:
         """Drop everything queued."""
         self._frames.clear()
         self._bytes = 0
+        self._over_since = None
 
     def close(self) -> None:
         """Accept nothing more; the consumer drains what is queued, then gets ``[]``."""
@@ -194,11 +231,15 @@ class OutboundQueue:
             await self._wait()
         batch: list[Frame] = []
         size = data_bytes = 0
+        largest = self._largest
         while frames and size < max_bytes:
             frame = frames.popleft()
             batch.append(frame)
-            size += len(frame.payload)
+            length = len(frame.payload)
+            size += length
             if frame.opcode <= BINARY:
-                data_bytes += len(frame.payload)
+                data_bytes += length if length < largest else largest
         self._bytes -= data_bytes
+        if self._over_since is not None and len(frames) < self.max_messages:
+            self._over_since = None  # the writer caught up: the queue is under its bound
         return batch

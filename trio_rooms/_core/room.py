@@ -132,9 +132,9 @@ class Room(Generic[SessionT_co]):
         """Queue ``message`` for every session of the room except those in ``exclude``.
 
         Never blocks: the message is encoded once per wire format and the same frame is
-        put on each recipient's bounded outbound queue; a recipient whose queue is full
-        is closed with 1008 (slow consumer), never waited for. ``exclude`` holds
-        sessions or session ids.
+        put on each recipient's bounded outbound queue; a recipient that does not keep
+        up (see ``RoomsConfig.slow_consumer_timeout``) is closed with 1008 (slow
+        consumer), never waited for. ``exclude`` holds sessions or session ids.
 
         With a backplane, the message is also published once to the other nodes, which
         deliver it to their sessions in this room (``exclude`` applies there too).

@@ -291,8 +291,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     def send(self, message: ServerMsgT) -> None:
         """Queue ``message`` for this client.
 
-        Never blocks. If the client's outbound queue is full, the client is closed with
-        1008 (slow consumer). After the session started closing, the message is dropped.
+        Never blocks. A client that does not keep up is closed with 1008 (slow consumer:
+        see ``RoomsConfig.slow_consumer_timeout``). After the session started closing,
+        the message is dropped.
         """
         if self._close_code is None:
             self._enqueue(Frame(TEXT if self._format == "json" else BINARY, self._encode(message)))
@@ -360,7 +361,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         self._counters = room._counters
         self._request = request
         self._set_format(room, wire)
-        self._outbound = OutboundQueue(config.outbound_max_messages, config.outbound_max_bytes)
+        self._outbound = OutboundQueue(
+            config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
+        )
         connection.attach(self._outbound)
 
     def _set_format(self, room: Room[Any], wire: WireFormat) -> None:
@@ -381,7 +384,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             self._overflow()
 
     def _overflow(self) -> None:
-        """The outbound queue is full: close with 1008, dropping what was queued."""
+        """The outbound queue is past its bounds: close with 1008, dropping what was queued."""
         self._counters.dropped += 1
         self._begin_close(1008, "slow consumer", discard=True)
 

@@ -1,0 +1,114 @@
+"""The outbound queue's bounds: a byte ceiling judged at once, a message bound judged by time."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from trio_rooms._core.outbound import TEXT, Frame, OutboundQueue, QueueOverflow
+
+TIMEOUT = 5.0
+
+
+def _frame(size: int = 10) -> Frame:
+    return Frame(TEXT, b"x" * size)
+
+
+async def test_a_burst_over_the_message_bound_is_queued() -> None:
+    """Frames past max_messages are accepted until the queue has been over it for the timeout."""
+    queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
+    for _ in range(100):
+        assert queue.put(_frame())
+    assert len(queue) == 100
+
+
+async def test_a_queue_over_its_message_bound_for_longer_than_the_timeout_refuses(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A frame that finds the queue over max_messages for more than the timeout overflows."""
+    queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
+    for _ in range(5):
+        queue.put(_frame())  # the fifth starts the clock
+    await trio.sleep(TIMEOUT - 0.1)
+    assert queue.put(_frame())
+    await trio.sleep(0.2)
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame())
+
+
+async def test_the_writer_catching_up_restarts_the_clock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Once the writer takes frames and leaves fewer than max_messages, a new spell starts."""
+    queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
+    for _ in range(5):
+        queue.put(_frame())
+    await trio.sleep(TIMEOUT - 1)
+    assert len(await queue.get_batch(1024 * 1024)) == 5
+    for _ in range(5):
+        queue.put(_frame())  # over again: the clock starts from now
+    await trio.sleep(TIMEOUT - 1)
+    assert queue.put(_frame())
+    await trio.sleep(2)
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame())
+
+
+async def test_a_writer_that_leaves_the_queue_over_its_bound_does_not_restart_the_clock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Taking a batch that leaves max_messages or more queued keeps the spell going."""
+    queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
+    for _ in range(10):
+        queue.put(_frame(100))
+    await trio.sleep(TIMEOUT - 1)
+    assert len(await queue.get_batch(500)) == 5  # five left: still over
+    await trio.sleep(2)
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame())
+
+
+def test_the_byte_ceiling_refuses_a_frame_that_would_go_past_it() -> None:
+    """With half the ceiling or more queued, a frame that does not fit overflows at once."""
+    queue = OutboundQueue(256, 1000, TIMEOUT)
+    assert queue.put(_frame(500))
+    assert queue.put(_frame(500))  # exactly at the ceiling
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame(1))
+
+
+def test_a_frame_counts_for_at_most_half_the_ceiling() -> None:
+    """Two frames of any size fit; then a frame that would go past the ceiling does not."""
+    queue = OutboundQueue(256, 1000, TIMEOUT)
+    assert queue.put(_frame(5000))
+    assert queue.queued_bytes == 500
+    assert queue.put(_frame(5000))
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame(1))
+
+
+def test_a_big_frame_fits_behind_small_ones_under_half_the_ceiling() -> None:
+    """400 bytes queued leave room for a frame of any size and 100 more bytes."""
+    queue = OutboundQueue(256, 1000, TIMEOUT)
+    assert queue.put(_frame(400))
+    assert queue.put(_frame(5000))
+    assert queue.put(_frame(100))  # exactly at the ceiling
+    with pytest.raises(QueueOverflow):
+        queue.put(_frame(1))
+
+
+async def test_the_writer_gives_back_what_a_big_frame_counted_for() -> None:
+    """Taking a frame larger than half the ceiling frees what it counted for."""
+    queue = OutboundQueue(256, 1000, TIMEOUT)
+    queue.put(_frame(5000))
+    assert len(await queue.get_batch(100)) == 1
+    assert queue.queued_bytes == 0
+
+
+def test_control_frames_ignore_the_bounds() -> None:
+    """Pings and pongs are queued even when the queue is at its ceiling."""
+    queue = OutboundQueue(1, 10, TIMEOUT)
+    queue.put(_frame(10))
+    queue.put_control(Frame(0x9, b""))
+    assert len(queue) == 2
