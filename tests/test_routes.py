@@ -1,4 +1,4 @@
-"""HTTP routes on rooms and the lifespan-owned ASGI app, through hypercorn on 127.0.0.1."""
+"""HTTP routes on rooms, on both transports, and the lifespan-owned ASGI app, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from trio_rooms._core.routes import route_table
 from .chat_app import ChatRoom, SendChat, UserJoined
 from .peer import Peer, connect
 from .routes_app import AdminRoom, MemberSession
-from .servers import start_server
+from .servers import Transport, start_server
 from .sockets import connect_socket, handshake_request, read_http_response
 
 
@@ -32,8 +32,10 @@ async def admin_rooms(config: RoomsConfig) -> AsyncGenerator[Rooms[AdminRoom]]:
 
 
 @pytest.fixture
-async def http_port(admin_rooms: Rooms[AdminRoom], nursery: trio.Nursery) -> int:
-    return await start_server(nursery, "hypercorn", admin_rooms)
+async def http_port(
+    admin_rooms: Rooms[AdminRoom], nursery: trio.Nursery, transport: Transport
+) -> int:
+    return await start_server(nursery, transport, admin_rooms)
 
 
 class HttpResult:
@@ -520,3 +522,27 @@ def test_the_request_timeout_defaults_to_ten_seconds() -> None:
     assert RoomsConfig().request_timeout == 10.0
     with pytest.raises(ValueError, match="request_timeout must be > 0"):
         RoomsConfig(request_timeout=0)
+
+
+async def test_a_client_that_expects_100_continue_is_told_to_send_its_body(
+    http_port: int,
+) -> None:
+    """``Expect: 100-continue`` gets the interim 100, then the route's answer to the body."""
+    body = b'{"message":"after the 100"}'
+    head = (
+        b"POST /rooms/hall/broadcast HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\nexpect: 100-continue\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    stream = await connect_socket(http_port)
+    async with stream:
+        await stream.send_all(head)
+        with trio.fail_after(5):
+            status, _, rest = await read_http_response(stream)
+            assert status == 100
+            await stream.send_all(body)
+            if not rest:
+                status, _, rest = await read_http_response(stream)
+            else:
+                status = int(rest.split(b" ", 2)[1])
+    assert status == 200

@@ -44,14 +44,21 @@ def close_frame(code: int, reason: str) -> bytes:
 
 
 _REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     408: "Request Timeout",
     426: "Upgrade Required",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -59,15 +66,26 @@ _REASONS = {
 
 def http_response(status: int, body: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:
     """A complete ``Connection: close`` HTTP/1.1 response with a plain-text body."""
-    data = body.encode()
-    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    plain = (("content-type", "text/plain; charset=utf-8"), *headers)
+    return response_bytes(status, plain, body.encode())
+
+
+def response_bytes(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response: its head and ``body``.
+
+    ``content-length`` and ``connection`` are set here (ones in ``headers`` are left out).
+    """
+    extra = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in headers
+        if name.lower() not in ("content-length", "connection")
+    )
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        "content-type: text/plain; charset=utf-8\r\n"
-        f"content-length: {len(data)}\r\n"
-        f"{extra}connection: close\r\n\r\n"
+        f"{extra}content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
     )
-    return head.encode("latin-1") + data
+    return head.encode("latin-1") + body
 
 
 class AnnouncedLengths:

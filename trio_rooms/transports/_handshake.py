@@ -1,9 +1,10 @@
 """The server's side of the opening handshake (RFC 6455 section 4.2), without I/O.
 
 h11 parses the HTTP request; this checks it against the RFC and answers it. Whatever
-the client sends ends in an `Upgrade` or a `Refusal` (a 4xx status), never in an
-exception: h11 refuses bytes that are not HTTP/1.x, and the checks here only compare
-bytes, so no header can make a decoder raise.
+the client sends ends in an `Upgrade`, a `PlainRequest` (HTTP without an upgrade, for
+the rooms' routes: its body is read through `HandshakeParser.next_body`) or a
+`Refusal` (a 4xx status), never in an exception: h11 refuses bytes that are not
+HTTP/1.x, and the checks here only compare bytes, so no header can make a decoder raise.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ import binascii
 import hashlib
 import re
 from base64 import b64encode
-from typing import final
+from typing import Final, final
 
 import attrs
 import h11
 
-__all__ = ["MAX_HEAD_SIZE", "HandshakeParser", "Refusal", "Upgrade"]
+__all__ = [
+    "MAX_HEAD_SIZE",
+    "NEED_DATA",
+    "HandshakeParser",
+    "NeedData",
+    "PlainRequest",
+    "Refusal",
+    "Upgrade",
+]
 
 # RFC 6455 section 1.3: appended to the client's key to prove the server read it.
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -63,6 +72,29 @@ class Upgrade:
 
 
 @final
+class NeedData:
+    """`HandshakeParser.next_body` needs more bytes from the client first."""
+
+
+NEED_DATA: Final = NeedData()
+
+
+@final
+@attrs.frozen
+class PlainRequest:
+    """An HTTP request without an upgrade: one for a room's HTTP routes."""
+
+    #: Upper case: ``"POST"``.
+    method: str
+    #: The request target (ASCII, still percent-encoded), with its query string.
+    target: str
+    #: Every header as received: lower-case names, latin-1 values, in order.
+    headers: tuple[tuple[str, str], ...]
+    #: Whether the client waits for ``100 Continue`` before it sends its body.
+    expects_continue: bool
+
+
+@final
 @attrs.frozen
 class Refusal:
     """A handshake the server must answer with an HTTP error instead of a 101."""
@@ -87,8 +119,8 @@ class HandshakeParser:
         self._fed = 0
         self._request: tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
 
-    def receive_data(self, data: bytes | bytearray) -> Upgrade | Refusal | None:
-        """Feed ``data`` (not empty); None until the request is complete."""
+    def receive_data(self, data: bytes | bytearray) -> Upgrade | PlainRequest | Refusal | None:
+        """Feed ``data`` (not empty); None until the request head is complete."""
         parser = self._h11
         parser.receive_data(bytes(data))
         self._fed += len(data)
@@ -99,7 +131,7 @@ class HandshakeParser:
                     if self._fed - len(parser.trailing_data[0]) > MAX_HEAD_SIZE:
                         return _TOO_LARGE
                     checked = _check(event)
-                    if isinstance(checked, Refusal):
+                    if isinstance(checked, Refusal | PlainRequest):
                         return checked
                     self._request = checked
                 elif event is h11.PAUSED:
@@ -114,6 +146,27 @@ class HandshakeParser:
             if exc.error_status_hint == 431:
                 return _TOO_LARGE
             return Refusal(400, "Bad Request: malformed HTTP request")
+
+    def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
+        """After a `PlainRequest`: feed ``data``, then the next piece of its body.
+
+        Returns ``(piece, more)``, `NEED_DATA` when more bytes must be fed first, or None
+        when the body is malformed (the request cannot be answered).
+        """
+        parser = self._h11
+        if data:
+            parser.receive_data(bytes(data))
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError:
+            return None
+        if event is h11.NEED_DATA:
+            return NEED_DATA
+        if isinstance(event, h11.Data):
+            return bytes(event.data), True
+        if isinstance(event, h11.EndOfMessage):
+            return b"", False
+        return None
 
     def _upgrade(self, trailing: bytes) -> Upgrade:
         assert self._request is not None
@@ -134,14 +187,8 @@ _TOO_LARGE = Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
 
 def _check(
     request: h11.Request,
-) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | Refusal:
-    """The request's target, headers and subprotocols, or why it is not a handshake."""
-    # RFC 6455 section 4.1: "The method of the request MUST be GET, and the HTTP version
-    # MUST be at least 1.1" (h11 parses only 1.0 and 1.1).
-    if request.http_version != b"1.1":
-        return Refusal(400, "Bad Request: a WebSocket handshake needs HTTP/1.1")
-    if request.method != b"GET":
-        return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
+) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | PlainRequest | Refusal:
+    """The handshake's target, headers and subprotocols; a plain request; or a refusal."""
     headers = tuple(
         (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
         for name, value in request.headers
@@ -150,13 +197,29 @@ def _check(
         if name in _ASCII_HEADERS and not value.isascii():
             return Refusal(400, f"Bad Request: non-ASCII bytes in {name}")
     hosts = _values(headers, "host")
-    if len(hosts) != 1:  # h11 has refused a request without one
+    if len(hosts) > 1:  # h11 has refused an HTTP/1.1 request without one
         return Refusal(400, "Bad Request: more than one Host header")
-    if _HOST.fullmatch(hosts[0].encode("latin-1")) is None:
+    if hosts and _HOST.fullmatch(hosts[0].encode("latin-1")) is None:
         return Refusal(400, "Bad Request: malformed Host header")
-    if "upgrade" not in _tokens(headers, "connection") or "websocket" not in _tokens(
-        headers, "upgrade"
-    ):
+    target = request.target
+    if not target.isascii():
+        return Refusal(400, "Bad Request: the request target must be ASCII")
+    if "websocket" not in _tokens(headers, "upgrade"):
+        return PlainRequest(
+            method=request.method.decode("ascii").upper(),
+            target=target.decode("ascii"),
+            headers=headers,
+            expects_continue="100-continue" in _tokens(headers, "expect"),
+        )
+    # RFC 6455 section 4.1: "The method of the request MUST be GET, and the HTTP version
+    # MUST be at least 1.1" (h11 parses only 1.0 and 1.1).
+    if request.http_version != b"1.1":
+        return Refusal(400, "Bad Request: a WebSocket handshake needs HTTP/1.1")
+    if request.method != b"GET":
+        return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
+    if not hosts:
+        return Refusal(400, "Bad Request: a WebSocket handshake needs a Host header")
+    if "upgrade" not in _tokens(headers, "connection"):
         return Refusal(400, "Expected websocket")
     versions = _values(headers, "sec-websocket-version")
     if versions != ["13"]:
@@ -175,7 +238,7 @@ def _check(
     subprotocols = tuple(token for token in _split(headers, "sec-websocket-protocol") if token)
     if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in subprotocols):
         return Refusal(400, "Bad Request: malformed Sec-WebSocket-Protocol")
-    return request.target.decode("ascii"), headers, subprotocols
+    return target.decode("ascii"), headers, subprotocols
 
 
 def _values(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:

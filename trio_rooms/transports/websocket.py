@@ -27,13 +27,14 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
+from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.request import ConnectRequest
 from .._core.rooms import Rooms
 from .._core.routing import HttpRejection, route_websocket
 from .._errors import RoomsClosedError
-from ._framing import AnnouncedLengths, close_frame, http_response, wire_bytes
-from ._handshake import HandshakeParser, Refusal, Upgrade
+from ._framing import AnnouncedLengths, close_frame, http_response, response_bytes, wire_bytes
+from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._keepalive import Keepalive
 from ._throttle import ThrottledLog
 
@@ -149,9 +150,14 @@ async def _serve_connection(
     peer: tuple[str, int] | None,
 ) -> None:
     config = rooms.config
-    upgrade = await _read_handshake(stream, config, peer)
-    if upgrade is None:
+    parser = HandshakeParser()
+    request = await _read_request(stream, parser, config, peer)
+    if request is None:
         return
+    if isinstance(request, PlainRequest):
+        await _serve_route(rooms, stream, parser, request, peer)
+        return
+    upgrade = request
     try:
         target = route_websocket(config, upgrade.target)
         connect_request = ConnectRequest(
@@ -169,7 +175,7 @@ async def _serve_connection(
     await stream.send_all(upgrade.response)
     proto = WsprotoConnection(ConnectionType.SERVER)
     connection = _StreamConnection(stream, proto, config, received=upgrade.trailing)
-    del upgrade  # it would live as long as the session
+    del upgrade, request, parser  # they would live as long as the session
     if keepalive is not None:
         keepalive.add(connection)
     try:
@@ -184,12 +190,14 @@ async def _serve_connection(
             keepalive.discard(connection)
 
 
-async def _read_handshake(
-    stream: trio.abc.Stream, config: RoomsConfig, peer: tuple[str, int] | None
-) -> Upgrade | None:
-    """Read the opening handshake; None if the client left, timed out or was refused."""
-    parser = HandshakeParser()
-    outcome: Upgrade | Refusal | None = None
+async def _read_request(
+    stream: trio.abc.Stream,
+    parser: HandshakeParser,
+    config: RoomsConfig,
+    peer: tuple[str, int] | None,
+) -> Upgrade | PlainRequest | None:
+    """Read a request head; None if the client left, timed out or was refused."""
+    outcome: Upgrade | PlainRequest | Refusal | None = None
     with trio.move_on_after(config.handshake_timeout):
         while outcome is None:
             data = await stream.receive_some(_RECEIVE_SIZE)
@@ -203,6 +211,37 @@ async def _read_handshake(
     )
     await _refuse(stream, http_response(outcome.status, outcome.body, outcome.headers))
     return None
+
+
+async def _serve_route(
+    rooms: Rooms[Any],
+    stream: trio.abc.Stream,
+    parser: HandshakeParser,
+    request: PlainRequest,
+    peer: tuple[str, int] | None,
+) -> None:
+    """Answer a request for a room's HTTP routes, then close (no keep-alive)."""
+    expects_continue = request.expects_continue
+
+    async def receive_body() -> tuple[bytes, bool] | None:
+        nonlocal expects_continue
+        piece = parser.next_body()
+        while isinstance(piece, NeedData):
+            if expects_continue:  # RFC 9110 10.1.1: say we will read it
+                expects_continue = False
+                await stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                return None
+            piece = parser.next_body(data)
+        return piece
+
+    head = HttpHead(
+        method=request.method, target=request.target, headers=request.headers, client=peer
+    )
+    response = await serve_http(rooms, head, receive_body)
+    if response is not None:
+        await _refuse(stream, response_bytes(response.status, response.headers, response.body))
 
 
 async def _refuse(stream: trio.abc.Stream, response: bytes) -> None:
