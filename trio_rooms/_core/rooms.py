@@ -24,6 +24,7 @@ from .connection import Connection
 from .memory import MemoryStorage
 from .request import ConnectRequest
 from .room import Room
+from .routes import route_table
 from .routing import HttpRejection
 from .stats import Counters, RoomsStatistics
 from .storage import Storage
@@ -76,6 +77,8 @@ class Rooms(Generic[RoomT_co]):
             config.max_connections, config.max_connections_per_address, self._counters.changed
         )
         self._room_class = room_class_of(factory)
+        if self._room_class is not None:
+            route_table(self._room_class)  # a route declared wrongly fails here, not at a request
         #: Route bodies and results, with the rooms' wire options.
         self._records = JsonRecords(
             camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
@@ -328,6 +331,10 @@ async def open_rooms(
         storage: Where session data and room state persist; `MemoryStorage()` by default.
         backplane: Carries broadcasts and membership to the other nodes serving the
             same rooms (``RedisBackplane``); None for a single node.
+
+    Raises:
+        TypeError: ``factory`` is a room class (or a ``functools.partial`` of one)
+            whose HTTP routes are declared wrongly.
     """
     storage = storage if storage is not None else MemoryStorage()
     await storage.open()

@@ -26,10 +26,6 @@ What ASGI cannot carry:
   event; a client that never completes its handshake is hypercorn's to time out.
 """
 
-# The transport and the core it serves are one package; the transport uses the
-# core's protected entry points.
-# pyright: reportPrivateUsage=false
-
 from __future__ import annotations
 
 import contextlib
@@ -56,13 +52,11 @@ from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
 from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
-from .._core.request import ConnectRequest
 from .._core.room import Room
 from .._core.rooms import Rooms, open_rooms
 from .._core.routes import Response, route_table
-from .._core.routing import HttpRejection, route_websocket
+from .._core.serving import WebSocketHead, counted, serve_session
 from .._core.storage import Storage
-from .._errors import RoomsClosedError
 from ._hypercorn_guard import guard_connections
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
@@ -90,13 +84,8 @@ def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
     The app answers the ASGI lifespan at once (the `Rooms` is not its to open). Like
     `asgi_app`, it guards hypercorn's per-connection task, so that a request hypercorn
     itself fails on ends that connection only, not the server.
-
-    Raises:
-        TypeError: the room class's routes are declared wrongly (when `open_rooms`
-            was given the class itself, they are checked here).
     """
     guard_connections()
-    _check_routes(rooms._factory)
     app = _RoomsApp(rooms.config)
     app.rooms = rooms
     return app
@@ -249,14 +238,8 @@ class _RoomsApp:
         if rooms is None:
             await _refuse(scope, send, 503, "Service Unavailable: the rooms are not running", 1011)
             return
-        client = scope["client"]
-        address = client[0] if client is not None else None
-        counter = rooms._connections
-        counter.enter(address)
-        try:
+        with counted(rooms, scope["client"]):
             await self._serve_websocket(rooms, scope, receive, send)
-        finally:
-            counter.exit(address)
 
     async def _serve_websocket(
         self,
@@ -265,37 +248,32 @@ class _RoomsApp:
         receive: ASGIReceiveCallable,
         send: ASGISendCallable,
     ) -> None:
-        try:
-            target = route_websocket(self.config, _target(scope))
-            request = ConnectRequest(
-                room=target.room,
-                path=target.path,
-                query_string=target.query_string,
-                headers=_headers(scope["headers"]),
-                client=scope["client"],
-                subprotocols=tuple(scope["subprotocols"]),
-            )
-            await rooms._admit(request)
-        except HttpRejection as rejection:
-            code = 1013 if rejection.status == 503 else 1008
-            await _refuse(scope, send, rejection.status, rejection.body, code)
-            return
-        await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+        head = WebSocketHead(
+            _target(scope),
+            _headers(scope["headers"]),
+            scope["client"],
+            tuple(scope["subprotocols"]),
+        )
         connection = _AsgiConnection(receive, send, self.config.max_message_size)
+
+        async def refuse(status: int, body: str) -> None:
+            await _refuse(scope, send, status, body, 1013 if status == 503 else 1008)
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(connection.watch_cancellation)
-            try:
-                code, reason = await rooms._serve(target.room, request, target.wire, connection)
+
+            async def accept() -> _AsgiConnection:
+                await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+                nursery.start_soon(connection.watch_cancellation)
+                return connection
+
+            ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
+            if ended is not None:
+                code, reason = ended
                 # The session's writer gives up on its close frame after close_timeout,
                 # but hypercorn's shielded write it was stuck in may still get through;
                 # ending without a close would make hypercorn send 1011 instead.
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await connection.close(1000 if code in (1005, 1006) else code, reason)
-            except RoomsClosedError:
-                await connection.close(1001, "server shutting down")
-            except Exception:
-                _logger.exception("room %r could not admit a session", target.room)
-                await connection.close(1011, "room failed to start")
             nursery.cancel_scope.cancel()
 
     # ---------------------------------------------------------------------- http
@@ -310,7 +288,6 @@ class _RoomsApp:
             )
             return
         client = scope["client"]
-        address = client[0] if client is not None else None
         head = HttpHead(
             method=scope["method"].upper(),
             target=_target(scope),
@@ -325,16 +302,12 @@ class _RoomsApp:
             return message["body"], message["more_body"]
 
         # A route request holds a slot like a WebSocket does, until its response is out.
-        counter = rooms._connections
-        counter.enter(address)
-        try:
+        with counted(rooms, client):
             # Hypercorn closes a connection whose request body is still coming when the
             # response ends: a 408 or 413 ends its connection, as it says.
             response = await serve_http(rooms, head, receive_body)
             if response is not None:
                 await _send_response(send, response)
-        finally:
-            counter.exit(address)
 
 
 @final

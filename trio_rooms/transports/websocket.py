@@ -1,13 +1,10 @@
-"""The embedded WebSocket server: trio streams and wsproto, built for fan-out.
+"""The embedded WebSocket server: trio streams, h11 and wsproto, built for fan-out.
 
-wsproto parses the handshake and the client's (masked, possibly fragmented) frames;
-outbound frames are framed here once per broadcast (see `_framing`) and each
-session's queued frames are written with one ``send_all``.
+h11 parses the request head (`_handshake`), wsproto the client's (masked, possibly
+fragmented) frames; outbound frames are framed here once per broadcast (see
+`_framing`) and each session's queued frames are written with one ``send_all``. What a
+connection means is the core's serving port (`serve_session`, `serve_http`).
 """
-
-# The transport and the core it serves are one package; the transport uses the
-# core's protected entry points.
-# pyright: reportPrivateUsage=false
 
 from __future__ import annotations
 
@@ -29,10 +26,8 @@ from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
 from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
-from .._core.request import ConnectRequest
 from .._core.rooms import Rooms
-from .._core.routing import HttpRejection, route_websocket
-from .._errors import RoomsClosedError
+from .._core.serving import WebSocketHead, counted, serve_session
 from ._framing import AnnouncedLengths, close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._keepalive import Keepalive
@@ -116,7 +111,9 @@ async def _serve_stream(
     peer: tuple[str, int] | None = None
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
-        await _serve_counted(rooms, keepalive, stream, peer)
+        # Counted from the accept: a client still in its handshake holds a slot too.
+        with counted(rooms, peer):
+            await _serve_connection(rooms, keepalive, stream, peer)
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
         if _peer_gone(exc):
@@ -125,22 +122,6 @@ async def _serve_stream(
             _logger.exception("connection from %s failed", _describe(peer))
     finally:
         await _close(stream)
-
-
-async def _serve_counted(
-    rooms: Rooms[Any],
-    keepalive: Keepalive | None,
-    stream: trio.abc.Stream,
-    peer: tuple[str, int] | None,
-) -> None:
-    address = peer[0] if peer is not None else None
-    # Counted from the accept: a client still in its handshake holds a slot too.
-    counter = rooms._connections
-    counter.enter(address)
-    try:
-        await _serve_connection(rooms, keepalive, stream, peer)
-    finally:
-        counter.exit(address)
 
 
 async def _serve_connection(
@@ -157,36 +138,29 @@ async def _serve_connection(
     if isinstance(request, PlainRequest):
         await _serve_route(rooms, stream, parser, request, peer)
         return
-    upgrade = request
-    try:
-        target = route_websocket(config, upgrade.target)
-        connect_request = ConnectRequest(
-            room=target.room,
-            path=target.path,
-            query_string=target.query_string,
-            headers=upgrade.headers,
-            client=peer,
-            subprotocols=upgrade.subprotocols,
+    head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
+    response, received = request.response, request.trailing
+    del request, parser  # the handshake's objects would live as long as the session
+    connection: _StreamConnection | None = None
+
+    async def accept() -> _StreamConnection:
+        nonlocal connection, response, received
+        await stream.send_all(response)
+        connection = _StreamConnection(
+            stream, WsprotoConnection(ConnectionType.SERVER), config, received=received
         )
-        await rooms._admit(connect_request)
-    except HttpRejection as rejection:
-        await _refuse(stream, http_response(rejection.status, rejection.body))
-        return
-    await stream.send_all(upgrade.response)
-    proto = WsprotoConnection(ConnectionType.SERVER)
-    connection = _StreamConnection(stream, proto, config, received=upgrade.trailing)
-    del upgrade, request, parser  # they would live as long as the session
-    if keepalive is not None:
-        keepalive.add(connection)
-    try:
-        await rooms._serve(target.room, connect_request, target.wire, connection)
-    except RoomsClosedError:
-        await connection.close(1001, "server shutting down")
-    except Exception:
-        _logger.exception("room %r could not admit a session", target.room)
-        await connection.close(1011, "room failed to start")
-    finally:
+        response = received = b""
         if keepalive is not None:
+            keepalive.add(connection)
+        return connection
+
+    async def refuse(status: int, body: str) -> None:
+        await _refuse(stream, http_response(status, body))
+
+    try:
+        await serve_session(rooms, head, accept=accept, refuse=refuse)
+    finally:
+        if keepalive is not None and connection is not None:
             keepalive.discard(connection)
 
 

@@ -1,0 +1,101 @@
+"""The serving port: what every transport calls for one WebSocket connection.
+
+A transport parses its protocol and adapts its I/O; the rules live here, once: counting
+a connection against the caps, admission before the upgrade (origin, caps, room
+capacity, ``authorize``), the session's run and the code it ends with, and what a
+shutdown or a failing room turns into (1001, 1011). `serve_http` (in `http_serving`)
+is the same for a route request.
+"""
+
+# The _core modules are one unit and share their protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
+from typing import Any, final
+
+import attrs
+
+from .._errors import RoomsClosedError
+from .connection import Connection
+from .request import ConnectRequest
+from .rooms import Rooms
+from .routing import HttpRejection, route_websocket
+
+__all__ = ["WebSocketHead", "counted", "serve_session"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+@attrs.frozen
+class WebSocketHead:
+    """What a transport parsed of an opening handshake."""
+
+    #: The target as the client sent it (percent-encoded), with its query.
+    target: str
+    #: Lower-case names, in the order received.
+    headers: tuple[tuple[str, str], ...]
+    client: tuple[str, int] | None
+    subprotocols: tuple[str, ...] = ()
+
+
+@contextmanager
+def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Generator[None]:
+    """Count one connection (or route request) of ``client`` against the caps while inside.
+
+    The embedded server counts from the TCP accept, so a client stuck in its handshake
+    holds a slot; hypercorn's ASGI calls from ``websocket.connect`` or the request.
+    """
+    address = client[0] if client is not None else None
+    counter = rooms._connections
+    counter.enter(address)
+    try:
+        yield
+    finally:
+        counter.exit(address)
+
+
+async def serve_session(
+    rooms: Rooms[Any],
+    head: WebSocketHead,
+    *,
+    accept: Callable[[], Awaitable[Connection]],
+    refuse: Callable[[int, str], Awaitable[None]],
+) -> tuple[int, str] | None:
+    """Admit the session ``head`` asks for and run it until it ends.
+
+    ``refuse(status, body)`` answers a handshake that is not admitted (404 for another
+    path, 400 for a bad room name or format, 403, 503, ``authorize``'s status...);
+    ``accept()`` completes the upgrade and returns the connection the session runs on.
+    Returns the code and reason the session ended with, None if it was refused. A
+    `Rooms` that is shutting down closes the connection with 1001; a room that fails
+    to start or to admit, with 1011 (logged).
+    """
+    try:
+        target = route_websocket(rooms.config, head.target)
+        request = ConnectRequest(
+            room=target.room,
+            path=target.path,
+            query_string=target.query_string,
+            headers=head.headers,
+            client=head.client,
+            subprotocols=head.subprotocols,
+        )
+        await rooms._admit(request)
+    except HttpRejection as rejection:
+        await refuse(rejection.status, rejection.body)
+        return None
+    connection = await accept()
+    try:
+        return await rooms._serve(target.room, request, target.wire, connection)
+    except RoomsClosedError:
+        await connection.close(1001, "server shutting down")
+        return 1001, "server shutting down"
+    except Exception:
+        _logger.exception("room %r could not admit a session", target.room)
+        await connection.close(1011, "room failed to start")
+        return 1011, "room failed to start"
