@@ -1,4 +1,4 @@
-"""Admission before the upgrade: origin, connection caps, room capacity, ``authorize``.
+"""Admission before the upgrade: `Reject` for ``authorize``, and the connection caps.
 
 Every check here runs before the server answers 101, so a refused client gets a
 plain HTTP status and no room or session is created for it.
@@ -6,17 +6,13 @@ plain HTTP status and no room or session is created for it.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, final
+from typing import final
 
 from .._errors import RoomsError
 
-if TYPE_CHECKING:
-    from .room import Room
-
-__all__ = ["ConnectionCounter", "Reject", "origin_allowed", "room_class_of"]
+__all__ = ["ConnectionCounter", "Reject"]
 
 
 class Reject(RoomsError):
@@ -39,23 +35,6 @@ class Reject(RoomsError):
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}"
-
-
-def origin_allowed(origin: str | None, allowed: frozenset[str] | None) -> bool:
-    """Whether a handshake's ``Origin`` header passes the allow-list.
-
-    No list allows every origin. A request without ``Origin`` is not from a browser:
-    such a client can send any header it likes, so the list (a defence against
-    cross-site WebSocket hijacking in browsers) lets it through.
-    """
-    if allowed is None or origin is None:
-        return True
-    return normalize_origin(origin) in allowed
-
-
-def normalize_origin(origin: str) -> str:
-    """``scheme://host[:port]`` in lower case, without a trailing slash."""
-    return origin.strip().rstrip("/").lower()
 
 
 @final
@@ -101,17 +80,3 @@ class ConnectionCounter:
         if address is not None and self._by_address[address] > self._max_per_address:
             return f"too many connections from {address} (at most {self._max_per_address})"
         return None
-
-
-def room_class_of(factory: object) -> type[Room[Any]] | None:
-    """The room class a factory makes: itself, or a ``functools.partial``'s function.
-
-    None for any other callable: only a room it made tells its class.
-    """
-    from .room import Room  # the room module imports this one
-
-    while isinstance(factory, functools.partial):
-        factory = factory.func
-    if isinstance(factory, type) and issubclass(factory, Room):
-        return factory  # pyright: ignore[reportUnknownVariableType]
-    return None

@@ -9,7 +9,7 @@ from typing import Final, final
 import attrs
 
 from .._errors import RoomNameError
-from .admission import normalize_origin
+from .origins import normalize_origin
 
 __all__ = ["ROOM_NAME_PATTERN", "RoomsConfig", "validate_room_name"]
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from .stats import Counters
 from .storage import RoomStorage, Storage
 from .typeargs import is_concrete, resolve_type_args
 
-__all__ = ["Room"]
+__all__ = ["Room", "room_class_of"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -297,3 +298,15 @@ async def _logged(room: Room[Any], fn: Callable[..., Awaitable[object]], *args: 
         await fn(*args)
     except Exception:
         logging.getLogger("trio_rooms").exception("task %r of room %r failed", fn, room.name)
+
+
+def room_class_of(factory: object) -> type[Room[Any]] | None:
+    """The room class a factory makes: itself, or a ``functools.partial``'s function.
+
+    None for any other callable: only a room it made tells its class.
+    """
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    if isinstance(factory, type) and issubclass(factory, Room):
+        return factory  # pyright: ignore[reportUnknownVariableType]
+    return None

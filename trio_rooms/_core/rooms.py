@@ -17,13 +17,14 @@ import trio
 from .._errors import RoomsClosedError
 from ..codec import WireFormat
 from ..codec._record import JsonRecords
-from .admission import ConnectionCounter, Reject, origin_allowed, room_class_of
+from .admission import ConnectionCounter, Reject
 from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .memory import MemoryStorage
+from .origins import origin_allowed
 from .request import ConnectRequest
-from .room import Room
+from .room import Room, room_class_of
 from .routes import route_table
 from .routing import HttpRejection
 from .stats import Counters, RoomsStatistics

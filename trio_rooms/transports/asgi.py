@@ -47,12 +47,11 @@ from hypercorn.typing import (
     WebsocketScope,
 )
 
-from .._core.admission import room_class_of
 from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
 from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
-from .._core.room import Room
+from .._core.room import Room, room_class_of
 from .._core.rooms import Rooms, open_rooms
 from .._core.routes import Response, route_table
 from .._core.serving import WebSocketHead, counted, serve_session
