@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import pkgutil
 import re
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -92,3 +95,44 @@ def test_public_classes_and_functions_have_docstrings() -> None:
         elif inspect.isfunction(obj) and not (obj.__doc__ or "").strip():
             undocumented.append(qualname)
     assert undocumented == []
+
+
+def _every_public_module() -> list[ModuleType]:
+    """``trio_rooms`` and each module below it with no ``_`` part (the demo aside)."""
+    modules = [trio_rooms]
+    for info in pkgutil.walk_packages(trio_rooms.__path__, "trio_rooms."):
+        parts = info.name.split(".")[1:]
+        if any(part.startswith("_") for part in parts) or parts[0] == "demo":
+            continue
+        module = importlib.import_module(info.name)
+        if hasattr(module, "__all__"):
+            modules.append(module)
+    return modules
+
+
+def test_each_public_name_has_one_home() -> None:
+    """An object is exported by one public module, its home; only ``trio_rooms`` and the
+    package above a home may export it again (trio's ``test_exports`` rule)."""
+    exporters: defaultdict[int, list[str]] = defaultdict(list)
+    names: dict[int, str] = {}
+    for module in _every_public_module():
+        for name in module.__all__:
+            obj = getattr(module, name)
+            exporters[id(obj)].append(module.__name__)
+            names[id(obj)] = name
+    doubled: list[tuple[str, list[str]]] = []
+    for key, modules in exporters.items():
+        homes = [m for m in modules if m != "trio_rooms"]
+        # A package re-exporting what one of its own modules defines does not count.
+        homes = [m for m in homes if not any(o.startswith(m + ".") for o in homes)]
+        if len(homes) > 1:
+            doubled.append((names[key], modules))
+    assert doubled == []
+
+
+def test_trio_rooms_reexports_are_the_homes_objects() -> None:
+    """Each top-level name is the object its home exports (re-exported ``X as X``)."""
+    for module in _every_public_module()[1:]:
+        for name in module.__all__:
+            if name in trio_rooms.__all__:
+                assert getattr(trio_rooms, name) is getattr(module, name), name
