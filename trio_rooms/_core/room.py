@@ -227,7 +227,11 @@ class Room(Generic[SessionT_co]):
         self._sessions[session._id] = session
 
     def _remove(self, session: Session[Any, Any, Any]) -> None:
-        if self._sessions.pop(session._id, None) is not None and self._backplane is not None:
+        # By identity: a session taken over shares its id with the one that resumed it.
+        if self._sessions.get(session._id) is not session:
+            return
+        del self._sessions[session._id]
+        if self._backplane is not None:
             self._backplane.leave(self._name, session._id)
             if not self._sessions:
                 self._backplane.unsubscribe(self._name)

@@ -19,11 +19,13 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar, final
 from urllib.parse import urlsplit
 
+import attrs
 import msgpack
 import trio
 
 try:
     import coredis
+    from coredis.commands import Script
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import ConstantRetryPolicy
@@ -48,6 +50,22 @@ _STATE: Final = b"state:"
 #: First element of a stored session record, for records of another layout later.
 _RECORD_VERSION: Final = 1
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+#: Reads and compare-and-sets one claim or replace may take while the record keeps
+#: changing under it (only its owner's own concurrent writes can change it).
+_CAS_ATTEMPTS: Final = 8
+
+# A compare-and-set on the whole stored value: a write that came between our read and
+# this script (its owner's update) makes it refuse, and the caller reads again.
+_SWAP: Final = Script[bytes](
+    script="""
+local stored = redis.call('GET', KEYS[1])
+if (stored or '') ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+"""
+)
 
 _Client = coredis.Redis[bytes]
 
@@ -63,20 +81,20 @@ class RedisStorage:
         async with trio_rooms.open_rooms(ChatRoom, storage=RedisStorage("redis://redis:6379/0")):
             ...
 
-    Several processes (nodes) may share one Redis: a session saved by one resumes on any.
-    A session record expires in Redis itself at its ``expires_at`` (``SET ... PXAT``, Redis
-    6.2 or later), so records of sessions that never come back vanish on their own; a
-    record saved with an ``expires_at`` in the past removes the session. The expiry uses
-    Redis's clock, the token check the node's: keep clocks in sync (NTP). Room values never
-    expire.
+    Several processes (nodes) may share one Redis: a session saved by one resumes on any,
+    and a token is spent once across all of them (`claim_session` and `replace_session`
+    are compare-and-sets inside Redis). A session record expires in Redis itself at its
+    ``expires_at`` (``SET ... PXAT``, Redis 6.2 or later), so records of sessions that
+    never come back vanish on their own; a record saved with an ``expires_at`` in the past
+    removes the session. The expiry uses Redis's clock, the token check the node's: keep
+    clocks in sync (NTP). Room values never expire.
 
-    Durability: ``save_session``, ``put`` and ``delete`` (so ``update()`` and
-    ``room.storage.put``) return once Redis has acknowledged the write, which Redis does
-    when the write is in its memory. Whether it survives a crash of Redis depends on the
-    server's persistence: with ``appendonly yes`` and ``appendfsync always`` it does; with
-    the usual ``appendfsync everysec`` about the last second can be lost; without the AOF,
-    everything since the last RDB snapshot. Replication is asynchronous, so a failover can
-    lose acknowledged writes too.
+    Durability: every write (so ``update()`` and ``room.storage.put``) returns once Redis
+    has acknowledged it, which Redis does when the write is in its memory. Whether it
+    survives a crash of Redis depends on the server's persistence: with ``appendonly yes``
+    and ``appendfsync always`` it does; with the usual ``appendfsync everysec`` about the
+    last second can be lost; without the AOF, everything since the last RDB snapshot.
+    Replication is asynchronous, so a failover can lose acknowledged writes too.
 
     Failures: every operation raises `StorageError` when Redis refuses, is unreachable or
     does not answer within ``timeout`` seconds (the cause chained: coredis's error, or
@@ -161,16 +179,72 @@ class RedisStorage:
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace ``record``, expiring at its ``expires_at``; acknowledged on return."""
         key = self._key(_SESSION, record.room, record.session_id)
-        if not math.isfinite(record.expires_at):
-            raise ValueError(f"expires_at must be a finite time, got {record.expires_at!r}")
-        expires_ms = math.ceil(record.expires_at * 1000)
+        expires_ms = _expiry_ms(record.expires_at)
         if expires_ms <= 0:  # Redis refuses PXAT 0; the record would be expired anyway
             await self._call("delete an expired session", lambda redis: redis.delete([key]))
             return
-        value = msgpack.packb(
-            [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
-        )
+        value = _encode_record(record)
         await self._call("save a session", lambda redis: redis.set(key, value, pxat=expires_ms))
+
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
+
+        Optimistic, like ``WATCH``/``MULTI``: read the record, then set the claimed one
+        with a script that refuses if the stored value changed in between (and then
+        reads again). Bounded by ``timeout`` as a whole, like every operation.
+        """
+        key = self._key(_SESSION, room, session_id)
+        expires_ms = _expiry_ms(expires_at)
+
+        async def claim(redis: _Client) -> SessionRecord | None:
+            for _ in range(_CAS_ATTEMPTS):
+                raw = await redis.get(key)
+                if raw is None:
+                    return None
+                stored = _decode_record(room, session_id, raw)
+                if stored.token_hash == new_token_hash:
+                    return stored  # ours: a command retried on a new connection had set it
+                if stored.token_hash != token_hash:
+                    return None
+                claimed = attrs.evolve(stored, token_hash=new_token_hash, expires_at=expires_at)
+                if await _swap(redis, key, raw, _encode_record(claimed), expires_ms):
+                    return claimed
+            raise _contended(room, session_id)
+
+        return await self._call("claim a session", claim)
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False.
+
+        Optimistic like `claim_session`; a record saved with an ``expires_at`` in the
+        past removes the session, as with `save_session`.
+        """
+        key = self._key(_SESSION, record.room, record.session_id)
+        expires_ms = _expiry_ms(record.expires_at)
+        value = _encode_record(record)
+
+        async def replace(redis: _Client) -> bool:
+            for _ in range(_CAS_ATTEMPTS):
+                raw = await redis.get(key)
+                if raw == value:
+                    return True  # ours: a command retried on a new connection had set it
+                if raw is not None:
+                    stored = _decode_record(record.room, record.session_id, raw)
+                    if stored.token_hash != expected_token_hash:
+                        return False
+                if await _swap(redis, key, raw or b"", value, expires_ms):
+                    return True
+            raise _contended(record.room, record.session_id)
+
+        return await self._call("replace a session", replace)
 
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown); acknowledged on return."""
@@ -212,8 +286,9 @@ class RedisStorage:
             self._url,
             connect_timeout=self._timeout,
             # A command whose connection was lost (Redis restarted) is tried again, at
-            # most twice, on a new one: every command here is idempotent. `_call` bounds
-            # the whole.
+            # most twice, on a new one: every command here is idempotent, and the
+            # compare-and-sets read again after a refusal and recognise their own write.
+            # `_call` bounds the whole.
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
         pool = client.connection_pool
@@ -275,6 +350,34 @@ class _ClientRunner:
     async def stop(self) -> None:
         self._scope.cancel()
         await self.exited.wait()
+
+
+def _expiry_ms(expires_at: float) -> int:
+    """``expires_at`` as the milliseconds of ``PXAT``; at most 0 means already expired."""
+    if not math.isfinite(expires_at):
+        raise ValueError(f"expires_at must be a finite time, got {expires_at!r}")
+    return math.ceil(expires_at * 1000)
+
+
+async def _swap(redis: _Client, key: bytes, stored: bytes, value: bytes, expires_ms: int) -> bool:
+    """Set ``key`` to ``value`` if it holds exactly ``stored`` (empty: nothing); True if set."""
+    # PXAT must be positive: 1 ms after the epoch is in the past, and Redis removes the key.
+    args = (stored, value, max(expires_ms, 1))
+    return await _SWAP(keys=(key,), args=args, client=redis, callback=_is_one)
+
+
+def _is_one(response: object) -> bool:
+    return response == 1
+
+
+def _contended(room: str, session_id: str) -> StorageError:
+    return StorageError(f"session {session_id!r} of room {room!r} kept changing under a write")
+
+
+def _encode_record(record: SessionRecord) -> bytes:
+    return msgpack.packb(
+        [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
+    )
 
 
 def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
