@@ -69,7 +69,9 @@ class GatedStorage:
         self._loads_in_flight = 0
         self._all_loaded = trio.Event()
         self._all_loaded.set()
-        self._held: HeldWrite | None = None
+        #: The write `hold_next_write` asked for, held or still to come.
+        self.held: HeldWrite | None = None
+        self._armed = False
 
     def race_loads(self, parties: int) -> None:
         """Make the next ``parties`` session loads wait until all of them are in flight.
@@ -83,14 +85,15 @@ class GatedStorage:
 
     def hold_next_write(self, session_id: str) -> HeldWrite:
         """Hold the next write of ``session_id``'s record until `HeldWrite.release`."""
-        self._held = HeldWrite(session_id)
-        return self._held
+        self.held = HeldWrite(session_id)
+        self._armed = True
+        return self.held
 
     async def _hold(self, session_id: str) -> HeldWrite | None:
-        held = self._held
-        if held is None or held.session_id != session_id:
+        held = self.held
+        if not self._armed or held is None or held.session_id != session_id:
             return None
-        self._held = None
+        self._armed = False
         held.arrived.set()
         await held.wait_released()
         return held

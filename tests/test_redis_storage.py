@@ -25,7 +25,10 @@ import trio
 import trio_rooms
 from trio_rooms import RoomNameError, Rooms, StorageError, testing
 from trio_rooms.storage import SessionRecord
-from trio_rooms.storage.redis import RedisStorage
+from trio_rooms.storage.redis import (
+    RedisStorage,
+    _swap,  # pyright: ignore[reportPrivateUsage]  # its script
+)
 from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
@@ -75,6 +78,10 @@ def _operations(storage: RedisStorage) -> dict[str, Callable[[], Awaitable[objec
     return {
         "load_session": lambda: storage.load_session("lobby", "s1"),
         "save_session": lambda: storage.save_session(_record()),
+        "claim_session": lambda: storage.claim_session(
+            "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=9e9
+        ),
+        "replace_session": lambda: storage.replace_session(_record(), expected_token_hash=b"h"),
         "delete_session": lambda: storage.delete_session("lobby", "s1"),
         "get": lambda: storage.get("lobby", "k"),
         "put": lambda: storage.put("lobby", "k", b"v"),
@@ -122,6 +129,41 @@ async def test_an_expiring_session_vanishes_on_its_own(
                     break
     assert await redis.exists([key]) == 0
     assert await storage.load_session("lobby", "s1") is None
+
+
+async def test_claims_and_replaces_move_the_keys_expiry(
+    storage: RedisStorage, redis: coredis.Redis[bytes]
+) -> None:
+    """The compare-and-sets set the Redis expiry of the record they write, like a save."""
+    key = b"trio_rooms:session:lobby:s1"
+    now = time.time()
+    assert await storage.replace_session(_record(expires_at=now + 1000), expected_token_hash=b"h")
+    assert 990_000 < await redis.pttl(key) <= 1_000_000
+    claimed = await storage.claim_session(
+        "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=now + 2000
+    )
+    assert claimed is not None
+    assert 1_990_000 < await redis.pttl(key) <= 2_000_000
+    assert await storage.load_session("lobby", "s1") == claimed
+    past = attrs.evolve(_record(expires_at=now - 1), token_hash=b"h2")
+    assert await storage.replace_session(past, expected_token_hash=b"h2")
+    assert await redis.exists([key]) == 0  # written already expired: gone, as with a save
+    with pytest.raises(ValueError, match="finite"):
+        await storage.replace_session(_record(expires_at=math.inf), expected_token_hash=b"h")
+
+
+async def test_the_swap_sets_only_over_the_exact_value_it_read(
+    redis: coredis.Redis[bytes],
+) -> None:
+    """The compare-and-set script refuses once the value changed since it was read."""
+    key = b"trio_rooms:session:lobby:s1"
+    assert await _swap(redis, key, b"", b"first", 10**13)  # b"": no value yet
+    assert not await _swap(redis, key, b"", b"again", 10**13)
+    assert not await _swap(redis, key, b"stale", b"second", 10**13)
+    assert await redis.get(key) == b"first"
+    assert await _swap(redis, key, b"first", b"second", 10**13)
+    assert await redis.get(key) == b"second"
+    assert await redis.pttl(key) > 0
 
 
 @pytest.mark.parametrize("expires_at", [0.0, -5.0, 1.0, "a second ago"])

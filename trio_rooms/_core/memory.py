@@ -57,7 +57,7 @@ class MemoryStorage:
         await trio.lowlevel.checkpoint()
         # From here to the assignment there is no await: no other task can come between.
         stored = self._sessions.get((room, session_id))
-        if stored is None or stored.token_hash != token_hash:
+        if stored is None or stored.token_hash not in (token_hash, new_token_hash):
             return None
         claimed = attrs.evolve(stored, token_hash=new_token_hash, expires_at=expires_at)
         self._sessions[room, session_id] = claimed

@@ -84,7 +84,8 @@ class Storage(Protocol):
         and ``wire`` as they are at that moment, and return the record as it now is.
         Return None, changing nothing, if there is no record or it holds another token
         hash (someone else spent the token first). No other write may come between the
-        comparison and the change.
+        comparison and the change. Idempotent: a record that already holds
+        ``new_token_hash`` is claimed (a retried claim is not a lost one).
         """
         ...
 

@@ -211,7 +211,7 @@ class RedisStorage:
                     return None
                 stored = _decode_record(room, session_id, raw)
                 if stored.token_hash == new_token_hash:
-                    return stored  # ours: a command retried on a new connection had set it
+                    return stored  # claimed already, by a script retried on a new connection
                 if stored.token_hash != token_hash:
                     return None
                 claimed = attrs.evolve(stored, token_hash=new_token_hash, expires_at=expires_at)
@@ -234,8 +234,6 @@ class RedisStorage:
         async def replace(redis: _Client) -> bool:
             for _ in range(_CAS_ATTEMPTS):
                 raw = await redis.get(key)
-                if raw == value:
-                    return True  # ours: a command retried on a new connection had set it
                 if raw is not None:
                     stored = _decode_record(record.room, record.session_id, raw)
                     if stored.token_hash != expected_token_hash:
@@ -286,9 +284,9 @@ class RedisStorage:
             self._url,
             connect_timeout=self._timeout,
             # A command whose connection was lost (Redis restarted) is tried again, at
-            # most twice, on a new one: every command here is idempotent, and the
-            # compare-and-sets read again after a refusal and recognise their own write.
-            # `_call` bounds the whole.
+            # most twice, on a new one: every command here is idempotent (a compare-and-set
+            # refused because its first try was applied reads again and sees its own
+            # write). `_call` bounds the whole.
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
         pool = client.connection_pool

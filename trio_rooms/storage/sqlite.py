@@ -52,8 +52,8 @@ _SAVE_SESSION: Final = (
 # The two compare-and-set writes of a resumable session's record (see Storage): each
 # is one statement, so its comparison and its write are one step of the transaction.
 _CLAIM_SESSION: Final = (
-    "UPDATE sessions SET token_hash = ?, expires_at = ? "
-    "WHERE room = ? AND session_id = ? AND token_hash = ?"
+    "UPDATE sessions SET token_hash = ?1, expires_at = ?2 "
+    "WHERE room = ?3 AND session_id = ?4 AND token_hash IN (?5, ?1)"
 )
 _REPLACE_SESSION: Final = (
     "INSERT INTO sessions (room, session_id, data, wire, token_hash, expires_at) "
