@@ -179,8 +179,9 @@ class SqliteStorage:
     ) -> SessionRecord | None:
         """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
 
-        One ``UPDATE ... WHERE token_hash = ?`` in the group-committed transaction; the
-        record is read back in that same transaction.
+        One ``UPDATE ... WHERE token_hash IN (old, new)`` in the group-committed
+        transaction (its rowcount says who won); the record is read back in that same
+        transaction.
         """
         key = (room, session_id)
         write = await self._write(
