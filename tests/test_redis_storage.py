@@ -25,10 +25,7 @@ import trio
 import trio_rooms
 from trio_rooms import RoomNameError, Rooms, StorageError, testing
 from trio_rooms.storage import SessionRecord
-from trio_rooms.storage.redis import (
-    RedisStorage,
-    _swap,  # pyright: ignore[reportPrivateUsage]  # its script
-)
+from trio_rooms.storage.redis import RedisStorage
 from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
@@ -152,18 +149,43 @@ async def test_claims_and_replaces_move_the_keys_expiry(
         await storage.replace_session(_record(expires_at=math.inf), expected_token_hash=b"h")
 
 
-async def test_the_swap_sets_only_over_the_exact_value_it_read(
-    redis: coredis.Redis[bytes],
+@pytest.mark.parametrize("size", [0, 31, 32, 255, 256, 65_535, 65_536, 70_000])
+async def test_the_compare_and_sets_find_the_token_hash_in_records_of_any_size(
+    storage: RedisStorage, size: int
 ) -> None:
-    """The compare-and-set script refuses once the value changed since it was read."""
+    """The scripts read the hash past data and wire of every msgpack length encoding."""
+    token = bytes(range(32))
+    record = attrs.evolve(_record(data=b"d" * size), wire="w" * min(size, 300), token_hash=token)
+    await storage.save_session(record)
+    assert not await storage.replace_session(record, expected_token_hash=token[:-1] + b"x")
+    assert await storage.replace_session(record, expected_token_hash=token)
+    assert (
+        await storage.claim_session(
+            "lobby", "s1", token_hash=token[1:], new_token_hash=b"h2", expires_at=9e9
+        )
+        is None
+    )
+    claimed = await storage.claim_session(
+        "lobby", "s1", token_hash=token, new_token_hash=b"h2", expires_at=9e9
+    )
+    assert claimed == attrs.evolve(record, token_hash=b"h2")
+    assert await storage.load_session("lobby", "s1") == claimed
+
+
+async def test_the_compare_and_sets_refuse_a_record_they_cannot_read(
+    storage: RedisStorage, redis: coredis.Redis[bytes]
+) -> None:
+    """Something else under a session key fails a claim or replace and stays as it was."""
     key = b"trio_rooms:session:lobby:s1"
-    assert await _swap(redis, key, b"", b"first", 10**13)  # b"": no value yet
-    assert not await _swap(redis, key, b"", b"again", 10**13)
-    assert not await _swap(redis, key, b"stale", b"second", 10**13)
-    assert await redis.get(key) == b"first"
-    assert await _swap(redis, key, b"first", b"second", 10**13)
-    assert await redis.get(key) == b"second"
-    assert await redis.pttl(key) > 0
+    for foreign in [b"\xc1 not msgpack", b"\x95\x02", b"\x95\x01\xc4\x01"]:
+        await redis.set(key, foreign)
+        with pytest.raises(StorageError, match="unexpected session record"):
+            await storage.replace_session(_record(), expected_token_hash=b"h")
+        with pytest.raises(StorageError, match="unexpected session record"):
+            await storage.claim_session(
+                "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=9e9
+            )
+        assert await redis.get(key) == foreign
 
 
 @pytest.mark.parametrize("expires_at", [0.0, -5.0, 1.0, "a second ago"])

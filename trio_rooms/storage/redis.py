@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar, final
 from urllib.parse import urlsplit
 
-import attrs
 import msgpack
 import trio
 
@@ -50,20 +49,69 @@ _STATE: Final = b"state:"
 #: First element of a stored session record, for records of another layout later.
 _RECORD_VERSION: Final = 1
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
-#: Reads and compare-and-sets one claim or replace may take while the record keeps
-#: changing under it (only its owner's own concurrent writes can change it).
-_CAS_ATTEMPTS: Final = 8
+# The compare-and-sets read the token hash inside Redis, from the record as
+# `_encode_record` lays it out: msgpack [version, data (bin), wire (str), token hash
+# (bin), expires_at (float 64)]. (Redis's cmsgpack cannot decode bin.) The hash and the
+# expiry come last, so a claim keeps the bytes before them and appends the new ones.
+_FIND_TOKEN_HASH: Final = f"""
+local function token_hash_of(record)
+    if string.byte(record, 1) ~= 0x95 or string.byte(record, 2) ~= {_RECORD_VERSION} then
+        error('unexpected session record')
+    end
+    local at = 3
+    for field = 1, 3 do
+        local tag = string.byte(record, at) or 0
+        local size, header
+        if tag >= 0xa0 and tag <= 0xbf then
+            size, header = tag - 0xa0, 1
+        elseif tag == 0xc4 or tag == 0xd9 then
+            size, header = string.byte(record, at + 1), 2
+        elseif tag == 0xc5 or tag == 0xda then
+            local b1, b2 = string.byte(record, at + 1, at + 2)
+            size, header = b1 * 256 + b2, 3
+        elseif tag == 0xc6 or tag == 0xdb then
+            local b1, b2, b3, b4 = string.byte(record, at + 1, at + 4)
+            size, header = ((b1 * 256 + b2) * 256 + b3) * 256 + b4, 5
+        else
+            error('unexpected session record')
+        end
+        if field == 3 then
+            return string.sub(record, at + header, at + header + size - 1), at
+        end
+        at = at + header + size
+    end
+end
+"""
 
-# A compare-and-set on the whole stored value: a write that came between our read and
-# this script (its owner's update) makes it refuse, and the caller reads again.
-_SWAP: Final = Script[bytes](
-    script="""
+# KEYS[1]: the record; ARGV: the expected token hash, the new record, its PXAT.
+_REPLACE: Final = Script[bytes](
+    script=_FIND_TOKEN_HASH
+    + """
 local stored = redis.call('GET', KEYS[1])
-if (stored or '') ~= ARGV[1] then
+if stored and token_hash_of(stored) ~= ARGV[1] then
     return 0
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
+"""
+)
+
+# KEYS[1]: the record; ARGV: the token hash to spend, the new one, the new record's
+# tail (the new hash and expiry, packed), its PXAT. Returns the claimed record or nil.
+_CLAIM: Final = Script[bytes](
+    script=_FIND_TOKEN_HASH
+    + """
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+    return false
+end
+local token_hash, at = token_hash_of(stored)
+if token_hash ~= ARGV[1] and token_hash ~= ARGV[2] then
+    return false
+end
+local claimed = string.sub(stored, 1, at - 1) .. ARGV[3]
+redis.call('SET', KEYS[1], claimed, 'PXAT', ARGV[4])
+return claimed
 """
 )
 
@@ -197,52 +245,29 @@ class RedisStorage:
     ) -> SessionRecord | None:
         """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
 
-        Optimistic, like ``WATCH``/``MULTI``: read the record, then set the claimed one
-        with a script that refuses if the stored value changed in between (and then
-        reads again). Bounded by ``timeout`` as a whole, like every operation.
+        One script: the comparison and the write happen inside Redis, in one step.
         """
         key = self._key(_SESSION, room, session_id)
-        expires_ms = _expiry_ms(expires_at)
-
-        async def claim(redis: _Client) -> SessionRecord | None:
-            for _ in range(_CAS_ATTEMPTS):
-                raw = await redis.get(key)
-                if raw is None:
-                    return None
-                stored = _decode_record(room, session_id, raw)
-                if stored.token_hash == new_token_hash:
-                    return stored  # claimed already, by a script retried on a new connection
-                if stored.token_hash != token_hash:
-                    return None
-                claimed = attrs.evolve(stored, token_hash=new_token_hash, expires_at=expires_at)
-                if await _swap(redis, key, raw, _encode_record(claimed), expires_ms):
-                    return claimed
-            raise _contended(room, session_id)
-
-        return await self._call("claim a session", claim)
+        tail = msgpack.packb(new_token_hash) + msgpack.packb(float(expires_at))
+        args = (token_hash, new_token_hash, tail, _pxat(expires_at))
+        raw = await self._call(
+            "claim a session",
+            lambda redis: _CLAIM(keys=(key,), args=args, client=redis, callback=_bytes_or_none),
+        )
+        return None if raw is None else _decode_record(room, session_id, raw)
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
         """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False.
 
-        Optimistic like `claim_session`; a record saved with an ``expires_at`` in the
+        One script, like `claim_session`; a record saved with an ``expires_at`` in the
         past removes the session, as with `save_session`.
         """
         key = self._key(_SESSION, record.room, record.session_id)
-        expires_ms = _expiry_ms(record.expires_at)
-        value = _encode_record(record)
-
-        async def replace(redis: _Client) -> bool:
-            for _ in range(_CAS_ATTEMPTS):
-                raw = await redis.get(key)
-                if raw is not None:
-                    stored = _decode_record(record.room, record.session_id, raw)
-                    if stored.token_hash != expected_token_hash:
-                        return False
-                if await _swap(redis, key, raw or b"", value, expires_ms):
-                    return True
-            raise _contended(record.room, record.session_id)
-
-        return await self._call("replace a session", replace)
+        args = (expected_token_hash, _encode_record(record), _pxat(record.expires_at))
+        return await self._call(
+            "replace a session",
+            lambda redis: _REPLACE(keys=(key,), args=args, client=redis, callback=_is_one),
+        )
 
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown); acknowledged on return."""
@@ -284,9 +309,9 @@ class RedisStorage:
             self._url,
             connect_timeout=self._timeout,
             # A command whose connection was lost (Redis restarted) is tried again, at
-            # most twice, on a new one: every command here is idempotent (a compare-and-set
-            # refused because its first try was applied reads again and sees its own
-            # write). `_call` bounds the whole.
+            # most twice, on a new one: every command here is idempotent (a claim that
+            # was applied before its reply was lost is claimed again). `_call` bounds
+            # the whole.
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
         pool = client.connection_pool
@@ -357,19 +382,18 @@ def _expiry_ms(expires_at: float) -> int:
     return math.ceil(expires_at * 1000)
 
 
-async def _swap(redis: _Client, key: bytes, stored: bytes, value: bytes, expires_ms: int) -> bool:
-    """Set ``key`` to ``value`` if it holds exactly ``stored`` (empty: nothing); True if set."""
+def _pxat(expires_at: float) -> int:
     # PXAT must be positive: 1 ms after the epoch is in the past, and Redis removes the key.
-    args = (stored, value, max(expires_ms, 1))
-    return await _SWAP(keys=(key,), args=args, client=redis, callback=_is_one)
+    return max(_expiry_ms(expires_at), 1)
 
 
 def _is_one(response: object) -> bool:
     return response == 1
 
 
-def _contended(room: str, session_id: str) -> StorageError:
-    return StorageError(f"session {session_id!r} of room {room!r} kept changing under a write")
+def _bytes_or_none(response: object) -> bytes | None:
+    assert response is None or isinstance(response, bytes)
+    return response
 
 
 def _encode_record(record: SessionRecord) -> bytes:
