@@ -30,6 +30,28 @@ class FlakyStorage:
         self._check()
         await self._inner.save_session(record)
 
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        self._check()
+        return await self._inner.claim_session(
+            room,
+            session_id,
+            token_hash=token_hash,
+            new_token_hash=new_token_hash,
+            expires_at=expires_at,
+        )
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        self._check()
+        return await self._inner.replace_session(record, expected_token_hash=expected_token_hash)
+
     async def delete_session(self, room: str, session_id: str) -> None:
         await self._inner.delete_session(room, session_id)
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 
-import orjson
 import pytest
 import trio
 
 from .cluster_app import open_node
+from .members import Member, close_all, joined_at_once
 from .redis_server import RedisServer
-from .sockets import RawClient, connect_socket, raw_handshake
 
 pytestmark = pytest.mark.slow
 
@@ -28,44 +27,6 @@ async def nodes(redis_server: RedisServer) -> AsyncGenerator[Nodes]:
     """Two nodes on one fresh Redis: each process and its port."""
     async with open_node(redis_server.url) as node_a, open_node(redis_server.url) as node_b:
         yield node_a, node_b
-
-
-class Member:
-    """A chat client: its connection and what the server told it."""
-
-    def __init__(self, client: RawClient, session: dict[str, object] | None) -> None:
-        self.client = client
-        self.session = session
-
-    @classmethod
-    async def join(cls, port: int, query: str = "") -> Member:
-        client = await raw_handshake(await connect_socket(port), f"/rooms/lobby/websocket?{query}")
-        session = None
-        if "resume=" in query:
-            first = await client.receive_text()
-            session = orjson.loads(first)["$session"]
-        return cls(client, session)
-
-    async def say(self, text: str) -> None:
-        await self.client.send_text(orjson.dumps({"type": "message", "text": text}).decode())
-
-    async def send(self, message: dict[str, object]) -> None:
-        await self.client.send_text(orjson.dumps(message).decode())
-
-    async def receive(self) -> dict[str, object]:
-        message: dict[str, object] = orjson.loads(await self.client.receive_text())
-        return message
-
-    async def chats(self, prefix: str) -> str:
-        """The text of the next chat starting with ``prefix`` (skipping everything else)."""
-        while True:
-            message = await self.receive()
-            text = message.get("text")
-            if message.get("type") == "chat" and isinstance(text, str) and text.startswith(prefix):
-                return text
-
-    async def aclose(self) -> None:
-        await self.client.stream.aclose()
 
 
 async def _join_many(port: int, count: int) -> list[Member]:
@@ -103,11 +64,6 @@ async def _until_heard(sender: Member, listener: Member, tag: str) -> None:
                     await heard.wait()
 
 
-async def _close_all(members: Iterable[Member]) -> None:
-    for member in members:
-        await member.aclose()
-
-
 async def test_every_client_gets_every_broadcast_of_both_nodes_in_order(nodes: Nodes) -> None:
     (_, port_a), (_, port_b) = nodes
     on_a = await _join_many(port_a, 20)
@@ -130,7 +86,7 @@ async def test_every_client_gets_every_broadcast_of_both_nodes_in_order(nodes: N
             for n in range(count):
                 await on_a[1].say(f"from-A-{n}")
                 await on_b[1].say(f"from-B-{n}")
-    await _close_all((*on_a, *on_b))
+    await close_all((*on_a, *on_b))
 
 
 async def test_clients_of_a_killed_node_resume_on_the_other_with_their_data(
@@ -161,6 +117,39 @@ async def test_clients_of_a_killed_node_resume_on_the_other_with_their_data(
         await again.aclose()
 
 
+async def test_one_token_raced_on_both_nodes_resumes_exactly_one_connection(
+    nodes: Nodes,
+) -> None:
+    """Six connections, three per node, present one token at once: one resumes, on either
+    node; the others get fresh sessions; the old connection ends with 4001 (at once on its
+    own node, at its next update on the other) and every racer hears the room."""
+    (_, port_a), (_, port_b) = nodes
+    ports = [port_a, port_b] * 3
+    async with (
+        await Member.join(port_a, "resume=&name=victim") as victim,
+        joined_at_once(ports, f"resume={victim.token}&name=racer") as racers,
+    ):
+        winners = [n for n, racer in enumerate(racers) if racer.resumed]
+        assert len(winners) == 1, [racer.session for racer in racers]
+        (winner,) = winners
+        assert racers[winner].session_id == victim.session_id
+        assert await racers[winner].name() == "victim"
+        fresh = {racer.session_id for racer in racers if not racer.resumed}
+        assert len(fresh) == len(racers) - 1
+        assert victim.session_id not in fresh
+        if ports[winner] == port_b:  # the old session learns it at its next write
+            await victim.send({"type": "setName", "name": "stale"})
+        assert await victim.client.close_code() == 4001
+        assert await racers[winner].name() == "victim"  # the stale write was refused
+        on_a, on_b = racers[0::2], racers[1::2]
+        await _until_heard(on_a[0], on_b[0], "ab")
+        await _until_heard(on_b[0], on_a[0], "ba")
+        await on_b[0].say("to-all")
+        with trio.fail_after(10):
+            for racer in racers:
+                assert await racer.chats("to-all") == "to-all"
+
+
 async def test_nodes_ride_out_a_redis_restart(nodes: Nodes, redis_server: RedisServer) -> None:
     (_, port_a), (_, port_b) = nodes
     ann, amy = await Member.join(port_a), await Member.join(port_a)
@@ -173,7 +162,7 @@ async def test_nodes_ride_out_a_redis_restart(nodes: Nodes, redis_server: RedisS
     redis_server.start()
     await _until_heard(ann, bob, "after")  # the nodes reconnected and resubscribed
     await _until_heard(bob, ann, "back")
-    await _close_all((ann, amy, bob))
+    await close_all((ann, amy, bob))
 
 
 async def test_a_stopped_node_dropped_by_redis_resubscribes_when_it_resumes(
@@ -198,7 +187,7 @@ async def test_a_stopped_node_dropped_by_redis_resubscribes_when_it_resumes(
     finally:
         os.kill(node_b.pid, signal.SIGCONT)
     await _until_heard(ann, bob, "after")
-    await _close_all((ann, bob))
+    await close_all((ann, bob))
 
 
 def _subscribers(redis_server: RedisServer) -> int:

@@ -75,6 +75,10 @@ def _operations(storage: RedisStorage) -> dict[str, Callable[[], Awaitable[objec
     return {
         "load_session": lambda: storage.load_session("lobby", "s1"),
         "save_session": lambda: storage.save_session(_record()),
+        "claim_session": lambda: storage.claim_session(
+            "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=9e9
+        ),
+        "replace_session": lambda: storage.replace_session(_record(), expected_token_hash=b"h"),
         "delete_session": lambda: storage.delete_session("lobby", "s1"),
         "get": lambda: storage.get("lobby", "k"),
         "put": lambda: storage.put("lobby", "k", b"v"),
@@ -122,6 +126,66 @@ async def test_an_expiring_session_vanishes_on_its_own(
                     break
     assert await redis.exists([key]) == 0
     assert await storage.load_session("lobby", "s1") is None
+
+
+async def test_claims_and_replaces_move_the_keys_expiry(
+    storage: RedisStorage, redis: coredis.Redis[bytes]
+) -> None:
+    """The compare-and-sets set the Redis expiry of the record they write, like a save."""
+    key = b"trio_rooms:session:lobby:s1"
+    now = time.time()
+    assert await storage.replace_session(_record(expires_at=now + 1000), expected_token_hash=b"h")
+    assert 990_000 < await redis.pttl(key) <= 1_000_000
+    claimed = await storage.claim_session(
+        "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=now + 2000
+    )
+    assert claimed is not None
+    assert 1_990_000 < await redis.pttl(key) <= 2_000_000
+    assert await storage.load_session("lobby", "s1") == claimed
+    past = attrs.evolve(_record(expires_at=now - 1), token_hash=b"h2")
+    assert await storage.replace_session(past, expected_token_hash=b"h2")
+    assert await redis.exists([key]) == 0  # written already expired: gone, as with a save
+    with pytest.raises(ValueError, match="finite"):
+        await storage.replace_session(_record(expires_at=math.inf), expected_token_hash=b"h")
+
+
+@pytest.mark.parametrize("size", [0, 31, 32, 255, 256, 65_535, 65_536, 70_000])
+async def test_the_compare_and_sets_find_the_token_hash_in_records_of_any_size(
+    storage: RedisStorage, size: int
+) -> None:
+    """The scripts read the hash past data and wire of every msgpack length encoding."""
+    token = bytes(range(32))
+    record = attrs.evolve(_record(data=b"d" * size), wire="w" * min(size, 300), token_hash=token)
+    await storage.save_session(record)
+    assert not await storage.replace_session(record, expected_token_hash=token[:-1] + b"x")
+    assert await storage.replace_session(record, expected_token_hash=token)
+    assert (
+        await storage.claim_session(
+            "lobby", "s1", token_hash=token[1:], new_token_hash=b"h2", expires_at=9e9
+        )
+        is None
+    )
+    claimed = await storage.claim_session(
+        "lobby", "s1", token_hash=token, new_token_hash=b"h2", expires_at=9e9
+    )
+    assert claimed == attrs.evolve(record, token_hash=b"h2")
+    assert await storage.load_session("lobby", "s1") == claimed
+
+
+async def test_the_compare_and_sets_refuse_a_record_they_cannot_read(
+    storage: RedisStorage, redis: coredis.Redis[bytes]
+) -> None:
+    """Something else under a session key fails a claim or replace and stays as it was."""
+    key = b"trio_rooms:session:lobby:s1"
+    for foreign in [b"\xc1 not msgpack", b"\x95\x02", b"\x95\x01\xc4\x01"]:
+        await redis.set(key, foreign)
+        with pytest.raises(StorageError, match="unexpected session record"):
+            await storage.replace_session(_record(), expected_token_hash=b"h")
+        with pytest.raises(StorageError, match="unexpected session record"):
+            await storage.claim_session(
+                "lobby", "s1", token_hash=b"h", new_token_hash=b"h2", expires_at=9e9
+            )
+        assert await redis.get(key) == foreign
 
 
 @pytest.mark.parametrize("expires_at", [0.0, -5.0, 1.0, "a second ago"])

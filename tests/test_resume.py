@@ -20,6 +20,7 @@ from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
 from .flaky_storage import FlakyStorage
+from .gated_storage import BACKENDS, GatedStorage, make_backend
 
 Client = TestClient[ServerMsg, ClientMsg]
 
@@ -200,3 +201,107 @@ async def test_a_failing_update_reaches_on_error_and_keeps_the_session(tmp_path:
             assert getattr(reply, "text", None) == "still here"
         room = await rooms.get("lobby")
         assert [type(error) for error in room.errors] == [trio_rooms.StorageError]
+
+
+# ------------------------------------------------- writes of a session resumed elsewhere
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+async def test_a_closing_session_cannot_write_back_the_token_its_resumer_spent(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A close-time write that lands after a resume is refused: the resumer keeps its data."""
+    storage = GatedStorage(make_backend(backend, request, tmp_path))
+
+    async def leave(rooms: Rooms[ChatRoom], task_status: trio.TaskStatus[Info]) -> None:
+        async with _join(rooms, "resume=&name=old") as (_, info):
+            storage.hold_next_write(info.id)
+            task_status.started(info)
+        # Returns once the session ended: after its held write was let go.
+
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms,
+        trio.open_nursery() as nursery,
+    ):
+        first: Info = await nursery.start(leave, rooms)
+        held = storage.held
+        assert held is not None
+        await held.arrived.wait()  # closing, out of the room, its last write in flight
+        room = await rooms.get("lobby")
+        assert first.id not in room.sessions
+        async with _join(rooms, f"resume={first.token}") as (client, second):
+            assert second.resumed
+            await _rename(client, "new")
+            held.release()
+            await held.done.wait()
+        async with _join(rooms, f"resume={first.token}") as (_, third):
+            assert not third.resumed  # the spent token stayed spent
+        async with _join(rooms, f"resume={second.token}") as (client, fourth):
+            assert fourth.resumed
+            client.send(Whisper(text="me?"))
+            assert getattr(await client.receive(), "name", None) == "new"
+        assert held.result is False  # refused, not written
+
+
+@asynccontextmanager
+async def _two_nodes(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncGenerator[tuple[Rooms[ChatRoom], Rooms[ChatRoom]]]:
+    """Two Rooms on one storage, as two nodes would be (no backplane: no broadcasts between)."""
+    first = make_backend(backend, request, tmp_path)
+    second = first if backend == "memory" else make_backend(backend, request, tmp_path)
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=first) as node_a,
+        trio_rooms.open_rooms(ChatRoom, storage=second) as node_b,
+    ):
+        yield node_a, node_b
+
+
+async def test_a_session_resumed_on_another_node_ends_at_its_next_update(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """update() of a session resumed elsewhere raises SessionClosedError, stores nothing, 4001."""
+    async with _two_nodes(backend, request, tmp_path) as (node_a, node_b):
+        async with (
+            _join(node_a, "resume=&name=ann") as (old, first),
+            _join(node_b, f"resume={first.token}") as (new, second),
+        ):
+            assert second.resumed
+            old.send(SetName(name="stale"))
+            with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
+                await _drain(old)
+            assert (closed.value.code, closed.value.reason) == (4001, "session resumed elsewhere")
+            room_a = await node_a.get("lobby")
+            assert [type(error) for error in room_a.errors] == [trio_rooms.SessionClosedError]
+            assert not room_a.sessions
+            new.send(Whisper(text="me?"))
+            assert getattr(await new.receive(), "name", None) == "ann"
+        async with _join(node_a, f"resume={second.token}") as (client, third):
+            assert third.resumed
+            client.send(Whisper(text="me?"))
+            assert getattr(await client.receive(), "name", None) == "ann"
+
+
+async def test_a_session_resumed_on_another_node_writes_nothing_when_it_closes(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The old session's close does not bring back the spent token or its own data."""
+    async with _two_nodes(backend, request, tmp_path) as (node_a, node_b):
+        async with _join(node_a, "resume=&name=ann") as (old, first):
+            async with _join(node_b, f"resume={first.token}") as (new, second):
+                await _rename(new, "anna")
+            old.send(Whisper(text="still here"))  # it does not know yet
+            assert getattr(await old.receive(), "name", None) == "ann"
+        room_a = await node_a.get("lobby")
+        await room_a.wait_closed(1)
+        async with _join(node_b, f"resume={first.token}") as (_, third):
+            assert not third.resumed
+        async with _join(node_b, f"resume={second.token}") as (client, fourth):
+            assert fourth.resumed
+            client.send(Whisper(text="me?"))
+            assert getattr(await client.receive(), "name", None) == "anna"

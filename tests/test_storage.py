@@ -54,6 +54,105 @@ async def test_session_records_round_trip(storage: Storage) -> None:
     await storage.delete_session("lobby", "s1")  # deleting twice is fine
 
 
+async def _claim(storage: Storage, old: bytes, new: bytes) -> SessionRecord | None:
+    return await storage.claim_session(
+        "lobby", "s1", token_hash=old, new_token_hash=new, expires_at=1e10
+    )
+
+
+async def test_a_claim_spends_the_token_hash_once_and_keeps_the_data(storage: Storage) -> None:
+    """A claim moves the record to the new hash and expiry; the old hash claims no more."""
+    await storage.save_session(_record(data=b'{"n":7}'))
+    claimed = await _claim(storage, b"h", b"h2")
+    expected = SessionRecord(
+        room="lobby",
+        session_id="s1",
+        data=b'{"n":7}',
+        wire="json",
+        token_hash=b"h2",
+        expires_at=1e10,
+    )
+    assert claimed == expected
+    assert await storage.load_session("lobby", "s1") == expected
+    assert await _claim(storage, b"h", b"h3") is None
+    assert await storage.load_session("lobby", "s1") == expected
+    assert await _claim(storage, b"h", b"h2") == expected  # a retried claim succeeds again
+    assert (
+        await storage.claim_session(
+            "lobby", "nobody", token_hash=b"h", new_token_hash=b"h4", expires_at=1e10
+        )
+        is None
+    )
+    assert await storage.load_session("lobby", "nobody") is None
+
+
+async def test_concurrent_claims_of_one_token_hash_have_exactly_one_winner(
+    storage: Storage,
+) -> None:
+    """Of 20 claims of one hash at once exactly one succeeds, and the record holds its hash."""
+    await storage.save_session(_record())
+    won: list[bytes] = []
+
+    async def claim(n: int) -> None:
+        if await _claim(storage, b"h", b"new-%d" % n) is not None:
+            won.append(b"new-%d" % n)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(claim, n)
+    assert len(won) == 1
+    loaded = await storage.load_session("lobby", "s1")
+    assert loaded is not None
+    assert loaded.token_hash == won[0]
+
+
+async def test_a_replace_writes_only_while_the_record_holds_the_expected_hash(
+    storage: Storage,
+) -> None:
+    """replace_session writes over its own hash or no record, and refuses another hash."""
+    assert await storage.replace_session(_record(), expected_token_hash=b"h")  # no record yet
+    assert await storage.load_session("lobby", "s1") == _record()
+    assert await storage.replace_session(_record(data=b'{"n":2}'), expected_token_hash=b"h")
+    assert not await storage.replace_session(_record(data=b'{"n":3}'), expected_token_hash=b"x")
+    assert await storage.load_session("lobby", "s1") == _record(data=b'{"n":2}')
+    assert await _claim(storage, b"h", b"h2") is not None
+    # The session was resumed: its old owner's write is refused, the claim stands.
+    assert not await storage.replace_session(_record(data=b'{"n":4}'), expected_token_hash=b"h")
+    loaded = await storage.load_session("lobby", "s1")
+    assert loaded is not None
+    assert (loaded.data, loaded.token_hash) == (b'{"n":2}', b"h2")
+
+
+async def test_writes_of_the_owner_racing_a_claim_are_kept_or_refused_never_lost(
+    storage: Storage,
+) -> None:
+    """Owner writes racing a claim either land before it and are kept, or are refused."""
+    await storage.save_session(_record(data=b"0"))
+    accepted: list[int] = []
+    claimed: list[SessionRecord] = []
+
+    async def write(n: int) -> None:
+        if await storage.replace_session(_record(data=b"%d" % n), expected_token_hash=b"h"):
+            accepted.append(n)
+
+    async def claim() -> None:
+        record = await _claim(storage, b"h", b"h2")
+        assert record is not None
+        claimed.append(record)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(1, 11):
+            nursery.start_soon(write, n)
+        nursery.start_soon(claim)
+        for n in range(11, 21):
+            nursery.start_soon(write, n)
+    (record,) = claimed
+    assert await storage.load_session("lobby", "s1") == record  # nothing landed after it
+    # Every accepted write came before the claim (later ones expect a spent hash), and
+    # the claim kept the data of one of them: none is replaced by the data it read.
+    assert record.data in ({b"%d" % n for n in accepted} if accepted else {b"0"})
+
+
 async def test_room_values_round_trip(storage: Storage) -> None:
     """put/get/delete per room and key."""
     assert await storage.get("lobby", "k") is None

@@ -44,6 +44,35 @@ class MemoryStorage:
             record, data=_compact(record.data)
         )
 
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another."""
+        await trio.lowlevel.checkpoint()
+        # From here to the assignment there is no await: no other task can come between.
+        stored = self._sessions.get((room, session_id))
+        if stored is None or stored.token_hash not in (token_hash, new_token_hash):
+            return None
+        claimed = attrs.evolve(stored, token_hash=new_token_hash, expires_at=expires_at)
+        self._sessions[room, session_id] = claimed
+        return claimed
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False."""
+        await trio.lowlevel.checkpoint()
+        key = (record.room, record.session_id)
+        stored = self._sessions.get(key)  # no await from here to the write
+        if stored is not None and stored.token_hash != expected_token_hash:
+            return False
+        self._sessions[key] = attrs.evolve(record, data=_compact(record.data))
+        return True
+
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown)."""
         await trio.lowlevel.checkpoint()

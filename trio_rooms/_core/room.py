@@ -229,8 +229,10 @@ class Room(Generic[SessionT_co]):
         self._counters.changed()
 
     def _remove(self, session: Session[Any, Any, Any, Any]) -> None:
-        if self._sessions.pop(session._id, None) is None:
+        # By identity: a session taken over shares its id with the one that resumed it.
+        if self._sessions.get(session._id) is not session:
             return
+        del self._sessions[session._id]
         if self._backplane is not None:
             self._backplane.leave(self._name, session._id)
             if not self._sessions:

@@ -319,14 +319,15 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
 
         Raises:
             StorageError: the write failed; the stored data is what it was before.
-            SessionClosedError: the session was taken over by a resumed connection.
+            SessionClosedError: the session was resumed by another connection (on this
+                node or another): nothing was written, and the session is closed with
+                4001 "session resumed elsewhere".
         """
         room = self._room
         if room is None or not self._admitted:
             raise RuntimeError("update() needs an admitted session")
-        if self._superseded:
+        if self._superseded or not await self._write_record(room):
             raise SessionClosedError(f"session {self._id} was resumed on another connection")
-        await room._storage.save_session(self._record())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close this session: flush what is queued, then send the close frame.
@@ -454,15 +455,15 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     async def _admit(self, room: Room[Any]) -> bool:
         """Resume or create the session, persist it, and add it to the room."""
         resume = self.request.query.get("resume")  # None: not resumable; "": new; else a token
-        issued: tokens.IssuedToken | None = None
         try:
-            resumed = bool(resume) and await self._resume(room, resume or "")
+            issued = await self._resume(room, resume) if resume else None
+            resumed = issued is not None
             if not resumed:
                 self._data = await self.create_data(self.request)
-            if resume is not None:
-                issued = tokens.issue(self._id)
-                self._token_hash = issued.token_hash
-            await room._storage.save_session(self._record())
+                if resume is not None:
+                    issued = tokens.issue(self._id)
+                    self._token_hash = issued.token_hash
+                await room._storage.save_session(self._record())
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self._begin_close(1011, "session setup failed")
@@ -487,24 +488,61 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             self._begin_close(1011, "session setup failed")
         return True
 
-    async def _resume(self, room: Room[Any], token: str) -> bool:
-        """Take over the session ``token`` names, if the token is valid; else False."""
+    async def _resume(self, room: Room[Any], token: str) -> tokens.IssuedToken | None:
+        """Take over the session ``token`` names and spend the token; None if it is not valid.
+
+        Of connections racing with one token, exactly one gets the session: the token is
+        checked here (in constant time), then spent by the storage's compare-and-set on
+        its hash, which only one of them wins; the others get None (a fresh session).
+        """
         parts = tokens.split(token)
         if parts is None:
-            return False
+            return None
         session_id, secret = parts
-        record = await room._storage.load_session(room.name, session_id)
+        storage = room._storage
+        record = await storage.load_session(room.name, session_id)
         if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
-            return False
-        data = self._load_data(record.data)
-        previous = room._sessions.get(session_id)
-        if previous is not None:  # still connected elsewhere: this connection wins
-            previous._superseded = True
-            previous._begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
+            return None
+        issued = tokens.issue(session_id)
+        claimed = await storage.claim_session(
+            room.name,
+            session_id,
+            token_hash=record.token_hash,
+            new_token_hash=issued.token_hash,
+            expires_at=self._expires_at(room),
+        )
+        if claimed is None:
+            return None  # another connection spent it first
+        # The data as it was when the token was spent: later writes of the session it
+        # came from are refused, since they expect the hash this one just replaced.
+        self._data = self._load_data(claimed.data)
         self._id = session_id
-        self._data = data
-        if record.wire != self._format and record.wire in ("json", "msgpack"):
-            self._set_format(room, "json" if record.wire == "json" else "msgpack")
+        self._token_hash = issued.token_hash
+        if claimed.wire != self._format and claimed.wire in ("json", "msgpack"):
+            self._set_format(room, "json" if claimed.wire == "json" else "msgpack")
+        previous = room._sessions.get(session_id)
+        if previous is not None:  # still connected here: end it now, not at its next write
+            previous._take_over()
+        return issued
+
+    def _take_over(self) -> None:
+        """This session was resumed on another connection: its record is not ours anymore."""
+        self._superseded = True
+        self._begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
+
+    async def _write_record(self, room: Room[Any]) -> bool:
+        """Store this session's record; False (and closing with 4001) if it was taken over.
+
+        A resumable session writes only while its record holds its own token hash, so a
+        session resumed elsewhere, even on another node, cannot overwrite what the
+        resumer stored, nor make its spent token valid again.
+        """
+        record = self._record()
+        if not self._token_hash:
+            await room._storage.save_session(record)
+        elif not await room._storage.replace_session(record, expected_token_hash=self._token_hash):
+            self._take_over()
+            return False
         return True
 
     def _record(self) -> SessionRecord:
@@ -516,8 +554,12 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             data=self._dump_data(),
             wire=self._format,
             token_hash=self._token_hash,
-            expires_at=time.time() + room._config.resume_window,
+            expires_at=self._expires_at(room),
         )
+
+    @staticmethod
+    def _expires_at(room: Room[Any]) -> float:
+        return time.time() + room._config.resume_window
 
     def _dump_data(self) -> bytes:
         return data_converter.dumps(self._data, unstructure_as=type(self)._data_type)
@@ -608,8 +650,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         if self._superseded:
             return  # its record belongs to the connection that resumed it
         if self._token_hash:
-            # Resumable: keep the latest data and restart the resume window from now.
-            await room._storage.save_session(self._record())
+            # Resumable: keep the latest data and restart the resume window from now,
+            # unless it was resumed elsewhere meanwhile (then nothing is written).
+            await self._write_record(room)
         else:
             await room._storage.delete_session(room.name, self._id)
 

@@ -43,7 +43,13 @@ class Storage(Protocol):
 
     Every write returns only once it is durable (as the backend defines it). A
     failing operation raises `StorageError`. Implementations: `MemoryStorage`,
-    `SqliteStorage`.
+    `SqliteStorage`, `RedisStorage`.
+
+    A resumable session's record is owned by whoever holds its current token: the
+    core writes it only with `claim_session` and `replace_session`, two atomic
+    compare-and-set operations on ``token_hash``, so that of connections racing with
+    one token exactly one resumes, and a session resumed elsewhere (another
+    connection, another node) cannot overwrite what its new owner stored.
     """
 
     async def open(self) -> None:
@@ -60,6 +66,38 @@ class Storage(Protocol):
 
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace the record of ``record.session_id``."""
+        ...
+
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        """Spend a token: atomically move the record from ``token_hash`` to ``new_token_hash``.
+
+        If the stored record's ``token_hash`` is ``token_hash``, set it to
+        ``new_token_hash`` and its ``expires_at`` to ``expires_at``, keep its ``data``
+        and ``wire`` as they are at that moment, and return the record as it now is.
+        Return None, changing nothing, if there is no record or it holds another token
+        hash (someone else spent the token first). No other write may come between the
+        comparison and the change. Idempotent: a record that already holds
+        ``new_token_hash`` is claimed (a retried claim is not a lost one).
+        """
+        ...
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        """Replace the record of ``record.session_id`` if it still holds ``expected_token_hash``.
+
+        Writes ``record`` and returns True if the stored record's ``token_hash`` is
+        ``expected_token_hash``, or if no record is stored (it expired: nobody can
+        have resumed it). Returns False, writing nothing, if the stored record holds
+        another token hash: the session was resumed by someone else. No other write
+        may come between the comparison and the write.
+        """
         ...
 
     async def delete_session(self, room: str, session_id: str) -> None:

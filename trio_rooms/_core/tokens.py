@@ -1,8 +1,9 @@
 """Resume tokens: ``<session id>.<secret>``, 256 random bits, stored only as a hash.
 
-A token is single use (every resume issues a new one), bound to its room (records
-are looked up by room and session id) and expires ``resume_window`` seconds after
-the session's last write.
+A token is single use (every resume issues a new one, and spends the old one with
+the storage's compare-and-set on its hash: of connections racing with one token,
+exactly one resumes), bound to its room (records are looked up by room and session
+id) and expires ``resume_window`` seconds after the session's last write.
 """
 
 from __future__ import annotations

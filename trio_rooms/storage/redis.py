@@ -24,6 +24,7 @@ import trio
 
 try:
     import coredis
+    from coredis.commands import Script
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import ConstantRetryPolicy
@@ -48,6 +49,71 @@ _STATE: Final = b"state:"
 #: First element of a stored session record, for records of another layout later.
 _RECORD_VERSION: Final = 1
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+# The compare-and-sets read the token hash inside Redis, from the record as
+# `_encode_record` lays it out: msgpack [version, data (bin), wire (str), token hash
+# (bin), expires_at (float 64)]. (Redis's cmsgpack cannot decode bin.) The hash and the
+# expiry come last, so a claim keeps the bytes before them and appends the new ones.
+_FIND_TOKEN_HASH: Final = f"""
+local function token_hash_of(record)
+    if string.byte(record, 1) ~= 0x95 or string.byte(record, 2) ~= {_RECORD_VERSION} then
+        error('unexpected session record')
+    end
+    local at = 3
+    for field = 1, 3 do
+        local tag = string.byte(record, at) or 0
+        local size, header
+        if tag >= 0xa0 and tag <= 0xbf then
+            size, header = tag - 0xa0, 1
+        elseif tag == 0xc4 or tag == 0xd9 then
+            size, header = string.byte(record, at + 1), 2
+        elseif tag == 0xc5 or tag == 0xda then
+            local b1, b2 = string.byte(record, at + 1, at + 2)
+            size, header = b1 * 256 + b2, 3
+        elseif tag == 0xc6 or tag == 0xdb then
+            local b1, b2, b3, b4 = string.byte(record, at + 1, at + 4)
+            size, header = ((b1 * 256 + b2) * 256 + b3) * 256 + b4, 5
+        else
+            error('unexpected session record')
+        end
+        if field == 3 then
+            return string.sub(record, at + header, at + header + size - 1), at
+        end
+        at = at + header + size
+    end
+end
+"""
+
+# KEYS[1]: the record; ARGV: the expected token hash, the new record, its PXAT.
+_REPLACE: Final = Script[bytes](
+    script=_FIND_TOKEN_HASH
+    + """
+local stored = redis.call('GET', KEYS[1])
+if stored and token_hash_of(stored) ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+"""
+)
+
+# KEYS[1]: the record; ARGV: the token hash to spend, the new one, the new record's
+# tail (the new hash and expiry, packed), its PXAT. Returns the claimed record or nil.
+_CLAIM: Final = Script[bytes](
+    script=_FIND_TOKEN_HASH
+    + """
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+    return false
+end
+local token_hash, at = token_hash_of(stored)
+if token_hash ~= ARGV[1] and token_hash ~= ARGV[2] then
+    return false
+end
+local claimed = string.sub(stored, 1, at - 1) .. ARGV[3]
+redis.call('SET', KEYS[1], claimed, 'PXAT', ARGV[4])
+return claimed
+"""
+)
 
 _Client = coredis.Redis[bytes]
 
@@ -63,20 +129,20 @@ class RedisStorage:
         async with trio_rooms.open_rooms(ChatRoom, storage=RedisStorage("redis://redis:6379/0")):
             ...
 
-    Several processes (nodes) may share one Redis: a session saved by one resumes on any.
-    A session record expires in Redis itself at its ``expires_at`` (``SET ... PXAT``, Redis
-    6.2 or later), so records of sessions that never come back vanish on their own; a
-    record saved with an ``expires_at`` in the past removes the session. The expiry uses
-    Redis's clock, the token check the node's: keep clocks in sync (NTP). Room values never
-    expire.
+    Several processes (nodes) may share one Redis: a session saved by one resumes on any,
+    and a token is spent once across all of them (`claim_session` and `replace_session`
+    are compare-and-sets inside Redis). A session record expires in Redis itself at its
+    ``expires_at`` (``SET ... PXAT``, Redis 6.2 or later), so records of sessions that
+    never come back vanish on their own; a record saved with an ``expires_at`` in the past
+    removes the session. The expiry uses Redis's clock, the token check the node's: keep
+    clocks in sync (NTP). Room values never expire.
 
-    Durability: ``save_session``, ``put`` and ``delete`` (so ``update()`` and
-    ``room.storage.put``) return once Redis has acknowledged the write, which Redis does
-    when the write is in its memory. Whether it survives a crash of Redis depends on the
-    server's persistence: with ``appendonly yes`` and ``appendfsync always`` it does; with
-    the usual ``appendfsync everysec`` about the last second can be lost; without the AOF,
-    everything since the last RDB snapshot. Replication is asynchronous, so a failover can
-    lose acknowledged writes too.
+    Durability: every write (so ``update()`` and ``room.storage.put``) returns once Redis
+    has acknowledged it, which Redis does when the write is in its memory. Whether it
+    survives a crash of Redis depends on the server's persistence: with ``appendonly yes``
+    and ``appendfsync always`` it does; with the usual ``appendfsync everysec`` about the
+    last second can be lost; without the AOF, everything since the last RDB snapshot.
+    Replication is asynchronous, so a failover can lose acknowledged writes too.
 
     Failures: every operation raises `StorageError` when Redis refuses, is unreachable or
     does not answer within ``timeout`` seconds (the cause chained: coredis's error, or
@@ -161,16 +227,47 @@ class RedisStorage:
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace ``record``, expiring at its ``expires_at``; acknowledged on return."""
         key = self._key(_SESSION, record.room, record.session_id)
-        if not math.isfinite(record.expires_at):
-            raise ValueError(f"expires_at must be a finite time, got {record.expires_at!r}")
-        expires_ms = math.ceil(record.expires_at * 1000)
+        expires_ms = _expiry_ms(record.expires_at)
         if expires_ms <= 0:  # Redis refuses PXAT 0; the record would be expired anyway
             await self._call("delete an expired session", lambda redis: redis.delete([key]))
             return
-        value = msgpack.packb(
-            [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
-        )
+        value = _encode_record(record)
         await self._call("save a session", lambda redis: redis.set(key, value, pxat=expires_ms))
+
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
+
+        One script: the comparison and the write happen inside Redis, in one step.
+        """
+        key = self._key(_SESSION, room, session_id)
+        tail = msgpack.packb(new_token_hash) + msgpack.packb(float(expires_at))
+        args = (token_hash, new_token_hash, tail, _pxat(expires_at))
+        raw = await self._call(
+            "claim a session",
+            lambda redis: _CLAIM(keys=(key,), args=args, client=redis, callback=_bytes_or_none),
+        )
+        return None if raw is None else _decode_record(room, session_id, raw)
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False.
+
+        One script, like `claim_session`; a record saved with an ``expires_at`` in the
+        past removes the session, as with `save_session`.
+        """
+        key = self._key(_SESSION, record.room, record.session_id)
+        args = (expected_token_hash, _encode_record(record), _pxat(record.expires_at))
+        return await self._call(
+            "replace a session",
+            lambda redis: _REPLACE(keys=(key,), args=args, client=redis, callback=_is_one),
+        )
 
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown); acknowledged on return."""
@@ -212,7 +309,8 @@ class RedisStorage:
             self._url,
             connect_timeout=self._timeout,
             # A command whose connection was lost (Redis restarted) is tried again, at
-            # most twice, on a new one: every command here is idempotent. `_call` bounds
+            # most twice, on a new one: every command here is idempotent (a claim that
+            # was applied before its reply was lost is claimed again). `_call` bounds
             # the whole.
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
@@ -275,6 +373,33 @@ class _ClientRunner:
     async def stop(self) -> None:
         self._scope.cancel()
         await self.exited.wait()
+
+
+def _expiry_ms(expires_at: float) -> int:
+    """``expires_at`` as the milliseconds of ``PXAT``; at most 0 means already expired."""
+    if not math.isfinite(expires_at):
+        raise ValueError(f"expires_at must be a finite time, got {expires_at!r}")
+    return math.ceil(expires_at * 1000)
+
+
+def _pxat(expires_at: float) -> int:
+    # PXAT must be positive: 1 ms after the epoch is in the past, and Redis removes the key.
+    return max(_expiry_ms(expires_at), 1)
+
+
+def _is_one(response: object) -> bool:
+    return response == 1
+
+
+def _bytes_or_none(response: object) -> bytes | None:
+    assert response is None or isinstance(response, bytes)
+    return response
+
+
+def _encode_record(record: SessionRecord) -> bytes:
+    return msgpack.packb(
+        [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
+    )
 
 
 def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:

@@ -49,6 +49,18 @@ _SAVE_SESSION: Final = (
     "INSERT OR REPLACE INTO sessions (room, session_id, data, wire, token_hash, expires_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+# The two compare-and-set writes of a resumable session's record (see Storage): each
+# is one statement, so its comparison and its write are one step of the transaction.
+_CLAIM_SESSION: Final = (
+    "UPDATE sessions SET token_hash = ?1, expires_at = ?2 "
+    "WHERE room = ?3 AND session_id = ?4 AND token_hash IN (?5, ?1)"
+)
+_REPLACE_SESSION: Final = (
+    "INSERT INTO sessions (room, session_id, data, wire, token_hash, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, session_id) DO UPDATE SET "
+    "data = excluded.data, wire = excluded.wire, token_hash = excluded.token_hash, "
+    "expires_at = excluded.expires_at WHERE sessions.token_hash = ?"
+)
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE room = ? AND session_id = ?"
 _GET: Final = "SELECT value FROM room_state WHERE room = ? AND key = ?"
 _PUT: Final = "INSERT OR REPLACE INTO room_state (room, key, value) VALUES (?, ?, ?)"
@@ -61,8 +73,13 @@ _Params = tuple[object, ...]
 class _Write:
     sql: str
     params: _Params
+    #: A query run right after ``sql`` in the same transaction, if ``sql`` changed a row.
+    then: tuple[str, _Params] | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     error: BaseException | None = None
+    #: Rows ``sql`` changed, and the row ``then`` read, once committed.
+    rowcount: int = 0
+    row: Sequence[object] | None = None
 
 
 @final
@@ -142,21 +159,7 @@ class SqliteStorage:
     async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
         """The record of ``session_id`` in ``room``, or None."""
         row = await self._read_one(_LOAD_SESSION, (room, session_id))
-        if row is None:
-            return None
-        data, wire, token_hash, expires_at = row
-        assert isinstance(data, bytes)
-        assert isinstance(wire, str)
-        assert isinstance(token_hash, bytes)
-        assert isinstance(expires_at, float | int)
-        return SessionRecord(
-            room=room,
-            session_id=session_id,
-            data=data,
-            wire=wire,
-            token_hash=token_hash,
-            expires_at=float(expires_at),
-        )
+        return None if row is None else _record(room, session_id, row)
 
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace ``record``."""
@@ -165,11 +168,43 @@ class SqliteStorage:
             _SAVE_SESSION, (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at)
         )
 
+    async def claim_session(
+        self,
+        room: str,
+        session_id: str,
+        *,
+        token_hash: bytes,
+        new_token_hash: bytes,
+        expires_at: float,
+    ) -> SessionRecord | None:
+        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
+
+        One ``UPDATE ... WHERE token_hash IN (old, new)`` in the group-committed
+        transaction (its rowcount says who won); the record is read back in that same
+        transaction.
+        """
+        key = (room, session_id)
+        write = await self._write(
+            _CLAIM_SESSION,
+            (new_token_hash, expires_at, *key, token_hash),
+            then=(_LOAD_SESSION, key),
+        )
+        if write.rowcount != 1 or write.row is None:
+            return None
+        return _record(room, session_id, write.row)
+
+    async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
+        """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False."""
+        r = record
+        write = await self._write(
+            _REPLACE_SESSION,
+            (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at, expected_token_hash),
+        )
+        return write.rowcount == 1
+
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown)."""
-        await self._write(
-            "DELETE FROM sessions WHERE room = ? AND session_id = ?", (room, session_id)
-        )
+        await self._write(_DELETE_SESSION, (room, session_id))
 
     # ---------------------------------------------------------------- room state
 
@@ -207,11 +242,13 @@ class SqliteStorage:
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite read failed: {exc}") from exc
 
-    async def _write(self, sql: str, params: _Params) -> None:
+    async def _write(
+        self, sql: str, params: _Params, *, then: tuple[str, _Params] | None = None
+    ) -> _Write:
         """Commit one statement, together with whatever else is waiting to be written."""
         if self._writer is None:
             raise StorageError("SQLite storage is not open")
-        write = _Write(sql, params)
+        write = _Write(sql, params, then)
         self._pending.append(write)
         if self._flushing:
             await write.done.wait()  # the running flush takes it in its next transaction
@@ -219,6 +256,7 @@ class SqliteStorage:
             await self._flush()
         if write.error is not None:
             raise StorageError(f"SQLite write failed: {write.error}") from write.error
+        return write
 
     async def _flush(self) -> None:
         # Shielded: a write that started must finish, or its waiters would hang and a
@@ -253,11 +291,29 @@ def _fetch_one(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[ob
     return row
 
 
+def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
+    data, wire, token_hash, expires_at = row
+    assert isinstance(data, bytes)
+    assert isinstance(wire, str)
+    assert isinstance(token_hash, bytes)
+    assert isinstance(expires_at, float | int)
+    return SessionRecord(
+        room=room,
+        session_id=session_id,
+        data=data,
+        wire=wire,
+        token_hash=token_hash,
+        expires_at=float(expires_at),
+    )
+
+
 def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         for write in batch:
-            db.execute(write.sql, write.params)
+            write.rowcount = db.execute(write.sql, write.params).rowcount
+            if write.then is not None and write.rowcount:
+                write.row = db.execute(*write.then).fetchone()
     except BaseException:
         db.execute("ROLLBACK")
         raise
