@@ -25,6 +25,7 @@ from ._errors import RoomsClosedError as RoomsClosedError
 from ._errors import RoomsError as RoomsError
 from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
+from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
 from .client import ClientQueueFullError as ClientQueueFullError
 from .client import ConnectionRejectedError as ConnectionRejectedError
@@ -72,6 +73,7 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "StorageError",
+    "TooManyRoomsError",
     "WireFormat",
     "asgi_app",
     "bind_asgi",

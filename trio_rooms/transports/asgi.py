@@ -58,7 +58,7 @@ from .._core.rooms import Rooms, open_rooms
 from .._core.routes import HttpRequest, Response, call_route, match_route, route_table
 from .._core.routing import HttpRejection, route_websocket
 from .._core.storage import Storage
-from .._errors import RoomNameError, RoomsClosedError
+from .._errors import RoomNameError, RoomsClosedError, TooManyRoomsError
 from ..codec._record import JsonRecords
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
@@ -329,6 +329,8 @@ class _RoomsApp:
             room: Room[Any] = await rooms.get(name)
         except RoomsClosedError:
             return Response.text(503, "Service Unavailable: the rooms are shutting down")
+        except TooManyRoomsError as exc:
+            return Response.text(503, f"Service Unavailable: {exc}")
         except Exception:
             _logger.exception("room %r failed to start", name)
             return Response.text(500, "Internal Server Error")
