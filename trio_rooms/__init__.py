@@ -27,6 +27,8 @@ from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
 from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
+from ._run import open_signal_scope as open_signal_scope
+from ._run import run as run
 from .client import ClientQueueFullError as ClientQueueFullError
 from .client import ConnectionRejectedError as ConnectionRejectedError
 from .client import Reconnected as Reconnected
@@ -80,6 +82,8 @@ __all__ = [
     "hypercorn_config",
     "open_room_client",
     "open_rooms",
+    "open_signal_scope",
     "route",
+    "run",
     "serve_websocket",
 ]
