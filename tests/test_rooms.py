@@ -234,3 +234,13 @@ def test_config_rejects_nonsense(options: dict[str, object]) -> None:
     """Limits must be positive and the prefix a clean path."""
     with pytest.raises(ValueError, match="RoomsConfig"):
         RoomsConfig(**options)  # pyright: ignore[reportArgumentType]
+
+
+async def test_get_makes_anew_a_room_evicted_before_its_creator_ran_again() -> None:
+    """With an idle timeout shorter than a scheduling round, a new room can be evicted
+    before ``get`` resumes: ``get`` then returns a fresh room, never a stopping one."""
+    config = RoomsConfig(room_idle_timeout=1e-9)
+    async with trio_rooms.open_rooms(ChatRoom, config=config) as rooms:
+        for index in range(30):
+            room = await rooms.get(f"fleeting-{index}")
+            assert not room.stopped.is_set()

@@ -113,7 +113,9 @@ class Rooms(Generic[RoomT_co]):
                     slot.ready.set()
                     if slot.room is None and self._slots.get(name) is slot:
                         del self._slots[name]
-                return room
+                if not slot.stopping:
+                    return room
+                continue  # idle and evicted before this task ran again: make it anew
             if slot.stopping:
                 await slot.stopped.wait()
             elif slot.room is None:
