@@ -16,15 +16,19 @@ import trio_rooms
 
 
 @asynccontextmanager
-async def open_server_process(module: str, *args: str) -> AsyncGenerator[tuple[trio.Process, int]]:
+async def open_server_process(
+    module: str, *args: str, capture_stderr: bool = False
+) -> AsyncGenerator[tuple[trio.Process, int]]:
     """``python -m module *args``, which prints ``PORT <n>`` once listening.
 
-    Yields the process and its port; kills it on exit if it is still running.
+    Yields the process and its port; kills it on exit if it is still running. With
+    ``capture_stderr``, ``process.stderr`` is a pipe (read it once the process ended).
     """
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", module, *args],
         cwd=Path(__file__).parent.parent,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if capture_stderr else None,
     )
     try:
         assert process.stdout is not None
@@ -43,6 +47,8 @@ async def open_server_process(module: str, *args: str) -> AsyncGenerator[tuple[t
             await process.wait()
         if process.stdout is not None:
             await process.stdout.aclose()
+        if process.stderr is not None:
+            await process.stderr.aclose()
 
 
 async def serve_until_signalled(rooms: trio_rooms.Rooms[Any], port: int) -> None:

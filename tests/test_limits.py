@@ -257,6 +257,7 @@ def test_the_caps_default_to_the_documented_values() -> None:
     config = RoomsConfig()
     assert (config.max_connections, config.max_connections_per_address) == (10_000, 100)
     assert config.max_sessions_per_room is None
+    assert config.max_rooms == 10_000
     assert (config.rate_limit, config.rate_limit_burst, config.rate_limit_excess) == (50, 100, 100)
     assert config.max_invalid_in_a_row == 10
     assert config.allowed_origins is None
@@ -264,6 +265,8 @@ def test_the_caps_default_to_the_documented_values() -> None:
         RoomsConfig(max_connections=0)
     with pytest.raises(ValueError, match="max_sessions_per_room"):
         RoomsConfig(max_sessions_per_room=0)
+    with pytest.raises(ValueError, match="max_rooms"):
+        RoomsConfig(max_rooms=0)
     with pytest.raises(ValueError, match="rate_limit"):
         RoomsConfig(rate_limit=-1.0)
     with pytest.raises(ValueError, match="max_invalid_in_a_row"):
@@ -280,6 +283,111 @@ async def test_a_full_room_answers_503(port: int, rooms: Rooms[GuardedRoom]) -> 
     await _echo(other, "elsewhere")
     for client in (*clients, other):
         await client.stream.aclose()
+
+
+# ------------------------------------------------------------------ room cap
+
+
+@pytest.mark.parametrize("config", [RoomsConfig(max_rooms=2, room_idle_timeout=0.05)])
+async def test_a_new_room_past_max_rooms_answers_503(port: int, rooms: Rooms[GuardedRoom]) -> None:
+    """Past the room cap a connection to a new room gets 503 before its upgrade, while the
+    live rooms still admit, and a room evicted makes room for a new one."""
+    first, second = await _connect(port, _path("one")), await _connect(port, _path("two"))
+    status, body = await _status(port, _path("three"))
+    assert status == 503
+    assert b"limit of 2 rooms" in body
+    assert rooms.statistics().rooms == 2
+    again = await _connect(port, _path("one"))
+    await _echo(again, "a live room")
+    await second.stream.aclose()
+    with trio.fail_after(5):  # "two" is evicted
+        await rooms.wait_statistics(lambda stats: stats.rooms == 1)
+    third = await _connect(port, _path("three"))
+    await _echo(third, "room again")
+    for client in (first, again, third):
+        await client.stream.aclose()
+
+
+class CountedRoom(GuardedRoom):
+    """Counts the rooms alive at once, from before ``on_start`` to after ``on_stop``."""
+
+    live = 0
+    peak = 0
+
+    async def on_start(self) -> None:
+        CountedRoom.live += 1
+        CountedRoom.peak = max(CountedRoom.peak, CountedRoom.live)
+        await trio.lowlevel.checkpoint()  # other creations run while this one starts
+
+    async def on_stop(self) -> None:
+        CountedRoom.live -= 1
+
+
+async def test_concurrent_connects_to_distinct_rooms_never_pass_max_rooms(
+    nursery: trio.Nursery, transport: Transport
+) -> None:
+    """Sixty clients connecting at once to sixty rooms under a cap of five: five rooms
+    start and admit, every other client gets 503 or (past the admission check) 1013."""
+    cap, clients = 5, 60
+    CountedRoom.live = CountedRoom.peak = 0
+    outcomes: list[str] = []
+
+    async def attempt(index: int) -> None:
+        stream = await connect_socket(port)
+        async with stream:
+            await stream.send_all(handshake_request(_path(f"room-{index}")))
+            status, _, rest = await read_http_response(stream)
+            if status != 101:
+                outcomes.append(str(status))
+                return
+            client = RawClient(stream, rest)
+            await client.send_text(orjson.dumps({"type": "hello", "text": "hi"}).decode())
+            while (frame := await client.receive_frame()) is not None:
+                if frame.opcode == TEXT:
+                    outcomes.append("admitted")
+                    return
+                if frame.opcode == CLOSE:
+                    outcomes.append(f"close {frame.close_code}")
+                    return
+            outcomes.append("lost")
+
+    config = RoomsConfig(max_rooms=cap, max_connections_per_address=clients)
+    async with trio_rooms.open_rooms(CountedRoom, config=config) as rooms:
+        port = await start_server(nursery, transport, rooms)
+        with trio.fail_after(20):
+            async with trio.open_nursery() as attempts:
+                for index in range(clients):
+                    attempts.start_soon(attempt, index)
+        assert rooms.statistics().rooms == cap
+        nursery.cancel_scope.cancel()
+    assert outcomes.count("admitted") == cap
+    assert set(outcomes) <= {"admitted", "503", "close 1013"}, outcomes
+    assert CountedRoom.peak == cap
+
+
+async def test_rooms_get_past_max_rooms_raises_too_many_rooms_error() -> None:
+    """``Rooms.get`` refuses a new room past the cap with `TooManyRoomsError`, counting
+    rooms still starting, and returns the live ones as before."""
+    CountedRoom.live = CountedRoom.peak = 0
+    async with trio_rooms.open_rooms(CountedRoom, config=RoomsConfig(max_rooms=3)) as rooms:
+        started: list[str] = []
+        refused: list[trio_rooms.TooManyRoomsError] = []
+
+        async def get(name: str) -> None:
+            try:
+                started.append((await rooms.get(name)).name)
+            except trio_rooms.TooManyRoomsError as exc:
+                refused.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for index in range(10):
+                nursery.start_soon(get, f"room-{index}")
+        assert (len(refused), CountedRoom.peak, rooms.statistics().rooms) == (7, 3, 3)
+        error = refused[0]
+        assert isinstance(error, RuntimeError)
+        assert error.limit == 3
+        assert str(error) == "the server is at its limit of 3 rooms (RoomsConfig.max_rooms)"
+        assert (await rooms.get(started[0])).name == started[0]
 
 
 # --------------------------------------------------------------- rate limit

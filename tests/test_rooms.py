@@ -260,3 +260,13 @@ async def test_wait_statistics_wakes_on_sessions_rooms_and_closes() -> None:
                 # The idle room is evicted on its own; nothing else happens meanwhile.
                 gone = await rooms.wait_statistics(lambda stats: stats.rooms == 0)
                 assert gone.closes == {1000: 2}
+
+
+async def test_get_makes_anew_a_room_evicted_before_its_creator_ran_again() -> None:
+    """With an idle timeout shorter than a scheduling round, a new room can be evicted
+    before ``get`` resumes: ``get`` then returns a fresh room, never a stopping one."""
+    config = RoomsConfig(room_idle_timeout=1e-9)
+    async with trio_rooms.open_rooms(ChatRoom, config=config) as rooms:
+        for index in range(30):
+            room = await rooms.get(f"fleeting-{index}")
+            assert not room.stopped.is_set()

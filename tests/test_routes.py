@@ -256,6 +256,23 @@ async def test_a_route_creates_its_room(http_port: int, admin_rooms: Rooms[Admin
     assert admin_rooms.statistics().rooms == 1
 
 
+async def test_a_route_to_a_new_room_past_max_rooms_gets_503(nursery: trio.Nursery) -> None:
+    """Past the room cap a route request to a new room gets 503 and creates nothing; the
+    live room still answers."""
+    config = RoomsConfig(max_rooms=1)
+    async with trio_rooms.open_rooms(AdminRoom, config=config) as rooms:
+        port = await start_server(nursery, "hypercorn", rooms)
+        assert (await http(port, "POST", "/rooms/first/info")).status == 200
+        refused = await http(port, "POST", "/rooms/second/info")
+        assert refused.status == 503
+        assert refused.body == (
+            b"Service Unavailable: the server is at its limit of 1 rooms (RoomsConfig.max_rooms)"
+        )
+        assert rooms.statistics().rooms == 1
+        assert (await http(port, "POST", "/rooms/first/info")).status == 200
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_response_is_sent_as_it_is(http_port: int) -> None:
     """A handler returning Response controls the status, headers and body; it sees the request."""
     result = await http(http_port, "PUT", "/rooms/hall/echo?x=1")

@@ -25,7 +25,10 @@ from ._errors import RoomsClosedError as RoomsClosedError
 from ._errors import RoomsError as RoomsError
 from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
+from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
+from ._run import open_signal_scope as open_signal_scope
+from ._run import run as run
 from .client import ClientQueueFullError as ClientQueueFullError
 from .client import ConnectError as ConnectError
 from .client import ConnectionRejectedError as ConnectionRejectedError
@@ -76,12 +79,15 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "StorageError",
+    "TooManyRoomsError",
     "WireFormat",
     "asgi_app",
     "bind_asgi",
     "hypercorn_config",
     "open_room_client",
     "open_rooms",
+    "open_signal_scope",
     "route",
+    "run",
     "serve_websocket",
 ]

@@ -11,6 +11,8 @@
     ├── BackplaneError                  the backplane's broker could not be reached
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
+    ├── TooManyRoomsError (RuntimeError)
+    │                                   a new room would go past RoomsConfig.max_rooms
     └── SessionClosedError (trio.ClosedResourceError)
                                         an action on a session that has already ended
 """
@@ -27,6 +29,7 @@ __all__ = [
     "RoomsClosedError",
     "RoomsError",
     "SessionClosedError",
+    "TooManyRoomsError",
 ]
 
 
@@ -67,6 +70,18 @@ class ConnectionClosedError(RoomsError, trio.BrokenResourceError):
 
 class RoomsClosedError(RoomsError, trio.ClosedResourceError):
     """The rooms are shutting down, or the room is stopping: nothing new is admitted."""
+
+
+class TooManyRoomsError(RoomsError, RuntimeError):
+    """A room would be created past ``RoomsConfig.max_rooms``; ``limit`` is that cap.
+
+    A `RuntimeError` like `RecursionError`: a configured limit was reached, and the
+    same call can succeed once rooms have been evicted.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the server is at its limit of {limit} rooms (RoomsConfig.max_rooms)")
+        self.limit = limit
 
 
 class StorageError(RoomsError):

@@ -62,6 +62,9 @@ async def test_the_demo_serves_and_stops_cleanly(tmp_path: Path, stop: signal.Si
                 code = await alice.close_code()
             assert code == 1001
             assert await process.wait() == 0
+            while chunk := await process.stdout.receive_some(4096):
+                buffer += chunk
+        assert bytes(buffer) == b""  # no traceback, no warning: stderr is in there too
         assert db.is_file()
         assert not (tmp_path / DEFAULT_DB).exists()  # the test's current directory
     finally:

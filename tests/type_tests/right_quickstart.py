@@ -268,5 +268,19 @@ async def main() -> None:
             assert_type(await client.receive(), Echo)
 
 
+async def count_rooms(names: Sequence[str], config: trio_rooms.RoomsConfig) -> int:
+    async with trio_rooms.open_signal_scope() as scope:
+        assert_type(scope, trio.CancelScope)
+        async with trio_rooms.open_rooms(ChatRoom, config=config) as rooms:
+            for name in names:
+                await rooms.get(name)
+            return rooms.statistics().rooms
+    return 0
+
+
+def run_them() -> None:
+    assert_type(trio_rooms.run(count_rooms, ["a"], trio_rooms.RoomsConfig()), int | None)
+
+
 if __name__ == "__main__":
-    trio.run(main)
+    trio_rooms.run(main)

@@ -125,6 +125,11 @@ class RoomsConfig:
     max_connections: int = attrs.field(default=10_000, validator=_positive_int)
     #: Open connections from one client address before its new ones get 503.
     max_connections_per_address: int = attrs.field(default=100, validator=_positive_int)
+    #: Live rooms (starting and stopping ones included) before a new one is refused:
+    #: 503 for a connection or a route request, `TooManyRoomsError` from ``Rooms.get``.
+    #: Any route request creates a room that stays ``room_idle_timeout``; as many as
+    #: ``max_connections``, so a server full of connections each in its own room fits.
+    max_rooms: int = attrs.field(default=10_000, validator=_positive_int)
     #: Sessions one room admits before new connections to it get 503; None: no limit.
     max_sessions_per_room: int | None = attrs.field(default=None, validator=_positive_int_or_none)
     #: Messages per second a session may send, on average (a token bucket); None: no

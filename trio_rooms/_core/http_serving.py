@@ -18,7 +18,7 @@ from typing import Any, final
 import attrs
 import trio
 
-from .._errors import RoomNameError, RoomsClosedError
+from .._errors import RoomNameError, RoomsClosedError, TooManyRoomsError
 from .config import RoomsConfig, validate_room_name
 from .request import find_header
 from .room import Room
@@ -102,6 +102,8 @@ async def serve_http(
         room: Room[Any] = await rooms.get(name)
     except RoomsClosedError:
         return Response.text(503, "Service Unavailable: the rooms are shutting down")
+    except TooManyRoomsError as exc:
+        return Response.text(503, f"Service Unavailable: {exc}")
     except Exception:
         _logger.exception("room %r failed to start", name)
         return Response.text(500, "Internal Server Error")

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, final
 import attrs
 import trio
 
-from .._errors import RoomsClosedError
+from .._errors import RoomsClosedError, TooManyRoomsError
 from ..codec import WireFormat
 from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject
@@ -101,6 +101,8 @@ class Rooms(Generic[RoomT_co]):
         Raises:
             RoomNameError: ``name`` is not a valid room name.
             RoomsClosedError: the `Rooms` is shutting down.
+            TooManyRoomsError: the room would be created while ``config.max_rooms``
+                rooms are live (starting and stopping ones count).
             Exception: whatever the room's factory or ``on_start`` raised.
         """
         validate_room_name(name)
@@ -109,6 +111,10 @@ class Rooms(Generic[RoomT_co]):
                 raise RoomsClosedError("rooms are shutting down")
             slot = self._slots.get(name)
             if slot is None:
+                # Counted and taken with no checkpoint between: concurrent creations
+                # cannot pass the cap together.
+                if len(self._slots) >= self._config.max_rooms:
+                    raise TooManyRoomsError(self._config.max_rooms)
                 slot = self._slots[name] = _Slot()
                 try:
                     room: RoomT_co = await self._nursery.start(self._run_room, name, slot)
@@ -116,7 +122,9 @@ class Rooms(Generic[RoomT_co]):
                     slot.ready.set()
                     if slot.room is None and self._slots.get(name) is slot:
                         del self._slots[name]
-                return room
+                if not slot.stopping:
+                    return room
+                continue  # idle and evicted before this task ran again: make it anew
             if slot.stopping:
                 await slot.stopped.wait()
             elif slot.room is None:
@@ -169,8 +177,9 @@ class Rooms(Generic[RoomT_co]):
 
         Raises:
             HttpRejection: 403 for an origin off the allow-list; 503 over a connection
-                cap, for a full room or a slow ``authorize``; ``authorize``'s `Reject`
-                status; 500 if ``authorize`` failed.
+                cap, for a full room, a new room past ``max_rooms`` or a slow
+                ``authorize``; ``authorize``'s `Reject` status; 500 if ``authorize``
+                failed.
         """
         config = self._config
         self._check_client(request.header("origin"), request.client)
@@ -213,13 +222,18 @@ class Rooms(Generic[RoomT_co]):
             return await self.get(name)
         except RoomsClosedError:
             raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
+        except TooManyRoomsError as exc:
+            raise HttpRejection(503, f"Service Unavailable: {exc}") from None
         except Exception:
             _logger.exception("room %r failed to start", name)
             raise HttpRejection(500, "Internal Server Error") from None
 
     def _check_room_capacity(self, name: str) -> None:
-        limit = self._config.max_sessions_per_room
         slot = self._slots.get(name)
+        max_rooms = self._config.max_rooms
+        if slot is None and len(self._slots) >= max_rooms:
+            raise HttpRejection(503, f"Service Unavailable: {TooManyRoomsError(max_rooms)}")
+        limit = self._config.max_sessions_per_room
         room = slot.room if slot is not None else None
         if limit is not None and room is not None and room._active >= limit:
             raise HttpRejection(503, f"Service Unavailable: room {name!r} is full")
@@ -234,7 +248,12 @@ class Rooms(Generic[RoomT_co]):
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> tuple[int, str]:
         """Run a session for ``connection`` in room ``name`` until it ends: its close."""
-        room = await self.get(name)
+        try:
+            room = await self.get(name)
+        except TooManyRoomsError:
+            # Other rooms were created between the admission check and the upgrade.
+            await connection.close(1013, "too many rooms")
+            return 1013, "too many rooms"
         return await room._serve(request, wire, connection)
 
     async def _run_room(

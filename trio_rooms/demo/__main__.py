@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -25,6 +24,7 @@ from typing import Final, TypeVar, cast
 
 import trio
 
+import trio_rooms
 from trio_rooms import MemoryStorage, SqliteStorage, Storage, StorageError
 
 from .app import serve_demo
@@ -53,24 +53,16 @@ def _describe(db: str) -> str:
 
 
 async def _run(host: str, port: int, db: str, origins: Sequence[str]) -> None:
-    # Ctrl-C (and SIGTERM) end the server through its shutdown trigger instead of
-    # raising KeyboardInterrupt at an arbitrary checkpoint: the rooms close every
-    # session with 1001 while hypercorn still carries the close frames, then it stops.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-
-        async def stopping() -> None:
-            async for _ in signals:
-                break
+    print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
+    async with trio.open_nursery() as nursery:
+        serve = partial(serve_demo, storage=make_storage(db), origins=origins)
+        bound: int = await nursery.start(serve, host, port)
+        print(f"trio_rooms demo: open http://{_url_host(host)}:{bound}/ in your browser")
+        print("trio_rooms demo: Ctrl-C stops", flush=True)
+        try:
+            await trio.sleep_forever()
+        finally:  # cancelled by trio_rooms.run on Ctrl-C or SIGTERM: the rooms send 1001
             print("trio_rooms demo: stopping", flush=True)
-
-        async with trio.open_nursery() as nursery:
-            print(f"trio_rooms demo: history and sessions stored {_describe(db)}", flush=True)
-            serve = partial(
-                serve_demo, storage=make_storage(db), origins=origins, shutdown_trigger=stopping
-            )
-            bound: int = await nursery.start(serve, host, port)
-            print(f"trio_rooms demo: open http://{_url_host(host)}:{bound}/ in your browser")
-            print("trio_rooms demo: Ctrl-C stops", flush=True)
 
 
 def _first(group: BaseExceptionGroup[E]) -> E:
@@ -117,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--port must be between 0 and 65535")
     status = 0
     try:
-        trio.run(_run, host, port, db, origins)
+        trio_rooms.run(_run, host, port, db, origins)
     except* StorageError as group:
         print(f"trio_rooms demo: {_first(group)}", file=sys.stderr)
         status = 1
