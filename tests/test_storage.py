@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -257,3 +259,15 @@ async def test_using_a_closed_sqlite_storage_is_an_error(tmp_path: Path) -> None
         await storage.get("lobby", "k")
     with pytest.raises(StorageError, match="not open"):
         await storage.put("lobby", "k", b"v")
+
+
+async def test_memory_storage_forgets_records_past_their_resume_window() -> None:
+    """MemoryStorage sweeps expired records as new ones arrive; live ones are kept."""
+    storage = MemoryStorage()
+    expired = attrs.evolve(_record(), expires_at=time.time() - 1)
+    for index in range(5000):
+        await storage.save_session(attrs.evolve(expired, session_id=f"gone-{index}"))
+    await storage.save_session(_record("alive"))
+    held = len(storage._sessions)  # pyright: ignore[reportPrivateUsage]
+    assert held < 1100, held  # bounded by the sweep, not by the 5,000 saved
+    assert await storage.load_session("lobby", "alive") == _record("alive")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import final
 
 import attrs
@@ -11,18 +12,33 @@ from .storage import SessionRecord
 
 __all__ = ["MemoryStorage"]
 
+#: Records kept before the first sweep for expired ones.
+_FIRST_SWEEP = 1024
+
 
 @final
 class MemoryStorage:
     """Keeps everything in memory: fast, and gone with the process.
 
     Sessions still resume after a dropped connection or a room eviction, not after a
-    restart. The default storage of `open_rooms`.
+    restart. The default storage of `open_rooms`. Records past their resume window are
+    dropped as new ones arrive (each time the records have doubled since the last sweep),
+    so a server that runs for weeks holds only what can still be resumed.
     """
 
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, str], SessionRecord] = {}
         self._values: dict[tuple[str, str], bytes] = {}
+        self._sweep_at = _FIRST_SWEEP
+
+    def _store(self, record: SessionRecord) -> None:
+        sessions = self._sessions
+        sessions[record.room, record.session_id] = attrs.evolve(record, data=_compact(record.data))
+        if len(sessions) >= self._sweep_at:
+            now = time.time()
+            for key in [key for key, kept in sessions.items() if kept.expires_at <= now]:
+                del sessions[key]
+            self._sweep_at = max(_FIRST_SWEEP, 2 * len(sessions))
 
     async def open(self) -> None:
         """Prepare for use."""
@@ -40,9 +56,7 @@ class MemoryStorage:
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace ``record``."""
         await trio.lowlevel.checkpoint()
-        self._sessions[record.room, record.session_id] = attrs.evolve(
-            record, data=_compact(record.data)
-        )
+        self._store(record)
 
     async def claim_session(
         self,
@@ -70,7 +84,7 @@ class MemoryStorage:
         stored = self._sessions.get(key)  # no await from here to the write
         if stored is not None and stored.token_hash != expected_token_hash:
             return False
-        self._sessions[key] = attrs.evolve(record, data=_compact(record.data))
+        self._store(record)
         return True
 
     async def delete_session(self, room: str, session_id: str) -> None:

@@ -637,13 +637,15 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     async def _finish(self) -> None:
         if self._close_code is None:  # cancelled from outside (hard shutdown)
             self._begin_close(1006, "cancelled", send_close=False)
-        with trio.CancelScope(shield=True) as scope:
-            room = self._room
-            assert room is not None
-            scope.deadline = trio.current_time() + room._config.close_timeout
-            code = self._close_code
-            assert code is not None
+        room = self._room
+        assert room is not None
+        code = self._close_code
+        assert code is not None
+        timeout = room._config.close_timeout
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self.on_close(code, self._close_reason))
+        # A deadline of its own: a slow on_close must not leave the record behind.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self._persist_at_close(room))
 
     async def _persist_at_close(self, room: Room[Any]) -> None:
