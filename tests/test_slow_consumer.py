@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.session import runner_of
 
 from .chat_app import Chat, ChatRoom, UserJoined
 from .peer import Peer, connect
@@ -131,7 +132,7 @@ async def test_a_client_over_the_message_bound_for_the_timeout_is_closed_with_10
             # From here on it reads nothing.
             room = await rooms.get("busy")
             (session,) = room.sessions.values()
-            outbound = session._outbound  # pyright: ignore[reportPrivateUsage]
+            outbound = runner_of(session).outbound
             over_since: float | None = None
             max_queued = 0
             seq = 0

@@ -42,8 +42,13 @@ class DecodeError(RoomsError, ValueError):
 
     ``str(error)`` is the precise reason, with the field path where one applies, for
     example ``expected int @ $.items[1].id``. It is what the default
-    ``Session.on_invalid`` sends back to the client.
+    ``Session.on_invalid`` sends back to the client. ``frame`` is the frame as it was
+    received, when the error is about one (``Session.on_invalid`` always gets it).
     """
+
+    def __init__(self, *args: object, frame: str | bytes | None = None) -> None:
+        super().__init__(*args)
+        self.frame = frame
 
 
 class RoomNameError(RoomsError, ValueError):

@@ -1,9 +1,9 @@
 """An echo room for the conformance run: every text and binary message comes back as it was."""
 
 # The typed session cannot send arbitrary text (only its server messages, or bytes with
-# send_bytes), so text is echoed through the session's protected hooks; a public raw
-# text send would make this plain.
-# pyright: reportPrivateUsage=false
+# send_bytes): every text frame is invalid for it, and its on_invalid echoes the frame
+# it is told about through the session's runner; a public raw text send would make
+# this plain.
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import attrs
 
-from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session
+from trio_rooms import ConnectRequest, DecodeError, Message, Room, RoomsConfig, Session
 from trio_rooms._core.outbound import TEXT, Frame
+from trio_rooms._core.session import runner_of
 
 MiB = 1024 * 1024
 
@@ -27,16 +28,14 @@ class EchoSession(Session[None, Nothing, Nothing]):
         return None
 
     async def on_message(self, message: Nothing) -> None:
-        pass  # every frame goes through _dispatch
+        pass  # no client sends {"type": "nothing"}
 
     async def on_bytes(self, data: bytes) -> None:
         self.send_bytes(data)
 
-    async def _dispatch(self, item: str | bytes) -> None:
-        if isinstance(item, str):
-            self._enqueue(Frame(TEXT, item.encode()))
-        else:
-            await self.on_bytes(item)
+    async def on_invalid(self, error: DecodeError) -> None:
+        if isinstance(error.frame, str):
+            runner_of(self).enqueue(Frame(TEXT, error.frame.encode()))
 
 
 class EchoRoom(Room[EchoSession]):
@@ -48,6 +47,7 @@ def echo_config() -> RoomsConfig:
     settings: dict[str, Any] = {
         "max_message_size": 17 * MiB,
         "outbound_max_bytes": 64 * MiB,
+        "max_invalid_in_a_row": 2**31,  # every text frame is "invalid" for the echo session
     }
     if "rate_limit" in attrs.fields_dict(RoomsConfig):  # the per-session message rate limit
         settings["rate_limit"] = None

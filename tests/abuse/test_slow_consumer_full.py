@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.session import runner_of
 
 from ..chat_app import Chat, ChatRoom, UserJoined, UserLeft
 from ..peer import server_codec
@@ -59,7 +60,7 @@ async def test_a_slow_consumer_is_cut_off_and_the_healthy_ones_get_everything(
                     room.broadcast(Chat(user_id="server", name="server", text=f"{seq}:{PAYLOAD}"))
                     sent.append(seq)
                     seq += 1
-                    queued = slow_session._outbound.queued_bytes  # pyright: ignore[reportPrivateUsage]
+                    queued = runner_of(slow_session).outbound.queued_bytes
                     max_queued = max(max_queued, queued)
                     max_total_queued = max(max_total_queued, rooms.statistics().queued_bytes)
                     if cut_off_after is None:

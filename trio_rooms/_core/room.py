@@ -23,7 +23,8 @@ from .connection import Connection
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .request import ConnectRequest
-from .session import Session, session_codec
+from .runner import SessionRunner, session_codec
+from .session import Session, runner_of
 from .stats import Counters
 from .storage import RoomStorage, Storage
 from .typeargs import is_concrete, resolve_type_args
@@ -82,6 +83,8 @@ class Room(Generic[SessionT_co]):
         self._name = name
         self._sessions: dict[str, Session[Any, Any, Any, Any]] = {}
         self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
+        #: The same sessions' runners: what a broadcast puts frames on.
+        self._runners: dict[str, SessionRunner] = {}
         self._config = RoomsConfig()
         self._counters = Counters()
         self._storage: Storage = MemoryStorage()
@@ -174,25 +177,25 @@ class Room(Generic[SessionT_co]):
     def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
         frames: dict[WireFormat, Frame] = {}
         queued = 0
-        overflowed: list[Session[Any, Any, Any, Any]] = []
+        overflowed: list[SessionRunner] = []
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
         # a session whose writer is idle, one non-blocking write: see put_first).
-        for session in self._sessions.values():
-            if excluded is not None and session._id in excluded:
+        for runner in self._runners.values():
+            if excluded is not None and runner.id in excluded:
                 continue
-            wire = session._format
+            wire = runner.format
             frame = frames.get(wire)
             if frame is None:
                 frame = frames[wire] = Frame(
-                    TEXT if wire == "json" else BINARY, session._encode(message)
+                    TEXT if wire == "json" else BINARY, runner.encode(message)
                 )
             try:
-                queued += session._outbound.put_first(frame)
+                queued += runner.outbound.put_first(frame)
             except QueueOverflow:
-                overflowed.append(session)
+                overflowed.append(runner)
         self._counters.messages_out += queued
-        for session in overflowed:  # after the loop: closing removes it from the dict
-            session._overflow()
+        for runner in overflowed:  # after the loop: closing removes it from the dict
+            runner.overflow()
 
     def _publish(self, backplane: Backplane, message: Message, excluded: set[str] | None) -> None:
         """Send a broadcast to the other nodes, encoded once with the msgpack codec."""
@@ -219,22 +222,24 @@ class Room(Generic[SessionT_co]):
         config = self._config
         return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
 
-    def _add(self, session: Session[Any, Any, Any, Any]) -> None:
+    def _add(self, runner: SessionRunner) -> None:
         backplane = self._backplane
         if backplane is not None:
             if not self._sessions:
                 backplane.subscribe(self._name)
-            backplane.join(self._name, session._id)
-        self._sessions[session._id] = session
+            backplane.join(self._name, runner.id)
+        self._sessions[runner.id] = cast("Session[Any, Any, Any, Any]", runner.session)
+        self._runners[runner.id] = runner
         self._counters.changed()
 
-    def _remove(self, session: Session[Any, Any, Any, Any]) -> None:
+    def _remove(self, runner: SessionRunner) -> None:
         # By identity: a session taken over shares its id with the one that resumed it.
-        if self._sessions.get(session._id) is not session:
+        if self._runners.get(runner.id) is not runner:
             return
-        del self._sessions[session._id]
+        del self._runners[runner.id]
+        del self._sessions[runner.id]
         if self._backplane is not None:
-            self._backplane.leave(self._name, session._id)
+            self._backplane.leave(self._name, runner.id)
             if not self._sessions:
                 self._backplane.unsubscribe(self._name)
         self._counters.changed()
@@ -273,24 +278,23 @@ class Room(Generic[SessionT_co]):
             # Filled up between the admission check and the upgrade: try again later.
             await connection.close(1013, "room is full")
             return 1013, "room is full"
-        session = session_class()
-        session._attach(self, request, wire, connection)
+        runner = runner_of(session_class())
+        runner.attach(self, request, wire, connection)
         self._mark_busy()
-        nursery.start_soon(self._run_session, session, connection)
+        nursery.start_soon(self._run_session, runner, connection)
         try:
-            await session._ended.wait()
+            await runner.ended.wait()
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                session._begin_close(1001, "server shutting down")
-                await session._ended.wait()
+                runner.begin_close(1001, "server shutting down")
+                await runner.ended.wait()
             raise
-        return session._close_code or 1006, session._close_reason
+        closing = runner.closing
+        return (closing.code, closing.reason) if closing is not None else (1006, "")
 
-    async def _run_session(
-        self, session: Session[Any, Any, Any, Any], connection: Connection
-    ) -> None:
+    async def _run_session(self, runner: SessionRunner, connection: Connection) -> None:
         try:
-            await session._run(connection, self)
+            await runner.run(connection, self)
         finally:
             self._mark_done()
 

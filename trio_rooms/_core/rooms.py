@@ -135,12 +135,12 @@ class Rooms(Generic[RoomT_co]):
     def statistics(self) -> RoomsStatistics:
         """A snapshot of the rooms, sessions, queues and message counters."""
         rooms = [slot.room for slot in self._slots.values() if slot.room and not slot.stopping]
-        sessions = [session for room in rooms for session in room._sessions.values()]
+        runners = [runner for room in rooms for runner in room._runners.values()]
         counters = self._counters
         return RoomsStatistics(
             rooms=len(rooms),
-            sessions=len(sessions),
-            queued_bytes=sum(session._outbound.queued_bytes for session in sessions),
+            sessions=len(runners),
+            queued_bytes=sum(runner.outbound.queued_bytes for runner in runners),
             messages_in=counters.messages_in,
             messages_out=counters.messages_out,
             dropped=counters.dropped,
@@ -315,8 +315,8 @@ class Rooms(Generic[RoomT_co]):
             if room is None:
                 continue
             room._stopping = True
-            for session in tuple(room._sessions.values()):
-                session._begin_close(1001, "server shutting down")
+            for runner in tuple(room._runners.values()):
+                runner.begin_close(1001, "server shutting down")
             if room._idle_scope is not None and room._active == 0:
                 room._idle_scope.deadline = trio.current_time()
         with trio.move_on_after(self._config.shutdown_timeout):

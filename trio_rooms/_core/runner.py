@@ -1,0 +1,605 @@
+"""``SessionRunner``: what runs one session, apart from the `Session` its user wrote.
+
+A `Session` is the user's façade: hooks, actions and typed attributes. Its runner owns
+the rest: the connection side of the session (codecs, the bounded outbound queue, the
+resume token), its close state, and its three loops: the reader hands received frames
+to the handler loop in order, the handler loop calls the session's hooks one message at
+a time, the writer drains the queue onto the connection. The runner calls only the
+session's public hooks; the session's actions call the runner.
+
+The close state is one `Phase` and, once a close is decided, one `Closing`: who decided
+it, with which code, and whether a close frame still has to be written.
+"""
+
+# The _core modules are one unit: the runner reads its room's protected members.
+# pyright: reportPrivateUsage=false
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
+
+import attrs
+import msgpack
+import orjson
+import trio
+
+from .._errors import DecodeError, SessionClosedError
+from .._message import Message
+from ..codec import Codec, WireFormat, make_codec
+from . import tokens
+from .config import RoomsConfig
+from .connection import Connection, ConnectionEnded
+from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .ratelimit import TokenBucket
+from .request import ConnectRequest
+from .stats import Counters
+from .storage import SessionRecord, data_converter
+
+if TYPE_CHECKING:
+    from .room import Room
+
+__all__ = [
+    "NO_DATA",
+    "SESSION_TAKEN_OVER",
+    "Closing",
+    "Phase",
+    "SessionHooks",
+    "SessionRunner",
+    "library_frame",
+    "session_codec",
+]
+
+_logger = logging.getLogger("trio_rooms")
+
+#: Largest write the session's writer hands to the transport at once.
+_WRITE_BATCH_BYTES = 256 * 1024
+
+#: The close code of a connection whose session was resumed on another connection.
+SESSION_TAKEN_OVER: Final = 4001
+
+_DEFAULT_CONFIG = RoomsConfig()
+
+#: `SessionRunner.data` before ``create_data`` (or a resume) gave the session its data.
+NO_DATA: Final[object] = object()
+
+
+class SessionHooks(Protocol):
+    """What a runner calls of the session it runs: the `Session` hooks."""
+
+    async def create_data(self, request: ConnectRequest) -> Any: ...  # noqa: ANN401 - DataT
+
+    async def on_resume(self) -> None: ...
+
+    async def on_connect(self) -> None: ...
+
+    async def on_message(self, message: Any) -> None: ...  # noqa: ANN401 - ClientMsgT
+
+    async def on_bytes(self, data: bytes) -> None: ...
+
+    async def on_invalid(self, error: DecodeError) -> None: ...
+
+    async def on_error(self, error: Exception) -> None: ...
+
+    async def on_close(self, code: int, reason: str) -> None: ...
+
+
+class Phase(enum.Enum):
+    """Where a session is in its life; it only moves down this list."""
+
+    #: Created; its data is being made or resumed, it is not in the room yet.
+    SETUP = "setup"
+    #: Admitted: in ``room.sessions``, its messages handled.
+    OPEN = "open"
+    #: A close was decided (by either side, or a failure); sends are dropped.
+    CLOSING = "closing"
+    #: Its tasks are done and ``on_close`` has run.
+    ENDED = "ended"
+
+
+@final
+@attrs.frozen
+class Closing:
+    """How a session ends: decided once, by the first cause."""
+
+    code: int
+    reason: str
+    #: The peer closed (or vanished): nothing of what it still sends is handled.
+    by_peer: bool
+
+
+@cache
+def session_codec(
+    classes: tuple[type[Message], ...], wire: WireFormat, camel_case: bool, forbid_extra_keys: bool
+) -> Codec[Message]:
+    return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
+
+
+def library_frame(wire: WireFormat, content: dict[str, object]) -> Frame:
+    # Library frames carry no "type", so they never collide with user messages.
+    if wire == "json":
+        return Frame(TEXT, orjson.dumps(content))
+    return Frame(BINARY, msgpack.packb(content))
+
+
+@final
+class SessionRunner:
+    """Runs one `Session`: made by the session itself, driven by its room."""
+
+    def __init__(
+        self,
+        session: SessionHooks,
+        *,
+        data_type: object,
+        message_classes: Callable[[], tuple[tuple[type[Message], ...], tuple[type[Message], ...]]],
+        takes_bytes: bool,
+    ) -> None:
+        self.session = session
+        self.id = secrets.token_urlsafe(18)
+        #: The session's data; `Session.data` guards it until ``create_data`` returned.
+        self.data: object = NO_DATA
+        self._data_type = data_type
+        self._message_classes = message_classes
+        #: The session overrides ``on_bytes``: binary frames on JSON are its to take.
+        self._takes_bytes = takes_bytes
+        self.room: Room[Any] | None = None
+        self.request: ConnectRequest | None = None
+        self.format: WireFormat = "json"
+        self.encode: Callable[[Message], bytes] = _unbound_encode
+        self._decode: Callable[[str | bytes], Message] = _unbound_decode
+        self.outbound = OutboundQueue(1, 1)
+        self.counters = Counters()  # the rooms' own, once attached
+        self.phase = Phase.SETUP
+        self.closing: Closing | None = None
+        #: A close frame is still to be written (False once the transport is gone).
+        self._send_close = True
+        self._token_hash = b""  # set when the client asked for a resumable session
+        self._taken_over = False  # resumed on another connection: its record is not ours
+        self._invalid_in_a_row = 0
+        self._reader_scope = trio.CancelScope()
+        self._writer_scope = trio.CancelScope()
+        self._handler_scope = trio.CancelScope()
+        self._close_sent = trio.Event()
+        self.ended = trio.Event()
+
+    # ---------------------------------------------------------- for the façade
+
+    def enqueue(self, frame: Frame) -> None:
+        """Queue ``frame`` for the client; a queue past its bounds closes with 1008."""
+        try:
+            if self.outbound.put_now(frame):
+                self.counters.messages_out += 1
+            else:
+                self.counters.dropped += 1
+        except QueueOverflow:
+            self.overflow()
+
+    def send_error(self, text: str) -> None:
+        """Queue the library's ``{"error": text}`` frame."""
+        self.enqueue(library_frame(self.format, {"error": text}))
+
+    async def update(self) -> None:
+        """`Session.update`: write the session's record, or learn it was taken over."""
+        room = self.room
+        if room is None or self.phase is Phase.SETUP:
+            raise RuntimeError("update() needs an admitted session")
+        if self._taken_over or not await self._write_record(room):
+            raise SessionClosedError(f"session {self.id} was resumed on another connection")
+
+    async def close(self, code: int, reason: str) -> None:
+        """`Session.close`: decide the close, wait until the close frame is written."""
+        self.begin_close(code, reason)
+        await self._close_sent.wait()
+
+    # ------------------------------------------------------------ for the room
+
+    def attach(
+        self, room: Room[Any], request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> None:
+        """Bind the session to its room and its connection, before `run`."""
+        config = room._config
+        self.room = room
+        self.counters = room._counters
+        self.request = request
+        self._set_format(room, wire)
+        self.outbound = OutboundQueue(
+            config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
+        )
+        connection.attach(self.outbound)
+
+    def overflow(self) -> None:
+        """The outbound queue is past its bounds: close with 1008, dropping what was queued."""
+        self.counters.dropped += 1
+        self.begin_close(1008, "slow consumer", discard=True)
+
+    def begin_close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        send_close: bool = True,
+        discard: bool = False,
+        by_peer: bool = False,
+    ) -> None:
+        """Start ending the session; only the first call decides how.
+
+        A later call can only say that the transport is gone (``send_close=False``):
+        the writer then stops trying to write.
+        """
+        outbound = self.outbound
+        if self.closing is not None:
+            if not send_close:  # the transport is gone now: stop trying to write
+                self._send_close = False
+                outbound.clear()
+                outbound.close()
+                self._writer_scope.cancel()
+            return
+        self.closing = Closing(code, reason, by_peer)
+        if self.phase is not Phase.ENDED:
+            self.phase = Phase.CLOSING
+        self._send_close = send_close
+        if self.room is not None:
+            self.room._remove(self)
+        if discard or not send_close:
+            outbound.clear()
+        outbound.close()
+        timeout = self.room._config.close_timeout if self.room is not None else 0.0
+        deadline = trio.current_time() + timeout
+        self._writer_scope.deadline = deadline
+        if not by_peer:
+            # We initiated: give the peer until the deadline to answer our close frame,
+            # and the running handler until then to return.
+            self._reader_scope.deadline = deadline
+            self._handler_scope.deadline = deadline
+
+    def take_over(self) -> None:
+        """This session was resumed on another connection: its record is not ours anymore."""
+        self._taken_over = True
+        self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
+
+    async def run(self, connection: Connection, room: Room[Any]) -> None:
+        """Serve the session until it ends; runs in the room's nursery."""
+        config = room._config
+        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
+            config.inbound_max_messages
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, connection)
+                nursery.start_soon(self._read_loop, connection, inbox_send)
+                async with inbox_receive:
+                    if await self._admit(room):
+                        try:
+                            with self._handler_scope:
+                                await self._handle_loop(inbox_receive)
+                        finally:
+                            await self._finish()
+        except Exception:
+            # A transport or library failure ends this session only, never the room.
+            _logger.exception("session %s of room %r failed", self.id, room.name)
+            self.begin_close(1011, "internal error", send_close=False)
+        finally:
+            self.phase = Phase.ENDED
+            self._close_sent.set()
+            self.ended.set()
+            closing = self.closing
+            room._counters.closes[closing.code if closing is not None else 1006] += 1
+            room._counters.changed()
+
+    # ---------------------------------------------------------------- setup
+
+    async def _admit(self, room: Room[Any]) -> bool:
+        """Resume or create the session, persist it, and add it to the room."""
+        request = self.request
+        assert request is not None
+        resume = request.query.get("resume")  # None: not resumable; "": new; else a token
+        try:
+            issued = await self._resume(room, resume) if resume else None
+            resumed = issued is not None
+            if not resumed:
+                self.data = await self.session.create_data(request)
+                if resume is not None:
+                    issued = tokens.issue(self.id)
+                    self._token_hash = issued.token_hash
+                await room._storage.save_session(self._record())
+        except Exception:
+            _logger.exception("session setup failed in room %r", room.name)
+            self.begin_close(1011, "session setup failed")
+            return False
+        if self.closing is not None:
+            return False  # the peer left during setup
+        if room._stopping:
+            self.begin_close(1001, "server shutting down")
+            return False
+        if issued is not None:
+            # The first frame a resumable client gets, before anything the room sends.
+            info = {"id": self.id, "token": issued.token, "resumed": resumed}
+            self.enqueue(library_frame(self.format, {"$session": info}))
+        room._add(self)
+        self.phase = Phase.OPEN
+        try:
+            if resumed:
+                await self.session.on_resume()
+            await self.session.on_connect()
+        except Exception as exc:
+            await self._report(exc)
+            self.begin_close(1011, "session setup failed")
+        return True
+
+    async def _resume(self, room: Room[Any], token: str) -> tokens.IssuedToken | None:
+        """Take over the session ``token`` names and spend the token; None if it is not valid.
+
+        Of connections racing with one token, exactly one gets the session: the token is
+        checked here (in constant time), then spent by the storage's compare-and-set on
+        its hash, which only one of them wins; the others get None (a fresh session).
+        """
+        parts = tokens.split(token)
+        if parts is None:
+            return None
+        session_id, secret = parts
+        storage = room._storage
+        record = await storage.load_session(room.name, session_id)
+        if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
+            return None
+        issued = tokens.issue(session_id)
+        claimed = await storage.claim_session(
+            room.name,
+            session_id,
+            token_hash=record.token_hash,
+            new_token_hash=issued.token_hash,
+            expires_at=self._expires_at(room),
+        )
+        if claimed is None:
+            return None  # another connection spent it first
+        # The data as it was when the token was spent: later writes of the session it
+        # came from are refused, since they expect the hash this one just replaced.
+        self.data = self._load_data(claimed.data)
+        self.id = session_id
+        self._token_hash = issued.token_hash
+        if claimed.wire != self.format and claimed.wire in ("json", "msgpack"):
+            self._set_format(room, "json" if claimed.wire == "json" else "msgpack")
+        previous = room._runners.get(session_id)
+        if previous is not None:  # still connected here: end it now, not at its next write
+            previous.take_over()
+        return issued
+
+    def _set_format(self, room: Room[Any], wire: WireFormat) -> None:
+        client_classes, server_classes = self._message_classes()
+        config = room._config
+        options = (wire, config.camel_case, config.forbid_extra_keys)
+        self.format = wire
+        self.encode = session_codec(server_classes, *options).encode
+        self._decode = session_codec(client_classes, *options).decode
+
+    # --------------------------------------------------------------- records
+
+    async def _write_record(self, room: Room[Any]) -> bool:
+        """Store this session's record; False (and closing with 4001) if it was taken over.
+
+        A resumable session writes only while its record holds its own token hash, so a
+        session resumed elsewhere, even on another node, cannot overwrite what the
+        resumer stored, nor make its spent token valid again.
+        """
+        record = self._record()
+        if not self._token_hash:
+            await room._storage.save_session(record)
+        elif not await room._storage.replace_session(record, expected_token_hash=self._token_hash):
+            self.take_over()
+            return False
+        return True
+
+    def _record(self) -> SessionRecord:
+        room = self.room
+        assert room is not None
+        return SessionRecord(
+            room=room.name,
+            session_id=self.id,
+            data=data_converter.dumps(self.data, unstructure_as=self._data_type),
+            wire=self.format,
+            token_hash=self._token_hash,
+            expires_at=self._expires_at(room),
+        )
+
+    @staticmethod
+    def _expires_at(room: Room[Any]) -> float:
+        return time.time() + room._config.resume_window
+
+    def _load_data(self, raw: bytes) -> object:
+        data_type = self._data_type
+        if data_type is None or data_type is type(None):
+            return None
+        return data_converter.loads(raw, cast("type[Any]", data_type))
+
+    # --------------------------------------------------------------- handling
+
+    async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
+        while True:
+            try:
+                # Take what is already queued without yielding; wait only when empty.
+                item = inbox.receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    item = await inbox.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
+            closing = self.closing
+            if closing is not None and not closing.by_peer:
+                continue  # we are closing: what the peer still sends is not handled
+            # The first reply to this message may go straight to the socket.
+            self.outbound.allow_direct()
+            try:
+                await self._dispatch(item)
+            except Exception as exc:
+                await self._report(exc)
+
+    async def _dispatch(self, item: str | bytes) -> None:
+        """Hand one received frame to the hook it belongs to."""
+        session = self.session
+        if isinstance(item, bytes) and self.format == "json":
+            # The default on_bytes is invalid input, and counts as such.
+            if self._takes_bytes:
+                self._invalid_in_a_row = 0
+                await session.on_bytes(item)
+                return
+            error = DecodeError("binary frames are not accepted by this session")
+        elif isinstance(item, str) and self.format == "msgpack":
+            error = DecodeError("expected a binary (msgpack) frame, got a text frame")
+        else:
+            try:
+                message = self._decode(item)
+            except DecodeError as exc:
+                error = exc
+            else:
+                self._invalid_in_a_row = 0
+                await session.on_message(message)
+                return
+        self.counters.invalid += 1
+        self._invalid_in_a_row += 1
+        if self._invalid_in_a_row >= self._config().max_invalid_in_a_row:
+            self.begin_close(1008, "too many invalid messages")
+            return
+        error.frame = item
+        await session.on_invalid(error)
+
+    def _config(self) -> RoomsConfig:
+        return self.room._config if self.room is not None else _DEFAULT_CONFIG
+
+    async def _guarded(self, hook: Awaitable[object]) -> None:
+        try:
+            await hook
+        except Exception as exc:
+            await self._report(exc)
+
+    async def _report(self, error: Exception) -> None:
+        self.counters.errors += 1
+        try:
+            await self.session.on_error(error)
+        except Exception:
+            _logger.exception("on_error raised in session %s", self.id)
+
+    async def _finish(self) -> None:
+        if self.closing is None:  # cancelled from outside (hard shutdown)
+            self.begin_close(1006, "cancelled", send_close=False)
+        room = self.room
+        closing = self.closing
+        assert room is not None
+        assert closing is not None
+        timeout = room._config.close_timeout
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
+            await self._guarded(self.session.on_close(closing.code, closing.reason))
+        # A deadline of its own: a slow on_close must not leave the record behind.
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
+            await self._guarded(self._persist_at_close(room))
+
+    async def _persist_at_close(self, room: Room[Any]) -> None:
+        if self._taken_over:
+            return  # its record belongs to the connection that resumed it
+        if self._token_hash:
+            # Resumable: keep the latest data and restart the resume window from now,
+            # unless it was resumed elsewhere meanwhile (then nothing is written).
+            await self._write_record(room)
+        else:
+            await room._storage.delete_session(room.name, self.id)
+
+    # ---------------------------------------------------------------- reading
+
+    async def _read_loop(
+        self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
+    ) -> None:
+        counters = self.counters
+        config = self._config()
+        bucket = None
+        if config.rate_limit is not None:
+            bucket = TokenBucket(config.rate_limit, config.rate_limit_burst, trio.current_time())
+        with self._reader_scope:
+            async with inbox:
+                try:
+                    while True:
+                        message = await connection.receive()
+                        counters.messages_in += 1
+                        if bucket is not None and not bucket.take(trio.current_time()):
+                            self._over_rate_limit(bucket.excess, config)
+                            continue
+                        try:
+                            # Hand over without a trip through the scheduler unless the
+                            # inbox is full: that is what keeps broadcasts batched.
+                            inbox.send_nowait(message)
+                        except trio.WouldBlock:
+                            await inbox.send(message)
+                        except trio.BrokenResourceError:
+                            # No handler (setup failed): keep reading until the close
+                            # handshake ends, dropping what arrives.
+                            counters.dropped += 1
+                except ConnectionEnded as ended:
+                    self.begin_close(
+                        ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
+                    )
+                    if not ended.by_peer:
+                        await self._drain(connection)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        if self.closing is None:  # our deadline cut the peer off
+            self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
+
+    def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
+        """A message over the rate limit: dropped, answered, and counted against the client."""
+        if self.closing is not None:
+            return  # closing already: what still arrives is dropped anyway
+        self.counters.rate_limited += 1
+        if excess > config.rate_limit_excess:
+            self.begin_close(1008, "rate limit exceeded")
+        else:
+            limit = f"at most {config.rate_limit:g} messages per second"
+            self.send_error(f"rate limit exceeded: {limit}")
+
+    async def _drain(self, connection: Connection) -> None:
+        # After closing for a protocol violation, read (and drop) until the peer's close
+        # frame: closing a socket with unread input resets it, and the peer would lose
+        # our close frame. The reader's deadline bounds this.
+        with contextlib.suppress(
+            ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
+            while True:
+                await connection.receive()
+
+    # ---------------------------------------------------------------- writing
+
+    async def _write_loop(self, connection: Connection) -> None:
+        outbound = self.outbound
+        with self._writer_scope:
+            try:
+                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                    await connection.send(batch)
+                if self._send_close:
+                    closing = self.closing
+                    assert closing is not None
+                    # Echo 1005 ("no code") as a plain normal closure.
+                    code = 1000 if closing.code in (1005, 1006) else closing.code
+                    await connection.close(code, closing.reason)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        self._close_sent.set()
+        if self.closing is None:
+            self.begin_close(1006, "write timeout", send_close=False)
+        if self.room is not None:
+            # Nothing more will be written: let the reader go if the peer never answers.
+            timeout = self.room._config.close_timeout
+            self._reader_scope.deadline = min(
+                self._reader_scope.deadline, trio.current_time() + timeout
+            )
+
+
+def _unbound_encode(message: Message) -> bytes:
+    raise RuntimeError("this session has not been attached to a connection")
+
+
+def _unbound_decode(data: str | bytes) -> Message:
+    raise RuntimeError("this session has not been attached to a connection")
