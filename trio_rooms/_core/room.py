@@ -1,7 +1,8 @@
-"""``Room``: a named object that owns its sessions and their tasks."""
+"""``Room``: a named object that owns its sessions and their tasks.
 
-# The _core modules are one unit and share their protected members.
-# pyright: reportPrivateUsage=false
+This is the user's façade: hooks, actions, typed attributes. What runs a room (its
+sessions' runners, fan-out, admission, its nursery) is its `RoomRunner`.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +10,17 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_origin
 
 import trio
 
-from .._errors import DecodeError, RoomsClosedError
 from .._message import Message
-from ..codec import Codec, WireFormat
-from .backplane import Backplane, Envelope
-from .config import RoomsConfig
-from .connection import Connection
-from .memory import MemoryStorage
-from .outbound import BINARY, TEXT, Frame, QueueOverflow
-from .request import ConnectRequest
-from .runner import SessionRunner, session_codec
-from .session import Session, runner_of
-from .stats import Counters
-from .storage import RoomStorage, Storage
+from .room_runner import RoomRunner
+from .session import Session
+from .storage import RoomStorage
 from .typeargs import is_concrete, resolve_type_args
 
-__all__ = ["Room", "room_class_of"]
+__all__ = ["Room", "room_class_of", "room_runner_of"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -67,8 +58,8 @@ class Room(Generic[SessionT_co]):
             raise TypeError(
                 f"{cls.__qualname__}: Room[...] takes a Session subclass, got {session_class!r}"
             )
-        abstract = inspect.isabstract(cast(type, session_class))
-        if abstract or session_class._client_classes is None:
+        checked = cast("type[Session[Any, Any, Any, Any]]", session_class)
+        if inspect.isabstract(checked) or not _binds_messages(checked):
             raise TypeError(
                 f"{cls.__qualname__}: {session_class.__qualname__} cannot serve clients: it must "
                 "bind its message types and implement create_data() and on_message()"
@@ -80,26 +71,13 @@ class Room(Generic[SessionT_co]):
             raise TypeError(
                 f"{type(self).__qualname__} has no session class: subclass Room[YourSession]"
             )
-        self._name = name
-        self._sessions: dict[str, Session[Any, Any, Any, Any]] = {}
-        self._sessions_view: Mapping[str, Any] = MappingProxyType(self._sessions)
-        #: The same sessions' runners: what a broadcast puts frames on.
-        self._runners: dict[str, SessionRunner] = {}
-        self._config = RoomsConfig()
-        self._counters = Counters()
-        self._storage: Storage = MemoryStorage()
+        self._runner = RoomRunner(self, name, type(self).session_class)  # pyright: ignore[reportArgumentType] - checked just above
         self._room_storage: RoomStorage | None = None
-        self._nursery: trio.Nursery | None = None
-        self._active = 0
-        self._idle_scope: trio.CancelScope | None = None
-        self._stopping = False
-        self._backplane: Backplane | None = None
-        self._node_id = ""
 
     @property
     def name(self) -> str:
         """The room's name, unique among the live rooms of a `Rooms`."""
-        return self._name
+        return self._runner.name
 
     @property
     def storage(self) -> RoomStorage:
@@ -109,13 +87,14 @@ class Room(Generic[SessionT_co]):
         the same storage, reads what was stored.
         """
         if self._room_storage is None:
-            self._room_storage = RoomStorage(self._storage, self._name)
+            runner = self._runner
+            self._room_storage = RoomStorage(runner.storage, runner.name)
         return self._room_storage
 
     @property
     def sessions(self) -> Mapping[str, SessionT_co]:
         """The admitted sessions by id (a read-only live view)."""
-        return self._sessions_view
+        return self._runner.sessions_view
 
     async def on_start(self) -> None:
         """Run when the room is created, before its first session is admitted."""
@@ -144,9 +123,7 @@ class Room(Generic[SessionT_co]):
         deliver it to their sessions in this room (``exclude`` applies there too).
         """
         excluded = {s if isinstance(s, str) else s.id for s in exclude} if exclude else None
-        self._broadcast_local(message, excluded)
-        if self._backplane is not None:
-            self._publish(self._backplane, message, excluded)
+        self._runner.broadcast(message, excluded)
 
     async def members(self) -> Sequence[str]:
         """The ids of the room's sessions on every node, sorted.
@@ -158,145 +135,29 @@ class Room(Generic[SessionT_co]):
         Raises:
             BackplaneError: the backplane's broker could not be asked.
         """
-        if self._backplane is None:
+        runner = self._runner
+        if runner.backplane is None:
             await trio.lowlevel.checkpoint()
-            return sorted(self._sessions)
-        return sorted(await self._backplane.members(self._name))
+            return sorted(runner.sessions)
+        return sorted(await runner.backplane.members(runner.name))
 
     def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
         """Run ``fn(*args)`` in the room's nursery; it is cancelled when the room stops.
 
         An exception it raises is logged and does not stop the room.
         """
-        if self._nursery is None:
-            raise RuntimeError(f"room {self._name!r} is not running")
-        self._nursery.start_soon(_logged, self, fn, *args)
+        nursery = self._runner.nursery
+        if nursery is None:
+            raise RuntimeError(f"room {self.name!r} is not running")
+        nursery.start_soon(_logged, self, fn, *args)
 
-    # ------------------------------------------------------------------- internals
 
-    def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
-        frames: dict[WireFormat, Frame] = {}
-        queued = 0
-        overflowed: list[SessionRunner] = []
-        # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
-        # a session whose writer is idle, one non-blocking write: see put_first).
-        for runner in self._runners.values():
-            if excluded is not None and runner.id in excluded:
-                continue
-            wire = runner.format
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = Frame(
-                    TEXT if wire == "json" else BINARY, runner.encode(message)
-                )
-            try:
-                queued += runner.outbound.put_first(frame)
-            except QueueOverflow:
-                overflowed.append(runner)
-        self._counters.messages_out += queued
-        for runner in overflowed:  # after the loop: closing removes it from the dict
-            runner.overflow()
-
-    def _publish(self, backplane: Backplane, message: Message, excluded: set[str] | None) -> None:
-        """Send a broadcast to the other nodes, encoded once with the msgpack codec."""
-        encoded = self._remote_codec().encode(message)
-        origin = self._node_id
-        backplane.publish(self._name, Envelope(origin, tuple(excluded or ()), encoded).pack())
-
-    def _deliver(self, payload: bytes) -> None:
-        """Deliver a broadcast another node published to this room's local sessions."""
-        try:
-            envelope = Envelope.unpack(payload)
-            if envelope.origin == self._node_id:
-                return  # our own, already delivered locally
-            message = self._remote_codec().decode(envelope.message)
-        except (ValueError, DecodeError) as exc:
-            _logger.warning("dropped a broadcast from another node in room %r: %s", self._name, exc)
-            return
-        self._broadcast_local(message, set(envelope.exclude) if envelope.exclude else None)
-
-    def _remote_codec(self) -> Codec[Message]:
-        session_class = type(self).session_class
-        assert session_class is not None
-        _, server_classes = session_class.message_classes()
-        config = self._config
-        return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
-
-    def _add(self, runner: SessionRunner) -> None:
-        backplane = self._backplane
-        if backplane is not None:
-            if not self._sessions:
-                backplane.subscribe(self._name)
-            backplane.join(self._name, runner.id)
-        self._sessions[runner.id] = cast("Session[Any, Any, Any, Any]", runner.session)
-        self._runners[runner.id] = runner
-        self._counters.changed()
-
-    def _remove(self, runner: SessionRunner) -> None:
-        # By identity: a session taken over shares its id with the one that resumed it.
-        if self._runners.get(runner.id) is not runner:
-            return
-        del self._runners[runner.id]
-        del self._sessions[runner.id]
-        if self._backplane is not None:
-            self._backplane.leave(self._name, runner.id)
-            if not self._sessions:
-                self._backplane.unsubscribe(self._name)
-        self._counters.changed()
-
-    def _mark_busy(self) -> None:
-        self._active += 1
-        if self._idle_scope is not None:
-            self._idle_scope.deadline = float("inf")
-
-    def _mark_done(self) -> None:
-        self._active -= 1
-        if self._active == 0 and self._idle_scope is not None:
-            self._idle_scope.deadline = trio.current_time() + self._idle_delay()
-
-    def _idle_delay(self) -> float:
-        # A stopping room has nothing to wait for once its last session is gone.
-        return 0.0 if self._stopping else self._config.room_idle_timeout
-
-    async def _serve(
-        self, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> tuple[int, str]:
-        """Run a new session on ``connection`` in this room's nursery until it ends.
-
-        Returns the code and reason it ended with. If the caller is cancelled (the
-        transport is shutting down), the session is closed with 1001 and the call
-        returns once it has ended, within ``close_timeout``.
-        """
-        session_class = type(self).session_class
-        nursery = self._nursery
-        if session_class is None or nursery is None:
-            raise RuntimeError(f"room {self._name!r} cannot admit sessions")
-        if self._stopping:
-            raise RoomsClosedError(f"room {self._name!r} is stopping")
-        limit = self._config.max_sessions_per_room
-        if limit is not None and self._active >= limit:
-            # Filled up between the admission check and the upgrade: try again later.
-            await connection.close(1013, "room is full")
-            return 1013, "room is full"
-        runner = runner_of(session_class())
-        runner.attach(self, request, wire, connection)
-        self._mark_busy()
-        nursery.start_soon(self._run_session, runner, connection)
-        try:
-            await runner.ended.wait()
-        except trio.Cancelled:
-            with trio.CancelScope(shield=True):
-                runner.begin_close(1001, "server shutting down")
-                await runner.ended.wait()
-            raise
-        closing = runner.closing
-        return (closing.code, closing.reason) if closing is not None else (1006, "")
-
-    async def _run_session(self, runner: SessionRunner, connection: Connection) -> None:
-        try:
-            await runner.run(connection, self)
-        finally:
-            self._mark_done()
+def _binds_messages(session_class: type[Session[Any, Any, Any, Any]]) -> bool:
+    try:
+        session_class.message_classes()
+    except TypeError:
+        return False  # a generic session class
+    return True
 
 
 async def _logged(room: Room[Any], fn: Callable[..., Awaitable[object]], *args: object) -> None:
@@ -316,3 +177,8 @@ def room_class_of(factory: object) -> type[Room[Any]] | None:
     if isinstance(factory, type) and issubclass(factory, Room):
         return factory  # pyright: ignore[reportUnknownVariableType]
     return None
+
+
+def room_runner_of(room: Room[Any]) -> RoomRunner:
+    """The runner of ``room``: its `Rooms`'s handle on the engine behind the façade."""
+    return room._runner  # pyright: ignore[reportPrivateUsage] - the one way in, by design

@@ -24,7 +24,8 @@ from .connection import Connection
 from .memory import MemoryStorage
 from .origins import origin_allowed
 from .request import ConnectRequest
-from .room import Room, room_class_of
+from .room import Room, room_class_of, room_runner_of
+from .room_runner import RoomRunner
 from .routes import route_table
 from .routing import HttpRejection
 from .stats import Counters, RoomsStatistics
@@ -135,7 +136,7 @@ class Rooms(Generic[RoomT_co]):
     def statistics(self) -> RoomsStatistics:
         """A snapshot of the rooms, sessions, queues and message counters."""
         rooms = [slot.room for slot in self._slots.values() if slot.room and not slot.stopping]
-        runners = [runner for room in rooms for runner in room._runners.values()]
+        runners = [runner for room in rooms for runner in room_runner_of(room).runners.values()]
         counters = self._counters
         return RoomsStatistics(
             rooms=len(rooms),
@@ -235,14 +236,14 @@ class Rooms(Generic[RoomT_co]):
             raise HttpRejection(503, f"Service Unavailable: {TooManyRoomsError(max_rooms)}")
         limit = self._config.max_sessions_per_room
         room = slot.room if slot is not None else None
-        if limit is not None and room is not None and room._active >= limit:
+        if limit is not None and room is not None and room_runner_of(room).active >= limit:
             raise HttpRejection(503, f"Service Unavailable: room {name!r} is full")
 
     def _deliver(self, room: str, payload: bytes) -> None:
         """A broadcast from another node: deliver it if ``room`` is live here."""
         slot = self._slots.get(room)
         if slot is not None and slot.room is not None and not slot.stopping:
-            slot.room._deliver(payload)
+            room_runner_of(slot.room).deliver(payload)
 
     async def _serve(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
@@ -254,26 +255,29 @@ class Rooms(Generic[RoomT_co]):
             # Other rooms were created between the admission check and the upgrade.
             await connection.close(1013, "too many rooms")
             return 1013, "too many rooms"
-        return await room._serve(request, wire, connection)
+        return await room_runner_of(room).serve(request, wire, connection)
 
     async def _run_room(
         self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]
     ) -> None:
         room = self._factory(name)
-        room._config = self._config
-        room._counters = self._counters
-        room._storage = self._storage
-        room._backplane = self._backplane
-        room._node_id = self._node_id
+        runner = room_runner_of(room)
+        runner.bind(
+            config=self._config,
+            counters=self._counters,
+            storage=self._storage,
+            backplane=self._backplane,
+            node_id=self._node_id,
+        )
         try:
             async with trio.open_nursery() as nursery:
-                room._nursery = nursery
+                runner.nursery = nursery
                 await room.on_start()
                 slot.room = room
                 self._counters.changed()
                 task_status.started(room)
-                await self._wait_idle(room)
-                slot.stopping = room._stopping = True
+                await self._wait_idle(runner)
+                slot.stopping = runner.stopping = True
                 self._counters.changed()
                 await self._stop_room(room)
                 nursery.cancel_scope.cancel()
@@ -283,19 +287,19 @@ class Rooms(Generic[RoomT_co]):
                 del self._slots[name]
             self._counters.changed()
 
-    async def _wait_idle(self, room: Room[Any]) -> None:
+    async def _wait_idle(self, runner: RoomRunner) -> None:
         """Return once the room has had no session for ``room_idle_timeout``.
 
         At shutdown the room's sessions are closing: return as soon as they have ended.
         """
         while True:
             with trio.CancelScope() as scope:
-                room._idle_scope = scope
-                if room._active == 0:
-                    scope.deadline = trio.current_time() + room._idle_delay()
+                runner.idle_scope = scope
+                if runner.active == 0:
+                    scope.deadline = trio.current_time() + runner.idle_delay()
                 await trio.sleep_forever()
-            room._idle_scope = None
-            if room._active == 0:
+            runner.idle_scope = None
+            if runner.active == 0:
                 return
 
     async def _stop_room(self, room: Room[Any]) -> None:
@@ -314,11 +318,12 @@ class Rooms(Generic[RoomT_co]):
             room = slot.room
             if room is None:
                 continue
-            room._stopping = True
-            for runner in tuple(room._runners.values()):
-                runner.begin_close(1001, "server shutting down")
-            if room._idle_scope is not None and room._active == 0:
-                room._idle_scope.deadline = trio.current_time()
+            runner = room_runner_of(room)
+            runner.stopping = True
+            for session in tuple(runner.runners.values()):
+                session.begin_close(1001, "server shutting down")
+            if runner.idle_scope is not None and runner.active == 0:
+                runner.idle_scope.deadline = trio.current_time()
         with trio.move_on_after(self._config.shutdown_timeout):
             for slot in tuple(self._slots.values()):
                 await slot.stopped.wait()

@@ -11,9 +11,6 @@ The close state is one `Phase` and, once a close is decided, one `Closing`: who 
 it, with which code, and whether a close frame still has to be written.
 """
 
-# The _core modules are one unit: the runner reads its room's protected members.
-# pyright: reportPrivateUsage=false
-
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +20,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
+from typing import Any, Final, Protocol, cast, final
 
 import attrs
 import msgpack
@@ -40,10 +37,7 @@ from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .request import ConnectRequest
 from .stats import Counters
-from .storage import SessionRecord, data_converter
-
-if TYPE_CHECKING:
-    from .room import Room
+from .storage import SessionRecord, Storage, data_converter
 
 __all__ = [
     "NO_DATA",
@@ -88,6 +82,37 @@ class SessionHooks(Protocol):
     async def on_error(self, error: Exception) -> None: ...
 
     async def on_close(self, code: int, reason: str) -> None: ...
+
+
+class RoomSide(Protocol):
+    """What a session's runner uses of its room's runner (a `RoomRunner`)."""
+
+    @property
+    def room(self) -> object:
+        """The `Room` façade, which `Session.room` returns."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> RoomsConfig: ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def runners(self) -> dict[str, SessionRunner]: ...
+
+    def add(self, runner: SessionRunner) -> None: ...
+
+    def remove(self, runner: SessionRunner) -> None: ...
 
 
 class Phase(enum.Enum):
@@ -148,7 +173,7 @@ class SessionRunner:
         self._message_classes = message_classes
         #: The session overrides ``on_bytes``: binary frames on JSON are its to take.
         self._takes_bytes = takes_bytes
-        self.room: Room[Any] | None = None
+        self.room_side: RoomSide | None = None
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
         self.encode: Callable[[Message], bytes] = _unbound_encode
@@ -186,7 +211,7 @@ class SessionRunner:
 
     async def update(self) -> None:
         """`Session.update`: write the session's record, or learn it was taken over."""
-        room = self.room
+        room = self.room_side
         if room is None or self.phase is Phase.SETUP:
             raise RuntimeError("update() needs an admitted session")
         if self._taken_over or not await self._write_record(room):
@@ -200,12 +225,12 @@ class SessionRunner:
     # ------------------------------------------------------------ for the room
 
     def attach(
-        self, room: Room[Any], request: ConnectRequest, wire: WireFormat, connection: Connection
+        self, room: RoomSide, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> None:
         """Bind the session to its room and its connection, before `run`."""
-        config = room._config
-        self.room = room
-        self.counters = room._counters
+        config = room.config
+        self.room_side = room
+        self.counters = room.counters
         self.request = request
         self._set_format(room, wire)
         self.outbound = OutboundQueue(
@@ -244,12 +269,12 @@ class SessionRunner:
         if self.phase is not Phase.ENDED:
             self.phase = Phase.CLOSING
         self._send_close = send_close
-        if self.room is not None:
-            self.room._remove(self)
+        if self.room_side is not None:
+            self.room_side.remove(self)
         if discard or not send_close:
             outbound.clear()
         outbound.close()
-        timeout = self.room._config.close_timeout if self.room is not None else 0.0
+        timeout = self.room_side.config.close_timeout if self.room_side is not None else 0.0
         deadline = trio.current_time() + timeout
         self._writer_scope.deadline = deadline
         if not by_peer:
@@ -263,9 +288,9 @@ class SessionRunner:
         self._taken_over = True
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
 
-    async def run(self, connection: Connection, room: Room[Any]) -> None:
+    async def run(self, connection: Connection, room: RoomSide) -> None:
         """Serve the session until it ends; runs in the room's nursery."""
-        config = room._config
+        config = room.config
         inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
             config.inbound_max_messages
         )
@@ -289,12 +314,12 @@ class SessionRunner:
             self._close_sent.set()
             self.ended.set()
             closing = self.closing
-            room._counters.closes[closing.code if closing is not None else 1006] += 1
-            room._counters.changed()
+            room.counters.closes[closing.code if closing is not None else 1006] += 1
+            room.counters.changed()
 
     # ---------------------------------------------------------------- setup
 
-    async def _admit(self, room: Room[Any]) -> bool:
+    async def _admit(self, room: RoomSide) -> bool:
         """Resume or create the session, persist it, and add it to the room."""
         request = self.request
         assert request is not None
@@ -307,21 +332,21 @@ class SessionRunner:
                 if resume is not None:
                     issued = tokens.issue(self.id)
                     self._token_hash = issued.token_hash
-                await room._storage.save_session(self._record())
+                await room.storage.save_session(self._record())
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
             return False
         if self.closing is not None:
             return False  # the peer left during setup
-        if room._stopping:
+        if room.stopping:
             self.begin_close(1001, "server shutting down")
             return False
         if issued is not None:
             # The first frame a resumable client gets, before anything the room sends.
             info = {"id": self.id, "token": issued.token, "resumed": resumed}
             self.enqueue(library_frame(self.format, {"$session": info}))
-        room._add(self)
+        room.add(self)
         self.phase = Phase.OPEN
         try:
             if resumed:
@@ -332,7 +357,7 @@ class SessionRunner:
             self.begin_close(1011, "session setup failed")
         return True
 
-    async def _resume(self, room: Room[Any], token: str) -> tokens.IssuedToken | None:
+    async def _resume(self, room: RoomSide, token: str) -> tokens.IssuedToken | None:
         """Take over the session ``token`` names and spend the token; None if it is not valid.
 
         Of connections racing with one token, exactly one gets the session: the token is
@@ -343,7 +368,7 @@ class SessionRunner:
         if parts is None:
             return None
         session_id, secret = parts
-        storage = room._storage
+        storage = room.storage
         record = await storage.load_session(room.name, session_id)
         if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
             return None
@@ -364,14 +389,14 @@ class SessionRunner:
         self._token_hash = issued.token_hash
         if claimed.wire != self.format and claimed.wire in ("json", "msgpack"):
             self._set_format(room, "json" if claimed.wire == "json" else "msgpack")
-        previous = room._runners.get(session_id)
+        previous = room.runners.get(session_id)
         if previous is not None:  # still connected here: end it now, not at its next write
             previous.take_over()
         return issued
 
-    def _set_format(self, room: Room[Any], wire: WireFormat) -> None:
+    def _set_format(self, room: RoomSide, wire: WireFormat) -> None:
         client_classes, server_classes = self._message_classes()
-        config = room._config
+        config = room.config
         options = (wire, config.camel_case, config.forbid_extra_keys)
         self.format = wire
         self.encode = session_codec(server_classes, *options).encode
@@ -379,7 +404,7 @@ class SessionRunner:
 
     # --------------------------------------------------------------- records
 
-    async def _write_record(self, room: Room[Any]) -> bool:
+    async def _write_record(self, room: RoomSide) -> bool:
         """Store this session's record; False (and closing with 4001) if it was taken over.
 
         A resumable session writes only while its record holds its own token hash, so a
@@ -388,14 +413,14 @@ class SessionRunner:
         """
         record = self._record()
         if not self._token_hash:
-            await room._storage.save_session(record)
-        elif not await room._storage.replace_session(record, expected_token_hash=self._token_hash):
+            await room.storage.save_session(record)
+        elif not await room.storage.replace_session(record, expected_token_hash=self._token_hash):
             self.take_over()
             return False
         return True
 
     def _record(self) -> SessionRecord:
-        room = self.room
+        room = self.room_side
         assert room is not None
         return SessionRecord(
             room=room.name,
@@ -407,8 +432,8 @@ class SessionRunner:
         )
 
     @staticmethod
-    def _expires_at(room: Room[Any]) -> float:
-        return time.time() + room._config.resume_window
+    def _expires_at(room: RoomSide) -> float:
+        return time.time() + room.config.resume_window
 
     def _load_data(self, raw: bytes) -> object:
         data_type = self._data_type
@@ -470,7 +495,7 @@ class SessionRunner:
         await session.on_invalid(error)
 
     def _config(self) -> RoomsConfig:
-        return self.room._config if self.room is not None else _DEFAULT_CONFIG
+        return self.room_side.config if self.room_side is not None else _DEFAULT_CONFIG
 
     async def _guarded(self, hook: Awaitable[object]) -> None:
         try:
@@ -488,18 +513,18 @@ class SessionRunner:
     async def _finish(self) -> None:
         if self.closing is None:  # cancelled from outside (hard shutdown)
             self.begin_close(1006, "cancelled", send_close=False)
-        room = self.room
+        room = self.room_side
         closing = self.closing
         assert room is not None
         assert closing is not None
-        timeout = room._config.close_timeout
+        timeout = room.config.close_timeout
         with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self.session.on_close(closing.code, closing.reason))
         # A deadline of its own: a slow on_close must not leave the record behind.
         with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self._persist_at_close(room))
 
-    async def _persist_at_close(self, room: Room[Any]) -> None:
+    async def _persist_at_close(self, room: RoomSide) -> None:
         if self._taken_over:
             return  # its record belongs to the connection that resumed it
         if self._token_hash:
@@ -507,7 +532,7 @@ class SessionRunner:
             # unless it was resumed elsewhere meanwhile (then nothing is written).
             await self._write_record(room)
         else:
-            await room._storage.delete_session(room.name, self.id)
+            await room.storage.delete_session(room.name, self.id)
 
     # ---------------------------------------------------------------- reading
 
@@ -589,9 +614,9 @@ class SessionRunner:
         self._close_sent.set()
         if self.closing is None:
             self.begin_close(1006, "write timeout", send_close=False)
-        if self.room is not None:
+        if self.room_side is not None:
             # Nothing more will be written: let the reader go if the peer never answers.
-            timeout = self.room._config.close_timeout
+            timeout = self.room_side.config.close_timeout
             self._reader_scope.deadline = min(
                 self._reader_scope.deadline, trio.current_time() + timeout
             )

@@ -141,10 +141,10 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     @property
     def room(self) -> RoomT_co:
         """The room this session belongs to, typed by the session's fourth type argument."""
-        room = self._runner.room
-        if room is None:
+        side = self._runner.room_side
+        if side is None:
             raise RuntimeError("this session has not been attached to a room")
-        return cast("RoomT_co", room)
+        return cast("RoomT_co", side.room)
 
     @property
     def request(self) -> ConnectRequest:
@@ -223,11 +223,11 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
 
         The connection stays open.
         """
-        room = self._runner.room
+        side = self._runner.room_side
         _logger.error(
             "unhandled error in session %s of room %r",
             self._runner.id,
-            room.name if room is not None else None,
+            side.name if side is not None else None,
             exc_info=error,
         )
 

@@ -1,0 +1,214 @@
+"""``RoomRunner``: what runs one room, apart from the `Room` its user wrote.
+
+A `Room` is the user's façade: hooks, actions and typed attributes. Its runner holds
+what `Rooms` gives a live room (config, storage, backplane, its nursery) and what the
+room's sessions share: their runners, for fan-out, and the public view of them; it
+admits new sessions and counts them for the idle timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, final
+
+import trio
+
+from .._errors import DecodeError, RoomsClosedError
+from .._message import Message
+from ..codec import Codec, WireFormat
+from .backplane import Backplane, Envelope
+from .config import RoomsConfig
+from .connection import Connection
+from .memory import MemoryStorage
+from .outbound import BINARY, TEXT, Frame, QueueOverflow
+from .request import ConnectRequest
+from .runner import SessionRunner, session_codec
+from .session import Session, runner_of
+from .stats import Counters
+from .storage import Storage
+
+if TYPE_CHECKING:
+    from .room import Room
+
+__all__ = ["RoomRunner"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+class RoomRunner:
+    """Runs one `Room`: made by the room itself, bound and driven by its `Rooms`."""
+
+    def __init__(
+        self, room: Room[Any], name: str, session_class: type[Session[Any, Any, Any, Any]]
+    ) -> None:
+        self.room = room
+        self.name = name
+        self._session_class = session_class
+        self.sessions: dict[str, Session[Any, Any, Any, Any]] = {}
+        self.sessions_view: Mapping[str, Any] = MappingProxyType(self.sessions)
+        #: The same sessions' runners: what a broadcast puts frames on.
+        self.runners: dict[str, SessionRunner] = {}
+        self.config = RoomsConfig()
+        self.counters = Counters()
+        self.storage: Storage = MemoryStorage()
+        self.backplane: Backplane | None = None
+        self._node_id = ""
+        self.nursery: trio.Nursery | None = None
+        #: Sessions admitted or being admitted; the room is idle at 0.
+        self.active = 0
+        #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
+        self.idle_scope: trio.CancelScope | None = None
+        self.stopping = False
+
+    def bind(
+        self,
+        *,
+        config: RoomsConfig,
+        counters: Counters,
+        storage: Storage,
+        backplane: Backplane | None,
+        node_id: str,
+    ) -> None:
+        """Give the room what its `Rooms` shares with every room, before it starts."""
+        self.config = config
+        self.counters = counters
+        self.storage = storage
+        self.backplane = backplane
+        self._node_id = node_id
+
+    # -------------------------------------------------------------- broadcasts
+
+    def broadcast(self, message: Message, excluded: set[str] | None) -> None:
+        """Deliver ``message`` to the local sessions and publish it to the other nodes."""
+        self._broadcast_local(message, excluded)
+        backplane = self.backplane
+        if backplane is not None:
+            encoded = self._remote_codec().encode(message)
+            envelope = Envelope(self._node_id, tuple(excluded or ()), encoded)
+            backplane.publish(self.name, envelope.pack())
+
+    def deliver(self, payload: bytes) -> None:
+        """Deliver a broadcast another node published to this room's local sessions."""
+        try:
+            envelope = Envelope.unpack(payload)
+            if envelope.origin == self._node_id:
+                return  # our own, already delivered locally
+            message = self._remote_codec().decode(envelope.message)
+        except (ValueError, DecodeError) as exc:
+            _logger.warning("dropped a broadcast from another node in room %r: %s", self.name, exc)
+            return
+        self._broadcast_local(message, set(envelope.exclude) if envelope.exclude else None)
+
+    def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
+        frames: dict[WireFormat, Frame] = {}
+        queued = 0
+        overflowed: list[SessionRunner] = []
+        # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
+        # a session whose writer is idle, one non-blocking write: see put_first).
+        for runner in self.runners.values():
+            if excluded is not None and runner.id in excluded:
+                continue
+            wire = runner.format
+            frame = frames.get(wire)
+            if frame is None:
+                frame = frames[wire] = Frame(
+                    TEXT if wire == "json" else BINARY, runner.encode(message)
+                )
+            try:
+                queued += runner.outbound.put_first(frame)
+            except QueueOverflow:
+                overflowed.append(runner)
+        self.counters.messages_out += queued
+        for runner in overflowed:  # after the loop: closing removes it from the dict
+            runner.overflow()
+
+    def _remote_codec(self) -> Codec[Message]:
+        _, server_classes = self._session_class.message_classes()
+        config = self.config
+        return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
+
+    # ---------------------------------------------------------------- sessions
+
+    def add(self, runner: SessionRunner) -> None:
+        """An admitted session joins the room (and its backplane membership)."""
+        backplane = self.backplane
+        if backplane is not None:
+            if not self.sessions:
+                backplane.subscribe(self.name)
+            backplane.join(self.name, runner.id)
+        self.sessions[runner.id] = runner.session  # pyright: ignore[reportArgumentType] - a runner's session is a Session
+        self.runners[runner.id] = runner
+        self.counters.changed()
+
+    def remove(self, runner: SessionRunner) -> None:
+        """A closing session leaves the room; nothing happens if it is not in it."""
+        # By identity: a session taken over shares its id with the one that resumed it.
+        if self.runners.get(runner.id) is not runner:
+            return
+        del self.runners[runner.id]
+        del self.sessions[runner.id]
+        if self.backplane is not None:
+            self.backplane.leave(self.name, runner.id)
+            if not self.sessions:
+                self.backplane.unsubscribe(self.name)
+        self.counters.changed()
+
+    def idle_delay(self) -> float:
+        """How long the room may stay without sessions before it is evicted."""
+        # A stopping room has nothing to wait for once its last session is gone.
+        return 0.0 if self.stopping else self.config.room_idle_timeout
+
+    async def serve(
+        self, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> tuple[int, str]:
+        """Run a new session on ``connection`` in this room's nursery until it ends.
+
+        Returns the code and reason it ended with. If the caller is cancelled (the
+        transport is shutting down), the session is closed with 1001 and the call
+        returns once it has ended, within ``close_timeout``.
+
+        Raises:
+            RoomsClosedError: the room is stopping.
+        """
+        nursery = self.nursery
+        if nursery is None:
+            raise RuntimeError(f"room {self.name!r} cannot admit sessions")
+        if self.stopping:
+            raise RoomsClosedError(f"room {self.name!r} is stopping")
+        limit = self.config.max_sessions_per_room
+        if limit is not None and self.active >= limit:
+            # Filled up between the admission check and the upgrade: try again later.
+            await connection.close(1013, "room is full")
+            return 1013, "room is full"
+        runner = runner_of(self._session_class())
+        runner.attach(self, request, wire, connection)
+        self._mark_busy()
+        nursery.start_soon(self._run_session, runner, connection)
+        try:
+            await runner.ended.wait()
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                runner.begin_close(1001, "server shutting down")
+                await runner.ended.wait()
+            raise
+        closing = runner.closing
+        return (closing.code, closing.reason) if closing is not None else (1006, "")
+
+    async def _run_session(self, runner: SessionRunner, connection: Connection) -> None:
+        try:
+            await runner.run(connection, self)
+        finally:
+            self._mark_done()
+
+    def _mark_busy(self) -> None:
+        self.active += 1
+        if self.idle_scope is not None:
+            self.idle_scope.deadline = float("inf")
+
+    def _mark_done(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self.idle_scope is not None:
+            self.idle_scope.deadline = trio.current_time() + self.idle_delay()
