@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import ASGIFramework
@@ -45,11 +45,13 @@ from ._hypercorn_guard import guard_connections
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
 
+RoomT = TypeVar("RoomT", bound=Room[Any])
+
 #: An ASGI 3 application, as hypercorn types it.
 ASGIApp: TypeAlias = ASGIFramework
 
 
-def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
+def bind_asgi(rooms: Rooms[RoomT]) -> ASGIApp:
     """An ASGI app serving ``rooms``, which the caller keeps open while it runs.
 
     ::
@@ -72,7 +74,7 @@ def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
 
 
 def asgi_app(
-    factory: Callable[[str], Room[Any]],
+    factory: Callable[[str], RoomT],
     *,
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
