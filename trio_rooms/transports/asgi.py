@@ -28,45 +28,30 @@ What ASGI cannot carry:
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable, Generator, Iterable, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeAlias, final
-from urllib.parse import quote
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeAlias, TypeVar
 
-import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.typing import (
-    ASGIFramework,
-    ASGIReceiveCallable,
-    ASGIReceiveEvent,
-    ASGISendCallable,
-    HTTPScope,
-    Scope,
-    WebsocketScope,
-)
+from hypercorn.typing import ASGIFramework
 
 from .._core.config import RoomsConfig
-from .._core.connection import ConnectionEnded
-from .._core.http_serving import HttpHead, serve_http
-from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
 from .._core.room import Room, room_class_of
 from .._core.rooms import Rooms, open_rooms
-from .._core.routes import Response, route_table
-from .._core.serving import WebSocketHead, counted, serve_session
+from .._core.routes import route_table
 from .._core.storage import Storage
+from ._asgi_app import RoomsApp
 from ._hypercorn_guard import guard_connections
 
 __all__ = ["ASGIApp", "asgi_app", "bind_asgi", "hypercorn_config"]
 
-_logger = logging.getLogger("trio_rooms")
+RoomT = TypeVar("RoomT", bound=Room[Any])
 
 #: An ASGI 3 application, as hypercorn types it.
 ASGIApp: TypeAlias = ASGIFramework
 
 
-def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
+def bind_asgi(rooms: Rooms[RoomT]) -> ASGIApp:
     """An ASGI app serving ``rooms``, which the caller keeps open while it runs.
 
     ::
@@ -85,13 +70,11 @@ def bind_asgi(rooms: Rooms[Any]) -> ASGIApp:
     itself fails on ends that connection only, not the server.
     """
     guard_connections()
-    app = _RoomsApp(rooms.config)
-    app.rooms = rooms
-    return app
+    return RoomsApp.bound(rooms)
 
 
 def asgi_app(
-    factory: Callable[[str], Room[Any]],
+    factory: Callable[[str], RoomT],
     *,
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
@@ -125,10 +108,7 @@ def asgi_app(
     guard_connections()
     config = config or RoomsConfig()
     _check_routes(factory)
-    app = _RoomsApp(config)
-    app.factory = factory
-    app.storage = storage
-    return app
+    return RoomsApp.owning(partial(open_rooms, factory, config=config, storage=storage))
 
 
 def hypercorn_config(
@@ -169,277 +149,3 @@ def _check_routes(factory: object) -> None:
     room_class = room_class_of(factory)
     if room_class is not None:
         route_table(room_class)
-
-
-@final
-class _RoomsApp:
-    """The ASGI app: WebSocket sessions and HTTP routes of ``rooms``."""
-
-    def __init__(self, config: RoomsConfig) -> None:
-        self.config = config
-        #: The `Rooms` requests go to; None outside the lifespan of an owning app.
-        self.rooms: Rooms[Any] | None = None
-        #: Set for an app that owns its `Rooms` (opened on lifespan.startup).
-        self.factory: Callable[[str], Room[Any]] | None = None
-        self.storage: Storage | None = None
-
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-        elif scope["type"] == "http":
-            await self._http(scope, receive, send)
-        else:
-            await self._lifespan(receive, send)
-
-    # ------------------------------------------------------------------ lifespan
-
-    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        message = await receive()
-        if message["type"] != "lifespan.startup":
-            return
-        factory = self.factory
-        if factory is None:  # bound to a Rooms the caller owns
-            await send({"type": "lifespan.startup.complete"})
-            while (await receive())["type"] != "lifespan.shutdown":
-                pass
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        started = False
-        try:
-            async with open_rooms(factory, config=self.config, storage=self.storage) as rooms:
-                self.rooms = rooms
-                started = True
-                await send({"type": "lifespan.startup.complete"})
-                while (await receive())["type"] != "lifespan.shutdown":
-                    pass
-        except Exception as exc:
-            self.rooms = None
-            _logger.exception("rooms failed")
-            if started:
-                await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
-            else:
-                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-            return
-        self.rooms = None
-        await send({"type": "lifespan.shutdown.complete"})
-
-    # ----------------------------------------------------------------- websocket
-
-    async def _websocket(
-        self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        rooms = self.rooms
-        if rooms is None:
-            await _refuse(scope, send, 503, "Service Unavailable: the rooms are not running", 1011)
-            return
-        with counted(rooms, scope["client"]):
-            await self._serve_websocket(rooms, scope, receive, send)
-
-    async def _serve_websocket(
-        self,
-        rooms: Rooms[Any],
-        scope: WebsocketScope,
-        receive: ASGIReceiveCallable,
-        send: ASGISendCallable,
-    ) -> None:
-        head = WebSocketHead(
-            _target(scope),
-            _headers(scope["headers"]),
-            scope["client"],
-            tuple(scope["subprotocols"]),
-        )
-        connection = _AsgiConnection(receive, send, self.config.max_message_size)
-
-        async def refuse(status: int, body: str) -> None:
-            await _refuse(scope, send, status, body, 1013 if status == 503 else 1008)
-
-        async with trio.open_nursery() as nursery:
-
-            async def accept() -> _AsgiConnection:
-                await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
-                nursery.start_soon(connection.watch_cancellation)
-                return connection
-
-            ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
-            if ended is not None:
-                code, reason = ended
-                # The session's writer gives up on its close frame after close_timeout,
-                # but hypercorn's shielded write it was stuck in may still get through;
-                # ending without a close would make hypercorn send 1011 instead.
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await connection.close(1000 if code in (1005, 1006) else code, reason)
-            nursery.cancel_scope.cancel()
-
-    # ---------------------------------------------------------------------- http
-
-    async def _http(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        rooms = self.rooms
-        if rooms is None:
-            await _send_response(
-                send, Response.text(503, "Service Unavailable: the rooms are not running")
-            )
-            return
-        client = scope["client"]
-        head = HttpHead(
-            method=scope["method"].upper(),
-            target=_target(scope),
-            headers=_headers(scope["headers"]),
-            client=client,
-        )
-
-        async def receive_body() -> tuple[bytes, bool] | None:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None  # the client left
-            return message["body"], message["more_body"]
-
-        # A route request holds a slot like a WebSocket does, until its response is out.
-        with counted(rooms, client):
-            # Hypercorn closes a connection whose request body is still coming when the
-            # response ends: a 408 or 413 ends its connection, as it says.
-            response = await serve_http(rooms, head, receive_body)
-            if response is not None:
-                await _send_response(send, response)
-
-
-@final
-class _AsgiConnection:
-    """`Connection` over the ``receive`` and ``send`` of an accepted ASGI WebSocket."""
-
-    def __init__(
-        self, receive: ASGIReceiveCallable, send: ASGISendCallable, max_message_size: int
-    ) -> None:
-        self._receive = receive
-        self._send = send
-        self._max_message_size = max_message_size
-        self._receive_scope: trio.CancelScope | None = None
-        self._close_sent = False
-        # The server cancelled this ASGI call: it reads nothing more from the socket,
-        # so the client's answer to our close frame will never arrive.
-        self._abandoned = False
-
-    def attach(self, outbound: OutboundQueue) -> None:
-        # Hypercorn answers pings itself: no control frames to queue.
-        pass
-
-    async def receive(self) -> str | bytes:
-        if self._abandoned and self._close_sent:
-            raise ConnectionEnded(1006, "server stopped", by_peer=True, send_close=False)
-        message: ASGIReceiveEvent | None = None
-        with trio.CancelScope() as scope:
-            self._receive_scope = scope
-            message = await self._receive()
-        self._receive_scope = None
-        if message is None:  # cancelled by `watch_cancellation`
-            raise ConnectionEnded(1006, "server stopped", by_peer=True, send_close=False)
-        if message["type"] == "websocket.receive":
-            text = message["text"]
-            if text is not None:
-                size = len(text) if text.isascii() else len(text.encode())
-                data: str | bytes = text
-            else:
-                data = message["bytes"] or b""
-                size = len(data)
-            if size > self._max_message_size:
-                raise ConnectionEnded(1009, "message too big", by_peer=False)
-            return data
-        if message["type"] == "websocket.disconnect":
-            # Hypercorn has completed the close handshake (or the socket is gone).
-            raise ConnectionEnded(message["code"], "", by_peer=True, send_close=False)
-        raise ConnectionEnded(1006, f"unexpected ASGI event {message['type']}", by_peer=True)
-
-    async def send(self, frames: list[Frame]) -> None:
-        send = self._send
-        with _closing_is_broken():
-            for frame in frames:
-                if frame.opcode == TEXT:
-                    await send(
-                        {"type": "websocket.send", "bytes": None, "text": frame.payload.decode()}
-                    )
-                elif frame.opcode == BINARY:
-                    await send({"type": "websocket.send", "bytes": frame.payload, "text": None})
-
-    async def close(self, code: int, reason: str) -> None:
-        if not self._close_sent:
-            self._close_sent = True
-            with _closing_is_broken():
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
-            self._stop_receiving_if_abandoned()
-
-    async def watch_cancellation(self) -> None:
-        """Sleep until the ASGI call is cancelled; then stop waiting for the client."""
-        try:
-            await trio.sleep_forever()
-        finally:
-            self._abandoned = True
-            self._stop_receiving_if_abandoned()
-
-    def _stop_receiving_if_abandoned(self) -> None:
-        if self._abandoned and self._close_sent and self._receive_scope is not None:
-            self._receive_scope.cancel()
-
-
-@contextmanager
-def _closing_is_broken() -> Generator[None]:
-    """Treat hypercorn closing the socket under a send as the connection being gone.
-
-    hypercorn 0.18 serialises the app's writes but closes the socket (``send_eof``)
-    without that lock, so a write racing with the close of a connection the client
-    broke raises ``trio.BusyResourceError``.
-    """
-    try:
-        yield
-    except trio.BusyResourceError as exc:
-        raise trio.BrokenResourceError("hypercorn closed the connection") from exc
-
-
-def _target(scope: HTTPScope | WebsocketScope) -> str:
-    """The request target as the client sent it (still percent-encoded), with its query."""
-    raw = scope["raw_path"]
-    path = raw.decode("latin-1") if raw else quote(scope["path"])
-    query = scope["query_string"]
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
-
-def _headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
-        for name, value in headers
-    )
-
-
-async def _refuse(
-    scope: WebsocketScope, send: ASGISendCallable, status: int, body: str, code: int
-) -> None:
-    """Refuse a WebSocket before its upgrade: as HTTP when the server allows it."""
-    if "websocket.http.response" in scope["extensions"]:
-        data = body.encode()
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": data, "more_body": False})
-    else:
-        await send({"type": "websocket.close", "code": code, "reason": body[:100]})
-
-
-async def _send_response(send: ASGISendCallable, response: Response) -> None:
-    headers = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
-    ]
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body, "more_body": False})
