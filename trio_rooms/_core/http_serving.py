@@ -6,9 +6,6 @@ the route (answering 404 and 405 before any room exists when it can), creates th
 room if needed and runs the handler. The transport writes the `Response` back.
 """
 
-# The _core modules are one unit and share their protected members.
-# pyright: reportPrivateUsage=false
-
 from __future__ import annotations
 
 import logging
@@ -74,11 +71,11 @@ async def serve_http(
     except RoomNameError as exc:
         return Response.text(400, str(exc))
     try:
-        rooms._check_client(find_header(head.headers, "origin"), head.client)
+        rooms._check_client(find_header(head.headers, "origin"), head.client)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     except HttpRejection as rejection:
         return Response.text(rejection.status, rejection.body)
     endpoint = None
-    room_class = rooms._room_class
+    room_class = rooms._room_class  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     if room_class is not None:  # answer 404 and 405 without creating the room
         match = match_route(room_class, head.method, route_path)
         if match.response is not None:
@@ -115,7 +112,7 @@ async def serve_http(
         assert endpoint is not None
         if refusal := unsupported_body(endpoint, request):
             return refusal
-    return await call_route(room, endpoint, request, rooms._records)
+    return await call_route(room, endpoint, request, rooms._records)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
 
 
 async def _read_body(

@@ -1,8 +1,5 @@
 """``Rooms`` and ``open_rooms``: the registry that owns every live room."""
 
-# The _core modules are one unit and share their protected members.
-# pyright: reportPrivateUsage=false
-
 from __future__ import annotations
 
 import logging
@@ -375,7 +372,7 @@ async def open_rooms(
                 yield rooms
             finally:
                 with trio.CancelScope(shield=True):
-                    await rooms._shutdown()
+                    await rooms._shutdown()  # pyright: ignore[reportPrivateUsage] - the rooms' own plumbing
                 root.scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -390,7 +387,7 @@ class _Delivery:
     rooms: Rooms[Any]
 
     def deliver(self, room: str, payload: bytes) -> None:
-        self.rooms._deliver(room, payload)
+        self.rooms._deliver(room, payload)  # pyright: ignore[reportPrivateUsage] - the rooms' own plumbing
 
 
 @final

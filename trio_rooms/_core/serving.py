@@ -7,9 +7,6 @@ shutdown or a failing room turns into (1001, 1011). `serve_http` (in `http_servi
 is the same for a route request.
 """
 
-# The _core modules are one unit and share their protected members.
-# pyright: reportPrivateUsage=false
-
 from __future__ import annotations
 
 import logging
@@ -51,7 +48,7 @@ def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Generator[None
     holds a slot; hypercorn's ASGI calls from ``websocket.connect`` or the request.
     """
     address = client[0] if client is not None else None
-    counter = rooms._connections
+    counter = rooms._connections  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     counter.enter(address)
     try:
         yield
@@ -85,13 +82,13 @@ async def serve_session(
             client=head.client,
             subprotocols=head.subprotocols,
         )
-        await rooms._admit(request)
+        await rooms._admit(request)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     except HttpRejection as rejection:
         await refuse(rejection.status, rejection.body)
         return None
     connection = await accept()
     try:
-        return await rooms._serve(target.room, request, target.wire, connection)
+        return await rooms._serve(target.room, request, target.wire, connection)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
         return 1001, "server shutting down"
