@@ -23,12 +23,11 @@ from functools import cache
 from typing import Any, Final, Protocol, cast, final
 
 import attrs
-import msgpack
-import orjson
 import trio
 
 from .._errors import DecodeError, SessionClosedError
 from .._message import Message
+from .._wire import ErrorFrame, LibraryFrame, SessionFrame, encode_library_frame
 from ..codec import Codec, WireFormat, make_codec
 from . import tokens
 from .config import RoomsConfig
@@ -146,11 +145,9 @@ def session_codec(
     return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
 
 
-def library_frame(wire: WireFormat, content: dict[str, object]) -> Frame:
+def library_frame(wire: WireFormat, frame: LibraryFrame) -> Frame:
     # Library frames carry no "type", so they never collide with user messages.
-    if wire == "json":
-        return Frame(TEXT, orjson.dumps(content))
-    return Frame(BINARY, msgpack.packb(content))
+    return Frame(TEXT if wire == "json" else BINARY, encode_library_frame(wire, frame))
 
 
 @final
@@ -207,7 +204,7 @@ class SessionRunner:
 
     def send_error(self, text: str) -> None:
         """Queue the library's ``{"error": text}`` frame."""
-        self.enqueue(library_frame(self.format, {"error": text}))
+        self.enqueue(library_frame(self.format, ErrorFrame(text)))
 
     async def update(self) -> None:
         """`Session.update`: write the session's record, or learn it was taken over."""
@@ -344,8 +341,8 @@ class SessionRunner:
             return False
         if issued is not None:
             # The first frame a resumable client gets, before anything the room sends.
-            info = {"id": self.id, "token": issued.token, "resumed": resumed}
-            self.enqueue(library_frame(self.format, {"$session": info}))
+            info = SessionFrame(id=self.id, token=issued.token, resumed=resumed)
+            self.enqueue(library_frame(self.format, info))
         room.add(self)
         self.phase = Phase.OPEN
         try:

@@ -12,9 +12,10 @@ import trio_websocket
 
 from .._errors import DecodeError
 from .._message import Message
+from .._wire import ErrorFrame, SessionFrame, parse_library_frame
 from ..codec import Codec
 from ._errors import ConnectError, ServerError
-from ._frames import Endpoint, SessionInfo, parse_library_frame
+from ._frames import Endpoint
 from ._handshake import LOST, first_leaf, handshake_failure, open_websocket, timed_out, where
 from ._state import ClientState
 from ._transport import WatchedStream
@@ -197,9 +198,16 @@ class Connection(Generic[ServerMsgT]):
 
 def _library_frame(frame: bytes | str, error: DecodeError) -> Exception:
     """What to hand ``receive`` for a frame that is not a server message."""
-    parsed = parse_library_frame(frame)
-    if isinstance(parsed, str):
-        return ServerError(parsed)
-    if isinstance(parsed, SessionInfo):
-        return DecodeError("unexpected $session frame in the middle of a connection")
-    return error
+    try:
+        parsed = parse_library_frame(frame)
+    except DecodeError as exc:  # a library frame, malformed: say how
+        return exc
+    match parsed:
+        case ErrorFrame():
+            return ServerError(parsed.text)
+        case SessionFrame():
+            return DecodeError(
+                "unexpected $session frame in the middle of a connection", frame=frame
+            )
+        case None:
+            return error

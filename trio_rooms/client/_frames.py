@@ -1,17 +1,15 @@
-"""The library's own frames (no ``"type"``) and the connection URL."""
+"""The connection URL: where to connect and what to ask for (the frames are `.._wire`'s)."""
 
 from __future__ import annotations
 
-from typing import cast, final
+from typing import final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
-import msgpack
-import orjson
 
 from ..codec import WireFormat
 
-__all__ = ["Endpoint", "SessionInfo", "parse_library_frame", "parse_url"]
+__all__ = ["Endpoint", "parse_url"]
 
 
 @final
@@ -62,41 +60,3 @@ def parse_url(url: str) -> Endpoint:
         path=parts.path or "/",
         query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
     )
-
-
-@final
-@attrs.frozen
-class SessionInfo:
-    """The ``{"$session": {...}}`` frame a resumable connection starts with."""
-
-    id: str
-    token: str
-    resumed: bool
-
-
-def _load(data: bytes | str) -> object:
-    try:
-        if isinstance(data, str):
-            return orjson.loads(data)
-        return cast("object", msgpack.unpackb(data))
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-
-
-def parse_library_frame(data: bytes | str) -> SessionInfo | str | None:
-    """The library frame in ``data``: session info, an error text, or ``None`` if it is
-    not one (a user message, or garbage)."""
-    obj = _load(data)
-    if not isinstance(obj, dict) or len(obj) != 1:  # pyright: ignore[reportUnknownArgumentType]
-        return None
-    content = cast("dict[str, object]", obj)
-    error = content.get("error")
-    if isinstance(error, str):
-        return error
-    info = content.get("$session")
-    if isinstance(info, dict):
-        fields = cast("dict[str, object]", info)
-        session_id, token, resumed = fields.get("id"), fields.get("token"), fields.get("resumed")
-        if isinstance(session_id, str) and isinstance(token, str) and isinstance(resumed, bool):
-            return SessionInfo(id=session_id, token=token, resumed=resumed)
-    return None

@@ -8,9 +8,10 @@ import trio
 import trio_websocket
 import wsproto.utilities
 
-from .._errors import ConnectionClosedError
+from .._errors import ConnectionClosedError, DecodeError
+from .._wire import SessionFrame, parse_library_frame
 from ._errors import ConnectError, ConnectionRejectedError, ConnectTimeoutError
-from ._frames import Endpoint, SessionInfo, parse_library_frame
+from ._frames import Endpoint
 from ._policy import ReconnectPolicy
 from ._transport import WatchedStream
 
@@ -41,7 +42,7 @@ async def open_websocket(
     resume: bool,
     max_message_size: int,
     connect_timeout: float,
-) -> tuple[trio_websocket.WebSocketConnection, SessionInfo | None]:
+) -> tuple[trio_websocket.WebSocketConnection, SessionFrame | None]:
     """The WebSocket handshake and, with ``resume``, the session frame, within ``opening``.
 
     ``opening`` is cancelled by ``stream`` if the connection ends first, and at the
@@ -92,12 +93,17 @@ async def open_websocket(
     raise timed_out(step, endpoint, connect_timeout)
 
 
-async def _session_info(ws: trio_websocket.WebSocketConnection) -> SessionInfo:
+async def _session_info(ws: trio_websocket.WebSocketConnection) -> SessionFrame:
     frame = await ws.get_message()
-    info = parse_library_frame(frame)
-    if not isinstance(info, SessionInfo):
+    try:
+        info = parse_library_frame(frame)
+    except DecodeError as exc:  # a library frame, malformed
+        info, got = None, f": {exc}"
+    else:
+        got = f", got {frame[:200]!r}"
+    if not isinstance(info, SessionFrame):
         await ws.aclose(1002, "expected the $session frame first")
-        raise ConnectionClosedError(1002, f"expected the $session frame first, got {frame[:200]!r}")
+        raise ConnectionClosedError(1002, f"expected the $session frame first{got}")
     return info
 
 

@@ -8,8 +8,8 @@ from typing import Generic, TypeVar, final
 
 import trio
 
+from .._wire import SessionFrame
 from ._events import Reconnected
-from ._frames import SessionInfo
 
 __all__ = ["ClientState"]
 
@@ -37,7 +37,7 @@ class ClientState(Generic[ServerMsgT]):
         self.events: trio.MemoryReceiveChannel[Reconnected]
         self.events_send, self.events = trio.open_memory_channel[Reconnected](math.inf)
         #: The session the server named last; ``None`` before it, or without resume.
-        self.session: SessionInfo | None = None
+        self.session: SessionFrame | None = None
         self.connected: bool = False
         self._disconnected = trio.Event()
         #: ``aclose`` began: write what is queued, close with 1000, reconnect no more.

@@ -14,8 +14,9 @@ import trio_websocket
 from .._core.room import Room
 from .._core.rooms import Rooms
 from .._core.session import Session
-from .._errors import ConnectionClosedError, DecodeError
+from .._errors import ConnectionClosedError
 from .._message import Message
+from .._wire import ErrorFrame, parse_library_frame
 from ..codec import Codec, WireFormat, make_codec
 from ..transports.websocket import serve_stream
 
@@ -24,6 +25,7 @@ __all__ = ["TestClient", "connect"]
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+RoomT = TypeVar("RoomT", bound=Room[Any])
 
 
 @final
@@ -80,21 +82,18 @@ class TestClient(Generic[ServerMsgT, ClientMsgT]):
             raise ConnectionClosedError(reason.code, reason.reason or "") from exc
 
     async def receive_error(self) -> str:
-        """Wait for the next frame and return its library error text ``{"error": ...}``."""
-        frame = await self.receive_frame()
-        try:
-            self._decoder.decode(frame)
-        except DecodeError:
-            pass
-        else:
-            raise TypeError(f"expected an error frame, got a message: {frame!r}")
-        import msgpack
-        import orjson
+        """Wait for the next frame and return the text of its library ``{"error": text}``.
 
-        value: object = orjson.loads(frame) if isinstance(frame, str) else msgpack.unpackb(frame)
-        if not (isinstance(value, dict) and isinstance(error := value.get("error"), str)):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        Raises:
+            TypeError: the frame is not an error frame (a message, say).
+            DecodeError: the frame is a library frame of the wrong shape.
+            ConnectionClosedError: the connection was closed; ``code`` says how.
+        """
+        frame = await self.receive_frame()
+        parsed = parse_library_frame(frame)
+        if not isinstance(parsed, ErrorFrame):
             raise TypeError(f"expected an error frame, got {frame!r}")
-        return error
+        return parsed.text
 
     @property
     def close_code(self) -> int | None:
@@ -119,7 +118,7 @@ async def _write(
 
 @asynccontextmanager
 async def connect(
-    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, Any]]],
+    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, RoomT]]],
     room: str,
     *,
     format: WireFormat = "json",

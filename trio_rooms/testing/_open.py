@@ -22,6 +22,7 @@ __all__ = ["open_test_client"]
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+RoomT = TypeVar("RoomT", bound=Room[Any])
 
 #: Tests want a reconnect at once, and a bounded number of them.
 _TEST_RECONNECT = ReconnectPolicy(initial_delay=0.001, max_delay=0.001, jitter=0.0, max_attempts=10)
@@ -29,7 +30,7 @@ _TEST_RECONNECT = ReconnectPolicy(initial_delay=0.001, max_delay=0.001, jitter=0
 
 @asynccontextmanager
 async def open_test_client(
-    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, Any]]],
+    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, RoomT]]],
     room: str,
     *,
     format: WireFormat = "json",

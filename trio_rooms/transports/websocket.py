@@ -14,7 +14,7 @@ import logging
 import os
 from collections import deque
 from functools import partial
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 import trio
 from wsproto import ConnectionType
@@ -26,6 +26,7 @@ from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
 from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
+from .._core.room import Room
 from .._core.rooms import Rooms
 from .._core.serving import WebSocketHead, counted, serve_session
 from ._framing import AnnouncedLengths, close_frame, http_response, response_bytes, wire_bytes
@@ -34,6 +35,8 @@ from ._keepalive import Keepalive
 from ._throttle import ThrottledLog
 
 __all__ = ["serve_websocket"]
+
+RoomT = TypeVar("RoomT", bound=Room[Any])
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -65,7 +68,7 @@ _PEER_ERRNOS = frozenset(
 
 
 async def serve_websocket(
-    rooms: Rooms[Any],
+    rooms: Rooms[RoomT],
     host: str,
     port: int,
     *,
@@ -92,7 +95,7 @@ async def serve_websocket(
         task_status.started(bound)
 
 
-async def serve_stream(rooms: Rooms[Any], stream: trio.abc.Stream) -> None:
+async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
     """Run one WebSocket connection on ``stream`` until its session ends, then close it.
 
     The handshake must complete within ``handshake_timeout``; a request that is not a

@@ -1,0 +1,116 @@
+"""How the client takes library frames a server sends, including malformed ones."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from trio_rooms import ConnectionClosedError, DecodeError
+from trio_rooms.client import ReconnectPolicy, RoomClient, ServerError, open_room_client
+
+from ..chat_app import Chat, SendChat
+
+CHAT = '{"type":"chat","userId":"u1","name":"ann","text":"after"}'
+
+
+@attrs.define
+class Server:
+    """A WebSocket server that sends a script of frames to each client, then waits."""
+
+    nursery: trio.Nursery
+    frames: Sequence[str | bytes]
+    #: The close code of each connection, as the server saw it.
+    closes: list[int] = attrs.field(factory=list[int])
+    closed: trio.Event = attrs.field(factory=trio.Event)
+
+    async def open_stream(self) -> trio.abc.Stream:
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        self.nursery.start_soon(self._serve, server_stream)
+        return client_stream
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
+        request = await trio_websocket.wrap_server_stream(self.nursery, stream)
+        ws = await request.accept()
+        for frame in self.frames:
+            await ws.send_message(frame)
+        try:
+            await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            self.closes.append(exc.reason.code if exc.reason is not None else 1006)
+            self.closed.set()
+
+
+@asynccontextmanager
+async def _client(server: Server, *, resume: bool) -> AsyncGenerator[RoomClient[Chat, SendChat]]:
+    async with open_room_client(
+        "ws://testserver/rooms/lobby/websocket",
+        (Chat,),
+        (SendChat,),
+        resume=resume,
+        reconnect=ReconnectPolicy(max_attempts=0),
+        open_stream=server.open_stream,
+    ) as client:
+        yield client
+
+
+async def test_an_error_frame_raises_server_error_with_its_text(nursery: trio.Nursery) -> None:
+    """A well-formed {"error": text} frame raises ServerError carrying the text."""
+    server = Server(nursery, ['{"error":"no such action"}', CHAT])
+    async with _client(server, resume=False) as client:
+        with pytest.raises(ServerError) as raised:
+            await client.receive()
+        assert raised.value.text == "no such action"
+        assert isinstance(await client.receive(), Chat)
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ('{"error":5}', "expected 'error' to be a string, got int"),
+        ('{"$resync":1}', "expected one of the library frames 'error', '$session', got '$resync'"),
+        (
+            '{"$session":{"id":"a","token":"a.t","resumed":false}}',
+            "unexpected $session frame in the middle of a connection",
+        ),
+    ],
+)
+async def test_a_library_frame_out_of_place_raises_decode_error_and_keeps_the_connection(
+    nursery: trio.Nursery, frame: str, reason: str
+) -> None:
+    """A malformed or misplaced library frame raises DecodeError; the next message still arrives."""
+    async with _client(Server(nursery, [frame, CHAT]), resume=False) as client:
+        with pytest.raises(DecodeError) as raised:
+            await client.receive()
+        assert str(raised.value) == reason
+        assert raised.value.frame == frame
+        assert await client.receive() == Chat(user_id="u1", name="ann", text="after")
+
+
+@pytest.mark.parametrize(
+    ("first", "told"),
+    [
+        (
+            '{"$session":{"id":7,"token":"a.t","resumed":false}}',
+            "expected the $session frame first: expected '$session.id' to be a string, got int",
+        ),
+        (CHAT, f"expected the $session frame first, got {CHAT!r}"),
+    ],
+)
+async def test_a_resumable_connection_not_opened_by_a_session_frame_closes_with_1002(
+    nursery: trio.Nursery, first: str, told: str
+) -> None:
+    """Without a well-formed $session frame first, the client closes with 1002 and says why."""
+    server = Server(nursery, [first])
+    with pytest.raises(ConnectionClosedError) as raised:
+        async with _client(server, resume=True):
+            pytest.fail("connected")
+    assert (raised.value.code, raised.value.reason) == (1002, told)
+    with trio.fail_after(5):
+        await server.closed.wait()
+    assert server.closes == [1002]
