@@ -232,8 +232,9 @@ def test_config_defaults() -> None:
     [{"max_message_size": 0}, {"ping_interval": -1}, {"prefix": "rooms"}, {"prefix": "/rooms/"}],
 )
 def test_config_rejects_nonsense(options: dict[str, object]) -> None:
-    """Limits must be positive and the prefix a clean path."""
-    with pytest.raises(ValueError, match="RoomsConfig"):
+    """Limits must be positive and the prefix a clean path; the error names the field."""
+    (name,) = options
+    with pytest.raises(ValueError, match=name):
         RoomsConfig(**options)  # pyright: ignore[reportArgumentType]
 
 

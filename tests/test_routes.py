@@ -537,7 +537,7 @@ async def test_a_factory_the_app_cannot_see_through_still_gets_415(nursery: trio
 def test_the_request_timeout_defaults_to_ten_seconds() -> None:
     """request_timeout is 10 s unless set, and must be positive."""
     assert RoomsConfig().request_timeout == 10.0
-    with pytest.raises(ValueError, match="request_timeout must be > 0"):
+    with pytest.raises(ValueError, match="'request_timeout' must be > 0"):
         RoomsConfig(request_timeout=0)
 
 

@@ -27,28 +27,11 @@ def validate_room_name(name: str) -> str:
     return name
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0, got {value!r}")
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not value > 0:
-        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0, got {value!r}")
-
-
-def _positive_or_none(
-    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0 or None, got {value!r}")
-
-
-def _positive_int_or_none(
-    _instance: object, attribute: attrs.Attribute[int | None], value: int | None
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"RoomsConfig.{attribute.name} must be > 0 or None, got {value!r}")
+# attrs' validators: "'close_timeout' must be > 0: -1". A NaN is refused too.
+_positive = attrs.validators.gt(0.0)
+_positive_or_none = attrs.validators.optional(attrs.validators.gt(0.0))
+_positive_int = attrs.validators.gt(0)
+_positive_int_or_none = attrs.validators.optional(attrs.validators.gt(0))
 
 
 def _origins(value: Iterable[str] | None) -> frozenset[str] | None:
