@@ -154,6 +154,34 @@ def library_frame(wire: WireFormat, frame: LibraryFrame) -> Frame:
 class SessionRunner:
     """Runs one `Session`: made by the session itself, driven by its room."""
 
+    # One runner per connection: slots keep an idle session small.
+    __slots__ = (
+        "_close_sent",
+        "_data_type",
+        "_decode",
+        "_handler_scope",
+        "_invalid_in_a_row",
+        "_message_classes",
+        "_reader_scope",
+        "_send_close",
+        "_taken_over",
+        "_takes_bytes",
+        "_token_hash",
+        "_writer_scope",
+        "closing",
+        "counters",
+        "data",
+        "encode",
+        "ended",
+        "format",
+        "id",
+        "outbound",
+        "phase",
+        "request",
+        "room_side",
+        "session",
+    )
+
     def __init__(
         self,
         session: SessionHooks,

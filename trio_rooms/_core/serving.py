@@ -10,19 +10,19 @@ is the same for a route request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, final
 
 import attrs
 
 from .._errors import RoomsClosedError
+from .admission import ConnectionCounter
 from .connection import Connection
 from .request import ConnectRequest
 from .rooms import Rooms
 from .routing import HttpRejection, route_websocket
 
-__all__ = ["WebSocketHead", "counted", "serve_session"]
+__all__ = ["Counted", "WebSocketHead", "counted", "serve_session"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -40,20 +40,32 @@ class WebSocketHead:
     subprotocols: tuple[str, ...] = ()
 
 
-@contextmanager
-def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Generator[None]:
+def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Counted:
     """Count one connection (or route request) of ``client`` against the caps while inside.
 
-    The embedded server counts from the TCP accept, so a client stuck in its handshake
-    holds a slot; hypercorn's ASGI calls from ``websocket.connect`` or the request.
+    ``with counted(rooms, client): ...``. The embedded server counts from the TCP accept,
+    so a client stuck in its handshake holds a slot; hypercorn's ASGI calls from
+    ``websocket.connect`` or the request.
     """
-    address = client[0] if client is not None else None
     counter = rooms._connections  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
-    counter.enter(address)
-    try:
-        yield
-    finally:
-        counter.exit(address)
+    return Counted(counter, client[0] if client is not None else None)
+
+
+@final
+class Counted:
+    """The slot `counted` holds: a small object, as it lives as long as its connection."""
+
+    __slots__ = ("_address", "_counter")
+
+    def __init__(self, counter: ConnectionCounter, address: str | None) -> None:
+        self._counter = counter
+        self._address = address
+
+    def __enter__(self) -> None:
+        self._counter.enter(self._address)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._counter.exit(self._address)
 
 
 async def serve_session(
@@ -87,6 +99,7 @@ async def serve_session(
         await refuse(rejection.status, rejection.body)
         return None
     connection = await accept()
+    del accept, refuse, head  # nothing of the handshake needs to live as long as the session
     try:
         return await rooms._serve(target.room, request, target.wire, connection)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
     except RoomsClosedError:

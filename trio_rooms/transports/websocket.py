@@ -160,8 +160,10 @@ async def _serve_connection(
     async def refuse(status: int, body: str) -> None:
         await _refuse(stream, http_response(status, body))
 
+    session = serve_session(rooms, head, accept=accept, refuse=refuse)
+    del head, accept, refuse  # the serving port lets them go once the session runs
     try:
-        await serve_session(rooms, head, accept=accept, refuse=refuse)
+        await session
     finally:
         if keepalive is not None and connection is not None:
             keepalive.discard(connection)
