@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 import trio
 
@@ -29,9 +29,6 @@ from .session import Session, runner_of
 from .stats import Counters
 from .storage import Storage
 
-if TYPE_CHECKING:
-    from .room import Room
-
 __all__ = ["RoomRunner"]
 
 _logger = logging.getLogger("trio_rooms")
@@ -42,8 +39,9 @@ class RoomRunner:
     """Runs one `Room`: made by the room itself, bound and driven by its `Rooms`."""
 
     def __init__(
-        self, room: Room[Any], name: str, session_class: type[Session[Any, Any, Any, Any]]
+        self, room: object, name: str, session_class: type[Session[Any, Any, Any, Any]]
     ) -> None:
+        #: The `Room` façade this runs (what `Session.room` returns).
         self.room = room
         self.name = name
         self._session_class = session_class

@@ -17,10 +17,9 @@ import contextlib
 import enum
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any, Final, Protocol, cast, final
+from typing import Any, Final, Protocol, final
 
 import attrs
 import trio
@@ -32,11 +31,12 @@ from ..codec import Codec, WireFormat, make_codec
 from . import tokens
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
+from .durable import DurableRecord
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .request import ConnectRequest
 from .stats import Counters
-from .storage import SessionRecord, Storage, data_converter
+from .storage import SessionRecord, Storage
 
 __all__ = [
     "NO_DATA",
@@ -157,16 +157,14 @@ class SessionRunner:
     # One runner per connection: slots keep an idle session small.
     __slots__ = (
         "_close_sent",
-        "_data_type",
         "_decode",
+        "_durable",
         "_handler_scope",
         "_invalid_in_a_row",
         "_message_classes",
         "_reader_scope",
         "_send_close",
-        "_taken_over",
         "_takes_bytes",
-        "_token_hash",
         "_writer_scope",
         "closing",
         "counters",
@@ -194,7 +192,7 @@ class SessionRunner:
         self.id = secrets.token_urlsafe(18)
         #: The session's data; `Session.data` guards it until ``create_data`` returned.
         self.data: object = NO_DATA
-        self._data_type = data_type
+        self._durable = DurableRecord(data_type, _DEFAULT_CONFIG.resume_window)
         self._message_classes = message_classes
         #: The session overrides ``on_bytes``: binary frames on JSON are its to take.
         self._takes_bytes = takes_bytes
@@ -209,8 +207,6 @@ class SessionRunner:
         self.closing: Closing | None = None
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
-        self._token_hash = b""  # set when the client asked for a resumable session
-        self._taken_over = False  # resumed on another connection: its record is not ours
         self._invalid_in_a_row = 0
         self._reader_scope = trio.CancelScope()
         self._writer_scope = trio.CancelScope()
@@ -239,7 +235,7 @@ class SessionRunner:
         room = self.room_side
         if room is None or self.phase is Phase.SETUP:
             raise RuntimeError("update() needs an admitted session")
-        if self._taken_over or not await self._write_record(room):
+        if self._durable.taken_over or not await self._write_record(room):
             raise SessionClosedError(f"session {self.id} was resumed on another connection")
 
     async def close(self, code: int, reason: str) -> None:
@@ -257,6 +253,7 @@ class SessionRunner:
         self.room_side = room
         self.counters = room.counters
         self.request = request
+        self._durable.resume_window = config.resume_window
         self._set_format(room, wire)
         self.outbound = OutboundQueue(
             config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
@@ -310,7 +307,7 @@ class SessionRunner:
 
     def take_over(self) -> None:
         """This session was resumed on another connection: its record is not ours anymore."""
-        self._taken_over = True
+        self._durable.taken_over = True
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
 
     async def run(self, connection: Connection, room: RoomSide) -> None:
@@ -355,9 +352,8 @@ class SessionRunner:
             if not resumed:
                 self.data = await self.session.create_data(request)
                 if resume is not None:
-                    issued = tokens.issue(self.id)
-                    self._token_hash = issued.token_hash
-                await room.storage.save_session(self._record())
+                    issued = self._durable.issue(self.id)
+                await room.storage.save_session(self._record(room))
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
@@ -385,39 +381,22 @@ class SessionRunner:
     async def _resume(self, room: RoomSide, token: str) -> tokens.IssuedToken | None:
         """Take over the session ``token`` names and spend the token; None if it is not valid.
 
-        Of connections racing with one token, exactly one gets the session: the token is
-        checked here (in constant time), then spent by the storage's compare-and-set on
-        its hash, which only one of them wins; the others get None (a fresh session).
+        Of connections racing with one token, exactly one gets the session (see
+        `DurableRecord.claim`); the others get None, and a fresh session.
         """
-        parts = tokens.split(token)
-        if parts is None:
-            return None
-        session_id, secret = parts
-        storage = room.storage
-        record = await storage.load_session(room.name, session_id)
-        if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
-            return None
-        issued = tokens.issue(session_id)
-        claimed = await storage.claim_session(
-            room.name,
-            session_id,
-            token_hash=record.token_hash,
-            new_token_hash=issued.token_hash,
-            expires_at=self._expires_at(room),
-        )
+        claimed = await self._durable.claim(room.storage, room.name, token)
         if claimed is None:
-            return None  # another connection spent it first
+            return None
         # The data as it was when the token was spent: later writes of the session it
         # came from are refused, since they expect the hash this one just replaced.
-        self.data = self._load_data(claimed.data)
-        self.id = session_id
-        self._token_hash = issued.token_hash
+        self.data = claimed.data
+        self.id = claimed.session_id
         if claimed.wire != self.format and claimed.wire in ("json", "msgpack"):
             self._set_format(room, "json" if claimed.wire == "json" else "msgpack")
-        previous = room.runners.get(session_id)
+        previous = room.runners.get(claimed.session_id)
         if previous is not None:  # still connected here: end it now, not at its next write
             previous.take_over()
-        return issued
+        return claimed.issued
 
     def _set_format(self, room: RoomSide, wire: WireFormat) -> None:
         client_classes, server_classes = self._message_classes()
@@ -430,41 +409,14 @@ class SessionRunner:
     # --------------------------------------------------------------- records
 
     async def _write_record(self, room: RoomSide) -> bool:
-        """Store this session's record; False (and closing with 4001) if it was taken over.
+        """Store this session's record; False (and closing with 4001) if it was taken over."""
+        if await self._durable.write(room.storage, self._record(room)):
+            return True
+        self.take_over()
+        return False
 
-        A resumable session writes only while its record holds its own token hash, so a
-        session resumed elsewhere, even on another node, cannot overwrite what the
-        resumer stored, nor make its spent token valid again.
-        """
-        record = self._record()
-        if not self._token_hash:
-            await room.storage.save_session(record)
-        elif not await room.storage.replace_session(record, expected_token_hash=self._token_hash):
-            self.take_over()
-            return False
-        return True
-
-    def _record(self) -> SessionRecord:
-        room = self.room_side
-        assert room is not None
-        return SessionRecord(
-            room=room.name,
-            session_id=self.id,
-            data=data_converter.dumps(self.data, unstructure_as=self._data_type),
-            wire=self.format,
-            token_hash=self._token_hash,
-            expires_at=self._expires_at(room),
-        )
-
-    @staticmethod
-    def _expires_at(room: RoomSide) -> float:
-        return time.time() + room.config.resume_window
-
-    def _load_data(self, raw: bytes) -> object:
-        data_type = self._data_type
-        if data_type is None or data_type is type(None):
-            return None
-        return data_converter.loads(raw, cast("type[Any]", data_type))
+    def _record(self, room: RoomSide) -> SessionRecord:
+        return self._durable.record(room.name, self.id, self.data, self.format)
 
     # --------------------------------------------------------------- handling
 
@@ -550,9 +502,9 @@ class SessionRunner:
             await self._guarded(self._persist_at_close(room))
 
     async def _persist_at_close(self, room: RoomSide) -> None:
-        if self._taken_over:
+        if self._durable.taken_over:
             return  # its record belongs to the connection that resumed it
-        if self._token_hash:
+        if self._durable.token_hash:
             # Resumable: keep the latest data and restart the resume window from now,
             # unless it was resumed elsewhere meanwhile (then nothing is written).
             await self._write_record(room)

@@ -1,0 +1,112 @@
+"""``DurableRecord``: a session's stored record, which only its owner may write.
+
+What survives a session's connection is its record in the `Storage`: its data, its
+wire format and the hash of its resume token. Spending a token and every later write
+are compare-and-sets on that hash, so of connections racing with one token exactly one
+gets the session, and a session resumed elsewhere (even on another node) can neither
+overwrite what the resumer stored nor make the spent token valid again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast, final
+
+import attrs
+
+from . import tokens
+from .storage import SessionRecord, Storage, data_converter
+
+__all__ = ["Claimed", "DurableRecord"]
+
+
+@final
+@attrs.frozen
+class Claimed:
+    """A resume that won its token: the session it names, as it was when spent."""
+
+    session_id: str
+    data: object
+    wire: str
+    issued: tokens.IssuedToken
+
+
+@final
+class DurableRecord:
+    """The stored side of one session: its token's hash and how its data is stored."""
+
+    __slots__ = ("_data_type", "resume_window", "taken_over", "token_hash")
+
+    def __init__(self, data_type: object, resume_window: float) -> None:
+        self._data_type = data_type
+        self.resume_window = resume_window
+        #: SHA-256 of the current token's secret; empty while not resumable.
+        self.token_hash = b""
+        #: Resumed on another connection: the record is not ours to write anymore.
+        self.taken_over = False
+
+    def issue(self, session_id: str) -> tokens.IssuedToken:
+        """A fresh token for a new resumable session (its hash is kept)."""
+        issued = tokens.issue(session_id)
+        self.token_hash = issued.token_hash
+        return issued
+
+    async def claim(self, storage: Storage, room: str, token: str) -> Claimed | None:
+        """Spend ``token`` and take its session's record; None if it does not resume.
+
+        The token is checked here (in constant time), then spent by the storage's
+        compare-and-set on its hash, which only one of racing claims wins; the data is
+        the record's as it was then.
+        """
+        parts = tokens.split(token)
+        if parts is None:
+            return None
+        session_id, secret = parts
+        record = await storage.load_session(room, session_id)
+        if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
+            return None
+        issued = tokens.issue(session_id)
+        claimed = await storage.claim_session(
+            room,
+            session_id,
+            token_hash=record.token_hash,
+            new_token_hash=issued.token_hash,
+            expires_at=self._expires_at(),
+        )
+        if claimed is None:
+            return None  # another connection spent it first
+        self.token_hash = issued.token_hash
+        return Claimed(session_id, self._load_data(claimed.data), claimed.wire, issued)
+
+    def record(self, room: str, session_id: str, data: object, wire: str) -> SessionRecord:
+        """The record of the session as it is now, expiring a resume window from now."""
+        return SessionRecord(
+            room=room,
+            session_id=session_id,
+            data=data_converter.dumps(data, unstructure_as=self._data_type),
+            wire=wire,
+            token_hash=self.token_hash,
+            expires_at=self._expires_at(),
+        )
+
+    async def write(self, storage: Storage, record: SessionRecord) -> bool:
+        """Store ``record``; False if the session was taken over (nothing is written).
+
+        A resumable session writes only while the stored record holds its own hash.
+        """
+        if not self.token_hash:
+            await storage.save_session(record)
+            return True
+        if await storage.replace_session(record, expected_token_hash=self.token_hash):
+            return True
+        self.taken_over = True
+        return False
+
+    def _expires_at(self) -> float:
+        return time.time() + self.resume_window
+
+    def _load_data(self, raw: bytes) -> object:
+        data_type = self._data_type
+        if data_type is None or data_type is type(None):
+            return None
+        return data_converter.loads(raw, cast("type[Any]", data_type))
