@@ -18,6 +18,7 @@ import trio
 import trio_rooms
 from trio_rooms import Backplane, BackplaneStatistics, Rooms
 from trio_rooms._core.backplane import Delivery
+from trio_rooms._core.rooms import registry_of
 from trio_rooms.testing import connect
 
 from .chat_app import Chat, ChatRoom, SendChat, Shout, UserJoined
@@ -201,14 +202,14 @@ async def test_a_payload_that_is_not_an_envelope_is_dropped_with_a_warning(
 
 
 def _only(rooms: Rooms[ChatRoom], name: str) -> str:
-    slot = rooms._slots[name]  # pyright: ignore[reportPrivateUsage]
+    slot = registry_of(rooms)._slots[name]  # pyright: ignore[reportPrivateUsage] - a live room, no await
     assert slot.room is not None
     (session_id,) = slot.room.sessions
     return session_id
 
 
 def ann_id(rooms: Rooms[ChatRoom]) -> str:
-    slot = rooms._slots["lobby"]  # pyright: ignore[reportPrivateUsage]
+    slot = registry_of(rooms)._slots["lobby"]  # pyright: ignore[reportPrivateUsage] - a live room, no await
     assert slot.room is not None
     (ann,) = [s for s in slot.room.sessions.values() if s.data.name == "ann"]
     return ann.id

@@ -9,6 +9,7 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session, testing
+from trio_rooms._core.rooms import registry_of
 
 from .chat_app import ChatRoom, UserJoined, Whisper
 from .peer import connect
@@ -57,7 +58,7 @@ async def test_shutdown_is_bounded_even_with_a_stuck_handler(
         client.send(Hang())
         await trio.testing.wait_all_tasks_blocked()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(rooms._shutdown)  # pyright: ignore[reportPrivateUsage] - what leaving open_rooms does
+            nursery.start_soon(registry_of(rooms).shutdown)  # what leaving open_rooms does
             with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
                 await client.receive()
             assert closed.value.code == 1001

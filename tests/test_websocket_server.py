@@ -10,6 +10,7 @@ import trio_websocket
 from wsproto.events import TextMessage
 
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.rooms import registry_of
 
 from .chat_app import (
     Boom,
@@ -74,7 +75,7 @@ async def test_exclude_self_and_leave_reaches_only_the_others(
 
 
 def _id(rooms: Rooms[ChatRoom], name: str) -> str:
-    room = rooms._slots["lobby"].room  # pyright: ignore[reportPrivateUsage] - a live room, no await
+    room = registry_of(rooms)._slots["lobby"].room  # pyright: ignore[reportPrivateUsage] - a live room, no await
     assert room is not None
     (session,) = [s for s in room.sessions.values() if s.data.name == name]
     return session.id

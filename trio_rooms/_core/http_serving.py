@@ -19,7 +19,7 @@ from .._errors import RoomNameError, RoomsClosedError, TooManyRoomsError
 from .config import RoomsConfig, validate_room_name
 from .request import find_header
 from .room import Room
-from .rooms import Rooms
+from .rooms import Rooms, registry_of
 from .routes import HttpRequest, Response, call_route, match_route, unsupported_body
 from .routing import HttpRejection
 
@@ -55,7 +55,8 @@ async def serve_http(
     ``max_message_size`` gets 413 and one not complete within ``request_timeout`` 408;
     both end the connection (their responses say ``connection: close``).
     """
-    config = rooms.config
+    registry = registry_of(rooms)
+    config = registry.config
     path, _, query_string = head.target.partition("?")
     prefix = config.prefix + "/"
     if not path.startswith(prefix):
@@ -71,11 +72,11 @@ async def serve_http(
     except RoomNameError as exc:
         return Response.text(400, str(exc))
     try:
-        rooms._check_client(find_header(head.headers, "origin"), head.client)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
+        registry.check_client(find_header(head.headers, "origin"), head.client)
     except HttpRejection as rejection:
         return Response.text(rejection.status, rejection.body)
     endpoint = None
-    room_class = rooms._room_class  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
+    room_class = registry.room_class
     if room_class is not None:  # answer 404 and 405 without creating the room
         match = match_route(room_class, head.method, route_path)
         if match.response is not None:
@@ -112,7 +113,7 @@ async def serve_http(
         assert endpoint is not None
         if refusal := unsupported_body(endpoint, request):
             return refusal
-    return await call_route(room, endpoint, request, rooms._records)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
+    return await call_route(room, endpoint, request, registry.records)
 
 
 async def _read_body(

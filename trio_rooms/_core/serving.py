@@ -19,7 +19,7 @@ from .._errors import RoomsClosedError
 from .admission import ConnectionCounter
 from .connection import Connection
 from .request import ConnectRequest
-from .rooms import Rooms
+from .rooms import Rooms, registry_of
 from .routing import HttpRejection, route_websocket
 
 __all__ = ["Counted", "WebSocketHead", "counted", "serve_session"]
@@ -47,8 +47,7 @@ def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Counted:
     so a client stuck in its handshake holds a slot; hypercorn's ASGI calls from
     ``websocket.connect`` or the request.
     """
-    counter = rooms._connections  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
-    return Counted(counter, client[0] if client is not None else None)
+    return Counted(registry_of(rooms).connections, client[0] if client is not None else None)
 
 
 @final
@@ -84,8 +83,9 @@ async def serve_session(
     `Rooms` that is shutting down closes the connection with 1001; a room that fails
     to start or to admit, with 1011 (logged).
     """
+    registry = registry_of(rooms)
     try:
-        target = route_websocket(rooms.config, head.target)
+        target = route_websocket(registry.config, head.target)
         request = ConnectRequest(
             room=target.room,
             path=target.path,
@@ -94,14 +94,14 @@ async def serve_session(
             client=head.client,
             subprotocols=head.subprotocols,
         )
-        await rooms._admit(request)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
+        await registry.admit(request)
     except HttpRejection as rejection:
         await refuse(rejection.status, rejection.body)
         return None
     connection = await accept()
     del accept, refuse, head  # nothing of the handshake needs to live as long as the session
     try:
-        return await rooms._serve(target.room, request, target.wire, connection)  # pyright: ignore[reportPrivateUsage] - the core's serving port reads the registry it serves
+        return await registry.serve(target.room, request, target.wire, connection)
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
         return 1001, "server shutting down"

@@ -1,0 +1,292 @@
+"""``RoomRegistry``: what runs the rooms of one `open_rooms` block, behind `Rooms`.
+
+The rooms by name, created on demand and evicted when idle; the connection caps and
+the admission of a handshake before its upgrade; delivery from the backplane; and
+shutdown. `Rooms` is its public face; the serving port (`serving`, `http_serving`)
+and `open_rooms` reach it through `registry_of`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, final
+
+import trio
+
+from .._errors import RoomsClosedError, TooManyRoomsError
+from ..codec import WireFormat
+from ..codec._record import JsonRecords
+from .admission import ConnectionCounter, Reject
+from .backplane import Backplane
+from .config import RoomsConfig, validate_room_name
+from .connection import Connection
+from .origins import origin_allowed
+from .request import ConnectRequest
+from .room import Room, room_class_of, room_runner_of
+from .room_runner import RoomRunner
+from .routes import route_table
+from .routing import HttpRejection
+from .stats import Counters, RoomsStatistics
+from .storage import Storage
+
+__all__ = ["RoomRegistry"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+class _Slot:
+    """A name's place in the registry: its room while starting, running and stopping."""
+
+    __slots__ = ("ready", "room", "stopped", "stopping")
+
+    def __init__(self) -> None:
+        self.room: Room[Any] | None = None
+        self.ready = trio.Event()
+        self.stopped = trio.Event()
+        self.stopping = False
+
+
+@final
+class RoomRegistry:
+    """What runs the rooms of one `open_rooms` block, behind its `Rooms` façade.
+
+    The rooms by name (created on demand, evicted when idle), the connection caps,
+    admission before an upgrade, and shutdown; the serving port and the backplane
+    reach it through `registry_of`.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[str], Room[Any]],
+        config: RoomsConfig,
+        nursery: trio.Nursery,
+        storage: Storage,
+        backplane: Backplane | None = None,
+    ) -> None:
+        self._factory = factory
+        self.config = config
+        self._nursery = nursery
+        self._storage = storage
+        self._backplane = backplane
+        #: Tells this node's broadcasts apart from other nodes' on the backplane.
+        self._node_id = secrets.token_hex(8)
+        self.counters = Counters()
+        self.connections = ConnectionCounter(
+            config.max_connections, config.max_connections_per_address, self.counters.changed
+        )
+        self.room_class = room_class_of(factory)
+        if self.room_class is not None:
+            route_table(self.room_class)  # a route declared wrongly fails here, not at a request
+        #: Route bodies and results, with the rooms' wire options.
+        self.records = JsonRecords(
+            camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
+        )
+        self._slots: dict[str, _Slot] = {}
+        self._closing = False
+
+    async def get(self, name: str) -> Room[Any]:
+        """The live room called ``name``, created if needed: see `Rooms.get`."""
+        validate_room_name(name)
+        while True:
+            if self._closing:
+                raise RoomsClosedError("rooms are shutting down")
+            slot = self._slots.get(name)
+            if slot is None:
+                # Counted and taken with no checkpoint between: concurrent creations
+                # cannot pass the cap together.
+                if len(self._slots) >= self.config.max_rooms:
+                    raise TooManyRoomsError(self.config.max_rooms)
+                slot = self._slots[name] = _Slot()
+                try:
+                    room: Room[Any] = await self._nursery.start(self._run_room, name, slot)
+                finally:
+                    slot.ready.set()
+                    if slot.room is None and self._slots.get(name) is slot:
+                        del self._slots[name]
+                if not slot.stopping:
+                    return room
+                continue  # idle and evicted before this task ran again: make it anew
+            if slot.stopping:
+                await slot.stopped.wait()
+            elif slot.room is None:
+                await slot.ready.wait()
+            else:
+                return slot.room
+
+    def statistics(self) -> RoomsStatistics:
+        """A snapshot of the rooms, sessions, queues and message counters."""
+        rooms = [slot.room for slot in self._slots.values() if slot.room and not slot.stopping]
+        runners = [runner for room in rooms for runner in room_runner_of(room).runners.values()]
+        counters = self.counters
+        return RoomsStatistics(
+            rooms=len(rooms),
+            sessions=len(runners),
+            queued_bytes=sum(runner.outbound.queued_bytes for runner in runners),
+            messages_in=counters.messages_in,
+            messages_out=counters.messages_out,
+            dropped=counters.dropped,
+            invalid=counters.invalid,
+            rate_limited=counters.rate_limited,
+            connections=self.connections.total,
+            errors=counters.errors,
+            closes=dict(counters.closes),
+            backplane=self._backplane.statistics() if self._backplane is not None else None,
+        )
+
+    async def admit(self, request: ConnectRequest) -> None:
+        """Check a handshake before its upgrade; the caller has counted its connection.
+
+        Raises:
+            HttpRejection: 403 for an origin off the allow-list; 503 over a connection
+                cap, for a full room, a new room past ``max_rooms`` or a slow
+                ``authorize``; ``authorize``'s `Reject` status; 500 if ``authorize``
+                failed.
+        """
+        config = self.config
+        self.check_client(request.header("origin"), request.client)
+        self._check_room_capacity(request.room)
+        room_class = self.room_class
+        if room_class is None:  # a factory we cannot see through: the room tells its class
+            room_class = type(await self._get_for_admission(request.room))
+        session_class = room_class.session_class
+        assert session_class is not None
+        try:
+            with trio.fail_after(config.handshake_timeout):
+                await session_class.authorize(request)
+        except Reject as reject:
+            raise HttpRejection(reject.status, reject.reason) from None
+        except trio.TooSlowError:
+            _logger.warning("authorize() timed out in room %r", request.room)
+            raise HttpRejection(503, "Service Unavailable: authorization timed out") from None
+        except Exception:
+            _logger.exception("authorize() failed in room %r", request.room)
+            raise HttpRejection(500, "Internal Server Error") from None
+        self._check_room_capacity(request.room)  # authorize may have waited
+
+    def check_client(self, origin: str | None, client: tuple[str, int] | None) -> None:
+        """Check a handshake's or a route request's origin, then the connection caps.
+
+        The caller has counted the connection (or the route request) already.
+
+        Raises:
+            HttpRejection: 403 for an origin off the allow-list, 503 over a connection cap.
+        """
+        if not origin_allowed(origin, self.config.allowed_origins):
+            raise HttpRejection(403, "Forbidden: this origin is not allowed")
+        address = client[0] if client is not None else None
+        over = self.connections.over_cap(address)
+        if over is not None:
+            raise HttpRejection(503, f"Service Unavailable: {over}")
+
+    async def _get_for_admission(self, name: str) -> Room[Any]:
+        try:
+            return await self.get(name)
+        except RoomsClosedError:
+            raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
+        except TooManyRoomsError as exc:
+            raise HttpRejection(503, f"Service Unavailable: {exc}") from None
+        except Exception:
+            _logger.exception("room %r failed to start", name)
+            raise HttpRejection(500, "Internal Server Error") from None
+
+    def _check_room_capacity(self, name: str) -> None:
+        slot = self._slots.get(name)
+        max_rooms = self.config.max_rooms
+        if slot is None and len(self._slots) >= max_rooms:
+            raise HttpRejection(503, f"Service Unavailable: {TooManyRoomsError(max_rooms)}")
+        limit = self.config.max_sessions_per_room
+        room = slot.room if slot is not None else None
+        if limit is not None and room is not None and room_runner_of(room).active >= limit:
+            raise HttpRejection(503, f"Service Unavailable: room {name!r} is full")
+
+    def deliver(self, room: str, payload: bytes) -> None:
+        """A broadcast from another node: deliver it if ``room`` is live here."""
+        slot = self._slots.get(room)
+        if slot is not None and slot.room is not None and not slot.stopping:
+            room_runner_of(slot.room).deliver(payload)
+
+    async def serve(
+        self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> tuple[int, str]:
+        """Run a session for ``connection`` in room ``name`` until it ends: its close."""
+        try:
+            room = await self.get(name)
+        except TooManyRoomsError:
+            # Other rooms were created between the admission check and the upgrade.
+            await connection.close(1013, "too many rooms")
+            return 1013, "too many rooms"
+        return await room_runner_of(room).serve(request, wire, connection)
+
+    async def _run_room(
+        self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]
+    ) -> None:
+        room = self._factory(name)
+        runner = room_runner_of(room)
+        runner.bind(
+            config=self.config,
+            counters=self.counters,
+            storage=self._storage,
+            backplane=self._backplane,
+            node_id=self._node_id,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                runner.nursery = nursery
+                await room.on_start()
+                slot.room = room
+                self.counters.changed()
+                task_status.started(room)
+                await self._wait_idle(runner)
+                slot.stopping = runner.stopping = True
+                self.counters.changed()
+                await self._stop_room(room)
+                nursery.cancel_scope.cancel()
+        finally:
+            slot.stopped.set()
+            if self._slots.get(name) is slot:
+                del self._slots[name]
+            self.counters.changed()
+
+    async def _wait_idle(self, runner: RoomRunner) -> None:
+        """Return once the room has had no session for ``room_idle_timeout``.
+
+        At shutdown the room's sessions are closing: return as soon as they have ended.
+        """
+        while True:
+            with trio.CancelScope() as scope:
+                runner.idle_scope = scope
+                if runner.active == 0:
+                    scope.deadline = trio.current_time() + runner.idle_delay()
+                await trio.sleep_forever()
+            runner.idle_scope = None
+            if runner.active == 0:
+                return
+
+    async def _stop_room(self, room: Room[Any]) -> None:
+        try:
+            await room.on_stop()
+        except Exception:
+            _logger.exception("on_stop failed in room %r", room.name)
+
+    async def shutdown(self) -> None:
+        """Close every session with 1001, then stop every room (``on_stop``).
+
+        Returns after ``shutdown_timeout`` at the latest; the caller cancels what is left.
+        """
+        self._closing = True
+        for slot in tuple(self._slots.values()):
+            room = slot.room
+            if room is None:
+                continue
+            runner = room_runner_of(room)
+            runner.stopping = True
+            for session in tuple(runner.runners.values()):
+                session.begin_close(1001, "server shutting down")
+            if runner.idle_scope is not None and runner.active == 0:
+                runner.idle_scope.deadline = trio.current_time()
+        with trio.move_on_after(self.config.shutdown_timeout):
+            for slot in tuple(self._slots.values()):
+                await slot.stopped.wait()
