@@ -232,7 +232,7 @@ async def test_uptime_is_how_long_every_connection_was_up_before_the_loss(
     """take_uptime() says how long the node was whole before its last loss, then 0."""
     health = Health("redis://here", ["commands"])
     health.up("commands")
-    await trio.sleep(5)
+    await trio.sleep(5)  # sync-ok: mock clock
     health.lost("commands", ConnectionError())
     assert health.take_uptime() == pytest.approx(5)
     assert health.take_uptime() == 0

@@ -109,15 +109,9 @@ async def _burst(port: int, rooms: Rooms[BurstRoom], at_peak: Callable[[], None]
         assert rooms.statistics().sessions == CONNECTIONS
         at_peak()
         leave.set()
-    await _until(lambda: rooms.statistics().sessions == 0 and rooms.statistics().connections == 0)
+    with trio.fail_after(10):  # the server finishes the closes the clients started
+        await rooms.wait_statistics(lambda stats: stats.sessions == 0 and stats.connections == 0)
     await trio.testing.wait_all_tasks_blocked()  # every close has persisted what it does
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (at most 10 s) for the server to finish the closes the clients started."""
-    with trio.fail_after(10):
-        while not condition():  # noqa: ASYNC110 - the server sets no event for these counters
-            await trio.sleep(0.01)
 
 
 @pytest.mark.embedded_only("hypercorn keeps closed connections until its keep_alive_timeout")

@@ -30,9 +30,9 @@ async def test_a_queue_over_its_message_bound_for_longer_than_the_timeout_refuse
     queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
     for _ in range(5):
         queue.put(_frame())  # the fifth starts the clock
-    await trio.sleep(TIMEOUT - 0.1)
+    await trio.sleep(TIMEOUT - 0.1)  # sync-ok: mock clock: the timeout is what is tested
     assert queue.put(_frame())
-    await trio.sleep(0.2)
+    await trio.sleep(0.2)  # sync-ok: mock clock: the timeout is what is tested
     with pytest.raises(QueueOverflow):
         queue.put(_frame())
 
@@ -44,13 +44,13 @@ async def test_the_writer_catching_up_restarts_the_clock(
     queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
     for _ in range(5):
         queue.put(_frame())
-    await trio.sleep(TIMEOUT - 1)
+    await trio.sleep(TIMEOUT - 1)  # sync-ok: mock clock: the timeout is what is tested
     assert len(await queue.get_batch(1024 * 1024)) == 5
     for _ in range(5):
         queue.put(_frame())  # over again: the clock starts from now
-    await trio.sleep(TIMEOUT - 1)
+    await trio.sleep(TIMEOUT - 1)  # sync-ok: mock clock: the timeout is what is tested
     assert queue.put(_frame())
-    await trio.sleep(2)
+    await trio.sleep(2)  # sync-ok: mock clock: the timeout is what is tested
     with pytest.raises(QueueOverflow):
         queue.put(_frame())
 
@@ -62,9 +62,9 @@ async def test_a_writer_that_leaves_the_queue_over_its_bound_does_not_restart_th
     queue = OutboundQueue(4, 1024 * 1024, TIMEOUT)
     for _ in range(10):
         queue.put(_frame(100))
-    await trio.sleep(TIMEOUT - 1)
+    await trio.sleep(TIMEOUT - 1)  # sync-ok: mock clock: the timeout is what is tested
     assert len(await queue.get_batch(500)) == 5  # five left: still over
-    await trio.sleep(2)
+    await trio.sleep(2)  # sync-ok: mock clock: the timeout is what is tested
     with pytest.raises(QueueOverflow):
         queue.put(_frame())
 

@@ -142,7 +142,7 @@ async def test_a_client_over_the_message_bound_for_the_timeout_is_closed_with_10
                 max_queued = max(max_queued, outbound.queued_bytes)
                 if over_since is None and len(outbound) >= config.outbound_max_messages:
                     over_since = trio.current_time()
-                await trio.sleep(0.001)
+                await trio.sleep(0.001)  # sync-ok: paces the broadcasts
             closed_at = trio.current_time()
             assert await room.wait_closed(1) == [("slow", 1008)]
     assert over_since is not None

@@ -53,7 +53,7 @@ async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(
                         await stream.send_all(bytes([byte]))
                     except trio.BrokenResourceError:
                         return
-                    await trio.sleep(BYTE_INTERVAL)
+                    await trio.sleep(BYTE_INTERVAL)  # sync-ok: slowloris drips
 
             inner.start_soon(drip)
             received = b""
@@ -139,7 +139,7 @@ async def test_a_slow_route_body_gets_408_and_the_route_never_runs(
 
                 async def drip() -> None:
                     for byte in b'"message":"' + b"x" * 900:
-                        await trio.sleep(BYTE_INTERVAL)
+                        await trio.sleep(BYTE_INTERVAL)  # sync-ok: slowloris drips
                         try:
                             await stream.send_all(bytes([byte]))
                         except trio.BrokenResourceError:
