@@ -563,3 +563,30 @@ async def test_a_client_that_expects_100_continue_is_told_to_send_its_body(
             else:
                 status = int(rest.split(b" ", 2)[1])
     assert status == 200
+
+
+class BigRoom(Room[MemberSession]):
+    @route.get("/big")
+    async def big(self, request: HttpRequest) -> Response:
+        return Response(200, (("content-type", "application/octet-stream"),), b"x" * BIG)
+
+
+BIG = 4 * 1024 * 1024
+
+
+async def test_a_large_answer_reaches_a_client_that_reads_it_late(
+    nursery: trio.Nursery, transport: Transport
+) -> None:
+    """A route's multi-megabyte answer is written whole to a client that starts reading late."""
+    async with trio_rooms.open_rooms(BigRoom) as rooms:
+        port = await start_server(nursery, transport, rooms)
+        stream = await connect_socket(port, rcvbuf=4096)
+        async with stream:
+            await stream.send_all(b"GET /rooms/hall/big HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            await trio.sleep(1.5)  # sync-ok: a client that reads late, past the server's linger
+            with trio.fail_after(10):
+                status, head, body = await read_http_response(stream)
+                while len(body) < BIG and (chunk := await stream.receive_some(65536)):
+                    body += chunk
+    assert status == 200, head
+    assert len(body) == BIG

@@ -220,17 +220,19 @@ async def _serve_route(
     )
     response = await serve_http(rooms, head, receive_body)
     if response is not None:
-        await _refuse(stream, response_bytes(response.status, response.headers, response.body))
+        answer = response_bytes(response.status, response.headers, response.body)
+        await _refuse(stream, answer, within=rooms.config.request_timeout)
 
 
-async def _refuse(stream: trio.abc.Stream, response: bytes) -> None:
+async def _refuse(stream: trio.abc.Stream, response: bytes, *, within: float = 0.0) -> None:
     """Send ``response``, then drop what the client still sends until it closes.
 
     Closing a socket with unread input resets the connection, and the client would lose
     the response it has not read yet (RFC 9112 section 9.6): the server half-closes and
-    reads on instead, for `_LINGER_SECONDS` and `_LINGER_BYTES` at most.
+    reads on instead, for `_LINGER_SECONDS` and `_LINGER_BYTES` at most. Writing the
+    response may take ``within`` seconds more (a route's answer can be large).
     """
-    with trio.move_on_after(_LINGER_SECONDS):
+    with trio.move_on_after(_LINGER_SECONDS + within):
         await stream.send_all(response)
         if isinstance(stream, trio.abc.HalfCloseableStream):
             await stream.send_eof()
