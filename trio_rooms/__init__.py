@@ -14,6 +14,7 @@ from ._core.routes import HttpRequest as HttpRequest
 from ._core.routes import Response as Response
 from ._core.routes import route as route
 from ._core.session import Session as Session
+from ._core.session import SessionRoom as SessionRoom
 from ._core.stats import RoomsStatistics as RoomsStatistics
 from ._core.storage import RoomStorage as RoomStorage
 from ._core.storage import Storage as Storage
@@ -76,6 +77,7 @@ __all__ = [
     "ServerError",
     "Session",
     "SessionClosedError",
+    "SessionRoom",
     "SqliteStorage",
     "Storage",
     "StorageError",

@@ -204,6 +204,8 @@ class EchoSession(NamedSession[EchoData, Echo]):
         self.broadcast(Echo(text=text), exclude_self=True)
         self.room.broadcast(Echo(text=text))
         # Without a fourth type argument, the room is one of sessions like this one.
+        room: trio_rooms.SessionRoom[Session[EchoData, Echo, ChatClientMsg], Echo] = self.room
+        room.broadcast(Echo(text=text))
         for other in self.room.sessions.values():
             assert_type(other.data, EchoData)
             other.send(Echo(text=text))

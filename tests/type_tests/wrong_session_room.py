@@ -21,6 +21,7 @@ class PlainSession(Session[ChatData, ChatServerMsg, ChatClientMsg]):
     async def on_message(self, message: ChatClientMsg) -> None:
         # expect: reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownArgumentType
         print(self.room.history)
+        self.room.broadcast(message)  # expect: reportArgumentType
 
 
 class NotARoom:

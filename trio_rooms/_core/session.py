@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, TypeVarTuple, cast
 
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
@@ -19,24 +20,68 @@ from ..codec import WireFormat
 from .outbound import BINARY, TEXT, Frame
 from .request import ConnectRequest
 from .runner import NO_DATA, SessionRunner
+from .storage import RoomStorage
 from .typeargs import is_concrete, resolve_type_args, union_members
 
-if TYPE_CHECKING:
-    from .room import Room
-
-__all__ = ["Session", "runner_of"]
+__all__ = ["Session", "SessionRoom", "runner_of"]
 
 _logger = logging.getLogger("trio_rooms")
 
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+SessionT_co = TypeVar("SessionT_co", covariant=True)
+ServerMsgT_contra = TypeVar("ServerMsgT_contra", bound=Message, contravariant=True)
+PosArgsT = TypeVarTuple("PosArgsT")
+
+
+class SessionRoom(Protocol[SessionT_co, ServerMsgT_contra]):
+    """The room as any session sees it: what every `Room` offers its sessions.
+
+    It is what ``Session.room`` is for a session that does not name its room class;
+    one that does (``Session[Data, ServerMsg, ClientMsg, "ChatRoom"]``) sees its own
+    class instead, with its own attributes.
+    """
+
+    @property
+    def name(self) -> str:
+        """The room's name."""
+        ...
+
+    @property
+    def sessions(self) -> Mapping[str, SessionT_co]:
+        """The admitted sessions by id."""
+        ...
+
+    @property
+    def storage(self) -> RoomStorage:
+        """The room's durable key-value state."""
+        ...
+
+    def broadcast(
+        self,
+        message: ServerMsgT_contra,
+        *,
+        exclude: Iterable[Session[Any, Any, Any, Any] | str] = (),
+    ) -> None:
+        """Queue ``message`` for every session of the room except those in ``exclude``."""
+        ...
+
+    async def members(self) -> Sequence[str]:
+        """The ids of the room's sessions on every node, sorted."""
+        ...
+
+    def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
+        """Run ``fn(*args)`` in the room's nursery."""
+        ...
+
+
 #: The session's own room class, for ``self.room``; a session that does not name it
-#: sees a room of sessions with its own data and messages.
+#: sees a `SessionRoom` of sessions with its own data and messages.
 RoomT_co = DefaultTypeVar(
     "RoomT_co",
-    bound="Room[Any]",
-    default="Room[Session[DataT, ServerMsgT, ClientMsgT]]",
+    bound="SessionRoom[Any, Any]",
+    default="SessionRoom[Session[DataT, ServerMsgT, ClientMsgT], ServerMsgT]",
     covariant=True,
 )
 

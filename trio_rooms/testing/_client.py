@@ -13,7 +13,7 @@ import trio_websocket
 
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.session import Session
+from .._core.session import Session, SessionRoom
 from .._errors import ConnectionClosedError
 from .._message import Message
 from .._wire import ErrorFrame, parse_library_frame
@@ -25,7 +25,8 @@ __all__ = ["TestClient", "connect"]
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
-RoomT = TypeVar("RoomT", bound=Room[Any])
+#: The session's room type: its own room class, or the default `SessionRoom`.
+RoomT = TypeVar("RoomT", bound=SessionRoom[Any, Any])
 
 
 @final

@@ -11,7 +11,7 @@ import trio.testing
 
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.session import Session
+from .._core.session import Session, SessionRoom
 from .._message import Message
 from ..client import ReconnectPolicy, RoomClient, open_room_client
 from ..codec import WireFormat
@@ -22,7 +22,8 @@ __all__ = ["open_test_client"]
 DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
-RoomT = TypeVar("RoomT", bound=Room[Any])
+#: The session's room type: its own room class, or the default `SessionRoom`.
+RoomT = TypeVar("RoomT", bound=SessionRoom[Any, Any])
 
 #: Tests want a reconnect at once, and a bounded number of them.
 _TEST_RECONNECT = ReconnectPolicy(initial_delay=0.001, max_delay=0.001, jitter=0.0, max_attempts=10)
