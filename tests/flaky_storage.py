@@ -5,30 +5,23 @@ from __future__ import annotations
 from trio_rooms import StorageError
 from trio_rooms.storage import MemoryStorage, SessionRecord
 
+from .delegating_storage import DelegatingStorage
 
-class FlakyStorage:
+
+class FlakyStorage(DelegatingStorage):
     """MemoryStorage whose writes (sessions and room values) fail while ``fail`` is set."""
 
     def __init__(self) -> None:
-        self._inner = MemoryStorage()
+        super().__init__(MemoryStorage())
         self.fail = False
 
     def _check(self) -> None:
         if self.fail:
             raise StorageError("disk on fire")
 
-    async def open(self) -> None:
-        await self._inner.open()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
-        return await self._inner.load_session(room, session_id)
-
     async def save_session(self, record: SessionRecord) -> None:
         self._check()
-        await self._inner.save_session(record)
+        await super().save_session(record)
 
     async def claim_session(
         self,
@@ -40,7 +33,7 @@ class FlakyStorage:
         expires_at: float,
     ) -> SessionRecord | None:
         self._check()
-        return await self._inner.claim_session(
+        return await super().claim_session(
             room,
             session_id,
             token_hash=token_hash,
@@ -50,17 +43,8 @@ class FlakyStorage:
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
         self._check()
-        return await self._inner.replace_session(record, expected_token_hash=expected_token_hash)
-
-    async def delete_session(self, room: str, session_id: str) -> None:
-        await self._inner.delete_session(room, session_id)
-
-    async def get(self, room: str, key: str) -> bytes | None:
-        return await self._inner.get(room, key)
+        return await super().replace_session(record, expected_token_hash=expected_token_hash)
 
     async def put(self, room: str, key: str, value: bytes) -> None:
         self._check()
-        await self._inner.put(room, key, value)
-
-    async def delete(self, room: str, key: str) -> None:
-        await self._inner.delete(room, key)
+        await super().put(room, key, value)

@@ -17,6 +17,7 @@ import trio
 from trio_rooms.storage import MemoryStorage, SessionRecord, SqliteStorage, Storage
 from trio_rooms.storage.redis import RedisStorage
 
+from .delegating_storage import DelegatingStorage
 from .redis_server import RedisServer
 
 BACKENDS = ("memory", "sqlite", "redis")
@@ -60,11 +61,11 @@ class HeldWrite:
         await self._released.wait()
 
 
-class GatedStorage:
+class GatedStorage(DelegatingStorage):
     """Delegates to ``inner``; holds the loads or the write the test asks it to."""
 
     def __init__(self, inner: Storage) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._parties = 0
         self._loads_in_flight = 0
         self._all_loaded = trio.Event()
@@ -98,59 +99,24 @@ class GatedStorage:
         await held.wait_released()
         return held
 
-    async def open(self) -> None:
-        await self._inner.open()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
     async def load_session(self, room: str, session_id: str) -> SessionRecord | None:
         if not self._all_loaded.is_set():
             self._loads_in_flight += 1
             if self._loads_in_flight >= self._parties:
                 self._all_loaded.set()
             await self._all_loaded.wait()
-        return await self._inner.load_session(room, session_id)
+        return await super().load_session(room, session_id)
 
     async def save_session(self, record: SessionRecord) -> None:
         held = await self._hold(record.session_id)
-        await self._inner.save_session(record)
+        await super().save_session(record)
         if held is not None:
             held.done.set()
 
-    async def claim_session(
-        self,
-        room: str,
-        session_id: str,
-        *,
-        token_hash: bytes,
-        new_token_hash: bytes,
-        expires_at: float,
-    ) -> SessionRecord | None:
-        return await self._inner.claim_session(
-            room,
-            session_id,
-            token_hash=token_hash,
-            new_token_hash=new_token_hash,
-            expires_at=expires_at,
-        )
-
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
         held = await self._hold(record.session_id)
-        result = await self._inner.replace_session(record, expected_token_hash=expected_token_hash)
+        result = await super().replace_session(record, expected_token_hash=expected_token_hash)
         if held is not None:
             held.result = result
             held.done.set()
         return result
-
-    async def delete_session(self, room: str, session_id: str) -> None:
-        await self._inner.delete_session(room, session_id)
-
-    async def get(self, room: str, key: str) -> bytes | None:
-        return await self._inner.get(room, key)
-
-    async def put(self, room: str, key: str, value: bytes) -> None:
-        await self._inner.put(room, key, value)
-
-    async def delete(self, room: str, key: str) -> None:
-        await self._inner.delete(room, key)
