@@ -72,21 +72,38 @@ async def test_every_client_gets_every_broadcast_of_both_nodes_in_order(nodes: N
     await _until_heard(on_b[0], on_a[0], "ba")
     count = 100
 
-    async def check(member: Member) -> None:
-        seen: dict[str, list[int]] = {"A": [], "B": []}
+    progress: dict[str, dict[str, list[int]]] = {}
+
+    async def check(member: Member, where: str) -> None:
+        seen = progress[where] = {"A": [], "B": []}
         while len(seen["A"]) < count or len(seen["B"]) < count:
             origin, _, n = (await member.chats("from-")).removeprefix("from-").partition("-")
             seen[origin].append(int(n))
         assert seen == {"A": list(range(count)), "B": list(range(count))}
 
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            for member in (*on_a, *on_b):
-                nursery.start_soon(check, member)
-            for n in range(count):
-                await on_a[1].say(f"from-A-{n}")
-                await on_b[1].say(f"from-B-{n}")
-    await close_all((*on_a, *on_b))
+    def missing() -> dict[str, dict[str, int]]:
+        """Per unfinished client (node and index): how many of each node's chats it got."""
+        return {
+            where: {origin: len(got) for origin, got in seen.items()}
+            for where, seen in progress.items()
+            if any(len(got) < count for got in seen.values())
+        }
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for index, member in enumerate(on_a):
+                    nursery.start_soon(check, member, f"A{index}")
+                for index, member in enumerate(on_b):
+                    nursery.start_soon(check, member, f"B{index}")
+                for n in range(count):
+                    await on_a[1].say(f"from-A-{n}")
+                    await on_b[1].say(f"from-B-{n}")
+    except trio.TooSlowError:
+        # Say who missed what: a node's subscription gap and a lost frame look different.
+        raise AssertionError(f"clients still waiting after 30 s: {missing()}") from None
+    finally:  # a failure here must not leave 40 sockets for a later test to trip on
+        await close_all((*on_a, *on_b))
 
 
 async def test_clients_of_a_killed_node_resume_on_the_other_with_their_data(
