@@ -17,10 +17,11 @@ EXCLUDED = ["12.*", "13.*"]  # permessage-deflate, which the server does not off
 CASES = 301  # kosoku 0.1's sections 1 to 10
 CONCURRENCY = 4
 
-#: Passed with a divergence from a SHOULD. 3.2-3.4, 4.1.3-4.1.5, 4.2.3-4.2.5 and 5.15 send
-#: a valid message, then a protocol error: the valid message is not echoed, because a
-#: session that closes for a protocol error handles nothing more, not even what came
-#: before the error.
+#: Passed, strictly or with a divergence from a SHOULD. 3.2-3.4, 4.1.3-4.1.5, 4.2.3-4.2.5
+#: and 5.15 send a valid message, then a protocol error. A session that closes for a
+#: protocol error handles nothing more, so the valid message is echoed (OK) only when its
+#: reply went out before the error was read (NON-STRICT otherwise): that depends on how the
+#: kernel splits the client's writes, so both verdicts pass.
 NON_STRICT = frozenset(
     {"3.2", "3.3", "3.4", "4.1.3", "4.1.4", "4.1.5", "4.2.3", "4.2.4", "4.2.5", "5.15"}
 )
@@ -46,13 +47,13 @@ async def test_autobahn_cases_1_to_10_pass(nursery: trio.Nursery) -> None:
     results = [json.loads(line) for line in process.stdout.decode().splitlines()]
     assert len(results) == CASES
     verdicts = {result["id"]: (result["behavior"], result["close"]) for result in results}
-    unexpected = {case: verdict for case, verdict in verdicts.items() if verdict != _allowed(case)}
+    unexpected = {case: verdict for case, verdict in verdicts.items() if verdict not in _allowed(case)}
     assert unexpected == {}, [r for r in results if r["id"] in unexpected]
 
 
-def _allowed(case: str) -> tuple[str, str]:
+def _allowed(case: str) -> set[tuple[str, str]]:
     if case in NON_STRICT:
-        return ("NON-STRICT", "OK")
+        return {("NON-STRICT", "OK"), ("OK", "OK")}
     if case in INFORMATIONAL:
-        return ("INFORMATIONAL", "INFORMATIONAL")
-    return ("OK", "OK")
+        return {("INFORMATIONAL", "INFORMATIONAL")}
+    return {("OK", "OK")}
