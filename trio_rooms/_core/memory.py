@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import final
 
 import attrs
 import trio
 
-from .storage import SessionRecord
+from .storage import Commit, SessionRecord, StoredAlarm
 
 __all__ = ["MemoryStorage"]
 
@@ -29,6 +30,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, str], SessionRecord] = {}
         self._values: dict[tuple[str, str], bytes] = {}
+        self._alarms: dict[tuple[str, str], StoredAlarm] = {}
         self._sweep_at = _FIRST_SWEEP
 
     def _store(self, record: SessionRecord) -> None:
@@ -106,6 +108,60 @@ class MemoryStorage:
         """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
         await trio.lowlevel.checkpoint()
         self._values.pop((room, key), None)
+
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        """Apply ``commit``: there is no await inside, so nothing comes between its writes."""
+        await trio.lowlevel.checkpoint()
+        room = commit.room
+        for key, value in commit.values.items():
+            if value is None:
+                self._values.pop((room, key), None)
+            else:
+                self._values[room, key] = _compact(value)
+        for name, alarm in commit.alarms.items():
+            if alarm is None:
+                self._alarms.pop((room, name), None)
+            else:
+                self._alarms[room, name] = alarm
+        written: list[bool] = []
+        for write in commit.records:
+            record, expected = write.record, write.expected_token_hash
+            stored = self._sessions.get((record.room, record.session_id))
+            ok = expected is None or stored is None or stored.token_hash == expected
+            if ok:
+                self._store(record)
+            written.append(ok)
+        return written
+
+    async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
+        """Every alarm of ``room``, earliest first."""
+        await trio.lowlevel.checkpoint()
+        return sorted(
+            (alarm for (owner, _), alarm in self._alarms.items() if owner == room),
+            key=_due,
+        )
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        """The ``limit`` earliest alarms of every room."""
+        await trio.lowlevel.checkpoint()
+        return sorted(self._alarms.values(), key=_due)[:limit]
+
+    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+        """Replace ``alarm`` with ``new`` if it is stored as it was; else False."""
+        await trio.lowlevel.checkpoint()
+        key = (alarm.room, alarm.name)
+        if self._alarms.get(key) != alarm:
+            return False
+        if new is None:
+            del self._alarms[key]
+        else:
+            self._alarms[key] = new
+        return True
+
+
+def _due(alarm: StoredAlarm) -> tuple[float, str, str]:
+    return (alarm.at, alarm.room, alarm.name)
 
 
 def _compact(data: bytes) -> bytes:

@@ -6,6 +6,7 @@ Values are bytes here: the core (de)serialises typed data with cattrs and orjson
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar, final
 
 import attrs
@@ -13,7 +14,15 @@ import cattrs.preconf.orjson
 
 from .._errors import StorageError
 
-__all__ = ["RoomStorage", "SessionRecord", "Storage", "data_converter"]
+__all__ = [
+    "Commit",
+    "RecordWrite",
+    "RoomStorage",
+    "SessionRecord",
+    "Storage",
+    "StoredAlarm",
+    "data_converter",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +45,46 @@ class SessionRecord:
     token_hash: bytes = b""
     #: Wall-clock (UNIX) time after which the token no longer resumes the session.
     expires_at: float = 0.0
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RecordWrite:
+    """A session record to write as part of a `Commit`."""
+
+    record: SessionRecord
+    #: Write only while the stored record holds this token hash (or none is stored), as
+    #: `Storage.replace_session` does; None writes it unconditionally (`save_session`).
+    expected_token_hash: bytes | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class StoredAlarm:
+    """One durable alarm of a room, as stored."""
+
+    room: str
+    name: str
+    #: Wall-clock (UNIX) time at which it falls due.
+    at: float
+    #: How many times its handler has failed since it was set (0: not run yet).
+    attempt: int = 0
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Commit:
+    """Writes of one room that must land together: all of them, or none."""
+
+    room: str
+    #: Room values by key; None deletes the key.
+    values: Mapping[str, bytes | None] = attrs.field(factory=dict[str, "bytes | None"])
+    #: Alarms by name; None cancels the alarm.
+    alarms: Mapping[str, StoredAlarm | None] = attrs.field(
+        factory=dict[str, "StoredAlarm | None"]
+    )
+    #: Session records, each written if its compare-and-set holds.
+    records: Sequence[RecordWrite] = ()
 
 
 class Storage(Protocol):
@@ -114,6 +163,35 @@ class Storage(Protocol):
 
     async def delete(self, room: str, key: str) -> None:
         """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
+        ...
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        """Write everything in ``commit`` atomically, and durably on return.
+
+        Either every value, alarm and record whose compare-and-set holds is written, in
+        one transaction, or (raising `StorageError`) nothing is: a crash or a failure
+        part-way never leaves half a commit behind. A record whose compare-and-set fails
+        is not written and does not fail the rest. Returns, for each of
+        ``commit.records`` in order, whether it was written.
+        """
+        ...
+
+    async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
+        """Every alarm of ``room``, earliest first."""
+        ...
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        """The ``limit`` earliest alarms of every room, earliest first."""
+        ...
+
+    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+        """Replace ``alarm`` with ``new`` (None deletes it) if it is still stored as it was.
+
+        Returns False, changing nothing, if the stored alarm of that room and name has
+        another ``at`` or ``attempt`` (it was set again or cancelled meanwhile), so an
+        alarm set again while it fired is not lost. No other write may come between the
+        comparison and the change.
+        """
         ...
 
 
