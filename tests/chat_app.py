@@ -124,7 +124,8 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg, "ChatRoom"]):
             case Boom():
                 raise ValueError("boom")
             case Slow(seq=seq):
-                await self.room.gate.wait()
+                async with self.room.unlocked():  # a wait outside the room
+                    await self.room.slow_release.wait()
                 self.send(Echo(seq=seq))
             case Leave(code=code):
                 await self.close(code, "asked to leave")
@@ -143,7 +144,7 @@ class ChatSession(Session[ChatData, ServerMsg, ClientMsg, "ChatRoom"]):
 class ChatRoom(Room[ChatSession]):
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.gate = trio.Event()
+        self.slow_release = trio.Event()
         self.closed: list[tuple[str, int]] = []
         self._closed_changed = trio.Event()
         self.errors: list[Exception] = []

@@ -426,7 +426,8 @@ class GateRoom(Room[MemberSession]):
     @route.post("/wait")
     async def wait(self, request: HttpRequest) -> Response:
         self.arrivals.send_nowait(None)
-        await self.release.wait()
+        async with self.unlocked():  # waiting on the outside: let the other calls in
+            await self.release.wait()
         return Response.text(200, "released")
 
 

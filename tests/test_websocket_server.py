@@ -104,7 +104,7 @@ async def test_messages_of_one_session_are_handled_in_order(
         for seq in range(50):
             await client.send(Slow(seq=seq))
         room = await rooms.get("ordered")
-        room.gate.set()
+        room.slow_release.set()
         assert [await client.receive() for _ in range(50)] == [Echo(seq=seq) for seq in range(50)]
 
 

@@ -16,7 +16,7 @@ from ._core.routes import route as route
 from ._core.session import Session as Session
 from ._core.session import SessionRoom as SessionRoom
 from ._core.stats import RoomsStatistics as RoomsStatistics
-from ._core.storage import RoomStorage as RoomStorage
+from ._core.room_storage import RoomStorage as RoomStorage
 from ._core.storage import Storage as Storage
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError

@@ -47,7 +47,9 @@ async def test_autobahn_cases_1_to_10_pass(nursery: trio.Nursery) -> None:
     results = [json.loads(line) for line in process.stdout.decode().splitlines()]
     assert len(results) == CASES
     verdicts = {result["id"]: (result["behavior"], result["close"]) for result in results}
-    unexpected = {case: verdict for case, verdict in verdicts.items() if verdict not in _allowed(case)}
+    unexpected = {
+        case: verdict for case, verdict in verdicts.items() if verdict not in _allowed(case)
+    }
     assert unexpected == {}, [r for r in results if r["id"] in unexpected]
 
 

@@ -113,6 +113,9 @@ class RoomsConfig:
     #: Any route request creates a room that stays ``room_idle_timeout``; as many as
     #: ``max_connections``, so a server full of connections each in its own room fits.
     max_rooms: int = attrs.field(default=10_000, validator=_positive_int)
+    #: Values a room keeps in memory once read or written (the least recently used
+    #: beyond it are read from storage again). Unsaved writes are always kept.
+    max_cached_values: int = attrs.field(default=10_000, validator=_positive_int)
     #: Sessions one room admits before new connections to it get 503; None: no limit.
     max_sessions_per_room: int | None = attrs.field(default=None, validator=_positive_int_or_none)
     #: Messages per second a session may send, on average (a token bucket); None: no

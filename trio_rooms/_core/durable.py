@@ -15,7 +15,8 @@ from typing import Any, cast, final
 import attrs
 
 from . import tokens
-from .storage import SessionRecord, Storage, data_converter
+from .room_state import RoomState
+from .storage import RecordWrite, SessionRecord, Storage, data_converter
 
 __all__ = ["Claimed", "DurableRecord"]
 
@@ -89,15 +90,14 @@ class DurableRecord:
             expires_at=self._expires_at(),
         )
 
-    async def write(self, storage: Storage, record: SessionRecord) -> bool:
-        """Store ``record``; False if the session was taken over (nothing is written).
+    async def write(self, state: RoomState, record: SessionRecord) -> bool:
+        """Commit ``record`` with the room's writes; False if the session was taken over.
 
-        A resumable session writes only while the stored record holds its own hash.
+        A resumable session writes only while the stored record holds its own hash
+        (then nothing is written).
         """
-        if not self.token_hash:
-            await storage.save_session(record)
-            return True
-        if await storage.replace_session(record, expected_token_hash=self.token_hash):
+        expected = self.token_hash or None
+        if await state.write_record(RecordWrite(record=record, expected_token_hash=expected)):
             return True
         self.taken_over = True
         return False

@@ -15,10 +15,10 @@ from typing import Any, final
 import attrs
 import trio
 
-from .._errors import RoomNameError, RoomsClosedError, TooManyRoomsError
+from .._errors import RoomNameError, RoomsClosedError, StorageError, TooManyRoomsError
 from .config import RoomsConfig, validate_room_name
 from .request import find_header
-from .room import Room
+from .room import Room, room_runner_of
 from .rooms import Rooms, registry_of
 from .routes import HttpRequest, Response, call_route, match_route, unsupported_body
 from .routing import HttpRejection
@@ -113,7 +113,15 @@ async def serve_http(
         assert endpoint is not None
         if refusal := unsupported_body(endpoint, request):
             return refusal
-    return await call_route(room, endpoint, request, registry.records)
+    async with room.exclusive():  # a route call is an event of the room
+        response = await call_route(room, endpoint, request, registry.records)
+    state = room_runner_of(room).state
+    try:
+        # The output gate: the answer leaves once the writes it reflects are durable.
+        await state.wait_durable(state.pending())
+    except StorageError:
+        return Response.text(503, "Service Unavailable: storage failed")
+    return response
 
 
 async def _read_body(

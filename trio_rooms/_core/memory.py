@@ -109,7 +109,6 @@ class MemoryStorage:
         await trio.lowlevel.checkpoint()
         self._values.pop((room, key), None)
 
-
     async def commit(self, commit: Commit) -> Sequence[bool]:
         """Apply ``commit``: there is no await inside, so nothing comes between its writes."""
         await trio.lowlevel.checkpoint()

@@ -15,7 +15,16 @@ from typing import Final, final
 
 import trio
 
-__all__ = ["BINARY", "PING", "PONG", "TEXT", "Frame", "OutboundQueue", "QueueOverflow"]
+__all__ = [
+    "BINARY",
+    "PING",
+    "PONG",
+    "TEXT",
+    "Durability",
+    "Frame",
+    "OutboundQueue",
+    "QueueOverflow",
+]
 
 TEXT: Final = 0x1
 BINARY: Final = 0x2
@@ -29,13 +38,16 @@ class Frame:
 
     ``wire`` is a cache for transports that frame the payload themselves; it is
     filled the first time a transport needs it and then shared by every recipient.
+    ``after`` is the output gate: the frame leaves only once its room's writes up to
+    that sequence number are durable (0: at once).
     """
 
-    __slots__ = ("opcode", "payload", "wire")
+    __slots__ = ("after", "opcode", "payload", "wire")
 
-    def __init__(self, opcode: int, payload: bytes) -> None:
+    def __init__(self, opcode: int, payload: bytes, after: int = 0) -> None:
         self.opcode = opcode
         self.payload = payload
+        self.after = after
         self.wire: bytes | None = None
 
     def __repr__(self) -> str:
@@ -44,6 +56,36 @@ class Frame:
 
 class QueueOverflow(Exception):
     """The queue went past one of its bounds."""
+
+
+@final
+class Durability:
+    """How far a room's writes are durable: the output gate its sessions' frames pass.
+
+    ``seq`` is the sequence number of the room's last durable commit. A queue whose
+    next frame waits for a later one watches it, and its writer is woken once ``seq``
+    moves on.
+    """
+
+    __slots__ = ("_watching", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self._watching: list[OutboundQueue] = []
+
+    def watch(self, queue: OutboundQueue) -> None:
+        """Wake ``queue``'s writer at the next `advance`."""
+        if not queue.watching:
+            queue.watching = True
+            self._watching.append(queue)
+
+    def advance(self, seq: int) -> None:
+        """Writes up to ``seq`` are durable: let the frames waiting for them go."""
+        self.seq = seq
+        watching, self._watching = self._watching, []
+        for queue in watching:
+            queue.watching = False
+            queue.wake_writer()
 
 
 @final
@@ -74,12 +116,23 @@ class OutboundQueue:
         "_over_since",
         "_waiter",
         "direct",
+        "durability",
         "max_bytes",
         "max_messages",
         "timeout",
+        "watching",
     )
 
-    def __init__(self, max_messages: int, max_bytes: int, timeout: float = math.inf) -> None:
+    def __init__(
+        self,
+        max_messages: int,
+        max_bytes: int,
+        timeout: float = math.inf,
+        durability: Durability | None = None,
+    ) -> None:
+        #: The output gate: a frame leaves once ``durability.seq`` reached its ``after``.
+        self.durability = durability if durability is not None else Durability()
+        self.watching = False
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -116,7 +169,10 @@ class OutboundQueue:
         self._frames.append(frame)
         self._bytes += size
         if self._waiter is not None:
-            self._wake()
+            if frame.after <= self.durability.seq:
+                self._wake()
+            else:  # held by the output gate: wake the writer once it may go
+                self.durability.watch(self)
         return True
 
     def _check_bounds(self, size: int) -> None:
@@ -173,6 +229,8 @@ class OutboundQueue:
         direct = self.direct
         if direct is None or self._waiter is None or self._frames or self._closed:
             return False
+        if frame.after > self.durability.seq:
+            return False  # held by the output gate
         rest = direct(frame)
         if rest is None:
             return False
@@ -202,6 +260,11 @@ class OutboundQueue:
         if self._waiter is not None:
             self._wake()
 
+    def wake_writer(self) -> None:
+        """Wake the writer if it waits (`Durability` moved on)."""
+        if self._waiter is not None:
+            self._wake()
+
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
         assert waiter is not None
@@ -222,17 +285,23 @@ class OutboundQueue:
     async def get_batch(self, max_bytes: int) -> list[Frame]:
         """Wait for frames and take them all (at least one, then up to ``max_bytes``).
 
-        Returns ``[]`` once the queue is closed and empty.
+        Frames the output gate holds stay queued, and so do those behind them. Returns
+        ``[]`` once the queue is closed and empty.
         """
         frames = self._frames
-        while not frames:
-            if self._closed:
-                return []
+        durability = self.durability
+        while not frames or frames[0].after > durability.seq:
+            if not frames:
+                if self._closed:
+                    return []
+            else:
+                durability.watch(self)
             await self._wait()
         batch: list[Frame] = []
         size = data_bytes = 0
         largest = self._largest
-        while frames and size < max_bytes:
+        seq = durability.seq
+        while frames and size < max_bytes and frames[0].after <= seq:
             frame = frames.popleft()
             batch.append(frame)
             length = len(frame.payload)

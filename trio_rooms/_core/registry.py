@@ -15,7 +15,7 @@ from typing import Any, final
 
 import trio
 
-from .._errors import RoomsClosedError, TooManyRoomsError
+from .._errors import RoomsClosedError, StorageError, TooManyRoomsError
 from ..codec import WireFormat
 from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject
@@ -109,8 +109,8 @@ class RoomRegistry:
                 if not slot.stopping:
                     return room
                 continue  # idle and evicted before this task ran again: make it anew
-            if slot.stopping:
-                await slot.stopped.wait()
+            if slot.stopping or (slot.room is not None and room_runner_of(slot.room).broken):
+                await slot.stopped.wait()  # then make it anew
             elif slot.room is None:
                 await slot.ready.wait()
             else:
@@ -235,14 +235,18 @@ class RoomRegistry:
         try:
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
-                await room.on_start()
+                nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                async with runner.gate:
+                    await room.on_start()
+                await runner.state.flush()  # what on_start stored is in before any session
                 slot.room = room
                 self.counters.changed()
                 task_status.started(room)
                 await self._wait_idle(runner)
                 slot.stopping = runner.stopping = True
                 self.counters.changed()
-                await self._stop_room(room)
+                if not runner.broken:  # a broken room's memory is not to be trusted
+                    await self._stop_room(room)
                 nursery.cancel_scope.cancel()
         finally:
             slot.stopped.set()
@@ -266,10 +270,16 @@ class RoomRegistry:
                 return
 
     async def _stop_room(self, room: Room[Any]) -> None:
+        runner = room_runner_of(room)
         try:
-            await room.on_stop()
+            async with runner.gate:
+                await room.on_stop()
         except Exception:
             _logger.exception("on_stop failed in room %r", room.name)
+        try:
+            await runner.state.flush()
+        except StorageError:
+            pass  # logged by the committer when it failed
 
     async def shutdown(self) -> None:
         """Close every session with 1001, then stop every room (``on_stop``).

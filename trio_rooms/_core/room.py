@@ -15,9 +15,10 @@ from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_orig
 import trio
 
 from .._message import Message
+from .gate import Exclusive, Unlocked
 from .room_runner import RoomRunner
+from .room_storage import RoomStorage
 from .session import Session
-from .storage import RoomStorage
 from .typeargs import is_concrete, resolve_type_args
 
 __all__ = ["Room", "room_class_of", "room_runner_of"]
@@ -83,13 +84,45 @@ class Room(Generic[SessionT_co]):
     def storage(self) -> RoomStorage:
         """This room's durable key-value state (``await get(key, type)``, ``put``, ``delete``).
 
-        It outlives the room: a room evicted and created again, or a restarted server on
-        the same storage, reads what was stored.
+        Cached, committed once per event, and gated: see `RoomStorage`. It outlives the
+        room: a room evicted and created again, or a restarted server on the same
+        storage, reads what was stored.
         """
         if self._room_storage is None:
-            runner = self._runner
-            self._room_storage = RoomStorage(runner.storage, runner.name)
+            self._room_storage = RoomStorage(self._runner.state)
         return self._room_storage
+
+    def exclusive(self) -> Exclusive:
+        """Hold the room's gate for a block: no other event of the room runs meanwhile.
+
+        Every event (a message, a connect or a close, a route call, an alarm,
+        ``on_start`` and ``on_stop``) already runs holding it, so inside a hook this
+        changes nothing; it is for the tasks of the room's own (`start_soon`)::
+
+            async def tick(self) -> None:
+                while True:
+                    await trio.sleep(1 / 20)
+                    async with self.exclusive():
+                        self.world.step()
+                        self.broadcast(Snapshot(self.world.state()))
+        """
+        return Exclusive(self._runner.gate)
+
+    def unlocked(self) -> Unlocked:
+        """Let the room's other events run during a block of a hook, then take the gate back.
+
+        For a hook that waits on something slow and unrelated to the room (an HTTP
+        call, a sleep)::
+
+            async def on_message(self, message: Lookup) -> None:
+                async with self.room.unlocked():
+                    profile = await fetch_profile(message.user)
+                self.send(Profile(profile))
+
+        Other events may change the room's state during the block: read it again
+        after. Outside a hook (or `exclusive`) it does nothing.
+        """
+        return Unlocked(self._runner.gate)
 
     @property
     def sessions(self) -> Mapping[str, SessionT_co]:

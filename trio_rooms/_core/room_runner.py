@@ -2,8 +2,9 @@
 
 A `Room` is the user's façade: hooks, actions and typed attributes. Its runner holds
 what `Rooms` gives a live room (config, storage, backplane, its nursery) and what the
-room's sessions share: their runners, for fan-out, and the public view of them; it
-admits new sessions and counts them for the idle timeout.
+room's sessions share: their runners, for fan-out, and the public view of them; the
+room's input gate and its cached storage (`RoomState`). It admits new sessions, counts
+them for the idle timeout, and restarts the room when a commit fails.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import Any, final
 
 import trio
 
-from .._errors import DecodeError, RoomsClosedError
+from .._errors import DecodeError, RoomsClosedError, StorageError
 from .._message import Message
 from ..codec import Codec, WireFormat
 from .backplane import Backplane, Envelope
 from .config import RoomsConfig
 from .connection import Connection
+from .gate import Gate
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .request import ConnectRequest
+from .room_state import RoomState
 from .runner import SessionRunner, session_codec
 from .session import Session, runner_of
 from .stats import Counters
@@ -52,6 +55,9 @@ class RoomRunner:
         self.config = RoomsConfig()
         self.counters = Counters()
         self.storage: Storage = MemoryStorage()
+        #: One event of the room at a time; letting it go seals the event's writes.
+        self.gate = Gate(self._event_ended, name)
+        self.state = RoomState(self.storage, name, self.gate, cache=True, max_cached=1)
         self.backplane: Backplane | None = None
         self._node_id = ""
         self.nursery: trio.Nursery | None = None
@@ -60,6 +66,8 @@ class RoomRunner:
         #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
         self.idle_scope: trio.CancelScope | None = None
         self.stopping = False
+        #: A commit failed: the room stops without ``on_stop`` and is made anew.
+        self.broken = False
 
     def bind(
         self,
@@ -76,6 +84,23 @@ class RoomRunner:
         self.storage = storage
         self.backplane = backplane
         self._node_id = node_id
+        # With a backplane another node may write the room's values: read them anew.
+        self.state.bind(storage, cache=backplane is None, max_cached=config.max_cached_values)
+
+    def _event_ended(self) -> None:
+        self.state.seal()
+
+    def storage_failed(self, error: StorageError) -> None:
+        """A commit failed: drop what waits behind it, end every session, restart the room.
+
+        ``on_stop`` is not run: the room's memory may hold state that was never stored.
+        Each session is closed with 1011; a resumable one can resume in the new room.
+        """
+        self.broken = self.stopping = True
+        for runner in tuple(self.runners.values()):
+            runner.begin_close(1011, "storage failed", discard=True)
+        if self.idle_scope is not None and self.active == 0:
+            self.idle_scope.deadline = trio.current_time()
 
     # -------------------------------------------------------------- broadcasts
 
@@ -102,6 +127,7 @@ class RoomRunner:
 
     def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
         frames: dict[WireFormat, Frame] = {}
+        after = self.state.pending()  # the output gate: after the writes made before it
         queued = 0
         overflowed: list[SessionRunner] = []
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
@@ -113,7 +139,7 @@ class RoomRunner:
             frame = frames.get(wire)
             if frame is None:
                 frame = frames[wire] = Frame(
-                    TEXT if wire == "json" else BINARY, runner.encode(message)
+                    TEXT if wire == "json" else BINARY, runner.encode(message), after
                 )
             try:
                 queued += runner.outbound.put_first(frame)

@@ -32,11 +32,13 @@ from . import tokens
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .durable import DurableRecord
+from .gate import Gate
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .request import ConnectRequest
+from .room_state import RoomState
 from .stats import Counters
-from .storage import SessionRecord, Storage
+from .storage import RecordWrite, SessionRecord, Storage
 
 __all__ = [
     "NO_DATA",
@@ -102,6 +104,16 @@ class RoomSide(Protocol):
 
     @property
     def storage(self) -> Storage: ...
+
+    @property
+    def state(self) -> RoomState:
+        """The room's cached, coalesced storage, and its output gate."""
+        ...
+
+    @property
+    def gate(self) -> Gate:
+        """The room's input gate: every hook of the session runs holding it."""
+        ...
 
     @property
     def stopping(self) -> bool: ...
@@ -217,7 +229,13 @@ class SessionRunner:
     # ---------------------------------------------------------- for the façade
 
     def enqueue(self, frame: Frame) -> None:
-        """Queue ``frame`` for the client; a queue past its bounds closes with 1008."""
+        """Queue ``frame`` for the client; a queue past its bounds closes with 1008.
+
+        It leaves only once the room's writes made before it are durable.
+        """
+        room = self.room_side
+        if room is not None:
+            frame.after = room.state.pending()
         try:
             if self.outbound.put_now(frame):
                 self.counters.messages_out += 1
@@ -256,7 +274,10 @@ class SessionRunner:
         self._durable.resume_window = config.resume_window
         self._set_format(room, wire)
         self.outbound = OutboundQueue(
-            config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
+            config.outbound_max_messages,
+            config.outbound_max_bytes,
+            config.slow_consumer_timeout,
+            room.state.durability,
         )
         connection.attach(self.outbound)
 
@@ -350,10 +371,11 @@ class SessionRunner:
             issued = await self._resume(room, resume) if resume else None
             resumed = issued is not None
             if not resumed:
-                self.data = await self.session.create_data(request)
+                async with room.gate:
+                    self.data = await self.session.create_data(request)
                 if resume is not None:
                     issued = self._durable.issue(self.id)
-                await room.storage.save_session(self._record(room))
+                await room.state.write_record(RecordWrite(record=self._record(room)))
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
@@ -370,9 +392,10 @@ class SessionRunner:
         room.add(self)
         self.phase = Phase.OPEN
         try:
-            if resumed:
-                await self.session.on_resume()
-            await self.session.on_connect()
+            async with room.gate:
+                if resumed:
+                    await self.session.on_resume()
+                await self.session.on_connect()
         except Exception as exc:
             await self._report(exc)
             self.begin_close(1011, "session setup failed")
@@ -410,7 +433,7 @@ class SessionRunner:
 
     async def _write_record(self, room: RoomSide) -> bool:
         """Store this session's record; False (and closing with 4001) if it was taken over."""
-        if await self._durable.write(room.storage, self._record(room)):
+        if await self._durable.write(room.state, self._record(room)):
             return True
         self.take_over()
         return False
@@ -421,6 +444,9 @@ class SessionRunner:
     # --------------------------------------------------------------- handling
 
     async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
+        room = self.room_side
+        assert room is not None
+        gate = room.gate
         while True:
             try:
                 # Take what is already queued without yielding; wait only when empty.
@@ -437,10 +463,14 @@ class SessionRunner:
                 continue  # we are closing: what the peer still sends is not handled
             # The first reply to this message may go straight to the socket.
             self.outbound.allow_direct()
+            # One event of the room at a time (taken without yielding when free).
+            await gate.acquire()
             try:
                 await self._dispatch(item)
             except Exception as exc:
                 await self._report(exc)
+            finally:
+                gate.release()
 
     async def _dispatch(self, item: str | bytes) -> None:
         """Hand one received frame to the hook it belongs to."""
@@ -495,11 +525,21 @@ class SessionRunner:
         assert room is not None
         assert closing is not None
         timeout = room.config.close_timeout
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
-            await self._guarded(self.session.on_close(closing.code, closing.reason))
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
+            await self._guarded(self._on_close(room, closing))
+        if scope.cancelled_caught:
+            _logger.warning(
+                "on_close of session %s in room %r did not end within close_timeout",
+                self.id,
+                room.name,
+            )
         # A deadline of its own: a slow on_close must not leave the record behind.
         with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self._persist_at_close(room))
+
+    async def _on_close(self, room: RoomSide, closing: Closing) -> None:
+        async with room.gate:
+            await self.session.on_close(closing.code, closing.reason)
 
     async def _persist_at_close(self, room: RoomSide) -> None:
         if self._durable.taken_over:
@@ -509,6 +549,7 @@ class SessionRunner:
             # unless it was resumed elsewhere meanwhile (then nothing is written).
             await self._write_record(room)
         else:
+            await room.state.flush()  # the record saved at admission is in, to delete
             await room.storage.delete_session(room.name, self.id)
 
     # ---------------------------------------------------------------- reading

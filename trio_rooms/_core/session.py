@@ -20,7 +20,8 @@ from ..codec import WireFormat
 from .outbound import BINARY, TEXT, Frame
 from .request import ConnectRequest
 from .runner import NO_DATA, SessionRunner
-from .storage import RoomStorage
+from .gate import Exclusive, Unlocked
+from .room_storage import RoomStorage
 from .typeargs import is_concrete, resolve_type_args, union_members
 
 __all__ = ["Session", "SessionRoom", "runner_of"]
@@ -73,6 +74,14 @@ class SessionRoom(Protocol[SessionT_co, ServerMsgT_contra]):
 
     def start_soon(self, fn: Callable[[*PosArgsT], Awaitable[object]], *args: *PosArgsT) -> None:
         """Run ``fn(*args)`` in the room's nursery."""
+        ...
+
+    def exclusive(self) -> Exclusive:
+        """Hold the room's gate for a block."""
+        ...
+
+    def unlocked(self) -> Unlocked:
+        """Let the room's other events run during a block of a hook."""
         ...
 
 

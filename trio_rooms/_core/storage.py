@@ -7,24 +7,20 @@ Values are bytes here: the core (de)serialises typed data with cattrs and orjson
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar, final
+from typing import Protocol, final
 
 import attrs
 import cattrs.preconf.orjson
 
-from .._errors import StorageError
 
 __all__ = [
     "Commit",
     "RecordWrite",
-    "RoomStorage",
     "SessionRecord",
     "Storage",
     "StoredAlarm",
     "data_converter",
 ]
-
-T = TypeVar("T")
 
 #: Session data and room values go through this converter (Python field names).
 data_converter = cattrs.preconf.orjson.make_converter()
@@ -80,9 +76,7 @@ class Commit:
     #: Room values by key; None deletes the key.
     values: Mapping[str, bytes | None] = attrs.field(factory=dict[str, "bytes | None"])
     #: Alarms by name; None cancels the alarm.
-    alarms: Mapping[str, StoredAlarm | None] = attrs.field(
-        factory=dict[str, "StoredAlarm | None"]
-    )
+    alarms: Mapping[str, StoredAlarm | None] = attrs.field(factory=dict[str, "StoredAlarm | None"])
     #: Session records, each written if its compare-and-set holds.
     records: Sequence[RecordWrite] = ()
 
@@ -193,42 +187,3 @@ class Storage(Protocol):
         comparison and the change.
         """
         ...
-
-
-@final
-class RoomStorage:
-    """A room's durable key-value state, typed through cattrs: ``room.storage``.
-
-    ::
-
-        async def on_start(self) -> None:
-            self.history = await self.storage.get("history", list[Chat]) or []
-    """
-
-    __slots__ = ("_room", "_storage")
-
-    def __init__(self, storage: Storage, room: str) -> None:
-        self._storage = storage
-        self._room = room
-
-    async def get(self, key: str, type: type[T]) -> T | None:
-        """The value stored under ``key``, structured as ``type``; None if absent.
-
-        Raises:
-            StorageError: the backend failed, or the stored value is not a ``type``.
-        """
-        raw = await self._storage.get(self._room, key)
-        if raw is None:
-            return None
-        try:
-            return data_converter.loads(raw, type)
-        except Exception as exc:
-            raise StorageError(f"room {self._room!r}: value of {key!r} is not a {type!r}") from exc
-
-    async def put(self, key: str, value: object) -> None:
-        """Store ``value`` (anything cattrs can unstructure) under ``key``; durable on return."""
-        await self._storage.put(self._room, key, data_converter.dumps(value))
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; durable on return."""
-        await self._storage.delete(self._room, key)

@@ -1,0 +1,171 @@
+"""``Gate``: a room's input gate, which lets one of its events run at a time.
+
+Every event of a room (a session's message, connect or close, a route call, an alarm,
+``on_start`` and ``on_stop``) runs holding its gate, so an event's read-modify-write of
+the room's attributes, its storage and its sessions' data is never interleaved with
+another event of the room, whatever it awaits. Tasks of the room's own (`Room.start_soon`)
+take it with `Room.exclusive`.
+
+trio cannot tell an await on storage from any other await, as the Durable Objects
+runtime does, so the gate stays closed across every await of an event: what lets other
+events in while waiting on something slow is said explicitly (`Room.unlocked`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import final
+
+import logging
+
+import trio
+
+__all__ = ["Exclusive", "Gate", "Unlocked"]
+
+_logger = logging.getLogger("trio_rooms")
+
+#: Holding the gate longer than this while other events wait is worth a warning.
+SLOW_EVENT = 1.0
+
+
+@final
+class Gate:
+    """A fair lock, re-entrant for the task that holds it, that does not yield when free.
+
+    Not yielding matters on the hot path: a session's handler takes it once per message
+    and must not give up its turn for it. ``on_release`` runs each time it is let go
+    for good (the room's storage seals the writes the event made).
+    """
+
+    __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "name")
+
+    def __init__(self, on_release: Callable[[], None], name: str = "") -> None:
+        self._holder: trio.lowlevel.Task | None = None
+        self._depth = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._on_release = on_release
+        self._since = 0.0
+        #: The room's name, for the warning about an event that holds it too long.
+        self.name = name
+
+    @property
+    def held(self) -> bool:
+        """Whether some task holds the gate."""
+        return self._holder is not None
+
+    def held_here(self) -> bool:
+        """Whether the current task holds the gate."""
+        return self._holder is not None and self._holder is trio.lowlevel.current_task()
+
+    async def acquire(self) -> None:
+        """Wait for the gate, in the order tasks asked; at once if this task holds it."""
+        task = trio.lowlevel.current_task()
+        if self._holder is task:
+            self._depth += 1
+            return
+        if self._holder is None:
+            self._holder = task
+            self._depth = 1
+            self._since = trio.current_time()
+            return
+        await self._lot.park()  # `release` hands the gate over before waking us
+        assert self._holder is task
+        self._since = trio.current_time()
+
+    def release(self) -> None:
+        """Let the gate go (once per `acquire`); the longest waiter gets it next."""
+        self._depth -= 1
+        if self._depth:
+            return
+        self._on_release()
+        if self._lot:
+            held = trio.current_time() - self._since
+            if held > SLOW_EVENT:
+                _logger.warning(
+                    "room %r: an event held the room for %.1f s while %d more waited; wrap "
+                    "slow waits outside the room in `async with room.unlocked():`",
+                    self.name,
+                    held,
+                    len(self._lot),
+                )
+            (self._holder,) = self._lot.unpark()
+            self._depth = 1
+        else:
+            self._holder = None
+
+    async def release_for(self) -> int:
+        """Let the gate go entirely, whatever this task's depth; return that depth.
+
+        `reacquire` with the returned depth takes it back.
+        """
+        depth, self._depth = self._depth, 1
+        self.release()
+        await trio.lowlevel.checkpoint()
+        return depth
+
+    async def reacquire(self, depth: int) -> None:
+        """Take the gate back at ``depth`` after `release_for`."""
+        await self.acquire()
+        self._depth = depth
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+@final
+class Exclusive:
+    """What `Room.exclusive` returns: an async context manager holding the room's gate."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._gate.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._gate.release()
+
+
+@final
+class Unlocked:
+    """What `Room.unlocked` returns: an async context manager that lets the gate go."""
+
+    __slots__ = ("_depth", "_gate")
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._depth = 0
+
+    async def __aenter__(self) -> None:
+        if self._gate.held_here():
+            self._depth = await self._gate.release_for()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._depth:
+            depth, self._depth = self._depth, 0
+            with trio.CancelScope(shield=True):  # the hook resumes holding it, always
+                await self._gate.reacquire(depth)

@@ -1,0 +1,301 @@
+"""``RoomState``: a room's storage as its events see it: cached, coalesced, gated.
+
+Reads after the first come from memory. Writes go into the open batch of the event
+that makes them and are sealed when the event ends (its gate is released); one
+committer task writes everything sealed so far as one `Commit`, so the events that run
+while a commit is in flight share the next one (a few fsyncs for a hundred sessions).
+
+Each batch reserves the next sequence number. A frame sent while writes are not yet
+durable carries the newest one (`Frame.after`), and no session writer puts it on a
+socket before `Durability.seq` reaches it: the output gate, so no client sees state
+that a crash then loses. A commit that fails is final for the room: the frames held
+behind it are never sent, and the room is restarted from storage (see `RoomRunner`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import final
+
+import attrs
+import trio
+
+from .._errors import StorageError
+from .gate import Gate
+from .outbound import Durability
+from .storage import Commit, RecordWrite, Storage, StoredAlarm
+
+__all__ = ["RoomState"]
+
+_logger = logging.getLogger("trio_rooms")
+
+_Value = bytes | None  # None: deleted
+
+
+@final
+@attrs.define
+class _Written:
+    """The outcome of one record write, once its commit is done."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    written: bool = False
+    error: StorageError | None = None
+
+
+@final
+@attrs.define
+class _Batch:
+    """Writes not yet committed, merged (the last write of a key wins)."""
+
+    values: dict[str, _Value] = attrs.field(factory=dict[str, _Value])
+    alarms: dict[str, StoredAlarm | None] = attrs.field(factory=dict[str, "StoredAlarm | None"])
+    records: list[tuple[RecordWrite, _Written]] = attrs.field(
+        factory=list[tuple[RecordWrite, _Written]]
+    )
+
+    def merge(self, other: _Batch) -> None:
+        self.values.update(other.values)
+        self.alarms.update(other.alarms)
+        self.records.extend(other.records)
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.alarms or self.records)
+
+
+@final
+class RoomState:
+    """The storage of one live room: its cache, its batches and its commits.
+
+    Args:
+        storage: The backend.
+        room: The room's name.
+        gate: The room's input gate: writes made under it are sealed when it is let go.
+        cache: Keep values read (False with a backplane: another node may write them).
+        max_cached: Clean values kept at most; the least recently used go first.
+    """
+
+    def __init__(
+        self, storage: Storage, room: str, gate: Gate, *, cache: bool, max_cached: int
+    ) -> None:
+        self.storage = storage
+        self.room = room
+        self.durability = Durability()
+        self.gate = gate
+        self._caching = cache
+        self._max_cached = max_cached
+        self._cache: dict[str, _Value] = {}
+        self._open = _Batch()
+        self._sealed = _Batch()
+        self._in_flight = _Batch()
+        self._transaction: _Batch | None = None
+        #: The newest sequence number reserved by a batch, and the open batch's (0: none).
+        self._reserved = 0
+        self._open_seq = 0
+        self._sealed_seq = 0
+        self._wake_committer = trio.Event()
+        self._committed = trio.lowlevel.ParkingLot()
+        #: Set once a commit failed: the room is restarting, nothing more is written.
+        self.failed: StorageError | None = None
+
+    def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
+        """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
+        self.storage = storage
+        self._caching = cache
+        self._max_cached = max_cached
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, key: str) -> bytes | None:
+        """The value of ``key``: the newest write, else the cache, else the backend."""
+        found, value = self._unsaved(key)
+        if found:
+            return value
+        if key in self._cache:
+            value = self._cache.pop(key)
+            self._cache[key] = value  # most recently used
+            return value
+        value = await self.storage.get(self.room, key)
+        found, newer = self._unsaved(key)  # written while we read
+        if found:
+            return newer
+        if self._caching:
+            self._remember(key, value)
+        return value
+
+    def _unsaved(self, key: str) -> tuple[bool, _Value]:
+        transaction = self._transaction
+        batches = (self._open, self._sealed, self._in_flight)
+        if transaction is not None and self.gate.held_here():
+            batches = (transaction, *batches)
+        for batch in batches:
+            values = batch.values
+            if key in values:
+                return True, values[key]
+        return False, None
+
+    def _remember(self, key: str, value: _Value) -> None:
+        cache = self._cache
+        cache[key] = value
+        if len(cache) > self._max_cached:
+            del cache[next(iter(cache))]
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: str, value: bytes | None) -> None:
+        """Write ``value`` under ``key`` (None deletes it); committed soon, atomically with
+        the other writes of the same event."""
+        self._batch_for_write().values[key] = value
+        self._seal_unless_gated()
+
+    def put_alarm(self, name: str, alarm: StoredAlarm | None) -> None:
+        """Set (or, with None, cancel) the alarm ``name``, like `put`."""
+        self._batch_for_write().alarms[name] = alarm
+        self._seal_unless_gated()
+
+    async def write_record(self, write: RecordWrite) -> bool:
+        """Commit a session record with the writes made so far; whether it was written.
+
+        It is committed at once, with the writes of the event made so far (not with
+        those of a transaction still open), and waited for.
+
+        Raises:
+            StorageError: the commit failed.
+        """
+        written = _Written()
+        self._batch_for_write()  # checks and reserves; a record never joins a transaction
+        self._open.records.append((write, written))
+        self.seal()  # waited for here: it cannot wait for the event (or transaction) to end
+        await written.done.wait()
+        if written.error is not None:
+            raise written.error
+        return written.written
+
+    def _batch_for_write(self) -> _Batch:
+        if self.failed is not None:
+            raise StorageError(
+                f"room {self.room!r}: an earlier commit failed; the room is restarting"
+            ) from self.failed
+        if not self._open_seq:
+            self._reserved += 1
+            self._open_seq = self._reserved
+        transaction = self._transaction
+        if transaction is not None and self.gate.held_here():
+            return transaction  # joins the open batch, and its number, at its end
+        return self._open
+
+    def _seal_unless_gated(self) -> None:
+        if not self.gate.held:
+            self.seal()  # a task outside any event: its write is a batch of its own
+
+    def seal(self) -> None:
+        """The writes made so far will be committed together: hand them to the committer."""
+        if not self._open_seq:
+            return
+        self._sealed.merge(self._open)
+        self._sealed_seq = self._open_seq
+        self._open = _Batch()
+        self._open_seq = 0
+        self._wake_committer.set()
+
+    # -------------------------------------------------------------- transactions
+
+    def begin(self) -> None:
+        """Start a transaction for the task that holds the gate: its writes are kept apart."""
+        if self._transaction is not None:
+            raise RuntimeError("transactions of one room do not nest")
+        self._transaction = _Batch()
+
+    def end(self, *, commit: bool) -> None:
+        """End the transaction: join its writes to the event's batch, or drop them."""
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            return
+        if commit:
+            self._open.merge(transaction)
+            self._seal_unless_gated()
+
+    # -------------------------------------------------------------- output gate
+
+    def pending(self) -> int:
+        """The sequence number a frame sent now must wait for (0: none)."""
+        reserved = self._reserved
+        return reserved if reserved > self.durability.seq else 0
+
+    async def wait_durable(self, seq: int) -> None:
+        """Wait until the writes up to ``seq`` are durable.
+
+        Raises:
+            StorageError: a commit failed before they were.
+        """
+        while self.durability.seq < seq:
+            if self.failed is not None:
+                raise self.failed
+            await self._committed.park()
+        await trio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Seal what was written so far and wait until it is durable."""
+        self.seal()
+        await self.wait_durable(self._reserved)
+
+    # -------------------------------------------------------------- committer
+
+    async def run_committer(self, on_failure: Callable[[StorageError], None]) -> None:
+        """Commit sealed batches until cancelled, or until a commit fails."""
+        while True:
+            if not self._sealed_seq:
+                await self._wake_committer.wait()
+                self._wake_committer = trio.Event()
+                continue
+            batch, seq = self._sealed, self._sealed_seq
+            self._sealed, self._sealed_seq = _Batch(), 0
+            self._in_flight = batch
+            try:
+                results = await self._commit(batch)
+            except StorageError as exc:
+                self._fail(batch, exc)
+                on_failure(exc)
+                return
+            for (_, written), ok in zip(batch.records, results, strict=True):
+                written.written = ok
+                written.done.set()
+            if self._caching:
+                for key, value in batch.values.items():
+                    self._remember(key, value)
+            self._in_flight = _Batch()
+            self.durability.advance(seq)
+            self._committed.unpark_all()
+
+    async def _commit(self, batch: _Batch) -> list[bool]:
+        if not batch:
+            await trio.lowlevel.checkpoint()
+            return []
+        commit = Commit(
+            room=self.room,
+            values=batch.values,
+            alarms=batch.alarms,
+            records=[write for write, _ in batch.records],
+        )
+        try:
+            results = list(await self.storage.commit(commit))
+        except StorageError:
+            raise
+        except Exception as exc:  # a backend's own failure is a storage failure too
+            raise StorageError(f"room {self.room!r}: commit failed: {exc!r}") from exc
+        if len(results) != len(batch.records):
+            raise StorageError(
+                f"room {self.room!r}: the storage answered {len(results)} results "
+                f"for {len(batch.records)} records"
+            )
+        return results
+
+    def _fail(self, batch: _Batch, error: StorageError) -> None:
+        _logger.error("room %r: a commit failed; restarting the room: %s", self.room, error)
+        self.failed = error
+        for pending in (batch, self._sealed, self._open):
+            for _, written in pending.records:
+                written.error = error
+                written.done.set()
+        self._cache.clear()
+        self._committed.unpark_all()

@@ -1,0 +1,128 @@
+"""``RoomStorage``: ``room.storage``, a room's durable key-value state, typed by cattrs."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TypeVar, final
+
+import trio
+
+from .._errors import StorageError
+from .room_state import RoomState
+from .storage import data_converter
+
+__all__ = ["RoomStorage"]
+
+T = TypeVar("T")
+
+
+@final
+class RoomStorage:
+    """A room's durable key-value state, typed through cattrs: ``room.storage``.
+
+    ::
+
+        async def on_message(self, message: Increment) -> None:
+            n = await self.room.storage.get("n", int) or 0
+            await self.room.storage.put("n", n + 1)
+            self.broadcast(Count(n + 1))
+
+    Reads after the first come from memory. The writes of one event (a message, a
+    connect, a route call, an alarm) are committed together, atomically, once it
+    ends, and with those of the events that ran while the previous commit was being
+    written. A message sent after a write leaves only once that write is durable, so
+    no client ever sees a state that a crash then loses. It outlives the room: a room
+    evicted and made again, or a restarted server on the same storage, reads what was
+    stored.
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: RoomState) -> None:
+        self._state = state
+
+    async def get(self, key: str, type: type[T]) -> T | None:
+        """The value stored under ``key``, structured as ``type``; None if absent.
+
+        Raises:
+            StorageError: the backend failed, or the stored value is not a ``type``.
+        """
+        raw = await self._state.get(key)
+        if raw is None:
+            return None
+        try:
+            return data_converter.loads(raw, type)
+        except Exception as exc:
+            room = self._state.room
+            raise StorageError(f"room {room!r}: value of {key!r} is not a {type!r}") from exc
+
+    async def put(self, key: str, value: object) -> None:
+        """Store ``value`` (anything cattrs can unstructure) under ``key``.
+
+        Committed with the event's other writes; see the class. `flush` waits for it.
+
+        Raises:
+            StorageError: an earlier commit of the room failed (the room is restarting).
+        """
+        self._state.put(key, data_converter.dumps(value))
+        await trio.lowlevel.checkpoint()
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``, committed like `put`."""
+        self._state.put(key, None)
+        await trio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Wait until every write made so far is durable.
+
+        Only needed before telling something outside the room (another service) about
+        a write: messages to the room's clients wait for it on their own.
+
+        Raises:
+            StorageError: the commit failed.
+        """
+        await self._state.flush()
+
+    def transaction(self) -> Transaction:
+        """A block whose writes land together, or not at all if it raises::
+
+            async with self.room.storage.transaction():
+                await self.room.storage.put("from", balance_from - amount)
+                await self.room.storage.put("to", balance_to + amount)
+
+        It holds the room's gate (`Room.exclusive`), so it also suits tasks of the
+        room's own. Inside, reads see the block's own writes. Transactions do not nest.
+        """
+        return Transaction(self._state)
+
+
+@final
+class Transaction:
+    """What `RoomStorage.transaction` returns: an async context manager."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: RoomState) -> None:
+        self._state = state
+
+    async def __aenter__(self) -> None:
+        state = self._state
+        await state.gate.acquire()
+        try:
+            state.begin()
+        except BaseException:
+            state.gate.release()
+            raise
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        state = self._state
+        try:
+            state.end(commit=exc_type is None)
+        finally:
+            state.gate.release()
