@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from trio_rooms.storage import SessionRecord, Storage
+from collections.abc import Sequence
+
+from trio_rooms.storage import Commit, SessionRecord, Storage, StoredAlarm
 
 
 class DelegatingStorage:
@@ -54,3 +56,15 @@ class DelegatingStorage:
 
     async def delete(self, room: str, key: str) -> None:
         await self._inner.delete(room, key)
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        return await self._inner.commit(commit)
+
+    async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
+        return await self._inner.load_alarms(room)
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        return await self._inner.next_alarms(limit)
+
+    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+        return await self._inner.replace_alarm(alarm, new)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import final
@@ -11,7 +12,9 @@ import trio
 
 from .storage import Commit, SessionRecord, StoredAlarm
 
-__all__ = ["MemoryStorage"]
+# The check_* functions are shared by every backend, so that all of them refuse the same
+# input before writing anything.
+__all__ = ["MemoryStorage", "check_alarm_replacement", "check_commit", "check_limit"]
 
 #: Records kept before the first sweep for expired ones.
 _FIRST_SWEEP = 1024
@@ -111,6 +114,7 @@ class MemoryStorage:
 
     async def commit(self, commit: Commit) -> Sequence[bool]:
         """Apply ``commit``: there is no await inside, so nothing comes between its writes."""
+        check_commit(commit)
         await trio.lowlevel.checkpoint()
         room = commit.room
         for key, value in commit.values.items():
@@ -143,11 +147,13 @@ class MemoryStorage:
 
     async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
         """The ``limit`` earliest alarms of every room."""
+        check_limit(limit)
         await trio.lowlevel.checkpoint()
         return sorted(self._alarms.values(), key=_due)[:limit]
 
     async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
         """Replace ``alarm`` with ``new`` if it is stored as it was; else False."""
+        check_alarm_replacement(alarm, new)
         await trio.lowlevel.checkpoint()
         key = (alarm.room, alarm.name)
         if self._alarms.get(key) != alarm:
@@ -157,6 +163,64 @@ class MemoryStorage:
         else:
             self._alarms[key] = new
         return True
+
+
+#: SQLite's largest INTEGER: an attempt count beyond it cannot be stored everywhere.
+_MAX_ATTEMPT = 2**63 - 1
+
+
+def check_commit(commit: Commit) -> None:
+    """Refuse a commit whose alarms no backend could store as given.
+
+    Raises:
+        ValueError: an alarm is filed under another name or room, or is not storable.
+    """
+    for name, alarm in commit.alarms.items():
+        if alarm is None:
+            continue
+        if (alarm.room, alarm.name) != (commit.room, name):
+            raise ValueError(
+                f"commit of room {commit.room!r}: alarm {name!r} must be that room's alarm "
+                f"of that name, got one of room {alarm.room!r} named {alarm.name!r}"
+            )
+        _check_alarm(alarm)
+
+
+def check_alarm_replacement(alarm: StoredAlarm, new: StoredAlarm | None) -> None:
+    """Refuse to replace ``alarm`` with another room's or name's, or an unstorable one.
+
+    Raises:
+        ValueError: ``new`` has another room or name, or is not storable.
+    """
+    if new is None:
+        return
+    if (new.room, new.name) != (alarm.room, alarm.name):
+        raise ValueError(
+            f"alarm {alarm.name!r} of room {alarm.room!r} can only be replaced by itself, "
+            f"got alarm {new.name!r} of room {new.room!r}"
+        )
+    _check_alarm(new)
+
+
+def check_limit(limit: int) -> None:
+    """Refuse a negative ``limit`` of `MemoryStorage.next_alarms` and its twins.
+
+    Raises:
+        ValueError: ``limit`` is negative.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit!r}")
+
+
+def _check_alarm(alarm: StoredAlarm) -> None:
+    # NaN would not sort (SQLite stores it as NULL); an attempt past 2**63 - 1 does not
+    # fit SQLite's INTEGER.
+    if not math.isfinite(alarm.at):
+        raise ValueError(f"alarm {alarm.name!r}: at must be a finite time, got {alarm.at!r}")
+    if not 0 <= alarm.attempt <= _MAX_ATTEMPT:
+        raise ValueError(
+            f"alarm {alarm.name!r}: attempt must be in 0..{_MAX_ATTEMPT}, got {alarm.attempt!r}"
+        )
 
 
 def _due(alarm: StoredAlarm) -> tuple[float, str, str]:

@@ -1,8 +1,23 @@
-"""Storage backends: `MemoryStorage` (tests, one process) and `SqliteStorage` (durable)."""
+"""Storage backends: `MemoryStorage` (tests, one process) and `SqliteStorage` (durable).
+
+`Storage` is the Protocol a custom backend implements; `SessionRecord`, `Commit`,
+`RecordWrite` and `StoredAlarm` are what it stores.
+"""
 
 from .._core.memory import MemoryStorage as MemoryStorage
+from .._core.storage import Commit as Commit
+from .._core.storage import RecordWrite as RecordWrite
 from .._core.storage import SessionRecord as SessionRecord
 from .._core.storage import Storage as Storage
+from .._core.storage import StoredAlarm as StoredAlarm
 from .sqlite import SqliteStorage as SqliteStorage
 
-__all__ = ["MemoryStorage", "SessionRecord", "SqliteStorage", "Storage"]
+__all__ = [
+    "Commit",
+    "MemoryStorage",
+    "RecordWrite",
+    "SessionRecord",
+    "SqliteStorage",
+    "Storage",
+    "StoredAlarm",
+]

@@ -5,17 +5,21 @@ trio_rooms`` never loads this module. Keys, with ``prefix`` ``"trio_rooms:"`` by
 
     {prefix}session:{room}:{session_id}   one session record (msgpack), expiring at its expires_at
     {prefix}state:{room}:{key}            one room value (the bytes as given), never expiring
+    {prefix}alarms:{room}                 a hash of the room's alarms: name -> msgpack [at, attempt]
+    {prefix}alarm-queue                   every room's alarms, a sorted set: "{room} {name}" by at
 
 Room names cannot contain ``:`` (`trio_rooms.ROOM_NAME_PATTERN`) and the kinds are fixed,
-so no session id or user key, whatever characters it holds, can reach another kind's or
-another room's key.
+so no session id, user key or alarm name, whatever characters it holds, can reach another
+kind's or another room's key. Nor a space: a queue entry splits back at its first one, and
+as a space sorts before every character of a room name, alarms due at the same time come
+in the order of their room, then name, as on every backend.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar, final
 from urllib.parse import urlsplit
 
@@ -34,7 +38,8 @@ except ImportError as _missing:
     ) from _missing
 
 from .._core.config import ROOM_NAME_PATTERN
-from .._core.storage import SessionRecord
+from .._core.memory import check_alarm_replacement, check_commit, check_limit
+from .._core.storage import Commit, SessionRecord, StoredAlarm
 from .._errors import RoomNameError, StorageError
 from .._redis import guarded
 
@@ -46,6 +51,8 @@ _logger = logging.getLogger("trio_rooms")
 
 _SESSION: Final = b"session:"
 _STATE: Final = b"state:"
+_ALARMS: Final = b"alarms:"
+_ALARM_QUEUE: Final = b"alarm-queue"
 #: First element of a stored session record, for records of another layout later.
 _RECORD_VERSION: Final = 1
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
@@ -112,6 +119,122 @@ end
 local claimed = string.sub(stored, 1, at - 1) .. ARGV[3]
 redis.call('SET', KEYS[1], claimed, 'PXAT', ARGV[4])
 return claimed
+"""
+)
+
+# A script is not rolled back when it fails part-way, so the writing scripts below run
+# every command that can fail (a read of a record token_hash_of cannot parse, a key of
+# another type) before their first write: an error leaves nothing written.
+_REQUIRE_TYPE: Final = """
+local function require_type(key, kind)
+    local found = redis.call('TYPE', key)['ok']
+    if found ~= 'none' and found ~= kind then
+        error('expected a ' .. kind .. ' at ' .. key .. ', found a ' .. found)
+    end
+end
+"""
+
+# KEYS: the room's alarms, the alarm queue, one key per value, one per record.
+# ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
+# ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
+# cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
+# the record and its PXAT. Returns 1 or 0 per record: written or not.
+_COMMIT: Final = Script[bytes](
+    script=_FIND_TOKEN_HASH
+    + _REQUIRE_TYPE
+    + """
+local nvalues, nalarms, nrecords = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local first_alarm = 4 + 2 * nvalues
+local first_record = first_alarm + 4 * nalarms
+if nalarms > 0 then
+    require_type(KEYS[1], 'hash')
+    require_type(KEYS[2], 'zset')
+end
+-- The compare-and-sets, in order: a record written earlier in this commit is what a
+-- later one of the same session compares with.
+local written, pending = {}, {}
+for i = 0, nrecords - 1 do
+    local arg, key = first_record + 4 * i, KEYS[3 + nvalues + i]
+    local ok = ARGV[arg] == '0'
+    if not ok then
+        local held = pending[key]
+        if held == nil then
+            local stored = redis.call('GET', key)
+            held = stored and token_hash_of(stored)
+        end
+        ok = not held or held == ARGV[arg + 1]
+    end
+    if ok then
+        pending[key] = token_hash_of(ARGV[arg + 2])
+        written[i + 1] = 1
+    else
+        written[i + 1] = 0
+    end
+end
+for i = 0, nvalues - 1 do
+    local arg, key = 4 + 2 * i, KEYS[3 + i]
+    if ARGV[arg] == 'd' then
+        redis.call('DEL', key)
+    else
+        redis.call('SET', key, ARGV[arg + 1])
+    end
+end
+for i = 0, nalarms - 1 do
+    local arg = first_alarm + 4 * i
+    if ARGV[arg + 2] == '' then
+        redis.call('HDEL', KEYS[1], ARGV[arg])
+        redis.call('ZREM', KEYS[2], ARGV[arg + 1])
+    else
+        redis.call('HSET', KEYS[1], ARGV[arg], ARGV[arg + 2])
+        redis.call('ZADD', KEYS[2], ARGV[arg + 3], ARGV[arg + 1])
+    end
+end
+for i = 0, nrecords - 1 do
+    if written[i + 1] == 1 then
+        local arg = first_record + 4 * i
+        redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
+    end
+end
+return written
+"""
+)
+
+# KEYS: the room's alarms, the alarm queue. ARGV: the alarm's name, its queue entry, its
+# encoding as stored, the new encoding and at ('' and '' delete it). Returns 1 or 0.
+_REPLACE_ALARM: Final = Script[bytes](
+    script=_REQUIRE_TYPE
+    + """
+require_type(KEYS[2], 'zset')
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[3] then
+    return 0
+end
+if ARGV[4] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[2])
+else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+end
+return 1
+"""
+)
+
+# KEYS: the alarm queue. ARGV: how many alarms, the prefix of the rooms' alarm hashes.
+# Returns each queue entry followed by its encoding, earliest first, read in one step.
+# The hashes' keys are made here, not passed: Redis Cluster is not supported anyway.
+_NEXT_ALARMS: Final = Script[bytes](
+    script="""
+local found, limit = {}, tonumber(ARGV[1])
+if limit == 0 then
+    return found
+end
+for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, limit - 1)) do
+    local space = string.find(entry, ' ', 1, true)
+    local room, name = string.sub(entry, 1, space - 1), string.sub(entry, space + 1)
+    found[#found + 1] = entry
+    found[#found + 1] = redis.call('HGET', ARGV[2] .. room, name)
+end
+return found
 """
 )
 
@@ -291,27 +414,103 @@ class RedisStorage:
         redis_key = self._key(_STATE, room, key)
         await self._call("delete a room value", lambda redis: redis.delete([redis_key]))
 
+    # ------------------------------------------------------------ commits, alarms
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        """Write ``commit`` with one script: Redis runs it whole, with nothing in between.
+
+        The script makes every check that can fail before its first write, so a commit
+        that fails (a stored record it cannot read, a key of another type) writes nothing.
+
+        Raises:
+            StorageError: Redis refused the commit or could not be reached in time.
+            ValueError: an alarm is not one of this room's, by that name, at a finite
+                time; or a record's ``expires_at`` is not finite.
+        """
+        check_commit(commit)
+        room = commit.room
+        keys = [self._alarms_key(room), self._prefix + _ALARM_QUEUE]
+        args: list[bytes | int | str] = [
+            len(commit.values),
+            len(commit.alarms),
+            len(commit.records),
+        ]
+        for key, value in commit.values.items():
+            keys.append(self._key(_STATE, room, key))
+            args += (b"d", b"") if value is None else (b"p", value)
+        for name, alarm in commit.alarms.items():
+            args += (_encode_name(name), _queue_entry(room, name))
+            args += (b"", b"") if alarm is None else (_encode_alarm(alarm), _score(alarm))
+        for write in commit.records:
+            record, expected = write.record, write.expected_token_hash
+            keys.append(self._key(_SESSION, record.room, record.session_id))
+            args += (b"0", b"") if expected is None else (b"1", expected)
+            args += (_encode_record(record), _pxat(record.expires_at))
+        return await self._call(
+            "commit",
+            lambda redis: _COMMIT(keys=keys, args=args, client=redis, callback=_flags),
+        )
+
+    async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
+        """Every alarm of ``room``, earliest first."""
+        key = self._alarms_key(room)
+        stored = await self._call("load the alarms", lambda redis: redis.hgetall(key))
+        alarms = [_decode_alarm(room, name, raw) for name, raw in stored.items()]
+        return sorted(alarms, key=lambda alarm: (alarm.at, alarm.name))
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        """The ``limit`` earliest alarms of every room, earliest first (one script)."""
+        check_limit(limit)
+        keys, args = [self._prefix + _ALARM_QUEUE], [limit, self._prefix + _ALARMS]
+        found = await self._call(
+            "read the next alarms",
+            lambda redis: _NEXT_ALARMS(keys=keys, args=args, client=redis, callback=_list),
+        )
+        alarms: list[StoredAlarm] = []
+        for entry, raw in zip(found[::2], found[1::2], strict=True):
+            assert isinstance(entry, bytes)
+            room, _, name = entry.partition(b" ")
+            if not isinstance(raw, bytes):
+                raise StorageError(f"alarm queue entry {entry!r} has no alarm")
+            alarms.append(_decode_alarm(room.decode("ascii"), name, raw))
+        return alarms
+
+    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+        """Replace ``alarm`` with ``new`` (None deletes it) if it is stored as it was; else False.
+
+        One script, like `replace_session`.
+        """
+        check_alarm_replacement(alarm, new)
+        keys = [self._alarms_key(alarm.room), self._prefix + _ALARM_QUEUE]
+        args = [
+            _encode_name(alarm.name),
+            _queue_entry(alarm.room, alarm.name),
+            _encode_alarm(alarm),
+            *((b"", b"") if new is None else (_encode_alarm(new), _score(new))),
+        ]
+        return await self._call(
+            "replace an alarm",
+            lambda redis: _REPLACE_ALARM(keys=keys, args=args, client=redis, callback=_is_one),
+        )
+
     # ----------------------------------------------------------------- internals
 
     def _key(self, kind: bytes, room: str, name: str) -> bytes:
-        if ROOM_NAME_PATTERN.fullmatch(room) is None:
-            raise RoomNameError(room)  # a ":" in it would make keys ambiguous
-        # surrogatepass: every str has exactly one encoding, even a lone surrogate.
-        return b"%s%s%s:%s" % (
-            self._prefix,
-            kind,
-            room.encode("ascii"),
-            name.encode("utf-8", "surrogatepass"),
-        )
+        return b"%s%s%s:%s" % (self._prefix, kind, _encode_room(room), _encode_name(name))
+
+    def _alarms_key(self, room: str) -> bytes:
+        return b"%s%s%s" % (self._prefix, _ALARMS, _encode_room(room))
 
     def _make_client(self) -> _Client:
         client: _Client = coredis.Redis.from_url(
             self._url,
             connect_timeout=self._timeout,
             # A command whose connection was lost (Redis restarted) is tried again, at
-            # most twice, on a new one: every command here is idempotent (a claim that
-            # was applied before its reply was lost is claimed again). `_call` bounds
-            # the whole.
+            # most twice, on a new one: every command here leaves the same state when
+            # applied twice (a claim that was applied before its reply was lost is
+            # claimed again; a replaced alarm, or a record whose commit changed its
+            # token hash, then answers False though it was written as asked). `_call`
+            # bounds the whole.
             retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0.01),
         )
         pool = client.connection_pool
@@ -387,8 +586,58 @@ def _pxat(expires_at: float) -> int:
     return max(_expiry_ms(expires_at), 1)
 
 
+def _encode_room(room: str) -> bytes:
+    if ROOM_NAME_PATTERN.fullmatch(room) is None:
+        raise RoomNameError(room)  # a ":" in it would make keys ambiguous
+    return room.encode("ascii")
+
+
+def _queue_entry(room: str, name: str) -> bytes:
+    return b"%s %s" % (_encode_room(room), _encode_name(name))
+
+
+def _encode_name(name: str) -> bytes:
+    # surrogatepass: every str has exactly one encoding, even a lone surrogate.
+    return name.encode("utf-8", "surrogatepass")
+
+
 def _is_one(response: object) -> bool:
     return response == 1
+
+
+def _flags(response: object) -> Sequence[bool]:
+    return [flag == 1 for flag in _list(response)]
+
+
+def _list(response: object) -> list[object]:
+    assert isinstance(response, list)
+    # coredis types a script's reply as anything: a list of unknowns, to pyright.
+    items: list[object] = response  # pyright: ignore[reportUnknownVariableType]
+    return items
+
+
+def _encode_alarm(alarm: StoredAlarm) -> bytes:
+    # The scripts compare encodings byte for byte: one float for every equal ``at``
+    # (+ 0.0 makes -0.0 the 0.0 it equals).
+    return msgpack.packb([float(alarm.at) + 0.0, alarm.attempt])
+
+
+def _score(alarm: StoredAlarm) -> str:
+    # Passed to ZADD as text: repr is exact, where Lua's tonumber/tostring would round.
+    return repr(float(alarm.at))
+
+
+def _decode_alarm(room: str, name: bytes, raw: bytes) -> StoredAlarm:
+    text = name.decode("utf-8", "surrogatepass")
+    try:
+        fields = msgpack.unpackb(raw)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise StorageError(f"alarm {text!r} of room {room!r}: unreadable alarm") from exc
+    match fields:
+        case [float() as at, int() as attempt]:
+            return StoredAlarm(room=room, name=text, at=at, attempt=attempt)
+        case _:
+            raise StorageError(f"alarm {text!r} of room {room!r}: unexpected alarm")
 
 
 def _bytes_or_none(response: object) -> bytes | None:

@@ -4,24 +4,39 @@ sqlite3 blocks, so every call runs in a worker thread (`trio.to_thread`). Writes
 group-committed: writes that arrive while a commit is running wait for the next one
 and go in together, in one transaction, so 100 sessions calling ``update()`` at once
 cost a few fsyncs, not 100. A write returns only after its transaction committed.
+Each caller's write (one statement, or every statement of a `Commit`) runs inside its
+own SAVEPOINT of that transaction, so a write that fails rolls back alone.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Literal, final
 
 import attrs
 import trio
 
-from .._core.storage import SessionRecord
+from .._core.memory import check_alarm_replacement, check_commit, check_limit
+from .._core.storage import Commit, SessionRecord, StoredAlarm
 from .._errors import StorageError
 
 __all__ = ["SqliteStorage"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+
+_ALARMS: Final = (
+    """CREATE TABLE IF NOT EXISTS alarms (
+        room TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at REAL NOT NULL,
+        attempt INTEGER NOT NULL,
+        PRIMARY KEY (room, name)
+    ) WITHOUT ROWID""",
+    # In next_alarms' order, so that it reads the first rows of the index and sorts nothing.
+    "CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (at, room, name)",
+)
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS sessions (
@@ -39,8 +54,11 @@ _SCHEMA: Final = (
         value BLOB NOT NULL,
         PRIMARY KEY (room, key)
     ) WITHOUT ROWID""",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+    *_ALARMS,
 )
+
+#: What brings a file of each older schema version to `SCHEMA_VERSION` (0: a new file).
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA, 1: _ALARMS}
 
 _LOAD_SESSION: Final = (
     "SELECT data, wire, token_hash, expires_at FROM sessions WHERE room = ? AND session_id = ?"
@@ -65,20 +83,30 @@ _DELETE_SESSION: Final = "DELETE FROM sessions WHERE room = ? AND session_id = ?
 _GET: Final = "SELECT value FROM room_state WHERE room = ? AND key = ?"
 _PUT: Final = "INSERT OR REPLACE INTO room_state (room, key, value) VALUES (?, ?, ?)"
 _DELETE: Final = "DELETE FROM room_state WHERE room = ? AND key = ?"
+_SET_ALARM: Final = "INSERT OR REPLACE INTO alarms (room, name, at, attempt) VALUES (?, ?, ?, ?)"
+_CANCEL_ALARM: Final = "DELETE FROM alarms WHERE room = ? AND name = ?"
+# replace_alarm's two compare-and-sets, one statement each, like the session ones.
+_REPLACE_ALARM: Final = (
+    "UPDATE alarms SET at = ?, attempt = ? WHERE room = ? AND name = ? AND at = ? AND attempt = ?"
+)
+_DELETE_ALARM: Final = "DELETE FROM alarms WHERE room = ? AND name = ? AND at = ? AND attempt = ?"
+_LOAD_ALARMS: Final = "SELECT name, at, attempt FROM alarms WHERE room = ? ORDER BY at, name"
+_NEXT_ALARMS: Final = "SELECT room, name, at, attempt FROM alarms ORDER BY at, room, name LIMIT ?"
 
 _Params = tuple[object, ...]
 
 
 @attrs.define
 class _Write:
-    sql: str
-    params: _Params
-    #: A query run right after ``sql`` in the same transaction, if ``sql`` changed a row.
+    """One caller's statements: they land together, in one group commit, or not at all."""
+
+    statements: Sequence[tuple[str, _Params]]
+    #: A query run right after the last statement in the same transaction, if it changed a row.
     then: tuple[str, _Params] | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     error: BaseException | None = None
-    #: Rows ``sql`` changed, and the row ``then`` read, once committed.
-    rowcount: int = 0
+    #: Rows each statement changed, and the row ``then`` read, once committed.
+    rowcounts: list[int] = attrs.field(factory=list[int])
     row: Sequence[object] | None = None
 
 
@@ -129,26 +157,45 @@ class SqliteStorage:
         db.execute("PRAGMA busy_timeout = 5000")
         if create:
             db.execute("PRAGMA journal_mode = WAL")
-            version: int = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                db.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("COMMIT")
-            elif version != SCHEMA_VERSION:
+            try:
+                self._migrate(db)
+            except BaseException:
                 db.close()
-                raise StorageError(
-                    f"{self._path!r} has schema version {version}; "
-                    f"this trio_rooms reads version {SCHEMA_VERSION}"
-                )
+                raise
         db.execute(f"PRAGMA synchronous = {self._synchronous}")
         return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Create the schema, or bring an older one up to `SCHEMA_VERSION`, in place."""
+        # The version is read inside the write transaction: of two processes opening an
+        # old file at once, the second sees what the first migrated.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version: int = db.execute("PRAGMA user_version").fetchone()[0]
+            for statement in self._migration(version):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migration(self, version: int) -> Sequence[str]:
+        """The statements that bring a file of schema ``version`` to `SCHEMA_VERSION`."""
+        if version == SCHEMA_VERSION:
+            return ()
+        if version not in _MIGRATIONS:
+            raise StorageError(
+                f"{self._path!r} has schema version {version}; "
+                f"this trio_rooms reads versions up to {SCHEMA_VERSION}"
+            )
+        return _MIGRATIONS[version]
 
     async def aclose(self) -> None:
         """Wait for pending writes, then close the connections."""
         with trio.CancelScope(shield=True):
             while self._flushing:
-                await self._write("SELECT 1", ())
+                await self._write(("SELECT 1", ()))
             for db in (self._writer, self._reader):
                 if db is not None:
                     await trio.to_thread.run_sync(db.close)
@@ -163,10 +210,7 @@ class SqliteStorage:
 
     async def save_session(self, record: SessionRecord) -> None:
         """Insert or replace ``record``."""
-        r = record
-        await self._write(
-            _SAVE_SESSION, (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at)
-        )
+        await self._write(_save_session(record))
 
     async def claim_session(
         self,
@@ -185,34 +229,27 @@ class SqliteStorage:
         """
         key = (room, session_id)
         write = await self._write(
-            _CLAIM_SESSION,
-            (new_token_hash, expires_at, *key, token_hash),
+            (_CLAIM_SESSION, (new_token_hash, expires_at, *key, token_hash)),
             then=(_LOAD_SESSION, key),
         )
-        if write.rowcount != 1 or write.row is None:
+        if write.rowcounts != [1] or write.row is None:
             return None
         return _record(room, session_id, write.row)
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
         """Replace ``record`` if it holds ``expected_token_hash`` (or is gone); else False."""
-        r = record
-        write = await self._write(
-            _REPLACE_SESSION,
-            (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at, expected_token_hash),
-        )
-        return write.rowcount == 1
+        write = await self._write(_replace_session(record, expected_token_hash))
+        return write.rowcounts == [1]
 
     async def delete_session(self, room: str, session_id: str) -> None:
         """Forget a session (nothing happens if it is unknown)."""
-        await self._write(_DELETE_SESSION, (room, session_id))
+        await self._write((_DELETE_SESSION, (room, session_id)))
 
     # ---------------------------------------------------------------- room state
 
     async def get(self, room: str, key: str) -> bytes | None:
         """The value under ``key`` for ``room``, or None."""
-        row = await self._read_one(
-            "SELECT value FROM room_state WHERE room = ? AND key = ?", (room, key)
-        )
+        row = await self._read_one(_GET, (room, key))
         if row is None:
             return None
         value = row[0]
@@ -221,41 +258,110 @@ class SqliteStorage:
 
     async def put(self, room: str, key: str, value: bytes) -> None:
         """Store ``value`` under ``key`` for ``room``."""
-        await self._write(
-            "INSERT OR REPLACE INTO room_state (room, key, value) VALUES (?, ?, ?)",
-            (room, key, value),
-        )
+        await self._write((_PUT, (room, key, value)))
 
     async def delete(self, room: str, key: str) -> None:
         """Remove ``key`` of ``room`` (nothing happens if it is absent)."""
-        await self._write(_DELETE, (room, key))
+        await self._write((_DELETE, (room, key)))
+
+    # ------------------------------------------------------------ commits, alarms
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        """Write ``commit`` in one SAVEPOINT of a group commit: all of it, or nothing.
+
+        Raises:
+            StorageError: SQLite refused one of its statements; none of them was kept.
+            ValueError: an alarm is not one of this room's, by that name, at a finite time.
+        """
+        check_commit(commit)
+        room = commit.room
+        statements: list[tuple[str, _Params]] = []
+        for key, value in commit.values.items():
+            statements.append(
+                (_DELETE, (room, key)) if value is None else (_PUT, (room, key, value))
+            )
+        for name, alarm in commit.alarms.items():
+            statements.append(
+                (_CANCEL_ALARM, (room, name))
+                if alarm is None
+                else (_SET_ALARM, (room, name, alarm.at, alarm.attempt))
+            )
+        for write in commit.records:
+            expected = write.expected_token_hash
+            statements.append(
+                _save_session(write.record)
+                if expected is None
+                else _replace_session(write.record, expected)
+            )
+        done = await self._write(*statements)
+        # INSERT OR REPLACE and an upsert whose WHERE held both change one row.
+        return [n == 1 for n in done.rowcounts[len(done.rowcounts) - len(commit.records) :]]
+
+    async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
+        """Every alarm of ``room``, earliest first."""
+        rows = await self._read_all(_LOAD_ALARMS, (room,))
+        return [_alarm(room, *row) for row in rows]
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        """The ``limit`` earliest alarms of every room, earliest first (read from an index)."""
+        check_limit(limit)
+        rows = await self._read_all(_NEXT_ALARMS, (limit,))
+        return [_alarm(*row) for row in rows]
+
+    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+        """Replace ``alarm`` with ``new`` (None deletes it) if it is stored as it was; else False.
+
+        One statement that compares and writes, in the group-committed transaction.
+        """
+        check_alarm_replacement(alarm, new)
+        stored = (alarm.room, alarm.name, alarm.at, alarm.attempt)
+        if new is None:
+            write = await self._write((_DELETE_ALARM, stored))
+        else:
+            write = await self._write((_REPLACE_ALARM, (new.at, new.attempt, *stored)))
+        return write.rowcounts == [1]
 
     # ----------------------------------------------------------------- internals
 
     async def _read_one(self, sql: str, params: _Params) -> Sequence[object] | None:
+        rows = await self._read(_fetch_one, sql, params)
+        return rows[0] if rows else None
+
+    async def _read_all(self, sql: str, params: _Params) -> Sequence[Sequence[object]]:
+        return await self._read(_fetch_all, sql, params)
+
+    async def _read(
+        self,
+        fetch: Callable[[sqlite3.Connection, str, _Params], Sequence[Sequence[object]]],
+        sql: str,
+        params: _Params,
+    ) -> Sequence[Sequence[object]]:
         db = self._reader
         if db is None:
             raise StorageError("SQLite storage is not open")
         async with self._read_lock:
             try:
-                return await trio.to_thread.run_sync(_fetch_one, db, sql, params)
+                return await trio.to_thread.run_sync(fetch, db, sql, params)
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite read failed: {exc}") from exc
 
     async def _write(
-        self, sql: str, params: _Params, *, then: tuple[str, _Params] | None = None
+        self, *statements: tuple[str, _Params], then: tuple[str, _Params] | None = None
     ) -> _Write:
-        """Commit one statement, together with whatever else is waiting to be written."""
+        """Commit ``statements`` together, with whatever else is waiting to be written."""
         if self._writer is None:
             raise StorageError("SQLite storage is not open")
-        write = _Write(sql, params, then)
+        write = _Write(statements, then)
         self._pending.append(write)
         if self._flushing:
             await write.done.wait()  # the running flush takes it in its next transaction
         else:
             await self._flush()
-        if write.error is not None:
-            raise StorageError(f"SQLite write failed: {write.error}") from write.error
+        error = write.error
+        if isinstance(error, sqlite3.Error):
+            raise StorageError(f"SQLite write failed: {error}") from error
+        if error is not None:
+            raise error  # not SQLite's: a value it cannot bind, say; raised to its writer
         return write
 
     async def _flush(self) -> None:
@@ -271,10 +377,12 @@ class SqliteStorage:
                     try:
                         await trio.to_thread.run_sync(_commit, db, batch)
                     except sqlite3.Error as exc:
+                        # The transaction failed as a whole (a failing write only rolls
+                        # back to its savepoint): disk full, I/O error. Each write again on
+                        # its own, so that one cause fails only its own write.
                         if len(batch) == 1:
                             batch[0].error = exc
                         else:
-                            # One bad write must not fail the others it was batched with.
                             for write in batch:
                                 try:
                                     await trio.to_thread.run_sync(_commit, db, [write])
@@ -286,9 +394,30 @@ class SqliteStorage:
             self._flushing = False
 
 
-def _fetch_one(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[object] | None:
+def _fetch_one(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[Sequence[object]]:
     row: Sequence[object] | None = db.execute(sql, params).fetchone()
-    return row
+    return [] if row is None else [row]
+
+
+def _fetch_all(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[Sequence[object]]:
+    rows: list[Sequence[object]] = db.execute(sql, params).fetchall()
+    return rows
+
+
+def _save_session(r: SessionRecord) -> tuple[str, _Params]:
+    return _SAVE_SESSION, (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at)
+
+
+def _replace_session(r: SessionRecord, expected_token_hash: bytes) -> tuple[str, _Params]:
+    return _REPLACE_SESSION, (
+        r.room,
+        r.session_id,
+        r.data,
+        r.wire,
+        r.token_hash,
+        r.expires_at,
+        expected_token_hash,
+    )
 
 
 def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
@@ -307,14 +436,40 @@ def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
     )
 
 
+def _alarm(room: object, name: object, at: object, attempt: object) -> StoredAlarm:
+    assert isinstance(room, str)
+    assert isinstance(name, str)
+    assert isinstance(at, float | int)
+    assert isinstance(attempt, int)
+    return StoredAlarm(room=room, name=name, at=float(at), attempt=attempt)
+
+
 def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         for write in batch:
-            write.rowcount = db.execute(write.sql, write.params).rowcount
-            if write.then is not None and write.rowcount:
-                write.row = db.execute(*write.then).fetchone()
+            _apply(db, write)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _apply(db: sqlite3.Connection, write: _Write) -> None:
+    """Run ``write`` in its own savepoint: if it fails, it leaves nothing, and fails alone."""
+    write.error, write.rowcounts, write.row = None, [], None
+    db.execute("SAVEPOINT write")
+    try:
+        for sql, params in write.statements:
+            write.rowcounts.append(db.execute(sql, params).rowcount)
+        if write.then is not None and write.rowcounts[-1]:
+            write.row = db.execute(*write.then).fetchone()
+    except Exception as exc:
+        if not db.in_transaction:
+            raise  # the error ended the whole transaction: nothing to roll back to
+        db.execute("ROLLBACK TO write")
+        db.execute("RELEASE write")
+        write.error = exc
+        return
+    db.execute("RELEASE write")
