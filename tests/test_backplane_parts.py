@@ -7,9 +7,11 @@ the same methods the loop does and look at the commands it would send.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 import trio
+import trio.testing
 from coredis.commands import CommandRequest
 from coredis.typing import ResponseType
 
@@ -26,6 +28,25 @@ NODE = b"n" * 16
 OTHER = b"o" * 16
 
 
+def _ignore() -> None:
+    """A part's ``changed`` callback where the test does not count wake-ups."""
+
+
+class _Wakes:
+    """A part's ``changed`` callback that counts its calls."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+    def take(self) -> int:
+        """The calls since the last `take`."""
+        count, self.count = self.count, 0
+        return count
+
+
 def _sent(writes: list[CommandRequest[ResponseType]]) -> list[tuple[object, ...]]:
     return [(write.name, *write.arguments) for write in writes]
 
@@ -33,8 +54,12 @@ def _sent(writes: list[CommandRequest[ResponseType]]) -> list[tuple[object, ...]
 # ------------------------------------------------------------------------ publisher
 
 
-def _publisher(*, max_queue: int = 100, max_queue_bytes: int = 100) -> Publisher:
-    return Publisher(NODE, max_queue=max_queue, max_queue_bytes=max_queue_bytes, timeout=1)
+def _publisher(
+    *, max_queue: int = 100, max_queue_bytes: int = 100, changed: Callable[[], None] = _ignore
+) -> Publisher:
+    return Publisher(
+        NODE, max_queue=max_queue, max_queue_bytes=max_queue_bytes, timeout=1, changed=changed
+    )
 
 
 def test_the_queue_is_bounded_in_bytes() -> None:
@@ -82,6 +107,21 @@ def test_losing_the_connection_drops_what_waits_and_what_was_in_flight() -> None
     assert publisher.dropped == 5
 
 
+def test_the_publisher_wakes_the_statistics_where_its_counters_change() -> None:
+    """A drop, a confirmed batch and a loss each call changed; a queued payload does not."""
+    wakes = _Wakes()
+    publisher = _publisher(max_queue=1, changed=wakes)
+    publisher.publish(b"channel", b"a")
+    assert wakes.take() == 0
+    publisher.publish(b"channel", b"full")
+    assert (publisher.dropped, wakes.take()) == (1, 1)
+    publisher.take_batch()
+    publisher.done()
+    assert (publisher.published, wakes.take()) == (1, 1)
+    publisher.lost()
+    assert wakes.take() == 1
+
+
 def test_max_queue_bytes_is_checked_and_enforced_by_the_backplane() -> None:
     """RedisBackplane rejects max_queue_bytes below 1 and drops publishes beyond it."""
     with pytest.raises(ValueError, match="max_queue_bytes"):
@@ -98,7 +138,7 @@ def test_max_queue_bytes_is_checked_and_enforced_by_the_backplane() -> None:
 
 def test_only_other_nodes_broadcasts_on_wanted_rooms_are_delivered() -> None:
     """accept() skips confirmations, this node's own broadcasts, foreign data and dropped rooms."""
-    subscriber = Subscriber(NODE, timeout=1, health_check_interval=1)
+    subscriber = Subscriber(NODE, timeout=1, health_check_interval=1, changed=_ignore)
     subscriber.subscribe(b"ch:lobby", "lobby")
     assert subscriber.accept([b"message", b"ch:lobby", OTHER + b"hi"]) == ("lobby", b"hi")
     assert subscriber.accept([b"subscribe", b"ch:lobby", 1]) is None
@@ -111,7 +151,7 @@ def test_only_other_nodes_broadcasts_on_wanted_rooms_are_delivered() -> None:
 
 def test_subscription_changes_are_chunked_and_only_what_differs() -> None:
     """changes() unsubscribes what is no longer wanted, subscribes what is new, CHUNK at once."""
-    subscriber = Subscriber(NODE, timeout=1, health_check_interval=1)
+    subscriber = Subscriber(NODE, timeout=1, health_check_interval=1, changed=_ignore)
     channels = [b"ch:%05d" % i for i in range(CHUNK + 1)]
     for channel in channels:
         subscriber.subscribe(channel, channel.decode())
@@ -127,9 +167,15 @@ def test_subscription_changes_are_chunked_and_only_what_differs() -> None:
 # ------------------------------------------------------------------------ membership
 
 
-def _membership(*, max_queue: int = 100) -> Membership:
+def _membership(*, max_queue: int = 100, changed: Callable[[], None] = _ignore) -> Membership:
     return Membership(
-        Names("p:"), "node", where="redis://here", ttl=1.5, timeout=1, max_queue=max_queue
+        Names("p:"),
+        "node",
+        where="redis://here",
+        ttl=1.5,
+        timeout=1,
+        max_queue=max_queue,
+        changed=changed,
     )
 
 
@@ -177,6 +223,73 @@ def test_changes_beyond_max_queue_are_dropped_and_counted() -> None:
     assert membership.dropped == 1
 
 
+def test_dropped_changes_wake_the_statistics() -> None:
+    """A change dropped by a full queue, or when requeued after a loss, calls changed."""
+    wakes = _Wakes()
+    membership = _membership(max_queue=1, changed=wakes)
+    membership.join("lobby", "ann")
+    assert wakes.take() == 0
+    membership.join("lobby", "bob")
+    assert (membership.dropped, wakes.take()) == (1, 1)
+    membership.take_writes()
+    membership.join("lobby", "cid")  # the queue is full again when ann's write is requeued
+    membership.lost()
+    assert (membership.dropped, wakes.take()) == (2, 1)
+
+
+async def _written_soon(membership: Membership) -> bool:
+    """Whether `Membership.wait_written` returns without anything else happening."""
+    with trio.move_on_after(1) as waited:
+        await membership.wait_written()
+    return not waited.cancelled_caught
+
+
+async def test_wait_written_returns_once_redis_confirmed_the_changes_made_before_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """wait_written waits for the writes of earlier changes, through a loss, not for later ones."""
+    membership = _membership()
+    assert await _written_soon(membership)  # nothing changed yet
+    membership.join("lobby", "ann")
+    assert not await _written_soon(membership)  # not written yet
+    async with trio.open_nursery() as nursery:
+        returned = trio.Event()
+
+        async def wait() -> None:
+            await membership.wait_written()
+            returned.set()
+
+        nursery.start_soon(wait)
+        await trio.testing.wait_all_tasks_blocked()
+        membership.take_writes()
+        membership.lost()  # ann's write is requeued, so not confirmed yet
+        membership.take_writes()
+        membership.join("lobby", "bob")  # after the wait began: not waited for
+        await trio.testing.wait_all_tasks_blocked()
+        assert not returned.is_set()
+        membership.confirmed()
+        with trio.fail_after(1):
+            await returned.wait()
+    assert not await _written_soon(membership)  # a new wait waits for bob's
+
+
+async def test_a_stopped_run_leaves_its_writes_in_flight_for_the_next(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """stop() requeues the writes in flight: the next run writes them and wait_written returns."""
+    membership = _membership()
+    membership.start()
+    membership.join("lobby", "ann")
+    membership.take_writes()
+    membership.stop()  # cancelled before Redis replied
+    assert not await _written_soon(membership)
+    assert _sent(membership.take_writes()) == [
+        (b"EVALSHA", REFRESH_SHA, 1, "p:members:lobby", 1500, "node:ann")
+    ]
+    membership.confirmed()
+    assert await _written_soon(membership)
+
+
 def test_members_lists_this_nodes_first_and_skips_its_own_entries() -> None:
     """listed() puts local sessions first, takes the others from Redis's reply, once each."""
     membership = _membership()
@@ -207,17 +320,18 @@ async def test_members_waits_for_the_first_connection_only(autojump_clock: trio.
 async def test_an_outage_is_logged_once_and_counted_once(caplog: pytest.LogCaptureFixture) -> None:
     """Losing two connections logs one WARNING; both back logs INFO and counts one reconnect."""
     caplog.set_level(logging.INFO, logger="trio_rooms")
-    health = Health("redis://here", ["commands", "subscribed", "publishing"])
+    wakes = _Wakes()
+    health = Health("redis://here", ["commands", "subscribed", "publishing"], changed=wakes)
     for name in ("commands", "subscribed", "publishing"):
         health.up(name)
-    assert (health.degraded, health.reconnects) == (False, 0)  # the first connection
+    assert (health.degraded, health.reconnects, wakes.take()) == (False, 0, 1)  # the first
     health.lost("subscribed", ConnectionError("dropped"))
     health.lost("publishing", trio.TooSlowError())
-    assert health.degraded
+    assert (health.degraded, wakes.take()) == (True, 1)  # woken once, when it degraded
     health.up("subscribed")
-    assert health.degraded  # the publishing connection is still lost
+    assert (health.degraded, wakes.take()) == (True, 0)  # the publishing one is still lost
     health.up("publishing")
-    assert (health.degraded, health.reconnects) == (False, 1)
+    assert (health.degraded, health.reconnects, wakes.take()) == (False, 1, 1)
     messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "trio_rooms"]
     assert len(messages) == 2
     assert messages[0][0] == "WARNING"
@@ -230,7 +344,7 @@ async def test_uptime_is_how_long_every_connection_was_up_before_the_loss(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     """take_uptime() says how long the node was whole before its last loss, then 0."""
-    health = Health("redis://here", ["commands"])
+    health = Health("redis://here", ["commands"], changed=_ignore)
     health.up("commands")
     await trio.sleep(5)  # sync-ok: mock clock
     health.lost("commands", ConnectionError())

@@ -1,8 +1,10 @@
 """RedisBackplane against a real redis-server: two nodes in one process, no mocks.
 
 Each node is a `RedisBackplane` with a recording `Delivery`; the last tests run two
-`open_rooms` blocks with WebSocket clients on both. Waiting for the network is done by
-publishing a probe until it arrives, bounded by ``fail_after``.
+`open_rooms` blocks with WebSocket clients on both. A subscription is proved by
+publishing a probe until it arrives; a state change by the backplane's own waits
+(`RedisBackplane.wait_statistics`, `RedisBackplane.wait_members_written`); every wait
+is bounded by ``fail_after``. Only membership expiry is polled: time is its event.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import coredis
 import pytest
@@ -85,30 +87,44 @@ async def until_delivered(
                 return
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5) -> float:
-    """Poll ``check`` until it holds; return how long that took."""
+async def until_degraded(*backplanes: RedisBackplane, within: float) -> None:
+    """Wait until every one of ``backplanes`` says it is degraded."""
+    with trio.fail_after(within):
+        for backplane in backplanes:
+            await backplane.wait_statistics(lambda stats: stats.degraded)
+
+
+async def until_reconnected(*backplanes: RedisBackplane, within: float = 5) -> None:
+    """Wait until every one of ``backplanes`` has all its connections again after a loss."""
+    with trio.fail_after(within):
+        for backplane in backplanes:
+            await backplane.wait_statistics(
+                lambda stats: stats.reconnects >= 1 and not stats.degraded
+            )
+
+
+async def until_written(*backplanes: RedisBackplane, within: float = 5) -> None:
+    """Wait until Redis has every membership change ``backplanes`` made so far."""
+    with trio.fail_after(within):
+        for backplane in backplanes:
+            await backplane.wait_members_written()
+
+
+async def poll_until_expired(
+    backplane: RedisBackplane, room: str, remaining: set[str], *, within: float
+) -> float:
+    """Ask ``members`` until it lists only ``remaining``; return how long that took.
+
+    The one poll of these tests, because expiry is time itself: an entry is a sorted-set
+    member scored with its deadline, left out (and trimmed) by the next MEMBERS or
+    REFRESH script run past it. Redis signals no member's deadline; a keyspace event
+    would come only for the whole set's PEXPIREAT, and only if the server enables them.
+    """
     start = trio.current_time()
     with trio.fail_after(within):
-        while not await check():  # noqa: ASYNC110 - Redis's state sends no signal
+        while set(await backplane.members(room)) != remaining:  # noqa: ASYNC110 - no event exists
             await trio.sleep(0.01)
     return trio.current_time() - start
-
-
-def degraded(*backplanes: RedisBackplane) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        await trio.lowlevel.checkpoint()
-        return all(backplane.statistics().degraded for backplane in backplanes)
-
-    return check
-
-
-def members_are(
-    backplane: RedisBackplane, room: str, expected: set[str]
-) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return set(await backplane.members(room)) == expected
-
-    return check
 
 
 # ------------------------------------------------------------------------ broadcasts
@@ -182,11 +198,13 @@ async def test_members_across_nodes(redis_server: RedisServer) -> None:
         b.join("lobby", "bea")
         b.join("hall", "hal")
         assert set(await b.members("lobby")) >= {"bob", "bea"}  # local ones at once
-        await eventually(members_are(a, "lobby", {"ann", "bob", "bea"}))
-        await eventually(members_are(b, "lobby", {"ann", "bob", "bea"}))
+        await until_written(a, b)
+        assert set(await a.members("lobby")) == {"ann", "bob", "bea"}
+        assert set(await b.members("lobby")) == {"ann", "bob", "bea"}
         assert set(await a.members("hall")) == {"hal"}
         b.leave("lobby", "bob")
-        await eventually(members_are(a, "lobby", {"ann", "bea"}))
+        await until_written(b)
+        assert set(await a.members("lobby")) == {"ann", "bea"}
         assert set(await a.members("empty")) == set()
 
 
@@ -198,9 +216,10 @@ async def test_members_of_a_dead_node_expire_after_the_ttl(redis_server: RedisSe
     async with running(a):
         async with running(b):
             b.join("lobby", "bob")
-            await eventually(members_are(a, "lobby", {"bob"}))
+            await until_written(b)
+            assert set(await a.members("lobby")) == {"bob"}
         assert set(await a.members("lobby")) == {"bob"}  # b died; its entry is not gone yet
-        waited = await eventually(members_are(a, "lobby", set()), within=3)
+        waited = await poll_until_expired(a, "lobby", set(), within=3)
         assert waited <= ttl + 0.2
 
 
@@ -219,7 +238,7 @@ async def test_redis_killed_then_restarted(redis_server: RedisServer) -> None:
         await until_delivered(b, got_a, "lobby")
 
         redis_server.kill()
-        await eventually(degraded(a, b), within=2)
+        await until_degraded(a, b, within=2)
         dropped = a.statistics().dropped
         for _ in range(10):
             a.publish("lobby", b"lost")
@@ -230,10 +249,7 @@ async def test_redis_killed_then_restarted(redis_server: RedisServer) -> None:
         await trio.to_thread.run_sync(redis_server.start)
         await until_delivered(a, got_b, "lobby")
         await until_delivered(b, got_a, "lobby")
-        for backplane in (a, b):
-            statistics = backplane.statistics()
-            assert not statistics.degraded
-            assert statistics.reconnects >= 1
+        await until_reconnected(a, b)
         assert "ann" in await b.members("lobby")  # A wrote its members again
         assert b"lost" not in got_b.payloads("lobby")
 
@@ -260,6 +276,7 @@ async def test_connections_killed_by_redis_are_made_again(
             assert await admin.client_kill(type_=kind) == connections
         await until_delivered(a, got_b, "lobby")
         await until_delivered(b, got_a, "lobby")
+        await until_reconnected(a, b)
         assert a.statistics().reconnects == 1
         assert b.statistics().reconnects == 1
 
@@ -281,7 +298,7 @@ async def test_hung_redis_is_noticed_within_a_bound(redis_server: RedisServer) -
             with trio.fail_after(TIMEOUT + 0.2), pytest.raises(BackplaneError):
                 await a.members("lobby")
             bound = HEALTH_CHECK_INTERVAL + TIMEOUT + 0.5
-            await eventually(degraded(a, b), within=bound)
+            await until_degraded(a, b, within=bound)
         finally:
             process.send_signal(signal.SIGCONT)
         await until_delivered(a, got_b, "lobby")
@@ -295,7 +312,7 @@ async def test_a_node_starts_while_redis_is_down(redis_server: RedisServer) -> N
     b = fast(redis_server.url)
     with trio.fail_after(1):  # started() does not wait for the broker
         async with running(a) as got_a, running(b) as got_b:
-            await eventually(degraded(a, b), within=1)
+            await until_degraded(a, b, within=1)
             with pytest.raises(BackplaneError):
                 await a.members("lobby")
             a.subscribe("lobby")
@@ -303,7 +320,9 @@ async def test_a_node_starts_while_redis_is_down(redis_server: RedisServer) -> N
             await trio.to_thread.run_sync(redis_server.start)
             await until_delivered(a, got_b, "lobby", within=5)
             await until_delivered(b, got_a, "lobby", within=5)
-            assert not a.statistics().degraded
+            with trio.fail_after(1):  # degraded since the start: not degraded is connected
+                for backplane in (a, b):
+                    await backplane.wait_statistics(lambda stats: not stats.degraded)
 
 
 # ------------------------------------------------------------------------ imports
@@ -351,20 +370,25 @@ async def _own_id(peer: Peer) -> str:
     return joined.user_id
 
 
-_Node = tuple[Rooms[ChatRoom], int]
+class _Node(NamedTuple):
+    rooms: Rooms[ChatRoom]
+    port: int
+    #: The backplane ``rooms`` runs, for its waits.
+    backplane: RedisBackplane
 
 
 @asynccontextmanager
 async def _two_nodes(url: str) -> AsyncGenerator[tuple[_Node, _Node]]:
-    """Two `open_rooms` on one Redis, each serving WebSocket on a free port: (rooms, port)."""
+    """Two `open_rooms` on one Redis, each serving WebSocket on a free port."""
+    backplane_a, backplane_b = RedisBackplane(url), RedisBackplane(url)
     async with (
-        trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_a,
-        trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as node_b,
+        trio_rooms.open_rooms(ChatRoom, backplane=backplane_a) as rooms_a,
+        trio_rooms.open_rooms(ChatRoom, backplane=backplane_b) as rooms_b,
         trio.open_nursery() as nursery,
     ):
-        port_a: int = await nursery.start(trio_rooms.serve_websocket, node_a, "127.0.0.1", 0)
-        port_b: int = await nursery.start(trio_rooms.serve_websocket, node_b, "127.0.0.1", 0)
-        yield (node_a, port_a), (node_b, port_b)
+        port_a: int = await nursery.start(trio_rooms.serve_websocket, rooms_a, "127.0.0.1", 0)
+        port_b: int = await nursery.start(trio_rooms.serve_websocket, rooms_b, "127.0.0.1", 0)
+        yield _Node(rooms_a, port_a, backplane_a), _Node(rooms_b, port_b, backplane_b)
         nursery.cancel_scope.cancel()
 
 
@@ -373,10 +397,10 @@ async def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
 ) -> None:
     """ann on node A chats; bob and bea on node B hear it, once, in order."""
     async with (
-        _two_nodes(redis_server.url) as ((_, port_a), (_, port_b)),
-        connect(port_b, "lobby", "name=bob") as bob,
-        connect(port_b, "lobby", "name=bea") as bea,
-        connect(port_a, "lobby", "name=ann") as ann,
+        _two_nodes(redis_server.url) as (node_a, node_b),
+        connect(node_b.port, "lobby", "name=bob") as bob,
+        connect(node_b.port, "lobby", "name=bea") as bea,
+        connect(node_a.port, "lobby", "name=ann") as ann,
     ):
         await _until_chat_flows(ann, bob)
         for text in ("one", "two", "three"):
@@ -393,11 +417,11 @@ async def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
 async def test_exclude_self_holds_across_nodes(redis_server: RedisServer) -> None:
     """A shout from bob on node B reaches ann and amy on node A and bea on B, not bob."""
     async with (
-        _two_nodes(redis_server.url) as ((_, port_a), (_, port_b)),
-        connect(port_a, "lobby", "name=ann") as ann,
-        connect(port_a, "lobby", "name=amy") as amy,
-        connect(port_b, "lobby", "name=bob") as bob,
-        connect(port_b, "lobby", "name=bea") as bea,
+        _two_nodes(redis_server.url) as (node_a, node_b),
+        connect(node_a.port, "lobby", "name=ann") as ann,
+        connect(node_a.port, "lobby", "name=amy") as amy,
+        connect(node_b.port, "lobby", "name=bob") as bob,
+        connect(node_b.port, "lobby", "name=bea") as bea,
     ):
         await _until_chat_flows(bob, ann)
         await _until_chat_flows(ann, bob)
@@ -412,17 +436,14 @@ async def test_exclude_self_holds_across_nodes(redis_server: RedisServer) -> Non
 async def test_room_members_lists_both_nodes(redis_server: RedisServer) -> None:
     """Room.members() on either node lists the sessions of both."""
     async with (
-        _two_nodes(redis_server.url) as ((node_a, port_a), (node_b, port_b)),
-        connect(port_a, "lobby", "name=ann") as ann,
-        connect(port_b, "lobby", "name=bob") as bob,
+        _two_nodes(redis_server.url) as (node_a, node_b),
+        connect(node_a.port, "lobby", "name=ann") as ann,
+        connect(node_b.port, "lobby", "name=bob") as bob,
     ):
         ann_id = await _own_id(ann)
         bob_id = await _own_id(bob)
-        room_a = await node_a.get("lobby")
-        room_b = await node_b.get("lobby")
-
-        async def both_listed() -> bool:
-            expected = sorted([ann_id, bob_id])
-            return await room_a.members() == expected and await room_b.members() == expected
-
-        await eventually(both_listed)
+        # A session joins the backplane before its room hears UserJoined.
+        await until_written(node_a.backplane, node_b.backplane)
+        expected = sorted([ann_id, bob_id])
+        assert await (await node_a.rooms.get("lobby")).members() == expected
+        assert await (await node_b.rooms.get("lobby")).members() == expected

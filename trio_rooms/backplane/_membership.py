@@ -2,6 +2,8 @@
 
 `Membership` keeps the local truth and the changes not yet written; `take_writes`,
 `refresh_writes`, `confirmed`, `lost` and `listed` hold the logic and do no I/O.
+Changes are numbered as they are made, so `wait_written` knows when Redis has
+confirmed every change made before it.
 `Membership.run` owns the commands connection: it loads the scripts, writes every
 local member again, then writes changes as they come and refreshes every ``ttl / 3``.
 """
@@ -9,7 +11,7 @@ local member again, then writes changes as they come and refreshes every ``ttl /
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar, NoReturn, final
 
 import trio
@@ -46,6 +48,7 @@ class Membership:
         ttl: Seconds an entry stays listed after its last refresh.
         timeout: Bound on each batch of writes.
         max_queue: Changes waiting to be written; beyond it they are dropped and counted.
+        changed: Called whenever ``dropped`` changed.
     """
 
     #: Names its connection in logs.
@@ -60,8 +63,10 @@ class Membership:
         ttl: float,
         timeout: float,
         max_queue: int,
+        changed: Callable[[], None],
     ) -> None:
         self._names = names
+        self._statistics_changed = changed
         self._entry_prefix = node_hex + ":"
         self._where = where
         self._ttl = ttl
@@ -73,6 +78,12 @@ class Membership:
         self._pending: dict[tuple[str, str], bool] = {}
         self._writing: dict[tuple[str, str], bool] = {}
         self._pending_changed = trio.Event()
+        # Changes made so far; the first `_taken` of them were in the writes taken last,
+        # the first `_written` confirmed by Redis (or dropped).
+        self._made = 0
+        self._taken = 0
+        self._written = 0
+        self._written_waiters = trio.lowlevel.ParkingLot()
         self._state = _State.STOPPED
         self._connection: BaseConnection | None = None
         self._state_changed = trio.Event()
@@ -97,10 +108,13 @@ class Membership:
         self._change(room, session_id, joined=False)
 
     def _change(self, room: str, session_id: str, *, joined: bool) -> None:
+        self._made += 1
         key = (room, session_id)
         if key not in self._pending and len(self._pending) >= self._max_queue:
             # A dropped join comes back with the next refresh; a dropped leave expires.
+            # The pending changes that filled the queue carry its number to `_written`.
             self.dropped += 1
+            self._statistics_changed()
             return
         self._pending[key] = joined
         self._pending_changed.set()
@@ -108,6 +122,7 @@ class Membership:
     def take_writes(self) -> _Writes:
         """The commands that write the pending changes; they are in flight until `confirmed`."""
         self._writing, self._pending = self._pending, {}
+        self._taken = self._made
         joined: dict[str, list[str]] = {}
         left: dict[str, list[str]] = {}
         for (room, session_id), is_join in self._writing.items():
@@ -123,6 +138,21 @@ class Membership:
     def confirmed(self) -> None:
         """Redis acknowledged the writes `take_writes` returned last."""
         self._writing = {}
+        self._written = self._taken
+        if self._written_waiters:
+            self._written_waiters.unpark_all()
+
+    async def wait_written(self) -> None:
+        """Wait until Redis has confirmed every change made before this call.
+
+        A change dropped because ``max_queue`` changes were waiting counts as written
+        once the changes ahead of it are. Waits while the connection is lost, until it
+        is made again and the changes are written.
+        """
+        target = self._made
+        await trio.lowlevel.checkpoint()  # a checkpoint even when nothing waits
+        while self._written < target:
+            await self._written_waiters.park()
 
     def refresh_writes(self) -> _Writes:
         """EVALSHAs that write every local member again with a fresh expiry."""
@@ -179,7 +209,9 @@ class Membership:
         self._set_state(_State.CONNECTING, None)
 
     def stop(self) -> None:
-        """The run ended: `connection` raises."""
+        """The run ended: `connection` raises; the writes in flight are written by the next run."""
+        self._requeue(self._writing.items())
+        self._writing = {}
         self._set_state(_State.STOPPED, None)
 
     def lost(self) -> None:
@@ -198,6 +230,7 @@ class Membership:
                 continue
             if len(self._pending) >= self._max_queue:
                 self.dropped += 1
+                self._statistics_changed()
             else:
                 self._pending[key] = joined
 

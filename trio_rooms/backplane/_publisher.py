@@ -8,6 +8,7 @@ checked where payloads arrive. `Publisher.take_batch`, `Publisher.done` and
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import ClassVar, NoReturn, final
 
 import trio
@@ -28,15 +29,23 @@ class Publisher:
         max_queue: Payloads waiting; beyond it `publish` drops.
         max_queue_bytes: Bytes of the payloads waiting; beyond it `publish` drops.
         timeout: Bound on each batch's replies.
+        changed: Called whenever ``published`` or ``dropped`` changed.
     """
 
     #: Names its connection in logs.
     name: ClassVar = "publishing"
 
     def __init__(
-        self, node_id: bytes, *, max_queue: int, max_queue_bytes: int, timeout: float
+        self,
+        node_id: bytes,
+        *,
+        max_queue: int,
+        max_queue_bytes: int,
+        timeout: float,
+        changed: Callable[[], None],
     ) -> None:
         self._node_id = node_id
+        self._statistics_changed = changed
         self._max_queue = max_queue
         self._max_queue_bytes = max_queue_bytes
         self._timeout = timeout
@@ -63,6 +72,7 @@ class Publisher:
             or self._queued_bytes + len(payload) > self._max_queue_bytes
         ):
             self.dropped += 1
+            self._statistics_changed()
             return
         self._queue.append((channel, self._node_id + payload))
         self._queued_bytes += len(payload)
@@ -80,6 +90,7 @@ class Publisher:
         """Redis confirmed the batch in flight."""
         self.published += self._in_flight
         self._in_flight = 0
+        self._statistics_changed()
 
     def lost(self) -> None:
         """The connection is gone: what waits and what was in flight is dropped."""
@@ -88,6 +99,7 @@ class Publisher:
         self._queued_bytes = 0
         self._in_flight = 0
         self._accepting = False
+        self._statistics_changed()
 
     async def run(self, connection: BaseConnection, *, task_status: trio.TaskStatus[None]) -> None:
         """Publish on ``connection`` until it is lost (raises then).

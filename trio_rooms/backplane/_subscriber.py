@@ -7,7 +7,7 @@ do no I/O; `Subscriber.run` drives them on the subscribed connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, NoReturn, final
 
 import anyio
@@ -32,13 +32,22 @@ class Subscriber:
         timeout: Bound on a PING's reply.
         health_check_interval: Seconds between PINGs, which notice a hung Redis on a
             connection that is otherwise silent when no one publishes.
+        changed: Called once per read that may have changed ``received``.
     """
 
     #: Names its connection in logs.
     name: ClassVar = "subscribed"
 
-    def __init__(self, node_id: bytes, *, timeout: float, health_check_interval: float) -> None:
+    def __init__(
+        self,
+        node_id: bytes,
+        *,
+        timeout: float,
+        health_check_interval: float,
+        changed: Callable[[], None],
+    ) -> None:
         self._node_id = node_id
+        self._statistics_changed = changed
         self._timeout = timeout
         self._health_check_interval = health_check_interval
         # What the node wants; `run` makes Redis agree.
@@ -133,6 +142,7 @@ class Subscriber:
                 except (anyio.EndOfStream, anyio.ClosedResourceError):
                     break  # push_messages raises on its next turn
                 self._deliver(push, node)
+            self._statistics_changed()  # once per read: a delivery stays cheap
         raise ConnectionEndedError("the subscribed connection ended")  # pragma: no cover
 
     def _deliver(self, push: list[ResponseType], node: Delivery) -> None:

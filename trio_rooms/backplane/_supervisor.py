@@ -55,10 +55,12 @@ class Health:
     Args:
         where: Redis's address for logs, without credentials.
         names: Every role's name.
+        changed: Called whenever ``degraded`` or ``reconnects`` may have changed.
     """
 
-    def __init__(self, where: str, names: Sequence[str]) -> None:
+    def __init__(self, where: str, names: Sequence[str], *, changed: Callable[[], None]) -> None:
         self._where = where
+        self._statistics_changed = changed
         self._names = frozenset(names)
         self._up: set[str] = set()
         self._connected_before = False
@@ -84,6 +86,7 @@ class Health:
                 self._where,
                 trio.current_time() - self._outage_started,
             )
+        self._statistics_changed()
 
     def lost(self, name: str, fault: BaseException) -> None:
         """``name``'s connection is lost (or could not be made) because of ``fault``."""
@@ -93,6 +96,7 @@ class Health:
             self._up_since = None
         if not self.degraded:
             self.degraded = True
+            self._statistics_changed()
             self._outage_started = trio.current_time()
             _logger.warning(
                 "backplane: lost the %s connection to Redis at %s (%s); broadcasts may reach "

@@ -31,7 +31,7 @@ again and re-added its members.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import final
 from urllib.parse import urlsplit
 
@@ -67,8 +67,9 @@ class RedisBackplane:
     """A `trio_rooms.Backplane` on one Redis server (not Redis Cluster).
 
     Broadcasts are at most once and in order per publishing node; see the module
-    docstring for the keys and channels. Every method but `run` and `members` is
-    synchronous and never blocks: work is queued, bounded, for the task `run` is.
+    docstring for the keys and channels. Every method but `run`, `members` and the
+    ``wait_*`` ones is synchronous and never blocks: work is queued, bounded, for the
+    task `run` is.
 
     Args:
         url: ``redis://[[user]:password@]host:port/db``, ``rediss://...`` or
@@ -109,18 +110,35 @@ class RedisBackplane:
         self._names = Names(prefix)
         self._timeout = timeout
         self._max_backoff = max_backoff
+        # Every part calls `_changed` where what `statistics` reports changes.
+        self._statistics_waiters = trio.lowlevel.ParkingLot()
         node = uuid.uuid4()
         self._membership = Membership(
-            self._names, node.hex, where=self._where, ttl=ttl, timeout=timeout, max_queue=max_queue
+            self._names,
+            node.hex,
+            where=self._where,
+            ttl=ttl,
+            timeout=timeout,
+            max_queue=max_queue,
+            changed=self._changed,
         )
         self._subscriber = Subscriber(
-            node.bytes, timeout=timeout, health_check_interval=health_check_interval
+            node.bytes,
+            timeout=timeout,
+            health_check_interval=health_check_interval,
+            changed=self._changed,
         )
         self._publisher = Publisher(
-            node.bytes, max_queue=max_queue, max_queue_bytes=max_queue_bytes, timeout=timeout
+            node.bytes,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            timeout=timeout,
+            changed=self._changed,
         )
         self._health = Health(
-            self._where, [self._membership.name, self._subscriber.name, self._publisher.name]
+            self._where,
+            [self._membership.name, self._subscriber.name, self._publisher.name],
+            changed=self._changed,
         )
         self._running = False
 
@@ -189,6 +207,25 @@ class RedisBackplane:
         """
         return await self._membership.members(room)
 
+    async def wait_members_written(self) -> None:
+        """Wait until Redis has confirmed every `join` and `leave` called before this.
+
+        ::
+
+            node_b.join("lobby", "bob")
+            await node_b.wait_members_written()
+            assert "bob" in await node_a.members("lobby")
+
+        From then on `members` on every node lists what they wrote (until an entry's
+        node stops refreshing it for ``ttl``). Returns at once when nothing waits to be
+        written. While Redis is lost it waits for the reconnect, and for ``run`` if it
+        is not running: cancel it (``trio.fail_after``) to bound the wait. A change
+        dropped because ``max_queue`` changes were waiting (counted in
+        ``statistics().dropped``) is not waited for: a dropped join is written with the
+        next refresh, within ``ttl / 3``; a dropped leave expires within ``ttl``.
+        """
+        await self._membership.wait_written()
+
     def statistics(self) -> BackplaneStatistics:
         """The current state and counters."""
         return BackplaneStatistics(
@@ -198,6 +235,28 @@ class RedisBackplane:
             dropped=self._publisher.dropped + self._membership.dropped,
             reconnects=self._health.reconnects,
         )
+
+    async def wait_statistics(
+        self, predicate: Callable[[BackplaneStatistics], bool]
+    ) -> BackplaneStatistics:
+        """Wait until ``predicate(self.statistics())`` is true; return that snapshot.
+
+        ::
+
+            await backplane.wait_statistics(lambda stats: stats.degraded)
+
+        The predicate is checked at once, then each time ``degraded``, ``reconnects``,
+        ``published`` or ``dropped`` changes, and once per read of broadcasts from Redis
+        for ``received``. Cancel it (``trio.fail_after``) to bound the wait.
+        """
+        await trio.lowlevel.checkpoint()  # a checkpoint even when it holds at once
+        while not predicate(snapshot := self.statistics()):
+            await self._statistics_waiters.park()
+        return snapshot
+
+    def _changed(self) -> None:
+        if self._statistics_waiters:
+            self._statistics_waiters.unpark_all()
 
 
 def _redacted(url: str) -> str:
