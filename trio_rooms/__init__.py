@@ -8,6 +8,7 @@ from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
 from ._core.request import ConnectRequest as ConnectRequest
 from ._core.room import Room as Room
+from ._core.room_storage import RoomStorage as RoomStorage
 from ._core.rooms import Rooms as Rooms
 from ._core.rooms import open_rooms as open_rooms
 from ._core.routes import HttpRequest as HttpRequest
@@ -16,7 +17,6 @@ from ._core.routes import route as route
 from ._core.session import Session as Session
 from ._core.session import SessionRoom as SessionRoom
 from ._core.stats import RoomsStatistics as RoomsStatistics
-from ._core.room_storage import RoomStorage as RoomStorage
 from ._core.storage import Storage as Storage
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError

@@ -13,11 +13,10 @@ events in while waiting on something slow is said explicitly (`Room.unlocked`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import final
-
-import logging
 
 import trio
 

@@ -8,6 +8,7 @@ and `open_rooms` reach it through `registry_of`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -276,10 +277,8 @@ class RoomRegistry:
                 await room.on_stop()
         except Exception:
             _logger.exception("on_stop failed in room %r", room.name)
-        try:
+        with contextlib.suppress(StorageError):  # logged by the committer when it failed
             await runner.state.flush()
-        except StorageError:
-            pass  # logged by the committer when it failed
 
     async def shutdown(self) -> None:
         """Close every session with 1001, then stop every room (``on_stop``).

@@ -17,11 +17,11 @@ from typing_extensions import TypeVar as DefaultTypeVar
 from .._errors import DecodeError
 from .._message import Message
 from ..codec import WireFormat
+from .gate import Exclusive, Unlocked
 from .outbound import BINARY, TEXT, Frame
 from .request import ConnectRequest
-from .runner import NO_DATA, SessionRunner
-from .gate import Exclusive, Unlocked
 from .room_storage import RoomStorage
+from .runner import NO_DATA, SessionRunner
 from .typeargs import is_concrete, resolve_type_args, union_members
 
 __all__ = ["Session", "SessionRoom", "runner_of"]

@@ -12,7 +12,6 @@ from typing import Protocol, final
 import attrs
 import cattrs.preconf.orjson
 
-
 __all__ = [
     "Commit",
     "RecordWrite",
