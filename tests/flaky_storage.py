@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from trio_rooms import StorageError
-from trio_rooms.storage import MemoryStorage, SessionRecord
+from collections.abc import Sequence
+
+from trio_rooms.storage import Commit, MemoryStorage, SessionRecord
 
 from .delegating_storage import DelegatingStorage
 
@@ -48,3 +50,7 @@ class FlakyStorage(DelegatingStorage):
     async def put(self, room: str, key: str, value: bytes) -> None:
         self._check()
         await super().put(room, key, value)
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        self._check()
+        return await super().commit(commit)

@@ -7,14 +7,14 @@ lets them go, so that a race is run in the order the test needs, every time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 
-from trio_rooms.storage import MemoryStorage, SessionRecord, SqliteStorage, Storage
+from trio_rooms.storage import Commit, MemoryStorage, SessionRecord, SqliteStorage, Storage
 from trio_rooms.storage.redis import RedisStorage
 
 from .delegating_storage import DelegatingStorage
@@ -120,3 +120,14 @@ class GatedStorage(DelegatingStorage):
             held.result = result
             held.done.set()
         return result
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        held = None
+        for write in commit.records:
+            held = held or await self._hold(write.record.session_id)
+        results = await super().commit(commit)
+        if held is not None:
+            index = [w.record.session_id for w in commit.records].index(held.session_id)
+            held.result = results[index]
+            held.done.set()
+        return results

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 import trio_rooms
-from trio_rooms import RoomNameError, Rooms, StorageError, testing
+from trio_rooms import ConnectionClosedError, RoomNameError, Rooms, StorageError, testing
 from trio_rooms.storage import SessionRecord
 from trio_rooms.storage.redis import RedisStorage
 from trio_rooms.testing import TestClient
@@ -608,22 +608,23 @@ async def test_a_session_resumes_on_another_node_sharing_the_redis(
 async def test_update_fails_within_the_timeout_while_redis_is_down_and_works_after(
     redis_server: RedisServer,
 ) -> None:
-    """A session's update() raises StorageError in bounded time; the session stays open."""
+    """update() raises StorageError in bounded time; the room restarts, the session resumes."""
     storage = RedisStorage(redis_server.url, timeout=TIMEOUT)
-    async with (
-        trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms,
-        _join(rooms, "resume=&name=fay") as (client, info),
-    ):
-        room = await rooms.get("lobby")
-        redis_server.kill()
-        with trio.fail_after(TIMEOUT + SLACK):
-            client.send(SetName(name="faye"))
-            client.send(Whisper(text="still here?"))  # handled after SetName, in order
-            reply = await client.receive()
-        assert not isinstance(reply, Renamed)  # update() raised before the broadcast
-        assert getattr(reply, "text", None) == "still here?"
-        assert [type(error) for error in room.errors] == [StorageError]
+    async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
+        async with _join(rooms, "resume=&name=fay") as (client, info):
+            room = await rooms.get("lobby")
+            redis_server.kill()
+            with trio.fail_after(TIMEOUT + SLACK):
+                client.send(SetName(name="faye"))
+                client.send(Whisper(text="still here?"))  # the room is restarting: not handled
+                with pytest.raises(ConnectionClosedError) as closed:
+                    await client.receive()  # the rename's broadcast never leaves
+            assert closed.value.code == 1011
+            assert [type(error) for error in room.errors] == [StorageError]
         redis_server.start()
         with trio.fail_after(5):
-            client.send(SetName(name="fayette"))
-            assert await client.receive() == Renamed(user_id=info.id, name="fayette")
+            async with _join(rooms, f"resume={info.token}") as (client, resumed):
+                assert (resumed.id, resumed.resumed) == (info.id, True)
+                assert await rooms.get("lobby") is not room  # made anew, from storage
+                client.send(SetName(name="fayette"))
+                assert await client.receive() == Renamed(user_id=info.id, name="fayette")

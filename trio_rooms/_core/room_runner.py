@@ -214,7 +214,10 @@ class RoomRunner:
         try:
             await runner.ended.wait()
         except trio.Cancelled:
-            with trio.CancelScope(shield=True):
+            # Bounded: a handler still awaiting something after its peer left has no
+            # deadline of its own; the room's shutdown cancels it, not the transport's.
+            close_timeout = self.config.close_timeout
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 2 * close_timeout):
                 runner.begin_close(1001, "server shutting down")
                 await runner.ended.wait()
             raise

@@ -153,6 +153,15 @@ class RoomState:
         self._batch_for_write().alarms[name] = alarm
         self._seal_unless_gated()
 
+    def save_record(self, write: RecordWrite) -> None:
+        """Commit a session record with the writes made so far, like `put`: not waited for.
+
+        The frames sent after it wait for it instead (the output gate).
+        """
+        self._batch_for_write()
+        self._open.records.append((write, _Written()))
+        self._seal_unless_gated()
+
     async def write_record(self, write: RecordWrite) -> bool:
         """Commit a session record with the writes made so far; whether it was written.
 

@@ -375,7 +375,8 @@ class SessionRunner:
                     self.data = await self.session.create_data(request)
                 if resume is not None:
                     issued = self._durable.issue(self.id)
-                await room.state.write_record(RecordWrite(record=self._record(room)))
+                # Not waited for: the frames sent after it (its token first) wait instead.
+                room.state.save_record(RecordWrite(record=self._record(room)))
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
@@ -544,6 +545,8 @@ class SessionRunner:
     async def _persist_at_close(self, room: RoomSide) -> None:
         if self._durable.taken_over:
             return  # its record belongs to the connection that resumed it
+        if room.state.failed is not None:
+            return  # the room is restarting: its last stored record stands
         if self._durable.token_hash:
             # Resumable: keep the latest data and restart the resume window from now,
             # unless it was resumed elsewhere meanwhile (then nothing is written).

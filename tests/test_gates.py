@@ -1,0 +1,232 @@
+"""A room's events never interleave; its storage is cached, commits per event, and gates output."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+import trio.testing
+
+import trio_rooms
+from trio_rooms import RoomClient, Rooms, RoomsConfig
+from trio_rooms.storage import Commit, MemoryStorage, Storage
+
+from .delegating_storage import DelegatingStorage
+from .flaky_storage import FlakyStorage
+from .gated_storage import BACKENDS, make_backend
+from .gates_app import (
+    CLIENT_MESSAGES,
+    SERVER_MESSAGES,
+    Counted,
+    CounterRoom,
+    Increment,
+    IncrementOutside,
+    Read,
+)
+from .sockets import CLOSE, RawClient, open_raw
+
+CONFIG = RoomsConfig(rate_limit=None)
+OUTSIDE = '{"type":"incrementOutside"}'
+CLIENTS = 4
+EACH = 100
+
+Client = RoomClient[Counted, Increment | IncrementOutside | Read]
+
+
+class RecordingStorage(DelegatingStorage):
+    """Counts the backend's reads, records its commits, and holds the next commit on demand."""
+
+    def __init__(self, inner: Storage) -> None:
+        super().__init__(inner)
+        self.gets = 0
+        self.commits: list[Commit] = []
+        self.arrived = trio.Event()
+        self._release: trio.Event | None = None
+
+    def hold_next_commit(self) -> trio.Event:
+        """Hold the next commit until the returned event is set; `arrived` says it came."""
+        self.arrived = trio.Event()
+        self._release = trio.Event()
+        return self._release
+
+    async def get(self, room: str, key: str) -> bytes | None:
+        self.gets += 1
+        return await super().get(room, key)
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        release, self._release = self._release, None
+        if release is not None:
+            self.arrived.set()
+            await release.wait()
+        self.commits.append(commit)
+        return await super().commit(commit)
+
+
+@asynccontextmanager
+async def serving(storage: Storage) -> AsyncGenerator[tuple[Rooms[CounterRoom], int]]:
+    async with (
+        trio_rooms.open_rooms(CounterRoom, config=CONFIG, storage=storage) as rooms,
+        trio.open_nursery() as nursery,
+    ):
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        yield rooms, port
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def client(port: int, room: str = "counter") -> AsyncGenerator[Client]:
+    url = f"ws://127.0.0.1:{port}/rooms/{room}/websocket"
+    async with trio_rooms.open_room_client(url, SERVER_MESSAGES, CLIENT_MESSAGES) as opened:
+        yield opened
+
+
+async def _increment(port: int, messages: list[Increment | IncrementOutside]) -> Counted:
+    """Send every message at once, then take the replies; the last one."""
+    async with client(port) as opened:
+        for message in messages:
+            opened.send(message)
+        replies = [await opened.receive() for _ in messages]
+        return max(replies, key=lambda reply: reply.n)
+
+
+async def _read(port: int) -> Counted:
+    async with client(port) as opened:
+        opened.send(Read())
+        return await opened.receive()
+
+
+def _readable(raw: RawClient) -> bool:
+    """Whether the client's socket has bytes to read, without reading them."""
+    with socket.fromfd(raw.stream.socket.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+        try:
+            return bool(dup.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK))
+        except BlockingIOError:
+            return False
+
+
+async def _frames_until_close(raw: RawClient) -> list[tuple[int, int | None]]:
+    """The opcodes of the frames up to the server's close frame, with its code."""
+    frames: list[tuple[int, int | None]] = []
+    while (frame := await raw.receive_frame()) is not None:
+        frames.append((frame.opcode, frame.close_code if frame.opcode == CLOSE else None))
+        if frame.opcode == CLOSE:
+            break
+    return frames
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return make_backend(request.param, request, tmp_path)
+
+
+async def test_increments_through_awaits_are_never_lost(storage: Storage) -> None:
+    """4 clients x 100 read-await-write increments of storage, room and session data: 400."""
+    async with serving(storage) as (_, port):
+        mine: list[int] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def one() -> None:
+                    mine.append((await _increment(port, [Increment()] * EACH)).mine)
+
+                for _ in range(CLIENTS):
+                    nursery.start_soon(one)
+            assert mine == [EACH] * CLIENTS  # each session's own data, updated in place
+            assert await _read(port) == Counted(n=CLIENTS * EACH, seen=CLIENTS * EACH, mine=0)
+
+
+async def test_a_task_of_the_room_in_exclusive_is_never_interleaved(storage: Storage) -> None:
+    """Handlers and room tasks awaiting trio.sleep(0) in exclusive() interleave: still 400."""
+    async with serving(storage) as (_, port):
+        messages = [Increment(), IncrementOutside()] * (EACH // 2)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for _ in range(CLIENTS):
+                    nursery.start_soon(_increment, port, messages)
+            total = CLIENTS * EACH
+            assert await _read(port) == Counted(n=total, seen=total, mine=0)
+
+
+async def test_a_frame_after_a_write_waits_until_it_is_durable() -> None:
+    """A frame sent after a write (no update() awaited) is not on the socket while its commit is held."""
+    storage = RecordingStorage(MemoryStorage())
+    async with serving(storage) as (_, port), open_raw(port, "/rooms/counter/websocket") as raw:
+        with trio.fail_after(10):
+            await raw.send_text('{"type": "read"}')
+            assert orjson.loads(await raw.receive_text())["n"] == 0
+            release = storage.hold_next_commit()
+            try:
+                await raw.send_text(OUTSIDE)  # puts, then sends without awaiting the commit
+                await storage.arrived.wait()  # the task has sent its reply by now
+                await trio.testing.wait_all_tasks_blocked()
+                assert not _readable(raw)  # loopback: a frame written would be here by now
+            finally:
+                release.set()
+            assert orjson.loads(await raw.receive_text())["n"] == 1
+
+
+async def test_a_failed_commit_sends_nothing_and_restarts_the_room() -> None:
+    """Commit fails: no session sees the write, all get 1011, the new room reads the old state."""
+    storage = FlakyStorage()
+    async with serving(storage) as (rooms, port):
+        with trio.fail_after(10):
+            assert (await _increment(port, [Increment()])).n == 1
+            first = await rooms.get("counter")
+            async with (
+                open_raw(port, "/rooms/counter/websocket") as writer,
+                open_raw(port, "/rooms/counter/websocket") as other,
+            ):
+                await writer.send_text('{"type": "read"}')
+                assert orjson.loads(await writer.receive_text())["n"] == 1
+                storage.fail = True
+                await writer.send_text(OUTSIDE)  # its reply is held, then dropped
+                for raw in (writer, other):
+                    assert await _frames_until_close(raw) == [(CLOSE, 1011)]
+            storage.fail = False
+            assert await _read(port) == Counted(n=1, seen=0, mine=0)  # a new room, from storage
+            assert await rooms.get("counter") is not first
+
+
+async def test_the_writes_of_one_event_are_one_commit() -> None:
+    """Three puts in one exclusive block commit together; a read after the first is cached."""
+    storage = RecordingStorage(MemoryStorage())
+    async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
+        room = await rooms.get("r")
+        await room.storage.flush()
+        before = len(storage.commits)
+        async with room.exclusive():
+            for key in ("a", "b", "c"):
+                await room.storage.put(key, key.upper())
+                await trio.sleep(0)
+        await room.storage.flush()
+        assert [dict(commit.values) for commit in storage.commits[before:]] == [
+            {"a": b'"A"', "b": b'"B"', "c": b'"C"'}
+        ]
+        assert await room.storage.get("x", int) is None
+        assert await room.storage.get("x", int) is None
+        assert await room.storage.get("a", str) == "A"
+        assert storage.gets == 1  # x once; a was written here
+
+
+async def test_a_transaction_lands_whole_or_not_at_all() -> None:
+    """A transaction that raises writes nothing; one that ends commits every write at once."""
+    storage = RecordingStorage(MemoryStorage())
+    async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
+        room = await rooms.get("t")
+        with pytest.raises(ValueError, match="no funds"):
+            async with room.storage.transaction():
+                await room.storage.put("from", 0)
+                assert await room.storage.get("from", int) == 0  # sees its own writes
+                raise ValueError("no funds")
+        assert await room.storage.get("from", int) is None
+        async with room.storage.transaction():
+            await room.storage.put("from", 90)
+            await room.storage.put("to", 10)
+        await room.storage.flush()
+        assert dict(storage.commits[-1].values) == {"from": b"90", "to": b"10"}
+        assert await storage.get("t", "to") == b"10"
