@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trio_rooms import StorageError
 from collections.abc import Sequence
 
+from trio_rooms import StorageError
 from trio_rooms.storage import Commit, MemoryStorage, SessionRecord
 
 from .delegating_storage import DelegatingStorage

@@ -153,7 +153,7 @@ async def test_a_task_of_the_room_in_exclusive_is_never_interleaved(storage: Sto
 
 
 async def test_a_frame_after_a_write_waits_until_it_is_durable() -> None:
-    """A frame sent after a write (no update() awaited) is not on the socket while its commit is held."""
+    """A frame sent after a write is not on the socket while the write's commit is held."""
     storage = RecordingStorage(MemoryStorage())
     async with serving(storage) as (_, port), open_raw(port, "/rooms/counter/websocket") as raw:
         with trio.fail_after(10):
@@ -202,7 +202,7 @@ async def test_the_writes_of_one_event_are_one_commit() -> None:
         async with room.exclusive():
             for key in ("a", "b", "c"):
                 await room.storage.put(key, key.upper())
-                await trio.sleep(0)
+                await trio.sleep(0.001)  # any await between them
         await room.storage.flush()
         assert [dict(commit.values) for commit in storage.commits[before:]] == [
             {"a": b'"A"', "b": b'"B"', "c": b'"C"'}
@@ -218,11 +218,15 @@ async def test_a_transaction_lands_whole_or_not_at_all() -> None:
     storage = RecordingStorage(MemoryStorage())
     async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
         room = await rooms.get("t")
-        with pytest.raises(ValueError, match="no funds"):
+
+        async def overdraw() -> None:
             async with room.storage.transaction():
                 await room.storage.put("from", 0)
                 assert await room.storage.get("from", int) == 0  # sees its own writes
                 raise ValueError("no funds")
+
+        with pytest.raises(ValueError, match="no funds"):
+            await overdraw()
         assert await room.storage.get("from", int) is None
         async with room.storage.transaction():
             await room.storage.put("from", 90)
