@@ -234,3 +234,16 @@ async def test_a_transaction_lands_whole_or_not_at_all() -> None:
         await room.storage.flush()
         assert dict(storage.commits[-1].values) == {"from": b"90", "to": b"10"}
         assert await storage.get("t", "to") == b"10"
+
+
+async def test_a_room_caches_at_most_max_cached_values_the_least_recent_going_first() -> None:
+    """With room for two values, reading a, b, c then b and a reads a from storage again."""
+    storage = RecordingStorage(MemoryStorage())
+    config = RoomsConfig(max_cached_values=2)
+    async with trio_rooms.open_rooms(CounterRoom, config=config, storage=storage) as rooms:
+        room = await rooms.get("r")
+        for key in ("a", "b", "c", "b"):
+            assert await room.storage.get(key, int) is None
+        assert storage.gets == 3
+        assert await room.storage.get("a", int) is None
+        assert storage.gets == 4
