@@ -3,7 +3,10 @@
     python -m benchmarks.bench_server --port 8000 [--transport hypercorn] [--redis URL]
 
 With ``--redis``, the node joins the others on that Redis through `RedisBackplane`
-(see ``benchmarks/cluster_bench.py``).
+(see ``benchmarks/cluster_bench.py``). With ``--sqlite PATH``, the rooms store in a
+SQLite file (``synchronous="FULL"``) and every ping first does one
+``room.storage.put`` (its pong leaves once that write is durable): s3 then measures
+durable writes per second.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -13,7 +16,7 @@ gets ``{"type":"pong","t":<same>}``; anything else is ignored and the session st
 from __future__ import annotations
 
 import argparse
-from typing import assert_never
+from typing import ClassVar, assert_never
 
 import attrs
 import hypercorn.trio
@@ -51,7 +54,7 @@ ClientMsg = SendChat | Ping
 ServerMsg = Chat | Pong
 
 
-class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg]):
+class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
     async def create_data(self, request: trio_rooms.ConnectRequest) -> None:
         return None
 
@@ -60,6 +63,8 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg]):
             case SendChat(text=text):
                 self.broadcast(Chat(text=text, sender=self.id))
             case Ping(t=t):
+                if self.room.put_pings:
+                    await self.room.storage.put(f"t:{self.id}", t)
                 self.send(Pong(t=t))
             case _:
                 assert_never(message)
@@ -69,10 +74,16 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg]):
 
 
 class BenchRoom(trio_rooms.Room[BenchSession]):
-    pass
+    put_pings: ClassVar[bool] = False
 
 
-async def serve(port: int, transport: str, redis: str | None = None) -> None:
+class PutBenchRoom(BenchRoom):
+    put_pings = True
+
+
+async def serve(
+    port: int, transport: str, redis: str | None = None, sqlite: str | None = None
+) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
     # or s3 (each client echoes as fast as it can) and s4 (thousands of connections
@@ -86,7 +97,12 @@ async def serve(port: int, transport: str, redis: str | None = None) -> None:
     )
     async with (
         trio.open_nursery() as nursery,
-        trio_rooms.open_rooms(BenchRoom, config=config, backplane=_backplane(redis)) as rooms,
+        trio_rooms.open_rooms(
+            BenchRoom if sqlite is None else PutBenchRoom,
+            config=config,
+            storage=None if sqlite is None else trio_rooms.SqliteStorage(sqlite),
+            backplane=_backplane(redis),
+        ) as rooms,
     ):
         if transport == "embedded":
             await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
@@ -112,12 +128,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
     parser.add_argument("--redis", metavar="URL", help="share rooms with other nodes on Redis")
+    parser.add_argument("--sqlite", metavar="PATH", help="store in SQLite; put on every ping")
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
     redis: str | None = args.redis
+    sqlite: str | None = args.sqlite
     try:
-        trio.run(serve, port, transport, redis)
+        trio.run(serve, port, transport, redis, sqlite)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

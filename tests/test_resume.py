@@ -188,19 +188,23 @@ async def test_the_wire_format_is_kept_on_resume(rooms: Rooms[ChatRoom]) -> None
         assert session.format == "msgpack"
 
 
-async def test_a_failing_update_reaches_on_error_and_keeps_the_session(tmp_path: Path) -> None:
-    """update() raising StorageError goes to on_error; the session stays open."""
+async def test_a_failing_update_reaches_on_error_and_restarts_the_room(tmp_path: Path) -> None:
+    """update() raising StorageError goes to on_error; the room restarts, closing with 1011."""
     storage = FlakyStorage()
     async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
-        async with testing.connect(rooms, "lobby") as client:
-            await client.receive()
-            storage.fail = True
-            client.send(SetName(name="never stored"))
-            client.send(Whisper(text="still here"))
-            reply = await client.receive()
-            assert getattr(reply, "text", None) == "still here"
-        room = await rooms.get("lobby")
-        assert [type(error) for error in room.errors] == [trio_rooms.StorageError]
+        with trio.fail_after(10):
+            async with testing.connect(rooms, "lobby") as client:
+                await client.receive()
+                room = await rooms.get("lobby")
+                storage.fail = True
+                client.send(SetName(name="never stored"))
+                client.send(Whisper(text="not handled: the room is restarting"))
+                with pytest.raises(trio_rooms.ConnectionClosedError) as closed:
+                    await client.receive()
+                assert (closed.value.code, closed.value.reason) == (1011, "storage failed")
+            assert [type(error) for error in room.errors] == [trio_rooms.StorageError]
+            storage.fail = False
+            assert await rooms.get("lobby") is not room  # made anew on next use
 
 
 # ------------------------------------------------- writes of a session resumed elsewhere
