@@ -17,11 +17,12 @@ import trio
 
 import trio_rooms
 from trio_rooms import Backplane, BackplaneStatistics, Rooms
-from trio_rooms._core.backplane import Delivery
+from trio_rooms._core.backplane import Delivery, Envelope
 from trio_rooms._core.rooms import registry_of
 from trio_rooms.testing import connect
 
 from .chat_app import Chat, ChatRoom, SendChat, Shout, UserJoined
+from .recording_storage import RecordingStorage
 
 
 class _Bus:
@@ -213,3 +214,26 @@ def ann_id(rooms: Rooms[ChatRoom]) -> str:
     assert slot.room is not None
     (ann,) = [s for s in slot.room.sessions.values() if s.data.name == "ann"]
     return ann.id
+
+
+async def test_a_broadcast_after_a_write_is_published_once_the_write_is_durable(
+    bus: _Bus, node_b: Rooms[ChatRoom]
+) -> None:
+    """The output gate holds the other nodes' copy too: no publish while the commit is held."""
+    storage = RecordingStorage(trio_rooms.MemoryStorage())
+    async with trio_rooms.open_rooms(ChatRoom, storage=storage, backplane=_Node(bus)) as node_a:
+        room = await node_a.get("lobby")
+        await room.storage.flush()
+        release = storage.hold_next_commit()
+        async with room.exclusive():
+            await room.storage.put("topic", "gates")
+            room.broadcast(Chat(user_id="a", name="ann", text="topic is gates"))
+            room.broadcast(Chat(user_id="a", name="ann", text="and a second"))
+        await storage.arrived.wait()
+        assert bus.published == []
+        release.set()
+        await room.storage.flush()
+        texts = [Envelope.unpack(payload).message for _, payload in bus.published]
+        assert len(texts) == 2
+        assert b"topic is gates" in texts[0]
+        assert b"and a second" in texts[1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,9 +14,8 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import RoomClient, Rooms, RoomsConfig
-from trio_rooms.storage import Commit, MemoryStorage, Storage
+from trio_rooms.storage import MemoryStorage, Storage
 
-from .delegating_storage import DelegatingStorage
 from .flaky_storage import FlakyStorage
 from .gated_storage import BACKENDS, make_backend
 from .gates_app import (
@@ -28,6 +27,7 @@ from .gates_app import (
     IncrementOutside,
     Read,
 )
+from .recording_storage import RecordingStorage
 from .sockets import CLOSE, RawClient, open_raw
 
 CONFIG = RoomsConfig(rate_limit=None)
@@ -36,35 +36,6 @@ CLIENTS = 4
 EACH = 100
 
 Client = RoomClient[Counted, Increment | IncrementOutside | Read]
-
-
-class RecordingStorage(DelegatingStorage):
-    """Counts the backend's reads, records its commits, and holds the next commit on demand."""
-
-    def __init__(self, inner: Storage) -> None:
-        super().__init__(inner)
-        self.gets = 0
-        self.commits: list[Commit] = []
-        self.arrived = trio.Event()
-        self._release: trio.Event | None = None
-
-    def hold_next_commit(self) -> trio.Event:
-        """Hold the next commit until the returned event is set; `arrived` says it came."""
-        self.arrived = trio.Event()
-        self._release = trio.Event()
-        return self._release
-
-    async def get(self, room: str, key: str) -> bytes | None:
-        self.gets += 1
-        return await super().get(room, key)
-
-    async def commit(self, commit: Commit) -> Sequence[bool]:
-        release, self._release = self._release, None
-        if release is not None:
-            self.arrived.set()
-            await release.wait()
-        self.commits.append(commit)
-        return await super().commit(commit)
 
 
 @asynccontextmanager

@@ -37,7 +37,7 @@ class Gate:
     for good (the room's storage seals the writes the event made).
     """
 
-    __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "name")
+    __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "name", "pinned")
 
     def __init__(self, on_release: Callable[[], None], name: str = "") -> None:
         self._holder: trio.lowlevel.Task | None = None
@@ -47,6 +47,8 @@ class Gate:
         self._since = 0.0
         #: The room's name, for the warning about an event that holds it too long.
         self.name = name
+        #: Open transactions: the gate may not be let go in the middle of one.
+        self.pinned = 0
 
     @property
     def held(self) -> bool:
@@ -97,7 +99,12 @@ class Gate:
         """Let the gate go entirely, whatever this task's depth; return that depth.
 
         `reacquire` with the returned depth takes it back.
+
+        Raises:
+            RuntimeError: a transaction is open.
         """
+        if self.pinned:
+            raise RuntimeError("room.unlocked() cannot be used inside a storage transaction")
         depth, self._depth = self._depth, 1
         self.release()
         await trio.lowlevel.checkpoint()

@@ -10,6 +10,7 @@ them for the idle timeout, and restarts the room when a commit fails.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, final
@@ -57,7 +58,12 @@ class RoomRunner:
         self.storage: Storage = MemoryStorage()
         #: One event of the room at a time; letting it go seals the event's writes.
         self.gate = Gate(self._event_ended, name)
-        self.state = RoomState(self.storage, name, self.gate, cache=True, max_cached=1)
+        self.state = RoomState(
+            self.storage, name, self.gate, cache=True, max_cached=self.config.max_cached_values
+        )
+        self.state.on_durable = self._publish_held
+        #: Broadcasts for the other nodes that wait for a write to be durable, in order.
+        self._held_publishes: deque[tuple[int, bytes]] = deque()
         self.backplane: Backplane | None = None
         self._node_id = ""
         self.nursery: trio.Nursery | None = None
@@ -97,6 +103,7 @@ class RoomRunner:
         Each session is closed with 1011; a resumable one can resume in the new room.
         """
         self.broken = self.stopping = True
+        self._held_publishes.clear()  # they reflect writes that are lost
         for runner in tuple(self.runners.values()):
             runner.begin_close(1011, "storage failed", discard=True)
         if self.idle_scope is not None and self.active == 0:
@@ -110,8 +117,21 @@ class RoomRunner:
         backplane = self.backplane
         if backplane is not None:
             encoded = self._remote_codec().encode(message)
-            envelope = Envelope(self._node_id, tuple(excluded or ()), encoded)
-            backplane.publish(self.name, envelope.pack())
+            payload = Envelope(self._node_id, tuple(excluded or ()), encoded).pack()
+            after = self.state.pending()
+            if after or self._held_publishes:
+                # The output gate holds it for the other nodes' clients too.
+                self._held_publishes.append((after, payload))
+            else:
+                backplane.publish(self.name, payload)
+
+    def _publish_held(self, durable: int) -> None:
+        held = self._held_publishes
+        backplane = self.backplane
+        while held and held[0][0] <= durable:
+            _, payload = held.popleft()
+            if backplane is not None:
+                backplane.publish(self.name, payload)
 
     def deliver(self, payload: bytes) -> None:
         """Deliver a broadcast another node published to this room's local sessions."""

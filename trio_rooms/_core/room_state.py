@@ -88,7 +88,9 @@ class RoomState:
         self._open = _Batch()
         self._sealed = _Batch()
         self._in_flight = _Batch()
+        #: The open transaction's writes, and the task whose they are.
         self._transaction: _Batch | None = None
+        self._transaction_task: trio.lowlevel.Task | None = None
         #: The newest sequence number reserved by a batch, and the open batch's (0: none).
         self._reserved = 0
         self._open_seq = 0
@@ -97,6 +99,8 @@ class RoomState:
         self._committed = trio.lowlevel.ParkingLot()
         #: Set once a commit failed: the room is restarting, nothing more is written.
         self.failed: StorageError | None = None
+        #: Called with each new durable sequence number (what else waits for it).
+        self.on_durable: Callable[[int], None] | None = None
 
     def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
         """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
@@ -126,7 +130,7 @@ class RoomState:
     def _unsaved(self, key: str) -> tuple[bool, _Value]:
         transaction = self._transaction
         batches = (self._open, self._sealed, self._in_flight)
-        if transaction is not None and self.gate.held_here():
+        if transaction is not None and self._in_transaction():
             batches = (transaction, *batches)
         for batch in batches:
             values = batch.values
@@ -185,13 +189,20 @@ class RoomState:
             raise StorageError(
                 f"room {self.room!r}: an earlier commit failed; the room is restarting"
             ) from self.failed
+        self._reserve()
+        transaction = self._transaction
+        if transaction is not None and self._in_transaction():
+            return transaction  # joins the open batch, and its number, at its end
+        return self._open
+
+    def _reserve(self) -> None:
+        """Give the open batch the next sequence number, if it has none yet."""
         if not self._open_seq:
             self._reserved += 1
             self._open_seq = self._reserved
-        transaction = self._transaction
-        if transaction is not None and self.gate.held_here():
-            return transaction  # joins the open batch, and its number, at its end
-        return self._open
+
+    def _in_transaction(self) -> bool:
+        return self._transaction_task is trio.lowlevel.current_task()
 
     def _seal_unless_gated(self) -> None:
         if not self.gate.held:
@@ -210,19 +221,24 @@ class RoomState:
     # -------------------------------------------------------------- transactions
 
     def begin(self) -> None:
-        """Start a transaction for the task that holds the gate: its writes are kept apart."""
+        """Start a transaction for the current task, which holds the gate.
+
+        Its writes are kept apart, and seen only by its own reads, until `end`.
+        """
         if self._transaction is not None:
             raise RuntimeError("transactions of one room do not nest")
         self._transaction = _Batch()
+        self._transaction_task = trio.lowlevel.current_task()
 
     def end(self, *, commit: bool) -> None:
         """End the transaction: join its writes to the event's batch, or drop them."""
         transaction, self._transaction = self._transaction, None
-        if transaction is None:
+        self._transaction_task = None
+        if transaction is None or not commit or not transaction:
             return
-        if commit:
-            self._open.merge(transaction)
-            self._seal_unless_gated()
+        self._reserve()  # an update() inside may have sealed the batch it had reserved
+        self._open.merge(transaction)
+        self._seal_unless_gated()
 
     # -------------------------------------------------------------- output gate
 
@@ -275,6 +291,8 @@ class RoomState:
             self._in_flight = _Batch()
             self.durability.advance(seq)
             self._committed.unpark_all()
+            if self.on_durable is not None:
+                self.on_durable(seq)
 
     async def _commit(self, batch: _Batch) -> list[bool]:
         if not batch:

@@ -91,7 +91,8 @@ class RoomStorage:
                 await self.room.storage.put("to", balance_to + amount)
 
         It holds the room's gate (`Room.exclusive`), so it also suits tasks of the
-        room's own. Inside, reads see the block's own writes. Transactions do not nest.
+        room's own. Inside, reads see the block's own writes. Transactions do not nest,
+        and `Room.unlocked` cannot be used inside one.
         """
         return Transaction(self._state)
 
@@ -107,13 +108,14 @@ class Transaction:
 
     async def __aenter__(self) -> None:
         state = self._state
+        await trio.lowlevel.checkpoint_if_cancelled()
         await state.gate.acquire()
         try:
             state.begin()
         except BaseException:
             state.gate.release()
             raise
-        await trio.lowlevel.checkpoint_if_cancelled()
+        state.gate.pinned += 1
 
     async def __aexit__(
         self,
@@ -122,6 +124,7 @@ class Transaction:
         traceback: TracebackType | None,
     ) -> None:
         state = self._state
+        state.gate.pinned -= 1
         try:
             state.end(commit=exc_type is None)
         finally:
