@@ -133,8 +133,16 @@ class Exclusive:
 
     __slots__ = ("_gate",)
 
-    def __init__(self, gate: Gate) -> None:
-        self._gate = gate
+    _gate: Gate
+
+    def __init__(self) -> None:
+        raise TypeError("Exclusive is made by room.exclusive()")
+
+    @classmethod
+    def _over(cls, gate: Gate) -> Exclusive:
+        exclusive = object.__new__(cls)
+        exclusive._gate = gate
+        return exclusive
 
     async def __aenter__(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -155,9 +163,18 @@ class Unlocked:
 
     __slots__ = ("_depth", "_gate")
 
-    def __init__(self, gate: Gate) -> None:
-        self._gate = gate
-        self._depth = 0
+    _gate: Gate
+    _depth: int
+
+    def __init__(self) -> None:
+        raise TypeError("Unlocked is made by room.unlocked()")
+
+    @classmethod
+    def _over(cls, gate: Gate) -> Unlocked:
+        unlocked = object.__new__(cls)
+        unlocked._gate = gate
+        unlocked._depth = 0
+        return unlocked
 
     async def __aenter__(self) -> None:
         if self._gate.held_here():

@@ -89,7 +89,7 @@ class Room(Generic[SessionT_co]):
         storage, reads what was stored.
         """
         if self._room_storage is None:
-            self._room_storage = RoomStorage(self._runner.state)
+            self._room_storage = RoomStorage._over(self._runner.state)  # pyright: ignore[reportPrivateUsage] - its constructor
         return self._room_storage
 
     def exclusive(self) -> Exclusive:
@@ -106,7 +106,7 @@ class Room(Generic[SessionT_co]):
                         self.world.step()
                         self.broadcast(Snapshot(self.world.state()))
         """
-        return Exclusive(self._runner.gate)
+        return Exclusive._over(self._runner.gate)  # pyright: ignore[reportPrivateUsage] - its constructor
 
     def unlocked(self) -> Unlocked:
         """Let the room's other events run during a block of a hook, then take the gate back.
@@ -122,7 +122,7 @@ class Room(Generic[SessionT_co]):
         Other events may change the room's state during the block: read it again
         after. Outside a hook (or `exclusive`) it does nothing.
         """
-        return Unlocked(self._runner.gate)
+        return Unlocked._over(self._runner.gate)  # pyright: ignore[reportPrivateUsage] - its constructor
 
     @property
     def sessions(self) -> Mapping[str, SessionT_co]:

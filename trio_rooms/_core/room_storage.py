@@ -38,8 +38,17 @@ class RoomStorage:
 
     __slots__ = ("_state",)
 
-    def __init__(self, state: RoomState) -> None:
-        self._state = state
+    _state: RoomState
+
+    def __init__(self) -> None:
+        raise TypeError("RoomStorage is made by its room: use room.storage")
+
+    @classmethod
+    def _over(cls, state: RoomState) -> RoomStorage:
+        # The one constructor, for Room; the engine stays out of the public API.
+        storage = object.__new__(cls)
+        storage._state = state
+        return storage
 
     async def get(self, key: str, type: type[T]) -> T | None:
         """The value stored under ``key``, structured as ``type``; None if absent.
@@ -94,7 +103,7 @@ class RoomStorage:
         room's own. Inside, reads see the block's own writes. Transactions do not nest,
         and `Room.unlocked` cannot be used inside one.
         """
-        return Transaction(self._state)
+        return Transaction._over(self._state)  # pyright: ignore[reportPrivateUsage] - its constructor
 
 
 @final
@@ -103,8 +112,16 @@ class Transaction:
 
     __slots__ = ("_state",)
 
-    def __init__(self, state: RoomState) -> None:
-        self._state = state
+    _state: RoomState
+
+    def __init__(self) -> None:
+        raise TypeError("Transaction is made by room.storage.transaction()")
+
+    @classmethod
+    def _over(cls, state: RoomState) -> Transaction:
+        transaction = object.__new__(cls)
+        transaction._state = state
+        return transaction
 
     async def __aenter__(self) -> None:
         state = self._state
