@@ -239,17 +239,18 @@ async def test_a_closing_session_cannot_write_back_the_token_its_resumer_spent(
         room = await rooms.get("lobby")
         assert first.id not in room.sessions
         async with _join(rooms, f"resume={first.token}") as (client, second):
-            assert second.resumed
-            await _rename(client, "new")
+            assert second.resumed  # the token was spent while the old write was held
+            # A room commits in order, so the held write lands before the resumer's own.
             held.release()
             await held.done.wait()
+            assert held.result is False  # refused, not written
+            await _rename(client, "new")
         async with _join(rooms, f"resume={first.token}") as (_, third):
             assert not third.resumed  # the spent token stayed spent
         async with _join(rooms, f"resume={second.token}") as (client, fourth):
             assert fourth.resumed
             client.send(Whisper(text="me?"))
             assert getattr(await client.receive(), "name", None) == "new"
-        assert held.result is False  # refused, not written
 
 
 @asynccontextmanager
