@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from trio_rooms import StorageError
-from trio_rooms.storage import MemoryStorage, SessionRecord
+from trio_rooms.storage import Commit, MemoryStorage, SessionRecord
 
 from .delegating_storage import DelegatingStorage
 
 
 class FlakyStorage(DelegatingStorage):
-    """MemoryStorage whose writes (sessions and room values) fail while ``fail`` is set."""
+    """MemoryStorage whose writes (sessions and room values) fail while ``fail`` is set,
+    and whose commits (a room's batched writes) fail while ``fail_commits`` is set."""
 
     def __init__(self) -> None:
         super().__init__(MemoryStorage())
         self.fail = False
+        self.fail_commits = False
 
     def _check(self) -> None:
         if self.fail:
@@ -48,3 +52,8 @@ class FlakyStorage(DelegatingStorage):
     async def put(self, room: str, key: str, value: bytes) -> None:
         self._check()
         await super().put(room, key, value)
+
+    async def commit(self, commit: Commit) -> Sequence[bool]:
+        if self.fail_commits:
+            raise StorageError("disk on fire")
+        return await super().commit(commit)
