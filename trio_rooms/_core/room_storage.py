@@ -8,6 +8,7 @@ from typing import TypeVar, final
 import trio
 
 from .._errors import StorageError
+from .alarms import RoomAlarms
 from .room_state import RoomState
 from .storage import data_converter
 
@@ -36,10 +37,11 @@ class RoomStorage:
     stored.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_alarms", "_state")
 
-    def __init__(self, state: RoomState) -> None:
+    def __init__(self, state: RoomState, alarms: RoomAlarms) -> None:
         self._state = state
+        self._alarms = alarms
 
     async def get(self, key: str, type: type[T]) -> T | None:
         """The value stored under ``key``, structured as ``type``; None if absent.
@@ -92,24 +94,27 @@ class RoomStorage:
 
         It holds the room's gate (`Room.exclusive`), so it also suits tasks of the
         room's own. Inside, reads see the block's own writes. Transactions do not nest.
+        Alarms set or cancelled inside (`Room.set_alarm`) are part of it.
         """
-        return Transaction(self._state)
+        return Transaction(self._state, self._alarms)
 
 
 @final
 class Transaction:
     """What `RoomStorage.transaction` returns: an async context manager."""
 
-    __slots__ = ("_state",)
+    __slots__ = ("_alarms", "_state")
 
-    def __init__(self, state: RoomState) -> None:
+    def __init__(self, state: RoomState, alarms: RoomAlarms) -> None:
         self._state = state
+        self._alarms = alarms
 
     async def __aenter__(self) -> None:
         state = self._state
         await state.gate.acquire()
         try:
             state.begin()
+            self._alarms.begin()
         except BaseException:
             state.gate.release()
             raise
@@ -123,6 +128,7 @@ class Transaction:
     ) -> None:
         state = self._state
         try:
+            self._alarms.end(commit=exc_type is None)
             state.end(commit=exc_type is None)
         finally:
             state.gate.release()
