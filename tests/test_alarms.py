@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,16 @@ import trio
 import trio.testing
 
 import trio_rooms
-from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Session, testing
+from trio_rooms import (
+    ConnectRequest,
+    Message,
+    Room,
+    Rooms,
+    RoomsConfig,
+    Session,
+    StorageError,
+    testing,
+)
 from trio_rooms.storage import MemoryStorage, SqliteStorage, Storage, StoredAlarm
 
 from .delegating_storage import DelegatingStorage
@@ -76,6 +85,8 @@ class Journal:
     #: What the handler of an alarm does, by alarm name (default: nothing).
     actions: dict[str, Action] = attrs.field(factory=dict[str, Action])
     changed: trio.Event = attrs.field(factory=trio.Event)
+    #: Rooms that fail in on_start before one starts again.
+    failing_starts: int = 0
 
     def log(self, event: str) -> None:
         self.events.append(event)
@@ -109,7 +120,12 @@ class AlarmRoom(Room[CounterSession]):
         self.journal = journal
 
     async def on_start(self) -> None:
-        self.journal.log(f"start {self.name}")
+        journal = self.journal
+        if journal.failing_starts:
+            journal.failing_starts -= 1
+            journal.log(f"failed start {self.name}")
+            raise RuntimeError("cannot start")
+        journal.log(f"start {self.name}")
 
     async def on_stop(self) -> None:
         self.journal.log(f"stop {self.name}")
@@ -373,6 +389,60 @@ async def test_an_alarm_brings_back_an_evicted_room_on_start_first(
             assert journal.events == ["start lobby", "stop lobby", "start lobby", "alarm wake"]
             assert journal.fired[0].at == 60
             assert (await rooms.get("lobby")) is not room
+
+
+async def test_an_alarm_whose_room_fails_to_start_counts_it_as_a_failed_attempt(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A room whose on_start raises is started again with the alarm's backoff, attempt counted."""
+    journal = Journal()
+    config = RoomsConfig(alarm_retry_delay=1)
+    with following_trio():
+        async with open_alarm_rooms(journal, config=config) as rooms:
+            room = await rooms.get("lobby")
+            await room.set_alarm("wake", delay=10)
+            await testing.evict(rooms, "lobby")
+            journal.failing_starts = 2
+            fired = await journal.wait_fired(1)
+            assert (fired[0].at, fired[0].attempt) == (13, 2)  # tried at 10, 11, then 13
+            assert journal.events[2:] == [
+                "failed start lobby",
+                "failed start lobby",
+                "start lobby",
+                "alarm wake",
+            ]
+    assert sum("failed to start for its alarm" in r.message for r in caplog.records) == 2
+
+
+class _FailingReads(DelegatingStorage):
+    """A MemoryStorage whose next look at every room's alarms fails, once armed."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStorage())
+        self.armed = False
+
+    async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
+        if self.armed:
+            self.armed = False
+            raise StorageError("the alarms are unreadable")
+        return await super().next_alarms(limit)
+
+
+async def test_the_scheduler_outlives_a_storage_failure(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed read of the alarms is logged and tried again; the alarm still fires on time."""
+    journal = Journal()
+    storage = _FailingReads()
+    with following_trio():
+        async with open_alarm_rooms(journal, storage=storage) as rooms:
+            room = await rooms.get("lobby")
+            storage.armed = True
+            await room.set_alarm("wake", delay=5)
+            fired = await journal.wait_fired(1)
+            assert fired[0].at == 5
+            assert not storage.armed
+    assert any("could not read the alarms" in r.message for r in caplog.records)
 
 
 async def test_a_room_is_not_evicted_while_its_alarm_fires(

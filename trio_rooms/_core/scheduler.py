@@ -104,7 +104,12 @@ class AlarmScheduler:
                 task_status.started()
                 while True:
                     self._wake = trio.Event()
-                    wait = await self._fire_round()
+                    try:
+                        wait = await self._fire_round()
+                    except StorageError:
+                        # The rooms go on without their alarms for a while.
+                        _logger.exception("could not read the alarms; trying again soon")
+                        wait = self._config.alarm_retry_delay
                     with trio.move_on_after(wait):
                         await self._wake.wait()
 
