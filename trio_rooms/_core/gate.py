@@ -46,7 +46,7 @@ class Gate:
         self._on_release = on_release
         self._since = 0.0
         #: The room's name, for the warning about an event that holds it too long.
-        self.name = name
+        self.name: str = name
 
     @property
     def held(self) -> bool:

@@ -91,7 +91,7 @@ class Room(Generic[SessionT_co]):
         storage, reads what was stored.
         """
         if self._room_storage is None:
-            self._room_storage = RoomStorage(self._runner.state, self._runner.alarms)
+            self._room_storage = RoomStorage._over(self._runner.state, self._runner.alarms)  # pyright: ignore[reportPrivateUsage] - its constructor
         return self._room_storage
 
     def exclusive(self) -> Exclusive:

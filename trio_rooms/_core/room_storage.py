@@ -39,9 +39,19 @@ class RoomStorage:
 
     __slots__ = ("_alarms", "_state")
 
-    def __init__(self, state: RoomState, alarms: RoomAlarms) -> None:
-        self._state = state
-        self._alarms = alarms
+    _state: RoomState
+    _alarms: RoomAlarms
+
+    def __init__(self) -> None:
+        raise TypeError("RoomStorage is room.storage, made by the room")
+
+    @classmethod
+    def _over(cls, state: RoomState, alarms: RoomAlarms) -> RoomStorage:
+        # The one constructor, for Room: the engine stays out of the public API.
+        storage = object.__new__(cls)
+        storage._state = state
+        storage._alarms = alarms
+        return storage
 
     async def get(self, key: str, type: type[T]) -> T | None:
         """The value stored under ``key``, structured as ``type``; None if absent.
@@ -96,7 +106,7 @@ class RoomStorage:
         room's own. Inside, reads see the block's own writes. Transactions do not nest.
         Alarms set or cancelled inside (`Room.set_alarm`) are part of it.
         """
-        return Transaction(self._state, self._alarms)
+        return Transaction._over(self._state, self._alarms)  # pyright: ignore[reportPrivateUsage] - its constructor
 
 
 @final
@@ -105,9 +115,18 @@ class Transaction:
 
     __slots__ = ("_alarms", "_state")
 
-    def __init__(self, state: RoomState, alarms: RoomAlarms) -> None:
-        self._state = state
-        self._alarms = alarms
+    _state: RoomState
+    _alarms: RoomAlarms
+
+    def __init__(self) -> None:
+        raise TypeError("Transaction is made by RoomStorage.transaction()")
+
+    @classmethod
+    def _over(cls, state: RoomState, alarms: RoomAlarms) -> Transaction:
+        transaction = object.__new__(cls)
+        transaction._state = state
+        transaction._alarms = alarms
+        return transaction
 
     async def __aenter__(self) -> None:
         state = self._state
