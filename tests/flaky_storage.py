@@ -11,11 +11,13 @@ from .delegating_storage import DelegatingStorage
 
 
 class FlakyStorage(DelegatingStorage):
-    """MemoryStorage whose writes (sessions and room values) fail while ``fail`` is set."""
+    """MemoryStorage whose writes (sessions and room values) fail while ``fail`` is set,
+    and whose commits (a room's batched writes) fail while ``fail_commits`` is set."""
 
     def __init__(self) -> None:
         super().__init__(MemoryStorage())
         self.fail = False
+        self.fail_commits = False
 
     def _check(self) -> None:
         if self.fail:
@@ -53,4 +55,6 @@ class FlakyStorage(DelegatingStorage):
 
     async def commit(self, commit: Commit) -> Sequence[bool]:
         self._check()
+        if self.fail_commits:
+            raise StorageError("disk on fire")
         return await super().commit(commit)

@@ -129,3 +129,20 @@ class RoomsConfig:
     #: Invalid frames in a row (undecodable, or binary on a JSON session) before the
     #: session is closed with 1008.
     max_invalid_in_a_row: int = attrs.field(default=10, validator=_positive_int)
+
+    # ------------------------------------------------------------------ alarms
+
+    #: Characters an alarm name may have; a longer (or empty) one is refused with
+    #: `ValueError` by ``Room.set_alarm``.
+    max_alarm_name_length: int = attrs.field(default=128, validator=_positive_int)
+    #: Seconds before an alarm whose ``on_alarm`` raised runs again; doubled at each
+    #: failure, up to ``alarm_retry_max_delay``.
+    alarm_retry_delay: float = attrs.field(default=1.0, validator=_positive)
+    #: Longest wait between two runs of a failing alarm.
+    alarm_retry_max_delay: float = attrs.field(default=60.0, validator=_positive)
+    #: Runs of ``on_alarm`` for one alarm (the first one included) that may raise before
+    #: the alarm is dropped, with an error logged.
+    alarm_max_attempts: int = attrs.field(default=6, validator=_positive_int)
+    #: ``on_alarm`` handlers running at once across the rooms (one at a time per room,
+    #: like every event); the alarms due beyond it wait for a free slot.
+    max_concurrent_alarms: int = attrs.field(default=100, validator=_positive_int)

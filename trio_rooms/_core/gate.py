@@ -46,9 +46,9 @@ class Gate:
         self._on_release = on_release
         self._since = 0.0
         #: The room's name, for the warning about an event that holds it too long.
-        self.name = name
+        self.name: str = name
         #: Open transactions: the gate may not be let go in the middle of one.
-        self.pinned = 0
+        self.pinned: int = 0
 
     @property
     def held(self) -> bool:

@@ -29,6 +29,7 @@ from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
 from .routes import route_table
 from .routing import HttpRejection
+from .scheduler import AlarmScheduler
 from .stats import Counters, RoomsStatistics
 from .storage import Storage
 
@@ -87,6 +88,8 @@ class RoomRegistry:
         )
         self._slots: dict[str, _Slot] = {}
         self._closing = False
+        #: Fires the rooms' alarms: `open_rooms` runs it in the rooms' nursery.
+        self.alarms = AlarmScheduler(storage, config, self.get)
 
     async def get(self, name: str) -> Room[Any]:
         """The live room called ``name``, created if needed: see `Rooms.get`."""
@@ -233,10 +236,12 @@ class RoomRegistry:
             backplane=self._backplane,
             node_id=self._node_id,
         )
+        runner.alarms.bind(self.alarms, max_name_length=self.config.max_alarm_name_length)
         try:
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                await runner.alarms.load()
                 async with runner.gate:
                     await room.on_start()
                 await runner.state.flush()  # what on_start stored is in before any session
@@ -256,18 +261,18 @@ class RoomRegistry:
             self.counters.changed()
 
     async def _wait_idle(self, runner: RoomRunner) -> None:
-        """Return once the room has had no session for ``room_idle_timeout``.
+        """Return once the room has had no session (nor alarm firing) for ``room_idle_timeout``.
 
         At shutdown the room's sessions are closing: return as soon as they have ended.
         """
         while True:
             with trio.CancelScope() as scope:
                 runner.idle_scope = scope
-                if runner.active == 0:
+                if runner.idle:
                     scope.deadline = trio.current_time() + runner.idle_delay()
                 await trio.sleep_forever()
             runner.idle_scope = None
-            if runner.active == 0:
+            if runner.idle:
                 return
 
     async def _stop_room(self, room: Room[Any]) -> None:
@@ -280,12 +285,37 @@ class RoomRegistry:
         with contextlib.suppress(StorageError):  # logged by the committer when it failed
             await runner.state.flush()
 
+    async def evict(self, name: str) -> None:
+        """Stop the room ``name`` now, as its idle timeout would: ``on_stop``, then gone.
+
+        Returns once it has stopped; at once if it is not live.
+
+        Raises:
+            RuntimeError: the room has sessions, or an alarm is firing in it.
+        """
+        slot = self._slots.get(name)
+        if slot is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await slot.ready.wait()
+        room = slot.room
+        if room is not None and not slot.stopping:
+            runner = room_runner_of(room)
+            if not runner.idle:
+                raise RuntimeError(
+                    f"room {name!r} is not idle: it has {runner.active} sessions or an alarm firing"
+                )
+            assert runner.idle_scope is not None  # a started room waits to be idle
+            runner.idle_scope.cancel()
+        await slot.stopped.wait()
+
     async def shutdown(self) -> None:
         """Close every session with 1001, then stop every room (``on_stop``).
 
         Returns after ``shutdown_timeout`` at the latest; the caller cancels what is left.
         """
         self._closing = True
+        self.alarms.stop()  # an alarm firing is cancelled: it fires again after the restart
         for slot in tuple(self._slots.values()):
             room = slot.room
             if room is None:
@@ -294,7 +324,7 @@ class RoomRegistry:
             runner.stopping = True
             for session in tuple(runner.runners.values()):
                 session.begin_close(1001, "server shutting down")
-            if runner.idle_scope is not None and runner.active == 0:
+            if runner.idle_scope is not None and runner.idle:
                 runner.idle_scope.deadline = trio.current_time()
         with trio.move_on_after(self.config.shutdown_timeout):
             for slot in tuple(self._slots.values()):

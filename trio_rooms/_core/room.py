@@ -10,11 +10,13 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_origin
 
 import trio
 
 from .._message import Message
+from .alarms import alarm_time, as_datetimes
 from .gate import Exclusive, Unlocked
 from .room_runner import RoomRunner
 from .room_storage import RoomStorage
@@ -89,7 +91,7 @@ class Room(Generic[SessionT_co]):
         storage, reads what was stored.
         """
         if self._room_storage is None:
-            self._room_storage = RoomStorage._over(self._runner.state)  # pyright: ignore[reportPrivateUsage] - its constructor
+            self._room_storage = RoomStorage._over(self._runner.state, self._runner.alarms)  # pyright: ignore[reportPrivateUsage] - its constructor
         return self._room_storage
 
     def exclusive(self) -> Exclusive:
@@ -138,6 +140,78 @@ class Room(Generic[SessionT_co]):
         Its sessions have ended; tasks started with `start_soon` are cancelled after
         this returns.
         """
+
+    async def on_alarm(self, name: str, attempt: int) -> None:
+        """Run when the alarm ``name`` (set with `set_alarm`) falls due.
+
+        It is an event of the room, like a message: it runs holding the room's gate,
+        its writes are committed together with the alarm's deletion, and the room is
+        not evicted while it runs (an alarm of an evicted room brings the room back,
+        ``on_start`` first). ``attempt`` is 0 the first time; if the hook raises, the
+        error is logged and the alarm runs again later with ``attempt + 1``, after
+        ``RoomsConfig.alarm_retry_delay`` doubled at each failure (at most
+        ``alarm_retry_max_delay``), until ``alarm_max_attempts`` runs have failed.
+
+        At least once: a crash, or a shutdown that cancels the hook, before its commit
+        runs it again after the restart, so make what it does outside the room
+        idempotent. The default logs a warning and does nothing.
+        """
+        await trio.lowlevel.checkpoint()
+        _logger.warning(
+            "room %r: alarm %r fell due, but %s does not override on_alarm",
+            self.name,
+            name,
+            type(self).__qualname__,
+        )
+
+    async def set_alarm(
+        self, name: str, *, at: datetime | float | None = None, delay: float | None = None
+    ) -> None:
+        """Set the durable alarm ``name``: `on_alarm` runs once it is due.
+
+        Give exactly one of ``at`` (an aware `datetime`, or a UNIX time) and ``delay``
+        (seconds from now). Setting a name again replaces its alarm, even while that
+        one's `on_alarm` runs; a time in the past makes it due at once. A room has as
+        many alarms as it sets::
+
+            async def on_message(self, message: Bid) -> None:
+                await self.room.set_alarm("auction-end", delay=60)
+
+        The alarm is committed with the event's other writes (see `storage`), so it
+        survives the room's eviction and a restart of the server; if that commit fails
+        it was never set. Does not wait for the commit.
+
+        Raises:
+            TypeError: not exactly one of ``at`` and ``delay`` is given.
+            ValueError: ``name`` is empty or longer than
+                ``RoomsConfig.max_alarm_name_length``; ``at`` is a naive datetime or
+                not finite; ``delay`` is negative or not finite.
+            StorageError: an earlier commit of the room failed (the room is restarting).
+        """
+        alarms = self._runner.alarms
+        alarms.check_name(name)
+        alarms.set(name, alarm_time(alarms.now(), at, delay))
+        await trio.lowlevel.checkpoint()
+
+    async def cancel_alarm(self, name: str) -> None:
+        """Cancel the alarm ``name``, committed like `set_alarm`; nothing if it is not set.
+
+        Raises:
+            ValueError: ``name`` is not a valid alarm name.
+            StorageError: an earlier commit of the room failed (the room is restarting).
+        """
+        alarms = self._runner.alarms
+        alarms.check_name(name)
+        alarms.put(name, None)
+        await trio.lowlevel.checkpoint()
+
+    def alarms(self) -> dict[str, datetime]:
+        """The room's alarms, earliest first: name -> when it falls due (UTC).
+
+        As the room sees them now: the sets and cancels of the running event (and of a
+        transaction) are in, committed or not.
+        """
+        return as_datetimes(self._runner.alarms.view())
 
     def broadcast(
         self: Room[Session[Any, MsgT, Any, Any]],

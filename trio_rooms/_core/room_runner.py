@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, final
 
@@ -20,6 +21,7 @@ import trio
 from .._errors import DecodeError, RoomsClosedError, StorageError
 from .._message import Message
 from ..codec import Codec, WireFormat
+from .alarms import RoomAlarms
 from .backplane import Backplane, Envelope
 from .config import RoomsConfig
 from .connection import Connection
@@ -64,11 +66,15 @@ class RoomRunner:
         self.state.on_durable = self._publish_held
         #: Broadcasts for the other nodes that wait for a write to be durable, in order.
         self._held_publishes: deque[tuple[int, bytes]] = deque()
+        #: Its durable alarms as its events see them.
+        self.alarms = RoomAlarms(self.state)
         self.backplane: Backplane | None = None
         self._node_id = ""
         self.nursery: trio.Nursery | None = None
-        #: Sessions admitted or being admitted; the room is idle at 0.
+        #: Sessions admitted or being admitted.
         self.active = 0
+        #: Other work that keeps the room from being idle (an alarm firing).
+        self._held = 0
         #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
         self.idle_scope: trio.CancelScope | None = None
         self.stopping = False
@@ -106,7 +112,7 @@ class RoomRunner:
         self._held_publishes.clear()  # they reflect writes that are lost
         for runner in tuple(self.runners.values()):
             runner.begin_close(1011, "storage failed", discard=True)
-        if self.idle_scope is not None and self.active == 0:
+        if self.idle_scope is not None and self.idle:
             self.idle_scope.deadline = trio.current_time()
 
     # -------------------------------------------------------------- broadcasts
@@ -250,12 +256,34 @@ class RoomRunner:
         finally:
             self._mark_done()
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing keeps the room alive: no session, no alarm firing."""
+        return self.active == 0 and self._held == 0
+
+    @contextmanager
+    def hold(self) -> Generator[None]:
+        """Keep the room from being evicted as idle during the block (like a session)."""
+        self._held += 1
+        self._busy()
+        try:
+            yield
+        finally:
+            self._held -= 1
+            self._maybe_idle()
+
     def _mark_busy(self) -> None:
         self.active += 1
-        if self.idle_scope is not None:
-            self.idle_scope.deadline = float("inf")
+        self._busy()
 
     def _mark_done(self) -> None:
         self.active -= 1
-        if self.active == 0 and self.idle_scope is not None:
+        self._maybe_idle()
+
+    def _busy(self) -> None:
+        if self.idle_scope is not None:
+            self.idle_scope.deadline = float("inf")
+
+    def _maybe_idle(self) -> None:
+        if self.idle and self.idle_scope is not None:
             self.idle_scope.deadline = trio.current_time() + self.idle_delay()

@@ -8,6 +8,7 @@ from typing import TypeVar, final
 import trio
 
 from .._errors import StorageError
+from .alarms import RoomAlarms
 from .room_state import RoomState
 from .storage import data_converter
 
@@ -36,18 +37,20 @@ class RoomStorage:
     stored.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_alarms", "_state")
 
     _state: RoomState
+    _alarms: RoomAlarms
 
     def __init__(self) -> None:
-        raise TypeError("RoomStorage is made by its room: use room.storage")
+        raise TypeError("RoomStorage is room.storage, made by the room")
 
     @classmethod
-    def _over(cls, state: RoomState) -> RoomStorage:
-        # The one constructor, for Room; the engine stays out of the public API.
+    def _over(cls, state: RoomState, alarms: RoomAlarms) -> RoomStorage:
+        # The one constructor, for Room: the engine stays out of the public API.
         storage = object.__new__(cls)
         storage._state = state
+        storage._alarms = alarms
         return storage
 
     async def get(self, key: str, type: type[T]) -> T | None:
@@ -101,26 +104,29 @@ class RoomStorage:
 
         It holds the room's gate (`Room.exclusive`), so it also suits tasks of the
         room's own. Inside, reads see the block's own writes. Transactions do not nest,
-        and `Room.unlocked` cannot be used inside one.
+        and `Room.unlocked` cannot be used inside one. Alarms set or cancelled inside
+        (`Room.set_alarm`) are part of it.
         """
-        return Transaction._over(self._state)  # pyright: ignore[reportPrivateUsage] - its constructor
+        return Transaction._over(self._state, self._alarms)  # pyright: ignore[reportPrivateUsage] - its constructor
 
 
 @final
 class Transaction:
     """What `RoomStorage.transaction` returns: an async context manager."""
 
-    __slots__ = ("_state",)
+    __slots__ = ("_alarms", "_state")
 
     _state: RoomState
+    _alarms: RoomAlarms
 
     def __init__(self) -> None:
-        raise TypeError("Transaction is made by room.storage.transaction()")
+        raise TypeError("Transaction is made by RoomStorage.transaction()")
 
     @classmethod
-    def _over(cls, state: RoomState) -> Transaction:
+    def _over(cls, state: RoomState, alarms: RoomAlarms) -> Transaction:
         transaction = object.__new__(cls)
         transaction._state = state
+        transaction._alarms = alarms
         return transaction
 
     async def __aenter__(self) -> None:
@@ -129,6 +135,7 @@ class Transaction:
         await state.gate.acquire()
         try:
             state.begin()
+            self._alarms.begin()
         except BaseException:
             state.gate.release()
             raise
@@ -143,6 +150,7 @@ class Transaction:
         state = self._state
         state.gate.pinned -= 1
         try:
+            self._alarms.end(commit=exc_type is None)
             state.end(commit=exc_type is None)
         finally:
             state.gate.release()

@@ -140,6 +140,7 @@ async def open_rooms(
             )
             if backplane is not None:
                 await root.nursery.start(backplane.run, _Delivery(registry))
+            await root.nursery.start(registry.alarms.run)
             try:
                 yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor
             finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, TypeVarTuple, cast
 
 import attrs
@@ -82,6 +83,20 @@ class SessionRoom(Protocol[SessionT_co, ServerMsgT_contra]):
 
     def unlocked(self) -> Unlocked:
         """Let the room's other events run during a block of a hook."""
+        ...
+
+    async def set_alarm(
+        self, name: str, *, at: datetime | float | None = None, delay: float | None = None
+    ) -> None:
+        """Set the room's durable alarm ``name`` (see `Room.set_alarm`)."""
+        ...
+
+    async def cancel_alarm(self, name: str) -> None:
+        """Cancel the room's alarm ``name``."""
+        ...
+
+    def alarms(self) -> dict[str, datetime]:
+        """The room's alarms, earliest first: name -> when it falls due (UTC)."""
         ...
 
 
