@@ -238,12 +238,16 @@ async def test_a_closing_session_cannot_write_back_the_token_its_resumer_spent(
         await held.arrived.wait()  # closing, out of the room, its last write in flight
         room = await rooms.get("lobby")
         assert first.id not in room.sessions
-        async with _join(rooms, f"resume={first.token}") as (client, second):
-            assert second.resumed  # the token was spent while the old write was held
-            # A room commits in order, so the held write lands before the resumer's own.
+        async with testing.connect(rooms, "lobby", query=f"resume={first.token}") as client:
+            # Admitted, so its token was spent, while the old write is still held; its
+            # first frame waits for that write, as a room commits in order.
+            await rooms.wait_statistics(lambda stats: stats.sessions == 1)
             held.release()
             await held.done.wait()
             assert held.result is False  # refused, not written
+            second = await _session_info(client)
+            assert second.resumed
+            assert isinstance(await client.receive(), UserJoined)
             await _rename(client, "new")
         async with _join(rooms, f"resume={first.token}") as (_, third):
             assert not third.resumed  # the spent token stayed spent
