@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -13,6 +14,7 @@ from trio_rooms import Rooms, RoomsConfig
 from .chat_app import Chat, ChatRoom, SendChat, UserJoined, Whisper
 from .peer import connect
 from .servers import Transport, start_server
+from .sockets import open_raw
 
 
 async def _exchange(port: int, request: bytes) -> bytes:
@@ -221,3 +223,16 @@ async def test_statistics_count_messages_and_closes(port: int, rooms: Rooms[Chat
     with trio.fail_after(5):
         await room.wait_closed(1)
     assert rooms.statistics().sessions == 0
+
+
+async def test_the_client_that_made_a_room_is_admitted_before_the_next_one(port: int) -> None:
+    """20 new rooms: the first client, upgraded first, hears the second one join."""
+    with trio.fail_after(20):
+        for n in range(20):
+            async with (
+                open_raw(port, f"/rooms/fresh{n}/websocket?name=first") as first,
+                open_raw(port, f"/rooms/fresh{n}/websocket?name=second") as second,
+            ):
+                assert '"name":"second"' in await second.receive_text()
+                names = [orjson.loads(await first.receive_text())["name"] for _ in range(2)]
+                assert names == ["first", "second"]

@@ -115,7 +115,9 @@ class RoomRegistry:
                 continue  # idle and evicted before this task ran again: make it anew
             if slot.stopping or (slot.room is not None and room_runner_of(slot.room).broken):
                 await slot.stopped.wait()  # then make it anew
-            elif slot.room is None:
+            elif slot.room is None or not slot.ready.is_set():
+                # Until its creator has it too: connections are admitted in the order
+                # they asked for the room, the one that made it first.
                 await slot.ready.wait()
             else:
                 return slot.room
