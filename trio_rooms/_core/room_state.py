@@ -273,26 +273,34 @@ class RoomState:
                 await self._wake_committer.wait()
                 self._wake_committer = trio.Event()
                 continue
-            batch, seq = self._sealed, self._sealed_seq
-            self._sealed, self._sealed_seq = _Batch(), 0
-            self._in_flight = batch
             try:
-                results = await self._commit(batch)
+                await self._commit_sealed()
             except StorageError as exc:
-                self._fail(batch, exc)
                 on_failure(exc)
                 return
-            for (_, written), ok in zip(batch.records, results, strict=True):
-                written.written = ok
-                written.done.set()
-            if self._caching:
-                for key, value in batch.values.items():
-                    self._remember(key, value)
-            self._in_flight = _Batch()
-            self.durability.advance(seq)
-            self._committed.unpark_all()
-            if self.on_durable is not None:
-                self.on_durable(seq)
+
+    async def _commit_sealed(self) -> None:
+        # A method of its own: the batch is let go once committed, not kept by the
+        # committer's frame until the next one (it holds session records).
+        batch, seq = self._sealed, self._sealed_seq
+        self._sealed, self._sealed_seq = _Batch(), 0
+        self._in_flight = batch
+        try:
+            results = await self._commit(batch)
+        except StorageError as exc:
+            self._fail(batch, exc)
+            raise
+        for (_, written), ok in zip(batch.records, results, strict=True):
+            written.written = ok
+            written.done.set()
+        if self._caching:
+            for key, value in batch.values.items():
+                self._remember(key, value)
+        self._in_flight = _Batch()
+        self.durability.advance(seq)
+        self._committed.unpark_all()
+        if self.on_durable is not None:
+            self.on_durable(seq)
 
     async def _commit(self, batch: _Batch) -> list[bool]:
         if not batch:
