@@ -154,9 +154,9 @@ class RoomRegistry:
         config = self.config
         self.check_client(request.header("origin"), request.client)
         self._check_room_capacity(request.room)
-        room_class = self.room_class
-        if room_class is None:  # a factory we cannot see through: the room tells its class
-            room_class = type(await self._get_for_admission(request.room))
+        # The room is made before the upgrade, so that a client that got its 101 is
+        # admitted right after it, ahead of any connection that came later.
+        room_class = type(await self._get_for_admission(request.room))
         session_class = room_class.session_class
         assert session_class is not None
         try:
