@@ -154,9 +154,9 @@ class RoomRegistry:
         config = self.config
         self.check_client(request.header("origin"), request.client)
         self._check_room_capacity(request.room)
-        # The room is made before the upgrade, so that a client that got its 101 is
-        # admitted right after it, ahead of any connection that came later.
-        room_class = type(await self._get_for_admission(request.room))
+        room_class = self.room_class
+        if room_class is None:  # a factory we cannot see through: the room tells its class
+            room_class = type(await self._get_for_admission(request.room))
         session_class = room_class.session_class
         assert session_class is not None
         try:
@@ -171,6 +171,11 @@ class RoomRegistry:
             _logger.exception("authorize() failed in room %r", request.room)
             raise HttpRejection(500, "Internal Server Error") from None
         self._check_room_capacity(request.room)  # authorize may have waited
+        # Made before the upgrade, so that a client that got its 101 is admitted right
+        # after it, ahead of any connection that came later. A room that fails to start
+        # is reported after the upgrade (1011), as its serving tries again.
+        with contextlib.suppress(HttpRejection):
+            await self._get_for_admission(request.room, log=False)
 
     def check_client(self, origin: str | None, client: tuple[str, int] | None) -> None:
         """Check a handshake's or a route request's origin, then the connection caps.
@@ -187,7 +192,7 @@ class RoomRegistry:
         if over is not None:
             raise HttpRejection(503, f"Service Unavailable: {over}")
 
-    async def _get_for_admission(self, name: str) -> Room[Any]:
+    async def _get_for_admission(self, name: str, *, log: bool = True) -> Room[Any]:
         try:
             return await self.get(name)
         except RoomsClosedError:
@@ -195,7 +200,8 @@ class RoomRegistry:
         except TooManyRoomsError as exc:
             raise HttpRejection(503, f"Service Unavailable: {exc}") from None
         except Exception:
-            _logger.exception("room %r failed to start", name)
+            if log:
+                _logger.exception("room %r failed to start", name)
             raise HttpRejection(500, "Internal Server Error") from None
 
     def _check_room_capacity(self, name: str) -> None:
