@@ -85,7 +85,7 @@ class Durability:
         watching, self._watching = self._watching, []
         for queue in watching:
             queue.watching = False
-            queue.wake_writer()
+            queue.release()
 
 
 @final
@@ -260,9 +260,37 @@ class OutboundQueue:
         if self._waiter is not None:
             self._wake()
 
-    def wake_writer(self) -> None:
-        """Wake the writer if it waits (`Durability` moved on)."""
-        if self._waiter is not None:
+    def release(self) -> None:
+        """`Durability` moved on: write what it let go at once if the writer is idle.
+
+        The committer calls this for every waiting session in one go, so the frames a
+        commit held leave without a wake-up of each writer (the cost that matters when
+        a hundred sessions each wait for their reply). What the socket does not take,
+        or what is still held, is left to the writer.
+        """
+        if self._waiter is None:
+            return  # busy writing: it looks at the queue again when done
+        frames = self._frames
+        seq = self.durability.seq
+        direct = self.direct
+        largest = self._largest
+        while direct is not None and not self._closed and frames and frames[0].after <= seq:
+            frame = frames[0]
+            rest = direct(frame)
+            if rest is None:
+                break
+            frames.popleft()
+            if frame.opcode <= BINARY:
+                length = len(frame.payload)
+                self._bytes -= length if length < largest else largest
+            if rest:  # a partial write: the writer sends the rest first
+                tail = Frame(frame.opcode, b"")
+                tail.wire = rest
+                frames.appendleft(tail)
+                break
+        if self._over_since is not None and len(frames) < self.max_messages:
+            self._over_since = None
+        if frames or self._closed:
             self._wake()
 
     def _wake(self) -> None:

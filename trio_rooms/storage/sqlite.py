@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Literal, final
 
 import attrs
@@ -83,6 +83,8 @@ _DELETE_SESSION: Final = "DELETE FROM sessions WHERE room = ? AND session_id = ?
 _GET: Final = "SELECT value FROM room_state WHERE room = ? AND key = ?"
 _PUT: Final = "INSERT OR REPLACE INTO room_state (room, key, value) VALUES (?, ?, ?)"
 _DELETE: Final = "DELETE FROM room_state WHERE room = ? AND key = ?"
+_PUT_ROWS: Final = "INSERT OR REPLACE INTO room_state (room, key, value) VALUES "
+_DELETE_KEYS: Final = "DELETE FROM room_state WHERE room = ? AND key IN ("
 _SET_ALARM: Final = "INSERT OR REPLACE INTO alarms (room, name, at, attempt) VALUES (?, ?, ?, ?)"
 _CANCEL_ALARM: Final = "DELETE FROM alarms WHERE room = ? AND name = ?"
 # replace_alarm's two compare-and-sets, one statement each, like the session ones.
@@ -275,11 +277,7 @@ class SqliteStorage:
         """
         check_commit(commit)
         room = commit.room
-        statements: list[tuple[str, _Params]] = []
-        for key, value in commit.values.items():
-            statements.append(
-                (_DELETE, (room, key)) if value is None else (_PUT, (room, key, value))
-            )
+        statements = _value_statements(room, commit.values)
         for name, alarm in commit.alarms.items():
             statements.append(
                 (_CANCEL_ALARM, (room, name))
@@ -442,6 +440,31 @@ def _alarm(room: object, name: object, at: object, attempt: object) -> StoredAla
     assert isinstance(at, float | int)
     assert isinstance(attempt, int)
     return StoredAlarm(room=room, name=name, at=float(at), attempt=attempt)
+
+
+#: Rows per statement when a commit writes many values (SQLite allows 32,766 variables).
+_ROWS_PER_STATEMENT = 500
+
+
+def _value_statements(room: str, values: Mapping[str, bytes | None]) -> list[tuple[str, _Params]]:
+    """A commit's puts and deletes in as few statements as possible.
+
+    Each statement is one trip of the worker thread through the GIL, which a busy event
+    loop holds for up to the switch interval: a statement per value made a commit of a
+    hundred events take milliseconds of waiting, not of SQLite.
+    """
+    puts = [(key, value) for key, value in values.items() if value is not None]
+    deletes = [key for key, value in values.items() if value is None]
+    statements: list[tuple[str, _Params]] = []
+    for start in range(0, len(puts), _ROWS_PER_STATEMENT):
+        rows = puts[start : start + _ROWS_PER_STATEMENT]
+        sql = _PUT_ROWS + ", ".join(["(?, ?, ?)"] * len(rows))
+        statements.append((sql, tuple(item for key, value in rows for item in (room, key, value))))
+    for start in range(0, len(deletes), _ROWS_PER_STATEMENT):
+        keys = deletes[start : start + _ROWS_PER_STATEMENT]
+        sql = _DELETE_KEYS + ", ".join(["?"] * len(keys)) + ")"
+        statements.append((sql, (room, *keys)))
+    return statements
 
 
 def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
