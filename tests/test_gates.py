@@ -173,7 +173,7 @@ async def test_the_writes_of_one_event_are_one_commit() -> None:
         async with room.exclusive():
             for key in ("a", "b", "c"):
                 await room.storage.put(key, key.upper())
-                await trio.sleep(0.001)  # any await between them
+                await trio.testing.wait_all_tasks_blocked()  # the committer ran meanwhile
         await room.storage.flush()
         assert [dict(commit.values) for commit in storage.commits[before:]] == [
             {"a": b'"A"', "b": b'"B"', "c": b'"C"'}
