@@ -468,6 +468,9 @@ def _value_statements(room: str, values: Mapping[str, bytes | None]) -> list[tup
 
 
 def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
+    if len(batch) == 1:
+        _commit_alone(db, batch[0])
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         for write in batch:
@@ -477,6 +480,34 @@ def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _commit_alone(db: sqlite3.Connection, write: _Write) -> None:
+    """Commit the only write of a batch in as few statements as it allows.
+
+    Every statement is a trip of this thread through the GIL, which a busy event loop
+    holds for up to the switch interval, so a commit's latency is counted in statements:
+    one statement is its own transaction (autocommit), and several need no savepoint,
+    since failing alone is failing the transaction. Errors are the write's own, as in
+    ``_apply``.
+    """
+    write.error, write.rowcounts, write.row = None, [], None
+    single = len(write.statements) == 1 and write.then is None
+    try:
+        if single:
+            sql, params = write.statements[0]
+            write.rowcounts.append(db.execute(sql, params).rowcount)
+            return
+        db.execute("BEGIN IMMEDIATE")
+        for sql, params in write.statements:
+            write.rowcounts.append(db.execute(sql, params).rowcount)
+        if write.then is not None and write.rowcounts[-1]:
+            write.row = db.execute(*write.then).fetchone()
+        db.execute("COMMIT")
+    except Exception as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        write.error = exc
 
 
 def _apply(db: sqlite3.Connection, write: _Write) -> None:
