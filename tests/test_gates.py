@@ -184,6 +184,28 @@ async def test_the_writes_of_one_event_are_one_commit() -> None:
         assert storage.gets == 1  # x once; a was written here
 
 
+async def test_put_and_delete_are_cancel_points_but_never_let_another_task_run() -> None:
+    """A put never lets another task run before the event goes on, yet honours a cancel."""
+    async with trio_rooms.open_rooms(CounterRoom, storage=MemoryStorage()) as rooms:
+        room = await rooms.get("p")
+        ran: list[str] = []
+
+        async def other() -> None:
+            ran.append("other")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+            await room.storage.put("a", 1)
+            await room.storage.delete("a")
+            assert ran == []  # still this task's turn
+        assert ran == ["other"]
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            with pytest.raises(trio.Cancelled):
+                await room.storage.put("b", 2)
+        assert await room.storage.get("b", int) is None  # a cancelled put writes nothing
+
+
 async def test_a_transaction_lands_whole_or_not_at_all() -> None:
     """A transaction that raises writes nothing; one that ends commits every write at once."""
     storage = RecordingStorage(MemoryStorage())

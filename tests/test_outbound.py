@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rooms._core.outbound import TEXT, Frame, OutboundQueue, QueueOverflow
+from trio_rooms._core.outbound import TEXT, Durability, Frame, OutboundQueue, QueueOverflow
 
 TIMEOUT = 5.0
 
@@ -112,3 +112,42 @@ def test_control_frames_ignore_the_bounds() -> None:
     queue.put(_frame(10))
     queue.put_control(Frame(0x9, b""))
     assert len(queue) == 2
+
+
+class _StepCounter(trio.abc.Instrument):
+    """Counts the scheduler steps of one task."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.steps += 1
+
+
+async def test_a_commit_that_does_not_cover_a_held_frame_leaves_its_writer_parked() -> None:
+    """The output gate wakes a writer only once its next frame may go, not at every commit."""
+    durability = Durability()
+    queue = OutboundQueue(4, 1024 * 1024, durability=durability)
+    taken: list[list[Frame]] = []
+    counter = _StepCounter("writer")
+
+    async def writer() -> None:
+        while True:
+            taken.append(await queue.get_batch(1024 * 1024))
+
+    trio.lowlevel.add_instrument(counter)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer, name="writer")
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put(Frame(TEXT, b"held", after=2))
+        parked = counter.steps
+        durability.advance(1)  # commit 1 is durable; the frame waits for commit 2
+        await trio.testing.wait_all_tasks_blocked()
+        assert (counter.steps, taken) == (parked, [])
+        durability.advance(2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [[frame.payload for frame in batch] for batch in taken] == [[b"held"]]
+        nursery.cancel_scope.cancel()
+    trio.lowlevel.remove_instrument(counter)

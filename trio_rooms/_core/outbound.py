@@ -290,7 +290,11 @@ class OutboundQueue:
                 break
         if self._over_since is not None and len(frames) < self.max_messages:
             self._over_since = None
-        if frames or self._closed:
+        if frames and frames[0].after > seq and not self._closed:
+            # Still held, by a later commit: waking the writer would only make it
+            # watch again (a wasted task step per waiting session and commit).
+            self.durability.watch(self)
+        elif frames or self._closed:
             self._wake()
 
     def _wake(self) -> None:

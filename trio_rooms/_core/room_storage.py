@@ -76,13 +76,17 @@ class RoomStorage:
         Raises:
             StorageError: an earlier commit of the room failed (the room is restarting).
         """
-        self._state.put(key, data_converter.dumps(value))
-        await trio.lowlevel.checkpoint()
+        data = data_converter.dumps(value)
+        # A cancel point (before the write: a cancelled put writes nothing) but not a
+        # schedule point: the event holds the room's gate, and yielding here would make
+        # every other event of the room wait a scheduler turn (nor does a cached `get`).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._state.put(key, data)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``, committed like `put`."""
+        await trio.lowlevel.checkpoint_if_cancelled()  # as in `put`
         self._state.put(key, None)
-        await trio.lowlevel.checkpoint()
 
     async def flush(self) -> None:
         """Wait until every write made so far is durable.
