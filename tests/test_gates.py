@@ -240,3 +240,26 @@ async def test_a_room_caches_at_most_max_cached_values_the_least_recent_going_fi
         assert storage.gets == 3
         assert await room.storage.get("a", int) is None
         assert storage.gets == 4
+
+
+async def test_an_event_keeping_others_waiting_over_a_second_is_logged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Holding the room 2 s while another event waits logs one warning; alone, nothing."""
+    async with trio_rooms.open_rooms(CounterRoom, storage=MemoryStorage()) as rooms:
+        room = await rooms.get("slow")
+        async with room.exclusive():
+            await trio.sleep(2)  # sync-ok: mock clock: the time held is what is tested
+        assert not caplog.records
+
+        async def wait_for_the_room() -> None:
+            async with room.exclusive():
+                pass
+
+        async with trio.open_nursery() as nursery, room.exclusive():
+            nursery.start_soon(wait_for_the_room)
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(2)  # sync-ok: mock clock: the time held is what is tested
+        (record,) = caplog.records
+        assert record.levelname == "WARNING"
+        assert "room 'slow': an event kept 1 more waiting for 2.0 s" in record.getMessage()

@@ -24,7 +24,7 @@ __all__ = ["Exclusive", "Gate", "Unlocked"]
 
 _logger = logging.getLogger("trio_rooms")
 
-#: Holding the gate longer than this while other events wait is worth a warning.
+#: Keeping other events waiting for the gate longer than this is worth a warning.
 SLOW_EVENT = 1.0
 
 
@@ -33,8 +33,9 @@ class Gate:
     """A fair lock, re-entrant for the task that holds it, that does not yield when free.
 
     Not yielding matters on the hot path: a session's handler takes it once per message
-    and must not give up its turn for it. ``on_release`` runs each time it is let go
-    for good (the room's storage seals the writes the event made).
+    and must not give up its turn for it (nor read the clock: only a wait is timed).
+    ``on_release`` runs each time it is let go for good (the room's storage seals the
+    writes the event made).
     """
 
     __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "name", "pinned")
@@ -68,11 +69,11 @@ class Gate:
         if self._holder is None:
             self._holder = task
             self._depth = 1
-            self._since = trio.current_time()
             return
+        if not self._lot:
+            self._since = trio.current_time()  # the first to wait: the clock starts
         await self._lot.park()  # `release` hands the gate over before waking us
         assert self._holder is task
-        self._since = trio.current_time()
 
     def release(self) -> None:
         """Let the gate go (once per `acquire`); the longest waiter gets it next."""
@@ -81,17 +82,18 @@ class Gate:
             return
         self._on_release()
         if self._lot:
-            held = trio.current_time() - self._since
-            if held > SLOW_EVENT:
+            now = trio.current_time()
+            if now - self._since > SLOW_EVENT:
                 _logger.warning(
-                    "room %r: an event held the room for %.1f s while %d more waited; wrap "
-                    "slow waits outside the room in `async with room.unlocked():`",
+                    "room %r: an event kept %d more waiting for %.1f s; wrap slow waits "
+                    "outside the room in `async with room.unlocked():`",
                     self.name,
-                    held,
                     len(self._lot),
+                    now - self._since,
                 )
             (self._holder,) = self._lot.unpark()
             self._depth = 1
+            self._since = now  # those left wait for the next holder from now
         else:
             self._holder = None
 
