@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+import types
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 
@@ -132,6 +133,25 @@ async def test_no_object_of_the_package_outlives_its_connections(
     await _burst(port, rooms, count_at_peak)
     assert peak["SessionRecord"] >= CONNECTIONS  # the count sees what a session keeps
     assert _package_objects() - before == Counter()
+    nursery.cancel_scope.cancel()
+
+
+def _tracebacks() -> int:
+    return sum(isinstance(obj, types.TracebackType) for obj in gc.get_objects())
+
+
+@pytest.mark.embedded_only("the session's tasks are the same behind hypercorn")
+async def test_an_idle_session_keeps_no_exception_alive(
+    nursery: trio.Nursery, rooms: Rooms[BurstRoom], transport: str
+) -> None:
+    """200 idle sessions hold no traceback (a wait inside `except` keeps one, and its frames)."""
+    port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+    await _burst(port, rooms, lambda: None)
+    gc.collect()
+    before = _tracebacks()
+    at_peak: list[int] = []
+    await _burst(port, rooms, lambda: at_peak.append(_tracebacks()))
+    assert at_peak[0] - before < CONNECTIONS // 10
     nursery.cancel_scope.cancel()
 
 

@@ -453,12 +453,15 @@ class SessionRunner:
                 # Take what is already queued without yielding; wait only when empty.
                 item = inbox.receive_nowait()
             except trio.WouldBlock:
+                item = None  # waited for below: inside `except`, the idle wait would
+                # keep the exception and its traceback alive, per idle session
+            except trio.EndOfChannel:
+                return
+            if item is None:
                 try:
                     item = await inbox.receive()
                 except trio.EndOfChannel:
                     return
-            except trio.EndOfChannel:
-                return
             closing = self.closing
             if closing is not None and not closing.by_peer:
                 continue  # we are closing: what the peer still sends is not handled
@@ -578,12 +581,18 @@ class SessionRunner:
                             # Hand over without a trip through the scheduler unless the
                             # inbox is full: that is what keeps broadcasts batched.
                             inbox.send_nowait(message)
+                            continue
                         except trio.WouldBlock:
-                            await inbox.send(message)
+                            pass  # waited for below, not inside `except` (see _handle_loop)
                         except trio.BrokenResourceError:
                             # No handler (setup failed): keep reading until the close
                             # handshake ends, dropping what arrives.
                             counters.dropped += 1
+                            continue
+                        try:
+                            await inbox.send(message)
+                        except trio.BrokenResourceError:
+                            counters.dropped += 1  # the handler ended while we waited
                 except ConnectionEnded as ended:
                     self.begin_close(
                         ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
