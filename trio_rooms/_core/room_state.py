@@ -44,15 +44,17 @@ class _Written:
 
 
 @final
-@attrs.define
 class _Batch:
     """Writes not yet committed, merged (the last write of a key wins)."""
 
-    values: dict[str, _Value] = attrs.field(factory=dict[str, _Value])
-    alarms: dict[str, StoredAlarm | None] = attrs.field(factory=dict[str, "StoredAlarm | None"])
-    records: list[tuple[RecordWrite, _Written]] = attrs.field(
-        factory=list[tuple[RecordWrite, _Written]]
-    )
+    # A plain class: one is made per event, and attrs factories of generic aliases
+    # (``dict[str, _Value]``) cost several times a ``{}``.
+    __slots__ = ("alarms", "records", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, _Value] = {}
+        self.alarms: dict[str, StoredAlarm | None] = {}
+        self.records: list[tuple[RecordWrite, _Written]] = []
 
     def merge(self, other: _Batch) -> None:
         self.values.update(other.values)
