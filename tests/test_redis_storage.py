@@ -30,6 +30,7 @@ from trio_rooms.testing import TestClient
 
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
 from .redis_server import RedisServer
+from .silent_proxy import SilentProxy
 
 #: Short, so that the fault tests wait for fractions of a second.
 TIMEOUT = 0.3
@@ -375,70 +376,11 @@ def test_bad_arguments_are_refused_at_construction() -> None:
         RedisStorage("redis://localhost", timeout=0)
 
 
-@attrs.define
-class _Link:
-    silent: bool
-
-
-@attrs.define
-class _Proxy:
-    """Forwards 127.0.0.1:``port`` to Redis; `silence` makes its connections drop every byte.
-
-    A silenced connection stays open and answers nothing, like a peer that vanished
-    without a reset; connections made after `speak` forward again, silenced ones never.
-    """
-
-    target: int
-    port: int = 0
-    silent: bool = False
-    links: list[_Link] = attrs.field(factory=list[_Link])
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._forward, listeners)
-
-    def silence(self) -> None:
-        self.silent = True
-        for link in self.links:
-            link.silent = True
-
-    def speak(self) -> None:
-        self.silent = False
-
-    async def _forward(self, downstream: trio.SocketStream) -> None:
-        link = _Link(self.silent)
-        self.links.append(link)
-        async with (
-            downstream,
-            await trio.open_tcp_stream("127.0.0.1", self.target) as upstream,
-            trio.open_nursery() as nursery,
-        ):
-            nursery.start_soon(self._pump, link, downstream, upstream, nursery.cancel_scope)
-            nursery.start_soon(self._pump, link, upstream, downstream, nursery.cancel_scope)
-
-    async def _pump(
-        self,
-        link: _Link,
-        source: trio.SocketStream,
-        sink: trio.SocketStream,
-        both: trio.CancelScope,
-    ) -> None:
-        try:
-            while data := await source.receive_some():
-                if not link.silent:
-                    await sink.send_all(data)
-        except trio.BrokenResourceError:
-            pass
-        both.cancel()
-
-
 async def test_a_connection_gone_silent_is_replaced_after_a_timeout(
     redis_server: RedisServer,
 ) -> None:
     """A timeout drops the pool's connections: one that went silent is not used again."""
-    proxy = _Proxy(target=redis_server.port)
+    proxy = SilentProxy(target=redis_server.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(proxy.serve)
         storage = RedisStorage(f"redis://127.0.0.1:{proxy.port}/0", timeout=TIMEOUT)
@@ -479,7 +421,7 @@ async def test_connects_cut_by_the_timeout_do_not_use_up_the_pool(
     redis_server: RedisServer,
 ) -> None:
     """Timeouts during hanging TCP connects, more than the pool has slots, leave it usable."""
-    proxy = _Proxy(target=redis_server.port)
+    proxy = SilentProxy(target=redis_server.port)
     async with trio.open_nursery() as nursery:
         await nursery.start(proxy.serve)
         url = f"redis://127.0.0.1:{proxy.port}/0?max_connections=2"

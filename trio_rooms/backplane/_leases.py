@@ -1,0 +1,284 @@
+"""`Leases`: this node's leases on room names in Redis, taken, kept alive and given back.
+
+At most one node holds a room's lease at a time (`_lease_scripts`). A holder renews all
+its leases every ``ttl / 3`` in one script call, and counts a lease as its own only until
+``ttl * (1 - safety)`` after it *sent* the last confirmed renewal: Redis started the
+key's ``ttl`` later than that, so the holder gives a lease up locally (``ended``) before
+Redis can let another node take it, whatever the delay of the network, without comparing
+clocks. A holder that stops answering (paused, cut off from Redis) therefore gives up on
+time; the fencing token is for what it still wrote on the way (the storage refuses a
+write whose token is older than the room's newest).
+
+The first building block of single ownership (one live room per name across nodes);
+the registry does not use it yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from typing import NoReturn, final
+
+import trio
+from coredis.connection import BaseConnection
+from coredis.typing import ResponseType
+
+from .._errors import BackplaneError
+from ._connection import FAULTS, first_leaf, open_connection, round_trips
+from ._lease_scripts import (
+    ACQUIRE_SHA,
+    RELEASE_SHA,
+    RENEW_SHA,
+    fence_key,
+    lease_key,
+    load_lease_scripts,
+)
+
+__all__ = ["Lease", "Leases"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+class Lease:
+    """One room's lease, this node's until `ended` is set.
+
+    ``token`` grows with every acquisition of the room by any node: the fencing token
+    its writes carry.
+    """
+
+    __slots__ = ("ended", "room", "token", "valid_until", "value")
+
+    def __init__(self, room: str, token: int, value: bytes, valid_until: float) -> None:
+        self.room = room
+        self.token = token
+        #: Set once the lease is not this node's any more: released, lapsed, or taken.
+        self.ended = trio.Event()
+        #: The lease key's value in Redis.
+        self.value = value
+        #: When this node stops counting the lease as its own (`trio.current_time`).
+        self.valid_until = valid_until
+
+    @property
+    def valid(self) -> bool:
+        """Whether the lease is still this node's (read the clock; no I/O)."""
+        return not self.ended.is_set() and trio.current_time() < self.valid_until
+
+
+@final
+class Leases:
+    """Take, keep and give back leases on room names, for one node, in Redis at ``url``.
+
+    `run` owns the connection: until it runs and is connected, `acquire` and `release`
+    raise `BackplaneError`.
+
+    Args:
+        url: Redis's address.
+        node_id: This node's id in the leases it holds (random by default).
+        prefix: Starts every key.
+        ttl: Seconds a lease lasts in Redis after its last renewal.
+        timeout: Bound on each round trip to Redis.
+        safety: The share of ``ttl`` given up, locally, before Redis's own expiry.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        prefix: str = "trio_rooms:",
+        ttl: float = 5.0,
+        timeout: float = 1.0,
+        safety: float = 0.2,
+    ) -> None:
+        if not 0 < safety < 1:
+            raise ValueError(f"safety must be between 0 and 1, not {safety!r}")
+        if timeout * 3 >= ttl * (1 - safety):
+            raise ValueError(
+                f"ttl {ttl!r} s leaves too little time for renewals within timeout {timeout!r} s"
+            )
+        self.node_id = node_id if node_id is not None else secrets.token_hex(8)
+        self._url = url
+        self._prefix = prefix
+        self._ttl = ttl
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self._valid_for = ttl * (1 - safety)
+        self._timeout = timeout
+        self._held: dict[str, Lease] = {}
+        self._changed = trio.Event()
+        self._connection: BaseConnection | None = None
+        #: Renewal rounds Redis confirmed, for tests and statistics.
+        self.renewals = 0
+        self._renewed = trio.lowlevel.ParkingLot()
+
+    # ------------------------------------------------------------------ the API
+
+    def held(self) -> list[str]:
+        """The rooms whose lease this node holds, sorted."""
+        return sorted(self._held)
+
+    async def acquire(self, room: str) -> Lease | None:
+        """Take ``room``'s lease, or return None if another node holds it.
+
+        Returns the lease this node already holds, if it does.
+
+        Raises:
+            BackplaneError: Redis is not connected or did not answer in time.
+            ValueError: ``room`` is not a valid room name.
+        """
+        held = self._held.get(room)
+        if held is not None:
+            await trio.lowlevel.checkpoint()
+            return held
+        keys = (lease_key(self._prefix, room), fence_key(self._prefix, room))
+        sent = trio.current_time()
+        reply = await self._call(ACQUIRE_SHA, keys, (self.node_id, self._ttl_ms))
+        taken, value = _pair(reply)
+        if not taken:
+            return None
+        held = self._held.get(room)  # taken by a concurrent acquire of ours meanwhile?
+        if held is not None:
+            return held
+        token = int(value)
+        lease = Lease(room, token, f"{self.node_id}:{token}".encode(), sent + self._valid_for)
+        self._held[room] = lease
+        self._wake()
+        return lease
+
+    async def owner(self, room: str) -> tuple[str, int] | None:
+        """The node holding ``room``'s lease and its token, or None if nobody does.
+
+        Raises:
+            BackplaneError: Redis is not connected or did not answer in time.
+        """
+        connection = self._connected()
+        try:
+            with trio.fail_after(self._timeout):
+                reply = await connection.create_request(b"GET", lease_key(self._prefix, room))
+        except (trio.TooSlowError, *FAULTS) as exc:
+            raise BackplaneError(f"Redis did not answer: {exc!r}") from exc
+        if reply is None:
+            return None
+        assert isinstance(reply, bytes)
+        node, _, token = reply.decode().rpartition(":")
+        return node, int(token)
+
+    async def release(self, lease: Lease) -> None:
+        """Give ``lease`` back at once (another node may take it right away).
+
+        Raises:
+            BackplaneError: Redis is not connected or did not answer in time; the lease
+                ends here all the same and lapses in Redis within its ttl.
+        """
+        if self._held.get(lease.room) is lease:
+            del self._held[lease.room]
+        lease.ended.set()
+        await self._call(RELEASE_SHA, (lease_key(self._prefix, lease.room),), (lease.value,))
+
+    async def wait_renewed(self) -> None:
+        """Wait until Redis has confirmed a renewal round that started after this call."""
+        await self._renewed.park()
+        await self._renewed.park()  # the round in flight at the call may have started before
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Connect, keep every lease alive, and end the lapsed ones; reconnect on faults.
+
+        Ready once the first connection is made.
+        """
+        ready = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._end_lapsed)
+            delay = self._timeout
+            while True:
+                try:
+                    async with open_connection(self._url, timeout=self._timeout) as connection:
+                        await round_trips(connection, load_lease_scripts(), timeout=self._timeout)
+                        self._connection = connection
+                        if not ready:
+                            ready = True
+                            task_status.started()
+                        delay = self._timeout
+                        await self._renew_forever(connection)
+                except* FAULTS as group:  # coredis's pool runs the connection in a group
+                    fault = first_leaf(group)
+                    _logger.warning("leases: Redis failed, connecting again: %r", fault)
+                finally:
+                    self._connection = None
+                await trio.sleep(delay)  # sync-ok: backoff before reconnecting
+                delay = min(delay * 2, self._ttl)
+
+    async def _renew_forever(self, connection: BaseConnection) -> NoReturn:
+        while True:
+            leases = list(self._held.values())
+            if leases:
+                sent = trio.current_time()
+                keys = [lease_key(self._prefix, lease.room) for lease in leases]
+                values = [lease.value for lease in leases]
+                with trio.fail_after(self._timeout):
+                    reply = await connection.create_request(
+                        b"EVALSHA", RENEW_SHA, len(keys), *keys, self._ttl_ms, *values
+                    )
+                assert isinstance(reply, list)
+                lost = {int(position) for position in reply if isinstance(position, int)}
+                for position, lease in enumerate(leases, start=1):
+                    if position in lost:
+                        self._end(lease, "lapsed or taken in Redis")
+                    elif self._held.get(lease.room) is lease:
+                        lease.valid_until = sent + self._valid_for
+            self.renewals += 1
+            self._renewed.unpark_all()
+            await trio.sleep(self._ttl / 3)  # sync-ok: the renewal period itself
+
+    async def _end_lapsed(self) -> NoReturn:
+        """End each lease at its local deadline, whether or not Redis could be reached."""
+        while True:
+            deadline = min((lease.valid_until for lease in self._held.values()), default=math.inf)
+            with trio.move_on_at(deadline):
+                await self._changed.wait()
+                self._changed = trio.Event()
+            now = trio.current_time()
+            for lease in list(self._held.values()):
+                if lease.valid_until <= now:
+                    self._end(lease, "not renewed in time")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _end(self, lease: Lease, why: str) -> None:
+        if self._held.get(lease.room) is lease:
+            del self._held[lease.room]
+            _logger.warning("leases: room %r is not ours any more: %s", lease.room, why)
+            self._wake()
+        lease.ended.set()
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    def _connected(self) -> BaseConnection:
+        if self._connection is None:
+            raise BackplaneError("the leases have no connection to Redis")
+        return self._connection
+
+    async def _call(
+        self, sha: str, keys: tuple[str, ...], arguments: tuple[str | int | bytes, ...]
+    ) -> ResponseType:
+        connection = self._connected()
+        try:
+            with trio.fail_after(self._timeout):
+                return await connection.create_request(
+                    b"EVALSHA", sha, len(keys), *keys, *arguments
+                )
+        except (trio.TooSlowError, *FAULTS) as exc:
+            raise BackplaneError(f"Redis did not answer: {exc!r}") from exc
+
+
+def _pair(reply: ResponseType) -> tuple[bool, bytes | int]:
+    assert isinstance(reply, list)
+    taken, value = reply
+    assert isinstance(taken, int)
+    assert isinstance(value, bytes | int)
+    return taken == 1, value
