@@ -10,7 +10,13 @@ import {
   ClientQueueFullError,
   openRoomClient,
 } from "../src/index.js";
-import { type Chat, type ClientMessage, type History, type ServerMessage, schema } from "./schema.js";
+import {
+  type Chat,
+  type ClientMessage,
+  type History,
+  type ServerMessage,
+  schema,
+} from "./schema.js";
 
 const ROOM_PATTERN = /^[A-Za-z0-9_.~-]{1,128}$/;
 const MAX_NAME = 32;
@@ -304,7 +310,10 @@ function send(message: ClientMessage): boolean {
     client.send(message);
     return true;
   } catch (error) {
-    const why = error instanceof ClientQueueFullError ? "too many messages wait for the connection" : String(error);
+    const why =
+      error instanceof ClientQueueFullError
+        ? "too many messages wait for the connection"
+        : String(error);
     system(`Not sent: ${why}`, "error");
     return false;
   }

@@ -13,16 +13,36 @@ export type ClientMessage = z.infer<typeof ClientMessage>;
 export const Member = z.strictObject({ userId: z.string(), name: z.string() });
 export type Member = z.infer<typeof Member>;
 // A Chat nested in History has no "type": it is a field's value, not a message.
-const chatFields = { userId: z.string(), name: z.string(), text: z.string(), sentAt: z.number().int() };
+const chatFields = {
+  userId: z.string(),
+  name: z.string(),
+  text: z.string(),
+  sentAt: z.number().int(),
+};
 export const Chat = z.strictObject({ type: z.literal("chat"), ...chatFields });
 export type Chat = z.infer<typeof Chat>;
-export const Members = z.strictObject({ type: z.literal("members"), selfId: z.string(), members: z.array(Member) });
+export const Members = z.strictObject({
+  type: z.literal("members"),
+  selfId: z.string(),
+  members: z.array(Member),
+});
 export type Members = z.infer<typeof Members>;
-export const History = z.strictObject({ type: z.literal("history"), messages: z.array(z.strictObject(chatFields)) });
+export const History = z.strictObject({
+  type: z.literal("history"),
+  messages: z.array(z.strictObject(chatFields)),
+});
 export type History = z.infer<typeof History>;
-export const UserJoined = z.strictObject({ type: z.literal("userJoined"), userId: z.string(), name: z.string() });
+export const UserJoined = z.strictObject({
+  type: z.literal("userJoined"),
+  userId: z.string(),
+  name: z.string(),
+});
 export type UserJoined = z.infer<typeof UserJoined>;
-export const UserLeft = z.strictObject({ type: z.literal("userLeft"), userId: z.string(), name: z.string() });
+export const UserLeft = z.strictObject({
+  type: z.literal("userLeft"),
+  userId: z.string(),
+  name: z.string(),
+});
 export type UserLeft = z.infer<typeof UserLeft>;
 export const Renamed = z.strictObject({
   type: z.literal("renamed"),

@@ -12,9 +12,21 @@ import {
   InvalidMessageError,
   type RoomClientError,
 } from "./errors.js";
-import { type CloseEvent, Listeners, type RoomClientEvents, type RoomClientListeners, callReporting } from "./events.js";
+import {
+  type CloseEvent,
+  Listeners,
+  type RoomClientEvents,
+  type RoomClientListeners,
+  callReporting,
+} from "./events.js";
 import { Inbox } from "./inbox.js";
-import { type ReconnectOptions, type ReconnectPolicy, reconnectDelay, reconnectPolicy, retries } from "./policy.js";
+import {
+  type ReconnectOptions,
+  type ReconnectPolicy,
+  reconnectDelay,
+  reconnectPolicy,
+  retries,
+} from "./policy.js";
 import { type WebSocketConstructor, parseUrl, webSocketClass } from "./socket.js";
 import { type SessionInfo, type WireFormat, decode, encode } from "./wire.js";
 
@@ -63,7 +75,11 @@ export interface RoomClientOptions<ServerMessage> {
 export type RoomClientState = "open" | "reconnecting" | "closing" | "closed";
 
 /** A connection to one room that survives restarts. Made by `openRoomClient`. */
-export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<ServerMessage, undefined, undefined> {
+export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<
+  ServerMessage,
+  undefined,
+  undefined
+> {
   /** The server's id for this client's session; `null` without `resume`. */
   readonly sessionId: string | null;
   readonly state: RoomClientState;
@@ -88,7 +104,10 @@ export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<
   /** `receive()` until the client is closed or the server closes with 1000. */
   [Symbol.asyncIterator](): AsyncIterator<ServerMessage, undefined, undefined>;
   /** Call `listener` for each `name` event; returns what removes it. */
-  on<E extends keyof RoomClientEvents>(name: E, listener: (event: RoomClientEvents[E]) => void): () => void;
+  on<E extends keyof RoomClientEvents>(
+    name: E,
+    listener: (event: RoomClientEvents[E]) => void,
+  ): () => void;
   /**
    * Close with 1000 and wait for the server's answer, at most `closeTimeout`. What waits
    * for a connection is dropped. Resolves once the client has ended (at once if it has).
@@ -167,7 +186,10 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     if (!(Number.isInteger(this.maxQueued) && this.maxQueued >= 1)) {
       throw new RangeError(`maxQueued must be an integer >= 1, got ${this.maxQueued}`);
     }
-    for (const [name, timeout] of [["connectTimeout", connectTimeout], ["closeTimeout", this.closeTimeout]] as const) {
+    for (const [name, timeout] of [
+      ["connectTimeout", connectTimeout],
+      ["closeTimeout", this.closeTimeout],
+    ] as const) {
       if (!(timeout > 0)) throw new RangeError(`${name} must be > 0, got ${timeout}`);
     }
     this.policy = reconnectPolicy(options.reconnect);
@@ -179,7 +201,8 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
       WebSocket: webSocketClass(options.WebSocket),
     };
     for (const [name, listener] of Object.entries(options.on ?? {})) {
-      if (listener !== undefined) this.listeners.add(name as keyof RoomClientEvents, listener as () => void);
+      if (listener !== undefined)
+        this.listeners.add(name as keyof RoomClientEvents, listener as () => void);
     }
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
@@ -198,15 +221,17 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
       this.connect({
         opened: resolve,
         failed: (error) => {
-          this.end(error.code ?? 1006, "", error);
+          this.failed(error);
           reject(error);
         },
       });
     });
   }
 
-  private connect(first: { opened(): void; failed(error: RoomClientError & { code?: number }): void } | null): void {
-    const resume = this.settings.resume ? (this.session?.token ?? this.options.resumeToken ?? "") : null;
+  private connect(first: { opened(): void; failed(error: RoomClientError): void } | null): void {
+    const resume = this.settings.resume
+      ? (this.session?.token ?? this.options.resumeToken ?? "")
+      : null;
     const connection: Connection = new Connection(this.settings, resume, {
       opened: (session) => {
         this.opened(session);
@@ -220,7 +245,6 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
   }
 
   private opened(session: SessionInfo | null): void {
-    const previous = this.session;
     if (session !== null) this.session = session;
     this._state = "open";
     const connection = this.connection;
@@ -235,7 +259,7 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
         attempts: retry.attempts,
         resumed: session?.resumed ?? false,
         sessionId: this.sessionId,
-        previousSessionId: previous?.id ?? null,
+        previousSessionId: retry.previousSessionId,
       });
     }
   }
@@ -245,7 +269,14 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     if (this._state === "closing") return this.end(code, reason, null);
     if (!retries(code)) return this.end(code, reason, new ConnectionClosedError(code, reason));
     this._state = "reconnecting";
-    this.retry = { code, reason, previousSessionId: this.sessionId, attempts: 0, lastError: null, timer: null };
+    this.retry = {
+      code,
+      reason,
+      previousSessionId: this.sessionId,
+      attempts: 0,
+      lastError: null,
+      timer: null,
+    };
     this.listeners.emit("disconnect", { code, reason });
     this.scheduleAttempt();
   }
@@ -275,12 +306,15 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
   private attemptFailed(error: RoomClientError): void {
     this.connection = null;
     if (this._state !== "reconnecting") return;
-    if (!(error instanceof ConnectError)) {
-      const code = error instanceof ConnectionClosedError ? error.code : 1006;
-      return this.end(code, error instanceof ConnectionClosedError ? error.reason : "", error);
-    }
+    if (!(error instanceof ConnectError)) return this.failed(error);
     if (this.retry !== null) this.retry.lastError = error;
     this.scheduleAttempt();
+  }
+
+  /** A connection that could not open ends the client: with its close code, if it had one. */
+  private failed(error: RoomClientError): void {
+    if (error instanceof ConnectionClosedError) this.end(error.code, error.reason, error);
+    else this.end(1006, "", error);
   }
 
   private frame(data: string | Uint8Array): void {
@@ -293,7 +327,9 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     }
     switch (frame.kind) {
       case "session":
-        return this.invalid(new InvalidMessageError("unexpected $session frame in the middle of a connection", data));
+        return this.invalid(
+          new InvalidMessageError("unexpected $session frame in the middle of a connection", data),
+        );
       case "error":
         if (!this.listeners.emit("error", frame.error)) {
           console.warn(`trio-rooms-client: the server sent an error: ${frame.error.text}`);
@@ -365,7 +401,9 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
         try {
           return { done: false, value: await this.receive() };
         } catch (error) {
-          const clean = error instanceof ClientClosedError || (error instanceof ConnectionClosedError && error.code === 1000);
+          const clean =
+            error instanceof ClientClosedError ||
+            (error instanceof ConnectionClosedError && error.code === 1000);
           if (clean) return { done: true, value: undefined };
           throw error;
         }
@@ -373,7 +411,10 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     };
   }
 
-  on<E extends keyof RoomClientEvents>(name: E, listener: (event: RoomClientEvents[E]) => void): () => void {
+  on<E extends keyof RoomClientEvents>(
+    name: E,
+    listener: (event: RoomClientEvents[E]) => void,
+  ): () => void {
     return this.listeners.add(name, listener);
   }
 

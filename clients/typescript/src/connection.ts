@@ -1,9 +1,22 @@
 // One connection of a client, from its opening to its close: the bounded opening, the
 // session frame, and what a close before it means (trio_rooms/client/_handshake.py).
 
-import { ConnectError, ConnectionClosedError, ConnectTimeoutError, RoomClientError } from "./errors.js";
+import {
+  ConnectError,
+  ConnectionClosedError,
+  ConnectTimeoutError,
+  RoomClientError,
+} from "./errors.js";
 import { retries } from "./policy.js";
-import { OPEN, type SocketCloseEvent, type SocketMessageEvent, type WebSocketConstructor, type WebSocketLike, connectionUrl, where } from "./socket.js";
+import {
+  OPEN,
+  type SocketCloseEvent,
+  type SocketMessageEvent,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  connectionUrl,
+  where,
+} from "./socket.js";
 import { type SessionInfo, type WireFormat, decode } from "./wire.js";
 
 /** What every connection of one client is opened with. */
@@ -141,7 +154,9 @@ export class Connection {
       this.fail(new ConnectionClosedError(code, reason));
     } else if (this.state === "opening") {
       // A browser reports a refused connection and a refused handshake alike: 1006.
-      this.fail(new ConnectError(`could not connect to ${where(this.settings.url)} (closed with ${code})`));
+      this.fail(
+        new ConnectError(`could not connect to ${where(this.settings.url)} (closed with ${code})`),
+      );
     } else {
       this.fail(new ConnectError(`${server} closed with ${code} before the session frame`));
     }
@@ -152,7 +167,8 @@ export class Connection {
 function frameData(data: unknown): string | Uint8Array {
   if (typeof data === "string") return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (ArrayBuffer.isView(data))
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   throw new TypeError(`unexpected frame data: ${Object.prototype.toString.call(data)}`);
 }
 

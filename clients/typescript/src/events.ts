@@ -61,7 +61,10 @@ export class Listeners {
   // Each set holds the listeners of its own name only: `add` and `emit` keep them apart.
   private readonly sets = new Map<keyof RoomClientEvents, Set<(event: never) => void>>();
 
-  add<E extends keyof RoomClientEvents>(name: E, listener: (event: RoomClientEvents[E]) => void): () => void {
+  add<E extends keyof RoomClientEvents>(
+    name: E,
+    listener: (event: RoomClientEvents[E]) => void,
+  ): () => void {
     let set = this.sets.get(name);
     if (set === undefined) this.sets.set(name, (set = new Set()));
     const listeners = set;

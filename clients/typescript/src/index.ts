@@ -28,5 +28,10 @@ export type {
   RoomClientListeners,
 } from "./events.js";
 export { RETRIED_CLOSE_CODES, type ReconnectOptions } from "./policy.js";
-export type { SocketCloseEvent, SocketMessageEvent, WebSocketConstructor, WebSocketLike } from "./socket.js";
+export type {
+  SocketCloseEvent,
+  SocketMessageEvent,
+  WebSocketConstructor,
+  WebSocketLike,
+} from "./socket.js";
 export type { SessionInfo, WireFormat } from "./wire.js";

@@ -79,7 +79,8 @@ export function decode(format: WireFormat, data: string | Uint8Array): Frame {
   }
   if ("error" in content) {
     const text = content["error"];
-    if (typeof text !== "string") throw invalid(`expected 'error' to be a string, got ${kind(text)}`);
+    if (typeof text !== "string")
+      throw invalid(`expected 'error' to be a string, got ${kind(text)}`);
     return { kind: "error", error: new ServerError(text) };
   }
   if ("$session" in content) {

@@ -22,7 +22,11 @@ import { Server, next, tempDatabase } from "./server.js";
 const FAST_RECONNECT = { initialDelay: 20, maxDelay: 200 };
 
 function open(server: Server, options: RoomClientOptions<ServerMessage> = {}, room = "lobby") {
-  return openRoomClient(server.url(room), schema, { WebSocket, reconnect: FAST_RECONNECT, ...options });
+  return openRoomClient(server.url(room), schema, {
+    WebSocket,
+    reconnect: FAST_RECONNECT,
+    ...options,
+  });
 }
 
 for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[]) {
@@ -40,9 +44,17 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
     test("a message goes to the server and its answer comes back, typed and validated", async () => {
       const client = await open(server, { format });
       client.send({ type: "echo", text: "héllo ✓", numbers: [0, -7, 2 ** 40] });
-      assert.deepEqual(await client.receive(), { type: "echoed", text: "héllo ✓", numbers: [0, -7, 2 ** 40] });
+      assert.deepEqual(await client.receive(), {
+        type: "echoed",
+        text: "héllo ✓",
+        numbers: [0, -7, 2 ** 40],
+      });
       client.send({ type: "whoAmI" });
-      assert.deepEqual(await client.receive(), { type: "you", sessionId: client.sessionId, name: "anon" });
+      assert.deepEqual(await client.receive(), {
+        type: "you",
+        sessionId: client.sessionId,
+        name: "anon",
+      });
       await client.close();
       assert.equal(client.state, "closed");
     });
@@ -79,11 +91,14 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       await server.stop("SIGKILL"); // no close frame: 1006
       assert.equal((await disconnected).code, 1006);
       for (const text of ["one", "two", "three"]) client.send({ type: "echo", text, numbers: [] });
-      assert.throws(() => client.send({ type: "echo", text: "four", numbers: [] }), (error) => {
-        assert.ok(error instanceof ClientQueueFullError);
-        assert.equal(error.maxQueued, 3);
-        return true;
-      });
+      assert.throws(
+        () => client.send({ type: "echo", text: "four", numbers: [] }),
+        (error) => {
+          assert.ok(error instanceof ClientQueueFullError);
+          assert.equal(error.maxQueued, 3);
+          return true;
+        },
+      );
       server = await Server.start(db.path, port);
       await reconnected;
       for (const text of ["one", "two", "three"]) {
@@ -101,7 +116,8 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       assert.equal(invalid.length, 2);
       assert.match(invalid[0]?.message ?? "", /value/);
       assert.match(invalid[1]?.message ?? "", /type/);
-      for (const error of invalid) assert.equal(typeof error.frame, format === "json" ? "string" : "object");
+      for (const error of invalid)
+        assert.equal(typeof error.frame, format === "json" ? "string" : "object");
       assert.equal(client.state, "open");
       await client.close();
     });
@@ -139,9 +155,13 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
         client.send({ type: "bye", code, reason: "go away" });
         await assert.rejects(
           async () => {
-            for await (const message of client) assert.fail(`unexpected ${JSON.stringify(message)}`);
+            for await (const message of client)
+              assert.fail(`unexpected ${JSON.stringify(message)}`);
           },
-          (error) => error instanceof ConnectionClosedError && error.code === code && error.reason === "go away",
+          (error) =>
+            error instanceof ConnectionClosedError &&
+            error.code === code &&
+            error.reason === "go away",
         );
         const event = await closed;
         assert.equal(event.code, code);

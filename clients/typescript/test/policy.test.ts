@@ -10,7 +10,10 @@ test("the waits grow by the multiplier up to maxDelay, scaled by 1 - jitter * ra
   const policy = reconnectPolicy({ initialDelay: 100, maxDelay: 1000, multiplier: 2, jitter: 0.5 });
   const top = [1, 2, 3, 4, 5, 60, 5000].map((attempt) => reconnectDelay(policy, attempt, () => 0));
   assert.deepEqual(top, [100, 200, 400, 800, 1000, 1000, 1000]);
-  assert.equal(reconnectDelay(policy, 2, () => 0.999999), 200 * (1 - 0.5 * 0.999999));
+  assert.equal(
+    reconnectDelay(policy, 2, () => 0.999999),
+    200 * (1 - 0.5 * 0.999999),
+  );
 });
 
 test("the defaults are the Python client's, in milliseconds", () => {
@@ -39,5 +42,6 @@ test("a value out of its range is refused with RangeError", () => {
 
 test("1001, 1006, 1012 and 1013 are retried; every other close code ends the client", () => {
   assert.deepEqual([...RETRIED_CLOSE_CODES].sort(), [1001, 1006, 1012, 1013]);
-  for (const code of [1000, 1002, 1003, 1008, 1009, 1011, 3000, 4001]) assert.equal(retries(code), false);
+  for (const code of [1000, 1002, 1003, 1008, 1009, 1011, 3000, 4001])
+    assert.equal(retries(code), false);
 });

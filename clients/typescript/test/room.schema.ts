@@ -4,26 +4,49 @@
 // `Unlisted` is missing; `Ping` is a client message the server does not know.
 import { z } from "zod";
 
-export const Echo = z.strictObject({ type: z.literal("echo"), text: z.string(), numbers: z.array(z.number().int()) });
+export const Echo = z.strictObject({
+  type: z.literal("echo"),
+  text: z.string(),
+  numbers: z.array(z.number().int()),
+});
 export type Echo = z.infer<typeof Echo>;
 export const SetName = z.strictObject({ type: z.literal("setName"), name: z.string() });
 export type SetName = z.infer<typeof SetName>;
 export const WhoAmI = z.strictObject({ type: z.literal("whoAmI") });
 export type WhoAmI = z.infer<typeof WhoAmI>;
-export const Bye = z.strictObject({ type: z.literal("bye"), code: z.number().int(), reason: z.string() });
+export const Bye = z.strictObject({
+  type: z.literal("bye"),
+  code: z.number().int(),
+  reason: z.string(),
+});
 export type Bye = z.infer<typeof Bye>;
 export const SendOdd = z.strictObject({ type: z.literal("sendOdd") });
 export type SendOdd = z.infer<typeof SendOdd>;
 export const Ping = z.strictObject({ type: z.literal("ping") });
 export type Ping = z.infer<typeof Ping>;
-export const ClientMessage = z.discriminatedUnion("type", [Echo, SetName, WhoAmI, Bye, SendOdd, Ping]);
+export const ClientMessage = z.discriminatedUnion("type", [
+  Echo,
+  SetName,
+  WhoAmI,
+  Bye,
+  SendOdd,
+  Ping,
+]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
-export const Echoed = z.strictObject({ type: z.literal("echoed"), text: z.string(), numbers: z.array(z.number().int()) });
+export const Echoed = z.strictObject({
+  type: z.literal("echoed"),
+  text: z.string(),
+  numbers: z.array(z.number().int()),
+});
 export type Echoed = z.infer<typeof Echoed>;
 export const NameSet = z.strictObject({ type: z.literal("nameSet"), name: z.string() });
 export type NameSet = z.infer<typeof NameSet>;
-export const You = z.strictObject({ type: z.literal("you"), sessionId: z.string(), name: z.string() });
+export const You = z.strictObject({
+  type: z.literal("you"),
+  sessionId: z.string(),
+  name: z.string(),
+});
 export type You = z.infer<typeof You>;
 export const Odd = z.strictObject({ type: z.literal("odd"), value: z.number() });
 export type Odd = z.infer<typeof Odd>;

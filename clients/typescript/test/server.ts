@@ -26,7 +26,10 @@ function python(): string {
 /** A temporary folder for a server's SQLite file; `remove()` deletes it. */
 export function tempDatabase(): { path: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "trio-rooms-ts-"));
-  return { path: join(dir, "rooms.db"), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    path: join(dir, "rooms.db"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** One run of the server, listening on 127.0.0.1:`port`. */
@@ -45,7 +48,9 @@ export class Server {
     return new Promise((resolve, reject) => {
       let output = "";
       child.once("error", reject);
-      child.once("exit", (code) => reject(new Error(`the server exited with ${code} before listening: ${output}`)));
+      child.once("exit", (code) =>
+        reject(new Error(`the server exited with ${code} before listening: ${output}`)),
+      );
       child.stdout?.on("data", (chunk: Buffer) => {
         output += chunk.toString();
         const found = /^PORT (\d+)\n/.exec(output);
@@ -60,7 +65,8 @@ export class Server {
 
   /** Stop it (SIGTERM: a graceful shutdown, sessions closed with 1001) and wait for it. */
   stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return Promise.resolve();
+    if (this.process.exitCode !== null || this.process.signalCode !== null)
+      return Promise.resolve();
     return new Promise((resolve) => {
       this.process.once("exit", () => resolve());
       this.process.kill(signal);

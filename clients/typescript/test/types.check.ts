@@ -11,7 +11,9 @@ export const inNode: WebSocketConstructor = NodeWebSocket;
 export const inBrowsers: WebSocketConstructor = globalThis.WebSocket;
 
 export async function misuses(): Promise<void> {
-  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema, { WebSocket: NodeWebSocket });
+  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema, {
+    WebSocket: NodeWebSocket,
+  });
   const typed: RoomClient<ServerMessage, ClientMessage> = client;
   typed.send({ type: "echo", text: "hi", numbers: [1] });
 

@@ -8,7 +8,11 @@ import { type ServerMessage, schema } from "../room.schema.js";
 export interface Report {
   readonly echoed: ServerMessage;
   readonly sessionId: string | null;
-  readonly reconnect: { readonly code: number; readonly resumed: boolean; readonly sessionId: string | null };
+  readonly reconnect: {
+    readonly code: number;
+    readonly resumed: boolean;
+    readonly sessionId: string | null;
+  };
   readonly afterResume: ServerMessage;
   readonly afterOdd: ServerMessage;
   readonly invalid: readonly string[];
