@@ -1,6 +1,7 @@
 // The client against a real trio_rooms server (tests/ts/server.py), over Node's `ws`.
 
 import assert from "node:assert/strict";
+import { type AddressInfo, type Socket, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 
 import { WebSocket } from "ws";
@@ -9,8 +10,10 @@ import {
   ClientClosedError,
   ClientQueueFullError,
   ConnectError,
+  ConnectTimeoutError,
   ConnectionClosedError,
   type InvalidMessageError,
+  type OpenEvent,
   type RoomClientOptions,
   type ServerError,
   type WireFormat,
@@ -171,6 +174,25 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       });
     }
 
+    test("a token from an earlier client's open event resumes that session in a new client", async () => {
+      const opened: OpenEvent[] = [];
+      const first = await open(server, { format, on: { open: (event) => opened.push(event) } });
+      first.send({ type: "setName", name: "cy" });
+      assert.deepEqual(await first.receive(), { type: "nameSet", name: "cy" });
+      await first.close();
+      const token = opened[0]?.session?.token;
+      assert.ok(token);
+      const second = await open(server, { format, resumeToken: token });
+      assert.equal(second.sessionId, first.sessionId);
+      second.send({ type: "whoAmI" });
+      assert.deepEqual(await second.receive(), {
+        type: "you",
+        sessionId: first.sessionId,
+        name: "cy",
+      });
+      await second.close();
+    });
+
     test("a close with 1000 by the server ends the iteration", async () => {
       const client = await open(server, { format });
       client.send({ type: "echo", text: "last", numbers: [] });
@@ -190,6 +212,23 @@ describe("without a server", () => {
     await server.stop();
     db.remove();
     await assert.rejects(open(server), ConnectError);
+  });
+
+  test("a server that accepts and never answers fails the opening after connectTimeout", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const url = `ws://127.0.0.1:${port}/rooms/lobby/websocket`;
+      await assert.rejects(
+        openRoomClient(url, schema, { WebSocket, connectTimeout: 200 }),
+        (error) => error instanceof ConnectTimeoutError && error.timeout === 200,
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test("reconnecting gives up after maxAttempts and ends the client", async () => {
