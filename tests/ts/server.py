@@ -3,7 +3,8 @@
 Run as ``python -m tests.ts.server DB_PATH [PORT]`` from the repository root: serves on
 127.0.0.1 (PORT 0 or none: a free port; a restarted server can take the same one again),
 prints ``PORT <n>`` once listening, and shuts down gracefully (1001) on SIGINT or SIGTERM.
-The client's hand-written schema for it is ``clients/typescript/test/room.schema.ts``.
+The client's schema for it is ``clients/typescript/test/room.schema.ts`` (the module the
+schema export generates); ``stale.schema.ts`` beside it is an older client's.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class Bye(Message):
 
 @attrs.frozen
 class SendOdd(Message):
-    """Answered with `Odd` and `Unlisted`, which the client's schema does not accept, then
-    `Echoed` with the text ``"after odd"``."""
+    """Answered with `Odd` and `Unlisted`, which an older client's schema does not accept,
+    then `Echoed` with the text ``"after odd"``."""
 
 
 ClientMsg = Echo | SetName | WhoAmI | Bye | SendOdd
@@ -80,14 +81,14 @@ class You(Message):
 
 @attrs.frozen
 class Odd(Message):
-    """The client's schema says ``value`` is a number."""
+    """An older client's schema says ``value`` is a number."""
 
     value: str
 
 
 @attrs.frozen
 class Unlisted(Message):
-    """Not in the client's schema at all."""
+    """Not in an older client's schema at all."""
 
 
 ServerMsg = Echoed | NameSet | You | Odd | Unlisted

@@ -20,12 +20,22 @@ import {
   openRoomClient,
 } from "../src/index.js";
 import { type ServerMessage, schema } from "./room.schema.js";
+import * as stale from "./stale.schema.js";
 import { Server, next, tempDatabase } from "./server.js";
 
 const FAST_RECONNECT = { initialDelay: 20, maxDelay: 200 };
 
 function open(server: Server, options: RoomClientOptions<ServerMessage> = {}, room = "lobby") {
   return openRoomClient(server.url(room), schema, {
+    WebSocket,
+    reconnect: FAST_RECONNECT,
+    ...options,
+  });
+}
+
+/** A client on the contract of an older client (stale.schema.ts). */
+function openStale(server: Server, options: RoomClientOptions<stale.ServerMessage> = {}) {
+  return openRoomClient(server.url(), stale.schema, {
     WebSocket,
     reconnect: FAST_RECONNECT,
     ...options,
@@ -112,9 +122,9 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
 
     test("a server message that does not match the schema goes to onInvalid and is skipped", async () => {
       const invalid: InvalidMessageError[] = [];
-      const client = await open(server, { format, onInvalid: (error) => invalid.push(error) });
+      const client = await openStale(server, { format, onInvalid: (error) => invalid.push(error) });
       client.send({ type: "sendOdd" });
-      // Odd (a string where the schema says number) and Unlisted (no such type) came first.
+      // Odd (a string where this schema says number) and Unlisted (no such type) came first.
       assert.deepEqual(await client.receive(), { type: "echoed", text: "after odd", numbers: [] });
       assert.equal(invalid.length, 2);
       assert.match(invalid[0]?.message ?? "", /value/);
@@ -125,8 +135,19 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       await client.close();
     });
 
+    test("the same messages are delivered to a client whose schema has them", async () => {
+      const invalid: InvalidMessageError[] = [];
+      const client = await open(server, { format, onInvalid: (error) => invalid.push(error) });
+      client.send({ type: "sendOdd" });
+      assert.deepEqual(await client.receive(), { type: "odd", value: "not a number" });
+      assert.deepEqual(await client.receive(), { type: "unlisted" });
+      assert.deepEqual(await client.receive(), { type: "echoed", text: "after odd", numbers: [] });
+      assert.deepEqual(invalid, []);
+      await client.close();
+    });
+
     test("the server's error frame is an error event, and the client stays connected", async () => {
-      const client = await open(server, { format });
+      const client = await openStale(server, { format });
       const errors: ServerError[] = [];
       client.on("error", (error) => errors.push(error));
       client.send({ type: "ping" }); // a message the server does not know

@@ -1,7 +1,6 @@
 // Hand-written stand-in for the generated module of tests/ts/server.py's TestRoom
-// (python -m trio_rooms.schema tests.ts.server:TestRoom), with two deliberate differences
-// that the tests rely on: `Odd.value` is a number here (the server sends a string) and
-// `Unlisted` is missing; `Ping` is a client message the server does not know.
+// (python -m trio_rooms.schema tests.ts.server:TestRoom). stale.schema.ts is an older
+// contract built from it, for the tests of what the server sends that a client does not know.
 import { z } from "zod";
 
 export const Echo = z.strictObject({
@@ -22,16 +21,7 @@ export const Bye = z.strictObject({
 export type Bye = z.infer<typeof Bye>;
 export const SendOdd = z.strictObject({ type: z.literal("sendOdd") });
 export type SendOdd = z.infer<typeof SendOdd>;
-export const Ping = z.strictObject({ type: z.literal("ping") });
-export type Ping = z.infer<typeof Ping>;
-export const ClientMessage = z.discriminatedUnion("type", [
-  Echo,
-  SetName,
-  WhoAmI,
-  Bye,
-  SendOdd,
-  Ping,
-]);
+export const ClientMessage = z.discriminatedUnion("type", [Echo, SetName, WhoAmI, Bye, SendOdd]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 export const Echoed = z.strictObject({
@@ -48,9 +38,11 @@ export const You = z.strictObject({
   name: z.string(),
 });
 export type You = z.infer<typeof You>;
-export const Odd = z.strictObject({ type: z.literal("odd"), value: z.number() });
+export const Odd = z.strictObject({ type: z.literal("odd"), value: z.string() });
 export type Odd = z.infer<typeof Odd>;
-export const ServerMessage = z.discriminatedUnion("type", [Echoed, NameSet, You, Odd]);
+export const Unlisted = z.strictObject({ type: z.literal("unlisted") });
+export type Unlisted = z.infer<typeof Unlisted>;
+export const ServerMessage = z.discriminatedUnion("type", [Echoed, NameSet, You, Odd, Unlisted]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
 export const schema = { client: ClientMessage, server: ServerMessage } as const;

@@ -30,7 +30,7 @@ export async function misuses(): Promise<void> {
 
   const message = await client.receive();
   // @ts-expect-error a server message type that the schema does not have
-  if (message.type === "unlisted") return;
+  if (message.type === "removed") return;
   if (message.type === "you") {
     const id: string = message.sessionId;
     // @ts-expect-error a field of another message

@@ -1,9 +1,10 @@
 // The browser half of tests/ts/test_browser_client.py: bundled with the client for a page
 // that Playwright opens in Chromium, it runs one scenario on the browser's own WebSocket
-// against tests/ts/server.py and reports what it saw.
+// against tests/ts/server.py and reports what it saw. It speaks an older client's contract
+// (stale.schema.ts), so that some of what the server sends is not in its schema.
 
 import { type InvalidMessageError, type WireFormat, openRoomClient } from "../../src/index.js";
-import { type ServerMessage, schema } from "../room.schema.js";
+import { type ServerMessage, schema } from "../stale.schema.js";
 
 export interface Report {
   readonly echoed: ServerMessage;
