@@ -9,7 +9,6 @@ the system's.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import select
@@ -24,30 +23,15 @@ from typing import IO
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from ..browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+
 #: Milliseconds a page condition may take (a reconnect waits up to the page's 10 s backoff).
 TIMEOUT = 30_000
 
 
 def _require_browser() -> None:
     """Fail on CI, skip elsewhere, when playwright or chromium is missing."""
-    if importlib.util.find_spec("playwright") is None:
-        reason = "the playwright package is missing (it is in the test dependency group)"
-    elif not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
-    else:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set and {reason}")
-    pytest.skip(reason)
+    require_browser(CHROMIUM)  # the module's CHROMIUM: a test replaces it
 
 
 def _read_line(stream: IO[bytes], deadline: float) -> str:

@@ -86,7 +86,7 @@ async def test_the_page_is_served_at_the_root(demo_port: int) -> None:
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert reply.body == (STATIC_DIR / "index.html").read_bytes()
-    assert b'<script src="/static/chat.js"' in reply.body
+    assert b'<script src="/static/chat.bundle.js"' in reply.body
     assert "default-src 'self'" in reply.headers["content-security-policy"]
 
 
@@ -94,7 +94,7 @@ async def test_the_page_is_served_at_the_root(demo_port: int) -> None:
     ("name", "content_type"),
     [
         ("style.css", "text/css; charset=utf-8"),
-        ("chat.js", "text/javascript; charset=utf-8"),
+        ("chat.bundle.js", "text/javascript; charset=utf-8"),
         ("index.html", "text/html; charset=utf-8"),
     ],
 )

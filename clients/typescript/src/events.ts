@@ -1,0 +1,96 @@
+// What a client reports besides messages, and the listeners it reports to.
+
+import type { ServerError } from "./errors.js";
+import type { SessionInfo } from "./wire.js";
+
+/** A connection opened: the first one, or a reconnect. */
+export interface OpenEvent {
+  /** The server's `$session` frame; `null` with `resume: false`. */
+  readonly session: SessionInfo | null;
+  /** Whether an earlier connection was lost (a `reconnect` event follows). */
+  readonly reconnected: boolean;
+}
+
+/** The connection was lost, or closed with a retried code; the client reconnects. */
+export interface DisconnectEvent {
+  /** 1006 when it was lost without a close frame. */
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** The client lost its connection and opened a new one (the Python client's `Reconnected`). */
+export interface ReconnectEvent {
+  /** The close code that ended the previous connection. */
+  readonly code: number;
+  readonly reason: string;
+  /** The connection attempts it took, this one included. */
+  readonly attempts: number;
+  /** The server resumed the session: same `sessionId`, same data. */
+  readonly resumed: boolean;
+  /** The session id now; `null` without `resume`. */
+  readonly sessionId: string | null;
+  /** The session id before the reconnect. */
+  readonly previousSessionId: string | null;
+}
+
+/** The client ended, once and for good. */
+export interface CloseEvent {
+  readonly code: number;
+  readonly reason: string;
+  /** `null` after `close()`; else why it ended (a `ConnectionClosedError`, ...). */
+  readonly error: Error | null;
+}
+
+/** Each event's name and what its listeners get. */
+export interface RoomClientEvents {
+  open: OpenEvent;
+  disconnect: DisconnectEvent;
+  reconnect: ReconnectEvent;
+  close: CloseEvent;
+  /** The server's `{"error": ...}` frames (default without a listener: `console.warn`). */
+  error: ServerError;
+}
+
+/** A listener for each event, all optional. */
+export type RoomClientListeners = {
+  readonly [E in keyof RoomClientEvents]?: ((event: RoomClientEvents[E]) => void) | undefined;
+};
+
+/** The listeners of one client, called in the order added. */
+export class Listeners {
+  // Each set holds the listeners of its own name only: `add` and `emit` keep them apart.
+  private readonly sets = new Map<keyof RoomClientEvents, Set<(event: never) => void>>();
+
+  add<E extends keyof RoomClientEvents>(
+    name: E,
+    listener: (event: RoomClientEvents[E]) => void,
+  ): () => void {
+    let set = this.sets.get(name);
+    if (set === undefined) this.sets.set(name, (set = new Set()));
+    const listeners = set;
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }
+
+  /** Call each listener of `name`; whether there was any. */
+  emit<E extends keyof RoomClientEvents>(name: E, event: RoomClientEvents[E]): boolean {
+    const set = this.sets.get(name) as Set<(event: RoomClientEvents[E]) => void> | undefined;
+    if (set === undefined || set.size === 0) return false;
+    for (const listener of [...set]) callReporting(listener, event);
+    return true;
+  }
+}
+
+/**
+ * `callback(value)`; what it throws is reported as an uncaught error, as `EventTarget`
+ * does, and does not stop the client in the middle of a step.
+ */
+export function callReporting<T>(callback: (value: T) => void, value: T): void {
+  try {
+    callback(value);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}

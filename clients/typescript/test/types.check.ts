@@ -1,0 +1,55 @@
+// Compiled by `npm run check` (tsc --strict), never run: each @ts-expect-error line is a
+// misuse the client's types must reject, so tsc fails if one of them compiles.
+
+import { WebSocket as NodeWebSocket } from "ws";
+
+import { type RoomClient, type WebSocketConstructor, openRoomClient } from "../src/index.js";
+import { type ClientMessage, type ServerMessage, schema } from "./room.schema.js";
+
+// Both WebSocket classes fit the WebSocket option.
+export const inNode: WebSocketConstructor = NodeWebSocket;
+export const inBrowsers: WebSocketConstructor = globalThis.WebSocket;
+
+export async function misuses(): Promise<void> {
+  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema, {
+    WebSocket: NodeWebSocket,
+  });
+  const typed: RoomClient<ServerMessage, ClientMessage> = client;
+  typed.send({ type: "echo", text: "hi", numbers: [1] });
+
+  // @ts-expect-error a server message is not sent
+  client.send({ type: "echoed", text: "hi", numbers: [] });
+  // @ts-expect-error a field of the wrong type
+  client.send({ type: "echo", text: 1, numbers: [] });
+  // @ts-expect-error a missing field
+  client.send({ type: "echo", text: "hi" });
+  // @ts-expect-error an unknown tag
+  client.send({ type: "nope" });
+  // @ts-expect-error an extra key
+  client.send({ type: "whoAmI", extra: true });
+
+  const message = await client.receive();
+  // @ts-expect-error a server message type that the schema does not have
+  if (message.type === "removed") return;
+  if (message.type === "you") {
+    const id: string = message.sessionId;
+    // @ts-expect-error a field of another message
+    void message.text;
+    void id;
+  }
+  for await (const each of client) {
+    const server: ServerMessage = each;
+    // @ts-expect-error iteration yields server messages, not client messages
+    const wrong: ClientMessage = each;
+    void server;
+    void wrong;
+  }
+  client.on("reconnect", (event) => {
+    const attempts: number = event.attempts;
+    void attempts;
+  });
+  // @ts-expect-error no such event
+  client.on("nope", () => undefined);
+  // @ts-expect-error an option of the wrong type
+  await openRoomClient("ws://127.0.0.1:1/", schema, { format: "xml" });
+}
