@@ -8,9 +8,10 @@
 //    "format": "json" | "msgpack", "frame": "<JSON text>" | "<msgpack as base64>"}
 // and answers each on one line of stdout, after a first {"ready": true}:
 //   {"id": 1, "zod": true, "jsonSchema": true, "zodError": null, "jsonSchemaError": null}
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { Unpackr } from "msgpackr";
@@ -21,9 +22,16 @@ const source = readFileSync(join(dir, "schema.ts"), "utf8");
 const { outputText } = ts.transpileModule(source, {
   compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
 });
-// A data: URL module resolves no bare specifier: point the import at zod itself.
-const code = outputText.replace('from "zod"', `from ${JSON.stringify(import.meta.resolve("zod"))}`);
-const contract = await import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
+// Imported from a folder inside this project, so that "zod" resolves to its node_modules
+// (Node 18, Debian's, has no import.meta.resolve).
+const scratch = mkdtempSync(join(dirname(fileURLToPath(import.meta.url)), ".tmp-"));
+let contract;
+try {
+  writeFileSync(join(scratch, "schema.mjs"), outputText);
+  contract = await import(pathToFileURL(join(scratch, "schema.mjs")).href);
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
 
 const ajv = new Ajv2020({ strict: true, allErrors: false });
 const validators = new Map();
