@@ -34,7 +34,7 @@ from .node_contract import Validator, open_validator
 from .strategies import instances
 
 Mutation = Literal["none", "wrong_type", "missing", "extra", "null", "wrong_tag"]
-MUTATIONS: list[Mutation] = ["none", "wrong_type", "missing", "extra", "null", "wrong_tag"]
+MUTATIONS: list[Mutation] = ["wrong_type", "missing", "extra", "null", "wrong_tag", "none"]
 WRONG_VALUES: list[object] = ["x", 1.5, 7, True, [], {}, {"k": 1}, [1]]
 Path_ = list[str | int]
 
