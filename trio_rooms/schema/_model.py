@@ -111,9 +111,9 @@ class FieldDef:
     """One field of an object as the codec reads and writes it.
 
     ``optional``: an ``X | None`` field, left out when None (never ``null``).
-    ``has_default``: a non-optional field that may be missing on input, and is
-    always written; ``default`` is its value when known (a factory that takes
-    ``self`` has none).
+    ``has_default``: missing on input, it takes a value other than None, its
+    default; ``default`` is that value on the wire when ``default_known`` (a
+    factory that takes ``self`` has no fixed one).
     """
 
     wire: str

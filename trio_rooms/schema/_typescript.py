@@ -165,14 +165,12 @@ def _modifier(f: FieldDef, own: DefKey) -> str:
         _check_safe(f.default, f.wire, own)
         text = json.dumps(f.default)
         # A fresh object or array for each parse: zod hands out the default itself.
-        return (
-            f".default(() => ({text}))"
-            if isinstance(f.default, (dict, list))
-            else (f".default({text})")
-        )
-    if not f.required:
-        return ".optional()"
-    return ""
+        if isinstance(f.default, dict):
+            return f".default(() => ({text}))"
+        if isinstance(f.default, list):
+            return f".default(() => {text})"
+        return f".default({text})"
+    return "" if f.required else ".optional()"
 
 
 def _check_safe(value: JsonValue, wire: str, own: DefKey) -> None:

@@ -50,7 +50,7 @@ export const ScalarsNested = z.strictObject({
 export type ScalarsNested = z.infer<typeof ScalarsNested>;
 export const Node = z.strictObject({
   value: z.int(),
-  get children() { return z.array(Node).default(() => ([])); },
+  get children() { return z.array(Node).default(() => []); },
 });
 export type Node = z.infer<typeof Node>;
 export const Point_2 = z.strictObject({ lat: z.number(), lon: z.number() });
@@ -82,8 +82,8 @@ export const Optionals = z.strictObject({
   ratio: z.number().default(1.5),
   mode: z.literal(["fast", "slow"]).default("fast"),
   color: Color.default("red"),
-  labels: z.array(z.string()).default(() => ([])),
-  notes: z.array(z.string()).default(() => ([])),
+  labels: z.array(z.string()).default(() => []),
+  notes: z.array(z.string()).default(() => []),
   scores: z.record(z.string(), z.int()).default(() => ({"a": 1})),
   origin: Point.default(() => ({"xPos": 0.0, "yPos": 0.0})),
   double: z.int().optional(),
