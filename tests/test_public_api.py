@@ -16,9 +16,10 @@ from types import ModuleType
 import pytest
 
 import trio_rooms
+import trio_rooms.schema
 import trio_rooms.testing
 
-PUBLIC_MODULES = [trio_rooms, trio_rooms.testing]
+PUBLIC_MODULES = [trio_rooms, trio_rooms.schema, trio_rooms.testing]
 
 #: Modules ``import trio_rooms`` must not load: the testing helpers and optional backends.
 NOT_IMPORTED = ("trio_rooms.testing", "coredis")

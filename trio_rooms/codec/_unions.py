@@ -35,7 +35,7 @@ from ._inspect import (
 )
 from ._scalars import LITERAL_KINDS
 
-__all__ = ["union_structure", "union_unstructure"]
+__all__ = ["discriminator", "members_by_kind", "union_structure", "union_unstructure"]
 
 # What ``expected ...`` calls each kind of wire value.
 _KIND_NAMES: dict[type, str] = {
@@ -89,9 +89,12 @@ def union_unstructure(tp: Any, unstructure_hook: HookFor) -> Hook:
     return unstructure_union
 
 
-def _by_kind_structure(
-    tp: Any, structure_hook: HookFor, fields_of: Callable[[Any], list[WireField]]
-) -> Hook:
+def members_by_kind(tp: Any) -> dict[type, list[Any]]:
+    """The members of the union ``tp`` that each kind of wire value is structured by.
+
+    More than one member for a kind is allowed only for ``dict``, if all are attrs
+    classes (told apart by `discriminator` or by keys).
+    """
     by_kind: dict[type, list[Any]] = {}
     for member in get_args(tp):
         for kind in wire_kinds(member):
@@ -99,6 +102,30 @@ def _by_kind_structure(
     # A member that takes ints as they are wins over float, which would convert.
     if len(by_kind.get(int, ())) > 1:
         by_kind[int] = [m for m in by_kind[int] if strip(m) is not float]
+    return by_kind
+
+
+def discriminator(fields: list[dict[str, WireField]]) -> str | None:
+    """The wire name of the literal field that tells these classes apart, if any.
+
+    ``fields`` holds each class's fields by wire name. The first common field (in
+    sorted order) whose type is a ``Literal`` in every class, with no value shared.
+    """
+    common = set(fields[0]).intersection(*fields[1:])
+    for wire in sorted(common):
+        types_ = [strip(fs[wire].type) for fs in fields]
+        if not all(is_literal(t) for t in types_):
+            continue
+        values = {(v.__class__, v) for t in types_ for v in get_args(t)}
+        if len(values) == sum(len(get_args(t)) for t in types_):
+            return wire
+    return None
+
+
+def _by_kind_structure(
+    tp: Any, structure_hook: HookFor, fields_of: Callable[[Any], list[WireField]]
+) -> Hook:
+    by_kind = members_by_kind(tp)
     table: dict[type, Hook] = {}
     for kind, members in by_kind.items():
         if len(members) == 1:
@@ -125,18 +152,14 @@ def _attrs_structure(
     """Tell attrs classes apart by a literal field, else by a unique required key."""
     fields = [{f.wire: f for f in fields_of(cls)} for cls in classes]
     hooks = [structure_hook(cls) for cls in classes]
-    common = set(fields[0]).intersection(*fields[1:])
-    for wire in sorted(common):
-        types_ = [strip(fs[wire].type) for fs in fields]
-        if not all(is_literal(t) for t in types_):
-            continue
-        table: dict[tuple[type, object], Hook] = {}
-        for t, hook in zip(types_, hooks, strict=True):
-            for value in get_args(t):
-                table.setdefault((value.__class__, value), hook)
-        if len(table) == sum(len(get_args(t)) for t in types_):
-            return _discriminated_structure(classes, wire, table)
-    return _unique_key_structure(classes, fields, hooks)
+    wire = discriminator(fields)
+    if wire is None:
+        return _unique_key_structure(classes, fields, hooks)
+    table: dict[tuple[type, object], Hook] = {}
+    for fs, hook in zip(fields, hooks, strict=True):
+        for value in get_args(strip(fs[wire].type)):
+            table[value.__class__, value] = hook
+    return _discriminated_structure(classes, wire, table)
 
 
 def _discriminated_structure(

@@ -1,0 +1,279 @@
+"""``trio_rooms.schema.export`` and its command line: settings, names, and the types it refuses."""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import attrs
+import pytest
+
+from trio_rooms import ConnectRequest, HttpRequest, Message, Room, Session, route
+from trio_rooms.codec import JsonCodec
+from trio_rooms.schema import export
+from trio_rooms.schema._cli import main
+from trio_rooms.schema._naming import RESERVED, assign_names
+
+from .kinds_app import KindsRoom, LooseRoom, Optionals, Point
+from .node_contract import open_validator
+
+
+def room_of(*client: type[Message], server: type[Message] | None = None) -> type[Room[Any]]:
+    """A room whose session takes ``client`` messages and sends ``server`` ones."""
+
+    @attrs.frozen
+    class Ping(Message):
+        n: int
+
+    union: Any = client[0]
+    for cls in client[1:]:
+        union = union | cls
+    sent: Any = server or Ping
+
+    class AnySession(Session[None, sent, union]):
+        async def create_data(self, request: ConnectRequest) -> None:
+            return None
+
+        async def on_message(self, message: Any) -> None:
+            pass
+
+    class AnyRoom(Room[AnySession]):
+        pass
+
+    return AnyRoom
+
+
+def test_kept_names_and_extra_keys_follow_the_codec_settings() -> None:
+    """camel_case=False keeps the Python names; forbid_extra_keys=False makes plain objects."""
+    contract = export(LooseRoom, camel_case=False, forbid_extra_keys=False)
+    assert "x_pos: z.number()" in contract.typescript
+    assert "xPos" not in contract.typescript
+    assert "z.strictObject" not in contract.typescript
+    defs: Any = contract.client["$defs"]
+    assert "additionalProperties" not in defs["Point"]
+    assert list(defs["Point"]["properties"]) == ["x_pos", "y_pos"]
+    strict: Any = export(LooseRoom).client["$defs"]
+    assert strict["Point"]["additionalProperties"] is False
+
+
+def test_optional_fields_are_omitted_not_null() -> None:
+    """An optional field is neither required nor nullable, as the codec writes it."""
+    defs: Any = export(KindsRoom).server["$defs"]
+    optionals = defs["Optionals"]
+    assert optionals["properties"]["nickname"] == {"type": "string"}
+    assert optionals["properties"]["retries"]["default"] == 3
+    assert optionals["required"] == ["type"]
+    assert "nickname" not in json.loads(JsonCodec(Optionals).encode(Optionals(nickname=None)))
+
+
+@attrs.frozen
+class OneOrFloat(Message):
+    value: Literal[1] | float
+
+
+class Size(enum.IntEnum):
+    SMALL = 1
+
+
+@attrs.frozen
+class SizeOrFloat(Message):
+    value: Size | float
+
+
+@attrs.frozen
+class Circle:
+    kind: Literal["circle"] = "circle"
+
+
+@attrs.frozen
+class Square:
+    kind: Literal["square"]
+
+
+@attrs.frozen
+class Shapes(Message):
+    shape: Circle | Square
+
+
+@attrs.frozen
+class Keyed(Message):
+    where: Point | Circle
+
+
+@attrs.frozen
+class Blob(Message):
+    data: bytes
+
+
+@attrs.frozen
+class IntKeys(Message):
+    scores: dict[int, str]
+
+
+@attrs.frozen
+class Huge(Message):
+    n: Literal[1152921504606846976]  # 2**60
+
+
+@attrs.frozen
+class HugeDefault(Message):
+    n: int = 2**60
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "message"),
+    [
+        (OneOrFloat, {}, "OneOrFloat.value: .* cannot be described: the codec reads a whole"),
+        (SizeOrFloat, {}, "SizeOrFloat.value: .* reads a whole number as Size"),
+        (Shapes, {}, "the codec requires 'kind', but Circle.kind has a default"),
+        (Keyed, {"forbid_extra_keys": False}, "told apart by their keys"),
+        (Blob, {}, "unsupported type on the wire: <class 'bytes'>"),
+        (IntKeys, {}, "keys must be str on the wire"),
+        (Huge, {}, "beyond JavaScript's safe integers"),
+        (HugeDefault, {}, "HugeDefault.n: the default 1152921504606846976 is beyond"),
+    ],
+)
+def test_what_cannot_be_described_is_refused(
+    cls: type[Message], options: dict[str, bool], message: str
+) -> None:
+    """A type the codec refuses, or takes in a way no schema can say, raises TypeError naming it."""
+    with pytest.raises(TypeError, match=message):
+        export(room_of(cls), **options)
+
+
+def test_a_keyed_union_is_described_with_strict_objects() -> None:
+    """Classes told apart by their keys become a plain union when extra keys are rejected."""
+    assert "where: z.union([Point, Circle])" in export(room_of(Keyed)).typescript
+
+
+SessionT = TypeVar("SessionT", bound=Session[Any, Any, Any])
+
+
+class GenericRoom(Room[SessionT]):
+    pass
+
+
+@attrs.frozen
+class Ping(Message):
+    n: int
+
+
+class PingSession(Session[None, Ping, Ping]):
+    async def create_data(self, request: ConnectRequest) -> None:
+        return None
+
+    async def on_message(self, message: Ping) -> None:
+        pass
+
+
+class RawRouteRoom(Room[PingSession]):
+    # A result the route decorator's types refuse: the export must refuse it too.
+    @route.get("/raw")  # pyright: ignore[reportCallIssue, reportArgumentType, reportUntypedFunctionDecorator]
+    async def raw(self, request: HttpRequest) -> dict[str, int]:
+        return {}
+
+
+def test_rooms_and_routes_that_cannot_be_read_are_refused() -> None:
+    """A non-room, a generic room and a route result that is not an attrs class raise TypeError."""
+    with pytest.raises(TypeError, match="is not a Room subclass"):
+        export(dict)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match="is generic"):
+        export(GenericRoom)
+    with pytest.raises(TypeError, match=r"returns dict\[str, int\]: expected attrs classes"):
+        export(RawRouteRoom)
+
+
+@attrs.frozen
+class schema(Message):  # the name of one of the module's own exports, on purpose
+    text: str
+
+
+def test_names_are_unique_reserved_free_and_independent_of_order() -> None:
+    """Clashing and reserved names get the same suffixes whatever order the definitions come in."""
+
+    class A:
+        pass
+
+    class B:
+        pass
+
+    A.__name__ = B.__name__ = "string"
+    keys: list[tuple[type, str | None]] = [(A, None), (B, None), (Point, None), (Point, "point")]
+    names = assign_names(keys)
+    for _ in range(5):
+        random.shuffle(keys)
+        assert assign_names(keys) == names
+    assert names[Point, "point"] == "Point"
+    assert names[Point, None] == "PointNested"
+    assert sorted([names[A, None], names[B, None]]) == ["string_2", "string_3"]
+    assert not set(names.values()) & RESERVED
+    module = export(room_of(schema)).typescript
+    assert (
+        'export const schema_2 = z.strictObject({ type: z.literal("schema"), text: z.string() });'
+        in module
+    )
+    assert (
+        "export const schema = { client: ClientMessage, server: ServerMessage } as const;" in module
+    )
+
+
+def test_the_command_line_prints_or_writes_the_contract(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --out the module goes to stdout; with it, every file goes into the folder."""
+    assert main(["tests.schema.kinds_app:KindsRoom"]) == 0
+    assert capsys.readouterr().out == export(KindsRoom).typescript
+    assert main(["tests.schema.kinds_app:LooseRoom", "--out", str(tmp_path), "--keep-names"]) == 0
+    contract = export(LooseRoom, camel_case=False)
+    for name, text in contract.files().items():
+        assert (tmp_path / name).read_text(encoding="utf-8") == text
+    assert json.loads((tmp_path / "routes" / "POST_move.body.schema.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("tests.schema.kinds_app", "expected MODULE:RoomClass"),
+        ("tests.schema.no_such_module:Room", "cannot import 'tests.schema.no_such_module'"),
+        ("tests.schema.kinds_app:Nope", "has no 'Nope'"),
+        ("tests.schema.kinds_app:Point", "is not a Room subclass"),
+    ],
+)
+def test_the_command_line_refuses_a_bad_room(
+    spec: str, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A room that cannot be found is a usage error: status 2 and the reason."""
+    with pytest.raises(SystemExit) as exited:
+        main([spec])
+    assert exited.value.code == 2
+    assert error in capsys.readouterr().err
+
+
+def test_the_command_line_reports_what_cannot_be_described(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A room whose types cannot be described exits with 1 and the reason, writing nothing."""
+    assert main(["tests.schema.kinds_app:KindsRoom", "--allow-extra-keys"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error: Place.shape: Circle | Square are told apart by their keys" in captured.err
+
+
+def test_integers_beyond_javascripts_safe_range_fail_zod_only(
+    node_dir: Path, tmp_path: Path
+) -> None:
+    """2**60 passes the codec and JSON Schema; zod refuses it, as a JS number cannot hold it."""
+    for name, text in export(KindsRoom).files().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    frame = json.dumps({"type": "optionals", "count": 2**60})
+    JsonCodec(Optionals).decode(frame)
+    with open_validator(node_dir, tmp_path) as validator:
+        verdict = validator.check("client", "client.schema.json", "json", frame)
+        edge = json.dumps({"type": "optionals", "count": 2**53 - 1})
+        safe = validator.check("client", "client.schema.json", "json", edge)
+    assert (verdict.zod, verdict.json_schema) == (False, True)
+    assert (safe.zod, safe.json_schema) == (True, True)
