@@ -1,11 +1,15 @@
-"""The ``Message`` base class and its wire tag."""
+"""The ``Message`` base class, its wire tag, and the wire names of fields."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
-__all__ = ["Message", "camel_case"]
+__all__ = ["WIRE_NAME", "Message", "camel_case", "wire"]
+
+#: The attrs metadata key holding a field's own wire name (see `wire`).
+WIRE_NAME: Final = "trio_rooms.wire"
 
 _WORD_BOUNDARY = re.compile(r"_([a-z0-9])")
 
@@ -34,3 +38,32 @@ class Message:
             cls.tag = camel_case(cls.__name__)
         elif not isinstance(cls.__dict__["tag"], str) or not cls.__dict__["tag"]:
             raise TypeError(f"{cls.__qualname__}.tag must be a non-empty str")
+
+
+def wire(name: str) -> Mapping[str, str]:
+    """Field metadata that gives an attrs field its own wire name.
+
+    ::
+
+        @attrs.frozen
+        class Chat(Message):
+            message: str
+            from_: str = attrs.field(metadata=trio_rooms.wire("from"))
+
+        # on the wire: {"type": "chat", "message": "hi", "from": "ann"}
+
+    The name is used as it is, in both directions, by both codecs, the clients and
+    the schema export (``camel_case`` applies to the other fields only). Merge it with
+    metadata of your own as ``metadata={**wire("from"), ...}``. Two fields on one
+    wire name, a name starting with ``$`` (library frames) or a message field named
+    ``type`` (the tag) are a `TypeError` when a codec is built.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is empty.
+    """
+    if not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
+        raise TypeError(f"a wire name must be a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("a wire name must not be empty")
+    return {WIRE_NAME: name}

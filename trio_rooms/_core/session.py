@@ -278,12 +278,16 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         Not overridden, a binary frame goes to `on_invalid` and counts towards
         ``RoomsConfig.max_invalid_in_a_row``.
         """
-        await self.on_invalid(DecodeError("binary frames are not accepted by this session"))
+        await self.on_invalid(
+            DecodeError("binary frames are not accepted by this session", frame=data)
+        )
 
     async def on_invalid(self, error: DecodeError) -> None:
         """Handle a frame that did not decode; by default reply ``{"error": reason}``.
 
-        The connection stays open.
+        ``str(error)`` says why, with the wire path of each bad field (an attrs
+        validator's failure in full, at its field: ``... @ $.name``); ``error.frame`` is
+        the frame as it arrived, text or binary. The connection stays open.
         """
         self._runner.send_error(str(error))
 
