@@ -316,7 +316,9 @@ async def open_room_client(
     elif isinstance(server, tuple):
         client_classes, server_classes = client, server
     else:
-        raise TypeError("expected a session class alone, or a tuple of server and one of client messages")
+        raise TypeError(
+            "expected a session class alone, or a tuple of server and one of client messages"
+        )
     endpoint = parse_url(url)
     if max_queued < 1:
         raise ValueError(f"max_queued must be >= 1, got {max_queued}")
