@@ -26,7 +26,8 @@ class Message:
     Subclasses are attrs classes (``@attrs.frozen``). On the wire a message is an
     object whose ``"type"`` is the class's tag: by default the class name in
     lowerCamelCase (``SetName`` -> ``"setName"``); set a plain class attribute
-    ``tag = "..."`` to choose another.
+    ``tag = "..."`` to choose another. Its fields go on the wire in lowerCamelCase
+    (``RoomsConfig.camel_case``); `wire` gives one field a name of its own.
     """
 
     __slots__ = ()

@@ -123,3 +123,44 @@ def test_every_decode_error_carries_its_frame(fmt: WireFormat, data: bytes | str
     with pytest.raises(DecodeError) as error:
         make_codec(fmt, SetName).decode(data)
     assert error.value.frame is data
+
+
+@attrs.frozen
+class Range(Message):
+    low: int
+    high: int = attrs.field()
+
+    @high.validator
+    def _above_low(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if value < self.low:
+            raise ValueError(f"high ({value}) must not be below low ({self.low})")
+
+
+@attrs.frozen
+class Derived(Message):
+    """A validator that reads what only ``__init__`` sets: it cannot be run again alone."""
+
+    size: int = attrs.field()
+    double: int = attrs.field(init=False)
+
+    @size.validator
+    def _even_double(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if value < 0:
+            raise ValueError(f"size must be >= 0, got {value} (double {self.double})")
+
+    @double.default
+    def _double(self) -> int:
+        return self.size * 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_validator_reading_another_field_is_told_at_its_field(fmt: WireFormat) -> None:
+    """A method validator that compares two fields sees both when it is run again."""
+    error = _error(fmt, Range, {"type": "range", "low": 5, "high": 1})
+    assert str(error) == ("invalid value (ValueError: high (1) must not be below low (5)) @ $.high")
+
+
+def test_a_failure_that_cannot_be_found_again_stays_at_the_object() -> None:
+    """When running a validator alone fails differently, the original error stands at ``$``."""
+    error = _error("json", Derived, {"type": "derived", "size": -1})
+    assert str(error) == "invalid value (ValueError: size must be >= 0, got -1 (double -2)) @ $"

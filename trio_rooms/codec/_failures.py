@@ -86,9 +86,9 @@ def construction_errors(
     """Why ``cls(**values)`` raised ``exc``: each failing field's error, noted with its wire name.
 
     The fields' converters and validators run again one by one, on an instance that
-    has every value set but was never initialised, so that the failure is told at its
-    field (``@ $.name``). If none of them fails (``__attrs_post_init__`` raised, say),
-    ``exc`` stands, at the object itself.
+    has every value set but was never initialised, so that each failure is told at its
+    field (``@ $.name``). If that does not find ``exc`` again (``__attrs_post_init__``
+    raised, say), ``exc`` stands, at the object itself.
     """
     instance = object.__new__(cls)
     errors: list[Exception] = []
@@ -118,7 +118,13 @@ def construction_errors(
                 a.validator(instance, a, value)
             except Exception as e:
                 errors.append(note(e, wires[a.name], a.type))
-    return errors or [exc]
+    # attrs converts, then validates, field by field, and stops at the first failure:
+    # unless the first one found again is ``exc`` (a validator may need what only
+    # ``__init__`` sets), the fields are not to blame.
+    first = errors[0] if errors else None
+    if first is None or type(first) is not type(exc) or first.args != exc.args:
+        return [exc]
+    return errors
 
 
 def validation_error(
