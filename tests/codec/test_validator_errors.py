@@ -125,32 +125,32 @@ def test_every_decode_error_carries_its_frame(fmt: WireFormat, data: bytes | str
     assert error.value.frame is data
 
 
+def _above_low(instance: Range, _attribute: attrs.Attribute[int], value: int) -> None:
+    if value < instance.low:
+        raise ValueError(f"high ({value}) must not be below low ({instance.low})")
+
+
 @attrs.frozen
 class Range(Message):
     low: int
-    high: int = attrs.field()
+    high: int = attrs.field(validator=_above_low)
 
-    @high.validator
-    def _above_low(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        if value < self.low:
-            raise ValueError(f"high ({value}) must not be below low ({self.low})")
+
+def _non_negative(instance: Derived, _attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"size must be >= 0, got {value} (double {instance.double})")
+
+
+def _double(instance: Derived) -> int:
+    return instance.size * 2
 
 
 @attrs.frozen
 class Derived(Message):
     """A validator that reads what only ``__init__`` sets: it cannot be run again alone."""
 
-    size: int = attrs.field()
-    double: int = attrs.field(init=False)
-
-    @size.validator
-    def _even_double(self, _attribute: attrs.Attribute[int], value: int) -> None:
-        if value < 0:
-            raise ValueError(f"size must be >= 0, got {value} (double {self.double})")
-
-    @double.default
-    def _double(self) -> int:
-        return self.size * 2
+    size: int = attrs.field(validator=_non_negative)
+    double: int = attrs.field(init=False, default=attrs.Factory(_double, takes_self=True))
 
 
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
