@@ -20,7 +20,6 @@ from ._base import MsgT
 from ._failures import shorten
 from ._fields import WireField, wire_fields
 from ._inspect import (
-    MISSING,
     NoneType,
     is_attrs,
     is_enum,
@@ -28,7 +27,6 @@ from ._inspect import (
     is_mapping,
     is_sequence,
     is_union,
-    optional_arg,
     strip,
     type_name,
 )
@@ -265,8 +263,7 @@ class _Builder:
 
     def _walk_union(self, tp: Any, value: Any, path: str, wire: str, errors: list[str]) -> None:
         members = get_args(tp)
-        inner = optional_arg(tp)
-        if value is None and inner is not MISSING:
+        if value is None and NoneType in members:
             return
         candidates = [m for m in members if self._outer_fits(strip(m), value) or is_union(strip(m))]
         for member in candidates:
