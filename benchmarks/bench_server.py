@@ -82,7 +82,11 @@ class PutBenchRoom(BenchRoom):
 
 
 async def serve(
-    port: int, transport: str, redis: str | None = None, sqlite: str | None = None
+    port: int,
+    transport: str,
+    redis: str | None = None,
+    sqlite: str | None = None,
+    check_outbound: bool = True,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -94,6 +98,7 @@ async def serve(
         max_invalid_in_a_row=1_000_000,
         max_connections=1_000_000,
         max_connections_per_address=1_000_000,
+        check_outbound=check_outbound,
     )
     async with (
         trio.open_nursery() as nursery,
@@ -129,13 +134,16 @@ def main() -> None:
     parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
     parser.add_argument("--redis", metavar="URL", help="share rooms with other nodes on Redis")
     parser.add_argument("--sqlite", metavar="PATH", help="store in SQLite; put on every ping")
+    parser.add_argument(
+        "--no-check-outbound", action="store_true", help="RoomsConfig(check_outbound=False)"
+    )
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
     redis: str | None = args.redis
     sqlite: str | None = args.sqlite
     try:
-        trio.run(serve, port, transport, redis, sqlite)
+        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

@@ -28,6 +28,7 @@ from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StorageError as StorageError
 from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
+from ._message import wire as wire
 from ._run import open_signal_scope as open_signal_scope
 from ._run import run as run
 from .client import ClientQueueFullError as ClientQueueFullError
@@ -92,4 +93,5 @@ __all__ = [
     "route",
     "run",
     "serve_websocket",
+    "wire",
 ]

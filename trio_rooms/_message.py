@@ -1,11 +1,15 @@
-"""The ``Message`` base class and its wire tag."""
+"""The ``Message`` base class, its wire tag, and the wire names of fields."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
-__all__ = ["Message", "camel_case"]
+__all__ = ["WIRE_NAME", "Message", "camel_case", "wire"]
+
+#: The attrs metadata key holding a field's own wire name (see `wire`).
+WIRE_NAME: Final = "trio_rooms.wire"
 
 _WORD_BOUNDARY = re.compile(r"_([a-z0-9])")
 
@@ -22,7 +26,8 @@ class Message:
     Subclasses are attrs classes (``@attrs.frozen``). On the wire a message is an
     object whose ``"type"`` is the class's tag: by default the class name in
     lowerCamelCase (``SetName`` -> ``"setName"``); set a plain class attribute
-    ``tag = "..."`` to choose another.
+    ``tag = "..."`` to choose another. Its fields go on the wire in lowerCamelCase
+    (``RoomsConfig.camel_case``); `wire` gives one field a name of its own.
     """
 
     __slots__ = ()
@@ -34,3 +39,32 @@ class Message:
             cls.tag = camel_case(cls.__name__)
         elif not isinstance(cls.__dict__["tag"], str) or not cls.__dict__["tag"]:
             raise TypeError(f"{cls.__qualname__}.tag must be a non-empty str")
+
+
+def wire(name: str) -> Mapping[str, str]:
+    """Field metadata that gives an attrs field its own wire name.
+
+    ::
+
+        @attrs.frozen
+        class Chat(Message):
+            message: str
+            from_: str = attrs.field(metadata=trio_rooms.wire("from"))
+
+        # on the wire: {"type": "chat", "message": "hi", "from": "ann"}
+
+    The name is used as it is, in both directions, by both codecs, the clients and
+    the schema export (``camel_case`` applies to the other fields only). Merge it with
+    metadata of your own as ``metadata={**wire("from"), ...}``. Two fields on one
+    wire name, a name starting with ``$`` (library frames) or a message field named
+    ``type`` (the tag) are a `TypeError` when a codec is built.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` is empty.
+    """
+    if not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
+        raise TypeError(f"a wire name must be a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("a wire name must not be empty")
+    return {WIRE_NAME: name}

@@ -124,22 +124,27 @@ async def test_a_rejected_handshake_raises_with_the_status(port: int) -> None:
     assert rejected.value.status_code in (400, 404)
 
 
-async def test_an_undecodable_frame_raises_decode_error(port: int) -> None:
-    """A server message outside the client's union raises DecodeError; the next one arrives."""
+async def test_an_unknown_server_message_is_logged_and_skipped(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server message outside the client's union is logged and skipped; the next one arrives."""
     async with open_room_client(_url(port), (Chat,), CLIENT) as client:
-        with pytest.raises(DecodeError, match="userJoined"):
-            await client.receive()
         client.send(Whisper(text="after"))
         assert isinstance(await client.receive(), Chat)
+    [record] = [r for r in caplog.records if r.name == "trio_rooms.client"]
+    assert record.levelname == "WARNING"
+    assert "unknown message type 'userJoined'" in record.getMessage()
 
 
 async def test_an_undecodable_frame_can_go_to_a_hook(port: int) -> None:
-    """With on_invalid the DecodeError goes to the hook and receive goes on."""
+    """With on_invalid the DecodeError, frame included, goes to the hook and receive goes on."""
     invalid: list[DecodeError] = []
     async with open_room_client(_url(port), (Chat,), CLIENT, on_invalid=invalid.append) as c:
         c.send(Whisper(text="after"))
         assert isinstance(await c.receive(), Chat)
-    assert len(invalid) == 1
+    [error] = invalid
+    assert isinstance(error.frame, str)
+    assert error.frame.startswith('{"type":"userJoined"')
 
 
 @attrs.frozen

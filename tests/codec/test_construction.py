@@ -96,7 +96,7 @@ def test_rejects_no_classes() -> None:
         (IntKeys, "keys must be str on the wire"),
         (Ambiguous, "cannot tell apart Circle, OtherCircle on the wire: no unique required field"),
         (Clash, "fields 'user_id' and 'userId' are both named 'userId' on the wire"),
-        (TypeField, "a field named 'type' clashes with the tag"),
+        (TypeField, "field 'type' is named 'type' on the wire, which clashes with the tag"),
     ],
 )
 def test_rejects_types_the_wire_cannot_carry(cls: type[Message], message: str) -> None:

@@ -97,6 +97,11 @@ class RoomsConfig:
     camel_case: bool = True
     #: Reject client messages with keys the message class does not declare.
     forbid_extra_keys: bool = True
+    #: Check every message a session sends or a room broadcasts against its class's
+    #: annotations first: a mismatch raises `TypeError` at the call, naming the field
+    #: (``Said.user_id: expected str, got int @ $.userId``), instead of going out for
+    #: the client to refuse. Checked once per broadcast, whatever the recipients.
+    check_outbound: bool = True
 
     # ------------------------------------------------------------- abuse limits
 

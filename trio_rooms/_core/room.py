@@ -228,6 +228,11 @@ class Room(Generic[SessionT_co]):
 
         With a backplane, the message is also published once to the other nodes, which
         deliver it to their sessions in this room (``exclude`` applies there too).
+
+        Raises:
+            TypeError: With ``RoomsConfig.check_outbound`` (the default), ``message`` is
+                not one of the server messages or a field does not match its annotation
+                (checked once, with or without recipients); nothing is sent.
         """
         excluded = {s if isinstance(s, str) else s.id for s in exclude} if exclude else None
         self._runner.broadcast(message, excluded)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, final
@@ -30,7 +30,7 @@ from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .request import ConnectRequest
 from .room_state import RoomState
-from .runner import SessionRunner, session_codec
+from .runner import SessionRunner, outbound_check, session_codec
 from .session import Session, runner_of
 from .stats import Counters
 from .storage import Storage
@@ -69,6 +69,8 @@ class RoomRunner:
         #: Its durable alarms as its events see them.
         self.alarms = RoomAlarms(self.state)
         self.backplane: Backplane | None = None
+        #: Checks a message before it is broadcast (``RoomsConfig.check_outbound``).
+        self.check: Callable[[Message], None] | None = None
         self._node_id = ""
         self.nursery: trio.Nursery | None = None
         #: Sessions admitted or being admitted.
@@ -96,6 +98,9 @@ class RoomRunner:
         self.storage = storage
         self.backplane = backplane
         self._node_id = node_id
+        if config.check_outbound:
+            _, server_classes = self._session_class.message_classes()
+            self.check = outbound_check(server_classes, config.camel_case)
         # With a backplane another node may write the room's values: read them anew.
         self.state.bind(storage, cache=backplane is None, max_cached=config.max_cached_values)
 
@@ -119,6 +124,9 @@ class RoomRunner:
 
     def broadcast(self, message: Message, excluded: set[str] | None) -> None:
         """Deliver ``message`` to the local sessions and publish it to the other nodes."""
+        check = self.check
+        if check is not None:
+            check(message)  # once per broadcast, not per recipient
         self._broadcast_local(message, excluded)
         backplane = self.backplane
         if backplane is not None:

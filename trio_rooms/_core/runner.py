@@ -27,7 +27,7 @@ import trio
 from .._errors import DecodeError, SessionClosedError
 from .._message import Message
 from .._wire import ErrorFrame, LibraryFrame, SessionFrame, encode_library_frame
-from ..codec import Codec, WireFormat, make_codec
+from ..codec import Codec, MessageCheck, WireFormat, make_codec
 from . import tokens
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
@@ -48,6 +48,7 @@ __all__ = [
     "SessionHooks",
     "SessionRunner",
     "library_frame",
+    "outbound_check",
     "session_codec",
 ]
 
@@ -157,6 +158,14 @@ def session_codec(
     return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
 
 
+@cache
+def outbound_check(
+    classes: tuple[type[Message], ...], camel_case: bool
+) -> Callable[[Message], None]:
+    """The check of outbound messages of ``classes`` (``RoomsConfig.check_outbound``)."""
+    return MessageCheck(*classes, camel_case=camel_case)
+
+
 def library_frame(wire: WireFormat, frame: LibraryFrame) -> Frame:
     # Library frames carry no "type", so they never collide with user messages.
     return Frame(TEXT if wire == "json" else BINARY, encode_library_frame(wire, frame))
@@ -178,6 +187,7 @@ class SessionRunner:
         "_send_close",
         "_takes_bytes",
         "_writer_scope",
+        "check",
         "closing",
         "counters",
         "data",
@@ -212,6 +222,8 @@ class SessionRunner:
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
         self.encode: Callable[[Message], bytes] = _unbound_encode
+        #: Checks a message before `Session.send` encodes it (None: not checked).
+        self.check: Callable[[Message], None] | None = None
         self._decode: Callable[[str | bytes], Message] = _unbound_decode
         self.outbound = OutboundQueue(1, 1)
         self.counters = Counters()  # the rooms' own, once attached
@@ -429,6 +441,8 @@ class SessionRunner:
         self.format = wire
         self.encode = session_codec(server_classes, *options).encode
         self._decode = session_codec(client_classes, *options).decode
+        if config.check_outbound:
+            self.check = outbound_check(server_classes, config.camel_case)
 
     # --------------------------------------------------------------- records
 

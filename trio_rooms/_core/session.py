@@ -278,12 +278,16 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         Not overridden, a binary frame goes to `on_invalid` and counts towards
         ``RoomsConfig.max_invalid_in_a_row``.
         """
-        await self.on_invalid(DecodeError("binary frames are not accepted by this session"))
+        await self.on_invalid(
+            DecodeError("binary frames are not accepted by this session", frame=data)
+        )
 
     async def on_invalid(self, error: DecodeError) -> None:
         """Handle a frame that did not decode; by default reply ``{"error": reason}``.
 
-        The connection stays open.
+        ``str(error)`` says why, with the wire path of each bad field (an attrs
+        validator's failure in full, at its field: ``... @ $.name``); ``error.frame`` is
+        the frame as it arrived, text or binary. The connection stays open.
         """
         self._runner.send_error(str(error))
 
@@ -316,8 +320,15 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         Never blocks. A client that does not keep up is closed with 1008 (slow consumer:
         see ``RoomsConfig.slow_consumer_timeout``). After the session started closing,
         the message is dropped.
+
+        Raises:
+            TypeError: ``message`` is not one of the server messages, or (with
+                ``RoomsConfig.check_outbound``) a field does not match its annotation.
         """
         runner = self._runner
+        check = runner.check
+        if check is not None:
+            check(message)
         if runner.closing is None:
             runner.enqueue(
                 Frame(TEXT if runner.format == "json" else BINARY, runner.encode(message))
@@ -337,6 +348,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         """Queue ``message`` for every session of the room (this one too, unless ``exclude_self``).
 
         Never blocks: see `Room.broadcast`.
+
+        Raises:
+            TypeError: See `Room.broadcast`.
         """
         self.room.broadcast(message, exclude=(self._runner.id,) if exclude_self else ())
 

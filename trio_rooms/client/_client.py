@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Generic, TypeVar, final
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Generic, TypeVar, cast, final, overload
 
 import trio
 
@@ -22,6 +22,7 @@ from ._errors import ClientQueueFullError, ServerError
 from ._events import Reconnected
 from ._frames import Endpoint, parse_url
 from ._policy import ReconnectPolicy
+from ._session_class import SessionClass, log_invalid, message_classes_of
 from ._state import ClientState
 from ._supervisor import Supervisor
 
@@ -109,9 +110,10 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
     async def receive(self) -> ServerMsgT:
         """Wait for the next server message; reconnects happen underneath.
 
+        A frame that is not one of the server messages is not returned: it goes to
+        ``on_invalid`` (by default logged) and the next message is waited for.
+
         Raises:
-            DecodeError: A frame was not one of the server messages (unless ``on_invalid``
-                handles it). The client stays connected; the next call goes on.
             ServerError: The server sent a library ``{"error": ...}`` frame (unless
                 ``on_error`` handles it). The client stays connected.
             ConnectionClosedError: The server closed with a code that is not retried
@@ -178,11 +180,53 @@ def _any_endpoint(
     return open_for
 
 
-@asynccontextmanager
-async def open_room_client(
+@overload
+def open_room_client(
+    url: str,
+    session: type[SessionClass[ServerMsgT, ClientMsgT]],
+    /,
+    *,
+    format: WireFormat = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+    max_queued: int = ...,
+    max_message_size: int = ...,
+    connect_timeout: float = ...,
+    close_timeout: float = ...,
+    camel_case: bool = ...,
+    on_invalid: Callable[[DecodeError], None] | None = ...,
+    on_error: Callable[[ServerError], None] | None = ...,
+    rng: random.Random | None = ...,
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = ...,
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT]]: ...
+
+
+@overload
+def open_room_client(
     url: str,
     server: tuple[type[ServerMsgT], ...],
     client: tuple[type[ClientMsgT], ...],
+    *,
+    format: WireFormat = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+    max_queued: int = ...,
+    max_message_size: int = ...,
+    connect_timeout: float = ...,
+    close_timeout: float = ...,
+    camel_case: bool = ...,
+    on_invalid: Callable[[DecodeError], None] | None = ...,
+    on_error: Callable[[ServerError], None] | None = ...,
+    rng: random.Random | None = ...,
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = ...,
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT]]: ...
+
+
+@asynccontextmanager
+async def open_room_client(
+    url: str,
+    server: type[SessionClass[ServerMsgT, ClientMsgT]] | tuple[type[ServerMsgT], ...],
+    client: tuple[type[ClientMsgT], ...] | None = None,
     *,
     format: WireFormat = "json",
     resume: bool = True,
@@ -202,16 +246,22 @@ async def open_room_client(
     ::
 
         async with open_room_client(
-            "ws://127.0.0.1:8000/rooms/lobby/websocket",
-            server=(Chat, UserJoined, UserLeft),
-            client=(SendChat, SetName),
+            "ws://127.0.0.1:8000/rooms/lobby/websocket", ChatSession
         ) as client:
             client.send(SetName(name="bot"))
             async for message in client:
                 ...
 
-    The message classes are given as tuples, so the client is typed by their unions:
-    ``RoomClient[Chat | UserJoined | UserLeft, SendChat | SetName]``.
+    With the server's session class, the client is typed by its two unions:
+    ``Session[ChatData, Chat | UserJoined | UserLeft, SendChat | SetName]`` makes a
+    ``RoomClient[Chat | UserJoined | UserLeft, SendChat | SetName]``. A client without
+    the server's code gives the message classes as two tuples instead::
+
+        open_room_client(url, server=(Chat, UserJoined, UserLeft), client=(SendChat, SetName))
+
+    A frame that is not one of the server messages (a message type the server added
+    since, say) goes to ``on_invalid``, by default logged and skipped: it never ends
+    the iteration.
 
     Blocks until connected (and, with ``resume``, until the server has named the
     session). After a drop or a close with 1001, 1012 or 1013 the client reconnects
@@ -223,8 +273,8 @@ async def open_room_client(
     Args:
         url: ``ws://`` or ``wss://`` URL of the room's ``/websocket`` endpoint; its query
             is kept (``format`` and ``resume`` are set by the client).
-        server: The server message classes.
-        client: The client message classes.
+        server: The server's session class, or the server message classes.
+        client: The client message classes, when ``server`` is a tuple.
         format: ``"json"`` (text frames) or ``"msgpack"`` (binary frames).
         resume: Ask for a resumable session and resume it after reconnecting.
         reconnect: Backoff between attempts and when to give up.
@@ -237,8 +287,9 @@ async def open_room_client(
         close_timeout: Seconds ``aclose`` (and leaving the block) waits for the queue to
             be written and the server to answer the close, before closing the socket.
         camel_case: The server's ``RoomsConfig.camel_case``.
-        on_invalid: Called with the ``DecodeError`` of a frame that is not a server
-            message, instead of raising it from ``receive``.
+        on_invalid: Called with the ``DecodeError`` of each frame that is not a server
+            message (its ``frame`` is the frame as received); the frame is skipped.
+            By default the error is logged (``trio_rooms.client``, WARNING).
         on_error: Called with a ``ServerError`` for each library ``{"error": ...}`` frame,
             instead of raising it from ``receive``.
         rng: The source of jitter (for reproducible tests).
@@ -257,7 +308,17 @@ async def open_room_client(
             retried before it was open.
         ValueError: ``url`` is not a ``ws`` or ``wss`` URL, ``max_queued`` < 1, or
             ``connect_timeout`` or ``close_timeout`` is not > 0.
+        TypeError: ``server`` is neither a session class nor a tuple of message classes,
+            or a session class is generic (its messages are not bound).
     """
+    if client is None:
+        client_classes, server_classes = message_classes_of(server)
+    elif isinstance(server, tuple):
+        client_classes, server_classes = client, server
+    else:
+        raise TypeError(
+            "expected a session class alone, or a tuple of server and one of client messages"
+        )
     endpoint = parse_url(url)
     if max_queued < 1:
         raise ValueError(f"max_queued must be >= 1, got {max_queued}")
@@ -267,18 +328,22 @@ async def open_room_client(
     settings = ConnectionSettings(
         endpoint=endpoint,
         open_stream=_transport.open_stream if open_stream is None else _any_endpoint(open_stream),
-        server_codec=make_codec(format, *server, camel_case=camel_case),
+        server_codec=cast(
+            "Codec[ServerMsgT]", make_codec(format, *server_classes, camel_case=camel_case)
+        ),
         resume=resume,
         max_message_size=max_message_size,
         connect_timeout=connect_timeout,
         close_timeout=close_timeout,
-        on_invalid=on_invalid,
+        on_invalid=log_invalid if on_invalid is None else on_invalid,
         on_error=on_error,
     )
     state = ClientState[ServerMsgT]()
     rng = rng if rng is not None else random.Random()
     supervisor = Supervisor(state, settings, reconnect, rng)
-    client_codec = make_codec(format, *client, camel_case=camel_case)
+    client_codec = cast(
+        "Codec[ClientMsgT]", make_codec(format, *client_classes, camel_case=camel_case)
+    )
     room_client = RoomClient(state, supervisor, client_codec, max_queued, close_timeout)
     try:
         async with trio.open_nursery() as nursery:

@@ -39,7 +39,8 @@ class ConnectionSettings(Generic[ServerMsgT]):
     max_message_size: int
     connect_timeout: float
     close_timeout: float
-    on_invalid: Callable[[DecodeError], None] | None
+    #: Takes each frame that is not a server message (a newer message type, say).
+    on_invalid: Callable[[DecodeError], None]
     on_error: Callable[[ServerError], None] | None
 
 
@@ -168,7 +169,7 @@ class Connection(Generic[ServerMsgT]):
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
-                if isinstance(item, DecodeError) and settings.on_invalid is not None:
+                if isinstance(item, DecodeError):
                     settings.on_invalid(item)
                     continue
                 if isinstance(item, ServerError) and settings.on_error is not None:

@@ -61,8 +61,8 @@ class Codec(Protocol[MsgT]):
 
         Raises:
             DecodeError: ``data`` is not one of the codec's messages; the message
-                says why, with the wire path of each bad field. Nothing else is
-                raised, whatever ``data`` holds.
+                says why, with the wire path of each bad field, and its ``frame`` is
+                ``data``. Nothing else is raised, whatever ``data`` holds.
         """
         ...
 
@@ -142,20 +142,25 @@ class BaseCodec(Generic[MsgT]):
             raise TypeError(f"{type(message).__qualname__} is not one of the messages of {self!r}")
         return unstructure(message)
 
-    def _from_object(self, obj: dict[str, object]) -> MsgT:
+    def _from_object(self, obj: dict[str, object], frame: bytes | str) -> MsgT:
+        """The message in ``obj``, decoded from ``frame`` (which each `DecodeError` carries)."""
         tag = obj.get("type", _MISSING)
         if tag is _MISSING:
-            raise DecodeError('missing "type"')
+            raise DecodeError('missing "type"', frame=frame)
         if type(tag) is not str:
-            raise DecodeError('"type" must be a string')
+            raise DecodeError('"type" must be a string', frame=frame)
         structure = self._structure.get(tag)
         if structure is None:
             message = f"unknown message type {shorten(tag)!r}: {self._unknown_tag}"
-            raise DecodeError(message if len(message) <= 1000 else message[:997] + "...")
+            raise DecodeError(
+                message if len(message) <= 1000 else message[:997] + "...", frame=frame
+            )
         if tag in self._deep and too_deep(obj, MAX_RECURSIVE_DEPTH):
-            raise DecodeError(f"nesting too deep: more than {MAX_RECURSIVE_DEPTH} levels")
+            raise DecodeError(
+                f"nesting too deep: more than {MAX_RECURSIVE_DEPTH} levels", frame=frame
+            )
         try:
             return structure(obj)
         except Exception as exc:
             # Every failure of a generated structuring function is about the input.
-            raise DecodeError(describe_error(exc)) from exc
+            raise DecodeError(describe_error(exc), frame=frame) from exc

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from ._failures import REQUIRED, Invalid, note
+from ._failures import REQUIRED, Invalid, construction_errors, note
 from ._fields import WireField
 from ._hooks import Hook, identity
 from ._inspect import MISSING
@@ -54,6 +54,8 @@ def generate_structure(
         "__cve": ClassValidationError,
         "__feke": ForbiddenExtraKeysError,
         "__allowed": allowed,
+        "__explain": construction_errors,
+        "__wires": {f.name: f.wire for f in fields},
     }
     lines = [
         "def structure(o, _type=None):",
@@ -127,12 +129,15 @@ def generate_structure(
             "    errors.append(__feke('', __cls, set(o.keys()) - __allowed))",
         ]
     name = cls.__qualname__
+    # On failure (a validator, a converter, __attrs_post_init__), find the field to blame.
+    values = ", ".join(f"{f.name!r}: v{i}" for i, f in enumerate(fields))
     lines += [
         f"  if errors: raise __cve({'While structuring ' + name!r}, errors, __cls)",
         "  try:",
         f"    return __cls({', '.join(call_args)})",
         "  except Exception as e:",
-        f"    raise __cve({'While structuring ' + name!r}, [e], __cls) from None",
+        f"    errors = __explain(__cls, e, {{{values}}}, __wires)",
+        f"    raise __cve({'While structuring ' + name!r}, errors, __cls) from None",
     ]
     return _compile(lines, globs, f"<structure {name}>")
 

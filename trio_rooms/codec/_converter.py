@@ -235,13 +235,22 @@ class WireConverter:
     def _fields(self, cls: Any) -> list[WireField]:
         return wire_fields(cls, camel_case=self.camel_case)
 
+    def _tagged_fields(self, cls: Any, tag: str | None) -> list[WireField]:
+        fields = self._fields(cls)
+        if tag is not None:
+            for f in fields:
+                if f.wire == "type":
+                    raise TypeError(
+                        f"{cls.__qualname__}: field {f.name!r} is named 'type' on the wire, "
+                        "which clashes with the tag"
+                    )
+        return fields
+
     def _build_structure(self, cls: Any, tag: str | None) -> Any:
         key = ("s", cls)
         self._building.add(key)
         try:
-            fields = self._fields(cls)
-            if tag is not None and "type" in {f.wire for f in fields}:
-                raise TypeError(f"{cls.__qualname__}: a field named 'type' clashes with the tag")
+            fields = self._tagged_fields(cls, tag)
             return generate_structure(
                 cls,
                 fields,
@@ -256,7 +265,7 @@ class WireConverter:
         key = ("u", cls)
         self._building.add(key)
         try:
-            fields = self._fields(cls)
+            fields = self._tagged_fields(cls, tag)
             return generate_unstructure(
                 cls, fields, [self.unstructure_hook(f.value_type) for f in fields], tag
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
@@ -22,11 +23,12 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._inspect import type_name
+from ._inspect import MISSING, type_name
 
 __all__ = [
     "REQUIRED",
     "Invalid",
+    "construction_errors",
     "describe_error",
     "index_note",
     "note",
@@ -78,6 +80,53 @@ def index_note(exc: Exception, index: int | str, tp: Any) -> Exception:
     return exc
 
 
+def construction_errors(
+    cls: Any, exc: Exception, values: dict[str, Any], wires: dict[str, str]
+) -> list[Exception]:
+    """Why ``cls(**values)`` raised ``exc``: each failing field's error, noted with its wire name.
+
+    The fields' converters and validators run again one by one, on an instance that
+    has every value set but was never initialised, so that each failure is told at its
+    field (``@ $.name``). If that does not find ``exc`` again (``__attrs_post_init__``
+    raised, say), ``exc`` stands, at the object itself.
+    """
+    instance = object.__new__(cls)
+    errors: list[Exception] = []
+    checked: list[tuple[attrs.Attribute[Any], Any]] = []
+    for a in attrs.fields(cls):
+        value = values.get(a.name, MISSING)
+        if value is MISSING:
+            continue  # left to a default that takes self: not the wire's doing
+        converter: Any = a.converter
+        if converter is not None:
+            try:
+                # attrs sets a Converter's three-argument __call__ on the instance.
+                call: Any = converter.__call__
+                value = (
+                    call(value, instance, a)
+                    if isinstance(converter, attrs.Converter)
+                    else call(value)
+                )
+            except Exception as e:
+                errors.append(note(e, wires[a.name], a.type))
+                continue
+        object.__setattr__(instance, a.name, value)
+        checked.append((a, value))
+    for a, value in checked:
+        if a.validator is not None:
+            try:
+                a.validator(instance, a, value)
+            except Exception as e:
+                errors.append(note(e, wires[a.name], a.type))
+    # attrs converts, then validates, field by field, and stops at the first failure:
+    # unless the first one found again is ``exc`` (a validator may need what only
+    # ``__init__`` sets), the fields are not to blame.
+    first = errors[0] if errors else None
+    if first is None or type(first) is not type(exc) or first.args != exc.args:
+        return [exc]
+    return errors
+
+
 def validation_error(
     kind: type[ClassValidationError | IterableValidationError],
     errors: list[Exception],
@@ -96,7 +145,10 @@ def _format(exc: BaseException, _type: Any) -> str:
         extra = sorted(show(k) for k in exc.extra_fields)
         shown = ", ".join(extra[:5]) + (f", ... ({len(extra) - 5} more)" if len(extra) > 5 else "")
         return f"extra fields found ({shown})"
-    return f"invalid value ({shorten(f'{type(exc).__name__}: {exc}')})"
+    # A validator's own words, whole (the line as a whole is bounded): attrs' validators
+    # raise ``TypeError(text, attribute, type, value)``, whose str() is a tuple.
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return f"invalid value ({type(exc).__name__}: {text})"
 
 
 def describe_error(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from typing import Any, final
 
 import attrs
 
+from .._message import WIRE_NAME
 from .._message import camel_case as to_camel_case
 from ._inspect import MISSING, optional_arg
 
@@ -37,9 +38,12 @@ class WireField:
 def wire_fields(cls: Any, *, camel_case: bool) -> list[WireField]:
     """The fields of ``cls`` that go on the wire, in order.
 
+    A field's wire name is the one its ``trio_rooms.wire(...)`` metadata gives, else
+    its name (in lowerCamelCase with ``camel_case``).
+
     Raises:
-        TypeError: An annotation of ``cls`` names an unknown type, or two
-            fields share a wire name.
+        TypeError: An annotation of ``cls`` names an unknown type, two fields share a
+            wire name, or a chosen wire name starts with ``$`` (library frames).
     """
     try:
         attrs.resolve_types(cls)
@@ -50,7 +54,18 @@ def wire_fields(cls: Any, *, camel_case: bool) -> list[WireField]:
     for a in attrs.fields(cls):
         if not a.init:
             continue  # computed by the class itself; never on the wire
-        wire = to_camel_case(a.name) if camel_case else a.name
+        chosen: object = a.metadata.get(WIRE_NAME)
+        if chosen is None:
+            wire = to_camel_case(a.name) if camel_case else a.name
+        elif not isinstance(chosen, str) or not chosen:
+            raise TypeError(f"{cls.__qualname__}.{a.name}: a wire name must be a non-empty str")
+        elif chosen.startswith("$"):
+            raise TypeError(
+                f"{cls.__qualname__}.{a.name}: the wire name {chosen!r} starts with '$', "
+                "which is kept for library frames"
+            )
+        else:
+            wire = chosen
         if wire in seen:
             raise TypeError(
                 f"{cls.__qualname__}: fields {seen[wire]!r} and {a.name!r} "

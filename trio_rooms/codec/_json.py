@@ -63,8 +63,10 @@ class JsonCodec(BaseCodec[MsgT]):
         except orjson.JSONDecodeError as exc:
             reason = str(exc)
             if reason.startswith("depth limit exceeded"):
-                raise DecodeError(f"nesting too deep: more than {JSON_MAX_DEPTH} levels") from exc
-            raise DecodeError(f"invalid JSON: {reason[:200]}") from exc
+                raise DecodeError(
+                    f"nesting too deep: more than {JSON_MAX_DEPTH} levels", frame=data
+                ) from exc
+            raise DecodeError(f"invalid JSON: {reason[:200]}", frame=data) from exc
         if type(obj) is not dict:
-            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
-        return self._from_object(cast("dict[str, object]", obj))
+            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}", frame=data)
+        return self._from_object(cast("dict[str, object]", obj), data)

@@ -66,19 +66,21 @@ class MsgpackCodec(BaseCodec[MsgT]):
                 is not one of the codec's messages; nothing else is raised.
         """
         if isinstance(data, str):
-            raise DecodeError("expected a binary frame")
+            raise DecodeError("expected a binary frame", frame=data)
         try:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
         except msgpack.StackError as exc:
-            raise DecodeError(f"nesting too deep: more than {MSGPACK_MAX_DEPTH} levels") from exc
+            raise DecodeError(
+                f"nesting too deep: more than {MSGPACK_MAX_DEPTH} levels", frame=data
+            ) from exc
         except msgpack.ExtraData as exc:
-            raise DecodeError("invalid msgpack: extra bytes after the message") from exc
+            raise DecodeError("invalid msgpack: extra bytes after the message", frame=data) from exc
         except Exception as exc:
             # The unpacker signals bad input with several unrelated types
             # (ValueError, FormatError, UnicodeDecodeError, TypeError for a
             # non-buffer); all of them mean the frame is not msgpack.
             reason = str(exc)[:200] or type(exc).__name__
-            raise DecodeError(f"invalid msgpack: {reason}") from exc
+            raise DecodeError(f"invalid msgpack: {reason}", frame=data) from exc
         if type(obj) is not dict:
-            raise DecodeError(f"expected a msgpack map, got {type(obj).__name__}")
-        return self._from_object(cast("dict[str, object]", obj))
+            raise DecodeError(f"expected a msgpack map, got {type(obj).__name__}", frame=data)
+        return self._from_object(cast("dict[str, object]", obj), data)

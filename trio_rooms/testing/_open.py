@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import trio
 import trio.testing
@@ -66,7 +66,6 @@ async def open_test_client(
     live = await rooms.get(room)
     session_class = type(live).session_class
     assert session_class is not None  # a Room subclass always has one (checked at creation)
-    client_classes, server_classes = session_class.message_classes()
     url = f"ws://testserver{rooms.config.prefix}/{room}/websocket" + (f"?{query}" if query else "")
     async with trio.open_nursery() as server:
 
@@ -77,8 +76,7 @@ async def open_test_client(
 
         async with open_room_client(
             url,
-            cast("tuple[type[ServerMsgT], ...]", server_classes),
-            cast("tuple[type[ClientMsgT], ...]", client_classes),
+            session_class,
             format=format,
             resume=resume,
             reconnect=reconnect,
