@@ -12,7 +12,7 @@ from typing import Annotated, Literal, NewType
 
 import attrs
 
-from trio_rooms import ConnectRequest, HttpRequest, Message, Response, Room, Session, route
+from trio_rooms import ConnectRequest, HttpRequest, Message, Response, Room, Session, route, wire
 
 UserId = NewType("UserId", str)
 
@@ -96,6 +96,7 @@ class Scalars(Message):
     nothing: None
     user: UserId
     tagged: Annotated[int, "metadata the codec ignores"]
+    from_: str = attrs.field(metadata=wire("from"))  # a wire name of its own
 
 
 @attrs.frozen

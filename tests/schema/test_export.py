@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 import pytest
 
+import trio_rooms
 from trio_rooms import ConnectRequest, HttpRequest, Message, Room, Session, route
 from trio_rooms.codec import JsonCodec
 from trio_rooms.schema import export
@@ -277,3 +278,20 @@ def test_integers_beyond_javascripts_safe_range_fail_zod_only(
         safe = validator.check("client", "client.schema.json", "json", edge)
     assert (verdict.zod, verdict.json_schema) == (False, True)
     assert (safe.zod, safe.json_schema) == (True, True)
+
+
+def test_a_field_with_its_own_wire_name_is_exported_under_that_name() -> None:
+    """The seed's ``{type: 'chat', message, from}``: ``from_`` is ``from`` in both schemas."""
+
+    @attrs.frozen
+    class Chat(Message):
+        tag = "chat"
+        message: str
+        from_: str = attrs.field(metadata=trio_rooms.wire("from"))
+
+    contract = export(room_of(Chat))
+    assert "from: z.string()" in contract.typescript
+    assert "from_" not in contract.typescript
+    defs: Any = contract.client["$defs"]
+    assert list(defs["Chat"]["properties"]) == ["type", "message", "from"]
+    assert defs["Chat"]["required"] == ["type", "message", "from"]

@@ -46,6 +46,7 @@ export const ScalarsNested = z.strictObject({
   nothing: z.null(),
   user: z.string(),
   tagged: z.int(),
+  from: z.string(),
 });
 export type ScalarsNested = z.infer<typeof ScalarsNested>;
 export const Node = z.strictObject({
@@ -102,6 +103,7 @@ export const Scalars = z.strictObject({
   nothing: z.null(),
   user: z.string(),
   tagged: z.int(),
+  from: z.string(),
 });
 export type Scalars = z.infer<typeof Scalars>;
 export const Tree = z.strictObject({
