@@ -38,8 +38,8 @@ export interface RoomSchema {
   readonly server: z.ZodType;
 }
 
-/** The client messages of `T`. */
-export type ClientMessageOf<T extends RoomSchema> = z.output<T["client"]>;
+/** The client messages of `T`, as `send` takes them: fields with a default may be left out. */
+export type ClientMessageOf<T extends RoomSchema> = z.input<T["client"]>;
 /** The server messages of `T`. */
 export type ServerMessageOf<T extends RoomSchema> = z.output<T["server"]>;
 
@@ -378,7 +378,8 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
       const text = `not a client message of the schema: ${z.prettifyError(checked.error)}`;
       throw new TypeError(text, { cause: checked.error });
     }
-    const frame = encode(this.settings.format, message);
+    // The parsed message: defaults filled in, as the server's codec would.
+    const frame = encode(this.settings.format, checked.data);
     if (this.connection?.writable) {
       this.connection.send(frame);
     } else if (this.queue.length >= this.maxQueued) {

@@ -2,6 +2,7 @@
 // misuse the client's types must reject, so tsc fails if one of them compiles.
 
 import { WebSocket as NodeWebSocket } from "ws";
+import { z } from "zod";
 
 import { type RoomClient, type WebSocketConstructor, openRoomClient } from "../src/index.js";
 import { type ClientMessage, type ServerMessage, schema } from "./room.schema.js";
@@ -52,4 +53,18 @@ export async function misuses(): Promise<void> {
   client.on("nope", () => undefined);
   // @ts-expect-error an option of the wrong type
   await openRoomClient("ws://127.0.0.1:1/", schema, { format: "xml" });
+}
+
+// A field with a default may be left out of a send (the client fills it in), as the
+// server's codec allows.
+export async function defaults(): Promise<void> {
+  const Move = z.strictObject({ type: z.literal("move"), speed: z.number().default(1) });
+  const withDefault = { client: z.discriminatedUnion("type", [Move]), server: Move } as const;
+  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", withDefault, {
+    WebSocket: NodeWebSocket,
+  });
+  client.send({ type: "move" });
+  client.send({ type: "move", speed: 2 });
+  // @ts-expect-error still of its type
+  client.send({ type: "move", speed: "fast" });
 }
