@@ -14,6 +14,7 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import RoomClient, Rooms, RoomsConfig
+from trio_rooms._core.room_storage import WRITES_PER_YIELD
 from trio_rooms.storage import MemoryStorage, Storage
 
 from .flaky_storage import FlakyStorage
@@ -29,6 +30,7 @@ from .gates_app import (
 )
 from .recording_storage import RecordingStorage
 from .sockets import CLOSE, RawClient, open_raw
+from .steps import TaskSteps
 
 CONFIG = RoomsConfig(rate_limit=None)
 OUTSIDE = '{"type":"incrementOutside"}'
@@ -184,26 +186,28 @@ async def test_the_writes_of_one_event_are_one_commit() -> None:
         assert storage.gets == 1  # x once; a was written here
 
 
-async def test_put_and_delete_are_cancel_points_but_never_let_another_task_run() -> None:
-    """A put never lets another task run before the event goes on, yet honours a cancel."""
+async def test_puts_are_cancel_points_and_only_every_64th_is_a_schedule_point() -> None:
+    """A few writes keep the scheduler on the event; a long loop of them still yields; a
+    cancelled put writes nothing."""
     async with trio_rooms.open_rooms(CounterRoom, storage=MemoryStorage()) as rooms:
         room = await rooms.get("p")
-        ran: list[str] = []
-
-        async def other() -> None:
-            ran.append("other")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(other)
+        await room.storage.put("warm", 0)  # the first write of the room's count
+        steps = TaskSteps(task=trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(steps)
+        try:
             await room.storage.put("a", 1)
             await room.storage.delete("a")
-            assert ran == []  # still this task's turn
-        assert ran == ["other"]
+            assert steps.steps == 0  # never left this task's turn
+            for n in range(WRITES_PER_YIELD):
+                await room.storage.put("n", n)
+            assert steps.steps == 1  # once in 64 writes
+        finally:
+            trio.lowlevel.remove_instrument(steps)
         with trio.CancelScope() as scope:
             scope.cancel()
             with pytest.raises(trio.Cancelled):
                 await room.storage.put("b", 2)
-        assert await room.storage.get("b", int) is None  # a cancelled put writes nothing
+        assert await room.storage.get("b", int) is None
 
 
 async def test_a_transaction_lands_whole_or_not_at_all() -> None:

@@ -8,6 +8,8 @@ import trio.testing
 
 from trio_rooms._core.outbound import TEXT, Durability, Frame, OutboundQueue, QueueOverflow
 
+from .steps import TaskSteps
+
 TIMEOUT = 5.0
 
 
@@ -114,24 +116,12 @@ def test_control_frames_ignore_the_bounds() -> None:
     assert len(queue) == 2
 
 
-class _StepCounter(trio.abc.Instrument):
-    """Counts the scheduler steps of one task."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name == self.name:
-            self.steps += 1
-
-
 async def test_a_commit_that_does_not_cover_a_held_frame_leaves_its_writer_parked() -> None:
     """The output gate wakes a writer only once its next frame may go, not at every commit."""
     durability = Durability()
     queue = OutboundQueue(4, 1024 * 1024, durability=durability)
     taken: list[list[Frame]] = []
-    counter = _StepCounter("writer")
+    counter = TaskSteps(name="writer")
 
     async def writer() -> None:
         while True:

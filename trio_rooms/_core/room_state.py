@@ -87,6 +87,8 @@ class RoomState:
         self._caching = cache
         self._max_cached = max_cached
         self._cache: dict[str, _Value] = {}
+        #: Puts and deletes since the last one that was a schedule point (RoomStorage).
+        self.writes_since_yield = 0
         self._open = _Batch()
         self._sealed = _Batch()
         self._in_flight = _Batch()

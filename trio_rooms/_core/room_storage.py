@@ -77,15 +77,12 @@ class RoomStorage:
             StorageError: an earlier commit of the room failed (the room is restarting).
         """
         data = data_converter.dumps(value)
-        # A cancel point (before the write: a cancelled put writes nothing) but not a
-        # schedule point: the event holds the room's gate, and yielding here would make
-        # every other event of the room wait a scheduler turn (nor does a cached `get`).
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _write_point(self._state)
         self._state.put(key, data)
 
     async def delete(self, key: str) -> None:
         """Remove ``key``, committed like `put`."""
-        await trio.lowlevel.checkpoint_if_cancelled()  # as in `put`
+        await _write_point(self._state)
         self._state.put(key, None)
 
     async def flush(self) -> None:
@@ -158,3 +155,23 @@ class Transaction:
             state.end(commit=exc_type is None)
         finally:
             state.gate.release()
+
+
+#: Writes of a room between two schedule points: a loop of puts still lets others run.
+WRITES_PER_YIELD = 64
+
+
+async def _write_point(state: RoomState) -> None:
+    """A cancel point before a write (a cancelled put writes nothing), rarely a schedule point.
+
+    The event holds the room's gate: yielding at every write made each other event of the
+    room wait a scheduler turn (a cached `get` does not yield either). Every
+    `WRITES_PER_YIELD`-th write yields all the same, so a long loop of writes cannot keep
+    the other rooms from running.
+    """
+    state.writes_since_yield += 1
+    if state.writes_since_yield < WRITES_PER_YIELD:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    else:
+        state.writes_since_yield = 0
+        await trio.lowlevel.checkpoint()
