@@ -33,6 +33,7 @@ try:
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import ConstantRetryPolicy
+    from coredis.tokens import PureToken
 except ImportError as _missing:
     raise ImportError(
         "trio_rooms.storage.redis needs coredis: pip install trio_rooms[redis]", name=_missing.name
@@ -484,7 +485,7 @@ class RedisStorage:
         key = self._log_key(room)
         found = await self._call(
             "load the replay log",
-            lambda redis: redis.zrangebyscore(key, after + 1, math.inf),
+            lambda redis: redis.zrange(key, after + 1, "+inf", sortby=PureToken.BYSCORE),
         )
         return [_decode_frame(room, member) for member in found]
 
