@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trio_rooms.storage import Commit, SessionRecord, Storage, StoredAlarm
+from trio_rooms.storage import Commit, LoggedFrame, SessionRecord, Storage, StoredAlarm
 
 
 class DelegatingStorage:
@@ -68,3 +68,9 @@ class DelegatingStorage:
 
     async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
         return await self._inner.replace_alarm(alarm, new)
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        return await self._inner.load_frames(room, after=after)
+
+    async def last_frame_seq(self, room: str) -> int:
+        return await self._inner.last_frame_seq(room)

@@ -8,6 +8,7 @@ import trio
 
 import trio_rooms
 from trio_rooms import Rooms, testing
+from trio_rooms.client import Reconnected
 
 from .chat_app import (
     Chat,
@@ -19,6 +20,7 @@ from .chat_app import (
     ServerMsg,
     SetName,
     UserJoined,
+    UserLeft,
 )
 
 
@@ -52,7 +54,10 @@ async def test_a_restart_close_reconnects_and_resumes_the_same_session(
         ann.send(Leave(code=1012))  # the session closes itself: "service restart"
         with trio.fail_after(5):
             event = await ann.events.receive()
+        assert isinstance(event, Reconnected)
         assert (event.code, event.resumed, event.session_id) == (1012, True, first)
+        # Missed while away, so replayed: its own UserLeft, which on_close broadcast.
+        assert await ann.receive() == UserLeft(user_id=first, code=1012)
         assert await ann.receive() == UserJoined(user_id=first, name="anna")
 
 

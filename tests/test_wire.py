@@ -15,6 +15,7 @@ from trio_rooms import DecodeError, Rooms, testing
 from trio_rooms._wire import (
     ErrorFrame,
     LibraryFrame,
+    ResyncFrame,
     SessionFrame,
     encode_library_frame,
     parse_library_frame,
@@ -24,6 +25,8 @@ from .chat_app import ChatRoom, UserJoined
 
 SESSION = SessionFrame(id="abc", token="abc.t0k", resumed=False)
 RESUMED = SessionFrame(id="abc", token="abc.t0k", resumed=True)
+REPLAYED = SessionFrame(id="abc", token="abc.t0k", resumed=True, replayed=12)
+RESYNC = ResyncFrame("gone")
 
 
 def _fixstr(text: str) -> bytes:
@@ -46,6 +49,13 @@ GOLDEN: list[tuple[LibraryFrame, trio_rooms.WireFormat, bytes]] = [
     (ErrorFrame('say "hi" \u00fc'), "json", b'{"error":"say \\"hi\\" \xc3\xbc"}'),
     (SESSION, "json", b'{"$session":{"id":"abc","token":"abc.t0k","resumed":false}}'),
     (RESUMED, "json", b'{"$session":{"id":"abc","token":"abc.t0k","resumed":true}}'),
+    (
+        REPLAYED,
+        "json",
+        b'{"$session":{"id":"abc","token":"abc.t0k","resumed":true,"replayed":12}}',
+    ),
+    (RESYNC, "json", b'{"$resync":{"reason":"gone"}}'),
+    (RESYNC, "msgpack", b"\x81\xa7$resync\x81\xa6reason\xa4gone"),
     (ErrorFrame("oops"), "msgpack", b"\x81\xa5error\xa4oops"),
     (
         SESSION,
@@ -84,7 +94,14 @@ def test_the_golden_bytes_parse_back_to_their_frame(
 _text = st.text(st.characters(exclude_categories=["Cs"]))  # JSON has no lone surrogates
 _frames = st.one_of(
     st.builds(ErrorFrame, _text),
-    st.builds(SessionFrame, id=_text, token=_text, resumed=st.booleans()),
+    st.builds(
+        SessionFrame,
+        id=_text,
+        token=_text,
+        resumed=st.booleans(),
+        replayed=st.none() | st.integers(0, 2**63 - 1),
+    ),
+    st.builds(ResyncFrame, _text),
 )
 
 
@@ -134,16 +151,21 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
         ({"$session": "abc"}, "expected '$session' to be a map, got str"),
         (
             {"$session": {"id": "a", "token": "t"}},
-            "expected '$session' to have the keys 'id', 'resumed', 'token', got 'id', 'token'",
+            "expected '$session' to have the keys 'id', 'resumed', 'token' (and 'replayed'), "
+            "got 'id', 'token'",
         ),
         (
-            {"$session": {"id": "a", "token": "t", "resumed": False, "replayed": 3}},
-            "expected '$session' to have the keys 'id', 'resumed', 'token', "
-            "got 'id', 'replayed', 'resumed', 'token'",
+            {"$session": {"id": "a", "token": "t", "resumed": False, "replayed": -3}},
+            "expected '$session.replayed' to be a count, got int",
+        ),
+        (
+            {"$session": {"id": "a", "token": "t", "resumed": True, "replayed": True}},
+            "expected '$session.replayed' to be a count, got bool",
         ),
         (
             {"$session": {}},
-            "expected '$session' to have the keys 'id', 'resumed', 'token', got none",
+            "expected '$session' to have the keys 'id', 'resumed', 'token' (and 'replayed'), "
+            "got none",
         ),
         (
             {"$session": {"id": 7, "token": "t", "resumed": False}},
@@ -157,7 +179,13 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
             {"$session": {"id": "a", "token": "t", "resumed": 0}},
             "expected '$session.resumed' to be a boolean, got int",
         ),
-        ({"$resync": 3}, "expected one of the library frames 'error', '$session', got '$resync'"),
+        ({"$resync": 3}, "expected '$resync' to be a map, got int"),
+        ({"$resync": {"why": "x"}}, "expected '$resync' to have the key 'reason', got 'why'"),
+        ({"$resync": {"reason": 1}}, "expected '$resync.reason' to be a string, got int"),
+        (
+            {"$rid": 1},
+            "expected one of the library frames 'error', '$session', '$resync', got '$rid'",
+        ),
     ],
 )
 @pytest.mark.parametrize("wire", ["json", "msgpack"])

@@ -4,6 +4,7 @@ from ._core.admission import Reject as Reject
 from ._core.backplane import Backplane as Backplane
 from ._core.backplane import BackplaneStatistics as BackplaneStatistics
 from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
+from ._core.config import ReplayLimits as ReplayLimits
 from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
 from ._core.request import ConnectRequest as ConnectRequest
@@ -37,6 +38,7 @@ from .client import ConnectionRejectedError as ConnectionRejectedError
 from .client import ConnectTimeoutError as ConnectTimeoutError
 from .client import Reconnected as Reconnected
 from .client import ReconnectPolicy as ReconnectPolicy
+from .client import Resynced as Resynced
 from .client import RoomClient as RoomClient
 from .client import ServerError as ServerError
 from .client import open_room_client as open_room_client
@@ -65,7 +67,9 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "Reject",
+    "ReplayLimits",
     "Response",
+    "Resynced",
     "Room",
     "RoomClient",
     "RoomNameError",

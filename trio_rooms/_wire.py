@@ -6,6 +6,8 @@ start with ``$`` for everything else, which no attrs field name can produce::
 
     {"error": "expected str @ $.text"}
     {"$session": {"id": "...", "token": "...", "resumed": false}}
+    {"$session": {"id": "...", "token": "...", "resumed": true, "replayed": 12}}
+    {"$resync": {"reason": "the replay log no longer reaches back to frame 40"}}
 
 As for user messages, JSON goes in text frames and msgpack maps in binary frames.
 Server, Python client and `trio_rooms.testing` all read and write them here.
@@ -28,6 +30,7 @@ from ._errors import DecodeError
 __all__ = [
     "ErrorFrame",
     "LibraryFrame",
+    "ResyncFrame",
     "SessionFrame",
     "encode_library_frame",
     "parse_library_frame",
@@ -48,15 +51,31 @@ class SessionFrame:
     """``{"$session": {...}}``: the first frame of a connection that asked for ``?resume=``.
 
     ``token`` resumes the session ``id`` once, on a later connection; ``resumed`` says
-    whether this connection resumed one (else the session is new).
+    whether this connection resumed one (else the session is new). ``replayed`` is sent
+    only to a client that said how many frames it has seen (``&seen=N``) to a room that
+    keeps a replay log: how many missed frames follow, before any new one.
     """
 
     id: str
     token: str
     resumed: bool
+    replayed: int | None = None
 
 
-LibraryFrame: TypeAlias = ErrorFrame | SessionFrame
+@final
+@attrs.frozen
+class ResyncFrame:
+    """``{"$resync": {"reason": ...}}``: the frames a resumed client missed are not replayed.
+
+    Sent right after ``$session`` (``replayed: 0``) when the replay log no longer
+    reaches back to what the client had seen; what the session sends next (its
+    ``on_resync`` snapshot) brings it up to date instead.
+    """
+
+    reason: str
+
+
+LibraryFrame: TypeAlias = ErrorFrame | SessionFrame | ResyncFrame
 
 # Spelled out rather than imported from `codec` (the same type): `_wire` sits below it.
 _Wire: TypeAlias = Literal["json", "msgpack"]
@@ -76,7 +95,16 @@ def _content(frame: LibraryFrame) -> dict[str, object]:
         case ErrorFrame():
             return {"error": frame.text}
         case SessionFrame():
-            return {"$session": {"id": frame.id, "token": frame.token, "resumed": frame.resumed}}
+            info: dict[str, object] = {
+                "id": frame.id,
+                "token": frame.token,
+                "resumed": frame.resumed,
+            }
+            if frame.replayed is not None:
+                info["replayed"] = frame.replayed
+            return {"$session": info}
+        case ResyncFrame():
+            return {"$resync": {"reason": frame.reason}}
 
 
 def parse_library_frame(data: str | bytes) -> LibraryFrame | None:
@@ -137,9 +165,16 @@ def _parse_session(value: object) -> SessionFrame:
     if not isinstance(value, dict):
         raise _ShapeError(f"'$session' to be a map, got {_kind(value)}")
     fields = cast("dict[object, object]", value)
-    if fields.keys() != {"id", "token", "resumed"}:
+    if fields.keys() - {"replayed"} != {"id", "token", "resumed"}:
         keys = ", ".join(sorted(map(repr, fields))) or "none"
-        raise _ShapeError(f"'$session' to have the keys 'id', 'resumed', 'token', got {keys}")
+        raise _ShapeError(
+            f"'$session' to have the keys 'id', 'resumed', 'token' (and 'replayed'), got {keys}"
+        )
+    replayed = fields.get("replayed")
+    if replayed is not None and (
+        isinstance(replayed, bool) or not isinstance(replayed, int) or replayed < 0
+    ):
+        raise _ShapeError(f"'$session.replayed' to be a count, got {_kind(replayed)}")
     session_id, token, resumed = fields["id"], fields["token"], fields["resumed"]
     if not isinstance(session_id, str):
         raise _ShapeError(f"'$session.id' to be a string, got {_kind(session_id)}")
@@ -147,7 +182,20 @@ def _parse_session(value: object) -> SessionFrame:
         raise _ShapeError(f"'$session.token' to be a string, got {_kind(token)}")
     if not isinstance(resumed, bool):
         raise _ShapeError(f"'$session.resumed' to be a boolean, got {_kind(resumed)}")
-    return SessionFrame(id=session_id, token=token, resumed=resumed)
+    return SessionFrame(id=session_id, token=token, resumed=resumed, replayed=replayed)
+
+
+def _parse_resync(value: object) -> ResyncFrame:
+    if not isinstance(value, dict):
+        raise _ShapeError(f"'$resync' to be a map, got {_kind(value)}")
+    fields = cast("dict[object, object]", value)
+    if fields.keys() != {"reason"}:
+        keys = ", ".join(sorted(map(repr, fields))) or "none"
+        raise _ShapeError(f"'$resync' to have the key 'reason', got {keys}")
+    reason = fields["reason"]
+    if not isinstance(reason, str):
+        raise _ShapeError(f"'$resync.reason' to be a string, got {_kind(reason)}")
+    return ResyncFrame(reason)
 
 
 def _kind(value: object) -> str:
@@ -158,4 +206,5 @@ def _kind(value: object) -> str:
 _PARSERS: dict[str, Callable[[object], LibraryFrame]] = {
     "error": _parse_error,
     "$session": _parse_session,
+    "$resync": _parse_resync,
 }

@@ -108,6 +108,7 @@ async def test_going_away_reconnects_and_resumes(port: int, rooms: Rooms[ChatRoo
             resumed=True,
             session_id=first,
             previous_session_id=first,
+            replayed=1,  # its own UserLeft, broadcast by on_close once it had left
         )
         assert c.session_id == first
         c.send(Whisper(text="still me?"))

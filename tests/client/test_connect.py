@@ -16,6 +16,7 @@ from trio_rooms.client import (
     ConnectError,
     ConnectionRejectedError,
     ConnectTimeoutError,
+    Reconnected,
     ReconnectPolicy,
     RoomClient,
     open_room_client,
@@ -216,6 +217,7 @@ async def test_half_open_reconnects_are_retried_until_the_server_is_back(
                 _Service().run, trio_rooms.serve_websocket, rooms, "127.0.0.1", port
             )
             event = await client.events.receive()
+        assert isinstance(event, Reconnected)
         assert event.attempts >= 3
         assert (event.code, event.resumed, event.session_id) == (1001, True, first)
         assert client.connected

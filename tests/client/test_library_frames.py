@@ -76,7 +76,7 @@ async def test_an_error_frame_raises_server_error_with_its_text(nursery: trio.Nu
     ("frame", "reason"),
     [
         ('{"error":5}', "expected 'error' to be a string, got int"),
-        ('{"$resync":1}', "expected one of the library frames 'error', '$session', got '$resync'"),
+        ('{"$resync":1}', "expected '$resync' to be a map, got int"),
         (
             '{"$session":{"id":"a","token":"a.t","resumed":false}}',
             "unexpected $session frame in the middle of a connection",

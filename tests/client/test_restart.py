@@ -8,7 +8,13 @@ import pytest
 import trio
 
 from trio_rooms import ConnectionClosedError
-from trio_rooms.client import ClientQueueFullError, ReconnectPolicy, RoomClient, open_room_client
+from trio_rooms.client import (
+    ClientQueueFullError,
+    Reconnected,
+    ReconnectPolicy,
+    RoomClient,
+    open_room_client,
+)
 
 from ..durability_app import Get, Put, Stored, open_server
 
@@ -46,6 +52,7 @@ async def test_reconnect_after_a_restart_resumes_the_session(tmp_path: Path) -> 
 
             async with open_server(path, port):
                 event = await c.events.receive()
+                assert isinstance(event, Reconnected)
                 assert (event.code, event.resumed) == (1006, True)
                 assert event.session_id == event.previous_session_id == first
                 assert c.session_id == first

@@ -11,7 +11,7 @@ import attrs
 from .._errors import RoomNameError
 from .origins import normalize_origin
 
-__all__ = ["ROOM_NAME_PATTERN", "RoomsConfig", "validate_room_name"]
+__all__ = ["ROOM_NAME_PATTERN", "ReplayLimits", "RoomsConfig", "validate_room_name"]
 
 #: Room names: 1 to 128 of ``A-Z a-z 0-9 _ . ~ -``, and not ``.`` or ``..``.
 #: Checked before any room exists, so a name can never escape a URL or a storage key.
@@ -47,6 +47,26 @@ def _valid_prefix(_instance: object, _attribute: attrs.Attribute[str], value: st
         raise ValueError(
             f"RoomsConfig.prefix must start with '/' and not end with it, got {value!r}"
         )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ReplayLimits:
+    """How much of a room's replay log a resuming client can be replayed from.
+
+    A client that resumes gets every frame it missed, if they are all among the newest
+    ``max_messages`` frames of its room, within ``max_bytes`` of payload and at most
+    ``max_age`` seconds old; else it gets ``{"$resync": ...}`` and the session's
+    ``on_resync`` runs. Give one as ``RoomsConfig.replay`` (every room) or as a room
+    class's ``replay`` attribute (that room).
+    """
+
+    #: Frames the log keeps (the older ones are dropped from storage too).
+    max_messages: int = attrs.field(default=1000, validator=_positive_int)
+    #: Payload bytes a replay reaches back over.
+    max_bytes: int = attrs.field(default=_MiB, validator=_positive_int)
+    #: Seconds a frame stays replayable.
+    max_age: float = attrs.field(default=600.0, validator=_positive)
 
 
 @final
@@ -93,6 +113,9 @@ class RoomsConfig:
     room_idle_timeout: float = attrs.field(default=30.0, validator=_positive)
     #: Seconds after a session's last write during which its token resumes it.
     resume_window: float = attrs.field(default=600.0, validator=_positive)
+    #: The replay log's bounds for rooms that keep one (``Room.replay``); None: no room
+    #: replays missed frames to a resuming client.
+    replay: ReplayLimits | None = ReplayLimits()
     #: Wire names in lowerCamelCase (``user_id`` -> ``userId``); False keeps Python names.
     camel_case: bool = True
     #: Reject client messages with keys the message class does not declare.

@@ -16,7 +16,7 @@ import attrs
 
 from . import tokens
 from .room_state import RoomState
-from .storage import RecordWrite, SessionRecord, Storage, data_converter
+from .storage import RecordWrite, ReplayCursor, SessionRecord, Storage, data_converter
 
 __all__ = ["Claimed", "DurableRecord"]
 
@@ -30,6 +30,8 @@ class Claimed:
     data: object
     wire: str
     issued: tokens.IssuedToken
+    #: Its place in the room's replay log, as stored.
+    replay: ReplayCursor | None = None
 
 
 @final
@@ -77,11 +79,20 @@ class DurableRecord:
         if claimed is None:
             return None  # another connection spent it first
         self.token_hash = issued.token_hash
-        return Claimed(session_id, self._load_data(claimed.data), claimed.wire, issued)
+        data = self._load_data(claimed.data)
+        return Claimed(session_id, data, claimed.wire, issued, claimed.replay)
 
-    def record(self, room: str, session_id: str, data: object, wire: str) -> SessionRecord:
+    def record(
+        self,
+        room: str,
+        session_id: str,
+        data: object,
+        wire: str,
+        replay: ReplayCursor | None = None,
+    ) -> SessionRecord:
         """The record of the session as it is now, expiring a resume window from now."""
         return SessionRecord(
+            replay=replay,
             room=room,
             session_id=session_id,
             data=data_converter.dumps(data, unstructure_as=self._data_type),

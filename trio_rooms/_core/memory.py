@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import final
 
 import attrs
 import trio
 
-from .storage import Commit, SessionRecord, StoredAlarm
+from .storage import Commit, LoggedFrame, SessionRecord, StoredAlarm
 
 # The check_* functions are shared by every backend, so that all of them refuse the same
 # input before writing anything.
@@ -34,6 +35,7 @@ class MemoryStorage:
         self._sessions: dict[tuple[str, str], SessionRecord] = {}
         self._values: dict[tuple[str, str], bytes] = {}
         self._alarms: dict[tuple[str, str], StoredAlarm] = {}
+        self._frames: dict[str, deque[LoggedFrame]] = {}
         self._sweep_at = _FIRST_SWEEP
 
     def _store(self, record: SessionRecord) -> None:
@@ -127,6 +129,8 @@ class MemoryStorage:
                 self._alarms.pop((room, name), None)
             else:
                 self._alarms[room, name] = alarm
+        if commit.frames:
+            self._log(room, commit)
         written: list[bool] = []
         for write in commit.records:
             record, expected = write.record, write.expected_token_hash
@@ -136,6 +140,23 @@ class MemoryStorage:
                 self._store(record)
             written.append(ok)
         return written
+
+    def _log(self, room: str, commit: Commit) -> None:
+        log = self._frames.setdefault(room, deque())
+        log.extend(attrs.evolve(frame, data=_compact(frame.data)) for frame in commit.frames)
+        while len(log) > max(commit.keep_frames, 1):
+            log.popleft()
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        """The frames of ``room``'s replay log after ``after``, oldest first."""
+        await trio.lowlevel.checkpoint()
+        return [frame for frame in self._frames.get(room, ()) if frame.seq > after]
+
+    async def last_frame_seq(self, room: str) -> int:
+        """The newest frame's ``seq`` in ``room``'s replay log; 0 if it has none."""
+        await trio.lowlevel.checkpoint()
+        log = self._frames.get(room)
+        return log[-1].seq if log else 0
 
     async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
         """Every alarm of ``room``, earliest first."""
@@ -170,11 +191,20 @@ _MAX_ATTEMPT = 2**63 - 1
 
 
 def check_commit(commit: Commit) -> None:
-    """Refuse a commit whose alarms no backend could store as given.
+    """Refuse a commit whose alarms or logged frames no backend could store as given.
 
     Raises:
-        ValueError: an alarm is filed under another name or room, or is not storable.
+        ValueError: an alarm is filed under another name or room, or is not storable;
+            the logged frames are not in increasing ``seq`` order, or not in 1..2**63-1.
     """
+    previous = 0
+    for frame in commit.frames:
+        if not previous < frame.seq <= _MAX_ATTEMPT:
+            raise ValueError(
+                f"commit of room {commit.room!r}: logged frames need increasing seq in "
+                f"1..{_MAX_ATTEMPT}, got {frame.seq!r} after {previous!r}"
+            )
+        previous = frame.seq
     for name, alarm in commit.alarms.items():
         if alarm is None:
             continue

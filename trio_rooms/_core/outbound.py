@@ -108,12 +108,16 @@ class OutboundQueue:
     """
 
     __slots__ = (
+        "_behind",
+        "_behind_bytes",
         "_bytes",
         "_closed",
         "_direct_ready",
         "_frames",
         "_largest",
         "_over_since",
+        "_paced",
+        "_replay_left",
         "_waiter",
         "direct",
         "durability",
@@ -144,6 +148,12 @@ class OutboundQueue:
         self._closed = False
         self._waiter: trio.lowlevel.Task | None = None
         self._direct_ready = False
+        #: A replay not yet queued, then the frames put behind it (None: no replay).
+        self._paced: deque[Frame] | None = None
+        self._replay_left = 0
+        #: Frames put behind the replay, and their bytes (counted as in the queue).
+        self._behind = 0
+        self._behind_bytes = 0
         #: Set by a transport that can write without waiting: writes a frame's bytes
         #: if the socket takes them and returns what it did not take (None: nothing
         #: was written; the frame goes on the queue).
@@ -161,6 +171,8 @@ class OutboundQueue:
         """Queue ``frame``; return False if the queue is closed (the frame is dropped)."""
         if self._closed:
             return False
+        if self._paced is not None:
+            return self._put_behind(frame)
         size = len(frame.payload)
         if size > self._largest:
             size = self._largest
@@ -175,6 +187,59 @@ class OutboundQueue:
                 self.durability.watch(self)
         return True
 
+    def put_paced(self, frames: list[Frame], after: int = 0) -> None:
+        """Queue ``frames`` (a replay) before any frame put after them, a part at a time.
+
+        They do not count against the bounds: the queue takes in a part of them (up to
+        half of each bound) each time the writer has taken what it holds, so a replay
+        is paced by the socket, not refused as a burst. Frames put meanwhile wait
+        behind it, and count against the bounds as if queued.
+        """
+        if not frames or self._closed:
+            return
+        for frame in frames:
+            frame.after = after
+        self._paced = deque(frames)
+        self._replay_left = len(frames)
+        self._refill()
+        if self._waiter is not None:
+            self._wake()
+
+    def _put_behind(self, frame: Frame) -> bool:
+        paced = self._paced
+        assert paced is not None
+        # Bounded as if queued, apart from the replay ahead of them.
+        size = min(len(frame.payload), self._largest)
+        if self._behind_bytes + size > self.max_bytes:
+            raise QueueOverflow
+        if self._behind >= self.max_messages:
+            self._check_spell()
+        paced.append(frame)
+        self._behind += 1
+        self._behind_bytes += size
+        return True
+
+    def _refill(self) -> None:
+        """Move the next part of the replay (and what waits behind it) into the queue."""
+        paced = self._paced
+        if paced is None:
+            return
+        frames = self._frames
+        largest = self._largest
+        count, size = max(self.max_messages // 2, 1), self.max_bytes // 2
+        while paced and (len(frames) < count and self._bytes < size):
+            frame = paced.popleft()
+            length = min(len(frame.payload), largest)
+            if self._replay_left:
+                self._replay_left -= 1
+            else:
+                self._behind -= 1
+                self._behind_bytes -= length
+            frames.append(frame)
+            self._bytes += length
+        if not paced:
+            self._paced = None
+
     def _check_bounds(self, size: int) -> None:
         """Raise `QueueOverflow` if a frame of ``size`` bytes may not be queued now.
 
@@ -184,6 +249,10 @@ class OutboundQueue:
             raise QueueOverflow
         if len(self._frames) < self.max_messages:
             return
+        self._check_spell()
+
+    def _check_spell(self) -> None:
+        """Raise `QueueOverflow` if the queue has been at ``max_messages`` for too long."""
         now = trio.current_time()
         since = self._over_since
         if since is None:
@@ -229,6 +298,8 @@ class OutboundQueue:
         direct = self.direct
         if direct is None or self._waiter is None or self._frames or self._closed:
             return False
+        if self._paced is not None:
+            return False  # a replay goes first
         if frame.after > self.durability.seq:
             return False  # held by the output gate
         rest = direct(frame)
@@ -253,6 +324,8 @@ class OutboundQueue:
         self._frames.clear()
         self._bytes = 0
         self._over_since = None
+        self._paced = None
+        self._replay_left = self._behind = self._behind_bytes = 0
 
     def close(self) -> None:
         """Accept nothing more; the consumer drains what is queued, then gets ``[]``."""
@@ -288,6 +361,7 @@ class OutboundQueue:
                 tail.wire = rest
                 frames.appendleft(tail)
                 break
+        self._refill()
         if self._over_since is not None and len(frames) < self.max_messages:
             self._over_since = None
         if frames and frames[0].after > seq and not self._closed:
@@ -324,6 +398,9 @@ class OutboundQueue:
         durability = self.durability
         while not frames or frames[0].after > durability.seq:
             if not frames:
+                if self._paced is not None:
+                    self._refill()
+                    continue
                 if self._closed:
                     return []
             else:
@@ -341,6 +418,7 @@ class OutboundQueue:
             if frame.opcode <= BINARY:
                 data_bytes += length if length < largest else largest
         self._bytes -= data_bytes
-        if self._over_since is not None and len(frames) < self.max_messages:
+        self._refill()  # the next part of a replay, now that the socket took this one
+        if self._over_since is not None and max(len(frames), self._behind) < self.max_messages:
             self._over_since = None  # the writer caught up: the queue is under its bound
         return batch

@@ -250,6 +250,7 @@ class RoomRegistry:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
                 await runner.alarms.load()
+                await runner.log.load()
                 async with runner.gate:
                     await room.on_start()
                 await runner.state.flush()  # what on_start stored is in before any session

@@ -17,6 +17,7 @@ import trio
 
 from .._message import Message
 from .alarms import alarm_time, as_datetimes
+from .config import ReplayLimits
 from .gate import Exclusive, Unlocked
 from .room_runner import RoomRunner
 from .room_storage import RoomStorage
@@ -48,6 +49,11 @@ class Room(Generic[SessionT_co]):
     """
 
     session_class: ClassVar[type[Session[Any, Any, Any, Any]] | None] = None
+
+    #: Replay missed frames to a resuming client: True (``RoomsConfig.replay``'s bounds),
+    #: a `ReplayLimits` of the room's own, or False (no log: the client is told nothing
+    #: was replayed, and the room's own ``on_resume`` brings it up to date).
+    replay: ClassVar[ReplayLimits | bool] = True
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()

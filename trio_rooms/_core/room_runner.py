@@ -23,11 +23,12 @@ from .._message import Message
 from ..codec import Codec, WireFormat
 from .alarms import RoomAlarms
 from .backplane import Backplane, Envelope
-from .config import RoomsConfig
+from .config import ReplayLimits, RoomsConfig
 from .connection import Connection
 from .gate import Gate
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
+from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
 from .runner import SessionRunner, outbound_check, session_codec
@@ -68,6 +69,8 @@ class RoomRunner:
         self._held_publishes: deque[tuple[int, bytes]] = deque()
         #: Its durable alarms as its events see them.
         self.alarms = RoomAlarms(self.state)
+        #: What a resuming client is replayed from.
+        self.log = RoomLog(self.state)
         self.backplane: Backplane | None = None
         #: Checks a message before it is broadcast (``RoomsConfig.check_outbound``).
         self.check: Callable[[Message], None] | None = None
@@ -103,6 +106,15 @@ class RoomRunner:
             self.check = outbound_check(server_classes, config.camel_case)
         # With a backplane another node may write the room's values: read them anew.
         self.state.bind(storage, cache=backplane is None, max_cached=config.max_cached_values)
+        # With a backplane every node sends the room's frames in its own order: one log
+        # cannot number them for every node (the single-owner mode will).
+        self.log.bind(None if backplane is not None else self._replay_limits(config))
+
+    def _replay_limits(self, config: RoomsConfig) -> ReplayLimits | None:
+        wanted: object = getattr(type(self.room), "replay", True)
+        if isinstance(wanted, ReplayLimits):
+            return wanted
+        return config.replay if wanted is True else None
 
     def _event_ended(self) -> None:
         self.state.seal()
@@ -157,11 +169,22 @@ class RoomRunner:
         except (ValueError, DecodeError) as exc:
             _logger.warning("dropped a broadcast from another node in room %r: %s", self.name, exc)
             return
-        self._broadcast_local(message, set(envelope.exclude) if envelope.exclude else None)
+        excluded = set(envelope.exclude) if envelope.exclude else None
+        self._broadcast_local(message, excluded, logged=False)
 
-    def _broadcast_local(self, message: Message, excluded: set[str] | None) -> None:
+    def _broadcast_local(
+        self, message: Message, excluded: set[str] | None, *, logged: bool = True
+    ) -> None:
         frames: dict[WireFormat, Frame] = {}
+        log = self.log
+        payload = None
+        if logged and log.active:
+            # Logged before `after` is read: the frame leaves once its entry is durable.
+            payload = self._codec("json").encode(message)
+            log.broadcast("json", payload, excluded)
         after = self.state.pending()  # the output gate: after the writes made before it
+        if payload is not None:
+            frames["json"] = Frame(TEXT, payload, after)
         queued = 0
         overflowed: list[SessionRunner] = []
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
@@ -169,6 +192,7 @@ class RoomRunner:
         for runner in self.runners.values():
             if excluded is not None and runner.id in excluded:
                 continue
+            runner.sent += 1  # what its client will count (see RoomLog)
             wire = runner.format
             frame = frames.get(wire)
             if frame is None:
@@ -184,9 +208,17 @@ class RoomRunner:
             runner.overflow()
 
     def _remote_codec(self) -> Codec[Message]:
+        return self._codec("msgpack")
+
+    def _codec(self, wire: WireFormat) -> Codec[Message]:
+        """The room's server messages in ``wire``: what the log and other nodes read."""
         _, server_classes = self._session_class.message_classes()
         config = self.config
-        return session_codec(server_classes, "msgpack", config.camel_case, config.forbid_extra_keys)
+        return session_codec(server_classes, wire, config.camel_case, config.forbid_extra_keys)
+
+    def decode_logged(self, wire: WireFormat, payload: bytes) -> Message:
+        """A logged server message, decoded (to replay it in another wire format)."""
+        return self._codec(wire).decode(payload)
 
     # ---------------------------------------------------------------- sessions
 

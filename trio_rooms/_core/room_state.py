@@ -24,7 +24,7 @@ import trio
 from .._errors import StorageError
 from .gate import Gate
 from .outbound import Durability
-from .storage import Commit, RecordWrite, Storage, StoredAlarm
+from .storage import Commit, LoggedFrame, RecordWrite, Storage, StoredAlarm
 
 __all__ = ["RoomState"]
 
@@ -49,20 +49,23 @@ class _Batch:
 
     # A plain class: one is made per event, and attrs factories of generic aliases
     # (``dict[str, _Value]``) cost several times a ``{}``.
-    __slots__ = ("alarms", "records", "values")
+    __slots__ = ("alarms", "frames", "records", "values")
 
     def __init__(self) -> None:
         self.values: dict[str, _Value] = {}
         self.alarms: dict[str, StoredAlarm | None] = {}
         self.records: list[tuple[RecordWrite, _Written]] = []
+        #: Frames for the replay log, in order (see `RoomLog`).
+        self.frames: list[LoggedFrame] = []
 
     def merge(self, other: _Batch) -> None:
         self.values.update(other.values)
         self.alarms.update(other.alarms)
         self.records.extend(other.records)
+        self.frames.extend(other.frames)
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.alarms or self.records)
+        return bool(self.values or self.alarms or self.records or self.frames)
 
 
 @final
@@ -105,6 +108,8 @@ class RoomState:
         self.failed: StorageError | None = None
         #: Called with each new durable sequence number (what else waits for it).
         self.on_durable: Callable[[int], None] | None = None
+        #: The replay log's count bound, passed with each commit that logs frames.
+        self.keep_frames = 0
 
     def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
         """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
@@ -187,6 +192,19 @@ class RoomState:
         if written.error is not None:
             raise written.error
         return written.written
+
+    def log_frame(self, frame: LoggedFrame) -> None:
+        """Append ``frame`` to the replay log with the writes made so far, like `put`.
+
+        Never part of a transaction: the frame is sent whether or not it commits.
+        """
+        self._batch_for_write()  # checks and reserves
+        self._open.frames.append(frame)
+        self._seal_unless_gated()
+
+    def unsaved_frames(self) -> list[LoggedFrame]:
+        """The replay log's frames that are not durable yet, oldest first."""
+        return [*self._in_flight.frames, *self._sealed.frames, *self._open.frames]
 
     def _batch_for_write(self) -> _Batch:
         if self.failed is not None:
@@ -315,6 +333,8 @@ class RoomState:
             values=batch.values,
             alarms=batch.alarms,
             records=[write for write, _ in batch.records],
+            frames=batch.frames,
+            keep_frames=self.keep_frames,
         )
         try:
             results = list(await self.storage.commit(commit))

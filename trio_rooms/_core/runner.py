@@ -26,7 +26,7 @@ import trio
 
 from .._errors import DecodeError, SessionClosedError
 from .._message import Message
-from .._wire import ErrorFrame, LibraryFrame, SessionFrame, encode_library_frame
+from .._wire import ErrorFrame, LibraryFrame, ResyncFrame, SessionFrame, encode_library_frame
 from ..codec import Codec, MessageCheck, WireFormat, make_codec
 from . import tokens
 from .config import RoomsConfig
@@ -35,10 +35,11 @@ from .durable import DurableRecord
 from .gate import Gate
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
+from .replay import LogEntry, ReplayPlan, RoomLog, transcode
 from .request import ConnectRequest
 from .room_state import RoomState
 from .stats import Counters
-from .storage import RecordWrite, SessionRecord, Storage
+from .storage import RecordWrite, ReplayCursor, SessionRecord, Storage
 
 __all__ = [
     "NO_DATA",
@@ -72,6 +73,8 @@ class SessionHooks(Protocol):
     async def create_data(self, request: ConnectRequest) -> Any: ...  # noqa: ANN401 - DataT
 
     async def on_resume(self) -> None: ...
+
+    async def on_resync(self) -> None: ...
 
     async def on_connect(self) -> None: ...
 
@@ -114,6 +117,15 @@ class RoomSide(Protocol):
     @property
     def gate(self) -> Gate:
         """The room's input gate: every hook of the session runs holding it."""
+        ...
+
+    @property
+    def log(self) -> RoomLog:
+        """The room's replay log."""
+        ...
+
+    def decode_logged(self, wire: WireFormat, payload: bytes) -> Message:
+        """A logged server message, decoded from ``wire``."""
         ...
 
     @property
@@ -182,8 +194,10 @@ class SessionRunner:
         "_durable",
         "_handler_scope",
         "_invalid_in_a_row",
+        "_left_at",
         "_message_classes",
         "_reader_scope",
+        "_resumed_at",
         "_send_close",
         "_takes_bytes",
         "_writer_scope",
@@ -197,8 +211,10 @@ class SessionRunner:
         "id",
         "outbound",
         "phase",
+        "replayed",
         "request",
         "room_side",
+        "sent",
         "session",
     )
 
@@ -237,8 +253,26 @@ class SessionRunner:
         self._handler_scope = trio.CancelScope()
         self._close_sent = trio.Event()
         self.ended = trio.Event()
+        #: User frames sent (or logged) for this session: what its client counts.
+        self.sent = 0
+        #: Frames the resume replayed (0: none, or a fresh session).
+        self.replayed = 0
+        #: The session's place in the replay log when it left the room.
+        self._left_at: ReplayCursor | None = None
+        #: Its place as stored when a client resumed it.
+        self._resumed_at: ReplayCursor | None = None
 
     # ---------------------------------------------------------- for the façade
+
+    def send_user(self, opcode: int, payload: bytes) -> None:
+        """Queue one of the session's own frames, logged for a replay if it can resume."""
+        room = self.room_side
+        if room is not None and room.log.active:
+            if self._durable.token_hash:
+                wire = "bytes" if opcode == BINARY and self.format == "json" else self.format
+                room.log.send(wire, payload, self.id)
+            self.sent += 1
+        self.enqueue(Frame(opcode, payload))
 
     def enqueue(self, frame: Frame) -> None:
         """Queue ``frame`` for the client; a queue past its bounds closes with 1008.
@@ -320,11 +354,15 @@ class SessionRunner:
                 outbound.close()
                 self._writer_scope.cancel()
             return
+        admitted = self.phase is Phase.OPEN
         self.closing = Closing(code, reason, by_peer)
         if self.phase is not Phase.ENDED:
             self.phase = Phase.CLOSING
         self._send_close = send_close
         if self.room_side is not None:
+            if admitted:
+                # What it has been sent stops here: the log has the rest for its client.
+                self._left_at = self.room_side.log.cursor(self.sent)
             self.room_side.remove(self)
         if discard or not send_close:
             outbound.clear()
@@ -387,8 +425,6 @@ class SessionRunner:
                     self.data = await self.session.create_data(request)
                 if resume is not None:
                     issued = self._durable.issue(self.id)
-                # Not waited for: the frames sent after it (its token first) wait instead.
-                room.state.save_record(RecordWrite(record=self._record(room)))
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
@@ -398,21 +434,86 @@ class SessionRunner:
         if room.stopping:
             self.begin_close(1001, "server shutting down")
             return False
-        if issued is not None:
-            # The first frame a resumable client gets, before anything the room sends.
-            info = SessionFrame(id=self.id, token=issued.token, resumed=resumed)
-            self.enqueue(library_frame(self.format, info))
-        room.add(self)
-        self.phase = Phase.OPEN
+        await room.gate.acquire()
         try:
-            async with room.gate:
+            # The log is read, the missed frames queued and the session added in one hold
+            # of the gate: nothing the room sends comes between them.
+            try:
+                plan, frames = await self._replay(room, resumed)
+                if not resumed:
+                    # Not waited for: the frames sent after it (its token first) wait
+                    # instead. Saved here, so that its place in the log is where it joins.
+                    room.state.save_record(RecordWrite(record=self._record(room)))
+            except Exception:
+                _logger.exception("session setup failed in room %r", room.name)
+                self.begin_close(1011, "session setup failed")
+                return False
+            if self.closing is not None:
+                return False  # the peer left while the log was read
+            if issued is not None:
+                # The first frame a resumable client gets, before anything the room sends.
+                replayed = None if plan is None else len(frames)
+                info = SessionFrame(self.id, issued.token, resumed, replayed)
+                self.enqueue(library_frame(self.format, info))
+            self.outbound.put_paced(frames, room.state.pending())
+            resync = plan.resync if plan is not None else None
+            if resync is not None:
+                self.enqueue(library_frame(self.format, ResyncFrame(resync)))
+            room.add(self)
+            self.phase = Phase.OPEN
+            try:
+                if resync is not None:
+                    await self.session.on_resync()
                 if resumed:
                     await self.session.on_resume()
                 await self.session.on_connect()
-        except Exception as exc:
-            await self._report(exc)
-            self.begin_close(1011, "session setup failed")
+            except Exception as exc:
+                await self._report(exc)
+                self.begin_close(1011, "session setup failed")
+        finally:
+            room.gate.release()
         return True
+
+    async def _replay(self, room: RoomSide, resumed: bool) -> tuple[ReplayPlan | None, list[Frame]]:
+        """What to replay to this client: None if it does not count frames (no ``seen``)."""
+        log = room.log
+        if self._durable.token_hash:
+            log.activate()  # a resumable session: the room logs from now on
+        seen = self.request.query.get("seen") if self.request is not None else None
+        if seen is None or log.limits is None or not self._durable.token_hash:
+            return None, []
+        if not resumed:
+            return ReplayPlan(), []
+        count = _count(seen)
+        if count is None:
+            plan = ReplayPlan(resync=f"seen must be a count of frames, got {seen[:40]!r}")
+        else:
+            plan = await log.plan(self.id, self._resumed_at, count)
+        if plan.resync is None:
+            try:
+                frames = [self._replay_frame(entry) for entry in plan.entries]
+            except DecodeError as exc:
+                plan = ReplayPlan(resync=f"a missed frame cannot be replayed: {exc}")
+            else:
+                self.sent = (count or 0) + len(frames)
+                self.replayed = len(frames)
+                return plan, frames
+        # Its client counts on from what it had seen, and so does the session; its record
+        # says so before anything more is sent (the output gate), so that a crash cannot
+        # leave it pointing before the gap.
+        self.sent = count or 0
+        room.state.save_record(
+            RecordWrite(record=self._record(room), expected_token_hash=self._durable.token_hash)
+        )
+        return plan, []
+
+    def _replay_frame(self, entry: LogEntry) -> Frame:
+        room = self.room_side
+        assert room is not None
+        if entry.wire == "bytes":
+            return Frame(BINARY, entry.payload)
+        payload = transcode(entry, self.format, room.decode_logged, self.encode)
+        return Frame(TEXT if self.format == "json" else BINARY, payload)
 
     async def _resume(self, room: RoomSide, token: str) -> tokens.IssuedToken | None:
         """Take over the session ``token`` names and spend the token; None if it is not valid.
@@ -427,6 +528,7 @@ class SessionRunner:
         # came from are refused, since they expect the hash this one just replaced.
         self.data = claimed.data
         self.id = claimed.session_id
+        self._resumed_at = claimed.replay
         if claimed.wire != self.format and claimed.wire in ("json", "msgpack"):
             self._set_format(room, "json" if claimed.wire == "json" else "msgpack")
         previous = room.runners.get(claimed.session_id)
@@ -454,7 +556,8 @@ class SessionRunner:
         return False
 
     def _record(self, room: RoomSide) -> SessionRecord:
-        return self._durable.record(room.name, self.id, self.data, self.format)
+        cursor = self._left_at if self.closing is not None else room.log.cursor(self.sent)
+        return self._durable.record(room.name, self.id, self.data, self.format, cursor)
 
     # --------------------------------------------------------------- handling
 
@@ -664,6 +767,13 @@ class SessionRunner:
             self._reader_scope.deadline = min(
                 self._reader_scope.deadline, trio.current_time() + timeout
             )
+
+
+def _count(seen: str) -> int | None:
+    """``seen`` as a count of frames (decimal digits, below 10**18), or None."""
+    if seen.isascii() and seen.isdecimal() and len(seen) <= 18:
+        return int(seen)
+    return None
 
 
 def _unbound_encode(message: Message) -> bytes:

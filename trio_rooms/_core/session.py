@@ -19,7 +19,7 @@ from .._errors import DecodeError
 from .._message import Message
 from ..codec import WireFormat
 from .gate import Exclusive, Unlocked
-from .outbound import BINARY, TEXT, Frame
+from .outbound import BINARY, TEXT
 from .request import ConnectRequest
 from .room_storage import RoomStorage
 from .runner import NO_DATA, SessionRunner
@@ -229,6 +229,15 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         return self._runner.format
 
     @property
+    def replayed(self) -> int:
+        """How many missed frames the resume of this connection replayed to its client.
+
+        Set before `on_resume` runs; 0 for a fresh session, a client that does not count
+        frames, a room without replay, or a resync (see `on_resync`).
+        """
+        return self._runner.replayed
+
+    @property
     def closed(self) -> bool:
         """True once the session has started closing; sends are then dropped."""
         return self._runner.closing is not None
@@ -258,7 +267,16 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     async def on_resume(self) -> None:
         """Run when a client resumed this session with its token (instead of `create_data`).
 
-        ``id`` and ``data`` are the session's, as last stored; `on_connect` follows.
+        ``id`` and ``data`` are the session's, as last stored; the frames its client
+        missed are already queued (`replayed` says how many); `on_connect` follows.
+        """
+
+    async def on_resync(self) -> None:
+        """Run, before `on_resume`, when the frames the client missed cannot be replayed.
+
+        The room's replay log no longer reaches back to what the client had seen (see
+        ``Room.replay``), so it got ``{"$resync": {"reason": ...}}`` instead; send it a
+        snapshot of what it needs from here. Nothing is sent by default.
         """
 
     async def on_connect(self) -> None:
@@ -330,9 +348,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         if check is not None:
             check(message)
         if runner.closing is None:
-            runner.enqueue(
-                Frame(TEXT if runner.format == "json" else BINARY, runner.encode(message))
-            )
+            runner.send_user(TEXT if runner.format == "json" else BINARY, runner.encode(message))
         else:
             runner.counters.dropped += 1
 
@@ -340,7 +356,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         """Queue a binary frame carrying ``data`` as it is; never blocks, like `send`."""
         runner = self._runner
         if runner.closing is None:
-            runner.enqueue(Frame(BINARY, bytes(data)))
+            runner.send_user(BINARY, bytes(data))
         else:
             runner.counters.dropped += 1
 

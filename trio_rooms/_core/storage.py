@@ -14,7 +14,9 @@ import cattrs.preconf.orjson
 
 __all__ = [
     "Commit",
+    "LoggedFrame",
     "RecordWrite",
+    "ReplayCursor",
     "SessionRecord",
     "Storage",
     "StoredAlarm",
@@ -23,6 +25,19 @@ __all__ = [
 
 #: Session data and room values go through this converter (Python field names).
 data_converter = cattrs.preconf.orjson.make_converter()
+
+
+@final
+@attrs.frozen
+class ReplayCursor:
+    """Where a session stands in its room's replay log: enough to replay what it missed.
+
+    The session had been sent ``count`` frames (library frames aside) when the room's
+    log ended at ``seq``.
+    """
+
+    count: int
+    seq: int
 
 
 @final
@@ -40,6 +55,8 @@ class SessionRecord:
     token_hash: bytes = b""
     #: Wall-clock (UNIX) time after which the token no longer resumes the session.
     expires_at: float = 0.0
+    #: The session's place in its room's replay log; None: unknown (no replay for it).
+    replay: ReplayCursor | None = None
 
 
 @final
@@ -67,6 +84,18 @@ class StoredAlarm:
 
 
 @final
+@attrs.frozen
+class LoggedFrame:
+    """One entry of a room's replay log, as stored: its sequence number and its bytes.
+
+    The bytes are the core's (frame, recipients, time), opaque to the storage.
+    """
+
+    seq: int
+    data: bytes
+
+
+@final
 @attrs.frozen(kw_only=True)
 class Commit:
     """Writes of one room that must land together: all of them, or none."""
@@ -78,6 +107,11 @@ class Commit:
     alarms: Mapping[str, StoredAlarm | None] = attrs.field(factory=dict[str, "StoredAlarm | None"])
     #: Session records, each written if its compare-and-set holds.
     records: Sequence[RecordWrite] = ()
+    #: Frames appended to the room's replay log, in increasing ``seq``, after its last.
+    frames: Sequence[LoggedFrame] = ()
+    #: With ``frames``: the log keeps at least its newest ``keep_frames`` entries and may
+    #: drop older ones (never the newest: it says where the log ends).
+    keep_frames: int = 0
 
 
 class Storage(Protocol):
@@ -171,6 +205,14 @@ class Storage(Protocol):
 
     async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
         """Every alarm of ``room``, earliest first."""
+        ...
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        """The frames of ``room``'s replay log with a ``seq`` above ``after``, oldest first."""
+        ...
+
+    async def last_frame_seq(self, room: str) -> int:
+        """The ``seq`` of the newest frame of ``room``'s replay log; 0 if it has none."""
         ...
 
     async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:

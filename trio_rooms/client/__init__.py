@@ -15,18 +15,22 @@ from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionRejectedError as ConnectionRejectedError
 from ._errors import ConnectTimeoutError as ConnectTimeoutError
 from ._errors import ServerError as ServerError
+from ._events import ClientEvent as ClientEvent
 from ._events import Reconnected as Reconnected
+from ._events import Resynced as Resynced
 from ._policy import RETRIED_CLOSE_CODES as RETRIED_CLOSE_CODES
 from ._policy import ReconnectPolicy as ReconnectPolicy
 
 __all__ = [
     "RETRIED_CLOSE_CODES",
+    "ClientEvent",
     "ClientQueueFullError",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionRejectedError",
     "ReconnectPolicy",
     "Reconnected",
+    "Resynced",
     "RoomClient",
     "ServerError",
     "open_room_client",

@@ -19,7 +19,7 @@ from ..codec import Codec, WireFormat, make_codec
 from . import _transport
 from ._connection import ConnectionSettings
 from ._errors import ClientQueueFullError, ServerError
-from ._events import Reconnected
+from ._events import ClientEvent
 from ._frames import Endpoint, parse_url
 from ._policy import ReconnectPolicy
 from ._session_class import SessionClass, log_invalid, message_classes_of
@@ -70,8 +70,9 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         return self._state.connected
 
     @property
-    def events(self) -> trio.MemoryReceiveChannel[Reconnected]:
-        """A :class:`Reconnected` for every reconnect, resumed or fresh, in order.
+    def events(self) -> trio.MemoryReceiveChannel[ClientEvent]:
+        """A :class:`Reconnected` for every reconnect, resumed or fresh, in order, each
+        followed by a :class:`Resynced` if the messages it missed could not be replayed.
 
         Unbounded (one small object per reconnect); reading it is optional.
         """

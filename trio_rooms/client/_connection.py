@@ -12,9 +12,10 @@ import trio_websocket
 
 from .._errors import DecodeError
 from .._message import Message
-from .._wire import ErrorFrame, SessionFrame, parse_library_frame
+from .._wire import ErrorFrame, ResyncFrame, SessionFrame, parse_library_frame
 from ..codec import Codec
 from ._errors import ConnectError, ServerError
+from ._events import Resynced
 from ._frames import Endpoint
 from ._handshake import LOST, first_leaf, handshake_failure, open_websocket, timed_out, where
 from ._state import ClientState
@@ -72,7 +73,9 @@ class Connection(Generic[ServerMsgT]):
             resume = state.session.token if state.session is not None else ""
         else:
             resume = None
-        resource = endpoint.resource(settings.server_codec.format, resume)
+        # How many server messages it got, so the server replays only the ones after.
+        seen = state.seen if state.session is not None else 0
+        resource = endpoint.resource(settings.server_codec.format, resume, seen)
         # Opening is bounded as a whole: name lookup, TCP, TLS, handshake, session frame.
         deadline = trio.current_time() + settings.connect_timeout
         raw = None
@@ -106,6 +109,8 @@ class Connection(Generic[ServerMsgT]):
                     )
                     if session is not None:
                         state.session = session
+                        if not session.resumed:
+                            state.seen = 0  # a new session: a new count
                     result = await self._serve_and_close(ws, started)
                 except Exception as exc:
                     failure = exc
@@ -164,17 +169,24 @@ class Connection(Generic[ServerMsgT]):
                 frame = await ws.get_message()
             except trio_websocket.ConnectionClosed:
                 return
-            item: ServerMsgT | Exception
+            item: ServerMsgT | Exception | Resynced
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
+                if isinstance(item, Resynced):
+                    self._state.events_send.send_nowait(item)
+                    continue
+                if item is exc:
+                    self._state.seen += 1  # not a library frame: a message sent to us
                 if isinstance(item, DecodeError):
                     settings.on_invalid(item)
                     continue
                 if isinstance(item, ServerError) and settings.on_error is not None:
                     settings.on_error(item)
                     continue
+            else:
+                self._state.seen += 1
             await self._state.inbox_send.send(item)
 
     async def _write(
@@ -197,8 +209,9 @@ class Connection(Generic[ServerMsgT]):
             await state.wait_outbox_changed()
 
 
-def _library_frame(frame: bytes | str, error: DecodeError) -> Exception:
-    """What to hand ``receive`` for a frame that is not a server message."""
+def _library_frame(frame: bytes | str, error: DecodeError) -> Exception | Resynced:
+    """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
+    server message; ``error`` itself if it is no library frame either."""
     try:
         parsed = parse_library_frame(frame)
     except DecodeError as exc:  # a library frame, malformed: say how
@@ -210,5 +223,7 @@ def _library_frame(frame: bytes | str, error: DecodeError) -> Exception:
             return DecodeError(
                 "unexpected $session frame in the middle of a connection", frame=frame
             )
+        case ResyncFrame():
+            return Resynced(parsed.reason)
         case None:
             return error

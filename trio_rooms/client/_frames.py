@@ -33,13 +33,15 @@ class Endpoint:
         default = 443 if self.secure else 80
         return host if self.port == default else f"{host}:{self.port}"
 
-    def resource(self, format: WireFormat, resume: str | None) -> str:
-        """The request target: the path with ``format`` and ``resume`` in the query."""
-        query = [(k, v) for k, v in self.query if k not in ("format", "resume")]
+    def resource(self, format: WireFormat, resume: str | None, seen: int | None = None) -> str:
+        """The request target: the path with ``format``, ``resume`` and ``seen`` in the query."""
+        query = [(k, v) for k, v in self.query if k not in ("format", "resume", "seen")]
         if format != "json":
             query.append(("format", format))
         if resume is not None:
             query.append(("resume", resume))
+            if seen is not None:
+                query.append(("seen", str(seen)))
         return self.path + (f"?{urlencode(query)}" if query else "")
 
 

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar, final
 import trio
 
 from .._wire import SessionFrame
-from ._events import Reconnected
+from ._events import ClientEvent
 
 __all__ = ["ClientState"]
 
@@ -33,11 +33,14 @@ class ClientState(Generic[ServerMsgT]):
         self.inbox_send: trio.MemorySendChannel[ServerMsgT | Exception]
         self.inbox: trio.MemoryReceiveChannel[ServerMsgT | Exception]
         self.inbox_send, self.inbox = trio.open_memory_channel[ServerMsgT | Exception](0)
-        self.events_send: trio.MemorySendChannel[Reconnected]
-        self.events: trio.MemoryReceiveChannel[Reconnected]
-        self.events_send, self.events = trio.open_memory_channel[Reconnected](math.inf)
+        self.events_send: trio.MemorySendChannel[ClientEvent]
+        self.events: trio.MemoryReceiveChannel[ClientEvent]
+        self.events_send, self.events = trio.open_memory_channel[ClientEvent](math.inf)
         #: The session the server named last; ``None`` before it, or without resume.
         self.session: SessionFrame | None = None
+        #: Server messages received in this session (library frames aside): how far a
+        #: resume asks the server's replay to start (``&seen=``).
+        self.seen: int = 0
         self.connected: bool = False
         self._disconnected = trio.Event()
         #: ``aclose`` began: write what is queued, close with 1000, reconnect no more.

@@ -111,5 +111,6 @@ class Supervisor(Generic[ServerMsgT]):
                 resumed=session is not None and session.resumed,
                 session_id=self._session_id(),
                 previous_session_id=previous,
+                replayed=session.replayed if session is not None and session.resumed else None,
             )
         )

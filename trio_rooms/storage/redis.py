@@ -7,6 +7,7 @@ trio_rooms`` never loads this module. Keys, with ``prefix`` ``"trio_rooms:"`` by
     {prefix}state:{room}:{key}            one room value (the bytes as given), never expiring
     {prefix}alarms:{room}                 a hash of the room's alarms: name -> msgpack [at, attempt]
     {prefix}alarm-queue                   every room's alarms, a sorted set: "{room} {name}" by at
+    {prefix}replay:{room}                 the room's replay log, a sorted set of frames by seq
 
 Room names cannot contain ``:`` (`trio_rooms.ROOM_NAME_PATTERN`) and the kinds are fixed,
 so no session id, user key or alarm name, whatever characters it holds, can reach another
@@ -32,6 +33,7 @@ try:
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import ConstantRetryPolicy
+    from coredis.tokens import PureToken
 except ImportError as _missing:
     raise ImportError(
         "trio_rooms.storage.redis needs coredis: pip install trio_rooms[redis]", name=_missing.name
@@ -39,7 +41,7 @@ except ImportError as _missing:
 
 from .._core.config import ROOM_NAME_PATTERN
 from .._core.memory import check_alarm_replacement, check_commit, check_limit
-from .._core.storage import Commit, SessionRecord, StoredAlarm
+from .._core.storage import Commit, LoggedFrame, ReplayCursor, SessionRecord, StoredAlarm
 from .._errors import RoomNameError, StorageError
 from .._redis import guarded
 
@@ -53,20 +55,28 @@ _SESSION: Final = b"session:"
 _STATE: Final = b"state:"
 _ALARMS: Final = b"alarms:"
 _ALARM_QUEUE: Final = b"alarm-queue"
-#: First element of a stored session record, for records of another layout later.
-_RECORD_VERSION: Final = 1
+_LOG: Final = b"replay:"
+#: First element of a stored session record: 2 added the replay cursor (1 is still read).
+_RECORD_VERSION: Final = 2
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
 # The compare-and-sets read the token hash inside Redis, from the record as
-# `_encode_record` lays it out: msgpack [version, data (bin), wire (str), token hash
-# (bin), expires_at (float 64)]. (Redis's cmsgpack cannot decode bin.) The hash and the
-# expiry come last, so a claim keeps the bytes before them and appends the new ones.
+# `_encode_record` lays it out: msgpack [version, data (bin), wire (str), replay cursor
+# (bin), token hash (bin), expires_at (float 64)] (version 1 had no cursor). (Redis's
+# cmsgpack cannot decode bin.) The hash and the expiry come last, so a claim keeps the
+# bytes before them and appends the new ones.
 _FIND_TOKEN_HASH: Final = f"""
 local function token_hash_of(record)
-    if string.byte(record, 1) ~= 0x95 or string.byte(record, 2) ~= {_RECORD_VERSION} then
+    local head, version = string.byte(record, 1, 2)
+    local hash_field
+    if head == 0x95 and version == 1 then
+        hash_field = 3
+    elseif head == 0x96 and version == {_RECORD_VERSION} then
+        hash_field = 4
+    else
         error('unexpected session record')
     end
     local at = 3
-    for field = 1, 3 do
+    for field = 1, hash_field do
         local tag = string.byte(record, at) or 0
         local size, header
         if tag >= 0xa0 and tag <= 0xbf then
@@ -82,7 +92,7 @@ local function token_hash_of(record)
         else
             error('unexpected session record')
         end
-        if field == 3 then
+        if field == hash_field then
             return string.sub(record, at + header, at + header + size - 1), at
         end
         at = at + header + size
@@ -138,7 +148,9 @@ end
 # ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
 # ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
 # cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
-# the record and its PXAT. Returns 1 or 0 per record: written or not.
+# the record and its PXAT; then how many logged frames, how many the log keeps, and per
+# frame its seq (the score) and its member. With frames, the room's log is the last key.
+# Returns 1 or 0 per record: written or not.
 _COMMIT: Final = Script[bytes](
     script=_FIND_TOKEN_HASH
     + _REQUIRE_TYPE
@@ -146,9 +158,14 @@ _COMMIT: Final = Script[bytes](
 local nvalues, nalarms, nrecords = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local first_alarm = 4 + 2 * nvalues
 local first_record = first_alarm + 4 * nalarms
+local first_frame = first_record + 4 * nrecords
+local nframes = tonumber(ARGV[first_frame])
 if nalarms > 0 then
     require_type(KEYS[1], 'hash')
     require_type(KEYS[2], 'zset')
+end
+if nframes > 0 then
+    require_type(KEYS[3 + nvalues + nrecords], 'zset')
 end
 -- The compare-and-sets, in order: a record written earlier in this commit is what a
 -- later one of the same session compares with.
@@ -194,6 +211,13 @@ for i = 0, nrecords - 1 do
         local arg = first_record + 4 * i
         redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
     end
+end
+if nframes > 0 then
+    local log = KEYS[3 + nvalues + nrecords]
+    for i = 0, nframes - 1 do
+        redis.call('ZADD', log, ARGV[first_frame + 2 + 2 * i], ARGV[first_frame + 3 + 2 * i])
+    end
+    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
 end
 return written
 """
@@ -446,10 +470,32 @@ class RedisStorage:
             keys.append(self._key(_SESSION, record.room, record.session_id))
             args += (b"0", b"") if expected is None else (b"1", expected)
             args += (_encode_record(record), _pxat(record.expires_at))
+        args += (len(commit.frames), max(commit.keep_frames, 1))
+        if commit.frames:
+            keys.append(self._log_key(room))
+            for frame in commit.frames:
+                args += (frame.seq, _encode_frame(frame))
         return await self._call(
             "commit",
             lambda redis: _COMMIT(keys=keys, args=args, client=redis, callback=_flags),
         )
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        """The frames of ``room``'s replay log after ``after``, oldest first."""
+        key = self._log_key(room)
+        found = await self._call(
+            "load the replay log",
+            lambda redis: redis.zrange(key, after + 1, "+inf", sortby=PureToken.BYSCORE),
+        )
+        return [_decode_frame(room, member) for member in found]
+
+    async def last_frame_seq(self, room: str) -> int:
+        """The newest frame's ``seq`` in ``room``'s replay log; 0 if it has none."""
+        key = self._log_key(room)
+        found = await self._call(
+            "read the end of the replay log", lambda redis: redis.zrange(key, -1, -1)
+        )
+        return _decode_frame(room, found[0]).seq if found else 0
 
     async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
         """Every alarm of ``room``, earliest first."""
@@ -497,6 +543,9 @@ class RedisStorage:
 
     def _key(self, kind: bytes, room: str, name: str) -> bytes:
         return b"%s%s%s:%s" % (self._prefix, kind, _encode_room(room), _encode_name(name))
+
+    def _log_key(self, room: str) -> bytes:
+        return b"%s%s%s" % (self._prefix, _LOG, _encode_room(room))
 
     def _alarms_key(self, room: str) -> bytes:
         return b"%s%s%s" % (self._prefix, _ALARMS, _encode_room(room))
@@ -645,10 +694,40 @@ def _bytes_or_none(response: object) -> bytes | None:
     return response
 
 
+def _encode_frame(frame: LoggedFrame) -> bytes:
+    # The seq first: a sorted set's members are unique, two frames' bytes may not be.
+    return frame.seq.to_bytes(8, "big") + frame.data
+
+
+def _decode_frame(room: str, member: object) -> LoggedFrame:
+    if not isinstance(member, bytes) or len(member) < 8:
+        raise StorageError(f"room {room!r}: unreadable replay log entry")
+    return LoggedFrame(int.from_bytes(member[:8], "big"), member[8:])
+
+
 def _encode_record(record: SessionRecord) -> bytes:
+    cursor = record.replay
+    packed = b"" if cursor is None else msgpack.packb([cursor.count, cursor.seq])
     return msgpack.packb(
-        [_RECORD_VERSION, record.data, record.wire, record.token_hash, float(record.expires_at)]
+        [
+            _RECORD_VERSION,
+            record.data,
+            record.wire,
+            packed,
+            record.token_hash,
+            float(record.expires_at),
+        ]
     )
+
+
+def _decode_cursor(packed: bytes) -> ReplayCursor | None:
+    if not packed:
+        return None
+    match msgpack.unpackb(packed):
+        case [int() as count, int() as seq]:
+            return ReplayCursor(count, seq)
+        case _:
+            raise ValueError("unexpected replay cursor")
 
 
 def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
@@ -657,13 +736,7 @@ def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
     except (ValueError, msgpack.UnpackException) as exc:
         raise StorageError(f"session {session_id!r} of room {room!r}: unreadable record") from exc
     match fields:
-        case [
-            int() as version,
-            bytes() as data,
-            str() as wire,
-            bytes() as token_hash,
-            float() as expires_at,
-        ] if version == _RECORD_VERSION:
+        case [1, bytes() as data, str() as wire, bytes() as token_hash, float() as expires_at]:
             return SessionRecord(
                 room=room,
                 session_id=session_id,
@@ -671,6 +744,29 @@ def _decode_record(room: str, session_id: str, raw: bytes) -> SessionRecord:
                 wire=wire,
                 token_hash=token_hash,
                 expires_at=expires_at,
+            )
+        case [
+            int() as version,
+            bytes() as data,
+            str() as wire,
+            bytes() as packed,
+            bytes() as token_hash,
+            float() as expires_at,
+        ] if version == _RECORD_VERSION:
+            try:
+                cursor = _decode_cursor(packed)
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise StorageError(
+                    f"session {session_id!r} of room {room!r}: unreadable replay cursor"
+                ) from exc
+            return SessionRecord(
+                room=room,
+                session_id=session_id,
+                data=data,
+                wire=wire,
+                token_hash=token_hash,
+                expires_at=expires_at,
+                replay=cursor,
             )
         case _:
             raise StorageError(f"session {session_id!r} of room {room!r}: unexpected record")

@@ -19,12 +19,12 @@ import attrs
 import trio
 
 from .._core.memory import check_alarm_replacement, check_commit, check_limit
-from .._core.storage import Commit, SessionRecord, StoredAlarm
+from .._core.storage import Commit, LoggedFrame, ReplayCursor, SessionRecord, StoredAlarm
 from .._errors import StorageError
 
 __all__ = ["SqliteStorage"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _ALARMS: Final = (
     """CREATE TABLE IF NOT EXISTS alarms (
@@ -38,6 +38,20 @@ _ALARMS: Final = (
     "CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (at, room, name)",
 )
 
+# Schema 3: the replay log, and each session's place in it (NULL: unknown).
+_REPLAY_LOG: Final = (
+    """CREATE TABLE IF NOT EXISTS replay_log (
+        room TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (room, seq)
+    ) WITHOUT ROWID""",
+)
+_REPLAY_CURSORS: Final = (
+    "ALTER TABLE sessions ADD COLUMN replay_count INTEGER",
+    "ALTER TABLE sessions ADD COLUMN replay_seq INTEGER",
+)
+
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS sessions (
         room TEXT NOT NULL,
@@ -46,6 +60,8 @@ _SCHEMA: Final = (
         wire TEXT NOT NULL,
         token_hash BLOB NOT NULL,
         expires_at REAL NOT NULL,
+        replay_count INTEGER,
+        replay_seq INTEGER,
         PRIMARY KEY (room, session_id)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS room_state (
@@ -55,17 +71,24 @@ _SCHEMA: Final = (
         PRIMARY KEY (room, key)
     ) WITHOUT ROWID""",
     *_ALARMS,
+    *_REPLAY_LOG,
 )
 
 #: What brings a file of each older schema version to `SCHEMA_VERSION` (0: a new file).
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA, 1: _ALARMS}
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    0: _SCHEMA,
+    1: (*_ALARMS, *_REPLAY_LOG, *_REPLAY_CURSORS),
+    2: (*_REPLAY_LOG, *_REPLAY_CURSORS),
+}
 
 _LOAD_SESSION: Final = (
-    "SELECT data, wire, token_hash, expires_at FROM sessions WHERE room = ? AND session_id = ?"
+    "SELECT data, wire, token_hash, expires_at, replay_count, replay_seq FROM sessions "
+    "WHERE room = ? AND session_id = ?"
 )
 _SAVE_SESSION: Final = (
-    "INSERT OR REPLACE INTO sessions (room, session_id, data, wire, token_hash, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO sessions "
+    "(room, session_id, data, wire, token_hash, expires_at, replay_count, replay_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The two compare-and-set writes of a resumable session's record (see Storage): each
 # is one statement, so its comparison and its write are one step of the transaction.
@@ -74,10 +97,12 @@ _CLAIM_SESSION: Final = (
     "WHERE room = ?3 AND session_id = ?4 AND token_hash IN (?5, ?1)"
 )
 _REPLACE_SESSION: Final = (
-    "INSERT INTO sessions (room, session_id, data, wire, token_hash, expires_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, session_id) DO UPDATE SET "
+    "INSERT INTO sessions "
+    "(room, session_id, data, wire, token_hash, expires_at, replay_count, replay_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, session_id) DO UPDATE SET "
     "data = excluded.data, wire = excluded.wire, token_hash = excluded.token_hash, "
-    "expires_at = excluded.expires_at WHERE sessions.token_hash = ?"
+    "expires_at = excluded.expires_at, replay_count = excluded.replay_count, "
+    "replay_seq = excluded.replay_seq WHERE sessions.token_hash = ?"
 )
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE room = ? AND session_id = ?"
 _GET: Final = "SELECT value FROM room_state WHERE room = ? AND key = ?"
@@ -94,6 +119,14 @@ _REPLACE_ALARM: Final = (
 _DELETE_ALARM: Final = "DELETE FROM alarms WHERE room = ? AND name = ? AND at = ? AND attempt = ?"
 _LOAD_ALARMS: Final = "SELECT name, at, attempt FROM alarms WHERE room = ? ORDER BY at, name"
 _NEXT_ALARMS: Final = "SELECT room, name, at, attempt FROM alarms ORDER BY at, room, name LIMIT ?"
+_LOG_FRAMES: Final = "INSERT OR IGNORE INTO replay_log (room, seq, data) VALUES "
+# Keeps the newest ?2 frames (at least one: the newest says where the log ends).
+_TRIM_LOG: Final = (
+    "DELETE FROM replay_log WHERE room = ?1 AND seq < ("
+    "SELECT seq FROM replay_log WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2 - 1)"
+)
+_LOAD_FRAMES: Final = "SELECT seq, data FROM replay_log WHERE room = ? AND seq > ? ORDER BY seq"
+_LAST_FRAME: Final = "SELECT MAX(seq) FROM replay_log WHERE room = ?"
 
 _Params = tuple[object, ...]
 
@@ -284,6 +317,7 @@ class SqliteStorage:
                 if alarm is None
                 else (_SET_ALARM, (room, name, alarm.at, alarm.attempt))
             )
+        statements += _frame_statements(room, commit)
         for write in commit.records:
             expected = write.expected_token_hash
             statements.append(
@@ -294,6 +328,18 @@ class SqliteStorage:
         done = await self._write(*statements)
         # INSERT OR REPLACE and an upsert whose WHERE held both change one row.
         return [n == 1 for n in done.rowcounts[len(done.rowcounts) - len(commit.records) :]]
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        """The frames of ``room``'s replay log after ``after``, oldest first."""
+        rows = await self._read_all(_LOAD_FRAMES, (room, after))
+        return [_logged_frame(*row) for row in rows]
+
+    async def last_frame_seq(self, room: str) -> int:
+        """The newest frame's ``seq`` in ``room``'s replay log; 0 if it has none."""
+        row = await self._read_one(_LAST_FRAME, (room,))
+        seq = row[0] if row is not None else None
+        assert seq is None or isinstance(seq, int)
+        return seq or 0
 
     async def load_alarms(self, room: str) -> Sequence[StoredAlarm]:
         """Every alarm of ``room``, earliest first."""
@@ -402,28 +448,28 @@ def _fetch_all(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[Se
     return rows
 
 
+def _record_params(r: SessionRecord) -> _Params:
+    cursor = r.replay
+    count, seq = (None, None) if cursor is None else (cursor.count, cursor.seq)
+    return (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at, count, seq)
+
+
 def _save_session(r: SessionRecord) -> tuple[str, _Params]:
-    return _SAVE_SESSION, (r.room, r.session_id, r.data, r.wire, r.token_hash, r.expires_at)
+    return _SAVE_SESSION, _record_params(r)
 
 
 def _replace_session(r: SessionRecord, expected_token_hash: bytes) -> tuple[str, _Params]:
-    return _REPLACE_SESSION, (
-        r.room,
-        r.session_id,
-        r.data,
-        r.wire,
-        r.token_hash,
-        r.expires_at,
-        expected_token_hash,
-    )
+    return _REPLACE_SESSION, (*_record_params(r), expected_token_hash)
 
 
 def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
-    data, wire, token_hash, expires_at = row
+    data, wire, token_hash, expires_at, count, seq = row
     assert isinstance(data, bytes)
     assert isinstance(wire, str)
     assert isinstance(token_hash, bytes)
     assert isinstance(expires_at, float | int)
+    assert count is None or isinstance(count, int)
+    assert seq is None or isinstance(seq, int)
     return SessionRecord(
         room=room,
         session_id=session_id,
@@ -431,7 +477,28 @@ def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
         wire=wire,
         token_hash=token_hash,
         expires_at=float(expires_at),
+        replay=None if count is None or seq is None else ReplayCursor(count, seq),
     )
+
+
+def _logged_frame(seq: object, data: object) -> LoggedFrame:
+    assert isinstance(seq, int)
+    assert isinstance(data, bytes)
+    return LoggedFrame(seq, data)
+
+
+def _frame_statements(room: str, commit: Commit) -> list[tuple[str, _Params]]:
+    """A commit's logged frames in few statements, then the log's trim."""
+    frames = commit.frames
+    if not frames:
+        return []
+    statements: list[tuple[str, _Params]] = []
+    for start in range(0, len(frames), _ROWS_PER_STATEMENT):
+        rows = frames[start : start + _ROWS_PER_STATEMENT]
+        sql = _LOG_FRAMES + ", ".join(["(?, ?, ?)"] * len(rows))
+        statements.append((sql, tuple(item for f in rows for item in (room, f.seq, f.data))))
+    statements.append((_TRIM_LOG, (room, max(commit.keep_frames, 1))))
+    return statements
 
 
 def _alarm(room: object, name: object, at: object, attempt: object) -> StoredAlarm:
