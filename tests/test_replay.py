@@ -99,6 +99,24 @@ async def test_a_client_that_resumes_gets_exactly_the_broadcasts_it_missed_in_or
         assert room.replayed == [50]
 
 
+async def test_broadcasts_a_client_was_left_out_of_are_neither_counted_nor_replayed() -> None:
+    """Its count skips what it was excluded from: the resume replays exactly what it missed."""
+    async with _serve(NoteRoom, trio_rooms.MemoryStorage()) as (rooms, port):
+        room: NoteRoom = await rooms.get("r")
+        async with open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _):
+            session = (await _frame(ws))["$session"]
+            room.broadcast(Note(n=-1, text="not for you"), exclude=(session["id"],))
+            room.note()
+            assert (await _frame(ws))["n"] == 0
+        with trio.fail_after(10):
+            await room.wait_closes(1)
+        room.broadcast(Note(n=-2, text="nor this"), exclude=(session["id"],))
+        room.note()
+        async with _resumed(port, session["token"], 1) as (ws, resumed):
+            assert resumed["replayed"] == 1
+            await _expect_replay_then_live(ws, resumed, room, 1)
+
+
 async def test_a_client_that_missed_frames_in_flight_gets_them_again() -> None:
     """A client that says it saw fewer frames than were sent gets the rest, none twice."""
     async with _serve(NoteRoom, trio_rooms.MemoryStorage()) as (rooms, port):

@@ -72,6 +72,8 @@ class RoomRunner:
         #: What a resuming client is replayed from.
         self.log = RoomLog(self.state)
         self.backplane: Backplane | None = None
+        #: Broadcasts delivered to the room's sessions so far (what their `sent` counts).
+        self.broadcasts = 0
         #: Checks a message before it is broadcast (``RoomsConfig.check_outbound``).
         self.check: Callable[[Message], None] | None = None
         self._node_id = ""
@@ -176,6 +178,7 @@ class RoomRunner:
         self, message: Message, excluded: set[str] | None, *, logged: bool = True
     ) -> None:
         frames: dict[WireFormat, Frame] = {}
+        self.broadcasts += 1  # every session in the room counts it, but the excluded
         log = self.log
         payload = None
         if logged and log.active:
@@ -191,8 +194,8 @@ class RoomRunner:
         # a session whose writer is idle, one non-blocking write: see put_first).
         for runner in self.runners.values():
             if excluded is not None and runner.id in excluded:
+                runner.missed_broadcasts += 1  # the rare case pays: see SessionRunner.sent
                 continue
-            runner.sent += 1  # what its client will count (see RoomLog)
             wire = runner.format
             frame = frames.get(wire)
             if frame is None:
@@ -231,6 +234,7 @@ class RoomRunner:
             backplane.join(self.name, runner.id)
         self.sessions[runner.id] = runner.session  # pyright: ignore[reportArgumentType] - a runner's session is a Session
         self.runners[runner.id] = runner
+        runner.joined(self.broadcasts)
         self.counters.changed()
 
     def remove(self, runner: SessionRunner) -> None:
@@ -240,6 +244,7 @@ class RoomRunner:
             return
         del self.runners[runner.id]
         del self.sessions[runner.id]
+        runner.left(self.broadcasts)
         if self.backplane is not None:
             self.backplane.leave(self.name, runner.id)
             if not self.sessions:

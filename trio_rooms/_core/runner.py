@@ -124,6 +124,11 @@ class RoomSide(Protocol):
         """The room's replay log."""
         ...
 
+    @property
+    def broadcasts(self) -> int:
+        """Broadcasts the room delivered so far (`SessionRunner.sent` counts from them)."""
+        ...
+
     def decode_logged(self, wire: WireFormat, payload: bytes) -> Message:
         """A logged server message, decoded from ``wire``."""
         ...
@@ -194,11 +199,13 @@ class SessionRunner:
         "_durable",
         "_handler_scope",
         "_invalid_in_a_row",
+        "_joined_at",
         "_left_at",
         "_message_classes",
         "_reader_scope",
         "_resumed_at",
         "_send_close",
+        "_sent",
         "_takes_bytes",
         "_writer_scope",
         "check",
@@ -209,12 +216,12 @@ class SessionRunner:
         "ended",
         "format",
         "id",
+        "missed_broadcasts",
         "outbound",
         "phase",
         "replayed",
         "request",
         "room_side",
-        "sent",
         "session",
     )
 
@@ -253,14 +260,47 @@ class SessionRunner:
         self._handler_scope = trio.CancelScope()
         self._close_sent = trio.Event()
         self.ended = trio.Event()
-        #: User frames sent (or logged) for this session: what its client counts.
-        self.sent = 0
+        # User frames sent for this session, what its client counts (`sent`): its own
+        # and those of before it joined in `_sent`; the room's broadcasts since it
+        # joined, but those it was left out of, are counted by the room, so that the
+        # fan-out loop does not count per recipient.
+        self._sent = 0
+        self._joined_at: int | None = None
+        #: Broadcasts of the room this session was left out of since it joined.
+        self.missed_broadcasts = 0
         #: Frames the resume replayed (0: none, or a fresh session).
         self.replayed = 0
         #: The session's place in the replay log when it left the room.
         self._left_at: ReplayCursor | None = None
         #: Its place as stored when a client resumed it.
         self._resumed_at: ReplayCursor | None = None
+
+    @property
+    def sent(self) -> int:
+        """User frames sent (or logged) for this session: what its client counts."""
+        joined_at = self._joined_at
+        if joined_at is None:
+            return self._sent
+        room = self.room_side
+        assert room is not None
+        return self._sent + room.broadcasts - joined_at - self.missed_broadcasts
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        self._sent += value - self.sent
+
+    def joined(self, broadcasts: int) -> None:
+        """It joined its room after ``broadcasts`` of the room's broadcasts."""
+        self._joined_at = broadcasts
+        self.missed_broadcasts = 0
+
+    def left(self, broadcasts: int) -> None:
+        """It left its room after ``broadcasts`` of them: its count stops there."""
+        joined_at = self._joined_at
+        if joined_at is not None:
+            self._sent += broadcasts - joined_at - self.missed_broadcasts
+            self._joined_at = None
+            self.missed_broadcasts = 0
 
     # ---------------------------------------------------------- for the façade
 
