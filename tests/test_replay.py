@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -10,12 +10,15 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 
 import trio_rooms
 from trio_rooms import Rooms, RoomsConfig, SqliteStorage, Storage
 from trio_rooms.client import Reconnected, ReconnectPolicy, Resynced, open_room_client
+from trio_rooms.storage import LoggedFrame
 
+from .delegating_storage import DelegatingStorage
 from .redis_server import RedisServer
 from .replay_app import (
     Leave,
@@ -115,6 +118,66 @@ async def test_broadcasts_a_client_was_left_out_of_are_neither_counted_nor_repla
         async with _resumed(port, session["token"], 1) as (ws, resumed):
             assert resumed["replayed"] == 1
             await _expect_replay_then_live(ws, resumed, room, 1)
+
+
+class _CountingLoads(DelegatingStorage):
+    """Counts reads of a room's whole log; holds each answer until `release` is set."""
+
+    def __init__(self, inner: Storage) -> None:
+        super().__init__(inner)
+        self.loads = 0
+        self.reading = trio.Event()
+        self.release: trio.Event | None = None
+
+    async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
+        self.loads += 1
+        frames = await super().load_frames(room, after=after)
+        self.reading.set()
+        if self.release is not None:
+            await self.release.wait()  # what is written meanwhile is not in ``frames``
+        return frames
+
+
+async def test_a_reconnect_wave_reads_the_log_from_storage_once() -> None:
+    """Three clients back at once each get exactly what they missed; the log is read once."""
+    storage = _CountingLoads(trio_rooms.MemoryStorage())
+    async with _serve(NoteRoom, storage) as (rooms, port):
+        room: NoteRoom = await rooms.get("r")
+        left = [await _connect_and_leave(port, room, 2) for _ in range(3)]
+        for _ in range(20):
+            room.note()
+        replayed: list[int] = []
+        for token, seen in left:
+            async with _resumed(port, token, seen) as (ws, session):
+                replayed.append(session["replayed"])
+                first = room.notes - session["replayed"]
+                await _expect_replay_then_live(ws, session, room, first)
+        # Each missed the 20 notes and the live notes of the clients before it.
+        assert replayed == [20 + 2 * 2, 20 + 2 + 1, 20 + 2]
+        assert storage.loads == 1
+
+
+async def test_a_broadcast_made_while_the_log_is_first_read_is_replayed_or_sent_once() -> None:
+    """A room task broadcasting during the first read of the log: the resumer gets it once."""
+    storage = _CountingLoads(trio_rooms.MemoryStorage())
+    async with _serve(NoteRoom, storage) as (rooms, port):
+        room: NoteRoom = await rooms.get("r")
+        token, seen = await _connect_and_leave(port, room, 1)
+        room.note()
+        storage.release = trio.Event()
+        async with trio.open_nursery() as nursery:
+
+            async def meanwhile() -> None:
+                await storage.reading.wait()
+                room.note("during the read")  # outside any event, as a room task can
+                await trio.testing.wait_all_tasks_blocked()  # and committed meanwhile
+                assert storage.release is not None
+                storage.release.set()
+
+            nursery.start_soon(meanwhile)
+            async with _resumed(port, token, seen) as (ws, session):
+                assert session["replayed"] == 2
+                await _expect_replay_then_live(ws, session, room, 1)
 
 
 async def test_a_client_that_missed_frames_in_flight_gets_them_again() -> None:

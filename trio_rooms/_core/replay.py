@@ -19,6 +19,7 @@ one of the old log's, and a cursor into a lost log asks for a resync.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, cast, final
 
@@ -118,7 +119,16 @@ class RoomLog:
     admitted, or its stored log shows that one was (then it logs from its start).
     """
 
-    __slots__ = ("_clock", "_state", "active", "head", "limits")
+    __slots__ = (
+        "_clock",
+        "_entries",
+        "_entry_bytes",
+        "_loading",
+        "_state",
+        "active",
+        "head",
+        "limits",
+    )
 
     def __init__(self, state: RoomState, clock: Callable[[], float] = time.time) -> None:
         self._state = state
@@ -128,6 +138,13 @@ class RoomLog:
         self.active = False
         #: The seq of the newest entry (0: none yet).
         self.head = 0
+        # The log as the room wrote it, once a resume has read it from storage: later
+        # resumes (a reconnect wave) read memory, not the whole log each, under the gate.
+        # This node is the log's only writer (there is no replay with a backplane).
+        self._entries: deque[LogEntry] | None = None
+        self._entry_bytes = 0
+        #: While the log is first read: what the room appends meanwhile.
+        self._loading: list[LogEntry] | None = None
 
     def bind(self, limits: ReplayLimits | None) -> None:
         """Keep a log within ``limits`` (None: none), before the room starts."""
@@ -179,8 +196,26 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        state.log_frame(LogEntry(seq, head, now, wire, payload, to, exclude).pack())
+        entry = LogEntry(seq, head, now, wire, payload, to, exclude)
+        state.log_frame(entry.pack())
         self.head = seq
+        if self._entries is not None:
+            self._remember(entry)
+        elif self._loading is not None:
+            self._loading.append(entry)
+
+    def _remember(self, entry: LogEntry) -> None:
+        """Keep ``entry`` in memory, and no more than a replay could ever use."""
+        entries = self._entries
+        limits = self.limits
+        assert entries is not None
+        assert limits is not None
+        entries.append(entry)
+        self._entry_bytes += len(entry.payload)
+        while len(entries) > limits.max_messages or (
+            self._entry_bytes > limits.max_bytes and len(entries) > 1
+        ):
+            self._entry_bytes -= len(entries.popleft().payload)
 
     async def plan(self, session_id: str, cursor: ReplayCursor | None, seen: int) -> ReplayPlan:
         """The frames to replay to a client of ``session_id`` that has seen ``seen``.
@@ -194,17 +229,36 @@ class RoomLog:
         limits = self.limits
         if limits is None or not self.active or cursor is None:
             return ReplayPlan(resync="the room kept no replay log for this session")
+        if self._entries is None:
+            loaded = await self._load()
+            if isinstance(loaded, ReplayPlan):
+                return loaded
+            if self._entries is None:  # (a concurrent resume may have read it meanwhile)
+                self._entries = deque()
+                self._entry_bytes = 0
+                for entry in loaded:
+                    self._remember(entry)
+        entries = list(self._entries)
+        return _plan(_within(entries, limits, self._clock()), session_id, cursor, seen, self.head)
+
+    async def _load(self) -> list[LogEntry] | ReplayPlan:
+        """The whole log, oldest first: what is stored, and what is not durable yet.
+
+        What the room appends while the read runs (a task of its own, outside the gate)
+        is collected meanwhile, since it may be committed before the read ends.
+        """
         state = self._state
-        # What is not durable when the read starts may land while it runs, or not: it
-        # is taken from memory, before and after, and merged with the read by seq.
-        unsaved = list(state.unsaved_frames())
-        stored = await state.storage.load_frames(state.room)
-        by_seq = {frame.seq: frame for frame in (*stored, *unsaved, *state.unsaved_frames())}
+        self._loading = loading = [LogEntry.unpack(frame) for frame in state.unsaved_frames()]
         try:
-            entries = [LogEntry.unpack(by_seq[seq]) for seq in sorted(by_seq)]
+            stored = await state.storage.load_frames(state.room)
+        finally:
+            self._loading = None
+        try:
+            entries = [LogEntry.unpack(frame) for frame in stored]
         except ValueError as exc:
             return ReplayPlan(resync=f"the replay log could not be read: {exc}")
-        return _plan(_within(entries, limits, self._clock()), session_id, cursor, seen, self.head)
+        by_seq = {entry.seq: entry for entry in (*entries, *loading)}
+        return [by_seq[seq] for seq in sorted(by_seq)]
 
 
 def _within(entries: list[LogEntry], limits: ReplayLimits, now: float) -> list[LogEntry]:
