@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import coredis
 import pytest
 
 from trio_rooms.storage import (
@@ -15,8 +16,11 @@ from trio_rooms.storage import (
     SessionRecord,
     SqliteStorage,
 )
+from trio_rooms.storage.redis import RedisStorage
 
 from .gated_storage import BACKENDS, make_backend, open_backend
+from .redis_server import RedisServer
+from .redis_server import redis_server as redis_server  # the fixture
 
 
 def _record(session_id: str, cursor: ReplayCursor | None) -> SessionRecord:
@@ -130,3 +134,21 @@ async def test_sqlite_migrates_a_version_2_file_to_version_3_in_place(tmp_path: 
         assert db.execute("PRAGMA user_version").fetchone() == (3,)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
+
+
+async def test_redis_lets_a_log_expire_once_no_replay_could_use_it(
+    redis_server: RedisServer,
+) -> None:
+    """The log key lives frames_expire_after past its last frame, so a gone room's log goes."""
+    async with (
+        open_backend(RedisStorage(redis_server.url)) as storage,
+        coredis.Redis.from_url(redis_server.url) as redis,
+    ):
+        frame = LoggedFrame(1, b"x")
+        await storage.commit(Commit(room="a", frames=[frame], keep_frames=5))
+        await storage.commit(
+            Commit(room="b", frames=[frame], keep_frames=5, frames_expire_after=60.0)
+        )
+        assert await redis.pttl("trio_rooms:replay:a") == -1  # no bound: kept
+        assert 0 < await redis.pttl("trio_rooms:replay:b") <= 60_000
+        assert await storage.load_frames("b") == [frame]

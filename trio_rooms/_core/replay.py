@@ -150,6 +150,7 @@ class RoomLog:
         """Keep a log within ``limits`` (None: none), before the room starts."""
         self.limits = limits
         self._state.keep_frames = limits.max_messages if limits is not None else 0
+        self._state.frames_expire_after = limits.max_age if limits is not None else 0.0
 
     async def load(self) -> None:
         """Read where the stored log ends (before ``on_start``).

@@ -110,6 +110,8 @@ class RoomState:
         self.on_durable: Callable[[int], None] | None = None
         #: The replay log's count bound, passed with each commit that logs frames.
         self.keep_frames = 0
+        #: Seconds after which the log's entries are of no use (`Commit.frames_expire_after`).
+        self.frames_expire_after = 0.0
 
     def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
         """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
@@ -335,6 +337,7 @@ class RoomState:
             records=[write for write, _ in batch.records],
             frames=batch.frames,
             keep_frames=self.keep_frames,
+            frames_expire_after=self.frames_expire_after,
         )
         try:
             results = list(await self.storage.commit(commit))

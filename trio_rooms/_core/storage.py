@@ -112,6 +112,10 @@ class Commit:
     #: With ``frames``: the log keeps at least its newest ``keep_frames`` entries and may
     #: drop older ones (never the newest: it says where the log ends).
     keep_frames: int = 0
+    #: With ``frames``: seconds after which no replay uses an entry (0: no such bound). A
+    #: backend whose log would otherwise outlive its room (Redis keeps keys for good) lets
+    #: the whole log expire this long after its last frame.
+    frames_expire_after: float = 0.0
 
 
 class Storage(Protocol):

@@ -148,8 +148,9 @@ end
 # ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
 # ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
 # cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
-# the record and its PXAT; then how many logged frames, how many the log keeps, and per
-# frame its seq (the score) and its member. With frames, the room's log is the last key.
+# the record and its PXAT; then how many logged frames, how many the log keeps, after how
+# many ms without a frame the log expires (0: never), and per frame its seq (the score)
+# and its member. With frames, the room's log is the last key.
 # Returns 1 or 0 per record: written or not.
 _COMMIT: Final = Script[bytes](
     script=_FIND_TOKEN_HASH
@@ -215,9 +216,13 @@ end
 if nframes > 0 then
     local log = KEYS[3 + nvalues + nrecords]
     for i = 0, nframes - 1 do
-        redis.call('ZADD', log, ARGV[first_frame + 2 + 2 * i], ARGV[first_frame + 3 + 2 * i])
+        redis.call('ZADD', log, ARGV[first_frame + 3 + 2 * i], ARGV[first_frame + 4 + 2 * i])
     end
     redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
+    local expire_ms = tonumber(ARGV[first_frame + 2])
+    if expire_ms > 0 then
+        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
+    end
 end
 return written
 """
@@ -470,7 +475,8 @@ class RedisStorage:
             keys.append(self._key(_SESSION, record.room, record.session_id))
             args += (b"0", b"") if expected is None else (b"1", expected)
             args += (_encode_record(record), _pxat(record.expires_at))
-        args += (len(commit.frames), max(commit.keep_frames, 1))
+        expire_ms = math.ceil(commit.frames_expire_after * 1000)
+        args += (len(commit.frames), max(commit.keep_frames, 1), expire_ms)
         if commit.frames:
             keys.append(self._log_key(room))
             for frame in commit.frames:
