@@ -42,6 +42,7 @@ _KIND_NAMES: dict[type, str] = {
     dict: "object",
     list: "list",
     str: "str",
+    bytes: "bytes",
     int: "int",
     float: "float",
     bool: "bool",
