@@ -115,6 +115,17 @@ def test_msgpack_takes_only_a_bin_for_bytes(value: object) -> None:
         MsgpackCodec(Upload).decode(frame)
 
 
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+def test_a_value_fitting_no_member_of_a_bytes_union_names_bytes_once(wire: WireFormat) -> None:
+    """``bytes | int`` given a float says what it takes, not the str a bytes member reads."""
+    frame = make_codec(wire, Upload).encode(Upload(b""))
+    obj = orjson.loads(frame) if wire == "json" else msgpack.unpackb(frame)
+    obj["code"] = 1.5
+    bad = orjson.dumps(obj) if wire == "json" else msgpack.packb(obj)
+    with pytest.raises(DecodeError, match=r"^expected bytes or int @ \$\.code$"):
+        make_codec(wire, Upload).decode(bad)
+
+
 def test_a_union_of_bytes_and_str_is_refused_in_both_formats() -> None:
     """In JSON both are strings, so the union is refused for msgpack too: one meaning."""
 
