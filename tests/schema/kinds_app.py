@@ -186,6 +186,7 @@ class Blobs(Message):
     code: bytes | int
     pair: tuple[bytes, str]
     empty: bytes = b""
+    magic: bytes = b"\x89PNG"
 
 
 @attrs.define

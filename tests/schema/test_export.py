@@ -111,7 +111,7 @@ class Blob(Message):
 
 @attrs.frozen
 class BytesDefault(Message):
-    data: bytes = b"x"
+    data: list[bytes] = attrs.field(factory=lambda: [b"x"])
 
 
 @attrs.frozen
@@ -137,7 +137,7 @@ class HugeDefault(Message):
         (Shapes, {}, "the codec requires 'kind', but Circle.kind has a default"),
         (Keyed, {"forbid_extra_keys": False}, "told apart by their keys"),
         (Blob, {}, "unsupported type on the wire: <class 'bytearray'>"),
-        (BytesDefault, {}, "BytesDefault.data: the default 'eA==' holds bytes"),
+        (BytesDefault, {}, r"BytesDefault.data: the default \['eA=='\] holds bytes inside"),
         (IntKeys, {}, "keys must be str on the wire"),
         (Huge, {}, "beyond JavaScript's safe integers"),
         (HugeDefault, {}, "HugeDefault.n: the default 1152921504606846976 is beyond"),
@@ -314,6 +314,7 @@ class Upload(Message):
     payload: bytes
     frame: Frame | None = None
     empty: bytes = b""
+    magic: bytes = b"\x89P"
 
 
 @attrs.frozen
@@ -329,6 +330,8 @@ def test_bytes_are_base64_in_json_and_a_bin_in_msgpack() -> None:
     assert "export const UploadMsgpack = z.strictObject({" in ts
     assert "payload: z.instanceof(Uint8Array)," in ts
     assert "empty: z.instanceof(Uint8Array).default(() => new Uint8Array())," in ts
+    assert "magic: z.instanceof(Uint8Array).default(() => Uint8Array.of(137, 80))," in ts
+    assert 'magic: z.base64().default("iVA="),' in ts
     assert "export const FrameMsgpack = " in ts
     assert "PlainMsgpack" not in ts  # the same in both formats: one definition
     assert 'ClientMessageMsgpack = z.discriminatedUnion("type", [UploadMsgpack, Plain]);' in ts

@@ -24,6 +24,7 @@ Routes are HTTP bodies, always JSON.
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from collections.abc import Mapping, Set
@@ -220,14 +221,18 @@ class _Writer:
 
     def _modifier(self, f: FieldDef, own: DefKey) -> str:
         if f.default_known and self._bytes_as == "bin" and holds_bytes(f.type, self._binary):
-            # The default is known as JSON writes it; only b"" and empty containers
-            # have an obvious msgpack twin.
-            if f.default == "" and f.type == Scalar("bytes"):
-                return ".default(() => new Uint8Array())"
+            # The default is known as JSON writes it: a bytes field's base64 is
+            # written out as its bytes; empty containers hold none.
+            if isinstance(f.default, str) and f.type == Scalar("bytes"):
+                data = binascii.a2b_base64(f.default)
+                if not data:
+                    return ".default(() => new Uint8Array())"
+                return f".default(() => Uint8Array.of({', '.join(map(str, data))}))"
             if f.default not in ([], {}):
                 raise TypeError(
-                    f"{own[0].__qualname__}.{f.wire}: the default {f.default!r} holds bytes, "
-                    "which the msgpack variant cannot write; use a factory or no default"
+                    f"{own[0].__qualname__}.{f.wire}: the default {f.default!r} holds bytes "
+                    "inside a container or class, which the msgpack variant cannot write; "
+                    "use no default"
                 )
         return _modifier(f, own)
 

@@ -16,6 +16,7 @@ export const Blobs = z.strictObject({
   code: z.union([z.base64(), z.int()]),
   pair: z.tuple([z.base64(), z.string()]),
   empty: z.base64().default(""),
+  magic: z.base64().default("iVBORw=="),
 });
 export type Blobs = z.infer<typeof Blobs>;
 export const Cat = z.strictObject({ kind: z.literal("cat"), lives: z.int() });
@@ -171,6 +172,7 @@ export const BlobsMsgpack = z.strictObject({
   code: z.union([z.instanceof(Uint8Array), z.int()]),
   pair: z.tuple([z.instanceof(Uint8Array), z.string()]),
   empty: z.instanceof(Uint8Array).default(() => new Uint8Array()),
+  magic: z.instanceof(Uint8Array).default(() => Uint8Array.of(137, 80, 78, 71)),
 });
 export type BlobsMsgpack = z.infer<typeof BlobsMsgpack>;
 export const ClientMessageMsgpack = z.discriminatedUnion("type", [
