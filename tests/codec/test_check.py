@@ -182,10 +182,10 @@ def test_paths_follow_the_wire_names() -> None:
 
 @attrs.frozen
 class Bad(Message):
-    data: bytes
+    data: bytearray
 
 
 def test_a_type_the_wire_cannot_carry_fails_when_built() -> None:
     """As for the codecs, an unsupported annotation is a TypeError up front."""
-    with pytest.raises(TypeError, match="unsupported type on the wire: <class 'bytes'>"):
+    with pytest.raises(TypeError, match="unsupported type on the wire: <class 'bytearray'>"):
         MessageCheck(Bad)

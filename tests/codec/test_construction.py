@@ -26,8 +26,8 @@ class AlsoSendChat(Message):
 
 
 @attrs.frozen
-class WithBytes(Message):
-    data: bytes
+class WithBytearray(Message):
+    data: bytearray
 
 
 @attrs.frozen
@@ -91,7 +91,7 @@ def test_rejects_no_classes() -> None:
 @pytest.mark.parametrize(
     ("cls", "message"),
     [
-        (WithBytes, "unsupported type on the wire: <class 'bytes'>"),
+        (WithBytearray, "unsupported type on the wire: <class 'bytearray'>"),
         (WithSet, r"unsupported type on the wire: set\[int\]"),
         (IntKeys, "keys must be str on the wire"),
         (Ambiguous, "cannot tell apart Circle, OtherCircle on the wire: no unique required field"),

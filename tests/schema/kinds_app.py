@@ -168,14 +168,35 @@ class Echo(Message):
     history: list[Tree]
 
 
+@attrs.frozen
+class Attachment:
+    """Holds bytes, in messages (a bin in msgpack) and in a route's body (always base64)."""
+
+    name: str
+    data: bytes
+    chunks: list[bytes] = attrs.field(factory=list[bytes])
+
+
+@attrs.frozen
+class Blobs(Message):
+    payload: bytes
+    thumb: bytes | None
+    files: list[Attachment]
+    by_key: dict[str, bytes]
+    code: bytes | int
+    pair: tuple[bytes, str]
+    empty: bytes = b""
+    magic: bytes = b"\x89PNG"
+
+
 @attrs.define
 class KindsData:
     name: str
 
 
-ClientKinds = Scalars | Optionals | Choices | Containers | Unions | Place | Tree
-LooseClientKinds = Scalars | Optionals | Choices | Containers | Unions | Tree
-ServerKinds = Echo | Tree | Optionals
+ClientKinds = Scalars | Optionals | Choices | Containers | Unions | Place | Tree | Blobs
+LooseClientKinds = Scalars | Optionals | Choices | Containers | Unions | Tree | Blobs
+ServerKinds = Echo | Tree | Optionals | Blobs
 
 
 class KindsSession(Session[KindsData, ServerKinds, ClientKinds]):
@@ -227,6 +248,10 @@ class KindsRoom(Room[KindsSession]):
     @route.delete("/")
     async def clear(self, request: HttpRequest) -> Response:
         return Response.text(204, "")
+
+    @route.post("/attach")
+    async def attach(self, request: HttpRequest, body: Attachment) -> Attachment:
+        return body
 
 
 class LooseRoom(Room[LooseSession]):

@@ -45,6 +45,8 @@ def values(tp: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         return st.floats(allow_nan=False, allow_infinity=False)
     if tp is str:
         return st.text(max_size=8)
+    if tp is bytes:
+        return st.binary(max_size=8)
     if origin is Literal:
         return st.sampled_from(get_args(tp))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

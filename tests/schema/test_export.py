@@ -106,7 +106,12 @@ class Keyed(Message):
 
 @attrs.frozen
 class Blob(Message):
-    data: bytes
+    data: bytearray
+
+
+@attrs.frozen
+class BytesDefault(Message):
+    data: list[bytes] = attrs.field(factory=lambda: [b"x"])
 
 
 @attrs.frozen
@@ -131,7 +136,8 @@ class HugeDefault(Message):
         (SizeOrFloat, {}, "SizeOrFloat.value: .* reads a whole number as Size"),
         (Shapes, {}, "the codec requires 'kind', but Circle.kind has a default"),
         (Keyed, {"forbid_extra_keys": False}, "told apart by their keys"),
-        (Blob, {}, "unsupported type on the wire: <class 'bytes'>"),
+        (Blob, {}, "unsupported type on the wire: <class 'bytearray'>"),
+        (BytesDefault, {}, r"BytesDefault.data: the default \['eA=='\] holds bytes inside"),
         (IntKeys, {}, "keys must be str on the wire"),
         (Huge, {}, "beyond JavaScript's safe integers"),
         (HugeDefault, {}, "HugeDefault.n: the default 1152921504606846976 is beyond"),
@@ -295,3 +301,81 @@ def test_a_field_with_its_own_wire_name_is_exported_under_that_name() -> None:
     defs: Any = contract.client["$defs"]
     assert list(defs["Chat"]["properties"]) == ["type", "message", "from"]
     assert defs["Chat"]["required"] == ["type", "message", "from"]
+
+
+@attrs.frozen
+class Frame:
+    data: bytes
+    parts: list[bytes] = attrs.field(factory=list[bytes])
+
+
+@attrs.frozen
+class Upload(Message):
+    payload: bytes
+    frame: Frame | None = None
+    empty: bytes = b""
+    magic: bytes = b"\x89P"
+
+
+@attrs.frozen
+class Plain(Message):
+    text: str
+
+
+def test_bytes_are_base64_in_json_and_a_bin_in_msgpack() -> None:
+    """The module and the documents describe both formats; only what holds bytes is twinned."""
+    contract = export(room_of(Upload, Plain))
+    ts = contract.typescript
+    assert "payload: z.base64()," in ts
+    assert "export const UploadMsgpack = z.strictObject({" in ts
+    assert "payload: z.instanceof(Uint8Array)," in ts
+    assert "empty: z.instanceof(Uint8Array).default(() => new Uint8Array())," in ts
+    assert "magic: z.instanceof(Uint8Array).default(() => Uint8Array.of(137, 80))," in ts
+    assert 'magic: z.base64().default("iVA="),' in ts
+    assert "export const FrameMsgpack = " in ts
+    assert "PlainMsgpack" not in ts  # the same in both formats: one definition
+    assert 'ClientMessageMsgpack = z.discriminatedUnion("type", [UploadMsgpack, Plain]);' in ts
+    assert 'format: "json",' in ts
+    assert 'format: "msgpack",' in ts
+    assert "export const msgpackSchema = {" in ts
+    json_defs: Any = contract.client["$defs"]
+    assert json_defs["Upload"]["properties"]["payload"] == {
+        "type": "string",
+        "contentEncoding": "base64",
+        "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+    }
+    assert json_defs["Upload"]["properties"]["empty"]["default"] == ""
+    assert contract.msgpack_client is not None
+    bin_defs: Any = contract.msgpack_client["$defs"]
+    assert sorted(bin_defs) == ["FrameMsgpack", "Plain", "UploadMsgpack"]
+    assert bin_defs["UploadMsgpack"]["properties"]["payload"] == {"x-msgpack": "bin"}
+    assert "default" not in bin_defs["UploadMsgpack"]["properties"]["empty"]
+    assert bin_defs["FrameMsgpack"]["properties"]["parts"] == {
+        "type": "array",
+        "items": {"x-msgpack": "bin"},
+    }
+    assert {"client.msgpack.schema.json", "server.msgpack.schema.json"} <= set(contract.files())
+
+
+def test_without_bytes_one_contract_serves_both_formats() -> None:
+    """No msgpack twin, no ``format`` key: the module works with either format."""
+    contract = export(room_of(Plain))
+    assert "Msgpack" not in contract.typescript
+    assert "format:" not in contract.typescript
+    assert contract.msgpack_client is None
+    assert contract.msgpack_server is None
+    assert not any("msgpack" in name for name in contract.files())
+
+
+def test_bytes_in_routes_only_are_base64_and_make_no_msgpack_variant() -> None:
+    """HTTP bodies are JSON whatever the socket's format."""
+
+    class FrameRoom(room_of(Plain)):
+        @route.post("/frame")
+        async def post_frame(self, request: HttpRequest, body: Frame) -> Frame:
+            return body
+
+    contract = export(FrameRoom)
+    assert '"POST /frame": { body: Frame, response: Frame },' in contract.typescript
+    assert "data: z.base64()" in contract.typescript
+    assert "Msgpack" not in contract.typescript

@@ -57,7 +57,16 @@ class SendOdd(Message):
     then `Echoed` with the text ``"after odd"``."""
 
 
-ClientMsg = Echo | SetName | WhoAmI | Bye | SendOdd
+@attrs.frozen
+class Reverse(Message):
+    """Answered with `Reversed`: ``data`` and each of ``parts`` byte-reversed."""
+
+    data: bytes
+    parts: list[bytes]
+    note: bytes | None = None
+
+
+ClientMsg = Echo | SetName | WhoAmI | Bye | SendOdd | Reverse
 
 # ------------------------------------------------------------------ server messages
 
@@ -91,7 +100,15 @@ class Unlisted(Message):
     """Not in an older client's schema at all."""
 
 
-ServerMsg = Echoed | NameSet | You | Odd | Unlisted
+@attrs.frozen
+class Reversed(Message):
+    data: bytes
+    parts: list[bytes]
+    size: int
+    note: bytes | None = None
+
+
+ServerMsg = Echoed | NameSet | You | Odd | Unlisted | Reversed
 
 
 @attrs.define
@@ -119,6 +136,12 @@ class TestSession(Session[Named, ServerMsg, ClientMsg]):
                 self.send(Odd(value="not a number"))
                 self.send(Unlisted())
                 self.send(Echoed(text="after odd", numbers=()))
+            case Reverse(data=data, parts=parts, note=note):
+                self.send(
+                    Reversed(
+                        data=data[::-1], parts=[p[::-1] for p in parts], size=len(data), note=note
+                    )
+                )
             case _:
                 assert_never(message)
 

@@ -49,8 +49,8 @@ def _server(db: Path) -> Generator[int]:
 def test_the_client_round_trips_resumes_and_skips_invalid_messages_in_chromium(
     tmp_path: Path, wire: str
 ) -> None:
-    """In Chromium the client sends and receives, reconnects after a close with 1012 into
-    the same session with its data, and skips the server messages its schema refuses."""
+    """In Chromium the client sends and receives, bytes included, reconnects after a close
+    with 1012 into the same session with its data, and skips what its schema refuses."""
     require_browser()
     built = node.require_node()
     from playwright.sync_api import sync_playwright
@@ -80,3 +80,8 @@ def test_the_client_round_trips_resumes_and_skips_invalid_messages_in_chromium(
     invalid = cast("list[str]", report["invalid"])
     assert len(invalid) == 2, invalid
     assert report["state"] == "closed"
+    # Bytes: a bin read as a Uint8Array in msgpack, a base64 string in JSON.
+    if wire == "msgpack":
+        assert report["reversed"] == {"binary": True, "data": "255,2,1", "parts": ["8,7"]}
+    else:
+        assert report["reversed"] == {"binary": False, "data": "/wIB", "parts": ["CAc="]}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, Literal, Protocol, TypeAlias, TypeVar
+from typing import ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 import attrs
 
 from .._errors import DecodeError
 from .._message import Message
+from ._bytes import BytesAs
 from ._converter import WireConverter
 from ._depth import MAX_RECURSIVE_DEPTH, too_deep
 from ._failures import describe_error, shorten
@@ -94,6 +95,9 @@ class BaseCodec(Generic[MsgT]):
 
     __slots__ = ("_classes", "_deep", "_structure", "_unknown_tag", "_unstructure")
 
+    #: How the subclass's format carries ``bytes`` fields.
+    _bytes_as: ClassVar[BytesAs]
+
     def __init__(
         self,
         *classes: type[MsgT],
@@ -110,7 +114,9 @@ class BaseCodec(Generic[MsgT]):
                     f"{by_tag[tag].__qualname__} and {cls.__qualname__} have the same tag {tag!r}"
                 )
             by_tag[tag] = cls
-        converter = WireConverter(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
+        converter = WireConverter(
+            camel_case=camel_case, forbid_extra_keys=forbid_extra_keys, bytes_as=self._bytes_as
+        )
         self._classes = classes
         self._structure: dict[str, Callable[[dict[str, object]], MsgT]] = {
             tag: converter.structure_fn(cls, tag=tag) for tag, cls in by_tag.items()

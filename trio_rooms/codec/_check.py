@@ -48,10 +48,11 @@ class MessageCheck(Generic[MsgT]):
         # TypeError: Said.user_id: expected str, got int @ $.userId
 
     Every kind of field the codecs carry is checked: scalars (a ``bool`` is not an
-    ``int``; an ``int`` is a ``float``), ``X | None``, ``Literal``, enums, nested attrs
-    classes and unions of them, lists, tuples and str-keyed dicts. Values are not
-    checked against attrs validators (those ran when the message was made) nor for
-    range (encoding refuses integers beyond 64 bits and non-finite floats).
+    ``int``; an ``int`` is a ``float``; ``bytes`` is exactly ``bytes``), ``X | None``,
+    ``Literal``, enums, nested attrs classes and unions of them, lists, tuples and
+    str-keyed dicts. Values are not checked against attrs validators (those ran when
+    the message was made) nor for range (encoding refuses integers beyond 64 bits and
+    non-finite floats).
 
     Args:
         *classes: The message classes.
@@ -168,7 +169,7 @@ class _Builder:
             return f"{var} is None"
         if tp is float:
             return f"(type({var}) is float or type({var}) is int)"
-        if tp in (int, str, bool):
+        if tp in (int, str, bool, bytes):
             return f"type({var}) is {tp.__name__}"
         if is_literal(tp):
             values: tuple[object, ...] = get_args(tp)

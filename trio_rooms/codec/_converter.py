@@ -6,6 +6,7 @@ defaults:
 
 - no coercion: ``"1"``, ``1.9`` and ``True`` are not ints, ``"false"`` is not a bool;
   an int is accepted where a float is expected (`_scalars`);
+- ``bytes`` are a msgpack bin or a strict base64 string in JSON, per format (`_bytes`);
 - field names are renamed (lowerCamelCase by default) and extra keys are rejected
   (`_fields`, `_codegen`);
 - a missing key for an ``X | None`` field decodes as ``None``, and a ``None`` value
@@ -26,6 +27,7 @@ from typing import Any, TypeVar, get_args
 
 import cattrs
 
+from ._bytes import BytesAs, bytes_hooks
 from ._codegen import generate_structure, generate_unstructure
 from ._containers import (
     mapping_structure,
@@ -71,15 +73,18 @@ class WireConverter:
         camel_case: Rename fields to lowerCamelCase on the wire (``user_id`` ->
             ``userId``); otherwise keep the Python names.
         forbid_extra_keys: Reject objects with keys that name no field.
+        bytes_as: How the format carries ``bytes``: ``"bin"`` (msgpack) or
+            ``"base64"`` strings (JSON).
 
     Raises:
         TypeError: A class uses a type the wire cannot carry, two of its fields
             share a wire name, or a union's members cannot be told apart.
     """
 
-    def __init__(self, *, camel_case: bool, forbid_extra_keys: bool) -> None:
+    def __init__(self, *, camel_case: bool, forbid_extra_keys: bool, bytes_as: BytesAs) -> None:
         self.camel_case = camel_case
         self.forbid_extra_keys = forbid_extra_keys
+        self.bytes_as: BytesAs = bytes_as
         # Classes reached again while their own hook is being built.
         self._recursive: set[Any] = set()
         self._building: set[tuple[str, Any]] = set()
@@ -94,6 +99,9 @@ class WireConverter:
         for tp, structure, unstructure in SCALAR_HOOKS:
             conv.register_structure_hook(tp, structure)
             conv.register_unstructure_hook(tp, unstructure)
+        structure_bytes, unstructure_bytes = bytes_hooks(bytes_as)
+        conv.register_structure_hook(bytes, structure_bytes)
+        conv.register_unstructure_hook(bytes, unstructure_bytes)
         factories: list[tuple[Callable[[Any], bool], _Factory, _Factory]] = [
             (is_none, none_structure, identity_factory),
             (is_newtype, self._strip_structure, self._strip_unstructure),
@@ -179,9 +187,11 @@ class WireConverter:
 
     @staticmethod
     def _check_class(tp: Any) -> None:
-        # cattrs dispatches some classes (bytes, Path, subclasses of str, int
+        # cattrs dispatches some classes (bytearray, Path, subclasses of str, int
         # and float) before any factory, to hooks that coerce: refuse them here.
-        if isinstance(tp, type) and not (tp in SCALARS or is_enum(tp) or is_attrs(tp)):
+        if isinstance(tp, type) and not (
+            tp in SCALARS or tp is bytes or is_enum(tp) or is_attrs(tp)
+        ):
             raise TypeError(f"unsupported type on the wire: {tp!r}")
 
     def _register_enum(self, tp: Any) -> None:

@@ -108,6 +108,9 @@ def wire_kinds(tp: Any) -> set[type]:
         return {float, int}
     if tp in (int, str, bool, NoneType, None):
         return {NoneType if tp is None else tp}
+    if tp is bytes:
+        # A str in JSON (base64), a bin in msgpack: a union means the same in both.
+        return {str, bytes}
     if is_literal(tp):
         return {type(v) for v in get_args(tp)}
     if is_enum(tp):

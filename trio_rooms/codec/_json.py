@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, cast, final
+from typing import ClassVar, Literal, cast, final
 
 import orjson
 
 from .._errors import DecodeError
 from ._base import BaseCodec, MsgT
+from ._bytes import BytesAs
 
 __all__ = ["JsonCodec"]
 
@@ -31,6 +32,7 @@ class JsonCodec(BaseCodec[MsgT]):
     """
 
     __slots__ = ()
+    _bytes_as: ClassVar[BytesAs] = "base64"
 
     @property
     def format(self) -> Literal["json"]:

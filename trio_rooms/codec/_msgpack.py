@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, cast, final
+from typing import ClassVar, Literal, cast, final
 
 import msgpack
 
 from .._errors import DecodeError
 from ._base import BaseCodec, MsgT
+from ._bytes import BytesAs
 
 __all__ = ["MsgpackCodec"]
 
@@ -25,6 +26,7 @@ class MsgpackCodec(BaseCodec[MsgT]):
     """
 
     __slots__ = ("_packer",)
+    _bytes_as: ClassVar[BytesAs] = "bin"
 
     def __init__(
         self,

@@ -35,7 +35,10 @@ class JsonRecords:
     __slots__ = ("_converter", "_deep", "_structure", "_unstructure")
 
     def __init__(self, *, camel_case: bool = True, forbid_extra_keys: bool = True) -> None:
-        self._converter = WireConverter(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
+        # JSON bodies: bytes as base64 strings, as in the JSON codec.
+        self._converter = WireConverter(
+            camel_case=camel_case, forbid_extra_keys=forbid_extra_keys, bytes_as="base64"
+        )
         self._structure: dict[type, Callable[[object], object]] = {}
         self._unstructure: dict[type, Callable[[object], object]] = {}
         self._deep: set[type] = set()

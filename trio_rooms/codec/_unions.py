@@ -42,6 +42,7 @@ _KIND_NAMES: dict[type, str] = {
     dict: "object",
     list: "list",
     str: "str",
+    bytes: "bytes",
     int: "int",
     float: "float",
     bool: "bool",
@@ -135,7 +136,9 @@ def _by_kind_structure(
         else:
             shown = " | ".join(type_name(m) for m in members)
             raise TypeError(f"cannot tell apart {shown} on the wire (in {tp!r})")
-    expected = "expected " + " or ".join(_KIND_NAMES[k] for k in table)
+    # A bytes member takes strs too (base64 in JSON): it is named once, as bytes.
+    kinds = [k for k in table if not (k is str and table[k] is table.get(bytes))]
+    expected = "expected " + " or ".join(_KIND_NAMES[k] for k in kinds)
 
     def structure_union(value: Any, _type: Any = None) -> Any:
         hook = table.get(value.__class__)

@@ -11,8 +11,8 @@ import attrs
 
 from .._core.room import Room
 from . import _jsonschema, _typescript
-from ._model import JsonValue, WireType
-from ._naming import assign_names
+from ._model import DefKey, JsonValue, Ref, WireType, binary_definitions, reached
+from ._naming import assign_names, msgpack_names
 from ._reader import Reader
 from ._room import read_room
 
@@ -47,19 +47,29 @@ class RoomSchema:
     routes: Mapping[str, RouteSchema]
     #: The TypeScript module: zod 4 schemas and their types.
     typescript: str
+    #: When the messages hold bytes (a bin in msgpack, base64 in JSON): the documents of
+    #: msgpack frames, ``client`` and ``server``'s twins; else None, the same documents
+    #: describe both formats.
+    msgpack_client: dict[str, JsonValue] | None = None
+    msgpack_server: dict[str, JsonValue] | None = None
 
     def files(self) -> dict[str, str]:
         """Everything as files, by path relative to the output folder.
 
-        ``schema.ts``, ``client.schema.json``, ``server.schema.json``, and for each
-        route ``routes/<METHOD>_<path>.<body|response>.schema.json``, the path
-        without its leading ``/`` and percent-encoded (``GET /a/b`` is ``GET_a%2Fb``).
+        ``schema.ts``, ``client.schema.json``, ``server.schema.json`` (with
+        ``client.msgpack.schema.json`` and ``server.msgpack.schema.json`` when the
+        formats differ), and for each route
+        ``routes/<METHOD>_<path>.<body|response>.schema.json``, the path without its
+        leading ``/`` and percent-encoded (``GET /a/b`` is ``GET_a%2Fb``).
         """
         files = {
             "schema.ts": self.typescript,
             "client.schema.json": _json(self.client),
             "server.schema.json": _json(self.server),
         }
+        if self.msgpack_client is not None and self.msgpack_server is not None:
+            files["client.msgpack.schema.json"] = _json(self.msgpack_client)
+            files["server.msgpack.schema.json"] = _json(self.msgpack_server)
         for name, route in self.routes.items():
             method, _, path = name.partition(" ")
             stem = f"routes/{method}_{quote(path[1:], safe='')}"
@@ -93,6 +103,9 @@ def export(
     reader = Reader(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
     wire = read_room(room, reader)
     names = assign_names(reader.defs)
+    roots = [*wire.client, *wire.server]
+    binary = binary_definitions(reader.defs) & reached(roots, reader.defs)
+    twins = msgpack_names(binary, names) if binary else None
     source = f"{room.__module__}:{room.__qualname__}"
     label = room.__qualname__
 
@@ -106,14 +119,23 @@ def export(
         )
         for r in wire.routes
     }
+
+    def messages(
+        direction: str, refs: list[Ref], twins: Mapping[DefKey, str]
+    ) -> dict[str, JsonValue]:
+        title = f"{label} {direction} messages (msgpack)"
+        return _jsonschema.document(title, refs, reader.defs, twins, bytes_as="bin")
+
     return RoomSchema(
         source=source,
         client=_jsonschema.document(f"{label} client messages", wire.client, reader.defs, names),
         server=_jsonschema.document(f"{label} server messages", wire.server, reader.defs, names),
         routes=routes,
         typescript=_typescript.module(
-            source, wire.client, wire.server, wire.routes, reader.defs, names
+            source, wire.client, wire.server, wire.routes, reader.defs, names, twins
         ),
+        msgpack_client=None if twins is None else messages("client", wire.client, twins),
+        msgpack_server=None if twins is None else messages("server", wire.server, twins),
     )
 
 

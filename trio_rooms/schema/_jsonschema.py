@@ -1,13 +1,18 @@
 """The wire model as JSON Schema (draft 2020-12) documents, one per root.
 
 Each document holds, in ``$defs`` sorted by name, exactly the definitions its
-root reaches.
+root reaches. JSON carries bytes as base64 strings, described exactly (the
+codec's strict pattern). JSON Schema has no bytes type, so a document of msgpack
+frames says ``{"x-msgpack": "bin"}``, a keyword of this library's own: a
+validator taught it (ajv: ``ajv.addKeyword({keyword: "x-msgpack", validate: (_,
+value) => value instanceof Uint8Array})``) checks it, any other ignores it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Set
 
+from ..codec._bytes import BytesAs
 from ._model import (
     AnyOf,
     ArrayOf,
@@ -22,10 +27,12 @@ from ._model import (
     Scalar,
     TupleOf,
     WireType,
-    refs_of,
+    binary_definitions,
+    holds_bytes,
+    reached,
 )
 
-__all__ = ["DIALECT", "document"]
+__all__ = ["BASE64_PATTERN", "DIALECT", "document"]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -38,6 +45,12 @@ _SCALARS: dict[str, dict[str, JsonValue]] = {
     "bool": {"type": "boolean"},
     "null": {"type": "null"},
 }
+# The codec's base64 (`codec._bytes`): standard alphabet, padded.
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_BYTES: dict[BytesAs, dict[str, JsonValue]] = {
+    "base64": {"type": "string", "contentEncoding": "base64", "pattern": BASE64_PATTERN},
+    "bin": {"x-msgpack": "bin"},
+}
 
 
 def document(
@@ -45,40 +58,29 @@ def document(
     root: WireType | list[Ref],
     defs: Mapping[DefKey, ObjectDef | EnumDef],
     names: Mapping[DefKey, str],
+    bytes_as: BytesAs = "base64",
 ) -> dict[str, JsonValue]:
     """A document for ``root``; a list of message references becomes their ``oneOf``."""
-    renderer = _Renderer(names)
+    renderer = _Renderer(names, bytes_as, binary_definitions(defs))
     doc: dict[str, JsonValue] = {"$schema": DIALECT, "title": title}
     if isinstance(root, list):
         doc["oneOf"] = [renderer.type(r) for r in root]
-        reached = _reached(root, defs)
+        keys = reached(root, defs)
     else:
         doc.update(renderer.type(root))
-        reached = _reached([root], defs)
+        keys = reached([root], defs)
     doc["$defs"] = {
         names[key]: renderer.definition(names[key], defs[key])
-        for key in sorted(reached, key=lambda k: names[k])
+        for key in sorted(keys, key=lambda k: names[k])
     }
     return doc
 
 
-def _reached(roots: Sequence[WireType], defs: Mapping[DefKey, ObjectDef | EnumDef]) -> set[DefKey]:
-    seen: set[DefKey] = set()
-    todo = [key for root in roots for key in refs_of(root)]
-    while todo:
-        key = todo.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        definition = defs[key]
-        if isinstance(definition, ObjectDef):
-            todo.extend(k for f in definition.fields for k in refs_of(f.type))
-    return seen
-
-
 class _Renderer:
-    def __init__(self, names: Mapping[DefKey, str]) -> None:
+    def __init__(self, names: Mapping[DefKey, str], bytes_as: BytesAs, binary: Set[DefKey]) -> None:
         self._names = names
+        self._bytes_as: BytesAs = bytes_as
+        self._binary = binary
 
     def definition(self, name: str, definition: ObjectDef | EnumDef) -> dict[str, JsonValue]:
         if isinstance(definition, EnumDef):
@@ -90,7 +92,10 @@ class _Renderer:
             required.append("type")
         for f in definition.fields:
             prop = self.type(f.type)
-            if f.default_known:
+            # A default with bytes is written as JSON writes it: no bin to show.
+            if f.default_known and not (
+                self._bytes_as == "bin" and holds_bytes(f.type, self._binary)
+            ):
                 prop = {**prop, "default": f.default}
             properties[f.wire] = prop
             if f.required:
@@ -104,6 +109,8 @@ class _Renderer:
 
     def type(self, tp: WireType) -> dict[str, JsonValue]:
         match tp:
+            case Scalar(kind="bytes"):
+                return dict(_BYTES[self._bytes_as])
             case Scalar(kind=kind):
                 return dict(_SCALARS[kind])
             case Const(values=(value,)):

@@ -7,6 +7,7 @@ to by a `DefKey`, so recursive classes are plain references.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence, Set
 from typing import Literal, TypeAlias, final
 
 import attrs
@@ -27,6 +28,9 @@ __all__ = [
     "Scalar",
     "TupleOf",
     "WireType",
+    "binary_definitions",
+    "holds_bytes",
+    "reached",
     "refs_of",
 ]
 
@@ -41,9 +45,12 @@ DefKey: TypeAlias = tuple[type, str | None]
 @final
 @attrs.frozen
 class Scalar:
-    """``int`` (64-bit), ``float`` (finite; an int is accepted), ``str``, ``bool``, ``null``."""
+    """``int`` (64-bit), ``float`` (finite; an int is accepted), ``str``, ``bool``, ``null``.
 
-    kind: Literal["int", "float", "str", "bool", "null"]
+    ``bytes`` is a base64 string in JSON (frames and HTTP bodies) and a bin in msgpack.
+    """
+
+    kind: Literal["int", "float", "str", "bool", "null", "bytes"]
 
 
 @final
@@ -183,3 +190,48 @@ def refs_of(tp: WireType) -> list[DefKey]:
             case Scalar() | Const():
                 pass
     return found
+
+
+def reached(roots: Sequence[WireType], defs: Mapping[DefKey, ObjectDef | EnumDef]) -> set[DefKey]:
+    """Every definition ``roots`` reach, directly or through other definitions."""
+    seen: set[DefKey] = set()
+    todo = [key for root in roots for key in refs_of(root)]
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        definition = defs[key]
+        if isinstance(definition, ObjectDef):
+            todo.extend(k for f in definition.fields for k in refs_of(f.type))
+    return seen
+
+
+def holds_bytes(tp: WireType, binary: Set[DefKey]) -> bool:
+    """Whether values of ``tp`` may hold bytes; ``binary``: the definitions that may."""
+    match tp:
+        case Scalar(kind=kind):
+            return kind == "bytes"
+        case Ref(key=key):
+            return key in binary
+        case ArrayOf(item=inner) | RecordOf(value=inner) | Nullable(inner=inner):
+            return holds_bytes(inner, binary)
+        case TupleOf(items=members) | AnyOf(members=members):
+            return any(holds_bytes(m, binary) for m in members)
+        case Const():
+            return False
+
+
+def binary_definitions(defs: Mapping[DefKey, ObjectDef | EnumDef]) -> set[DefKey]:
+    """The definitions whose values may hold bytes, through their fields at any depth."""
+    binary: set[DefKey] = set()
+    grew = True
+    while grew:  # until no more: a class holds bytes if a field's class does
+        grew = False
+        for key, definition in defs.items():
+            if key in binary or not isinstance(definition, ObjectDef):
+                continue
+            if any(holds_bytes(f.type, binary) for f in definition.fields):
+                binary.add(key)
+                grew = True
+    return binary

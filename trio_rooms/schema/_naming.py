@@ -5,19 +5,29 @@ nested (without its tag) names that variant ``<Name>Nested``. Names the module
 exports itself, JavaScript's reserved words and TypeScript's built-in type names
 are never taken; two definitions wanting one name are told apart with ``_2``,
 ``_3``..., in the order of their module, then outer classes before nested ones.
+The msgpack twin of a definition that holds bytes is ``<Name>Msgpack``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ._model import DefKey
 
-__all__ = ["RESERVED", "assign_names"]
+__all__ = ["RESERVED", "assign_names", "msgpack_names"]
 
 #: What the generated module defines besides the definitions.
-_OWN = ("z", "schema", "routes", "ClientMessage", "ServerMessage")
+_OWN = (
+    "z",
+    "schema",
+    "msgpackSchema",
+    "routes",
+    "ClientMessage",
+    "ServerMessage",
+    "ClientMessageMsgpack",
+    "ServerMessageMsgpack",
+)
 #: ECMAScript's reserved words (strict mode included).
 _JS_WORDS = (
     "arguments await break case catch class const continue debugger default delete do else "
@@ -62,6 +72,21 @@ def assign_names(keys: Iterable[DefKey]) -> dict[DefKey, str]:
             names[key] = candidate
             taken.add(candidate)
     return names
+
+
+def msgpack_names(twins: Iterable[DefKey], names: Mapping[DefKey, str]) -> dict[DefKey, str]:
+    """``names`` with each of ``twins`` renamed to its msgpack twin, ``<Name>Msgpack``."""
+    result = dict(names)
+    taken = set(RESERVED) | set(names.values())
+    for key in sorted(twins, key=lambda k: names[k]):
+        base = candidate = names[key] + "Msgpack"
+        suffix = 1
+        while candidate in taken:
+            suffix += 1
+            candidate = f"{base}_{suffix}"
+        result[key] = candidate
+        taken.add(candidate)
+    return result
 
 
 def _candidate(key: DefKey, tagged: set[type]) -> str:

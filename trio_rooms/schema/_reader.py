@@ -59,6 +59,7 @@ _SCALARS: dict[Any, Scalar] = {
     float: Scalar("float"),
     str: Scalar("str"),
     bool: Scalar("bool"),
+    bytes: Scalar("bytes"),
     NoneType: Scalar("null"),
 }
 
@@ -79,8 +80,10 @@ class Reader:
     def __init__(self, *, camel_case: bool, forbid_extra_keys: bool) -> None:
         self.camel_case = camel_case
         self.strict = forbid_extra_keys
-        # Defaults are written as the codec writes field values.
-        self._converter = WireConverter(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
+        # Defaults are written as the JSON codec writes field values (bytes as base64).
+        self._converter = WireConverter(
+            camel_case=camel_case, forbid_extra_keys=forbid_extra_keys, bytes_as="base64"
+        )
         self.defs: dict[DefKey, ObjectDef | EnumDef] = {}
         self._building: set[DefKey] = set()
 

@@ -30,8 +30,17 @@ import {
 import { type WebSocketConstructor, parseUrl, webSocketClass } from "./socket.js";
 import { type SessionInfo, type WireFormat, decode, encode } from "./wire.js";
 
-/** A room's contract: the module the schema export generates has it as `schema`. */
+/**
+ * A room's contract: the module the schema export generates has it as `schema`.
+ *
+ * When the room's messages hold bytes, JSON carries them as base64 strings and msgpack
+ * as bins (`Uint8Array`), so the module has a contract per format, each naming it:
+ * `schema` (`format: "json"`) and `msgpackSchema` (`format: "msgpack"`). The client
+ * then speaks the contract's format unless told otherwise, and refuses a mismatch.
+ */
 export interface RoomSchema {
+  /** The frames this contract describes; absent: both formats (no bytes). */
+  readonly format?: WireFormat;
   /** What clients send: a `z.discriminatedUnion("type", ...)`. */
   readonly client: z.ZodType;
   /** What the server sends. */
@@ -45,7 +54,10 @@ export type ServerMessageOf<T extends RoomSchema> = z.output<T["server"]>;
 
 /** `openRoomClient`'s options; all optional. */
 export interface RoomClientOptions<ServerMessage> {
-  /** `"json"` (text frames, the default) or `"msgpack"` (binary frames). */
+  /**
+   * `"json"` (text frames) or `"msgpack"` (binary frames); default: the schema's
+   * `format`, else `"json"`.
+   */
   readonly format?: WireFormat | undefined;
   /** Ask for a resumable session and resume it after reconnecting (default `true`). */
   readonly resume?: boolean | undefined;
@@ -136,7 +148,12 @@ export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<
  *   not within `connectTimeout`).
  * @throws ConnectionClosedError (rejects) The server closed with a code that is not
  *   retried before the connection was open.
- * @throws TypeError, RangeError (rejects) A bad URL or option.
+ * With bytes in the messages, pass the contract of the format:
+ * `openRoomClient(url, msgpackSchema)` speaks msgpack, and bytes fields are
+ * `Uint8Array` both ways; with `schema` they are base64 strings.
+ *
+ * @throws TypeError, RangeError (rejects) A bad URL or option, or a `format` that is
+ *   not the schema's.
  */
 export async function openRoomClient<T extends RoomSchema>(
   url: string,
@@ -193,9 +210,16 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
       if (!(timeout > 0)) throw new RangeError(`${name} must be > 0, got ${timeout}`);
     }
     this.policy = reconnectPolicy(options.reconnect);
+    const format = options.format ?? schema.format ?? "json";
+    if (schema.format !== undefined && schema.format !== format) {
+      const own = format === "msgpack" ? "msgpackSchema" : "schema";
+      throw new TypeError(
+        `the schema describes ${schema.format} frames, not ${format}: pass the module's ${own}`,
+      );
+    }
     this.settings = {
       url: parseUrl(url),
-      format: options.format ?? "json",
+      format,
       resume: options.resume ?? true,
       connectTimeout,
       WebSocket: webSocketClass(options.WebSocket),

@@ -25,7 +25,9 @@ export type Frame =
   | { readonly kind: "error"; readonly error: ServerError };
 
 // Plain maps both ways, as the server's msgpack codec reads and writes them: no records,
-// no extensions; 64-bit integers as numbers, as JSON gives them.
+// no extensions; 64-bit integers as numbers, as JSON gives them. Bytes fields are bins
+// both ways: msgpackr writes a Uint8Array as a bin and reads a bin as one (a Buffer,
+// its subclass, in Node).
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 /** `message` as a frame's payload. */

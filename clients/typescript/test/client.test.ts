@@ -19,14 +19,23 @@ import {
   type WireFormat,
   openRoomClient,
 } from "../src/index.js";
-import { type ServerMessage, schema } from "./room.schema.js";
+import {
+  type ServerMessage,
+  type ServerMessageMsgpack,
+  msgpackSchema,
+  schema,
+} from "./room.schema.js";
 import * as stale from "./stale.schema.js";
 import { Server, next, tempDatabase } from "./server.js";
 
 const FAST_RECONNECT = { initialDelay: 20, maxDelay: 200 };
 
-function open(server: Server, options: RoomClientOptions<ServerMessage> = {}, room = "lobby") {
-  return openRoomClient(server.url(room), schema, {
+type AnyServerMessage = ServerMessage | ServerMessageMsgpack;
+
+/** A client on the test room's contract for `options.format` (JSON by default). */
+function open(server: Server, options: RoomClientOptions<AnyServerMessage> = {}, room = "lobby") {
+  const contract = options.format === "msgpack" ? msgpackSchema : schema;
+  return openRoomClient(server.url(room), contract, {
     WebSocket,
     reconnect: FAST_RECONNECT,
     ...options,
@@ -70,6 +79,44 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       });
       await client.close();
       assert.equal(client.state, "closed");
+    });
+
+    test("bytes fields go both ways as the format carries them", async () => {
+      const client = await open(server, { format });
+      const data = new Uint8Array([0, 1, 254, 255]);
+      if (format === "json") {
+        // base64 strings, padded: the server's codec reads them strictly
+        client.send({ type: "reverse", data: "AAH+/w==", parts: ["", "YWI="], note: "eA==" });
+        assert.deepEqual(await client.receive(), {
+          type: "reversed",
+          data: "//4BAA==",
+          parts: ["", "YmE="],
+          size: 4,
+          note: "eA==",
+        });
+        assert.throws(
+          () => client.send({ type: "reverse", data: "AAH", parts: [] }),
+          /not a client message of the schema/,
+        );
+      } else {
+        client.send({ type: "reverse", data, parts: [new Uint8Array(), Uint8Array.of(97, 98)] });
+        const answer = await client.receive();
+        assert.equal(answer.type, "reversed");
+        if (answer.type !== "reversed") return;
+        assert.ok(answer.data instanceof Uint8Array);
+        assert.deepEqual([...(answer.data as Uint8Array)], [255, 254, 1, 0]);
+        assert.deepEqual(
+          answer.parts.map((part) => [...(part as Uint8Array)]),
+          [[], [98, 97]],
+        );
+        assert.equal(answer.size, 4);
+        assert.equal(answer.note, undefined);
+        assert.throws(
+          () => client.send({ type: "reverse", data: "AAH+/w==", parts: [] }),
+          /not a client message of the schema/,
+        );
+      }
+      await client.close();
     });
 
     test("after a server restart the client reconnects and resumes its session, data kept", async () => {
@@ -218,7 +265,7 @@ for (const format of ["json", "msgpack"] as const satisfies readonly WireFormat[
       const client = await open(server, { format });
       client.send({ type: "echo", text: "last", numbers: [] });
       client.send({ type: "bye", code: 1000, reason: "done" });
-      const received: ServerMessage[] = [];
+      const received: AnyServerMessage[] = [];
       for await (const message of client) received.push(message);
       assert.deepEqual(received, [{ type: "echoed", text: "last", numbers: [] }]);
       assert.equal(client.state, "closed");
@@ -292,6 +339,30 @@ describe("without a server", () => {
       const wrong: unknown = { type: "echo", text: 1, numbers: [] };
       assert.throws(() => client.send(wrong as never), TypeError);
       await client.close();
+    } finally {
+      await server.stop();
+      db.remove();
+    }
+  });
+
+  test("a contract that names its format is spoken in it, and a format not its own is refused", async () => {
+    const db = tempDatabase();
+    const server = await Server.start(db.path);
+    try {
+      // No format given: msgpackSchema's own, so bytes are Uint8Array both ways.
+      const client = await openRoomClient(server.url(), msgpackSchema, { WebSocket });
+      client.send({ type: "reverse", data: Uint8Array.of(1, 2), parts: [] });
+      const answer = await client.receive();
+      assert.ok(answer.type === "reversed" && answer.data instanceof Uint8Array);
+      await client.close();
+      await assert.rejects(
+        openRoomClient(server.url(), msgpackSchema, { WebSocket, format: "json" }),
+        /TypeError: the schema describes msgpack frames, not json: pass the module's schema/,
+      );
+      await assert.rejects(
+        openRoomClient(server.url(), schema, { WebSocket, format: "msgpack" }),
+        /not msgpack: pass the module's msgpackSchema/,
+      );
     } finally {
       await server.stop();
       db.remove();

@@ -19,6 +19,21 @@ export const NameSet = z.strictObject({ type: z.literal("nameSet"), name: z.stri
 export type NameSet = z.infer<typeof NameSet>;
 export const Odd = z.strictObject({ type: z.literal("odd"), value: z.string() });
 export type Odd = z.infer<typeof Odd>;
+export const Reverse = z.strictObject({
+  type: z.literal("reverse"),
+  data: z.base64(),
+  parts: z.array(z.base64()),
+  note: z.base64().optional(),
+});
+export type Reverse = z.infer<typeof Reverse>;
+export const Reversed = z.strictObject({
+  type: z.literal("reversed"),
+  data: z.base64(),
+  parts: z.array(z.base64()),
+  size: z.int(),
+  note: z.base64().optional(),
+});
+export type Reversed = z.infer<typeof Reversed>;
 export const SendOdd = z.strictObject({ type: z.literal("sendOdd") });
 export type SendOdd = z.infer<typeof SendOdd>;
 export const SetName = z.strictObject({ type: z.literal("setName"), name: z.string() });
@@ -34,9 +49,67 @@ export const You = z.strictObject({
 });
 export type You = z.infer<typeof You>;
 
-export const ClientMessage = z.discriminatedUnion("type", [Echo, SetName, WhoAmI, Bye, SendOdd]);
+export const ClientMessage = z.discriminatedUnion("type", [
+  Echo,
+  SetName,
+  WhoAmI,
+  Bye,
+  SendOdd,
+  Reverse,
+]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
-export const ServerMessage = z.discriminatedUnion("type", [Echoed, NameSet, You, Odd, Unlisted]);
+export const ServerMessage = z.discriminatedUnion("type", [
+  Echoed,
+  NameSet,
+  You,
+  Odd,
+  Unlisted,
+  Reversed,
+]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
-export const schema = { client: ClientMessage, server: ServerMessage } as const;
+
+// msgpack frames: bytes are bins, Uint8Array in JavaScript.
+export const ReverseMsgpack = z.strictObject({
+  type: z.literal("reverse"),
+  data: z.instanceof(Uint8Array),
+  parts: z.array(z.instanceof(Uint8Array)),
+  note: z.instanceof(Uint8Array).optional(),
+});
+export type ReverseMsgpack = z.infer<typeof ReverseMsgpack>;
+export const ReversedMsgpack = z.strictObject({
+  type: z.literal("reversed"),
+  data: z.instanceof(Uint8Array),
+  parts: z.array(z.instanceof(Uint8Array)),
+  size: z.int(),
+  note: z.instanceof(Uint8Array).optional(),
+});
+export type ReversedMsgpack = z.infer<typeof ReversedMsgpack>;
+export const ClientMessageMsgpack = z.discriminatedUnion("type", [
+  Echo,
+  SetName,
+  WhoAmI,
+  Bye,
+  SendOdd,
+  ReverseMsgpack,
+]);
+export type ClientMessageMsgpack = z.infer<typeof ClientMessageMsgpack>;
+export const ServerMessageMsgpack = z.discriminatedUnion("type", [
+  Echoed,
+  NameSet,
+  You,
+  Odd,
+  Unlisted,
+  ReversedMsgpack,
+]);
+export type ServerMessageMsgpack = z.infer<typeof ServerMessageMsgpack>;
+export const schema = {
+  format: "json",
+  client: ClientMessage,
+  server: ServerMessage,
+} as const;
+export const msgpackSchema = {
+  format: "msgpack",
+  client: ClientMessageMsgpack,
+  server: ServerMessageMsgpack,
+} as const;
 export const routes = {} as const;

@@ -5,7 +5,13 @@ import { WebSocket as NodeWebSocket } from "ws";
 import { z } from "zod";
 
 import { type RoomClient, type WebSocketConstructor, openRoomClient } from "../src/index.js";
-import { type ClientMessage, type ServerMessage, schema } from "./room.schema.js";
+import {
+  type ClientMessage,
+  type ServerMessage,
+  type ServerMessageMsgpack,
+  msgpackSchema,
+  schema,
+} from "./room.schema.js";
 
 // Both WebSocket classes fit the WebSocket option.
 export const inNode: WebSocketConstructor = NodeWebSocket;
@@ -67,4 +73,24 @@ export async function defaults(): Promise<void> {
   client.send({ type: "move", speed: 2 });
   // @ts-expect-error still of its type
   client.send({ type: "move", speed: "fast" });
+}
+
+// Bytes: base64 strings with the JSON contract, Uint8Array with the msgpack one.
+export async function bytes(): Promise<void> {
+  const json = await openRoomClient("ws://127.0.0.1:1/", schema);
+  json.send({ type: "reverse", data: "AAE=", parts: [] });
+  // @ts-expect-error JSON carries bytes as base64 text
+  json.send({ type: "reverse", data: Uint8Array.of(0, 1), parts: [] });
+  const bin = await openRoomClient("ws://127.0.0.1:1/", msgpackSchema);
+  bin.send({ type: "reverse", data: Uint8Array.of(0, 1), parts: [new Uint8Array()] });
+  // @ts-expect-error msgpack carries bytes as a bin
+  bin.send({ type: "reverse", data: "AAE=", parts: [] });
+  const answer: ServerMessageMsgpack = await bin.receive();
+  if (answer.type === "reversed") {
+    const data: Uint8Array = answer.data;
+    // @ts-expect-error not a string in msgpack
+    const text: string = answer.data;
+    void data;
+    void text;
+  }
 }

@@ -2,7 +2,20 @@
 // z.infer gives the generated schemas are the ones the wire has.
 import { z } from "zod";
 
-import { ClientMessage, Optionals, routes, schema, ServerMessage, Tree, Unions } from "../golden/kinds/schema";
+import {
+  Blobs,
+  BlobsMsgpack,
+  ClientMessage,
+  ClientMessageMsgpack,
+  msgpackSchema,
+  Optionals,
+  routes,
+  schema,
+  ServerMessage,
+  ServerMessageMsgpack,
+  Tree,
+  Unions,
+} from "../golden/kinds/schema";
 
 // A field with a default is always there once parsed, an optional one may be missing.
 export function defaults(message: Optionals): number {
@@ -34,5 +47,22 @@ export const unions: Unions["amount"][] = [1, 2.5];
 // @ts-expect-error: amount is a number
 export const wrong: Unions["amount"] = "1";
 
-export const contract: { client: z.ZodType<ClientMessage>; server: z.ZodType<ServerMessage> } = schema;
+export const contract: {
+  format: "json";
+  client: z.ZodType<ClientMessage>;
+  server: z.ZodType<ServerMessage>;
+} = schema;
+export const msgpackContract: {
+  format: "msgpack";
+  client: z.ZodType<ClientMessageMsgpack>;
+  server: z.ZodType<ServerMessageMsgpack>;
+} = msgpackSchema;
+
+// Bytes: a base64 string in JSON, a Uint8Array in msgpack.
+export const base64: Blobs["payload"] = "AA==";
+export const bin: BlobsMsgpack["payload"] = new Uint8Array([0]);
+// @ts-expect-error: JSON carries bytes as base64 text
+export const notText: BlobsMsgpack["payload"] = "AA==";
+// @ts-expect-error: msgpack carries bytes as a bin
+export const notBin: Blobs["payload"] = new Uint8Array([0]);
 export const body: z.infer<(typeof routes)["POST /move/point"]["body"]> = { xPos: 1, yPos: 2 };

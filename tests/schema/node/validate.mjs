@@ -34,6 +34,14 @@ try {
 }
 
 const ajv = new Ajv2020({ strict: true, allErrors: false });
+// The documents of msgpack frames say {"x-msgpack": "bin"} where JSON Schema has no
+// bytes: taught here, as the export's documentation tells users to.
+ajv.addKeyword({
+  keyword: "x-msgpack",
+  schemaType: "string",
+  errors: false,
+  validate: (kind, value) => kind === "bin" && value instanceof Uint8Array,
+});
 const validators = new Map();
 
 function jsonSchemaFor(document) {
@@ -45,9 +53,11 @@ function jsonSchemaFor(document) {
   return validate;
 }
 
-function zodFor(target) {
+function zodFor(target, format) {
   if (target === "client" || target === "server") {
-    return contract.schema[target];
+    // A module whose messages hold bytes has a contract per format.
+    const own = format === "msgpack" ? contract.msgpackSchema : undefined;
+    return (own ?? contract.schema)[target];
   }
   const cut = target.lastIndexOf(" ");
   const zod = contract.routes[target.slice(0, cut)]?.[target.slice(cut + 1)];
@@ -71,7 +81,7 @@ write({ ready: true });
 for await (const line of createInterface({ input: process.stdin })) {
   const request = JSON.parse(line);
   const value = decode(request.format, request.frame);
-  const zod = zodFor(request.target).safeParse(value);
+  const zod = zodFor(request.target, request.format).safeParse(value);
   const validate = jsonSchemaFor(request.document);
   const ok = validate(value);
   write({

@@ -1,9 +1,11 @@
 // The browser half of tests/ts/test_browser_client.py: bundled with the client for a page
 // that Playwright opens in Chromium, it runs one scenario on the browser's own WebSocket
 // against tests/ts/server.py and reports what it saw. It speaks an older client's contract
-// (stale.schema.ts), so that some of what the server sends is not in its schema.
+// (stale.schema.ts), so that some of what the server sends is not in its schema; a second
+// client on today's contract sends bytes (Uint8Array in msgpack, base64 in JSON).
 
 import { type InvalidMessageError, type WireFormat, openRoomClient } from "../../src/index.js";
+import * as current from "../room.schema.js";
 import { type ServerMessage, schema } from "../stale.schema.js";
 
 export interface Report {
@@ -18,6 +20,32 @@ export interface Report {
   readonly afterOdd: ServerMessage;
   readonly invalid: readonly string[];
   readonly state: string;
+  /** The `reversed` answer's data and parts, as the byte values the client received. */
+  readonly reversed: { readonly binary: boolean; readonly data: string; readonly parts: string[] };
+}
+
+/** Send bytes and describe the answer: whether they were Uint8Array, and their content. */
+async function reverse(url: string, format: WireFormat): Promise<Report["reversed"]> {
+  const show = (value: string | Uint8Array): string =>
+    typeof value === "string" ? value : [...value].join(",");
+  if (format === "msgpack") {
+    const client = await openRoomClient(url, current.msgpackSchema);
+    client.send({ type: "reverse", data: Uint8Array.of(1, 2, 255), parts: [Uint8Array.of(7, 8)] });
+    const answer = await client.receive();
+    await client.close();
+    if (answer.type !== "reversed") throw new Error(`expected reversed, got ${answer.type}`);
+    return {
+      binary: answer.data instanceof Uint8Array,
+      data: show(answer.data),
+      parts: answer.parts.map(show),
+    };
+  }
+  const client = await openRoomClient(url, current.schema);
+  client.send({ type: "reverse", data: "AQL/", parts: ["Bwg="] });
+  const answer = await client.receive();
+  await client.close();
+  if (answer.type !== "reversed") throw new Error(`expected reversed, got ${answer.type}`);
+  return { binary: false, data: show(answer.data), parts: answer.parts.map(show) };
 }
 
 async function scenario(url: string, format: WireFormat): Promise<Report> {
@@ -41,6 +69,7 @@ async function scenario(url: string, format: WireFormat): Promise<Report> {
   client.send({ type: "sendOdd" });
   const afterOdd = await client.receive();
   await client.close();
+  const reversed = await reverse(url, format);
   return {
     echoed,
     sessionId: client.sessionId,
@@ -49,6 +78,7 @@ async function scenario(url: string, format: WireFormat): Promise<Report> {
     afterOdd,
     invalid: invalid.map((error) => error.message),
     state: client.state,
+    reversed,
   };
 }
 
