@@ -51,7 +51,7 @@ class ClientState(Generic[ServerMsgT]):
         #: Set once the supervisor has returned.
         self.done: trio.Event = trio.Event()
         #: Requests waiting for their reply.
-        self.requests = PendingRequests()
+        self.requests: PendingRequests = PendingRequests()
 
     def queue(self, frame: str | bytes) -> None:
         self.outbox.append(frame)
