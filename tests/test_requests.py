@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -80,6 +81,8 @@ async def test_a_request_gets_its_typed_reply(wire: WireFormat) -> None:
             client.send(Say("hi"))
             assert await client.receive() == Chat("hi")
             assert await client.request(GetScore("bob"), timeout=5) == Score("bob", 5)
+            with pytest.raises(TypeError, match=re.escape("GetScore is a request: use request()")):
+                client.send(GetScore("ann"))
 
 
 @pytest.mark.parametrize("wire", FORMATS)

@@ -99,8 +99,12 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             ClientQueueFullError: ``max_queued`` messages are waiting already.
             trio.ClosedResourceError: The client was closed.
             ConnectionClosedError: The connection ended for good (see ``receive``).
-            TypeError: ``message`` is not one of the client messages.
+            TypeError: ``message`` is not one of the client messages, or is a
+                `trio_rooms.Request` (send it with ``request``).
         """
+        name = type(message).__qualname__
+        if isinstance(message, Request):
+            raise TypeError(f"{name} is a request: use request()")
         state = self._state
         if state.closing:
             raise trio.ClosedResourceError("the client is closed")
