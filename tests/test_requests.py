@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import trio_rooms
-from trio_rooms import RequestError, Rooms, RoomsConfig, WireFormat
+from trio_rooms import RequestError, Rooms, RoomsConfig, WireFormat, testing
 from trio_rooms.client import Reconnected, ReconnectPolicy, RoomClient, open_room_client
 
 from .rpc_app import (
@@ -30,6 +30,7 @@ from .rpc_app import (
     Slow,
     Unanswered,
 )
+from .servers import Transport, start_server
 from .sockets import open_client
 
 FORMATS: list[WireFormat] = ["json", "msgpack"]
@@ -38,12 +39,14 @@ SLOW_RECONNECT = ReconnectPolicy(initial_delay=0.2, max_delay=0.2, max_attempts=
 
 
 @asynccontextmanager
-async def _serve(config: RoomsConfig | None = None) -> AsyncGenerator[tuple[Rooms[Any], int]]:
+async def _serve(
+    config: RoomsConfig | None = None, transport: Transport = "embedded"
+) -> AsyncGenerator[tuple[Rooms[Any], int]]:
     async with (
         trio_rooms.open_rooms(RpcRoom, config=config or RoomsConfig()) as rooms,
         trio.open_nursery() as nursery,
     ):
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        port = await start_server(nursery, transport, rooms)
         yield rooms, port
         nursery.cancel_scope.cancel()
 
@@ -72,9 +75,9 @@ async def _room(rooms: Rooms[Any]) -> RpcRoom:
 
 
 @pytest.mark.parametrize("wire", FORMATS)
-async def test_a_request_gets_its_typed_reply(wire: WireFormat) -> None:
+async def test_a_request_gets_its_typed_reply(wire: WireFormat, transport: Transport) -> None:
     """A request's reply comes back as its declared class, and plain messages still flow."""
-    async with _serve() as (_, port), _client(port, wire) as client:
+    async with _serve(transport=transport) as (_, port), _client(port, wire) as client:
         with trio.fail_after(10):
             score = await client.request(GetScore("ann"), timeout=5)
             assert score == Score("ann", 3)
@@ -86,9 +89,11 @@ async def test_a_request_gets_its_typed_reply(wire: WireFormat) -> None:
 
 
 @pytest.mark.parametrize("wire", FORMATS)
-async def test_a_failing_handler_gives_the_caller_a_request_error(wire: WireFormat) -> None:
+async def test_a_failing_handler_gives_the_caller_a_request_error(
+    wire: WireFormat, transport: Transport
+) -> None:
     """A refusal carries its reason, a bug answers "internal error", and the session stays open."""
-    async with _serve() as (rooms, port), _client(port, wire) as client:
+    async with _serve(transport=transport) as (rooms, port), _client(port, wire) as client:
         with trio.fail_after(10):
             with pytest.raises(RequestError) as refused:
                 await client.request(Fail(refuse=True), timeout=5)
@@ -255,3 +260,16 @@ async def test_the_wire_carries_the_request_id_in_a_library_key() -> None:
             "type": "chat",
             "text": "$rid",
         }
+
+
+@pytest.mark.parametrize("wire", FORMATS)
+async def test_the_test_client_makes_requests_too(wire: WireFormat) -> None:
+    """``trio_rooms.testing.open_test_client`` is a RoomClient: its requests get typed replies."""
+    async with (
+        trio_rooms.open_rooms(RpcRoom) as rooms,
+        testing.open_test_client(rooms, "r", format=wire) as client,
+    ):
+        with trio.fail_after(10):
+            assert await client.request(GetScore("bob"), timeout=5) == Score("bob", 5)
+            with pytest.raises(RequestError, match="refused on purpose"):
+                await client.request(Fail(refuse=True), timeout=5)

@@ -263,7 +263,7 @@ _RID = "$rid"
 # How "$rid" looks inside a frame: a cheap test that lets every other frame through
 # untouched (a hit may still be a string value; `split_rid` then finds no key).
 _RID_JSON = '"$rid"'
-_RID_MSGPACK = b"\xa4$rid"
+_RID_MSGPACK = b"$rid"
 
 
 def add_rid(wire: _Wire, payload: bytes, rid: int) -> bytes:
