@@ -8,12 +8,24 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import attrs
 import orjson
 import pytest
 import trio
 
 import trio_rooms
-from trio_rooms import RequestError, Rooms, RoomsConfig, WireFormat, testing
+from trio_rooms import (
+    ConnectRequest,
+    Message,
+    Request,
+    RequestError,
+    Rooms,
+    RoomsConfig,
+    Session,
+    WireFormat,
+    replies,
+    testing,
+)
 from trio_rooms.client import Reconnected, ReconnectPolicy, RoomClient, open_room_client
 
 from .rpc_app import (
@@ -273,3 +285,69 @@ async def test_the_test_client_makes_requests_too(wire: WireFormat) -> None:
             assert await client.request(GetScore("bob"), timeout=5) == Score("bob", 5)
             with pytest.raises(RequestError, match="refused on purpose"):
                 await client.request(Fail(refuse=True), timeout=5)
+
+
+def test_a_session_class_with_a_misplaced_handler_is_a_type_error() -> None:
+    """Handlers of foreign requests, replies outside the server messages and twins are refused."""
+
+    @attrs.frozen
+    class Other(Request[Score]):
+        pass
+
+    @attrs.frozen
+    class Stranger(Message):
+        pass
+
+    @attrs.frozen
+    class Lost(Request[Stranger]):
+        pass
+
+    with pytest.raises(TypeError, match=r"Foreign\.other answers \S*Other, not a client message"):
+
+        class Foreign(Session[None, Score, GetScore]):  # pyright: ignore[reportUnusedClass]
+            async def create_data(self, request: ConnectRequest) -> None:
+                return None
+
+            @replies(Other)
+            async def other(self, request: Other) -> Score:
+                return Score("x", 0)
+
+            async def on_message(self, message: GetScore) -> None:
+                pass
+
+    with pytest.raises(
+        TypeError, match=r"the reply \S*Stranger of \S*Lost is not one of the server messages"
+    ):
+
+        class Unsendable(Session[None, Score, Lost]):  # pyright: ignore[reportUnusedClass]
+            async def create_data(self, request: ConnectRequest) -> None:
+                return None
+
+            @replies(Lost)
+            async def lost(self, request: Lost) -> Stranger:
+                return Stranger()
+
+            async def on_message(self, message: Lost) -> None:
+                pass
+
+    with pytest.raises(TypeError, match=r"Twice\.two and \S*Twice\.one both answer GetScore"):
+
+        class Twice(Session[None, Score, GetScore]):  # pyright: ignore[reportUnusedClass]
+            async def create_data(self, request: ConnectRequest) -> None:
+                return None
+
+            @replies(GetScore)
+            async def one(self, request: GetScore) -> Score:
+                return Score("x", 0)
+
+            @replies(GetScore)
+            async def two(self, request: GetScore) -> Score:
+                return Score("x", 0)
+
+            async def on_message(self, message: GetScore) -> None:
+                pass
+
+    with pytest.raises(TypeError, match=re.escape("a reply must be a trio_rooms.Message class")):
+
+        class NotAMessage(Request[int]):  # pyright: ignore[reportUnusedClass]
+            pass
