@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import attrs
+import msgpack
 import orjson
 import pytest
 import trio
@@ -246,8 +247,8 @@ async def test_the_wire_carries_the_request_id_in_a_library_key() -> None:
     """``$rid`` rides on the request and its reply; bad ids and plain sends are refused."""
     async with _serve() as (_, port), open_client(port, "/rooms/r/websocket") as (ws, _):
 
-        async def exchange(frame: dict[str, object]) -> dict[str, object]:
-            await ws.send_message(orjson.dumps(frame).decode())
+        async def exchange(frame: dict[str, object], *, binary: bool = False) -> dict[str, object]:
+            await ws.send_message(msgpack.packb(frame) if binary else orjson.dumps(frame).decode())
             with trio.fail_after(10):
                 reply: dict[str, object] = orjson.loads(await ws.get_message())
             return reply
@@ -268,6 +269,10 @@ async def test_the_wire_carries_the_request_id_in_a_library_key() -> None:
         bad = await exchange({"type": "getScore", "player": "ann", "x": 1, "$rid": 8})
         assert bad == {"$error": {"rid": 8, "reason": _reason(bad)}}
         assert _reason(bad) == "extra fields found (x) @ $"
+        # A binary frame on a JSON session is on_bytes's, request or not.
+        assert await exchange({"type": "getScore", "player": "ann", "$rid": 9}, binary=True) == {
+            "error": "binary frames are not accepted by this session"
+        }
         assert await exchange({"type": "say", "text": "$rid"}) == {
             "type": "chat",
             "text": "$rid",

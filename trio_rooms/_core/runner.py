@@ -650,7 +650,8 @@ class SessionRunner:
                 continue  # we are closing: what the peer still sends is not handled
             # The first reply to this message may go straight to the socket.
             self.outbound.allow_direct()
-            split = split_rid(item)
+            # A request is a frame of the session's own kind (binary on JSON: on_bytes).
+            split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
             if split is not None:
                 await self._take_request(item, *split, requests)
                 continue

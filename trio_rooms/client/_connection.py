@@ -178,7 +178,8 @@ class Connection(Generic[ServerMsgT]):
                 # No reply comes after the close frame: fail those written, now.
                 self._state.requests.connection_lost(self._state.outbox)
                 return
-            split = split_rid(frame)
+            json = settings.server_codec.format == "json"
+            split = split_rid(frame) if isinstance(frame, str) == json else None
             if split is not None:
                 self._settle(frame, *split)  # a reply: not counted, never replayed
                 continue
