@@ -13,12 +13,16 @@ from hypothesis import strategies as st
 import trio_rooms
 from trio_rooms import DecodeError, Rooms, testing
 from trio_rooms._wire import (
+    MAX_RID,
     ErrorFrame,
     LibraryFrame,
+    RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
+    add_rid,
     encode_library_frame,
     parse_library_frame,
+    split_rid,
 )
 
 from .chat_app import ChatRoom, UserJoined
@@ -184,7 +188,8 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
         ({"$resync": {"reason": 1}}, "expected '$resync.reason' to be a string, got int"),
         (
             {"$rid": 1},
-            "expected one of the library frames 'error', '$session', '$resync', got '$rid'",
+            "expected one of the library frames 'error', '$session', '$resync', '$error', "
+            "got '$rid'",
         ),
     ],
 )
@@ -253,3 +258,56 @@ async def test_the_server_sends_the_golden_error_frame(
         assert isinstance(await client.receive(), UserJoined)
         client.send_frame(send)
         assert await client.receive_frame() == golden
+
+
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+@pytest.mark.parametrize("pairs", [1, 14, 15, 16, 70_000])
+@pytest.mark.parametrize("rid", [0, 7, MAX_RID])
+def test_a_request_id_goes_on_and_comes_off_any_message(
+    wire: trio_rooms.WireFormat, pairs: int, rid: int
+) -> None:
+    """``add_rid`` then ``split_rid`` give back the id and the message, whatever its size."""
+    content: dict[str, object] = {"type": "t", **{f"k{i}": i for i in range(1, pairs)}}
+    payload = orjson.dumps(content) if wire == "json" else msgpack.packb(content)
+    tagged = add_rid(wire, payload, rid)
+    loaded = orjson.loads(tagged) if wire == "json" else msgpack.unpackb(tagged)
+    assert loaded == {**content, "$rid": rid}
+    split = split_rid(tagged.decode() if wire == "json" else tagged)
+    assert split is not None
+    found, rest = split
+    assert found == rid
+    if isinstance(rest, str):
+        assert orjson.loads(rest) == content
+    else:
+        assert msgpack.unpackb(rest) == content
+
+
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+@pytest.mark.parametrize("value", [-1, MAX_RID + 1, 1.5, "7", True, None])
+def test_a_request_id_that_is_not_one_is_none(wire: trio_rooms.WireFormat, value: object) -> None:
+    """A ``$rid`` that is no id from 0 to 2**53-1 is found, but as ``None``."""
+    content = {"type": "t", "$rid": value}
+    payload = orjson.dumps(content).decode() if wire == "json" else msgpack.packb(content)
+    assert split_rid(payload) == (
+        None,
+        orjson.dumps({"type": "t"}).decode() if wire == "json" else msgpack.packb({"type": "t"}),
+    )
+
+
+@pytest.mark.parametrize(
+    "data", ['{"type":"t","text":"$rid"}', '{"type":"t"}', b"\x81\xa4type\xa4$rid", b"\xc1"]
+)
+def test_a_frame_without_a_request_id_is_left_alone(data: str | bytes) -> None:
+    """A frame with no top-level ``$rid`` key (a string value of "$rid" too) is no request."""
+    assert split_rid(data) is None
+
+
+def test_the_request_failed_frame_round_trips() -> None:
+    """``{"$error": {"rid", "reason"}}`` parses back to the frame it encodes, in both formats."""
+    frame = RequestFailedFrame(7, "no such player")
+    assert encode_library_frame("json", frame) == b'{"$error":{"rid":7,"reason":"no such player"}}'
+    for wire in ("json", "msgpack"):
+        payload = encode_library_frame(wire, frame)
+        assert parse_library_frame(payload.decode() if wire == "json" else payload) == frame
+    with pytest.raises(DecodeError, match=re.escape("'$error.rid' to be a request id, got bool")):
+        parse_library_frame('{"$error":{"rid":true,"reason":"x"}}')

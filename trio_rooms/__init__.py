@@ -22,6 +22,7 @@ from ._core.storage import Storage as Storage
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
+from ._errors import RequestError as RequestError
 from ._errors import RoomNameError as RoomNameError
 from ._errors import RoomsClosedError as RoomsClosedError
 from ._errors import RoomsError as RoomsError
@@ -30,6 +31,8 @@ from ._errors import StorageError as StorageError
 from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
 from ._message import wire as wire
+from ._rpc import Request as Request
+from ._rpc import replies as replies
 from ._run import open_signal_scope as open_signal_scope
 from ._run import run as run
 from .client import ClientQueueFullError as ClientQueueFullError
@@ -68,6 +71,8 @@ __all__ = [
     "Reconnected",
     "Reject",
     "ReplayLimits",
+    "Request",
+    "RequestError",
     "Response",
     "Resynced",
     "Room",
@@ -94,6 +99,7 @@ __all__ = [
     "open_room_client",
     "open_rooms",
     "open_signal_scope",
+    "replies",
     "route",
     "run",
     "serve_websocket",

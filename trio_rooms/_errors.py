@@ -13,6 +13,7 @@
     │                                   the rooms (or this room) are shutting down
     ├── TooManyRoomsError (RuntimeError)
     │                                   a new room would go past RoomsConfig.max_rooms
+    ├── RequestError                    a request got no reply: its handler refused or failed
     └── SessionClosedError (trio.ClosedResourceError)
                                         an action on a session that has already ended
 """
@@ -25,6 +26,7 @@ __all__ = [
     "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
+    "RequestError",
     "RoomNameError",
     "RoomsClosedError",
     "RoomsError",
@@ -99,3 +101,18 @@ class BackplaneError(RoomsError):
 
 class SessionClosedError(RoomsError, trio.ClosedResourceError):
     """The session has ended; nothing more can be sent on it or persisted for it."""
+
+
+class RequestError(RoomsError):
+    """A request got an error instead of its reply; ``reason`` says why.
+
+    A request handler raises it to refuse a request: its ``reason`` goes to the
+    client as it is. Any other exception of a handler reaches the client as
+    ``"internal error"`` (and the session's ``on_error``). ``RoomClient.request``
+    raises it with the server's reason, or when the connection was lost after the
+    request was written and before its reply came (the handler may have run).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

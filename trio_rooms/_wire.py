@@ -8,18 +8,24 @@ start with ``$`` for everything else, which no attrs field name can produce::
     {"$session": {"id": "...", "token": "...", "resumed": false}}
     {"$session": {"id": "...", "token": "...", "resumed": true, "replayed": 12}}
     {"$resync": {"reason": "the replay log no longer reaches back to frame 40"}}
+    {"$error": {"rid": 7, "reason": "no such player"}}
+
+A request and its reply are user messages that carry one library key more, ``"$rid"``,
+the request's id (chosen by the client): ``{"type": "getScore", "$rid": 7}`` and
+``{"type": "score", "value": 3, "$rid": 7}``; a request that failed is answered with
+the ``$error`` frame instead. `add_rid` and `split_rid` put the key on and take it off.
 
 As for user messages, JSON goes in text frames and msgpack maps in binary frames.
 Server, Python client and `trio_rooms.testing` all read and write them here.
 
-A new library frame (``$resync``, ``$rid``, presence diffs) is one attrs record in
+A new library frame (``$resync``, ``$error``, presence diffs) is one attrs record in
 `LibraryFrame`, one case in `_content` and one parser in `_PARSERS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeAlias, cast, final
+from typing import Literal, TypeAlias, TypeGuard, cast, final
 
 import attrs
 import msgpack
@@ -28,13 +34,20 @@ import orjson
 from ._errors import DecodeError
 
 __all__ = [
+    "MAX_RID",
     "ErrorFrame",
     "LibraryFrame",
+    "RequestFailedFrame",
     "ResyncFrame",
     "SessionFrame",
+    "add_rid",
     "encode_library_frame",
     "parse_library_frame",
+    "split_rid",
 ]
+
+#: The largest request id: JavaScript's largest safe integer, so the TS client can count.
+MAX_RID = 2**53 - 1
 
 
 @final
@@ -75,7 +88,20 @@ class ResyncFrame:
     reason: str
 
 
-LibraryFrame: TypeAlias = ErrorFrame | SessionFrame | ResyncFrame
+@final
+@attrs.frozen
+class RequestFailedFrame:
+    """``{"$error": {"rid": 7, "reason": ...}}``: the request ``rid`` got no reply.
+
+    Its handler raised, it named no request the session answers, or too many of the
+    client's requests were in flight; the connection stays open.
+    """
+
+    rid: int
+    reason: str
+
+
+LibraryFrame: TypeAlias = ErrorFrame | SessionFrame | ResyncFrame | RequestFailedFrame
 
 # Spelled out rather than imported from `codec` (the same type): `_wire` sits below it.
 _Wire: TypeAlias = Literal["json", "msgpack"]
@@ -105,6 +131,8 @@ def _content(frame: LibraryFrame) -> dict[str, object]:
             return {"$session": info}
         case ResyncFrame():
             return {"$resync": {"reason": frame.reason}}
+        case RequestFailedFrame():
+            return {"$error": {"rid": frame.rid, "reason": frame.reason}}
 
 
 def parse_library_frame(data: str | bytes) -> LibraryFrame | None:
@@ -198,6 +226,25 @@ def _parse_resync(value: object) -> ResyncFrame:
     return ResyncFrame(reason)
 
 
+def _parse_failed(value: object) -> RequestFailedFrame:
+    if not isinstance(value, dict):
+        raise _ShapeError(f"'$error' to be a map, got {_kind(value)}")
+    fields = cast("dict[object, object]", value)
+    if fields.keys() != {"rid", "reason"}:
+        keys = ", ".join(sorted(map(repr, fields))) or "none"
+        raise _ShapeError(f"'$error' to have the keys 'reason', 'rid', got {keys}")
+    rid, reason = fields["rid"], fields["reason"]
+    if not _is_rid(rid):
+        raise _ShapeError(f"'$error.rid' to be a request id, got {_kind(rid)}")
+    if not isinstance(reason, str):
+        raise _ShapeError(f"'$error.reason' to be a string, got {_kind(reason)}")
+    return RequestFailedFrame(rid, reason)
+
+
+def _is_rid(value: object) -> TypeGuard[int]:
+    return type(value) is int and 0 <= value <= MAX_RID
+
+
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -207,4 +254,58 @@ _PARSERS: dict[str, Callable[[object], LibraryFrame]] = {
     "error": _parse_error,
     "$session": _parse_session,
     "$resync": _parse_resync,
+    "$error": _parse_failed,
 }
+
+# ------------------------------------------------------------------------ requests
+
+_RID = "$rid"
+# How "$rid" looks inside a frame: a cheap test that lets every other frame through
+# untouched (a hit may still be a string value; `split_rid` then finds no key).
+_RID_JSON = '"$rid"'
+_RID_MSGPACK = b"$rid"
+
+
+def add_rid(wire: _Wire, payload: bytes, rid: int) -> bytes:
+    """``payload``, a user message as a codec encoded it, with ``"$rid": rid`` added last."""
+    if wire == "json":
+        # A message is a non-empty object (it has "type"): drop its "}", append the key.
+        return b"%s,%s:%d}" % (payload[:-1], _RID_JSON.encode(), rid)
+    # A msgpack map: its header counts its pairs, so write a header for one more.
+    first = payload[0]
+    if 0x80 <= first <= 0x8F:
+        count, body = first & 0x0F, payload[1:]
+    elif first == 0xDE:
+        count, body = int.from_bytes(payload[1:3]), payload[3:]
+    elif first == 0xDF:
+        count, body = int.from_bytes(payload[1:5]), payload[5:]
+    else:
+        raise ValueError(f"expected a msgpack map, got the type byte {first:#x}")
+    count += 1
+    if count <= 0x0F:
+        header = bytes((0x80 | count,))
+    elif count <= 0xFFFF:
+        header = b"\xde" + count.to_bytes(2)
+    else:
+        header = b"\xdf" + count.to_bytes(4)
+    return header + body + msgpack.packb(_RID) + msgpack.packb(rid)
+
+
+def split_rid(data: str | bytes) -> tuple[int | None, str | bytes] | None:
+    """``data``'s request id and the frame without it, or ``None`` if it carries none.
+
+    ``data`` is a user message (JSON if text, msgpack if binary). The id is ``None``
+    when the key is there but its value is not an id (0 to `MAX_RID`).
+    """
+    if isinstance(data, str):
+        if _RID_JSON not in data:
+            return None
+    elif _RID_MSGPACK not in data:
+        return None
+    content = _load(data)
+    if content is None or _RID not in content:
+        return None
+    fields = dict(content)
+    rid = fields.pop(_RID)
+    rest = orjson.dumps(fields).decode() if isinstance(data, str) else msgpack.packb(fields)
+    return (rid if _is_rid(rid) else None), rest

@@ -109,6 +109,9 @@ class RoomsConfig:
     #: Received messages waiting for the session's handler; when full, the socket
     #: is not read until the handler catches up (TCP backpressure).
     inbound_max_messages: int = attrs.field(default=32, validator=_positive_int)
+    #: Requests of one session whose handlers have not returned yet (`trio_rooms.replies`);
+    #: one more is answered at once with ``{"$error": ...}`` ("too many requests in flight").
+    max_requests_in_flight: int = attrs.field(default=64, validator=_positive_int)
     #: Seconds a room without sessions stays alive before it is evicted.
     room_idle_timeout: float = attrs.field(default=30.0, validator=_positive)
     #: Seconds after a session's last write during which its token resumes it.

@@ -17,16 +17,26 @@ import contextlib
 import enum
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, Protocol, cast, final
 
 import attrs
 import trio
 
-from .._errors import DecodeError, SessionClosedError
+from .._errors import DecodeError, RequestError, SessionClosedError
 from .._message import Message
-from .._wire import ErrorFrame, LibraryFrame, ResyncFrame, SessionFrame, encode_library_frame
+from .._rpc import Request
+from .._wire import (
+    ErrorFrame,
+    LibraryFrame,
+    RequestFailedFrame,
+    ResyncFrame,
+    SessionFrame,
+    add_rid,
+    encode_library_frame,
+    split_rid,
+)
 from ..codec import Codec, MessageCheck, WireFormat, make_codec
 from . import tokens
 from .config import RoomsConfig
@@ -198,11 +208,14 @@ class SessionRunner:
         "_decode",
         "_durable",
         "_handler_scope",
+        "_in_flight",
         "_invalid_in_a_row",
         "_joined_at",
         "_left_at",
         "_message_classes",
         "_reader_scope",
+        "_request_scopes",
+        "_responders",
         "_resumed_at",
         "_send_close",
         "_sent",
@@ -232,6 +245,7 @@ class SessionRunner:
         data_type: object,
         message_classes: Callable[[], tuple[tuple[type[Message], ...], tuple[type[Message], ...]]],
         takes_bytes: bool,
+        responders: Mapping[type[Request[Any]], Callable[[Any, Any], Awaitable[Message]]],
     ) -> None:
         self.session = session
         self.id = secrets.token_urlsafe(18)
@@ -241,6 +255,11 @@ class SessionRunner:
         self._message_classes = message_classes
         #: The session overrides ``on_bytes``: binary frames on JSON are its to take.
         self._takes_bytes = takes_bytes
+        #: The session's request handlers (`replies`), and how many of them are running.
+        self._responders = responders
+        self._in_flight = 0
+        #: The cancel scopes of the running handlers: a close gives them close_timeout.
+        self._request_scopes: set[trio.CancelScope] = set()
         self.room_side: RoomSide | None = None
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
@@ -415,6 +434,9 @@ class SessionRunner:
             # and the running handler until then to return.
             self._reader_scope.deadline = deadline
             self._handler_scope.deadline = deadline
+        # Nobody will read their replies: request handlers get until the deadline too.
+        for scope in self._request_scopes:
+            scope.deadline = deadline
 
     def take_over(self) -> None:
         """This session was resumed on another connection: its record is not ours anymore."""
@@ -435,7 +457,9 @@ class SessionRunner:
                     if await self._admit(room):
                         try:
                             with self._handler_scope:
-                                await self._handle_loop(inbox_receive)
+                                # Request handlers run here; they end before on_close.
+                                async with trio.open_nursery() as requests:
+                                    await self._handle_loop(inbox_receive, requests)
                         finally:
                             await self._finish()
         except Exception:
@@ -601,7 +625,9 @@ class SessionRunner:
 
     # --------------------------------------------------------------- handling
 
-    async def _handle_loop(self, inbox: trio.MemoryReceiveChannel[str | bytes]) -> None:
+    async def _handle_loop(
+        self, inbox: trio.MemoryReceiveChannel[str | bytes], requests: trio.Nursery
+    ) -> None:
         room = self.room_side
         assert room is not None
         gate = room.gate
@@ -624,6 +650,11 @@ class SessionRunner:
                 continue  # we are closing: what the peer still sends is not handled
             # The first reply to this message may go straight to the socket.
             self.outbound.allow_direct()
+            # A request is a frame of the session's own kind (binary on JSON: on_bytes).
+            split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
+            if split is not None:
+                await self._take_request(item, *split, requests)
+                continue
             # One event of the room at a time (taken without yielding when free).
             await gate.acquire()
             try:
@@ -651,16 +682,123 @@ class SessionRunner:
             except DecodeError as exc:
                 error = exc
             else:
-                self._invalid_in_a_row = 0
-                await session.on_message(message)
-                return
+                if not isinstance(message, Request):
+                    self._invalid_in_a_row = 0
+                    await session.on_message(message)
+                    return
+                error = DecodeError(f"{message.tag!r} is a request: it needs a '$rid'")
+        if self._count_invalid():
+            return
+        error.frame = item
+        await session.on_invalid(error)
+
+    # --------------------------------------------------------------- requests
+
+    async def _take_request(
+        self, item: str | bytes, rid: int | None, rest: str | bytes, requests: trio.Nursery
+    ) -> None:
+        """Start answering the request in ``item`` (``rest`` is it without its ``$rid``).
+
+        Its handler takes the gate before the next frame is handled, so requests and
+        messages start in the order they arrived; a request that cannot be answered
+        gets its ``$error`` at once.
+        """
+        if rid is None:
+            await self._invalid(item, DecodeError("expected '$rid' to be a request id"))
+            return
+        try:
+            message = self._decode(rest)
+        except DecodeError as exc:
+            self._count_invalid()
+            self._refuse(rid, str(exc))
+            return
+        self._invalid_in_a_row = 0
+        request = cast("Request[Any]", message) if isinstance(message, Request) else None
+        responder = None if request is None else self._responders.get(type(request))
+        limit = self._config().max_requests_in_flight
+        if request is None or responder is None:
+            self._refuse(rid, f"{message.tag!r} is not a request this session answers")
+        elif self._in_flight >= limit:
+            self._refuse(rid, f"too many requests in flight: at most {limit}")
+        else:
+            self._in_flight += 1
+            await requests.start(self._answer, responder, request, rid)
+
+    async def _answer(
+        self,
+        responder: Callable[[Any, Any], Awaitable[Message]],
+        request: Request[Any],
+        rid: int,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        room = self.room_side
+        assert room is not None
+        try:
+            # Taken before the next frame is handled (the gate is fair): arrival order.
+            await room.gate.acquire()
+            task_status.started()
+            scope = trio.CancelScope()
+            if self.closing is not None:
+                scope.deadline = trio.current_time() + room.config.close_timeout
+            self._request_scopes.add(scope)
+            try:
+                with scope:
+                    frame = await self._reply(responder, request, rid)
+                    if self.closing is None:
+                        self.enqueue(frame)  # not logged: a reply is never replayed
+                    else:
+                        self.counters.dropped += 1
+            finally:
+                self._request_scopes.discard(scope)
+                room.gate.release()
+        finally:
+            self._in_flight -= 1
+
+    async def _reply(
+        self, responder: Callable[[Any, Any], Awaitable[Message]], request: Request[Any], rid: int
+    ) -> Frame:
+        try:
+            reply = await responder(self.session, request)
+            if not isinstance(reply, request.reply_classes):
+                expected = " | ".join(cls.__qualname__ for cls in request.reply_classes)
+                raise TypeError(  # noqa: TRY301 - reported below, like the handler's own
+                    f"the handler of {type(request).__qualname__} returned "
+                    f"{type(reply).__qualname__}, expected {expected}"
+                )
+            if self.check is not None:
+                self.check(reply)
+            payload = add_rid(self.format, self.encode(reply), rid)
+        except RequestError as exc:
+            return library_frame(self.format, RequestFailedFrame(rid, exc.reason))
+        except Exception as exc:
+            await self._report(exc)
+            return library_frame(self.format, RequestFailedFrame(rid, "internal error"))
+        return Frame(TEXT if self.format == "json" else BINARY, payload)
+
+    def _refuse(self, rid: int, reason: str) -> None:
+        self.enqueue(library_frame(self.format, RequestFailedFrame(rid, reason)))
+
+    def _count_invalid(self) -> bool:
+        """Count an invalid frame; True if that was one too many in a row (closing)."""
         self.counters.invalid += 1
         self._invalid_in_a_row += 1
         if self._invalid_in_a_row >= self._config().max_invalid_in_a_row:
             self.begin_close(1008, "too many invalid messages")
+            return True
+        return False
+
+    async def _invalid(self, item: str | bytes, error: DecodeError) -> None:
+        if self._count_invalid():
             return
         error.frame = item
-        await session.on_invalid(error)
+        room = self.room_side
+        assert room is not None
+        async with room.gate:
+            try:
+                await self.session.on_invalid(error)
+            except Exception as exc:
+                await self._report(exc)
 
     def _config(self) -> RoomsConfig:
         return self.room_side.config if self.room_side is not None else _DEFAULT_CONFIG

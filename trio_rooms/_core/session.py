@@ -17,6 +17,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from .._errors import DecodeError
 from .._message import Message
+from .._rpc import Request, handled_request
 from ..codec import WireFormat
 from .gate import Exclusive, Unlocked
 from .outbound import BINARY, TEXT
@@ -127,6 +128,40 @@ def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], 
     return cast("tuple[type[Message], ...]", members)
 
 
+#: A `replies` handler as a class holds it: called with the session and the request.
+Responder = Callable[[Any, Any], Awaitable[Message]]
+
+
+def _responders(
+    cls: type, client: tuple[type[Message], ...], server: tuple[type[Message], ...]
+) -> dict[type[Request[Any]], Responder]:
+    """The class's request handlers by request class, checked against its messages."""
+    names: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        names.update(vars(klass))  # a subclass's attribute hides its base's
+    found: dict[type[Request[Any]], tuple[str, Responder]] = {}
+    for name, attribute in names.items():
+        request = handled_request(attribute)
+        if request is None:
+            continue
+        owner = f"{cls.__qualname__}.{name}"
+        if request in found:
+            raise TypeError(
+                f"{owner} and {cls.__qualname__}.{found[request][0]} both answer "
+                f"{request.__qualname__}"
+            )
+        if request not in client:
+            raise TypeError(f"{owner} answers {request.__qualname__}, not a client message")
+        for reply in request.reply_classes:
+            if reply not in server:
+                raise TypeError(
+                    f"{owner}: the reply {reply.__qualname__} of {request.__qualname__} "
+                    "is not one of the server messages"
+                )
+        found[request] = (name, cast("Responder", attribute))
+    return {request: responder for request, (_, responder) in found.items()}
+
+
 class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     """One client connected to a room.
 
@@ -147,12 +182,14 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
 
     The library creates sessions (subclasses are constructed with no arguments). A
     session's messages are handled one at a time, in the order they arrived; sessions
-    of one room run concurrently.
+    of one room run concurrently. A client's requests (`trio_rooms.Request`) are
+    answered by methods decorated with `trio_rooms.replies`.
     """
 
     _server_classes: ClassVar[tuple[type[Message], ...] | None] = None
     _client_classes: ClassVar[tuple[type[Message], ...] | None] = None
     _data_type: ClassVar[object] = None
+    _responders: ClassVar[Mapping[type[Request[Any]], Responder]] = {}
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -167,6 +204,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         cls._data_type = args[0]
         cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
         cls._client_classes = _message_classes(args[2], cls.__qualname__, "client")
+        cls._responders = _responders(cls, cls._client_classes, cls._server_classes)
 
     @classmethod
     def message_classes(cls) -> tuple[tuple[type[Message], ...], tuple[type[Message], ...]]:
@@ -186,6 +224,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             data_type=cls._data_type,
             message_classes=cls.message_classes,
             takes_bytes=cls.on_bytes is not Session.on_bytes,  # pyright: ignore[reportUnknownMemberType]
+            responders=cls._responders,
         )
 
     # ----------------------------------------------------------------- attributes

@@ -15,6 +15,8 @@ import trio
 
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
+from .._rpc import Request
+from .._wire import add_rid
 from ..codec import Codec, WireFormat, make_codec
 from . import _transport
 from ._connection import ConnectionSettings
@@ -30,6 +32,7 @@ __all__ = ["RoomClient", "open_room_client"]
 
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
+RetT = TypeVar("RetT")
 
 
 @final
@@ -96,8 +99,12 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             ClientQueueFullError: ``max_queued`` messages are waiting already.
             trio.ClosedResourceError: The client was closed.
             ConnectionClosedError: The connection ended for good (see ``receive``).
-            TypeError: ``message`` is not one of the client messages.
+            TypeError: ``message`` is not one of the client messages, or is a
+                `trio_rooms.Request` (send it with ``request``).
         """
+        name = type(message).__qualname__
+        if isinstance(message, Request):
+            raise TypeError(f"{name} is a request: use request()")
         state = self._state
         if state.closing:
             raise trio.ClosedResourceError("the client is closed")
@@ -107,6 +114,62 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             raise ClientQueueFullError(self._max_queued)
         payload = self._client_codec.encode(message)
         state.queue(payload.decode() if self._text else payload)
+
+    async def request(self, message: Request[RetT], *, timeout: float = 10.0) -> RetT:
+        """Send the request ``message`` and wait for its reply, typed by its class.
+
+        ::
+
+            score = await client.request(GetScore(player="ann"), timeout=5)
+
+        It is queued as ``send`` queues (so, while reconnecting, it goes out on the next
+        connection) and answered once. Requests may be answered out of order.
+
+        Raises:
+            RequestError: The server answered with an error (its handler refused or
+                failed, or too many requests were in flight), or the connection was
+                lost after the request was written, before its reply came: it may have
+                run (it is never sent twice).
+            TimeoutError: No reply within ``timeout`` seconds; it may still run.
+            DecodeError: The reply is not one of the request's reply classes.
+            ValueError: ``timeout`` is not > 0.
+            TypeError, ClientQueueFullError, trio.ClosedResourceError,
+                ConnectionClosedError: As for ``send``; the last two also when the
+                client ends while the request waits.
+        """
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        state = self._state
+        if state.closing:
+            raise trio.ClosedResourceError("the client is closed")
+        if state.outcome is not None:
+            raise state.outcome
+        if len(state.outbox) >= self._max_queued:
+            raise ClientQueueFullError(self._max_queued)
+        # A request class outside the client messages is the codec's TypeError.
+        payload = self._client_codec.encode(cast("ClientMsgT", message))
+        rid, waiter = state.requests.open()
+        frame = add_rid(self._client_codec.format, payload, rid)
+        waiter.frame = frame.decode() if self._text else frame
+        state.queue(waiter.frame)
+        try:
+            with trio.fail_after(timeout):
+                await waiter.done.wait()
+        except trio.TooSlowError:
+            raise TimeoutError(f"no reply to {message.tag!r} within {timeout:g} seconds") from None
+        finally:
+            state.requests.discard(rid)
+        reply = waiter.result
+        if isinstance(reply, Exception):
+            raise reply
+        if not isinstance(reply, message.reply_classes):
+            expected = " | ".join(cls.__qualname__ for cls in message.reply_classes)
+            raise DecodeError(
+                f"expected a reply of type {expected} to {message.tag!r}, "
+                f"got {type(reply).__qualname__}",
+                frame=waiter.frame,
+            )
+        return cast("RetT", reply)
 
     async def receive(self) -> ServerMsgT:
         """Wait for the next server message; reconnects happen underneath.

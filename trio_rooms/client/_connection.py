@@ -10,9 +10,16 @@ import attrs
 import trio
 import trio_websocket
 
-from .._errors import DecodeError
+from .._errors import DecodeError, RequestError
 from .._message import Message
-from .._wire import ErrorFrame, ResyncFrame, SessionFrame, parse_library_frame
+from .._wire import (
+    ErrorFrame,
+    RequestFailedFrame,
+    ResyncFrame,
+    SessionFrame,
+    parse_library_frame,
+    split_rid,
+)
 from ..codec import Codec
 from ._errors import ConnectError, ServerError
 from ._events import Resynced
@@ -168,14 +175,24 @@ class Connection(Generic[ServerMsgT]):
             try:
                 frame = await ws.get_message()
             except trio_websocket.ConnectionClosed:
+                # No reply comes after the close frame: fail those written, now.
+                self._state.requests.connection_lost(self._state.outbox)
                 return
-            item: ServerMsgT | Exception | Resynced
+            json = settings.server_codec.format == "json"
+            split = split_rid(frame) if isinstance(frame, str) == json else None
+            if split is not None:
+                self._settle(frame, *split)  # a reply: not counted, never replayed
+                continue
+            item: ServerMsgT | Exception | Resynced | RequestFailedFrame
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
                 if isinstance(item, Resynced):
                     self._state.events_send.send_nowait(item)
+                    continue
+                if isinstance(item, RequestFailedFrame):
+                    self._state.requests.settle(item.rid, RequestError(item.reason))
                     continue
                 if item is exc:
                     self._state.seen += 1  # not a library frame: a message sent to us
@@ -188,6 +205,20 @@ class Connection(Generic[ServerMsgT]):
             else:
                 self._state.seen += 1
             await self._state.inbox_send.send(item)
+
+    def _settle(self, frame: str | bytes, rid: int | None, rest: str | bytes) -> None:
+        """Hand the reply in ``frame`` (``rest`` without its ``$rid``) to its request."""
+        if rid is None:
+            self._settings.on_invalid(
+                DecodeError("expected '$rid' to be a request id", frame=frame)
+            )
+            return
+        try:
+            reply: Message | Exception = self._settings.server_codec.decode(rest)
+        except DecodeError as exc:
+            exc.frame = frame
+            reply = exc
+        self._state.requests.settle(rid, reply)
 
     async def _write(
         self, ws: trio_websocket.WebSocketConnection, connection_scope: trio.CancelScope
@@ -209,7 +240,9 @@ class Connection(Generic[ServerMsgT]):
             await state.wait_outbox_changed()
 
 
-def _library_frame(frame: bytes | str, error: DecodeError) -> Exception | Resynced:
+def _library_frame(
+    frame: bytes | str, error: DecodeError
+) -> Exception | Resynced | RequestFailedFrame:
     """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
     server message; ``error`` itself if it is no library frame either."""
     try:
@@ -225,5 +258,7 @@ def _library_frame(frame: bytes | str, error: DecodeError) -> Exception | Resync
             )
         case ResyncFrame():
             return Resynced(parsed.reason)
+        case RequestFailedFrame():
+            return parsed
         case None:
             return error

@@ -10,6 +10,7 @@ import trio
 
 from .._wire import SessionFrame
 from ._events import ClientEvent
+from ._requests import PendingRequests
 
 __all__ = ["ClientState"]
 
@@ -49,6 +50,8 @@ class ClientState(Generic[ServerMsgT]):
         self.outcome: Exception | None = None
         #: Set once the supervisor has returned.
         self.done: trio.Event = trio.Event()
+        #: Requests waiting for their reply.
+        self.requests: PendingRequests = PendingRequests()
 
     def queue(self, frame: str | bytes) -> None:
         self.outbox.append(frame)
@@ -69,6 +72,7 @@ class ClientState(Generic[ServerMsgT]):
     def set_disconnected(self) -> None:
         self.connected = False
         self._disconnected.set()
+        self.requests.connection_lost(self.outbox)
 
     async def wait_disconnected(self) -> None:
         if self.connected:

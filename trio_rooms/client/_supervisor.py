@@ -67,6 +67,7 @@ class Supervisor(Generic[ServerMsgT]):
             state.outcome = exc
         finally:
             state.set_disconnected()
+            state.requests.end(state.outcome or trio.ClosedResourceError("the client is closed"))
             state.inbox_send.close()
             state.events_send.close()
             state.done.set()
