@@ -362,8 +362,21 @@ class SessionRunner:
             raise SessionClosedError(f"session {self.id} was resumed on another connection")
 
     async def close(self, code: int, reason: str) -> None:
-        """`Session.close`: decide the close, wait until the close frame is written."""
+        """`Session.close`: decide the close, wait until the close frame is written.
+
+        From an event of the room, the frames it sent after a write leave only once that
+        write is durable, which is when the event ends: its writes so far are sealed now
+        so they can be, or waiting here would wait for itself. In a storage transaction
+        they cannot be (it lands whole or not at all): the close then goes out after it,
+        without waiting.
+        """
         self.begin_close(code, reason)
+        room = self.room_side
+        if room is not None and room.gate.held_here():
+            if room.gate.pinned:
+                await trio.lowlevel.checkpoint()
+                return
+            room.state.seal()
         await self._close_sent.wait()
 
     # ------------------------------------------------------------ for the room
