@@ -178,7 +178,6 @@ class RoomRunner:
         self, message: Message, excluded: set[str] | None, *, logged: bool = True
     ) -> None:
         frames: dict[WireFormat, Frame] = {}
-        self.broadcasts += 1  # every session in the room counts it, but the excluded
         log = self.log
         payload = None
         if logged and log.active:
@@ -190,6 +189,7 @@ class RoomRunner:
             frames["json"] = Frame(TEXT, payload, after)
         queued = 0
         overflowed: list[SessionRunner] = []
+        self.broadcasts += 1  # every session in the room counts it, but the excluded
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
         # a session whose writer is idle, one non-blocking write: see put_first).
         for runner in self.runners.values():
