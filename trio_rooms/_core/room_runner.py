@@ -31,8 +31,9 @@ from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
-from .runner import SessionRunner, outbound_check, session_codec
+from .runner import SessionRunner
 from .session import Session, runner_of
+from .session_codecs import outbound_check, session_codec
 from .stats import Counters
 from .storage import Storage
 

@@ -18,8 +18,7 @@ import enum
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from functools import cache
-from typing import Any, Final, Protocol, cast, final
+from typing import Any, Final, cast, final
 
 import attrs
 import trio
@@ -29,38 +28,32 @@ from .._message import Message
 from .._rpc import Request
 from .._wire import (
     ErrorFrame,
-    LibraryFrame,
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
     add_rid,
-    encode_library_frame,
     split_rid,
 )
-from ..codec import Codec, MessageCheck, WireFormat, make_codec
+from ..codec import WireFormat
 from . import tokens
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .durable import DurableRecord
-from .gate import Gate
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
-from .replay import LogEntry, ReplayPlan, RoomLog, transcode
+from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
-from .room_state import RoomState
+from .runner_sides import RoomSide, SessionHooks
+from .session_codecs import library_frame, outbound_check, session_codec
 from .stats import Counters
-from .storage import RecordWrite, ReplayCursor, SessionRecord, Storage
+from .storage import RecordWrite, ReplayCursor, SessionRecord
 
 __all__ = [
     "NO_DATA",
     "SESSION_TAKEN_OVER",
     "Closing",
     "Phase",
-    "SessionHooks",
     "SessionRunner",
-    "library_frame",
-    "outbound_check",
-    "session_codec",
 ]
 
 _logger = logging.getLogger("trio_rooms")
@@ -75,83 +68,6 @@ _DEFAULT_CONFIG = RoomsConfig()
 
 #: `SessionRunner.data` before ``create_data`` (or a resume) gave the session its data.
 NO_DATA: Final[object] = object()
-
-
-class SessionHooks(Protocol):
-    """What a runner calls of the session it runs: the `Session` hooks."""
-
-    async def create_data(self, request: ConnectRequest) -> Any: ...  # noqa: ANN401 - DataT
-
-    async def on_resume(self) -> None: ...
-
-    async def on_resync(self) -> None: ...
-
-    async def on_connect(self) -> None: ...
-
-    async def on_message(self, message: Any) -> None: ...  # noqa: ANN401 - ClientMsgT
-
-    async def on_bytes(self, data: bytes) -> None: ...
-
-    async def on_invalid(self, error: DecodeError) -> None: ...
-
-    async def on_error(self, error: Exception) -> None: ...
-
-    async def on_close(self, code: int, reason: str) -> None: ...
-
-
-class RoomSide(Protocol):
-    """What a session's runner uses of its room's runner (a `RoomRunner`)."""
-
-    @property
-    def room(self) -> object:
-        """The `Room` façade, which `Session.room` returns."""
-        ...
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def config(self) -> RoomsConfig: ...
-
-    @property
-    def counters(self) -> Counters: ...
-
-    @property
-    def storage(self) -> Storage: ...
-
-    @property
-    def state(self) -> RoomState:
-        """The room's cached, coalesced storage, and its output gate."""
-        ...
-
-    @property
-    def gate(self) -> Gate:
-        """The room's input gate: every hook of the session runs holding it."""
-        ...
-
-    @property
-    def log(self) -> RoomLog:
-        """The room's replay log."""
-        ...
-
-    @property
-    def broadcasts(self) -> int:
-        """Broadcasts the room delivered so far (`SessionRunner.sent` counts from them)."""
-        ...
-
-    def decode_logged(self, wire: WireFormat, payload: bytes) -> Message:
-        """A logged server message, decoded from ``wire``."""
-        ...
-
-    @property
-    def stopping(self) -> bool: ...
-
-    @property
-    def runners(self) -> dict[str, SessionRunner]: ...
-
-    def add(self, runner: SessionRunner) -> None: ...
-
-    def remove(self, runner: SessionRunner) -> None: ...
 
 
 class Phase(enum.Enum):
@@ -176,26 +92,6 @@ class Closing:
     reason: str
     #: The peer closed (or vanished): nothing of what it still sends is handled.
     by_peer: bool
-
-
-@cache
-def session_codec(
-    classes: tuple[type[Message], ...], wire: WireFormat, camel_case: bool, forbid_extra_keys: bool
-) -> Codec[Message]:
-    return make_codec(wire, *classes, camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
-
-
-@cache
-def outbound_check(
-    classes: tuple[type[Message], ...], camel_case: bool
-) -> Callable[[Message], None]:
-    """The check of outbound messages of ``classes`` (``RoomsConfig.check_outbound``)."""
-    return MessageCheck(*classes, camel_case=camel_case)
-
-
-def library_frame(wire: WireFormat, frame: LibraryFrame) -> Frame:
-    # Library frames carry no "type", so they never collide with user messages.
-    return Frame(TEXT if wire == "json" else BINARY, encode_library_frame(wire, frame))
 
 
 @final

@@ -1,0 +1,102 @@
+"""What a session's runner talks to: the user's hooks and its room.
+
+`SessionHooks` is the `Session` as its runner calls it; `RoomSide` is the `RoomRunner` as
+the session's runner uses it. Protocols, so the runner imports neither class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._errors import DecodeError
+from .._message import Message
+from ..codec import WireFormat
+from .config import RoomsConfig
+from .gate import Gate
+from .replay import RoomLog
+from .request import ConnectRequest
+from .room_state import RoomState
+from .stats import Counters
+from .storage import Storage
+
+if TYPE_CHECKING:
+    from .runner import SessionRunner
+
+__all__ = ["RoomSide", "SessionHooks"]
+
+
+class SessionHooks(Protocol):
+    """What a runner calls of the session it runs: the `Session` hooks."""
+
+    async def create_data(self, request: ConnectRequest) -> Any: ...  # noqa: ANN401 - DataT
+
+    async def on_resume(self) -> None: ...
+
+    async def on_resync(self) -> None: ...
+
+    async def on_connect(self) -> None: ...
+
+    async def on_message(self, message: Any) -> None: ...  # noqa: ANN401 - ClientMsgT
+
+    async def on_bytes(self, data: bytes) -> None: ...
+
+    async def on_invalid(self, error: DecodeError) -> None: ...
+
+    async def on_error(self, error: Exception) -> None: ...
+
+    async def on_close(self, code: int, reason: str) -> None: ...
+
+
+class RoomSide(Protocol):
+    """What a session's runner uses of its room's runner (a `RoomRunner`)."""
+
+    @property
+    def room(self) -> object:
+        """The `Room` façade, which `Session.room` returns."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> RoomsConfig: ...
+
+    @property
+    def counters(self) -> Counters: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def state(self) -> RoomState:
+        """The room's cached, coalesced storage, and its output gate."""
+        ...
+
+    @property
+    def gate(self) -> Gate:
+        """The room's input gate: every hook of the session runs holding it."""
+        ...
+
+    @property
+    def log(self) -> RoomLog:
+        """The room's replay log."""
+        ...
+
+    @property
+    def broadcasts(self) -> int:
+        """Broadcasts the room delivered so far (`SessionRunner.sent` counts from them)."""
+        ...
+
+    def decode_logged(self, wire: WireFormat, payload: bytes) -> Message:
+        """A logged server message, decoded from ``wire``."""
+        ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def runners(self) -> dict[str, SessionRunner]: ...
+
+    def add(self, runner: SessionRunner) -> None: ...
+
+    def remove(self, runner: SessionRunner) -> None: ...
