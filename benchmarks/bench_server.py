@@ -6,7 +6,11 @@ With ``--redis``, the node joins the others on that Redis through `RedisBackplan
 (see ``benchmarks/cluster_bench.py``). With ``--sqlite PATH``, the rooms store in a
 SQLite file (``synchronous="FULL"``) and every ping first does one
 ``room.storage.put`` (its pong leaves once that write is durable): s3 then measures
-durable writes per second.
+durable writes per second. With ``--replay PATH``, the rooms store in a SQLite file and
+keep a replay log (`trio_rooms.ReplayLimits` defaults) from their start, as a room
+with a resumable session does: every broadcast is logged and leaves once its entry is
+durable. The load generator's clients never ask to resume, so the log is started by
+the room itself.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -23,6 +27,7 @@ import hypercorn.trio
 import trio
 
 import trio_rooms
+from trio_rooms._core.room import room_runner_of
 
 
 @attrs.frozen
@@ -81,12 +86,19 @@ class PutBenchRoom(BenchRoom):
     put_pings = True
 
 
+class ReplayBenchRoom(BenchRoom):
+    async def on_start(self) -> None:
+        # What admitting a resumable session does first; no public API asks for it.
+        room_runner_of(self).log.activate()
+
+
 async def serve(
     port: int,
     transport: str,
     redis: str | None = None,
     sqlite: str | None = None,
     check_outbound: bool = True,
+    replay: str | None = None,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -100,10 +112,15 @@ async def serve(
         max_connections_per_address=1_000_000,
         check_outbound=check_outbound,
     )
+    room: type[BenchRoom] = BenchRoom
+    if sqlite is not None:
+        room = PutBenchRoom
+    elif replay is not None:
+        room, sqlite = ReplayBenchRoom, replay
     async with (
         trio.open_nursery() as nursery,
         trio_rooms.open_rooms(
-            BenchRoom if sqlite is None else PutBenchRoom,
+            room,
             config=config,
             storage=None if sqlite is None else trio_rooms.SqliteStorage(sqlite),
             backplane=_backplane(redis),
@@ -134,6 +151,7 @@ def main() -> None:
     parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
     parser.add_argument("--redis", metavar="URL", help="share rooms with other nodes on Redis")
     parser.add_argument("--sqlite", metavar="PATH", help="store in SQLite; put on every ping")
+    parser.add_argument("--replay", metavar="PATH", help="store in SQLite; log for replay")
     parser.add_argument(
         "--no-check-outbound", action="store_true", help="RoomsConfig(check_outbound=False)"
     )
@@ -142,8 +160,9 @@ def main() -> None:
     transport: str = args.transport
     redis: str | None = args.redis
     sqlite: str | None = args.sqlite
+    replay: str | None = args.replay
     try:
-        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound)
+        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound, replay)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

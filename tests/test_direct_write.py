@@ -103,9 +103,9 @@ async def test_nothing_is_written_directly_to_a_closed_socket() -> None:
     queue = OutboundQueue(8, 1024)
     connection.attach(queue)
     assert queue.direct is not None
-    assert queue.direct(Frame(TEXT, b"open")) == b""  # written whole
+    assert queue.direct([Frame(TEXT, b"open")]) == b""  # written whole
     await stream.aclose()
-    assert queue.direct(Frame(TEXT, b"closed")) is None  # refused: not written anywhere
+    assert queue.direct([Frame(TEXT, b"closed")]) is None  # refused: not written anywhere
     right.close()
 
 

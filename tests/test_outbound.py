@@ -141,3 +141,56 @@ async def test_a_commit_that_does_not_cover_a_held_frame_leaves_its_writer_parke
         assert [[frame.payload for frame in batch] for batch in taken] == [[b"held"]]
         nursery.cancel_scope.cancel()
     trio.lowlevel.remove_instrument(counter)
+
+
+async def test_a_commit_that_releases_several_frames_writes_them_in_one_write() -> None:
+    """Frames one commit held leave in one write, in order, without waking the writer."""
+    durability = Durability()
+    queue = OutboundQueue(16, 1024 * 1024, durability=durability)
+    writes: list[list[bytes]] = []
+    taken: list[list[Frame]] = []
+
+    def direct(frames: list[Frame]) -> bytes | None:
+        writes.append([frame.payload for frame in frames])
+        return b""
+
+    queue.direct = direct
+
+    async def writer() -> None:
+        while True:
+            taken.append(await queue.get_batch(1024 * 1024))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(3):
+            queue.put(Frame(TEXT, b"%d" % n, after=1))
+        queue.put(Frame(TEXT, b"later", after=2))
+        durability.advance(1)
+        assert writes == [[b"0", b"1", b"2"]]
+        assert queue.queued_bytes == len(b"later")
+        durability.advance(2)
+        assert writes == [[b"0", b"1", b"2"], [b"later"]]
+        await trio.testing.wait_all_tasks_blocked()
+        assert (taken, queue.queued_bytes) == ([], 0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_released_frames_the_socket_does_not_take_stay_queued_in_order() -> None:
+    """A released batch the transport refuses is left to the writer, in its order."""
+    durability = Durability()
+    queue = OutboundQueue(16, 1024 * 1024, durability=durability)
+    queue.direct = lambda frames: None
+    taken: list[list[Frame]] = []
+
+    async def writer() -> None:
+        taken.append(await queue.get_batch(1024 * 1024))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(3):
+            queue.put(Frame(TEXT, b"%d" % n, after=1))
+        durability.advance(1)
+        await trio.testing.wait_all_tasks_blocked()
+    assert [[frame.payload for frame in batch] for batch in taken] == [[b"0", b"1", b"2"]]

@@ -31,6 +31,10 @@ BINARY: Final = 0x2
 PING: Final = 0x9
 PONG: Final = 0xA
 
+#: At most this many payload bytes are joined into one write when a commit releases
+#: frames; the writer, woken for the rest, sends them in batches of its own.
+_RELEASE_BYTES: Final = 64 * 1024
+
 
 @final
 class Frame:
@@ -154,10 +158,10 @@ class OutboundQueue:
         #: Frames put behind the replay, and their bytes (counted as in the queue).
         self._behind = 0
         self._behind_bytes = 0
-        #: Set by a transport that can write without waiting: writes a frame's bytes
-        #: if the socket takes them and returns what it did not take (None: nothing
-        #: was written; the frame goes on the queue).
-        self.direct: Callable[[Frame], bytes | None] | None = None
+        #: Set by a transport that can write without waiting: writes the frames' bytes
+        #: (in one write) if the socket takes them and returns what it did not take
+        #: (None: nothing was written; the frames stay queued).
+        self.direct: Callable[[list[Frame]], bytes | None] | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -302,7 +306,7 @@ class OutboundQueue:
             return False  # a replay goes first
         if frame.after > self.durability.seq:
             return False  # held by the output gate
-        rest = direct(frame)
+        rest = direct([frame])
         if rest is None:
             return False
         if rest:  # a partial write
@@ -338,29 +342,35 @@ class OutboundQueue:
 
         The committer calls this for every waiting session in one go, so the frames a
         commit held leave without a wake-up of each writer (the cost that matters when
-        a hundred sessions each wait for their reply). What the socket does not take,
-        or what is still held, is left to the writer.
+        a hundred sessions each wait for their reply), and in one write per session
+        (a commit that held several broadcasts). What the socket does not take, or
+        what is still held, is left to the writer.
         """
         if self._waiter is None:
             return  # busy writing: it looks at the queue again when done
         frames = self._frames
         seq = self.durability.seq
         direct = self.direct
-        largest = self._largest
-        while direct is not None and not self._closed and frames and frames[0].after <= seq:
-            frame = frames[0]
-            rest = direct(frame)
-            if rest is None:
-                break
-            frames.popleft()
-            if frame.opcode <= BINARY:
+        if direct is not None and not self._closed and frames and frames[0].after <= seq:
+            released: list[Frame] = []
+            size = data_bytes = 0
+            largest = self._largest
+            while frames and frames[0].after <= seq and size < _RELEASE_BYTES:
+                frame = frames.popleft()
+                released.append(frame)
                 length = len(frame.payload)
-                self._bytes -= length if length < largest else largest
-            if rest:  # a partial write: the writer sends the rest first
-                tail = Frame(frame.opcode, b"")
-                tail.wire = rest
-                frames.appendleft(tail)
-                break
+                size += length
+                if frame.opcode <= BINARY:
+                    data_bytes += length if length < largest else largest
+            rest = direct(released)
+            if rest is None:
+                frames.extendleft(reversed(released))  # not written: the writer's again
+            else:
+                self._bytes -= data_bytes
+                if rest:  # a partial write: the writer sends the rest first
+                    tail = Frame(released[-1].opcode, b"")
+                    tail.wire = rest
+                    frames.appendleft(tail)
         self._refill()
         if self._over_since is not None and len(frames) < self.max_messages:
             self._over_since = None

@@ -309,8 +309,8 @@ class _StreamConnection:
             self._socket = self._stream.socket
             outbound.direct = self._send_now
 
-    def _send_now(self, frame: Frame) -> bytes | None:
-        """Write ``frame`` without waiting, the writer being idle: the unsent rest, or None.
+    def _send_now(self, frames: list[Frame]) -> bytes | None:
+        """Write ``frames`` without waiting, the writer being idle: the unsent rest, or None.
 
         A closed socket's ``fileno()`` is -1 (the write fails), so a write after close
         can never reach a descriptor the kernel gave to another connection.
@@ -318,7 +318,10 @@ class _StreamConnection:
         socket = self._socket
         if socket is None:
             return None
-        data = wire_bytes(frame)
+        if len(frames) == 1:
+            data = wire_bytes(frames[0])
+        else:
+            data = b"".join([wire_bytes(frame) for frame in frames])
         try:
             sent = os.write(socket.fileno(), data)
         except OSError:  # full, or broken: the writer finds out which
