@@ -63,6 +63,8 @@ MISSING = "–"  # noqa: RUF001 (an en dash, as in the project's other tables)
 
 JsonObject = Mapping[str, object]
 
+RATIOS_INTRO = f"Ratios, `{OURS}` ÷ peer (the median of each round's ratio):"
+
 
 @attrs.frozen
 class Figure:
@@ -172,6 +174,9 @@ class Summary:
     skipped: Mapping[str, str]
     cells: Mapping[tuple[str, str], Cell]
     ratios: Mapping[tuple[str, str, str], float]
+    #: How many runs the cells count, and how many of those were contended.
+    counted: int = 0
+    contended: int = 0
 
     def cell(self, figure: Figure, server: str) -> Cell | None:
         return self.cells.get((figure.key, server))
@@ -294,7 +299,15 @@ def summarize(campaign: Campaign) -> Summary:
                     ratio = ours.median / theirs.median
             if ratio is not None:
                 ratios[figure.key, subject, baseline] = ratio
-    return Summary(servers=servers, skipped=campaign.skipped, cells=cells, ratios=ratios)
+    chosen_runs = [run for chosen in rounds.values() for run in chosen.values()]
+    return Summary(
+        servers=servers,
+        skipped=campaign.skipped,
+        cells=cells,
+        ratios=ratios,
+        counted=len(chosen_runs),
+        contended=sum(run.contended for run in chosen_runs),
+    )
 
 
 def _ratio(figure: Figure, ours: Mapping[int, Run], theirs: Mapping[int, Run]) -> float | None:
@@ -358,15 +371,29 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def _is_rate(key: str) -> bool:
+    return any(f.rate for f in FIGURES if f.key == key)
+
+
 def notes(summary: Summary) -> str:
     """Markdown: what † means, and each skipped server with its reason."""
-    lines = [
-        f"† the load generator was the limit (≥ {SATURATED_CORES} cores): the rate is a lower "
-        "bound of that server's capacity; compare the server CPU per operation instead.",
+    lines: list[str] = []
+    if any(cell.saturated for (key, _), cell in summary.cells.items() if _is_rate(key)):
+        lines.append(
+            f"† the load generator was the limit (≥ {SATURATED_CORES} cores): the rate is a "
+            "lower bound of that server's capacity; compare the server CPU per operation."
+        )
+    lines += [
         f"`{OURS}` is the embedded server, `{OURS_HYPERCORN}` the ASGI app behind hypercorn's "
         "trio worker; `trio_ws` and `hypercorn_trio` are raw trio-websocket and raw ASGI on "
         "the same worker, with no rooms library on top.",
     ]
+    if summary.contended:
+        lines.append(
+            f"{summary.contended} of the {summary.counted} runs counted were contended (other "
+            "processes took cores during them): their absolute numbers are the box's; the "
+            "ratios, paired by round, are the figures to read."
+        )
     for server, reason in sorted(summary.skipped.items()):
         lines.append(f"Skipped `{server}`: {reason}.")
     return "\n\n".join(lines)
@@ -388,12 +415,13 @@ def machine_line(meta: JsonObject) -> str:
 def markdown(campaign: Campaign, summary: Summary, *, heading_level: int = 1) -> str:
     """The whole report as markdown: machine, values, ratios, notes."""
     hashes = "#" * heading_level
+    note = campaign.meta.get("note")
     return "\n\n".join(
         [
             f"{hashes} `nox -s bench`, {campaign.meta.get('date', '?')}",
-            machine_line(campaign.meta),
+            machine_line(campaign.meta) + (f" {note}" if isinstance(note, str) and note else ""),
             values_table(summary),
-            f"Ratios, `{OURS}` ÷ peer, paired by round:",
+            RATIOS_INTRO,
             ratio_table(summary),
             notes(summary),
         ]
@@ -409,6 +437,7 @@ def readme_section(campaign: Campaign, summary: Summary, md_link: str, png_link:
             f"`nox -s bench` on {machine_line(campaign.meta)}"
             + (f" {note}" if isinstance(note, str) and note else ""),
             values_table(summary),
+            RATIOS_INTRO,
             ratio_table(summary),
             notes(summary),
             f"![trio_rooms ÷ peers]({png_link}) (the full report: [{md_link}]({md_link}))",
@@ -452,7 +481,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if png is not None:
         from benchmarks.plot import plot  # matplotlib: heavy, and only the bench session has it
 
-        plot(summary, png, title=f"trio_rooms ÷ peers: {machine_line(campaign.meta)}")
+        meta = campaign.meta
+        title = f"{OURS} ÷ peers, `nox -s bench`, {meta.get('date')}, {meta.get('rounds')} round(s)"
+        plot(summary, png, title=f"{title}\n{meta.get('machine')}")
     if readme is not None:
         if md is None or png is None:
             parser.error("--readme links the report and the plot: give --md and --png too")

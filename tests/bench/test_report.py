@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from benchmarks import plot, report
 
 DATA = Path(__file__).parent / "data"
 RECORDED = DATA / "ceo-2026-12-01.jsonl"
+ROOT = Path(__file__).parent.parent.parent
 
 
 def _figure(key: str) -> report.Figure:
@@ -90,6 +92,7 @@ def test_a_rate_is_marked_where_the_load_generator_saturates(recorded: report.Su
     row = next(r for r in report.values_table(recorded).splitlines() if r.startswith("| s1 deliv"))
     assert "130,215 †" in row
     assert "1,273,795 |" in row
+    assert report.notes(recorded).startswith("† the load generator was the limit")
 
 
 def test_paired_ratio_is_the_median_of_each_rounds_ratio() -> None:
@@ -125,6 +128,8 @@ def test_a_contended_round_counts_only_when_no_round_is_clean() -> None:
         report.Cell(median=15.0, rounds=2, saturated=False),
         report.Cell(median=60.0, rounds=2, saturated=False),
     )
+    assert (summary.counted, summary.contended) == (4, 2)
+    assert "2 of the 4 runs counted were contended" in report.notes(summary)
 
 
 def test_a_peer_not_built_or_failing_the_check_is_skipped_with_its_reason() -> None:
@@ -143,6 +148,7 @@ def test_a_peer_not_built_or_failing_the_check_is_skipped_with_its_reason() -> N
     row = next(r for r in report.values_table(summary).splitlines() if r.startswith("| s3 echo: s"))
     assert row == "| s3 echo: server CPU µs per round trip | 10.0 | skipped | skipped |"
     assert "Skipped `bun`: no AVX2." in report.notes(summary)
+    assert "†" not in report.notes(summary)  # no rate was measured at the load generator's limit
     assert report.markdown(campaign, summary).startswith("# `nox -s bench`, 2026-12-01\n")
 
 
@@ -208,3 +214,20 @@ def test_main_writes_the_report_plot_and_readme_section(tmp_path: Path) -> None:
     assert text.endswith(f"{report.README_END}\n\nend\n")
     assert report.ratio_table(report.summarize(report.load(RECORDED))) in md.read_text()
     assert png.stat().st_size > 0
+
+
+def test_the_readme_section_is_the_one_its_campaign_gives() -> None:
+    """The README's generated section is what report.py makes of the JSON lines it links."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(report.README_BEGIN), readme.index(report.README_END)
+    section = readme[start : end + len(report.README_END)]
+    links: Mapping[str, str] = {
+        kind: re.findall(rf"\((benchmarks/results/[^)]+\.{kind})\)", section)[0]
+        for kind in ("md", "png")
+    }
+    campaign = report.load(ROOT / (links["md"].removesuffix(".md") + ".jsonl"))
+    expected = report.readme_section(
+        campaign, report.summarize(campaign), links["md"], links["png"]
+    )
+    assert section == expected
+    assert (ROOT / links["png"]).is_file()
