@@ -107,12 +107,23 @@ async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
 async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
+    # This task lives as long as its session, idle or not: what its frame holds is kept
+    # per connection (no closures, whose cells would stay; the handshake's objects go).
     peer: tuple[str, int] | None = None
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
         with counted(rooms, peer):
-            await _serve_connection(rooms, keepalive, stream, peer)
+            request = await _handshake(rooms, stream, peer)
+            if request is not None:
+                upgrade = _Upgrade(stream, rooms.config, keepalive, request)
+                head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
+                session = serve_session(rooms, head, accept=upgrade.accept, refuse=upgrade.refuse)
+                del request, head  # the serving port lets them go once the session runs
+                try:
+                    await session
+                finally:
+                    upgrade.ended()
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
         if _peer_gone(exc):
@@ -123,44 +134,53 @@ async def _serve_stream(
         await _close(stream)
 
 
-async def _serve_connection(
-    rooms: Rooms[Any],
-    keepalive: Keepalive | None,
-    stream: trio.abc.Stream,
-    peer: tuple[str, int] | None,
-) -> None:
-    config = rooms.config
+async def _handshake(
+    rooms: Rooms[Any], stream: trio.abc.Stream, peer: tuple[str, int] | None
+) -> Upgrade | None:
+    """Read the request: an upgrade to serve, or None once it was answered otherwise."""
     parser = HandshakeParser()
-    request = await _read_request(stream, parser, config, peer)
-    if request is None:
-        return
+    request = await _read_request(stream, parser, rooms.config, peer)
     if isinstance(request, PlainRequest):
         await _serve_route(rooms, stream, parser, request, peer)
-        return
-    head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
-    response, received = request.response, request.trailing
-    del request, parser  # the handshake's objects would live as long as the session
-    connection: _StreamConnection | None = None
+        return None
+    return request
 
-    async def accept() -> _StreamConnection:
-        nonlocal connection, response, received
-        await stream.send_all(response)
-        connection = _StreamConnection(stream, config, received=received)
-        response = received = b""
-        if keepalive is not None:
-            keepalive.add(connection)
+
+@final
+class _Upgrade:
+    """Completes (or refuses) one admitted upgrade, and then forgets the handshake."""
+
+    __slots__ = ("_config", "_connection", "_keepalive", "_received", "_response", "_stream")
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        config: RoomsConfig,
+        keepalive: Keepalive | None,
+        request: Upgrade,
+    ) -> None:
+        self._stream = stream
+        self._config = config
+        self._keepalive = keepalive
+        self._response = request.response
+        self._received = request.trailing
+        self._connection: _StreamConnection | None = None
+
+    async def accept(self) -> _StreamConnection:
+        await self._stream.send_all(self._response)
+        connection = _StreamConnection(self._stream, self._config, received=self._received)
+        self._response = self._received = b""
+        self._connection = connection
+        if self._keepalive is not None:
+            self._keepalive.add(connection)
         return connection
 
-    async def refuse(status: int, body: str) -> None:
-        await _refuse(stream, http_response(status, body))
+    async def refuse(self, status: int, body: str) -> None:
+        await _refuse(self._stream, http_response(status, body))
 
-    session = serve_session(rooms, head, accept=accept, refuse=refuse)
-    del head, accept, refuse  # the serving port lets them go once the session runs
-    try:
-        await session
-    finally:
-        if keepalive is not None and connection is not None:
-            keepalive.discard(connection)
+    def ended(self) -> None:
+        if self._keepalive is not None and self._connection is not None:
+            self._keepalive.discard(self._connection)
 
 
 async def _read_request(
