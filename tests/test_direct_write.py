@@ -14,8 +14,6 @@ import os
 import orjson
 import pytest
 import trio
-from wsproto import ConnectionType
-from wsproto.connection import Connection as WsprotoConnection
 
 import trio_rooms.transports.websocket as websocket_transport
 from trio_rooms import Rooms, RoomsConfig
@@ -97,9 +95,7 @@ async def test_nothing_is_written_directly_to_a_closed_socket() -> None:
     """Its descriptor number may belong to another connection by then."""
     left, right = trio.socket.socketpair()
     stream = trio.SocketStream(left)
-    connection = websocket_transport._StreamConnection(  # pyright: ignore[reportPrivateUsage]
-        stream, WsprotoConnection(ConnectionType.SERVER), RoomsConfig()
-    )
+    connection = websocket_transport._StreamConnection(stream, RoomsConfig())  # pyright: ignore[reportPrivateUsage]
     queue = OutboundQueue(8, 1024)
     connection.attach(queue)
     assert queue.direct is not None

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from .._core.outbound import Frame
 
-__all__ = ["AnnouncedLengths", "close_frame", "http_response", "wire_bytes"]
+__all__ = ["close_frame", "http_response", "response_bytes", "wire_bytes"]
 
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
@@ -86,49 +86,3 @@ def response_bytes(status: int, headers: Iterable[tuple[str, str]], body: bytes)
         "connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
-
-
-class AnnouncedLengths:
-    """Reads the headers of a client's frames alongside wsproto.
-
-    wsproto hands out a frame's payload as it arrives, without the length its header
-    announced; this finds that length, so a frame announcing more than the limit is
-    refused at once instead of after the limit's worth of bytes has been read.
-    """
-
-    __slots__ = ("_head", "_skip")
-
-    def __init__(self) -> None:
-        self._head = b""  # the start of a header cut by the end of a read
-        self._skip = 0  # payload bytes of the current frame still to come
-
-    def feed(self, data: bytes | bytearray) -> int:
-        """The largest payload length announced by a data frame whose header is in ``data``."""
-        largest = 0
-        position, end = 0, len(data)
-        while position < end:
-            if self._skip:
-                step = min(self._skip, end - position)
-                self._skip -= step
-                position += step
-                continue
-            kept = len(self._head)
-            head = self._head + bytes(data[position : position + 14 - kept])
-            if len(head) < 2:
-                self._head = head
-                break
-            size = head[1] & 0x7F
-            length = 2 + (2 if size == 126 else 8 if size == 127 else 0) + (head[1] >> 7) * 4
-            if len(head) < length:
-                self._head = head  # the read ended inside the header
-                break
-            if size == 126:
-                size = int.from_bytes(head[2:4], "big")
-            elif size == 127:
-                size = int.from_bytes(head[2:10], "big")
-            if head[0] & 0x0F < 0x8 and size < 2**63:  # data; wsproto refuses the MSB set
-                largest = max(largest, size)
-            self._head = b""
-            position += length - kept
-            self._skip = size
-        return largest

@@ -1,6 +1,6 @@
-"""The embedded WebSocket server: trio streams, h11 and wsproto, built for fan-out.
+"""The embedded WebSocket server: trio streams and h11, built for fan-out.
 
-h11 parses the request head (`_handshake`), wsproto the client's (masked, possibly
+h11 parses the request head (`_handshake`), `_inbound` the client's (masked, possibly
 fragmented) frames; outbound frames are framed here once per broadcast (see
 `_framing`) and each session's queued frames are written with one ``send_all``. What a
 connection means is the core's serving port (`serve_session`, `serve_http`).
@@ -12,15 +12,10 @@ import contextlib
 import errno
 import logging
 import os
-from collections import deque
 from functools import partial
 from typing import Any, TypeVar, final
 
 import trio
-from wsproto import ConnectionType
-from wsproto.connection import Connection as WsprotoConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from .._core.config import RoomsConfig
 from .._core.connection import ConnectionEnded
@@ -29,8 +24,9 @@ from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
 from .._core.serving import WebSocketHead, counted, serve_session
-from ._framing import AnnouncedLengths, close_frame, http_response, response_bytes, wire_bytes
+from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
+from ._inbound import Closed, InboundParser, Ping
 from ._keepalive import Keepalive
 from ._throttle import ThrottledLog
 
@@ -111,12 +107,23 @@ async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
 async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
+    # This task lives as long as its session, idle or not: what its frame holds is kept
+    # per connection (no closures, whose cells would stay; the handshake's objects go).
     peer: tuple[str, int] | None = None
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
         with counted(rooms, peer):
-            await _serve_connection(rooms, keepalive, stream, peer)
+            request = await _handshake(rooms, stream, peer)
+            if request is not None:
+                upgrade = _Upgrade(stream, rooms.config, keepalive, request)
+                head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
+                session = serve_session(rooms, head, accept=upgrade.accept, refuse=upgrade.refuse)
+                del request, head  # the serving port lets them go once the session runs
+                try:
+                    await session
+                finally:
+                    upgrade.ended()
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
         if _peer_gone(exc):
@@ -127,46 +134,53 @@ async def _serve_stream(
         await _close(stream)
 
 
-async def _serve_connection(
-    rooms: Rooms[Any],
-    keepalive: Keepalive | None,
-    stream: trio.abc.Stream,
-    peer: tuple[str, int] | None,
-) -> None:
-    config = rooms.config
+async def _handshake(
+    rooms: Rooms[Any], stream: trio.abc.Stream, peer: tuple[str, int] | None
+) -> Upgrade | None:
+    """Read the request: an upgrade to serve, or None once it was answered otherwise."""
     parser = HandshakeParser()
-    request = await _read_request(stream, parser, config, peer)
-    if request is None:
-        return
+    request = await _read_request(stream, parser, rooms.config, peer)
     if isinstance(request, PlainRequest):
         await _serve_route(rooms, stream, parser, request, peer)
-        return
-    head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
-    response, received = request.response, request.trailing
-    del request, parser  # the handshake's objects would live as long as the session
-    connection: _StreamConnection | None = None
+        return None
+    return request
 
-    async def accept() -> _StreamConnection:
-        nonlocal connection, response, received
-        await stream.send_all(response)
-        connection = _StreamConnection(
-            stream, WsprotoConnection(ConnectionType.SERVER), config, received=received
-        )
-        response = received = b""
-        if keepalive is not None:
-            keepalive.add(connection)
+
+@final
+class _Upgrade:
+    """Completes (or refuses) one admitted upgrade, and then forgets the handshake."""
+
+    __slots__ = ("_config", "_connection", "_keepalive", "_received", "_response", "_stream")
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        config: RoomsConfig,
+        keepalive: Keepalive | None,
+        request: Upgrade,
+    ) -> None:
+        self._stream = stream
+        self._config = config
+        self._keepalive = keepalive
+        self._response = request.response
+        self._received = request.trailing
+        self._connection: _StreamConnection | None = None
+
+    async def accept(self) -> _StreamConnection:
+        await self._stream.send_all(self._response)
+        connection = _StreamConnection(self._stream, self._config, received=self._received)
+        self._response = self._received = b""
+        self._connection = connection
+        if self._keepalive is not None:
+            self._keepalive.add(connection)
         return connection
 
-    async def refuse(status: int, body: str) -> None:
-        await _refuse(stream, http_response(status, body))
+    async def refuse(self, status: int, body: str) -> None:
+        await _refuse(self._stream, http_response(status, body))
 
-    session = serve_session(rooms, head, accept=accept, refuse=refuse)
-    del head, accept, refuse  # the serving port lets them go once the session runs
-    try:
-        await session
-    finally:
-        if keepalive is not None and connection is not None:
-            keepalive.discard(connection)
+    def ended(self) -> None:
+        if self._keepalive is not None and self._connection is not None:
+            self._keepalive.discard(self._connection)
 
 
 async def _read_request(
@@ -277,25 +291,29 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
 class _StreamConnection:
     """`Connection` over a trio stream, after the handshake."""
 
+    # One per connection, alive as long as it: slots keep an idle one small.
+    __slots__ = (
+        "_close_sent",
+        "_expired",
+        "_heard",
+        "_outbound",
+        "_parser",
+        "_pinged_at",
+        "_received",
+        "_silent_since",
+        "_socket",
+        "_stream",
+    )
+
     def __init__(
-        self,
-        stream: trio.abc.Stream,
-        proto: WsprotoConnection,
-        config: RoomsConfig,
-        *,
-        received: bytes = b"",
+        self, stream: trio.abc.Stream, config: RoomsConfig, *, received: bytes = b""
     ) -> None:
         self._stream = stream
         self._received = received  # read with the handshake: parsed before the socket
-        self._proto = proto
-        self._config = config
+        self._parser = InboundParser(config.max_message_size)
         self._outbound: OutboundQueue | None = None
-        self._socket: trio.socket.SocketType | None = None
-        self._ready: deque[str | bytes] = deque()
-        self._parts: list[Any] = []
-        self._size = 0
-        self._lengths = AnnouncedLengths()
-        self._ended: ConnectionEnded | None = None
+        # Read and written without trio's stream layers (see `_read`, `_send_now`).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._close_sent = False
         # Keepalive state, read and written by the server's `Keepalive` task.
         self._heard = False
@@ -305,8 +323,7 @@ class _StreamConnection:
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
-        if isinstance(self._stream, trio.SocketStream):
-            self._socket = self._stream.socket
+        if self._socket is not None:
             outbound.direct = self._send_now
 
     def _send_now(self, frames: list[Frame]) -> bytes | None:
@@ -329,12 +346,59 @@ class _StreamConnection:
         return data[sent:]
 
     async def receive(self) -> str | bytes:
-        while not self._ready:
-            if self._ended is not None:
-                ended, self._ended = self._ended, None
-                raise ended
-            await self._receive_some()
-        return self._ready.popleft()
+        events = self._parser.events
+        while True:
+            while events:
+                event = events.popleft()
+                if isinstance(event, str | bytes):
+                    return event
+                if isinstance(event, Ping):
+                    if self._outbound is not None:
+                        self._outbound.put_control(Frame(PONG, event.payload))
+                elif isinstance(event, Closed):
+                    raise ConnectionEnded(event.code, event.reason, by_peer=True)
+                else:
+                    # A protocol error or a limit: we close, and are called again to
+                    # drain what the peer still sends until its close frame.
+                    raise ConnectionEnded(event.code, event.reason, by_peer=False)
+            data = self._received
+            if data:
+                self._received = b""
+            else:
+                data = await self._read()
+            if not data:
+                reason = "keepalive timeout" if self._expired else "connection lost"
+                raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
+            self._heard = True
+            self._parser.feed(data)
+
+    async def _read(self) -> bytes:
+        """The next bytes from the peer; empty once it is gone (or the stream closed).
+
+        On a socket, read with ``os.read`` and trio's readiness wait, as trio's own
+        ``recv`` does, without its three layers of wrappers per read.
+        """
+        socket = self._socket
+        try:
+            if socket is None:
+                return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                data = os.read(socket.fileno(), _RECEIVE_SIZE)
+            except BlockingIOError:
+                pass
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+            while True:
+                await trio.lowlevel.wait_readable(socket)
+                try:
+                    return os.read(socket.fileno(), _RECEIVE_SIZE)
+                except BlockingIOError:
+                    continue  # woken without data (another reader, or spuriously)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            # Reset, or closed by the keepalive (fileno -1 then: EBADF).
+            return b""
 
     async def send(self, frames: list[Frame]) -> None:
         if len(frames) == 1:
@@ -346,26 +410,6 @@ class _StreamConnection:
         if not self._close_sent:
             self._close_sent = True
             await self._stream.send_all(close_frame(code, reason))
-
-    async def _receive_some(self) -> None:
-        data: bytes | bytearray
-        if self._received:
-            data, self._received = self._received, b""
-        else:
-            try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-        if not data:
-            reason = "keepalive timeout" if self._expired else "connection lost"
-            raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
-        self._heard = True
-        if self._lengths.feed(data) > self._config.max_message_size and self._size >= 0:
-            # Refused by its header: drop the frame's bytes as wsproto hands them out.
-            self._parts.clear()
-            self._size = -1
-            self._end(1009, "message too big")
-        self._feed(data)
 
     def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
         if self._heard:
@@ -383,57 +427,3 @@ class _StreamConnection:
     async def keepalive_expire(self) -> None:
         self._expired = True
         await _close(self._stream)  # runs in the server's keepalive task: must not raise
-
-    def _feed(self, data: bytes | bytearray) -> None:
-        proto = self._proto
-        proto.receive_data(data)  # pyright: ignore[reportArgumentType] - wsproto takes any bytes-like
-        for event in proto.events():
-            if isinstance(event, TextMessage | BytesMessage):
-                self._add_part(event)
-            elif isinstance(event, Ping):
-                if self._outbound is not None:
-                    self._outbound.put_control(Frame(PONG, bytes(event.payload)))
-            elif isinstance(event, CloseConnection):
-                self._on_close(event)
-                return
-
-    def _add_part(self, event: TextMessage | BytesMessage) -> None:
-        data = event.data
-        if self._size < 0:  # a message over the limit: drop the rest of it
-            if event.message_finished:
-                self._size = 0
-            return
-        if isinstance(data, str):
-            self._size += len(data) if data.isascii() else len(data.encode())
-        else:
-            self._size += len(data)
-        if self._size > self._config.max_message_size:
-            self._parts.clear()
-            self._size = 0 if event.message_finished else -1
-            self._end(1009, "message too big")
-            return
-        if not event.message_finished:
-            self._parts.append(data)
-            return
-        parts = self._parts
-        if parts:
-            parts.append(data)
-            data = "".join(parts) if isinstance(data, str) else b"".join(parts)
-            parts.clear()
-        self._size = 0
-        self._ready.append(data if isinstance(data, str) else bytes(data))
-
-    def _on_close(self, event: CloseConnection) -> None:
-        if self._proto.state is ConnectionState.OPEN:
-            # wsproto reports a protocol error as a CloseConnection without changing
-            # state (RFC 6455 7.4.1: 1002 protocol error, 1007 invalid UTF-8). Its
-            # parser is stuck after that: parse what follows with a fresh one, so the
-            # peer's close frame ends the drain (garbage just ends it sooner).
-            self._proto = WsprotoConnection(ConnectionType.SERVER)
-            self._end(int(event.code), event.reason or "protocol error")
-        elif self._ended is None or not self._ended.by_peer:
-            self._ended = ConnectionEnded(int(event.code), event.reason or "", by_peer=True)
-
-    def _end(self, code: int, reason: str) -> None:
-        if self._ended is None:
-            self._ended = ConnectionEnded(code, reason, by_peer=False)
