@@ -6,7 +6,9 @@ With ``--redis``, the node joins the others on that Redis through `RedisBackplan
 (see ``benchmarks/cluster_bench.py``). With ``--sqlite PATH``, the rooms store in a
 SQLite file (``synchronous="FULL"``) and every ping first does one
 ``room.storage.put`` (its pong leaves once that write is durable): s3 then measures
-durable writes per second.
+durable writes per second. With ``--tagged``, sessions are tagged ``a`` and ``b`` in turn
+and each chat goes out as two tagged broadcasts, one per tag: every client still gets
+every chat (the load generator's count), through the tag index instead of the room.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -61,7 +63,12 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
     async def on_message(self, message: ClientMsg) -> None:
         match message:
             case SendChat(text=text):
-                self.broadcast(Chat(text=text, sender=self.id))
+                chat = Chat(text=text, sender=self.id)
+                if self.room.tagged:
+                    self.broadcast(chat, tags=("a",))
+                    self.broadcast(chat, tags=("b",))
+                else:
+                    self.broadcast(chat)
             case Ping(t=t):
                 if self.room.put_pings:
                     await self.room.storage.put(f"t:{self.id}", t)
@@ -69,12 +76,24 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
             case _:
                 assert_never(message)
 
+    async def on_connect(self) -> None:
+        room = self.room
+        if room.tagged:
+            room.joined += 1
+            self.tags.add("ab"[room.joined % 2])  # half the room each
+
     async def on_invalid(self, error: trio_rooms.DecodeError) -> None:
         pass  # the benchmark protocol ignores invalid input silently
 
 
 class BenchRoom(trio_rooms.Room[BenchSession]):
     put_pings: ClassVar[bool] = False
+    #: ``--tagged``: half the sessions tagged ``a``, half ``b``; chats go out per tag.
+    tagged: ClassVar[bool] = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.joined = 0
 
 
 class PutBenchRoom(BenchRoom):
@@ -87,6 +106,7 @@ async def serve(
     redis: str | None = None,
     sqlite: str | None = None,
     check_outbound: bool = True,
+    tagged: bool = False,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -100,6 +120,7 @@ async def serve(
         max_connections_per_address=1_000_000,
         check_outbound=check_outbound,
     )
+    BenchRoom.tagged = tagged
     async with (
         trio.open_nursery() as nursery,
         trio_rooms.open_rooms(
@@ -137,13 +158,16 @@ def main() -> None:
     parser.add_argument(
         "--no-check-outbound", action="store_true", help="RoomsConfig(check_outbound=False)"
     )
+    parser.add_argument(
+        "--tagged", action="store_true", help="tag half the room a, half b; broadcast per tag"
+    )
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
     redis: str | None = args.redis
     sqlite: str | None = args.sqlite
     try:
-        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound)
+        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound, args.tagged)
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

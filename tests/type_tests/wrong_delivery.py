@@ -25,12 +25,9 @@ class FeedRoom(Room[ChatSession]):
     def tick(self) -> None:
         self.broadcast(Chat(author="room", text="hi"), policy=DropOldest())
         self.broadcast(Chat(author="room", text="hi"), policy=Coalesce(key="lobby"))
-        self.broadcast(
-            Chat(author="room", text="hi"), policy="drop_oldest"
-        )  # expect: reportArgumentType
-        self.broadcast(
-            Chat(author="room", text="hi"), policy=DropOldest
-        )  # expect: reportArgumentType
+        chat = Chat(author="room", text="hi")
+        self.broadcast(chat, policy="drop_oldest")  # expect: reportArgumentType
+        self.broadcast(chat, policy=DropOldest)  # expect: reportArgumentType
         self.broadcast(Chat(author="room", text="hi"), tags={"red"})
         self.broadcast(Chat(author="room", text="hi"), tags=[1])  # expect: reportArgumentType
 
