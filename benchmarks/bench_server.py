@@ -10,7 +10,9 @@ durable writes per second. With ``--replay PATH``, the rooms store in a SQLite f
 keep a replay log (`trio_rooms.ReplayLimits` defaults) from their start, as a room
 with a resumable session does: every broadcast is logged and leaves once its entry is
 durable. The load generator's clients never ask to resume, so the log is started by
-the room itself.
+the room itself. With ``--tagged``, sessions are tagged ``a`` and ``b`` in turn
+and each chat goes out as two tagged broadcasts, one per tag: every client still gets
+every chat (the load generator's count), through the tag index instead of the room.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -66,7 +68,12 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
     async def on_message(self, message: ClientMsg) -> None:
         match message:
             case SendChat(text=text):
-                self.broadcast(Chat(text=text, sender=self.id))
+                chat = Chat(text=text, sender=self.id)
+                if self.room.tagged:
+                    self.broadcast(chat, tags=("a",))
+                    self.broadcast(chat, tags=("b",))
+                else:
+                    self.broadcast(chat)
             case Ping(t=t):
                 if self.room.put_pings:
                     await self.room.storage.put(f"t:{self.id}", t)
@@ -74,12 +81,24 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
             case _:
                 assert_never(message)
 
+    async def on_connect(self) -> None:
+        room = self.room
+        if room.tagged:
+            room.joined += 1
+            self.tags.add("ab"[room.joined % 2])  # half the room each
+
     async def on_invalid(self, error: trio_rooms.DecodeError) -> None:
         pass  # the benchmark protocol ignores invalid input silently
 
 
 class BenchRoom(trio_rooms.Room[BenchSession]):
     put_pings: ClassVar[bool] = False
+    #: ``--tagged``: half the sessions tagged ``a``, half ``b``; chats go out per tag.
+    tagged: ClassVar[bool] = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.joined = 0
 
 
 class PutBenchRoom(BenchRoom):
@@ -99,6 +118,7 @@ async def serve(
     sqlite: str | None = None,
     check_outbound: bool = True,
     replay: str | None = None,
+    tagged: bool = False,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -117,6 +137,7 @@ async def serve(
         room = PutBenchRoom
     elif replay is not None:
         room, sqlite = ReplayBenchRoom, replay
+    BenchRoom.tagged = tagged
     async with (
         trio.open_nursery() as nursery,
         trio_rooms.open_rooms(
@@ -155,6 +176,9 @@ def main() -> None:
     parser.add_argument(
         "--no-check-outbound", action="store_true", help="RoomsConfig(check_outbound=False)"
     )
+    parser.add_argument(
+        "--tagged", action="store_true", help="tag half the room a, half b; broadcast per tag"
+    )
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
@@ -162,7 +186,16 @@ def main() -> None:
     sqlite: str | None = args.sqlite
     replay: str | None = args.replay
     try:
-        trio.run(serve, port, transport, redis, sqlite, not args.no_check_outbound, replay)
+        trio.run(
+            serve,
+            port,
+            transport,
+            redis,
+            sqlite,
+            not args.no_check_outbound,
+            replay,
+            args.tagged,
+        )
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
 

@@ -19,6 +19,7 @@ from trio_rooms._wire import (
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
+    SkippedFrame,
     add_rid,
     encode_library_frame,
     parse_library_frame,
@@ -60,6 +61,8 @@ GOLDEN: list[tuple[LibraryFrame, trio_rooms.WireFormat, bytes]] = [
     ),
     (RESYNC, "json", b'{"$resync":{"reason":"gone"}}'),
     (RESYNC, "msgpack", b"\x81\xa7$resync\x81\xa6reason\xa4gone"),
+    (SkippedFrame(3), "json", b'{"$skipped":3}'),
+    (SkippedFrame(3), "msgpack", b"\x81\xa8$skipped\x03"),
     (ErrorFrame("oops"), "msgpack", b"\x81\xa5error\xa4oops"),
     (
         SESSION,
@@ -106,6 +109,7 @@ _frames = st.one_of(
         replayed=st.none() | st.integers(0, 2**63 - 1),
     ),
     st.builds(ResyncFrame, _text),
+    st.builds(SkippedFrame, st.integers(1, 2**63 - 1)),
 )
 
 
@@ -186,10 +190,13 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
         ({"$resync": 3}, "expected '$resync' to be a map, got int"),
         ({"$resync": {"why": "x"}}, "expected '$resync' to have the key 'reason', got 'why'"),
         ({"$resync": {"reason": 1}}, "expected '$resync.reason' to be a string, got int"),
+        ({"$skipped": 0}, "expected '$skipped' to be a positive count, got int"),
+        ({"$skipped": True}, "expected '$skipped' to be a positive count, got bool"),
+        ({"$skipped": "3"}, "expected '$skipped' to be a positive count, got str"),
         (
             {"$rid": 1},
             "expected one of the library frames 'error', '$session', '$resync', '$error', "
-            "got '$rid'",
+            "'$skipped', got '$rid'",
         ),
     ],
 )

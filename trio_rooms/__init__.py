@@ -18,7 +18,12 @@ from ._core.routes import route as route
 from ._core.session import Session as Session
 from ._core.session import SessionRoom as SessionRoom
 from ._core.stats import RoomsStatistics as RoomsStatistics
+from ._core.stats import RoomStatistics as RoomStatistics
 from ._core.storage import Storage as Storage
+from ._delivery import Coalesce as Coalesce
+from ._delivery import DeliveryPolicy as DeliveryPolicy
+from ._delivery import Disconnect as Disconnect
+from ._delivery import DropOldest as DropOldest
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
@@ -58,12 +63,16 @@ __all__ = [
     "BackplaneError",
     "BackplaneStatistics",
     "ClientQueueFullError",
+    "Coalesce",
     "ConnectError",
     "ConnectRequest",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "ConnectionRejectedError",
     "DecodeError",
+    "DeliveryPolicy",
+    "Disconnect",
+    "DropOldest",
     "HttpRequest",
     "MemoryStorage",
     "Message",
@@ -78,6 +87,7 @@ __all__ = [
     "Room",
     "RoomClient",
     "RoomNameError",
+    "RoomStatistics",
     "RoomStorage",
     "Rooms",
     "RoomsClosedError",

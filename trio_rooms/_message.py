@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
+from ._delivery import Coalesce, DeliveryPolicy, Disconnect, DropOldest
+
 __all__ = ["WIRE_NAME", "Message", "camel_case", "wire"]
 
 #: The attrs metadata key holding a field's own wire name (see `wire`).
@@ -28,10 +30,15 @@ class Message:
     lowerCamelCase (``SetName`` -> ``"setName"``); set a plain class attribute
     ``tag = "..."`` to choose another. Its fields go on the wire in lowerCamelCase
     (``RoomsConfig.camel_case``); `wire` gives one field a name of its own.
+
+    ``delivery`` (a plain class attribute too) is what a session's full outbound queue
+    does with the class's messages: `Disconnect` (the default), `DropOldest` or
+    `Coalesce`; a send's ``policy=`` overrides it.
     """
 
     __slots__ = ()
     tag: ClassVar[str]
+    delivery: ClassVar[DeliveryPolicy] = Disconnect()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -39,6 +46,12 @@ class Message:
             cls.tag = camel_case(cls.__name__)
         elif not isinstance(cls.__dict__["tag"], str) or not cls.__dict__["tag"]:
             raise TypeError(f"{cls.__qualname__}.tag must be a non-empty str")
+        delivery: object = cls.__dict__.get("delivery", cls.delivery)
+        if not isinstance(delivery, Disconnect | DropOldest | Coalesce):
+            raise TypeError(
+                f"{cls.__qualname__}.delivery must be Disconnect(), DropOldest() or "
+                f"Coalesce(...), got {delivery!r}"
+            )
 
 
 def wire(name: str) -> Mapping[str, str]:

@@ -9,6 +9,7 @@ start with ``$`` for everything else, which no attrs field name can produce::
     {"$session": {"id": "...", "token": "...", "resumed": true, "replayed": 12}}
     {"$resync": {"reason": "the replay log no longer reaches back to frame 40"}}
     {"$error": {"rid": 7, "reason": "no such player"}}
+    {"$skipped": 3}
 
 A request and its reply are user messages that carry one library key more, ``"$rid"``,
 the request's id (chosen by the client): ``{"type": "getScore", "$rid": 7}`` and
@@ -40,6 +41,7 @@ __all__ = [
     "RequestFailedFrame",
     "ResyncFrame",
     "SessionFrame",
+    "SkippedFrame",
     "add_rid",
     "encode_library_frame",
     "parse_library_frame",
@@ -101,7 +103,22 @@ class RequestFailedFrame:
     reason: str
 
 
-LibraryFrame: TypeAlias = ErrorFrame | SessionFrame | ResyncFrame | RequestFailedFrame
+@final
+@attrs.frozen
+class SkippedFrame:
+    """``{"$skipped": 3}``: frames meant for this client that a delivery policy dropped.
+
+    Sent only to a client that counts frames (``&seen=N``) to resume with a replay,
+    where the dropped frames would have been: it counts them as received, so its count
+    stays the server's.
+    """
+
+    count: int
+
+
+LibraryFrame: TypeAlias = (
+    ErrorFrame | SessionFrame | ResyncFrame | RequestFailedFrame | SkippedFrame
+)
 
 # Spelled out rather than imported from `codec` (the same type): `_wire` sits below it.
 _Wire: TypeAlias = Literal["json", "msgpack"]
@@ -133,6 +150,8 @@ def _content(frame: LibraryFrame) -> dict[str, object]:
             return {"$resync": {"reason": frame.reason}}
         case RequestFailedFrame():
             return {"$error": {"rid": frame.rid, "reason": frame.reason}}
+        case SkippedFrame():
+            return {"$skipped": frame.count}
 
 
 def parse_library_frame(data: str | bytes) -> LibraryFrame | None:
@@ -241,6 +260,12 @@ def _parse_failed(value: object) -> RequestFailedFrame:
     return RequestFailedFrame(rid, reason)
 
 
+def _parse_skipped(value: object) -> SkippedFrame:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _ShapeError(f"'$skipped' to be a positive count, got {_kind(value)}")
+    return SkippedFrame(value)
+
+
 def _is_rid(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 <= value <= MAX_RID
 
@@ -255,6 +280,7 @@ _PARSERS: dict[str, Callable[[object], LibraryFrame]] = {
     "$session": _parse_session,
     "$resync": _parse_resync,
     "$error": _parse_failed,
+    "$skipped": _parse_skipped,
 }
 
 # ------------------------------------------------------------------------ requests

@@ -14,11 +14,13 @@ that `run` is, bounded, and counts what it had to drop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, final
+from typing import Protocol, cast, final
 
 import attrs
 import msgpack
 import trio
+
+from .._delivery import COALESCE, DISCONNECT, DROP_OLDEST, PolicySpec
 
 __all__ = ["Backplane", "BackplaneStatistics", "Delivery", "Envelope"]
 
@@ -110,22 +112,65 @@ class Envelope:
     exclude: tuple[str, ...]
     #: The message, encoded by the room's msgpack server codec.
     message: bytes
+    #: The tags a tagged broadcast is for (each node finds its own sessions that have
+    #: them); None: every session.
+    tags: tuple[str, ...] | None = None
+    #: The send's own delivery policy; None: the message class's.
+    policy: PolicySpec | None = None
 
     def pack(self) -> bytes:
-        return msgpack.packb([self.origin, list(self.exclude), self.message])
+        fields: list[object] = [self.origin, list(self.exclude), self.message]
+        if self.tags is not None or self.policy is not None:
+            tags = list(self.tags) if self.tags is not None else None
+            policy = None
+            if self.policy is not None:
+                code, names, key = self.policy
+                policy = [code, list(names), key]
+            fields += [tags, policy]
+        return msgpack.packb(fields)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Envelope:
         """Raises ValueError when ``payload`` is not an envelope."""
         try:
-            origin, exclude, message = msgpack.unpackb(payload)
+            fields: object = msgpack.unpackb(payload)
         except Exception as exc:
             raise ValueError("not a trio_rooms broadcast envelope") from exc
-        if not (
-            isinstance(origin, str)
-            and isinstance(exclude, list)
-            and all(isinstance(item, str) for item in exclude)  # pyright: ignore[reportUnknownVariableType]
-            and isinstance(message, bytes)
-        ):
+        items = cast("list[object]", fields) if isinstance(fields, list) else []
+        if len(items) == 3:
+            items += [None, None]  # from a node that sends neither tags nor policies
+        if len(items) != 5:
             raise ValueError("not a trio_rooms broadcast envelope")
-        return cls(origin, tuple(exclude), message)  # pyright: ignore[reportUnknownArgumentType]
+        origin, exclude, message, tags, policy = items
+        if not (isinstance(origin, str) and isinstance(message, bytes)):
+            raise ValueError("not a trio_rooms broadcast envelope")  # noqa: TRY004 - bad input, as documented
+        excluded = _strings(exclude)
+        tagged = None if tags is None else _strings(tags)
+        spec = None if policy is None else _spec(policy)
+        if excluded is None or (tags is not None and tagged is None):
+            raise ValueError("not a trio_rooms broadcast envelope")
+        if policy is not None and spec is None:
+            raise ValueError("not a trio_rooms broadcast envelope: its delivery policy")
+        return cls(origin, excluded, message, tagged, spec)
+
+
+def _strings(value: object) -> tuple[str, ...] | None:
+    if not isinstance(value, list):
+        return None
+    items = tuple(cast("list[object]", value))
+    return cast("tuple[str, ...]", items) if all(isinstance(i, str) for i in items) else None
+
+
+def _spec(value: object) -> PolicySpec | None:
+    if not isinstance(value, list):
+        return None
+    items = cast("list[object]", value)
+    if len(items) != 3:
+        return None
+    code, names, key = items
+    strings = _strings(names)
+    if type(code) is not int or code not in (DISCONNECT, DROP_OLDEST, COALESCE):
+        return None
+    if strings is None or not (key is None or type(key) in (str, int, bytes)):
+        return None
+    return code, strings, cast("str | int | bytes | None", key)

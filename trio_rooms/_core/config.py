@@ -161,6 +161,11 @@ class RoomsConfig:
     #: session is closed with 1008.
     max_invalid_in_a_row: int = attrs.field(default=10, validator=_positive_int)
 
+    #: Tags one session may have (``Session.tags``); one more raises `ValueError`.
+    max_tags_per_session: int = attrs.field(default=32, validator=_positive_int)
+    #: Characters a tag may have; a longer (or empty) one raises `ValueError`.
+    max_tag_length: int = attrs.field(default=128, validator=_positive_int)
+
     # ------------------------------------------------------------------ alarms
 
     #: Characters an alarm name may have; a longer (or empty) one is refused with

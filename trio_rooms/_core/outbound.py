@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Final, final
+from typing import Final, cast, final
 
 import trio
+
+from .._delivery import COALESCE, DROP_OLDEST
+from .stats import RoomCounters
 
 __all__ = [
     "BINARY",
@@ -43,19 +46,36 @@ class Frame:
     ``wire`` is a cache for transports that frame the payload themselves; it is
     filled the first time a transport needs it and then shared by every recipient.
     ``after`` is the output gate: the frame leaves only once its room's writes up to
-    that sequence number are durable (0: at once).
+    that sequence number are durable (0: at once). ``policy`` is its delivery policy's
+    code (`trio_rooms._delivery`; 0: disconnect) and ``key`` its coalescing key; both
+    are the message's, so one frame serves every recipient.
     """
 
-    __slots__ = ("after", "opcode", "payload", "wire")
+    __slots__ = ("after", "key", "opcode", "payload", "policy", "wire")
 
-    def __init__(self, opcode: int, payload: bytes, after: int = 0) -> None:
+    def __init__(
+        self, opcode: int, payload: bytes, after: int = 0, policy: int = 0, key: object = None
+    ) -> None:
         self.opcode = opcode
         self.payload = payload
         self.after = after
+        self.policy = policy
+        self.key = key
         self.wire: bytes | None = None
+
+    def plain(self) -> Frame:
+        """The same frame under the disconnect policy."""
+        frame = Frame(self.opcode, self.payload, self.after)
+        frame.wire = self.wire
+        return frame
 
     def __repr__(self) -> str:
         return f"Frame(opcode={self.opcode:#x}, payload={self.payload[:40]!r})"
+
+
+#: The `Frame.policy` of a mark that stands for ``key`` frames skipped (dropped or
+#: coalesced) in a compacted queue: not a policy, never written.
+_SKIPPED: Final = 3
 
 
 class QueueOverflow(Exception):
@@ -109,6 +129,14 @@ class OutboundQueue:
 
     Control frames (pings, pongs) are small and bypass the bounds, so keepalive works
     even when the queue is full.
+
+    That is for frames of the disconnect policy. The others are judged at once (see
+    `trio_rooms._delivery`): a drop-oldest frame that finds the queue full drops the
+    oldest queued frame of its policy (itself when there is none); a coalesced frame
+    drops the queued frame of its key, and only a new key is judged as above. What
+    is dropped stays in the deque, dead, until the writer comes to it (or it is
+    compacted), so that dropping costs no search; the writer skips it, and tells a
+    client that counts frames (``marker``) how many it skipped, where it skipped them.
     """
 
     __slots__ = (
@@ -116,15 +144,20 @@ class OutboundQueue:
         "_behind_bytes",
         "_bytes",
         "_closed",
+        "_dead",
         "_direct_ready",
+        "_droppable",
         "_frames",
         "_largest",
+        "_latest",
         "_over_since",
         "_paced",
         "_replay_left",
         "_waiter",
+        "counters",
         "direct",
         "durability",
+        "marker",
         "max_bytes",
         "max_messages",
         "timeout",
@@ -162,6 +195,17 @@ class OutboundQueue:
         #: (in one write) if the socket takes them and returns what it did not take
         #: (None: nothing was written; the frames stay queued).
         self.direct: Callable[[list[Frame]], bytes | None] | None = None
+        #: The queued coalesced frame of each key: the only one of its key written.
+        self._latest: dict[object, Frame] = {}
+        #: The queued drop-oldest frames that are still to be written, in queue order.
+        self._droppable: deque[Frame] = deque()
+        #: Entries of ``_frames`` that are not written: dropped frames, and marks.
+        self._dead = 0
+        #: Where the policies' drops are counted (the room's).
+        self.counters = RoomCounters()
+        #: Makes the frame that tells a client that counts frames (to resume with a
+        #: replay) how many it was not sent; None: its client is not told.
+        self.marker: Callable[[int], Frame] | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -169,7 +213,8 @@ class OutboundQueue:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._frames)
+        """Frames queued to be written (those dropped by a policy are not counted)."""
+        return len(self._frames) - self._dead
 
     def put(self, frame: Frame) -> bool:
         """Queue ``frame``; return False if the queue is closed (the frame is dropped)."""
@@ -180,8 +225,17 @@ class OutboundQueue:
         size = len(frame.payload)
         if size > self._largest:
             size = self._largest
-        if len(self._frames) >= self.max_messages or self._bytes + size > self.max_bytes:
+        if frame.policy:
+            return self._put_policy(frame, size)
+        if (
+            len(self._frames) - self._dead >= self.max_messages
+            or self._bytes + size > self.max_bytes
+        ):
             self._check_bounds(size)
+        self._append(frame, size)
+        return True
+
+    def _append(self, frame: Frame, size: int) -> None:
         self._frames.append(frame)
         self._bytes += size
         if self._waiter is not None:
@@ -189,7 +243,99 @@ class OutboundQueue:
                 self._wake()
             else:  # held by the output gate: wake the writer once it may go
                 self.durability.watch(self)
+
+    def _full(self, size: int) -> bool:
+        return (
+            len(self._frames) - self._dead >= self.max_messages
+            or self._bytes + size > self.max_bytes
+        )
+
+    def _put_policy(self, frame: Frame, size: int) -> bool:
+        """Queue a frame of the drop-oldest or coalesce policy."""
+        counters = self.counters
+        if frame.policy == COALESCE:
+            old = self._latest.get(frame.key)
+            if old is not None:
+                self._bury(old)
+                counters.coalesce()
+            if self._full(size):
+                self._check_bounds(size)  # a new key in a full queue: the disconnect rule
+            self._latest[frame.key] = frame
+        else:
+            droppable = self._droppable
+            while droppable and self._full(size):
+                self._bury(droppable.popleft())
+                counters.drop_oldest()
+            if self._full(size):
+                counters.drop_oldest()
+                return True  # no older frame of its policy to make room: it goes itself
+            droppable.append(frame)
+        self._append(frame, size)
+        if self._dead > len(self._frames) - self._dead + 16:
+            self._compact()
         return True
+
+    def _bury(self, frame: Frame) -> None:
+        """``frame`` is not to be written: it stays queued, dead, for the writer to skip."""
+        self._dead += 1
+        length = len(frame.payload)
+        self._bytes -= length if length < self._largest else self._largest
+
+    def _taken(self, frame: Frame) -> int:
+        """The writer took ``frame`` (of a policy): 0 if it is live, else how many it skips."""
+        policy = frame.policy
+        if policy == COALESCE:
+            if self._latest.get(frame.key) is frame:
+                del self._latest[frame.key]
+                return 0
+        elif policy == DROP_OLDEST:
+            droppable = self._droppable
+            if droppable and droppable[0] is frame:
+                droppable.popleft()
+                return 0
+        self._dead -= 1
+        return cast("int", frame.key) if policy == _SKIPPED else 1
+
+    def _compact(self) -> None:
+        """Take the dead entries out, leaving a mark in their place for a counting client."""
+        kept: deque[Frame] = deque()
+        droppable = iter(self._droppable)
+        next_droppable = next(droppable, None)
+        counting = self.marker is not None
+        skipped = after = marks = 0
+        for frame in self._frames:
+            policy = frame.policy
+            if policy == COALESCE:
+                live = self._latest.get(frame.key) is frame
+            elif policy == DROP_OLDEST:
+                live = frame is next_droppable
+                if live:
+                    next_droppable = next(droppable, None)
+            else:
+                live = policy != _SKIPPED
+            if not live:
+                skipped += cast("int", frame.key) if policy == _SKIPPED else 1
+                after = max(after, frame.after)
+                continue
+            if skipped and counting:
+                kept.append(Frame(0, b"", after, _SKIPPED, skipped))
+                marks += 1
+            skipped = after = 0
+            kept.append(frame)
+        if skipped and counting:
+            kept.append(Frame(0, b"", after, _SKIPPED, skipped))
+            marks += 1
+        self._frames = kept
+        self._dead = marks
+
+    def _mark(self, batch: list[Frame], skipped: int) -> int:
+        """Tell a counting client, in ``batch``, that ``skipped`` frames were not sent."""
+        marker = self.marker
+        if marker is None:
+            return 0
+        frame = marker(skipped)
+        batch.append(frame)
+        return len(frame.payload)
 
     def put_paced(self, frames: list[Frame], after: int = 0) -> None:
         """Queue ``frames`` (a replay) before any frame put after them, a part at a time.
@@ -212,6 +358,8 @@ class OutboundQueue:
     def _put_behind(self, frame: Frame) -> bool:
         paced = self._paced
         assert paced is not None
+        if frame.policy:
+            frame = frame.plain()  # a replay is short: frames behind it are kept, in order
         # Bounded as if queued, apart from the replay ahead of them.
         size = min(len(frame.payload), self._largest)
         if self._behind_bytes + size > self.max_bytes:
@@ -251,7 +399,7 @@ class OutboundQueue:
         """
         if self._bytes + size > self.max_bytes:
             raise QueueOverflow
-        if len(self._frames) < self.max_messages:
+        if len(self._frames) - self._dead < self.max_messages:
             return
         self._check_spell()
 
@@ -326,6 +474,9 @@ class OutboundQueue:
     def clear(self) -> None:
         """Drop everything queued."""
         self._frames.clear()
+        self._latest.clear()
+        self._droppable.clear()
+        self._dead = 0
         self._bytes = 0
         self._over_since = None
         self._paced = None
@@ -356,13 +507,15 @@ class OutboundQueue:
             size = data_bytes = 0
             largest = self._largest
             while frames and frames[0].after <= seq and size < _RELEASE_BYTES:
+                if frames[0].policy:
+                    break  # it may be dead, or need a mark first: the writer's to sort out
                 frame = frames.popleft()
                 released.append(frame)
                 length = len(frame.payload)
                 size += length
                 if frame.opcode <= BINARY:
                     data_bytes += length if length < largest else largest
-            rest = direct(released)
+            rest = direct(released) if released else None
             if rest is None:
                 frames.extendleft(reversed(released))  # not written: the writer's again
             else:
@@ -372,7 +525,7 @@ class OutboundQueue:
                     tail.wire = rest
                     frames.appendleft(tail)
         self._refill()
-        if self._over_since is not None and len(frames) < self.max_messages:
+        if self._over_since is not None and len(frames) - self._dead < self.max_messages:
             self._over_since = None
         if frames and frames[0].after > seq and not self._closed:
             # Still held, by a later commit: waking the writer would only make it
@@ -401,34 +554,50 @@ class OutboundQueue:
     async def get_batch(self, max_bytes: int) -> list[Frame]:
         """Wait for frames and take them all (at least one, then up to ``max_bytes``).
 
-        Frames the output gate holds stay queued, and so do those behind them. Returns
-        ``[]`` once the queue is closed and empty.
+        Frames the output gate holds stay queued, and so do those behind them. Frames a
+        policy dropped are skipped (a counting client gets a mark in their place).
+        Returns ``[]`` once the queue is closed and empty.
         """
-        frames = self._frames
         durability = self.durability
-        while not frames or frames[0].after > durability.seq:
-            if not frames:
-                if self._paced is not None:
-                    self._refill()
-                    continue
-                if self._closed:
-                    return []
-            else:
-                durability.watch(self)
-            await self._wait()
-        batch: list[Frame] = []
-        size = data_bytes = 0
-        largest = self._largest
-        seq = durability.seq
-        while frames and size < max_bytes and frames[0].after <= seq:
-            frame = frames.popleft()
-            batch.append(frame)
-            length = len(frame.payload)
-            size += length
-            if frame.opcode <= BINARY:
-                data_bytes += length if length < largest else largest
-        self._bytes -= data_bytes
-        self._refill()  # the next part of a replay, now that the socket took this one
-        if self._over_since is not None and max(len(frames), self._behind) < self.max_messages:
-            self._over_since = None  # the writer caught up: the queue is under its bound
-        return batch
+        while True:
+            while not self._frames or self._frames[0].after > durability.seq:
+                if not self._frames:
+                    if self._paced is not None:
+                        self._refill()
+                        continue
+                    if self._closed:
+                        return []
+                else:
+                    durability.watch(self)
+                await self._wait()
+            frames = self._frames  # (after the wait: a compaction replaces the deque)
+            batch: list[Frame] = []
+            size = data_bytes = skipped = 0
+            largest = self._largest
+            seq = durability.seq
+            while frames and size < max_bytes and frames[0].after <= seq:
+                frame = frames.popleft()
+                if frame.policy:
+                    gone = self._taken(frame)
+                    if gone:
+                        skipped += gone
+                        continue
+                if skipped:
+                    size += self._mark(batch, skipped)
+                    skipped = 0
+                batch.append(frame)
+                length = len(frame.payload)
+                size += length
+                if frame.opcode <= BINARY:
+                    data_bytes += length if length < largest else largest
+            if skipped:
+                self._mark(batch, skipped)
+            self._bytes -= data_bytes
+            self._refill()  # the next part of a replay, now that the socket took this one
+            if (
+                self._over_since is not None
+                and max(len(frames) - self._dead, self._behind) < self.max_messages
+            ):
+                self._over_since = None  # the writer caught up: the queue is under its bound
+            if batch:
+                return batch

@@ -30,7 +30,7 @@ from .room_runner import RoomRunner
 from .routes import route_table
 from .routing import HttpRejection
 from .scheduler import AlarmScheduler
-from .stats import Counters, RoomsStatistics
+from .stats import Counters, RoomsStatistics, RoomStatistics
 from .storage import Storage
 
 __all__ = ["RoomRegistry"]
@@ -125,12 +125,12 @@ class RoomRegistry:
     def statistics(self) -> RoomsStatistics:
         """A snapshot of the rooms, sessions, queues and message counters."""
         rooms = [slot.room for slot in self._slots.values() if slot.room and not slot.stopping]
-        runners = [runner for room in rooms for runner in room_runner_of(room).runners.values()]
+        by_room = {room.name: room_statistics(room_runner_of(room)) for room in rooms}
         counters = self.counters
         return RoomsStatistics(
             rooms=len(rooms),
-            sessions=len(runners),
-            queued_bytes=sum(runner.outbound.queued_bytes for runner in runners),
+            sessions=sum(room.sessions for room in by_room.values()),
+            queued_bytes=sum(room.queued_bytes for room in by_room.values()),
             messages_in=counters.messages_in,
             messages_out=counters.messages_out,
             dropped=counters.dropped,
@@ -140,6 +140,10 @@ class RoomRegistry:
             errors=counters.errors,
             closes=dict(counters.closes),
             backplane=self._backplane.statistics() if self._backplane is not None else None,
+            dropped_oldest=counters.dropped_oldest,
+            coalesced=counters.coalesced,
+            slow_consumers=counters.slow_consumers,
+            by_room=by_room,
         )
 
     async def admit(self, request: ConnectRequest) -> None:
@@ -338,3 +342,17 @@ class RoomRegistry:
         with trio.move_on_after(self.config.shutdown_timeout):
             for slot in tuple(self._slots.values()):
                 await slot.stopped.wait()
+
+
+def room_statistics(runner: RoomRunner) -> RoomStatistics:
+    """A snapshot of one live room: its sessions, their queues, its policies' counts."""
+    queues = [session.outbound for session in runner.runners.values()]
+    counters = runner.delivery_counters
+    return RoomStatistics(
+        sessions=len(queues),
+        queued_frames=sum(map(len, queues)),
+        queued_bytes=sum(queue.queued_bytes for queue in queues),
+        dropped_oldest=counters.dropped_oldest,
+        coalesced=counters.coalesced,
+        slow_consumers=counters.slow_consumers,
+    )

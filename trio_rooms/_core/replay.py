@@ -55,18 +55,37 @@ class LogEntry:
     #: The session it was sent to; None: a broadcast to every session but ``exclude``.
     to: str | None
     exclude: tuple[str, ...] = ()
+    #: A tagged broadcast: the sessions it was sent to, exactly (a session away then
+    #: had no tags: tags live with a connection); None: not a tagged one.
+    only: tuple[str, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds in memory: its payload, and a tagged broadcast's recipients."""
+        if self.only is None:
+            return len(self.payload)
+        return len(self.payload) + sum(map(len, self.only))
 
     def is_for(self, session_id: str) -> bool:
         """Whether the session ``session_id`` was sent this frame (or would have been)."""
         if self.to is not None:
             return self.to == session_id
+        if self.only is not None:
+            return session_id in self.only
         return session_id not in self.exclude
 
     def pack(self) -> LoggedFrame:
-        data = msgpack.packb(
-            [self.prev, self.at, self.wire, self.payload, self.to, list(self.exclude)]
-        )
-        return LoggedFrame(self.seq, data)
+        fields: list[object] = [
+            self.prev,
+            self.at,
+            self.wire,
+            self.payload,
+            self.to,
+            list(self.exclude),
+        ]
+        if self.only is not None:
+            fields.append(list(self.only))
+        return LoggedFrame(self.seq, msgpack.packb(fields))
 
     @classmethod
     def unpack(cls, frame: LoggedFrame) -> LogEntry:
@@ -87,8 +106,12 @@ class LogEntry:
                 bytes() as payload,
                 str() | None as to,
                 exclude,
-            ] if (excluded := _strings(exclude)) is not None:
-                return cls(frame.seq, prev, at, wire, payload, to, excluded)
+                *rest,
+            ] if (excluded := _strings(exclude)) is not None and len(rest) <= 1:
+                only = _strings(rest[0]) if rest else None
+                if rest and only is None:
+                    raise ValueError(f"replay log entry {frame.seq}: unexpected layout")
+                return cls(frame.seq, prev, at, wire, payload, to, excluded, only)
             case _:
                 raise ValueError(f"replay log entry {frame.seq}: unexpected layout")
 
@@ -179,16 +202,27 @@ class RoomLog:
         """The place of a session sent ``sent`` frames so far; None without a log."""
         return ReplayCursor(sent, self.head) if self.active else None
 
-    def broadcast(self, wire: EntryWire, payload: bytes, exclude: Iterable[str] | None) -> None:
-        """Log a broadcast to every session of the room but ``exclude``."""
-        self._append(wire, payload, None, tuple(exclude or ()))
+    def broadcast(
+        self,
+        wire: EntryWire,
+        payload: bytes,
+        exclude: Iterable[str] | None,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        """Log a broadcast to every session of the room but ``exclude`` (or ``only`` to those)."""
+        self._append(wire, payload, None, tuple(exclude or ()), only)
 
     def send(self, wire: EntryWire, payload: bytes, session_id: str) -> None:
         """Log a frame sent to the session ``session_id`` only."""
         self._append(wire, payload, session_id, ())
 
     def _append(
-        self, wire: EntryWire, payload: bytes, to: str | None, exclude: tuple[str, ...]
+        self,
+        wire: EntryWire,
+        payload: bytes,
+        to: str | None,
+        exclude: tuple[str, ...],
+        only: tuple[str, ...] | None = None,
     ) -> None:
         state = self._state
         if state.failed is not None:
@@ -197,7 +231,7 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        entry = LogEntry(seq, head, now, wire, payload, to, exclude)
+        entry = LogEntry(seq, head, now, wire, payload, to, exclude, only)
         state.log_frame(entry.pack())
         self.head = seq
         if self._entries is not None:
@@ -212,11 +246,11 @@ class RoomLog:
         assert entries is not None
         assert limits is not None
         entries.append(entry)
-        self._entry_bytes += len(entry.payload)
+        self._entry_bytes += entry.size
         while len(entries) > limits.max_messages or (
             self._entry_bytes > limits.max_bytes and len(entries) > 1
         ):
-            self._entry_bytes -= len(entries.popleft().payload)
+            self._entry_bytes -= entries.popleft().size
 
     async def plan(self, session_id: str, cursor: ReplayCursor | None, seen: int) -> ReplayPlan:
         """The frames to replay to a client of ``session_id`` that has seen ``seen``.

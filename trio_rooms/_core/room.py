@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar, TypeVarTuple, cast, get_orig
 
 import trio
 
+from .._delivery import DeliveryPolicy
 from .._message import Message
 from .alarms import alarm_time, as_datetimes
 from .config import ReplayLimits
@@ -22,6 +23,7 @@ from .gate import Exclusive, Unlocked
 from .room_runner import RoomRunner
 from .room_storage import RoomStorage
 from .session import Session
+from .tags import check_tags_argument
 from .typeargs import is_concrete, resolve_type_args
 
 __all__ = ["Room", "room_class_of", "room_runner_of"]
@@ -224,24 +226,45 @@ class Room(Generic[SessionT_co]):
         message: MsgT,
         *,
         exclude: Iterable[Session[Any, Any, Any, Any] | str] = (),
+        tags: Iterable[str] | None = None,
+        policy: DeliveryPolicy | None = None,
     ) -> None:
         """Queue ``message`` for every session of the room except those in ``exclude``.
 
         Never blocks: the message is encoded once per wire format and the same frame is
         put on each recipient's bounded outbound queue; a recipient that does not keep
-        up (see ``RoomsConfig.slow_consumer_timeout``) is closed with 1008 (slow
-        consumer), never waited for. ``exclude`` holds sessions or session ids.
+        up is handled by the message's delivery policy (``policy``, else its class's
+        ``delivery``): by default closed with 1008 (slow consumer, see
+        ``RoomsConfig.slow_consumer_timeout``), never waited for. ``exclude`` holds
+        sessions or session ids. With ``tags``, only the sessions that have any of them
+        (`Session.tags`) get it: that costs per tagged recipient, not per member.
 
         With a backplane, the message is also published once to the other nodes, which
-        deliver it to their sessions in this room (``exclude`` applies there too).
+        deliver it to their sessions in this room (``exclude``, ``tags`` and ``policy``
+        apply there too).
 
         Raises:
             TypeError: With ``RoomsConfig.check_outbound`` (the default), ``message`` is
                 not one of the server messages or a field does not match its annotation
-                (checked once, with or without recipients); nothing is sent.
+                (checked once, with or without recipients); ``tags`` is a str;
+                ``policy`` is not a delivery policy or gives the message no key. Nothing
+                is sent.
         """
         excluded = {s if isinstance(s, str) else s.id for s in exclude} if exclude else None
-        self._runner.broadcast(message, excluded)
+        tagged = (
+            frozenset(check_tags_argument(tags, "Room.broadcast(tags=...)"))
+            if tags is not None
+            else None
+        )
+        self._runner.broadcast(message, excluded, tagged, policy)
+
+    def sessions_tagged(self, tag: str) -> Sequence[SessionT_co]:
+        """The sessions of the room on this node that have the tag ``tag``.
+
+        Tags live where a session's connection is: with a backplane, those of other
+        nodes are not listed.
+        """
+        return cast("list[SessionT_co]", self._runner.tagged(tag))
 
     async def members(self) -> Sequence[str]:
         """The ids of the room's sessions on every node, sorted.

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, final
 
 import trio
 
+from .._delivery import DeliveryPolicy, frame_policy, from_spec, policy_spec
 from .._errors import DecodeError, RoomsClosedError, StorageError
 from .._message import Message
 from ..codec import Codec, WireFormat
@@ -34,8 +35,9 @@ from .room_state import RoomState
 from .runner import SessionRunner
 from .session import Session, runner_of
 from .session_codecs import outbound_check, session_codec
-from .stats import Counters
+from .stats import Counters, RoomCounters
 from .storage import Storage
+from .tags import TagIndex
 
 __all__ = ["RoomRunner"]
 
@@ -59,6 +61,10 @@ class RoomRunner:
         self.runners: dict[str, SessionRunner] = {}
         self.config = RoomsConfig()
         self.counters = Counters()
+        #: What its sessions' delivery policies did (into ``counters`` too).
+        self.delivery_counters = RoomCounters(self.counters)
+        #: Its sessions by tag, for tagged broadcasts.
+        self.tags: TagIndex[SessionRunner] = TagIndex()
         self.storage: Storage = MemoryStorage()
         #: One event of the room at a time; letting it go seals the event's writes.
         self.gate = Gate(self._event_ended, name)
@@ -101,6 +107,7 @@ class RoomRunner:
         """Give the room what its `Rooms` shares with every room, before it starts."""
         self.config = config
         self.counters = counters
+        self.delivery_counters.bind(counters)
         self.storage = storage
         self.backplane = backplane
         self._node_id = node_id
@@ -137,16 +144,37 @@ class RoomRunner:
 
     # -------------------------------------------------------------- broadcasts
 
-    def broadcast(self, message: Message, excluded: set[str] | None) -> None:
-        """Deliver ``message`` to the local sessions and publish it to the other nodes."""
+    def broadcast(
+        self,
+        message: Message,
+        excluded: set[str] | None,
+        tags: frozenset[str] | None = None,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        """Deliver ``message`` to the local sessions and publish it to the other nodes.
+
+        ``tags``: only to the sessions with any of them (None: every session).
+
+        Raises:
+            TypeError: the message fails its check, or ``policy`` is not one (or gives
+                it no key); nothing is sent.
+        """
         check = self.check
         if check is not None:
             check(message)  # once per broadcast, not per recipient
-        self._broadcast_local(message, excluded)
+        code, key = frame_policy(message, policy)
         backplane = self.backplane
+        payload = None
         if backplane is not None:
+            # Made first: a policy that cannot cross nodes sends nothing anywhere.
             encoded = self._remote_codec().encode(message)
-            payload = Envelope(self._node_id, tuple(excluded or ()), encoded).pack()
+            tagged = tuple(tags) if tags is not None else None
+            envelope = Envelope(
+                self._node_id, tuple(excluded or ()), encoded, tagged, policy_spec(policy)
+            )
+            payload = envelope.pack()
+        self._broadcast_local(message, excluded, tags, code, key)
+        if backplane is not None and payload is not None:
             after = self.state.pending()
             if after or self._held_publishes:
                 # The output gate holds it for the other nodes' clients too.
@@ -169,39 +197,64 @@ class RoomRunner:
             if envelope.origin == self._node_id:
                 return  # our own, already delivered locally
             message = self._remote_codec().decode(envelope.message)
-        except (ValueError, DecodeError) as exc:
+            policy = from_spec(envelope.policy) if envelope.policy is not None else None
+            code, key = frame_policy(message, policy)
+        except (ValueError, TypeError, DecodeError) as exc:
             _logger.warning("dropped a broadcast from another node in room %r: %s", self.name, exc)
             return
         excluded = set(envelope.exclude) if envelope.exclude else None
-        self._broadcast_local(message, excluded, logged=False)
+        tags = frozenset(envelope.tags) if envelope.tags is not None else None
+        self._broadcast_local(message, excluded, tags, code, key, logged=False)
 
     def _broadcast_local(
-        self, message: Message, excluded: set[str] | None, *, logged: bool = True
+        self,
+        message: Message,
+        excluded: set[str] | None,
+        tags: frozenset[str] | None = None,
+        policy: int = 0,
+        key: object = None,
+        *,
+        logged: bool = True,
     ) -> None:
         frames: dict[WireFormat, Frame] = {}
         log = self.log
         payload = None
+        recipients: Iterable[SessionRunner]
+        if tags is None:
+            recipients = self.runners.values()
+            only = None
+        else:
+            recipients = [
+                runner
+                for runner in self.tags.any_of(tags)
+                if excluded is None or runner.id not in excluded
+            ]
+            only = tuple(runner.id for runner in recipients) if log.active else None
+            excluded = None
         if logged and log.active:
             # Logged before `after` is read: the frame leaves once its entry is durable.
             payload = self._codec("json").encode(message)
-            log.broadcast("json", payload, excluded)
+            log.broadcast("json", payload, excluded, only)
         after = self.state.pending()  # the output gate: after the writes made before it
         if payload is not None:
-            frames["json"] = Frame(TEXT, payload, after)
+            frames["json"] = Frame(TEXT, payload, after, policy, key)
         queued = 0
         overflowed: list[SessionRunner] = []
-        self.broadcasts += 1  # every session in the room counts it, but the excluded
+        if tags is None:
+            self.broadcasts += 1  # every session in the room counts it, but the excluded
         # The hot loop of fan-out: one dict lookup and one append per recipient (or, for
         # a session whose writer is idle, one non-blocking write: see put_first).
-        for runner in self.runners.values():
+        for runner in recipients:
             if excluded is not None and runner.id in excluded:
                 runner.missed_broadcasts += 1  # the rare case pays: see SessionRunner.sent
                 continue
+            if tags is not None:
+                runner.count_sent()  # a tagged one counts per recipient, not per room
             wire = runner.format
             frame = frames.get(wire)
             if frame is None:
                 frame = frames[wire] = Frame(
-                    TEXT if wire == "json" else BINARY, runner.encode(message), after
+                    TEXT if wire == "json" else BINARY, runner.encode(message), after, policy, key
                 )
             try:
                 queued += runner.outbound.put_first(frame)
@@ -210,6 +263,10 @@ class RoomRunner:
         self.counters.messages_out += queued
         for runner in overflowed:  # after the loop: closing removes it from the dict
             runner.overflow()
+
+    def tagged(self, tag: str) -> list[Session[Any, Any, Any, Any]]:
+        """The local sessions tagged ``tag``."""
+        return [self.sessions[runner.id] for runner in self.tags.tagged(tag)]
 
     def _remote_codec(self) -> Codec[Message]:
         return self._codec("msgpack")
@@ -235,6 +292,7 @@ class RoomRunner:
             backplane.join(self.name, runner.id)
         self.sessions[runner.id] = runner.session  # pyright: ignore[reportArgumentType] - a runner's session is a Session
         self.runners[runner.id] = runner
+        runner.tags.join(self.tags)
         runner.joined(self.broadcasts)
         self.counters.changed()
 
@@ -245,6 +303,7 @@ class RoomRunner:
             return
         del self.runners[runner.id]
         del self.sessions[runner.id]
+        runner.tags.leave()
         runner.left(self.broadcasts)
         if self.backplane is not None:
             self.backplane.leave(self.name, runner.id)

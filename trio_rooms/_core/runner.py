@@ -31,6 +31,7 @@ from .._wire import (
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
+    SkippedFrame,
     add_rid,
     split_rid,
 )
@@ -47,6 +48,7 @@ from .runner_sides import RoomSide, SessionHooks
 from .session_codecs import library_frame, outbound_check, session_codec
 from .stats import Counters
 from .storage import RecordWrite, ReplayCursor, SessionRecord
+from .tags import SessionTags
 
 __all__ = [
     "NO_DATA",
@@ -132,6 +134,7 @@ class SessionRunner:
         "request",
         "room_side",
         "session",
+        "tags",
     )
 
     def __init__(
@@ -185,6 +188,10 @@ class SessionRunner:
         self.missed_broadcasts = 0
         #: Frames the resume replayed (0: none, or a fresh session).
         self.replayed = 0
+        #: Its tags, indexed by its room while it is in it.
+        self.tags = SessionTags(
+            self, _DEFAULT_CONFIG.max_tags_per_session, _DEFAULT_CONFIG.max_tag_length
+        )
         #: The session's place in the replay log when it left the room.
         self._left_at: ReplayCursor | None = None
         #: Its place as stored when a client resumed it.
@@ -204,6 +211,10 @@ class SessionRunner:
     def sent(self, value: int) -> None:
         self._sent += value - self.sent
 
+    def count_sent(self) -> None:
+        """It was sent one of its room's tagged broadcasts (which the room does not count)."""
+        self._sent += 1
+
     def joined(self, broadcasts: int) -> None:
         """It joined its room after ``broadcasts`` of the room's broadcasts."""
         self._joined_at = broadcasts
@@ -219,7 +230,7 @@ class SessionRunner:
 
     # ---------------------------------------------------------- for the façade
 
-    def send_user(self, opcode: int, payload: bytes) -> None:
+    def send_user(self, opcode: int, payload: bytes, policy: int = 0, key: object = None) -> None:
         """Queue one of the session's own frames, logged for a replay if it can resume."""
         room = self.room_side
         if room is not None and room.log.active:
@@ -227,7 +238,7 @@ class SessionRunner:
                 wire = "bytes" if opcode == BINARY and self.format == "json" else self.format
                 room.log.send(wire, payload, self.id)
             self.sent += 1
-        self.enqueue(Frame(opcode, payload))
+        self.enqueue(Frame(opcode, payload, 0, policy, key))
 
     def enqueue(self, frame: Frame) -> None:
         """Queue ``frame`` for the client; a queue past its bounds closes with 1008.
@@ -293,11 +304,16 @@ class SessionRunner:
             config.slow_consumer_timeout,
             room.state.durability,
         )
+        self.outbound.counters = room.delivery_counters
+        self.tags.max_tags = config.max_tags_per_session
+        self.tags.max_length = config.max_tag_length
         connection.attach(self.outbound)
 
     def overflow(self) -> None:
         """The outbound queue is past its bounds: close with 1008, dropping what was queued."""
         self.counters.dropped += 1
+        if self.closing is None:
+            self.outbound.counters.slow_consumer()
         self.begin_close(1008, "slow consumer", discard=True)
 
     def begin_close(
@@ -455,6 +471,9 @@ class SessionRunner:
         seen = self.request.query.get("seen") if self.request is not None else None
         if seen is None or log.limits is None or not self._durable.token_hash:
             return None, []
+        # Its client counts frames: it is told of those a delivery policy drops.
+        wire = self.format
+        self.outbound.marker = lambda skipped: library_frame(wire, SkippedFrame(skipped))
         if not resumed:
             return ReplayPlan(), []
         count = _count(seen)

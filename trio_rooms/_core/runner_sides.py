@@ -16,7 +16,7 @@ from .gate import Gate
 from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
-from .stats import Counters
+from .stats import Counters, RoomCounters
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -63,6 +63,11 @@ class RoomSide(Protocol):
 
     @property
     def counters(self) -> Counters: ...
+
+    @property
+    def delivery_counters(self) -> RoomCounters:
+        """Where the room's sessions count what their delivery policies did."""
+        ...
 
     @property
     def storage(self) -> Storage: ...

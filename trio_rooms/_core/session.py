@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableSet, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, TypeVarTuple, cast
 
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
+from .._delivery import Coalesce, DeliveryPolicy, frame_policy
 from .._errors import DecodeError
 from .._message import Message
 from .._rpc import Request, handled_request
@@ -66,8 +67,14 @@ class SessionRoom(Protocol[SessionT_co, ServerMsgT_contra]):
         message: ServerMsgT_contra,
         *,
         exclude: Iterable[Session[Any, Any, Any, Any] | str] = (),
+        tags: Iterable[str] | None = None,
+        policy: DeliveryPolicy | None = None,
     ) -> None:
         """Queue ``message`` for every session of the room except those in ``exclude``."""
+        ...
+
+    def sessions_tagged(self, tag: str) -> Sequence[SessionT_co]:
+        """The sessions of the room on this node that have the tag ``tag``."""
         ...
 
     async def members(self) -> Sequence[str]:
@@ -126,6 +133,18 @@ def _message_classes(tp: object, owner: str, role: str) -> tuple[type[Message], 
                 f"trio_rooms.Message, got {member!r}"
             )
     return cast("tuple[type[Message], ...]", members)
+
+
+def _check_delivery(message_class: type[Message], owner: str) -> None:
+    """A `Coalesce` declared by a server message class must name its attributes."""
+    delivery = message_class.delivery
+    if isinstance(delivery, Coalesce):
+        for name in delivery.names:
+            if name not in attrs.fields_dict(message_class) and not hasattr(message_class, name):
+                raise TypeError(
+                    f"{owner}: {message_class.__qualname__}.delivery coalesces by {name!r}, "
+                    "which is not one of its fields or attributes"
+                )
 
 
 #: A `replies` handler as a class holds it: called with the session and the request.
@@ -203,6 +222,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             return  # a generic intermediate class; its subclasses bind the messages
         cls._data_type = args[0]
         cls._server_classes = _message_classes(args[1], cls.__qualname__, "server")
+        for server_class in cls._server_classes:
+            _check_delivery(server_class, cls.__qualname__)
         cls._client_classes = _message_classes(args[2], cls.__qualname__, "client")
         cls._responders = _responders(cls, cls._client_classes, cls._server_classes)
 
@@ -275,6 +296,23 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         frames, a room without replay, or a resync (see `on_resync`).
         """
         return self._runner.replayed
+
+    @property
+    def tags(self) -> MutableSet[str]:
+        """This session's tags: a set of str its room can broadcast to (``tags=``).
+
+        Set them in `on_connect` or later (``self.tags.add("admins")``, or
+        ``self.tags = {"team:red"}``). Bounded by ``RoomsConfig.max_tags_per_session``
+        and ``max_tag_length``: past them (or for an empty tag) `ValueError`, and the
+        tags are as they were. They live with the connection: not stored, so a resumed
+        session starts without tags and its `on_connect` sets them again (from
+        ``data``, say).
+        """
+        return self._runner.tags
+
+    @tags.setter
+    def tags(self, tags: Iterable[str]) -> None:
+        self._runner.tags.replace(tags)
 
     @property
     def closed(self) -> bool:
@@ -371,23 +409,27 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
 
     # -------------------------------------------------------------------- actions
 
-    def send(self, message: ServerMsgT) -> None:
+    def send(self, message: ServerMsgT, *, policy: DeliveryPolicy | None = None) -> None:
         """Queue ``message`` for this client.
 
-        Never blocks. A client that does not keep up is closed with 1008 (slow consumer:
-        see ``RoomsConfig.slow_consumer_timeout``). After the session started closing,
-        the message is dropped.
+        Never blocks. A client that does not keep up is handled by the message's
+        delivery policy (``policy``, else its class's ``delivery``): by default closed
+        with 1008 (slow consumer: see ``RoomsConfig.slow_consumer_timeout``). After the
+        session started closing, the message is dropped.
 
         Raises:
             TypeError: ``message`` is not one of the server messages, or (with
-                ``RoomsConfig.check_outbound``) a field does not match its annotation.
+                ``RoomsConfig.check_outbound``) a field does not match its annotation;
+                ``policy`` is not a delivery policy or gives the message no key.
         """
         runner = self._runner
         check = runner.check
         if check is not None:
             check(message)
+        code, key = frame_policy(message, policy)
         if runner.closing is None:
-            runner.send_user(TEXT if runner.format == "json" else BINARY, runner.encode(message))
+            opcode = TEXT if runner.format == "json" else BINARY
+            runner.send_user(opcode, runner.encode(message), code, key)
         else:
             runner.counters.dropped += 1
 
@@ -399,15 +441,26 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         else:
             runner.counters.dropped += 1
 
-    def broadcast(self, message: ServerMsgT, *, exclude_self: bool = False) -> None:
+    def broadcast(
+        self,
+        message: ServerMsgT,
+        *,
+        exclude_self: bool = False,
+        exclude: Iterable[Session[Any, Any, Any, Any] | str] = (),
+        tags: Iterable[str] | None = None,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
         """Queue ``message`` for every session of the room (this one too, unless ``exclude_self``).
 
-        Never blocks: see `Room.broadcast`.
+        ``exclude``, ``tags`` and ``policy`` are `Room.broadcast`'s. Never blocks: see
+        `Room.broadcast`.
 
         Raises:
             TypeError: See `Room.broadcast`.
         """
-        self.room.broadcast(message, exclude=(self._runner.id,) if exclude_self else ())
+        if exclude_self:
+            exclude = (*exclude, self._runner.id)
+        self.room.broadcast(message, exclude=exclude, tags=tags, policy=policy)
 
     async def update(self) -> None:
         """Persist ``data``; returns once the storage has durably committed it.

@@ -11,7 +11,26 @@ import trio
 
 from .backplane import BackplaneStatistics
 
-__all__ = ["Counters", "RoomsStatistics"]
+__all__ = ["Counters", "RoomCounters", "RoomStatistics", "RoomsStatistics"]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RoomStatistics:
+    """A snapshot of one live room on this node, in `RoomsStatistics.by_room`."""
+
+    #: Its admitted sessions.
+    sessions: int
+    #: Messages waiting in its sessions' outbound queues.
+    queued_frames: int
+    #: Bytes waiting there (each message counted up to half of ``outbound_max_bytes``).
+    queued_bytes: int
+    #: Messages dropped by `DropOldest` since the room started.
+    dropped_oldest: int
+    #: Messages replaced by a newer one of their key by `Coalesce` since it started.
+    coalesced: int
+    #: Sessions closed with 1008 as slow consumers (`Disconnect`) since it started.
+    slow_consumers: int
 
 
 @final
@@ -43,6 +62,14 @@ class RoomsStatistics:
     closes: Mapping[int, int]
     #: The backplane's state and counters; None without a backplane.
     backplane: BackplaneStatistics | None = None
+    #: Messages dropped from full queues by `DropOldest`, over all rooms.
+    dropped_oldest: int = 0
+    #: Queued messages replaced by a newer one of their key (`Coalesce`), over all rooms.
+    coalesced: int = 0
+    #: Sessions closed with 1008 as slow consumers (`Disconnect`), over all rooms.
+    slow_consumers: int = 0
+    #: Each live room of this node by name.
+    by_room: Mapping[str, RoomStatistics] = attrs.field(factory=dict[str, RoomStatistics])
 
 
 @final
@@ -56,15 +83,21 @@ class Counters:
     __slots__ = (
         "_waiters",
         "closes",
+        "coalesced",
         "dropped",
+        "dropped_oldest",
         "errors",
         "invalid",
         "messages_in",
         "messages_out",
         "rate_limited",
+        "slow_consumers",
     )
 
     def __init__(self) -> None:
+        self.dropped_oldest = 0
+        self.coalesced = 0
+        self.slow_consumers = 0
         self.messages_in = 0
         self.messages_out = 0
         self.dropped = 0
@@ -82,3 +115,35 @@ class Counters:
     async def wait_changed(self) -> None:
         """Wait for the next `changed`."""
         await self._waiters.park()
+
+
+@final
+class RoomCounters:
+    """One room's delivery counters; each count goes to its `Rooms`'s `Counters` too.
+
+    Counted where a policy acts, off the fan-out's hot path.
+    """
+
+    __slots__ = ("_total", "coalesced", "dropped_oldest", "slow_consumers")
+
+    def __init__(self, total: Counters | None = None) -> None:
+        self._total = total if total is not None else Counters()
+        self.dropped_oldest = 0
+        self.coalesced = 0
+        self.slow_consumers = 0
+
+    def bind(self, total: Counters) -> None:
+        """Count into ``total`` (the `Rooms`'s) from now on."""
+        self._total = total
+
+    def drop_oldest(self) -> None:
+        self.dropped_oldest += 1
+        self._total.dropped_oldest += 1
+
+    def coalesce(self) -> None:
+        self.coalesced += 1
+        self._total.coalesced += 1
+
+    def slow_consumer(self) -> None:
+        self.slow_consumers += 1
+        self._total.slow_consumers += 1

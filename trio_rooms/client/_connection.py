@@ -17,6 +17,7 @@ from .._wire import (
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
+    SkippedFrame,
     parse_library_frame,
     split_rid,
 )
@@ -183,7 +184,7 @@ class Connection(Generic[ServerMsgT]):
             if split is not None:
                 self._settle(frame, *split)  # a reply: not counted, never replayed
                 continue
-            item: ServerMsgT | Exception | Resynced | RequestFailedFrame
+            item: ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
@@ -193,6 +194,11 @@ class Connection(Generic[ServerMsgT]):
                     continue
                 if isinstance(item, RequestFailedFrame):
                     self._state.requests.settle(item.rid, RequestError(item.reason))
+                    continue
+                if isinstance(item, SkippedFrame):
+                    # Frames the server's delivery policy dropped: counted as received,
+                    # so a resume's replay starts where the server's count is.
+                    self._state.seen += item.count
                     continue
                 if item is exc:
                     self._state.seen += 1  # not a library frame: a message sent to us
@@ -242,7 +248,7 @@ class Connection(Generic[ServerMsgT]):
 
 def _library_frame(
     frame: bytes | str, error: DecodeError
-) -> Exception | Resynced | RequestFailedFrame:
+) -> Exception | Resynced | RequestFailedFrame | SkippedFrame:
     """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
     server message; ``error`` itself if it is no library frame either."""
     try:
@@ -258,7 +264,7 @@ def _library_frame(
             )
         case ResyncFrame():
             return Resynced(parsed.reason)
-        case RequestFailedFrame():
+        case RequestFailedFrame() | SkippedFrame():
             return parsed
         case None:
             return error
