@@ -50,6 +50,7 @@ class PendingRequests:
         return self._last, waiter
 
     def discard(self, rid: int) -> None:
+        """Forget the request ``rid`` (its caller gave up): a late reply is dropped."""
         self._waiting.pop(rid, None)
 
     def settle(self, rid: int, result: Message | Exception) -> bool:

@@ -54,10 +54,12 @@ class ClientState(Generic[ServerMsgT]):
         self.requests: PendingRequests = PendingRequests()
 
     def queue(self, frame: str | bytes) -> None:
+        """Put ``frame`` at the end of the outbox, for the writer of this connection."""
         self.outbox.append(frame)
         self._outbox_changed.set()
 
     def wake_writer(self) -> None:
+        """Make the writer look at the outbox again (it changed other than by ``queue``)."""
         self._outbox_changed.set()
 
     async def wait_outbox_changed(self) -> None:
@@ -66,14 +68,17 @@ class ClientState(Generic[ServerMsgT]):
         await self._outbox_changed.wait()
 
     def set_connected(self) -> None:
+        """A connection is up: ``wait_disconnected`` waits for its end."""
         self.connected = True
         self._disconnected = trio.Event()
 
     def set_disconnected(self) -> None:
+        """The connection is gone: wake its waiters and fail the requests it carried."""
         self.connected = False
         self._disconnected.set()
         self.requests.connection_lost(self.outbox)
 
     async def wait_disconnected(self) -> None:
+        """Return once no connection is up (at once if none is)."""
         if self.connected:
             await self._disconnected.wait()
