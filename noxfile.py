@@ -84,9 +84,15 @@ def changelog(session: nox.Session) -> None:
     session.run("towncrier", "build", "--draft", "--version", "next")
 
 
-#: The peer benchmark's harness beside the repository (bench.py, campaign.py, the Node.js
-#: load generator and the peers' servers); TRIO_ROOMS_BENCH_DIR or --bench-dir override it.
-BENCH_DIR = Path(__file__).parent.parent / "shared" / "bench"
+#: The peer benchmark's harness (bench.py, campaign.py, the Node.js load generator and the
+#: peers' servers): the shared one beside the repository when there is one, else the copy
+#: in benchmarks/harness; TRIO_ROOMS_BENCH_DIR or --bench-dir override it.
+SHARED_BENCH_DIR = Path(__file__).parent.parent / "shared" / "bench"
+BENCH_DIR = (
+    SHARED_BENCH_DIR
+    if (SHARED_BENCH_DIR / "bench.py").is_file()
+    else Path(__file__).parent / "benchmarks" / "harness"
+)
 #: The Python peers and the harness's pinned requirements each needs (the rest is the base).
 PYTHON_PEERS = {"websockets": ("websockets",), "picows": ("picows", "aiofastnet", "uvloop")}
 #: Every peer, in the order of the table (benchmarks/report.py SERVERS).
