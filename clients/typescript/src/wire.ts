@@ -113,7 +113,7 @@ export function decode(format: WireFormat, data: string | Uint8Array): Frame {
     return malformed(`expected a library frame of one key, got the keys ${keys.sort().join(", ")}`);
   }
   const [key] = keys as [string];
-  const parse = PARSERS[key];
+  const parse = Object.hasOwn(PARSERS, key) ? PARSERS[key] : undefined;
   if (parse === undefined) {
     return malformed(
       `expected one of the library frames ${Object.keys(PARSERS).join(", ")}, got '${key}'`,

@@ -19,6 +19,7 @@ import {
   schema,
 } from "./room.schema.js";
 import { Server, next, tempDatabase } from "./server.js";
+import * as stale from "./stale.schema.js";
 
 const FAST_RECONNECT = { initialDelay: 20, maxDelay: 200 };
 
@@ -120,6 +121,25 @@ for (const format of ["json", "msgpack"] as const) {
       assert.deepEqual(seen.ticks().slice(500), [500]);
       assert.equal(victim.seen, 501);
       await Promise.all([victim.close(), flooder.close()]);
+    });
+
+    test("the client counts what the server counts: messages, also invalid ones, but no library frame or reply", async () => {
+      const invalid: unknown[] = [];
+      const options = { WebSocket, format, onInvalid: (error: unknown) => invalid.push(error) };
+      const old = await openRoomClient(server.url(freshRoom()), stale.schema, options);
+      old.send({ type: "sendOdd" }); // Odd and Unlisted, which this schema refuses, then Echoed
+      old.send({ type: "ping" }); // answered with the library's {"error": ...}
+      old.send({ type: "echo", text: "last", numbers: [] });
+      assert.deepEqual(await old.receive(), { type: "echoed", text: "after odd", numbers: [] });
+      assert.deepEqual(await old.receive(), { type: "echoed", text: "last", numbers: [] });
+      assert.equal(invalid.length, 2);
+      assert.equal(old.seen, 4);
+      await old.close();
+      const client = await openRoomClient(server.url(freshRoom()), contract, options);
+      await client.request({ type: "getScore", player: "ann" });
+      await assert.rejects(client.request({ type: "getScore", player: "" })); // an $error
+      assert.equal(client.seen, 0);
+      await client.close();
     });
 
     test("past the log's bounds the client gets a resync event and the session's snapshot", async () => {
