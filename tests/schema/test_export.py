@@ -16,10 +16,12 @@ from trio_rooms import ConnectRequest, HttpRequest, Message, Room, Session, rout
 from trio_rooms.codec import JsonCodec
 from trio_rooms.schema import export
 from trio_rooms.schema._cli import main
+from trio_rooms.schema._jsonschema import REPLIES
 from trio_rooms.schema._naming import RESERVED, assign_names
 
 from .kinds_app import KindsRoom, LooseRoom, Optionals, Point
 from .node_contract import open_validator
+from .requests_app import RequestsRoom
 
 
 def room_of(*client: type[Message], server: type[Message] | None = None) -> type[Room[Any]]:
@@ -379,3 +381,41 @@ def test_bytes_in_routes_only_are_base64_and_make_no_msgpack_variant() -> None:
     assert '"POST /frame": { body: Frame, response: Frame },' in contract.typescript
     assert "data: z.base64()" in contract.typescript
     assert "Msgpack" not in contract.typescript
+
+
+def test_requests_map_to_their_replies_in_both_documents_and_both_contracts() -> None:
+    """Each request's tag maps to its reply, in the zod contracts and the server's documents."""
+    contract = export(RequestsRoom)
+    server: Any = contract.server
+    assert server[REPLIES] == {
+        "getScore": {"$ref": "#/$defs/Score"},
+        "fetch": {"oneOf": [{"$ref": "#/$defs/Blob"}, {"$ref": "#/$defs/Missing"}]},
+        "ping!": {"$ref": "#/$defs/Said"},
+    }
+    binary: Any = contract.msgpack_server
+    assert binary[REPLIES]["fetch"]["oneOf"][0] == {"$ref": "#/$defs/BlobMsgpack"}
+    assert REPLIES not in contract.client
+    assert "getScore: Score," in contract.typescript
+    assert 'fetch: z.discriminatedUnion("type", [BlobMsgpack, Missing]),' in contract.typescript
+
+
+def test_a_room_without_requests_has_no_replies() -> None:
+    """No request, no map: the contract of a room without requests is as it was."""
+    contract = export(room_of(Plain))
+    assert "replies" not in contract.typescript
+    assert REPLIES not in contract.server
+
+
+def test_a_request_whose_reply_is_not_a_server_message_is_refused() -> None:
+    """The reply must be one the server sends: a request without a handler is checked too."""
+
+    @attrs.frozen
+    class Elsewhere(Message):
+        n: int
+
+    @attrs.frozen
+    class Ask(trio_rooms.Request[Elsewhere]):
+        pass
+
+    with pytest.raises(TypeError, match=r"reply .*Elsewhere of the request .*Ask is not one of"):
+        export(room_of(Ask))

@@ -41,7 +41,8 @@ class RoomSchema:
     source: str
     #: The JSON Schema document of what clients send (``oneOf`` the client messages).
     client: dict[str, JsonValue]
-    #: The JSON Schema document of what the server sends.
+    #: The JSON Schema document of what the server sends; with requests, its
+    #: ``"x-trio-rooms-replies"`` maps each request's tag to its reply.
     server: dict[str, JsonValue]
     #: The documents of each HTTP route, by ``"METHOD /path"``, sorted by path and method.
     routes: Mapping[str, RouteSchema]
@@ -124,15 +125,21 @@ def export(
         direction: str, refs: list[Ref], twins: Mapping[DefKey, str]
     ) -> dict[str, JsonValue]:
         title = f"{label} {direction} messages (msgpack)"
-        return _jsonschema.document(title, refs, reader.defs, twins, bytes_as="bin")
+        replies = wire.replies if direction == "server" else ()
+        return _jsonschema.document(
+            title, refs, reader.defs, twins, bytes_as="bin", replies=replies
+        )
 
+    server = _jsonschema.document(
+        f"{label} server messages", wire.server, reader.defs, names, replies=wire.replies
+    )
     return RoomSchema(
         source=source,
         client=_jsonschema.document(f"{label} client messages", wire.client, reader.defs, names),
-        server=_jsonschema.document(f"{label} server messages", wire.server, reader.defs, names),
+        server=server,
         routes=routes,
         typescript=_typescript.module(
-            source, wire.client, wire.server, wire.routes, reader.defs, names, twins
+            source, wire.client, wire.server, wire.routes, reader.defs, names, twins, wire.replies
         ),
         msgpack_client=None if twins is None else messages("client", wire.client, twins),
         msgpack_server=None if twins is None else messages("server", wire.server, twins),

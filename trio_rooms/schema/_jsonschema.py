@@ -6,11 +6,16 @@ codec's strict pattern). JSON Schema has no bytes type, so a document of msgpack
 frames says ``{"x-msgpack": "bin"}``, a keyword of this library's own: a
 validator taught it (ajv: ``ajv.addKeyword({keyword: "x-msgpack", validate: (_,
 value) => value instanceof Uint8Array})``) checks it, any other ignores it.
+
+The server's document of a room with requests also says which message answers each
+request: ``"x-trio-rooms-replies": {"getScore": {"$ref": "#/$defs/Score"}}``, by the
+request's tag (a ``oneOf`` for a union of replies). The reply frame is that message
+with the request's ``"$rid"`` added, which the message's own schema does not list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 
 from ..codec._bytes import BytesAs
 from ._model import (
@@ -32,9 +37,11 @@ from ._model import (
     reached,
 )
 
-__all__ = ["BASE64_PATTERN", "DIALECT", "document"]
+__all__ = ["BASE64_PATTERN", "DIALECT", "REPLIES", "document"]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: The keyword of a server document that maps each request's tag to its reply.
+REPLIES = "x-trio-rooms-replies"
 
 # The codec's integers: what orjson and msgpack carry, int64 and uint64.
 _INT: dict[str, JsonValue] = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
@@ -59,12 +66,23 @@ def document(
     defs: Mapping[DefKey, ObjectDef | EnumDef],
     names: Mapping[DefKey, str],
     bytes_as: BytesAs = "base64",
+    replies: Sequence[tuple[str, list[Ref]]] = (),
 ) -> dict[str, JsonValue]:
-    """A document for ``root``; a list of message references becomes their ``oneOf``."""
+    """A document for ``root``; a list of message references becomes their ``oneOf``.
+
+    ``replies``: each request's tag and its reply classes, among ``root``'s messages.
+    """
     renderer = _Renderer(names, bytes_as, binary_definitions(defs))
     doc: dict[str, JsonValue] = {"$schema": DIALECT, "title": title}
     if isinstance(root, list):
         doc["oneOf"] = [renderer.type(r) for r in root]
+        if replies:
+            doc[REPLIES] = {
+                tag: renderer.type(refs[0])
+                if len(refs) == 1
+                else {"oneOf": [renderer.type(r) for r in refs]}
+                for tag, refs in replies
+            }
         keys = reached(root, defs)
     else:
         doc.update(renderer.type(root))

@@ -14,6 +14,7 @@ import attrs
 from .._core.room import Room
 from .._core.routes import Response, route_table
 from .._core.typeargs import union_members
+from .._rpc import Request
 from ..codec import JsonCodec
 from ..codec._record import JsonRecords
 from ._model import AnyOf, Ref, Route, WireType
@@ -25,11 +26,13 @@ __all__ = ["RoomWire", "read_room"]
 @final
 @attrs.frozen
 class RoomWire:
-    """A room's roots in the wire model: message references and routes."""
+    """A room's roots in the wire model: message references, replies and routes."""
 
     client: list[Ref]
     server: list[Ref]
     routes: list[Route]
+    #: Each request's tag and its reply classes (server messages), in client order.
+    replies: list[tuple[str, list[Ref]]]
 
 
 def read_room(room: type[Room[Any]], reader: Reader) -> RoomWire:
@@ -65,7 +68,36 @@ def read_room(room: type[Room[Any]], reader: Reader) -> RoomWire:
         client=[reader.message(cls, cls.tag) for cls in client_classes],
         server=[reader.message(cls, cls.tag) for cls in server_classes],
         routes=routes,
+        replies=_replies(room, client_classes, server_classes, reader),
     )
+
+
+def _replies(
+    room: type, client: tuple[type, ...], server: tuple[type, ...], reader: Reader
+) -> list[tuple[str, list[Ref]]]:
+    """The declared reply of each request among the client messages.
+
+    A request without a handler is listed too (the server refuses it with ``$error``),
+    as the schemas list a message ``on_message`` ignores: they describe the declaration.
+    """
+    replies: list[tuple[str, list[Ref]]] = []
+    for cls in client:
+        if not issubclass(cls, Request):
+            continue
+        request = cast("type[Request[Any]]", cls)
+        if not request.reply_classes:
+            raise TypeError(
+                f"{room.__qualname__}: the request {request.__qualname__} declares no reply "
+                "(subclass Request[Reply])"
+            )
+        for reply in request.reply_classes:
+            if reply not in server:
+                raise TypeError(
+                    f"{room.__qualname__}: the reply {reply.__qualname__} of the request "
+                    f"{request.__qualname__} is not one of the server messages"
+                )
+        replies.append((request.tag, [reader.message(r, r.tag) for r in request.reply_classes]))
+    return replies
 
 
 def _response(

@@ -20,6 +20,7 @@ import {
   callReporting,
 } from "./events.js";
 import { Inbox } from "./inbox.js";
+import { type Pending, PendingRequests } from "./requests.js";
 import {
   type ReconnectOptions,
   type ReconnectPolicy,
@@ -45,12 +46,34 @@ export interface RoomSchema {
   readonly client: z.ZodType;
   /** What the server sends. */
   readonly server: z.ZodType;
+  /**
+   * Each request's `type` and the schema of its reply (one of the server messages, or a
+   * union of them); absent: the room takes no requests.
+   */
+  readonly replies?: { readonly [requestType: string]: z.ZodType };
 }
 
 /** The client messages of `T`, as `send` takes them: fields with a default may be left out. */
 export type ClientMessageOf<T extends RoomSchema> = z.input<T["client"]>;
 /** The server messages of `T`. */
 export type ServerMessageOf<T extends RoomSchema> = z.output<T["server"]>;
+/** Each request `type` of `T` and its reply's type. */
+export type RepliesOf<T extends RoomSchema> = T extends { readonly replies: infer R }
+  ? { [K in keyof R]: R[K] extends z.ZodType ? z.output<R[K]> : never }
+  : Record<never, never>;
+
+/** The client `openRoomClient(url, schema)` makes, by the type of its schema. */
+export type RoomClientOf<T extends RoomSchema> = RoomClient<
+  ServerMessageOf<T>,
+  ClientMessageOf<T>,
+  RepliesOf<T>
+>;
+
+/** `request`'s options. */
+export interface RequestOptions {
+  /** Milliseconds to wait for the reply, from the call (default 10 000). */
+  readonly timeout?: number | undefined;
+}
 
 /** `openRoomClient`'s options; all optional. */
 export interface RoomClientOptions<ServerMessage> {
@@ -63,6 +86,11 @@ export interface RoomClientOptions<ServerMessage> {
   readonly resume?: boolean | undefined;
   /** A token from an earlier client's `open` event, to resume its session at once. */
   readonly resumeToken?: string | undefined;
+  /**
+   * With `resumeToken`: the earlier client's `seen`, so that the server replays what it
+   * missed since. Without it, nothing is replayed to this session, now or later.
+   */
+  readonly resumeSeen?: number | undefined;
   /** Backoff between reconnect attempts, and when to give up. */
   readonly reconnect?: ReconnectOptions | undefined;
   /** Messages that may wait for a connection while disconnected (default 1000). */
@@ -86,15 +114,25 @@ export interface RoomClientOptions<ServerMessage> {
 /** Where a client is: connected, reconnecting, closing with `close()`, or ended. */
 export type RoomClientState = "open" | "reconnecting" | "closing" | "closed";
 
-/** A connection to one room that survives restarts. Made by `openRoomClient`. */
-export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<
+/**
+ * A connection to one room that survives restarts. Made by `openRoomClient`.
+ *
+ * `Replies` maps each request `type` to its reply's type (`RepliesOf` the schema).
+ */
+export interface RoomClient<
   ServerMessage,
-  undefined,
-  undefined
-> {
+  ClientMessage,
+  Replies = Record<never, never>,
+> extends AsyncIterable<ServerMessage, undefined, undefined> {
   /** The server's id for this client's session; `null` without `resume`. */
   readonly sessionId: string | null;
   readonly state: RoomClientState;
+  /**
+   * The server messages this session's clients have received (library frames and
+   * replies aside): what a resume reports, so that the server replays only the rest.
+   * `null` without `resume`, or after `resumeToken` without `resumeSeen` (not known).
+   */
+  readonly seen: number | null;
   /**
    * Queue `message` for the server; never blocks. Written at once while connected; while
    * reconnecting it waits, in order, for the next connection.
@@ -102,9 +140,34 @@ export interface RoomClient<ServerMessage, ClientMessage> extends AsyncIterable<
    * @throws ClientQueueFullError `maxQueued` messages are waiting already.
    * @throws ClientClosedError The client was closed.
    * @throws ConnectionClosedError The client ended (see `receive`).
-   * @throws TypeError `message` is not a client message of the schema.
+   * @throws TypeError `message` is not a client message of the schema, or is a request
+   *   (send it with `request`).
    */
-  send(message: ClientMessage): void;
+  send(message: Exclude<ClientMessage, { readonly type: keyof Replies }>): void;
+  /**
+   * Send the request `message` and wait for its reply, typed by the schema's `replies`:
+   *
+   * ```ts
+   * const score = await client.request({ type: "getScore", player: "ann" }, { timeout: 5000 });
+   * ```
+   *
+   * It is queued as `send` queues (while reconnecting it goes out on the next
+   * connection) and sent once, never again. Requests may be answered out of order.
+   *
+   * @throws RequestError (rejects) The server refused it (`reason`): its handler refused
+   *   or failed, or too many requests were in flight. `RequestLostError`: the connection
+   *   was lost after it was handed over, before its reply came (it may have run).
+   * @throws RequestTimeoutError (rejects) No reply within `timeout`; it is not sent if it
+   *   was still waiting for a connection, else it may still run.
+   * @throws InvalidMessageError (rejects) The reply is not the request's reply.
+   * @throws TypeError, RangeError, ClientQueueFullError, ClientClosedError,
+   *   ConnectionClosedError (rejects) As for `send`, or a `timeout` that is not > 0; the
+   *   last two also when the client ends while the request waits.
+   */
+  request<K extends keyof Replies & string>(
+    message: ClientMessage & { readonly type: K },
+    options?: RequestOptions,
+  ): Promise<Replies[K]>;
   /**
    * The next server message; reconnects happen underneath.
    *
@@ -159,10 +222,20 @@ export async function openRoomClient<T extends RoomSchema>(
   url: string,
   schema: T,
   options: RoomClientOptions<ServerMessageOf<T>> = {},
-): Promise<RoomClient<ServerMessageOf<T>, ClientMessageOf<T>>> {
-  const client = new Client<ServerMessageOf<T>, ClientMessageOf<T>>(url, schema, options);
+): Promise<RoomClientOf<T>> {
+  const client = new Client<ServerMessageOf<T>, ClientMessageOf<T>, RepliesOf<T>>(
+    url,
+    schema,
+    options,
+  );
   await client.start();
   return client;
+}
+
+/** A frame waiting for a connection; a request's, with its request. */
+interface Outgoing {
+  readonly frame: string | Uint8Array;
+  readonly request: Pending | null;
 }
 
 interface Retry {
@@ -174,14 +247,21 @@ interface Retry {
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, ClientMessage> {
+class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
+  ServerMessage,
+  ClientMessage,
+  Replies
+> {
   private _state: RoomClientState | "connecting" = "connecting";
   private connection: Connection | null = null;
   private session: SessionInfo | null = null;
   private retry: Retry | null = null;
   private closeTimer: ReturnType<typeof setTimeout> | null = null;
   /** Encoded frames waiting for a connection, in order. */
-  private readonly queue: (string | Uint8Array)[] = [];
+  private readonly queue: Outgoing[] = [];
+  private readonly requests = new PendingRequests();
+  /** User frames received in this session, counted as the server counts them. */
+  private _seen: number | null;
   private readonly inbox = new Inbox<ServerMessage>();
   private readonly listeners = new Listeners();
   private readonly settings: ConnectionSettings;
@@ -224,6 +304,13 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
       connectTimeout,
       WebSocket: webSocketClass(options.WebSocket),
     };
+    const { resumeSeen } = options;
+    if (resumeSeen !== undefined && !(Number.isSafeInteger(resumeSeen) && resumeSeen >= 0)) {
+      throw new RangeError(`resumeSeen must be an integer >= 0, got ${resumeSeen}`);
+    }
+    if (!this.settings.resume) this._seen = null;
+    else if (options.resumeToken === undefined) this._seen = 0;
+    else this._seen = resumeSeen ?? null;
     for (const [name, listener] of Object.entries(options.on ?? {})) {
       if (listener !== undefined)
         this.listeners.add(name as keyof RoomClientEvents, listener as () => void);
@@ -237,6 +324,10 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
 
   get state(): RoomClientState {
     return this._state === "connecting" ? "reconnecting" : this._state;
+  }
+
+  get seen(): number | null {
+    return this._seen;
   }
 
   /** The first connection: resolves once open, rejects (and ends) if it fails. */
@@ -256,7 +347,8 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     const resume = this.settings.resume
       ? (this.session?.token ?? this.options.resumeToken ?? "")
       : null;
-    const connection: Connection = new Connection(this.settings, resume, {
+    const seen = resume === null ? null : this._seen;
+    const connection: Connection = new Connection(this.settings, resume, seen, {
       opened: (session) => {
         this.opened(session);
         first?.opened();
@@ -269,10 +361,12 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
   }
 
   private opened(session: SessionInfo | null): void {
-    if (session !== null) this.session = session;
+    if (session !== null) {
+      if (!session.resumed) this._seen = 0; // a new session: a new count
+      this.session = session;
+    }
     this._state = "open";
-    const connection = this.connection;
-    for (const frame of this.queue.splice(0)) connection?.send(frame);
+    for (const outgoing of this.queue.splice(0)) this.write(outgoing);
     const retry = this.retry;
     this.retry = null;
     this.listeners.emit("open", { session, reconnected: retry !== null });
@@ -284,12 +378,14 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
         resumed: session?.resumed ?? false,
         sessionId: this.sessionId,
         previousSessionId: retry.previousSessionId,
+        replayed: session?.replayed ?? null,
       });
     }
   }
 
   private closed(code: number, reason: string): void {
     this.connection = null;
+    this.requests.lost();
     if (this._state === "closing") return this.end(code, reason, null);
     if (!retries(code)) return this.end(code, reason, new ConnectionClosedError(code, reason));
     this._state = "reconnecting";
@@ -342,13 +438,7 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
   }
 
   private frame(data: string | Uint8Array): void {
-    let frame;
-    try {
-      frame = decode(this.settings.format, data);
-    } catch (error) {
-      if (error instanceof InvalidMessageError) return this.invalid(error);
-      throw error;
-    }
+    const frame = decode(this.settings.format, data);
     switch (frame.kind) {
       case "session":
         return this.invalid(
@@ -359,7 +449,22 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
           console.warn(`trio-rooms-client: the server sent an error: ${frame.error.text}`);
         }
         return;
+      case "resync":
+        if (!this.listeners.emit("resync", { reason: frame.reason })) {
+          console.warn(`trio-rooms-client: missed messages were not replayed: ${frame.reason}`);
+        }
+        return;
+      case "reply":
+        return this.requests.reply(frame.rid, frame.value, data);
+      case "refused":
+        return this.requests.refused(frame.rid, frame.reason);
+      case "malformed":
+        return this.invalid(frame.error);
+      case "unreadable":
+        this.count(); // the server sent it, and counted it
+        return this.invalid(frame.error);
       case "message": {
+        this.count();
         const parsed = this.schema.server.safeParse(frame.value);
         if (!parsed.success) {
           const message = `not a server message of the schema: ${z.prettifyError(parsed.error)}`;
@@ -370,6 +475,10 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
         else this.inbox.put(message);
       }
     }
+  }
+
+  private count(): void {
+    if (this._seen !== null) this._seen += 1;
   }
 
   private invalid(error: InvalidMessageError): void {
@@ -388,28 +497,83 @@ class Client<ServerMessage, ClientMessage> implements RoomClient<ServerMessage, 
     this.connection?.abandon();
     this.connection = null;
     this.queue.length = 0;
+    this.requests.end(error ?? new ClientClosedError());
     this.inbox.end(error ?? new ClientClosedError());
     const event: CloseEvent = { code, reason, error };
     this.listeners.emit("close", event);
     this.resolveEnded();
   }
 
-  send(message: ClientMessage): void {
+  send(message: Exclude<ClientMessage, { readonly type: keyof Replies }>): void {
+    this.checkRunning();
+    const checked = this.checked(message);
+    if (this.replyOf(checked.type) !== undefined) {
+      throw new TypeError(`'${checked.type}' is a request: send it with request()`);
+    }
+    this.checkRoom();
+    this.write({ frame: encode(this.settings.format, checked), request: null });
+  }
+
+  async request<K extends keyof Replies & string>(
+    message: ClientMessage & { readonly type: K },
+    options: RequestOptions = {},
+  ): Promise<Replies[K]> {
+    const timeout = options.timeout ?? 10_000;
+    if (!(timeout > 0)) throw new RangeError(`timeout must be > 0, got ${timeout}`);
+    this.checkRunning();
+    const checked = this.checked(message);
+    const reply = this.replyOf(checked.type);
+    if (reply === undefined) {
+      throw new TypeError(`'${checked.type}' is not a request of the schema: send it with send()`);
+    }
+    this.checkRoom();
+    const { pending, outcome } = this.requests.open(checked.type, reply, timeout, (timedOut) => {
+      // Not sent yet: it never will be.
+      const index = this.queue.findIndex((outgoing) => outgoing.request === timedOut);
+      if (index >= 0) this.queue.splice(index, 1);
+    });
+    const frame = encode(this.settings.format, { ...checked, $rid: pending.rid });
+    this.write({ frame, request: pending });
+    return outcome as Promise<Replies[K]>;
+  }
+
+  private checkRunning(): void {
     if (this._state === "closing") throw new ClientClosedError();
     if (this._state === "closed") throw this.outcome ?? new ClientClosedError();
+  }
+
+  /** `message` parsed by the schema: defaults filled in, as the server's codec would. */
+  private checked(message: unknown): { readonly type: string } {
     const checked = this.schema.client.safeParse(message);
     if (!checked.success) {
       const text = `not a client message of the schema: ${z.prettifyError(checked.error)}`;
       throw new TypeError(text, { cause: checked.error });
     }
-    // The parsed message: defaults filled in, as the server's codec would.
-    const frame = encode(this.settings.format, checked.data);
-    if (this.connection?.writable) {
-      this.connection.send(frame);
-    } else if (this.queue.length >= this.maxQueued) {
+    // A discriminated union on "type" parses only objects with a string tag.
+    return checked.data as { readonly type: string };
+  }
+
+  /** The schema of the reply to `requestType`; `undefined`: it is no request. */
+  private replyOf(requestType: string): z.ZodType | undefined {
+    const replies = this.schema.replies;
+    return replies !== undefined && Object.hasOwn(replies, requestType)
+      ? replies[requestType]
+      : undefined;
+  }
+
+  /** Room for one more frame: there is a connection to write it to, or room in the queue. */
+  private checkRoom(): void {
+    if (!this.connection?.writable && this.queue.length >= this.maxQueued) {
       throw new ClientQueueFullError(this.maxQueued);
+    }
+  }
+
+  private write(outgoing: Outgoing): void {
+    if (this.connection?.writable) {
+      this.connection.send(outgoing.frame);
+      if (outgoing.request !== null) outgoing.request.written = true;
     } else {
-      this.queue.push(frame);
+      this.queue.push(outgoing);
     }
   }
 

@@ -45,7 +45,10 @@ export interface ConnectionHandlers {
 
 type State = "opening" | "awaiting session" | "open" | "ended";
 
-/** One WebSocket, opened with `?resume=<resume>` (none if `null`). */
+/**
+ * One WebSocket, opened with `?resume=<resume>` (none if `null`) and `&seen=<seen>`, the
+ * server messages the session's client has received (none if `null`: not known).
+ */
 export class Connection {
   private state: State = "opening";
   private readonly socket: WebSocketLike;
@@ -54,9 +57,11 @@ export class Connection {
   constructor(
     private readonly settings: ConnectionSettings,
     resume: string | null,
+    seen: number | null,
     private readonly handlers: ConnectionHandlers,
   ) {
-    this.socket = new settings.WebSocket(connectionUrl(settings.url, settings.format, resume));
+    const url = connectionUrl(settings.url, settings.format, resume, seen);
+    this.socket = new settings.WebSocket(url);
     this.socket.binaryType = "arraybuffer";
     this.timer = setTimeout(() => this.timedOut(), settings.connectTimeout);
     this.socket.addEventListener("open", () => this.onOpen());
@@ -128,14 +133,10 @@ export class Connection {
     if (this.state === "open") {
       this.handlers.frame(data);
     } else if (this.state === "awaiting session") {
-      let got: string;
-      try {
-        const frame = decode(this.settings.format, data);
-        if (frame.kind === "session") return this.opened(frame.session);
-        got = `, got ${preview(data)}`;
-      } catch (error) {
-        got = `: ${error instanceof Error ? error.message : String(error)}`;
-      }
+      const frame = decode(this.settings.format, data);
+      if (frame.kind === "session") return this.opened(frame.session);
+      const broken = frame.kind === "unreadable" || frame.kind === "malformed";
+      const got = broken ? `: ${frame.error.message}` : `, got ${preview(data)}`;
       const reason = "expected the $session frame first";
       this.fail(new ConnectionClosedError(1002, `${reason}${got}`), [1002, reason]);
     }

@@ -79,3 +79,45 @@ export class InvalidMessageError extends RoomClientError {
     super(message, options);
   }
 }
+
+/**
+ * A request got no reply: the server answered `{"$error": ...}` with `reason`. Its
+ * handler refused it (the reason it gave) or failed (`"internal error"`), the session
+ * answers no such request, or too many of this client's requests were in flight
+ * (`"too many requests in flight: at most 64"`, the server's `max_requests_in_flight`).
+ */
+export class RequestError extends RoomClientError {
+  override name = "RequestError";
+  constructor(
+    /** Why, as the server said it. */
+    readonly reason: string,
+    /** The request's `type`. */
+    readonly requestType: string,
+    options?: ErrorOptions,
+  ) {
+    super(`the request '${requestType}' failed: ${reason}`, options);
+  }
+}
+
+/**
+ * The connection was lost after the request was handed to it, before its reply came:
+ * it may have run. It is not sent again (a request runs at most once); replies are not
+ * replayed on resume.
+ */
+export class RequestLostError extends RequestError {
+  override name = "RequestLostError";
+  constructor(requestType: string) {
+    super("the connection was lost before the reply came", requestType);
+  }
+}
+
+/** No reply within the request's `timeout`; if it was sent, it may still run. */
+export class RequestTimeoutError extends RoomClientError {
+  override name = "RequestTimeoutError";
+  constructor(
+    readonly requestType: string,
+    readonly timeout: number,
+  ) {
+    super(`no reply to '${requestType}' within ${timeout} ms`);
+  }
+}

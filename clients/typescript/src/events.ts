@@ -31,6 +31,24 @@ export interface ReconnectEvent {
   readonly sessionId: string | null;
   /** The session id before the reconnect. */
   readonly previousSessionId: string | null;
+  /**
+   * How many messages the client missed while away and the server sends again now,
+   * before any new one (they arrive as messages do). `null` when the room keeps no replay
+   * log (or without `resume`); 0 when nothing was missed, or when it could not be
+   * replayed (a `resync` event follows).
+   */
+  readonly replayed: number | null;
+}
+
+/**
+ * The messages missed while reconnecting could not be replayed: some are lost. The
+ * server's replay log no longer reached back to what the client had received; what the
+ * session sends next (its `on_resync` snapshot, if it has one) is meant to bring the
+ * client up to date instead. Follows the `reconnect` (or `open`) event of its connection.
+ */
+export interface ResyncEvent {
+  /** The server's explanation. */
+  readonly reason: string;
 }
 
 /** The client ended, once and for good. */
@@ -46,6 +64,7 @@ export interface RoomClientEvents {
   open: OpenEvent;
   disconnect: DisconnectEvent;
   reconnect: ReconnectEvent;
+  resync: ResyncEvent;
   close: CloseEvent;
   /** The server's `{"error": ...}` frames (default without a listener: `console.warn`). */
   error: ServerError;

@@ -2,7 +2,10 @@
 
 export {
   type ClientMessageOf,
+  type RepliesOf,
+  type RequestOptions,
   type RoomClient,
+  type RoomClientOf,
   type RoomClientOptions,
   type RoomClientState,
   type RoomSchema,
@@ -16,6 +19,9 @@ export {
   ConnectTimeoutError,
   ConnectionClosedError,
   InvalidMessageError,
+  RequestError,
+  RequestLostError,
+  RequestTimeoutError,
   RoomClientError,
   ServerError,
 } from "./errors.js";
@@ -24,6 +30,7 @@ export type {
   DisconnectEvent,
   OpenEvent,
   ReconnectEvent,
+  ResyncEvent,
   RoomClientEvents,
   RoomClientListeners,
 } from "./events.js";

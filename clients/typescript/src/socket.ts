@@ -64,13 +64,20 @@ export function parseUrl(url: string): URL {
   return parsed;
 }
 
-/** `url` with `format` and `resume` in its query, the rest of the query kept. */
-export function connectionUrl(url: URL, format: WireFormat, resume: string | null): string {
+/** `url` with `format`, `resume` and `seen` (with `resume` only) in its query, the rest kept. */
+export function connectionUrl(
+  url: URL,
+  format: WireFormat,
+  resume: string | null,
+  seen: number | null = null,
+): string {
   const target = new URL(url);
-  target.searchParams.delete("format");
-  target.searchParams.delete("resume");
+  for (const key of ["format", "resume", "seen"]) target.searchParams.delete(key);
   if (format !== "json") target.searchParams.set("format", format);
-  if (resume !== null) target.searchParams.set("resume", resume);
+  if (resume !== null) {
+    target.searchParams.set("resume", resume);
+    if (seen !== null) target.searchParams.set("seen", String(seen));
+  }
   return target.href;
 }
 

@@ -8,7 +8,7 @@ import { InvalidMessageError, ServerError } from "./errors.js";
 /** `"json"` (text frames) or `"msgpack"` (binary frames, `?format=msgpack`). */
 export type WireFormat = "json" | "msgpack";
 
-/** The first frame of a resumable connection: `{"$session": {id, token, resumed}}`. */
+/** The first frame of a resumable connection: `{"$session": {id, token, resumed, replayed?}}`. */
 export interface SessionInfo {
   /** The session's id: the same after a resume. */
   readonly id: string;
@@ -16,13 +16,32 @@ export interface SessionInfo {
   readonly token: string;
   /** Whether this connection resumed a session (else the session is new). */
   readonly resumed: boolean;
+  /**
+   * How many missed messages the server replays now, before any new one; `null` when it
+   * keeps no replay log for the room (or was not told what the client had seen).
+   */
+  readonly replayed: number | null;
 }
 
-/** What a frame holds once read: a candidate server message, or a library frame. */
+/** The largest request id: JavaScript's largest safe integer, as the server's `MAX_RID`. */
+export const MAX_RID = Number.MAX_SAFE_INTEGER;
+
+/**
+ * What a frame holds once read. The server counts the user frames it sends a session
+ * (`message`, and `unreadable` ones: a frame it sent that is no map, say); a resume says
+ * how many arrived. Library frames and replies are not counted.
+ */
 export type Frame =
   | { readonly kind: "message"; readonly value: unknown }
+  | { readonly kind: "reply"; readonly rid: number; readonly value: unknown }
   | { readonly kind: "session"; readonly session: SessionInfo }
-  | { readonly kind: "error"; readonly error: ServerError };
+  | { readonly kind: "resync"; readonly reason: string }
+  | { readonly kind: "refused"; readonly rid: number; readonly reason: string }
+  | { readonly kind: "error"; readonly error: ServerError }
+  /** A user frame that is not JSON or msgpack, or not a map: counted, then skipped. */
+  | { readonly kind: "unreadable"; readonly error: InvalidMessageError }
+  /** A malformed library frame, or a reply whose `$rid` is no request id: not counted. */
+  | { readonly kind: "malformed"; readonly error: InvalidMessageError };
 
 // Plain maps both ways, as the server's msgpack codec reads and writes them: no records,
 // no extensions; 64-bit integers as numbers, as JSON gives them. Bytes fields are bins
@@ -64,33 +83,88 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /**
  * The frame `data` (a string for a text frame, bytes for a binary one) holds.
  *
- * A map with a `"type"` is a candidate message (the schema decides); a map without one
- * whose keys name a library frame is parsed strictly, as the server's `_wire.py` does.
- *
- * @throws InvalidMessageError Not of `format`'s kind of frame, not JSON or msgpack, not
- *   a map, or a malformed library frame.
+ * A map with a `"$rid"` is a reply (the key taken off its message); else a map with a
+ * `"type"` is a candidate message (the schema decides); a map without one whose keys
+ * name a library frame is parsed strictly, as the server's `_wire.py` does.
  */
 export function decode(format: WireFormat, data: string | Uint8Array): Frame {
-  const content = load(format, data);
-  const invalid = (message: string): InvalidMessageError => new InvalidMessageError(message, data);
-  if (!isPlainObject(content)) throw invalid(`expected a map, got ${kind(content)}`);
+  let content: unknown;
+  try {
+    content = load(format, data);
+  } catch (error) {
+    return { kind: "unreadable", error: error as InvalidMessageError };
+  }
+  if (!isPlainObject(content)) {
+    const error = new InvalidMessageError(`expected a map, got ${kind(content)}`, data);
+    return { kind: "unreadable", error };
+  }
+  const malformed = (message: string): Frame => ({
+    kind: "malformed",
+    error: new InvalidMessageError(message, data),
+  });
+  if ("$rid" in content) {
+    const { $rid: rid, ...value } = content;
+    if (!isRid(rid)) return malformed(`expected '$rid' to be a request id, got ${kind(rid)}`);
+    return { kind: "reply", rid, value };
+  }
   const keys = Object.keys(content);
   if ("type" in content || !keys.some(isLibraryKey)) return { kind: "message", value: content };
   if (keys.length !== 1) {
-    throw invalid(`expected a library frame of one key, got the keys ${keys.sort().join(", ")}`);
+    return malformed(`expected a library frame of one key, got the keys ${keys.sort().join(", ")}`);
   }
-  if ("error" in content) {
-    const text = content["error"];
-    if (typeof text !== "string")
-      throw invalid(`expected 'error' to be a string, got ${kind(text)}`);
-    return { kind: "error", error: new ServerError(text) };
+  const [key] = keys as [string];
+  const parse = Object.hasOwn(PARSERS, key) ? PARSERS[key] : undefined;
+  if (parse === undefined) {
+    return malformed(
+      `expected one of the library frames ${Object.keys(PARSERS).join(", ")}, got '${key}'`,
+    );
   }
-  if ("$session" in content) {
-    const session = sessionInfo(content["$session"]);
-    if (typeof session === "string") throw invalid(`expected ${session}`);
-    return { kind: "session", session };
-  }
-  throw invalid(`expected one of the library frames 'error', '$session', got '${keys[0]}'`);
+  const frame = parse(content[key]);
+  return typeof frame === "string" ? malformed(`expected ${frame}`) : frame;
+}
+
+/** Each library frame's parser: the frame, or what its value should have been. */
+const PARSERS: Readonly<Record<string, (value: unknown) => Frame | string>> = {
+  error: (text) =>
+    typeof text === "string"
+      ? { kind: "error", error: new ServerError(text) }
+      : `'error' to be a string, got ${kind(text)}`,
+  $session: (value) => {
+    const session = sessionInfo(value);
+    return typeof session === "string" ? session : { kind: "session", session };
+  },
+  $resync: (value) => {
+    const fields = exactly(value, "$resync", ["reason"]);
+    if (typeof fields === "string") return fields;
+    const { reason } = fields;
+    if (typeof reason !== "string") return `'$resync.reason' to be a string, got ${kind(reason)}`;
+    return { kind: "resync", reason };
+  },
+  $error: (value) => {
+    const fields = exactly(value, "$error", ["reason", "rid"]);
+    if (typeof fields === "string") return fields;
+    const { rid, reason } = fields;
+    if (!isRid(rid)) return `'$error.rid' to be a request id, got ${kind(rid)}`;
+    if (typeof reason !== "string") return `'$error.reason' to be a string, got ${kind(reason)}`;
+    return { kind: "refused", rid, reason };
+  },
+};
+
+/** `value` if it is a map of exactly `keys` (sorted), else what it should have been. */
+function exactly(
+  value: unknown,
+  name: string,
+  keys: readonly string[],
+): Record<string, unknown> | string {
+  if (!isPlainObject(value)) return `'${name}' to be a map, got ${kind(value)}`;
+  const got = Object.keys(value).sort().join(", ");
+  if (got !== keys.join(", "))
+    return `'${name}' to have the keys ${keys.join(", ")}, got ${got || "none"}`;
+  return value;
+}
+
+function isRid(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
 function load(format: WireFormat, data: string | Uint8Array): unknown {
@@ -117,17 +191,24 @@ function isLibraryKey(key: string): boolean {
 /** The session frame's value, or what it should have been. */
 function sessionInfo(value: unknown): SessionInfo | string {
   if (!isPlainObject(value)) return `'$session' to be a map, got ${kind(value)}`;
-  const keys = Object.keys(value).sort().join(", ");
+  const keys = Object.keys(value)
+    .filter((key) => key !== "replayed")
+    .sort()
+    .join(", ");
   if (keys !== "id, resumed, token") {
-    return `'$session' to have the keys id, resumed, token, got ${keys || "none"}`;
+    const all = Object.keys(value).sort().join(", ");
+    return `'$session' to have the keys id, resumed, token (and replayed), got ${all || "none"}`;
   }
-  const { id, token, resumed } = value;
+  const { id, token, resumed, replayed } = value;
   if (typeof id !== "string") return `'$session.id' to be a string, got ${kind(id)}`;
   if (typeof token !== "string") return `'$session.token' to be a string, got ${kind(token)}`;
   if (typeof resumed !== "boolean") {
     return `'$session.resumed' to be a boolean, got ${kind(resumed)}`;
   }
-  return { id, token, resumed };
+  if (replayed !== undefined && !(Number.isSafeInteger(replayed) && (replayed as number) >= 0)) {
+    return `'$session.replayed' to be a count, got ${kind(replayed)}`;
+  }
+  return { id, token, resumed, replayed: replayed === undefined ? null : (replayed as number) };
 }
 
 function kind(value: unknown): string {

@@ -15,10 +15,32 @@ export const Echoed = z.strictObject({
   numbers: z.array(z.int()),
 });
 export type Echoed = z.infer<typeof Echoed>;
+export const Flood = z.strictObject({
+  type: z.literal("flood"),
+  count: z.int(),
+  start: z.int().default(0),
+  cut: z.string().optional(),
+  cutAt: z.int().default(0),
+  away: z.int().default(0),
+  hold: z.boolean().default(false),
+});
+export type Flood = z.infer<typeof Flood>;
+export const Flooded = z.strictObject({ type: z.literal("flooded"), count: z.int() });
+export type Flooded = z.infer<typeof Flooded>;
+export const GetScore = z.strictObject({ type: z.literal("getScore"), player: z.string() });
+export type GetScore = z.infer<typeof GetScore>;
 export const NameSet = z.strictObject({ type: z.literal("nameSet"), name: z.string() });
 export type NameSet = z.infer<typeof NameSet>;
 export const Odd = z.strictObject({ type: z.literal("odd"), value: z.string() });
 export type Odd = z.infer<typeof Odd>;
+export const Release = z.strictObject({ type: z.literal("release"), key: z.string() });
+export type Release = z.infer<typeof Release>;
+export const Released = z.strictObject({
+  type: z.literal("released"),
+  key: z.string(),
+  started: z.int(),
+});
+export type Released = z.infer<typeof Released>;
 export const Reverse = z.strictObject({
   type: z.literal("reverse"),
   data: z.base64(),
@@ -34,12 +56,36 @@ export const Reversed = z.strictObject({
   note: z.base64().optional(),
 });
 export type Reversed = z.infer<typeof Reversed>;
+export const Score = z.strictObject({
+  type: z.literal("score"),
+  player: z.string(),
+  points: z.int(),
+});
+export type Score = z.infer<typeof Score>;
 export const SendOdd = z.strictObject({ type: z.literal("sendOdd") });
 export type SendOdd = z.infer<typeof SendOdd>;
 export const SetName = z.strictObject({ type: z.literal("setName"), name: z.string() });
 export type SetName = z.infer<typeof SetName>;
+export const Snapshot = z.strictObject({ type: z.literal("snapshot"), ticks: z.int() });
+export type Snapshot = z.infer<typeof Snapshot>;
+export const Tallied = z.strictObject({
+  type: z.literal("tallied"),
+  key: z.string(),
+  count: z.int(),
+});
+export type Tallied = z.infer<typeof Tallied>;
+export const Tally = z.strictObject({ type: z.literal("tally"), key: z.string() });
+export type Tally = z.infer<typeof Tally>;
+export const Tick = z.strictObject({ type: z.literal("tick"), n: z.int() });
+export type Tick = z.infer<typeof Tick>;
+export const Unknown = z.strictObject({ type: z.literal("unknown"), player: z.string() });
+export type Unknown = z.infer<typeof Unknown>;
 export const Unlisted = z.strictObject({ type: z.literal("unlisted") });
 export type Unlisted = z.infer<typeof Unlisted>;
+export const Wait = z.strictObject({ type: z.literal("wait"), key: z.string() });
+export type Wait = z.infer<typeof Wait>;
+export const Waited = z.strictObject({ type: z.literal("waited"), key: z.string() });
+export type Waited = z.infer<typeof Waited>;
 export const WhoAmI = z.strictObject({ type: z.literal("whoAmI") });
 export type WhoAmI = z.infer<typeof WhoAmI>;
 export const You = z.strictObject({
@@ -56,6 +102,11 @@ export const ClientMessage = z.discriminatedUnion("type", [
   Bye,
   SendOdd,
   Reverse,
+  GetScore,
+  Wait,
+  Release,
+  Tally,
+  Flood,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export const ServerMessage = z.discriminatedUnion("type", [
@@ -65,6 +116,14 @@ export const ServerMessage = z.discriminatedUnion("type", [
   Odd,
   Unlisted,
   Reversed,
+  Score,
+  Unknown,
+  Waited,
+  Released,
+  Tallied,
+  Flooded,
+  Tick,
+  Snapshot,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
@@ -91,6 +150,11 @@ export const ClientMessageMsgpack = z.discriminatedUnion("type", [
   Bye,
   SendOdd,
   ReverseMsgpack,
+  GetScore,
+  Wait,
+  Release,
+  Tally,
+  Flood,
 ]);
 export type ClientMessageMsgpack = z.infer<typeof ClientMessageMsgpack>;
 export const ServerMessageMsgpack = z.discriminatedUnion("type", [
@@ -100,16 +164,38 @@ export const ServerMessageMsgpack = z.discriminatedUnion("type", [
   Odd,
   Unlisted,
   ReversedMsgpack,
+  Score,
+  Unknown,
+  Waited,
+  Released,
+  Tallied,
+  Flooded,
+  Tick,
+  Snapshot,
 ]);
 export type ServerMessageMsgpack = z.infer<typeof ServerMessageMsgpack>;
 export const schema = {
   format: "json",
   client: ClientMessage,
   server: ServerMessage,
+  replies: {
+    getScore: z.discriminatedUnion("type", [Score, Unknown]),
+    wait: Waited,
+    release: Released,
+    tally: Tallied,
+    flood: Flooded,
+  },
 } as const;
 export const msgpackSchema = {
   format: "msgpack",
   client: ClientMessageMsgpack,
   server: ServerMessageMsgpack,
+  replies: {
+    getScore: z.discriminatedUnion("type", [Score, Unknown]),
+    wait: Waited,
+    release: Released,
+    tally: Tallied,
+    flood: Flooded,
+  },
 } as const;
 export const routes = {} as const;

@@ -75,8 +75,8 @@ export class Server {
 }
 
 /** The next `name` event of `client`. */
-export function next<E extends keyof RoomClientEvents, S, C>(
-  client: RoomClient<S, C>,
+export function next<E extends keyof RoomClientEvents, S, C, R>(
+  client: RoomClient<S, C, R>,
   name: E,
 ): Promise<RoomClientEvents[E]> {
   return new Promise((resolve) => {

@@ -4,14 +4,24 @@
 import { WebSocket as NodeWebSocket } from "ws";
 import { z } from "zod";
 
-import { type RoomClient, type WebSocketConstructor, openRoomClient } from "../src/index.js";
+import {
+  type RepliesOf,
+  type RoomClient,
+  type RoomClientOf,
+  type WebSocketConstructor,
+  openRoomClient,
+} from "../src/index.js";
 import {
   type ClientMessage,
+  type Score,
   type ServerMessage,
   type ServerMessageMsgpack,
+  type Unknown,
+  type Waited,
   msgpackSchema,
   schema,
 } from "./room.schema.js";
+import * as stale from "./stale.schema.js";
 
 // Both WebSocket classes fit the WebSocket option.
 export const inNode: WebSocketConstructor = NodeWebSocket;
@@ -21,8 +31,10 @@ export async function misuses(): Promise<void> {
   const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema, {
     WebSocket: NodeWebSocket,
   });
-  const typed: RoomClient<ServerMessage, ClientMessage> = client;
+  const typed: RoomClient<ServerMessage, ClientMessage, RepliesOf<typeof schema>> = client;
   typed.send({ type: "echo", text: "hi", numbers: [1] });
+  const same: RoomClientOf<typeof schema> = client;
+  void same;
 
   // @ts-expect-error a server message is not sent
   client.send({ type: "echoed", text: "hi", numbers: [] });
@@ -93,4 +105,43 @@ export async function bytes(): Promise<void> {
     void data;
     void text;
   }
+}
+
+// Requests: the reply's type comes from the schema's replies; a plain message is no
+// request, and a request is not sent with send.
+export async function requests(): Promise<void> {
+  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema);
+  const score: Score | Unknown = await client.request({ type: "getScore", player: "ann" });
+  if (score.type === "score") {
+    const points: number = score.points;
+    void points;
+  }
+  const waited: Waited = await client.request({ type: "wait", key: "k" }, { timeout: 5000 });
+  void waited;
+  // @ts-expect-error the reply to wait is not a Score
+  const wrong: Score = await client.request({ type: "wait", key: "k" });
+  // @ts-expect-error a plain message is no request
+  await client.request({ type: "echo", text: "hi", numbers: [] });
+  // @ts-expect-error a field of the wrong type
+  await client.request({ type: "getScore", player: 1 });
+  // @ts-expect-error an extra key
+  await client.request({ type: "getScore", player: "ann", extra: 1 });
+  // @ts-expect-error a request is sent with request(), not send()
+  client.send({ type: "getScore", player: "ann" });
+  // @ts-expect-error no such option
+  await client.request({ type: "tally", key: "k" }, { timout: 5 });
+  client.on("resync", (event) => {
+    const reason: string = event.reason;
+    void reason;
+  });
+  client.on("reconnect", (event) => {
+    const replayed: number | null = event.replayed;
+    void replayed;
+  });
+  const seen: number | null = client.seen;
+  void [score, wrong, seen];
+  // A room without requests has no request kinds at all.
+  const plain = await openRoomClient("ws://127.0.0.1:1/", stale.schema);
+  // @ts-expect-error no requests in this schema
+  await plain.request({ type: "whoAmI" });
 }

@@ -16,6 +16,7 @@ import {
   Tree,
   Unions,
 } from "../golden/kinds/schema";
+import * as requests from "../golden/requests/schema";
 
 // A field with a default is always there once parsed, an optional one may be missing.
 export function defaults(message: Optionals): number {
@@ -66,3 +67,19 @@ export const notText: BlobsMsgpack["payload"] = "AA==";
 // @ts-expect-error: msgpack carries bytes as a bin
 export const notBin: Blobs["payload"] = new Uint8Array([0]);
 export const body: z.infer<(typeof routes)["POST /move/point"]["body"]> = { xPos: 1, yPos: 2 };
+
+// Requests: each contract maps a request's tag to its reply's schema, a union for a
+// union of replies, and the msgpack contract to the msgpack twins.
+export const replies: {
+  getScore: z.ZodType<requests.Score>;
+  fetch: z.ZodType<requests.Blob | requests.Missing>;
+  "ping!": z.ZodType<requests.Said>;
+} = requests.schema.replies;
+export const msgpackReplies: {
+  fetch: z.ZodType<requests.BlobMsgpack | requests.Missing>;
+} = requests.msgpackSchema.replies;
+// @ts-expect-error: a plain message has no reply
+export const noReply = requests.schema.replies.say;
+// @ts-expect-error: the bytes of a msgpack reply are a bin
+export const notBinReply: z.ZodType<requests.Blob | requests.Missing> =
+  requests.msgpackSchema.replies.fetch;
