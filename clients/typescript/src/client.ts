@@ -458,6 +458,11 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
         return this.requests.reply(frame.rid, frame.value, data);
       case "refused":
         return this.requests.refused(frame.rid, frame.reason);
+      case "skipped":
+        // Frames the server's delivery policy dropped: counted as received, so that a
+        // resume's replay starts where the server's count is.
+        if (this._seen !== null) this._seen += frame.count;
+        return;
       case "malformed":
         return this.invalid(frame.error);
       case "unreadable":

@@ -37,6 +37,8 @@ export type Frame =
   | { readonly kind: "session"; readonly session: SessionInfo }
   | { readonly kind: "resync"; readonly reason: string }
   | { readonly kind: "refused"; readonly rid: number; readonly reason: string }
+  /** `{"$skipped": n}`: n user frames for this client that a delivery policy dropped. */
+  | { readonly kind: "skipped"; readonly count: number }
   | { readonly kind: "error"; readonly error: ServerError }
   /** A user frame that is not JSON or msgpack, or not a map: counted, then skipped. */
   | { readonly kind: "unreadable"; readonly error: InvalidMessageError }
@@ -148,6 +150,10 @@ const PARSERS: Readonly<Record<string, (value: unknown) => Frame | string>> = {
     if (typeof reason !== "string") return `'$error.reason' to be a string, got ${kind(reason)}`;
     return { kind: "refused", rid, reason };
   },
+  $skipped: (value) =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= 1
+      ? { kind: "skipped", count: value }
+      : `'$skipped' to be a positive count, got ${kind(value)}`,
 };
 
 /** `value` if it is a map of exactly `keys` (sorted), else what it should have been. */
