@@ -27,6 +27,7 @@ from ._errors import RoomNameError as RoomNameError
 from ._errors import RoomsClosedError as RoomsClosedError
 from ._errors import RoomsError as RoomsError
 from ._errors import SessionClosedError as SessionClosedError
+from ._errors import OwnershipLostError as OwnershipLostError
 from ._errors import StorageError as StorageError
 from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message
@@ -67,6 +68,7 @@ __all__ = [
     "HttpRequest",
     "MemoryStorage",
     "Message",
+    "OwnershipLostError",
     "ReconnectPolicy",
     "Reconnected",
     "Reject",

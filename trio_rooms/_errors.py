@@ -8,6 +8,7 @@
     ├── ConnectionClosedError (trio.BrokenResourceError)
     │                                   a client's connection was closed by the server or lost
     ├── StorageError                    a storage backend failed to read or write
+    │   └── OwnershipLostError          a room's write was refused: another node owns it now
     ├── BackplaneError                  the backplane's broker could not be reached
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
@@ -26,6 +27,7 @@ __all__ = [
     "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
+    "OwnershipLostError",
     "RequestError",
     "RoomNameError",
     "RoomsClosedError",
@@ -93,6 +95,26 @@ class TooManyRoomsError(RoomsError, RuntimeError):
 
 class StorageError(RoomsError):
     """A storage backend failed; nothing was written (the cause is chained)."""
+
+
+class OwnershipLostError(StorageError):
+    """This node does not own the room any more: its writes are refused.
+
+    Raised when the storage refused a write whose fencing token (``token``) is older
+    than the room's fence (``fence``: another node took the room's lease since), and
+    for the writes a room attempts after its lease ended (``fence`` None). Nothing of
+    the refused write was stored, and the room stops on this node at once.
+    """
+
+    def __init__(self, room: str, token: int, fence: int | None = None) -> None:
+        if fence is None:
+            why = f"this node's lease on it (fencing token {token}) has ended"
+        else:
+            why = f"write with fencing token {token} refused below the room's fence {fence}"
+        super().__init__(f"room {room!r}: {why}: another node may own it now")
+        self.room = room
+        self.token = token
+        self.fence = fence
 
 
 class BackplaneError(RoomsError):

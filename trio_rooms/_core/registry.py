@@ -16,7 +16,13 @@ from typing import Any, final
 
 import trio
 
-from .._errors import RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import (
+    BackplaneError,
+    OwnershipLostError,
+    RoomsClosedError,
+    StorageError,
+    TooManyRoomsError,
+)
 from ..codec import WireFormat
 from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject
@@ -29,9 +35,10 @@ from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
 from .routes import route_table
 from .routing import HttpRejection
+from .ownership import Cluster, OwnedElsewhereError, OwnedRoom
 from .scheduler import AlarmScheduler
 from .stats import Counters, RoomsStatistics
-from .storage import Storage
+from .storage import Commit, Storage
 
 __all__ = ["RoomRegistry"]
 
@@ -67,8 +74,11 @@ class RoomRegistry:
         nursery: trio.Nursery,
         storage: Storage,
         backplane: Backplane | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self._factory = factory
+        #: With a cluster, a room runs here only while this node holds its lease.
+        self._cluster = cluster
         self.config = config
         self._nursery = nursery
         self._storage = storage
@@ -230,6 +240,10 @@ class RoomRegistry:
             # Other rooms were created between the admission check and the upgrade.
             await connection.close(1013, "too many rooms")
             return 1013, "too many rooms"
+        except OwnedElsewhereError:
+            # Until sessions are relayed to the owner: try again later (maybe it moved).
+            await connection.close(1013, "room is served by another node")
+            return 1013, "room is served by another node"
         return await room_runner_of(room).serve(request, wire, connection)
 
     async def _run_room(
@@ -245,10 +259,14 @@ class RoomRegistry:
             node_id=self._node_id,
         )
         runner.alarms.bind(self.alarms, max_name_length=self.config.max_alarm_name_length)
+        owned: OwnedRoom | None = None
         try:
+            owned = await self._own(name, runner)
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                if owned is not None:
+                    nursery.start_soon(_stop_when_lost, runner, owned)
                 await runner.alarms.load()
                 await runner.log.load()
                 async with runner.gate:
@@ -264,10 +282,37 @@ class RoomRegistry:
                     await self._stop_room(room)
                 nursery.cancel_scope.cancel()
         finally:
+            if owned is not None:
+                with trio.CancelScope(shield=True):
+                    await _release(name, owned)
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]
             self.counters.changed()
+
+    async def _own(self, name: str, runner: RoomRunner) -> OwnedRoom | None:
+        """With a cluster: take the room's lease and raise its fence, before it starts.
+
+        Raises:
+            OwnedElsewhereError: another node holds the lease.
+            OwnershipLostError: a newer owner raised the fence meanwhile.
+        """
+        cluster = self._cluster
+        if cluster is None:
+            return None
+        owned = await cluster.acquire(name)
+        if owned is None:
+            raise OwnedElsewhereError(name)
+        try:
+            # An empty fenced commit: from here on no older owner's write lands, and
+            # on_start reads what the last one committed.
+            await self._storage.commit(Commit(room=name, fence=owned.token))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await _release(name, owned)
+            raise
+        runner.state.fence = owned.token
+        return owned
 
     async def _wait_idle(self, runner: RoomRunner) -> None:
         """Return once the room has had no session (nor alarm firing) for ``room_idle_timeout``.
@@ -338,3 +383,16 @@ class RoomRegistry:
         with trio.move_on_after(self.config.shutdown_timeout):
             for slot in tuple(self._slots.values()):
                 await slot.stopped.wait()
+
+
+async def _stop_when_lost(runner: RoomRunner, owned: OwnedRoom) -> None:
+    """Stop the room at once when its lease ends while it runs (lapsed or taken)."""
+    await owned.ended.wait()
+    runner.lose_ownership(OwnershipLostError(runner.name, owned.token))
+
+
+async def _release(name: str, owned: OwnedRoom) -> None:
+    try:
+        await owned.release()
+    except BackplaneError as exc:  # it lapses in Redis within its ttl all the same
+        _logger.warning("room %r: its lease was not given back: %s", name, exc)

@@ -10,6 +10,7 @@ import attrs
 import trio
 
 from .backplane import Backplane
+from .ownership import Cluster
 from .config import RoomsConfig
 from .memory import MemoryStorage
 from .registry import RoomRegistry
@@ -103,6 +104,7 @@ async def open_rooms(
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
     backplane: Backplane | None = None,
+    _cluster: Cluster | None = None,
 ) -> AsyncGenerator[Rooms[RoomT]]:
     """Own every room created through the returned `Rooms`.
 
@@ -123,11 +125,16 @@ async def open_rooms(
         storage: Where session data and room state persist; `MemoryStorage()` by default.
         backplane: Carries broadcasts and membership to the other nodes serving the
             same rooms (``RedisBackplane``); None for a single node.
+        _cluster: The single-owner mode (private until sessions are relayed): each
+            room runs only on the node holding its lease; not with a backplane.
 
     Raises:
         TypeError: ``factory`` is a room class (or a ``functools.partial`` of one)
             whose HTTP routes are declared wrongly.
+        ValueError: both a backplane and a cluster were given.
     """
+    if backplane is not None and _cluster is not None:
+        raise ValueError("open_rooms takes a backplane or a cluster, not both")
     storage = storage if storage is not None else MemoryStorage()
     await storage.open()
     try:
@@ -136,10 +143,12 @@ async def open_rooms(
             # caller must not cut sessions off before they were sent their 1001.
             root: _Root = await outer.start(_run_root)
             registry = RoomRegistry(
-                factory, config or RoomsConfig(), root.nursery, storage, backplane
+                factory, config or RoomsConfig(), root.nursery, storage, backplane, _cluster
             )
             if backplane is not None:
                 await root.nursery.start(backplane.run, _Delivery(registry))
+            if _cluster is not None:
+                await root.nursery.start(_cluster.run)
             await root.nursery.start(registry.alarms.run)
             try:
                 yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor

@@ -26,8 +26,9 @@ from typing import Any, final
 import attrs
 import trio
 
-from .._errors import RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import BackplaneError, RoomsClosedError, StorageError, TooManyRoomsError
 from .config import RoomsConfig
+from .ownership import OwnedElsewhereError
 from .room import Room, room_runner_of
 from .room_state import RoomState
 from .storage import Storage, StoredAlarm
@@ -200,6 +201,11 @@ class AlarmScheduler:
                 self._config.max_rooms,
             )
             await trio.sleep(self._config.alarm_retry_delay)  # then the next round
+            return
+        except (OwnedElsewhereError, BackplaneError):
+            # Its owner fires it (or, once its lease lapsed, whichever node takes the
+            # room next); no attempt is spent. Looked at again after the retry delay.
+            await trio.sleep(self._config.alarm_retry_delay)
             return
         except Exception:
             _logger.exception("room %r failed to start for its alarm %r", alarm.room, alarm.name)
