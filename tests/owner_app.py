@@ -7,6 +7,7 @@ listening. In-process tests open the same rooms with `open_owner_rooms`.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -88,11 +89,10 @@ class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
 
 
 class CounterRoom(Room[CounterSession]):
-    #: Set by `open_owner_rooms` through the factory.
-    node = ""
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, node: str = "") -> None:
         super().__init__(name)
+        #: The node it runs on (`open_owner_rooms` binds it).
+        self.node = node
         self.starts = 0
         self.local = 0
 
@@ -112,18 +112,16 @@ async def open_owner_rooms(
 ) -> AsyncGenerator[trio_rooms.Rooms[CounterRoom]]:
     """Node ``node``'s rooms, on the storage and leases in the Redis at ``url``."""
 
-    def make(name: str) -> CounterRoom:
-        room = CounterRoom(name)
-        room.node = node
-        return room
-
     # The tests send as fast as they can and run many clients from one address.
     config = config or trio_rooms.RoomsConfig(
         rate_limit=None, max_connections_per_address=10_000, alarm_retry_delay=0.2
     )
     cluster = RedisCluster(url, node_id=node, lease_ttl=LEASE_TTL, timeout=0.3)
     async with trio_rooms.open_rooms(
-        make, config=config, storage=RedisStorage(url), _cluster=cluster
+        functools.partial(CounterRoom, node=node),
+        config=config,
+        storage=RedisStorage(url),
+        _cluster=cluster,
     ) as rooms:
         yield rooms
 

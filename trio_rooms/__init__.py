@@ -22,12 +22,12 @@ from ._core.storage import Storage as Storage
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
+from ._errors import OwnershipLostError as OwnershipLostError
 from ._errors import RequestError as RequestError
 from ._errors import RoomNameError as RoomNameError
 from ._errors import RoomsClosedError as RoomsClosedError
 from ._errors import RoomsError as RoomsError
 from ._errors import SessionClosedError as SessionClosedError
-from ._errors import OwnershipLostError as OwnershipLostError
 from ._errors import StorageError as StorageError
 from ._errors import TooManyRoomsError as TooManyRoomsError
 from ._message import Message as Message

@@ -30,12 +30,12 @@ from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
+from .ownership import Cluster, OwnedElsewhereError, OwnedRoom
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
 from .routes import route_table
 from .routing import HttpRejection
-from .ownership import Cluster, OwnedElsewhereError, OwnedRoom
 from .scheduler import AlarmScheduler
 from .stats import Counters, RoomsStatistics
 from .storage import Commit, Storage
@@ -207,7 +207,7 @@ class RoomRegistry:
             return await self.get(name)
         except RoomsClosedError:
             raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
-        except TooManyRoomsError as exc:
+        except (TooManyRoomsError, OwnedElsewhereError) as exc:
             raise HttpRejection(503, f"Service Unavailable: {exc}") from None
         except Exception:
             if log:

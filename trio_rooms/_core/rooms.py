@@ -10,9 +10,9 @@ import attrs
 import trio
 
 from .backplane import Backplane
-from .ownership import Cluster
 from .config import RoomsConfig
 from .memory import MemoryStorage
+from .ownership import Cluster
 from .registry import RoomRegistry
 from .room import Room
 from .stats import RoomsStatistics
