@@ -40,6 +40,26 @@ class Arm(Message):
 
 
 @attrs.frozen
+class Leave(Message):
+    """Ask the server to close this session with ``code``."""
+
+    code: int
+
+
+@attrs.frozen
+class Flood(Message):
+    """Ask for ``count`` `Blob` messages of ``size`` characters each, at once."""
+
+    count: int
+    size: int
+
+
+@attrs.frozen
+class Who(Message):
+    """Ask who is in the room."""
+
+
+@attrs.frozen
 class Welcome(Message):
     """Sent on connect: which node runs the room, and how often it was started."""
 
@@ -56,6 +76,21 @@ class Counted(Message):
 
 
 @attrs.frozen
+class Members(Message):
+    """The room's `members()` and the ids of its `sessions`, as its owner sees them."""
+
+    members: list[str]
+    sessions: list[str]
+
+
+@attrs.frozen
+class Blob(Message):
+    """Filler, for a client that does not read."""
+
+    data: str
+
+
+@attrs.frozen
 class Rang(Message):
     """The alarm ``ring`` fired on ``node``; ``rings`` counts its firings, as stored."""
 
@@ -63,8 +98,8 @@ class Rang(Message):
     rings: int
 
 
-ClientMsg = Add | Arm
-ServerMsg = Welcome | Counted | Rang
+ClientMsg = Add | Arm | Flood | Leave | Who
+ServerMsg = Welcome | Blob | Counted | Members | Rang
 
 
 class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
@@ -84,8 +119,19 @@ class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
                 self.send(Counted(stored=stored, local=self.room.local))
             case Arm(delay=delay):
                 await self.room.set_alarm("ring", delay=delay)
+            case Flood(count=count, size=size):
+                for _ in range(count):
+                    self.send(Blob(data="x" * size))
+            case Leave(code=code):
+                await self.close(code, "asked to leave")
+            case Who():
+                members = list(await self.room.members())
+                self.send(Members(members=members, sessions=sorted(self.room.sessions)))
             case _:
                 assert_never(message)
+
+    async def on_close(self, code: int, reason: str) -> None:
+        self.room.closes.append(code)
 
 
 class CounterRoom(Room[CounterSession]):
@@ -95,6 +141,8 @@ class CounterRoom(Room[CounterSession]):
         self.node = node
         self.starts = 0
         self.local = 0
+        #: The close code of every session that ended, in order.
+        self.closes: list[int] = []
 
     async def on_start(self) -> None:
         self.starts = (await self.storage.get("starts", int) or 0) + 1

@@ -44,6 +44,10 @@ __all__ = ["RoomRegistry"]
 
 _logger = logging.getLogger("trio_rooms")
 
+#: Seconds between two attempts to take a room that has no owner that answers.
+_OWNER_RETRY = 0.1
+_DOWN = (1001, "server shutting down")
+
 
 @final
 class _Slot:
@@ -207,7 +211,7 @@ class RoomRegistry:
             return await self.get(name)
         except RoomsClosedError:
             raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
-        except (TooManyRoomsError, OwnedElsewhereError) as exc:
+        except (TooManyRoomsError, OwnedElsewhereError, BackplaneError) as exc:
             raise HttpRejection(503, f"Service Unavailable: {exc}") from None
         except Exception:
             if log:
@@ -233,18 +237,59 @@ class RoomRegistry:
     async def serve(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> tuple[int, str]:
-        """Run a session for ``connection`` in room ``name`` until it ends: its close."""
+        """Run a session for ``connection`` in room ``name`` until it ends: its close.
+
+        With a cluster, a room another node owns is served through that node; while
+        the room has no owner that answers (its owner died and its lease has not lapsed
+        yet), this node tries to take it every `_OWNER_RETRY` seconds, for up to
+        ``handshake_timeout``, before closing with 1013 (try again later).
+        """
+        deadline = trio.current_time() + self.config.handshake_timeout
+        while True:
+            try:
+                room = await self.get(name)
+            except TooManyRoomsError:
+                # Other rooms were created between the admission check and the upgrade.
+                await connection.close(1013, "too many rooms")
+                return 1013, "too many rooms"
+            except (OwnedElsewhereError, BackplaneError) as exc:
+                cluster = self._cluster
+                if cluster is not None and isinstance(exc, OwnedElsewhereError):
+                    relayed = await cluster.relay(name, request, wire, connection, self.config)
+                    if relayed is not None:
+                        return relayed
+                if trio.current_time() >= deadline:
+                    await connection.close(1013, "room has no owner that answers")
+                    return 1013, "room has no owner that answers"
+                await trio.sleep(_OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+                continue
+            return await room_runner_of(room).serve(request, wire, connection)
+
+    async def serve_relayed(
+        self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> tuple[int, str] | None:
+        """Run a session another node relays to this one, as `serve_session` would.
+
+        Returns None, before touching ``connection``, if this node does not own the room
+        (it never relays a relayed session on). Whatever goes wrong ends that session.
+        """
         try:
             room = await self.get(name)
-        except TooManyRoomsError:
-            # Other rooms were created between the admission check and the upgrade.
-            await connection.close(1013, "too many rooms")
-            return 1013, "too many rooms"
-        except OwnedElsewhereError:
-            # Until sessions are relayed to the owner: try again later (maybe it moved).
-            await connection.close(1013, "room is served by another node")
-            return 1013, "room is served by another node"
-        return await room_runner_of(room).serve(request, wire, connection)
+        except (OwnedElsewhereError, BackplaneError):
+            return None
+        except (TooManyRoomsError, RoomsClosedError) as exc:
+            code, reason = (1013, "too many rooms") if isinstance(exc, TooManyRoomsError) else _DOWN
+            await connection.close(code, reason)
+            return code, reason
+        except Exception:
+            _logger.exception("room %r failed to start for a relayed session", name)
+            await connection.close(1011, "room failed to start")
+            return 1011, "room failed to start"
+        try:
+            return await room_runner_of(room).serve(request, wire, connection)
+        except RoomsClosedError:
+            await connection.close(*_DOWN)
+            return _DOWN
 
     async def _run_room(
         self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]

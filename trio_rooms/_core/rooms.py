@@ -148,7 +148,7 @@ async def open_rooms(
             if backplane is not None:
                 await root.nursery.start(backplane.run, _Delivery(registry))
             if _cluster is not None:
-                await root.nursery.start(_cluster.run)
+                await root.nursery.start(_cluster.run, registry)
             await root.nursery.start(registry.alarms.run)
             try:
                 yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor
