@@ -1,8 +1,8 @@
 """The single-owner mode with two server processes on one real redis-server.
 
 Every node is `tests.owner_app` (a counter room on `RedisStorage` and `RedisCluster`
-leases) in a subprocess; clients are raw WebSocket clients. Until sessions are relayed,
-a client of a node that does not own its room is closed with 1013 (try again later).
+leases) in a subprocess; clients are raw WebSocket clients. A client of a node that
+does not own its room is relayed to the owner (`tests.test_relay` looks closer).
 """
 
 from __future__ import annotations
@@ -65,25 +65,58 @@ async def test_a_room_asked_for_on_both_nodes_at_once_starts_once_on_one(
     nodes: Nodes, redis: coredis.Redis[bytes]
 ) -> None:
     """Clients of both nodes asking for a new room at once: one node runs it (on_start
-    once, cluster-wide), the other's client is told to try again later (1013)."""
+    once, cluster-wide) and the other's client is served by it."""
     (_, port_a), (_, port_b) = nodes
-    firsts: dict[int, dict[str, object] | int | None] = {}
+    firsts: list[dict[str, object] | int | None] = []
     with trio.fail_after(PATIENCE):
         async with (
             open_raw(port_a, "/rooms/game/websocket") as on_a,
             open_raw(port_b, "/rooms/game/websocket") as on_b,
+            trio.open_nursery() as nursery,
         ):
 
-            async def first(port: int, client: RawClient) -> None:
-                firsts[port] = await _first(client)
+            async def first(client: RawClient) -> None:
+                firsts.append(await _first(client))
 
+            nursery.start_soon(first, on_a)
+            nursery.start_soon(first, on_b)
+    assert len(firsts) == 2
+    assert firsts[0] == firsts[1]
+    assert isinstance(firsts[0], dict)
+    assert firsts[0]["starts"] == 1
+    assert await redis.get(b"trio_rooms:state:game:starts") == b"1"
+
+
+async def test_two_clients_on_each_node_count_to_exactly_400(
+    nodes: Nodes, redis: coredis.Redis[bytes]
+) -> None:
+    """Two clients on each of two nodes add 100 each, through room.storage and the room's
+    memory: every read is one of 1..400 exactly once, both ways, and on_start ran once."""
+    (_, port_a), (_, port_b) = nodes
+    stored: list[int] = []
+    local: list[int] = []
+
+    async def count(port: int) -> None:
+        async with open_raw(port, "/rooms/game/websocket") as client:
+            welcome = await _receive(client)
+            assert welcome["starts"] == 1
+            for _ in range(100):
+                await client.send_text('{"type": "add"}')
+                counted = await _receive(client)
+                assert isinstance(counted["stored"], int)
+                assert isinstance(counted["local"], int)
+                stored.append(counted["stored"])
+                local.append(counted["local"])
+
+    with trio.fail_after(PATIENCE * 3):
+        async with open_raw(port_a, "/rooms/game/websocket") as owner:
+            assert (await _receive(owner))["node"] == "a"  # a owns it: b relays
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(first, port_a, on_a)
-                nursery.start_soon(first, port_b, on_b)
-    welcomes = [first for first in firsts.values() if isinstance(first, dict)]
-    assert len(welcomes) == 1, firsts
-    assert welcomes[0]["starts"] == 1
-    assert sorted(firsts.values(), key=lambda first: isinstance(first, dict))[0] == 1013
+                for port in (port_a, port_a, port_b, port_b):
+                    nursery.start_soon(count, port)
+    assert sorted(stored) == list(range(1, 401))
+    assert sorted(local) == list(range(1, 401))
+    assert await redis.get(b"trio_rooms:state:game:count") == b"400"
     assert await redis.get(b"trio_rooms:state:game:starts") == b"1"
 
 
@@ -91,16 +124,18 @@ async def test_an_alarm_fires_on_the_owner_only_and_once(
     nodes: Nodes, redis: coredis.Redis[bytes]
 ) -> None:
     """Both nodes' schedulers see the room's due alarm; only the owner runs on_alarm, so
-    each alarm set is counted once in storage."""
+    each alarm set is counted once in storage, and its broadcast reaches relayed clients."""
     (_, port_a), (_, port_b) = nodes
     with trio.fail_after(PATIENCE):
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
             assert (await _receive(owner))["node"] == "a"
             async with open_raw(port_b, "/rooms/game/websocket") as other:
-                assert await _first(other) == 1013
-            for rings in (1, 2):
-                await owner.send_text('{"type": "arm", "delay": 0.3}')
-                assert await _receive(owner) == {"type": "rang", "node": "a", "rings": rings}
+                assert (await _receive(other))["node"] == "a"
+                for rings in (1, 2):
+                    await other.send_text('{"type": "arm", "delay": 0.3}')
+                    rang = {"type": "rang", "node": "a", "rings": rings}
+                    assert await _receive(owner) == rang
+                    assert await _receive(other) == rang
     assert await redis.get(b"trio_rooms:state:game:rings") == b"2"
 
 
@@ -128,25 +163,32 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_within_the_ttl
     nodes: Nodes,
 ) -> None:
     """After kill -9 of the owner, the other node takes the room once its lease lapses,
-    within TTL + 1 s, and goes on from every acknowledged write."""
+    within TTL + 1 s, and goes on from every acknowledged write; its client relayed to
+    the dead owner is closed with 1012 and resumes its session there."""
     (process_a, port_a), (_, port_b) = nodes
     with trio.fail_after(PATIENCE):
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
             assert (await _receive(owner))["node"] == "a"
-            for stored in (1, 2, 3):
-                await owner.send_text('{"type": "add"}')
-                assert (await _receive(owner))["stored"] == stored
-            process_a.kill()
-            await process_a.wait()
-        killed = trio.current_time()
-        while True:
-            async with open_raw(port_b, "/rooms/game/websocket") as client:
-                first = await _first(client)
-                if first == 1013:
-                    continue  # still a's lease: ask again (each try is a round trip)
-                took = trio.current_time() - killed
-                assert first == {"type": "welcome", "node": "b", "starts": 2}
-                await client.send_text('{"type": "add"}')
-                assert (await _receive(client))["stored"] == 4
-                break
+            async with open_raw(port_b, "/rooms/game/websocket?resume=") as relayed:
+                session = (await _receive(relayed))["$session"]
+                assert isinstance(session, dict)
+                assert (await _receive(relayed))["node"] == "a"
+                for stored in (1, 2, 3):
+                    await relayed.send_text('{"type": "add"}')
+                    assert (await _receive(relayed))["stored"] == stored
+                process_a.kill()
+                await process_a.wait()
+                killed = trio.current_time()
+                assert await _first(relayed) == 1012
+        token = session["token"]
+        assert isinstance(token, str)
+        # Served (not refused) as soon as b can take the room: its lease lapsed.
+        async with open_raw(port_b, f"/rooms/game/websocket?resume={token}") as client:
+            resumed = (await _receive(client))["$session"]
+            assert isinstance(resumed, dict)
+            assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
+            assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
+            took = trio.current_time() - killed
+            await client.send_text('{"type": "add"}')
+            assert (await _receive(client))["stored"] == 4
     assert took <= LEASE_TTL + 1.0
