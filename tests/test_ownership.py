@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncGenerator
+from typing import cast
 
 import coredis
 import orjson
@@ -59,6 +60,13 @@ async def _first(client: RawClient) -> dict[str, object] | int | None:
 async def _receive(client: RawClient) -> dict[str, object]:
     message: dict[str, object] = orjson.loads(await client.receive_text())
     return message
+
+
+async def _session(client: RawClient) -> dict[str, object]:
+    """The ``$session`` frame a resumable client gets first."""
+    session = (await _receive(client))["$session"]
+    assert isinstance(session, dict)
+    return cast("dict[str, object]", session)
 
 
 async def test_a_room_asked_for_on_both_nodes_at_once_starts_once_on_one(
@@ -170,8 +178,7 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_within_the_ttl
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
             assert (await _receive(owner))["node"] == "a"
             async with open_raw(port_b, "/rooms/game/websocket?resume=") as relayed:
-                session = (await _receive(relayed))["$session"]
-                assert isinstance(session, dict)
+                session = await _session(relayed)
                 assert (await _receive(relayed))["node"] == "a"
                 for stored in (1, 2, 3):
                     await relayed.send_text('{"type": "add"}')
@@ -184,8 +191,7 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_within_the_ttl
         assert isinstance(token, str)
         # Served (not refused) as soon as b can take the room: its lease lapsed.
         async with open_raw(port_b, f"/rooms/game/websocket?resume={token}") as client:
-            resumed = (await _receive(client))["$session"]
-            assert isinstance(resumed, dict)
+            resumed = await _session(client)
             assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
             assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
             took = trio.current_time() - killed
