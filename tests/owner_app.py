@@ -18,7 +18,7 @@ import trio
 
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Session
-from trio_rooms.backplane._cluster import RedisCluster
+from trio_rooms.backplane.redis import RedisCluster
 from trio_rooms.storage.redis import RedisStorage
 
 from .processes import open_server_process, serve_until_signalled
@@ -169,7 +169,7 @@ async def open_owner_rooms(
         functools.partial(CounterRoom, node=node),
         config=config,
         storage=RedisStorage(url),
-        _cluster=cluster,
+        cluster=cluster,
     ) as rooms:
         yield rooms
 

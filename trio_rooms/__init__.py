@@ -7,6 +7,7 @@ from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
 from ._core.config import ReplayLimits as ReplayLimits
 from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
+from ._core.ownership import Cluster as Cluster
 from ._core.request import ConnectRequest as ConnectRequest
 from ._core.room import Room as Room
 from ._core.room_storage import RoomStorage as RoomStorage
@@ -22,6 +23,7 @@ from ._core.storage import Storage as Storage
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
+from ._errors import OwnedElsewhereError as OwnedElsewhereError
 from ._errors import OwnershipLostError as OwnershipLostError
 from ._errors import RequestError as RequestError
 from ._errors import RoomNameError as RoomNameError
@@ -59,6 +61,7 @@ __all__ = [
     "BackplaneError",
     "BackplaneStatistics",
     "ClientQueueFullError",
+    "Cluster",
     "ConnectError",
     "ConnectRequest",
     "ConnectTimeoutError",
@@ -68,6 +71,7 @@ __all__ = [
     "HttpRequest",
     "MemoryStorage",
     "Message",
+    "OwnedElsewhereError",
     "OwnershipLostError",
     "ReconnectPolicy",
     "Reconnected",

@@ -10,6 +10,7 @@
     ├── StorageError                    a storage backend failed to read or write
     │   └── OwnershipLostError          a room's write was refused: another node owns it now
     ├── BackplaneError                  the backplane's broker could not be reached
+    ├── OwnedElsewhereError             the room runs on another node (single-owner mode)
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
     ├── TooManyRoomsError (RuntimeError)
@@ -27,6 +28,7 @@ __all__ = [
     "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
+    "OwnedElsewhereError",
     "OwnershipLostError",
     "RequestError",
     "RoomNameError",
@@ -79,6 +81,18 @@ class ConnectionClosedError(RoomsError, trio.BrokenResourceError):
 
 class RoomsClosedError(RoomsError, trio.ClosedResourceError):
     """The rooms are shutting down, or the room is stopping: nothing new is admitted."""
+
+
+class OwnedElsewhereError(RoomsError):
+    """The room ``room`` runs on another node now: `Rooms.get` cannot give it here.
+
+    In the single-owner mode (``open_rooms(..., cluster=...)``) a room lives on the node
+    holding its lease; clients of the other nodes are served through it.
+    """
+
+    def __init__(self, room: str) -> None:
+        super().__init__(f"room {room!r} is owned by another node")
+        self.room = room
 
 
 class TooManyRoomsError(RoomsError, RuntimeError):

@@ -15,21 +15,12 @@ from typing import Protocol
 
 import trio
 
-from .._errors import RoomsError
 from ..codec import WireFormat
 from .config import RoomsConfig
 from .connection import Connection
 from .request import ConnectRequest
 
-__all__ = ["Cluster", "OwnedElsewhereError", "OwnedRoom", "RelayHost"]
-
-
-class OwnedElsewhereError(RoomsError):
-    """The room's lease is another node's: it cannot run here."""
-
-    def __init__(self, room: str) -> None:
-        super().__init__(f"room {room!r} is owned by another node")
-        self.room = room
+__all__ = ["Cluster", "OwnedRoom", "RelayHost"]
 
 
 class OwnedRoom(Protocol):

@@ -18,6 +18,7 @@ import trio
 
 from .._errors import (
     BackplaneError,
+    OwnedElsewhereError,
     OwnershipLostError,
     RoomsClosedError,
     StorageError,
@@ -30,7 +31,7 @@ from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
-from .ownership import Cluster, OwnedElsewhereError, OwnedRoom
+from .ownership import Cluster, OwnedRoom
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner

@@ -26,9 +26,14 @@ from typing import Any, final
 import attrs
 import trio
 
-from .._errors import BackplaneError, RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import (
+    BackplaneError,
+    OwnedElsewhereError,
+    RoomsClosedError,
+    StorageError,
+    TooManyRoomsError,
+)
 from .config import RoomsConfig
-from .ownership import OwnedElsewhereError
 from .room import Room, room_runner_of
 from .room_state import RoomState
 from .storage import Storage, StoredAlarm

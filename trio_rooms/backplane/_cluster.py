@@ -97,10 +97,10 @@ class RedisCluster:
     ) -> None:
         if max_relay_stream < 1 or max_relay_queue < 1:
             raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
-        self.leases = Leases(url, node_id=node_id, prefix=prefix, ttl=lease_ttl, timeout=timeout)
-        self.relays = RelayLink(
+        self._leases = Leases(url, node_id=node_id, prefix=prefix, ttl=lease_ttl, timeout=timeout)
+        self._relays = RelayLink(
             url,
-            self.leases.node_id,
+            self._leases.node_id,
             prefix=prefix,
             timeout=timeout,
             dead_after=lease_ttl,
@@ -111,7 +111,7 @@ class RedisCluster:
     @property
     def node_id(self) -> str:
         """This node's id."""
-        return self.leases.node_id
+        return self._leases.node_id
 
     async def run(
         self, host: RelayHost, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -121,18 +121,18 @@ class RedisCluster:
         The sessions other nodes relay here run on ``host``.
         """
         async with trio.open_nursery() as nursery:
-            self.relays.on_open = functools.partial(self._opened, nursery, host)
-            await nursery.start(self.leases.run)
-            await nursery.start(self.relays.run)
+            self._relays.on_open = functools.partial(self._opened, nursery, host)
+            await nursery.start(self._leases.run)
+            await nursery.start(self._relays.run)
             task_status.started()
 
     def _opened(self, nursery: trio.Nursery, host: RelayHost, entry: Entry) -> None:
-        nursery.start_soon(serve_relayed, self.relays, host, entry, self.leases.holds)
+        nursery.start_soon(serve_relayed, self._relays, host, entry, self._leases.holds)
 
     async def acquire(self, room: str) -> _Owned | None:
         """Take ``room``'s lease, or None if another node holds it."""
-        lease = await self.leases.acquire(room)
-        return None if lease is None else _Owned(self.leases, lease)
+        lease = await self._leases.acquire(room)
+        return None if lease is None else _Owned(self._leases, lease)
 
     async def relay(
         self,
@@ -144,9 +144,9 @@ class RedisCluster:
     ) -> tuple[int, str] | None:
         """Serve ``connection``'s session through ``room``'s owner: see `Cluster.relay`."""
         try:
-            owner = await self.leases.owner(room)
+            owner = await self._leases.owner(room)
         except BackplaneError:
             return None
-        if owner is None or owner[0] == self.node_id or not self.relays.alive(owner[0]):
+        if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
             return None  # nobody, us (the lease is being given back), or a node gone silent
-        return await relay_session(self.relays, owner[0], request, wire, connection, config)
+        return await relay_session(self._relays, owner[0], request, wire, connection, config)
