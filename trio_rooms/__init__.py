@@ -7,6 +7,7 @@ from ._core.config import ROOM_NAME_PATTERN as ROOM_NAME_PATTERN
 from ._core.config import ReplayLimits as ReplayLimits
 from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
+from ._core.ownership import Cluster as Cluster
 from ._core.request import ConnectRequest as ConnectRequest
 from ._core.room import Room as Room
 from ._core.room_storage import RoomStorage as RoomStorage
@@ -27,6 +28,8 @@ from ._delivery import DropOldest as DropOldest
 from ._errors import BackplaneError as BackplaneError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
+from ._errors import OwnedElsewhereError as OwnedElsewhereError
+from ._errors import OwnershipLostError as OwnershipLostError
 from ._errors import RequestError as RequestError
 from ._errors import RoomNameError as RoomNameError
 from ._errors import RoomsClosedError as RoomsClosedError
@@ -63,6 +66,7 @@ __all__ = [
     "BackplaneError",
     "BackplaneStatistics",
     "ClientQueueFullError",
+    "Cluster",
     "Coalesce",
     "ConnectError",
     "ConnectRequest",
@@ -76,6 +80,8 @@ __all__ = [
     "HttpRequest",
     "MemoryStorage",
     "Message",
+    "OwnedElsewhereError",
+    "OwnershipLostError",
     "ReconnectPolicy",
     "Reconnected",
     "Reject",

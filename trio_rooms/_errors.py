@@ -8,7 +8,9 @@
     ├── ConnectionClosedError (trio.BrokenResourceError)
     │                                   a client's connection was closed by the server or lost
     ├── StorageError                    a storage backend failed to read or write
+    │   └── OwnershipLostError          a room's write was refused: another node owns it now
     ├── BackplaneError                  the backplane's broker could not be reached
+    ├── OwnedElsewhereError             the room runs on another node (single-owner mode)
     ├── RoomsClosedError (trio.ClosedResourceError)
     │                                   the rooms (or this room) are shutting down
     ├── TooManyRoomsError (RuntimeError)
@@ -26,6 +28,8 @@ __all__ = [
     "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
+    "OwnedElsewhereError",
+    "OwnershipLostError",
     "RequestError",
     "RoomNameError",
     "RoomsClosedError",
@@ -79,6 +83,18 @@ class RoomsClosedError(RoomsError, trio.ClosedResourceError):
     """The rooms are shutting down, or the room is stopping: nothing new is admitted."""
 
 
+class OwnedElsewhereError(RoomsError):
+    """The room ``room`` runs on another node now: `Rooms.get` cannot give it here.
+
+    In the single-owner mode (``open_rooms(..., cluster=...)``) a room lives on the node
+    holding its lease; clients of the other nodes are served through it.
+    """
+
+    def __init__(self, room: str) -> None:
+        super().__init__(f"room {room!r} is owned by another node")
+        self.room = room
+
+
 class TooManyRoomsError(RoomsError, RuntimeError):
     """A room would be created past ``RoomsConfig.max_rooms``; ``limit`` is that cap.
 
@@ -93,6 +109,26 @@ class TooManyRoomsError(RoomsError, RuntimeError):
 
 class StorageError(RoomsError):
     """A storage backend failed; nothing was written (the cause is chained)."""
+
+
+class OwnershipLostError(StorageError):
+    """This node does not own the room any more: its writes are refused.
+
+    Raised when the storage refused a write whose fencing token (``token``) is older
+    than the room's fence (``fence``: another node took the room's lease since), and
+    for the writes a room attempts after its lease ended (``fence`` None). Nothing of
+    the refused write was stored, and the room stops on this node at once.
+    """
+
+    def __init__(self, room: str, token: int, fence: int | None = None) -> None:
+        if fence is None:
+            why = f"this node's lease on it (fencing token {token}) has ended"
+        else:
+            why = f"write with fencing token {token} refused below the room's fence {fence}"
+        super().__init__(f"room {room!r}: {why}: another node may own it now")
+        self.room = room
+        self.token = token
+        self.fence = fence
 
 
 class BackplaneError(RoomsError):

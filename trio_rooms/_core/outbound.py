@@ -56,11 +56,11 @@ class Frame:
     def __init__(
         self, opcode: int, payload: bytes, after: int = 0, policy: int = 0, key: object = None
     ) -> None:
-        self.opcode = opcode
-        self.payload = payload
-        self.after = after
-        self.policy = policy
-        self.key = key
+        self.opcode: int = opcode
+        self.payload: bytes = payload
+        self.after: int = after
+        self.policy: int = policy
+        self.key: object = key
         self.wire: bytes | None = None
 
     def plain(self) -> Frame:
@@ -94,7 +94,7 @@ class Durability:
     __slots__ = ("_watching", "seq")
 
     def __init__(self) -> None:
-        self.seq = 0
+        self.seq: int = 0
         self._watching: list[OutboundQueue] = []
 
     def watch(self, queue: OutboundQueue) -> None:
@@ -172,11 +172,11 @@ class OutboundQueue:
         durability: Durability | None = None,
     ) -> None:
         #: The output gate: a frame leaves once ``durability.seq`` reached its ``after``.
-        self.durability = durability if durability is not None else Durability()
-        self.watching = False
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
-        self.timeout = timeout
+        self.durability: Durability = durability if durability is not None else Durability()
+        self.watching: bool = False
+        self.max_messages: int = max_messages
+        self.max_bytes: int = max_bytes
+        self.timeout: float = timeout
         self._largest = max(max_bytes // 2, 1)  # the most one frame counts for
         #: When the queue went over ``max_messages`` (None: it is not over).
         self._over_since: float | None = None

@@ -16,7 +16,14 @@ from typing import Any, final
 
 import trio
 
-from .._errors import RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import (
+    BackplaneError,
+    OwnedElsewhereError,
+    OwnershipLostError,
+    RoomsClosedError,
+    StorageError,
+    TooManyRoomsError,
+)
 from ..codec import WireFormat
 from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject
@@ -24,6 +31,7 @@ from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
+from .ownership import Cluster, OwnedRoom
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
@@ -31,11 +39,15 @@ from .routes import route_table
 from .routing import HttpRejection
 from .scheduler import AlarmScheduler
 from .stats import Counters, RoomsStatistics, RoomStatistics
-from .storage import Storage
+from .storage import Commit, Storage
 
 __all__ = ["RoomRegistry"]
 
 _logger = logging.getLogger("trio_rooms")
+
+#: Seconds between two attempts to take a room that has no owner that answers.
+_OWNER_RETRY = 0.1
+_DOWN = (1001, "server shutting down")
 
 
 @final
@@ -67,8 +79,11 @@ class RoomRegistry:
         nursery: trio.Nursery,
         storage: Storage,
         backplane: Backplane | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self._factory = factory
+        #: With a cluster, a room runs here only while this node holds its lease.
+        self._cluster = cluster
         self.config = config
         self._nursery = nursery
         self._storage = storage
@@ -201,7 +216,7 @@ class RoomRegistry:
             return await self.get(name)
         except RoomsClosedError:
             raise HttpRejection(503, "Service Unavailable: the server is shutting down") from None
-        except TooManyRoomsError as exc:
+        except (TooManyRoomsError, OwnedElsewhereError, BackplaneError) as exc:
             raise HttpRejection(503, f"Service Unavailable: {exc}") from None
         except Exception:
             if log:
@@ -227,14 +242,59 @@ class RoomRegistry:
     async def serve(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> tuple[int, str]:
-        """Run a session for ``connection`` in room ``name`` until it ends: its close."""
+        """Run a session for ``connection`` in room ``name`` until it ends: its close.
+
+        With a cluster, a room another node owns is served through that node; while
+        the room has no owner that answers (its owner died and its lease has not lapsed
+        yet), this node tries to take it every `_OWNER_RETRY` seconds, for up to
+        ``handshake_timeout``, before closing with 1013 (try again later).
+        """
+        deadline = trio.current_time() + self.config.handshake_timeout
+        while True:
+            try:
+                room = await self.get(name)
+            except TooManyRoomsError:
+                # Other rooms were created between the admission check and the upgrade.
+                await connection.close(1013, "too many rooms")
+                return 1013, "too many rooms"
+            except (OwnedElsewhereError, BackplaneError) as exc:
+                cluster = self._cluster
+                if cluster is not None and isinstance(exc, OwnedElsewhereError):
+                    relayed = await cluster.relay(name, request, wire, connection, self.config)
+                    if relayed is not None:
+                        return relayed
+                if trio.current_time() >= deadline:
+                    await connection.close(1013, "room has no owner that answers")
+                    return 1013, "room has no owner that answers"
+                await trio.sleep(_OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+                continue
+            return await room_runner_of(room).serve(request, wire, connection)
+
+    async def serve_relayed(
+        self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> tuple[int, str] | None:
+        """Run a session another node relays to this one, as `serve_session` would.
+
+        Returns None, before touching ``connection``, if this node does not own the room
+        (it never relays a relayed session on). Whatever goes wrong ends that session.
+        """
         try:
             room = await self.get(name)
-        except TooManyRoomsError:
-            # Other rooms were created between the admission check and the upgrade.
-            await connection.close(1013, "too many rooms")
-            return 1013, "too many rooms"
-        return await room_runner_of(room).serve(request, wire, connection)
+        except (OwnedElsewhereError, BackplaneError):
+            return None
+        except (TooManyRoomsError, RoomsClosedError) as exc:
+            code, reason = (1013, "too many rooms") if isinstance(exc, TooManyRoomsError) else _DOWN
+            await connection.close(code, reason)
+            return code, reason
+        except Exception:
+            _logger.exception("room %r failed to start for a relayed session", name)
+            await connection.close(1011, "room failed to start")
+            return 1011, "room failed to start"
+        try:
+            return await room_runner_of(room).serve(request, wire, connection)
+        except RoomsClosedError:
+            await connection.close(*_DOWN)
+            return _DOWN
 
     async def _run_room(
         self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]
@@ -249,10 +309,14 @@ class RoomRegistry:
             node_id=self._node_id,
         )
         runner.alarms.bind(self.alarms, max_name_length=self.config.max_alarm_name_length)
+        owned: OwnedRoom | None = None
         try:
+            owned = await self._own(name, runner)
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                if owned is not None:
+                    nursery.start_soon(_stop_when_lost, runner, owned)
                 await runner.alarms.load()
                 await runner.log.load()
                 async with runner.gate:
@@ -268,10 +332,37 @@ class RoomRegistry:
                     await self._stop_room(room)
                 nursery.cancel_scope.cancel()
         finally:
+            if owned is not None:
+                with trio.CancelScope(shield=True):
+                    await _release(name, owned)
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]
             self.counters.changed()
+
+    async def _own(self, name: str, runner: RoomRunner) -> OwnedRoom | None:
+        """With a cluster: take the room's lease and raise its fence, before it starts.
+
+        Raises:
+            OwnedElsewhereError: another node holds the lease.
+            OwnershipLostError: a newer owner raised the fence meanwhile.
+        """
+        cluster = self._cluster
+        if cluster is None:
+            return None
+        owned = await cluster.acquire(name)
+        if owned is None:
+            raise OwnedElsewhereError(name)
+        try:
+            # An empty fenced commit: from here on no older owner's write lands, and
+            # on_start reads what the last one committed.
+            await self._storage.commit(Commit(room=name, fence=owned.token))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await _release(name, owned)
+            raise
+        runner.state.fence = owned.token
+        return owned
 
     async def _wait_idle(self, runner: RoomRunner) -> None:
         """Return once the room has had no session (nor alarm firing) for ``room_idle_timeout``.
@@ -356,3 +447,16 @@ def room_statistics(runner: RoomRunner) -> RoomStatistics:
         coalesced=counters.coalesced,
         slow_consumers=counters.slow_consumers,
     )
+
+
+async def _stop_when_lost(runner: RoomRunner, owned: OwnedRoom) -> None:
+    """Stop the room at once when its lease ends while it runs (lapsed or taken)."""
+    await owned.ended.wait()
+    runner.lose_ownership(OwnershipLostError(runner.name, owned.token))
+
+
+async def _release(name: str, owned: OwnedRoom) -> None:
+    try:
+        await owned.release()
+    except BackplaneError as exc:  # it lapses in Redis within its ttl all the same
+        _logger.warning("room %r: its lease was not given back: %s", name, exc)

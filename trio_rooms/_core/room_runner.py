@@ -19,7 +19,7 @@ from typing import Any, final
 import trio
 
 from .._delivery import DeliveryPolicy, frame_policy, from_spec, policy_spec
-from .._errors import DecodeError, RoomsClosedError, StorageError
+from .._errors import DecodeError, OwnershipLostError, RoomsClosedError, StorageError
 from .._message import Message
 from ..codec import Codec, WireFormat
 from .alarms import RoomAlarms
@@ -134,11 +134,28 @@ class RoomRunner:
 
         ``on_stop`` is not run: the room's memory may hold state that was never stored.
         Each session is closed with 1011; a resumable one can resume in the new room.
+        A commit refused because another node owns the room now (`OwnershipLostError`)
+        closes them with 1012 instead: their clients reconnect, to the new owner.
         """
+        if isinstance(error, OwnershipLostError):
+            self.lose_ownership(error)
+            return
+        self._stop_broken(1011, "storage failed")
+
+    def lose_ownership(self, error: OwnershipLostError) -> None:
+        """This node does not own the room any more: stop at once, writing nothing more.
+
+        Nothing held behind a write is sent; every session is closed with 1012 (service
+        restart), which clients answer by reconnecting and resuming (on the new owner).
+        """
+        self.state.abandon(error)
+        self._stop_broken(1012, "the room moved to another node")
+
+    def _stop_broken(self, code: int, reason: str) -> None:
         self.broken = self.stopping = True
         self._held_publishes.clear()  # they reflect writes that are lost
         for runner in tuple(self.runners.values()):
-            runner.begin_close(1011, "storage failed", discard=True)
+            runner.begin_close(code, reason, discard=True)
         if self.idle_scope is not None and self.idle:
             self.idle_scope.deadline = trio.current_time()
 

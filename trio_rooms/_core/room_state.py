@@ -21,7 +21,7 @@ from typing import final
 import attrs
 import trio
 
-from .._errors import StorageError
+from .._errors import OwnershipLostError, StorageError
 from .gate import Gate
 from .outbound import Durability
 from .storage import Commit, LoggedFrame, RecordWrite, Storage, StoredAlarm
@@ -112,6 +112,8 @@ class RoomState:
         self.keep_frames = 0
         #: Seconds after which the log's entries are of no use (`Commit.frames_expire_after`).
         self.frames_expire_after = 0.0
+        #: The room's fencing token while this node owns it (`Commit.fence`; 0: not fenced).
+        self.fence = 0
 
     def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
         """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
@@ -291,8 +293,8 @@ class RoomState:
     # -------------------------------------------------------------- committer
 
     async def run_committer(self, on_failure: Callable[[StorageError], None]) -> None:
-        """Commit sealed batches until cancelled, or until a commit fails."""
-        while True:
+        """Commit sealed batches until cancelled, or until a commit fails (or `abandon`)."""
+        while self.failed is None:
             if not self._sealed_seq:
                 await self._wake_committer.wait()
                 self._wake_committer = trio.Event()
@@ -338,6 +340,7 @@ class RoomState:
             frames=batch.frames,
             keep_frames=self.keep_frames,
             frames_expire_after=self.frames_expire_after,
+            fence=self.fence,
         )
         try:
             results = list(await self.storage.commit(commit))
@@ -352,8 +355,20 @@ class RoomState:
             )
         return results
 
+    def abandon(self, error: StorageError) -> None:
+        """Write nothing more: what is not committed yet fails with ``error``.
+
+        A commit in flight still lands (or fails) on its own; nothing after it is sent.
+        """
+        if self.failed is None:
+            self._fail(_Batch(), error)
+        self._wake_committer.set()
+
     def _fail(self, batch: _Batch, error: StorageError) -> None:
-        _logger.error("room %r: a commit failed; restarting the room: %s", self.room, error)
+        if isinstance(error, OwnershipLostError):
+            _logger.warning("room %r: stopping here: %s", self.room, error)
+        else:
+            _logger.error("room %r: a commit failed; restarting the room: %s", self.room, error)
         self.failed = error
         for pending in (batch, self._sealed, self._open):
             for _, written in pending.records:

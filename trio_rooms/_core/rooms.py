@@ -12,6 +12,7 @@ import trio
 from .backplane import Backplane
 from .config import RoomsConfig
 from .memory import MemoryStorage
+from .ownership import Cluster
 from .registry import RoomRegistry
 from .room import Room
 from .stats import RoomsStatistics
@@ -60,6 +61,8 @@ class Rooms(Generic[RoomT_co]):
             RoomsClosedError: the `Rooms` is shutting down.
             TooManyRoomsError: the room would be created while ``config.max_rooms``
                 rooms are live (starting and stopping ones count).
+            OwnedElsewhereError: with a cluster, another node holds the room's lease.
+            BackplaneError: with a cluster, Redis could not be asked for the lease.
             Exception: whatever the room's factory or ``on_start`` raised.
         """
         # The registry holds only rooms its factory, this one's, made.
@@ -103,6 +106,7 @@ async def open_rooms(
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
     backplane: Backplane | None = None,
+    cluster: Cluster | None = None,
 ) -> AsyncGenerator[Rooms[RoomT]]:
     """Own every room created through the returned `Rooms`.
 
@@ -123,11 +127,17 @@ async def open_rooms(
         storage: Where session data and room state persist; `MemoryStorage()` by default.
         backplane: Carries broadcasts and membership to the other nodes serving the
             same rooms (``RedisBackplane``); None for a single node.
+        cluster: The single-owner mode (``RedisCluster``): each room runs only on the
+            node holding its lease, and clients of the other nodes are served through
+            it; not with a backplane.
 
     Raises:
         TypeError: ``factory`` is a room class (or a ``functools.partial`` of one)
             whose HTTP routes are declared wrongly.
+        ValueError: both a backplane and a cluster were given.
     """
+    if backplane is not None and cluster is not None:
+        raise ValueError("open_rooms takes a backplane or a cluster, not both")
     storage = storage if storage is not None else MemoryStorage()
     await storage.open()
     try:
@@ -136,10 +146,12 @@ async def open_rooms(
             # caller must not cut sessions off before they were sent their 1001.
             root: _Root = await outer.start(_run_root)
             registry = RoomRegistry(
-                factory, config or RoomsConfig(), root.nursery, storage, backplane
+                factory, config or RoomsConfig(), root.nursery, storage, backplane, cluster
             )
             if backplane is not None:
                 await root.nursery.start(backplane.run, _Delivery(registry))
+            if cluster is not None:
+                await root.nursery.start(cluster.run, registry)
             await root.nursery.start(registry.alarms.run)
             try:
                 yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor

@@ -26,7 +26,13 @@ from typing import Any, final
 import attrs
 import trio
 
-from .._errors import RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import (
+    BackplaneError,
+    OwnedElsewhereError,
+    RoomsClosedError,
+    StorageError,
+    TooManyRoomsError,
+)
 from .config import RoomsConfig
 from .room import Room, room_runner_of
 from .room_state import RoomState
@@ -200,6 +206,11 @@ class AlarmScheduler:
                 self._config.max_rooms,
             )
             await trio.sleep(self._config.alarm_retry_delay)  # then the next round
+            return
+        except (OwnedElsewhereError, BackplaneError):
+            # Its owner fires it (or, once its lease lapsed, whichever node takes the
+            # room next); no attempt is spent. Looked at again after the retry delay.
+            await trio.sleep(self._config.alarm_retry_delay)
             return
         except Exception:
             _logger.exception("room %r failed to start for its alarm %r", alarm.room, alarm.name)

@@ -116,6 +116,12 @@ class Commit:
     #: backend whose log would otherwise outlive its room (Redis keeps keys for good) lets
     #: the whole log expire this long after its last frame.
     frames_expire_after: float = 0.0
+    #: The fencing token of the node that owns the room (0: no owner, not fenced). A
+    #: backend shared by several nodes refuses, with `OwnershipLostError` and atomically
+    #: with the rest, a commit whose token is below the room's fence, and raises the fence
+    #: to the token otherwise, so a commit with no writes claims the room for its token.
+    #: A backend of one node (`MemoryStorage`, `SqliteStorage`) ignores it.
+    fence: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 class Storage(Protocol):
@@ -204,6 +210,10 @@ class Storage(Protocol):
         part-way never leaves half a commit behind. A record whose compare-and-set fails
         is not written and does not fail the rest. Returns, for each of
         ``commit.records`` in order, whether it was written.
+
+        A backend shared by several nodes checks ``commit.fence`` in the same
+        transaction: below the room's fence, nothing is written and it raises
+        `OwnershipLostError` (a `StorageError`); otherwise the fence is raised to it.
         """
         ...
 

@@ -8,7 +8,14 @@ Each implementation lives in its own module and imports its client library there
     async with trio_rooms.open_rooms(ChatRoom, backplane=RedisBackplane(url)) as rooms:
         ...
 
-The port they implement is `trio_rooms.Backplane`.
+The port they implement is `trio_rooms.Backplane`. The single-owner mode's Redis
+implementation, `trio_rooms.backplane.redis.RedisCluster` (one live room per name
+across nodes, the other nodes' clients relayed to it), implements `trio_rooms.Cluster`::
+
+    async with trio_rooms.open_rooms(
+        GameRoom, storage=RedisStorage(url), cluster=RedisCluster(url)
+    ) as rooms:
+        ...
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ clocks. A holder that stops answering (paused, cut off from Redis) therefore giv
 time; the fencing token is for what it still wrote on the way (the storage refuses a
 write whose token is older than the room's newest).
 
-The first building block of single ownership (one live room per name across nodes);
-the registry does not use it yet.
+The base of single ownership (one live room per name across nodes): `RedisCluster`
+takes a room's lease before the room starts here.
 """
 
 from __future__ import annotations
@@ -117,6 +117,11 @@ class Leases:
     def held(self) -> list[str]:
         """The rooms whose lease this node holds, sorted."""
         return sorted(self._held)
+
+    def holds(self, room: str) -> bool:
+        """Whether ``room``'s lease is this node's now, by the local clock (no I/O)."""
+        lease = self._held.get(room)
+        return lease is not None and lease.valid
 
     async def acquire(self, room: str) -> Lease | None:
         """Take ``room``'s lease, or return None if another node holds it.

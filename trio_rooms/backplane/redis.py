@@ -45,13 +45,14 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
     ) from _missing
 
 from .._core.backplane import BackplaneStatistics, Delivery
+from ._cluster import RedisCluster as RedisCluster
 from ._membership import Membership
 from ._publisher import Publisher
 from ._scripts import Names
 from ._subscriber import Subscriber
 from ._supervisor import Health, Supervisor
 
-__all__ = ["RedisBackplane"]
+__all__ = ["RedisBackplane", "RedisCluster"]
 
 # The parts, each a module of one idea; each imports only those below it:
 #   _supervisor   a connection per role, reconnects and backoff, degraded or not

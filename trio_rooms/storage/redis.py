@@ -8,12 +8,16 @@ trio_rooms`` never loads this module. Keys, with ``prefix`` ``"trio_rooms:"`` by
     {prefix}alarms:{room}                 a hash of the room's alarms: name -> msgpack [at, attempt]
     {prefix}alarm-queue                   every room's alarms, a sorted set: "{room} {name}" by at
     {prefix}replay:{room}                 the room's replay log, a sorted set of frames by seq
+    {prefix}fence:{room}                  the room's fence: the newest owner's fencing token
 
 Room names cannot contain ``:`` (`trio_rooms.ROOM_NAME_PATTERN`) and the kinds are fixed,
 so no session id, user key or alarm name, whatever characters it holds, can reach another
 kind's or another room's key. Nor a space: a queue entry splits back at its first one, and
 as a space sorts before every character of a room name, alarms due at the same time come
 in the order of their room, then name, as on every backend.
+
+The fence key is the one the leases of single ownership count their tokens in (with the
+same prefix), so a new owner's acquisition already raises it; a commit raises it too.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ except ImportError as _missing:
 from .._core.config import ROOM_NAME_PATTERN
 from .._core.memory import check_alarm_replacement, check_commit, check_limit
 from .._core.storage import Commit, LoggedFrame, ReplayCursor, SessionRecord, StoredAlarm
-from .._errors import RoomNameError, StorageError
+from .._errors import OwnershipLostError, RoomNameError, StorageError
 from .._redis import guarded
 
 __all__ = ["RedisStorage"]
@@ -56,6 +60,7 @@ _STATE: Final = b"state:"
 _ALARMS: Final = b"alarms:"
 _ALARM_QUEUE: Final = b"alarm-queue"
 _LOG: Final = b"replay:"
+_FENCE: Final = b"fence:"
 #: First element of a stored session record: 2 added the replay cursor (1 is still read).
 _RECORD_VERSION: Final = 2
 _SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
@@ -144,14 +149,17 @@ local function require_type(key, kind)
 end
 """
 
-# KEYS: the room's alarms, the alarm queue, one key per value, one per record.
+# KEYS: the room's alarms, the alarm queue, one key per value, one per record, [the
+# room's log], the room's fence.
 # ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
 # ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
 # cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
 # the record and its PXAT; then how many logged frames, how many the log keeps, after how
 # many ms without a frame the log expires (0: never), and per frame its seq (the score)
-# and its member. With frames, the room's log is the last key.
-# Returns 1 or 0 per record: written or not.
+# and its member; last the commit's fencing token (0: unfenced). With frames, the room's
+# log is the key before the fence.
+# Returns 1 or 0 per record: written or not; or, writing nothing, 'fenced <the fence>'
+# when the token is below the room's fence.
 _COMMIT: Final = Script[bytes](
     script=_FIND_TOKEN_HASH
     + _REQUIRE_TYPE
@@ -167,6 +175,13 @@ if nalarms > 0 then
 end
 if nframes > 0 then
     require_type(KEYS[3 + nvalues + nrecords], 'zset')
+end
+local fence_key, fence = KEYS[#KEYS], ARGV[#ARGV]
+if fence ~= '0' then
+    local stored = redis.call('GET', fence_key)
+    if stored and tonumber(fence) < tonumber(stored) then
+        return 'fenced ' .. stored
+    end
 end
 -- The compare-and-sets, in order: a record written earlier in this commit is what a
 -- later one of the same session compares with.
@@ -188,6 +203,9 @@ for i = 0, nrecords - 1 do
     else
         written[i + 1] = 0
     end
+end
+if fence ~= '0' then
+    redis.call('SET', fence_key, fence)
 end
 for i = 0, nvalues - 1 do
     local arg, key = 4 + 2 * i, KEYS[3 + i]
@@ -450,8 +468,12 @@ class RedisStorage:
 
         The script makes every check that can fail before its first write, so a commit
         that fails (a stored record it cannot read, a key of another type) writes nothing.
+        A fenced commit (``commit.fence`` above 0) is compared with the room's fence in
+        the same script: below it, nothing is written; otherwise the fence is raised to it.
 
         Raises:
+            OwnershipLostError: ``commit.fence`` is below the room's fence: another node
+                took the room since.
             StorageError: Redis refused the commit or could not be reached in time.
             ValueError: an alarm is not one of this room's, by that name, at a finite
                 time; or a record's ``expires_at`` is not finite.
@@ -481,10 +503,15 @@ class RedisStorage:
             keys.append(self._log_key(room))
             for frame in commit.frames:
                 args += (frame.seq, _encode_frame(frame))
-        return await self._call(
+        keys.append(self._fence_key(room))
+        args.append(commit.fence)
+        reply = await self._call(
             "commit",
-            lambda redis: _COMMIT(keys=keys, args=args, client=redis, callback=_flags),
+            lambda redis: _COMMIT(keys=keys, args=args, client=redis, callback=_commit_reply),
         )
+        if isinstance(reply, int):
+            raise OwnershipLostError(room, commit.fence, reply)
+        return reply
 
     async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
         """The frames of ``room``'s replay log after ``after``, oldest first."""
@@ -552,6 +579,9 @@ class RedisStorage:
 
     def _log_key(self, room: str) -> bytes:
         return b"%s%s%s" % (self._prefix, _LOG, _encode_room(room))
+
+    def _fence_key(self, room: str) -> bytes:
+        return b"%s%s%s" % (self._prefix, _FENCE, _encode_room(room))
 
     def _alarms_key(self, room: str) -> bytes:
         return b"%s%s%s" % (self._prefix, _ALARMS, _encode_room(room))
@@ -658,6 +688,15 @@ def _encode_name(name: str) -> bytes:
 
 def _is_one(response: object) -> bool:
     return response == 1
+
+
+def _commit_reply(response: object) -> Sequence[bool] | int:
+    """The commit's flags, or the room's fence if it refused the commit's token."""
+    if isinstance(response, bytes):
+        refused, _, fence = response.partition(b" ")
+        assert refused == b"fenced"
+        return int(fence)
+    return _flags(response)
 
 
 def _flags(response: object) -> Sequence[bool]:

@@ -1,0 +1,190 @@
+"""One node of a single-owner cluster: a counter room on Redis storage and leases.
+
+Run as ``python -m tests.owner_app REDIS_URL NODE [PORT]``: serves `CounterRoom` on
+127.0.0.1 (PORT 0 or none: a free port) as node NODE and prints ``PORT <n>`` once
+listening. In-process tests open the same rooms with `open_owner_rooms`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import assert_never
+
+import attrs
+import trio
+
+import trio_rooms
+from trio_rooms import ConnectRequest, Message, Room, Session
+from trio_rooms.backplane.redis import RedisCluster
+from trio_rooms.storage.redis import RedisStorage
+
+from .processes import open_server_process, serve_until_signalled
+
+#: Short, so that failover tests wait little; long enough for a loaded box's renewals.
+LEASE_TTL = 1.5
+
+
+@attrs.frozen
+class Add(Message):
+    """Add one to the stored counter and to the room's in-memory one."""
+
+
+@attrs.frozen
+class Arm(Message):
+    """Set the alarm ``ring`` to fall due in ``delay`` seconds."""
+
+    delay: float
+
+
+@attrs.frozen
+class Leave(Message):
+    """Ask the server to close this session with ``code``."""
+
+    code: int
+
+
+@attrs.frozen
+class Flood(Message):
+    """Ask for ``count`` `Blob` messages of ``size`` characters each, at once."""
+
+    count: int
+    size: int
+
+
+@attrs.frozen
+class Who(Message):
+    """Ask who is in the room."""
+
+
+@attrs.frozen
+class Welcome(Message):
+    """Sent on connect: which node runs the room, and how often it was started."""
+
+    node: str
+    starts: int
+
+
+@attrs.frozen
+class Counted(Message):
+    """The counters after an `Add`: sent once the write is durable (the output gate)."""
+
+    stored: int
+    local: int
+
+
+@attrs.frozen
+class Members(Message):
+    """The room's `members()` and the ids of its `sessions`, as its owner sees them."""
+
+    members: list[str]
+    sessions: list[str]
+
+
+@attrs.frozen
+class Blob(Message):
+    """Filler, for a client that does not read."""
+
+    data: str
+
+
+@attrs.frozen
+class Rang(Message):
+    """The alarm ``ring`` fired on ``node``; ``rings`` counts its firings, as stored."""
+
+    node: str
+    rings: int
+
+
+ClientMsg = Add | Arm | Flood | Leave | Who
+ServerMsg = Welcome | Blob | Counted | Members | Rang
+
+
+class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
+    async def create_data(self, request: ConnectRequest) -> None:
+        return None
+
+    async def on_connect(self) -> None:
+        self.send(Welcome(node=self.room.node, starts=self.room.starts))
+
+    async def on_message(self, message: ClientMsg) -> None:
+        match message:
+            case Add():
+                storage = self.room.storage
+                stored = (await storage.get("count", int) or 0) + 1
+                await storage.put("count", stored)
+                self.room.local += 1
+                self.send(Counted(stored=stored, local=self.room.local))
+            case Arm(delay=delay):
+                await self.room.set_alarm("ring", delay=delay)
+            case Flood(count=count, size=size):
+                for _ in range(count):
+                    self.send(Blob(data="x" * size))
+            case Leave(code=code):
+                await self.close(code, "asked to leave")
+            case Who():
+                members = list(await self.room.members())
+                self.send(Members(members=members, sessions=sorted(self.room.sessions)))
+            case _:
+                assert_never(message)
+
+    async def on_close(self, code: int, reason: str) -> None:
+        self.room.closes.append(code)
+
+
+class CounterRoom(Room[CounterSession]):
+    def __init__(self, name: str, node: str = "") -> None:
+        super().__init__(name)
+        #: The node it runs on (`open_owner_rooms` binds it).
+        self.node = node
+        self.starts = 0
+        self.local = 0
+        #: The close code of every session that ended, in order.
+        self.closes: list[int] = []
+
+    async def on_start(self) -> None:
+        self.starts = (await self.storage.get("starts", int) or 0) + 1
+        await self.storage.put("starts", self.starts)
+
+    async def on_alarm(self, name: str, attempt: int) -> None:
+        rings = (await self.storage.get("rings", int) or 0) + 1
+        await self.storage.put("rings", rings)
+        self.broadcast(Rang(node=self.node, rings=rings))
+
+
+@asynccontextmanager
+async def open_owner_rooms(
+    url: str, node: str, *, config: trio_rooms.RoomsConfig | None = None
+) -> AsyncGenerator[trio_rooms.Rooms[CounterRoom]]:
+    """Node ``node``'s rooms, on the storage and leases in the Redis at ``url``."""
+
+    # The tests send as fast as they can and run many clients from one address.
+    config = config or trio_rooms.RoomsConfig(
+        rate_limit=None, max_connections_per_address=10_000, alarm_retry_delay=0.2
+    )
+    cluster = RedisCluster(url, node_id=node, lease_ttl=LEASE_TTL, timeout=0.3)
+    async with trio_rooms.open_rooms(
+        functools.partial(CounterRoom, node=node),
+        config=config,
+        storage=RedisStorage(url),
+        cluster=cluster,
+    ) as rooms:
+        yield rooms
+
+
+async def main(url: str, node: str, port: int) -> None:
+    async with open_owner_rooms(url, node) as rooms:
+        await serve_until_signalled(rooms, port)
+
+
+if __name__ == "__main__":
+    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+
+
+def open_owner_node(
+    url: str, node: str, port: int = 0
+) -> AbstractAsyncContextManager[tuple[trio.Process, int]]:
+    """Node ``node`` on Redis ``url`` as a subprocess: yields it and its bound port."""
+    return open_server_process("tests.owner_app", url, node, str(port))

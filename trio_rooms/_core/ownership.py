@@ -1,0 +1,93 @@
+"""The ``Cluster`` port: which node owns a room, for the single-owner mode.
+
+With a cluster, a room runs only on the node holding its lease: the registry acquires
+it before the room starts (raising the room's fence in the storage to its token before
+``on_start`` reads anything), every commit of the room carries that token
+(`Commit.fence`), and the room stops at once when the lease ends. A client of another
+node is served through the owner: that node hands its connection to `Cluster.relay`,
+and the owner runs the session over a `Connection` the cluster gives `RelayHost`. The
+core only talks to these Protocols; ``trio_rooms.backplane`` has the Redis one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import trio
+
+from ..codec import WireFormat
+from .config import RoomsConfig
+from .connection import Connection
+from .request import ConnectRequest
+
+__all__ = ["Cluster", "OwnedRoom", "RelayHost"]
+
+
+class OwnedRoom(Protocol):
+    """This node's lease on one room."""
+
+    @property
+    def token(self) -> int:
+        """The fencing token: larger than every earlier owner's."""
+        ...
+
+    @property
+    def ended(self) -> trio.Event:
+        """Set once the lease is not this node's any more (released, lapsed, taken)."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease back now, so that another node may take the room at once."""
+        ...
+
+
+class RelayHost(Protocol):
+    """What a cluster serves the sessions relayed to this node with: its registry."""
+
+    @property
+    def config(self) -> RoomsConfig: ...
+
+    async def serve_relayed(
+        self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> tuple[int, str] | None:
+        """Run the session another node relays here until it ends: its close.
+
+        Returns None, without touching ``connection``, if the room is not this node's.
+        """
+        ...
+
+
+class Cluster(Protocol):
+    """Decides which node owns each room name; one per `open_rooms` block."""
+
+    async def run(
+        self, host: RelayHost, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep the leases and relays alive until cancelled; started once it can acquire.
+
+        The sessions other nodes relay here run on ``host``.
+        """
+        ...
+
+    async def relay(
+        self,
+        room: str,
+        request: ConnectRequest,
+        wire: WireFormat,
+        connection: Connection,
+        config: RoomsConfig,
+    ) -> tuple[int, str] | None:
+        """Serve ``connection``'s session through ``room``'s owner until it ends: its close.
+
+        Returns None, having read and written nothing on ``connection``, when no other
+        node that answers owns the room (the caller tries to take it, or asks again).
+        """
+        ...
+
+    async def acquire(self, room: str) -> OwnedRoom | None:
+        """Take ``room``'s lease; None if another node holds it.
+
+        Raises:
+            BackplaneError: the coordinator could not be reached in time.
+        """
+        ...

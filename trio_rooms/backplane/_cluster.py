@@ -1,0 +1,152 @@
+"""`RedisCluster`: the single-owner mode on Redis.
+
+A room runs only on the node holding its lease (`Leases`); the room's writes carry the
+lease's fencing token, which `RedisStorage` checks against the room's fence. A client
+of another node is relayed to the owner through Redis streams (`RelayLink`: the
+client's side in `_relay_pump`, the owner's in `_relayed`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import final
+
+import trio
+
+from .._core.config import RoomsConfig
+from .._core.connection import Connection
+from .._core.ownership import RelayHost
+from .._core.request import ConnectRequest
+from .._errors import BackplaneError
+from ..codec import WireFormat
+from ._leases import Lease, Leases
+from ._relay_entries import Entry
+from ._relay_link import RelayLink
+from ._relay_pump import relay_session
+from ._relayed import serve_relayed
+
+__all__ = ["RedisCluster"]
+
+
+@final
+class _Owned:
+    """A `Lease` as the core sees it: its token, its end, and its release."""
+
+    __slots__ = ("_lease", "_leases")
+
+    def __init__(self, leases: Leases, lease: Lease) -> None:
+        self._leases = leases
+        self._lease = lease
+
+    @property
+    def token(self) -> int:
+        return self._lease.token
+
+    @property
+    def ended(self) -> trio.Event:
+        return self._lease.ended
+
+    async def release(self) -> None:
+        await self._leases.release(self._lease)
+
+
+@final
+class RedisCluster:
+    """One live room per name across nodes, through leases and relays in Redis at ``url``.
+
+    ::
+
+        from trio_rooms.backplane.redis import RedisCluster
+        from trio_rooms.storage.redis import RedisStorage
+
+        cluster = RedisCluster("redis://localhost:6379/0")
+        async with trio_rooms.open_rooms(
+            GameRoom, storage=RedisStorage("redis://localhost:6379/0"), cluster=cluster
+        ) as rooms:
+            ...
+
+    A room runs on the node holding its lease, taken when the room is first needed
+    there and renewed every ``lease_ttl / 3``; a client of any other node is served
+    through it. Use a `RedisStorage` on the same Redis and prefix: the room's fence
+    is shared with it.
+
+    Args:
+        url: Redis's address (the storage's).
+        node_id: This node's id in its leases and relay stream (random by default).
+        prefix: Starts every key: the storage's prefix.
+        lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
+            of a node that died stays unavailable; also how long a node may stay silent
+            before the relays it shares with others are broken.
+        timeout: Bound on each round trip to Redis.
+        max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``); a
+            relay whose entries were trimmed unread is broken.
+        max_relay_queue: Relay entries waiting to be written to Redis; beyond it
+            sessions wait to send.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        prefix: str = "trio_rooms:",
+        lease_ttl: float = 5.0,
+        timeout: float = 1.0,
+        max_relay_stream: int = 100_000,
+        max_relay_queue: int = 10_000,
+    ) -> None:
+        if max_relay_stream < 1 or max_relay_queue < 1:
+            raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
+        self._leases = Leases(url, node_id=node_id, prefix=prefix, ttl=lease_ttl, timeout=timeout)
+        self._relays = RelayLink(
+            url,
+            self._leases.node_id,
+            prefix=prefix,
+            timeout=timeout,
+            dead_after=lease_ttl,
+            max_stream=max_relay_stream,
+            max_queue=max_relay_queue,
+        )
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+        return self._leases.node_id
+
+    async def run(
+        self, host: RelayHost, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep this node's leases and relays alive until cancelled; started once connected.
+
+        The sessions other nodes relay here run on ``host``.
+        """
+        async with trio.open_nursery() as nursery:
+            self._relays.on_open = functools.partial(self._opened, nursery, host)
+            await nursery.start(self._leases.run)
+            await nursery.start(self._relays.run)
+            task_status.started()
+
+    def _opened(self, nursery: trio.Nursery, host: RelayHost, entry: Entry) -> None:
+        nursery.start_soon(serve_relayed, self._relays, host, entry, self._leases.holds)
+
+    async def acquire(self, room: str) -> _Owned | None:
+        """Take ``room``'s lease, or None if another node holds it."""
+        lease = await self._leases.acquire(room)
+        return None if lease is None else _Owned(self._leases, lease)
+
+    async def relay(
+        self,
+        room: str,
+        request: ConnectRequest,
+        wire: WireFormat,
+        connection: Connection,
+        config: RoomsConfig,
+    ) -> tuple[int, str] | None:
+        """Serve ``connection``'s session through ``room``'s owner: see `Cluster.relay`."""
+        try:
+            owner = await self._leases.owner(room)
+        except BackplaneError:
+            return None
+        if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
+            return None  # nobody, us (the lease is being given back), or a node gone silent
+        return await relay_session(self._relays, owner[0], request, wire, connection, config)

@@ -1,0 +1,221 @@
+"""What one entry of a node's relay stream says, and its bytes. No I/O here.
+
+Every node reads one Redis stream, ``{prefix}relay:{node}``; the other nodes add to it
+what concerns the relays between them and this node. An entry is one msgpack array
+``[kind, source node, relay id, seq, *body]``: ``seq`` counts the entries of one relay
+in one direction from 1, so that an entry lost (the stream trimmed past its reader) is
+seen as a gap instead of a silently missing frame. Bodies by kind:
+
+======== ============= ==========================================================
+kind     from          body
+======== ============= ==========================================================
+OPEN     the client's  room, wire format, path, query string, headers, client
+         node          address or None, subprotocols, the credit window
+MESSAGE  client's node a message from the client (str: text, bytes: binary)
+CREDIT   owner         how many messages its session has taken so far
+ACCEPTED owner         (the session runs: frames may follow)
+MOVED    owner         (the room is not the owner's any more: nothing was done)
+FRAMES   owner         [[opcode, payload], ...] in order
+CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
+END      owner         code, reason: the session ended and its relay is gone
+GONE     either        (no such relay here: drop yours)
+BEAT     either        (none; relay "" and seq 0: the node is alive)
+======== ============= ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, final
+
+import attrs
+import msgpack
+
+from .._core.request import ConnectRequest
+from ..codec import WireFormat
+
+__all__ = [
+    "ACCEPTED",
+    "BEAT",
+    "CLOSE",
+    "CREDIT",
+    "END",
+    "FRAMES",
+    "GONE",
+    "MESSAGE",
+    "MOVED",
+    "OPEN",
+    "Entry",
+    "EntryError",
+    "Opening",
+    "closing",
+    "decode",
+    "encode",
+    "ending",
+    "opening",
+    "opening_body",
+]
+
+OPEN: Final = "o"
+MESSAGE: Final = "m"
+CREDIT: Final = "k"
+ACCEPTED: Final = "a"
+MOVED: Final = "v"
+FRAMES: Final = "f"
+CLOSE: Final = "c"
+END: Final = "e"
+GONE: Final = "g"
+BEAT: Final = "h"
+
+
+class EntryError(ValueError):
+    """Bytes on a relay stream that are not an entry, or a body that is not its kind's."""
+
+
+_KINDS: Final = frozenset({OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, CLOSE, END, GONE, BEAT})
+_WIRES: Final[dict[str, WireFormat]] = {"json": "json", "msgpack": "msgpack"}
+
+
+@final
+@attrs.frozen
+class Entry:
+    """One decoded entry; ``body`` is checked by the kind's reader, not here."""
+
+    kind: str
+    source: str
+    relay: str
+    seq: int
+    body: tuple[object, ...] = ()
+
+
+@final
+@attrs.frozen
+class Opening:
+    """An OPEN's body: the session the client's node asks the owner to run."""
+
+    request: ConnectRequest
+    wire: WireFormat
+    window: int
+
+
+def encode(kind: str, source: str, relay: str, seq: int, *body: object) -> bytes:
+    """The bytes of one entry."""
+    packed: bytes = msgpack.packb([kind, source, relay, seq, *body], use_bin_type=True)
+    return packed
+
+
+def decode(data: bytes) -> Entry:
+    """One entry from its bytes.
+
+    Raises:
+        EntryError: ``data`` is not an entry.
+    """
+    try:
+        fields: object = msgpack.unpackb(data, raw=False, use_list=False)
+    except Exception as exc:  # msgpack raises several unrelated classes
+        raise EntryError(f"a relay entry is not msgpack: {exc!r}") from exc
+    if not isinstance(fields, tuple) or len(fields) < 4:  # pyright: ignore[reportUnknownArgumentType]
+        raise EntryError(f"a relay entry is an array of at least 4 items, got {fields!r:.80}")
+    kind, source, relay, seq, *body = fields  # pyright: ignore[reportUnknownVariableType]
+    if kind not in _KINDS or not isinstance(source, str) or not isinstance(relay, str):
+        raise EntryError(f"not a relay entry's head: {fields[:3]!r:.80}")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise EntryError(f"a relay entry's seq is a count, got {seq!r:.40}")
+    return Entry(kind, source, relay, seq, tuple(body))  # pyright: ignore[reportUnknownArgumentType]
+
+
+def closing(body: Sequence[object]) -> tuple[int, str, bool, bool]:
+    """A CLOSE's body: code, reason, by_peer, send_close.
+
+    Raises:
+        EntryError: ``body`` is not a CLOSE's.
+    """
+    if len(body) != 4:
+        raise EntryError(f"a CLOSE has 4 fields, got {len(body)}")
+    code, reason = ending(body[:2])
+    by_peer, send_close = body[2:]
+    if not isinstance(by_peer, bool) or not isinstance(send_close, bool):
+        raise EntryError("a CLOSE's by_peer and send_close are booleans")
+    return code, reason, by_peer, send_close
+
+
+def ending(body: Sequence[object]) -> tuple[int, str]:
+    """An END's body: the code and reason the session ended with.
+
+    Raises:
+        EntryError: ``body`` is not an END's.
+    """
+    if len(body) != 2:
+        raise EntryError(f"an END has 2 fields, got {len(body)}")
+    code, reason = body
+    if not isinstance(code, int) or isinstance(code, bool) or not isinstance(reason, str):
+        raise EntryError(f"a close code and reason, got {body!r:.60}")
+    return code, reason
+
+
+def opening_body(request: ConnectRequest, wire: WireFormat, window: int) -> tuple[object, ...]:
+    """An OPEN's body for ``request``."""
+    return (
+        request.room,
+        wire,
+        request.path,
+        request.query_string,
+        [list(header) for header in request.headers],
+        list(request.client) if request.client is not None else None,
+        list(request.subprotocols),
+        window,
+    )
+
+
+def opening(body: Sequence[object]) -> Opening:
+    """What an OPEN's body asks for.
+
+    Raises:
+        EntryError: ``body`` is not an OPEN's.
+    """
+    if len(body) != 8:
+        raise EntryError(f"an OPEN has 8 fields, got {len(body)}")
+    room, wire, path, query, headers, client, subprotocols, window = body
+    if not (isinstance(room, str) and isinstance(path, str) and isinstance(query, str)):
+        raise EntryError("an OPEN's room, path and query string are strings")
+    if not isinstance(wire, str) or wire not in _WIRES:
+        raise EntryError(f"an OPEN's wire format is json or msgpack, got {wire!r:.40}")
+    if not isinstance(window, int) or window < 1:
+        raise EntryError(f"an OPEN's credit window is a positive count, got {window!r:.40}")
+    request = ConnectRequest(
+        room=room,
+        path=path,
+        query_string=query,
+        headers=tuple(_pair(header) for header in _items(headers)),
+        client=_address(client),
+        subprotocols=tuple(_string(protocol) for protocol in _items(subprotocols)),
+    )
+    return Opening(request, _WIRES[wire], window)
+
+
+def _items(value: object) -> tuple[object, ...]:
+    if not isinstance(value, tuple):
+        raise EntryError(f"expected an array, got {value!r:.40}")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise EntryError(f"expected a string, got {value!r:.40}")
+    return value
+
+
+def _pair(value: object) -> tuple[str, str]:
+    items = _items(value)
+    if len(items) != 2:
+        raise EntryError(f"expected a pair of strings, got {value!r:.40}")
+    return _string(items[0]), _string(items[1])
+
+
+def _address(value: object) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    items = _items(value)
+    if len(items) != 2 or not isinstance(items[1], int):
+        raise EntryError(f"expected (host, port), got {value!r:.40}")
+    return _string(items[0]), items[1]

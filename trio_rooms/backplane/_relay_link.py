@@ -1,0 +1,307 @@
+"""`RelayLink`: this node's relay stream in Redis, what it adds to the others', who is alive.
+
+Every node reads its own stream ``{prefix}relay:{node}`` (XREAD on a connection of its
+own, from the entry it added itself when it connected, so nothing older is read) and
+adds to another node's stream with pipelined XADDs on a second connection, capped with
+``MAXLEN ~ max_stream``. One reader per stream and one writer per node keep each relay's
+entries in order; `RelayEnd` numbers them, so an entry trimmed away unread breaks its
+relay instead of going missing. No consumer group: a stream has one reader, and a node
+that restarts has no relay left to resume.
+
+Liveness: a node that shares a relay with another sends it a BEAT every third of
+``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its
+endpoint's `Endpoint.broken`), on both sides, within that bound. Losing Redis breaks
+every relay of the node at once; the link connects again with backoff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import secrets
+from collections import deque
+from collections.abc import Callable
+from typing import Final, NoReturn, Protocol, cast, final
+
+import trio
+from coredis.connection import BaseConnection
+
+from .._errors import BackplaneError
+from ._connection import BATCH, FAULTS, first_leaf, open_connection, round_trips
+from ._relay_entries import BEAT, END, GONE, MOVED, OPEN, Entry, decode, encode
+from ._scripts import command
+
+__all__ = ["Endpoint", "RelayEnd", "RelayLink"]
+
+_logger = logging.getLogger("trio_rooms")
+
+#: The stream field every entry is stored in.
+_FIELD: Final = b"e"
+#: Entries that answer nothing: an unknown relay's are dropped, not answered with GONE.
+_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT})
+
+
+class Endpoint(Protocol):
+    """One side of one relay: what the link hands its entries to."""
+
+    def deliver(self, entry: Entry) -> None:
+        """An entry of this relay, in order; must not block."""
+        ...
+
+    def broken(self, why: str) -> None:
+        """The relay is gone (its peer went silent, entries were lost, Redis was lost)."""
+        ...
+
+
+@final
+class RelayEnd:
+    """One relay as the link sees it: its peer node, its id and its entries' numbers."""
+
+    __slots__ = ("peer", "received", "relay", "sent", "since")
+
+    def __init__(self, peer: str, relay: str, received: int = 0) -> None:
+        self.peer = peer
+        self.relay = relay
+        #: The seq of the last entry sent, and of the last one received.
+        self.sent = 0
+        self.received = received
+        #: When it was made: a peer is given ``dead_after`` from then to be heard from.
+        self.since = trio.current_time()
+
+
+@final
+class RelayLink:
+    """This node's end of the relay streams in the Redis at ``url``.
+
+    Args:
+        url: Redis's address.
+        node_id: This node's id: its stream is ``{prefix}relay:{node_id}``.
+        prefix: Starts every key.
+        timeout: Bound on each round trip to Redis.
+        dead_after: Seconds of silence after which a peer's relays are broken.
+        max_stream: The entries a stream keeps (``MAXLEN ~``).
+        max_queue: Entries waiting to be added; `send` waits beyond it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        *,
+        prefix: str,
+        timeout: float,
+        dead_after: float,
+        max_stream: int,
+        max_queue: int,
+    ) -> None:
+        self.node_id = node_id
+        self._url = url
+        self._prefix = prefix
+        self._timeout = timeout
+        self._dead_after = dead_after
+        self._max_stream = max_stream
+        self._max_queue = max_queue
+        self._ends: dict[tuple[str, str], tuple[RelayEnd, Endpoint]] = {}
+        #: When each peer was last heard from, and the peers found silent since.
+        self._heard: dict[str, float] = {}
+        self._silent: set[str] = set()
+        self._outbox: deque[tuple[bytes, bytes]] = deque()
+        self._queued = trio.Event()
+        self._space = trio.lowlevel.ParkingLot()
+        self._connected = False
+        # Relay ids are this node's id, an incarnation and a count: unique across restarts.
+        self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
+        #: Called with an OPEN of a relay this node does not know: a session to run here.
+        self.on_open: Callable[[Entry], None] | None = None
+
+    # ------------------------------------------------------------------ relays
+
+    @property
+    def relays(self) -> int:
+        """The relays this node is an end of."""
+        return len(self._ends)
+
+    def new_end(self, peer: str) -> RelayEnd:
+        """A new relay to ``peer``, initiated here."""
+        return RelayEnd(peer, next(self._ids))
+
+    def add(self, end: RelayEnd, endpoint: Endpoint) -> None:
+        """Deliver ``end``'s entries to ``endpoint`` from now on."""
+        self._ends[end.peer, end.relay] = (end, endpoint)
+
+    def remove(self, end: RelayEnd) -> None:
+        """Stop delivering ``end``'s entries; what still comes is answered with GONE."""
+        self._ends.pop((end.peer, end.relay), None)
+
+    def alive(self, peer: str) -> bool:
+        """False once a relay with ``peer`` broke for its silence, until it is heard again."""
+        return peer not in self._silent
+
+    # ------------------------------------------------------------------ sending
+
+    def send_nowait(self, end: RelayEnd, kind: str, *body: object) -> None:
+        """Queue an entry of ``end``'s, over the bound: for what ends or steers a relay.
+
+        Dropped if Redis is not connected: the relay is broken then anyway.
+        """
+        if self._connected:
+            end.sent += 1
+            self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+
+    async def send(self, end: RelayEnd, kind: str, *body: object) -> None:
+        """Queue an entry of ``end``'s, waiting while `max_queue` entries wait already.
+
+        Raises:
+            BackplaneError: Redis is not connected.
+        """
+        while self._connected and len(self._outbox) >= self._max_queue:
+            await self._space.park()
+        if not self._connected:
+            await trio.lowlevel.checkpoint()
+            raise BackplaneError("the relays have no connection to Redis")
+        end.sent += 1
+        self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+
+    def _queue(self, peer: str, data: bytes) -> None:
+        self._outbox.append((self._key(peer), data))
+        self._queued.set()
+
+    def _key(self, node: str) -> bytes:
+        return f"{self._prefix}relay:{node}".encode()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Read this node's stream, add to the others', beat and watch; reconnect on faults.
+
+        Ready once first connected.
+        """
+        ready = False
+        delay = self._timeout
+        while True:
+            try:
+                async with (
+                    open_connection(self._url, timeout=self._timeout) as reader,
+                    open_connection(self._url, timeout=self._timeout) as writer,
+                ):
+                    start = await self._add(writer, self._key(self.node_id), b"")
+                    self._connected = True
+                    if not ready:
+                        ready = True
+                        task_status.started()
+                    delay = self._timeout
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._read, reader, start)
+                        nursery.start_soon(self._write, writer)
+                        nursery.start_soon(self._beat)
+            except* FAULTS as group:
+                _logger.warning("relays: Redis failed, connecting again: %r", first_leaf(group))
+            finally:
+                self._lost("the relays' connection to Redis was lost")
+            await trio.sleep(delay)  # sync-ok: backoff before reconnecting
+            delay = min(delay * 2, self._dead_after)
+
+    def _lost(self, why: str) -> None:
+        self._connected = False
+        self._outbox.clear()
+        self._space.unpark_all()
+        ends, self._ends = list(self._ends.values()), {}
+        for _, endpoint in ends:
+            endpoint.broken(why)
+
+    async def _add(self, connection: BaseConnection, key: bytes, data: bytes) -> bytes:
+        with trio.fail_after(2 * self._timeout):
+            added = await connection.create_request(*self._xadd(key, data))
+        assert isinstance(added, bytes)
+        return added
+
+    def _xadd(self, key: bytes, data: bytes) -> tuple[bytes, ...]:
+        cap = b"%d" % self._max_stream
+        return (b"XADD", key, b"MAXLEN", b"~", cap, b"*", _FIELD, data)
+
+    async def _write(self, connection: BaseConnection) -> NoReturn:
+        outbox = self._outbox
+        while True:
+            while not outbox:
+                await self._queued.wait()
+                self._queued = trio.Event()
+            batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH))]
+            self._space.unpark(count=max(0, self._max_queue - len(outbox)))
+            commands = [command(*self._xadd(key, data)) for key, data in batch]
+            await round_trips(connection, commands, timeout=self._timeout)
+
+    async def _read(self, connection: BaseConnection, after: bytes) -> NoReturn:
+        key = self._key(self.node_id)
+        # Blocks for half the timeout at most: an answer always comes within it.
+        block = b"%d" % max(1, int(self._timeout * 500))
+        while True:
+            with trio.fail_after(2 * self._timeout):
+                reply = await connection.create_request(
+                    b"XREAD", b"COUNT", b"%d" % BATCH, b"BLOCK", block, b"STREAMS", key, after
+                )
+            if not isinstance(reply, dict):
+                continue  # None: nothing came
+            for entries in reply.values():
+                for entry_id, data in _entries(entries):
+                    after = entry_id
+                    if data:
+                        self._dispatch(data)
+
+    def _dispatch(self, data: bytes) -> None:
+        try:
+            entry = decode(data)
+        except ValueError as exc:
+            _logger.warning("relays: dropped an entry that is not one: %s", exc)
+            return
+        self._heard[entry.source] = trio.current_time()
+        self._silent.discard(entry.source)
+        if entry.kind == BEAT:
+            return
+        found = self._ends.get((entry.source, entry.relay))
+        if found is None:
+            if entry.kind == OPEN and entry.seq == 1 and self.on_open is not None:
+                self.on_open(entry)
+            elif entry.kind not in _UNANSWERED:
+                self.send_nowait(RelayEnd(entry.source, entry.relay), GONE)
+            return
+        end, endpoint = found
+        if entry.seq != end.received + 1:
+            self.remove(end)
+            self.send_nowait(end, GONE)
+            endpoint.broken(f"relay entries were lost: {entry.seq} after {end.received}")
+            return
+        end.received = entry.seq
+        endpoint.deliver(entry)
+
+    async def _beat(self) -> NoReturn:
+        """Tell every peer we share a relay with that we live; break the silent ones'."""
+        while True:
+            await trio.sleep(self._dead_after / 3)  # sync-ok: the beat's period itself
+            peers = {end.peer for end, _ in self._ends.values()}
+            for peer in peers:
+                self._queue(peer, encode(BEAT, self.node_id, "", 0))
+            now = trio.current_time()
+            for end, endpoint in list(self._ends.values()):
+                heard = max(self._heard.get(end.peer, -math.inf), end.since)
+                if now - heard > self._dead_after:
+                    self._silent.add(end.peer)
+                    self.remove(end)
+                    endpoint.broken(f"node {end.peer!r} was not heard from in time")
+
+
+def _entries(reply: object) -> list[tuple[bytes, bytes]]:
+    """One stream's entries in an XREAD reply: (id, the entry's bytes) in order."""
+    assert isinstance(reply, list)
+    entries: list[tuple[bytes, bytes]] = []
+    for item in cast("list[object]", reply):
+        assert isinstance(item, list)
+        entry_id, fields = cast("list[object]", item)
+        assert isinstance(entry_id, bytes)
+        assert isinstance(fields, list)
+        values = cast("list[object]", fields)
+        data = values[1] if len(values) == 2 else b""
+        entries.append((entry_id, data if isinstance(data, bytes) else b""))
+    return entries

@@ -1,0 +1,229 @@
+"""The client's side of a relay: its connection here, its session on the room's owner.
+
+`relay_session` asks the owner to run the session (OPEN) and, once it is accepted,
+pumps both ways in order: the client's messages to the owner, within the credit the
+owner gives, and the owner's frames onto an `OutboundQueue` of this node's, which the
+client's connection drains. That queue has the bounds and slow-consumer policy of a
+local session's (1008), and the transport's keepalive pings and pongs go through it,
+so the client cannot tell. When the owner is lost (silent, or Redis is), the client is
+closed with 1012 (service restart): it reconnects and resumes on whichever node owns
+the room by then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Final, final
+
+import trio
+
+from .._core.config import RoomsConfig
+from .._core.connection import Connection, ConnectionEnded
+from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .._core.request import ConnectRequest
+from .._errors import BackplaneError
+from ..codec import WireFormat
+from ._relay_entries import (
+    ACCEPTED,
+    CLOSE,
+    CREDIT,
+    END,
+    FRAMES,
+    GONE,
+    MESSAGE,
+    MOVED,
+    OPEN,
+    Entry,
+    closing,
+    ending,
+    opening_body,
+)
+from ._relay_link import RelayEnd, RelayLink
+
+__all__ = ["relay_session"]
+
+#: Largest write handed to the client's transport at once (as a local session's).
+_WRITE_BATCH_BYTES: Final = 256 * 1024
+_LOST: Final = 1012
+
+
+async def relay_session(
+    link: RelayLink,
+    owner: str,
+    request: ConnectRequest,
+    wire: WireFormat,
+    connection: Connection,
+    config: RoomsConfig,
+) -> tuple[int, str] | None:
+    """Serve ``connection``'s session on node ``owner`` until it ends: its close.
+
+    Returns None, having touched nothing of ``connection``, if ``owner`` does not run
+    it: the room is not its own (MOVED), or no answer came within
+    ``handshake_timeout``. Cancelled (this node shuts down), the client is closed with
+    1001 and the owner told, within ``close_timeout``.
+    """
+    end = link.new_end(owner)
+    pump = _Pump(link, end, connection, config)
+    link.add(end, pump)
+    try:
+        return await pump.run(request, wire)
+    finally:
+        link.remove(end)
+
+
+@final
+class _Pump:
+    """One relayed client on this node: an `Endpoint` of the link, and two loops."""
+
+    def __init__(
+        self, link: RelayLink, end: RelayEnd, connection: Connection, config: RoomsConfig
+    ) -> None:
+        self._link = link
+        self._end = end
+        self._connection = connection
+        self._config = config
+        self._window = config.inbound_max_messages
+        self._outbound = OutboundQueue(
+            config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
+        )
+        #: The owner answered the OPEN (accepted, closed, moved), or the relay broke.
+        self._answered = trio.Event()
+        self._accepted = False
+        #: What the client is closed with once the frames before it are written.
+        self._close: tuple[int, str] | None = None
+        #: How the session ended (END), or why the relay broke; then ``_done`` is set.
+        self._result: tuple[int, str] | None = None
+        self._done = trio.Event()
+        self._sent = 0
+        self._credit = self._window
+        self._credited = trio.Event()
+
+    # ------------------------------------------------------------------ endpoint
+
+    def deliver(self, entry: Entry) -> None:
+        try:
+            self._deliver(entry.kind, entry.body)
+        except ValueError as exc:
+            self.broken(f"the room's node sent a bad {entry.kind!r} entry: {exc}")
+        self._answered.set()
+
+    def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
+        if kind == ACCEPTED:
+            self._accepted = True
+        elif kind == FRAMES and len(body) == 1:
+            self._accepted = True
+            self._put(body[0])
+        elif kind == CREDIT and len(body) == 1 and isinstance(body[0], int):
+            self._credit = max(self._credit, body[0] + self._window)
+            self._credited.set()
+        elif kind == CLOSE:
+            self._accepted = True
+            code, reason, _, _ = closing(body)
+            self._close_client(code, reason)
+        elif kind == END:
+            self._accepted = True
+            ended = ending(body)
+            self._close_client(*ended)
+            self._finish(ended)
+        elif kind == MOVED:
+            self._finish(None)
+        elif kind == GONE:
+            self.broken("the room's node dropped the relay")
+
+    def broken(self, why: str) -> None:
+        self._close_client(_LOST, "the room's node was lost")
+        self._finish((_LOST, why))
+        self._answered.set()
+
+    def _put(self, frames: object) -> None:
+        if not isinstance(frames, tuple):
+            return
+        outbound = self._outbound
+        try:
+            for item in frames:  # pyright: ignore[reportUnknownVariableType]
+                opcode, payload = item  # pyright: ignore[reportUnknownVariableType]
+                if opcode in (TEXT, BINARY) and isinstance(payload, bytes):
+                    outbound.put(Frame(opcode, payload))
+        except QueueOverflow:
+            # The same policy as a local session's: the client is too slow, 1008.
+            self._close_client(1008, "slow consumer", discard=True)
+            self._link.send_nowait(self._end, CLOSE, 1008, "slow consumer", True, False)
+
+    def _close_client(self, code: int, reason: str, *, discard: bool = False) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            if discard:
+                self._outbound.clear()
+            self._outbound.close()
+
+    def _finish(self, result: tuple[int, str] | None) -> None:
+        if not self._done.is_set():
+            self._result = result
+            self._done.set()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, request: ConnectRequest, wire: WireFormat) -> tuple[int, str] | None:
+        self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
+        with trio.move_on_after(self._config.handshake_timeout):
+            await self._answered.wait()
+        if not self._accepted:
+            return None  # what the owner still sends for it is answered with GONE
+        self._connection.attach(self._outbound)
+        try:
+            async with trio.open_nursery() as nursery:
+                written = trio.Event()
+                nursery.start_soon(self._read)
+                nursery.start_soon(self._write, written)
+                await self._done.wait()
+                with trio.move_on_after(self._config.close_timeout):
+                    await written.wait()
+                nursery.cancel_scope.cancel()
+        except trio.Cancelled:
+            self._link.send_nowait(self._end, CLOSE, 1001, "server shutting down", True, False)
+            deadline = trio.current_time() + self._config.close_timeout
+            with (
+                trio.CancelScope(shield=True, deadline=deadline),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await self._connection.close(1001, "server shutting down")
+            raise
+        return self._result
+
+    async def _read(self) -> None:
+        """Relay the client's messages and its end; after a protocol error, drain on."""
+        connection, link, end = self._connection, self._link, self._end
+        while True:
+            try:
+                message = await connection.receive()
+            except ConnectionEnded as ended:
+                link.send_nowait(
+                    end, CLOSE, ended.code, ended.reason, ended.by_peer, ended.send_close
+                )
+                if ended.by_peer:
+                    return
+                continue
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                link.send_nowait(end, CLOSE, 1006, "connection lost", True, False)
+                return
+            while self._sent >= self._credit:
+                await self._credited.wait()
+                self._credited = trio.Event()
+            self._sent += 1
+            try:
+                await link.send(end, MESSAGE, message)
+            except BackplaneError as exc:
+                self.broken(str(exc))
+                return
+
+    async def _write(self, written: trio.Event) -> None:
+        connection, outbound = self._connection, self._outbound
+        try:
+            while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                await connection.send(batch)
+            if self._close is not None:
+                await connection.close(*self._close)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._link.send_nowait(self._end, CLOSE, 1006, "connection lost", True, False)
+        finally:
+            written.set()

@@ -1,0 +1,162 @@
+"""The owner's side of a relay: a `Connection` whose client sits on another node.
+
+The session runs here as any other (in the room's nursery, its handlers, data and gates
+here, in ``room.sessions``); its connection reads what the client's node relays and adds
+its frames and close to that node's stream. Its inbound is bounded by credit: the
+client's node has at most ``window`` messages in flight, and is told (CREDIT) each time
+the session has taken half of that, so a slow handler holds the client back as a local
+one's socket would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import final
+
+import trio
+
+from .._core.connection import ConnectionEnded
+from .._core.outbound import BINARY, Frame, OutboundQueue
+from .._core.ownership import RelayHost
+from .._errors import BackplaneError
+from ._relay_entries import (
+    ACCEPTED,
+    CLOSE,
+    CREDIT,
+    END,
+    FRAMES,
+    GONE,
+    MESSAGE,
+    MOVED,
+    Entry,
+    closing,
+    opening,
+)
+from ._relay_link import RelayEnd, RelayLink
+
+__all__ = ["RelayedConnection", "serve_relayed"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+class RelayedConnection:
+    """`Connection` of a session relayed to this node: an `Endpoint` of its `RelayLink`.
+
+    ``holds()`` says whether this node still holds the room's lease: once it does not,
+    nothing more is sent (a paused owner's late frames never reach its clients).
+    """
+
+    def __init__(
+        self, link: RelayLink, end: RelayEnd, window: int, holds: Callable[[], bool]
+    ) -> None:
+        self._link = link
+        self._end = end
+        self._window = window
+        self._holds = holds
+        #: The client's messages and ends, in order.
+        self._events: deque[str | bytes | ConnectionEnded] = deque()
+        self._arrived = trio.Event()
+        self._lost: str | None = None
+        self._taken = self._credited = 0
+        self._close_sent = False
+
+    # ------------------------------------------------------------------ endpoint
+
+    def deliver(self, entry: Entry) -> None:
+        body = entry.body
+        if entry.kind == MESSAGE and len(body) == 1 and isinstance(body[0], str | bytes):
+            if len(self._events) >= self._window:
+                self.broken("the client's node sent past its credit")
+                return
+            self._events.append(body[0])
+        elif entry.kind == CLOSE:
+            try:
+                code, reason, by_peer, send_close = closing(body)
+            except ValueError as exc:
+                self.broken(f"the client's node sent a bad CLOSE: {exc}")
+                return
+            self._events.append(
+                ConnectionEnded(code, reason, by_peer=by_peer, send_close=send_close)
+            )
+        elif entry.kind == GONE:
+            self.broken("the client's node dropped the relay")
+            return
+        else:
+            _logger.warning("relays: dropped a %r entry the owner does not take", entry.kind)
+            return
+        self._arrived.set()
+
+    def broken(self, why: str) -> None:
+        if self._lost is None:
+            self._lost = why
+            self._events.clear()
+            self._arrived.set()
+
+    # ------------------------------------------------------------------ connection
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        # The session is admitted to run: the client's node starts relaying its client.
+        self._link.send_nowait(self._end, ACCEPTED)
+
+    async def receive(self) -> str | bytes:
+        while not self._events:
+            if self._lost is not None:
+                raise ConnectionEnded(1006, self._lost, by_peer=True, send_close=False)
+            await self._arrived.wait()
+            self._arrived = trio.Event()
+        item = self._events.popleft()
+        if isinstance(item, ConnectionEnded):
+            raise item
+        self._taken += 1
+        if self._taken - self._credited >= max(self._window // 2, 1):
+            self._credited = self._taken
+            self._link.send_nowait(self._end, CREDIT, self._taken)
+        return item
+
+    async def send(self, frames: list[Frame]) -> None:
+        if self._lost is not None or not self._holds():
+            await trio.lowlevel.checkpoint()
+            raise trio.BrokenResourceError(self._lost or "this node does not own the room now")
+        # Control frames are the transport's own, and there is none on this side.
+        body = [(frame.opcode, frame.payload) for frame in frames if frame.opcode <= BINARY]
+        try:
+            await self._link.send(self._end, FRAMES, body)
+        except BackplaneError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await trio.lowlevel.checkpoint()
+        if not self._close_sent and self._lost is None and self._holds():
+            self._close_sent = True
+            self._link.send_nowait(self._end, CLOSE, code, reason, False, True)
+
+
+async def serve_relayed(
+    link: RelayLink, host: RelayHost, entry: Entry, holds: Callable[[str], bool]
+) -> None:
+    """Run the session an OPEN asks for on ``host`` until it ends; then END its relay.
+
+    If the room is not this node's, answer MOVED instead, having done nothing.
+    """
+    end = RelayEnd(entry.source, entry.relay, received=entry.seq)
+    try:
+        asked = opening(entry.body)
+    except ValueError as exc:
+        _logger.warning("relays: refused an OPEN from node %r: %s", entry.source, exc)
+        link.send_nowait(end, GONE)
+        return
+    room = asked.request.room
+    connection = RelayedConnection(link, end, asked.window, lambda: holds(room))
+    link.add(end, connection)
+    ended: tuple[int, str] | None = (1001, "server shutting down")
+    try:
+        ended = await host.serve_relayed(room, asked.request, asked.wire, connection)
+    finally:
+        link.remove(end)
+        if ended is None:
+            link.send_nowait(end, MOVED)
+        else:
+            link.send_nowait(end, END, *ended)
