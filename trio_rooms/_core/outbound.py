@@ -202,7 +202,7 @@ class OutboundQueue:
         #: Entries of ``_frames`` that are not written: dropped frames, and marks.
         self._dead = 0
         #: Where the policies' drops are counted (the room's).
-        self.counters = RoomCounters()
+        self.counters: RoomCounters = RoomCounters()
         #: Makes the frame that tells a client that counts frames (to resume with a
         #: replay) how many it was not sent; None: its client is not told.
         self.marker: Callable[[int], Frame] | None = None

@@ -95,15 +95,15 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        self.dropped_oldest = 0
-        self.coalesced = 0
-        self.slow_consumers = 0
-        self.messages_in = 0
-        self.messages_out = 0
-        self.dropped = 0
-        self.invalid = 0
-        self.rate_limited = 0
-        self.errors = 0
+        self.dropped_oldest: int = 0
+        self.coalesced: int = 0
+        self.slow_consumers: int = 0
+        self.messages_in: int = 0
+        self.messages_out: int = 0
+        self.dropped: int = 0
+        self.invalid: int = 0
+        self.rate_limited: int = 0
+        self.errors: int = 0
         self.closes: Counter[int] = Counter()
         self._waiters = trio.lowlevel.ParkingLot()
 
@@ -128,9 +128,9 @@ class RoomCounters:
 
     def __init__(self, total: Counters | None = None) -> None:
         self._total = total if total is not None else Counters()
-        self.dropped_oldest = 0
-        self.coalesced = 0
-        self.slow_consumers = 0
+        self.dropped_oldest: int = 0
+        self.coalesced: int = 0
+        self.slow_consumers: int = 0
 
     def bind(self, total: Counters) -> None:
         """Count into ``total`` (the `Rooms`'s) from now on."""
