@@ -29,6 +29,7 @@ from trio_rooms import (
 )
 from trio_rooms.client import Reconnected, ReconnectPolicy, RoomClient, open_room_client
 
+from .redis_server import RedisServer
 from .rpc_app import (
     Chat,
     ClientMsg,
@@ -356,3 +357,36 @@ def test_a_session_class_with_a_misplaced_handler_is_a_type_error() -> None:
 
         class NotAMessage(Request[int]):  # pyright: ignore[reportUnusedClass]
             pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wire", FORMATS)
+async def test_a_request_relayed_through_a_node_that_does_not_own_the_room_is_answered(
+    wire: WireFormat, redis_server: RedisServer
+) -> None:
+    """With one owner per room, a client of the other node gets typed replies and errors."""
+    from trio_rooms.backplane.redis import RedisCluster
+    from trio_rooms.storage.redis import RedisStorage
+
+    async def node(name: str, task_status: trio.TaskStatus[tuple[Rooms[Any], int]]) -> None:
+        cluster = RedisCluster(redis_server.url, node_id=name, lease_ttl=1.5, timeout=0.3)
+        async with (
+            trio_rooms.open_rooms(
+                RpcRoom, storage=RedisStorage(redis_server.url), cluster=cluster
+            ) as rooms,
+            trio.open_nursery() as nursery,
+        ):
+            port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+            task_status.started((rooms, port))
+            await trio.sleep_forever()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            owner, _ = await nursery.start(node, "a")
+            _, port = await nursery.start(node, "b")
+            await _room(owner)  # node a owns the room: node b relays its clients there
+            async with _client(port, wire) as client:
+                assert await client.request(GetScore("ann"), timeout=5) == Score("ann", 3)
+                with pytest.raises(RequestError, match="refused on purpose"):
+                    await client.request(Fail(refuse=True), timeout=5)
+            nursery.cancel_scope.cancel()
