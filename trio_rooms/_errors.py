@@ -13,6 +13,8 @@
     │                                   the rooms (or this room) are shutting down
     ├── TooManyRoomsError (RuntimeError)
     │                                   a new room would go past RoomsConfig.max_rooms
+    ├── PresenceLimitError (ValueError) a presence over RoomsConfig.max_presence_size, or
+    │                                   one more than RoomsConfig.max_presences_per_room
     ├── RequestError                    a request got no reply: its handler refused or failed
     └── SessionClosedError (trio.ClosedResourceError)
                                         an action on a session that has already ended
@@ -26,6 +28,7 @@ __all__ = [
     "BackplaneError",
     "ConnectionClosedError",
     "DecodeError",
+    "PresenceLimitError",
     "RequestError",
     "RoomNameError",
     "RoomsClosedError",
@@ -88,6 +91,18 @@ class TooManyRoomsError(RoomsError, RuntimeError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the server is at its limit of {limit} rooms (RoomsConfig.max_rooms)")
+        self.limit = limit
+
+
+class PresenceLimitError(RoomsError, ValueError):
+    """A presence was refused by one of the room's presence limits; nothing changed.
+
+    ``limit`` names the `RoomsConfig` field (``"max_presence_size"`` or
+    ``"max_presences_per_room"``).
+    """
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
         self.limit = limit
 
 
