@@ -226,7 +226,7 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
             "expected '$presence.state'['ann'] items to be maps of 'ref' and 'meta'",
         ),
         (
-            {"$presence": {"joins": {"ann": [{"ref": 1, "meta": {}}]}, "leaves": {}}},
+            {"$presence": {"joins": {"ann": [{"ref": 1, "meta": "m"}]}, "leaves": {}}},
             "expected '$presence.joins'['ann'] refs to be strings, got int",
         ),
         (
