@@ -27,7 +27,7 @@ from .._wire import PresenceDiffFrame, PresenceStateFrame, PresenceWireMeta
 from ..codec import WireFormat
 from ..codec._values import ValueCodec
 from .config import RoomsConfig
-from .outbound import Frame
+from .outbound import Frame, QueueOverflow
 from .presence_sync import PresenceRecord, PresenceSync
 from .session_codecs import library_frame
 
@@ -151,13 +151,27 @@ class PresenceBoard(Generic[MetaT]):
         self, joined: list[PresenceEntry[MetaT]], left: list[PresenceEntry[MetaT]]
     ) -> None:
         frames: dict[WireFormat, Frame] = {}
+        overflowed: list[SessionRunner] = []
+        after: int | None = None
+        # As a broadcast's fan-out: one frame per wire format, shared, put on each queue
+        # (a writer that is idle writes it at once). Not logged: a resume gets the state.
         for runner in self.subscribers.values():
             wire = runner.format
             frame = frames.get(wire)
             if frame is None:
+                if after is None:
+                    side = runner.room_side
+                    after = side.state.pending() if side is not None else 0
                 diff = PresenceDiffFrame(self._metas(joined, wire), self._metas(left, wire))
                 frame = frames[wire] = library_frame(wire, diff)
-            runner.enqueue(frame)  # not logged: a resume gets a fresh state instead
+                frame.after = after  # the output gate: after the event's writes so far
+            try:
+                if runner.outbound.put_first(frame):
+                    runner.counters.messages_out += 1
+            except QueueOverflow:
+                overflowed.append(runner)
+        for runner in overflowed:  # after the loop: closing unsubscribes it
+            runner.overflow()
 
     def _metas(
         self, entries: Sequence[PresenceEntry[MetaT]], wire: WireFormat
