@@ -23,16 +23,28 @@ The engine behind it is `PresenceBoard`; across nodes, `PresenceSync`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar, final, overload
+from typing import Generic, Protocol, TypeVar, final, overload
 
 import attrs
 
 from .presence_board import PresenceBoard, PresenceEntry, check_meta_class
 
-__all__ = ["Presence", "RoomPresence", "declared_presence"]
+__all__ = ["Presence", "RoomPresence", "declared_presence", "presence_board"]
 
 MetaT = TypeVar("MetaT")
 MetaT_co = TypeVar("MetaT_co", covariant=True)
+
+
+class _Entries(Protocol[MetaT_co]):
+    """What a `RoomPresence` reads of its room's `PresenceBoard`."""
+
+    @property
+    def by_key(self) -> Mapping[str, Mapping[str, PresenceEntry[MetaT_co]]]: ...
+
+    @property
+    def entries(self) -> Mapping[str, PresenceEntry[MetaT_co]]: ...
+
+    def entry_of(self, session_id: str) -> PresenceEntry[MetaT_co] | None: ...
 
 
 @final
@@ -46,7 +58,7 @@ class RoomPresence(Mapping[str, tuple[PresenceEntry[MetaT_co], ...]]):
 
     __slots__ = ("_board",)
 
-    def __init__(self, board: PresenceBoard[MetaT_co]) -> None:
+    def __init__(self, board: _Entries[MetaT_co]) -> None:
         self._board = board
 
     def __getitem__(self, key: str) -> tuple[PresenceEntry[MetaT_co], ...]:
@@ -92,10 +104,11 @@ class Presence(Generic[MetaT]):
     __slots__ = ("_attribute", "meta_class")
 
     def __init__(self, meta: type[MetaT]) -> None:
+        #: The metadata class of every presence of the room.
+        self.meta_class: type[MetaT] = meta
         if not attrs.has(meta):
             raise TypeError(f"Presence takes an attrs class for its metadata, got {meta!r}")
         check_meta_class(meta)
-        self.meta_class = meta
         self._attribute = "presence"
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -110,17 +123,18 @@ class Presence(Generic[MetaT]):
     def __get__(self, instance: object, owner: type) -> Presence[MetaT] | RoomPresence[MetaT]:
         if instance is None:
             return self
-        return RoomPresence(self.board(instance))
+        return RoomPresence(presence_board(self, instance))
 
-    def board(self, room: object) -> PresenceBoard[MetaT]:
-        """The engine of ``room``'s presence, made on first use."""
-        slot = f"_presence_board_{self._attribute}"
-        board: PresenceBoard[MetaT] | None = vars(room).get(slot)
-        if board is None:
-            made = PresenceBoard[MetaT](self.meta_class)
-            setattr(room, slot, made)
-            return made
-        return board
+
+def presence_board(declared: Presence[MetaT], room: object) -> PresenceBoard[MetaT]:
+    """The engine of ``room``'s presence (``declared`` on its class), made on first use."""
+    slot = f"_presence_board_{declared._attribute}"  # pyright: ignore[reportPrivateUsage] - its own module
+    board: PresenceBoard[MetaT] | None = vars(room).get(slot)
+    if board is None:
+        made = PresenceBoard[MetaT](declared.meta_class)
+        setattr(room, slot, made)
+        return made
+    return board
 
 
 def declared_presence(room_class: type) -> Presence[object] | None:

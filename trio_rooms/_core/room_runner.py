@@ -28,7 +28,7 @@ from .connection import Connection
 from .gate import Gate
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
-from .presence import declared_presence
+from .presence import declared_presence, presence_board
 from .presence_board import PresenceBoard
 from .presence_sync import PresenceBackplane
 from .replay import RoomLog
@@ -128,7 +128,7 @@ class RoomRunner:
                 f"{type(self.room).__qualname__} declares presence, but the backplane "
                 f"{type(backplane).__qualname__} does not carry it (no 'presence' attribute)"
             )
-        self.presence = declared.board(self.room)
+        self.presence = presence_board(declared, self.room)
         self.presence.bind(self.name, config, backplane.presence if backplane else None)
 
     def _replay_limits(self, config: RoomsConfig) -> ReplayLimits | None:

@@ -46,6 +46,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
     ) from _missing
 
 from .._core.backplane import BackplaneStatistics, Delivery
+from .._core.presence_sync import PresenceSync
 from ._membership import Membership
 from ._presence import RedisPresence
 from ._publisher import Publisher
@@ -186,7 +187,7 @@ class RedisBackplane:
             self._membership.stop()
 
     @property
-    def presence(self) -> RedisPresence:
+    def presence(self) -> PresenceSync:
         """The rooms' presence across nodes (a `trio_rooms` `PresenceSync`).
 
         Changes are ordered by Redis per room (see `_presence_scripts`); a node's
