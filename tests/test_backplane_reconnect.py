@@ -59,14 +59,14 @@ async def test_a_lost_subscribed_connection_is_made_again_alone(
     b = fast(redis_server.url)
     a.subscribe("lobby")  # before run: the first subscribed connection subscribes at once
     async with coredis.Redis.from_url(redis_server.url) as admin, running(a) as got_a:
-        # The roles connect in turn (commands, subscribed, publishing): once Redis has
-        # confirmed a publish, all three connections are made.
+        # The roles connect in turn (commands, subscribed, presence, publishing): once
+        # Redis has confirmed a publish, all four connections are made.
         a.publish("lobby", b"probe:connected")
         with trio.fail_after(5):
             await a.wait_statistics(lambda stats: stats.published == 1)
         (a_subscribed,) = await _backplane_ids(admin, PureToken.PUBSUB)
         a_others = await _backplane_ids(admin, PureToken.NORMAL)
-        assert len(a_others) == 2
+        assert len(a_others) == 3
         async with running(b) as got_b:
             b.subscribe("lobby")
             await until_delivered(a, got_b, "lobby")
@@ -112,7 +112,7 @@ async def test_lost_normal_connections_leave_the_subscribed_ones_alone(
         subscribed = await _backplane_ids(admin, PureToken.PUBSUB)
         assert len(subscribed) == 2
 
-        assert await admin.client_kill(type_=PureToken.NORMAL) == 4
+        assert await admin.client_kill(type_=PureToken.NORMAL) == 6
         await until_delivered(a, got_b, "lobby")
         await until_delivered(b, got_a, "lobby")
         assert await _backplane_ids(admin, PureToken.PUBSUB) == subscribed

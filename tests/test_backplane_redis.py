@@ -258,7 +258,7 @@ async def test_redis_killed_then_restarted(redis_server: RedisServer) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "connections"),
-    [(PureToken.PUBSUB, 2), (PureToken.NORMAL, 4)],
+    [(PureToken.PUBSUB, 2), (PureToken.NORMAL, 6)],
     ids=["pubsub", "normal"],
 )
 async def test_connections_killed_by_redis_are_made_again(

@@ -16,6 +16,9 @@ from trio_rooms._wire import (
     MAX_RID,
     ErrorFrame,
     LibraryFrame,
+    PresenceDiffFrame,
+    PresenceStateFrame,
+    PresenceWireMeta,
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
@@ -32,6 +35,11 @@ SESSION = SessionFrame(id="abc", token="abc.t0k", resumed=False)
 RESUMED = SessionFrame(id="abc", token="abc.t0k", resumed=True)
 REPLAYED = SessionFrame(id="abc", token="abc.t0k", resumed=True, replayed=12)
 RESYNC = ResyncFrame("gone")
+PRESENCE_STATE = PresenceStateFrame({"ann": [PresenceWireMeta("r1", {"name": "phone"})]})
+PRESENCE_DIFF = PresenceDiffFrame(
+    joins={"bob": [PresenceWireMeta("r3", {"name": "web"})]},
+    leaves={"ann": [PresenceWireMeta("r1", {"name": "phone"})]},
+)
 
 
 def _fixstr(text: str) -> bytes:
@@ -64,6 +72,23 @@ GOLDEN: list[tuple[LibraryFrame, trio_rooms.WireFormat, bytes]] = [
     (SkippedFrame(3), "json", b'{"$skipped":3}'),
     (SkippedFrame(3), "msgpack", b"\x81\xa8$skipped\x03"),
     (ErrorFrame("oops"), "msgpack", b"\x81\xa5error\xa4oops"),
+    (
+        PRESENCE_STATE,
+        "json",
+        b'{"$presence":{"state":{"ann":[{"ref":"r1","meta":{"name":"phone"}}]}}}',
+    ),
+    (
+        PRESENCE_DIFF,
+        "json",
+        b'{"$presence":{"joins":{"bob":[{"ref":"r3","meta":{"name":"web"}}]},'
+        b'"leaves":{"ann":[{"ref":"r1","meta":{"name":"phone"}}]}}}',
+    ),
+    (
+        PRESENCE_STATE,
+        "msgpack",
+        b"\x81\xa9$presence\x81\xa5state\x81\xa3ann\x91"
+        b"\x82\xa3ref\xa2r1\xa4meta\x81\xa4name\xa5phone",
+    ),
     (
         SESSION,
         "msgpack",
@@ -193,10 +218,28 @@ def test_a_frame_that_is_no_library_frame_parses_to_none(data: str | bytes) -> N
         ({"$skipped": 0}, "expected '$skipped' to be a positive count, got int"),
         ({"$skipped": True}, "expected '$skipped' to be a positive count, got bool"),
         ({"$skipped": "3"}, "expected '$skipped' to be a positive count, got str"),
+        ({"$presence": []}, "expected '$presence' to be a map, got list"),
+        (
+            {"$presence": {"joins": {}}},
+            "expected '$presence' to have the key 'state', or the keys 'joins', 'leaves', "
+            "got 'joins'",
+        ),
+        (
+            {"$presence": {"state": {"ann": {}}}},
+            "expected '$presence.state'['ann'] to be a list, got dict",
+        ),
+        (
+            {"$presence": {"state": {"ann": [{"ref": "r"}]}}},
+            "expected '$presence.state'['ann'] items to be maps of 'ref' and 'meta'",
+        ),
+        (
+            {"$presence": {"joins": {"ann": [{"ref": 1, "meta": "m"}]}, "leaves": {}}},
+            "expected '$presence.joins'['ann'] refs to be strings, got int",
+        ),
         (
             {"$rid": 1},
             "expected one of the library frames 'error', '$session', '$resync', '$error', "
-            "'$skipped', got '$rid'",
+            "'$skipped', '$presence', got '$rid'",
         ),
     ],
 )

@@ -8,6 +8,9 @@ from ._core.config import ReplayLimits as ReplayLimits
 from ._core.config import RoomsConfig as RoomsConfig
 from ._core.memory import MemoryStorage as MemoryStorage
 from ._core.ownership import Cluster as Cluster
+from ._core.presence import Presence as Presence
+from ._core.presence import RoomPresence as RoomPresence
+from ._core.presence_board import PresenceEntry as PresenceEntry
 from ._core.request import ConnectRequest as ConnectRequest
 from ._core.room import Room as Room
 from ._core.room_storage import RoomStorage as RoomStorage
@@ -16,6 +19,7 @@ from ._core.rooms import open_rooms as open_rooms
 from ._core.routes import HttpRequest as HttpRequest
 from ._core.routes import Response as Response
 from ._core.routes import route as route
+from ._core.session import PresenceRoom as PresenceRoom
 from ._core.session import Session as Session
 from ._core.session import SessionRoom as SessionRoom
 from ._core.stats import RoomsStatistics as RoomsStatistics
@@ -30,6 +34,7 @@ from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import DecodeError as DecodeError
 from ._errors import OwnedElsewhereError as OwnedElsewhereError
 from ._errors import OwnershipLostError as OwnershipLostError
+from ._errors import PresenceLimitError as PresenceLimitError
 from ._errors import RequestError as RequestError
 from ._errors import RoomNameError as RoomNameError
 from ._errors import RoomsClosedError as RoomsClosedError
@@ -82,6 +87,10 @@ __all__ = [
     "Message",
     "OwnedElsewhereError",
     "OwnershipLostError",
+    "Presence",
+    "PresenceEntry",
+    "PresenceLimitError",
+    "PresenceRoom",
     "ReconnectPolicy",
     "Reconnected",
     "Reject",
@@ -93,6 +102,7 @@ __all__ = [
     "Room",
     "RoomClient",
     "RoomNameError",
+    "RoomPresence",
     "RoomStatistics",
     "RoomStorage",
     "Rooms",

@@ -15,6 +15,8 @@
     │                                   the rooms (or this room) are shutting down
     ├── TooManyRoomsError (RuntimeError)
     │                                   a new room would go past RoomsConfig.max_rooms
+    ├── PresenceLimitError (ValueError) a presence over RoomsConfig.max_presence_size, or
+    │                                   one more than RoomsConfig.max_presences_per_room
     ├── RequestError                    a request got no reply: its handler refused or failed
     └── SessionClosedError (trio.ClosedResourceError)
                                         an action on a session that has already ended
@@ -30,6 +32,7 @@ __all__ = [
     "DecodeError",
     "OwnedElsewhereError",
     "OwnershipLostError",
+    "PresenceLimitError",
     "RequestError",
     "RoomNameError",
     "RoomsClosedError",
@@ -104,6 +107,18 @@ class TooManyRoomsError(RoomsError, RuntimeError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the server is at its limit of {limit} rooms (RoomsConfig.max_rooms)")
+        self.limit = limit
+
+
+class PresenceLimitError(RoomsError, ValueError):
+    """A presence was refused by one of the room's presence limits; nothing changed.
+
+    ``limit`` names the `RoomsConfig` field (``"max_presence_size"`` or
+    ``"max_presences_per_room"``).
+    """
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
         self.limit = limit
 
 

@@ -10,6 +10,8 @@ start with ``$`` for everything else, which no attrs field name can produce::
     {"$resync": {"reason": "the replay log no longer reaches back to frame 40"}}
     {"$error": {"rid": 7, "reason": "no such player"}}
     {"$skipped": 3}
+    {"$presence": {"state": {"ann": [{"ref": "Jx3k", "meta": {"device": "phone"}}]}}}
+    {"$presence": {"joins": {"bob": [{"ref": "b7Qe", "meta": {...}}]}, "leaves": {}}}
 
 A request and its reply are user messages that carry one library key more, ``"$rid"``,
 the request's id (chosen by the client): ``{"type": "getScore", "$rid": 7}`` and
@@ -19,13 +21,13 @@ the ``$error`` frame instead. `add_rid` and `split_rid` put the key on and take 
 As for user messages, JSON goes in text frames and msgpack maps in binary frames.
 Server, Python client and `trio_rooms.testing` all read and write them here.
 
-A new library frame (``$resync``, ``$error``, presence diffs) is one attrs record in
+A new library frame (``$resync``, ``$error``, ``$presence``) is one attrs record in
 `LibraryFrame`, one case in `_content` and one parser in `_PARSERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, TypeAlias, TypeGuard, cast, final
 
 import attrs
@@ -38,6 +40,10 @@ __all__ = [
     "MAX_RID",
     "ErrorFrame",
     "LibraryFrame",
+    "PresenceDiffFrame",
+    "PresenceMetas",
+    "PresenceStateFrame",
+    "PresenceWireMeta",
     "RequestFailedFrame",
     "ResyncFrame",
     "SessionFrame",
@@ -116,8 +122,58 @@ class SkippedFrame:
     count: int
 
 
+@final
+@attrs.frozen
+class PresenceWireMeta:
+    """One presence of a key on the wire: ``{"ref": ..., "meta": {...}}``.
+
+    ``ref`` names this presence (one session's join) among all of the room's, on every
+    node; an update gives it a new one. ``meta`` is the room's metadata class as a
+    decoded wire object (a map), in the frame's own wire format.
+    """
+
+    ref: str
+    meta: object
+
+
+#: Presences by key, each key's in the order they joined.
+PresenceMetas: TypeAlias = Mapping[str, Sequence[PresenceWireMeta]]
+
+
+@final
+@attrs.frozen
+class PresenceStateFrame:
+    """``{"$presence": {"state": {key: [meta, ...]}}}``: every presence of the room.
+
+    Sent when a session subscribes to presence (and so again on every new connection,
+    a resumed one included); the diffs that follow apply to it.
+    """
+
+    state: PresenceMetas
+
+
+@final
+@attrs.frozen
+class PresenceDiffFrame:
+    """``{"$presence": {"joins": {...}, "leaves": {...}}}``: presences that came and went.
+
+    Apply ``leaves`` (by ``ref``) and then ``joins``; an update is the leave of the
+    old ``ref`` and the join of the new one, in one diff (as Phoenix's
+    ``presence_diff``). A key whose last presence left is gone.
+    """
+
+    joins: PresenceMetas
+    leaves: PresenceMetas
+
+
 LibraryFrame: TypeAlias = (
-    ErrorFrame | SessionFrame | ResyncFrame | RequestFailedFrame | SkippedFrame
+    ErrorFrame
+    | SessionFrame
+    | ResyncFrame
+    | RequestFailedFrame
+    | SkippedFrame
+    | PresenceStateFrame
+    | PresenceDiffFrame
 )
 
 # Spelled out rather than imported from `codec` (the same type): `_wire` sits below it.
@@ -152,6 +208,18 @@ def _content(frame: LibraryFrame) -> dict[str, object]:
             return {"$error": {"rid": frame.rid, "reason": frame.reason}}
         case SkippedFrame():
             return {"$skipped": frame.count}
+        case PresenceStateFrame():
+            return {"$presence": {"state": _metas_content(frame.state)}}
+        case PresenceDiffFrame():
+            joins, leaves = _metas_content(frame.joins), _metas_content(frame.leaves)
+            return {"$presence": {"joins": joins, "leaves": leaves}}
+
+
+def _metas_content(metas: PresenceMetas) -> dict[str, list[dict[str, object]]]:
+    return {
+        key: [{"ref": meta.ref, "meta": meta.meta} for meta in presences]
+        for key, presences in metas.items()
+    }
 
 
 def parse_library_frame(data: str | bytes) -> LibraryFrame | None:
@@ -266,6 +334,43 @@ def _parse_skipped(value: object) -> SkippedFrame:
     return SkippedFrame(value)
 
 
+def _parse_presence(value: object) -> PresenceStateFrame | PresenceDiffFrame:
+    if not isinstance(value, dict):
+        raise _ShapeError(f"'$presence' to be a map, got {_kind(value)}")
+    fields = cast("dict[object, object]", value)
+    if fields.keys() == {"state"}:
+        return PresenceStateFrame(_parse_metas("state", fields["state"]))
+    if fields.keys() == {"joins", "leaves"}:
+        joins = _parse_metas("joins", fields["joins"])
+        return PresenceDiffFrame(joins, _parse_metas("leaves", fields["leaves"]))
+    keys = ", ".join(sorted(map(repr, fields))) or "none"
+    raise _ShapeError(
+        f"'$presence' to have the key 'state', or the keys 'joins', 'leaves', got {keys}"
+    )
+
+
+def _parse_metas(name: str, value: object) -> PresenceMetas:
+    where = f"'$presence.{name}'"
+    if not isinstance(value, dict):
+        raise _ShapeError(f"{where} to be a map of keys to lists, got {_kind(value)}")
+    metas: dict[str, list[PresenceWireMeta]] = {}
+    for key, presences in cast("dict[object, object]", value).items():
+        if not isinstance(key, str):
+            raise _ShapeError(f"{where} keys to be strings, got {_kind(key)}")
+        if not isinstance(presences, list):
+            raise _ShapeError(f"{where}[{key!r}] to be a list, got {_kind(presences)}")
+        parsed = metas[key] = []
+        for item in cast("list[object]", presences):
+            fields = cast("dict[object, object]", item) if isinstance(item, dict) else None
+            if fields is None or fields.keys() != {"ref", "meta"}:
+                raise _ShapeError(f"{where}[{key!r}] items to be maps of 'ref' and 'meta'")
+            ref = fields["ref"]
+            if not isinstance(ref, str):
+                raise _ShapeError(f"{where}[{key!r}] refs to be strings, got {_kind(ref)}")
+            parsed.append(PresenceWireMeta(ref, fields["meta"]))
+    return metas
+
+
 def _is_rid(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 <= value <= MAX_RID
 
@@ -281,6 +386,7 @@ _PARSERS: dict[str, Callable[[object], LibraryFrame]] = {
     "$resync": _parse_resync,
     "$error": _parse_failed,
     "$skipped": _parse_skipped,
+    "$presence": _parse_presence,
 }
 
 # ------------------------------------------------------------------------ requests

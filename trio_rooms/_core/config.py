@@ -166,6 +166,16 @@ class RoomsConfig:
     #: Characters a tag may have; a longer (or empty) one raises `ValueError`.
     max_tag_length: int = attrs.field(default=128, validator=_positive_int)
 
+    # ---------------------------------------------------------------- presence
+
+    #: Presences one room holds (over every key, and every node with a backplane);
+    #: ``Session.join_presence`` past it raises `PresenceLimitError`. Across nodes it is
+    #: checked against what the node knows, so a race may pass it by a few.
+    max_presences_per_room: int = attrs.field(default=10_000, validator=_positive_int)
+    #: Bytes of one presence: its key and its metadata encoded as JSON; a bigger one is
+    #: refused with `PresenceLimitError` (each subscribed client holds every presence).
+    max_presence_size: int = attrs.field(default=4096, validator=_positive_int)
+
     # ------------------------------------------------------------------ alarms
 
     #: Characters an alarm name may have; a longer (or empty) one is refused with

@@ -29,6 +29,9 @@ from .connection import Connection
 from .gate import Gate
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
+from .presence import declared_presence, presence_board
+from .presence_board import PresenceBoard
+from .presence_sync import PresenceBackplane
 from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
@@ -79,6 +82,8 @@ class RoomRunner:
         #: What a resuming client is replayed from.
         self.log = RoomLog(self.state)
         self.backplane: Backplane | None = None
+        #: Its presences, if the room class declares a `Presence`.
+        self.presence: PresenceBoard[Any] | None = None
         #: Broadcasts delivered to the room's sessions so far (what their `sent` counts).
         self.broadcasts = 0
         #: Checks a message before it is broadcast (``RoomsConfig.check_outbound``).
@@ -119,6 +124,19 @@ class RoomRunner:
         # With a backplane every node sends the room's frames in its own order: one log
         # cannot number them for every node (the single-owner mode will).
         self.log.bind(None if backplane is not None else self._replay_limits(config))
+        self._bind_presence(config, backplane)
+
+    def _bind_presence(self, config: RoomsConfig, backplane: Backplane | None) -> None:
+        declared = declared_presence(type(self.room))
+        if declared is None:
+            return
+        if backplane is not None and not isinstance(backplane, PresenceBackplane):
+            raise TypeError(
+                f"{type(self.room).__qualname__} declares presence, but the backplane "
+                f"{type(backplane).__qualname__} does not carry it (no 'presence' attribute)"
+            )
+        self.presence = presence_board(declared, self.room)
+        self.presence.bind(self.name, config, backplane.presence if backplane else None)
 
     def _replay_limits(self, config: RoomsConfig) -> ReplayLimits | None:
         wanted: object = getattr(type(self.room), "replay", True)
@@ -310,6 +328,8 @@ class RoomRunner:
         self.sessions[runner.id] = runner.session  # pyright: ignore[reportArgumentType] - a runner's session is a Session
         self.runners[runner.id] = runner
         runner.tags.join(self.tags)
+        if self.presence is not None:
+            self.presence.start_watching()
         runner.joined(self.broadcasts)
         self.counters.changed()
 
@@ -322,6 +342,10 @@ class RoomRunner:
         del self.sessions[runner.id]
         runner.tags.leave()
         runner.left(self.broadcasts)
+        if self.presence is not None:
+            self.presence.session_left(runner)
+            if not self.sessions:
+                self.presence.stop_watching()
         if self.backplane is not None:
             self.backplane.leave(self.name, runner.id)
             if not self.sessions:

@@ -13,6 +13,7 @@ from .._message import Message
 from ..codec import WireFormat
 from .config import RoomsConfig
 from .gate import Gate
+from .presence_board import PresenceBoard
 from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
@@ -85,6 +86,11 @@ class RoomSide(Protocol):
     @property
     def log(self) -> RoomLog:
         """The room's replay log."""
+        ...
+
+    @property
+    def presence(self) -> PresenceBoard[Any] | None:
+        """The room's presences, if its class declares a `Presence`."""
         ...
 
     @property

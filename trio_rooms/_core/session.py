@@ -22,12 +22,14 @@ from .._rpc import Request, handled_request
 from ..codec import WireFormat
 from .gate import Exclusive, Unlocked
 from .outbound import BINARY, TEXT
+from .presence import Presence
+from .presence_board import PresenceBoard
 from .request import ConnectRequest
 from .room_storage import RoomStorage
-from .runner import NO_DATA, SessionRunner
+from .runner import NO_DATA, Phase, SessionRunner
 from .typeargs import is_concrete, resolve_type_args, union_members
 
-__all__ = ["Session", "SessionRoom", "runner_of"]
+__all__ = ["PresenceRoom", "Session", "SessionRoom", "runner_of"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -35,6 +37,7 @@ DataT = TypeVar("DataT")
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
 SessionT_co = TypeVar("SessionT_co", covariant=True)
+MetaT = TypeVar("MetaT")
 ServerMsgT_contra = TypeVar("ServerMsgT_contra", bound=Message, contravariant=True)
 PosArgsT = TypeVarTuple("PosArgsT")
 
@@ -106,6 +109,18 @@ class SessionRoom(Protocol[SessionT_co, ServerMsgT_contra]):
     def alarms(self) -> dict[str, datetime]:
         """The room's alarms, earliest first: name -> when it falls due (UTC)."""
         ...
+
+
+class PresenceRoom(SessionRoom[Any, Any], Protocol[MetaT]):
+    """A room class that declares ``presence = trio_rooms.Presence(Meta)``.
+
+    A session whose fourth type argument is such a room may call
+    `Session.join_presence` with a ``Meta`` (pyright checks it); read on the room,
+    ``presence`` is its `RoomPresence`.
+    """
+
+    #: The declaration (a descriptor): ``room.presence`` is a ``RoomPresence[Meta]``.
+    presence: Presence[MetaT]
 
 
 #: The session's own room class, for ``self.room``; a session that does not name it
@@ -462,6 +477,70 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             exclude = (*exclude, self._runner.id)
         self.room.broadcast(message, exclude=exclude, tags=tags, policy=policy)
 
+    def join_presence(
+        self: Session[Any, Any, Any, PresenceRoom[MetaT]], key: str, meta: MetaT
+    ) -> None:
+        """Add this session's presence to the room, under ``key`` (a user id, say).
+
+        Needs a room class that declares ``presence = trio_rooms.Presence(Meta)`` and a
+        session that names it (``Session[Data, ServerMsg, ClientMsg, "ChatRoom"]``), so
+        that ``meta`` is checked to be a ``Meta``. Sessions that share a key (one user
+        on two devices) are each a presence of it. A session has at most one: joining
+        again replaces it, in one diff. It leaves when the session closes.
+
+        Never blocks. Without a backplane the room's presence changes at once; with one
+        it changes once the broker has ordered the change (a round trip), on every node
+        alike. After the session started closing it does nothing.
+
+        Raises:
+            TypeError: ``meta`` is not an instance of the room's metadata class, or
+                ``key`` is not a non-empty str.
+            PresenceLimitError: the presence is over ``RoomsConfig.max_presence_size``,
+                or the room holds ``RoomsConfig.max_presences_per_room`` already.
+            RuntimeError: the session is not admitted yet (call it from `on_connect`).
+        """
+        board = _presence_board(self)
+        if self._runner.closing is None:
+            board.join(self._runner, key, meta)
+
+    def update_presence(self: Session[Any, Any, Any, PresenceRoom[MetaT]], meta: MetaT) -> None:
+        """Replace the metadata of this session's presence; its key stays.
+
+        Subscribers see it as the leave of the old ``ref`` and the join of a new one,
+        in one diff (as Phoenix does). Never blocks, like `join_presence`.
+
+        Raises:
+            TypeError, PresenceLimitError: as for `join_presence`.
+            RuntimeError: the session has not joined presence.
+        """
+        board = _presence_board(self)
+        if self._runner.closing is None:
+            board.update(self._runner, meta)
+
+    def leave_presence(self: Session[Any, Any, Any, PresenceRoom[Any]]) -> None:
+        """Remove this session's presence; nothing if it has none. Never blocks."""
+        _presence_board(self).leave(self._runner)
+
+    def subscribe_presence(self: Session[Any, Any, Any, PresenceRoom[Any]]) -> None:
+        """Send this client the room's presences now, then every change, in order.
+
+        The state comes as ``{"$presence": {"state": {key: [{"ref", "meta"}, ...]}}}``,
+        each change as ``{"$presence": {"joins": {...}, "leaves": {...}}}``: library
+        frames, queued like any other but never replayed to a resumed client (which
+        subscribes again, typically in `on_connect`, and gets the state afresh).
+        Subscribing again sends the state again.
+
+        Raises:
+            RuntimeError: the session is not admitted yet (call it from `on_connect`).
+        """
+        board = _presence_board(self)
+        if self._runner.closing is None:
+            board.subscribe(self._runner)
+
+    def unsubscribe_presence(self: Session[Any, Any, Any, PresenceRoom[Any]]) -> None:
+        """Stop sending this client presence changes."""
+        _presence_board(self).unsubscribe(self._runner)
+
     async def update(self) -> None:
         """Persist ``data``; returns once the storage has durably committed it.
 
@@ -491,6 +570,20 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         if len(reason.encode()) > 123:
             raise ValueError("a close reason is at most 123 bytes of UTF-8")
         await self._runner.close(code, reason)
+
+
+def _presence_board(session: Session[Any, Any, Any, Any]) -> PresenceBoard[Any]:
+    runner = session._runner  # pyright: ignore[reportPrivateUsage] - its own module
+    side = runner.room_side
+    if side is None or runner.phase is Phase.SETUP:
+        raise RuntimeError("presence needs an admitted session: use it from on_connect() on")
+    board = side.presence
+    if board is None:
+        raise RuntimeError(
+            f"{type(side.room).__qualname__} declares no presence: "
+            "add `presence = trio_rooms.Presence(Meta)` to the room class"
+        )
+    return board
 
 
 def runner_of(session: Session[Any, Any, Any, Any]) -> SessionRunner:

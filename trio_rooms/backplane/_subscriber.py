@@ -52,6 +52,10 @@ class Subscriber:
         self._health_check_interval = health_check_interval
         # What the node wants; `run` makes Redis agree.
         self._rooms_by_channel: dict[bytes, str] = {}
+        #: Channels whose messages go, whole, to a callback of their own (presence),
+        #: and what to call each time Redis confirms their subscription.
+        self._raw: dict[bytes, Callable[[bytes], None]] = {}
+        self._raw_subscribed: dict[bytes, Callable[[], None]] = {}
         self._changed = trio.Event()
         self.received = 0
 
@@ -66,11 +70,30 @@ class Subscriber:
         if self._rooms_by_channel.pop(channel, None) is not None:
             self._changed.set()
 
+    def subscribe_raw(
+        self, channel: bytes, deliver: Callable[[bytes], None], subscribed: Callable[[], None]
+    ) -> None:
+        """Hand every message of ``channel`` to ``deliver``, as published (no node id).
+
+        ``subscribed`` is called each time Redis confirms the subscription (again after
+        a reconnect): what was published before it may have been missed.
+        """
+        if channel not in self._raw:
+            self._changed.set()
+        self._raw[channel] = deliver
+        self._raw_subscribed[channel] = subscribed
+
+    def unsubscribe_raw(self, channel: bytes) -> None:
+        """Stop handing ``channel``'s messages to its callback."""
+        self._raw_subscribed.pop(channel, None)
+        if self._raw.pop(channel, None) is not None:
+            self._changed.set()
+
     def changes(
         self, subscribed: set[bytes]
     ) -> tuple[set[bytes], list[tuple[bytes, Sequence[bytes]]]]:
         """The wanted channels, and the commands that take Redis from ``subscribed`` there."""
-        wanted = set(self._rooms_by_channel)
+        wanted = set(self._rooms_by_channel) | set(self._raw)
         commands = [(b"UNSUBSCRIBE", chunk) for chunk in chunks(sorted(subscribed - wanted))]
         commands += [(b"SUBSCRIBE", chunk) for chunk in chunks(sorted(wanted - subscribed))]
         return wanted, commands
@@ -146,6 +169,12 @@ class Subscriber:
         raise ConnectionEndedError("the subscribed connection ended")  # pragma: no cover
 
     def _deliver(self, push: list[ResponseType], node: Delivery) -> None:
+        if len(push) == 3 and isinstance(push[1], bytes) and push[1] in self._raw:
+            if push[0] == b"message" and isinstance(push[2], bytes):
+                self._raw[push[1]](push[2])
+            elif push[0] == b"subscribe":
+                self._raw_subscribed[push[1]]()
+            return
         accepted = self.accept(push)
         if accepted is not None:
             self.received += 1

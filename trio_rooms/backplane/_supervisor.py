@@ -1,7 +1,7 @@
 """The reconnect supervisor: keeps one connection per role, and says when the node is degraded.
 
-Each role (membership, subscriber, publisher) has its own connection. When Redis drops
-one of them while the others stay up (Redis closing a slow subscriber's connection,
+Each role (membership, subscriber, presence, publisher) has its own connection. When
+Redis drops one of them while the others stay up (Redis closing a slow subscriber's connection,
 ``CLIENT KILL``), only that one is made again, at once. When a connection cannot be
 made, Redis itself is unreachable: every connection is closed, and all of them are made
 again together, with exponential backoff and jitter.

@@ -18,12 +18,13 @@ Layout in Redis (``prefix`` is ``"trio_rooms:"`` by default):
   refreshes its entries every ``ttl / 3``; readers ignore and trim expired ones, so a
   node that dies without cleaning up stops being listed within ``ttl``.
 
-A node holds three connections: one publishes (in order, pipelined), one is
-subscribed, one runs membership scripts and `members` queries; it is degraded while one
-of them is lost. A connection lost while Redis still answers (Redis dropped a slow
-subscriber, ``CLIENT KILL``) is made again at once, alone: the others carry on, so the
-node's broadcasts still go out while it subscribes again. When a connection cannot be
-made (Redis down, or hung: no reply within ``timeout``), all three are closed and made
+A node holds four connections: one publishes (in order, pipelined), one is
+subscribed, one runs membership scripts and `members` queries, one writes and loads
+presence (`presence`); it is degraded while one of them is lost. A connection lost
+while Redis still answers (Redis dropped a slow subscriber, ``CLIENT KILL``) is made
+again at once, alone: the others carry on, so the node's broadcasts still go out while
+it subscribes again. When a connection cannot be
+made (Redis down, or hung: no reply within ``timeout``), all four are closed and made
 again with backoff; the node is degraded until it has connected again, subscribed
 again and re-added its members.
 """
@@ -45,8 +46,10 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
     ) from _missing
 
 from .._core.backplane import BackplaneStatistics, Delivery
+from .._core.presence_sync import PresenceSync
 from ._cluster import RedisCluster as RedisCluster
 from ._membership import Membership
+from ._presence import RedisPresence
 from ._publisher import Publisher
 from ._scripts import Names
 from ._subscriber import Subscriber
@@ -136,9 +139,17 @@ class RedisBackplane:
             timeout=timeout,
             changed=self._changed,
         )
+        self._presence = RedisPresence(
+            prefix, node.hex, self._subscriber, ttl=ttl, timeout=timeout, max_queue=max_queue
+        )
         self._health = Health(
             self._where,
-            [self._membership.name, self._subscriber.name, self._publisher.name],
+            [
+                self._membership.name,
+                self._subscriber.name,
+                self._publisher.name,
+                self._presence.name,
+            ],
             changed=self._changed,
         )
         self._running = False
@@ -159,10 +170,11 @@ class RedisBackplane:
             raise RuntimeError("RedisBackplane.run is already running")
         self._running = True
         # Membership first (members are listed again before the node subscribes), the
-        # publisher last (the node's broadcasts go out once it is subscribed).
+        # publisher last (the node's broadcasts go out once it is subscribed, and once
+        # one went out every connection is up).
         supervisor = Supervisor(
             self._url,
-            [self._membership, self._subscriber.role(node), self._publisher],
+            [self._membership, self._subscriber.role(node), self._presence, self._publisher],
             self._health,
             timeout=self._timeout,
             max_backoff=self._max_backoff,
@@ -174,6 +186,16 @@ class RedisBackplane:
         finally:
             self._running = False
             self._membership.stop()
+
+    @property
+    def presence(self) -> PresenceSync:
+        """The rooms' presence across nodes (a `trio_rooms` `PresenceSync`).
+
+        Changes are ordered by Redis per room (see `_presence_scripts`); a node's
+        presences are refreshed with its ``ttl`` and removed, as leaves every node
+        applies, within ``4 / 3 * ttl`` of the node's death.
+        """
+        return self._presence
 
     def publish(self, room: str, payload: bytes) -> None:
         """Queue ``payload`` for the other nodes subscribed to ``room``; never blocks.

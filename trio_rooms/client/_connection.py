@@ -14,6 +14,8 @@ from .._errors import DecodeError, RequestError
 from .._message import Message
 from .._wire import (
     ErrorFrame,
+    PresenceDiffFrame,
+    PresenceStateFrame,
     RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
@@ -184,11 +186,13 @@ class Connection(Generic[ServerMsgT]):
             if split is not None:
                 self._settle(frame, *split)  # a reply: not counted, never replayed
                 continue
-            item: ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame
+            item: ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame | _Presence
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
+                if isinstance(item, PresenceStateFrame | PresenceDiffFrame):
+                    continue  # presence frames: not a server message, not counted
                 if isinstance(item, Resynced):
                     self._state.events_send.send_nowait(item)
                     continue
@@ -246,9 +250,12 @@ class Connection(Generic[ServerMsgT]):
             await state.wait_outbox_changed()
 
 
+_Presence = PresenceStateFrame | PresenceDiffFrame
+
+
 def _library_frame(
     frame: bytes | str, error: DecodeError
-) -> Exception | Resynced | RequestFailedFrame | SkippedFrame:
+) -> Exception | Resynced | RequestFailedFrame | SkippedFrame | _Presence:
     """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
     server message; ``error`` itself if it is no library frame either."""
     try:
@@ -264,7 +271,7 @@ def _library_frame(
             )
         case ResyncFrame():
             return Resynced(parsed.reason)
-        case RequestFailedFrame() | SkippedFrame():
+        case RequestFailedFrame() | SkippedFrame() | PresenceStateFrame() | PresenceDiffFrame():
             return parsed
         case None:
             return error
