@@ -222,7 +222,7 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python",
         "-m",
-        "benchmarks.report",
+        "benchmarks.report_cli",
         *report,
         *(["--readme", "README.md"] if options.readme else []),
     )

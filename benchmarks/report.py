@@ -1,13 +1,13 @@
 """The ratio table and plot of one ``nox -s bench`` campaign, from its JSON lines.
 
-    python -m benchmarks.report benchmarks/results/2026-12-01-nox.jsonl \\
+    python -m benchmarks.report_cli benchmarks/results/2026-12-01-nox.jsonl \\
         [--md OUT.md] [--png OUT.png] [--readme README.md]
 
 The JSON lines are the shared harness's result lines (one per run, as its ``campaign.py``
 appends them) plus the records ``nox -s bench`` writes before them: ``{"record":
 "campaign", ...}`` (date, machine, options) and ``{"record": "skipped", "server": ...,
 "reason": ...}`` for each peer it could not build. Pure: nothing here runs a server;
-the plot is ``benchmarks/plot.py``'s, imported only for ``--png``.
+the plot is ``benchmarks/plot.py``'s, the command line ``benchmarks/report_cli.py``.
 
 Per figure, a server's value is the median over rounds of the run that counts in each
 round (the last successful one, a clean one before a contended one; contended rounds only
@@ -18,7 +18,6 @@ a shared box better than a ratio of medians, or the ratio of medians when no rou
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
@@ -459,45 +458,3 @@ def replace_section(readme: str, section: str) -> str:
     if count != 1:
         raise ReportError(f"expected {README_BEGIN!r} before {README_END!r} in the README")
     return new
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The ratio table and plot of a campaign.")
-    parser.add_argument("jsonl", type=Path, help="the campaign's JSON lines")
-    parser.add_argument("--md", type=Path, help="write the markdown report here")
-    parser.add_argument("--png", type=Path, help="draw the ratios here (needs matplotlib)")
-    parser.add_argument("--readme", type=Path, help="refresh this README's generated section")
-    args = parser.parse_args(argv)
-    jsonl: Path = args.jsonl
-    md: Path | None = args.md
-    png: Path | None = args.png
-    readme: Path | None = args.readme
-    campaign = load(jsonl)
-    summary = summarize(campaign)
-    report = markdown(campaign, summary)
-    print(report)
-    if md is not None:
-        md.write_text(report + "\n", encoding="utf-8")
-    if png is not None:
-        from benchmarks.plot import plot  # matplotlib: heavy, and only the bench session has it
-
-        meta = campaign.meta
-        title = f"{OURS} ÷ peers, `nox -s bench`, {meta.get('date')}, {meta.get('rounds')} round(s)"
-        plot(summary, png, title=f"{title}\n{meta.get('machine')}")
-    if readme is not None:
-        if md is None or png is None:
-            parser.error("--readme links the report and the plot: give --md and --png too")
-        base = readme.resolve().parent
-        section = readme_section(
-            campaign,
-            summary,
-            md.resolve().relative_to(base).as_posix(),
-            png.resolve().relative_to(base).as_posix(),
-        )
-        readme.write_text(
-            replace_section(readme.read_text(encoding="utf-8"), section), encoding="utf-8"
-        )
-
-
-if __name__ == "__main__":
-    main()

@@ -161,28 +161,34 @@ async def _two_nodes(url: str) -> AsyncGenerator[tuple[tuple[Rooms[TagRoom], int
 
 
 async def _until_heard(room: TagRoom, *clients: Client) -> None:
-    """Broadcast probes from ``room`` until every client (on the other node) heard one."""
+    """Broadcast probes from ``room`` until every client (on the other node) heard one.
+
+    A node subscribes to the room when its first client joins; this waits until that
+    subscription carries messages.
+    """
+    heard = 0
+    all_heard = trio.Event()
+
+    async def listen(client: Client) -> None:
+        nonlocal heard
+        while not isinstance(message := await client.receive(), Said) or not (
+            message.text.startswith("probe")
+        ):
+            pass
+        heard += 1
+        if heard == len(clients):
+            all_heard.set()
+
     async with trio.open_nursery() as nursery:
-        heard = 0
-
-        async def listen(client: Client) -> None:
-            nonlocal heard
-            while not isinstance(message := await client.receive(), Said) or not (
-                message.text.startswith("probe")
-            ):
-                pass
-            heard += 1
-
         for client in clients:
             nursery.start_soon(listen, client)
         with trio.fail_after(20):
             n = 0
-            while heard < len(clients):
+            while not all_heard.is_set():
                 room.broadcast(Said(f"probe {n}"))
                 n += 1
-                await trio.sleep(
-                    0.05
-                )  # sync-ok: paces the probes until the subscription carries them
+                with trio.move_on_after(0.05):  # the next probe, unless this one was heard
+                    await all_heard.wait()
 
 
 async def _said_but_probes(client: Client, last: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import plot, report
+from benchmarks import plot, report, report_cli
 
 DATA = Path(__file__).parent / "data"
 RECORDED = DATA / "ceo-2026-12-01.jsonl"
@@ -207,7 +207,7 @@ def test_main_writes_the_report_plot_and_readme_section(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
     md, png = results / "r.md", results / "r.png"
-    report.main([str(RECORDED), "--md", str(md), "--png", str(png), "--readme", str(readme)])
+    report_cli.main([str(RECORDED), "--md", str(md), "--png", str(png), "--readme", str(readme)])
     text = readme.read_text()
     assert "![trio_rooms ÷ peers](results/r.png)" in text
     assert "[results/r.md](results/r.md)" in text
