@@ -600,8 +600,10 @@ class SessionRunner:
         inbox: trio.MemoryReceiveChannel[str | bytes],
         requests: trio.Nursery | None,
     ) -> tuple[str | bytes, tuple[int | None, str | bytes]] | None:
-        """Handle frames until the connection ends (None), or until the first request
-        arrives while there is no ``requests`` nursery (returned, not handled).
+        """Handle frames in order until the connection ends (then return None).
+
+        Without a ``requests`` nursery, the first request is returned unhandled instead,
+        with its ``$rid`` split off: `_handle_all` opens the nursery for it.
         """
         limit = self._config().inbound_max_messages
         burst = 0
