@@ -605,8 +605,10 @@ class SessionRunner:
         Without a ``requests`` nursery, the first request is returned unhandled instead,
         with its ``$rid`` split off: `_handle_all` opens the nursery for it.
         """
+        counters = self.counters
         limit = self._config().inbound_max_messages
         burst = 0
+        fanned_out = False
         while True:
             if self._reads is Reads.HANDLER:
                 item = await self._receive(connection)
@@ -627,7 +629,7 @@ class SessionRunner:
                 except trio.EndOfChannel:
                     return None
                 if item is None:
-                    if self._reads is Reads.READER:
+                    if self._reads is Reads.READER and not fanned_out:
                         # The reader hands it the next frame, and the reading with it.
                         self._reads = Reads.READER_HANDLER_IDLE
                     try:
@@ -641,7 +643,14 @@ class SessionRunner:
             split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
             if split is not None and requests is None:
                 return item, split
+            sent = counters.messages_out
             await run_eagerly(self._handle(item, split, requests), self._lend_reading)
+            fanned_out = counters.messages_out - sent > 1
+            if fanned_out:
+                # Its messages go to several sessions: the reader queues them, and the
+                # hop to this task lets the frames of several senders' messages that
+                # arrive together leave in one write per recipient.
+                self._lend_reading()
 
     async def _handle(
         self,
