@@ -31,8 +31,9 @@ class ConnectionEnded(Exception):
 class Connection(Protocol):
     """What a transport gives the core for one accepted connection.
 
-    The core calls ``receive`` from one task (the session's reader) and ``send`` and
-    ``close`` from another (the session's writer), never concurrently with themselves.
+    The core calls ``receive`` from one task at a time (the session's handler between
+    its messages, its reader while a hook waits) and ``send`` and ``close`` from another
+    (the session's writer), never concurrently with themselves.
     """
 
     def attach(self, outbound: OutboundQueue) -> None:

@@ -2,10 +2,14 @@
 
 A `Session` is the user's façade: hooks, actions and typed attributes. Its runner owns
 the rest: the connection side of the session (codecs, the bounded outbound queue, the
-resume token), its close state, and its three loops: the reader hands received frames
-to the handler loop in order, the handler loop calls the session's hooks one message at
-a time, the writer drains the queue onto the connection. The runner calls only the
-session's public hooks; the session's actions call the runner.
+resume token), its close state, and its three loops: the handler loop calls the session's
+hooks one message at a time, the writer drains the queue onto the connection, and the
+reader reads while the handler cannot. Between messages the handler reads the socket
+itself, so that a message costs one task step, not a hop from reader to handler; as soon
+as a hook waits (`run_eagerly` tells), the reader takes the reading over and queues what
+arrives (at most ``inbound_max_messages``), and gives it back once the handler waits on
+an empty queue (`Reads`). The runner calls only the session's public hooks; the
+session's actions call the runner.
 
 The close state is one `Phase` and, once a close is decided, one `Closing`: who decided
 it, with which code, and whether a close frame still has to be written.
@@ -40,6 +44,7 @@ from . import tokens
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .durable import DurableRecord
+from .eager import run_eagerly
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .replay import LogEntry, ReplayPlan, transcode
@@ -55,6 +60,7 @@ __all__ = [
     "SESSION_TAKEN_OVER",
     "Closing",
     "Phase",
+    "Reads",
     "SessionRunner",
 ]
 
@@ -85,6 +91,19 @@ class Phase(enum.Enum):
     ENDED = "ended"
 
 
+class Reads(enum.Enum):
+    """Which of a session's tasks reads its connection, and what the handler is doing."""
+
+    #: The reader reads and queues; the handler is busy (in setup, or a hook waits).
+    READER = "reader"
+    #: The reader reads; the handler waits on an empty queue for the next frame.
+    READER_HANDLER_IDLE = "reader, handler idle"
+    #: The handler reads between its messages; the reader waits to be needed.
+    HANDLER = "handler"
+    #: The connection ended: nobody reads.
+    DONE = "done"
+
+
 @final
 @attrs.frozen
 class Closing:
@@ -102,6 +121,7 @@ class SessionRunner:
 
     # One runner per connection: slots keep an idle session small.
     __slots__ = (
+        "_bucket",
         "_close_sent",
         "_decode",
         "_durable",
@@ -112,6 +132,8 @@ class SessionRunner:
         "_left_at",
         "_message_classes",
         "_reader_scope",
+        "_reader_task",
+        "_reads",
         "_request_scopes",
         "_responders",
         "_resumed_at",
@@ -174,6 +196,11 @@ class SessionRunner:
         self._send_close = True
         self._invalid_in_a_row = 0
         self._reader_scope = trio.CancelScope()
+        #: Who reads the connection; the reader task while it waits to be needed.
+        self._reads = Reads.READER
+        self._reader_task: trio.lowlevel.Task | None = None
+        #: The session's rate limit (None: none).
+        self._bucket: TokenBucket | None = None
         self._writer_scope = trio.CancelScope()
         self._handler_scope = trio.CancelScope()
         self._close_sent = trio.Event()
@@ -374,6 +401,10 @@ class SessionRunner:
         inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
             config.inbound_max_messages
         )
+        if config.rate_limit is not None:
+            self._bucket = TokenBucket(
+                config.rate_limit, config.rate_limit_burst, trio.current_time()
+            )
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
@@ -382,9 +413,7 @@ class SessionRunner:
                     if await self._admit(room):
                         try:
                             with self._handler_scope:
-                                # Request handlers run here; they end before on_close.
-                                async with trio.open_nursery() as requests:
-                                    await self._handle_loop(inbox_receive, requests)
+                                await self._handle_all(connection, inbox_receive)
                         finally:
                             await self._finish()
         except Exception:
@@ -553,44 +582,106 @@ class SessionRunner:
 
     # --------------------------------------------------------------- handling
 
-    async def _handle_loop(
-        self, inbox: trio.MemoryReceiveChannel[str | bytes], requests: trio.Nursery
+    async def _handle_all(
+        self, connection: Connection, inbox: trio.MemoryReceiveChannel[str | bytes]
     ) -> None:
-        room = self.room_side
-        assert room is not None
-        gate = room.gate
+        """Handle the session's frames in order until the connection ends."""
+        first = await self._handle_loop(connection, inbox, None)
+        if first is not None:
+            # Opened at the first request, not per session: its handlers run here, and
+            # they end before on_close.
+            async with trio.open_nursery() as requests:
+                await run_eagerly(self._handle(*first, requests), self._lend_reading)
+                await self._handle_loop(connection, inbox, requests)
+
+    async def _handle_loop(
+        self,
+        connection: Connection,
+        inbox: trio.MemoryReceiveChannel[str | bytes],
+        requests: trio.Nursery | None,
+    ) -> tuple[str | bytes, tuple[int | None, str | bytes]] | None:
+        """Handle frames in order until the connection ends (then return None).
+
+        Without a ``requests`` nursery, the first request is returned unhandled instead,
+        with its ``$rid`` split off: `_handle_all` opens the nursery for it.
+        """
+        counters = self.counters
+        limit = self._config().inbound_max_messages
+        burst = 0
+        fanned_out = False
         while True:
-            try:
-                # Take what is already queued without yielding; wait only when empty.
-                item = inbox.receive_nowait()
-            except trio.WouldBlock:
-                item = None  # waited for below: inside `except`, the idle wait would
-                # keep the exception and its traceback alive, per idle session
-            except trio.EndOfChannel:
-                return
-            if item is None:
+            if self._reads is Reads.HANDLER:
+                item = await self._receive(connection)
+                if item is None:
+                    return None
+                burst += 1
+                if burst >= limit:
+                    # Frames parsed from one read come without a wait: let others run.
+                    burst = 0
+                    await trio.lowlevel.checkpoint()
+            else:
                 try:
-                    item = await inbox.receive()
+                    # Take what is already queued without yielding; wait only when empty.
+                    item = inbox.receive_nowait()
+                except trio.WouldBlock:
+                    item = None  # waited for below: inside `except`, the idle wait would
+                    # keep the exception and its traceback alive, per idle session
                 except trio.EndOfChannel:
-                    return
+                    return None
+                if item is None:
+                    if self._reads is Reads.READER and not fanned_out:
+                        # The reader hands it the next frame, and the reading with it.
+                        self._reads = Reads.READER_HANDLER_IDLE
+                    try:
+                        item = await inbox.receive()
+                    except trio.EndOfChannel:
+                        return None
             closing = self.closing
             if closing is not None and not closing.by_peer:
                 continue  # we are closing: what the peer still sends is not handled
-            # The first reply to this message may go straight to the socket.
-            self.outbound.allow_direct()
             # A request is a frame of the session's own kind (binary on JSON: on_bytes).
             split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
-            if split is not None:
-                await self._take_request(item, *split, requests)
-                continue
-            # One event of the room at a time (taken without yielding when free).
-            await gate.acquire()
-            try:
-                await self._dispatch(item)
-            except Exception as exc:
-                await self._report(exc)
-            finally:
-                gate.release()
+            if split is not None and requests is None:
+                return item, split
+            sent = counters.messages_out
+            await run_eagerly(self._handle(item, split, requests), self._lend_reading)
+            fanned_out = counters.messages_out - sent > 1
+            if fanned_out:
+                # Its messages go to several sessions: the reader queues them, and the
+                # hop to this task lets the frames of several senders' messages that
+                # arrive together leave in one write per recipient.
+                self._lend_reading()
+
+    async def _handle(
+        self,
+        item: str | bytes,
+        split: tuple[int | None, str | bytes] | None,
+        requests: trio.Nursery | None,
+    ) -> None:
+        """Handle one frame: a request's handler is started, a message's hook awaited."""
+        # The first reply to this message may go straight to the socket.
+        self.outbound.allow_direct()
+        if split is not None:
+            assert requests is not None
+            await self._take_request(item, *split, requests)
+            return
+        room = self.room_side
+        assert room is not None
+        gate = room.gate
+        # One event of the room at a time (taken without yielding when free).
+        await gate.acquire()
+        try:
+            await self._dispatch(item)
+        except Exception as exc:
+            await self._report(exc)
+        finally:
+            gate.release()
+
+    def _lend_reading(self) -> None:
+        """The handler waits in a hook: the reader reads meanwhile, if the handler did."""
+        if self._reads is Reads.HANDLER:
+            self._reads = Reads.READER
+            self._wake_reader()
 
     async def _dispatch(self, item: str | bytes) -> None:
         """Hand one received frame to the hook it belongs to."""
@@ -786,20 +877,24 @@ class SessionRunner:
     async def _read_loop(
         self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
     ) -> None:
-        counters = self.counters
-        config = self._config()
-        bucket = None
-        if config.rate_limit is not None:
-            bucket = TokenBucket(config.rate_limit, config.rate_limit_burst, trio.current_time())
+        """Read while the handler cannot (see `Reads`), queueing what arrives in order."""
         with self._reader_scope:
             async with inbox:
                 try:
                     while True:
-                        message = await connection.receive()
-                        counters.messages_in += 1
-                        if bucket is not None and not bucket.take(trio.current_time()):
-                            self._over_rate_limit(bucket.excess, config)
+                        reads = self._reads
+                        if reads is Reads.HANDLER:
+                            await self._park_reader()
                             continue
+                        if reads is Reads.DONE:
+                            return
+                        message = await connection.receive()
+                        if not self._take(message):
+                            continue
+                        if self._reads is Reads.READER_HANDLER_IDLE:
+                            # The handler waits with nothing queued: it takes this frame
+                            # and the reading on from here (no hop per message).
+                            self._reads = Reads.HANDLER
                         try:
                             # Hand over without a trip through the scheduler unless the
                             # inbox is full: that is what keeps broadcasts batched.
@@ -810,22 +905,63 @@ class SessionRunner:
                         except trio.BrokenResourceError:
                             # No handler (setup failed): keep reading until the close
                             # handshake ends, dropping what arrives.
-                            counters.dropped += 1
+                            self.counters.dropped += 1
                             continue
                         try:
                             await inbox.send(message)
                         except trio.BrokenResourceError:
-                            counters.dropped += 1  # the handler ended while we waited
+                            self.counters.dropped += 1  # the handler ended while we waited
                 except ConnectionEnded as ended:
-                    self.begin_close(
-                        ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
-                    )
-                    if not ended.by_peer:
-                        await self._drain(connection)
+                    await self._connection_ended(connection, ended)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
         if self.closing is None:  # our deadline cut the peer off
             self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
+
+    async def _receive(self, connection: Connection) -> str | bytes | None:
+        """The handler's read of the next message; None once the connection ended."""
+        try:
+            while True:
+                message = await connection.receive()
+                if self._take(message):
+                    return message
+        except ConnectionEnded as ended:
+            await self._connection_ended(connection, ended)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        self._reads = Reads.DONE
+        self._wake_reader()  # to end: nothing more will be read
+        return None
+
+    def _take(self, message: str | bytes) -> bool:
+        """Count a received message; False if it is over the rate limit (dropped)."""
+        self.counters.messages_in += 1
+        bucket = self._bucket
+        if bucket is not None and not bucket.take(trio.current_time()):
+            self._over_rate_limit(bucket.excess, self._config())
+            return False
+        return True
+
+    async def _connection_ended(self, connection: Connection, ended: ConnectionEnded) -> None:
+        self.begin_close(
+            ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
+        )
+        if not ended.by_peer:
+            await self._drain(connection)
+
+    async def _park_reader(self) -> None:
+        """Wait until `_wake_reader`: the handler reads meanwhile."""
+        self._reader_task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._reader_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
         """A message over the rate limit: dropped, answered, and counted against the client."""
@@ -870,9 +1006,13 @@ class SessionRunner:
         if self.room_side is not None:
             # Nothing more will be written: let the reader go if the peer never answers.
             timeout = self.room_side.config.close_timeout
-            self._reader_scope.deadline = min(
-                self._reader_scope.deadline, trio.current_time() + timeout
-            )
+            deadline = trio.current_time() + timeout
+            self._reader_scope.deadline = min(self._reader_scope.deadline, deadline)
+            if self._reads is Reads.HANDLER:
+                # The handler is the one waiting on the peer (it is in no hook: one that
+                # waits lends the reading back); a frame still arriving is handled
+                # within this bound too.
+                self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
 
 
 def _count(seen: str) -> int | None:

@@ -1,0 +1,50 @@
+"""``run_eagerly``: await a coroutine, learning whether it had to wait.
+
+A session's handler reads its socket between messages, and must hand the reading to its
+reader task as soon as a hook waits (on storage, on the gate, on anything), or the peer's
+frames, pings and close would go unread meanwhile. trio has no way to ask whether an
+await will suspend, so the handler steps the hook's coroutine itself: a first ``send``
+runs it up to its first trap; if it has not returned by then, ``on_wait`` runs and the
+coroutine is awaited on from that trap, exactly as ``await`` would (PEP 380).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Coroutine, Generator
+
+__all__ = ["run_eagerly"]
+
+
+async def run_eagerly(work: Coroutine[object, object, None], on_wait: Callable[[], None]) -> None:
+    """Await ``work``; call ``on_wait`` once, before it first suspends (never if it does not).
+
+    Cancellation and every other exception reach ``work`` as they would through ``await``.
+    """
+    try:
+        trap = work.send(None)
+    except StopIteration:
+        return
+    on_wait()
+    await _resume(work, trap)
+
+
+@types.coroutine
+def _resume(work: Coroutine[object, object, None], trap: object) -> Generator[object, object, None]:
+    """Go on with ``work`` from the ``trap`` its first step yielded: ``yield from``'s loop."""
+    while True:
+        try:
+            sent = yield trap
+        except GeneratorExit:
+            work.close()
+            raise
+        except BaseException as exc:  # Cancelled, KeyboardInterrupt...: the task's to see
+            try:
+                trap = work.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                trap = work.send(sent)
+            except StopIteration:
+                return
