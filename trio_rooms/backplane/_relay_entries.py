@@ -4,7 +4,9 @@ Every node reads one Redis stream, ``{prefix}relay:{node}``; the other nodes add
 what concerns the relays between them and this node. An entry is one msgpack array
 ``[kind, source node, relay id, seq, *body]``: ``seq`` counts the entries of one relay
 in one direction from 1, so that an entry lost (the stream trimmed past its reader) is
-seen as a gap instead of a silently missing frame. Bodies by kind:
+seen as a gap instead of a silently missing frame. A FRAMES entry is for many relays
+(relay "" and seq 0: the relays and their seqs are in its body, see `_relay_frames`).
+Bodies by kind:
 
 ======== ============= ==========================================================
 kind     from          body
@@ -15,7 +17,9 @@ MESSAGE  client's node a message from the client (str: text, bytes: binary)
 CREDIT   owner         how many messages its session has taken so far
 ACCEPTED owner         (the session runs: frames may follow)
 MOVED    owner         (the room is not the owner's any more: nothing was done)
-FRAMES   owner         [[opcode, payload], ...] in order
+FRAMES   owner         the relays it is for, and their frames in order (`_relay_frames`)
+COUNTS   owner         wire format: the client counts frames (a delivery policy's
+                       drops are told it, in that format)
 CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
 END      owner         code, reason: the session ended and its relay is gone
 GONE     either        (no such relay here: drop yours)
@@ -38,6 +42,7 @@ __all__ = [
     "ACCEPTED",
     "BEAT",
     "CLOSE",
+    "COUNTS",
     "CREDIT",
     "END",
     "FRAMES",
@@ -49,6 +54,7 @@ __all__ = [
     "EntryError",
     "Opening",
     "closing",
+    "counts",
     "decode",
     "encode",
     "ending",
@@ -62,6 +68,7 @@ CREDIT: Final = "k"
 ACCEPTED: Final = "a"
 MOVED: Final = "v"
 FRAMES: Final = "f"
+COUNTS: Final = "n"
 CLOSE: Final = "c"
 END: Final = "e"
 GONE: Final = "g"
@@ -72,7 +79,9 @@ class EntryError(ValueError):
     """Bytes on a relay stream that are not an entry, or a body that is not its kind's."""
 
 
-_KINDS: Final = frozenset({OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, CLOSE, END, GONE, BEAT})
+_KINDS: Final = frozenset(
+    {OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, COUNTS, CLOSE, END, GONE, BEAT}
+)
 _WIRES: Final[dict[str, WireFormat]] = {"json": "json", "msgpack": "msgpack"}
 
 
@@ -137,6 +146,17 @@ def closing(body: Sequence[object]) -> tuple[int, str, bool, bool]:
     if not isinstance(by_peer, bool) or not isinstance(send_close, bool):
         raise EntryError("a CLOSE's by_peer and send_close are booleans")
     return code, reason, by_peer, send_close
+
+
+def counts(body: Sequence[object]) -> WireFormat:
+    """A COUNTS's body: the wire format of the frames that tell the client of drops.
+
+    Raises:
+        EntryError: ``body`` is not a COUNTS's.
+    """
+    if len(body) != 1 or not isinstance(body[0], str) or body[0] not in _WIRES:
+        raise EntryError(f"a COUNTS has a wire format, got {body!r:.40}")
+    return _WIRES[body[0]]
 
 
 def ending(body: Sequence[object]) -> tuple[int, str]:

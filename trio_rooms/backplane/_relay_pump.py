@@ -5,7 +5,9 @@ pumps both ways in order: the client's messages to the owner, within the credit 
 owner gives, and the owner's frames onto an `OutboundQueue` of this node's, which the
 client's connection drains. That queue has the bounds and slow-consumer policy of a
 local session's (1008), and the transport's keepalive pings and pongs go through it,
-so the client cannot tell. When the owner is lost (silent, or Redis is), the client is
+so the client cannot tell. The owner's frames keep their delivery policies there (a
+coalescing key is the owner's number for it), and a client that counts frames is told
+of what they drop, as the owner's own queue would tell it. When the owner is lost (silent, or Redis is), the client is
 closed with 1012 (service restart): it reconnects and resumes on whichever node owns
 the room by then.
 """
@@ -19,22 +21,25 @@ import trio
 
 from .._core.config import RoomsConfig
 from .._core.connection import Connection, ConnectionEnded
-from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.request import ConnectRequest
+from .._core.session_codecs import library_frame
 from .._errors import BackplaneError
+from .._wire import SkippedFrame
 from ..codec import WireFormat
 from ._relay_entries import (
     ACCEPTED,
     CLOSE,
+    COUNTS,
     CREDIT,
     END,
-    FRAMES,
     GONE,
     MESSAGE,
     MOVED,
     OPEN,
     Entry,
     closing,
+    counts,
     ending,
     opening_body,
 )
@@ -107,12 +112,17 @@ class _Pump:
             self.broken(f"the room's node sent a bad {entry.kind!r} entry: {exc}")
         self._answered.set()
 
+    def frames(self, frames: list[Frame]) -> None:
+        self._accepted = True
+        self._put(frames)
+        self._answered.set()
+
     def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
         if kind == ACCEPTED:
             self._accepted = True
-        elif kind == FRAMES and len(body) == 1:
-            self._accepted = True
-            self._put(body[0])
+        elif kind == COUNTS:
+            wire = counts(body)
+            self._outbound.marker = lambda skipped: library_frame(wire, SkippedFrame(skipped))
         elif kind == CREDIT and len(body) == 1 and isinstance(body[0], int):
             self._credit = max(self._credit, body[0] + self._window)
             self._credited.set()
@@ -135,15 +145,11 @@ class _Pump:
         self._finish((_LOST, why))
         self._answered.set()
 
-    def _put(self, frames: object) -> None:
-        if not isinstance(frames, tuple):
-            return
+    def _put(self, frames: list[Frame]) -> None:
         outbound = self._outbound
         try:
-            for item in frames:  # pyright: ignore[reportUnknownVariableType]
-                opcode, payload = item  # pyright: ignore[reportUnknownVariableType]
-                if opcode in (TEXT, BINARY) and isinstance(payload, bytes):
-                    outbound.put(Frame(opcode, payload))
+            for frame in frames:
+                outbound.put_first(frame)
         except QueueOverflow:
             # The same policy as a local session's: the client is too slow, 1008.
             self._close_client(1008, "slow consumer", discard=True)
