@@ -5,15 +5,14 @@ the sessions relayed from one node are gathered into that node's open `FrameGrou
 which the link seals into one entry when it next writes, or before any other entry to
 that node (so each relay's entries stay in order). So a broadcast costs one entry per
 relaying node, not one per relayed session. The entry lists the relays it concerns,
-each with its seq (a lost entry is a gap in each of them), then the frames, each for
-every relay listed or for those it names by index::
+each with its seq (a lost entry is a gap in each of them) and the order of its frames,
+then each distinct frame once::
 
-    [FRAMES, source, "", 0, [[relay, seq], ...], [[opcode, payload, policy, key, targets], ...]]
+    [FRAMES, source, "", 0, [[relay, seq, order], ...], [[opcode, payload, policy, key], ...]]
 
-A frame handed for a relay joins the group's item of that same frame when everything
-already grouped for the relay comes before that item: that is the fan-out loop handing
-one frame to each recipient in turn, and the writers of several sessions handing the
-same batch. Anything else starts a new item, so every relay's frames keep their order.
+``order`` is None when the relay gets every frame of the entry in the entry's order (a
+broadcast, or a burst of them), else the indices of its frames, in its order: its own
+frames and the room's broadcasts interleave as the owner sent them.
 
 ``policy`` and ``key`` are the frame's delivery policy (`trio_rooms._delivery`), so the
 client's node applies it in its own queue. A coalescing key is an object of the owner:
@@ -70,63 +69,64 @@ class KeyNumbers:
 
 
 @final
-class FrameGroup:
-    """The frames waiting to go to one node, for the relays they belong to, in order."""
+class _Relay:
+    """One relay's frames in a group: their indices, in its order."""
 
-    __slots__ = ("_by_frame", "_ends", "_index", "_items", "_last")
+    __slots__ = ("end", "in_order", "order")
+
+    def __init__(self, end: RelayEnd) -> None:
+        self.end = end
+        self.order: list[int] = []
+        #: Every index is larger than the one before (so far).
+        self.in_order = True
+
+
+@final
+class FrameGroup:
+    """The frames waiting to go to one node, each once, and each relay's order of them."""
+
+    __slots__ = ("_by_frame", "_frames", "_relays")
 
     def __init__(self) -> None:
         #: The relays with frames here, in the order they first had one.
-        self._ends: list[RelayEnd] = []
-        self._index: dict[str, int] = {}
-        #: For each relay (by index), the item its last frame is in.
-        self._last: list[int] = []
-        #: Each frame and the relays (by index) it is for.
-        self._items: list[tuple[Frame, list[int]]] = []
-        #: The latest item of each frame object (the items hold the frames: ids stay valid).
+        self._relays: dict[str, _Relay] = {}
+        self._frames: list[Frame] = []
+        #: Each frame object's index (``_frames`` holds them: their ids stay valid).
         self._by_frame: dict[int, int] = {}
 
     def __len__(self) -> int:
         """Frames grouped (a frame for many relays counts once)."""
-        return len(self._items)
+        return len(self._frames)
 
     def add(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
         """Group ``frames`` for ``end``'s relay, after what is grouped for it already."""
-        relay = self._index.get(end.relay)
+        relay = self._relays.get(end.relay)
         if relay is None:
-            relay = self._index[end.relay] = len(self._ends)
-            self._ends.append(end)
-            self._last.append(-1)
-        items, by_frame = self._items, self._by_frame
-        last = self._last[relay]
+            relay = self._relays[end.relay] = _Relay(end)
+        grouped, by_frame, order = self._frames, self._by_frame, relay.order
         for frame in frames:
-            item = by_frame.get(id(frame))
-            if item is not None and item > last:
-                items[item][1].append(relay)
-            else:
-                item = by_frame[id(frame)] = len(items)
-                items.append((frame, [relay]))
-            last = item
-        self._last[relay] = last
+            index = by_frame.get(id(frame))
+            if index is None:
+                index = by_frame[id(frame)] = len(grouped)
+                grouped.append(frame)
+            if order and index <= order[-1]:
+                relay.in_order = False
+            order.append(index)
 
     def seal(self, source: str, keys: KeyNumbers) -> bytes:
         """The entry of everything grouped, each relay's seq counted; the group is spent."""
-        relays: list[tuple[str, int]] = []
-        for end in self._ends:
+        count = len(self._frames)
+        relays: list[tuple[str, int, list[int] | None]] = []
+        for relay in self._relays.values():
+            end = relay.end
             end.sent += 1
-            relays.append((end.relay, end.sent))
-        everyone = len(relays)
-        items = [
-            (
-                frame.opcode,
-                frame.payload,
-                frame.policy,
-                keys.number(frame),
-                None if len(targets) == everyone else targets,
-            )
-            for frame, targets in self._items
+            every = relay.in_order and len(relay.order) == count
+            relays.append((end.relay, end.sent, None if every else relay.order))
+        frames = [
+            (frame.opcode, frame.payload, frame.policy, keys.number(frame))
+            for frame in self._frames
         ]
-        return encode(FRAMES, source, "", 0, relays, items)
+        return encode(FRAMES, source, "", 0, relays, frames)
 
 
 @final
@@ -137,7 +137,7 @@ class Grouped:
 
     def __init__(self, relays: list[tuple[str, int]], frames: list[list[Frame]]) -> None:
         self.relays = relays
-        #: The frames of each relay, by its index: one `Frame` object per item, shared.
+        #: The frames of each relay, by its index: one `Frame` object per frame, shared.
         self.frames = frames
 
 
@@ -151,21 +151,25 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
     """
     if len(body) != 2:
         raise EntryError(f"a FRAMES entry has 2 fields, got {len(body)}")
-    relays = [_relay(item) for item in _items(body[0])]
+    frames = [_frame(source, item) for item in _items(body[1])]
+    relays: list[tuple[str, int]] = []
+    each: list[list[Frame]] = []
+    for item in _items(body[0]):
+        fields = _items(item)
+        if len(fields) != 3 or not isinstance(fields[0], str):
+            raise EntryError(f"expected a relay, its seq and its order, got {item!r:.40}")
+        relays.append((fields[0], _count(fields[1])))
+        order = fields[2]
+        if order is None:
+            each.append(frames)
+            continue
+        indices = [_count(index) for index in _items(order)]
+        if any(index >= len(frames) for index in indices):
+            raise EntryError(f"a relay's frame {max(indices)} of {len(frames)}")
+        each.append([frames[index] for index in indices])
     if not relays:
         raise EntryError("a FRAMES entry is for at least one relay")
-    everyone: list[Frame] = []
-    each: list[list[Frame]] | None = None
-    for item in _items(body[1]):
-        frame, targets = _frame(source, item, len(relays))
-        if targets is None and each is None:
-            everyone.append(frame)
-            continue
-        if each is None:
-            each = [list(everyone) for _ in relays]
-        for target in targets if targets is not None else range(len(relays)):
-            each[target].append(frame)
-    return Grouped(relays, each if each is not None else [everyone] * len(relays))
+    return Grouped(relays, each)
 
 
 def _items(value: object) -> tuple[object, ...]:
@@ -180,28 +184,14 @@ def _count(value: object) -> int:
     return value
 
 
-def _relay(value: object) -> tuple[str, int]:
+def _frame(source: str, value: object) -> Frame:
     fields = _items(value)
-    if len(fields) != 2 or not isinstance(fields[0], str):
-        raise EntryError(f"expected a relay and its seq, got {value!r:.40}")
-    return fields[0], _count(fields[1])
-
-
-def _frame(source: str, value: object, relays: int) -> tuple[Frame, tuple[int, ...] | None]:
-    fields = _items(value)
-    if len(fields) != 5:
-        raise EntryError(f"a frame of a FRAMES entry has 5 fields, got {len(fields)}")
-    opcode, payload, policy, number, targets = fields
-    if opcode not in (TEXT, BINARY) or not isinstance(payload, bytes):
+    if len(fields) != 4:
+        raise EntryError(f"a frame of a FRAMES entry has 4 fields, got {len(fields)}")
+    opcode, payload, policy, number = fields
+    if (opcode != TEXT and opcode != BINARY) or not isinstance(payload, bytes):
         raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
     if policy not in _POLICIES:
         raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
     number = _count(number)
-    key = (source, number) if number else None
-    frame = Frame(opcode, payload, 0, _count(policy), key)
-    if targets is None:
-        return frame, None
-    indices = tuple(_count(target) for target in _items(targets))
-    if any(index >= relays for index in indices):
-        raise EntryError(f"a frame is for relay {max(indices)} of {relays}")
-    return frame, indices
+    return Frame(_count(opcode), payload, 0, _count(policy), (source, number) if number else None)

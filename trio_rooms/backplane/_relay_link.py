@@ -292,6 +292,10 @@ class RelayLink:
             while not outbox and not self._groups:
                 await self._queued.wait()
                 self._queued = trio.Event()
+            if self._groups:
+                # The session writers woken with this one hand their batches first:
+                # a burst to many relays of a peer is then one entry, not one per writer.
+                await trio.lowlevel.checkpoint()
             for peer in list(self._groups):
                 self._seal(peer)
             batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH))]

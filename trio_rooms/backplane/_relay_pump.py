@@ -7,9 +7,9 @@ client's connection drains. That queue has the bounds and slow-consumer policy o
 local session's (1008), and the transport's keepalive pings and pongs go through it,
 so the client cannot tell. The owner's frames keep their delivery policies there (a
 coalescing key is the owner's number for it), and a client that counts frames is told
-of what they drop, as the owner's own queue would tell it. When the owner is lost (silent, or Redis is), the client is
-closed with 1012 (service restart): it reconnects and resumes on whichever node owns
-the room by then.
+of what they drop, as the owner's own queue would tell it. When the owner is lost
+(silent, or Redis is), the client is closed with 1012 (service restart): it reconnects
+and resumes on whichever node owns the room by then.
 """
 
 from __future__ import annotations
