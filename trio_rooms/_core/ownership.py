@@ -19,6 +19,7 @@ from ..codec import WireFormat
 from .config import RoomsConfig
 from .connection import Connection
 from .request import ConnectRequest
+from .routes import HttpRequest, Response
 
 __all__ = ["Cluster", "OwnedRoom", "RelayHost"]
 
@@ -56,6 +57,10 @@ class RelayHost(Protocol):
         """
         ...
 
+    async def answer_relayed(self, request: HttpRequest) -> Response | None:
+        """Answer the route request another node relays here; None if the room is not ours."""
+        ...
+
 
 class Cluster(Protocol):
     """Decides which node owns each room name; one per `open_rooms` block."""
@@ -81,6 +86,13 @@ class Cluster(Protocol):
 
         Returns None, having read and written nothing on ``connection``, when no other
         node that answers owns the room (the caller tries to take it, or asks again).
+        """
+        ...
+
+    async def relay_request(self, request: HttpRequest, config: RoomsConfig) -> Response | None:
+        """The answer of ``request.room``'s owner to the route request ``request``.
+
+        Returns None when no other node that answers owns the room (as `relay`).
         """
         ...
 

@@ -33,7 +33,19 @@ from coredis.connection import BaseConnection
 from .._core.outbound import Frame
 from .._errors import BackplaneError
 from ._connection import BATCH, FAULTS, first_leaf, open_connection, round_trips
-from ._relay_entries import BEAT, END, FRAMES, GONE, MOVED, OPEN, Entry, decode, encode
+from ._relay_entries import (
+    BEAT,
+    END,
+    FRAMES,
+    GONE,
+    MOVED,
+    OPEN,
+    REQUEST,
+    RESPONSE,
+    Entry,
+    decode,
+    encode,
+)
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
 from ._scripts import command
 
@@ -44,7 +56,9 @@ _logger = logging.getLogger("trio_rooms")
 #: The stream field every entry is stored in.
 _FIELD: Final = b"e"
 #: Entries that answer nothing: an unknown relay's are dropped, not answered with GONE.
-_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT})
+_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
+#: The first entry of a relay another node initiates: a session, or a route request.
+_OPENING: Final = frozenset({OPEN, REQUEST})
 
 
 class Endpoint(Protocol):
@@ -125,7 +139,8 @@ class RelayLink:
         self._connected = False
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
         self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
-        #: Called with an OPEN of a relay this node does not know: a session to run here.
+        #: Called with an OPEN or REQUEST of a relay this node does not know: a session
+        #: to run here, or a route request to answer.
         self.on_open: Callable[[Entry], None] | None = None
 
     # ------------------------------------------------------------------ relays
@@ -335,7 +350,7 @@ class RelayLink:
             return
         found = self._ends.get((entry.source, entry.relay))
         if found is None:
-            if entry.kind == OPEN and entry.seq == 1 and self.on_open is not None:
+            if entry.kind in _OPENING and entry.seq == 1 and self.on_open is not None:
                 self.on_open(entry)
             elif entry.kind not in _UNANSWERED:
                 self.send_nowait(RelayEnd(entry.source, entry.relay), GONE)
