@@ -143,17 +143,22 @@ class RedisCluster:
         owner = await self._owner(request.room)
         if owner is None:
             return None
-        return await request_through(self._relays, owner, request)
+        return await request_through(self._relays, owner[0], request)
 
-    async def _owner(self, room: str) -> str | None:
-        """The node that owns ``room`` if it is another one that answers, else None."""
+    async def _owner(self, room: str) -> tuple[str, float] | None:
+        """The node that owns ``room`` if it is another one that answers, else None.
+
+        With it, when its lease lapses unless it renews it (`trio.current_time`): a
+        node that has not answered by then is dead, or not the owner any more.
+        """
         try:
             owner = await self._leases.owner(room)
+            if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
+                return None  # nobody, us (the lease is being given back), or a node gone silent
+            lapses = trio.current_time() + await self._leases.remaining(room)
         except BackplaneError:
             return None
-        if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
-            return None  # nobody, us (the lease is being given back), or a node gone silent
-        return owner[0]
+        return owner[0], lapses
 
     async def relay(
         self,
@@ -167,4 +172,5 @@ class RedisCluster:
         owner = await self._owner(room)
         if owner is None:
             return None
-        return await relay_session(self._relays, owner, request, wire, connection, config)
+        node, lapses = owner
+        return await relay_session(self._relays, node, request, wire, connection, config, lapses)

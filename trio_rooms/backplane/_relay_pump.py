@@ -15,6 +15,7 @@ and resumes on whichever node owns the room by then.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Final, final
 
 import trio
@@ -59,19 +60,22 @@ async def relay_session(
     wire: WireFormat,
     connection: Connection,
     config: RoomsConfig,
+    lapses: float = math.inf,
 ) -> tuple[int, str] | None:
     """Serve ``connection``'s session on node ``owner`` until it ends: its close.
 
     Returns None, having touched nothing of ``connection``, if ``owner`` does not run
-    it: the room is not its own (MOVED), or no answer came within
-    ``handshake_timeout``. Cancelled (this node shuts down), the client is closed with
-    1001 and the owner told, within ``close_timeout``.
+    it: the room is not its own (MOVED), or no answer came within ``handshake_timeout``
+    or before ``lapses``, when its lease lapses if it does not renew it (a live owner
+    answers long before; a dead one's room can be taken then). Cancelled (this node
+    shuts down), the client is closed with 1001 and the owner told, within
+    ``close_timeout``.
     """
     end = link.new_end(owner)
     pump = _Pump(link, end, connection, config)
     link.add(end, pump)
     try:
-        return await pump.run(request, wire)
+        return await pump.run(request, wire, lapses)
     finally:
         link.remove(end)
 
@@ -169,9 +173,12 @@ class _Pump:
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, request: ConnectRequest, wire: WireFormat) -> tuple[int, str] | None:
+    async def run(
+        self, request: ConnectRequest, wire: WireFormat, lapses: float
+    ) -> tuple[int, str] | None:
         self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
-        with trio.move_on_after(self._config.handshake_timeout):
+        deadline = min(trio.current_time() + self._config.handshake_timeout, lapses)
+        with trio.move_on_at(deadline):
             await self._answered.wait()
         if not self._accepted:
             return None  # what the owner still sends for it is answered with GONE
