@@ -2,18 +2,18 @@
 
     python -m benchmarks.bench_server --port 8000 [--transport hypercorn] [--redis URL]
 
-With ``--redis``, the node joins the others on that Redis through `RedisBackplane`
-(see ``benchmarks/cluster_bench.py``); with ``--cluster``, through `RedisCluster` and
-`RedisStorage` instead: one owner per room, the other nodes' clients relayed to it.
-With ``--sqlite PATH``, the rooms store in a SQLite file (``synchronous="FULL"``)
-and every ping first does one ``room.storage.put`` (its pong leaves once that write
-is durable): s3 then measures durable writes per second. With ``--replay PATH``, the
-rooms store in a SQLite file and keep a replay log (`trio_rooms.ReplayLimits`
-defaults) from their start, as a room with a resumable session does: every broadcast is logged and leaves once its entry is
-durable. The load generator's clients never ask to resume, so the log is started by
-the room itself. With ``--tagged``, sessions are tagged ``a`` and ``b`` in turn
-and each chat goes out as two tagged broadcasts, one per tag: every client still gets
-every chat (the load generator's count), through the tag index instead of the room.
+With ``--redis``, the node joins the others on that Redis through `RedisBackplane` (see
+``benchmarks/cluster_bench.py``); with ``--cluster``, through `RedisCluster` and
+`RedisStorage` instead: one owner per room, the other nodes' clients relayed to it. With
+``--sqlite PATH``, the rooms store in a SQLite file (``synchronous="FULL"``) and every
+ping first does one ``room.storage.put`` (its pong leaves once that write is durable):
+s3 then measures durable writes per second. With ``--replay PATH``, the rooms store in a
+SQLite file and keep a replay log (`trio_rooms.ReplayLimits` defaults) from their start,
+as a room with a resumable session does: every broadcast is logged and leaves once its
+entry is durable. The load generator's clients never ask to resume, so the log is
+started by the room itself. With ``--tagged``, sessions are tagged ``a`` and ``b`` in
+turn and each chat goes out as two tagged broadcasts, one per tag: every client still
+gets every chat (the load generator's count), through the tag index instead of the room.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
