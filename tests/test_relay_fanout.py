@@ -15,8 +15,10 @@ import pytest
 import trio
 
 import trio_rooms
+from trio_rooms._core.outbound import TEXT, Frame
 from trio_rooms.backplane._relay_entries import FRAMES, decode
 from trio_rooms.backplane._relay_frames import grouped
+from trio_rooms.backplane._relay_link import RelayLink
 
 from .fanout_app import open_fanout_node
 from .redis_server import RedisServer
@@ -163,3 +165,18 @@ async def test_a_coalesced_broadcast_keeps_its_policy_on_a_slow_relayed_clients_
     assert xs == sorted(set(xs))
     assert skipped > 0
     assert len(xs) + skipped == count
+
+
+async def test_grouped_frames_count_against_max_relay_queue(redis_server: RedisServer) -> None:
+    """Frames waiting to be grouped into an entry count against max_relay_queue: past it
+    the queue's write without waiting is refused (the session's writer waits instead)."""
+    link = RelayLink(
+        redis_server.url, "a", prefix="t:", timeout=0.5, dead_after=1.5, max_stream=100, max_queue=2
+    )
+    end = link.new_end("b")
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(link.run)
+            taken = [link.put_frames(end, [Frame(TEXT, b"%d" % n)]) for n in range(3)]
+            nursery.cancel_scope.cancel()
+    assert taken == [True, True, False]

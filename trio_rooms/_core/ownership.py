@@ -5,7 +5,8 @@ it before the room starts (raising the room's fence in the storage to its token 
 ``on_start`` reads anything), every commit of the room carries that token
 (`Commit.fence`), and the room stops at once when the lease ends. A client of another
 node is served through the owner: that node hands its connection to `Cluster.relay`,
-and the owner runs the session over a `Connection` the cluster gives `RelayHost`. The
+and the owner runs the session over a `Connection` the cluster gives `RelayHost`; a
+route request is asked of the owner the same way (`Cluster.relay_request`). The
 core only talks to these Protocols; ``trio_rooms.backplane`` has the Redis one.
 """
 

@@ -83,8 +83,8 @@ class RedisCluster:
         timeout: Bound on each round trip to Redis.
         max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``); a
             relay whose entries were trimmed unread is broken.
-        max_relay_queue: Relay entries waiting to be written to Redis; beyond it
-            sessions wait to send.
+        max_relay_queue: Relay entries (and frames grouped into entries) waiting to be
+            written to Redis; beyond it sessions wait to send.
     """
 
     def __init__(
