@@ -2,17 +2,18 @@
 
     python -m benchmarks.bench_server --port 8000 [--transport hypercorn] [--redis URL]
 
-With ``--redis``, the node joins the others on that Redis through `RedisBackplane`
-(see ``benchmarks/cluster_bench.py``). With ``--sqlite PATH``, the rooms store in a
-SQLite file (``synchronous="FULL"``) and every ping first does one
-``room.storage.put`` (its pong leaves once that write is durable): s3 then measures
-durable writes per second. With ``--replay PATH``, the rooms store in a SQLite file and
-keep a replay log (`trio_rooms.ReplayLimits` defaults) from their start, as a room
-with a resumable session does: every broadcast is logged and leaves once its entry is
-durable. The load generator's clients never ask to resume, so the log is started by
-the room itself. With ``--tagged``, sessions are tagged ``a`` and ``b`` in turn
-and each chat goes out as two tagged broadcasts, one per tag: every client still gets
-every chat (the load generator's count), through the tag index instead of the room.
+With ``--redis``, the node joins the others on that Redis through `RedisBackplane` (see
+``benchmarks/cluster_bench.py``); with ``--cluster``, through `RedisCluster` and
+`RedisStorage` instead: one owner per room, the other nodes' clients relayed to it. With
+``--sqlite PATH``, the rooms store in a SQLite file (``synchronous="FULL"``) and every
+ping first does one ``room.storage.put`` (its pong leaves once that write is durable):
+s3 then measures durable writes per second. With ``--replay PATH``, the rooms store in a
+SQLite file and keep a replay log (`trio_rooms.ReplayLimits` defaults) from their start,
+as a room with a resumable session does: every broadcast is logged and leaves once its
+entry is durable. The load generator's clients never ask to resume, so the log is
+started by the room itself. With ``--tagged``, sessions are tagged ``a`` and ``b`` in
+turn and each chat goes out as two tagged broadcasts, one per tag: every client still
+gets every chat (the load generator's count), through the tag index instead of the room.
 
 ``{"type":"chat","text":...}`` is broadcast to the whole room, sender included, as
 ``{"type":"chat","text":...,"sender":<session id>}``; ``{"type":"ping","t":<number>}``
@@ -119,6 +120,7 @@ async def serve(
     check_outbound: bool = True,
     replay: str | None = None,
     tagged: bool = False,
+    cluster: str | None = None,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -138,13 +140,21 @@ async def serve(
     elif replay is not None:
         room, sqlite = ReplayBenchRoom, replay
     BenchRoom.tagged = tagged
+    storage: trio_rooms.Storage | None = (
+        None if sqlite is None else trio_rooms.SqliteStorage(sqlite)
+    )
+    if cluster is not None:
+        from trio_rooms.storage.redis import RedisStorage  # an optional extra
+
+        storage = RedisStorage(cluster)
     async with (
         trio.open_nursery() as nursery,
         trio_rooms.open_rooms(
             room,
             config=config,
-            storage=None if sqlite is None else trio_rooms.SqliteStorage(sqlite),
+            storage=storage,
             backplane=_backplane(redis),
+            cluster=_cluster(cluster),
         ) as rooms,
     ):
         if transport == "embedded":
@@ -166,11 +176,20 @@ def _backplane(redis: str | None) -> trio_rooms.Backplane | None:
     return RedisBackplane(redis)
 
 
+def _cluster(url: str | None) -> trio_rooms.Cluster | None:
+    if url is None:
+        return None
+    from trio_rooms.backplane.redis import RedisCluster  # an optional extra
+
+    return RedisCluster(url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--transport", choices=["embedded", "hypercorn"], default="embedded")
     parser.add_argument("--redis", metavar="URL", help="share rooms with other nodes on Redis")
+    parser.add_argument("--cluster", metavar="URL", help="one owner per room, on Redis")
     parser.add_argument("--sqlite", metavar="PATH", help="store in SQLite; put on every ping")
     parser.add_argument("--replay", metavar="PATH", help="store in SQLite; log for replay")
     parser.add_argument(
@@ -195,6 +214,7 @@ def main() -> None:
             not args.no_check_outbound,
             replay,
             args.tagged,
+            args.cluster,
         )
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass

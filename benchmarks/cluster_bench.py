@@ -11,6 +11,17 @@ Each round, interleaved:
 - ``latency``: client 0 of ``--latency-clients`` sends a timestamped chat 20 times
   a second, one node and then two; latency per recipient, by the node it sits on.
 
+With ``--single-owner``, the rounds measure the single-owner mode instead (two
+`bench_server --cluster` nodes on a fresh ``redis-server``; node 1 owns the room, node
+2 relays its clients to it):
+
+- ``owner_latency``: ``--clients`` split over the nodes, node 1's client 0 sending a
+  timestamped chat 20 times a second: latency on the owner against on the relaying node;
+- ``echo``: ``--echo-clients`` each pinging and waiting for its pong for 5 s, all on
+  the owner, then all on the relaying node (in turn first), the same nodes;
+- ``failover``: a client on each node, node 1 killed with SIGKILL: the seconds until a
+  client of node 2 gets its pong again (node 2 owning the room by then).
+
 Needs ``redis-server`` and Node.js with the ``ws`` package (``npm ci`` in
 ``../shared/bench/node``; ``--node-modules`` points elsewhere).
 """
@@ -59,13 +70,13 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def _process(args: Sequence[str], port: int) -> Generator[None]:
+def _process(args: Sequence[str], port: int) -> Generator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         args, cwd=HERE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         _wait_listening(port, process)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -76,8 +87,17 @@ def _process(args: Sequence[str], port: int) -> Generator[None]:
 
 
 @contextmanager
-def _nodes(count: int, redis: bool) -> Generator[list[int]]:
-    """``count`` bench servers (on a fresh Redis when ``redis``): their ports."""
+def _nodes(count: int, redis: bool, flag: str = "--redis") -> Generator[list[int]]:
+    """``count`` bench servers (on a fresh Redis when ``redis``, joined by ``flag``)."""
+    with _node_processes(count, redis, flag) as nodes:
+        yield [port for port, _ in nodes]
+
+
+@contextmanager
+def _node_processes(
+    count: int, redis: bool, flag: str = "--redis"
+) -> Generator[list[tuple[int, subprocess.Popen[bytes]]]]:
+    """``count`` bench servers (on a fresh Redis when ``redis``): ports and processes."""
     with ExitStack() as stack:
         extra: list[str] = []
         if redis:
@@ -85,14 +105,13 @@ def _nodes(count: int, redis: bool) -> Generator[list[int]]:
             directory = stack.enter_context(tempfile.TemporaryDirectory())
             command = ["redis-server", "--port", str(redis_port), "--save", "", "--dir", directory]
             stack.enter_context(_process(command, redis_port))
-            extra = ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
-        ports: list[int] = []
+            extra = [flag, f"redis://127.0.0.1:{redis_port}/0"]
+        nodes: list[tuple[int, subprocess.Popen[bytes]]] = []
         for _ in range(count):
             port = _free_port()
             command = [sys.executable, "-m", "benchmarks.bench_server", "--port", str(port)]
-            stack.enter_context(_process([*command, *extra], port))
-            ports.append(port)
-        yield ports
+            nodes.append((port, stack.enter_context(_process([*command, *extra], port))))
+        yield nodes
 
 
 def _loadgen(ports: list[int], node_modules: Path, *options: str) -> dict[str, object]:
@@ -132,6 +151,60 @@ def _round(args: argparse.Namespace, node_modules: Path) -> dict[str, object]:
     return result
 
 
+def _owner_round(args: argparse.Namespace, node_modules: Path, number: int) -> dict[str, object]:
+    """One round of the single-owner figures (see the module's docstring)."""
+    result: dict[str, object] = {}
+    latency = ["--mode", "latency", "--clients", str(args.clients), "--rate", "20"]
+    echo = ["--mode", "echo", "--clients", str(args.echo_clients), "--duration", "5"]
+    with _nodes(2, redis=True, flag="--cluster") as ports:
+        result["owner_latency"] = _loadgen(ports, node_modules, *latency)
+    with _nodes(2, redis=True, flag="--cluster") as ports:
+        # Each round the other one first: the box's load drifts.
+        for on in (0, 1) if number % 2 == 0 else (1, 0):
+            name = "echo_owner" if on == 0 else "echo_relayed"
+            result[name] = _loadgen(ports, node_modules, *echo, "--on", str(on))
+    with _node_processes(2, redis=True, flag="--cluster") as nodes:
+        result["failover"] = _failover([port for port, _ in nodes], nodes[0][1], node_modules)
+    return result
+
+
+def _failover(ports: list[int], owner: subprocess.Popen[bytes], node_modules: Path) -> object:
+    """Kill the owner with SIGKILL once the load generator is ready: its result."""
+    env = {**os.environ, "NODE_PATH": str(node_modules)}
+    command = ["node", str(LOADGEN), "--ports", ",".join(map(str, ports)), "--mode", "failover"]
+    command += ["--timeout", "60"]
+    with subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as loadgen:
+        assert loadgen.stdin is not None
+        assert loadgen.stdout is not None
+        for line in loadgen.stdout:
+            if line.startswith("READY"):
+                owner.kill()
+                loadgen.stdin.write("killed\n")
+                loadgen.stdin.flush()
+            elif line.startswith("RESULT "):
+                result: object = json.loads(line[len("RESULT ") :])
+                return result
+    raise RuntimeError("no RESULT from the failover load generator")
+
+
+def _owner_summary(rounds: list[dict[str, object]]) -> None:
+    def median(*path: str) -> float:
+        return statistics.median(_number(r, *path) for r in rounds)
+
+    for index, where in enumerate(("owner", "relaying node")):
+        p50 = statistics.median(_node_latency(r, "owner_latency", index, "p50_ms") for r in rounds)
+        p99 = statistics.median(_node_latency(r, "owner_latency", index, "p99_ms") for r in rounds)
+        print(f"latency, client on the {where}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    owner = median("echo_owner", "round_trips_per_s")
+    relayed = median("echo_relayed", "round_trips_per_s")
+    print(
+        f"echo round trips/s: owner {owner:,.0f}; relayed {relayed:,.0f} ({relayed / owner:.2f}x)"
+    )
+    print(f"failover after kill -9: {median('failover', 'failover_s'):.2f} s")
+
+
 def _get(value: object, *path: str) -> object:
     """``value[path[0]][path[1]]...`` through the decoded JSON of a result."""
     for key in path:
@@ -154,6 +227,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--latency-clients", type=int, default=20)
+    parser.add_argument("--single-owner", action="store_true", help="the single-owner figures")
+    parser.add_argument("--echo-clients", type=int, default=20)
     parser.add_argument("--node-modules", type=Path, default=DEFAULT_NODE_MODULES)
     parser.add_argument("--out", type=Path, help="append each round as a JSON line")
     args = parser.parse_args()
@@ -161,12 +236,19 @@ def main() -> None:
         parser.error("redis-server is not installed")
     rounds: list[dict[str, object]] = []
     for number in range(args.rounds):
-        result = _round(args, args.node_modules)
+        if args.single_owner:
+            result = _owner_round(args, args.node_modules, number)
+        else:
+            result = _round(args, args.node_modules)
         rounds.append(result)
         print(f"round {number + 1}: {json.dumps(result)}", flush=True)
         if args.out is not None:
             with args.out.open("a") as out:
                 out.write(json.dumps(result) + "\n")
+
+    if args.single_owner:
+        _owner_summary(rounds)
+        return
 
     def median(*path: str) -> float:
         return statistics.median(_number(r, *path) for r in rounds)

@@ -194,3 +194,24 @@ async def test_released_frames_the_socket_does_not_take_stay_queued_in_order() -
         durability.advance(1)
         await trio.testing.wait_all_tasks_blocked()
     assert [[frame.payload for frame in batch] for batch in taken] == [[b"0", b"1", b"2"]]
+
+
+async def test_clearing_keeps_the_rest_of_a_frame_written_in_part() -> None:
+    """A queue cleared (a slow consumer) after a partial write still writes that frame's
+    rest, then nothing else of what was queued, so the client never gets half a frame."""
+    queue = OutboundQueue(16, 1024 * 1024)
+    queue.direct = lambda frames: b"rest of it"
+    taken: list[list[Frame]] = []
+
+    async def writer() -> None:
+        while batch := await queue.get_batch(1024 * 1024):
+            taken.append(batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert queue.put_first(Frame(TEXT, b"start of it, rest of it"))
+        queue.put(_frame())
+        queue.clear()
+        queue.close()
+    assert [[frame.wire for frame in batch] for batch in taken] == [[b"rest of it"]]

@@ -3,29 +3,29 @@
 A transport parses the request head and hands over a way to receive the body; this
 checks the target, the origin and the caps, reads the body within its bounds, finds
 the route (answering 404 and 405 before any room exists when it can), creates the
-room if needed and runs the handler. The transport writes the `Response` back.
+room if needed and runs the handler (`answer_route`); with a cluster, a room another
+node owns is answered by that node. The transport writes the `Response` back.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, final
 
 import attrs
 import trio
 
-from .._errors import RoomNameError, RoomsClosedError, StorageError, TooManyRoomsError
+from .._errors import BackplaneError, OwnedElsewhereError, RoomNameError
 from .config import RoomsConfig, validate_room_name
+from .registry import OWNER_RETRY, RoomRegistry
 from .request import find_header
-from .room import Room, room_runner_of
 from .rooms import Rooms, registry_of
-from .routes import HttpRequest, Response, call_route, match_route, unsupported_body
+from .route_answer import answer_route
+from .routes import HttpRequest, Response, match_route, unsupported_body
 from .routing import HttpRejection
 
 __all__ = ["HttpHead", "ReceiveBody", "serve_http"]
 
-_logger = logging.getLogger("trio_rooms")
 
 #: The next piece of the request body and whether more follows; None if the client left.
 ReceiveBody = Callable[[], Awaitable[tuple[bytes, bool] | None]]
@@ -96,32 +96,31 @@ async def serve_http(
     )
     if endpoint is not None and (refusal := unsupported_body(endpoint, request)):
         return refusal
-    try:
-        room: Room[Any] = await rooms.get(name)
-    except RoomsClosedError:
-        return Response.text(503, "Service Unavailable: the rooms are shutting down")
-    except TooManyRoomsError as exc:
-        return Response.text(503, f"Service Unavailable: {exc}")
-    except Exception:
-        _logger.exception("room %r failed to start", name)
-        return Response.text(500, "Internal Server Error")
-    if endpoint is None:  # a factory we cannot see through: the room tells its class
-        match = match_route(type(room), head.method, route_path)
-        if match.response is not None:
-            return match.response
-        endpoint = match.endpoint
-        assert endpoint is not None
-        if refusal := unsupported_body(endpoint, request):
-            return refusal
-    async with room.exclusive():  # a route call is an event of the room
-        response = await call_route(room, endpoint, request, registry.records)
-    state = room_runner_of(room).state
-    try:
-        # The output gate: the answer leaves once the writes it reflects are durable.
-        await state.wait_durable(state.pending())
-    except StorageError:
-        return Response.text(503, "Service Unavailable: storage failed")
-    return response
+    return await _answer(registry, request, route_path)
+
+
+async def _answer(registry: RoomRegistry, request: HttpRequest, path: str) -> Response:
+    """The route's answer, here or, with a cluster, from the node that owns the room.
+
+    While the room has no owner that answers (its owner died and its lease has not
+    lapsed yet), this node tries to take it every `OWNER_RETRY` seconds, for up to
+    ``handshake_timeout``, as a connection's serving does; then 503.
+    """
+    deadline = trio.current_time() + registry.config.handshake_timeout
+    cluster = registry.cluster
+    while True:
+        try:
+            return await answer_route(
+                registry.get, registry.room_class, registry.records, request, path
+            )
+        except (OwnedElsewhereError, BackplaneError) as exc:
+            if cluster is not None and isinstance(exc, OwnedElsewhereError):
+                response = await cluster.relay_request(request, registry.config)
+                if response is not None:
+                    return response
+        if trio.current_time() >= deadline:
+            return Response.text(503, "Service Unavailable: the room has no owner that answers")
+        await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
 
 
 async def _read_body(

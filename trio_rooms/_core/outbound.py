@@ -73,6 +73,17 @@ class Frame:
         return f"Frame(opcode={self.opcode:#x}, payload={self.payload[:40]!r})"
 
 
+def _tail(opcode: int, rest: bytes) -> Frame:
+    """The unwritten rest of a frame a transport wrote in part: it goes next, whatever holds.
+
+    Its ``after`` of -1 tells it apart: no gate holds it, and `OutboundQueue.clear`
+    keeps it (the client has the frame's start).
+    """
+    tail = Frame(opcode, b"", -1)
+    tail.wire = rest
+    return tail
+
+
 #: The `Frame.policy` of a mark that stands for ``key`` frames skipped (dropped or
 #: coalesced) in a compacted queue: not a policy, never written.
 _SKIPPED: Final = 3
@@ -458,9 +469,7 @@ class OutboundQueue:
         if rest is None:
             return False
         if rest:  # a partial write
-            tail = Frame(frame.opcode, b"")
-            tail.wire = rest
-            self._frames.append(tail)
+            self._frames.append(_tail(frame.opcode, rest))
             self._wake()
         return True
 
@@ -472,8 +481,12 @@ class OutboundQueue:
                 self._wake()
 
     def clear(self) -> None:
-        """Drop everything queued."""
-        self._frames.clear()
+        """Drop everything queued, but the rest of a frame partly written already."""
+        frames = self._frames
+        head = frames[0] if frames and frames[0].after < 0 else None
+        frames.clear()
+        if head is not None:  # dropped, it would leave the client half a frame
+            frames.append(head)
         self._latest.clear()
         self._droppable.clear()
         self._dead = 0
@@ -521,9 +534,7 @@ class OutboundQueue:
             else:
                 self._bytes -= data_bytes
                 if rest:  # a partial write: the writer sends the rest first
-                    tail = Frame(released[-1].opcode, b"")
-                    tail.wire = rest
-                    frames.appendleft(tail)
+                    frames.appendleft(_tail(released[-1].opcode, rest))
         self._refill()
         if self._over_since is not None and len(frames) - self._dead < self.max_messages:
             self._over_since = None

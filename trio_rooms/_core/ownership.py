@@ -5,7 +5,8 @@ it before the room starts (raising the room's fence in the storage to its token 
 ``on_start`` reads anything), every commit of the room carries that token
 (`Commit.fence`), and the room stops at once when the lease ends. A client of another
 node is served through the owner: that node hands its connection to `Cluster.relay`,
-and the owner runs the session over a `Connection` the cluster gives `RelayHost`. The
+and the owner runs the session over a `Connection` the cluster gives `RelayHost`; a
+route request is asked of the owner the same way (`Cluster.relay_request`). The
 core only talks to these Protocols; ``trio_rooms.backplane`` has the Redis one.
 """
 
@@ -19,6 +20,7 @@ from ..codec import WireFormat
 from .config import RoomsConfig
 from .connection import Connection
 from .request import ConnectRequest
+from .routes import HttpRequest, Response
 
 __all__ = ["Cluster", "OwnedRoom", "RelayHost"]
 
@@ -56,6 +58,10 @@ class RelayHost(Protocol):
         """
         ...
 
+    async def answer_relayed(self, request: HttpRequest) -> Response | None:
+        """Answer the route request another node relays here; None if the room is not ours."""
+        ...
+
 
 class Cluster(Protocol):
     """Decides which node owns each room name; one per `open_rooms` block."""
@@ -81,6 +87,13 @@ class Cluster(Protocol):
 
         Returns None, having read and written nothing on ``connection``, when no other
         node that answers owns the room (the caller tries to take it, or asks again).
+        """
+        ...
+
+    async def relay_request(self, request: HttpRequest, config: RoomsConfig) -> Response | None:
+        """The answer of ``request.room``'s owner to the route request ``request``.
+
+        Returns None when no other node that answers owns the room (as `relay`).
         """
         ...
 

@@ -35,18 +35,19 @@ from .ownership import Cluster, OwnedRoom
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
-from .routes import route_table
+from .route_answer import answer_route, route_path
+from .routes import HttpRequest, Response, route_table
 from .routing import HttpRejection
 from .scheduler import AlarmScheduler
 from .stats import Counters, RoomsStatistics, RoomStatistics
 from .storage import Commit, Storage
 
-__all__ = ["RoomRegistry"]
+__all__ = ["OWNER_RETRY", "RoomRegistry"]
 
 _logger = logging.getLogger("trio_rooms")
 
 #: Seconds between two attempts to take a room that has no owner that answers.
-_OWNER_RETRY = 0.1
+OWNER_RETRY = 0.1
 _DOWN = (1001, "server shutting down")
 
 
@@ -105,6 +106,11 @@ class RoomRegistry:
         self._closing = False
         #: Fires the rooms' alarms: `open_rooms` runs it in the rooms' nursery.
         self.alarms = AlarmScheduler(storage, config, self.get)
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """The cluster that decides which node owns each room (None: this node owns all)."""
+        return self._cluster
 
     async def get(self, name: str) -> Room[Any]:
         """The live room called ``name``, created if needed: see `Rooms.get`."""
@@ -246,7 +252,7 @@ class RoomRegistry:
 
         With a cluster, a room another node owns is served through that node; while
         the room has no owner that answers (its owner died and its lease has not lapsed
-        yet), this node tries to take it every `_OWNER_RETRY` seconds, for up to
+        yet), this node tries to take it every `OWNER_RETRY` seconds, for up to
         ``handshake_timeout``, before closing with 1013 (try again later).
         """
         deadline = trio.current_time() + self.config.handshake_timeout
@@ -266,7 +272,7 @@ class RoomRegistry:
                 if trio.current_time() >= deadline:
                     await connection.close(1013, "room has no owner that answers")
                     return 1013, "room has no owner that answers"
-                await trio.sleep(_OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+                await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
                 continue
             return await room_runner_of(room).serve(request, wire, connection)
 
@@ -295,6 +301,18 @@ class RoomRegistry:
         except RoomsClosedError:
             await connection.close(*_DOWN)
             return _DOWN
+
+    async def answer_relayed(self, request: HttpRequest) -> Response | None:
+        """Answer a route request another node relays to this one, as `serve_http` would.
+
+        Returns None if this node does not own the room (it never relays a relayed
+        request on).
+        """
+        path = route_path(self.config.prefix, request)
+        try:
+            return await answer_route(self.get, self.room_class, self.records, request, path)
+        except (OwnedElsewhereError, BackplaneError):
+            return None
 
     async def _run_room(
         self, name: str, slot: _Slot, *, task_status: trio.TaskStatus[Room[Any]]

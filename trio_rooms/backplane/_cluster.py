@@ -3,7 +3,8 @@
 A room runs only on the node holding its lease (`Leases`); the room's writes carry the
 lease's fencing token, which `RedisStorage` checks against the room's fence. A client
 of another node is relayed to the owner through Redis streams (`RelayLink`: the
-client's side in `_relay_pump`, the owner's in `_relayed`).
+client's side in `_relay_pump`, the owner's in `_relayed`), and so is a route request
+(`_relayed_routes`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from .._core.config import RoomsConfig
 from .._core.connection import Connection
 from .._core.ownership import RelayHost
 from .._core.request import ConnectRequest
+from .._core.routes import HttpRequest, Response
 from .._errors import BackplaneError
 from ..codec import WireFormat
 from ._leases import Lease, Leases
-from ._relay_entries import Entry
+from ._relay_entries import OPEN, Entry
 from ._relay_link import RelayLink
 from ._relay_pump import relay_session
 from ._relayed import serve_relayed
+from ._relayed_routes import answer_relayed, request_through
 
 __all__ = ["RedisCluster"]
 
@@ -80,8 +83,8 @@ class RedisCluster:
         timeout: Bound on each round trip to Redis.
         max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``); a
             relay whose entries were trimmed unread is broken.
-        max_relay_queue: Relay entries waiting to be written to Redis; beyond it
-            sessions wait to send.
+        max_relay_queue: Relay entries (and frames grouped into entries) waiting to be
+            written to Redis; beyond it sessions wait to send.
     """
 
     def __init__(
@@ -127,12 +130,35 @@ class RedisCluster:
             task_status.started()
 
     def _opened(self, nursery: trio.Nursery, host: RelayHost, entry: Entry) -> None:
-        nursery.start_soon(serve_relayed, self._relays, host, entry, self._leases.holds)
+        serve = serve_relayed if entry.kind == OPEN else answer_relayed
+        nursery.start_soon(serve, self._relays, host, entry, self._leases.holds)
 
     async def acquire(self, room: str) -> _Owned | None:
         """Take ``room``'s lease, or None if another node holds it."""
         lease = await self._leases.acquire(room)
         return None if lease is None else _Owned(self._leases, lease)
+
+    async def relay_request(self, request: HttpRequest, config: RoomsConfig) -> Response | None:
+        """The answer of ``request.room``'s owner: see `Cluster.relay_request`."""
+        owner = await self._owner(request.room)
+        if owner is None:
+            return None
+        return await request_through(self._relays, owner[0], request)
+
+    async def _owner(self, room: str) -> tuple[str, float] | None:
+        """The node that owns ``room`` if it is another one that answers, else None.
+
+        With it, when its lease lapses unless it renews it (`trio.current_time`): a
+        node that has not answered by then is dead, or not the owner any more.
+        """
+        try:
+            owner = await self._leases.owner(room)
+            if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
+                return None  # nobody, us (the lease is being given back), or a node gone silent
+            lapses = trio.current_time() + await self._leases.remaining(room)
+        except BackplaneError:
+            return None
+        return owner[0], lapses
 
     async def relay(
         self,
@@ -143,10 +169,8 @@ class RedisCluster:
         config: RoomsConfig,
     ) -> tuple[int, str] | None:
         """Serve ``connection``'s session through ``room``'s owner: see `Cluster.relay`."""
-        try:
-            owner = await self._leases.owner(room)
-        except BackplaneError:
+        owner = await self._owner(room)
+        if owner is None:
             return None
-        if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
-            return None  # nobody, us (the lease is being given back), or a node gone silent
-        return await relay_session(self._relays, owner[0], request, wire, connection, config)
+        node, lapses = owner
+        return await relay_session(self._relays, node, request, wire, connection, config, lapses)

@@ -169,6 +169,21 @@ class Leases:
         node, _, token = reply.decode().rpartition(":")
         return node, int(token)
 
+    async def remaining(self, room: str) -> float:
+        """Seconds until ``room``'s lease lapses unless renewed (0: nobody holds it).
+
+        Raises:
+            BackplaneError: Redis is not connected or did not answer in time.
+        """
+        connection = self._connected()
+        try:
+            with trio.fail_after(self._timeout):
+                reply = await connection.create_request(b"PTTL", lease_key(self._prefix, room))
+        except (trio.TooSlowError, *FAULTS) as exc:
+            raise BackplaneError(f"Redis did not answer: {exc!r}") from exc
+        assert isinstance(reply, int)
+        return max(reply, 0) / 1000
+
     async def release(self, lease: Lease) -> None:
         """Give ``lease`` back at once (another node may take it right away).
 

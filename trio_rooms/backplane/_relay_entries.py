@@ -4,7 +4,9 @@ Every node reads one Redis stream, ``{prefix}relay:{node}``; the other nodes add
 what concerns the relays between them and this node. An entry is one msgpack array
 ``[kind, source node, relay id, seq, *body]``: ``seq`` counts the entries of one relay
 in one direction from 1, so that an entry lost (the stream trimmed past its reader) is
-seen as a gap instead of a silently missing frame. Bodies by kind:
+seen as a gap instead of a silently missing frame. A FRAMES entry is for many relays
+(relay "" and seq 0: the relays and their seqs are in its body, see `_relay_frames`).
+Bodies by kind:
 
 ======== ============= ==========================================================
 kind     from          body
@@ -15,7 +17,12 @@ MESSAGE  client's node a message from the client (str: text, bytes: binary)
 CREDIT   owner         how many messages its session has taken so far
 ACCEPTED owner         (the session runs: frames may follow)
 MOVED    owner         (the room is not the owner's any more: nothing was done)
-FRAMES   owner         [[opcode, payload], ...] in order
+FRAMES   owner         the relays it is for, and their frames in order (`_relay_frames`)
+COUNTS   owner         wire format: the client counts frames (a delivery policy's
+                       drops are told it, in that format)
+REQUEST  client's node  a route request: room, method, path, query string, headers,
+                       body, client address or None
+RESPONSE owner         status, headers, body: the route's answer (the relay is gone)
 CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
 END      owner         code, reason: the session ended and its relay is gone
 GONE     either        (no such relay here: drop yours)
@@ -32,12 +39,14 @@ import attrs
 import msgpack
 
 from .._core.request import ConnectRequest
+from .._core.routes import HttpRequest, Response
 from ..codec import WireFormat
 
 __all__ = [
     "ACCEPTED",
     "BEAT",
     "CLOSE",
+    "COUNTS",
     "CREDIT",
     "END",
     "FRAMES",
@@ -45,15 +54,22 @@ __all__ = [
     "MESSAGE",
     "MOVED",
     "OPEN",
+    "REQUEST",
+    "RESPONSE",
     "Entry",
     "EntryError",
     "Opening",
     "closing",
+    "counts",
     "decode",
     "encode",
     "ending",
     "opening",
     "opening_body",
+    "request_body",
+    "requested",
+    "responded",
+    "response_body",
 ]
 
 OPEN: Final = "o"
@@ -62,17 +78,23 @@ CREDIT: Final = "k"
 ACCEPTED: Final = "a"
 MOVED: Final = "v"
 FRAMES: Final = "f"
+COUNTS: Final = "n"
 CLOSE: Final = "c"
 END: Final = "e"
 GONE: Final = "g"
 BEAT: Final = "h"
+REQUEST: Final = "q"
+RESPONSE: Final = "r"
 
 
 class EntryError(ValueError):
     """Bytes on a relay stream that are not an entry, or a body that is not its kind's."""
 
 
-_KINDS: Final = frozenset({OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, CLOSE, END, GONE, BEAT})
+_KINDS: Final = frozenset(
+    {OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, COUNTS, CLOSE, END, GONE, BEAT}
+    | {REQUEST, RESPONSE}
+)
 _WIRES: Final[dict[str, WireFormat]] = {"json": "json", "msgpack": "msgpack"}
 
 
@@ -139,6 +161,17 @@ def closing(body: Sequence[object]) -> tuple[int, str, bool, bool]:
     return code, reason, by_peer, send_close
 
 
+def counts(body: Sequence[object]) -> WireFormat:
+    """A COUNTS's body: the wire format of the frames that tell the client of drops.
+
+    Raises:
+        EntryError: ``body`` is not a COUNTS's.
+    """
+    if len(body) != 1 or not isinstance(body[0], str) or body[0] not in _WIRES:
+        raise EntryError(f"a COUNTS has a wire format, got {body!r:.40}")
+    return _WIRES[body[0]]
+
+
 def ending(body: Sequence[object]) -> tuple[int, str]:
     """An END's body: the code and reason the session ended with.
 
@@ -191,6 +224,62 @@ def opening(body: Sequence[object]) -> Opening:
         subprotocols=tuple(_string(protocol) for protocol in _items(subprotocols)),
     )
     return Opening(request, _WIRES[wire], window)
+
+
+def request_body(request: HttpRequest) -> tuple[object, ...]:
+    """A REQUEST's body for ``request``."""
+    return (
+        request.room,
+        request.method,
+        request.path,
+        request.query_string,
+        [list(header) for header in request.headers],
+        request.body,
+        list(request.client) if request.client is not None else None,
+    )
+
+
+def requested(body: Sequence[object]) -> HttpRequest:
+    """The route request a REQUEST carries.
+
+    Raises:
+        EntryError: ``body`` is not a REQUEST's.
+    """
+    if len(body) != 7:
+        raise EntryError(f"a REQUEST has 7 fields, got {len(body)}")
+    room, method, path, query, headers, data, client = body
+    if not all(isinstance(field, str) for field in (room, method, path, query)):
+        raise EntryError("a REQUEST's room, method, path and query string are strings")
+    if not isinstance(data, bytes):
+        raise EntryError(f"a REQUEST's body is bytes, got {data!r:.40}")
+    return HttpRequest(
+        room=_string(room),
+        method=_string(method),
+        path=_string(path),
+        query_string=_string(query),
+        headers=tuple(_pair(header) for header in _items(headers)),
+        body=data,
+        client=_address(client),
+    )
+
+
+def response_body(response: Response) -> tuple[object, ...]:
+    """A RESPONSE's body for ``response``."""
+    return (response.status, [list(header) for header in response.headers], response.body)
+
+
+def responded(body: Sequence[object]) -> Response:
+    """The response a RESPONSE carries.
+
+    Raises:
+        EntryError: ``body`` is not a RESPONSE's.
+    """
+    if len(body) != 3:
+        raise EntryError(f"a RESPONSE has 3 fields, got {len(body)}")
+    status, headers, data = body
+    if not isinstance(status, int) or not 100 <= status <= 599 or not isinstance(data, bytes):
+        raise EntryError(f"a RESPONSE is a status and a body, got {body!r:.60}")
+    return Response(status, tuple(_pair(header) for header in _items(headers)), data)
 
 
 def _items(value: object) -> tuple[object, ...]:

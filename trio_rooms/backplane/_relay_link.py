@@ -5,7 +5,10 @@ own, from the entry it added itself when it connected, so nothing older is read)
 adds to another node's stream with pipelined XADDs on a second connection, capped with
 ``MAXLEN ~ max_stream``. One reader per stream and one writer per node keep each relay's
 entries in order; `RelayEnd` numbers them, so an entry trimmed away unread breaks its
-relay instead of going missing. No consumer group: a stream has one reader, and a node
+relay instead of going missing. The frames for the relays of one peer are grouped
+(`FrameGroup`) until the writer next runs, or until another entry goes to that peer:
+a broadcast to many sessions relayed from one node is one entry, and the reader hands
+each of them the same `Frame` objects. No consumer group: a stream has one reader, and a node
 that restarts has no relay left to resume.
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
@@ -21,15 +24,29 @@ import logging
 import math
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, NoReturn, Protocol, cast, final
 
 import trio
 from coredis.connection import BaseConnection
 
+from .._core.outbound import Frame
 from .._errors import BackplaneError
 from ._connection import BATCH, FAULTS, first_leaf, open_connection, round_trips
-from ._relay_entries import BEAT, END, GONE, MOVED, OPEN, Entry, decode, encode
+from ._relay_entries import (
+    BEAT,
+    END,
+    FRAMES,
+    GONE,
+    MOVED,
+    OPEN,
+    REQUEST,
+    RESPONSE,
+    Entry,
+    decode,
+    encode,
+)
+from ._relay_frames import FrameGroup, KeyNumbers, grouped
 from ._scripts import command
 
 __all__ = ["Endpoint", "RelayEnd", "RelayLink"]
@@ -39,7 +56,9 @@ _logger = logging.getLogger("trio_rooms")
 #: The stream field every entry is stored in.
 _FIELD: Final = b"e"
 #: Entries that answer nothing: an unknown relay's are dropped, not answered with GONE.
-_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT})
+_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
+#: The first entry of a relay another node initiates: a session, or a route request.
+_OPENING: Final = frozenset({OPEN, REQUEST})
 
 
 class Endpoint(Protocol):
@@ -47,6 +66,10 @@ class Endpoint(Protocol):
 
     def deliver(self, entry: Entry) -> None:
         """An entry of this relay, in order; must not block."""
+        ...
+
+    def frames(self, frames: list[Frame]) -> None:
+        """Frames of this relay, in order (shared with other relays: not to be changed)."""
         ...
 
     def broken(self, why: str) -> None:
@@ -107,12 +130,17 @@ class RelayLink:
         self._heard: dict[str, float] = {}
         self._silent: set[str] = set()
         self._outbox: deque[tuple[bytes, bytes]] = deque()
+        #: Frames waiting to be sealed into one entry per peer, and how many in all.
+        self._groups: dict[str, FrameGroup] = {}
+        self._grouped = 0
+        self._keys = KeyNumbers()
         self._queued = trio.Event()
         self._space = trio.lowlevel.ParkingLot()
         self._connected = False
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
         self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
-        #: Called with an OPEN of a relay this node does not know: a session to run here.
+        #: Called with an OPEN or REQUEST of a relay this node does not know: a session
+        #: to run here, or a route request to answer.
         self.on_open: Callable[[Entry], None] | None = None
 
     # ------------------------------------------------------------------ relays
@@ -146,8 +174,48 @@ class RelayLink:
         Dropped if Redis is not connected: the relay is broken then anyway.
         """
         if self._connected:
+            self._seal(end.peer)
             end.sent += 1
             self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+
+    def put_frames(self, end: RelayEnd, frames: Sequence[Frame]) -> bool:
+        """Group ``frames`` of ``end``'s relay for its peer, if there is room: see `send`.
+
+        Returns False, having taken nothing, if `max_queue` entries and frames wait
+        already or Redis is not connected.
+        """
+        if not self._connected or self._waiting() >= self._max_queue:
+            return False
+        self._group(end, frames)
+        return True
+
+    async def send_frames(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
+        """Group ``frames`` of ``end``'s relay for its peer, waiting as `send` does.
+
+        Raises:
+            BackplaneError: Redis is not connected.
+        """
+        await self._wait_for_space()
+        self._group(end, frames)
+
+    def _group(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
+        group = self._groups.get(end.peer)
+        if group is None:
+            group = self._groups[end.peer] = FrameGroup()
+        before = len(group)
+        group.add(end, frames)
+        self._grouped += len(group) - before
+        self._queued.set()
+
+    def _seal(self, peer: str) -> None:
+        """Queue the entry of the frames grouped for ``peer``: before anything else to it."""
+        group = self._groups.pop(peer, None)
+        if group is not None:
+            self._grouped -= len(group)
+            self._outbox.append((self._key(peer), group.seal(self.node_id, self._keys)))
+
+    def _waiting(self) -> int:
+        return len(self._outbox) + self._grouped
 
     async def send(self, end: RelayEnd, kind: str, *body: object) -> None:
         """Queue an entry of ``end``'s, waiting while `max_queue` entries wait already.
@@ -155,13 +223,22 @@ class RelayLink:
         Raises:
             BackplaneError: Redis is not connected.
         """
-        while self._connected and len(self._outbox) >= self._max_queue:
+        await self._wait_for_space()
+        self._seal(end.peer)
+        end.sent += 1
+        self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+
+    async def _wait_for_space(self) -> None:
+        """Wait while `max_queue` entries and frames wait to be written.
+
+        Raises:
+            BackplaneError: Redis is not connected.
+        """
+        while self._connected and self._waiting() >= self._max_queue:
             await self._space.park()
         if not self._connected:
             await trio.lowlevel.checkpoint()
             raise BackplaneError("the relays have no connection to Redis")
-        end.sent += 1
-        self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
 
     def _queue(self, peer: str, data: bytes) -> None:
         self._outbox.append((self._key(peer), data))
@@ -207,6 +284,8 @@ class RelayLink:
     def _lost(self, why: str) -> None:
         self._connected = False
         self._outbox.clear()
+        self._groups.clear()
+        self._grouped = 0
         self._space.unpark_all()
         ends, self._ends = list(self._ends.values()), {}
         for _, endpoint in ends:
@@ -225,11 +304,17 @@ class RelayLink:
     async def _write(self, connection: BaseConnection) -> NoReturn:
         outbox = self._outbox
         while True:
-            while not outbox:
+            while not outbox and not self._groups:
                 await self._queued.wait()
                 self._queued = trio.Event()
+            if self._groups:
+                # The session writers woken with this one hand their batches first:
+                # a burst to many relays of a peer is then one entry, not one per writer.
+                await trio.lowlevel.checkpoint()
+            for peer in list(self._groups):
+                self._seal(peer)
             batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH))]
-            self._space.unpark(count=max(0, self._max_queue - len(outbox)))
+            self._space.unpark(count=max(0, self._max_queue - self._waiting()))
             commands = [command(*self._xadd(key, data)) for key, data in batch]
             await round_trips(connection, commands, timeout=self._timeout)
 
@@ -260,9 +345,12 @@ class RelayLink:
         self._silent.discard(entry.source)
         if entry.kind == BEAT:
             return
+        if entry.kind == FRAMES:
+            self._dispatch_frames(entry)
+            return
         found = self._ends.get((entry.source, entry.relay))
         if found is None:
-            if entry.kind == OPEN and entry.seq == 1 and self.on_open is not None:
+            if entry.kind in _OPENING and entry.seq == 1 and self.on_open is not None:
                 self.on_open(entry)
             elif entry.kind not in _UNANSWERED:
                 self.send_nowait(RelayEnd(entry.source, entry.relay), GONE)
@@ -275,6 +363,27 @@ class RelayLink:
             return
         end.received = entry.seq
         endpoint.deliver(entry)
+
+    def _dispatch_frames(self, entry: Entry) -> None:
+        """Hand each relay of a FRAMES entry its frames (the same objects for all)."""
+        try:
+            group = grouped(entry.source, entry.body)
+        except ValueError as exc:
+            _logger.warning("relays: dropped a FRAMES entry of node %r: %s", entry.source, exc)
+            return
+        for (relay, seq), frames in zip(group.relays, group.frames, strict=True):
+            found = self._ends.get((entry.source, relay))
+            if found is None:
+                self.send_nowait(RelayEnd(entry.source, relay), GONE)
+                continue
+            end, endpoint = found
+            if seq != end.received + 1:
+                self.remove(end)
+                self.send_nowait(end, GONE)
+                endpoint.broken(f"relay entries were lost: {seq} after {end.received}")
+                continue
+            end.received = seq
+            endpoint.frames(frames)
 
     async def _beat(self) -> NoReturn:
         """Tell every peer we share a relay with that we live; break the silent ones'."""

@@ -5,36 +5,42 @@ pumps both ways in order: the client's messages to the owner, within the credit 
 owner gives, and the owner's frames onto an `OutboundQueue` of this node's, which the
 client's connection drains. That queue has the bounds and slow-consumer policy of a
 local session's (1008), and the transport's keepalive pings and pongs go through it,
-so the client cannot tell. When the owner is lost (silent, or Redis is), the client is
-closed with 1012 (service restart): it reconnects and resumes on whichever node owns
-the room by then.
+so the client cannot tell. The owner's frames keep their delivery policies there (a
+coalescing key is the owner's number for it), and a client that counts frames is told
+of what they drop, as the owner's own queue would tell it. When the owner is lost
+(silent, or Redis is), the client is closed with 1012 (service restart): it reconnects
+and resumes on whichever node owns the room by then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Final, final
 
 import trio
 
 from .._core.config import RoomsConfig
 from .._core.connection import Connection, ConnectionEnded
-from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.request import ConnectRequest
+from .._core.session_codecs import library_frame
 from .._errors import BackplaneError
+from .._wire import SkippedFrame
 from ..codec import WireFormat
 from ._relay_entries import (
     ACCEPTED,
     CLOSE,
+    COUNTS,
     CREDIT,
     END,
-    FRAMES,
     GONE,
     MESSAGE,
     MOVED,
     OPEN,
     Entry,
     closing,
+    counts,
     ending,
     opening_body,
 )
@@ -54,19 +60,22 @@ async def relay_session(
     wire: WireFormat,
     connection: Connection,
     config: RoomsConfig,
+    lapses: float = math.inf,
 ) -> tuple[int, str] | None:
     """Serve ``connection``'s session on node ``owner`` until it ends: its close.
 
     Returns None, having touched nothing of ``connection``, if ``owner`` does not run
-    it: the room is not its own (MOVED), or no answer came within
-    ``handshake_timeout``. Cancelled (this node shuts down), the client is closed with
-    1001 and the owner told, within ``close_timeout``.
+    it: the room is not its own (MOVED), or no answer came within ``handshake_timeout``
+    or before ``lapses``, when its lease lapses if it does not renew it (a live owner
+    answers long before; a dead one's room can be taken then). Cancelled (this node
+    shuts down), the client is closed with 1001 and the owner told, within
+    ``close_timeout``.
     """
     end = link.new_end(owner)
     pump = _Pump(link, end, connection, config)
     link.add(end, pump)
     try:
-        return await pump.run(request, wire)
+        return await pump.run(request, wire, lapses)
     finally:
         link.remove(end)
 
@@ -107,12 +116,17 @@ class _Pump:
             self.broken(f"the room's node sent a bad {entry.kind!r} entry: {exc}")
         self._answered.set()
 
+    def frames(self, frames: list[Frame]) -> None:
+        self._accepted = True
+        self._put(frames)
+        self._answered.set()
+
     def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
         if kind == ACCEPTED:
             self._accepted = True
-        elif kind == FRAMES and len(body) == 1:
-            self._accepted = True
-            self._put(body[0])
+        elif kind == COUNTS:
+            wire = counts(body)
+            self._outbound.marker = lambda skipped: library_frame(wire, SkippedFrame(skipped))
         elif kind == CREDIT and len(body) == 1 and isinstance(body[0], int):
             self._credit = max(self._credit, body[0] + self._window)
             self._credited.set()
@@ -135,15 +149,11 @@ class _Pump:
         self._finish((_LOST, why))
         self._answered.set()
 
-    def _put(self, frames: object) -> None:
-        if not isinstance(frames, tuple):
-            return
+    def _put(self, frames: list[Frame]) -> None:
         outbound = self._outbound
         try:
-            for item in frames:  # pyright: ignore[reportUnknownVariableType]
-                opcode, payload = item  # pyright: ignore[reportUnknownVariableType]
-                if opcode in (TEXT, BINARY) and isinstance(payload, bytes):
-                    outbound.put(Frame(opcode, payload))
+            for frame in frames:
+                outbound.put_first(frame)
         except QueueOverflow:
             # The same policy as a local session's: the client is too slow, 1008.
             self._close_client(1008, "slow consumer", discard=True)
@@ -163,9 +173,12 @@ class _Pump:
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, request: ConnectRequest, wire: WireFormat) -> tuple[int, str] | None:
+    async def run(
+        self, request: ConnectRequest, wire: WireFormat, lapses: float
+    ) -> tuple[int, str] | None:
         self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
-        with trio.move_on_after(self._config.handshake_timeout):
+        deadline = min(trio.current_time() + self._config.handshake_timeout, lapses)
+        with trio.move_on_at(deadline):
             await self._answered.wait()
         if not self._accepted:
             return None  # what the owner still sends for it is answered with GONE

@@ -6,6 +6,12 @@ its frames and close to that node's stream. Its inbound is bounded by credit: th
 client's node has at most ``window`` messages in flight, and is told (CREDIT) each time
 the session has taken half of that, so a slow handler holds the client back as a local
 one's socket would.
+
+Its frames leave the session's queue as a socket's would (the queue's ``direct`` write
+when its writer is idle, else the writer's batches), once the output gate lets them, and
+are grouped with the other relays' of the client's node (`FrameGroup`): one entry per
+broadcast and node. Their delivery policies go with them, and so does the session's
+counting of frames (COUNTS), so that the client's node drops and tells as the owner would.
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ from typing import final
 import trio
 
 from .._core.connection import ConnectionEnded
-from .._core.outbound import BINARY, Frame, OutboundQueue
+from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
 from .._core.ownership import RelayHost
 from .._errors import BackplaneError
 from ._relay_entries import (
     ACCEPTED,
     CLOSE,
+    COUNTS,
     CREDIT,
     END,
-    FRAMES,
     GONE,
     MESSAGE,
     MOVED,
@@ -62,6 +68,9 @@ class RelayedConnection:
         self._lost: str | None = None
         self._taken = self._credited = 0
         self._close_sent = False
+        self._outbound: OutboundQueue | None = None
+        #: COUNTS was sent (the session's client counts frames).
+        self._counted = False
 
     # ------------------------------------------------------------------ endpoint
 
@@ -89,6 +98,9 @@ class RelayedConnection:
             return
         self._arrived.set()
 
+    def frames(self, frames: list[Frame]) -> None:
+        self.broken("the client's node sent frames")
+
     def broken(self, why: str) -> None:
         if self._lost is None:
             self._lost = why
@@ -100,6 +112,17 @@ class RelayedConnection:
     def attach(self, outbound: OutboundQueue) -> None:
         # The session is admitted to run: the client's node starts relaying its client.
         self._link.send_nowait(self._end, ACCEPTED)
+        self._outbound = outbound
+        outbound.direct = self._direct
+
+    def _direct(self, frames: list[Frame]) -> bytes | None:
+        """The queue's write without waiting: grouped at once, or left to the writer."""
+        if self._lost is not None or not self._holds():
+            return None  # the writer's send says why
+        self._count()
+        if not self._link.put_frames(self._end, _data(frames)):
+            return None
+        return b""
 
     async def receive(self) -> str | bytes:
         while not self._events:
@@ -120,18 +143,37 @@ class RelayedConnection:
         if self._lost is not None or not self._holds():
             await trio.lowlevel.checkpoint()
             raise trio.BrokenResourceError(self._lost or "this node does not own the room now")
-        # Control frames are the transport's own, and there is none on this side.
-        body = [(frame.opcode, frame.payload) for frame in frames if frame.opcode <= BINARY]
+        self._count()
         try:
-            await self._link.send(self._end, FRAMES, body)
+            await self._link.send_frames(self._end, _data(frames))
         except BackplaneError as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
+
+    def _count(self) -> None:
+        """Before its first frame: tell the client's node if its client counts frames.
+
+        The session decides that (its queue's ``marker``) before it queues anything.
+        """
+        outbound = self._outbound
+        if self._counted or outbound is None or outbound.marker is None:
+            return
+        self._counted = True
+        # A library frame's opcode is its session's wire format's.
+        wire = "json" if outbound.marker(0).opcode == TEXT else "msgpack"
+        self._link.send_nowait(self._end, COUNTS, wire)
 
     async def close(self, code: int, reason: str) -> None:
         await trio.lowlevel.checkpoint()
         if not self._close_sent and self._lost is None and self._holds():
             self._close_sent = True
             self._link.send_nowait(self._end, CLOSE, code, reason, False, True)
+
+
+def _data(frames: list[Frame]) -> list[Frame]:
+    """The data frames of ``frames``: control frames are the client node's transport's."""
+    if all(frame.opcode <= BINARY for frame in frames):
+        return frames
+    return [frame for frame in frames if frame.opcode <= BINARY]
 
 
 async def serve_relayed(

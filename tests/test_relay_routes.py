@@ -1,0 +1,115 @@
+"""Route requests to a room another node owns are answered by the owner, as its own are.
+
+Two nodes of `tests.fanout_app` in this process on one real redis-server; node ``a``
+owns room ``fan`` (its client comes first); requests go to ``b`` over real sockets.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import trio
+
+import trio_rooms
+
+from .fanout_app import open_fanout_node
+from .redis_server import RedisServer
+from .sockets import RawClient, open_raw
+from .test_routes import HttpResult, http
+
+pytestmark = pytest.mark.slow
+
+FAN = "/rooms/fan/websocket"
+PATIENCE = 20.0
+
+
+async def _receive(client: RawClient) -> dict[str, object]:
+    message: dict[str, object] = orjson.loads(await client.receive_text())
+    return message
+
+
+def _seen(result: HttpResult) -> tuple[int, str | None, bytes]:
+    return result.status, result.headers.get("content-type"), result.body
+
+
+async def test_a_route_of_a_room_owned_elsewhere_is_answered_by_its_owner(
+    redis_server: RedisServer,
+) -> None:
+    """Through node b, every route of a's room answers with the status, headers and body
+    a itself gives (a handler's, a failing one's 500, a bad body's 400), from a's room."""
+    url = redis_server.url
+    requests = [
+        ("GET", "/rooms/fan/info", b"", "application/json"),
+        ("GET", "/rooms/fan/teapot?x=1", b"", None),
+        ("GET", "/rooms/fan/boom", b"", None),
+        ("POST", "/rooms/fan/shout", b'{"n": "seven"}', "application/json"),
+        ("POST", "/rooms/fan/shout", b'{"n": 7}', "text/plain"),
+        ("POST", "/rooms/fan/info", b"", None),
+        ("GET", "/rooms/fan/nowhere", b"", None),
+    ]
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_fanout_node(url, "a") as (_, port_a),
+            open_fanout_node(url, "b") as (rooms_b, port_b),
+            open_raw(port_a, FAN) as on_a,
+        ):
+            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            for method, target, body, content_type in requests:
+                at_a = await http(port_a, method, target, body, content_type=content_type)
+                at_b = await http(port_b, method, target, body, content_type=content_type)
+                assert _seen(at_b) == _seen(at_a), target
+            teapot = await http(port_b, "GET", "/rooms/fan/teapot?x=1")
+            assert (teapot.status, teapot.body) == (418, b"GET /rooms/fan/teapot 1 t1")
+            assert teapot.headers["x-node"] == "a"
+            info = await http(port_b, "GET", "/rooms/fan/info")
+            assert info.json() == {"node": "a", "sessions": 1, "shouts": 0}
+            assert rooms_b.statistics().rooms == 0
+
+
+async def test_a_relayed_route_call_is_an_event_of_the_owners_room(
+    redis_server: RedisServer,
+) -> None:
+    """A POST through node b writes in a's room and answers once the write is durable;
+    its broadcast reaches the clients of both nodes."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_fanout_node(url, "a") as (rooms_a, port_a),
+            open_fanout_node(url, "b") as (_, port_b),
+            open_raw(port_a, FAN) as on_a,
+            open_raw(port_b, FAN) as on_b,
+        ):
+            for client in (on_a, on_b):
+                assert await _receive(client) == {"type": "hello", "node": "a"}
+            for n in (1, 2):
+                result = await http(port_b, "POST", "/rooms/fan/shout", b'{"n": %d}' % n)
+                assert result.json() == {"node": "a", "sessions": 2, "shouts": n}
+                for client in (on_a, on_b):
+                    assert await _receive(client) == {"type": "said", "n": n}
+            room = await rooms_a.get("fan")
+            assert await room.storage.get("shouts", int) == 2
+
+
+async def test_a_relayed_route_request_keeps_the_receiving_nodes_limits(
+    redis_server: RedisServer,
+) -> None:
+    """A body over max_message_size sent to node b gets b's 413 (the owner never sees it),
+    as it would on the owner."""
+    url = redis_server.url
+    config = trio_rooms.RoomsConfig(
+        rate_limit=None, max_connections_per_address=10_000, max_message_size=1024
+    )
+    body = b'{"n": 1, "pad": "%s"}' % (b"x" * 2048)
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_fanout_node(url, "a", config) as (rooms_a, port_a),
+            open_fanout_node(url, "b", config) as (_, port_b),
+            open_raw(port_a, FAN) as on_a,
+        ):
+            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            at_a = await http(port_a, "POST", "/rooms/fan/shout", body)
+            at_b = await http(port_b, "POST", "/rooms/fan/shout", body)
+            assert _seen(at_b) == _seen(at_a)
+            assert at_b.status == 413
+            assert at_b.headers["connection"] == "close"
+            assert (await rooms_a.get("fan")).shouts == 0

@@ -1,0 +1,197 @@
+"""Grouped FRAMES entries: an owner's frames for every session relayed from one node. No I/O.
+
+A broadcast puts one `Frame` on the queue of each session of the room; the frames of
+the sessions relayed from one node are gathered into that node's open `FrameGroup`,
+which the link seals into one entry when it next writes, or before any other entry to
+that node (so each relay's entries stay in order). So a broadcast costs one entry per
+relaying node, not one per relayed session. The entry lists the relays it concerns,
+each with its seq (a lost entry is a gap in each of them) and the order of its frames,
+then each distinct frame once::
+
+    [FRAMES, source, "", 0, [[relay, seq, order], ...], [[opcode, payload, policy, key], ...]]
+
+``order`` is None when the relay gets every frame of the entry in the entry's order (a
+broadcast, or a burst of them), else the indices of its frames, in its order: its own
+frames and the room's broadcasts interleave as the owner sent them.
+
+``policy`` and ``key`` are the frame's delivery policy (`trio_rooms._delivery`), so the
+client's node applies it in its own queue. A coalescing key is an object of the owner:
+the entry carries a number instead (`KeyNumbers`), the same for equal keys while it is
+remembered and never given to another key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, final
+
+from .._core.outbound import BINARY, TEXT, Frame
+from .._delivery import COALESCE, DISCONNECT, DROP_OLDEST
+from ._relay_entries import FRAMES, EntryError, encode
+
+if TYPE_CHECKING:
+    from ._relay_link import RelayEnd
+
+__all__ = ["FrameGroup", "Grouped", "KeyNumbers", "grouped"]
+
+_POLICIES: Final = frozenset({DISCONNECT, DROP_OLDEST, COALESCE})
+
+
+@final
+class KeyNumbers:
+    """Numbers for the coalescing keys of one node's frames, as other nodes see them.
+
+    Equal keys get the same number while it is remembered (up to ``limit`` keys, then
+    all are forgotten at once); a number is never given to another key, so forgetting
+    only means that a frame may not replace an older one of its key over there.
+    """
+
+    __slots__ = ("_limit", "_next", "_numbers")
+
+    def __init__(self, limit: int = 65_536) -> None:
+        self._limit = limit
+        self._numbers: dict[object, int] = {}
+        self._next = 1
+
+    def number(self, frame: Frame) -> int:
+        """``frame``'s key's number; 0 for a frame that does not coalesce."""
+        if frame.policy != COALESCE:
+            return 0
+        numbers = self._numbers
+        found = numbers.get(frame.key)
+        if found is not None:
+            return found
+        if len(numbers) >= self._limit:
+            numbers.clear()
+        number = numbers[frame.key] = self._next
+        self._next += 1
+        return number
+
+
+@final
+class _Relay:
+    """One relay's frames in a group: their indices, in its order."""
+
+    __slots__ = ("end", "in_order", "order")
+
+    def __init__(self, end: RelayEnd) -> None:
+        self.end = end
+        self.order: list[int] = []
+        #: Every index is larger than the one before (so far).
+        self.in_order = True
+
+
+@final
+class FrameGroup:
+    """The frames waiting to go to one node, each once, and each relay's order of them."""
+
+    __slots__ = ("_by_frame", "_frames", "_relays")
+
+    def __init__(self) -> None:
+        #: The relays with frames here, in the order they first had one.
+        self._relays: dict[str, _Relay] = {}
+        self._frames: list[Frame] = []
+        #: Each frame object's index (``_frames`` holds them: their ids stay valid).
+        self._by_frame: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        """Frames grouped (a frame for many relays counts once)."""
+        return len(self._frames)
+
+    def add(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
+        """Group ``frames`` for ``end``'s relay, after what is grouped for it already."""
+        relay = self._relays.get(end.relay)
+        if relay is None:
+            relay = self._relays[end.relay] = _Relay(end)
+        grouped, by_frame, order = self._frames, self._by_frame, relay.order
+        for frame in frames:
+            index = by_frame.get(id(frame))
+            if index is None:
+                index = by_frame[id(frame)] = len(grouped)
+                grouped.append(frame)
+            if order and index <= order[-1]:
+                relay.in_order = False
+            order.append(index)
+
+    def seal(self, source: str, keys: KeyNumbers) -> bytes:
+        """The entry of everything grouped, each relay's seq counted; the group is spent."""
+        count = len(self._frames)
+        relays: list[tuple[str, int, list[int] | None]] = []
+        for relay in self._relays.values():
+            end = relay.end
+            end.sent += 1
+            every = relay.in_order and len(relay.order) == count
+            relays.append((end.relay, end.sent, None if every else relay.order))
+        frames = [
+            (frame.opcode, frame.payload, frame.policy, keys.number(frame))
+            for frame in self._frames
+        ]
+        return encode(FRAMES, source, "", 0, relays, frames)
+
+
+@final
+class Grouped:
+    """A FRAMES entry as read: each relay's id and seq, and each relay's frames."""
+
+    __slots__ = ("frames", "relays")
+
+    def __init__(self, relays: list[tuple[str, int]], frames: list[list[Frame]]) -> None:
+        self.relays = relays
+        #: The frames of each relay, by its index: one `Frame` object per frame, shared.
+        self.frames = frames
+
+
+def grouped(source: str, body: Sequence[object]) -> Grouped:
+    """What a FRAMES entry of node ``source`` carries for each relay.
+
+    A coalescing key becomes ``(source, number)``: numbers of two nodes never match.
+
+    Raises:
+        EntryError: ``body`` is not a FRAMES entry's.
+    """
+    if len(body) != 2:
+        raise EntryError(f"a FRAMES entry has 2 fields, got {len(body)}")
+    frames = [_frame(source, item) for item in _items(body[1])]
+    relays: list[tuple[str, int]] = []
+    each: list[list[Frame]] = []
+    for item in _items(body[0]):
+        fields = _items(item)
+        if len(fields) != 3 or not isinstance(fields[0], str):
+            raise EntryError(f"expected a relay, its seq and its order, got {item!r:.40}")
+        relays.append((fields[0], _count(fields[1])))
+        order = fields[2]
+        if order is None:
+            each.append(frames)
+            continue
+        indices = [_count(index) for index in _items(order)]
+        if any(index >= len(frames) for index in indices):
+            raise EntryError(f"a relay's frame {max(indices)} of {len(frames)}")
+        each.append([frames[index] for index in indices])
+    if not relays:
+        raise EntryError("a FRAMES entry is for at least one relay")
+    return Grouped(relays, each)
+
+
+def _items(value: object) -> tuple[object, ...]:
+    if not isinstance(value, tuple):
+        raise EntryError(f"expected an array, got {value!r:.40}")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EntryError(f"expected a count, got {value!r:.40}")
+    return value
+
+
+def _frame(source: str, value: object) -> Frame:
+    fields = _items(value)
+    if len(fields) != 4:
+        raise EntryError(f"a frame of a FRAMES entry has 4 fields, got {len(fields)}")
+    opcode, payload, policy, number = fields
+    if (opcode != TEXT and opcode != BINARY) or not isinstance(payload, bytes):
+        raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
+    if policy not in _POLICIES:
+        raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
+    number = _count(number)
+    return Frame(_count(opcode), payload, 0, _count(policy), (source, number) if number else None)

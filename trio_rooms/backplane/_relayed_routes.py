@@ -1,0 +1,102 @@
+"""Route requests of a room another node owns: asked of the owner over the relay streams.
+
+The node that received the request has read its body within its bounds (``413``,
+``408``) and checked its origin and caps; it sends the request to the owner (REQUEST)
+on a relay of its own and waits for the answer (RESPONSE), or MOVED if the room is not
+the owner's any more (the caller asks again). The owner answers it as one of its own
+(`RelayHost.answer_relayed`): the same route, statuses and bodies, once the writes it
+made are durable. A relay that breaks (the owner silent for ``lease_ttl``, Redis lost)
+is answered 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import final
+
+import trio
+
+from .._core.outbound import Frame
+from .._core.ownership import RelayHost
+from .._core.routes import HttpRequest, Response
+from ._relay_entries import (
+    GONE,
+    MOVED,
+    REQUEST,
+    RESPONSE,
+    Entry,
+    request_body,
+    requested,
+    responded,
+    response_body,
+)
+from ._relay_link import RelayEnd, RelayLink
+
+__all__ = ["answer_relayed", "request_through"]
+
+_logger = logging.getLogger("trio_rooms")
+
+
+@final
+class _Answer:
+    """The asking side of one relayed request: an `Endpoint` that waits for the answer."""
+
+    def __init__(self) -> None:
+        #: The owner's response; None for MOVED.
+        self.response: Response | None = None
+        self.done = trio.Event()
+
+    def deliver(self, entry: Entry) -> None:
+        if entry.kind == RESPONSE:
+            try:
+                self.response = responded(entry.body)
+            except ValueError as exc:
+                self.broken(f"the room's node sent a bad RESPONSE: {exc}")
+        elif entry.kind == GONE:
+            self.broken("the room's node dropped the request")
+        elif entry.kind != MOVED:
+            return
+        self.done.set()
+
+    def frames(self, frames: list[Frame]) -> None:
+        self.broken("the room's node sent frames for a route request")
+
+    def broken(self, why: str) -> None:
+        if not self.done.is_set():
+            _logger.warning("relays: a route request was lost: %s", why)
+            self.response = Response.text(503, "Service Unavailable: the room's node was lost")
+            self.done.set()
+
+
+async def request_through(link: RelayLink, owner: str, request: HttpRequest) -> Response | None:
+    """Node ``owner``'s answer to ``request``; None if the room is not its own (MOVED)."""
+    end = link.new_end(owner)
+    answer = _Answer()
+    link.add(end, answer)
+    try:
+        link.send_nowait(end, REQUEST, *request_body(request))
+        await answer.done.wait()
+    finally:
+        link.remove(end)
+    return answer.response
+
+
+async def answer_relayed(
+    link: RelayLink, host: RelayHost, entry: Entry, holds: Callable[[str], bool]
+) -> None:
+    """Answer the route request a REQUEST carries on ``host``; MOVED if it is not ours."""
+    end = RelayEnd(entry.source, entry.relay, received=entry.seq)
+    try:
+        request = requested(entry.body)
+    except ValueError as exc:
+        _logger.warning("relays: refused a REQUEST from node %r: %s", entry.source, exc)
+        link.send_nowait(end, GONE)
+        return
+    response = await host.answer_relayed(request)
+    if response is None:
+        link.send_nowait(end, MOVED)
+    elif holds(request.room):
+        link.send_nowait(end, RESPONSE, *response_body(response))
+    # Else the room was lost meanwhile: nothing a deposed owner says reaches a client;
+    # the asking node's relay breaks when this node's beats stop (or it gets GONE).
