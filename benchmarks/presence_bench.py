@@ -3,16 +3,17 @@
     python -m benchmarks.presence_bench [--members 1000] [--churners 20] [--seconds 5]
         [--nodes 1|2] [--redis redis://...]
 
-Every member connects with ``?key=...&watch``: it joins presence in ``on_connect`` and
-subscribes, so each change is a diff sent to every member. Members read their sockets
-and discard the bytes (no WebSocket parsing: the cost measured is the server's).
+The server (one node, or two on one Redis, started here on a free port unless
+``--redis`` is given) runs in this process; the clients run in a child process
+(``--drive``), so that their cost is not the server's. Every member connects with
+``?key=...&watch``: it joins presence in ``on_connect`` and subscribes, so each change
+reaches every member. Members read their sockets and discard the bytes.
 ``--churners`` more clients loop ``Join``, then ``Leave``, each waiting for the room's
-``Done``. With ``--nodes 2`` members and churners are split over two nodes on one
-Redis (started here on a free port unless ``--redis`` is given), and a change counts
-once the other node applied it.
+``Done``. With two nodes members and churners are split over them.
 
-Reported: changes acknowledged per second, and the diffs per second one member on the
-last node received (what every member got).
+Reported: changes acknowledged per second, the diff frames per second one member on the
+last node received (what every member got: fewer than the changes when a turn's
+changes are merged), and the server's CPU seconds per change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncGenerator
@@ -172,35 +174,80 @@ async def _redis(url: str | None) -> AsyncGenerator[str]:
             await process.wait()
 
 
+async def drive(ports: list[int], members: int, churners: int, seconds: float) -> None:
+    """The clients (the child process): members, then churners; the figures on stdout.
+
+    Prints ``measuring`` when the window opens, then one JSON line of what it counted.
+    """
+    nodes = len(ports)
+    counted = [0]
+    ready = _Ready(members)
+    async with trio.open_nursery() as clients:
+        for n in range(members):
+            watched = counted if n == members - 1 else None
+            clients.start_soon(_member, ports[n % nodes], f"member-{n}", ready, watched)
+        with trio.fail_after(120):
+            await ready.all.wait()
+        done = [0]
+        for n in range(churners):
+            clients.start_soon(_churner, ports[n % nodes], f"churner-{n}", done)
+        await trio.sleep(1)  # warm up
+        done[0] = counted[0] = 0
+        print("measuring", flush=True)
+        started = time.perf_counter()
+        await trio.sleep(seconds)
+        elapsed = time.perf_counter() - started
+        print(orjson.dumps({"acked": done[0], "diffs": counted[0], "elapsed": elapsed}).decode())
+        clients.cancel_scope.cancel()
+
+
 async def run(members: int, churners: int, seconds: float, nodes: int, url: str | None) -> None:
     async with _redis(url) if nodes == 2 else _none() as redis_url, trio.open_nursery() as nursery:
         ports: list[int] = [await nursery.start(_node, redis_url) for _ in range(nodes)]
-        counted = [0]
-        ready = _Ready(members)
-        async with trio.open_nursery() as clients:
-            for n in range(members):
-                port = ports[n % nodes]
-                watched = counted if n == members - 1 else None
-                clients.start_soon(_member, port, f"member-{n}", ready, watched)
-            with trio.fail_after(120):
-                await ready.all.wait()
-            done = [0]
-            for n in range(churners):
-                clients.start_soon(_churner, ports[n % nodes], f"churner-{n}", done)
-            await trio.sleep(1)  # warm up
-            done[0] = counted[0] = 0
-            started = time.perf_counter()
-            await trio.sleep(seconds)
-            elapsed = time.perf_counter() - started
-            acked, seen = done[0], counted[0]
-            clients.cancel_scope.cancel()
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.presence_bench",
+            "--drive",
+            ",".join(map(str, ports)),
+            "--members",
+            str(members),
+            "--churners",
+            str(churners),
+            "--seconds",
+            str(seconds),
+        ]
+        child = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+        try:
+            assert child.stdout is not None
+            lines = _lines(child.stdout)
+            assert await anext(lines) == "measuring"
+            cpu = time.process_time()
+            figures = orjson.loads(await anext(lines))
+            cpu = time.process_time() - cpu
+        finally:
+            await child.wait()
         nursery.cancel_scope.cancel()
+    elapsed = figures["elapsed"]
+    acked, seen = figures["acked"], figures["diffs"]
     print(
         f"nodes={nodes} members={members} churners={churners}: "
         f"{acked / elapsed:,.0f} changes/s acknowledged, "
-        f"{seen / elapsed:,.0f} diffs/s reached a member (each to {members} "
-        "subscribers)"
+        f"{seen / elapsed:,.0f} diff frames/s reached a member (each to {members} "
+        f"subscribers), {cpu / max(acked, 1) * 1e6:,.0f} us server CPU per change"
     )
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncGenerator[str]:
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            data = await stream.receive_some()
+            if not data:
+                raise SystemExit(f"the clients' process ended: {buffer!r}")
+            buffer += data
+        line, _, buffer = buffer.partition(b"\n")
+        yield line.decode()
 
 
 @asynccontextmanager
@@ -209,13 +256,18 @@ async def _none() -> AsyncGenerator[None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--churners", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=1)
     parser.add_argument("--redis", default=None)
+    parser.add_argument("--drive", metavar="PORTS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drive:
+        ports = [int(port) for port in args.drive.split(",")]
+        trio.run(drive, ports, args.members, args.churners, args.seconds)
+        return
     trio.run(run, args.members, args.churners, args.seconds, args.nodes, args.redis)
 
 

@@ -62,12 +62,22 @@ class Watch(Message):
 
 
 @attrs.frozen
+class Burst(Message):
+    """Join under ``key``, then update ``updates`` times, and leave if ``leave``: one event."""
+
+    seq: int
+    key: str
+    updates: int
+    leave: bool = False
+
+
+@attrs.frozen
 class Done(Message):
     seq: int
     error: str | None = None
 
 
-ClientMsg = Join | Update | Leave | Watch
+ClientMsg = Join | Update | Leave | Watch | Burst
 
 
 class PresenceSession(Session[None, Done, ClientMsg, "PresenceRoom"]):
@@ -93,6 +103,12 @@ class PresenceSession(Session[None, Done, ClientMsg, "PresenceRoom"]):
                     self.leave_presence()
                 case Watch():
                     self.subscribe_presence()
+                case Burst(key=key, updates=updates, leave=leave):
+                    self.join_presence(key, Device("burst"))
+                    for n in range(updates):
+                        self.update_presence(Device("burst", typing=n % 2 == 0))
+                    if leave:
+                        self.leave_presence()
                 case _:
                     assert_never(message)
         except (trio_rooms.PresenceLimitError, RuntimeError) as exc:
@@ -104,7 +120,7 @@ class PresenceRoom(Room[PresenceSession]):
     presence = trio_rooms.Presence(Device)
 
 
-client_codec = JsonCodec(Join, Update, Leave, Watch)
+client_codec = JsonCodec(Join, Update, Leave, Watch, Burst)
 server_codec = JsonCodec(Done)
 
 #: key -> [(ref, meta as sent)], the order of each key's list as sent.
@@ -143,7 +159,7 @@ class PresencePeer:
         self.diffs: list[PresenceDiffFrame] = []
         self._seq = 0
 
-    async def request(self, message: Join | Update | Leave | Watch) -> Done:
+    async def request(self, message: ClientMsg) -> Done:
         """Send ``message`` and read (applying presence frames) until its ``Done``."""
         await self.ws.send_message(client_codec.encode(message).decode())
         while True:
@@ -166,6 +182,9 @@ class PresencePeer:
 
     async def watch(self) -> Done:
         return await self.request(Watch(self.seq()))
+
+    async def burst(self, key: str, updates: int, *, leave: bool = False) -> Done:
+        return await self.request(Burst(self.seq(), key, updates, leave))
 
     async def next(self) -> Done | PresenceStateFrame | PresenceDiffFrame:
         """The next frame, its presence applied."""

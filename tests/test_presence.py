@@ -89,6 +89,27 @@ async def test_a_late_subscriber_gets_what_the_others_built_from_diffs(port: int
             assert len(late.state) == 2
 
 
+async def test_changes_of_one_turn_reach_subscribers_as_one_diff(port: int) -> None:
+    """A join and 51 updates in one event are one diff of the last metadata; a join and
+    leave in one event send nothing; the state stays what the diffs build."""
+    async with connect(port) as watcher, connect(port) as actor:
+        await watcher.watch()
+        await actor.burst("ann", 51)
+        await watcher.leave()  # a no-op handled after that event: its Done comes after
+        assert len(watcher.diffs) == 1
+        (diff,) = watcher.diffs
+        assert diff.leaves == {}
+        assert [meta.meta for meta in diff.joins["ann"]] == [{"name": "burst", "typing": True}]
+        await actor.burst("bob", 3, leave=True)  # replaces ann's, then leaves: one change
+        await watcher.until(lambda s: s == {})
+        assert len(watcher.diffs) == 2
+        assert (sorted(watcher.diffs[1].joins), sorted(watcher.diffs[1].leaves)) == ([], ["ann"])
+        await actor.burst("carol", 2, leave=True)  # joins and leaves: nobody is told
+        await watcher.watch()  # a request handled after that event: its Done comes later
+        assert len(watcher.diffs) == 2
+        assert watcher.state == {}
+
+
 async def test_room_presence_is_readable_and_typed_on_the_server(served: Served) -> None:
     """``room.presence`` maps each key to its entries, with the metadata as its class."""
     rooms, port = served

@@ -1,8 +1,9 @@
 """The exports of the golden rooms are the checked-in ones; their modules pass ``tsc --strict``.
 
 ``kinds_app.KindsRoom`` has every kind of field, ``requests_app.RequestsRoom`` requests
-and their replies. After a deliberate change to the output, regenerate the golden files
-with (``kinds`` and ``KindsRoom``, or ``requests`` and ``RequestsRoom``)::
+and their replies, ``presence_app.PresenceRoom`` presence metadata. After a deliberate
+change to the output, regenerate the golden files with (``kinds`` and ``KindsRoom``,
+``requests`` and ``RequestsRoom``, or ``presence`` and ``PresenceRoom``)::
 
     rm -r tests/schema/golden/kinds
     python -m trio_rooms.schema tests.schema.kinds_app:KindsRoom --out tests/schema/golden/kinds
@@ -20,11 +21,14 @@ from trio_rooms import Room
 from trio_rooms.schema import export
 
 from .kinds_app import KindsRoom
+from .presence_app import PresenceRoom
 from .requests_app import RequestsRoom
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOMS = pytest.mark.parametrize(
-    ("name", "room"), [("kinds", KindsRoom), ("requests", RequestsRoom)], ids=["kinds", "requests"]
+    ("name", "room"),
+    [("kinds", KindsRoom), ("requests", RequestsRoom), ("presence", PresenceRoom)],
+    ids=["kinds", "requests", "presence"],
 )
 
 

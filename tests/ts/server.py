@@ -10,6 +10,10 @@ Rooms keep a replay log (the default bounds); those named ``short-...`` keep onl
 messages, so a client away for longer gets ``$resync`` and a `Snapshot`. A `Flood` can
 cut another session's socket with no close frame, as a network drop would: the server
 serves each connection itself (`serve_stream`) to hold its socket.
+
+The room has presence (`Device` metadata): a connection with ``?presence`` subscribes in
+``on_connect`` (so again on every resume), and the presence requests join, update and
+leave, each answered once done.
 """
 
 from __future__ import annotations
@@ -185,8 +189,53 @@ class Flood(Request[Flooded]):
     hold: bool = False
 
 
+@attrs.frozen
+class PresenceDone(Message):
+    """What the presence requests answer: how many presences the room has now."""
+
+    count: int
+
+
+@attrs.frozen
+class JoinPresence(Request[PresenceDone]):
+    key: str
+    device: str
+
+
+@attrs.frozen
+class UpdatePresence(Request[PresenceDone]):
+    device: str
+    typing: bool
+
+
+@attrs.frozen
+class LeavePresence(Request[PresenceDone]):
+    pass
+
+
+@attrs.frozen
+class Device:
+    """The room's presence metadata."""
+
+    name: str
+    typing: bool = False
+
+
 ClientMsg = (
-    Echo | SetName | WhoAmI | Bye | SendOdd | Reverse | GetScore | Wait | Release | Tally | Flood
+    Echo
+    | SetName
+    | WhoAmI
+    | Bye
+    | SendOdd
+    | Reverse
+    | GetScore
+    | Wait
+    | Release
+    | Tally
+    | Flood
+    | JoinPresence
+    | UpdatePresence
+    | LeavePresence
 )
 
 # ------------------------------------------------------------------ server messages
@@ -244,6 +293,7 @@ ServerMsg = (
     | Flooded
     | Tick
     | Snapshot
+    | PresenceDone
 )
 
 
@@ -260,6 +310,10 @@ class TestSession(Session[Named, ServerMsg, ClientMsg, "TestRoom"]):
 
     async def create_data(self, request: ConnectRequest) -> Named:
         return Named()
+
+    async def on_connect(self) -> None:
+        if "presence" in self.request.query:
+            self.subscribe_presence()
 
     async def on_resume(self) -> None:
         self.room.resumed(self.id)
@@ -289,7 +343,16 @@ class TestSession(Session[Named, ServerMsg, ClientMsg, "TestRoom"]):
                         data=data[::-1], parts=[p[::-1] for p in parts], size=len(data), note=note
                     )
                 )
-            case GetScore() | Wait() | Release() | Tally() | Flood():
+            case (
+                GetScore()
+                | Wait()
+                | Release()
+                | Tally()
+                | Flood()
+                | JoinPresence()
+                | UpdatePresence()
+                | LeavePresence()
+            ):
                 pass  # answered by the handlers below
             case _:
                 assert_never(message)
@@ -342,8 +405,25 @@ class TestSession(Session[Named, ServerMsg, ClientMsg, "TestRoom"]):
                     await trio.lowlevel.checkpoint()
         return Flooded(request.count)
 
+    @replies(JoinPresence)
+    async def join(self, request: JoinPresence) -> PresenceDone:
+        self.join_presence(request.key, Device(request.device))
+        return PresenceDone(self.room.presence.count())
+
+    @replies(UpdatePresence)
+    async def update_device(self, request: UpdatePresence) -> PresenceDone:
+        self.update_presence(Device(request.device, request.typing))
+        return PresenceDone(self.room.presence.count())
+
+    @replies(LeavePresence)
+    async def leave(self, request: LeavePresence) -> PresenceDone:
+        self.leave_presence()
+        return PresenceDone(self.room.presence.count())
+
 
 class TestRoom(Room[TestSession]):
+    presence = trio_rooms.Presence(Device)
+
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.scores = {"ann": 3}

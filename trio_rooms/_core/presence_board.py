@@ -9,6 +9,13 @@ The board keeps two things apart:
 Without a backplane a change is applied as it is made. With one (`PresenceSync`) it is
 sent to the broker, and the view changes when the broker's ordered diff comes back:
 the same diffs, in the same order, on every node.
+
+The view changes at once, but subscribers are sent the room's changes of one scheduler
+turn as one diff, at the start of the next (Phoenix's tracker batches its broadcasts
+the same way, per period): a churn of many changes costs one frame per turn and
+subscriber, not one per change. A merged diff is the composition of the diffs in
+their order, so every state a subscriber reaches is one the unmerged diffs reach too,
+on every node; a presence that joined and left within the turn is never sent at all.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar, final
 import attrs
 import msgpack
 import orjson
+import trio
 
 from .._errors import DecodeError, PresenceLimitError
 from .._wire import PresenceDiffFrame, PresenceStateFrame, PresenceWireMeta
@@ -90,7 +98,11 @@ class PresenceBoard(Generic[MetaT]):
         self._wire: dict[tuple[str, WireFormat], object] = {}
         self._states: dict[WireFormat, Frame] = {}
         self._packer = msgpack.Packer(use_bin_type=True)
-        #: Diffs applied to the view (each sent once to every subscriber).
+        #: The changes of this turn not sent yet, by ref: a diff's joins and leaves.
+        self._joins: dict[str, PresenceEntry[MetaT]] = {}
+        self._leaves: dict[str, PresenceEntry[MetaT]] = {}
+        self._flush_scheduled = False
+        #: Diffs sent (each once to every subscriber).
         self.diffs = 0
 
     def bind(self, room: str, config: RoomsConfig, sync: PresenceSync | None) -> None:
@@ -113,7 +125,7 @@ class PresenceBoard(Generic[MetaT]):
     def apply(
         self, joins: Sequence[PresenceEntry[MetaT]], leaves: Sequence[PresenceEntry[MetaT]]
     ) -> None:
-        """Change the view by one diff (leaves first) and send it to every subscriber.
+        """Change the view by one diff (leaves first); subscribers get it with this turn's.
 
         A leave of a ref the view lacks, or a join of one it has, is left out.
         """
@@ -139,13 +151,35 @@ class PresenceBoard(Generic[MetaT]):
             self._ref_of_session[entry.session_id] = entry.ref
         if not (left or joined):
             return
-        self.diffs += 1
         self._states.clear()
+        for entry in left:
+            if self._joins.pop(entry.ref, None) is None:
+                self._leaves[entry.ref] = entry
+            else:  # joined this turn: no subscriber was told
+                self._forget(entry)
+        for entry in joined:
+            self._joins[entry.ref] = entry
+        if not self._flush_scheduled and (self._joins or self._leaves):
+            self._flush_scheduled = True
+            trio.lowlevel.current_trio_token().run_sync_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send the changes not sent yet to every subscriber, as one diff."""
+        self._flush_scheduled = False
+        joined, left = list(self._joins.values()), list(self._leaves.values())
+        self._joins.clear()
+        self._leaves.clear()
+        if not (joined or left):
+            return
+        self.diffs += 1
         if self.subscribers:
             self._send_diff(joined, left)
         for entry in left:  # after the diff: it names their metadata
-            self._wire.pop((entry.ref, "json"), None)
-            self._wire.pop((entry.ref, "msgpack"), None)
+            self._forget(entry)
+
+    def _forget(self, entry: PresenceEntry[MetaT]) -> None:
+        self._wire.pop((entry.ref, "json"), None)
+        self._wire.pop((entry.ref, "msgpack"), None)
 
     def _send_diff(
         self, joined: list[PresenceEntry[MetaT]], left: list[PresenceEntry[MetaT]]
@@ -203,6 +237,7 @@ class PresenceBoard(Generic[MetaT]):
 
     def subscribe(self, runner: SessionRunner) -> None:
         """Send ``runner``'s client the state now, then every diff (again: the state again)."""
+        self.flush()  # the state holds this turn's changes: the others get them first
         self.subscribers[runner.id] = runner
         runner.enqueue(self.state_frame(runner.format))
 

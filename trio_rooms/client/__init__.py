@@ -16,18 +16,24 @@ from ._errors import ConnectionRejectedError as ConnectionRejectedError
 from ._errors import ConnectTimeoutError as ConnectTimeoutError
 from ._errors import ServerError as ServerError
 from ._events import ClientEvent as ClientEvent
+from ._events import PresenceChanged as PresenceChanged
+from ._events import PresenceMeta as PresenceMeta
 from ._events import Reconnected as Reconnected
 from ._events import Resynced as Resynced
 from ._policy import RETRIED_CLOSE_CODES as RETRIED_CLOSE_CODES
 from ._policy import ReconnectPolicy as ReconnectPolicy
+from ._presence import ClientPresence as ClientPresence
 
 __all__ = [
     "RETRIED_CLOSE_CODES",
     "ClientEvent",
+    "ClientPresence",
     "ClientQueueFullError",
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionRejectedError",
+    "PresenceChanged",
+    "PresenceMeta",
     "ReconnectPolicy",
     "Reconnected",
     "Resynced",

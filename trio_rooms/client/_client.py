@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Generic, TypeVar, cast, final, overload
+from typing import Generic, Never, TypeVar, cast, final, overload
 
 import trio
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from .._errors import ConnectionClosedError, DecodeError
 from .._message import Message
@@ -24,6 +25,7 @@ from ._errors import ClientQueueFullError, ServerError
 from ._events import ClientEvent
 from ._frames import Endpoint, parse_url
 from ._policy import ReconnectPolicy
+from ._presence import ClientPresence, PresenceTracker
 from ._session_class import SessionClass, log_invalid, message_classes_of
 from ._state import ClientState
 from ._supervisor import Supervisor
@@ -33,13 +35,17 @@ __all__ = ["RoomClient", "open_room_client"]
 ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
 RetT = TypeVar("RetT")
+#: The room's presence metadata class; ``Never`` for a client opened without ``presence``.
+MetaT = DefaultTypeVar("MetaT", default=Never)
 
 
 @final
-class RoomClient(Generic[ServerMsgT, ClientMsgT]):
+class RoomClient(Generic[ServerMsgT, ClientMsgT, MetaT]):
     """A connection to one room that survives restarts. Made by :func:`open_room_client`.
 
-    ``send`` takes the room's client messages, ``receive`` returns its server messages.
+    ``send`` takes the room's client messages, ``receive`` returns its server messages;
+    with ``presence=Meta``, ``presence`` holds the room's presences with ``Meta``
+    metadata.
     """
 
     def __init__(
@@ -49,8 +55,10 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         client_codec: Codec[ClientMsgT],
         max_queued: int,
         close_timeout: float,
+        presence: ClientPresence[MetaT],
     ) -> None:
         self._state = state
+        self._presence = presence
         self._supervisor = supervisor
         self._client_codec = client_codec
         self._text = client_codec.format == "json"
@@ -73,13 +81,27 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
         return self._state.connected
 
     @property
-    def events(self) -> trio.MemoryReceiveChannel[ClientEvent]:
+    def events(self) -> trio.MemoryReceiveChannel[ClientEvent[MetaT]]:
         """A :class:`Reconnected` for every reconnect, resumed or fresh, in order, each
-        followed by a :class:`Resynced` if the messages it missed could not be replayed.
+        followed by a :class:`Resynced` if the messages it missed could not be replayed;
+        with ``presence=Meta``, a :class:`PresenceChanged` for each presence frame.
 
-        Unbounded (one small object per reconnect); reading it is optional.
+        Unbounded: one small object per reconnect, and with ``presence`` one per
+        presence change the room sends, so a client that asks for presence reads it.
         """
-        return self._state.events
+        # The metas the tracker decodes are of the client's MetaT.
+        return cast("trio.MemoryReceiveChannel[ClientEvent[MetaT]]", self._state.events)
+
+    @property
+    def presence(self) -> ClientPresence[MetaT]:
+        """The room's presences, key -> presences in join order (a live, read-only view).
+
+        Filled once the session subscribes to presence (``Session.subscribe_presence``)
+        and kept up to date by the server's diffs; on a reconnect it holds the last
+        state until the new connection's state replaces it. Always empty for a client
+        opened without ``presence``.
+        """
+        return self._presence
 
     async def wait_disconnected(self) -> None:
         """Wait until the current connection ends (returns at once while disconnected).
@@ -199,7 +221,7 @@ class RoomClient(Generic[ServerMsgT, ClientMsgT]):
             raise item
         return item
 
-    def __aiter__(self) -> RoomClient[ServerMsgT, ClientMsgT]:
+    def __aiter__(self) -> RoomClient[ServerMsgT, ClientMsgT, MetaT]:
         return self
 
     async def __anext__(self) -> ServerMsgT:
@@ -268,6 +290,28 @@ def open_room_client(
 @overload
 def open_room_client(
     url: str,
+    session: type[SessionClass[ServerMsgT, ClientMsgT]],
+    /,
+    *,
+    format: WireFormat = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+    max_queued: int = ...,
+    max_message_size: int = ...,
+    connect_timeout: float = ...,
+    close_timeout: float = ...,
+    camel_case: bool = ...,
+    on_invalid: Callable[[DecodeError], None] | None = ...,
+    on_error: Callable[[ServerError], None] | None = ...,
+    rng: random.Random | None = ...,
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = ...,
+    presence: type[MetaT],
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT, MetaT]]: ...
+
+
+@overload
+def open_room_client(
+    url: str,
     server: tuple[type[ServerMsgT], ...],
     client: tuple[type[ClientMsgT], ...],
     *,
@@ -284,6 +328,28 @@ def open_room_client(
     rng: random.Random | None = ...,
     open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = ...,
 ) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT]]: ...
+
+
+@overload
+def open_room_client(
+    url: str,
+    server: tuple[type[ServerMsgT], ...],
+    client: tuple[type[ClientMsgT], ...],
+    *,
+    format: WireFormat = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+    max_queued: int = ...,
+    max_message_size: int = ...,
+    connect_timeout: float = ...,
+    close_timeout: float = ...,
+    camel_case: bool = ...,
+    on_invalid: Callable[[DecodeError], None] | None = ...,
+    on_error: Callable[[ServerError], None] | None = ...,
+    rng: random.Random | None = ...,
+    open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = ...,
+    presence: type[MetaT],
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT, MetaT]]: ...
 
 
 @asynccontextmanager
@@ -304,7 +370,8 @@ async def open_room_client(
     on_error: Callable[[ServerError], None] | None = None,
     rng: random.Random | None = None,
     open_stream: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
-) -> AsyncGenerator[RoomClient[ServerMsgT, ClientMsgT]]:
+    presence: type[MetaT] | None = None,
+) -> AsyncGenerator[RoomClient[ServerMsgT, ClientMsgT, MetaT]]:
     """Connect to a room and keep connected until the block ends.
 
     ::
@@ -361,6 +428,11 @@ async def open_room_client(
             (and, for ``wss``, TLS) connection to the URL's host; the URL's path and
             query still make the request. `trio_rooms.testing.open_test_client` hands
             in memory streams this way. An ``OSError`` it raises fails the attempt.
+        presence: The room's presence metadata class (its ``Presence(Meta)``):
+            ``client.presence`` then holds the room's presences with their metadata
+            decoded to it, and each ``$presence`` frame is a `PresenceChanged` on
+            ``client.events``. Without it those frames are skipped. A meta that does
+            not decode goes to ``on_invalid`` and its frame is not applied.
 
     Raises:
         ConnectError: No connection could be opened (the first connection is not
@@ -373,7 +445,8 @@ async def open_room_client(
         ValueError: ``url`` is not a ``ws`` or ``wss`` URL, ``max_queued`` < 1, or
             ``connect_timeout`` or ``close_timeout`` is not > 0.
         TypeError: ``server`` is neither a session class nor a tuple of message classes,
-            or a session class is generic (its messages are not bound).
+            a session class is generic (its messages are not bound), or ``presence``
+            is not an attrs class the wire can carry.
     """
     if client is None:
         client_classes, server_classes = message_classes_of(server)
@@ -389,6 +462,7 @@ async def open_room_client(
     for name, timeout in (("connect_timeout", connect_timeout), ("close_timeout", close_timeout)):
         if not timeout > 0:
             raise ValueError(f"{name} must be > 0, got {timeout!r}")
+    tracker = None if presence is None else PresenceTracker(presence, format, camel_case=camel_case)
     settings = ConnectionSettings(
         endpoint=endpoint,
         open_stream=_transport.open_stream if open_stream is None else _any_endpoint(open_stream),
@@ -401,6 +475,7 @@ async def open_room_client(
         close_timeout=close_timeout,
         on_invalid=log_invalid if on_invalid is None else on_invalid,
         on_error=on_error,
+        presence=cast("PresenceTracker[object] | None", tracker),
     )
     state = ClientState[ServerMsgT]()
     rng = rng if rng is not None else random.Random()
@@ -408,7 +483,8 @@ async def open_room_client(
     client_codec = cast(
         "Codec[ClientMsgT]", make_codec(format, *client_classes, camel_case=camel_case)
     )
-    room_client = RoomClient(state, supervisor, client_codec, max_queued, close_timeout)
+    view: ClientPresence[MetaT] = ClientPresence[MetaT]({}) if tracker is None else tracker.view
+    room_client = RoomClient(state, supervisor, client_codec, max_queued, close_timeout, view)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.run)

@@ -28,6 +28,7 @@ from ._errors import ConnectError, ServerError
 from ._events import Resynced
 from ._frames import Endpoint
 from ._handshake import LOST, first_leaf, handshake_failure, open_websocket, timed_out, where
+from ._presence import PresenceTracker
 from ._state import ClientState
 from ._transport import WatchedStream
 
@@ -53,6 +54,8 @@ class ConnectionSettings(Generic[ServerMsgT]):
     #: Takes each frame that is not a server message (a newer message type, say).
     on_invalid: Callable[[DecodeError], None]
     on_error: Callable[[ServerError], None] | None
+    #: Applies the ``$presence`` frames (None: they are skipped).
+    presence: PresenceTracker[object] | None = None
 
 
 @final
@@ -192,7 +195,9 @@ class Connection(Generic[ServerMsgT]):
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
                 if isinstance(item, PresenceStateFrame | PresenceDiffFrame):
-                    continue  # presence frames: not a server message, not counted
+                    # Not a server message, not counted.
+                    self._presence(item, frame)
+                    continue
                 if isinstance(item, Resynced):
                     self._state.events_send.send_nowait(item)
                     continue
@@ -215,6 +220,17 @@ class Connection(Generic[ServerMsgT]):
             else:
                 self._state.seen += 1
             await self._state.inbox_send.send(item)
+
+    def _presence(self, frame: PresenceStateFrame | PresenceDiffFrame, data: str | bytes) -> None:
+        tracker = self._settings.presence
+        if tracker is None:
+            return  # the client did not ask for presence
+        try:
+            changed = tracker.apply(frame, data)
+        except DecodeError as exc:
+            self._settings.on_invalid(exc)
+            return
+        self._state.events_send.send_nowait(changed)
 
     def _settle(self, frame: str | bytes, rid: int | None, rest: str | bytes) -> None:
         """Hand the reply in ``frame`` (``rest`` without its ``$rid``) to its request."""

@@ -1,12 +1,23 @@
-"""``Reconnected`` and ``Resynced``: what the client reports about its connections."""
+"""What the client reports on ``client.events``: its connections, and presence changes."""
 
 from __future__ import annotations
 
-from typing import TypeAlias, final
+from collections.abc import Mapping
+from typing import Generic, Never, TypeAlias, final
 
 import attrs
+from typing_extensions import TypeVar as DefaultTypeVar
 
-__all__ = ["ClientEvent", "Reconnected", "Resynced"]
+__all__ = [
+    "ClientEvent",
+    "PresenceChanged",
+    "PresenceMeta",
+    "PresenceMetasOf",
+    "Reconnected",
+    "Resynced",
+]
+
+MetaT_co = DefaultTypeVar("MetaT_co", covariant=True, default=Never)
 
 
 @final
@@ -55,5 +66,45 @@ class Resynced:
     reason: str
 
 
-#: What ``RoomClient.events`` reports.
-ClientEvent: TypeAlias = Reconnected | Resynced
+@final
+@attrs.frozen
+class PresenceMeta(Generic[MetaT_co]):
+    """One presence of a key, as the server sent it: one session's, with its metadata.
+
+    Attributes:
+        ref: Names this presence among the room's; an update gives it a new one.
+        meta: Its metadata, decoded to the ``presence`` class given to the client.
+    """
+
+    ref: str
+    meta: MetaT_co
+
+
+#: Presences by key, each key's in the order they joined.
+PresenceMetasOf: TypeAlias = Mapping[str, tuple[PresenceMeta[MetaT_co], ...]]
+
+
+@final
+@attrs.frozen
+class PresenceChanged(Generic[MetaT_co]):
+    """Presences came and went; ``client.presence`` shows the result already.
+
+    Reported for every ``$presence`` frame, to a client opened with ``presence=Meta``.
+    An update is the leave of its old ref and the join of a new one, in one event.
+
+    Attributes:
+        joins: The presences that joined, by key.
+        leaves: The presences that left, by key (as they were when they joined).
+        reset: The server sent its whole state (the session subscribed, on this
+            connection or after a reconnect): ``joins`` and ``leaves`` are what
+            differs from what the client held before.
+    """
+
+    joins: PresenceMetasOf[MetaT_co]
+    leaves: PresenceMetasOf[MetaT_co]
+    reset: bool = False
+
+
+#: What ``RoomClient.events`` reports; ``ClientEvent[Meta]`` for a client of a room
+#: with presence.
+ClientEvent: TypeAlias = Reconnected | Resynced | PresenceChanged[MetaT_co]

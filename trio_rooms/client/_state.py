@@ -34,9 +34,10 @@ class ClientState(Generic[ServerMsgT]):
         self.inbox_send: trio.MemorySendChannel[ServerMsgT | Exception]
         self.inbox: trio.MemoryReceiveChannel[ServerMsgT | Exception]
         self.inbox_send, self.inbox = trio.open_memory_channel[ServerMsgT | Exception](0)
-        self.events_send: trio.MemorySendChannel[ClientEvent]
-        self.events: trio.MemoryReceiveChannel[ClientEvent]
-        self.events_send, self.events = trio.open_memory_channel[ClientEvent](math.inf)
+        # Presence metas are of the client's class: `RoomClient.events` says which.
+        self.events_send: trio.MemorySendChannel[ClientEvent[object]]
+        self.events: trio.MemoryReceiveChannel[ClientEvent[object]]
+        self.events_send, self.events = trio.open_memory_channel[ClientEvent[object]](math.inf)
         #: The session the server named last; ``None`` before it, or without resume.
         self.session: SessionFrame | None = None
         #: Server messages received in this session (library frames aside): how far a

@@ -53,13 +53,18 @@ class RoomSchema:
     #: describe both formats.
     msgpack_client: dict[str, JsonValue] | None = None
     msgpack_server: dict[str, JsonValue] | None = None
+    #: For a room with presence: the document of its ``$presence`` frames, with the
+    #: metadata class (and its msgpack twin when the formats differ); else None.
+    presence: dict[str, JsonValue] | None = None
+    msgpack_presence: dict[str, JsonValue] | None = None
 
     def files(self) -> dict[str, str]:
         """Everything as files, by path relative to the output folder.
 
         ``schema.ts``, ``client.schema.json``, ``server.schema.json`` (with
         ``client.msgpack.schema.json`` and ``server.msgpack.schema.json`` when the
-        formats differ), and for each route
+        formats differ), ``presence.schema.json`` for a room with presence (and
+        ``presence.msgpack.schema.json`` when the formats differ), and for each route
         ``routes/<METHOD>_<path>.<body|response>.schema.json``, the path without its
         leading ``/`` and percent-encoded (``GET /a/b`` is ``GET_a%2Fb``).
         """
@@ -71,6 +76,10 @@ class RoomSchema:
         if self.msgpack_client is not None and self.msgpack_server is not None:
             files["client.msgpack.schema.json"] = _json(self.msgpack_client)
             files["server.msgpack.schema.json"] = _json(self.msgpack_server)
+        if self.presence is not None:
+            files["presence.schema.json"] = _json(self.presence)
+        if self.msgpack_presence is not None:
+            files["presence.msgpack.schema.json"] = _json(self.msgpack_presence)
         for name, route in self.routes.items():
             method, _, path = name.partition(" ")
             stem = f"routes/{method}_{quote(path[1:], safe='')}"
@@ -83,7 +92,8 @@ class RoomSchema:
 def export(
     room: type[Room[Any]], *, camel_case: bool = True, forbid_extra_keys: bool = True
 ) -> RoomSchema:
-    """The wire contract of ``room``: its session's messages both ways and its routes.
+    """The wire contract of ``room``: its session's messages both ways, its routes, and
+    its presence frames if it declares ``presence = Presence(Meta)``.
 
     ::
 
@@ -104,7 +114,7 @@ def export(
     reader = Reader(camel_case=camel_case, forbid_extra_keys=forbid_extra_keys)
     wire = read_room(room, reader)
     names = assign_names(reader.defs)
-    roots = [*wire.client, *wire.server]
+    roots = [*wire.client, *wire.server, *([wire.presence] if wire.presence else [])]
     binary = binary_definitions(reader.defs) & reached(roots, reader.defs)
     twins = msgpack_names(binary, names) if binary else None
     source = f"{room.__module__}:{room.__qualname__}"
@@ -133,16 +143,38 @@ def export(
     server = _jsonschema.document(
         f"{label} server messages", wire.server, reader.defs, names, replies=wire.replies
     )
+    presence = wire.presence
+    presence_docs: tuple[dict[str, JsonValue] | None, dict[str, JsonValue] | None] = (None, None)
+    if presence is not None:
+        title = f"{label} presence frames"
+        presence_docs = (
+            _jsonschema.presence_document(title, presence, reader.defs, names),
+            None
+            if twins is None or twins[presence.key] == names[presence.key]
+            else _jsonschema.presence_document(
+                f"{title} (msgpack)", presence, reader.defs, twins, bytes_as="bin"
+            ),
+        )
     return RoomSchema(
         source=source,
         client=_jsonschema.document(f"{label} client messages", wire.client, reader.defs, names),
         server=server,
         routes=routes,
         typescript=_typescript.module(
-            source, wire.client, wire.server, wire.routes, reader.defs, names, twins, wire.replies
+            source,
+            wire.client,
+            wire.server,
+            wire.routes,
+            reader.defs,
+            names,
+            twins,
+            wire.replies,
+            presence,
         ),
         msgpack_client=None if twins is None else messages("client", wire.client, twins),
         msgpack_server=None if twins is None else messages("server", wire.server, twins),
+        presence=presence_docs[0],
+        msgpack_presence=presence_docs[1],
     )
 
 

@@ -11,6 +11,10 @@ The server's document of a room with requests also says which message answers ea
 request: ``"x-trio-rooms-replies": {"getScore": {"$ref": "#/$defs/Score"}}``, by the
 request's tag (a ``oneOf`` for a union of replies). The reply frame is that message
 with the request's ``"$rid"`` added, which the message's own schema does not list.
+
+A room with presence has a document of its ``$presence`` frames too (`presence_document`):
+the state, or a diff, each key's presences a list of ``{"ref", "meta"}`` with the room's
+metadata class as ``meta``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from ._model import (
     reached,
 )
 
-__all__ = ["BASE64_PATTERN", "DIALECT", "REPLIES", "document"]
+__all__ = ["BASE64_PATTERN", "DIALECT", "REPLIES", "document", "presence_document"]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: The keyword of a server document that maps each request's tag to its reply.
@@ -92,6 +96,52 @@ def document(
         for key in sorted(keys, key=lambda k: names[k])
     }
     return doc
+
+
+def presence_document(
+    title: str,
+    meta: Ref,
+    defs: Mapping[DefKey, ObjectDef | EnumDef],
+    names: Mapping[DefKey, str],
+    bytes_as: BytesAs = "base64",
+) -> dict[str, JsonValue]:
+    """The document of the ``$presence`` frames of a room whose metadata class is ``meta``.
+
+    As strict as the clients' parsers (`trio_rooms._wire`): exactly the keys named.
+    """
+    renderer = _Renderer(names, bytes_as, binary_definitions(defs))
+    presence: dict[str, JsonValue] = {
+        "type": "object",
+        "properties": {"ref": {"type": "string"}, "meta": renderer.type(meta)},
+        "required": ["ref", "meta"],
+        "additionalProperties": False,
+    }
+    metas: dict[str, JsonValue] = {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": presence},
+    }
+
+    def exactly(*keys: str) -> dict[str, JsonValue]:
+        return {
+            "type": "object",
+            "properties": dict.fromkeys(keys, metas),
+            "required": list(keys),
+            "additionalProperties": False,
+        }
+
+    keys = reached([meta], defs)
+    return {
+        "$schema": DIALECT,
+        "title": title,
+        "type": "object",
+        "properties": {"$presence": {"oneOf": [exactly("state"), exactly("joins", "leaves")]}},
+        "required": ["$presence"],
+        "additionalProperties": False,
+        "$defs": {
+            names[key]: renderer.definition(names[key], defs[key])
+            for key in sorted(keys, key=lambda k: names[k])
+        },
+    }
 
 
 class _Renderer:

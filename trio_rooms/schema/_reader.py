@@ -91,6 +91,10 @@ class Reader:
         """A message class at the top of a frame: its fields and ``"type": tag``."""
         return self._object(cls, tag)
 
+    def nested(self, cls: type) -> Ref:
+        """An attrs class inside a frame, without a tag (presence metadata)."""
+        return self._object(cls, None)
+
     def type_of(self, tp: Any, where: str) -> WireType:
         """The wire model of the annotation ``tp`` (of the field ``where``).
 

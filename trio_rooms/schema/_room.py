@@ -11,12 +11,14 @@ from typing import Any, cast, final
 
 import attrs
 
+from .._core.presence import declared_presence
 from .._core.room import Room
 from .._core.routes import Response, route_table
 from .._core.typeargs import union_members
 from .._rpc import Request
 from ..codec import JsonCodec
 from ..codec._record import JsonRecords
+from ..codec._values import ValueCodec
 from ._model import AnyOf, Ref, Route, WireType
 from ._reader import Reader
 
@@ -33,6 +35,8 @@ class RoomWire:
     routes: list[Route]
     #: Each request's tag and its reply classes (server messages), in client order.
     replies: list[tuple[str, list[Ref]]]
+    #: The presence metadata class (``presence = Presence(Meta)``), if it has one.
+    presence: Ref | None = None
 
 
 def read_room(room: type[Room[Any]], reader: Reader) -> RoomWire:
@@ -69,7 +73,19 @@ def read_room(room: type[Room[Any]], reader: Reader) -> RoomWire:
         server=[reader.message(cls, cls.tag) for cls in server_classes],
         routes=routes,
         replies=_replies(room, client_classes, server_classes, reader),
+        presence=_presence(room, reader),
     )
+
+
+def _presence(room: type, reader: Reader) -> Ref | None:
+    """The metadata class of the room's presence, as its server encodes it."""
+    declared = declared_presence(room)
+    if declared is None:
+        return None
+    meta = declared.meta_class
+    # The server's encoder of presence metadata, so its refusal is the server's.
+    ValueCodec(meta, "json", camel_case=reader.camel_case, forbid_extra_keys=reader.strict)
+    return reader.nested(meta)
 
 
 def _replies(

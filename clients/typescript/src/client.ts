@@ -15,6 +15,8 @@ import {
 import {
   type CloseEvent,
   Listeners,
+  type PresenceEntry,
+  type Presences,
   type RoomClientEvents,
   type RoomClientListeners,
   callReporting,
@@ -29,7 +31,14 @@ import {
   retries,
 } from "./policy.js";
 import { type WebSocketConstructor, parseUrl, webSocketClass } from "./socket.js";
-import { type SessionInfo, type WireFormat, decode, encode } from "./wire.js";
+import {
+  type Frame,
+  type SessionInfo,
+  type WireFormat,
+  type WirePresences,
+  decode,
+  encode,
+} from "./wire.js";
 
 /**
  * A room's contract: the module the schema export generates has it as `schema`.
@@ -51,6 +60,11 @@ export interface RoomSchema {
    * union of them); absent: the room takes no requests.
    */
   readonly replies?: { readonly [requestType: string]: z.ZodType };
+  /**
+   * The schema of the room's presence metadata (its `Presence(Meta)`); absent: the room
+   * has no presence, and `$presence` frames are skipped.
+   */
+  readonly presence?: z.ZodType;
 }
 
 /** The client messages of `T`, as `send` takes them: fields with a default may be left out. */
@@ -62,11 +76,19 @@ export type RepliesOf<T extends RoomSchema> = T extends { readonly replies: infe
   ? { [K in keyof R]: R[K] extends z.ZodType ? z.output<R[K]> : never }
   : Record<never, never>;
 
+/** The presence metadata of `T`; `never` for a room without presence. */
+export type PresenceOf<T extends RoomSchema> = T extends { readonly presence: infer P }
+  ? P extends z.ZodType
+    ? z.output<P>
+    : never
+  : never;
+
 /** The client `openRoomClient(url, schema)` makes, by the type of its schema. */
 export type RoomClientOf<T extends RoomSchema> = RoomClient<
   ServerMessageOf<T>,
   ClientMessageOf<T>,
-  RepliesOf<T>
+  RepliesOf<T>,
+  PresenceOf<T>
 >;
 
 /** `request`'s options. */
@@ -75,8 +97,8 @@ export interface RequestOptions {
   readonly timeout?: number | undefined;
 }
 
-/** `openRoomClient`'s options; all optional. */
-export interface RoomClientOptions<ServerMessage> {
+/** `openRoomClient`'s options; all optional. `Meta`: the presence metadata's type. */
+export interface RoomClientOptions<ServerMessage, Meta = unknown> {
   /**
    * `"json"` (text frames) or `"msgpack"` (binary frames); default: the schema's
    * `format`, else `"json"`.
@@ -108,7 +130,7 @@ export interface RoomClientOptions<ServerMessage> {
   /** Each server message, instead of queueing it for `receive` and iteration. */
   readonly onMessage?: ((message: ServerMessage) => void) | undefined;
   /** Listeners added before the first connection (so its `open` event is seen). */
-  readonly on?: RoomClientListeners | undefined;
+  readonly on?: RoomClientListeners<Meta> | undefined;
 }
 
 /** Where a client is: connected, reconnecting, closing with `close()`, or ended. */
@@ -117,12 +139,14 @@ export type RoomClientState = "open" | "reconnecting" | "closing" | "closed";
 /**
  * A connection to one room that survives restarts. Made by `openRoomClient`.
  *
- * `Replies` maps each request `type` to its reply's type (`RepliesOf` the schema).
+ * `Replies` maps each request `type` to its reply's type (`RepliesOf` the schema), `Meta`
+ * is the room's presence metadata (`PresenceOf` the schema).
  */
 export interface RoomClient<
   ServerMessage,
   ClientMessage,
   Replies = Record<never, never>,
+  Meta = unknown,
 > extends AsyncIterable<ServerMessage, undefined, undefined> {
   /** The server's id for this client's session; `null` without `resume`. */
   readonly sessionId: string | null;
@@ -133,6 +157,14 @@ export interface RoomClient<
    * `null` without `resume`, or after `resumeToken` without `resumeSeen` (not known).
    */
   readonly seen: number | null;
+  /**
+   * The room's presences, key -> presences in join order, with the schema's `presence`
+   * metadata (a live, read-only view). Filled once the session subscribes to presence
+   * and kept up to date by the server's diffs, each also a `presence` event; after a
+   * reconnect it holds the last state until the new connection's state replaces it.
+   * Always empty for a schema without `presence`.
+   */
+  readonly presence: Presences<Meta>;
   /**
    * Queue `message` for the server; never blocks. Written at once while connected; while
    * reconnecting it waits, in order, for the next connection.
@@ -179,9 +211,9 @@ export interface RoomClient<
   /** `receive()` until the client is closed or the server closes with 1000. */
   [Symbol.asyncIterator](): AsyncIterator<ServerMessage, undefined, undefined>;
   /** Call `listener` for each `name` event; returns what removes it. */
-  on<E extends keyof RoomClientEvents>(
+  on<E extends keyof RoomClientEvents<Meta>>(
     name: E,
-    listener: (event: RoomClientEvents[E]) => void,
+    listener: (event: RoomClientEvents<Meta>[E]) => void,
   ): () => void;
   /**
    * Close with 1000 and wait for the server's answer, at most `closeTimeout`. What waits
@@ -221,9 +253,9 @@ export interface RoomClient<
 export async function openRoomClient<T extends RoomSchema>(
   url: string,
   schema: T,
-  options: RoomClientOptions<ServerMessageOf<T>> = {},
+  options: RoomClientOptions<ServerMessageOf<T>, PresenceOf<T>> = {},
 ): Promise<RoomClientOf<T>> {
-  const client = new Client<ServerMessageOf<T>, ClientMessageOf<T>, RepliesOf<T>>(
+  const client = new Client<ServerMessageOf<T>, ClientMessageOf<T>, RepliesOf<T>, PresenceOf<T>>(
     url,
     schema,
     options,
@@ -247,10 +279,11 @@ interface Retry {
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
+class Client<ServerMessage, ClientMessage, Replies, Meta> implements RoomClient<
   ServerMessage,
   ClientMessage,
-  Replies
+  Replies,
+  Meta
 > {
   private _state: RoomClientState | "connecting" = "connecting";
   private connection: Connection | null = null;
@@ -263,7 +296,9 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
   /** User frames received in this session, counted as the server counts them. */
   private _seen: number | null;
   private readonly inbox = new Inbox<ServerMessage>();
-  private readonly listeners = new Listeners();
+  private readonly listeners = new Listeners<Meta>();
+  /** Each key's presences in join order; an array is replaced, never changed. */
+  private readonly presences = new Map<string, readonly PresenceEntry<Meta>[]>();
   private readonly settings: ConnectionSettings;
   private readonly policy: ReconnectPolicy;
   private readonly maxQueued: number;
@@ -275,7 +310,7 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
   constructor(
     url: string,
     private readonly schema: RoomSchema,
-    private readonly options: RoomClientOptions<ServerMessage>,
+    private readonly options: RoomClientOptions<ServerMessage, Meta>,
   ) {
     const connectTimeout = options.connectTimeout ?? 10_000;
     this.closeTimeout = options.closeTimeout ?? 5000;
@@ -313,7 +348,7 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
     else this._seen = resumeSeen ?? null;
     for (const [name, listener] of Object.entries(options.on ?? {})) {
       if (listener !== undefined)
-        this.listeners.add(name as keyof RoomClientEvents, listener as () => void);
+        this.listeners.add(name as keyof RoomClientEvents<Meta>, listener as () => void);
     }
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
@@ -328,6 +363,10 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
 
   get seen(): number | null {
     return this._seen;
+  }
+
+  get presence(): Presences<Meta> {
+    return this.presences;
   }
 
   /** The first connection: resolves once open, rejects (and ends) if it fails. */
@@ -463,6 +502,9 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
         // resume's replay starts where the server's count is.
         if (this._seen !== null) this._seen += frame.count;
         return;
+      case "presenceState":
+      case "presenceDiff":
+        return this.presenceFrame(frame, data);
       case "malformed":
         return this.invalid(frame.error);
       case "unreadable":
@@ -480,6 +522,78 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
         else this.inbox.put(message);
       }
     }
+  }
+
+  /** Apply a `$presence` frame (not counted: a library frame), then report it. */
+  private presenceFrame(
+    frame: Extract<Frame, { kind: "presenceState" | "presenceDiff" }>,
+    data: string | Uint8Array,
+  ): void {
+    const meta = this.schema.presence;
+    if (meta === undefined) return; // the schema names no presence: skipped
+    const decode = (wire: WirePresences): Map<string, PresenceEntry<Meta>[]> => {
+      const decoded = new Map<string, PresenceEntry<Meta>[]>();
+      for (const [key, items] of wire) {
+        decoded.set(
+          key,
+          items.map(({ ref, meta: value }) => {
+            const parsed = meta.safeParse(value);
+            if (parsed.success) return { ref, meta: parsed.data as Meta };
+            const text = `presence of ${JSON.stringify(key)}: not the schema's presence metadata`;
+            throw new InvalidMessageError(`${text}: ${z.prettifyError(parsed.error)}`, data, {
+              cause: parsed.error,
+            });
+          }),
+        );
+      }
+      return decoded;
+    };
+    let event: RoomClientEvents<Meta>["presence"];
+    try {
+      event =
+        frame.kind === "presenceState"
+          ? this.resetPresence(decode(frame.state))
+          : this.applyPresence(decode(frame.joins), decode(frame.leaves));
+    } catch (error) {
+      if (error instanceof InvalidMessageError) return this.invalid(error); // nothing applied
+      throw error;
+    }
+    this.listeners.emit("presence", event);
+  }
+
+  /** The held presences become `state`; what differs. */
+  private resetPresence(state: Presences<Meta>): RoomClientEvents<Meta>["presence"] {
+    const held = new Map(this.presences);
+    this.presences.clear();
+    for (const [key, entries] of state) this.presences.set(key, entries);
+    return { joins: minus(state, held), leaves: minus(held, state), reset: true };
+  }
+
+  /** Leaves by ref, then joins, as the server's reference client applies a diff. */
+  private applyPresence(
+    joins: Presences<Meta>,
+    leaves: Presences<Meta>,
+  ): RoomClientEvents<Meta>["presence"] {
+    const left = new Map<string, PresenceEntry<Meta>[]>();
+    for (const [key, entries] of leaves) {
+      const held = this.presences.get(key) ?? [];
+      const refs = new Set(entries.map((entry) => entry.ref));
+      const gone = held.filter((entry) => refs.has(entry.ref)); // as they joined
+      if (gone.length > 0) left.set(key, gone);
+      const kept = held.filter((entry) => !refs.has(entry.ref));
+      if (kept.length > 0) this.presences.set(key, kept);
+      else this.presences.delete(key);
+    }
+    const joined = new Map<string, PresenceEntry<Meta>[]>();
+    for (const [key, entries] of joins) {
+      const held = this.presences.get(key) ?? [];
+      const refs = new Set(held.map((entry) => entry.ref));
+      const fresh = entries.filter((entry) => !refs.has(entry.ref));
+      if (fresh.length === 0) continue;
+      joined.set(key, fresh);
+      this.presences.set(key, [...held, ...fresh]);
+    }
+    return { joins: joined, leaves: left, reset: false };
   }
 
   private count(): void {
@@ -605,9 +719,9 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
     };
   }
 
-  on<E extends keyof RoomClientEvents>(
+  on<E extends keyof RoomClientEvents<Meta>>(
     name: E,
-    listener: (event: RoomClientEvents[E]) => void,
+    listener: (event: RoomClientEvents<Meta>[E]) => void,
   ): () => void {
     return this.listeners.add(name, listener);
   }
@@ -625,4 +739,16 @@ class Client<ServerMessage, ClientMessage, Replies> implements RoomClient<
     }
     return this.ended;
   }
+}
+
+/** The presences of `these` whose ref `those` lacks, by key. */
+function minus<Meta>(these: Presences<Meta>, those: Presences<Meta>): Presences<Meta> {
+  const refs = new Set<string>();
+  for (const entries of those.values()) for (const entry of entries) refs.add(entry.ref);
+  const result = new Map<string, readonly PresenceEntry<Meta>[]>();
+  for (const [key, entries] of these) {
+    const kept = entries.filter((entry) => !refs.has(entry.ref));
+    if (kept.length > 0) result.set(key, kept);
+  }
+  return result;
 }

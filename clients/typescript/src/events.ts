@@ -51,6 +51,32 @@ export interface ResyncEvent {
   readonly reason: string;
 }
 
+/** One presence of a key: one session's, with its metadata (the schema's `presence`). */
+export interface PresenceEntry<Meta> {
+  /** Names this presence among the room's; an update gives it a new one. */
+  readonly ref: string;
+  readonly meta: Meta;
+}
+
+/** Presences by key, each key's in the order they joined. */
+export type Presences<Meta> = ReadonlyMap<string, readonly PresenceEntry<Meta>[]>;
+
+/**
+ * Presences came and went; `client.presence` shows the result already. One for each
+ * `$presence` frame, with a schema that names the room's `presence`. An update is the
+ * leave of its old ref and the join of a new one, in one event.
+ */
+export interface PresenceEvent<Meta> {
+  readonly joins: Presences<Meta>;
+  /** As they were when they joined. */
+  readonly leaves: Presences<Meta>;
+  /**
+   * The server sent its whole state (the session subscribed, on this connection or after
+   * a reconnect): `joins` and `leaves` are what differs from what the client held.
+   */
+  readonly reset: boolean;
+}
+
 /** The client ended, once and for good. */
 export interface CloseEvent {
   readonly code: number;
@@ -59,8 +85,8 @@ export interface CloseEvent {
   readonly error: Error | null;
 }
 
-/** Each event's name and what its listeners get. */
-export interface RoomClientEvents {
+/** Each event's name and what its listeners get; `Meta`: the presence metadata's type. */
+export interface RoomClientEvents<Meta = unknown> {
   open: OpenEvent;
   disconnect: DisconnectEvent;
   reconnect: ReconnectEvent;
@@ -68,21 +94,24 @@ export interface RoomClientEvents {
   close: CloseEvent;
   /** The server's `{"error": ...}` frames (default without a listener: `console.warn`). */
   error: ServerError;
+  /** Each `$presence` frame, once applied to `client.presence`. */
+  presence: PresenceEvent<Meta>;
 }
 
 /** A listener for each event, all optional. */
-export type RoomClientListeners = {
-  readonly [E in keyof RoomClientEvents]?: ((event: RoomClientEvents[E]) => void) | undefined;
+export type RoomClientListeners<Meta = unknown> = {
+  readonly [E in keyof RoomClientEvents<Meta>]?:
+    ((event: RoomClientEvents<Meta>[E]) => void) | undefined;
 };
 
 /** The listeners of one client, called in the order added. */
-export class Listeners {
+export class Listeners<Meta> {
   // Each set holds the listeners of its own name only: `add` and `emit` keep them apart.
-  private readonly sets = new Map<keyof RoomClientEvents, Set<(event: never) => void>>();
+  private readonly sets = new Map<keyof RoomClientEvents<Meta>, Set<(event: never) => void>>();
 
-  add<E extends keyof RoomClientEvents>(
+  add<E extends keyof RoomClientEvents<Meta>>(
     name: E,
-    listener: (event: RoomClientEvents[E]) => void,
+    listener: (event: RoomClientEvents<Meta>[E]) => void,
   ): () => void {
     let set = this.sets.get(name);
     if (set === undefined) this.sets.set(name, (set = new Set()));
@@ -92,8 +121,8 @@ export class Listeners {
   }
 
   /** Call each listener of `name`; whether there was any. */
-  emit<E extends keyof RoomClientEvents>(name: E, event: RoomClientEvents[E]): boolean {
-    const set = this.sets.get(name) as Set<(event: RoomClientEvents[E]) => void> | undefined;
+  emit<E extends keyof RoomClientEvents<Meta>>(name: E, event: RoomClientEvents<Meta>[E]): boolean {
+    const set = this.sets.get(name) as Set<(event: RoomClientEvents<Meta>[E]) => void> | undefined;
     if (set === undefined || set.size === 0) return false;
     for (const listener of [...set]) callReporting(listener, event);
     return true;

@@ -2,6 +2,7 @@
 
 export {
   type ClientMessageOf,
+  type PresenceOf,
   type RepliesOf,
   type RequestOptions,
   type RoomClient,
@@ -29,6 +30,9 @@ export type {
   CloseEvent,
   DisconnectEvent,
   OpenEvent,
+  PresenceEntry,
+  PresenceEvent,
+  Presences,
   ReconnectEvent,
   ResyncEvent,
   RoomClientEvents,

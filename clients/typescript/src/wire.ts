@@ -23,6 +23,15 @@ export interface SessionInfo {
   readonly replayed: number | null;
 }
 
+/** One presence of a key as the server sends it; `meta` is checked by the schema later. */
+export interface WirePresence {
+  readonly ref: string;
+  readonly meta: unknown;
+}
+
+/** Presences by key, each key's in the order they joined (a `Map`: keys are the app's). */
+export type WirePresences = ReadonlyMap<string, readonly WirePresence[]>;
+
 /** The largest request id: JavaScript's largest safe integer, as the server's `MAX_RID`. */
 export const MAX_RID = Number.MAX_SAFE_INTEGER;
 
@@ -39,6 +48,14 @@ export type Frame =
   | { readonly kind: "refused"; readonly rid: number; readonly reason: string }
   /** `{"$skipped": n}`: n user frames for this client that a delivery policy dropped. */
   | { readonly kind: "skipped"; readonly count: number }
+  /** `{"$presence": {"state": ...}}`: every presence of the room (a reset). */
+  | { readonly kind: "presenceState"; readonly state: WirePresences }
+  /** `{"$presence": {"joins": ..., "leaves": ...}}`: apply the leaves by ref, then the joins. */
+  | {
+      readonly kind: "presenceDiff";
+      readonly joins: WirePresences;
+      readonly leaves: WirePresences;
+    }
   | { readonly kind: "error"; readonly error: ServerError }
   /** A user frame that is not JSON or msgpack, or not a map: counted, then skipped. */
   | { readonly kind: "unreadable"; readonly error: InvalidMessageError }
@@ -154,7 +171,48 @@ const PARSERS: Readonly<Record<string, (value: unknown) => Frame | string>> = {
     typeof value === "number" && Number.isSafeInteger(value) && value >= 1
       ? { kind: "skipped", count: value }
       : `'$skipped' to be a positive count, got ${kind(value)}`,
+  $presence: presenceFrame,
 };
+
+/** The `$presence` frame's value, or what it should have been. */
+function presenceFrame(value: unknown): Frame | string {
+  if (!isPlainObject(value)) return `'$presence' to be a map, got ${kind(value)}`;
+  const keys = Object.keys(value).sort().join(", ");
+  if (keys === "state") {
+    const state = presences("state", value["state"]);
+    return typeof state === "string" ? state : { kind: "presenceState", state };
+  }
+  if (keys === "joins, leaves") {
+    const joins = presences("joins", value["joins"]);
+    if (typeof joins === "string") return joins;
+    const leaves = presences("leaves", value["leaves"]);
+    return typeof leaves === "string" ? leaves : { kind: "presenceDiff", joins, leaves };
+  }
+  return `'$presence' to have the key state, or the keys joins, leaves, got ${keys || "none"}`;
+}
+
+/** One map of presences by key, or what it should have been. */
+function presences(name: string, value: unknown): WirePresences | string {
+  const where = `'$presence.${name}'`;
+  if (!isPlainObject(value)) return `${where} to be a map of keys to lists, got ${kind(value)}`;
+  const result = new Map<string, WirePresence[]>();
+  for (const [key, items] of Object.entries(value)) {
+    if (!Array.isArray(items))
+      return `${where}[${JSON.stringify(key)}] to be a list, got ${kind(items)}`;
+    const parsed: WirePresence[] = [];
+    for (const item of items as unknown[]) {
+      const fields = exactly(item, `$presence.${name}[${JSON.stringify(key)}]`, ["meta", "ref"]);
+      if (typeof fields === "string") return fields;
+      const { ref, meta } = fields;
+      if (typeof ref !== "string") {
+        return `${where}[${JSON.stringify(key)}] refs to be strings, got ${kind(ref)}`;
+      }
+      parsed.push({ ref, meta });
+    }
+    result.set(key, parsed);
+  }
+  return result;
+}
 
 /** `value` if it is a map of exactly `keys` (sorted), else what it should have been. */
 function exactly(

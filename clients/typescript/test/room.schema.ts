@@ -3,6 +3,8 @@ import { z } from "zod";
 
 export const Bye = z.strictObject({ type: z.literal("bye"), code: z.int(), reason: z.string() });
 export type Bye = z.infer<typeof Bye>;
+export const Device = z.strictObject({ name: z.string(), typing: z.boolean().default(false) });
+export type Device = z.infer<typeof Device>;
 export const Echo = z.strictObject({
   type: z.literal("echo"),
   text: z.string(),
@@ -29,10 +31,20 @@ export const Flooded = z.strictObject({ type: z.literal("flooded"), count: z.int
 export type Flooded = z.infer<typeof Flooded>;
 export const GetScore = z.strictObject({ type: z.literal("getScore"), player: z.string() });
 export type GetScore = z.infer<typeof GetScore>;
+export const JoinPresence = z.strictObject({
+  type: z.literal("joinPresence"),
+  key: z.string(),
+  device: z.string(),
+});
+export type JoinPresence = z.infer<typeof JoinPresence>;
+export const LeavePresence = z.strictObject({ type: z.literal("leavePresence") });
+export type LeavePresence = z.infer<typeof LeavePresence>;
 export const NameSet = z.strictObject({ type: z.literal("nameSet"), name: z.string() });
 export type NameSet = z.infer<typeof NameSet>;
 export const Odd = z.strictObject({ type: z.literal("odd"), value: z.string() });
 export type Odd = z.infer<typeof Odd>;
+export const PresenceDone = z.strictObject({ type: z.literal("presenceDone"), count: z.int() });
+export type PresenceDone = z.infer<typeof PresenceDone>;
 export const Release = z.strictObject({ type: z.literal("release"), key: z.string() });
 export type Release = z.infer<typeof Release>;
 export const Released = z.strictObject({
@@ -82,6 +94,12 @@ export const Unknown = z.strictObject({ type: z.literal("unknown"), player: z.st
 export type Unknown = z.infer<typeof Unknown>;
 export const Unlisted = z.strictObject({ type: z.literal("unlisted") });
 export type Unlisted = z.infer<typeof Unlisted>;
+export const UpdatePresence = z.strictObject({
+  type: z.literal("updatePresence"),
+  device: z.string(),
+  typing: z.boolean(),
+});
+export type UpdatePresence = z.infer<typeof UpdatePresence>;
 export const Wait = z.strictObject({ type: z.literal("wait"), key: z.string() });
 export type Wait = z.infer<typeof Wait>;
 export const Waited = z.strictObject({ type: z.literal("waited"), key: z.string() });
@@ -107,6 +125,9 @@ export const ClientMessage = z.discriminatedUnion("type", [
   Release,
   Tally,
   Flood,
+  JoinPresence,
+  UpdatePresence,
+  LeavePresence,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export const ServerMessage = z.discriminatedUnion("type", [
@@ -124,6 +145,7 @@ export const ServerMessage = z.discriminatedUnion("type", [
   Flooded,
   Tick,
   Snapshot,
+  PresenceDone,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
@@ -155,6 +177,9 @@ export const ClientMessageMsgpack = z.discriminatedUnion("type", [
   Release,
   Tally,
   Flood,
+  JoinPresence,
+  UpdatePresence,
+  LeavePresence,
 ]);
 export type ClientMessageMsgpack = z.infer<typeof ClientMessageMsgpack>;
 export const ServerMessageMsgpack = z.discriminatedUnion("type", [
@@ -172,6 +197,7 @@ export const ServerMessageMsgpack = z.discriminatedUnion("type", [
   Flooded,
   Tick,
   Snapshot,
+  PresenceDone,
 ]);
 export type ServerMessageMsgpack = z.infer<typeof ServerMessageMsgpack>;
 export const schema = {
@@ -184,7 +210,11 @@ export const schema = {
     release: Released,
     tally: Tallied,
     flood: Flooded,
+    joinPresence: PresenceDone,
+    updatePresence: PresenceDone,
+    leavePresence: PresenceDone,
   },
+  presence: Device,
 } as const;
 export const msgpackSchema = {
   format: "msgpack",
@@ -196,6 +226,10 @@ export const msgpackSchema = {
     release: Released,
     tally: Tallied,
     flood: Flooded,
+    joinPresence: PresenceDone,
+    updatePresence: PresenceDone,
+    leavePresence: PresenceDone,
   },
+  presence: Device,
 } as const;
 export const routes = {} as const;

@@ -5,6 +5,8 @@ import { WebSocket as NodeWebSocket } from "ws";
 import { z } from "zod";
 
 import {
+  type PresenceEvent,
+  type Presences,
   type RepliesOf,
   type RoomClient,
   type RoomClientOf,
@@ -13,6 +15,7 @@ import {
 } from "../src/index.js";
 import {
   type ClientMessage,
+  type Device,
   type Score,
   type ServerMessage,
   type ServerMessageMsgpack,
@@ -144,4 +147,26 @@ export async function requests(): Promise<void> {
   const plain = await openRoomClient("ws://127.0.0.1:1/", stale.schema);
   // @ts-expect-error no requests in this schema
   await plain.request({ type: "whoAmI" });
+}
+
+// Presence: the schema's `presence` types `client.presence` and the `presence` events; a
+// schema without it has none to read.
+export async function presence(): Promise<void> {
+  const client = await openRoomClient("ws://127.0.0.1:1/rooms/a/websocket", schema);
+  const held: Presences<Device> = client.presence;
+  const first: Device | undefined = client.presence.get("ann")?.[0]?.meta;
+  // @ts-expect-error the metadata is a Device
+  const wrong: string | undefined = client.presence.get("ann")?.[0]?.meta;
+  client.on("presence", (event: PresenceEvent<Device>) => {
+    const typing: boolean | undefined = event.joins.get("ann")?.[0]?.meta.typing;
+    // @ts-expect-error no such field
+    const mood: unknown = event.leaves.get("ann")?.[0]?.meta.mood;
+    void [typing, mood, event.reset];
+  });
+  // @ts-expect-error the view is read-only
+  client.presence.clear();
+  const plain = await openRoomClient("ws://127.0.0.1:1/", stale.schema);
+  // @ts-expect-error a schema without presence: its metadata is never, without fields
+  const none: string | undefined = plain.presence.get("ann")?.[0]?.meta.name;
+  void [held, first, wrong, none];
 }

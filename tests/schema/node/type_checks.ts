@@ -16,6 +16,7 @@ import {
   Tree,
   Unions,
 } from "../golden/kinds/schema";
+import * as presence from "../golden/presence/schema";
 import * as requests from "../golden/requests/schema";
 
 // A field with a default is always there once parsed, an optional one may be missing.
@@ -83,3 +84,12 @@ export const noReply = requests.schema.replies.say;
 // @ts-expect-error: the bytes of a msgpack reply are a bin
 export const notBinReply: z.ZodType<requests.Blob | requests.Missing> =
   requests.msgpackSchema.replies.fetch;
+
+// Presence: each contract names the metadata's schema, the msgpack one its twin.
+export const presenceMeta: z.ZodType<presence.Member> = presence.schema.presence;
+export const presenceMetaMsgpack: z.ZodType<presence.MemberMsgpack> =
+  presence.msgpackSchema.presence;
+// @ts-expect-error: the msgpack meta's bytes are a bin
+export const notBinMeta: z.ZodType<presence.Member> = presence.msgpackSchema.presence;
+// @ts-expect-error: a room without presence names none
+export const noPresence = requests.schema.presence;

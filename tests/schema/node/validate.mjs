@@ -4,7 +4,8 @@
 //   node validate.mjs DIR
 //
 // reads one request a line on stdin,
-//   {"id": 1, "target": "client" | "server" | "GET /info response", "document": "client.schema.json",
+//   {"id": 1, "target": "client" | "server" | "presence" | "GET /info response",
+//    "document": "client.schema.json",
 //    "format": "json" | "msgpack", "frame": "<JSON text>" | "<msgpack as base64>"}
 // and answers each on one line of stdout, after a first {"ready": true}:
 //   {"id": 1, "zod": true, "jsonSchema": true, "zodError": null, "jsonSchemaError": null}
@@ -53,7 +54,30 @@ function jsonSchemaFor(document) {
   return validate;
 }
 
+// The contract has the metadata's schema, not the frame's: zod judges each meta of a
+// `$presence` frame (the client parses the frame's shape itself, as wire.ts does).
+function presenceOf(meta) {
+  return {
+    safeParse(value) {
+      const frame = value?.$presence ?? {};
+      for (const part of ["state", "joins", "leaves"]) {
+        for (const metas of Object.values(frame[part] ?? {})) {
+          for (const item of metas) {
+            const parsed = meta.safeParse(item?.meta);
+            if (!parsed.success) return parsed;
+          }
+        }
+      }
+      return { success: true };
+    },
+  };
+}
+
 function zodFor(target, format) {
+  if (target === "presence") {
+    const own = format === "msgpack" ? contract.msgpackSchema : undefined;
+    return presenceOf((own ?? contract.schema).presence);
+  }
   if (target === "client" || target === "server") {
     // A module whose messages hold bytes has a contract per format.
     const own = format === "msgpack" ? contract.msgpackSchema : undefined;
