@@ -31,7 +31,8 @@ from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
-from .ownership import Cluster, OwnedRoom
+from .ownership import Cluster, OwnedRoom, OwnerLost
+from .reattach import MovableConnection
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
@@ -48,6 +49,9 @@ _logger = logging.getLogger("trio_rooms")
 #: Seconds between two attempts to take a room that has no owner that answers.
 _OWNER_RETRY = 0.1
 _DOWN = (1001, "server shutting down")
+_NO_OWNER = (1013, "room has no owner that answers")
+#: A session whose owner was lost and that could not be moved: its client resumes it.
+_OWNER_LOST = (1012, "the room's node was lost")
 
 
 @final
@@ -247,28 +251,48 @@ class RoomRegistry:
         With a cluster, a room another node owns is served through that node; while
         the room has no owner that answers (its owner died and its lease has not lapsed
         yet), this node tries to take it every `_OWNER_RETRY` seconds, for up to
-        ``handshake_timeout``, before closing with 1013 (try again later).
+        ``handshake_timeout``, before closing with 1013 (try again later). A relayed
+        session whose owner is lost is moved the same way to the next owner, this node
+        or another, without its client reconnecting (`MovableConnection`); if none
+        answers in time, the client is closed with 1012 and resumes by itself.
         """
         deadline = trio.current_time() + self.config.handshake_timeout
+        movable: MovableConnection | None = None
         while True:
+            served: Connection = connection if movable is None else movable
+            asked = request if movable is None else movable.request()
             try:
                 room = await self.get(name)
             except TooManyRoomsError:
                 # Other rooms were created between the admission check and the upgrade.
-                await connection.close(1013, "too many rooms")
+                await served.close(1013, "too many rooms")
                 return 1013, "too many rooms"
             except (OwnedElsewhereError, BackplaneError) as exc:
                 cluster = self._cluster
                 if cluster is not None and isinstance(exc, OwnedElsewhereError):
-                    relayed = await cluster.relay(name, request, wire, connection, self.config)
+                    if movable is None:
+                        # Relayed from now on: its session may have to move, so every
+                        # frame the client is written from here on is counted.
+                        movable = MovableConnection(connection, request)
+                        asked = movable.request()
+                    relayed = await cluster.relay(name, asked, wire, movable, self.config)
+                    if isinstance(relayed, OwnerLost):
+                        if not movable.movable:
+                            await movable.close(*_OWNER_LOST)
+                            return _OWNER_LOST
+                        _logger.info("room %r: moving a session: %s", name, relayed.why)
+                        movable.unread(relayed.unsent)
+                        deadline = trio.current_time() + self.config.handshake_timeout
+                        continue
                     if relayed is not None:
                         return relayed
                 if trio.current_time() >= deadline:
-                    await connection.close(1013, "room has no owner that answers")
-                    return 1013, "room has no owner that answers"
+                    ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
+                    await served.close(*ended)
+                    return ended
                 await trio.sleep(_OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
                 continue
-            return await room_runner_of(room).serve(request, wire, connection)
+            return await room_runner_of(room).serve(asked, wire, served)
 
     async def serve_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection

@@ -15,7 +15,7 @@ import trio
 
 from .._core.config import RoomsConfig
 from .._core.connection import Connection
-from .._core.ownership import RelayHost
+from .._core.ownership import OwnerLost, RelayHost
 from .._core.request import ConnectRequest
 from .._errors import BackplaneError
 from ..codec import WireFormat
@@ -141,7 +141,7 @@ class RedisCluster:
         wire: WireFormat,
         connection: Connection,
         config: RoomsConfig,
-    ) -> tuple[int, str] | None:
+    ) -> tuple[int, str] | OwnerLost | None:
         """Serve ``connection``'s session through ``room``'s owner: see `Cluster.relay`."""
         try:
             owner = await self._leases.owner(room)

@@ -5,9 +5,10 @@ pumps both ways in order: the client's messages to the owner, within the credit 
 owner gives, and the owner's frames onto an `OutboundQueue` of this node's, which the
 client's connection drains. That queue has the bounds and slow-consumer policy of a
 local session's (1008), and the transport's keepalive pings and pongs go through it,
-so the client cannot tell. When the owner is lost (silent, or Redis is), the client is
-closed with 1012 (service restart): it reconnects and resumes on whichever node owns
-the room by then.
+so the client cannot tell. When the owner is lost (silent, or Redis is), the frames
+that came are written to the client and `OwnerLost` returned, with the client's
+connection open: the registry moves the session to the next owner (`MovableConnection`).
+A client already being closed is closed with 1012 (service restart) instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import trio
 from .._core.config import RoomsConfig
 from .._core.connection import Connection, ConnectionEnded
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
 from .._errors import BackplaneError
 from ..codec import WireFormat
@@ -54,13 +56,14 @@ async def relay_session(
     wire: WireFormat,
     connection: Connection,
     config: RoomsConfig,
-) -> tuple[int, str] | None:
+) -> tuple[int, str] | OwnerLost | None:
     """Serve ``connection``'s session on node ``owner`` until it ends: its close.
 
     Returns None, having touched nothing of ``connection``, if ``owner`` does not run
     it: the room is not its own (MOVED), or no answer came within
-    ``handshake_timeout``. Cancelled (this node shuts down), the client is closed with
-    1001 and the owner told, within ``close_timeout``.
+    ``handshake_timeout``; `OwnerLost`, having closed nothing, if the relay broke
+    while the client was connected. Cancelled (this node shuts down), the client is
+    closed with 1001 and the owner told, within ``close_timeout``.
     """
     end = link.new_end(owner)
     pump = _Pump(link, end, connection, config)
@@ -92,7 +95,11 @@ class _Pump:
         #: What the client is closed with once the frames before it are written.
         self._close: tuple[int, str] | None = None
         #: How the session ended (END), or why the relay broke; then ``_done`` is set.
-        self._result: tuple[int, str] | None = None
+        self._result: tuple[int, str] | OwnerLost | None = None
+        #: The client ended its side (or broke a rule): its relay is not to be moved.
+        self._client_ended = False
+        #: A message read from the client and not yet handed to the link.
+        self._unsent: str | bytes | None = None
         self._done = trio.Event()
         self._sent = 0
         self._credit = self._window
@@ -131,8 +138,13 @@ class _Pump:
             self.broken("the room's node dropped the relay")
 
     def broken(self, why: str) -> None:
-        self._close_client(_LOST, "the room's node was lost")
-        self._finish((_LOST, why))
+        if self._close is not None or self._client_ended:
+            self._close_client(_LOST, "the room's node was lost")
+            self._finish((_LOST, why))
+        else:
+            # The writer writes what came, then stops; the connection stays open.
+            self._outbound.close()
+            self._finish(OwnerLost(why))
         self._answered.set()
 
     def _put(self, frames: object) -> None:
@@ -156,14 +168,16 @@ class _Pump:
                 self._outbound.clear()
             self._outbound.close()
 
-    def _finish(self, result: tuple[int, str] | None) -> None:
+    def _finish(self, result: tuple[int, str] | OwnerLost | None) -> None:
         if not self._done.is_set():
             self._result = result
             self._done.set()
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, request: ConnectRequest, wire: WireFormat) -> tuple[int, str] | None:
+    async def run(
+        self, request: ConnectRequest, wire: WireFormat
+    ) -> tuple[int, str] | OwnerLost | None:
         self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
         with trio.move_on_after(self._config.handshake_timeout):
             await self._answered.wait()
@@ -188,7 +202,10 @@ class _Pump:
             ):
                 await self._connection.close(1001, "server shutting down")
             raise
-        return self._result
+        result = self._result
+        if isinstance(result, OwnerLost) and self._unsent is not None:
+            return OwnerLost(result.why, (self._unsent,))
+        return result
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
@@ -197,6 +214,7 @@ class _Pump:
             try:
                 message = await connection.receive()
             except ConnectionEnded as ended:
+                self._client_ended = True
                 link.send_nowait(
                     end, CLOSE, ended.code, ended.reason, ended.by_peer, ended.send_close
                 )
@@ -204,17 +222,23 @@ class _Pump:
                     return
                 continue
             except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._client_ended = True
                 link.send_nowait(end, CLOSE, 1006, "connection lost", True, False)
                 return
+            if self._client_ended:
+                continue  # drained until its close frame: not relayed
+            # Kept until handed over: if the owner is lost meanwhile, the next one gets it.
+            self._unsent = message
             while self._sent >= self._credit:
                 await self._credited.wait()
                 self._credited = trio.Event()
-            self._sent += 1
             try:
                 await link.send(end, MESSAGE, message)
             except BackplaneError as exc:
                 self.broken(str(exc))
                 return
+            self._sent += 1
+            self._unsent = None
 
     async def _write(self, written: trio.Event) -> None:
         connection, outbound = self._connection, self._outbound

@@ -184,11 +184,16 @@ class Connection(Generic[ServerMsgT]):
             if split is not None:
                 self._settle(frame, *split)  # a reply: not counted, never replayed
                 continue
-            item: ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame
+            item: (
+                ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame | SessionFrame
+            )
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
                 item = _library_frame(frame, exc)
+                if isinstance(item, SessionFrame):
+                    self._moved(item, frame)
+                    continue
                 if isinstance(item, Resynced):
                     self._state.events_send.send_nowait(item)
                     continue
@@ -211,6 +216,20 @@ class Connection(Generic[ServerMsgT]):
             else:
                 self._state.seen += 1
             await self._state.inbox_send.send(item)
+
+    def _moved(self, session: SessionFrame, frame: str | bytes) -> None:
+        """A ``$session`` mid-connection: the server moved our session to another node.
+
+        The move spent our token: the new one is what resumes the session from now on.
+        Any other session's frame is reported as invalid.
+        """
+        current = self._state.session
+        if current is None or session.id != current.id or not session.resumed:
+            self._settings.on_invalid(
+                DecodeError("unexpected $session frame in the middle of a connection", frame=frame)
+            )
+            return
+        self._state.session = session
 
     def _settle(self, frame: str | bytes, rid: int | None, rest: str | bytes) -> None:
         """Hand the reply in ``frame`` (``rest`` without its ``$rid``) to its request."""
@@ -248,7 +267,7 @@ class Connection(Generic[ServerMsgT]):
 
 def _library_frame(
     frame: bytes | str, error: DecodeError
-) -> Exception | Resynced | RequestFailedFrame | SkippedFrame:
+) -> Exception | Resynced | RequestFailedFrame | SkippedFrame | SessionFrame:
     """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
     server message; ``error`` itself if it is no library frame either."""
     try:
@@ -259,9 +278,7 @@ def _library_frame(
         case ErrorFrame():
             return ServerError(parsed.text)
         case SessionFrame():
-            return DecodeError(
-                "unexpected $session frame in the middle of a connection", frame=frame
-            )
+            return parsed
         case ResyncFrame():
             return Resynced(parsed.reason)
         case RequestFailedFrame() | SkippedFrame():
