@@ -108,7 +108,10 @@ class RoomRegistry:
         self._slots: dict[str, _Slot] = {}
         self._closing = False
         #: Fires the rooms' alarms: `open_rooms` runs it in the rooms' nursery.
-        self.alarms = AlarmScheduler(storage, config, self.get)
+        #: The fencing token of each room whose start failed after its lease was taken
+        #: (at most ``max_rooms``, the oldest dropped): what the retry of its alarm carries.
+        self._failed_fences: dict[str, int] = {}
+        self.alarms = AlarmScheduler(storage, config, self.get, self._failed_fence)
 
     async def get(self, name: str) -> Room[Any]:
         """The live room called ``name``, created if needed: see `Rooms.get`."""
@@ -357,12 +360,24 @@ class RoomRegistry:
                 nursery.cancel_scope.cancel()
         finally:
             if owned is not None:
+                if slot.room is None:  # it failed to start while this node held it
+                    self._remember_failed(name, owned.token)
                 with trio.CancelScope(shield=True):
                     await _release(name, owned)
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]
             self.counters.changed()
+
+    def _failed_fence(self, name: str) -> int:
+        return self._failed_fences.pop(name, 0)
+
+    def _remember_failed(self, name: str, token: int) -> None:
+        fences = self._failed_fences
+        fences.pop(name, None)
+        fences[name] = token
+        if len(fences) > self.config.max_rooms:
+            del fences[next(iter(fences))]
 
     async def _own(self, name: str, runner: RoomRunner) -> OwnedRoom | None:
         """With a cluster: take the room's lease and raise its fence, before it starts.
