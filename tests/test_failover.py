@@ -8,6 +8,7 @@ are raw WebSocket clients, which see every frame the server writes, close frames
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
@@ -201,3 +202,53 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
                         True,
                         0,
                     )
+
+
+async def _text(client: RawClient) -> Message:
+    return cast("Message", orjson.loads(await client.receive_text()))
+
+
+async def _until_close(client: RawClient) -> list[Message | int]:
+    """Every message up to the server's close frame, then its code (pings left out)."""
+    frames: list[Message | int] = []
+    while (frame := await client.receive_frame()) is not None:
+        if frame.opcode == CLOSE:
+            frames.append(frame.close_code)
+            break
+        if frame.opcode == TEXT:
+            frames.append(cast("Message", orjson.loads(frame.payload)))
+    return frames
+
+
+async def test_an_owner_paused_past_its_lease_steps_down_and_sends_nothing_after(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    """SIGSTOP the owner past its TTL while the other node takes the room and writes, then
+    SIGCONT it: the message its client sent meanwhile is never answered and its write never
+    stored (the fence), its client gets only a 1012 close, and it relays the room from then."""
+    with trio.fail_after(PATIENCE):
+        async with open_nodes(redis_server.url, "a", "b") as nodes:
+            (process_a, port_a), (_, port_b) = nodes["a"], nodes["b"]
+            async with (
+                open_raw(port_a, GAME) as on_a,
+                open_raw(port_b, GAME) as relayed,
+            ):
+                assert (await _text(on_a))["node"] == "a"
+                assert (await _text(relayed))["node"] == "a"
+                await on_a.send_text('{"type": "add"}')
+                assert (await _text(on_a))["stored"] == 1
+                process_a.send_signal(signal.SIGSTOP)
+                try:
+                    await on_a.send_text('{"type": "add"}')  # waits in a's socket
+                    # b moves its relayed session, taking the room once a's lease lapsed.
+                    assert await _text(relayed) == {"type": "welcome", "node": "b", "starts": 2}
+                    await relayed.send_text('{"type": "add"}')
+                    assert (await _text(relayed))["stored"] == 2
+                finally:
+                    process_a.send_signal(signal.SIGCONT)
+                assert await _until_close(on_a) == [1012]
+                await relayed.send_text('{"type": "add"}')
+                assert (await _text(relayed))["stored"] == 3
+            async with open_raw(port_a, GAME) as again:
+                assert (await _text(again))["node"] == "b"  # a relays the room now
+    assert await redis.get(b"trio_rooms:state:game:count") == b"3"

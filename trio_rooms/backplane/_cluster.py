@@ -149,4 +149,6 @@ class RedisCluster:
             return None
         if owner is None or owner[0] == self.node_id or not self._relays.alive(owner[0]):
             return None  # nobody, us (the lease is being given back), or a node gone silent
+        if not self._relays.connected:
+            return None  # an OPEN now would be lost: asked again once the link is back
         return await relay_session(self._relays, owner[0], request, wire, connection, config)
