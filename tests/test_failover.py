@@ -1,8 +1,9 @@
 """Failover in the single-owner mode, with server processes on one real redis-server.
 
 Every node is `tests.owner_app` (a counter room on `RedisStorage` and `RedisCluster`
-leases) in a subprocess, so that it can be killed (SIGKILL) or paused (SIGSTOP); clients
-are raw WebSocket clients, which see every frame the server writes, close frames too.
+leases) in a subprocess, so that it can be killed (SIGKILL) or paused (SIGSTOP), or in
+this process where its statistics are looked at; clients are raw WebSocket clients,
+which see every frame the server writes, close frames too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import orjson
 import pytest
 import trio
 
-from .owner_app import LEASE_TTL, open_owner_node
+import trio_rooms
+
+from .owner_app import LEASE_TTL, CounterRoom, open_owner_node, open_owner_rooms
 from .redis_server import RedisServer
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
@@ -252,3 +255,88 @@ async def test_an_owner_paused_past_its_lease_steps_down_and_sends_nothing_after
             async with open_raw(port_a, GAME) as again:
                 assert (await _text(again))["node"] == "b"  # a relays the room now
     assert await redis.get(b"trio_rooms:state:game:count") == b"3"
+
+
+def _served(welcomes: list[Message]) -> bool:
+    return len(welcomes) == 3
+
+
+async def test_fifty_rooms_asked_for_at_once_on_three_nodes_have_one_owner_each(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    """A client of each of three nodes asks for each of 50 new rooms, all at once: every
+    room starts once, on one node, and its three clients are all served by that node."""
+    names = [f"room{index}" for index in range(50)]
+    welcomes: dict[str, list[Message]] = {name: [] for name in names}
+    board = _Board()
+    with trio.fail_after(PATIENCE * 2):
+        async with open_nodes(redis_server.url, "a", "b", "c") as nodes:
+
+            async def welcome(name: str, port: int) -> None:
+                async with open_raw(port, f"/rooms/{name}/websocket") as client:
+                    welcomes[name].append(await _text(client))
+                    board.changed()
+                    # Connected until every room is served: none is evicted meanwhile.
+                    await board.wait_until(lambda: all(map(_served, welcomes.values())))
+
+            async with trio.open_nursery() as nursery:  # 150 handshakes at once
+                for name in names:
+                    for _, port in nodes.values():
+                        nursery.start_soon(welcome, name, port)
+    owners: dict[str, str] = {}
+    for name in names:
+        (first, *others) = welcomes[name]
+        assert first["starts"] == 1
+        assert others == [first, first]
+        owners[name] = cast("str", first["node"])
+        lease = await redis.get(f"trio_rooms:lease:{name}".encode())
+        assert lease is not None
+        assert lease.decode().rpartition(":")[0] == owners[name]
+        assert await redis.get(f"trio_rooms:state:{name}:starts".encode()) == b"1"
+    assert set(owners.values()) <= {"a", "b", "c"}
+
+
+@asynccontextmanager
+async def _open_node(
+    url: str, node: str
+) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], int]]:
+    """Node ``node`` in this process, served on a free port: its rooms and the port."""
+    async with open_owner_rooms(url, node) as rooms, trio.open_nursery() as nursery:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        yield rooms, port
+        nursery.cancel_scope.cancel()
+
+
+async def test_statistics_count_the_rooms_owned_and_the_rooms_relayed(
+    redis_server: RedisServer,
+) -> None:
+    """The owner counts the room as owned; the other node, the room and the two sessions
+    it relays there, until they end."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with (
+            _open_node(url, "a") as (rooms_a, port_a),
+            _open_node(url, "b") as (rooms_b, port_b),
+            open_raw(port_a, GAME) as owner,
+        ):
+            assert (await _text(owner))["node"] == "a"
+            async with (
+                open_raw(port_b, GAME) as one,
+                open_raw(port_b, GAME + "?resume=") as two,
+            ):
+                assert (await _text(one))["node"] == "a"
+                assert "$session" in await _text(two)
+                assert (await _text(two))["node"] == "a"
+                on_a, on_b = rooms_a.statistics(), rooms_b.statistics()
+                assert (on_a.owned_rooms, on_a.relayed_rooms, on_a.relayed_sessions) == (
+                    1,
+                    0,
+                    0,
+                )
+                assert (on_b.owned_rooms, on_b.relayed_rooms, on_b.relayed_sessions) == (
+                    0,
+                    1,
+                    2,
+                )
+            await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
+            assert rooms_b.statistics().relayed_rooms == 0

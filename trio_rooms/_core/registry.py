@@ -8,6 +8,7 @@ and `open_rooms` reach it through `registry_of`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import secrets
@@ -58,10 +59,12 @@ _OWNER_LOST = (1012, "the room's node was lost")
 class _Slot:
     """A name's place in the registry: its room while starting, running and stopping."""
 
-    __slots__ = ("ready", "room", "stopped", "stopping")
+    __slots__ = ("owned", "ready", "room", "stopped", "stopping")
 
     def __init__(self) -> None:
         self.room: Room[Any] | None = None
+        #: It runs under this node's lease (a cluster's).
+        self.owned = False
         self.ready = trio.Event()
         self.stopped = trio.Event()
         self.stopping = False
@@ -106,6 +109,8 @@ class RoomRegistry:
             camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
         )
         self._slots: dict[str, _Slot] = {}
+        #: This node's clients being relayed to another node, by room.
+        self._relayed: collections.Counter[str] = collections.Counter()
         self._closing = False
         #: Fires the rooms' alarms: `open_rooms` runs it in the rooms' nursery.
         #: The fencing token of each room whose start failed after its lease was taken
@@ -166,6 +171,9 @@ class RoomRegistry:
             coalesced=counters.coalesced,
             slow_consumers=counters.slow_consumers,
             by_room=by_room,
+            owned_rooms=sum(1 for slot in self._slots.values() if slot.owned and not slot.stopping),
+            relayed_rooms=len(self._relayed),
+            relayed_sessions=self._relayed.total(),
         )
 
     async def admit(self, request: ConnectRequest) -> None:
@@ -278,7 +286,7 @@ class RoomRegistry:
                         # frame the client is written from here on is counted.
                         movable = MovableConnection(connection, request)
                         asked = movable.request()
-                    relayed = await cluster.relay(name, asked, wire, movable, self.config)
+                    relayed = await self._relay(cluster, name, asked, wire, movable)
                     if isinstance(relayed, OwnerLost):
                         if not movable.movable:
                             await movable.close(*_OWNER_LOST)
@@ -296,6 +304,26 @@ class RoomRegistry:
                 await trio.sleep(_OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
                 continue
             return await room_runner_of(room).serve(asked, wire, served)
+
+    async def _relay(
+        self,
+        cluster: Cluster,
+        name: str,
+        request: ConnectRequest,
+        wire: WireFormat,
+        connection: Connection,
+    ) -> tuple[int, str] | OwnerLost | None:
+        """`Cluster.relay`, counted in `statistics` while it runs."""
+        relayed = self._relayed
+        relayed[name] += 1
+        self.counters.changed()
+        try:
+            return await cluster.relay(name, request, wire, connection, self.config)
+        finally:
+            relayed[name] -= 1
+            if not relayed[name]:
+                del relayed[name]
+            self.counters.changed()
 
     async def serve_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
@@ -339,6 +367,7 @@ class RoomRegistry:
         owned: OwnedRoom | None = None
         try:
             owned = await self._own(name, runner)
+            slot.owned = owned is not None
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
