@@ -33,6 +33,7 @@ class DelegatingStorage:
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
         return await self._inner.claim_session(
             room,
@@ -40,13 +41,14 @@ class DelegatingStorage:
             token_hash=token_hash,
             new_token_hash=new_token_hash,
             expires_at=expires_at,
+            fence=fence,
         )
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
         return await self._inner.replace_session(record, expected_token_hash=expected_token_hash)
 
-    async def delete_session(self, room: str, session_id: str) -> None:
-        await self._inner.delete_session(room, session_id)
+    async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
+        await self._inner.delete_session(room, session_id, fence=fence)
 
     async def get(self, room: str, key: str) -> bytes | None:
         return await self._inner.get(room, key)
@@ -66,8 +68,10 @@ class DelegatingStorage:
     async def next_alarms(self, limit: int) -> Sequence[StoredAlarm]:
         return await self._inner.next_alarms(limit)
 
-    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
-        return await self._inner.replace_alarm(alarm, new)
+    async def replace_alarm(
+        self, alarm: StoredAlarm, new: StoredAlarm | None, *, fence: int = 0
+    ) -> bool:
+        return await self._inner.replace_alarm(alarm, new, fence=fence)
 
     async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
         return await self._inner.load_frames(room, after=after)

@@ -35,6 +35,7 @@ class FlakyStorage(DelegatingStorage):
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
         self._check()
         return await super().claim_session(
@@ -43,6 +44,7 @@ class FlakyStorage(DelegatingStorage):
             token_hash=token_hash,
             new_token_hash=new_token_hash,
             expires_at=expires_at,
+            fence=fence,
         )
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:

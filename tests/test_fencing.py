@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from trio_rooms import OwnershipLostError, Rooms, serve_websocket
+from trio_rooms._core import tokens
 from trio_rooms.backplane._leases import Leases
 from trio_rooms.storage import Commit, LoggedFrame, RecordWrite, SessionRecord, StoredAlarm
 from trio_rooms.storage.redis import RedisStorage
@@ -192,3 +193,80 @@ async def test_a_room_whose_lease_is_lost_stops_at_once(
             await redis.delete([b"trio_rooms:lease:game"])
             assert await _until_close(client) == [(CLOSE, 1012)]
         await rooms.wait_statistics(lambda stats: stats.rooms == 0)
+
+
+async def test_claims_deletions_and_alarm_moves_below_the_fence_are_refused(
+    storage: RedisStorage,
+) -> None:
+    """claim_session, delete_session and replace_alarm with a token below the room's fence
+    raise OwnershipLostError and change nothing; at the fence, or unfenced, they go on."""
+    record = SessionRecord(
+        room="game", session_id="s1", data=b"{}", wire="json", token_hash=b"h1", expires_at=9e9
+    )
+    alarm = StoredAlarm(room="game", name="a", at=1.0)
+    await storage.commit(Commit(room="game", alarms={"a": alarm}, fence=5))
+    await storage.save_session(record)
+    moved = StoredAlarm(room="game", name="a", at=2.0, attempt=1)
+    refused = [
+        storage.claim_session(
+            "game", "s1", token_hash=b"h1", new_token_hash=b"h2", expires_at=9e9, fence=4
+        ),
+        storage.delete_session("game", "s1", fence=4),
+        storage.replace_alarm(alarm, moved, fence=4),
+    ]
+    for call in refused:
+        with pytest.raises(OwnershipLostError) as caught:
+            await call
+        assert (caught.value.token, caught.value.fence) == (4, 5)
+    assert await storage.load_session("game", "s1") == record
+    assert await storage.load_alarms("game") == [alarm]
+    claimed = await storage.claim_session(
+        "game", "s1", token_hash=b"h1", new_token_hash=b"h2", expires_at=9e9, fence=5
+    )
+    assert claimed is not None
+    assert claimed.token_hash == b"h2"
+    assert await storage.replace_alarm(alarm, moved, fence=5)
+    assert await storage.replace_alarm(moved, None)  # unfenced
+    await storage.delete_session("game", "s1", fence=5)
+    assert await storage.load_session("game", "s1") is None
+
+
+async def test_a_deposed_owner_does_not_spend_a_resume_token(
+    node_a: tuple[Rooms[CounterRoom], int], redis: coredis.Redis[bytes], storage: RedisStorage
+) -> None:
+    """A resume that reaches an owner whose room was taken over is refused by the fence:
+    its client gets 1012, the room stops there, and the token still resumes the session."""
+    rooms, port = node_a
+    with trio.fail_after(PATIENCE):
+        async with open_raw(port, "/rooms/game/websocket?resume=") as client:
+            session = orjson.loads(await client.receive_text())["$session"]
+            assert (await _receive(client))["type"] == "welcome"
+        await rooms.wait_statistics(lambda stats: stats.sessions == 0)
+        await redis.incr(b"trio_rooms:fence:game")  # what a newer acquisition does
+        token = session["token"]
+        async with open_raw(port, f"/rooms/game/websocket?resume={token}") as client:
+            assert await _until_close(client) == [(CLOSE, 1012)]
+        await rooms.wait_statistics(lambda stats: stats.rooms == 0)
+    parts = tokens.split(token)
+    assert parts is not None
+    record = await storage.load_session("game", parts[0])
+    assert record is not None
+    assert tokens.verify(parts[1], record.token_hash, record.expires_at)
+
+
+async def test_a_write_after_the_room_was_fenced_off_says_who_owns_it(
+    node_a: tuple[Rooms[CounterRoom], int], redis: coredis.Redis[bytes]
+) -> None:
+    """Once a commit was refused by the fence, the room's next write raises
+    OwnershipLostError (another node may own the room), not a restart's StorageError."""
+    rooms, port = node_a
+    with trio.fail_after(PATIENCE):
+        async with open_raw(port, "/rooms/game/websocket") as client:
+            assert (await _receive(client))["type"] == "welcome"
+            room = await rooms.get("game")
+            await redis.incr(b"trio_rooms:fence:game")
+            await client.send_text('{"type": "add"}')
+            assert await _until_close(client) == [(CLOSE, 1012)]
+    with pytest.raises(OwnershipLostError, match="another node may own it now") as caught:
+        await room.storage.put("late", 1)
+    assert "restarting" not in str(caught.value)

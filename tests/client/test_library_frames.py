@@ -28,6 +28,10 @@ class Server:
     #: The close code of each connection, as the server saw it.
     closes: list[int] = attrs.field(factory=list[int])
     closed: trio.Event = attrs.field(factory=trio.Event)
+    #: Close each connection with this code after the script (None: wait for the client).
+    close_with: int | None = None
+    #: The request target of each connection, in order.
+    resources: list[str] = attrs.field(factory=list[str])
 
     async def open_stream(self) -> trio.abc.Stream:
         client_stream, server_stream = trio.testing.memory_stream_pair()
@@ -36,9 +40,13 @@ class Server:
 
     async def _serve(self, stream: trio.abc.Stream) -> None:
         request = await trio_websocket.wrap_server_stream(self.nursery, stream)
+        self.resources.append(request.path)
         ws = await request.accept()
         for frame in self.frames:
             await ws.send_message(frame)
+        if self.close_with is not None:
+            await ws.aclose(self.close_with)
+            return
         try:
             await ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
@@ -116,3 +124,28 @@ async def test_a_resumable_connection_not_opened_by_a_session_frame_closes_with_
     with trio.fail_after(5):
         await server.closed.wait()
     assert server.closes == [1002]
+
+
+async def test_its_own_session_frame_mid_connection_gives_the_token_the_next_resume_sends(
+    nursery: trio.Nursery,
+) -> None:
+    """A mid-connection $session naming the client's own session, resumed (what a server
+    that moved it to another node sends), is not invalid: the next resume sends its token."""
+    opened = '{"$session":{"id":"s1","token":"s1.old","resumed":false}}'
+    moved = '{"$session":{"id":"s1","token":"s1.new","resumed":true,"replayed":0}}'
+    invalid: list[DecodeError] = []
+    server = Server(nursery, [opened, moved, CHAT], close_with=1012)
+    async with open_room_client(
+        "ws://testserver/rooms/lobby/websocket",
+        (Chat,),
+        (SendChat,),
+        resume=True,
+        reconnect=ReconnectPolicy(initial_delay=0.01, jitter=0, max_attempts=1),
+        on_invalid=invalid.append,
+        open_stream=server.open_stream,
+    ) as client:
+        assert await client.receive() == Chat(user_id="u1", name="ann", text="after")
+        assert await client.receive() == Chat(user_id="u1", name="ann", text="after")
+        assert client.session_id == "s1"
+    assert invalid == []
+    assert "resume=s1.new" in server.resources[1]

@@ -14,9 +14,10 @@ from typing import Any, cast, final
 
 import attrs
 
+from .._errors import OwnershipLostError
 from . import tokens
 from .room_state import RoomState
-from .storage import RecordWrite, ReplayCursor, SessionRecord, Storage, data_converter
+from .storage import RecordWrite, ReplayCursor, SessionRecord, data_converter
 
 __all__ = ["Claimed", "DurableRecord"]
 
@@ -54,28 +55,38 @@ class DurableRecord:
         self.token_hash = issued.token_hash
         return issued
 
-    async def claim(self, storage: Storage, room: str, token: str) -> Claimed | None:
+    async def claim(self, state: RoomState, token: str) -> Claimed | None:
         """Spend ``token`` and take its session's record; None if it does not resume.
 
         The token is checked here (in constant time), then spent by the storage's
         compare-and-set on its hash, which only one of racing claims wins; the data is
-        the record's as it was then.
+        the record's as it was then. The claim carries the room's fencing token.
+
+        Raises:
+            OwnershipLostError: another node owns the room now (the token is not spent;
+                the room stops here, as for a refused commit).
         """
         parts = tokens.split(token)
         if parts is None:
             return None
         session_id, secret = parts
+        storage, room = state.storage, state.room
         record = await storage.load_session(room, session_id)
         if record is None or not tokens.verify(secret, record.token_hash, record.expires_at):
             return None
         issued = tokens.issue(session_id)
-        claimed = await storage.claim_session(
-            room,
-            session_id,
-            token_hash=record.token_hash,
-            new_token_hash=issued.token_hash,
-            expires_at=self._expires_at(),
-        )
+        try:
+            claimed = await storage.claim_session(
+                room,
+                session_id,
+                token_hash=record.token_hash,
+                new_token_hash=issued.token_hash,
+                expires_at=self._expires_at(),
+                fence=state.fence,
+            )
+        except OwnershipLostError as exc:
+            state.refused(exc)
+            raise
         if claimed is None:
             return None  # another connection spent it first
         self.token_hash = issued.token_hash

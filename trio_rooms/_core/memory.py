@@ -73,8 +73,12 @@ class MemoryStorage:
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
-        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another."""
+        """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
+
+        One node's storage: ``fence`` is not checked.
+        """
         await trio.lowlevel.checkpoint()
         # From here to the assignment there is no await: no other task can come between.
         stored = self._sessions.get((room, session_id))
@@ -94,8 +98,8 @@ class MemoryStorage:
         self._store(record)
         return True
 
-    async def delete_session(self, room: str, session_id: str) -> None:
-        """Forget a session (nothing happens if it is unknown)."""
+    async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
+        """Forget a session (nothing happens if it is unknown); ``fence`` is not checked."""
         await trio.lowlevel.checkpoint()
         self._sessions.pop((room, session_id), None)
 
@@ -172,8 +176,10 @@ class MemoryStorage:
         await trio.lowlevel.checkpoint()
         return sorted(self._alarms.values(), key=_due)[:limit]
 
-    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
-        """Replace ``alarm`` with ``new`` if it is stored as it was; else False."""
+    async def replace_alarm(
+        self, alarm: StoredAlarm, new: StoredAlarm | None, *, fence: int = 0
+    ) -> bool:
+        """Replace ``alarm`` with ``new`` if it is stored as it was; else False (no fence)."""
         check_alarm_replacement(alarm, new)
         await trio.lowlevel.checkpoint()
         key = (alarm.room, alarm.name)

@@ -8,12 +8,17 @@ node is served through the owner: that node hands its connection to `Cluster.rel
 and the owner runs the session over a `Connection` the cluster gives `RelayHost`; a
 route request is asked of the owner the same way (`Cluster.relay_request`). The
 core only talks to these Protocols; ``trio_rooms.backplane`` has the Redis one.
+
+When a relayed session's owner is lost, `Cluster.relay` returns `OwnerLost` with the
+client's connection intact, and the registry moves the session to the next owner
+(`MovableConnection`): the client does not reconnect.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, final
 
+import attrs
 import trio
 
 from ..codec import WireFormat
@@ -22,7 +27,21 @@ from .connection import Connection
 from .request import ConnectRequest
 from .routes import HttpRequest, Response
 
-__all__ = ["Cluster", "OwnedRoom", "RelayHost"]
+__all__ = ["Cluster", "OwnedRoom", "OwnerLost", "RelayHost"]
+
+
+@final
+@attrs.frozen
+class OwnerLost:
+    """A relay ended with its owner lost and the client's connection left open.
+
+    Every frame the owner's session sent that reached this node was written to the
+    client; nothing was closed. ``unsent`` are the client's messages read from it that
+    the owner never got, in order.
+    """
+
+    why: str
+    unsent: tuple[str | bytes, ...] = ()
 
 
 class OwnedRoom(Protocol):
@@ -82,11 +101,12 @@ class Cluster(Protocol):
         wire: WireFormat,
         connection: Connection,
         config: RoomsConfig,
-    ) -> tuple[int, str] | None:
+    ) -> tuple[int, str] | OwnerLost | None:
         """Serve ``connection``'s session through ``room``'s owner until it ends: its close.
 
         Returns None, having read and written nothing on ``connection``, when no other
-        node that answers owns the room (the caller tries to take it, or asks again).
+        node that answers owns the room (the caller tries to take it, or asks again);
+        `OwnerLost`, having closed nothing, when the owner was lost while it served.
         """
         ...
 

@@ -8,6 +8,7 @@ and `open_rooms` reach it through `registry_of`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import secrets
@@ -31,7 +32,8 @@ from .backplane import Backplane
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
-from .ownership import Cluster, OwnedRoom
+from .ownership import Cluster, OwnedRoom, OwnerLost
+from .reattach import MovableConnection
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
 from .room_runner import RoomRunner
@@ -49,16 +51,21 @@ _logger = logging.getLogger("trio_rooms")
 #: Seconds between two attempts to take a room that has no owner that answers.
 OWNER_RETRY = 0.1
 _DOWN = (1001, "server shutting down")
+_NO_OWNER = (1013, "room has no owner that answers")
+#: A session whose owner was lost and that could not be moved: its client resumes it.
+_OWNER_LOST = (1012, "the room's node was lost")
 
 
 @final
 class _Slot:
     """A name's place in the registry: its room while starting, running and stopping."""
 
-    __slots__ = ("ready", "room", "stopped", "stopping")
+    __slots__ = ("owned", "ready", "room", "stopped", "stopping")
 
     def __init__(self) -> None:
         self.room: Room[Any] | None = None
+        #: It runs under this node's lease (a cluster's).
+        self.owned = False
         self.ready = trio.Event()
         self.stopped = trio.Event()
         self.stopping = False
@@ -103,9 +110,14 @@ class RoomRegistry:
             camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
         )
         self._slots: dict[str, _Slot] = {}
+        #: This node's clients being relayed to another node, by room.
+        self._relayed: collections.Counter[str] = collections.Counter()
         self._closing = False
         #: Fires the rooms' alarms: `open_rooms` runs it in the rooms' nursery.
-        self.alarms = AlarmScheduler(storage, config, self.get)
+        #: The fencing token of each room whose start failed after its lease was taken
+        #: (at most ``max_rooms``, the oldest dropped): what the retry of its alarm carries.
+        self._failed_fences: dict[str, int] = {}
+        self.alarms = AlarmScheduler(storage, config, self.get, self._failed_fence)
 
     @property
     def cluster(self) -> Cluster | None:
@@ -165,6 +177,9 @@ class RoomRegistry:
             coalesced=counters.coalesced,
             slow_consumers=counters.slow_consumers,
             by_room=by_room,
+            owned_rooms=sum(1 for slot in self._slots.values() if slot.owned and not slot.stopping),
+            relayed_rooms=len(self._relayed),
+            relayed_sessions=self._relayed.total(),
         )
 
     async def admit(self, request: ConnectRequest) -> None:
@@ -253,28 +268,68 @@ class RoomRegistry:
         With a cluster, a room another node owns is served through that node; while
         the room has no owner that answers (its owner died and its lease has not lapsed
         yet), this node tries to take it every `OWNER_RETRY` seconds, for up to
-        ``handshake_timeout``, before closing with 1013 (try again later).
+        ``handshake_timeout``, before closing with 1013 (try again later). A relayed
+        session whose owner is lost is moved the same way to the next owner, this node
+        or another, without its client reconnecting (`MovableConnection`); if none
+        answers in time, the client is closed with 1012 and resumes by itself.
         """
         deadline = trio.current_time() + self.config.handshake_timeout
+        movable: MovableConnection | None = None
         while True:
+            served: Connection = connection if movable is None else movable
+            asked = request if movable is None else movable.request()
             try:
                 room = await self.get(name)
             except TooManyRoomsError:
                 # Other rooms were created between the admission check and the upgrade.
-                await connection.close(1013, "too many rooms")
+                await served.close(1013, "too many rooms")
                 return 1013, "too many rooms"
             except (OwnedElsewhereError, BackplaneError) as exc:
                 cluster = self._cluster
                 if cluster is not None and isinstance(exc, OwnedElsewhereError):
-                    relayed = await cluster.relay(name, request, wire, connection, self.config)
+                    if movable is None:
+                        # Relayed from now on: its session may have to move, so every
+                        # frame the client is written from here on is counted.
+                        movable = MovableConnection(connection, request)
+                        asked = movable.request()
+                    relayed = await self._relay(cluster, name, asked, wire, movable)
+                    if isinstance(relayed, OwnerLost):
+                        if not movable.movable:
+                            await movable.close(*_OWNER_LOST)
+                            return _OWNER_LOST
+                        _logger.info("room %r: moving a session: %s", name, relayed.why)
+                        movable.unread(relayed.unsent)
+                        deadline = trio.current_time() + self.config.handshake_timeout
+                        continue
                     if relayed is not None:
                         return relayed
                 if trio.current_time() >= deadline:
-                    await connection.close(1013, "room has no owner that answers")
-                    return 1013, "room has no owner that answers"
+                    ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
+                    await served.close(*ended)
+                    return ended
                 await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
                 continue
-            return await room_runner_of(room).serve(request, wire, connection)
+            return await room_runner_of(room).serve(asked, wire, served)
+
+    async def _relay(
+        self,
+        cluster: Cluster,
+        name: str,
+        request: ConnectRequest,
+        wire: WireFormat,
+        connection: Connection,
+    ) -> tuple[int, str] | OwnerLost | None:
+        """`Cluster.relay`, counted in `statistics` while it runs."""
+        relayed = self._relayed
+        relayed[name] += 1
+        self.counters.changed()
+        try:
+            return await cluster.relay(name, request, wire, connection, self.config)
+        finally:
+            relayed[name] -= 1
+            if not relayed[name]:
+                del relayed[name]
+            self.counters.changed()
 
     async def serve_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
@@ -330,6 +385,7 @@ class RoomRegistry:
         owned: OwnedRoom | None = None
         try:
             owned = await self._own(name, runner)
+            slot.owned = owned is not None
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
@@ -351,12 +407,24 @@ class RoomRegistry:
                 nursery.cancel_scope.cancel()
         finally:
             if owned is not None:
+                if slot.room is None:  # it failed to start while this node held it
+                    self._remember_failed(name, owned.token)
                 with trio.CancelScope(shield=True):
                     await _release(name, owned)
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]
             self.counters.changed()
+
+    def _failed_fence(self, name: str) -> int:
+        return self._failed_fences.pop(name, 0)
+
+    def _remember_failed(self, name: str, token: int) -> None:
+        fences = self._failed_fences
+        fences.pop(name, None)
+        fences[name] = token
+        if len(fences) > self.config.max_rooms:
+            del fences[next(iter(fences))]
 
     async def _own(self, name: str, runner: RoomRunner) -> OwnedRoom | None:
         """With a cluster: take the room's lease and raise its fence, before it starts.

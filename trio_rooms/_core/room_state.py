@@ -104,8 +104,11 @@ class RoomState:
         self._sealed_seq = 0
         self._wake_committer = trio.Event()
         self._committed = trio.lowlevel.ParkingLot()
-        #: Set once a commit failed: the room is restarting, nothing more is written.
+        #: Set once a commit failed (the room is restarting) or was refused by the fence
+        #: (`OwnershipLostError`: another node owns the room); nothing more is written.
         self.failed: StorageError | None = None
+        #: What the committer reports a failure to (`run_committer`'s ``on_failure``).
+        self._on_failure: Callable[[StorageError], None] | None = None
         #: Called with each new durable sequence number (what else waits for it).
         self.on_durable: Callable[[int], None] | None = None
         #: The replay log's count bound, passed with each commit that logs frames.
@@ -211,10 +214,13 @@ class RoomState:
         return [*self._in_flight.frames, *self._sealed.frames, *self._open.frames]
 
     def _batch_for_write(self) -> _Batch:
-        if self.failed is not None:
+        failed = self.failed
+        if isinstance(failed, OwnershipLostError):
+            raise OwnershipLostError(self.room, self.fence) from failed
+        if failed is not None:
             raise StorageError(
                 f"room {self.room!r}: an earlier commit failed; the room is restarting"
-            ) from self.failed
+            ) from failed
         self._reserve()
         transaction = self._transaction
         if transaction is not None and self._in_transaction():
@@ -294,6 +300,7 @@ class RoomState:
 
     async def run_committer(self, on_failure: Callable[[StorageError], None]) -> None:
         """Commit sealed batches until cancelled, or until a commit fails (or `abandon`)."""
+        self._on_failure = on_failure
         while self.failed is None:
             if not self._sealed_seq:
                 await self._wake_committer.wait()
@@ -354,6 +361,19 @@ class RoomState:
                 f"for {len(batch.records)} records"
             )
         return results
+
+    def refused(self, error: OwnershipLostError) -> None:
+        """A write of the room outside a commit (a claim, a deletion) met the fence.
+
+        The room fails as if a commit had been refused: nothing more is written, and the
+        room stops (its ``on_failure``).
+        """
+        if self.failed is not None:
+            return
+        self._fail(_Batch(), error)
+        self._wake_committer.set()
+        if self._on_failure is not None:
+            self._on_failure(error)
 
     def abandon(self, error: StorageError) -> None:
         """Write nothing more: what is not committed yet fails with ``error``.

@@ -27,7 +27,7 @@ from typing import Any, Final, cast, final
 import attrs
 import trio
 
-from .._errors import DecodeError, RequestError, SessionClosedError
+from .._errors import DecodeError, OwnershipLostError, RequestError, SessionClosedError
 from .._message import Message
 from .._rpc import Request
 from .._wire import (
@@ -443,6 +443,10 @@ class SessionRunner:
                     self.data = await self.session.create_data(request)
                 if resume is not None:
                     issued = self._durable.issue(self.id)
+        except OwnershipLostError:
+            # Another node owns the room now (the room stops here): resume there.
+            self.begin_close(1012, "the room moved to another node")
+            return False
         except Exception:
             _logger.exception("session setup failed in room %r", room.name)
             self.begin_close(1011, "session setup failed")
@@ -542,7 +546,7 @@ class SessionRunner:
         Of connections racing with one token, exactly one gets the session (see
         `DurableRecord.claim`); the others get None, and a fresh session.
         """
-        claimed = await self._durable.claim(room.storage, room.name, token)
+        claimed = await self._durable.claim(room.state, token)
         if claimed is None:
             return None
         # The data as it was when the token was spent: later writes of the session it
@@ -870,7 +874,10 @@ class SessionRunner:
             await self._write_record(room)
         else:
             await room.state.flush()  # the record saved at admission is in, to delete
-            await room.storage.delete_session(room.name, self.id)
+            try:
+                await room.storage.delete_session(room.name, self.id, fence=room.state.fence)
+            except OwnershipLostError as exc:
+                room.state.refused(exc)  # another node owns the room: it stops here
 
     # ---------------------------------------------------------------- reading
 

@@ -29,6 +29,7 @@ import trio
 from .._errors import (
     BackplaneError,
     OwnedElsewhereError,
+    OwnershipLostError,
     RoomsClosedError,
     StorageError,
     TooManyRoomsError,
@@ -57,6 +58,8 @@ class AlarmScheduler:
         storage: The rooms' storage.
         config: The retry and concurrency limits.
         get_room: The registry's ``get``: the live room of a name, made if needed.
+        failed_fence: The fencing token this node held for a room whose start just
+            failed (0: none, or no cluster): what a retry stored for it carries.
     """
 
     def __init__(
@@ -64,10 +67,12 @@ class AlarmScheduler:
         storage: Storage,
         config: RoomsConfig,
         get_room: Callable[[str], Awaitable[Room[Any]]],
+        failed_fence: Callable[[str], int] = lambda room: 0,
     ) -> None:
         self._storage = storage
         self._config = config
         self._get_room = get_room
+        self._failed_fence = failed_fence
         #: The wall clock (UNIX time): every alarm time is read from it.
         self.clock: Callable[[], float] = wall_clock.get()
         self._limiter = trio.CapacityLimiter(config.max_concurrent_alarms)
@@ -207,7 +212,7 @@ class AlarmScheduler:
             )
             await trio.sleep(self._config.alarm_retry_delay)  # then the next round
             return
-        except (OwnedElsewhereError, BackplaneError):
+        except (OwnedElsewhereError, OwnershipLostError, BackplaneError):
             # Its owner fires it (or, once its lease lapsed, whichever node takes the
             # room next); no attempt is spent. Looked at again after the retry delay.
             await trio.sleep(self._config.alarm_retry_delay)
@@ -264,9 +269,16 @@ class AlarmScheduler:
         return attrs.evolve(alarm, at=self.clock() + delay, attempt=attempt)
 
     async def _retry_stored(self, alarm: StoredAlarm) -> None:
-        """Count a failure of an alarm whose room could not start, in the storage itself."""
+        """Count a failure of an alarm whose room could not start, in the storage itself.
+
+        Fenced with the token this node held for the room when its start failed: a node
+        that lost the room meanwhile does not move the new owner's alarm.
+        """
+        fence = self._failed_fence(alarm.room)
         try:
-            await self._storage.replace_alarm(alarm, self._retry(alarm))
+            await self._storage.replace_alarm(alarm, self._retry(alarm), fence=fence)
+        except OwnershipLostError:
+            return  # another node owns the room now: it fires (and retries) the alarm
         except StorageError:
             _logger.exception(
                 "alarm %r of room %r: its retry was not stored", alarm.name, alarm.room

@@ -70,6 +70,13 @@ class RoomsStatistics:
     slow_consumers: int = 0
     #: Each live room of this node by name.
     by_room: Mapping[str, RoomStatistics] = attrs.field(factory=dict[str, RoomStatistics])
+    #: With a cluster (one owner per room): the live rooms this node holds the lease of.
+    owned_rooms: int = 0
+    #: With a cluster: the rooms other nodes own that this node's clients are relayed to.
+    relayed_rooms: int = 0
+    #: With a cluster: this node's clients served through another node (those whose
+    #: session is being opened there included); they are not in ``sessions``.
+    relayed_sessions: int = 0
 
 
 @final

@@ -162,6 +162,7 @@ class Storage(Protocol):
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
         """Spend a token: atomically move the record from ``token_hash`` to ``new_token_hash``.
 
@@ -172,6 +173,11 @@ class Storage(Protocol):
         hash (someone else spent the token first). No other write may come between the
         comparison and the change. Idempotent: a record that already holds
         ``new_token_hash`` is claimed (a retried claim is not a lost one).
+
+        ``fence`` is the fencing token of the room's owner, as in `Commit.fence`: a
+        backend shared by several nodes refuses a claim below the room's fence with
+        `OwnershipLostError`, changing nothing, in the same atomic step (a deposed
+        owner must not spend a token); a backend of one node ignores it.
         """
         ...
 
@@ -186,8 +192,11 @@ class Storage(Protocol):
         """
         ...
 
-    async def delete_session(self, room: str, session_id: str) -> None:
-        """Forget a session (nothing happens if it is unknown)."""
+    async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
+        """Forget a session (nothing happens if it is unknown).
+
+        ``fence``: as for `claim_session`, refused below the room's fence.
+        """
         ...
 
     async def get(self, room: str, key: str) -> bytes | None:
@@ -233,12 +242,15 @@ class Storage(Protocol):
         """The ``limit`` earliest alarms of every room, earliest first."""
         ...
 
-    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+    async def replace_alarm(
+        self, alarm: StoredAlarm, new: StoredAlarm | None, *, fence: int = 0
+    ) -> bool:
         """Replace ``alarm`` with ``new`` (None deletes it) if it is still stored as it was.
 
         Returns False, changing nothing, if the stored alarm of that room and name has
         another ``at`` or ``attempt`` (it was set again or cancelled meanwhile), so an
         alarm set again while it fired is not lost. No other write may come between the
-        comparison and the change.
+        comparison and the change. ``fence``: as for `claim_session`, refused below the
+        room's fence.
         """
         ...

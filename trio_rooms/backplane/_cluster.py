@@ -16,7 +16,7 @@ import trio
 
 from .._core.config import RoomsConfig
 from .._core.connection import Connection
-from .._core.ownership import RelayHost
+from .._core.ownership import OwnerLost, RelayHost
 from .._core.request import ConnectRequest
 from .._core.routes import HttpRequest, Response
 from .._errors import BackplaneError
@@ -167,10 +167,12 @@ class RedisCluster:
         wire: WireFormat,
         connection: Connection,
         config: RoomsConfig,
-    ) -> tuple[int, str] | None:
+    ) -> tuple[int, str] | OwnerLost | None:
         """Serve ``connection``'s session through ``room``'s owner: see `Cluster.relay`."""
         owner = await self._owner(room)
         if owner is None:
             return None
+        if not self._relays.connected:
+            return None  # an OPEN now would be lost: asked again once the link is back
         node, lapses = owner
         return await relay_session(self._relays, node, request, wire, connection, config, lapses)

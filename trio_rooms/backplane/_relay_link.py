@@ -126,9 +126,9 @@ class RelayLink:
         self._max_stream = max_stream
         self._max_queue = max_queue
         self._ends: dict[tuple[str, str], tuple[RelayEnd, Endpoint]] = {}
-        #: When each peer was last heard from, and the peers found silent since.
+        #: When each peer was last heard from, and when the silent ones were found so.
         self._heard: dict[str, float] = {}
-        self._silent: set[str] = set()
+        self._silent: dict[str, float] = {}
         self._outbox: deque[tuple[bytes, bytes]] = deque()
         #: Frames waiting to be sealed into one entry per peer, and how many in all.
         self._groups: dict[str, FrameGroup] = {}
@@ -162,9 +162,19 @@ class RelayLink:
         """Stop delivering ``end``'s entries; what still comes is answered with GONE."""
         self._ends.pop((end.peer, end.relay), None)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the link is connected to Redis: what is sent now can arrive."""
+        return self._connected
+
     def alive(self, peer: str) -> bool:
-        """False once a relay with ``peer`` broke for its silence, until it is heard again."""
-        return peer not in self._silent
+        """False once a relay with ``peer`` broke for its silence, for ``dead_after`` or
+        until it is heard again."""
+        # Past `dead_after` from then, a peer that still owns a room has renewed its
+        # lease since (a dead one's would have lapsed): it is alive, though it never
+        # wrote to us again (it may have been us that was paused).
+        found = self._silent.get(peer)
+        return found is None or trio.current_time() - found > self._dead_after
 
     # ------------------------------------------------------------------ sending
 
@@ -342,7 +352,7 @@ class RelayLink:
             _logger.warning("relays: dropped an entry that is not one: %s", exc)
             return
         self._heard[entry.source] = trio.current_time()
-        self._silent.discard(entry.source)
+        self._silent.pop(entry.source, None)
         if entry.kind == BEAT:
             return
         if entry.kind == FRAMES:
@@ -396,7 +406,7 @@ class RelayLink:
             for end, endpoint in list(self._ends.values()):
                 heard = max(self._heard.get(end.peer, -math.inf), end.since)
                 if now - heard > self._dead_after:
-                    self._silent.add(end.peer)
+                    self._silent[end.peer] = now
                     self.remove(end)
                     endpoint.broken(f"node {end.peer!r} was not heard from in time")
 

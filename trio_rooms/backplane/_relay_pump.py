@@ -8,8 +8,10 @@ local session's (1008), and the transport's keepalive pings and pongs go through
 so the client cannot tell. The owner's frames keep their delivery policies there (a
 coalescing key is the owner's number for it), and a client that counts frames is told
 of what they drop, as the owner's own queue would tell it. When the owner is lost
-(silent, or Redis is), the client is closed with 1012 (service restart): it reconnects
-and resumes on whichever node owns the room by then.
+(silent, or Redis is), the frames that came are written to the client and `OwnerLost`
+returned, with the client's connection open: the registry moves the session to the
+next owner (`MovableConnection`). A client already being closed is closed with 1012
+(service restart) instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import trio
 from .._core.config import RoomsConfig
 from .._core.connection import Connection, ConnectionEnded
 from .._core.outbound import Frame, OutboundQueue, QueueOverflow
+from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
 from .._core.session_codecs import library_frame
 from .._errors import BackplaneError
@@ -61,14 +64,15 @@ async def relay_session(
     connection: Connection,
     config: RoomsConfig,
     lapses: float = math.inf,
-) -> tuple[int, str] | None:
+) -> tuple[int, str] | OwnerLost | None:
     """Serve ``connection``'s session on node ``owner`` until it ends: its close.
 
     Returns None, having touched nothing of ``connection``, if ``owner`` does not run
     it: the room is not its own (MOVED), or no answer came within ``handshake_timeout``
     or before ``lapses``, when its lease lapses if it does not renew it (a live owner
-    answers long before; a dead one's room can be taken then). Cancelled (this node
-    shuts down), the client is closed with 1001 and the owner told, within
+    answers long before; a dead one's room can be taken then); `OwnerLost`, having
+    closed nothing, if the relay broke while the client was connected. Cancelled (this
+    node shuts down), the client is closed with 1001 and the owner told, within
     ``close_timeout``.
     """
     end = link.new_end(owner)
@@ -101,7 +105,11 @@ class _Pump:
         #: What the client is closed with once the frames before it are written.
         self._close: tuple[int, str] | None = None
         #: How the session ended (END), or why the relay broke; then ``_done`` is set.
-        self._result: tuple[int, str] | None = None
+        self._result: tuple[int, str] | OwnerLost | None = None
+        #: The client ended its side (or broke a rule): its relay is not to be moved.
+        self._client_ended = False
+        #: A message read from the client and not yet handed to the link.
+        self._unsent: str | bytes | None = None
         self._done = trio.Event()
         self._sent = 0
         self._credit = self._window
@@ -145,8 +153,13 @@ class _Pump:
             self.broken("the room's node dropped the relay")
 
     def broken(self, why: str) -> None:
-        self._close_client(_LOST, "the room's node was lost")
-        self._finish((_LOST, why))
+        if self._close is not None or self._client_ended:
+            self._close_client(_LOST, "the room's node was lost")
+            self._finish((_LOST, why))
+        else:
+            # The writer writes what came, then stops; the connection stays open.
+            self._outbound.close()
+            self._finish(OwnerLost(why))
         self._answered.set()
 
     def _put(self, frames: list[Frame]) -> None:
@@ -166,7 +179,7 @@ class _Pump:
                 self._outbound.clear()
             self._outbound.close()
 
-    def _finish(self, result: tuple[int, str] | None) -> None:
+    def _finish(self, result: tuple[int, str] | OwnerLost | None) -> None:
         if not self._done.is_set():
             self._result = result
             self._done.set()
@@ -175,7 +188,7 @@ class _Pump:
 
     async def run(
         self, request: ConnectRequest, wire: WireFormat, lapses: float
-    ) -> tuple[int, str] | None:
+    ) -> tuple[int, str] | OwnerLost | None:
         self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
         deadline = min(trio.current_time() + self._config.handshake_timeout, lapses)
         with trio.move_on_at(deadline):
@@ -201,7 +214,10 @@ class _Pump:
             ):
                 await self._connection.close(1001, "server shutting down")
             raise
-        return self._result
+        result = self._result
+        if isinstance(result, OwnerLost) and self._unsent is not None:
+            return OwnerLost(result.why, (self._unsent,))
+        return result
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
@@ -210,6 +226,7 @@ class _Pump:
             try:
                 message = await connection.receive()
             except ConnectionEnded as ended:
+                self._client_ended = True
                 link.send_nowait(
                     end, CLOSE, ended.code, ended.reason, ended.by_peer, ended.send_close
                 )
@@ -217,17 +234,23 @@ class _Pump:
                     return
                 continue
             except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._client_ended = True
                 link.send_nowait(end, CLOSE, 1006, "connection lost", True, False)
                 return
+            if self._client_ended:
+                continue  # drained until its close frame: not relayed
+            # Kept until handed over: if the owner is lost meanwhile, the next one gets it.
+            self._unsent = message
             while self._sent >= self._credit:
                 await self._credited.wait()
                 self._credited = trio.Event()
-            self._sent += 1
             try:
                 await link.send(end, MESSAGE, message)
             except BackplaneError as exc:
                 self.broken(str(exc))
                 return
+            self._sent += 1
+            self._unsent = None
 
     async def _write(self, written: trio.Event) -> None:
         connection, outbound = self._connection, self._outbound

@@ -189,7 +189,15 @@ class Connection(Generic[ServerMsgT]):
             if split is not None:
                 self._settle(frame, *split)  # a reply: not counted, never replayed
                 continue
-            item: ServerMsgT | Exception | Resynced | RequestFailedFrame | SkippedFrame | _Presence
+            item: (
+                ServerMsgT
+                | Exception
+                | Resynced
+                | RequestFailedFrame
+                | SkippedFrame
+                | SessionFrame
+                | _Presence
+            )
             try:
                 item = settings.server_codec.decode(frame)
             except DecodeError as exc:
@@ -197,6 +205,9 @@ class Connection(Generic[ServerMsgT]):
                 if isinstance(item, PresenceStateFrame | PresenceDiffFrame):
                     # Not a server message, not counted.
                     self._presence(item, frame)
+                    continue
+                if isinstance(item, SessionFrame):
+                    self._moved(item, frame)
                     continue
                 if isinstance(item, Resynced):
                     self._state.events_send.send_nowait(item)
@@ -231,6 +242,20 @@ class Connection(Generic[ServerMsgT]):
             self._settings.on_invalid(exc)
             return
         self._state.events_send.send_nowait(changed)
+
+    def _moved(self, session: SessionFrame, frame: str | bytes) -> None:
+        """A ``$session`` mid-connection: the server moved our session to another node.
+
+        The move spent our token: the new one is what resumes the session from now on.
+        Any other session's frame is reported as invalid.
+        """
+        current = self._state.session
+        if current is None or session.id != current.id or not session.resumed:
+            self._settings.on_invalid(
+                DecodeError("unexpected $session frame in the middle of a connection", frame=frame)
+            )
+            return
+        self._state.session = session
 
     def _settle(self, frame: str | bytes, rid: int | None, rest: str | bytes) -> None:
         """Hand the reply in ``frame`` (``rest`` without its ``$rid``) to its request."""
@@ -271,7 +296,7 @@ _Presence = PresenceStateFrame | PresenceDiffFrame
 
 def _library_frame(
     frame: bytes | str, error: DecodeError
-) -> Exception | Resynced | RequestFailedFrame | SkippedFrame | _Presence:
+) -> Exception | Resynced | RequestFailedFrame | SkippedFrame | SessionFrame | _Presence:
     """What to hand ``receive`` (or, for ``$resync``, report) for a frame that is not a
     server message; ``error`` itself if it is no library frame either."""
     try:
@@ -282,9 +307,7 @@ def _library_frame(
         case ErrorFrame():
             return ServerError(parsed.text)
         case SessionFrame():
-            return DecodeError(
-                "unexpected $session frame in the middle of a connection", frame=frame
-            )
+            return parsed
         case ResyncFrame():
             return Resynced(parsed.reason)
         case RequestFailedFrame() | SkippedFrame() | PresenceStateFrame() | PresenceDiffFrame():

@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar, final
+from typing import Final, TypeVar, cast, final
 from urllib.parse import urlsplit
 
+import attrs
 import msgpack
 import trio
 
@@ -118,11 +119,32 @@ return 1
 """
 )
 
-# KEYS[1]: the record; ARGV: the token hash to spend, the new one, the new record's
-# tail (the new hash and expiry, packed), its PXAT. Returns the claimed record or nil.
+# The room's fence, as a one-item array, when the fencing token ARGV[i] (not '0') is
+# below it: the script then refuses, writing nothing. Called before any write.
+_BELOW_FENCE: Final = """
+local function below_fence(key, fence)
+    if fence == '0' then
+        return nil
+    end
+    local stored = redis.call('GET', key)
+    if stored and tonumber(fence) < tonumber(stored) then
+        return {tonumber(stored)}
+    end
+    return nil
+end
+"""
+
+# KEYS: the record, the room's fence; ARGV: the token hash to spend, the new one, the new
+# record's tail (the new hash and expiry, packed), its PXAT, the fencing token. Returns
+# the claimed record, nil, or {the fence} if the token is below it.
 _CLAIM: Final = Script[bytes](
     script=_FIND_TOKEN_HASH
+    + _BELOW_FENCE
     + """
+local refused = below_fence(KEYS[2], ARGV[5])
+if refused then
+    return refused
+end
 local stored = redis.call('GET', KEYS[1])
 if not stored then
     return false
@@ -246,12 +268,31 @@ return written
 """
 )
 
-# KEYS: the room's alarms, the alarm queue. ARGV: the alarm's name, its queue entry, its
-# encoding as stored, the new encoding and at ('' and '' delete it). Returns 1 or 0.
+# KEYS: the record, the room's fence; ARGV: the fencing token. Returns 1, or {the fence}.
+_DELETE_SESSION: Final = Script[bytes](
+    script=_BELOW_FENCE
+    + """
+local refused = below_fence(KEYS[2], ARGV[1])
+if refused then
+    return refused
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+)
+
+# KEYS: the room's alarms, the alarm queue, the room's fence. ARGV: the alarm's name,
+# its queue entry, its encoding as stored, the new encoding and at ('' and '' delete
+# it), the fencing token. Returns 1 or 0, or {the fence} if the token is below it.
 _REPLACE_ALARM: Final = Script[bytes](
     script=_REQUIRE_TYPE
+    + _BELOW_FENCE
     + """
 require_type(KEYS[2], 'zset')
+local refused = below_fence(KEYS[3], ARGV[6])
+if refused then
+    return refused
+end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[3] then
     return 0
 end
@@ -412,18 +453,28 @@ class RedisStorage:
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
         """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
 
-        One script: the comparison and the write happen inside Redis, in one step.
+        One script: the fence check, the comparison and the write happen inside Redis,
+        in one step.
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
         """
         key = self._key(_SESSION, room, session_id)
         tail = msgpack.packb(new_token_hash) + msgpack.packb(float(expires_at))
-        args = (token_hash, new_token_hash, tail, _pxat(expires_at))
+        args = (token_hash, new_token_hash, tail, _pxat(expires_at), fence)
+        keys = (key, self._fence_key(room))
         raw = await self._call(
             "claim a session",
-            lambda redis: _CLAIM(keys=(key,), args=args, client=redis, callback=_bytes_or_none),
+            lambda redis: _CLAIM(
+                keys=keys, args=args, client=redis, callback=_fenced(_bytes_or_none)
+            ),
         )
+        if isinstance(raw, _Refused):
+            raise OwnershipLostError(room, fence, raw.fence)
         return None if raw is None else _decode_record(room, session_id, raw)
 
     async def replace_session(self, record: SessionRecord, *, expected_token_hash: bytes) -> bool:
@@ -439,10 +490,21 @@ class RedisStorage:
             lambda redis: _REPLACE(keys=(key,), args=args, client=redis, callback=_is_one),
         )
 
-    async def delete_session(self, room: str, session_id: str) -> None:
-        """Forget a session (nothing happens if it is unknown); acknowledged on return."""
-        key = self._key(_SESSION, room, session_id)
-        await self._call("delete a session", lambda redis: redis.delete([key]))
+    async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
+        """Forget a session (nothing happens if it is unknown); acknowledged on return.
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
+        """
+        keys = (self._key(_SESSION, room, session_id), self._fence_key(room))
+        refused = await self._call(
+            "delete a session",
+            lambda redis: _DELETE_SESSION(
+                keys=keys, args=(fence,), client=redis, callback=_fenced(_done)
+            ),
+        )
+        if isinstance(refused, _Refused):
+            raise OwnershipLostError(room, fence, refused.fence)
 
     # ---------------------------------------------------------------- room state
 
@@ -554,23 +616,35 @@ class RedisStorage:
             alarms.append(_decode_alarm(room.decode("ascii"), name, raw))
         return alarms
 
-    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+    async def replace_alarm(
+        self, alarm: StoredAlarm, new: StoredAlarm | None, *, fence: int = 0
+    ) -> bool:
         """Replace ``alarm`` with ``new`` (None deletes it) if it is stored as it was; else False.
 
-        One script, like `replace_session`.
+        One script, like `replace_session`, which checks ``fence`` first.
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
         """
         check_alarm_replacement(alarm, new)
-        keys = [self._alarms_key(alarm.room), self._prefix + _ALARM_QUEUE]
+        room = alarm.room
+        keys = [self._alarms_key(room), self._prefix + _ALARM_QUEUE, self._fence_key(room)]
         args = [
             _encode_name(alarm.name),
-            _queue_entry(alarm.room, alarm.name),
+            _queue_entry(room, alarm.name),
             _encode_alarm(alarm),
             *((b"", b"") if new is None else (_encode_alarm(new), _score(new))),
+            fence,
         ]
-        return await self._call(
+        replaced = await self._call(
             "replace an alarm",
-            lambda redis: _REPLACE_ALARM(keys=keys, args=args, client=redis, callback=_is_one),
+            lambda redis: _REPLACE_ALARM(
+                keys=keys, args=args, client=redis, callback=_fenced(_is_one)
+            ),
         )
+        if isinstance(replaced, _Refused):
+            raise OwnershipLostError(room, fence, replaced.fence)
+        return replaced
 
     # ----------------------------------------------------------------- internals
 
@@ -737,6 +811,31 @@ def _decode_alarm(room: str, name: bytes, raw: bytes) -> StoredAlarm:
 def _bytes_or_none(response: object) -> bytes | None:
     assert response is None or isinstance(response, bytes)
     return response
+
+
+def _done(response: object) -> None:
+    assert response == 1
+
+
+@final
+@attrs.frozen
+class _Refused:
+    """A script refused a fencing token below the room's ``fence``, writing nothing."""
+
+    fence: int
+
+
+def _fenced(callback: Callable[[object], T]) -> Callable[[object], T | _Refused]:
+    """``callback``, or `_Refused` when a script refused a token below the fence ({fence})."""
+
+    def read(response: object) -> T | _Refused:
+        if not isinstance(response, list):
+            return callback(response)
+        (fence,) = cast("list[object]", response)
+        assert isinstance(fence, int)
+        return _Refused(fence)
+
+    return read
 
 
 def _encode_frame(frame: LoggedFrame) -> bytes:

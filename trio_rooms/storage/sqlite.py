@@ -255,12 +255,13 @@ class SqliteStorage:
         token_hash: bytes,
         new_token_hash: bytes,
         expires_at: float,
+        fence: int = 0,
     ) -> SessionRecord | None:
         """Move the record from ``token_hash`` to ``new_token_hash``; None if it holds another.
 
         One ``UPDATE ... WHERE token_hash IN (old, new)`` in the group-committed
         transaction (its rowcount says who won); the record is read back in that same
-        transaction.
+        transaction. One node's storage: ``fence`` is not checked.
         """
         key = (room, session_id)
         write = await self._write(
@@ -276,8 +277,8 @@ class SqliteStorage:
         write = await self._write(_replace_session(record, expected_token_hash))
         return write.rowcounts == [1]
 
-    async def delete_session(self, room: str, session_id: str) -> None:
-        """Forget a session (nothing happens if it is unknown)."""
+    async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
+        """Forget a session (nothing happens if it is unknown); ``fence`` is not checked."""
         await self._write((_DELETE_SESSION, (room, session_id)))
 
     # ---------------------------------------------------------------- room state
@@ -352,10 +353,13 @@ class SqliteStorage:
         rows = await self._read_all(_NEXT_ALARMS, (limit,))
         return [_alarm(*row) for row in rows]
 
-    async def replace_alarm(self, alarm: StoredAlarm, new: StoredAlarm | None) -> bool:
+    async def replace_alarm(
+        self, alarm: StoredAlarm, new: StoredAlarm | None, *, fence: int = 0
+    ) -> bool:
         """Replace ``alarm`` with ``new`` (None deletes it) if it is stored as it was; else False.
 
-        One statement that compares and writes, in the group-committed transaction.
+        One statement that compares and writes, in the group-committed transaction;
+        ``fence`` is not checked.
         """
         check_alarm_replacement(alarm, new)
         stored = (alarm.room, alarm.name, alarm.at, alarm.attempt)

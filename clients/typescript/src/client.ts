@@ -476,13 +476,25 @@ class Client<ServerMessage, ClientMessage, Replies, Meta> implements RoomClient<
     else this.end(1006, "", error);
   }
 
+  /**
+   * A `$session` mid-connection: the server moved this session to another node (a
+   * cluster's failover), and the move spent the old token; the new one resumes it.
+   */
+  private moved(session: SessionInfo, data: string | Uint8Array): void {
+    const current = this.session;
+    if (current === null || session.id !== current.id || !session.resumed) {
+      return this.invalid(
+        new InvalidMessageError("unexpected $session frame in the middle of a connection", data),
+      );
+    }
+    this.session = session;
+  }
+
   private frame(data: string | Uint8Array): void {
     const frame = decode(this.settings.format, data);
     switch (frame.kind) {
       case "session":
-        return this.invalid(
-          new InvalidMessageError("unexpected $session frame in the middle of a connection", data),
-        );
+        return this.moved(frame.session, data);
       case "error":
         if (!this.listeners.emit("error", frame.error)) {
           console.warn(`trio-rooms-client: the server sent an error: ${frame.error.text}`);

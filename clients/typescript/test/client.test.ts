@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { type AddressInfo, type Socket, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 
-import { WebSocket } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 
 import {
   ClientClosedError,
@@ -296,6 +296,37 @@ describe("without a server", () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  test("a mid-connection $session of its own session is the token its next resume sends", async () => {
+    const opened = '{"$session":{"id":"s1","token":"s1.old","resumed":false}}';
+    const moved = '{"$session":{"id":"s1","token":"s1.new","resumed":true,"replayed":0}}';
+    const chat = '{"type":"you","sessionId":"s1","name":"anon"}';
+    const urls: string[] = [];
+    const scripted = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    scripted.on("connection", (socket, request) => {
+      urls.push(request.url ?? "");
+      for (const frame of [opened, moved, chat]) socket.send(frame);
+      if (urls.length === 1) socket.close(1012);
+    });
+    await new Promise((resolve) => scripted.once("listening", resolve));
+    const { port } = scripted.address() as AddressInfo;
+    const invalid: InvalidMessageError[] = [];
+    const client = await openRoomClient(`ws://127.0.0.1:${port}/rooms/lobby/websocket`, schema, {
+      WebSocket,
+      reconnect: FAST_RECONNECT,
+      onInvalid: (error) => invalid.push(error),
+    });
+    try {
+      const reconnected = next(client, "open");
+      assert.equal((await client.receive()).type, "you");
+      await reconnected;
+      assert.deepEqual(invalid, []);
+      assert.match(urls[1] ?? "", /resume=s1\.new/);
+    } finally {
+      await client.close();
+      await new Promise((resolve) => scripted.close(resolve));
     }
   });
 

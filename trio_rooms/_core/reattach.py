@@ -1,0 +1,211 @@
+"""``MovableConnection``: a client's connection that outlives the session serving it.
+
+With a cluster, a client of a node that does not own its room is served through the
+owner (`Cluster.relay`). When the owner is lost (killed, paused, cut off from Redis)
+the client's node still holds the socket, so it moves the session to the next owner
+(another node, or itself) without the client reconnecting: it resumes the session as a
+client would, ``resume=TOKEN&seen=N``, with the token of the session's latest
+``$session`` frame and ``N`` the user frames written to the client so far. The new
+owner runs ``on_resume`` with the session's stored data and replays the frames the
+client did not get (those the lost owner had logged but not delivered).
+
+What the client sees, so that its own later resumes work:
+
+- It asked to resume (``?resume=``): the ``$session`` frame of every move is passed on.
+  Its ``id`` is the session's, ``resumed`` is true and its ``token`` is the new one (the
+  move spent the old one), so the client must keep that token: the Python and
+  TypeScript clients take a mid-connection ``$session`` of their own session as a new
+  token. ``$resync`` is passed on too; ``replayed`` only if it counts (``&seen=``).
+- It did not: its session is opened resumable all the same (``resume=&seen=0``), and
+  the library frames it did not ask for (``$session``, ``$resync``, ``$skipped``) are
+  not passed on; it sees the room's messages only, in order, with no gap.
+
+Counting follows the clients': a frame counts unless it is a reply (``$rid``) or a
+library frame, and ``$skipped`` counts its frames. No I/O here but the connection's own.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Final, final
+from urllib.parse import parse_qsl, urlencode
+
+import attrs
+import trio
+
+from .._errors import DecodeError
+from .._wire import (
+    ResyncFrame,
+    SessionFrame,
+    SkippedFrame,
+    encode_library_frame,
+    parse_library_frame,
+    split_rid,
+)
+from ..codec import WireFormat
+from .connection import Connection
+from .outbound import BINARY, TEXT, Frame, OutboundQueue
+from .request import ConnectRequest
+
+__all__ = ["MovableConnection"]
+
+#: How every user message a codec encodes begins (JSON; msgpack after its map header).
+_JSON_MESSAGE: Final = b'{"type"'
+_MSGPACK_TYPE: Final = b"\xa4type"
+_PARAMS: Final = ("resume", "seen")
+
+
+@final
+class MovableConnection:
+    """The client's `Connection`, seen through by the sessions that serve it in turn.
+
+    Args:
+        connection: The client's connection (its transport's).
+        request: The client's handshake, as it asked.
+    """
+
+    def __init__(self, connection: Connection, request: ConnectRequest) -> None:
+        self._connection = connection
+        self._request = request
+        query = request.query
+        #: What the client asked for: what it is shown of the library's frames.
+        self._asked_resume = "resume" in query
+        self._asked_seen = self._asked_resume and "seen" in query
+        # A client that resumes by token without counting cannot be replayed to: its
+        # count on this connection is not the session's, so a move resumes it unreplayed.
+        # A new session counts from 0, whoever asked for it.
+        self._counting = self._asked_seen or query.get("resume", "") == ""
+        seen = query.get("seen", "0") if self._asked_seen else "0"
+        #: User frames the client has been written (or told were skipped), as it counts.
+        self.count = int(seen) if seen.isdigit() else 0
+        #: The session's latest ``$session`` frame: what resumes it on the next owner.
+        self._session: SessionFrame | None = None
+        self._unread: deque[str | bytes] = deque()
+        #: A move that did not resume the session: the client was closed (1012).
+        self.failed = False
+
+    # ------------------------------------------------------------------ moving
+
+    @property
+    def movable(self) -> bool:
+        """Whether the session can be resumed elsewhere: its token is known."""
+        return self._session is not None and not self.failed
+
+    def request(self) -> ConnectRequest:
+        """The handshake to open the session with on its owner, now.
+
+        Before any session was opened: the client's, made resumable (and counting)
+        if it was not. Afterwards: a resume of the session with its latest token.
+        """
+        pairs = parse_qsl(self._request.query_string, keep_blank_values=True)
+        kept = [(name, value) for name, value in pairs if name not in _PARAMS]
+        session = self._session
+        if session is not None:
+            resume = session.token
+        elif self._asked_seen or not self._counting:
+            return self._request  # resumable as asked, and counting if it can
+        else:
+            resume = self._request.query.get("resume", "")
+        kept.append(("resume", resume))
+        if self._counting:
+            kept.append(("seen", str(self.count)))
+        return attrs.evolve(self._request, query_string=urlencode(kept))
+
+    def unread(self, messages: Iterable[str | bytes]) -> None:
+        """Messages read from the client that the lost owner never got: read them first."""
+        self._unread.extendleft(reversed(tuple(messages)))
+
+    # ------------------------------------------------------------------ connection
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        self._connection.attach(outbound)
+        # Every frame goes through `send`, where it is counted: none is written directly.
+        outbound.direct = None
+
+    async def receive(self) -> str | bytes:
+        if self._unread:
+            await trio.lowlevel.checkpoint()
+            return self._unread.popleft()
+        return await self._connection.receive()
+
+    async def send(self, frames: list[Frame]) -> None:
+        if self.failed:
+            await trio.lowlevel.checkpoint()
+            raise trio.BrokenResourceError("the session could not be moved")
+        kept = [shown for frame in frames if (shown := self._pass(frame)) is not None]
+        if self.failed:
+            await self._connection.close(1012, "the session could not be moved")
+            raise trio.BrokenResourceError("the session could not be moved")
+        if kept:
+            await self._connection.send(kept)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._connection.close(code, reason)
+
+    # ------------------------------------------------------------------ frames
+
+    def _pass(self, frame: Frame) -> Frame | None:
+        """Count ``frame`` as the client will; what of it the client is shown (None: nothing)."""
+        opcode, payload = frame.opcode, frame.payload
+        if opcode not in (TEXT, BINARY):
+            return frame  # a control frame of the transport's
+        if _looks_like_a_message(opcode, payload):
+            if b"$rid" not in payload or split_rid(_data(opcode, payload)) is None:
+                self.count += 1
+            return frame  # a reply is not counted
+        data = _data(opcode, payload)
+        if split_rid(data) is not None:
+            return frame
+        try:
+            library = parse_library_frame(data)
+        except DecodeError:
+            return frame  # malformed: the client reports it, and does not count it
+        if library is None:
+            self.count += 1  # not the room's message, but the client counts it
+            return frame
+        if isinstance(library, SessionFrame):
+            return self._session_frame(frame, library)
+        if isinstance(library, SkippedFrame):
+            self.count += library.count
+            return frame if self._asked_seen else None
+        if isinstance(library, ResyncFrame):
+            return frame if self._asked_resume else None
+        return frame  # an error: the client's to see
+
+    def _session_frame(self, frame: Frame, session: SessionFrame) -> Frame | None:
+        previous = self._session
+        if previous is not None and (session.id != previous.id or not session.resumed):
+            # The move found no session to resume (its record expired): the client's
+            # session is gone, and what the fresh one sends is not for this client.
+            self.failed = True
+            return None
+        self._session = session
+        if not self._asked_resume:
+            return None
+        if self._asked_seen or session.replayed is None:
+            return frame
+        wire: WireFormat = "json" if frame.opcode == TEXT else "msgpack"
+        shown = attrs.evolve(session, replayed=None)  # it does not count: no replay
+        return Frame(frame.opcode, encode_library_frame(wire, shown))
+
+
+def _looks_like_a_message(opcode: int, payload: bytes) -> bool:
+    """Whether ``payload`` begins as every user message a codec encodes does."""
+    if opcode == TEXT:
+        return payload.startswith(_JSON_MESSAGE)
+    if not payload:
+        return False
+    first = payload[0]
+    if 0x80 <= first <= 0x8F:
+        return payload[1:6] == _MSGPACK_TYPE
+    if first == 0xDE:
+        return payload[3:8] == _MSGPACK_TYPE
+    if first == 0xDF:
+        return payload[5:10] == _MSGPACK_TYPE
+    return False
+
+
+def _data(opcode: int, payload: bytes) -> str | bytes:
+    """A frame's payload as the clients read it: text as str (JSON), binary as bytes."""
+    return payload.decode("utf-8", "replace") if opcode == TEXT else payload
