@@ -9,7 +9,7 @@ import pytest
 import trio
 
 import trio_rooms
-from trio_rooms import DecodeError, RoomsConfig
+from trio_rooms import DecodeError, RoomsConfig, testing
 from trio_rooms.client import (
     ClientEvent,
     PresenceChanged,
@@ -229,3 +229,18 @@ async def test_a_client_without_presence_skips_the_frames(port: int) -> None:
         assert invalid == []  # skipped, not invalid
         with pytest.raises(trio.WouldBlock):
             watcher.events.receive_nowait()
+
+
+async def test_the_test_client_holds_typed_presence_too() -> None:
+    """``trio_rooms.testing.open_test_client(..., presence=Meta)`` is the client with presence."""
+    config = RoomsConfig(rate_limit=None)
+    async with (
+        trio_rooms.open_rooms(PresenceRoom, config=config) as rooms,
+        testing.open_test_client(rooms, "lobby", query="watch", presence=Device) as watcher,
+        testing.open_test_client(rooms, "lobby") as actor,
+    ):
+        assert await _changed(watcher) == PresenceChanged({}, {}, reset=True)
+        await _do(actor, Join(1, "ann", "phone"))
+        joined = await _changed(watcher)
+        assert _names(joined.joins["ann"]) == [("phone", False)]
+        assert _names(watcher.presence["ann"]) == [("phone", False)]

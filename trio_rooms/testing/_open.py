@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar, cast, overload
 
 import trio
 import trio.testing
@@ -24,9 +24,36 @@ ServerMsgT = TypeVar("ServerMsgT", bound=Message)
 ClientMsgT = TypeVar("ClientMsgT", bound=Message)
 #: The session's room type: its own room class, or the default `SessionRoom`.
 RoomT = TypeVar("RoomT", bound=SessionRoom[Any, Any])
+#: The room's presence metadata class (``presence=``).
+MetaT = TypeVar("MetaT")
 
 #: Tests want a reconnect at once, and a bounded number of them.
 _TEST_RECONNECT = ReconnectPolicy(initial_delay=0.001, max_delay=0.001, jitter=0.0, max_attempts=10)
+
+
+@overload
+def open_test_client(
+    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, RoomT]]],
+    room: str,
+    *,
+    format: WireFormat = ...,
+    query: str = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT]]: ...
+
+
+@overload
+def open_test_client(
+    rooms: Rooms[Room[Session[DataT, ServerMsgT, ClientMsgT, RoomT]]],
+    room: str,
+    *,
+    format: WireFormat = ...,
+    query: str = ...,
+    resume: bool = ...,
+    reconnect: ReconnectPolicy = ...,
+    presence: type[MetaT],
+) -> AbstractAsyncContextManager[RoomClient[ServerMsgT, ClientMsgT, MetaT]]: ...
 
 
 @asynccontextmanager
@@ -38,7 +65,8 @@ async def open_test_client(
     query: str = "",
     resume: bool = True,
     reconnect: ReconnectPolicy = _TEST_RECONNECT,
-) -> AsyncGenerator[RoomClient[ServerMsgT, ClientMsgT]]:
+    presence: type[MetaT] | None = None,
+) -> AsyncGenerator[RoomClient[ServerMsgT, ClientMsgT, MetaT]]:
     """Join ``room`` with the production client, over memory streams instead of TCP.
 
     ::
@@ -62,6 +90,8 @@ async def open_test_client(
         query: More query parameters, as ``"a=1&b=2"``.
         resume: Ask for a resumable session (the ``$session`` frame) and resume it.
         reconnect: When to reconnect; by default at once, up to 10 times.
+        presence: The room's presence metadata class, as for `open_room_client`:
+            ``client.presence`` and `PresenceChanged` events.
     """
     live = await rooms.get(room)
     session_class = type(live).session_class
@@ -84,5 +114,7 @@ async def open_test_client(
             max_message_size=2**31,
             camel_case=rooms.config.camel_case,
             open_stream=open_stream,
+            # Without presence the client holds none: typed by the overloads above.
+            presence=cast("type[MetaT]", presence),
         ) as client:
-            yield client
+            yield cast("RoomClient[ServerMsgT, ClientMsgT, MetaT]", client)
