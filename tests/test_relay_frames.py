@@ -6,9 +6,9 @@ import pytest
 
 from trio_rooms._core.outbound import BINARY, TEXT, Frame
 from trio_rooms._delivery import COALESCE, DROP_OLDEST
+from trio_rooms.backplane._relay_end import RelayEnd
 from trio_rooms.backplane._relay_entries import FRAMES, EntryError, decode, encode
 from trio_rooms.backplane._relay_frames import FrameGroup, KeyNumbers, grouped
-from trio_rooms.backplane._relay_link import RelayEnd
 
 
 def _payloads(frames: list[Frame]) -> list[bytes]:

@@ -23,14 +23,12 @@ remembered and never given to another key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 from .._core.outbound import BINARY, TEXT, Frame
 from .._delivery import COALESCE, DISCONNECT, DROP_OLDEST
+from ._relay_end import RelayEnd
 from ._relay_entries import FRAMES, EntryError, encode
-
-if TYPE_CHECKING:
-    from ._relay_link import RelayEnd
 
 __all__ = ["FrameGroup", "Grouped", "KeyNumbers", "grouped"]
 

@@ -33,6 +33,7 @@ from coredis.connection import BaseConnection
 from .._core.outbound import Frame
 from .._errors import BackplaneError
 from ._connection import BATCH, FAULTS, first_leaf, open_connection, round_trips
+from ._relay_end import RelayEnd
 from ._relay_entries import (
     BEAT,
     END,
@@ -49,7 +50,7 @@ from ._relay_entries import (
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
 from ._scripts import command
 
-__all__ = ["Endpoint", "RelayEnd", "RelayLink"]
+__all__ = ["Endpoint", "RelayLink"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -75,22 +76,6 @@ class Endpoint(Protocol):
     def broken(self, why: str) -> None:
         """The relay is gone (its peer went silent, entries were lost, Redis was lost)."""
         ...
-
-
-@final
-class RelayEnd:
-    """One relay as the link sees it: its peer node, its id and its entries' numbers."""
-
-    __slots__ = ("peer", "received", "relay", "sent", "since")
-
-    def __init__(self, peer: str, relay: str, received: int = 0) -> None:
-        self.peer = peer
-        self.relay = relay
-        #: The seq of the last entry sent, and of the last one received.
-        self.sent = 0
-        self.received = received
-        #: When it was made: a peer is given ``dead_after`` from then to be heard from.
-        self.since = trio.current_time()
 
 
 @final

@@ -31,6 +31,7 @@ from .._core.session_codecs import library_frame
 from .._errors import BackplaneError
 from .._wire import SkippedFrame
 from ..codec import WireFormat
+from ._relay_end import RelayEnd
 from ._relay_entries import (
     ACCEPTED,
     CLOSE,
@@ -47,7 +48,7 @@ from ._relay_entries import (
     ending,
     opening_body,
 )
-from ._relay_link import RelayEnd, RelayLink
+from ._relay_link import RelayLink
 
 __all__ = ["relay_session"]
 

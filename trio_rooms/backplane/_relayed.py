@@ -27,6 +27,7 @@ from .._core.connection import ConnectionEnded
 from .._core.outbound import BINARY, TEXT, Frame, OutboundQueue
 from .._core.ownership import RelayHost
 from .._errors import BackplaneError
+from ._relay_end import RelayEnd
 from ._relay_entries import (
     ACCEPTED,
     CLOSE,
@@ -40,7 +41,7 @@ from ._relay_entries import (
     closing,
     opening,
 )
-from ._relay_link import RelayEnd, RelayLink
+from ._relay_link import RelayLink
 
 __all__ = ["RelayedConnection", "serve_relayed"]
 

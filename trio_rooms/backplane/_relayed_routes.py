@@ -20,6 +20,7 @@ import trio
 from .._core.outbound import Frame
 from .._core.ownership import RelayHost
 from .._core.routes import HttpRequest, Response
+from ._relay_end import RelayEnd
 from ._relay_entries import (
     GONE,
     MOVED,
@@ -31,7 +32,7 @@ from ._relay_entries import (
     responded,
     response_body,
 )
-from ._relay_link import RelayEnd, RelayLink
+from ._relay_link import RelayLink
 
 __all__ = ["answer_relayed", "request_through"]
 
