@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar, final
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar, final
 
 import attrs
 import msgpack
@@ -35,12 +35,10 @@ from .._wire import PresenceDiffFrame, PresenceStateFrame, PresenceWireMeta
 from ..codec import WireFormat
 from ..codec._values import ValueCodec
 from .config import RoomsConfig
-from .outbound import Frame, QueueOverflow
+from .outbound import Frame, OutboundQueue, QueueOverflow
 from .presence_sync import PresenceRecord, PresenceSync
 from .session_codecs import library_frame
-
-if TYPE_CHECKING:
-    from .runner import SessionRunner
+from .stats import Counters
 
 __all__ = ["PresenceBoard", "PresenceEntry", "check_meta_class"]
 
@@ -48,6 +46,20 @@ _logger = logging.getLogger("trio_rooms")
 
 MetaT = TypeVar("MetaT")
 MetaT_co = TypeVar("MetaT_co", covariant=True)
+
+
+class Subscriber(Protocol):
+    """What the board needs of a session's runner (`runner.SessionRunner`), so that the
+    runner's module and this one do not import each other."""
+
+    id: str
+    format: WireFormat
+    outbound: OutboundQueue
+    counters: Counters
+
+    def enqueue(self, frame: Frame) -> None: ...
+
+    def overflow(self) -> None: ...
 
 
 @final
@@ -88,10 +100,12 @@ class PresenceBoard(Generic[MetaT]):
         #: This node's sessions' presences, as they asked (the view follows).
         self._own: dict[str, PresenceEntry[MetaT]] = {}
         #: Sessions sent the state and every diff since, by id.
-        self.subscribers: dict[str, SessionRunner] = {}
+        self.subscribers: dict[str, Subscriber] = {}
         self._room = ""
         self._config = RoomsConfig()
         self._sync: PresenceSync | None = None
+        #: Where the room's writes stand (``RoomState.pending``): a diff leaves after them.
+        self._pending: Callable[[], int] = lambda: 0
         self._watching = False
         self._codecs: dict[WireFormat, ValueCodec[MetaT]] = {}
         # Each presence's metadata as each wire format's object, made once.
@@ -105,9 +119,17 @@ class PresenceBoard(Generic[MetaT]):
         #: Diffs sent (each once to every subscriber).
         self.diffs = 0
 
-    def bind(self, room: str, config: RoomsConfig, sync: PresenceSync | None) -> None:
-        """Give the board its room's name, limits and wire options, and its sync."""
+    def bind(
+        self,
+        room: str,
+        config: RoomsConfig,
+        sync: PresenceSync | None,
+        pending: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Give the board its room's name, limits and wire options, its sync, and where
+        the room's writes stand (``RoomState.pending``: a diff leaves after them)."""
         self._room = room
+        self._pending = pending
         self._config = config
         self._sync = sync
         options = {"camel_case": config.camel_case, "forbid_extra_keys": config.forbid_extra_keys}
@@ -185,7 +207,7 @@ class PresenceBoard(Generic[MetaT]):
         self, joined: list[PresenceEntry[MetaT]], left: list[PresenceEntry[MetaT]]
     ) -> None:
         frames: dict[WireFormat, Frame] = {}
-        overflowed: list[SessionRunner] = []
+        overflowed: list[Subscriber] = []
         after: int | None = None
         # As a broadcast's fan-out: one frame per wire format, shared, put on each queue
         # (a writer that is idle writes it at once). Not logged: a resume gets the state.
@@ -194,8 +216,7 @@ class PresenceBoard(Generic[MetaT]):
             frame = frames.get(wire)
             if frame is None:
                 if after is None:
-                    side = runner.room_side
-                    after = side.state.pending() if side is not None else 0
+                    after = self._pending()
                 diff = PresenceDiffFrame(self._metas(joined, wire), self._metas(left, wire))
                 frame = frames[wire] = library_frame(wire, diff)
                 frame.after = after  # the output gate: after the event's writes so far
@@ -235,19 +256,19 @@ class PresenceBoard(Generic[MetaT]):
 
     # ----------------------------------------------------------- subscribers
 
-    def subscribe(self, runner: SessionRunner) -> None:
+    def subscribe(self, runner: Subscriber) -> None:
         """Send ``runner``'s client the state now, then every diff (again: the state again)."""
         self.flush()  # the state holds this turn's changes: the others get them first
         self.subscribers[runner.id] = runner
         runner.enqueue(self.state_frame(runner.format))
 
-    def unsubscribe(self, runner: SessionRunner) -> None:
+    def unsubscribe(self, runner: Subscriber) -> None:
         if self.subscribers.get(runner.id) is runner:
             del self.subscribers[runner.id]
 
     # --------------------------------------------------------------- changes
 
-    def join(self, runner: SessionRunner, key: str, meta: MetaT) -> PresenceEntry[MetaT]:
+    def join(self, runner: Subscriber, key: str, meta: MetaT) -> PresenceEntry[MetaT]:
         """`Session.join_presence`: add the session's presence, or replace it."""
         if not isinstance(key, str) or not key:  # pyright: ignore[reportUnnecessaryIsInstance] - untyped callers
             raise TypeError(f"a presence key is a non-empty str, got {key!r}")
@@ -260,7 +281,7 @@ class PresenceBoard(Generic[MetaT]):
         self._change(entry, old)
         return entry
 
-    def update(self, runner: SessionRunner, meta: MetaT) -> PresenceEntry[MetaT]:
+    def update(self, runner: Subscriber, meta: MetaT) -> PresenceEntry[MetaT]:
         """`Session.update_presence`: the session's presence gets ``meta`` (and a new ref)."""
         old = self._own.get(runner.id)
         if old is None:
@@ -273,13 +294,13 @@ class PresenceBoard(Generic[MetaT]):
         self._change(entry, old)
         return entry
 
-    def leave(self, runner: SessionRunner) -> None:
+    def leave(self, runner: Subscriber) -> None:
         """`Session.leave_presence`, and a session leaving the room: its presence goes."""
         old = self._own.pop(runner.id, None)
         if old is not None:
             self._change(None, old)
 
-    def session_left(self, runner: SessionRunner) -> None:
+    def session_left(self, runner: Subscriber) -> None:
         """A session left the room: it is unsubscribed and its presence leaves."""
         self.unsubscribe(runner)
         self.leave(runner)

@@ -136,7 +136,8 @@ class RoomRunner:
                 f"{type(backplane).__qualname__} does not carry it (no 'presence' attribute)"
             )
         self.presence = presence_board(declared, self.room)
-        self.presence.bind(self.name, config, backplane.presence if backplane else None)
+        sync = backplane.presence if backplane else None
+        self.presence.bind(self.name, config, sync, self.state.pending)
 
     def _replay_limits(self, config: RoomsConfig) -> ReplayLimits | None:
         wanted: object = getattr(type(self.room), "replay", True)
