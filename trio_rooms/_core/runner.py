@@ -181,7 +181,7 @@ class SessionRunner:
         self._in_flight = 0
         #: The cancel scopes of the running handlers: a close gives them close_timeout.
         self._request_scopes: set[trio.CancelScope] = set()
-        self.room_side: RoomSide | None = None
+        self.room_side: RoomSide[SessionRunner] | None = None
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
         self.encode: Callable[[Message], bytes] = _unbound_encode
@@ -316,7 +316,11 @@ class SessionRunner:
     # ------------------------------------------------------------ for the room
 
     def attach(
-        self, room: RoomSide, request: ConnectRequest, wire: WireFormat, connection: Connection
+        self,
+        room: RoomSide[SessionRunner],
+        request: ConnectRequest,
+        wire: WireFormat,
+        connection: Connection,
     ) -> None:
         """Bind the session to its room and its connection, before `run`."""
         config = room.config
@@ -395,7 +399,7 @@ class SessionRunner:
         self._durable.taken_over = True
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
 
-    async def run(self, connection: Connection, room: RoomSide) -> None:
+    async def run(self, connection: Connection, room: RoomSide[SessionRunner]) -> None:
         """Serve the session until it ends; runs in the room's nursery."""
         config = room.config
         inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
@@ -430,7 +434,7 @@ class SessionRunner:
 
     # ---------------------------------------------------------------- setup
 
-    async def _admit(self, room: RoomSide) -> bool:
+    async def _admit(self, room: RoomSide[SessionRunner]) -> bool:
         """Resume or create the session, persist it, and add it to the room."""
         request = self.request
         assert request is not None
@@ -496,7 +500,9 @@ class SessionRunner:
             room.gate.release()
         return True
 
-    async def _replay(self, room: RoomSide, resumed: bool) -> tuple[ReplayPlan | None, list[Frame]]:
+    async def _replay(
+        self, room: RoomSide[SessionRunner], resumed: bool
+    ) -> tuple[ReplayPlan | None, list[Frame]]:
         """What to replay to this client: None if it does not count frames (no ``seen``)."""
         log = room.log
         if self._durable.token_hash:
@@ -540,7 +546,7 @@ class SessionRunner:
         payload = transcode(entry, self.format, room.decode_logged, self.encode)
         return Frame(TEXT if self.format == "json" else BINARY, payload)
 
-    async def _resume(self, room: RoomSide, token: str) -> tokens.IssuedToken | None:
+    async def _resume(self, room: RoomSide[SessionRunner], token: str) -> tokens.IssuedToken | None:
         """Take over the session ``token`` names and spend the token; None if it is not valid.
 
         Of connections racing with one token, exactly one gets the session (see
@@ -561,7 +567,7 @@ class SessionRunner:
             previous.take_over()
         return claimed.issued
 
-    def _set_format(self, room: RoomSide, wire: WireFormat) -> None:
+    def _set_format(self, room: RoomSide[SessionRunner], wire: WireFormat) -> None:
         client_classes, server_classes = self._message_classes()
         config = room.config
         options = (wire, config.camel_case, config.forbid_extra_keys)
@@ -573,14 +579,14 @@ class SessionRunner:
 
     # --------------------------------------------------------------- records
 
-    async def _write_record(self, room: RoomSide) -> bool:
+    async def _write_record(self, room: RoomSide[SessionRunner]) -> bool:
         """Store this session's record; False (and closing with 4001) if it was taken over."""
         if await self._durable.write(room.state, self._record(room)):
             return True
         self.take_over()
         return False
 
-    def _record(self, room: RoomSide) -> SessionRecord:
+    def _record(self, room: RoomSide[SessionRunner]) -> SessionRecord:
         cursor = self._left_at if self.closing is not None else room.log.cursor(self.sent)
         return self._durable.record(room.name, self.id, self.data, self.format, cursor)
 
@@ -859,11 +865,11 @@ class SessionRunner:
         with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
             await self._guarded(self._persist_at_close(room))
 
-    async def _on_close(self, room: RoomSide, closing: Closing) -> None:
+    async def _on_close(self, room: RoomSide[SessionRunner], closing: Closing) -> None:
         async with room.gate:
             await self.session.on_close(closing.code, closing.reason)
 
-    async def _persist_at_close(self, room: RoomSide) -> None:
+    async def _persist_at_close(self, room: RoomSide[SessionRunner]) -> None:
         if self._durable.taken_over:
             return  # its record belongs to the connection that resumed it
         if room.state.failed is not None:

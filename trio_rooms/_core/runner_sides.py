@@ -6,7 +6,7 @@ the session's runner uses it. Protocols, so the runner imports neither class.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .._errors import DecodeError
 from .._message import Message
@@ -20,10 +20,11 @@ from .room_state import RoomState
 from .stats import Counters, RoomCounters
 from .storage import Storage
 
-if TYPE_CHECKING:
-    from .runner import SessionRunner
-
 __all__ = ["RoomSide", "SessionHooks"]
+
+#: The session runners the room holds (`runner.SessionRunner`): a parameter, so that
+#: this module and the runner's do not import each other.
+RunnerT = TypeVar("RunnerT")
 
 
 class SessionHooks(Protocol):
@@ -48,7 +49,7 @@ class SessionHooks(Protocol):
     async def on_close(self, code: int, reason: str) -> None: ...
 
 
-class RoomSide(Protocol):
+class RoomSide(Protocol[RunnerT]):
     """What a session's runner uses of its room's runner (a `RoomRunner`)."""
 
     @property
@@ -106,8 +107,8 @@ class RoomSide(Protocol):
     def stopping(self) -> bool: ...
 
     @property
-    def runners(self) -> dict[str, SessionRunner]: ...
+    def runners(self) -> dict[str, RunnerT]: ...
 
-    def add(self, runner: SessionRunner) -> None: ...
+    def add(self, runner: RunnerT) -> None: ...
 
-    def remove(self, runner: SessionRunner) -> None: ...
+    def remove(self, runner: RunnerT) -> None: ...
