@@ -99,7 +99,8 @@ async def _raw(port: int, wire: trio_rooms.WireFormat, parallel: int, seconds: f
         async def read() -> None:
             while True:
                 frame = await ws.get_message()
-                content = orjson.loads(frame) if wire == "json" else msgpack.unpackb(frame)
+                binary = isinstance(frame, bytes)
+                content = msgpack.unpackb(frame) if binary else orjson.loads(frame)
                 waiting.pop(content["$rid"] if "$rid" in content else content["t"]).set()
 
         async def echo() -> None:
