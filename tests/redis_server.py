@@ -39,11 +39,16 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; `stop` or `kill` it and `start` it again on the same port."""
+    """One redis-server process; `stop` or `kill` it and `start` it again on the same port.
 
-    def __init__(self, executable: str, directory: Path) -> None:
+    ``persistent``: every write is in its append-only file (fsynced) before the reply, so
+    that a start after a `kill` has all of it; otherwise a start begins empty.
+    """
+
+    def __init__(self, executable: str, directory: Path, *, persistent: bool = False) -> None:
         self.executable = executable
         self.directory = directory
+        self.persistent = persistent
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +71,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
             ],
@@ -109,6 +116,16 @@ class RedisServer:
     def kill(self) -> None:
         """Kill the server (SIGKILL) and wait for it to exit."""
         self._signal(signal.SIGKILL)
+
+    def pause(self) -> None:
+        """Stop the server (SIGSTOP): it accepts connections but answers nothing."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGCONT)
 
     def _signal(self, signum: signal.Signals) -> None:
         process = self.process

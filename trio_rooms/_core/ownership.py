@@ -11,7 +11,7 @@ core only talks to these Protocols; ``trio_rooms.backplane`` has the Redis one.
 
 When a relayed session's owner is lost, `Cluster.relay` returns `OwnerLost` with the
 client's connection intact, and the registry moves the session to the next owner
-(`MovableConnection`): the client does not reconnect.
+(`MovableConnection`) within `Cluster.move_timeout`: the client does not reconnect.
 """
 
 from __future__ import annotations
@@ -84,6 +84,12 @@ class RelayHost(Protocol):
 
 class Cluster(Protocol):
     """Decides which node owns each room name; one per `open_rooms` block."""
+
+    @property
+    def move_timeout(self) -> float:
+        """Seconds a session whose owner was lost waits for the next (or for the owner to
+        come back), before its client is closed with 1012 to resume by itself."""
+        ...
 
     async def run(
         self, host: RelayHost, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -271,7 +271,8 @@ class RoomRegistry:
         ``handshake_timeout``, before closing with 1013 (try again later). A relayed
         session whose owner is lost is moved the same way to the next owner, this node
         or another, without its client reconnecting (`MovableConnection`); if none
-        answers in time, the client is closed with 1012 and resumes by itself.
+        answers within the cluster's ``move_timeout`` (or ``handshake_timeout``, if
+        shorter), the client is closed with 1012 and resumes by itself.
         """
         deadline = trio.current_time() + self.config.handshake_timeout
         movable: MovableConnection | None = None
@@ -299,7 +300,8 @@ class RoomRegistry:
                             return _OWNER_LOST
                         _logger.info("room %r: moving a session: %s", name, relayed.why)
                         movable.unread(relayed.unsent)
-                        deadline = trio.current_time() + self.config.handshake_timeout
+                        wait = min(self.config.handshake_timeout, cluster.move_timeout)
+                        deadline = trio.current_time() + wait
                         continue
                     if relayed is not None:
                         return relayed

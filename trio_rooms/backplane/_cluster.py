@@ -5,10 +5,17 @@ lease's fencing token, which `RedisStorage` checks against the room's fence. A c
 of another node is relayed to the owner through Redis streams (`RelayLink`: the
 client's side in `_relay_pump`, the owner's in `_relayed`), and so is a route request
 (`_relayed_routes`).
+
+While Redis cannot be reached, an owner keeps the rooms no other node relays a session
+to past their leases (`Leases`), and takes them back once Redis answers. A client's node
+that lost its relays with Redis gives their owners ``lease_ttl`` to do so: it does not
+take those rooms itself meanwhile, and moves the sessions back to their owner once it
+has (`move_timeout`).
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 from typing import final
 
@@ -79,7 +86,8 @@ class RedisCluster:
         prefix: Starts every key: the storage's prefix.
         lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
             of a node that died stays unavailable; also how long a node may stay silent
-            before the relays it shares with others are broken.
+            before the relays it shares with others are broken, and how long a relayed
+            client waits for its room's owner after Redis was lost (then 1012).
         timeout: Bound on each round trip to Redis.
         max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``); a
             relay whose entries were trimmed unread is broken.
@@ -100,7 +108,20 @@ class RedisCluster:
     ) -> None:
         if max_relay_stream < 1 or max_relay_queue < 1:
             raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
-        self._leases = Leases(url, node_id=node_id, prefix=prefix, ttl=lease_ttl, timeout=timeout)
+        self._lease_ttl = lease_ttl
+        #: The sessions other nodes relay here, by room (`_keeps`).
+        self._serving: collections.Counter[str] = collections.Counter()
+        #: Rooms whose relays broke with Redis, and until when their owner may reclaim
+        #: them before this node takes them (`trio.current_time`).
+        self._reclaimable: dict[str, float] = {}
+        self._leases = Leases(
+            url,
+            node_id=node_id,
+            prefix=prefix,
+            ttl=lease_ttl,
+            timeout=timeout,
+            keeps=self._keeps,
+        )
         self._relays = RelayLink(
             url,
             self._leases.node_id,
@@ -129,12 +150,46 @@ class RedisCluster:
             await nursery.start(self._relays.run)
             task_status.started()
 
+    def _keeps(self, room: str) -> bool:
+        """Whether ``room`` may be kept past its lease: no relayed session is served in it.
+
+        While the relays have no connection either, those they served wait to end.
+        """
+        return not self._relays.connected or not self._serving[room]
+
+    @property
+    def move_timeout(self) -> float:
+        """Seconds a session whose owner was lost waits for the next: ``lease_ttl``."""
+        return self._lease_ttl
+
+    async def wait_renewed(self) -> None:
+        """Wait until Redis has confirmed a renewal of this node's leases begun after the call.
+
+        After Redis was lost, its leases have been reclaimed by then (or given up).
+        """
+        await self._leases.wait_renewed()
+
     def _opened(self, nursery: trio.Nursery, host: RelayHost, entry: Entry) -> None:
-        serve = serve_relayed if entry.kind == OPEN else answer_relayed
-        nursery.start_soon(serve, self._relays, host, entry, self._leases.holds)
+        if entry.kind == OPEN:
+            serving = self._serving
+            nursery.start_soon(
+                serve_relayed, self._relays, host, entry, self._leases.holds, serving
+            )
+        else:
+            nursery.start_soon(answer_relayed, self._relays, host, entry, self._leases.holds)
 
     async def acquire(self, room: str) -> _Owned | None:
-        """Take ``room``'s lease, or None if another node holds it."""
+        """Take ``room``'s lease, or None if another node holds it.
+
+        None too for a room whose relay broke with Redis here, for ``lease_ttl`` since:
+        its owner may have kept it through the outage, and takes it back first.
+        """
+        until = self._reclaimable.get(room)
+        if until is not None:
+            if trio.current_time() < until:
+                await trio.lowlevel.checkpoint()
+                return None
+            del self._reclaimable[room]
         lease = await self._leases.acquire(room)
         return None if lease is None else _Owned(self._leases, lease)
 
@@ -175,4 +230,15 @@ class RedisCluster:
         if not self._relays.connected:
             return None  # an OPEN now would be lost: asked again once the link is back
         node, lapses = owner
-        return await relay_session(self._relays, node, request, wire, connection, config, lapses)
+        relayed = await relay_session(self._relays, node, request, wire, connection, config, lapses)
+        if isinstance(relayed, OwnerLost) and not self._relays.connected:
+            self._lost_with_redis(room)
+        return relayed
+
+    def _lost_with_redis(self, room: str) -> None:
+        """``room``'s relay broke because this node lost Redis: let its owner reclaim it."""
+        now = trio.current_time()
+        for name, until in list(self._reclaimable.items()):
+            if until <= now:
+                del self._reclaimable[name]
+        self._reclaimable[room] = now + self._lease_ttl

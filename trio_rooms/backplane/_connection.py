@@ -16,6 +16,7 @@ import coredis
 import trio
 from coredis.commands import CommandRequest
 from coredis.connection import BaseConnection
+from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.exceptions import RedisError
 from coredis.typing import ResponseType
 
@@ -24,11 +25,13 @@ from .._redis import guarded
 __all__ = [
     "BATCH",
     "FAULTS",
+    "UNREACHABLE",
     "ConnectionEndedError",
     "first_leaf",
     "open_connection",
     "ping",
     "round_trips",
+    "unreachable",
     "watch",
 ]
 
@@ -51,6 +54,29 @@ FAULTS: Final = (
     anyio.EndOfStream,
     ConnectionEndedError,
 )
+
+#: The `FAULTS` that mean Redis could not be reached (down, hung, or still loading its
+#: data), as against a reply that refused (any other `RedisError`: a script error,
+#: READONLY, OOM, a failed AUTH). coredis raises its ``ConnectionError`` (``BusyLoadingError``
+#: and ``ProtocolError`` among them) for a refused or lost connection and the built-in
+#: ``TimeoutError`` for a reply that did not come.
+UNREACHABLE: Final = (
+    RedisConnectionError,
+    OSError,
+    trio.TooSlowError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    ConnectionEndedError,
+)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (a group of `FAULTS` too) says Redis could not be reached."""
+    if isinstance(error, BaseExceptionGroup):
+        group = cast("BaseExceptionGroup[BaseException]", error)
+        return all(unreachable(leaf) for leaf in group.exceptions)
+    return isinstance(error, UNREACHABLE)
 
 
 @asynccontextmanager

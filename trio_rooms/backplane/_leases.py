@@ -9,6 +9,13 @@ clocks. A holder that stops answering (paused, cut off from Redis) therefore giv
 time; the fencing token is for what it still wrote on the way (the storage refuses a
 write whose token is older than the room's newest).
 
+Except while Redis cannot be reached at all (connection errors and timeouts, not a reply
+that refuses: `unreachable`): then nobody can take a lease either, so a lease whose room
+``keeps`` says may stay (no relayed session: those cannot be served without Redis) is
+kept past its deadline. Once Redis answers again, every lease is reclaimed at once, with
+its token (`RECLAIM_SHA`), before anything else is done: the ones another node took
+meanwhile end then.
+
 The base of single ownership (one live room per name across nodes): `RedisCluster`
 takes a room's lease before the room starts here.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections.abc import Callable
 from typing import NoReturn, final
 
 import trio
@@ -25,9 +33,10 @@ from coredis.connection import BaseConnection
 from coredis.typing import ResponseType
 
 from .._errors import BackplaneError
-from ._connection import FAULTS, first_leaf, open_connection, round_trips
+from ._connection import FAULTS, first_leaf, open_connection, ping, round_trips, unreachable
 from ._lease_scripts import (
     ACQUIRE_SHA,
+    RECLAIM_SHA,
     RELEASE_SHA,
     RENEW_SHA,
     fence_key,
@@ -48,7 +57,7 @@ class Lease:
     its writes carry.
     """
 
-    __slots__ = ("ended", "room", "token", "valid_until", "value")
+    __slots__ = ("ended", "kept", "room", "token", "valid_until", "value")
 
     def __init__(self, room: str, token: int, value: bytes, valid_until: float) -> None:
         self.room = room
@@ -59,11 +68,15 @@ class Lease:
         self.value = value
         #: When this node stops counting the lease as its own (`trio.current_time`).
         self.valid_until = valid_until
+        #: Kept past ``valid_until`` while Redis cannot be reached, until reclaimed.
+        self.kept = False
 
     @property
     def valid(self) -> bool:
         """Whether the lease is still this node's (read the clock; no I/O)."""
-        return not self.ended.is_set() and trio.current_time() < self.valid_until
+        if self.ended.is_set():
+            return False
+        return self.kept or trio.current_time() < self.valid_until
 
 
 @final
@@ -80,6 +93,8 @@ class Leases:
         ttl: Seconds a lease lasts in Redis after its last renewal.
         timeout: Bound on each round trip to Redis.
         safety: The share of ``ttl`` given up, locally, before Redis's own expiry.
+        keeps: Whether a room's lease may be kept past its deadline while Redis cannot
+            be reached (never, by default).
     """
 
     def __init__(
@@ -91,6 +106,7 @@ class Leases:
         ttl: float = 5.0,
         timeout: float = 1.0,
         safety: float = 0.2,
+        keeps: Callable[[str], bool] | None = None,
     ) -> None:
         if not 0 < safety < 1:
             raise ValueError(f"safety must be between 0 and 1, not {safety!r}")
@@ -106,6 +122,9 @@ class Leases:
         self._valid_for = ttl * (1 - safety)
         self._timeout = timeout
         self._held: dict[str, Lease] = {}
+        self._keeps = keeps
+        #: Redis could not be reached when last tried: leases ``keeps`` allows are kept.
+        self._unreachable = False
         self._changed = trio.Event()
         self._connection: BaseConnection | None = None
         #: Renewal rounds Redis confirmed, for tests and statistics.
@@ -218,7 +237,10 @@ class Leases:
                 try:
                     async with open_connection(self._url, timeout=self._timeout) as connection:
                         await round_trips(connection, load_lease_scripts(), timeout=self._timeout)
+                        await self._reclaim(connection)
+                        self._unreachable = False
                         self._connection = connection
+                        self._wake()
                         if not ready:
                             ready = True
                             task_status.started()
@@ -227,6 +249,8 @@ class Leases:
                 except* FAULTS as group:  # coredis's pool runs the connection in a group
                     fault = first_leaf(group)
                     _logger.warning("leases: Redis failed, connecting again: %r", fault)
+                    self._unreachable = unreachable(group)
+                    self._wake()  # a refusal ends the kept leases
                 finally:
                     self._connection = None
                 await trio.sleep(delay)  # sync-ok: backoff before reconnecting
@@ -250,20 +274,65 @@ class Leases:
                         self._end(lease, "lapsed or taken in Redis")
                     elif self._held.get(lease.room) is lease:
                         lease.valid_until = sent + self._valid_for
+            else:
+                # Nothing to renew: a round trip all the same, so that a connection to a
+                # Redis that went away is noticed before the next acquire needs it.
+                await ping(connection, timeout=self._timeout)
             self.renewals += 1
             self._renewed.unpark_all()
             await trio.sleep(self._ttl / 3)  # sync-ok: the renewal period itself
 
+    async def _reclaim(self, connection: BaseConnection) -> None:
+        """Take every held lease again (kept or not) with its token, as Redis first answers.
+
+        Ends those another node took since (or holds): their rooms stop at once.
+        """
+        leases = list(self._held.values())
+        if not leases:
+            return
+        sent = trio.current_time()
+        keys: list[str] = []
+        arguments: list[str | int | bytes] = [self._ttl_ms]
+        for lease in leases:
+            keys += (lease_key(self._prefix, lease.room), fence_key(self._prefix, lease.room))
+            arguments += (lease.value, lease.token)
+        with trio.fail_after(self._timeout):
+            reply = await connection.create_request(
+                b"EVALSHA", RECLAIM_SHA, len(keys), *keys, *arguments
+            )
+        assert isinstance(reply, list)
+        lost = {int(position) for position in reply if isinstance(position, int)}
+        for position, lease in enumerate(leases, start=1):
+            if position in lost:
+                self._end(lease, "another node took it while Redis could not be reached")
+            elif self._held.get(lease.room) is lease:
+                if lease.kept:
+                    _logger.warning("leases: room %r is ours again in Redis", lease.room)
+                lease.kept = False
+                lease.valid_until = sent + self._valid_for
+
     async def _end_lapsed(self) -> NoReturn:
-        """End each lease at its local deadline, whether or not Redis could be reached."""
+        """End each lease at its local deadline, or keep it while Redis cannot be reached."""
         while True:
-            deadline = min((lease.valid_until for lease in self._held.values()), default=math.inf)
+            deadline = min(
+                (lease.valid_until for lease in self._held.values() if not lease.kept),
+                default=math.inf,
+            )
             with trio.move_on_at(deadline):
                 await self._changed.wait()
                 self._changed = trio.Event()
             now = trio.current_time()
             for lease in list(self._held.values()):
-                if lease.valid_until <= now:
+                if lease.valid_until > now:
+                    continue
+                if self._unreachable and self._keeps is not None and self._keeps(lease.room):
+                    if not lease.kept:
+                        lease.kept = True
+                        _logger.warning(
+                            "leases: keeping room %r past its lease: Redis cannot be reached",
+                            lease.room,
+                        )
+                else:
                     self._end(lease, "not renewed in time")
 
     # ------------------------------------------------------------------ helpers

@@ -1,7 +1,9 @@
 """`RelayLink`: this node's relay stream in Redis, what it adds to the others', who is alive.
 
 Every node reads its own stream ``{prefix}relay:{node}`` (XREAD on a connection of its
-own, from the entry it added itself when it connected, so nothing older is read) and
+own, from the entry it added itself when it first connected, so nothing older is read;
+after a reconnect, from the last entry it read, so that an OPEN added while it was
+connecting again, to the Redis it had lost, is read) and
 adds to another node's stream with pipelined XADDs on a second connection, capped with
 ``MAXLEN ~ max_stream``. One reader per stream and one writer per node keep each relay's
 entries in order; `RelayEnd` numbers them, so an entry trimmed away unread breaks its
@@ -122,6 +124,9 @@ class RelayLink:
         self._queued = trio.Event()
         self._space = trio.lowlevel.ParkingLot()
         self._connected = False
+        self._reconnected = trio.lowlevel.ParkingLot()
+        #: The id of the last entry read from this node's stream.
+        self._read_after: bytes | None = None
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
         self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
         #: Called with an OPEN or REQUEST of a relay this node does not know: a session
@@ -151,6 +156,12 @@ class RelayLink:
     def connected(self) -> bool:
         """Whether the link is connected to Redis: what is sent now can arrive."""
         return self._connected
+
+    async def wait_connected(self) -> None:
+        """Return once the link is connected to Redis (at once if it is)."""
+        await trio.lowlevel.checkpoint()
+        while not self._connected:
+            await self._reconnected.park()
 
     def alive(self, peer: str) -> bool:
         """False once a relay with ``peer`` broke for its silence, for ``dead_after`` or
@@ -259,14 +270,17 @@ class RelayLink:
                     open_connection(self._url, timeout=self._timeout) as reader,
                     open_connection(self._url, timeout=self._timeout) as writer,
                 ):
-                    start = await self._add(writer, self._key(self.node_id), b"")
+                    added = await self._add(writer, self._key(self.node_id), b"")
+                    if self._read_after is None:
+                        self._read_after = added
                     self._connected = True
+                    self._reconnected.unpark_all()
                     if not ready:
                         ready = True
                         task_status.started()
                     delay = self._timeout
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._read, reader, start)
+                        nursery.start_soon(self._read, reader, self._read_after)
                         nursery.start_soon(self._write, writer)
                         nursery.start_soon(self._beat)
             except* FAULTS as group:
@@ -326,7 +340,7 @@ class RelayLink:
                 continue  # None: nothing came
             for entries in reply.values():
                 for entry_id, data in _entries(entries):
-                    after = entry_id
+                    after = self._read_after = entry_id
                     if data:
                         self._dispatch(data)
 

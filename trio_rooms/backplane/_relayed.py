@@ -17,7 +17,7 @@ counting of frames (COUNTS), so that the client's node drops and tells as the ow
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import final
 
@@ -54,6 +54,10 @@ class RelayedConnection:
 
     ``holds()`` says whether this node still holds the room's lease: once it does not,
     nothing more is sent (a paused owner's late frames never reach its clients).
+
+    A relay broken because this node lost Redis ends its session only once the link is
+    back: what the session writes as it ends (its record) could not be stored before,
+    and failing would restart the room of the clients that are still served here.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class RelayedConnection:
     async def receive(self) -> str | bytes:
         while not self._events:
             if self._lost is not None:
+                await self._link.wait_connected()
                 raise ConnectionEnded(1006, self._lost, by_peer=True, send_close=False)
             await self._arrived.wait()
             self._arrived = trio.Event()
@@ -178,11 +183,16 @@ def _data(frames: list[Frame]) -> list[Frame]:
 
 
 async def serve_relayed(
-    link: RelayLink, host: RelayHost, entry: Entry, holds: Callable[[str], bool]
+    link: RelayLink,
+    host: RelayHost,
+    entry: Entry,
+    holds: Callable[[str], bool],
+    serving: Counter[str],
 ) -> None:
     """Run the session an OPEN asks for on ``host`` until it ends; then END its relay.
 
-    If the room is not this node's, answer MOVED instead, having done nothing.
+    If the room is not this node's, answer MOVED instead, having done nothing. While it
+    runs, it is counted in ``serving`` under its room.
     """
     end = RelayEnd(entry.source, entry.relay, received=entry.seq)
     try:
@@ -194,10 +204,14 @@ async def serve_relayed(
     room = asked.request.room
     connection = RelayedConnection(link, end, asked.window, lambda: holds(room))
     link.add(end, connection)
+    serving[room] += 1
     ended: tuple[int, str] | None = (1001, "server shutting down")
     try:
         ended = await host.serve_relayed(room, asked.request, asked.wire, connection)
     finally:
+        serving[room] -= 1
+        if not serving[room]:
+            del serving[room]
         link.remove(end)
         if ended is None:
             link.send_nowait(end, MOVED)
