@@ -33,8 +33,10 @@ async def _receive(client: RawClient) -> Message:
     return cast("Message", orjson.loads(await client.receive_text()))
 
 
-def _config(**changes: float) -> trio_rooms.RoomsConfig:
-    return trio_rooms.RoomsConfig(rate_limit=None, max_connections_per_address=10_000, **changes)
+def _config(handshake_timeout: float = 10.0) -> trio_rooms.RoomsConfig:
+    return trio_rooms.RoomsConfig(
+        rate_limit=None, max_connections_per_address=10_000, handshake_timeout=handshake_timeout
+    )
 
 
 async def _keep_lease(redis: coredis.Redis[bytes]) -> None:
