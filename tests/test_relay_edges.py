@@ -20,6 +20,7 @@ from .owner_app import open_owner_node
 from .redis_server import RedisServer
 from .sockets import RawClient, open_raw
 from .test_relay import open_node
+from .test_routes import HttpResult, http
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +93,46 @@ async def test_a_client_lost_while_its_session_moves_resumes_it_with_its_token(
                 await rooms.wait_statistics(
                     lambda stats: (stats.connections, stats.relayed_sessions) == (0, 0)
                 )
+
+
+async def _printed(process: trio.Process, *lines: bytes) -> None:
+    """Wait until ``process`` has printed each of ``lines``, in any order."""
+    assert process.stdout is not None
+    printed = b""
+    while not all(line in printed for line in lines):
+        chunk = await process.stdout.receive_some()
+        assert chunk, "the node exited"
+        printed += chunk
+
+
+async def test_a_route_whose_owner_is_killed_mid_request_is_retried_only_if_safe(
+    redis_server: RedisServer,
+) -> None:
+    """Requests relayed through b wait in handlers of a's rooms when a is killed: the GET
+    is asked again of the room's next owner and answered by it, the POST (which may have
+    run) gets 503 with Retry-After."""
+    url = redis_server.url
+    answers: dict[str, HttpResult] = {}
+
+    async def ask(method: str, room: str) -> None:
+        answers[method] = await http(port_b, method, f"/rooms/{room}/slow")
+
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_owner_node(url, "a") as (process_a, port_a),
+            open_node(url, "b") as (_, port_b),
+            open_raw(port_a, GAME) as on_a,
+            open_raw(port_a, "/rooms/other/websocket") as other_on_a,
+        ):
+            # A room's events are one at a time: one waiting request per room.
+            for client in (on_a, other_on_a):
+                assert (await _receive(client))["node"] == "a"
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, "GET", "game")
+                nursery.start_soon(ask, "POST", "other")
+                await _printed(process_a, b"WAITING GET\n", b"WAITING POST\n")
+                process_a.kill()
+    assert answers["GET"].status == 200
+    assert answers["GET"].json() == {"node": "b", "starts": 2}
+    assert answers["POST"].status == 503
+    assert answers["POST"].headers["retry-after"] == "1"
