@@ -17,7 +17,7 @@ import attrs
 import trio
 
 import trio_rooms
-from trio_rooms import ConnectRequest, Message, Room, Session
+from trio_rooms import ConnectRequest, HttpRequest, Message, Room, Session, route
 from trio_rooms.backplane.redis import RedisCluster
 from trio_rooms.storage.redis import RedisStorage
 
@@ -98,6 +98,14 @@ class Rang(Message):
     rings: int
 
 
+@attrs.frozen
+class Started:
+    """The answer of ``/slow``: the node that runs the room, and how often it was started."""
+
+    node: str
+    starts: int
+
+
 ClientMsg = Add | Arm | Flood | Leave | Who
 ServerMsg = Welcome | Blob | Counted | Members | Rang
 
@@ -147,6 +155,18 @@ class CounterRoom(Room[CounterSession]):
     async def on_start(self) -> None:
         self.starts = (await self.storage.get("starts", int) or 0) + 1
         await self.storage.put("starts", self.starts)
+
+    @route.get("/slow")
+    @route.post("/slow")
+    async def slow(self, request: HttpRequest) -> Started:
+        """Waits for ever in the room's first start (its node is to be killed), else answers.
+
+        Says on stdout that it waits, once per request: ``WAITING <method>``.
+        """
+        if self.starts == 1:
+            print(f"WAITING {request.method}", flush=True)  # to the test that runs this node
+            await trio.sleep_forever()
+        return Started(node=self.node, starts=self.starts)
 
     async def on_alarm(self, name: str, attempt: int) -> None:
         rings = (await self.storage.get("rings", int) or 0) + 1

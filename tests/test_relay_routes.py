@@ -14,7 +14,7 @@ import trio_rooms
 
 from .fanout_app import open_fanout_node
 from .redis_server import RedisServer
-from .sockets import RawClient, open_raw
+from .sockets import RawClient, connect_socket, open_raw, read_http_response
 from .test_routes import HttpResult, http
 
 pytestmark = pytest.mark.slow
@@ -112,4 +112,40 @@ async def test_a_relayed_route_request_keeps_the_receiving_nodes_limits(
             assert _seen(at_b) == _seen(at_a)
             assert at_b.status == 413
             assert at_b.headers["connection"] == "close"
+            assert (await rooms_a.get("fan")).shouts == 0
+
+
+async def _stalled(port: int) -> tuple[int, bytes, bytes]:
+    """A POST whose body stops after 2 of its 40 bytes: the status, head and body it gets."""
+    async with await connect_socket(port) as stream:
+        await stream.send_all(
+            b"POST /rooms/fan/shout HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b'content-type: application/json\r\ncontent-length: 40\r\n\r\n{"'
+        )
+        status, head, rest = await read_http_response(stream)
+        while chunk := await stream.receive_some(65536):
+            rest += chunk
+        return status, head, rest
+
+
+async def test_a_relayed_route_body_too_slow_gets_the_receiving_nodes_408(
+    redis_server: RedisServer,
+) -> None:
+    """A body that stops arriving at node b gets b's 408 and body once request_timeout has
+    passed, as on the owner, and the owner's route never runs."""
+    url = redis_server.url
+    config = trio_rooms.RoomsConfig(
+        rate_limit=None, max_connections_per_address=10_000, request_timeout=0.5
+    )
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_fanout_node(url, "a", config) as (rooms_a, port_a),
+            open_fanout_node(url, "b", config) as (_, port_b),
+            open_raw(port_a, FAN) as on_a,
+        ):
+            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            at_a, at_b = await _stalled(port_a), await _stalled(port_b)
+            assert (at_b[0], at_b[2]) == (at_a[0], at_a[2])
+            assert at_b[0] == 408
+            assert b"connection: close" in at_b[1].lower()
             assert (await rooms_a.get("fan")).shouts == 0

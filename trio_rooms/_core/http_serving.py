@@ -10,13 +10,14 @@ node owns is answered by that node. The transport writes the `Response` back.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, final
+from typing import Any, Final, final
 
 import attrs
 import trio
 
 from .._errors import BackplaneError, OwnedElsewhereError, RoomNameError
 from .config import RoomsConfig, validate_room_name
+from .ownership import OwnerLost
 from .registry import OWNER_RETRY, RoomRegistry
 from .request import find_header
 from .rooms import Rooms, registry_of
@@ -26,6 +27,9 @@ from .routing import HttpRejection
 
 __all__ = ["HttpHead", "ReceiveBody", "serve_http"]
 
+
+#: Safe methods (RFC 9110 9.2.1): asked again of a new owner if the first one was lost.
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD"})
 
 #: The next piece of the request body and whether more follows; None if the client left.
 ReceiveBody = Callable[[], Awaitable[tuple[bytes, bool] | None]]
@@ -104,10 +108,14 @@ async def _answer(registry: RoomRegistry, request: HttpRequest, path: str) -> Re
 
     While the room has no owner that answers (its owner died and its lease has not
     lapsed yet), this node tries to take it every `OWNER_RETRY` seconds, for up to
-    ``handshake_timeout``, as a connection's serving does; then 503.
+    ``handshake_timeout``, as a connection's serving does; then 503. An owner lost
+    while it handled the request may have run it: a GET or HEAD (safe) is asked
+    once more of the next owner, any other method gets 503 with ``Retry-After``, as a
+    reverse proxy does not resend a request it may have delivered.
     """
     deadline = trio.current_time() + registry.config.handshake_timeout
     cluster = registry.cluster
+    retried = False
     while True:
         try:
             return await answer_route(
@@ -116,11 +124,23 @@ async def _answer(registry: RoomRegistry, request: HttpRequest, path: str) -> Re
         except (OwnedElsewhereError, BackplaneError) as exc:
             if cluster is not None and isinstance(exc, OwnedElsewhereError):
                 response = await cluster.relay_request(request, registry.config)
-                if response is not None:
+                if isinstance(response, OwnerLost):
+                    if retried or request.method not in _IDEMPOTENT:
+                        return _unavailable("the room's node was lost during the request")
+                    retried = True
+                    deadline = trio.current_time() + registry.config.handshake_timeout
+                elif response is not None:
                     return response
         if trio.current_time() >= deadline:
-            return Response.text(503, "Service Unavailable: the room has no owner that answers")
+            return _unavailable("the room has no owner that answers")
         await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+
+
+def _unavailable(why: str) -> Response:
+    """503 for a room without a live owner: the next one takes it within a lease's TTL,
+    which has mostly passed by the time a loss is found (the owner's silence)."""
+    headers = (("content-type", "text/plain; charset=utf-8"), ("retry-after", "1"))
+    return Response(503, headers, f"Service Unavailable: {why}".encode())
 
 
 async def _read_body(

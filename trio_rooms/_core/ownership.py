@@ -116,10 +116,14 @@ class Cluster(Protocol):
         """
         ...
 
-    async def relay_request(self, request: HttpRequest, config: RoomsConfig) -> Response | None:
+    async def relay_request(
+        self, request: HttpRequest, config: RoomsConfig
+    ) -> Response | OwnerLost | None:
         """The answer of ``request.room``'s owner to the route request ``request``.
 
-        Returns None when no other node that answers owns the room (as `relay`).
+        Returns None when no other node that answers owns the room (as `relay`);
+        `OwnerLost` when the owner was lost before it answered: the request may or may
+        not have run there.
         """
         ...
 

@@ -22,6 +22,11 @@ What the client sees, so that its own later resumes work:
 
 Counting follows the clients': a frame counts unless it is a reply (``$rid``) or a
 library frame, and ``$skipped`` counts its frames. No I/O here but the connection's own.
+
+Between two owners nobody else reads the client, so the registry waits with
+`wait_left`: what the client sends meanwhile is kept for the next owner, and a client
+that leaves is seen at once, so its session is not moved: moving it would spend the
+token the client holds and give the new one to a socket that is gone.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from .._wire import (
     split_rid,
 )
 from ..codec import WireFormat
-from .connection import Connection
+from .connection import Connection, ConnectionEnded
 from .outbound import BINARY, TEXT, Frame, OutboundQueue
 from .request import ConnectRequest
 
@@ -63,11 +68,17 @@ class MovableConnection:
     Args:
         connection: The client's connection (its transport's).
         request: The client's handshake, as it asked.
+        read_ahead: Messages `wait_left` keeps at most (the inbound queue's bound).
     """
 
-    def __init__(self, connection: Connection, request: ConnectRequest) -> None:
+    def __init__(
+        self, connection: Connection, request: ConnectRequest, read_ahead: int = 32
+    ) -> None:
         self._connection = connection
         self._request = request
+        self._read_ahead = read_ahead
+        #: How the client left while no session served it.
+        self._left: ConnectionEnded | None = None
         query = request.query
         #: What the client asked for: what it is shown of the library's frames.
         self._asked_resume = "resume" in query
@@ -116,6 +127,27 @@ class MovableConnection:
         """Messages read from the client that the lost owner never got: read them first."""
         self._unread.extendleft(reversed(tuple(messages)))
 
+    async def wait_left(self, seconds: float) -> ConnectionEnded | None:
+        """Wait ``seconds`` while no session serves the client; how it left, if it did.
+
+        What the client sends meanwhile is kept for the next session (up to
+        ``read_ahead`` messages; beyond, it is not read, as a full inbound queue's).
+        Cancellation loses nothing: a connection's ``receive`` is cancel-safe.
+        """
+        with trio.move_on_after(seconds):
+            while self._left is None and len(self._unread) < self._read_ahead:
+                try:
+                    self._unread.append(await self._connection.receive())
+                except ConnectionEnded as ended:
+                    self._left = ended
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._left = ConnectionEnded(
+                        1006, "connection lost", by_peer=True, send_close=False
+                    )
+            if self._left is None:
+                await trio.sleep_forever()
+        return self._left
+
     # ------------------------------------------------------------------ connection
 
     def attach(self, outbound: OutboundQueue) -> None:
@@ -127,6 +159,9 @@ class MovableConnection:
         if self._unread:
             await trio.lowlevel.checkpoint()
             return self._unread.popleft()
+        if self._left is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._left
         return await self._connection.receive()
 
     async def send(self, frames: list[Frame]) -> None:

@@ -291,7 +291,9 @@ class RoomRegistry:
                     if movable is None:
                         # Relayed from now on: its session may have to move, so every
                         # frame the client is written from here on is counted.
-                        movable = MovableConnection(connection, request)
+                        movable = MovableConnection(
+                            connection, request, self.config.inbound_max_messages
+                        )
                         asked = movable.request()
                     relayed = await self._relay(cluster, name, asked, wire, movable)
                     if isinstance(relayed, OwnerLost):
@@ -309,7 +311,13 @@ class RoomRegistry:
                     ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
                     await served.close(*ended)
                     return ended
-                await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+                if movable is None:
+                    await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+                elif (left := await movable.wait_left(OWNER_RETRY)) is not None:
+                    # Gone while no owner served it: not moved, so its token stays its own.
+                    if not left.by_peer:
+                        await movable.close(left.code, left.reason)
+                    return left.code, left.reason
                 continue
             return await room_runner_of(room).serve(asked, wire, served)
 

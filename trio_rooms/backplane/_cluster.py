@@ -193,7 +193,9 @@ class RedisCluster:
         lease = await self._leases.acquire(room)
         return None if lease is None else _Owned(self._leases, lease)
 
-    async def relay_request(self, request: HttpRequest, config: RoomsConfig) -> Response | None:
+    async def relay_request(
+        self, request: HttpRequest, config: RoomsConfig
+    ) -> Response | OwnerLost | None:
         """The answer of ``request.room``'s owner: see `Cluster.relay_request`."""
         owner = await self._owner(request.room)
         if owner is None:

@@ -18,7 +18,7 @@ from typing import final
 import trio
 
 from .._core.outbound import Frame
-from .._core.ownership import RelayHost
+from .._core.ownership import OwnerLost, RelayHost
 from .._core.routes import HttpRequest, Response
 from ._relay_end import RelayEnd
 from ._relay_entries import (
@@ -44,8 +44,8 @@ class _Answer:
     """The asking side of one relayed request: an `Endpoint` that waits for the answer."""
 
     def __init__(self) -> None:
-        #: The owner's response; None for MOVED.
-        self.response: Response | None = None
+        #: The owner's response; None for MOVED; `OwnerLost` if the relay broke.
+        self.response: Response | OwnerLost | None = None
         self.done = trio.Event()
 
     def deliver(self, entry: Entry) -> None:
@@ -66,12 +66,32 @@ class _Answer:
     def broken(self, why: str) -> None:
         if not self.done.is_set():
             _logger.warning("relays: a route request was lost: %s", why)
-            self.response = Response.text(503, "Service Unavailable: the room's node was lost")
+            self.response = OwnerLost(why)
             self.done.set()
 
 
-async def request_through(link: RelayLink, owner: str, request: HttpRequest) -> Response | None:
-    """Node ``owner``'s answer to ``request``; None if the room is not its own (MOVED)."""
+@final
+class _Asked:
+    """The answering side of one relayed request: nothing more comes on it but its end.
+
+    If the asking node is lost, the handler runs on, as a local one whose client left.
+    """
+
+    def deliver(self, entry: Entry) -> None:
+        pass
+
+    def frames(self, frames: list[Frame]) -> None:
+        pass
+
+    def broken(self, why: str) -> None:
+        pass
+
+
+async def request_through(
+    link: RelayLink, owner: str, request: HttpRequest
+) -> Response | OwnerLost | None:
+    """Node ``owner``'s answer to ``request``; None if the room is not its own (MOVED);
+    `OwnerLost` if it was lost before it answered (the request may have run there)."""
     end = link.new_end(owner)
     answer = _Answer()
     link.add(end, answer)
@@ -94,7 +114,13 @@ async def answer_relayed(
         _logger.warning("relays: refused a REQUEST from node %r: %s", entry.source, exc)
         link.send_nowait(end, GONE)
         return
-    response = await host.answer_relayed(request)
+    # Known to the link while it runs: this node beats the asking one, which would
+    # otherwise take a handler slower than ``lease_ttl`` for a lost owner.
+    link.add(end, _Asked())
+    try:
+        response = await host.answer_relayed(request)
+    finally:
+        link.remove(end)
     if response is None:
         link.send_nowait(end, MOVED)
     elif holds(request.room):
