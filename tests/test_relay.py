@@ -225,3 +225,27 @@ async def test_relays_dropped_by_redis_come_back_and_the_client_goes_on(
             assert members["sessions"] == sorted(room.sessions)
             assert len(room.sessions) == 2
             assert room.starts == 1
+
+
+async def test_a_flood_larger_than_a_stream_entry_reaches_a_relayed_client_whole(
+    redis_server: RedisServer,
+) -> None:
+    """2 MiB of frames sent in one turn of the owner's handler (one stream entry, four
+    times the size the link gathers entries up to) reach the relayed client every one,
+    then its next reply."""
+    url = redis_server.url
+    config = trio_rooms.RoomsConfig(outbound_max_bytes=8 * 1024 * 1024)
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_node(url, "a", config) as (rooms_a, port_a),
+            open_node(url, "b", config) as (_, port_b),
+            open_raw(port_a, GAME) as on_a,
+            open_raw(port_b, GAME) as on_b,
+        ):
+            await _owner_room(rooms_a, on_a)
+            assert (await _receive(on_b))["node"] == "a"
+            await on_b.send_text('{"type": "flood", "count": 64, "size": 32768}')
+            await on_b.send_text('{"type": "add"}')
+            blobs = [await _receive(on_b) for _ in range(64)]
+            assert await _local(on_b) == 1
+    assert blobs == [{"type": "blob", "data": "x" * 32768}] * 64

@@ -11,6 +11,7 @@ from trio_rooms.backplane._relay_entries import (
     decode_all,
     encode,
 )
+from trio_rooms.backplane._relay_link import _ENTRY_BYTES, _joined  # pyright: ignore[reportPrivateUsage]
 
 
 def test_the_entries_of_one_stream_entry_come_out_in_order() -> None:
@@ -39,3 +40,13 @@ def test_a_bad_entry_among_good_ones_takes_only_its_own_place() -> None:
     assert isinstance(found[1], EntryError)
     assert isinstance(found[3], EntryError)
     assert len(found) == 4
+
+
+def test_a_turns_entries_to_one_node_are_split_in_order_at_the_size_cap() -> None:
+    """Entries of a turn go out as few stream entries as the size cap allows, in order,
+    and an entry larger than the cap goes alone, whole."""
+    third = [bytes([n]) * (_ENTRY_BYTES // 3) for n in range(7)]
+    large = b"L" * (2 * _ENTRY_BYTES)
+    chunks = _joined([*third, large, b"s"])
+    assert chunks == [b"".join(third[0:3]), b"".join(third[3:6]), third[6], large, b"s"]
+    assert _joined([b"only"]) == [b"only"]

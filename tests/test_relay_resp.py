@@ -81,6 +81,17 @@ async def test_a_closed_connection_ends_the_wait_for_a_reply() -> None:
         await connection.reply()
 
 
+@pytest.mark.parametrize("garbage", [b"HTTP/1.1 400 Bad Request\r\n", b"$x\r\n", b":1.5\r\n"])
+async def test_what_is_not_resp_is_an_error_of_the_connection(garbage: bytes) -> None:
+    """Bytes that are not a RESP2 reply (another service on the port) raise `RespError`,
+    which the link treats as a lost connection."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    connection = RespConnection(ours)
+    await theirs.send_all(garbage)
+    with trio.fail_after(PATIENCE), pytest.raises(RespError, match="not a RESP2 reply"):
+        await connection.reply()
+
+
 async def test_a_password_and_a_database_in_the_url_are_used(redis_server: RedisServer) -> None:
     """With ``requirepass`` set, the URL's password opens the connection and its database
     is selected; a wrong password is refused."""

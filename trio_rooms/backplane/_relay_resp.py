@@ -65,6 +65,7 @@ class RespConnection:
 
         Raises:
             ConnectionEndedError: Redis closed the connection.
+            RespError: what came is not RESP (this is not Redis).
         """
         replies = self._replies
         while not replies:
@@ -75,7 +76,10 @@ class RespConnection:
             buffer += data
             position = 0
             while True:
-                parsed = _parse(buffer, position)
+                try:
+                    parsed = _parse(buffer, position)
+                except ValueError as exc:  # a length that is not a number
+                    raise RespError(f"not a RESP2 reply: {bytes(buffer[:40])!r}") from exc
                 if parsed is None:
                     break
                 reply, position = parsed
@@ -108,6 +112,7 @@ def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
 
     Raises:
         RespError: not RESP (a reply type this connection never asks for).
+        ValueError: a length or an integer that is not a number.
     """
     end = buffer.find(b"\r\n", position)
     if end < 0:
