@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Final, TypeAlias, final
 
+import coredis
 import trio
 
 from ._connection import ConnectionEndedError
@@ -151,7 +152,8 @@ def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
 @asynccontextmanager
 async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnection]:
     """Connect to the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``, with
-    its user, password and database); leaving closes the connection.
+    its user, password and database, and for TLS coredis's ``ssl_*`` parameters);
+    leaving closes the connection.
 
     Raises:
         OSError, trio.TooSlowError, RespError: no connection within ``3 * timeout``,
@@ -171,7 +173,7 @@ async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnectio
             host = parts.hostname or "localhost"
             stream = await trio.open_tcp_stream(host, parts.port or 6379)
             if parts.scheme == "rediss":
-                stream = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=host)
+                stream = trio.SSLStream(stream, _ssl_context(url), server_hostname=host)
         else:
             raise ValueError(f"a Redis URL is redis://, rediss:// or unix://, got {url!r}")
         connection = RespConnection(stream)
@@ -189,3 +191,11 @@ async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnectio
         yield connection
     finally:
         await trio.aclose_forcefully(stream)
+
+
+def _ssl_context(url: str) -> ssl.SSLContext:
+    """The TLS context coredis makes of ``url`` (its ``ssl_*`` parameters): the storage's
+    and the leases' connections to the same Redis use the same."""
+    pool = coredis.ConnectionPool.from_url(url)
+    context = pool.connection_kwargs.get("ssl_context")
+    return context if isinstance(context, ssl.SSLContext) else ssl.create_default_context()
