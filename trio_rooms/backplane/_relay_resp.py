@@ -21,7 +21,7 @@ import trio
 
 from ._connection import ConnectionEndedError
 
-__all__ = ["RESP_FAULTS", "RespConnection", "RespError", "open_resp", "resp_command"]
+__all__ = ["RESP_FAULTS", "Reply", "RespConnection", "RespError", "open_resp", "resp_command"]
 
 #: Bytes asked of the socket per read: a full XREAD of small entries in one.
 _READ_SIZE: Final = 256 * 1024
