@@ -185,3 +185,70 @@ async def test_the_relays_of_a_killed_client_node_end_on_the_owner_within_the_bo
             took = trio.current_time() - killed
             assert room.closes == [1006]
     assert took <= DEAD_BOUND + 1.0
+
+
+def _kill_relay_connections(redis_server: RedisServer) -> int:
+    """Make Redis drop every node's relay connections (CLIENT KILL): how many it dropped."""
+    listed = redis_server.command("CLIENT", "LIST").decode()
+    ids = [
+        line.split()[0].removeprefix("id=")
+        for line in listed.splitlines()
+        if " name=trio_rooms.relays " in line
+    ]
+    for client_id in ids:
+        assert redis_server.command("CLIENT", "KILL", "ID", client_id) == b":1\r\n"
+    return len(ids)
+
+
+async def test_relays_dropped_by_redis_come_back_and_the_client_goes_on(
+    redis_server: RedisServer,
+) -> None:
+    """When Redis drops both nodes' relay connections, the links connect again and move
+    the relayed session to the same owner without its client reconnecting: the room
+    welcomes it again there, and its next message is handled there, once."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_node(url, "a") as (rooms_a, port_a),
+            open_node(url, "b") as (_, port_b),
+            open_raw(port_a, GAME) as on_a,
+            open_raw(port_b, GAME) as on_b,
+        ):
+            room = await _owner_room(rooms_a, on_a)
+            welcome = {"type": "welcome", "node": "a", "starts": 1}
+            assert await _receive(on_b) == welcome
+            await on_b.send_text('{"type": "add"}')
+            assert await _local(on_b) == 1
+            assert _kill_relay_connections(redis_server) == 4  # a reader and a writer each
+            assert await _receive(on_b) == welcome  # its session, moved: on_connect again
+            await on_b.send_text('{"type": "add"}')
+            assert await _receive(on_b) == {"type": "counted", "stored": 2, "local": 2}
+            await on_b.send_text('{"type": "who"}')
+            members = await _receive(on_b)
+            assert members["sessions"] == sorted(room.sessions)
+            assert len(room.sessions) == 2
+            assert room.starts == 1
+
+
+async def test_a_flood_larger_than_a_stream_entry_reaches_a_relayed_client_whole(
+    redis_server: RedisServer,
+) -> None:
+    """2 MiB of frames sent in one turn of the owner's handler (one stream entry, four
+    times the size the link gathers entries up to) reach the relayed client every one,
+    then its next reply."""
+    url = redis_server.url
+    config = trio_rooms.RoomsConfig(outbound_max_bytes=8 * 1024 * 1024)
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_node(url, "a", config) as (rooms_a, port_a),
+            open_node(url, "b", config) as (_, port_b),
+            open_raw(port_a, GAME) as on_a,
+            open_raw(port_b, GAME) as on_b,
+        ):
+            await _owner_room(rooms_a, on_a)
+            assert (await _receive(on_b))["node"] == "a"
+            await on_b.send_text('{"type": "flood", "count": 64, "size": 32768}')
+            await on_b.send_text('{"type": "add"}')
+            blobs = [await _receive(on_b) for _ in range(64)]
+            assert await _local(on_b) == 1
+    assert blobs == [{"type": "blob", "data": "x" * 32768}] * 64

@@ -16,7 +16,7 @@ import trio
 
 import trio_rooms
 from trio_rooms._core.outbound import TEXT, Frame
-from trio_rooms.backplane._relay_entries import FRAMES, decode
+from trio_rooms.backplane._relay_entries import FRAMES, Entry, decode_all
 from trio_rooms.backplane._relay_frames import grouped
 from trio_rooms.backplane._relay_link import RelayLink
 
@@ -53,10 +53,11 @@ async def _frames_entries(
         data = entry.field_values.get(b"e")
         if not isinstance(data, bytes) or not data:
             continue  # the empty entry a node adds to its stream when it connects
-        decoded = decode(data)
-        if decoded.kind == FRAMES:
-            group = grouped(decoded.source, decoded.body)
-            found.append((len(group.relays), len({id(f) for fs in group.frames for f in fs})))
+        for decoded in decode_all(data):
+            assert isinstance(decoded, Entry)
+            if decoded.kind == FRAMES:
+                group = grouped(decoded.source, decoded.body)
+                found.append((len(group.relays), len({id(f) for fs in group.frames for f in fs})))
     return found
 
 

@@ -89,8 +89,9 @@ class RedisCluster:
             before the relays it shares with others are broken, and how long a relayed
             client waits for its room's owner after Redis was lost (then 1012).
         timeout: Bound on each round trip to Redis.
-        max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``); a
-            relay whose entries were trimmed unread is broken.
+        max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``), each
+            what one node wrote it in one turn (up to 512 KiB unless a single entry is
+            larger); a relay whose entries were trimmed unread is broken.
         max_relay_queue: Relay entries (and frames grouped into entries) waiting to be
             written to Redis; beyond it sessions wait to send.
     """

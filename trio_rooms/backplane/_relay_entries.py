@@ -65,6 +65,7 @@ __all__ = [
     "closing",
     "counts",
     "decode",
+    "decode_all",
     "encode",
     "ending",
     "opening",
@@ -141,6 +142,31 @@ def decode(data: bytes) -> Entry:
         fields: object = msgpack.unpackb(data, raw=False, use_list=False)
     except Exception as exc:  # msgpack raises several unrelated classes
         raise EntryError(f"a relay entry is not msgpack: {exc!r}") from exc
+    return _entry(fields)
+
+
+def decode_all(data: bytes) -> list[Entry | EntryError]:
+    """The entries of one stream entry, in order: the link writes the entries of a turn
+    to one node as one stream entry, their bytes one after another.
+
+    An item that is not an entry is an `EntryError` in its place; bytes that are not
+    msgpack end the list with one.
+    """
+    unpacker = msgpack.Unpacker(raw=False, use_list=False)
+    unpacker.feed(data)
+    found: list[Entry | EntryError] = []
+    try:
+        for fields in unpacker:
+            try:
+                found.append(_entry(fields))
+            except EntryError as exc:
+                found.append(exc)
+    except Exception as exc:  # msgpack raises several unrelated classes
+        found.append(EntryError(f"a relay entry is not msgpack: {exc!r}"))
+    return found
+
+
+def _entry(fields: object) -> Entry:
     if not isinstance(fields, tuple) or len(fields) < 4:  # pyright: ignore[reportUnknownArgumentType]
         raise EntryError(f"a relay entry is an array of at least 4 items, got {fields!r:.80}")
     kind, source, relay, seq, *body = fields  # pyright: ignore[reportUnknownVariableType]

@@ -4,14 +4,19 @@ Every node reads its own stream ``{prefix}relay:{node}`` (XREAD on a connection 
 own, from the entry it added itself when it first connected, so nothing older is read;
 after a reconnect, from the last entry it read, so that an OPEN added while it was
 connecting again, to the Redis it had lost, is read) and
-adds to another node's stream with pipelined XADDs on a second connection, capped with
-``MAXLEN ~ max_stream``. One reader per stream and one writer per node keep each relay's
-entries in order; `RelayEnd` numbers them, so an entry trimmed away unread breaks its
-relay instead of going missing. The frames for the relays of one peer are grouped
-(`FrameGroup`) until the writer next runs, or until another entry goes to that peer:
-a broadcast to many sessions relayed from one node is one entry, and the reader hands
-each of them the same `Frame` objects. No consumer group: a stream has one reader, and a node
-that restarts has no relay left to resume.
+adds to another node's stream with XADDs on a second connection, capped with
+``MAXLEN ~ max_stream``. Both are raw RESP (`RespConnection`). The writer runs once per
+scheduler turn in which something was queued: the entries of that turn to one node are
+one stream entry (their bytes one after another), and all its XADDs are one write, whose
+replies a third task checks, so the next turn's write does not wait for them. The
+reader asks for its next XREAD before it hands out what the last one brought. A CREDIT
+thus travels in the stream entry of the frames queued with it. One reader per stream and
+one writer per node keep each relay's entries in order; `RelayEnd` numbers them, so an
+entry trimmed away unread breaks its relay instead of going missing. The frames for the
+relays of one peer are grouped (`FrameGroup`) until the writer next runs, or until
+another entry goes to that peer: a broadcast to many sessions relayed from one node is
+one entry, and the reader hands each of them the same `Frame` objects. No consumer
+group: a stream has one reader, and a node that restarts has no relay left to resume.
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
 ``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its
@@ -27,14 +32,13 @@ import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, NoReturn, Protocol, cast, final
+from typing import Final, NoReturn, Protocol, final
 
 import trio
-from coredis.connection import BaseConnection
 
 from .._core.outbound import Frame
 from .._errors import BackplaneError
-from ._connection import BATCH, FAULTS, first_leaf, open_connection, round_trips
+from ._connection import BATCH, FAULTS, first_leaf
 from ._relay_end import RelayEnd
 from ._relay_entries import (
     BEAT,
@@ -46,11 +50,12 @@ from ._relay_entries import (
     REQUEST,
     RESPONSE,
     Entry,
-    decode,
+    EntryError,
+    decode_all,
     encode,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
-from ._scripts import command
+from ._relay_resp import RESP_FAULTS, Reply, RespConnection, RespError, open_resp, resp_command
 
 __all__ = ["Endpoint", "RelayLink"]
 
@@ -62,6 +67,12 @@ _FIELD: Final = b"e"
 _UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
 #: The first entry of a relay another node initiates: a session, or a route request.
 _OPENING: Final = frozenset({OPEN, REQUEST})
+#: Stream entries one XREAD may bring.
+_READ_COUNT: Final = b"%d" % (2 * BATCH)
+#: Bytes of entries at most in one stream entry (one XADD).
+_ENTRY_BYTES: Final = 512 * 1024
+#: Losing the link's connections: connect again.
+_FAULTS: Final = (*FAULTS, *RESP_FAULTS)
 
 
 class Endpoint(Protocol):
@@ -267,8 +278,8 @@ class RelayLink:
         while True:
             try:
                 async with (
-                    open_connection(self._url, timeout=self._timeout) as reader,
-                    open_connection(self._url, timeout=self._timeout) as writer,
+                    open_resp(self._url, timeout=self._timeout) as reader,
+                    open_resp(self._url, timeout=self._timeout) as writer,
                 ):
                     added = await self._add(writer, self._key(self.node_id), b"")
                     if self._read_after is None:
@@ -280,10 +291,12 @@ class RelayLink:
                         task_status.started()
                     delay = self._timeout
                     async with trio.open_nursery() as nursery:
+                        unconfirmed = _Unconfirmed()
                         nursery.start_soon(self._read, reader, self._read_after)
-                        nursery.start_soon(self._write, writer)
+                        nursery.start_soon(self._write, writer, unconfirmed)
+                        nursery.start_soon(self._confirm, writer, unconfirmed)
                         nursery.start_soon(self._beat)
-            except* FAULTS as group:
+            except* _FAULTS as group:
                 _logger.warning("relays: Redis failed, connecting again: %r", first_leaf(group))
             finally:
                 self._lost("the relays' connection to Redis was lost")
@@ -300,17 +313,18 @@ class RelayLink:
         for _, endpoint in ends:
             endpoint.broken(why)
 
-    async def _add(self, connection: BaseConnection, key: bytes, data: bytes) -> bytes:
+    async def _add(self, connection: RespConnection, key: bytes, data: bytes) -> bytes:
         with trio.fail_after(2 * self._timeout):
-            added = await connection.create_request(*self._xadd(key, data))
-        assert isinstance(added, bytes)
+            added = await connection.call(*self._xadd(key, data))
+        if not isinstance(added, bytes):
+            raise RespError(f"XADD answered {added!r:.60}")
         return added
 
     def _xadd(self, key: bytes, data: bytes) -> tuple[bytes, ...]:
         cap = b"%d" % self._max_stream
         return (b"XADD", key, b"MAXLEN", b"~", cap, b"*", _FIELD, data)
 
-    async def _write(self, connection: BaseConnection) -> NoReturn:
+    async def _write(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
         outbox = self._outbox
         while True:
             while not outbox and not self._groups:
@@ -322,34 +336,55 @@ class RelayLink:
                 await trio.lowlevel.checkpoint()
             for peer in list(self._groups):
                 self._seal(peer)
-            batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH))]
+            by_key: dict[bytes, list[bytes]] = {}
+            for _ in range(min(len(outbox), BATCH)):
+                key, data = outbox.popleft()
+                by_key.setdefault(key, []).append(data)
             self._space.unpark(count=max(0, self._max_queue - self._waiting()))
-            commands = [command(*self._xadd(key, data)) for key, data in batch]
-            await round_trips(connection, commands, timeout=self._timeout)
+            writes = [
+                resp_command(*self._xadd(key, chunk))
+                for key, entries in by_key.items()
+                for chunk in _joined(entries)
+            ]
+            unconfirmed.add(len(writes))
+            await connection.send(b"".join(writes))
 
-    async def _read(self, connection: BaseConnection, after: bytes) -> NoReturn:
+    async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
+        """Check the XADDs' replies as they come: each within a bound of being waited for."""
+        while True:
+            await unconfirmed.wait()
+            with trio.fail_after(2 * self._timeout):
+                reply = await connection.reply()
+            unconfirmed.done()
+            if isinstance(reply, RespError):
+                raise reply
+
+    async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
         key = self._key(self.node_id)
         # Blocks for half the timeout at most: an answer always comes within it.
         block = b"%d" % max(1, int(self._timeout * 500))
+        xread = (b"XREAD", b"COUNT", _READ_COUNT, b"BLOCK", block, b"STREAMS", key)
+        await connection.send(resp_command(*xread, after))
         while True:
             with trio.fail_after(2 * self._timeout):
-                reply = await connection.create_request(
-                    b"XREAD", b"COUNT", b"%d" % BATCH, b"BLOCK", block, b"STREAMS", key, after
-                )
-            if not isinstance(reply, dict):
-                continue  # None: nothing came
-            for entries in reply.values():
-                for entry_id, data in _entries(entries):
-                    after = self._read_after = entry_id
-                    if data:
-                        self._dispatch(data)
+                reply = await connection.reply()
+            entries = _entries(reply)
+            if entries:
+                after = self._read_after = entries[-1][0]
+            # Redis waits for the next entries while these are handed out.
+            await connection.send(resp_command(*xread, after))
+            for _, data in entries:
+                if data:
+                    self._dispatch_all(data)
 
-    def _dispatch(self, data: bytes) -> None:
-        try:
-            entry = decode(data)
-        except ValueError as exc:
-            _logger.warning("relays: dropped an entry that is not one: %s", exc)
-            return
+    def _dispatch_all(self, data: bytes) -> None:
+        for entry in decode_all(data):
+            if isinstance(entry, EntryError):
+                _logger.warning("relays: dropped an entry that is not one: %s", entry)
+            else:
+                self._dispatch(entry)
+
+    def _dispatch(self, entry: Entry) -> None:
         self._heard[entry.source] = trio.current_time()
         self._silent.pop(entry.source, None)
         if entry.kind == BEAT:
@@ -410,16 +445,69 @@ class RelayLink:
                     endpoint.broken(f"node {end.peer!r} was not heard from in time")
 
 
-def _entries(reply: object) -> list[tuple[bytes, bytes]]:
-    """One stream's entries in an XREAD reply: (id, the entry's bytes) in order."""
-    assert isinstance(reply, list)
+@final
+class _Unconfirmed:
+    """XADDs written whose replies have not been read yet."""
+
+    __slots__ = ("_count", "_written")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._written = trio.Event()
+
+    def add(self, count: int) -> None:
+        self._count += count
+        if count:
+            self._written.set()
+
+    async def wait(self) -> None:
+        """Wait until a reply is due."""
+        while not self._count:
+            await self._written.wait()
+            self._written = trio.Event()
+
+    def done(self) -> None:
+        self._count -= 1
+
+
+def _joined(entries: list[bytes]) -> list[bytes]:
+    """``entries`` as few stream entries' data, in order, each at most `_ENTRY_BYTES`
+    (unless one entry is larger)."""
+    chunks: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for data in entries:
+        if chunk and size + len(data) > _ENTRY_BYTES:
+            chunks.append(b"".join(chunk))
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data)
+    chunks.append(b"".join(chunk))
+    return chunks
+
+
+def _entries(reply: Reply) -> list[tuple[bytes, bytes]]:
+    """The entries of an XREAD reply for one stream (RESP2): (id, the entry's bytes).
+
+    Raises:
+        RespError: an error reply, or not an XREAD's.
+    """
+    if reply is None:
+        return []  # nothing came within BLOCK
+    if isinstance(reply, RespError):
+        raise reply
+    if not isinstance(reply, list) or len(reply) != 1:
+        raise RespError(f"not an XREAD reply: {reply!r:.80}")
+    stream = reply[0]
+    if not isinstance(stream, list) or len(stream) != 2 or not isinstance(stream[1], list):
+        raise RespError(f"not an XREAD reply: {reply!r:.80}")
     entries: list[tuple[bytes, bytes]] = []
-    for item in cast("list[object]", reply):
-        assert isinstance(item, list)
-        entry_id, fields = cast("list[object]", item)
-        assert isinstance(entry_id, bytes)
-        assert isinstance(fields, list)
-        values = cast("list[object]", fields)
-        data = values[1] if len(values) == 2 else b""
+    for item in stream[1]:
+        if not isinstance(item, list) or len(item) != 2:
+            raise RespError(f"not a stream entry: {item!r:.80}")
+        entry_id, fields = item
+        if not isinstance(entry_id, bytes) or not isinstance(fields, list):
+            raise RespError(f"not a stream entry: {item!r:.80}")
+        data = fields[1] if len(fields) == 2 else b""
         entries.append((entry_id, data if isinstance(data, bytes) else b""))
     return entries

@@ -1,0 +1,52 @@
+"""Relay entries as the link writes them: several in one stream entry, one after another."""
+
+from __future__ import annotations
+
+from trio_rooms.backplane._relay_entries import (
+    BEAT,
+    CREDIT,
+    MESSAGE,
+    Entry,
+    EntryError,
+    decode_all,
+    encode,
+)
+from trio_rooms.backplane._relay_link import _ENTRY_BYTES, _joined  # pyright: ignore[reportPrivateUsage]
+
+
+def test_the_entries_of_one_stream_entry_come_out_in_order() -> None:
+    """A MESSAGE, a CREDIT and a BEAT written back to back decode as those three, in order."""
+    data = b"".join(
+        [
+            encode(MESSAGE, "a", "r.1", 1, "hi"),
+            encode(CREDIT, "a", "r.2", 7, 16),
+            encode(BEAT, "a", "", 0),
+        ]
+    )
+    assert decode_all(data) == [
+        Entry(MESSAGE, "a", "r.1", 1, ("hi",)),
+        Entry(CREDIT, "a", "r.2", 7, (16,)),
+        Entry(BEAT, "a", "", 0),
+    ]
+
+
+def test_a_bad_entry_among_good_ones_takes_only_its_own_place() -> None:
+    """An array that is not an entry is an EntryError where it stood, the others kept;
+    bytes that are not msgpack end the list with one."""
+    good = encode(MESSAGE, "a", "r.1", 1, "hi")
+    not_an_entry = encode("?", "a", "r.1", 2)
+    found = decode_all(good + not_an_entry + good + b"\xc1")
+    assert found[0] == found[2] == Entry(MESSAGE, "a", "r.1", 1, ("hi",))
+    assert isinstance(found[1], EntryError)
+    assert isinstance(found[3], EntryError)
+    assert len(found) == 4
+
+
+def test_a_turns_entries_to_one_node_are_split_in_order_at_the_size_cap() -> None:
+    """Entries of a turn go out as few stream entries as the size cap allows, in order,
+    and an entry larger than the cap goes alone, whole."""
+    third = [bytes([n]) * (_ENTRY_BYTES // 3) for n in range(7)]
+    large = b"L" * (2 * _ENTRY_BYTES)
+    chunks = _joined([*third, large, b"s"])
+    assert chunks == [b"".join(third[0:3]), b"".join(third[3:6]), third[6], large, b"s"]
+    assert _joined([b"only"]) == [b"only"]

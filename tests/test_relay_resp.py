@@ -1,0 +1,116 @@
+"""The relay link's raw RESP connection, against a real redis-server and a byte-by-byte
+stream."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import trio
+import trio.testing
+
+from trio_rooms.backplane._connection import ConnectionEndedError
+from trio_rooms.backplane._relay_resp import RespConnection, RespError, open_resp, resp_command
+
+from .redis_server import RedisServer
+
+PATIENCE = 10.0
+
+
+async def test_pipelined_replies_of_every_type_come_back_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """One write of six commands gets their six replies in order: a simple string, a bulk
+    string, an integer, nil, an array and an error reply returned, not raised."""
+    commands = [
+        (b"SET", b"k", b"v\r\n1"),
+        (b"GET", b"k"),
+        (b"INCR", b"n"),
+        (b"GET", b"missing"),
+        (b"MGET", b"k", b"missing"),
+        (b"NOSUCHCOMMAND",),
+    ]
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            await connection.send(b"".join(resp_command(*command) for command in commands))
+            replies = [await connection.reply() for _ in commands]
+            assert await connection.call(b"PING") == b"PONG"  # nothing left over
+    assert replies[:5] == [b"OK", b"v\r\n1", 1, None, [b"v\r\n1", None]]
+    assert isinstance(replies[5], RespError)
+    assert "NOSUCHCOMMAND" in str(replies[5])
+
+
+async def test_a_large_reply_read_in_many_pieces_is_one_bulk_string(
+    redis_server: RedisServer,
+) -> None:
+    """A 3 MiB stream entry comes back from XRANGE whole, however the socket splits it."""
+    value = bytes(range(256)) * (3 * 4096)
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            added = await connection.call(b"XADD", b"s", b"*", b"e", value)
+            assert isinstance(added, bytes)
+            assert await connection.call(b"XRANGE", b"s", b"-", b"+") == [[added, [b"e", value]]]
+
+
+async def test_replies_split_at_every_byte_are_parsed_when_complete() -> None:
+    """Nested replies written one byte at a time come out whole, each once complete."""
+    reply = b"*2\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n:42\r\n" + b"$-1\r\n+OK\r\n"
+    ours, theirs = trio.testing.memory_stream_pair()
+    connection = RespConnection(ours)
+    got: list[object] = []
+
+    async def read() -> None:
+        got.extend([await connection.reply() for _ in range(3)])
+
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            for index in range(len(reply)):
+                await trio.testing.wait_all_tasks_blocked()
+                await theirs.send_all(reply[index : index + 1])
+    assert got == [[[b"1-1", [b"e", b"hello"]], 42], None, b"OK"]
+
+
+async def test_a_closed_connection_ends_the_wait_for_a_reply() -> None:
+    """A reply awaited from a connection that Redis closes raises instead of hanging."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    connection = RespConnection(ours)
+    await theirs.send_all(b"$5\r\nhel")
+    await theirs.aclose()
+    with trio.fail_after(PATIENCE), pytest.raises(ConnectionEndedError, match="closed"):
+        await connection.reply()
+
+
+@pytest.mark.parametrize("garbage", [b"HTTP/1.1 400 Bad Request\r\n", b"$x\r\n", b":1.5\r\n"])
+async def test_what_is_not_resp_is_an_error_of_the_connection(garbage: bytes) -> None:
+    """Bytes that are not a RESP2 reply (another service on the port) raise `RespError`,
+    which the link treats as a lost connection."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    connection = RespConnection(ours)
+    await theirs.send_all(garbage)
+    with trio.fail_after(PATIENCE), pytest.raises(RespError, match="not a RESP2 reply"):
+        await connection.reply()
+
+
+async def test_a_password_and_a_database_in_the_url_are_used(redis_server: RedisServer) -> None:
+    """With ``requirepass`` set, the URL's password opens the connection and its database
+    is selected; a wrong password is refused."""
+    assert redis_server.command("CONFIG", "SET", "requirepass", "s3cret") == b"+OK\r\n"
+    base = f"redis://:s3cret@127.0.0.1:{redis_server.port}"
+    with trio.fail_after(PATIENCE):
+        async with open_resp(f"{base}/3", timeout=1.0) as connection:
+            assert await connection.call(b"SET", b"where", b"three") == b"OK"
+        async with open_resp(f"{base}/0", timeout=1.0) as connection:
+            assert await connection.call(b"GET", b"where") is None
+        async with open_resp(f"{base}/3", timeout=1.0) as connection:
+            assert await connection.call(b"GET", b"where") == b"three"
+        with pytest.raises(RespError):
+            async with open_resp(f"redis://:wrong@127.0.0.1:{redis_server.port}/0", timeout=1.0):
+                pass
+
+
+async def test_a_url_of_another_scheme_is_refused() -> None:
+    """A URL that is not redis://, rediss:// or unix:// is a ValueError naming it."""
+    with pytest.raises(ValueError, match=re.escape("http://example.com")):
+        async with open_resp("http://example.com", timeout=1.0):
+            pass

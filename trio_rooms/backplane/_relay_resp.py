@@ -1,0 +1,201 @@
+"""`RespConnection`: the relay link's own connection to Redis, raw RESP on a trio stream.
+
+The link sends two commands, XADD and XREAD, in bursts of small ones. Through coredis
+each of them built a request object, went through its writer task and was parsed by its
+reply machinery: more CPU than the relay's own work (session 7's profile). Here a burst
+of commands is one write (`send`), and each socket read is parsed at once into every
+reply it completes (`reply`). It speaks RESP2 (no HELLO), whose replies are five types.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.parse
+from collections import deque
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Final, TypeAlias, final
+
+import coredis
+import trio
+
+from ._connection import ConnectionEndedError
+
+__all__ = ["RESP_FAULTS", "Reply", "RespConnection", "RespError", "open_resp", "resp_command"]
+
+#: Bytes asked of the socket per read: a full XREAD of small entries in one.
+_READ_SIZE: Final = 256 * 1024
+
+
+class RespError(Exception):
+    """An error reply of Redis (``-ERR ...``), as the exception it means here."""
+
+
+#: What losing this connection looks like (besides `FAULTS`): reconnecting is the cure.
+RESP_FAULTS: Final = (RespError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+#: A reply: a bulk or simple string, an integer, nil, an array of replies, or an error.
+Reply: TypeAlias = "bytes | int | list[Reply] | RespError | None"
+
+
+def resp_command(*args: bytes) -> bytes:
+    """The bytes of one command."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n" % len(arg))
+        parts.append(arg)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+@final
+class RespConnection:
+    """Commands out in one write each burst, replies in order as they complete."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self._replies: deque[Reply] = deque()
+
+    async def send(self, data: bytes) -> None:
+        """Write commands (`resp_command`'s bytes, joined): one system call, mostly."""
+        await self._stream.send_all(data)
+
+    async def reply(self) -> Reply:
+        """The next reply (an error reply is returned, not raised).
+
+        Raises:
+            ConnectionEndedError: Redis closed the connection.
+            RespError: what came is not RESP (this is not Redis).
+        """
+        replies = self._replies
+        while not replies:
+            data = await self._stream.receive_some(_READ_SIZE)
+            if not data:
+                raise ConnectionEndedError("Redis closed the relays' connection")
+            buffer = self._buffer
+            buffer += data
+            position = 0
+            while True:
+                try:
+                    parsed = _parse(buffer, position)
+                except ValueError as exc:  # a length that is not a number
+                    raise RespError(f"not a RESP2 reply: {bytes(buffer[:40])!r}") from exc
+                if parsed is None:
+                    break
+                reply, position = parsed
+                replies.append(reply)
+            del buffer[:position]
+        return replies.popleft()
+
+    async def call(self, *args: bytes) -> Reply:
+        """Send one command and return its reply.
+
+        Raises:
+            RespError: Redis answered with an error.
+        """
+        await self.send(resp_command(*args))
+        return _checked(await self.reply())
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        await self._stream.aclose()
+
+
+def _checked(reply: Reply) -> Reply:
+    if isinstance(reply, RespError):
+        raise reply
+    return reply
+
+
+def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
+    """The reply starting at ``position`` and the position after it; None if incomplete.
+
+    Raises:
+        RespError: not RESP (a reply type this connection never asks for).
+        ValueError: a length or an integer that is not a number.
+    """
+    end = buffer.find(b"\r\n", position)
+    if end < 0:
+        return None
+    kind = buffer[position]
+    if kind == 0x24:  # $ bulk string
+        size = int(buffer[position + 1 : end])
+        if size < 0:
+            return None, end + 2
+        start = end + 2
+        if len(buffer) < start + size + 2:
+            return None
+        return bytes(buffer[start : start + size]), start + size + 2
+    if kind == 0x2A:  # * array
+        count = int(buffer[position + 1 : end])
+        if count < 0:
+            return None, end + 2
+        items: list[Reply] = []
+        position = end + 2
+        for _ in range(count):
+            parsed = _parse(buffer, position)
+            if parsed is None:
+                return None
+            item, position = parsed
+            items.append(item)
+        return items, position
+    if kind == 0x3A:  # : integer
+        return int(buffer[position + 1 : end]), end + 2
+    if kind == 0x2B:  # + simple string
+        return bytes(buffer[position + 1 : end]), end + 2
+    if kind == 0x2D:  # - error
+        return RespError(buffer[position + 1 : end].decode(errors="replace")), end + 2
+    raise RespError(f"not a RESP2 reply: {bytes(buffer[position : position + 20])!r}")
+
+
+@asynccontextmanager
+async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnection]:
+    """Connect to the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``, with
+    its user, password and database, and for TLS coredis's ``ssl_*`` parameters);
+    leaving closes the connection.
+
+    Raises:
+        OSError, trio.TooSlowError, RespError: no connection within ``3 * timeout``,
+            or Redis refused the credentials or the database.
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    password = urllib.parse.unquote(parts.password) if parts.password else None
+    database = query.get("db", [parts.path.strip("/") or "0"])[0]
+    with trio.fail_after(3 * timeout):
+        stream: trio.abc.Stream
+        if parts.scheme == "unix":
+            stream = await trio.open_unix_socket(parts.path)
+            database = query.get("db", ["0"])[0]
+        elif parts.scheme in ("redis", "rediss"):
+            host = parts.hostname or "localhost"
+            stream = await trio.open_tcp_stream(host, parts.port or 6379)
+            if parts.scheme == "rediss":
+                stream = trio.SSLStream(stream, _ssl_context(url), server_hostname=host)
+        else:
+            raise ValueError(f"a Redis URL is redis://, rediss:// or unix://, got {url!r}")
+        connection = RespConnection(stream)
+        try:
+            if password is not None:
+                credentials = [user.encode()] if user else []
+                await connection.call(b"AUTH", *credentials, password.encode())
+            if database != "0":
+                await connection.call(b"SELECT", database.encode())
+            await connection.call(b"CLIENT", b"SETNAME", b"trio_rooms.relays")
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    try:
+        yield connection
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def _ssl_context(url: str) -> ssl.SSLContext:
+    """The TLS context coredis makes of ``url`` (its ``ssl_*`` parameters): the storage's
+    and the leases' connections to the same Redis use the same."""
+    pool = coredis.ConnectionPool.from_url(url)
+    context = pool.connection_kwargs.get("ssl_context")
+    return context if isinstance(context, ssl.SSLContext) else ssl.create_default_context()
