@@ -46,6 +46,20 @@ class Move(Message):
 
 
 @attrs.frozen
+class Drip(Message):
+    """Broadcast `Dripped` 0 to ``count - 1`` to the others under ``policy``, one per turn.
+
+    One per turn, so that a relayed session's queue on the owner empties between them and
+    the policy acts where the client is. ``policy``: "disconnect", "drop-oldest" or
+    "coalesce" (all of one entity).
+    """
+
+    count: int
+    size: int
+    policy: str
+
+
+@attrs.frozen
 class Leave(Message):
     """Ask the server to close this session with ``code``."""
 
@@ -91,8 +105,32 @@ class Moves(Message):
     count: int
 
 
-ClientMsg = Shout | Burst | Move | Leave
-ServerMsg = Hello | Said | Tick | Mine | Moved | Moves
+@attrs.frozen
+class Dripped(Message):
+    """Filler of a `Drip`: ``x`` counts them, ``entity`` is the key it coalesces by."""
+
+    entity: str
+    x: int
+    pad: str
+
+
+@attrs.frozen
+class Dripping(Message):
+    """The `Drip` is done: ``count`` `Dripped` were broadcast."""
+
+    count: int
+
+
+#: A `Drip`'s policies by name.
+POLICIES: dict[str, trio_rooms.DeliveryPolicy] = {
+    "disconnect": trio_rooms.Disconnect(),
+    "drop-oldest": trio_rooms.DropOldest(),
+    "coalesce": trio_rooms.Coalesce("entity"),
+}
+
+
+ClientMsg = Shout | Burst | Move | Drip | Leave
+ServerMsg = Hello | Said | Tick | Mine | Moved | Moves | Dripped | Dripping
 
 
 class FanoutSession(Session[None, ServerMsg, ClientMsg, "FanoutRoom"]):
@@ -114,6 +152,13 @@ class FanoutSession(Session[None, ServerMsg, ClientMsg, "FanoutRoom"]):
                 for x in range(count):
                     self.room.broadcast(Moved(entity="e", x=x, pad="x" * size))
                 self.send(Moves(count=count))
+            case Drip(count=count, size=size, policy=name):
+                policy = POLICIES[name]
+                for x in range(count):
+                    dripped = Dripped(entity="e", x=x, pad="x" * size)
+                    self.room.broadcast(dripped, exclude=[self], policy=policy)
+                    await trio.lowlevel.checkpoint()
+                self.send(Dripping(count=count))
             case Leave(code=code):
                 await self.close(code, "asked to leave")
             case _:

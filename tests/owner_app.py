@@ -55,6 +55,15 @@ class Flood(Message):
 
 
 @attrs.frozen
+class SendTo(Message):
+    """Send `Blob` messages to the session ``session`` by its id until it has left the
+    room, each once the one before is durable (its client may go meanwhile), then one more."""
+
+    session: str
+    size: int
+
+
+@attrs.frozen
 class Who(Message):
     """Ask who is in the room."""
 
@@ -91,6 +100,13 @@ class Blob(Message):
 
 
 @attrs.frozen
+class Sent(Message):
+    """The `SendTo` is done: ``count`` `Blob` messages were sent before the session left."""
+
+    count: int
+
+
+@attrs.frozen
 class Rang(Message):
     """The alarm ``ring`` fired on ``node``; ``rings`` counts its firings, as stored."""
 
@@ -106,8 +122,8 @@ class Started:
     starts: int
 
 
-ClientMsg = Add | Arm | Flood | Leave | Who
-ServerMsg = Welcome | Blob | Counted | Members | Rang
+ClientMsg = Add | Arm | Flood | Leave | SendTo | Who
+ServerMsg = Welcome | Blob | Counted | Members | Rang | Sent
 
 
 class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
@@ -132,6 +148,17 @@ class CounterSession(Session[None, ServerMsg, ClientMsg, "CounterRoom"]):
                     self.send(Blob(data="x" * size))
             case Leave(code=code):
                 await self.close(code, "asked to leave")
+            case SendTo(session=session, size=size):
+                target = self.room.sessions[session]
+                sent = 0
+                while session in self.room.sessions:
+                    target.send(Blob(data="x" * size))
+                    sent += 1
+                    # Out now (the event's writes, its replay log's, are durable at once),
+                    # and paced by Redis: a client that went is not flooded until seen gone.
+                    await self.room.storage.flush()
+                target.send(Blob(data="late"))  # to a session that has ended: dropped
+                self.send(Sent(count=sent))
             case Who():
                 members = list(await self.room.members())
                 self.send(Members(members=members, sessions=sorted(self.room.sessions)))

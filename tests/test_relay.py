@@ -136,7 +136,8 @@ async def test_a_slow_relayed_client_is_closed_with_1008_by_its_own_node(
     redis_server: RedisServer,
 ) -> None:
     """A relayed client that reads nothing fills its queue on its own node, which closes
-    it with 1008 (slow consumer) and ends its session on the owner, which dropped nothing."""
+    it with 1008 (slow consumer) and ends its session on the owner, which counts it as a
+    slow consumer whose one message was dropped, as it counts a local one."""
     url = redis_server.url
 
     def queues(size: int) -> trio_rooms.RoomsConfig:
@@ -158,7 +159,9 @@ async def test_a_slow_relayed_client_is_closed_with_1008_by_its_own_node(
                 assert await on_b.close_code() == 1008
             await rooms_a.wait_statistics(lambda stats: stats.closes.get(1008) == 1)
             assert room.closes == [1008]
-            assert rooms_a.statistics().dropped == 0
+            stats = rooms_a.statistics()
+            assert (stats.slow_consumers, stats.dropped) == (1, 1)
+            assert stats.by_room["game"].slow_consumers == 1
 
 
 async def test_the_relays_of_a_killed_client_node_end_on_the_owner_within_the_bound(

@@ -136,3 +136,37 @@ async def test_a_route_whose_owner_is_killed_mid_request_is_retried_only_if_safe
     assert answers["GET"].json() == {"node": "b", "starts": 2}
     assert answers["POST"].status == 503
     assert answers["POST"].headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("where", ["local", "relayed"])
+async def test_a_send_by_id_to_a_client_reset_mid_send_ends_its_session_as_a_local_one(
+    redis_server: RedisServer, where: str
+) -> None:
+    """Sending by id from the owner's handler, on and on, to a session whose client's socket
+    is reset meanwhile raises nothing in the handler, and the session ends once, with 1006,
+    whether its client was on the owner or on another node."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_node(url, "a", _config()) as (rooms_a, port_a),
+            open_node(url, "b", _config()) as (rooms_b, port_b),
+            open_raw(port_a, GAME) as sender,
+        ):
+            assert await _receive(sender) == {"type": "welcome", "node": "a", "starts": 1}
+            room = await rooms_a.get("game")
+            port = port_b if where == "relayed" else port_a
+            async with open_raw(port, GAME + "?resume=") as target:
+                session = cast("dict[str, object]", (await _receive(target))["$session"])
+                assert (await _receive(target))["node"] == "a"
+                target_id = session["id"]
+                assert target_id in room.sessions
+                to = {"type": "sendTo", "session": target_id, "size": 1000}
+                await sender.send_text(orjson.dumps(to).decode())
+                assert (await _receive(target))["type"] == "blob"
+                target.reset()
+            sent = await _receive(sender)
+            assert sent["type"] == "sent"
+            stats = await rooms_a.wait_statistics(lambda stats: stats.closes.get(1006) == 1)
+            await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
+            assert room.closes == [1006]
+            assert (stats.sessions, stats.errors, dict(stats.closes)) == (1, 0, {1006: 1})

@@ -154,3 +154,17 @@ class RoomCounters:
     def slow_consumer(self) -> None:
         self.slow_consumers += 1
         self._total.slow_consumers += 1
+
+    def add(self, dropped_oldest: int, coalesced: int, slow_consumers: int) -> None:
+        """Count what the queue of a session relayed from another node did there.
+
+        A slow consumer's overflowing message counts as dropped too, as a local one's.
+        """
+        total = self._total
+        self.dropped_oldest += dropped_oldest
+        self.coalesced += coalesced
+        self.slow_consumers += slow_consumers
+        total.dropped_oldest += dropped_oldest
+        total.coalesced += coalesced
+        total.slow_consumers += slow_consumers
+        total.dropped += slow_consumers

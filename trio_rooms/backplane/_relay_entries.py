@@ -23,6 +23,8 @@ COUNTS   owner         wire format: the client counts frames (a delivery policy'
 REQUEST  client's node  a route request: room, method, path, query string, headers,
                        body, client address or None
 RESPONSE owner         status, headers, body: the route's answer (the relay is gone)
+REPORT   client's node  what its queue's delivery policies did since the last REPORT:
+                       dropped-oldest, coalesced and slow-consumer counts
 CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
 END      owner         code, reason: the session ended and its relay is gone
 GONE     either        (no such relay here: drop yours)
@@ -54,6 +56,7 @@ __all__ = [
     "MESSAGE",
     "MOVED",
     "OPEN",
+    "REPORT",
     "REQUEST",
     "RESPONSE",
     "Entry",
@@ -67,6 +70,7 @@ __all__ = [
     "ending",
     "opening",
     "opening_body",
+    "reported",
     "request_body",
     "requested",
     "responded",
@@ -86,6 +90,7 @@ GONE: Final = "g"
 BEAT: Final = "h"
 REQUEST: Final = "q"
 RESPONSE: Final = "r"
+REPORT: Final = "p"
 
 
 class EntryError(ValueError):
@@ -94,7 +99,7 @@ class EntryError(ValueError):
 
 _KINDS: Final = frozenset(
     {OPEN, MESSAGE, CREDIT, ACCEPTED, MOVED, FRAMES, COUNTS, CLOSE, END, GONE, BEAT}
-    | {REQUEST, RESPONSE}
+    | {REQUEST, RESPONSE, REPORT}
 )
 _WIRES: Final[dict[str, WireFormat]] = {"json": "json", "msgpack": "msgpack"}
 
@@ -252,6 +257,18 @@ def opening(body: Sequence[object]) -> Opening:
     return Opening(request, _WIRES[wire], window)
 
 
+def reported(body: Sequence[object]) -> tuple[int, int, int]:
+    """A REPORT's body: dropped-oldest, coalesced and slow-consumer counts.
+
+    Raises:
+        EntryError: ``body`` is not a REPORT's.
+    """
+    if len(body) != 3:
+        raise EntryError(f"a REPORT has 3 counts, got {len(body)} fields")
+    dropped_oldest, coalesced, slow_consumers = (_count(field) for field in body)
+    return dropped_oldest, coalesced, slow_consumers
+
+
 def request_body(request: HttpRequest) -> tuple[object, ...]:
     """A REQUEST's body for ``request``."""
     return (
@@ -312,6 +329,12 @@ def _items(value: object) -> tuple[object, ...]:
     if not isinstance(value, tuple):
         raise EntryError(f"expected an array, got {value!r:.40}")
     return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EntryError(f"expected a count, got {value!r:.40}")
+    return value
 
 
 def _string(value: object) -> str:

@@ -7,7 +7,10 @@ client's connection drains. That queue has the bounds and slow-consumer policy o
 local session's (1008), and the transport's keepalive pings and pongs go through it,
 so the client cannot tell. The owner's frames keep their delivery policies there (a
 coalescing key is the owner's number for it), and a client that counts frames is told
-of what they drop, as the owner's own queue would tell it. When the owner is lost
+of what they drop, as the owner's own queue would tell it. What the policies did (drops,
+coalesced frames, a slow consumer) is told the owner (REPORT) after each batch of frames
+that changed it, before a CLOSE it leads to, so that the owner's statistics count it as
+they count a local session's. When the owner is lost
 (silent, or Redis is), the frames that came are written to the client and `OwnerLost`
 returned, with the client's connection open: the registry moves the session to the
 next owner (`MovableConnection`). A client already being closed is closed with 1012
@@ -42,6 +45,7 @@ from ._relay_entries import (
     MESSAGE,
     MOVED,
     OPEN,
+    REPORT,
     Entry,
     closing,
     counts,
@@ -115,6 +119,8 @@ class _Pump:
         self._sent = 0
         self._credit = self._window
         self._credited = trio.Event()
+        #: What the queue's policies did, as last told the owner.
+        self._reported = (0, 0, 0)
 
     # ------------------------------------------------------------------ endpoint
 
@@ -128,6 +134,7 @@ class _Pump:
     def frames(self, frames: list[Frame]) -> None:
         self._accepted = True
         self._put(frames)
+        self._report()
         self._answered.set()
 
     def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
@@ -170,8 +177,20 @@ class _Pump:
                 outbound.put_first(frame)
         except QueueOverflow:
             # The same policy as a local session's: the client is too slow, 1008.
+            outbound.counters.slow_consumer()
+            self._report()
             self._close_client(1008, "slow consumer", discard=True)
             self._link.send_nowait(self._end, CLOSE, 1008, "slow consumer", True, False)
+
+    def _report(self) -> None:
+        """Tell the owner what the queue's policies did since the last REPORT, if anything."""
+        counters = self._outbound.counters
+        now = (counters.dropped_oldest, counters.coalesced, counters.slow_consumers)
+        before, self._reported = self._reported, now
+        if now != before:
+            self._link.send_nowait(
+                self._end, REPORT, *(count - last for count, last in zip(now, before, strict=True))
+            )
 
     def _close_client(self, code: int, reason: str, *, discard: bool = False) -> None:
         if self._close is None:

@@ -11,7 +11,8 @@ Its frames leave the session's queue as a socket's would (the queue's ``direct``
 when its writer is idle, else the writer's batches), once the output gate lets them, and
 are grouped with the other relays' of the client's node (`FrameGroup`): one entry per
 broadcast and node. Their delivery policies go with them, and so does the session's
-counting of frames (COUNTS), so that the client's node drops and tells as the owner would.
+counting of frames (COUNTS), so that the client's node drops and tells as the owner would;
+what it dropped comes back (REPORT) and is counted in the room's statistics here.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from ._relay_entries import (
     GONE,
     MESSAGE,
     MOVED,
+    REPORT,
     Entry,
     closing,
     opening,
+    reported,
 )
 from ._relay_link import RelayLink
 
@@ -98,10 +101,23 @@ class RelayedConnection:
         elif entry.kind == GONE:
             self.broken("the client's node dropped the relay")
             return
+        elif entry.kind == REPORT:
+            self._report(body)
+            return
         else:
             _logger.warning("relays: dropped a %r entry the owner does not take", entry.kind)
             return
         self._arrived.set()
+
+    def _report(self, body: tuple[object, ...]) -> None:
+        """What the client's node dropped: counted as this node's own queue's would be."""
+        try:
+            counts = reported(body)
+        except ValueError as exc:
+            self.broken(f"the client's node sent a bad REPORT: {exc}")
+            return
+        if self._outbound is not None:  # (frames, hence drops, come only once attached)
+            self._outbound.counters.add(*counts)
 
     def frames(self, frames: list[Frame]) -> None:
         self.broken("the client's node sent frames")
