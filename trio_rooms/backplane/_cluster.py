@@ -11,12 +11,17 @@ to past their leases (`Leases`), and takes them back once Redis answers. A clien
 that lost its relays with Redis gives their owners ``lease_ttl`` to do so: it does not
 take those rooms itself meanwhile, and moves the sessions back to their owner once it
 has (`move_timeout`).
+
+While the owner lives, a relay's loss loses none of the client's messages and handles
+none twice: the client's node keeps what the owner has not confirmed and, moving the
+session back to it, sends what the lost relay's session did not take (`_relay_handover`).
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import weakref
 from typing import final
 
 import trio
@@ -30,6 +35,7 @@ from .._errors import BackplaneError
 from ..codec import WireFormat
 from ._leases import Lease, Leases
 from ._relay_entries import OPEN, Entry
+from ._relay_handover import ServedRelays, Unconfirmed
 from ._relay_link import RelayLink
 from ._relay_pump import relay_session
 from ._relayed import serve_relayed
@@ -115,6 +121,13 @@ class RedisCluster:
         #: Rooms whose relays broke with Redis, and until when their owner may reclaim
         #: them before this node takes them (`trio.current_time`).
         self._reclaimable: dict[str, float] = {}
+        #: The sessions relayed here, kept a while after they end (what they took).
+        self._served = ServedRelays()
+        #: By client connection (the registry's, the same across a client's moves): what
+        #: its lost relay sent that its owner did not confirm, for the next relay there.
+        self._lost_relays: weakref.WeakKeyDictionary[Connection, Unconfirmed] = (
+            weakref.WeakKeyDictionary()
+        )
         self._leases = Leases(
             url,
             node_id=node_id,
@@ -172,9 +185,18 @@ class RedisCluster:
 
     def _opened(self, nursery: trio.Nursery, host: RelayHost, entry: Entry) -> None:
         if entry.kind == OPEN:
-            serving = self._serving
+            # A lost relay's session is resumed within `move_timeout` of its loss, found
+            # `lease_ttl` after at worst, and asked for within `handshake_timeout`.
+            keep = 2 * self._lease_ttl + host.config.handshake_timeout
             nursery.start_soon(
-                serve_relayed, self._relays, host, entry, self._leases.holds, serving
+                serve_relayed,
+                self._relays,
+                host,
+                entry,
+                self._leases.holds,
+                self._serving,
+                self._served,
+                keep,
             )
         else:
             nursery.start_soon(answer_relayed, self._relays, host, entry, self._leases.holds)
@@ -233,9 +255,19 @@ class RedisCluster:
         if not self._relays.connected:
             return None  # an OPEN now would be lost: asked again once the link is back
         node, lapses = owner
-        relayed = await relay_session(self._relays, node, request, wire, connection, config, lapses)
-        if isinstance(relayed, OwnerLost) and not self._relays.connected:
-            self._lost_with_redis(room)
+        lost = self._lost_relays.pop(connection, None)
+        if lost is not None and lost.owner != node:
+            lost.drop(f"the room's owner is node {node!r} now, not {lost.owner!r}")
+            lost = None
+        relayed, unconfirmed = await relay_session(
+            self._relays, node, request, wire, connection, config, lapses, lost
+        )
+        if isinstance(relayed, OwnerLost):
+            self._lost_relays[connection] = unconfirmed
+            if not self._relays.connected:
+                self._lost_with_redis(room)
+        elif relayed is None and lost is not None:
+            self._lost_relays[connection] = lost  # not resumed there: kept for the next
         return relayed
 
     def _lost_with_redis(self, room: str) -> None:

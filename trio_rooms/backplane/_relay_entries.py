@@ -12,10 +12,12 @@ Bodies by kind:
 kind     from          body
 ======== ============= ==========================================================
 OPEN     the client's  room, wire format, path, query string, headers, client
-         node          address or None, subprotocols, the credit window
+         node          address or None, subprotocols, the credit window, the lost
+                       relay whose session it resumes ("" if none)
 MESSAGE  client's node a message from the client (str: text, bytes: binary)
 CREDIT   owner         how many messages its session has taken so far
-ACCEPTED owner         (the session runs: frames may follow)
+ACCEPTED owner         the messages the resumed relay's session took (-1: not known
+                       here, or none resumed); the session runs: frames may follow
 MOVED    owner         (the room is not the owner's any more: nothing was done)
 FRAMES   owner         the relays it is for, and their frames in order (`_relay_frames`)
 COUNTS   owner         wire format: the client counts frames (a delivery policy's
@@ -62,6 +64,7 @@ __all__ = [
     "Entry",
     "EntryError",
     "Opening",
+    "accepted",
     "closing",
     "counts",
     "decode",
@@ -124,6 +127,8 @@ class Opening:
     request: ConnectRequest
     wire: WireFormat
     window: int
+    #: The lost relay of the client's node whose session this one resumes, or "".
+    resumes: str = ""
 
 
 def encode(kind: str, source: str, relay: str, seq: int, *body: object) -> bytes:
@@ -177,6 +182,20 @@ def _entry(fields: object) -> Entry:
     return Entry(kind, source, relay, seq, tuple(body))  # pyright: ignore[reportUnknownArgumentType]
 
 
+def accepted(body: Sequence[object]) -> int | None:
+    """An ACCEPTED's body: the messages the resumed relay's session took, if known.
+
+    Raises:
+        EntryError: ``body`` is not an ACCEPTED's.
+    """
+    if len(body) != 1 or not isinstance(body[0], int) or isinstance(body[0], bool):
+        raise EntryError(f"an ACCEPTED has a count, got {body!r:.40}")
+    taken = body[0]
+    if taken < -1:
+        raise EntryError(f"an ACCEPTED's count is -1 or more, got {taken}")
+    return None if taken == -1 else taken
+
+
 def closing(body: Sequence[object]) -> tuple[int, str, bool, bool]:
     """A CLOSE's body: code, reason, by_peer, send_close.
 
@@ -217,8 +236,10 @@ def ending(body: Sequence[object]) -> tuple[int, str]:
     return code, reason
 
 
-def opening_body(request: ConnectRequest, wire: WireFormat, window: int) -> tuple[object, ...]:
-    """An OPEN's body for ``request``."""
+def opening_body(
+    request: ConnectRequest, wire: WireFormat, window: int, resumes: str = ""
+) -> tuple[object, ...]:
+    """An OPEN's body for ``request``; ``resumes`` is the lost relay it takes over."""
     return (
         request.room,
         wire,
@@ -228,6 +249,7 @@ def opening_body(request: ConnectRequest, wire: WireFormat, window: int) -> tupl
         list(request.client) if request.client is not None else None,
         list(request.subprotocols),
         window,
+        resumes,
     )
 
 
@@ -237,15 +259,17 @@ def opening(body: Sequence[object]) -> Opening:
     Raises:
         EntryError: ``body`` is not an OPEN's.
     """
-    if len(body) != 8:
-        raise EntryError(f"an OPEN has 8 fields, got {len(body)}")
-    room, wire, path, query, headers, client, subprotocols, window = body
+    if len(body) != 9:
+        raise EntryError(f"an OPEN has 9 fields, got {len(body)}")
+    room, wire, path, query, headers, client, subprotocols, window, resumes = body
     if not (isinstance(room, str) and isinstance(path, str) and isinstance(query, str)):
         raise EntryError("an OPEN's room, path and query string are strings")
     if not isinstance(wire, str) or wire not in _WIRES:
         raise EntryError(f"an OPEN's wire format is json or msgpack, got {wire!r:.40}")
     if not isinstance(window, int) or window < 1:
         raise EntryError(f"an OPEN's credit window is a positive count, got {window!r:.40}")
+    if not isinstance(resumes, str):
+        raise EntryError(f"an OPEN's resumed relay is a string, got {resumes!r:.40}")
     request = ConnectRequest(
         room=room,
         path=path,
@@ -254,7 +278,7 @@ def opening(body: Sequence[object]) -> Opening:
         client=_address(client),
         subprotocols=tuple(_string(protocol) for protocol in _items(subprotocols)),
     )
-    return Opening(request, _WIRES[wire], window)
+    return Opening(request, _WIRES[wire], window, resumes)
 
 
 def reported(body: Sequence[object]) -> tuple[int, int, int]:

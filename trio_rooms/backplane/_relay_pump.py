@@ -15,12 +15,16 @@ they count a local session's. When the owner is lost
 returned, with the client's connection open: the registry moves the session to the
 next owner (`MovableConnection`). A client already being closed is closed with 1012
 (service restart) instead.
+
+What it sent is kept until the owner confirms it (`Unconfirmed`): a relay that resumes a
+lost one of the same owner sends first what that one's session had not taken.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections import deque
 from typing import Final, final
 
 import trio
@@ -47,11 +51,13 @@ from ._relay_entries import (
     OPEN,
     REPORT,
     Entry,
+    accepted,
     closing,
     counts,
     ending,
     opening_body,
 )
+from ._relay_handover import Unconfirmed
 from ._relay_link import RelayLink
 
 __all__ = ["relay_session"]
@@ -69,8 +75,10 @@ async def relay_session(
     connection: Connection,
     config: RoomsConfig,
     lapses: float = math.inf,
-) -> tuple[int, str] | OwnerLost | None:
-    """Serve ``connection``'s session on node ``owner`` until it ends: its close.
+    resumes: Unconfirmed | None = None,
+) -> tuple[tuple[int, str] | OwnerLost | None, Unconfirmed]:
+    """Serve ``connection``'s session on node ``owner`` until it ends: its close, and
+    what of the client's messages the owner did not confirm.
 
     Returns None, having touched nothing of ``connection``, if ``owner`` does not run
     it: the room is not its own (MOVED), or no answer came within ``handshake_timeout``
@@ -79,12 +87,15 @@ async def relay_session(
     closed nothing, if the relay broke while the client was connected. Cancelled (this
     node shuts down), the client is closed with 1001 and the owner told, within
     ``close_timeout``.
+
+    With ``resumes``, a lost relay to ``owner`` whose session this one resumes: the
+    messages it sent that the owner says its session did not take are sent first.
     """
     end = link.new_end(owner)
-    pump = _Pump(link, end, connection, config)
+    pump = _Pump(link, end, connection, config, resumes)
     link.add(end, pump)
     try:
-        return await pump.run(request, wire, lapses)
+        return await pump.run(request, wire, lapses), pump.unconfirmed
     finally:
         link.remove(end)
 
@@ -94,7 +105,12 @@ class _Pump:
     """One relayed client on this node: an `Endpoint` of the link, and two loops."""
 
     def __init__(
-        self, link: RelayLink, end: RelayEnd, connection: Connection, config: RoomsConfig
+        self,
+        link: RelayLink,
+        end: RelayEnd,
+        connection: Connection,
+        config: RoomsConfig,
+        resumes: Unconfirmed | None,
     ) -> None:
         self._link = link
         self._end = end
@@ -113,8 +129,12 @@ class _Pump:
         self._result: tuple[int, str] | OwnerLost | None = None
         #: The client ended its side (or broke a rule): its relay is not to be moved.
         self._client_ended = False
-        #: A message read from the client and not yet handed to the link.
-        self._unsent: str | bytes | None = None
+        self._resumes = resumes
+        #: Messages to hand to the link before the client's next: those the resumed
+        #: relay's session did not take, then one read from the client.
+        self._unsent: deque[str | bytes] = deque()
+        #: Handed to the link, not yet confirmed taken by the owner's session.
+        self.unconfirmed = Unconfirmed(end.peer, end.relay)
         self._done = trio.Event()
         self._sent = 0
         self._credit = self._window
@@ -140,11 +160,13 @@ class _Pump:
     def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
         if kind == ACCEPTED:
             self._accepted = True
+            self._resend(accepted(body))
         elif kind == COUNTS:
             wire = counts(body)
             self._outbound.marker = lambda skipped: library_frame(wire, SkippedFrame(skipped))
         elif kind == CREDIT and len(body) == 1 and isinstance(body[0], int):
             self._credit = max(self._credit, body[0] + self._window)
+            self.unconfirmed.confirm(body[0])
             self._credited.set()
         elif kind == CLOSE:
             self._accepted = True
@@ -159,6 +181,16 @@ class _Pump:
             self._finish(None)
         elif kind == GONE:
             self.broken("the room's node dropped the relay")
+
+    def _resend(self, taken: int | None) -> None:
+        """The session runs: queue what the resumed relay's session did not take."""
+        resumes, self._resumes = self._resumes, None
+        if resumes is None:
+            return
+        if taken is None:
+            resumes.drop(f"node {self._end.peer!r} does not know relay {resumes.relay}")
+            return
+        self._unsent.extend(resumes.after(taken))
 
     def broken(self, why: str) -> None:
         if self._close is not None or self._client_ended:
@@ -209,12 +241,16 @@ class _Pump:
     async def run(
         self, request: ConnectRequest, wire: WireFormat, lapses: float
     ) -> tuple[int, str] | OwnerLost | None:
-        self._link.send_nowait(self._end, OPEN, *opening_body(request, wire, self._window))
+        resumes = "" if self._resumes is None else self._resumes.relay
+        body = opening_body(request, wire, self._window, resumes)
+        self._link.send_nowait(self._end, OPEN, *body)
         deadline = min(trio.current_time() + self._config.handshake_timeout, lapses)
         with trio.move_on_at(deadline):
             await self._answered.wait()
         if not self._accepted:
             return None  # what the owner still sends for it is answered with GONE
+        if self._resumes is not None:  # accepted without an ACCEPTED: not resumed there
+            self._resend(None)
         self._connection.attach(self._outbound)
         try:
             async with trio.open_nursery() as nursery:
@@ -235,14 +271,18 @@ class _Pump:
                 await self._connection.close(1001, "server shutting down")
             raise
         result = self._result
-        if isinstance(result, OwnerLost) and self._unsent is not None:
-            return OwnerLost(result.why, (self._unsent,))
+        if isinstance(result, OwnerLost) and self._unsent:
+            return OwnerLost(result.why, tuple(self._unsent))
         return result
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
-        connection, link, end = self._connection, self._link, self._end
+        connection, link, end, unsent = self._connection, self._link, self._end, self._unsent
         while True:
+            if unsent:
+                if not await self._send(unsent[0]):
+                    return
+                continue
             try:
                 message = await connection.receive()
             except ConnectionEnded as ended:
@@ -260,17 +300,23 @@ class _Pump:
             if self._client_ended:
                 continue  # drained until its close frame: not relayed
             # Kept until handed over: if the owner is lost meanwhile, the next one gets it.
-            self._unsent = message
-            while self._sent >= self._credit:
-                await self._credited.wait()
-                self._credited = trio.Event()
-            try:
-                await link.send(end, MESSAGE, message)
-            except BackplaneError as exc:
-                self.broken(str(exc))
-                return
-            self._sent += 1
-            self._unsent = None
+            unsent.append(message)
+
+    async def _send(self, message: str | bytes) -> bool:
+        """Hand the first unsent ``message`` to the link within the credit, and keep it;
+        False if the relay broke instead."""
+        while self._sent >= self._credit:
+            await self._credited.wait()
+            self._credited = trio.Event()
+        try:
+            await self._link.send(self._end, MESSAGE, message)
+        except BackplaneError as exc:
+            self.broken(str(exc))
+            return False
+        self._sent += 1
+        self._unsent.popleft()
+        self.unconfirmed.sent(message)
+        return True
 
     async def _write(self, written: trio.Event) -> None:
         connection, outbound = self._connection, self._outbound

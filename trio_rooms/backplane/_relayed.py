@@ -13,6 +13,10 @@ are grouped with the other relays' of the client's node (`FrameGroup`): one entr
 broadcast and node. Their delivery policies go with them, and so does the session's
 counting of frames (COUNTS), so that the client's node drops and tells as the owner would;
 what it dropped comes back (REPORT) and is counted in the room's statistics here.
+
+A session whose relay is lost while this node lives ends as its client's leaving
+(1006), and its relay is answered GONE instead of END: the client's node moves it back
+here, and learns how many of its messages it took (`_relay_handover`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ._relay_entries import (
     opening,
     reported,
 )
+from ._relay_handover import ServedRelays
 from ._relay_link import RelayLink
 
 __all__ = ["RelayedConnection", "serve_relayed"]
@@ -79,10 +84,26 @@ class RelayedConnection:
         self._outbound: OutboundQueue | None = None
         #: COUNTS was sent (the session's client counts frames).
         self._counted = False
+        #: What ACCEPTED says: the messages the relay this one resumes took (-1: none).
+        self.taken_before = -1
+        #: `receive` raised the relay's loss: the session ended as its client's leaving.
+        self.ended_by_loss = False
+
+    @property
+    def taken(self) -> int:
+        """The client's messages the session has taken: final once the relay is broken."""
+        return self._taken
+
+    def supersede(self) -> None:
+        """A newer relay of the client's node serves its client: take nothing more."""
+        self._link.remove(self._end)
+        self.broken("the client's node moved the session to a new relay")
 
     # ------------------------------------------------------------------ endpoint
 
     def deliver(self, entry: Entry) -> None:
+        if self._lost is not None:
+            return  # broken: what it had not taken is the client's node's to send again
         body = entry.body
         if entry.kind == MESSAGE and len(body) == 1 and isinstance(body[0], str | bytes):
             if len(self._events) >= self._window:
@@ -132,7 +153,7 @@ class RelayedConnection:
 
     def attach(self, outbound: OutboundQueue) -> None:
         # The session is admitted to run: the client's node starts relaying its client.
-        self._link.send_nowait(self._end, ACCEPTED)
+        self._link.send_nowait(self._end, ACCEPTED, self.taken_before)
         self._outbound = outbound
         outbound.direct = self._direct
 
@@ -149,6 +170,7 @@ class RelayedConnection:
         while not self._events:
             if self._lost is not None:
                 await self._link.wait_connected()
+                self.ended_by_loss = True
                 raise ConnectionEnded(1006, self._lost, by_peer=True, send_close=False)
             await self._arrived.wait()
             self._arrived = trio.Event()
@@ -204,11 +226,15 @@ async def serve_relayed(
     entry: Entry,
     holds: Callable[[str], bool],
     serving: Counter[str],
+    served: ServedRelays,
+    keep: float,
 ) -> None:
     """Run the session an OPEN asks for on ``host`` until it ends; then END its relay.
 
     If the room is not this node's, answer MOVED instead, having done nothing. While it
-    runs, it is counted in ``serving`` under its room.
+    runs, it is counted in ``serving`` under its room, and known to ``served`` (for
+    ``keep`` seconds after it ended). An OPEN that resumes a lost relay's session waits
+    for that session to end first (up to ``handshake_timeout``).
     """
     end = RelayEnd(entry.source, entry.relay, received=entry.seq)
     try:
@@ -223,13 +249,21 @@ async def serve_relayed(
     serving[room] += 1
     ended: tuple[int, str] | None = (1001, "server shutting down")
     try:
+        if asked.resumes:
+            timeout = host.config.handshake_timeout
+            taken = await served.supersede(entry.source, asked.resumes, timeout)
+            connection.taken_before = -1 if taken is None else taken
+        served.add(entry.source, entry.relay, connection)
         ended = await host.serve_relayed(room, asked.request, asked.wire, connection)
     finally:
+        served.ended(entry.source, entry.relay, keep)
         serving[room] -= 1
         if not serving[room]:
             del serving[room]
         link.remove(end)
         if ended is None:
             link.send_nowait(end, MOVED)
+        elif connection.ended_by_loss and ended[0] == 1006:
+            link.send_nowait(end, GONE)  # its client's node moves it back, if it can
         else:
             link.send_nowait(end, END, *ended)
