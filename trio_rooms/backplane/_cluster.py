@@ -223,6 +223,8 @@ class RedisCluster:
         owner = await self._owner(request.room)
         if owner is None:
             return None
+        if not self._relays.connected:
+            return None  # a REQUEST now would be lost unseen: asked again once the link is back
         return await request_through(self._relays, owner[0], request)
 
     async def _owner(self, room: str) -> tuple[str, float] | None:
