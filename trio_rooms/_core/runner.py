@@ -97,12 +97,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         "_message_classes",
         "_resumed_at",
         "_sent",
+        "_setup_scope",
         "check",
         "closing",
         "counters",
         "data",
         "encode",
-        "ended",
         "format",
         "id",
         "missed_broadcasts",
@@ -142,7 +142,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self.counters = Counters()  # the rooms' own, once attached
         self.phase = Phase.SETUP
         self.closing: Closing | None = None
-        self.ended = trio.Event()
+        #: Around its setup while it runs (`cut` ends it).
+        self._setup_scope: trio.CancelScope | None = None
         # User frames sent for this session, what its client counts (`sent`): its own
         # and those of before it joined in `_sent`; the room's broadcasts since it
         # joined, but those it was left out of, are counted by the room, so that the
@@ -337,8 +338,21 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self._durable.taken_over = True
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
 
+    def cut(self) -> None:
+        """Its room stops hard (its nursery was cancelled): end every task of it now."""
+        self.begin_close(1006, "cancelled", send_close=False)
+        for scope in (self._setup_scope, self._handler_scope, self._reader_scope):
+            if scope is not None:
+                scope.cancel()
+
     async def run(self, connection: Connection, room: RoomSide[SessionRunner]) -> None:
-        """Serve the session until it ends; runs in the room's nursery."""
+        """Serve the session until it ends, in the caller's task.
+
+        Cancelling the caller closes the session with 1001 (see `_write_loop`); it
+        returns once that close is through, its queue flushed, within ``close_timeout``
+        (a hook still running gets as long, then ``on_close`` as long). The room ends
+        what is left when it stops (`cut`).
+        """
         config = room.config
         inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
             config.inbound_max_messages
@@ -352,7 +366,13 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 nursery.start_soon(self._write_loop, connection)
                 nursery.start_soon(self._read_loop, connection, inbox_send)
                 async with inbox_receive:
-                    if await self._admit(room):
+                    # Shielded like the handler, but with no deadline of a close: setup
+                    # (create_data, on_connect) is not cut short, only by `cut`.
+                    admitted = False
+                    with trio.CancelScope(shield=True) as self._setup_scope:
+                        admitted = await self._admit(room)
+                    self._setup_scope = None
+                    if admitted:
                         try:
                             with self._handler_scope:
                                 await self._handle_all(connection, inbox_receive)
@@ -365,7 +385,6 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         finally:
             self.phase = Phase.ENDED
             self._close_sent.set()
-            self.ended.set()
             closing = self.closing
             room.counters.closes[closing.code if closing is not None else 1006] += 1
             room.counters.changed()

@@ -76,14 +76,16 @@ class SessionIO:
     def __init__(self) -> None:
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
-        self._reader_scope = trio.CancelScope()
+        # Shielded: what ends the session's reading, and its handler, is its close
+        # (their deadlines) or its room's hard stop (`cut`), never its caller directly.
+        self._reader_scope = trio.CancelScope(shield=True)
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.READER
         self._reader_task: trio.lowlevel.Task | None = None
         #: The session's rate limit (None: none).
         self._bucket: TokenBucket | None = None
         self._writer_scope = trio.CancelScope()
-        self._handler_scope = trio.CancelScope()
+        self._handler_scope = trio.CancelScope(shield=True)
         self._close_sent = trio.Event()
 
     def begin_close(
@@ -104,6 +106,11 @@ class SessionIO:
 
     def _config(self) -> RoomsConfig:
         raise NotImplementedError
+
+    def _cancelled_within(self) -> bool:
+        """Whether the session's own nursery was cancelled (one of its tasks failed)."""
+        nursery = trio.lowlevel.current_task().parent_nursery
+        return nursery is not None and nursery.cancel_scope.cancel_called
 
     # ---------------------------------------------------------------- reading
 
@@ -226,16 +233,38 @@ class SessionIO:
     # ---------------------------------------------------------------- writing
 
     async def _write_loop(self, connection: Connection) -> None:
+        """Write the queue out, then the close frame; the session's watch on its caller.
+
+        The session runs in its transport's task, and only this wait for frames sees a
+        cancellation from there (everything else of the session is shielded): the
+        transport is shutting down, so the session is closed with 1001 and its queue
+        still written, within ``close_timeout``. Writes are shielded, never cut midway.
+        """
         outbound = self.outbound
-        with self._writer_scope:
+        scope = self._writer_scope
+        with scope:
             try:
-                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                while True:
+                    try:
+                        batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+                    except trio.Cancelled:
+                        if scope.shield or scope.cancel_called or self._cancelled_within():
+                            raise  # our own deadline, or the session failed: stop here
+                        scope.shield = True  # from the caller: flush and say goodbye
+                        self.begin_close(1001, "server shutting down")
+                        continue
+                    if not batch:
+                        break
+                    shielded = scope.shield
+                    scope.shield = True
                     await connection.send(batch)
+                    scope.shield = shielded
                 if self._send_close:
                     closing = self.closing
                     assert closing is not None
                     # Echo 1005 ("no code") as a plain normal closure.
                     code = 1000 if closing.code in (1005, 1006) else closing.code
+                    scope.shield = True
                     await connection.close(code, closing.reason)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
