@@ -52,7 +52,9 @@ class FloodRoom(Room[FloodSession]):
 def _tasks() -> int:
     """Every task of this run, from the root down."""
     count = 0
-    pending = [trio.lowlevel.current_root_task()]
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    pending = [root]
     while pending:
         task = pending.pop()
         count += 1
