@@ -21,6 +21,7 @@ from .._wire import RequestFailedFrame, add_rid, split_rid
 from ..codec import WireFormat
 from .connection import Connection
 from .eager import run_eagerly
+from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame
 from .runner_sides import RoomSide, SessionHooks
 from .session_codecs import library_frame
@@ -76,9 +77,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
 
     # --------------------------------------------------------------- handling
 
-    async def _handle_all(
-        self, connection: Connection, inbox: trio.MemoryReceiveChannel[str | bytes]
-    ) -> None:
+    async def _handle_all(self, connection: Connection, inbox: Inbox) -> None:
         """Handle the session's frames in order until the connection ends."""
         first = await self._handle_loop(connection, inbox, None)
         if first is not None:
@@ -91,7 +90,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
     async def _handle_loop(
         self,
         connection: Connection,
-        inbox: trio.MemoryReceiveChannel[str | bytes],
+        inbox: Inbox,
         requests: trio.Nursery | None,
     ) -> tuple[str | bytes, tuple[int | None, str | bytes]] | None:
         """Handle frames in order until the connection ends (then return None).

@@ -37,6 +37,7 @@ from .config import RoomsConfig
 from .connection import Connection
 from .dispatch import SessionDispatch
 from .durable import DurableRecord
+from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .replay import LogEntry, ReplayPlan, transcode
@@ -354,9 +355,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         what is left when it stops (`cut`).
         """
         config = room.config
-        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
-            config.inbound_max_messages
-        )
+        inbox = Inbox(config.inbound_max_messages)
         if config.rate_limit is not None:
             self._bucket = TokenBucket(
                 config.rate_limit, config.rate_limit_burst, trio.current_time()
@@ -364,8 +363,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
-                nursery.start_soon(self._read_loop, connection, inbox_send)
-                async with inbox_receive:
+                nursery.start_soon(self._read_loop, connection, inbox)
+                try:
                     # Shielded like the handler, but with no deadline of a close: setup
                     # (create_data, on_connect) is not cut short, only by `cut`.
                     admitted = False
@@ -375,9 +374,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                     if admitted:
                         try:
                             with self._handler_scope:
-                                await self._handle_all(connection, inbox_receive)
+                                await self._handle_all(connection, inbox)
                         finally:
                             await self._finish()
+                finally:
+                    inbox.close_receive()
         except Exception:
             # A transport or library failure ends this session only, never the room.
             _logger.exception("session %s of room %r failed", self.id, room.name)

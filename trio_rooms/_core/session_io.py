@@ -20,6 +20,7 @@ import trio
 
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
+from .inbox import Inbox
 from .outbound import OutboundQueue
 from .ratelimit import TokenBucket
 from .stats import Counters
@@ -114,47 +115,46 @@ class SessionIO:
 
     # ---------------------------------------------------------------- reading
 
-    async def _read_loop(
-        self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
-    ) -> None:
+    async def _read_loop(self, connection: Connection, inbox: Inbox) -> None:
         """Read while the handler cannot (see `Reads`), queueing what arrives in order."""
         with self._reader_scope:
-            async with inbox:
-                try:
-                    while True:
-                        reads = self._reads
-                        if reads is Reads.HANDLER:
-                            await self._park_reader()
-                            continue
-                        if reads is Reads.DONE:
-                            return
-                        message = await connection.receive()
-                        if not self._take(message):
-                            continue
-                        if self._reads is Reads.READER_HANDLER_IDLE:
-                            # The handler waits with nothing queued: it takes this frame
-                            # and the reading on from here (no hop per message).
-                            self._reads = Reads.HANDLER
-                        try:
-                            # Hand over without a trip through the scheduler unless the
-                            # inbox is full: that is what keeps broadcasts batched.
-                            inbox.send_nowait(message)
-                            continue
-                        except trio.WouldBlock:
-                            pass  # waited for below, not inside `except` (see _handle_loop)
-                        except trio.BrokenResourceError:
-                            # No handler (setup failed): keep reading until the close
-                            # handshake ends, dropping what arrives.
-                            self.counters.dropped += 1
-                            continue
-                        try:
-                            await inbox.send(message)
-                        except trio.BrokenResourceError:
-                            self.counters.dropped += 1  # the handler ended while we waited
-                except ConnectionEnded as ended:
-                    await self._connection_ended(connection, ended)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+            try:
+                while True:
+                    reads = self._reads
+                    if reads is Reads.HANDLER:
+                        await self._park_reader()
+                        continue
+                    if reads is Reads.DONE:
+                        return
+                    message = await connection.receive()
+                    if not self._take(message):
+                        continue
+                    if self._reads is Reads.READER_HANDLER_IDLE:
+                        # The handler waits with nothing queued: it takes this frame
+                        # and the reading on from here (no hop per message).
+                        self._reads = Reads.HANDLER
+                    try:
+                        # Hand over without a trip through the scheduler unless the
+                        # inbox is full: that is what keeps broadcasts batched.
+                        inbox.send_nowait(message)
+                        continue
+                    except trio.WouldBlock:
+                        pass  # waited for below, not inside `except` (see _handle_loop)
+                    except trio.BrokenResourceError:
+                        # No handler (setup failed): keep reading until the close
+                        # handshake ends, dropping what arrives.
+                        self.counters.dropped += 1
+                        continue
+                    try:
+                        await inbox.send(message)
+                    except trio.BrokenResourceError:
+                        self.counters.dropped += 1  # the handler ended while we waited
+            except ConnectionEnded as ended:
+                await self._connection_ended(connection, ended)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+            finally:
+                inbox.close_send()
         if self.closing is None:  # our deadline cut the peer off
             self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
 
