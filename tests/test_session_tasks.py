@@ -16,7 +16,7 @@ import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Session
 from trio_rooms._core.session import runner_of
 
-from .sockets import CLOSE, TEXT, open_raw
+from .sockets import CLOSE, TEXT, ServerFrame, client_frame, close_payload, open_raw
 
 #: Frames queued for a client that does not read: more than its socket buffers hold.
 FLOOD = 200
@@ -90,9 +90,7 @@ async def test_cancelling_the_server_flushes_a_full_queue_before_the_1001(
     nursery: trio.Nursery,
 ) -> None:
     """A client that had stopped reading still gets every frame queued for it, then 1001."""
-    config = RoomsConfig(
-        outbound_max_messages=4 * FLOOD, outbound_max_bytes=32 * 2**20, close_timeout=1
-    )
+    config = RoomsConfig(outbound_max_messages=4 * FLOOD, outbound_max_bytes=32 * 2**20)
     server = trio.CancelScope()
 
     async def serve(rooms: Rooms[FloodRoom], *, task_status: trio.TaskStatus[int]) -> None:
@@ -108,9 +106,58 @@ async def test_cancelling_the_server_flushes_a_full_queue_before_the_1001(
             # More than the sockets hold: the queue still has frames to flush.
             assert len(runner_of(session).outbound) > 0
             server.cancel()  # the client reads nothing until now
-            frames = await client.receive_until_eof()
+            frames: list[ServerFrame] = []
+            while (frame := await client.receive_frame()) is not None:
+                frames.append(frame)
+                if frame.opcode == CLOSE:  # answered, so the server need not wait for it
+                    await client.send(client_frame(CLOSE, close_payload(1001)))
         texts = [frame for frame in frames if frame.opcode == TEXT]
         assert [orjson.loads(frame.payload)["n"] for frame in texts] == list(range(FLOOD))
         assert frames[-1].opcode == CLOSE
         assert frames[-1].close_code == 1001
         assert session.closed
+
+
+class HangingSession(Session[None, Blob, Blob, "HangingRoom"]):
+    async def create_data(self, request: ConnectRequest) -> None:
+        return None
+
+    async def on_message(self, message: Blob) -> None:
+        self.room.hanging.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.room.cut.set()
+
+
+class HangingRoom(Room[HangingSession]):
+    async def on_start(self) -> None:
+        self.hanging = trio.Event()
+        self.cut = trio.Event()
+
+
+async def test_cancelling_the_server_bounds_a_hook_that_outlives_its_peer(
+    nursery: trio.Nursery,
+) -> None:
+    """A hook still running after its peer left gets close_timeout once the server is cancelled."""
+    config = RoomsConfig(close_timeout=0.5)
+    server = trio.CancelScope()
+    served = trio.Event()
+
+    async def serve(rooms: Rooms[HangingRoom], *, task_status: trio.TaskStatus[int]) -> None:
+        with server:
+            await trio_rooms.serve_websocket(rooms, "127.0.0.1", 0, task_status=task_status)
+        served.set()
+
+    async with trio_rooms.open_rooms(HangingRoom, config=config) as rooms:
+        port: int = await nursery.start(serve, rooms)
+        async with open_raw(port, "/rooms/hang/websocket") as client:
+            await client.send_text('{"type": "blob", "n": 1, "text": ""}')
+            room = await rooms.get("hang")
+            await room.hanging.wait()
+            await client.send(client_frame(CLOSE, close_payload(1000)))
+            assert await client.close_code() == 1000  # the peer is gone, the hook runs on
+        server.cancel()
+        with trio.fail_after(10 * config.close_timeout):
+            await served.wait()
+        assert room.cut.is_set()

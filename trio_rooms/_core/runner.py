@@ -379,6 +379,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                             await self._finish()
                 finally:
                     inbox.close_receive()
+                    self.handler_ended()
         except Exception:
             # A transport or library failure ends this session only, never the room.
             _logger.exception("session %s of room %r failed", self.id, room.name)

@@ -61,6 +61,7 @@ class SessionIO:
     __slots__ = (
         "_bucket",
         "_close_sent",
+        "_handler_ended",
         "_handler_scope",
         "_reader_scope",
         "_reader_task",
@@ -77,17 +78,20 @@ class SessionIO:
     def __init__(self) -> None:
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
-        # Shielded: what ends the session's reading, and its handler, is its close
-        # (their deadlines) or its room's hard stop (`cut`), never its caller directly.
-        self._reader_scope = trio.CancelScope(shield=True)
+        # The reader's waits are the session's watch on its caller (see `_read_loop`);
+        # the writer and the handler are shielded: what ends them is the session's close
+        # (their deadlines) or its room's hard stop (`cut`), never the caller directly.
+        self._reader_scope = trio.CancelScope()
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.READER
         self._reader_task: trio.lowlevel.Task | None = None
         #: The session's rate limit (None: none).
         self._bucket: TokenBucket | None = None
-        self._writer_scope = trio.CancelScope()
+        self._writer_scope = trio.CancelScope(shield=True)
         self._handler_scope = trio.CancelScope(shield=True)
         self._close_sent = trio.Event()
+        #: The handler is done (set by the runner): the reader need not watch any more.
+        self._handler_ended = False
 
     def begin_close(
         self,
@@ -116,39 +120,26 @@ class SessionIO:
     # ---------------------------------------------------------------- reading
 
     async def _read_loop(self, connection: Connection, inbox: Inbox) -> None:
-        """Read while the handler cannot (see `Reads`), queueing what arrives in order."""
-        with self._reader_scope:
+        """Read while the handler cannot (see `Reads`), queueing what arrives in order.
+
+        The session runs in its caller's task (its transport's), and the reader is what
+        sees that task cancelled: each of its waits (for the peer, for the handler to
+        lend the reading, for room in the inbox) loses nothing when cancelled. The
+        transport is shutting down: the session is closed with 1001, its queue still
+        written, and the reader reads on until the peer answers, within close_timeout.
+        """
+        scope = self._reader_scope
+        with scope:
             try:
                 while True:
-                    reads = self._reads
-                    if reads is Reads.HANDLER:
-                        await self._park_reader()
-                        continue
-                    if reads is Reads.DONE:
-                        return
-                    message = await connection.receive()
-                    if not self._take(message):
-                        continue
-                    if self._reads is Reads.READER_HANDLER_IDLE:
-                        # The handler waits with nothing queued: it takes this frame
-                        # and the reading on from here (no hop per message).
-                        self._reads = Reads.HANDLER
                     try:
-                        # Hand over without a trip through the scheduler unless the
-                        # inbox is full: that is what keeps broadcasts batched.
-                        inbox.send_nowait(message)
+                        await self._read_some(connection, inbox)
+                    except trio.Cancelled:
+                        if not self._cancelled_by_caller(scope):
+                            raise
                         continue
-                    except trio.WouldBlock:
-                        pass  # waited for below, not inside `except` (see _handle_loop)
-                    except trio.BrokenResourceError:
-                        # No handler (setup failed): keep reading until the close
-                        # handshake ends, dropping what arrives.
-                        self.counters.dropped += 1
-                        continue
-                    try:
-                        await inbox.send(message)
-                    except trio.BrokenResourceError:
-                        self.counters.dropped += 1  # the handler ended while we waited
+                    if self._reads is Reads.DONE:
+                        break
             except ConnectionEnded as ended:
                 await self._connection_ended(connection, ended)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -157,6 +148,86 @@ class SessionIO:
                 inbox.close_send()
         if self.closing is None:  # our deadline cut the peer off
             self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
+        if not self._handler_ended:
+            await self._outlive_handler()
+
+    async def _outlive_handler(self) -> None:
+        """The peer is gone but a hook still runs: watch the caller until it returns.
+
+        Cancelled from there, the hook gets close_timeout to return (no close frame is
+        left to write), as it would have had the caller closed the session.
+        """
+        try:
+            await self._park_reader()  # until `handler_ended`
+        except trio.Cancelled:
+            if self._cancelled_within():
+                raise
+            deadline = trio.current_time() + self._config().close_timeout
+            self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
+            with trio.CancelScope(shield=True):
+                while not self._handler_ended:
+                    await self._park_reader()
+            raise
+
+    def handler_ended(self) -> None:
+        """The runner's handler is done: the reader, if it waits for that, ends."""
+        self._handler_ended = True
+        self._wake_reader()
+
+    async def _read_some(self, connection: Connection, inbox: Inbox) -> None:
+        """One step of the reader: wait to be lent the reading, or read and queue a frame."""
+        reads = self._reads
+        if reads is Reads.HANDLER:
+            await self._park_reader()
+            return
+        if reads is Reads.DONE:
+            return
+        message = await connection.receive()
+        if not self._take(message):
+            return
+        if self._reads is Reads.READER_HANDLER_IDLE:
+            # The handler waits with nothing queued: it takes this frame and the
+            # reading on from here (no hop per message).
+            self._reads = Reads.HANDLER
+        try:
+            # Hand over without a trip through the scheduler unless the inbox is full:
+            # that is what keeps broadcasts batched.
+            inbox.send_nowait(message)
+        except trio.WouldBlock:
+            pass  # waited for below, not inside `except` (see _handle_loop)
+        except trio.BrokenResourceError:
+            # No handler (setup failed): keep reading until the close handshake ends,
+            # dropping what arrives.
+            self.counters.dropped += 1
+            return
+        else:
+            return
+        try:
+            await inbox.send(message)
+        except trio.Cancelled:
+            if not self._cancelled_by_caller(self._reader_scope):
+                raise
+            await self._send_shielded(inbox, message)  # not queued yet: it still goes
+        except trio.BrokenResourceError:
+            self.counters.dropped += 1  # the handler ended while we waited
+
+    async def _send_shielded(self, inbox: Inbox, message: str | bytes) -> None:
+        try:
+            await inbox.send(message)
+        except trio.BrokenResourceError:
+            self.counters.dropped += 1
+
+    def _cancelled_by_caller(self, scope: trio.CancelScope) -> bool:
+        """Whether a cancellation the reader saw is its caller's; if so, close with 1001.
+
+        Not if it is the reader's own (its deadline, `cut`) or its session's (a task
+        of the session failed). From here on the reader is shielded too.
+        """
+        if scope.shield or scope.cancel_called or self._cancelled_within():
+            return False
+        scope.shield = True
+        self.begin_close(1001, "server shutting down")
+        return True
 
     async def _receive(self, connection: Connection) -> str | bytes | None:
         """The handler's read of the next message; None once the connection ended."""
@@ -233,38 +304,16 @@ class SessionIO:
     # ---------------------------------------------------------------- writing
 
     async def _write_loop(self, connection: Connection) -> None:
-        """Write the queue out, then the close frame; the session's watch on its caller.
-
-        The session runs in its transport's task, and only this wait for frames sees a
-        cancellation from there (everything else of the session is shielded): the
-        transport is shutting down, so the session is closed with 1001 and its queue
-        still written, within ``close_timeout``. Writes are shielded, never cut midway.
-        """
         outbound = self.outbound
-        scope = self._writer_scope
-        with scope:
+        with self._writer_scope:
             try:
-                while True:
-                    try:
-                        batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
-                    except trio.Cancelled:
-                        if scope.shield or scope.cancel_called or self._cancelled_within():
-                            raise  # our own deadline, or the session failed: stop here
-                        scope.shield = True  # from the caller: flush and say goodbye
-                        self.begin_close(1001, "server shutting down")
-                        continue
-                    if not batch:
-                        break
-                    shielded = scope.shield
-                    scope.shield = True
+                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
                     await connection.send(batch)
-                    scope.shield = shielded
                 if self._send_close:
                     closing = self.closing
                     assert closing is not None
                     # Echo 1005 ("no code") as a plain normal closure.
                     code = 1000 if closing.code in (1005, 1006) else closing.code
-                    scope.shield = True
                     await connection.close(code, closing.reason)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
