@@ -251,7 +251,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 await trio.lowlevel.checkpoint()
                 return
             room.state.seal()
-        await self._close_sent.wait()
+        await self._wait_close_sent()
 
     # ------------------------------------------------------------ for the room
 
@@ -386,7 +386,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self.begin_close(1011, "internal error", send_close=False)
         finally:
             self.phase = Phase.ENDED
-            self._close_sent.set()
+            self._writer_finished()
             closing = self.closing
             room.counters.closes[closing.code if closing is not None else 1006] += 1
             room.counters.changed()

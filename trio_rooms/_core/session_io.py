@@ -67,6 +67,7 @@ class SessionIO:
         "_reader_task",
         "_reads",
         "_send_close",
+        "_writer_done",
         "_writer_scope",
     )
 
@@ -89,7 +90,10 @@ class SessionIO:
         self._bucket: TokenBucket | None = None
         self._writer_scope = trio.CancelScope(shield=True)
         self._handler_scope = trio.CancelScope(shield=True)
-        self._close_sent = trio.Event()
+        #: Set once the writer is done (the close frame written, or never to be); made
+        #: when `SessionRunner.close` first waits for it, not for every session.
+        self._close_sent: trio.Event | None = None
+        self._writer_done = False
         #: The handler is done (set by the runner): the reader need not watch any more.
         self._handler_ended = False
 
@@ -168,6 +172,20 @@ class SessionIO:
                 while not self._handler_ended:
                     await self._park_reader()
             raise
+
+    def _writer_finished(self) -> None:
+        self._writer_done = True
+        if self._close_sent is not None:
+            self._close_sent.set()
+
+    async def _wait_close_sent(self) -> None:
+        """Wait until the writer is done: the close frame is written (or never will be)."""
+        if self._writer_done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._close_sent is None:
+            self._close_sent = trio.Event()
+        await self._close_sent.wait()
 
     def handler_ended(self) -> None:
         """The runner's handler is done: the reader, if it waits for that, ends."""
@@ -317,7 +335,7 @@ class SessionIO:
                     await connection.close(code, closing.reason)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
-        self._close_sent.set()
+        self._writer_finished()
         if self.closing is None:
             self.begin_close(1006, "write timeout", send_close=False)
         # Nothing more will be written: let the reader go if the peer never answers.
