@@ -136,14 +136,40 @@ class SessionIO:
         with scope:
             try:
                 while True:
+                    # One step per turn, inline: a coroutine more per idle session costs
+                    # a quarter of a KiB.
+                    reads = self._reads
+                    if reads is Reads.DONE:
+                        break
                     try:
-                        await self._read_some(connection, inbox)
+                        if reads is Reads.HANDLER:
+                            await self._park_reader()
+                            continue
+                        message = await connection.receive()
                     except trio.Cancelled:
                         if not self._cancelled_by_caller(scope):
                             raise
                         continue
-                    if self._reads is Reads.DONE:
-                        break
+                    if not self._take(message):
+                        continue
+                    if self._reads is Reads.READER_HANDLER_IDLE:
+                        # The handler waits with nothing queued: it takes this frame and
+                        # the reading on from here (no hop per message).
+                        self._reads = Reads.HANDLER
+                    try:
+                        # Hand over without a trip through the scheduler unless the inbox
+                        # is full: that is what keeps broadcasts batched.
+                        inbox.send_nowait(message)
+                    except trio.WouldBlock:
+                        pass  # waited for below, not inside `except` (see _handle_loop)
+                    except trio.BrokenResourceError:
+                        # No handler (setup failed): keep reading until the close
+                        # handshake ends, dropping what arrives.
+                        self.counters.dropped += 1
+                        continue
+                    else:
+                        continue
+                    await self._send_waiting(inbox, message)
             except ConnectionEnded as ended:
                 await self._connection_ended(connection, ended)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -192,48 +218,17 @@ class SessionIO:
         self._handler_ended = True
         self._wake_reader()
 
-    async def _read_some(self, connection: Connection, inbox: Inbox) -> None:
-        """One step of the reader: wait to be lent the reading, or read and queue a frame."""
-        reads = self._reads
-        if reads is Reads.HANDLER:
-            await self._park_reader()
-            return
-        if reads is Reads.DONE:
-            return
-        message = await connection.receive()
-        if not self._take(message):
-            return
-        if self._reads is Reads.READER_HANDLER_IDLE:
-            # The handler waits with nothing queued: it takes this frame and the
-            # reading on from here (no hop per message).
-            self._reads = Reads.HANDLER
+    async def _send_waiting(self, inbox: Inbox, message: str | bytes) -> None:
+        """Queue ``message`` once the handler made room; dropped if the handler ended."""
         try:
-            # Hand over without a trip through the scheduler unless the inbox is full:
-            # that is what keeps broadcasts batched.
-            inbox.send_nowait(message)
-        except trio.WouldBlock:
-            pass  # waited for below, not inside `except` (see _handle_loop)
-        except trio.BrokenResourceError:
-            # No handler (setup failed): keep reading until the close handshake ends,
-            # dropping what arrives.
-            self.counters.dropped += 1
-            return
-        else:
-            return
-        try:
-            await inbox.send(message)
-        except trio.Cancelled:
-            if not self._cancelled_by_caller(self._reader_scope):
-                raise
-            await self._send_shielded(inbox, message)  # not queued yet: it still goes
+            try:
+                await inbox.send(message)
+            except trio.Cancelled:
+                if not self._cancelled_by_caller(self._reader_scope):
+                    raise
+                await inbox.send(message)  # not queued yet: it still goes, shielded now
         except trio.BrokenResourceError:
             self.counters.dropped += 1  # the handler ended while we waited
-
-    async def _send_shielded(self, inbox: Inbox, message: str | bytes) -> None:
-        try:
-            await inbox.send(message)
-        except trio.BrokenResourceError:
-            self.counters.dropped += 1
 
     def _cancelled_by_caller(self, scope: trio.CancelScope) -> bool:
         """Whether a cancellation the reader saw is its caller's; if so, close with 1001.
