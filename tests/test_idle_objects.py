@@ -20,7 +20,7 @@ from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session
 from .sockets import handshake_request
 
 CONNECTIONS = 100
-#: GC-tracked objects the server holds per idle connection, at most (107 when set, the
+#: GC-tracked objects the server holds per idle connection, at most (106 when set, the
 #: session run in its transport's task and its inbox no memory channel; 135 with a task
 #: of its own, 140 with a request nursery per session, 161 with wsproto, the stream
 #: layers and the transport's closures). Most of it is trio's: three tasks with their
