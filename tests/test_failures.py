@@ -14,6 +14,7 @@ from trio_rooms._core.rooms import registry_of
 from .chat_app import ChatRoom, UserJoined, Whisper
 from .peer import connect
 from .servers import Transport, start_server
+from .sockets import handshake_request
 
 
 @attrs.frozen
@@ -64,6 +65,47 @@ async def test_shutdown_is_bounded_even_with_a_stuck_handler(
             assert closed.value.code == 1001
     assert trio.current_time() - start <= 3 * config.close_timeout
     assert "on_close fails too" in caplog.text
+
+
+class SetupSession(Session[None, Done, Hang, "SetupRoom"]):
+    async def create_data(self, request: ConnectRequest) -> None:
+        self.room.in_setup.set()
+        await trio.sleep_forever()
+
+    async def on_message(self, message: Hang) -> None:
+        pass
+
+
+class SetupRoom(Room[SetupSession]):
+    async def on_start(self) -> None:
+        self.in_setup = trio.Event()
+
+
+async def test_a_hard_shutdown_cuts_a_session_stuck_in_its_setup(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    """Past shutdown_timeout, the room ends a session whose create_data never returns."""
+    config = RoomsConfig(close_timeout=3, shutdown_timeout=10)
+    ended = trio.Event()
+    with trio.fail_after(config.shutdown_timeout + 4 * config.close_timeout):
+        async with trio_rooms.open_rooms(SetupRoom, config=config) as rooms:
+            port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(handshake_request("/rooms/setup/websocket"))
+
+            async def read_until_closed() -> None:
+                while await stream.receive_some(65536):
+                    pass
+                ended.set()
+
+            nursery.start_soon(read_until_closed)
+            room = await rooms.get("setup")
+            await room.in_setup.wait()
+        # open_rooms returned: the room cut the session its transport's task still ran.
+    with trio.fail_after(5):
+        await ended.wait()
+    await stream.aclose()
+    assert rooms.statistics().sessions == 0
 
 
 class FailingRoom(ChatRoom):

@@ -33,7 +33,9 @@ class Connection(Protocol):
 
     The core calls ``receive`` from one task at a time (the session's handler between
     its messages, its reader while a hook waits) and ``send`` and ``close`` from another
-    (the session's writer), never concurrently with themselves.
+    (the session's writer), never concurrently with themselves. A ``receive`` that waits
+    may be cancelled (its caller is shutting down, `SessionIO`): it must stay usable,
+    as the reader reads on until the peer answers the close.
     """
 
     def attach(self, outbound: OutboundQueue) -> None:

@@ -208,8 +208,9 @@ class OutboundQueue:
         self.direct: Callable[[list[Frame]], bytes | None] | None = None
         #: The queued coalesced frame of each key: the only one of its key written.
         self._latest: dict[object, Frame] = {}
-        #: The queued drop-oldest frames that are still to be written, in queue order.
-        self._droppable: deque[Frame] = deque()
+        #: The queued drop-oldest frames that are still to be written, in queue order
+        #: (made at the first: an empty deque costs 760 bytes, per idle session).
+        self._droppable: deque[Frame] | None = None
         #: Entries of ``_frames`` that are not written: dropped frames, and marks.
         self._dead = 0
         #: Where the policies' drops are counted (the room's).
@@ -274,6 +275,8 @@ class OutboundQueue:
             self._latest[frame.key] = frame
         else:
             droppable = self._droppable
+            if droppable is None:
+                droppable = self._droppable = deque()
             while droppable and self._full(size):
                 self._bury(droppable.popleft())
                 counters.drop_oldest()
@@ -310,7 +313,7 @@ class OutboundQueue:
     def _compact(self) -> None:
         """Take the dead entries out, leaving a mark in their place for a counting client."""
         kept: deque[Frame] = deque()
-        droppable = iter(self._droppable)
+        droppable = iter(self._droppable or ())
         next_droppable = next(droppable, None)
         counting = self.marker is not None
         skipped = after = marks = 0
@@ -488,7 +491,7 @@ class OutboundQueue:
         if head is not None:  # dropped, it would leave the client half a frame
             frames.append(head)
         self._latest.clear()
-        self._droppable.clear()
+        self._droppable = None
         self._dead = 0
         self._bytes = 0
         self._over_since = None

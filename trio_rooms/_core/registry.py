@@ -399,6 +399,7 @@ class RoomRegistry:
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
                 nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                nursery.start_soon(runner.own_sessions)
                 if owned is not None:
                     nursery.start_soon(_stop_when_lost, runner, owned)
                 await runner.alarms.load()

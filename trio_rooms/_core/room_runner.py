@@ -92,6 +92,10 @@ class RoomRunner:
         self.nursery: trio.Nursery | None = None
         #: Sessions admitted or being admitted.
         self.active = 0
+        #: The runners of those, as they run in their transports' tasks.
+        self._serving: set[SessionRunner] = set()
+        #: Set once the last of them ended, while the stopping room waits for that.
+        self._all_ended: trio.Event | None = None
         #: Other work that keeps the room from being idle (an alarm firing).
         self._held = 0
         #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
@@ -361,7 +365,7 @@ class RoomRunner:
     async def serve(
         self, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> tuple[int, str]:
-        """Run a new session on ``connection`` in this room's nursery until it ends.
+        """Run a new session on ``connection`` in the caller's task until it ends.
 
         Returns the code and reason it ended with. If the caller is cancelled (the
         transport is shutting down), the session is closed with 1001 and the call
@@ -370,8 +374,7 @@ class RoomRunner:
         Raises:
             RoomsClosedError: the room is stopping.
         """
-        nursery = self.nursery
-        if nursery is None:
+        if self.nursery is None:  # not started, or stopped
             raise RuntimeError(f"room {self.name!r} cannot admit sessions")
         if self.stopping:
             raise RoomsClosedError(f"room {self.name!r} is stopping")
@@ -383,25 +386,35 @@ class RoomRunner:
         runner = runner_of(self._session_class())
         runner.attach(self, request, wire, connection)
         self._mark_busy()
-        nursery.start_soon(self._run_session, runner, connection)
-        try:
-            await runner.ended.wait()
-        except trio.Cancelled:
-            # Bounded: a handler still awaiting something after its peer left has no
-            # deadline of its own; the room's shutdown cancels it, not the transport's.
-            close_timeout = self.config.close_timeout
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + 2 * close_timeout):
-                runner.begin_close(1001, "server shutting down")
-                await runner.ended.wait()
-            raise
-        closing = runner.closing
-        return (closing.code, closing.reason) if closing is not None else (1006, "")
-
-    async def _run_session(self, runner: SessionRunner, connection: Connection) -> None:
+        # In the caller's task (no task per session that only waits for it to end);
+        # the room still owns it: it waits for it to stop, and cuts it if stopped hard.
+        self._serving.add(runner)
         try:
             await runner.run(connection, self)
         finally:
+            self._serving.discard(runner)
             self._mark_done()
+        closing = runner.closing
+        return (closing.code, closing.reason) if closing is not None else (1006, "")
+
+    async def own_sessions(self) -> None:
+        """Run in the room's nursery: once that is cancelled, end its sessions and wait.
+
+        A room stops when it has no session left; cancelled before (a hard shutdown,
+        past ``shutdown_timeout``), its sessions are cut, and it returns once they have
+        ended (their ``on_close`` and record are bounded by ``close_timeout`` each).
+        """
+        try:
+            await trio.sleep_forever()
+        finally:
+            # Bounded all the same: a storage that hangs must not hang the shutdown.
+            deadline = trio.current_time() + 3 * self.config.close_timeout
+            with trio.CancelScope(shield=True, deadline=deadline):
+                for runner in tuple(self._serving):
+                    runner.cut()
+                while self._serving:
+                    self._all_ended = trio.Event()
+                    await self._all_ended.wait()
 
     @property
     def idle(self) -> bool:
@@ -425,6 +438,8 @@ class RoomRunner:
 
     def _mark_done(self) -> None:
         self.active -= 1
+        if not self._serving and self._all_ended is not None:
+            self._all_ended.set()
         self._maybe_idle()
 
     def _busy(self) -> None:

@@ -2,14 +2,11 @@
 
 A `Session` is the user's façade: hooks, actions and typed attributes. Its runner owns
 the rest: the connection side of the session (codecs, the bounded outbound queue, the
-resume token), its close state, and its three loops: the handler loop calls the session's
-hooks one message at a time, the writer drains the queue onto the connection, and the
-reader reads while the handler cannot. Between messages the handler reads the socket
-itself, so that a message costs one task step, not a hop from reader to handler; as soon
-as a hook waits (`run_eagerly` tells), the reader takes the reading over and queues what
-arrives (at most ``inbound_max_messages``), and gives it back once the handler waits on
-an empty queue (`Reads`). The runner calls only the session's public hooks; the
-session's actions call the runner.
+resume token), its close state, its setup (create or resume, replay, admission) and its
+end (``on_close``, the record). What it runs on the connection are its bases': the read
+and write loops and their reading hand-over (`session_io`), and the handler loop that
+hands each frame to its hook (`dispatch`). The runner calls only the session's public
+hooks; the session's actions call the runner.
 
 The close state is one `Phase` and, once a close is decided, one `Closing`: who decided
 it, with which code, and whether a close frame still has to be written.
@@ -17,40 +14,37 @@ it, with which code, and whether a close frame still has to be written.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, cast, final
+from typing import Any, Final, final
 
-import attrs
 import trio
 
-from .._errors import DecodeError, OwnershipLostError, RequestError, SessionClosedError
+from .._errors import DecodeError, OwnershipLostError, SessionClosedError
 from .._message import Message
 from .._rpc import Request
 from .._wire import (
     ErrorFrame,
-    RequestFailedFrame,
     ResyncFrame,
     SessionFrame,
     SkippedFrame,
-    add_rid,
-    split_rid,
 )
 from ..codec import WireFormat
 from . import tokens
 from .config import RoomsConfig
-from .connection import Connection, ConnectionEnded
+from .connection import Connection
+from .dispatch import SessionDispatch
 from .durable import DurableRecord
-from .eager import run_eagerly
+from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .ratelimit import TokenBucket
 from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
 from .runner_sides import RoomSide, SessionHooks
 from .session_codecs import library_frame, outbound_check, session_codec
+from .session_io import Closing, Reads
 from .stats import Counters
 from .storage import RecordWrite, ReplayCursor, SessionRecord
 from .tags import SessionTags
@@ -91,62 +85,25 @@ class Phase(enum.Enum):
     ENDED = "ended"
 
 
-class Reads(enum.Enum):
-    """Which of a session's tasks reads its connection, and what the handler is doing."""
-
-    #: The reader reads and queues; the handler is busy (in setup, or a hook waits).
-    READER = "reader"
-    #: The reader reads; the handler waits on an empty queue for the next frame.
-    READER_HANDLER_IDLE = "reader, handler idle"
-    #: The handler reads between its messages; the reader waits to be needed.
-    HANDLER = "handler"
-    #: The connection ended: nobody reads.
-    DONE = "done"
-
-
 @final
-@attrs.frozen
-class Closing:
-    """How a session ends: decided once, by the first cause."""
-
-    code: int
-    reason: str
-    #: The peer closed (or vanished): nothing of what it still sends is handled.
-    by_peer: bool
-
-
-@final
-class SessionRunner:
+class SessionRunner(SessionDispatch["SessionRunner"]):
     """Runs one `Session`: made by the session itself, driven by its room."""
 
     # One runner per connection: slots keep an idle session small.
     __slots__ = (
-        "_bucket",
-        "_close_sent",
         "_decode",
         "_durable",
-        "_handler_scope",
-        "_in_flight",
-        "_invalid_in_a_row",
         "_joined_at",
         "_left_at",
         "_message_classes",
-        "_reader_scope",
-        "_reader_task",
-        "_reads",
-        "_request_scopes",
-        "_responders",
         "_resumed_at",
-        "_send_close",
         "_sent",
-        "_takes_bytes",
-        "_writer_scope",
+        "_setup_scope",
         "check",
         "closing",
         "counters",
         "data",
         "encode",
-        "ended",
         "format",
         "id",
         "missed_broadcasts",
@@ -168,19 +125,13 @@ class SessionRunner:
         takes_bytes: bool,
         responders: Mapping[type[Request[Any]], Callable[[Any, Any], Awaitable[Message]]],
     ) -> None:
+        super().__init__(takes_bytes=takes_bytes, responders=responders)
         self.session = session
         self.id = secrets.token_urlsafe(18)
         #: The session's data; `Session.data` guards it until ``create_data`` returned.
         self.data: object = NO_DATA
         self._durable = DurableRecord(data_type, _DEFAULT_CONFIG.resume_window)
         self._message_classes = message_classes
-        #: The session overrides ``on_bytes``: binary frames on JSON are its to take.
-        self._takes_bytes = takes_bytes
-        #: The session's request handlers (`replies`), and how many of them are running.
-        self._responders = responders
-        self._in_flight = 0
-        #: The cancel scopes of the running handlers: a close gives them close_timeout.
-        self._request_scopes: set[trio.CancelScope] = set()
         self.room_side: RoomSide[SessionRunner] | None = None
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
@@ -192,19 +143,8 @@ class SessionRunner:
         self.counters = Counters()  # the rooms' own, once attached
         self.phase = Phase.SETUP
         self.closing: Closing | None = None
-        #: A close frame is still to be written (False once the transport is gone).
-        self._send_close = True
-        self._invalid_in_a_row = 0
-        self._reader_scope = trio.CancelScope()
-        #: Who reads the connection; the reader task while it waits to be needed.
-        self._reads = Reads.READER
-        self._reader_task: trio.lowlevel.Task | None = None
-        #: The session's rate limit (None: none).
-        self._bucket: TokenBucket | None = None
-        self._writer_scope = trio.CancelScope()
-        self._handler_scope = trio.CancelScope()
-        self._close_sent = trio.Event()
-        self.ended = trio.Event()
+        #: Around its setup while it runs (`cut` ends it).
+        self._setup_scope: trio.CancelScope | None = None
         # User frames sent for this session, what its client counts (`sent`): its own
         # and those of before it joined in `_sent`; the room's broadcasts since it
         # joined, but those it was left out of, are counted by the room, so that the
@@ -311,7 +251,7 @@ class SessionRunner:
                 await trio.lowlevel.checkpoint()
                 return
             room.state.seal()
-        await self._close_sent.wait()
+        await self._wait_close_sent()
 
     # ------------------------------------------------------------ for the room
 
@@ -399,12 +339,23 @@ class SessionRunner:
         self._durable.taken_over = True
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
 
+    def cut(self) -> None:
+        """Its room stops hard (its nursery was cancelled): end every task of it now."""
+        self.begin_close(1006, "cancelled", send_close=False)
+        for scope in (self._setup_scope, self._handler_scope, self._reader_scope):
+            if scope is not None:
+                scope.cancel()
+
     async def run(self, connection: Connection, room: RoomSide[SessionRunner]) -> None:
-        """Serve the session until it ends; runs in the room's nursery."""
+        """Serve the session until it ends, in the caller's task.
+
+        Cancelling the caller closes the session with 1001 (see `_write_loop`); it
+        returns once that close is through, its queue flushed, within ``close_timeout``
+        (a hook still running gets as long, then ``on_close`` as long). The room ends
+        what is left when it stops (`cut`).
+        """
         config = room.config
-        inbox_send, inbox_receive = trio.open_memory_channel[str | bytes](
-            config.inbound_max_messages
-        )
+        inbox = Inbox(config.inbound_max_messages)
         if config.rate_limit is not None:
             self._bucket = TokenBucket(
                 config.rate_limit, config.rate_limit_burst, trio.current_time()
@@ -412,22 +363,30 @@ class SessionRunner:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
-                nursery.start_soon(self._read_loop, connection, inbox_send)
-                async with inbox_receive:
-                    if await self._admit(room):
+                nursery.start_soon(self._read_loop, connection, inbox)
+                try:
+                    # Shielded like the handler, but with no deadline of a close: setup
+                    # (create_data, on_connect) is not cut short, only by `cut`.
+                    admitted = False
+                    with trio.CancelScope(shield=True) as self._setup_scope:
+                        admitted = await self._admit(room)
+                    self._setup_scope = None
+                    if admitted:
                         try:
                             with self._handler_scope:
-                                await self._handle_all(connection, inbox_receive)
+                                await self._handle_all(connection, inbox)
                         finally:
                             await self._finish()
+                finally:
+                    inbox.close_receive()
+                    self.handler_ended()
         except Exception:
             # A transport or library failure ends this session only, never the room.
             _logger.exception("session %s of room %r failed", self.id, room.name)
             self.begin_close(1011, "internal error", send_close=False)
         finally:
             self.phase = Phase.ENDED
-            self._close_sent.set()
-            self.ended.set()
+            self._writer_finished()
             closing = self.closing
             room.counters.closes[closing.code if closing is not None else 1006] += 1
             room.counters.changed()
@@ -590,245 +549,6 @@ class SessionRunner:
         cursor = self._left_at if self.closing is not None else room.log.cursor(self.sent)
         return self._durable.record(room.name, self.id, self.data, self.format, cursor)
 
-    # --------------------------------------------------------------- handling
-
-    async def _handle_all(
-        self, connection: Connection, inbox: trio.MemoryReceiveChannel[str | bytes]
-    ) -> None:
-        """Handle the session's frames in order until the connection ends."""
-        first = await self._handle_loop(connection, inbox, None)
-        if first is not None:
-            # Opened at the first request, not per session: its handlers run here, and
-            # they end before on_close.
-            async with trio.open_nursery() as requests:
-                await run_eagerly(self._handle(*first, requests), self._lend_reading)
-                await self._handle_loop(connection, inbox, requests)
-
-    async def _handle_loop(
-        self,
-        connection: Connection,
-        inbox: trio.MemoryReceiveChannel[str | bytes],
-        requests: trio.Nursery | None,
-    ) -> tuple[str | bytes, tuple[int | None, str | bytes]] | None:
-        """Handle frames in order until the connection ends (then return None).
-
-        Without a ``requests`` nursery, the first request is returned unhandled instead,
-        with its ``$rid`` split off: `_handle_all` opens the nursery for it.
-        """
-        counters = self.counters
-        limit = self._config().inbound_max_messages
-        burst = 0
-        fanned_out = False
-        while True:
-            if self._reads is Reads.HANDLER:
-                item = await self._receive(connection)
-                if item is None:
-                    return None
-                burst += 1
-                if burst >= limit:
-                    # Frames parsed from one read come without a wait: let others run.
-                    burst = 0
-                    await trio.lowlevel.checkpoint()
-            else:
-                try:
-                    # Take what is already queued without yielding; wait only when empty.
-                    item = inbox.receive_nowait()
-                except trio.WouldBlock:
-                    item = None  # waited for below: inside `except`, the idle wait would
-                    # keep the exception and its traceback alive, per idle session
-                except trio.EndOfChannel:
-                    return None
-                if item is None:
-                    if self._reads is Reads.READER and not fanned_out:
-                        # The reader hands it the next frame, and the reading with it.
-                        self._reads = Reads.READER_HANDLER_IDLE
-                    try:
-                        item = await inbox.receive()
-                    except trio.EndOfChannel:
-                        return None
-            closing = self.closing
-            if closing is not None and not closing.by_peer:
-                continue  # we are closing: what the peer still sends is not handled
-            # A request is a frame of the session's own kind (binary on JSON: on_bytes).
-            split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
-            if split is not None and requests is None:
-                return item, split
-            sent = counters.messages_out
-            await run_eagerly(self._handle(item, split, requests), self._lend_reading)
-            fanned_out = counters.messages_out - sent > 1
-            if fanned_out:
-                # Its messages go to several sessions: the reader queues them, and the
-                # hop to this task lets the frames of several senders' messages that
-                # arrive together leave in one write per recipient.
-                self._lend_reading()
-
-    async def _handle(
-        self,
-        item: str | bytes,
-        split: tuple[int | None, str | bytes] | None,
-        requests: trio.Nursery | None,
-    ) -> None:
-        """Handle one frame: a request's handler is started, a message's hook awaited."""
-        # The first reply to this message may go straight to the socket.
-        self.outbound.allow_direct()
-        if split is not None:
-            assert requests is not None
-            await self._take_request(item, *split, requests)
-            return
-        room = self.room_side
-        assert room is not None
-        gate = room.gate
-        # One event of the room at a time (taken without yielding when free).
-        await gate.acquire()
-        try:
-            await self._dispatch(item)
-        except Exception as exc:
-            await self._report(exc)
-        finally:
-            gate.release()
-
-    def _lend_reading(self) -> None:
-        """The handler waits in a hook: the reader reads meanwhile, if the handler did."""
-        if self._reads is Reads.HANDLER:
-            self._reads = Reads.READER
-            self._wake_reader()
-
-    async def _dispatch(self, item: str | bytes) -> None:
-        """Hand one received frame to the hook it belongs to."""
-        session = self.session
-        if isinstance(item, bytes) and self.format == "json":
-            # The default on_bytes is invalid input, and counts as such.
-            if self._takes_bytes:
-                self._invalid_in_a_row = 0
-                await session.on_bytes(item)
-                return
-            error = DecodeError("binary frames are not accepted by this session")
-        elif isinstance(item, str) and self.format == "msgpack":
-            error = DecodeError("expected a binary (msgpack) frame, got a text frame")
-        else:
-            try:
-                message = self._decode(item)
-            except DecodeError as exc:
-                error = exc
-            else:
-                if not isinstance(message, Request):
-                    self._invalid_in_a_row = 0
-                    await session.on_message(message)
-                    return
-                error = DecodeError(f"{message.tag!r} is a request: it needs a '$rid'")
-        if self._count_invalid():
-            return
-        error.frame = item
-        await session.on_invalid(error)
-
-    # --------------------------------------------------------------- requests
-
-    async def _take_request(
-        self, item: str | bytes, rid: int | None, rest: str | bytes, requests: trio.Nursery
-    ) -> None:
-        """Start answering the request in ``item`` (``rest`` is it without its ``$rid``).
-
-        Its handler takes the gate before the next frame is handled, so requests and
-        messages start in the order they arrived; a request that cannot be answered
-        gets its ``$error`` at once.
-        """
-        if rid is None:
-            await self._invalid(item, DecodeError("expected '$rid' to be a request id"))
-            return
-        try:
-            message = self._decode(rest)
-        except DecodeError as exc:
-            self._count_invalid()
-            self._refuse(rid, str(exc))
-            return
-        self._invalid_in_a_row = 0
-        request = cast("Request[Any]", message) if isinstance(message, Request) else None
-        responder = None if request is None else self._responders.get(type(request))
-        limit = self._config().max_requests_in_flight
-        if request is None or responder is None:
-            self._refuse(rid, f"{message.tag!r} is not a request this session answers")
-        elif self._in_flight >= limit:
-            self._refuse(rid, f"too many requests in flight: at most {limit}")
-        else:
-            self._in_flight += 1
-            await requests.start(self._answer, responder, request, rid)
-
-    async def _answer(
-        self,
-        responder: Callable[[Any, Any], Awaitable[Message]],
-        request: Request[Any],
-        rid: int,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        room = self.room_side
-        assert room is not None
-        try:
-            # Taken before the next frame is handled (the gate is fair): arrival order.
-            await room.gate.acquire()
-            task_status.started()
-            scope = trio.CancelScope()
-            if self.closing is not None:
-                scope.deadline = trio.current_time() + room.config.close_timeout
-            self._request_scopes.add(scope)
-            try:
-                with scope:
-                    frame = await self._reply(responder, request, rid)
-                    if self.closing is None:
-                        self.enqueue(frame)  # not logged: a reply is never replayed
-                    else:
-                        self.counters.dropped += 1
-            finally:
-                self._request_scopes.discard(scope)
-                room.gate.release()
-        finally:
-            self._in_flight -= 1
-
-    async def _reply(
-        self, responder: Callable[[Any, Any], Awaitable[Message]], request: Request[Any], rid: int
-    ) -> Frame:
-        try:
-            reply = await responder(self.session, request)
-            if not isinstance(reply, request.reply_classes):
-                expected = " | ".join(cls.__qualname__ for cls in request.reply_classes)
-                raise TypeError(  # noqa: TRY301 - reported below, like the handler's own
-                    f"the handler of {type(request).__qualname__} returned "
-                    f"{type(reply).__qualname__}, expected {expected}"
-                )
-            if self.check is not None:
-                self.check(reply)
-            payload = add_rid(self.format, self.encode(reply), rid)
-        except RequestError as exc:
-            return library_frame(self.format, RequestFailedFrame(rid, exc.reason))
-        except Exception as exc:
-            await self._report(exc)
-            return library_frame(self.format, RequestFailedFrame(rid, "internal error"))
-        return Frame(TEXT if self.format == "json" else BINARY, payload)
-
-    def _refuse(self, rid: int, reason: str) -> None:
-        self.enqueue(library_frame(self.format, RequestFailedFrame(rid, reason)))
-
-    def _count_invalid(self) -> bool:
-        """Count an invalid frame; True if that was one too many in a row (closing)."""
-        self.counters.invalid += 1
-        self._invalid_in_a_row += 1
-        if self._invalid_in_a_row >= self._config().max_invalid_in_a_row:
-            self.begin_close(1008, "too many invalid messages")
-            return True
-        return False
-
-    async def _invalid(self, item: str | bytes, error: DecodeError) -> None:
-        if self._count_invalid():
-            return
-        error.frame = item
-        room = self.room_side
-        assert room is not None
-        async with room.gate:
-            try:
-                await self.session.on_invalid(error)
-            except Exception as exc:
-                await self._report(exc)
-
     def _config(self) -> RoomsConfig:
         return self.room_side.config if self.room_side is not None else _DEFAULT_CONFIG
 
@@ -884,148 +604,6 @@ class SessionRunner:
                 await room.storage.delete_session(room.name, self.id, fence=room.state.fence)
             except OwnershipLostError as exc:
                 room.state.refused(exc)  # another node owns the room: it stops here
-
-    # ---------------------------------------------------------------- reading
-
-    async def _read_loop(
-        self, connection: Connection, inbox: trio.MemorySendChannel[str | bytes]
-    ) -> None:
-        """Read while the handler cannot (see `Reads`), queueing what arrives in order."""
-        with self._reader_scope:
-            async with inbox:
-                try:
-                    while True:
-                        reads = self._reads
-                        if reads is Reads.HANDLER:
-                            await self._park_reader()
-                            continue
-                        if reads is Reads.DONE:
-                            return
-                        message = await connection.receive()
-                        if not self._take(message):
-                            continue
-                        if self._reads is Reads.READER_HANDLER_IDLE:
-                            # The handler waits with nothing queued: it takes this frame
-                            # and the reading on from here (no hop per message).
-                            self._reads = Reads.HANDLER
-                        try:
-                            # Hand over without a trip through the scheduler unless the
-                            # inbox is full: that is what keeps broadcasts batched.
-                            inbox.send_nowait(message)
-                            continue
-                        except trio.WouldBlock:
-                            pass  # waited for below, not inside `except` (see _handle_loop)
-                        except trio.BrokenResourceError:
-                            # No handler (setup failed): keep reading until the close
-                            # handshake ends, dropping what arrives.
-                            self.counters.dropped += 1
-                            continue
-                        try:
-                            await inbox.send(message)
-                        except trio.BrokenResourceError:
-                            self.counters.dropped += 1  # the handler ended while we waited
-                except ConnectionEnded as ended:
-                    await self._connection_ended(connection, ended)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
-        if self.closing is None:  # our deadline cut the peer off
-            self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
-
-    async def _receive(self, connection: Connection) -> str | bytes | None:
-        """The handler's read of the next message; None once the connection ended."""
-        try:
-            while True:
-                message = await connection.receive()
-                if self._take(message):
-                    return message
-        except ConnectionEnded as ended:
-            await self._connection_ended(connection, ended)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
-        self._reads = Reads.DONE
-        self._wake_reader()  # to end: nothing more will be read
-        return None
-
-    def _take(self, message: str | bytes) -> bool:
-        """Count a received message; False if it is over the rate limit (dropped)."""
-        self.counters.messages_in += 1
-        bucket = self._bucket
-        if bucket is not None and not bucket.take(trio.current_time()):
-            self._over_rate_limit(bucket.excess, self._config())
-            return False
-        return True
-
-    async def _connection_ended(self, connection: Connection, ended: ConnectionEnded) -> None:
-        self.begin_close(
-            ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
-        )
-        if not ended.by_peer:
-            await self._drain(connection)
-
-    async def _park_reader(self) -> None:
-        """Wait until `_wake_reader`: the handler reads meanwhile."""
-        self._reader_task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort_park)
-
-    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
-        self._reader_task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake_reader(self) -> None:
-        task, self._reader_task = self._reader_task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task)
-
-    def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
-        """A message over the rate limit: dropped, answered, and counted against the client."""
-        if self.closing is not None:
-            return  # closing already: what still arrives is dropped anyway
-        self.counters.rate_limited += 1
-        if excess > config.rate_limit_excess:
-            self.begin_close(1008, "rate limit exceeded")
-        else:
-            limit = f"at most {config.rate_limit:g} messages per second"
-            self.send_error(f"rate limit exceeded: {limit}")
-
-    async def _drain(self, connection: Connection) -> None:
-        # After closing for a protocol violation, read (and drop) until the peer's close
-        # frame: closing a socket with unread input resets it, and the peer would lose
-        # our close frame. The reader's deadline bounds this.
-        with contextlib.suppress(
-            ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError
-        ):
-            while True:
-                await connection.receive()
-
-    # ---------------------------------------------------------------- writing
-
-    async def _write_loop(self, connection: Connection) -> None:
-        outbound = self.outbound
-        with self._writer_scope:
-            try:
-                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
-                    await connection.send(batch)
-                if self._send_close:
-                    closing = self.closing
-                    assert closing is not None
-                    # Echo 1005 ("no code") as a plain normal closure.
-                    code = 1000 if closing.code in (1005, 1006) else closing.code
-                    await connection.close(code, closing.reason)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
-        self._close_sent.set()
-        if self.closing is None:
-            self.begin_close(1006, "write timeout", send_close=False)
-        if self.room_side is not None:
-            # Nothing more will be written: let the reader go if the peer never answers.
-            timeout = self.room_side.config.close_timeout
-            deadline = trio.current_time() + timeout
-            self._reader_scope.deadline = min(self._reader_scope.deadline, deadline)
-            if self._reads is Reads.HANDLER:
-                # The handler is the one waiting on the peer (it is in no hook: one that
-                # waits lends the reading back); a frame still arriving is handled
-                # within this bound too.
-                self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
 
 
 def _count(seen: str) -> int | None:

@@ -1,0 +1,343 @@
+"""``SessionIO``: who reads and writes a session's connection, and the hand-over between them.
+
+A session's handler reads its socket itself between messages, so that a message costs one
+task step, not a hop from reader to handler; as soon as a hook waits (`run_eagerly`
+tells), its reader task takes the reading over and queues what arrives (at most
+``inbound_max_messages``), and gives it back once the handler waits on an empty queue
+(`Reads`). Its writer drains the bounded outbound queue onto the connection, then writes
+the close frame. `SessionRunner` is the one subclass: it decides the close
+(``begin_close``); this module only reads, writes and says what the connection did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from typing import final
+
+import attrs
+import trio
+
+from .config import RoomsConfig
+from .connection import Connection, ConnectionEnded
+from .inbox import Inbox
+from .outbound import OutboundQueue
+from .ratelimit import TokenBucket
+from .stats import Counters
+
+__all__ = ["Closing", "Reads", "SessionIO"]
+
+#: Largest write the session's writer hands to the transport at once.
+_WRITE_BATCH_BYTES = 256 * 1024
+
+
+class Reads(enum.Enum):
+    """Which of a session's tasks reads its connection, and what the handler is doing."""
+
+    #: The reader reads and queues; the handler is busy (in setup, or a hook waits).
+    READER = "reader"
+    #: The reader reads; the handler waits on an empty queue for the next frame.
+    READER_HANDLER_IDLE = "reader, handler idle"
+    #: The handler reads between its messages; the reader waits to be needed.
+    HANDLER = "handler"
+    #: The connection ended: nobody reads.
+    DONE = "done"
+
+
+@final
+@attrs.frozen
+class Closing:
+    """How a session ends: decided once, by the first cause."""
+
+    code: int
+    reason: str
+    #: The peer closed (or vanished): nothing of what it still sends is handled.
+    by_peer: bool
+
+
+class SessionIO:
+    """The reading and writing of one session's connection (a `SessionRunner`'s base)."""
+
+    __slots__ = (
+        "_bucket",
+        "_close_sent",
+        "_handler_ended",
+        "_handler_scope",
+        "_reader_scope",
+        "_reader_task",
+        "_reads",
+        "_send_close",
+        "_writer_done",
+        "_writer_scope",
+    )
+
+    # The runner's, which it reads and counts on.
+    counters: Counters
+    outbound: OutboundQueue
+    closing: Closing | None
+
+    def __init__(self) -> None:
+        #: A close frame is still to be written (False once the transport is gone).
+        self._send_close = True
+        # The reader's waits are the session's watch on its caller (see `_read_loop`);
+        # the writer and the handler are shielded: what ends them is the session's close
+        # (their deadlines) or its room's hard stop (`cut`), never the caller directly.
+        self._reader_scope = trio.CancelScope()
+        #: Who reads the connection; the reader task while it waits to be needed.
+        self._reads = Reads.READER
+        self._reader_task: trio.lowlevel.Task | None = None
+        #: The session's rate limit (None: none).
+        self._bucket: TokenBucket | None = None
+        self._writer_scope = trio.CancelScope(shield=True)
+        self._handler_scope = trio.CancelScope(shield=True)
+        #: Set once the writer is done (the close frame written, or never to be); made
+        #: when `SessionRunner.close` first waits for it, not for every session.
+        self._close_sent: trio.Event | None = None
+        self._writer_done = False
+        #: The handler is done (set by the runner): the reader need not watch any more.
+        self._handler_ended = False
+
+    def begin_close(
+        self,
+        code: int,
+        reason: str,
+        *,
+        send_close: bool = True,
+        discard: bool = False,
+        by_peer: bool = False,
+    ) -> None:
+        """Start ending the session (`SessionRunner.begin_close`)."""
+        raise NotImplementedError
+
+    def send_error(self, text: str) -> None:
+        """Queue the library's ``{"error": text}`` frame (`SessionRunner.send_error`)."""
+        raise NotImplementedError
+
+    def _config(self) -> RoomsConfig:
+        raise NotImplementedError
+
+    def _cancelled_within(self) -> bool:
+        """Whether the session's own nursery was cancelled (one of its tasks failed)."""
+        nursery = trio.lowlevel.current_task().parent_nursery
+        return nursery is not None and nursery.cancel_scope.cancel_called
+
+    # ---------------------------------------------------------------- reading
+
+    async def _read_loop(self, connection: Connection, inbox: Inbox) -> None:
+        """Read while the handler cannot (see `Reads`), queueing what arrives in order.
+
+        The session runs in its caller's task (its transport's), and the reader is what
+        sees that task cancelled: each of its waits (for the peer, for the handler to
+        lend the reading, for room in the inbox) loses nothing when cancelled. The
+        transport is shutting down: the session is closed with 1001, its queue still
+        written, and the reader reads on until the peer answers, within close_timeout.
+        """
+        scope = self._reader_scope
+        with scope:
+            try:
+                while True:
+                    # One step per turn, inline: a coroutine more per idle session costs
+                    # a quarter of a KiB.
+                    reads = self._reads
+                    if reads is Reads.DONE:
+                        break
+                    try:
+                        if reads is Reads.HANDLER:
+                            await self._park_reader()
+                            continue
+                        message = await connection.receive()
+                    except trio.Cancelled:
+                        if not self._cancelled_by_caller(scope):
+                            raise
+                        continue
+                    if not self._take(message):
+                        continue
+                    if self._reads is Reads.READER_HANDLER_IDLE:
+                        # The handler waits with nothing queued: it takes this frame and
+                        # the reading on from here (no hop per message).
+                        self._reads = Reads.HANDLER
+                    try:
+                        # Hand over without a trip through the scheduler unless the inbox
+                        # is full: that is what keeps broadcasts batched.
+                        inbox.send_nowait(message)
+                    except trio.WouldBlock:
+                        pass  # waited for below, not inside `except` (see _handle_loop)
+                    except trio.BrokenResourceError:
+                        # No handler (setup failed): keep reading until the close
+                        # handshake ends, dropping what arrives.
+                        self.counters.dropped += 1
+                        continue
+                    else:
+                        continue
+                    await self._send_waiting(inbox, message)
+            except ConnectionEnded as ended:
+                await self._connection_ended(connection, ended)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+            finally:
+                inbox.close_send()
+        if self.closing is None:  # our deadline cut the peer off
+            self.begin_close(1006, "close timeout", send_close=False, by_peer=True)
+        if not self._handler_ended:
+            await self._outlive_handler()
+
+    async def _outlive_handler(self) -> None:
+        """The peer is gone but a hook still runs: watch the caller until it returns.
+
+        Cancelled from there, the hook gets close_timeout to return (no close frame is
+        left to write), as it would have had the caller closed the session.
+        """
+        try:
+            await self._park_reader()  # until `handler_ended`
+        except trio.Cancelled:
+            if self._cancelled_within():
+                raise
+            deadline = trio.current_time() + self._config().close_timeout
+            self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
+            with trio.CancelScope(shield=True):
+                while not self._handler_ended:
+                    await self._park_reader()
+            raise
+
+    def _writer_finished(self) -> None:
+        self._writer_done = True
+        if self._close_sent is not None:
+            self._close_sent.set()
+
+    async def _wait_close_sent(self) -> None:
+        """Wait until the writer is done: the close frame is written (or never will be)."""
+        if self._writer_done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._close_sent is None:
+            self._close_sent = trio.Event()
+        await self._close_sent.wait()
+
+    def handler_ended(self) -> None:
+        """The runner's handler is done: the reader, if it waits for that, ends."""
+        self._handler_ended = True
+        self._wake_reader()
+
+    async def _send_waiting(self, inbox: Inbox, message: str | bytes) -> None:
+        """Queue ``message`` once the handler made room; dropped if the handler ended."""
+        try:
+            try:
+                await inbox.send(message)
+            except trio.Cancelled:
+                if not self._cancelled_by_caller(self._reader_scope):
+                    raise
+                await inbox.send(message)  # not queued yet: it still goes, shielded now
+        except trio.BrokenResourceError:
+            self.counters.dropped += 1  # the handler ended while we waited
+
+    def _cancelled_by_caller(self, scope: trio.CancelScope) -> bool:
+        """Whether a cancellation the reader saw is its caller's; if so, close with 1001.
+
+        Not if it is the reader's own (its deadline, `cut`) or its session's (a task
+        of the session failed). From here on the reader is shielded too.
+        """
+        if scope.shield or scope.cancel_called or self._cancelled_within():
+            return False
+        scope.shield = True
+        self.begin_close(1001, "server shutting down")
+        return True
+
+    async def _receive(self, connection: Connection) -> str | bytes | None:
+        """The handler's read of the next message; None once the connection ended."""
+        try:
+            while True:
+                message = await connection.receive()
+                if self._take(message):
+                    return message
+        except ConnectionEnded as ended:
+            await self._connection_ended(connection, ended)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        self._reads = Reads.DONE
+        self._wake_reader()  # to end: nothing more will be read
+        return None
+
+    def _take(self, message: str | bytes) -> bool:
+        """Count a received message; False if it is over the rate limit (dropped)."""
+        self.counters.messages_in += 1
+        bucket = self._bucket
+        if bucket is not None and not bucket.take(trio.current_time()):
+            self._over_rate_limit(bucket.excess, self._config())
+            return False
+        return True
+
+    async def _connection_ended(self, connection: Connection, ended: ConnectionEnded) -> None:
+        self.begin_close(
+            ended.code, ended.reason, send_close=ended.send_close, by_peer=ended.by_peer
+        )
+        if not ended.by_peer:
+            await self._drain(connection)
+
+    async def _park_reader(self) -> None:
+        """Wait until `_wake_reader`: the handler reads meanwhile."""
+        self._reader_task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._reader_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    def _lend_reading(self) -> None:
+        """The handler waits in a hook: the reader reads meanwhile, if the handler did."""
+        if self._reads is Reads.HANDLER:
+            self._reads = Reads.READER
+            self._wake_reader()
+
+    def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
+        """A message over the rate limit: dropped, answered, and counted against the client."""
+        if self.closing is not None:
+            return  # closing already: what still arrives is dropped anyway
+        self.counters.rate_limited += 1
+        if excess > config.rate_limit_excess:
+            self.begin_close(1008, "rate limit exceeded")
+        else:
+            limit = f"at most {config.rate_limit:g} messages per second"
+            self.send_error(f"rate limit exceeded: {limit}")
+
+    async def _drain(self, connection: Connection) -> None:
+        # After closing for a protocol violation, read (and drop) until the peer's close
+        # frame: closing a socket with unread input resets it, and the peer would lose
+        # our close frame. The reader's deadline bounds this.
+        with contextlib.suppress(
+            ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError
+        ):
+            while True:
+                await connection.receive()
+
+    # ---------------------------------------------------------------- writing
+
+    async def _write_loop(self, connection: Connection) -> None:
+        outbound = self.outbound
+        with self._writer_scope:
+            try:
+                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                    await connection.send(batch)
+                if self._send_close:
+                    closing = self.closing
+                    assert closing is not None
+                    # Echo 1005 ("no code") as a plain normal closure.
+                    code = 1000 if closing.code in (1005, 1006) else closing.code
+                    await connection.close(code, closing.reason)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
+        self._writer_finished()
+        if self.closing is None:
+            self.begin_close(1006, "write timeout", send_close=False)
+        # Nothing more will be written: let the reader go if the peer never answers.
+        deadline = trio.current_time() + self._config().close_timeout
+        self._reader_scope.deadline = min(self._reader_scope.deadline, deadline)
+        if self._reads is Reads.HANDLER:
+            # The handler is the one waiting on the peer (it is in no hook: one that
+            # waits lends the reading back); a frame still arriving is handled
+            # within this bound too.
+            self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
