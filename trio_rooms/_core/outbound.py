@@ -89,6 +89,11 @@ def _tail(opcode: int, rest: bytes) -> Frame:
 _SKIPPED: Final = 3
 
 
+#: Where a queue not bound to a room counts (made once: a session's placeholder queue
+#: would otherwise make its own, with a `Counters`, per handshake).
+_UNCOUNTED: Final = RoomCounters()
+
+
 class QueueOverflow(Exception):
     """The queue went past one of its bounds."""
 
@@ -214,7 +219,7 @@ class OutboundQueue:
         #: Entries of ``_frames`` that are not written: dropped frames, and marks.
         self._dead = 0
         #: Where the policies' drops are counted (the room's).
-        self.counters: RoomCounters = RoomCounters()
+        self.counters: RoomCounters = _UNCOUNTED
         #: Makes the frame that tells a client that counts frames (to resume with a
         #: replay) how many it was not sent; None: its client is not told.
         self.marker: Callable[[int], Frame] | None = None

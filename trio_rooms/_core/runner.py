@@ -68,6 +68,9 @@ SESSION_TAKEN_OVER: Final = 4001
 
 _DEFAULT_CONFIG = RoomsConfig()
 
+#: What a runner counts into before `attach` gives it its rooms' counters.
+_UNATTACHED: Final = Counters()
+
 #: `SessionRunner.data` before ``create_data`` (or a resume) gave the session its data.
 NO_DATA: Final[object] = object()
 
@@ -140,7 +143,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self.check: Callable[[Message], None] | None = None
         self._decode: Callable[[str | bytes], Message] = _unbound_decode
         self.outbound = OutboundQueue(1, 1)
-        self.counters = Counters()  # the rooms' own, once attached
+        self.counters = _UNATTACHED  # the rooms' own, once attached
         self.phase = Phase.SETUP
         self.closing: Closing | None = None
         #: Around its setup while it runs (`cut` ends it).

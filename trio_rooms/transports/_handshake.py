@@ -1,9 +1,11 @@
 """The server's side of the opening handshake (RFC 6455 section 4.2), without I/O.
 
-h11 parses the HTTP request; this checks it against the RFC and answers it. Whatever
-the client sends ends in an `Upgrade`, a `PlainRequest` (HTTP without an upgrade, for
-the rooms' routes: its body is read through `HandshakeParser.next_body`) or a
-`Refusal` (a 4xx status), never in an exception: h11 refuses bytes that are not
+The request head is read by `read_head` when it has the simple shape nearly every
+handshake has, else by h11 (`H11HandshakeParser`, over the same bytes from the start);
+this checks it against the RFC and answers it. Whatever the client sends ends in an
+`Upgrade`, a `PlainRequest` (HTTP without an upgrade, for the rooms' routes: always
+read by h11, which reads its body through `HandshakeParser.next_body`) or a `Refusal`
+(a 4xx status), never in an exception: both readers refuse bytes that are not
 HTTP/1.x, and the checks here only compare bytes, so no header can make a decoder raise.
 """
 
@@ -18,9 +20,12 @@ from typing import Final, final
 import attrs
 import h11
 
+from ._request_head import NotSimple, read_head
+
 __all__ = [
     "MAX_HEAD_SIZE",
     "NEED_DATA",
+    "H11HandshakeParser",
     "HandshakeParser",
     "NeedData",
     "PlainRequest",
@@ -111,6 +116,55 @@ class HandshakeParser:
     A request head over `MAX_HEAD_SIZE` is refused with 431.
     """
 
+    __slots__ = ("_buffered", "_h11")
+
+    def __init__(self) -> None:
+        self._buffered = bytearray()
+        #: Once the head is not simple: h11, given every byte from the start.
+        self._h11: H11HandshakeParser | None = None
+
+    def receive_data(self, data: bytes | bytearray) -> Upgrade | PlainRequest | Refusal | None:
+        """Feed ``data`` (not empty); None until the request head is complete."""
+        if self._h11 is not None:
+            return self._h11.receive_data(data)
+        buffered = self._buffered
+        searched = len(buffered)
+        buffered += data
+        # A head sent a byte at a time is not searched from its start for each byte.
+        head = read_head(buffered, MAX_HEAD_SIZE, max(0, searched - 3))
+        if head is None:
+            return None
+        if isinstance(head, NotSimple):
+            return self._to_h11(buffered)
+        if head.size > MAX_HEAD_SIZE:
+            return _TOO_LARGE
+        checked = _check(head.method, head.target, b"1.1", head.headers)
+        if isinstance(checked, PlainRequest):
+            return self._to_h11(buffered)  # h11 reads its body
+        if isinstance(checked, Refusal):
+            return checked
+        self._buffered = bytearray()
+        return _upgrade(*checked, bytes(buffered[head.size :]))
+
+    def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
+        """After a `PlainRequest`: feed ``data``, then the next piece of its body.
+
+        Returns ``(piece, more)``, `NEED_DATA` when more bytes must be fed first, or None
+        when the body is malformed (the request cannot be answered).
+        """
+        assert self._h11 is not None  # h11 read the request
+        return self._h11.next_body(data)
+
+    def _to_h11(self, buffered: bytearray) -> Upgrade | PlainRequest | Refusal | None:
+        self._buffered = bytearray()
+        self._h11 = H11HandshakeParser()
+        return self._h11.receive_data(buffered)
+
+
+@final
+class H11HandshakeParser:
+    """`HandshakeParser` on h11 alone: what it hands a head that is not simple to."""
+
     __slots__ = ("_fed", "_h11", "_request")
 
     def __init__(self) -> None:
@@ -130,13 +184,17 @@ class HandshakeParser:
                 if isinstance(event, h11.Request):
                     if self._fed - len(parser.trailing_data[0]) > MAX_HEAD_SIZE:
                         return _TOO_LARGE
-                    checked = _check(event)
+                    headers = tuple(
+                        (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+                        for name, value in event.headers
+                    )
+                    checked = _check(event.method, event.target, event.http_version, headers)
                     if isinstance(checked, Refusal | PlainRequest):
                         return checked
                     self._request = checked
                 elif event is h11.PAUSED:
                     assert self._request is not None  # h11 pauses after a whole request
-                    return self._upgrade(parser.trailing_data[0])
+                    return _upgrade(*self._request, bytes(parser.trailing_data[0]))
                 elif event is h11.NEED_DATA:
                     return None
         except h11.RemoteProtocolError as exc:
@@ -148,11 +206,7 @@ class HandshakeParser:
             return Refusal(400, "Bad Request: malformed HTTP request")
 
     def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
-        """After a `PlainRequest`: feed ``data``, then the next piece of its body.
-
-        Returns ``(piece, more)``, `NEED_DATA` when more bytes must be fed first, or None
-        when the body is malformed (the request cannot be answered).
-        """
+        """`HandshakeParser.next_body`."""
         parser = self._h11
         if data:
             parser.receive_data(bytes(data))
@@ -168,31 +222,31 @@ class HandshakeParser:
             return b"", False
         return None
 
-    def _upgrade(self, trailing: bytes) -> Upgrade:
-        assert self._request is not None
-        target, headers, subprotocols = self._request
-        key = _values(headers, "sec-websocket-key")[0].encode("latin-1")
-        accept = b64encode(hashlib.sha1(key + _ACCEPT_GUID, usedforsecurity=False).digest())
-        response = (
-            b"HTTP/1.1 101 Switching Protocols\r\n"
-            b"upgrade: websocket\r\n"
-            b"connection: Upgrade\r\n"
-            b"sec-websocket-accept: " + accept + b"\r\n\r\n"
-        )
-        return Upgrade(target, headers, subprotocols, response, bytes(trailing))
+
+def _upgrade(
+    target: str,
+    headers: tuple[tuple[str, str], ...],
+    subprotocols: tuple[str, ...],
+    trailing: bytes,
+) -> Upgrade:
+    key = _values(headers, "sec-websocket-key")[0].encode("latin-1")
+    accept = b64encode(hashlib.sha1(key + _ACCEPT_GUID, usedforsecurity=False).digest())
+    response = (
+        b"HTTP/1.1 101 Switching Protocols\r\n"
+        b"upgrade: websocket\r\n"
+        b"connection: Upgrade\r\n"
+        b"sec-websocket-accept: " + accept + b"\r\n\r\n"
+    )
+    return Upgrade(target, headers, subprotocols, response, trailing)
 
 
 _TOO_LARGE = Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
 
 
 def _check(
-    request: h11.Request,
+    method: bytes, target: bytes, http_version: bytes, headers: tuple[tuple[str, str], ...]
 ) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | PlainRequest | Refusal:
     """The handshake's target, headers and subprotocols; a plain request; or a refusal."""
-    headers = tuple(
-        (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
-        for name, value in request.headers
-    )
     for name, value in headers:
         if name in _ASCII_HEADERS and not value.isascii():
             return Refusal(400, f"Bad Request: non-ASCII bytes in {name}")
@@ -201,21 +255,20 @@ def _check(
         return Refusal(400, "Bad Request: more than one Host header")
     if hosts and _HOST.fullmatch(hosts[0].encode("latin-1")) is None:
         return Refusal(400, "Bad Request: malformed Host header")
-    target = request.target
     if not target.isascii():
         return Refusal(400, "Bad Request: the request target must be ASCII")
     if "websocket" not in _tokens(headers, "upgrade"):
         return PlainRequest(
-            method=request.method.decode("ascii").upper(),
+            method=method.decode("ascii").upper(),
             target=target.decode("ascii"),
             headers=headers,
             expects_continue="100-continue" in _tokens(headers, "expect"),
         )
     # RFC 6455 section 4.1: "The method of the request MUST be GET, and the HTTP version
     # MUST be at least 1.1" (h11 parses only 1.0 and 1.1).
-    if request.http_version != b"1.1":
+    if http_version != b"1.1":
         return Refusal(400, "Bad Request: a WebSocket handshake needs HTTP/1.1")
-    if request.method != b"GET":
+    if method != b"GET":
         return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
     if not hosts:
         return Refusal(400, "Bad Request: a WebSocket handshake needs a Host header")

@@ -167,7 +167,7 @@ class _Upgrade:
         self._connection: _StreamConnection | None = None
 
     async def accept(self) -> _StreamConnection:
-        await self._stream.send_all(self._response)
+        await _send_small(self._stream, self._response)
         connection = _StreamConnection(self._stream, self._config, received=self._received)
         self._response = self._received = b""
         self._connection = connection
@@ -191,12 +191,21 @@ async def _read_request(
 ) -> Upgrade | PlainRequest | None:
     """Read a request head; None if the client left, timed out or was refused."""
     outcome: Upgrade | PlainRequest | Refusal | None = None
-    with trio.move_on_after(config.handshake_timeout):
-        while outcome is None:
-            data = await stream.receive_some(_RECEIVE_SIZE)
-            if not data:
-                return None
-            outcome = parser.receive_data(data)
+    # The request is usually there by the accept: read without a deadline first (and
+    # yield as trio's read does, so that tasks run in the order they did with it).
+    data = _read_now(stream)
+    if data is not None:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not data:
+            return None
+        outcome = parser.receive_data(data)
+    if outcome is None:
+        with trio.move_on_after(config.handshake_timeout):
+            while outcome is None:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    return None
+                outcome = parser.receive_data(data)
     if not isinstance(outcome, Refusal):
         return outcome
     _refused.log(
@@ -254,6 +263,32 @@ async def _refuse(stream: trio.abc.Stream, response: bytes, *, within: float = 0
         with contextlib.suppress(trio.BrokenResourceError):  # it read the answer and left
             while drained < _LINGER_BYTES and (data := await stream.receive_some(_RECEIVE_SIZE)):
                 drained += len(data)
+
+
+def _read_now(stream: trio.abc.Stream) -> bytes | None:
+    """What the socket has already received (empty at its end); None if nothing yet."""
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        return os.read(stream.socket.fileno(), _RECEIVE_SIZE)
+    except OSError:  # nothing yet, or broken: `receive_some` says which
+        return None
+
+
+async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
+    """``stream.send_all(data)``, trying one ``os.write`` first (as `_send_now` does).
+
+    A response of a few hundred bytes fits a fresh socket's buffer: trio's layers
+    around the write cost more than the write itself.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    if isinstance(stream, trio.SocketStream):
+        # Full, or broken (closed: fileno -1): `send_all` says which.
+        with contextlib.suppress(OSError):
+            data = data[os.write(stream.socket.fileno(), data) :]
+        if not data:
+            return
+    await stream.send_all(data)
 
 
 async def _close(stream: trio.abc.Stream) -> None:
