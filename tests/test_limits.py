@@ -12,10 +12,12 @@ import attrs
 import orjson
 import pytest
 import trio
+import trio.testing
 
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Reject, Room, Rooms, RoomsConfig, Session
 from trio_rooms._core.ratelimit import TokenBucket
+from trio_rooms._core.rooms import registry_of
 
 from .servers import Transport, start_server
 from .sockets import (
@@ -388,6 +390,41 @@ async def test_rooms_get_past_max_rooms_raises_too_many_rooms_error() -> None:
         assert error.limit == 3
         assert str(error) == "the server is at its limit of 3 rooms (RoomsConfig.max_rooms)"
         assert (await rooms.get(started[0])).name == started[0]
+
+
+class SlowStopRoom(GuardedRoom):
+    """Its ``on_stop`` waits for ``release``: a room that takes its time to stop."""
+
+    stopping = trio.Event()
+    release = trio.Event()
+
+    async def on_stop(self) -> None:
+        SlowStopRoom.stopping.set()
+        await SlowStopRoom.release.wait()
+
+
+async def test_a_room_asked_for_at_the_cap_waits_for_a_room_being_stopped() -> None:
+    """At ``max_rooms``, a room still stopping counts, and a new room asked for then is
+    made once it has stopped, not refused; with none stopping, it is refused at once."""
+    SlowStopRoom.stopping, SlowStopRoom.release = trio.Event(), trio.Event()
+    async with trio_rooms.open_rooms(SlowStopRoom, config=RoomsConfig(max_rooms=1)) as rooms:
+        await rooms.get("old")
+        with pytest.raises(trio_rooms.TooManyRoomsError):
+            await rooms.get("refused")
+        made: list[str] = []
+
+        async def get_new() -> None:
+            made.append((await rooms.get("new")).name)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(registry_of(rooms).evict, "old")
+            await SlowStopRoom.stopping.wait()
+            nursery.start_soon(get_new)
+            await trio.testing.wait_all_tasks_blocked()
+            assert made == []  # "old" still counts while its on_stop runs
+            SlowStopRoom.release.set()
+        assert made == ["new"]
+        assert rooms.statistics().rooms == 1
 
 
 # --------------------------------------------------------------- rate limit

@@ -114,6 +114,9 @@ class RoomRegistry:
             camel_case=config.camel_case, forbid_extra_keys=config.forbid_extra_keys
         )
         self._slots: dict[str, _Slot] = {}
+        #: Rooms being stopped: they count against ``max_rooms`` until stopped, and a
+        #: room asked for at the cap waits for one of them instead of being refused.
+        self._stopping: set[_Slot] = set()
         #: This node's clients being relayed to another node, by room.
         self._relayed: collections.Counter[str] = collections.Counter()
         self._closing = False
@@ -139,7 +142,10 @@ class RoomRegistry:
                 # Counted and taken with no checkpoint between: concurrent creations
                 # cannot pass the cap together.
                 if len(self._slots) >= self.config.max_rooms:
-                    raise TooManyRoomsError(self.config.max_rooms)
+                    if not self._stopping:
+                        raise TooManyRoomsError(self.config.max_rooms)
+                    await next(iter(self._stopping)).stopped.wait()
+                    continue
                 slot = self._slots[name] = _Slot()
                 try:
                     room: Room[Any] = await self._nursery.start(self._run_room, name, slot)
@@ -252,7 +258,7 @@ class RoomRegistry:
     def _check_room_capacity(self, name: str) -> None:
         slot = self._slots.get(name)
         max_rooms = self.config.max_rooms
-        if slot is None and len(self._slots) >= max_rooms:
+        if slot is None and len(self._slots) >= max_rooms and not self._stopping:
             raise HttpRejection(503, f"Service Unavailable: {TooManyRoomsError(max_rooms)}")
         limit = self.config.max_sessions_per_room
         room = slot.room if slot is not None else None
@@ -417,6 +423,7 @@ class RoomRegistry:
                 task_status.started(room)
                 await self._wait_idle(runner)
                 slot.stopping = runner.stopping = True
+                self._stopping.add(slot)
                 self.counters.changed()
                 if not runner.broken:  # a broken room's memory is not to be trusted
                     await self._stop_room(room)
@@ -427,6 +434,7 @@ class RoomRegistry:
                     self._remember_failed(name, owned.token)
                 with trio.CancelScope(shield=True):
                     await _release(name, owned)
+            self._stopping.discard(slot)
             slot.stopped.set()
             if self._slots.get(name) is slot:
                 del self._slots[name]

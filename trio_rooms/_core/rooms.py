@@ -60,7 +60,8 @@ class Rooms(Generic[RoomT_co]):
             RoomNameError: ``name`` is not a valid room name.
             RoomsClosedError: the `Rooms` is shutting down.
             TooManyRoomsError: the room would be created while ``config.max_rooms``
-                rooms are live (starting and stopping ones count).
+                rooms are live (starting ones count; at the cap, a room being
+                stopped is waited for, so an evicted room makes room at once).
             OwnedElsewhereError: with a cluster, another node holds the room's lease.
             BackplaneError: with a cluster, Redis could not be asked for the lease.
             Exception: whatever the room's factory or ``on_start`` raised.
