@@ -15,8 +15,8 @@ import pytest
 import trio
 from hypercorn.typing import (
     ASGIReceiveEvent,
-    ConnectionState,
     ASGISendEvent,
+    ConnectionState,
     WebsocketReceiveEvent,
     WebsocketScope,
 )
