@@ -117,18 +117,9 @@ class _AsgiConnection:
             message = await self._receive_cancellable()
         else:
             try:
-                # What is queued already is taken without a trip through the scheduler
-                # (the core yields after a burst of frames); else wait for it.
-                message = events.receive_nowait()
-            except trio.WouldBlock:
-                message = None  # waited for below, not inside `except` (see the core's reader)
+                message = await events.receive()
             except (trio.ClosedResourceError, trio.EndOfChannel):
                 raise _server_stopped() from None
-            if message is None:
-                try:
-                    message = await events.receive()
-                except (trio.ClosedResourceError, trio.EndOfChannel):
-                    raise _server_stopped() from None
         if message["type"] == "websocket.receive":
             text = message["text"]
             if text is not None:
