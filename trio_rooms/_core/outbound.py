@@ -90,7 +90,8 @@ _SKIPPED: Final = 3
 
 
 #: Where a queue not bound to a room counts (made once: a session's placeholder queue
-#: would otherwise make its own, with a `Counters`, per handshake).
+#: would otherwise make its own, with a `Counters`, per handshake). Shared, so never
+#: read: a queue whose counts are read is given its own (``counters=``).
 _UNCOUNTED: Final = RoomCounters()
 
 
@@ -186,6 +187,7 @@ class OutboundQueue:
         max_bytes: int,
         timeout: float = math.inf,
         durability: Durability | None = None,
+        counters: RoomCounters | None = None,
     ) -> None:
         #: The output gate: a frame leaves once ``durability.seq`` reached its ``after``.
         self.durability: Durability = durability if durability is not None else Durability()
@@ -218,8 +220,9 @@ class OutboundQueue:
         self._droppable: deque[Frame] | None = None
         #: Entries of ``_frames`` that are not written: dropped frames, and marks.
         self._dead = 0
-        #: Where the policies' drops are counted (the room's).
-        self.counters: RoomCounters = _UNCOUNTED
+        #: Where the policies' drops are counted (the room's). Without ``counters``, a
+        #: sink shared by every queue not bound to a room: not to be read.
+        self.counters: RoomCounters = counters if counters is not None else _UNCOUNTED
         #: Makes the frame that tells a client that counts frames (to resume with a
         #: replay) how many it was not sent; None: its client is not told.
         self.marker: Callable[[int], Frame] | None = None

@@ -35,6 +35,7 @@ from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
 from .._core.session_codecs import library_frame
+from .._core.stats import RoomCounters
 from .._errors import BackplaneError
 from .._wire import SkippedFrame
 from ..codec import WireFormat
@@ -118,7 +119,10 @@ class _Pump:
         self._config = config
         self._window = config.inbound_max_messages
         self._outbound = OutboundQueue(
-            config.outbound_max_messages, config.outbound_max_bytes, config.slow_consumer_timeout
+            config.outbound_max_messages,
+            config.outbound_max_bytes,
+            config.slow_consumer_timeout,
+            counters=RoomCounters(),  # its own: what they count since the last is REPORTed
         )
         #: The owner answered the OPEN (accepted, closed, moved), or the relay broke.
         self._answered = trio.Event()
