@@ -1,6 +1,6 @@
 """What both Redis backends need from coredis 6.9 beyond its public API.
 
-Imported only by `trio_rooms.storage.redis` and `trio_rooms.backplane._connection`,
+Imported only by `trio_rooms.storage._redis_client` and `trio_rooms.backplane._connection`,
 after `trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
 installed.
 """

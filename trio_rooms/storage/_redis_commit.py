@@ -1,0 +1,160 @@
+"""A `Commit` in Redis: one script that writes it whole, after the room's fence allows it.
+
+No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV,
+`COMMIT` writes it, `commit_reply` reads what it answers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+from coredis.commands import Script
+
+from .._core.storage import Commit
+from ._redis_encoding import encode_alarm, encode_frame, encode_record, pxat, score
+from ._redis_keys import RedisKeys, encode_name, queue_entry
+from ._redis_replies import flags
+from ._redis_scripts import FIND_TOKEN_HASH, REQUIRE_TYPE
+
+__all__ = ["COMMIT", "commit_arguments", "commit_reply"]
+
+# KEYS: the room's alarms, the alarm queue, one key per value, one per record, [the
+# room's log], the room's fence.
+# ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
+# ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
+# cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
+# the record and its PXAT; then how many logged frames, how many the log keeps, after how
+# many ms without a frame the log expires (0: never), and per frame its seq (the score)
+# and its member; last the commit's fencing token (0: unfenced). With frames, the room's
+# log is the key before the fence.
+# Returns 1 or 0 per record: written or not; or, writing nothing, 'fenced <the fence>'
+# when the token is below the room's fence.
+COMMIT: Final = Script[bytes](
+    script=FIND_TOKEN_HASH
+    + REQUIRE_TYPE
+    + """
+local nvalues, nalarms, nrecords = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local first_alarm = 4 + 2 * nvalues
+local first_record = first_alarm + 4 * nalarms
+local first_frame = first_record + 4 * nrecords
+local nframes = tonumber(ARGV[first_frame])
+if nalarms > 0 then
+    require_type(KEYS[1], 'hash')
+    require_type(KEYS[2], 'zset')
+end
+if nframes > 0 then
+    require_type(KEYS[3 + nvalues + nrecords], 'zset')
+end
+local fence_key, fence = KEYS[#KEYS], ARGV[#ARGV]
+if fence ~= '0' then
+    local stored = redis.call('GET', fence_key)
+    if stored and tonumber(fence) < tonumber(stored) then
+        return 'fenced ' .. stored
+    end
+end
+-- The compare-and-sets, in order: a record written earlier in this commit is what a
+-- later one of the same session compares with.
+local written, pending = {}, {}
+for i = 0, nrecords - 1 do
+    local arg, key = first_record + 4 * i, KEYS[3 + nvalues + i]
+    local ok = ARGV[arg] == '0'
+    if not ok then
+        local held = pending[key]
+        if held == nil then
+            local stored = redis.call('GET', key)
+            held = stored and token_hash_of(stored)
+        end
+        ok = not held or held == ARGV[arg + 1]
+    end
+    if ok then
+        pending[key] = token_hash_of(ARGV[arg + 2])
+        written[i + 1] = 1
+    else
+        written[i + 1] = 0
+    end
+end
+if fence ~= '0' then
+    redis.call('SET', fence_key, fence)
+end
+for i = 0, nvalues - 1 do
+    local arg, key = 4 + 2 * i, KEYS[3 + i]
+    if ARGV[arg] == 'd' then
+        redis.call('DEL', key)
+    else
+        redis.call('SET', key, ARGV[arg + 1])
+    end
+end
+for i = 0, nalarms - 1 do
+    local arg = first_alarm + 4 * i
+    if ARGV[arg + 2] == '' then
+        redis.call('HDEL', KEYS[1], ARGV[arg])
+        redis.call('ZREM', KEYS[2], ARGV[arg + 1])
+    else
+        redis.call('HSET', KEYS[1], ARGV[arg], ARGV[arg + 2])
+        redis.call('ZADD', KEYS[2], ARGV[arg + 3], ARGV[arg + 1])
+    end
+end
+for i = 0, nrecords - 1 do
+    if written[i + 1] == 1 then
+        local arg = first_record + 4 * i
+        redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
+    end
+end
+if nframes > 0 then
+    local log = KEYS[3 + nvalues + nrecords]
+    for i = 0, nframes - 1 do
+        redis.call('ZADD', log, ARGV[first_frame + 3 + 2 * i], ARGV[first_frame + 4 + 2 * i])
+    end
+    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
+    local expire_ms = tonumber(ARGV[first_frame + 2])
+    if expire_ms > 0 then
+        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
+    end
+end
+return written
+"""
+)
+
+
+def commit_arguments(
+    keys: RedisKeys, commit: Commit
+) -> tuple[list[bytes], list[bytes | int | str]]:
+    """The KEYS and ARGV that `COMMIT` writes ``commit`` with."""
+    room = commit.room
+    script_keys = [keys.alarms(room), keys.alarm_queue]
+    args: list[bytes | int | str] = [
+        len(commit.values),
+        len(commit.alarms),
+        len(commit.records),
+    ]
+    for key, value in commit.values.items():
+        script_keys.append(keys.state(room, key))
+        args += (b"d", b"") if value is None else (b"p", value)
+    for name, alarm in commit.alarms.items():
+        args += (encode_name(name), queue_entry(room, name))
+        args += (b"", b"") if alarm is None else (encode_alarm(alarm), score(alarm))
+    for write in commit.records:
+        record, expected = write.record, write.expected_token_hash
+        script_keys.append(keys.session(record.room, record.session_id))
+        args += (b"0", b"") if expected is None else (b"1", expected)
+        args += (encode_record(record), pxat(record.expires_at))
+    expire_ms = math.ceil(commit.frames_expire_after * 1000)
+    args += (len(commit.frames), max(commit.keep_frames, 1), expire_ms)
+    if commit.frames:
+        script_keys.append(keys.log(room))
+        for frame in commit.frames:
+            args += (frame.seq, encode_frame(frame))
+    script_keys.append(keys.fence(room))
+    args.append(commit.fence)
+    return script_keys, args
+
+
+def commit_reply(response: object) -> Sequence[bool] | int:
+    """The commit's flags, or the room's fence if it refused the commit's token."""
+    if isinstance(response, bytes):
+        refused, _, fence = response.partition(b" ")
+        assert refused == b"fenced"
+        return int(fence)
+    return flags(response)
