@@ -16,7 +16,11 @@ import orjson
 import pytest
 import trio
 
-from .owner_app import LEASE_TTL, open_owner_node
+import trio_rooms
+from trio_rooms.backplane.redis import RedisCluster
+from trio_rooms.storage.redis import RedisStorage
+
+from .owner_app import LEASE_TTL, CounterRoom, open_owner_node
 from .redis_server import RedisServer
 from .sockets import CLOSE, PING, RawClient, open_raw
 
@@ -197,3 +201,24 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_within_the_ttl
             await client.send_text('{"type": "add"}')
             assert (await _receive(client))["stored"] == 4
     assert took <= LEASE_TTL + 1.0
+
+
+async def test_a_storage_under_another_prefix_than_the_cluster_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    """A `RedisStorage` whose keys the cluster's leases do not fence is a ValueError at
+    `open_rooms`, before any room can run; under the same prefix the two open."""
+    url = redis_server.url
+    with pytest.raises(ValueError, match="same prefix"):
+        async with trio_rooms.open_rooms(
+            CounterRoom,
+            storage=RedisStorage(url, prefix="app:"),
+            cluster=RedisCluster(url, prefix="other:"),
+        ):
+            pytest.fail("opened with fences the storage does not check")
+    async with trio_rooms.open_rooms(
+        CounterRoom,
+        storage=RedisStorage(url, prefix="app:"),
+        cluster=RedisCluster(url, prefix="app:"),
+    ) as rooms:
+        assert rooms.statistics().rooms == 0

@@ -26,6 +26,7 @@ from .config import RoomsConfig
 from .connection import Connection
 from .request import ConnectRequest
 from .routes import HttpRequest, Response
+from .storage import Storage
 
 __all__ = ["Cluster", "OwnedRoom", "OwnerLost", "RelayHost"]
 
@@ -67,6 +68,11 @@ class RelayHost(Protocol):
 
     @property
     def config(self) -> RoomsConfig: ...
+
+    @property
+    def storage(self) -> Storage:
+        """Where the rooms keep their state: the cluster's leases must fence it."""
+        ...
 
     async def serve_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection

@@ -127,6 +127,11 @@ class RoomRegistry:
         self.alarms = AlarmScheduler(storage, config, self.get, self._failed_fence)
 
     @property
+    def storage(self) -> Storage:
+        """Where the rooms keep their state."""
+        return self._storage
+
+    @property
     def cluster(self) -> Cluster | None:
         """The cluster that decides which node owns each room (None: this node owns all)."""
         return self._cluster

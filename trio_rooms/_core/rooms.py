@@ -141,25 +141,35 @@ async def open_rooms(
         raise ValueError("open_rooms takes a backplane or a cluster, not both")
     storage = storage if storage is not None else MemoryStorage()
     await storage.open()
+    failed: Exception | None = None
     try:
         async with trio.open_nursery() as outer:
             # The rooms run in a task of their own under a shielded scope: cancelling the
             # caller must not cut sessions off before they were sent their 1001.
             root: _Root = await outer.start(_run_root)
-            registry = RoomRegistry(
-                factory, config or RoomsConfig(), root.nursery, storage, backplane, cluster
-            )
-            if backplane is not None:
-                await root.nursery.start(backplane.run, _Delivery(registry))
-            if cluster is not None:
-                await root.nursery.start(cluster.run, registry)
-            await root.nursery.start(registry.alarms.run)
             try:
-                yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor
-            finally:
-                with trio.CancelScope(shield=True):
-                    await registry.shutdown()
+                registry = RoomRegistry(
+                    factory, config or RoomsConfig(), root.nursery, storage, backplane, cluster
+                )
+                if backplane is not None:
+                    await root.nursery.start(backplane.run, _Delivery(registry))
+                if cluster is not None:
+                    await root.nursery.start(cluster.run, registry)
+                await root.nursery.start(registry.alarms.run)
+            except Exception as exc:
+                # Raised as it is, once the shielded root (which would keep `outer` open
+                # for ever) has ended, not inside the nursery's group.
+                failed = exc
                 root.scope.cancel()
+            else:
+                try:
+                    yield Rooms._over(registry)  # pyright: ignore[reportPrivateUsage] - its constructor
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await registry.shutdown()
+                    root.scope.cancel()
+        if failed is not None:
+            raise failed
     finally:
         with trio.CancelScope(shield=True):
             await storage.aclose()

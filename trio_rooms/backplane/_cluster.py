@@ -31,8 +31,10 @@ from .._core.connection import Connection
 from .._core.ownership import OwnerLost, RelayHost
 from .._core.request import ConnectRequest
 from .._core.routes import HttpRequest, Response
+from .._core.storage import Storage
 from .._errors import BackplaneError
 from ..codec import WireFormat
+from ..storage.redis import RedisStorage
 from ._leases import Lease, Leases
 from ._relay_entries import OPEN, Entry
 from ._relay_handover import ServedRelays, Unconfirmed
@@ -116,6 +118,7 @@ class RedisCluster:
         if max_relay_stream < 1 or max_relay_queue < 1:
             raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
         self._lease_ttl = lease_ttl
+        self._prefix = prefix
         #: The sessions other nodes relay here, by room (`_keeps`).
         self._serving: collections.Counter[str] = collections.Counter()
         #: Rooms whose relays broke with Redis, and until when their owner may reclaim
@@ -158,6 +161,7 @@ class RedisCluster:
 
         The sessions other nodes relay here run on ``host``.
         """
+        _check_fenced(host.storage, self._prefix)
         async with trio.open_nursery() as nursery:
             self._relays.on_open = functools.partial(self._opened, nursery, host)
             await nursery.start(self._leases.run)
@@ -279,3 +283,20 @@ class RedisCluster:
             if until <= now:
                 del self._reclaimable[name]
         self._reclaimable[room] = now + self._lease_ttl
+
+
+def _check_fenced(storage: Storage, prefix: str) -> None:
+    """Refuse a `RedisStorage` whose fences the leases do not raise.
+
+    A new owner's acquisition raises ``{prefix}fence:{room}`` at once; with the storage
+    under another prefix, a deposed owner could still write until the new one's first
+    commit raised the storage's own fence.
+
+    Raises:
+        ValueError: the storage's prefix is not the cluster's.
+    """
+    if isinstance(storage, RedisStorage) and storage.prefix != prefix:
+        raise ValueError(
+            f"RedisCluster(prefix={prefix!r}) fences rooms under its prefix, but the"
+            f" RedisStorage keeps them under {storage.prefix!r}: give both the same prefix"
+        )

@@ -21,6 +21,7 @@ from coredis.commands import CommandRequest
 from coredis.typing import ResponseType
 
 from .._core.config import validate_room_name
+from ..storage._redis_keys import RedisKeys
 from ._scripts import command
 
 __all__ = [
@@ -99,7 +100,8 @@ def lease_key(prefix: str, room: str) -> str:
 
 
 def fence_key(prefix: str, room: str) -> str:
-    return f"{prefix}fence:{validate_room_name(room)}"
+    """``room``'s fence: the storage's key (`RedisKeys.fence`), which commits check."""
+    return RedisKeys(prefix.encode()).fence(room).decode()
 
 
 def load_lease_scripts() -> list[CommandRequest[ResponseType]]:
