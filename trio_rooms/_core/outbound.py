@@ -563,12 +563,13 @@ class OutboundQueue:
         if self._waiter is not None:
             raise trio.BusyResourceError("another task is already waiting on this queue")
         self._waiter = trio.lowlevel.current_task()
+        # A bound method, not a closure: one object for the wait, not three (its cell
+        # and their tuple), kept as long as an idle session's writer waits.
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     async def get_batch(self, max_bytes: int) -> list[Frame]:
         """Wait for frames and take them all (at least one, then up to ``max_bytes``).

@@ -30,6 +30,8 @@ RunnerT = TypeVar("RunnerT")
 class SessionHooks(Protocol):
     """What a runner calls of the session it runs: the `Session` hooks."""
 
+    def message_classes(self) -> tuple[tuple[type[Message], ...], tuple[type[Message], ...]]: ...
+
     async def create_data(self, request: ConnectRequest) -> Any: ...  # noqa: ANN401 - DataT
 
     async def on_resume(self) -> None: ...

@@ -161,7 +161,7 @@ class SessionIO:
                         # is full: that is what keeps broadcasts batched.
                         inbox.send_nowait(message)
                     except trio.WouldBlock:
-                        pass  # waited for below, not inside `except` (see _handle_loop)
+                        pass  # waited for below, not inside `except` (see _handle_all)
                     except trio.BrokenResourceError:
                         # No handler (setup failed): keep reading until the close
                         # handshake ends, dropping what arrives.

@@ -23,7 +23,7 @@ from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.serving import WebSocketHead, counted, serve_session
+from .._core.serving import WebSocketHead, connection_counter, serve_session
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
@@ -108,12 +108,16 @@ async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
     # This task lives as long as its session, idle or not: what its frame holds is kept
-    # per connection (no closures, whose cells would stay; the handshake's objects go).
+    # per connection (no closures, whose cells would stay; no ``with`` block, whose
+    # ``__exit__`` would; the handshake's objects go).
     peer: tuple[str, int] | None = None
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
-        with counted(rooms, peer):
+        counter = connection_counter(rooms)
+        address = peer[0] if peer is not None else None
+        counter.enter(address)
+        try:
             request = await _handshake(rooms, stream, peer)
             if request is not None:
                 upgrade = _Upgrade(stream, rooms.config, keepalive, request)
@@ -124,6 +128,8 @@ async def _serve_stream(
                     await session
                 finally:
                     upgrade.ended()
+        finally:
+            counter.exit(address)
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
         if _peer_gone(exc):
