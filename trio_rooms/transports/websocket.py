@@ -337,6 +337,7 @@ class _StreamConnection:
         "_close_sent",
         "_expired",
         "_heard",
+        "_max_message_size",
         "_outbound",
         "_parser",
         "_pinged_at",
@@ -351,7 +352,10 @@ class _StreamConnection:
     ) -> None:
         self._stream = stream
         self._received = received  # read with the handshake: parsed before the socket
-        self._parser = InboundParser(config.max_message_size)
+        # Made at the first bytes from the client: with its event deque, close to a KiB
+        # that a connection which stays silent never needs.
+        self._parser: InboundParser | None = None
+        self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
@@ -387,7 +391,8 @@ class _StreamConnection:
         return data[sent:]
 
     async def receive(self) -> str | bytes:
-        events = self._parser.events
+        parser = self._parser
+        events = parser.events if parser is not None else None
         while True:
             while events:
                 event = events.popleft()
@@ -411,7 +416,10 @@ class _StreamConnection:
                 reason = "keepalive timeout" if self._expired else "connection lost"
                 raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
             self._heard = True
-            self._parser.feed(data)
+            if parser is None:
+                parser = self._parser = InboundParser(self._max_message_size)
+                events = parser.events
+            parser.feed(data)
 
     async def _read(self) -> bytes:
         """The next bytes from the peer; empty once it is gone (or the stream closed).
