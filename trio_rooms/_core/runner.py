@@ -371,11 +371,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         """
         config = room.config
         inbox = Inbox(config.inbound_max_messages)
-        if config.rate_limit is not None:
-            self._bucket = TokenBucket(
-                config.rate_limit, config.rate_limit_burst, trio.current_time()
-            )
-        try:
+        try:  # whatever happens, the room is told last (`RoomRunner.session_ended`)
+            if config.rate_limit is not None:
+                self._bucket = TokenBucket(
+                    config.rate_limit, config.rate_limit_burst, trio.current_time()
+                )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
                 nursery.start_soon(self._read_loop, connection, inbox)
@@ -405,6 +405,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             closing = self.closing
             room.counters.closes[closing.code if closing is not None else 1006] += 1
             room.counters.changed()
+            room.session_ended(self)
+
+    def ended_with(self) -> tuple[int, str]:
+        """The code and reason the session ended with (after `run`)."""
+        closing = self.closing
+        return (closing.code, closing.reason) if closing is not None else (1006, "")
 
     # ---------------------------------------------------------------- setup
 

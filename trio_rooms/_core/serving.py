@@ -112,7 +112,14 @@ async def serve_session(
     # Nothing of the handshake needs to live as long as the session.
     del accept, refuse, head, target
     try:
-        return await registry.serve(request.room, request, wire, connection)
+        placed = await registry.place(request.room, request, wire, connection)
+        if isinstance(placed, tuple):
+            return placed
+        # Run here, not in a callee that only awaits it: a coroutine less per session.
+        session, room, served = placed.session, placed.room, placed.connection
+        del placed
+        await session.run(served, room)
+        return session.ended_with()
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
         return 1001, "server shutting down"
