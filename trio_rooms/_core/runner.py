@@ -39,7 +39,6 @@ from .dispatch import SessionDispatch
 from .durable import DurableRecord
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
-from .ratelimit import TokenBucket
 from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
 from .runner_sides import RoomSide, SessionHooks
@@ -372,10 +371,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         config = room.config
         inbox = Inbox(config.inbound_max_messages)
         try:  # whatever happens, the room is told last (`RoomRunner.session_ended`)
-            if config.rate_limit is not None:
-                self._bucket = TokenBucket(
-                    config.rate_limit, config.rate_limit_burst, trio.current_time()
-                )
+            self._rate_limited = config.rate_limit is not None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
                 nursery.start_soon(self._read_loop, connection, inbox)

@@ -63,6 +63,7 @@ class SessionIO:
         "_close_sent",
         "_handler_ended",
         "_handler_scope",
+        "_rate_limited",
         "_reader_scope",
         "_reader_task",
         "_reads",
@@ -86,7 +87,10 @@ class SessionIO:
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.READER
         self._reader_task: trio.lowlevel.Task | None = None
-        #: The session's rate limit (None: none).
+        #: The session's rate limit applies (``RoomsConfig.rate_limit``); its bucket is
+        #: made full at the first message, as full as it would be had it been made at
+        #: the start (None: none yet).
+        self._rate_limited = False
         self._bucket: TokenBucket | None = None
         self._writer_scope = trio.CancelScope(shield=True)
         self._handler_scope = trio.CancelScope(shield=True)
@@ -260,8 +264,15 @@ class SessionIO:
     def _take(self, message: str | bytes) -> bool:
         """Count a received message; False if it is over the rate limit (dropped)."""
         self.counters.messages_in += 1
+        if not self._rate_limited:
+            return True
+        now = trio.current_time()
         bucket = self._bucket
-        if bucket is not None and not bucket.take(trio.current_time()):
+        if bucket is None:
+            config = self._config()
+            assert config.rate_limit is not None
+            bucket = self._bucket = TokenBucket(config.rate_limit, config.rate_limit_burst, now)
+        if not bucket.take(now):
             self._over_rate_limit(bucket.excess, self._config())
             return False
         return True
