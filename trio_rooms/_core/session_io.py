@@ -21,7 +21,7 @@ import trio
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .inbox import Inbox
-from .outbound import OutboundQueue
+from .outbound import Frame, OutboundQueue
 from .ratelimit import TokenBucket
 from .stats import Counters
 
@@ -329,10 +329,24 @@ class SessionIO:
 
     async def _write_loop(self, connection: Connection) -> None:
         outbound = self.outbound
+        batch: list[Frame] | None = None
+        try:
+            # The first wait is outside the writer's shield: a session never sent a
+            # frame holds no cancel status of its own (its two sets are half a KiB).
+            # Cancelled there, nothing was taken from the queue.
+            batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+        except trio.Cancelled:
+            if self._cancelled_within():
+                raise
+            # The caller's cancellation: the reader closes with 1001 (see `_read_loop`),
+            # and the writer writes on, shielded from here on.
         with self._writer_scope:
             try:
-                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                if batch is None:
+                    batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+                while batch:
                     await connection.send(batch)
+                    batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
                 if self._send_close:
                     closing = self.closing
                     assert closing is not None
