@@ -43,7 +43,8 @@ _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # every other client's too (the same Host, Upgrade, Origin...): one decoded pair per
 # distinct line of these names serves them all, a few hundred bytes less per idle
 # connection, and no match of the line. Unique lines (the key, cookies) are decoded each
-# time; the cache stops growing at `_MAX_SHARED` lines, so a client cannot grow it.
+# time. The cache starts over once it holds `_MAX_SHARED` lines: a client cannot grow
+# it, nor keep the usual lines out of it for long.
 _SHARED_NAMES = frozenset(
     {
         b"accept-encoding",
@@ -121,7 +122,9 @@ def read_head(
             if name in _BODY_HEADERS:
                 return NOT_SIMPLE
             pair = (name.decode("ascii"), field[2].decode("latin-1"))
-            if name in _SHARED_NAMES and len(_shared) < _MAX_SHARED:
+            if name in _SHARED_NAMES:
+                if len(_shared) >= _MAX_SHARED:
+                    _shared.clear()
                 _shared[line] = pair
         if pair[0] == "host":
             hosts += 1
