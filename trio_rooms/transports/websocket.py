@@ -282,7 +282,7 @@ def _read_now(stream: trio.abc.Stream) -> bytes | None:
 
 
 async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
-    """``stream.send_all(data)``, trying one ``os.write`` first (as the direct write does).
+    """``stream.send_all(data)``, trying one ``os.write`` first (as `_send_now` does).
 
     A response of a few hundred bytes fits a fresh socket's buffer: trio's layers
     around the write cost more than the write itself.
@@ -357,7 +357,7 @@ class _StreamConnection:
         self._parser: InboundParser | None = None
         self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
-        # Read and written without trio's stream layers (see `_read`, `__call__`).
+        # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._close_sent = False
         # Keepalive state, read and written by the server's `Keepalive` task.
@@ -369,13 +369,10 @@ class _StreamConnection:
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
         if self._socket is not None:
-            # The connection itself, not a bound method that every session would keep.
-            outbound.direct = self
+            outbound.direct = self._send_now
 
-    def __call__(self, frames: list[Frame]) -> bytes | None:
-        """The queue's direct write (`OutboundQueue.direct`).
-
-        Writes ``frames`` without waiting, the writer being idle: the unsent rest, or None.
+    def _send_now(self, frames: list[Frame]) -> bytes | None:
+        """Write ``frames`` without waiting, the writer being idle: the unsent rest, or None.
 
         A closed socket's ``fileno()`` is -1 (the write fails), so a write after close
         can never reach a descriptor the kernel gave to another connection.
