@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import orjson
 import pytest
 import trio
@@ -167,6 +168,51 @@ async def test_cancelling_the_server_closes_its_sessions_with_1001(
     assert room.closed == [("anon", 1001)]
     with pytest.raises(OSError):  # noqa: PT011 - connection refused, spelled per platform
         await trio.open_tcp_stream("127.0.0.1", port)
+
+
+@attrs.frozen
+class _Note(trio_rooms.Message):
+    text: str
+
+
+class _SilentSession(trio_rooms.Session[None, _Note, _Note]):
+    """Sends nothing: its writer has never written when the server stops."""
+
+    async def create_data(self, request: trio_rooms.ConnectRequest) -> None:
+        return None
+
+    async def on_message(self, message: _Note) -> None:
+        pass
+
+
+class _SilentRoom(trio_rooms.Room[_SilentSession]):
+    pass
+
+
+async def test_cancelling_the_server_closes_a_session_never_sent_a_frame_with_1001(
+    transport: Transport,
+) -> None:
+    """Sessions that were never sent a frame are closed with 1001 too when their server stops."""
+    codes: list[int] = []
+
+    async def client(port: int, *, task_status: trio.TaskStatus[None]) -> None:
+        async with connect(port, "quiet") as peer:
+            task_status.started()
+            codes.append(await peer.close_code())
+
+    # Several: which of a session's tasks sees the cancellation first varies (its writer
+    # waits for its first frame unshielded, and must write the close all the same).
+    count = 12
+    with trio.fail_after(10):
+        # The clients outlive the server: they read the close frames of the shutdown.
+        async with trio.open_nursery() as clients:  # noqa: SIM117 - nesting order matters
+            async with trio_rooms.open_rooms(_SilentRoom) as rooms, trio.open_nursery() as server:
+                port = await start_server(server, transport, rooms)
+                for _ in range(count):
+                    await clients.start(client, port)
+                await rooms.wait_statistics(lambda stats: stats.sessions == count)
+                server.cancel_scope.cancel()
+    assert codes == [1001] * count
 
 
 @pytest.mark.parametrize("config", [RoomsConfig(ping_interval=0.05, ping_timeout=0.2)])

@@ -16,6 +16,7 @@ import h11
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_rooms.transports import _request_head
 from trio_rooms.transports._handshake import (
     MAX_HEAD_SIZE,
     H11HandshakeParser,
@@ -248,3 +249,36 @@ def test_an_incomplete_head_waits_unless_h11_would_refuse_it_now() -> None:
     assert read_head(good[:-2], MAX_HEAD_SIZE) is None
     assert read_head(b"\x16\x03\x01", MAX_HEAD_SIZE) is NOT_SIMPLE
     assert read_head(good[:-2] + b"p" * MAX_HEAD_SIZE, MAX_HEAD_SIZE) is NOT_SIMPLE
+
+
+def _upgrade_head(host: bytes, key: bytes) -> bytes:
+    return (
+        b"GET /rooms/a/websocket HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+
+def test_heads_share_the_decoded_pairs_of_their_common_lines_but_not_their_keys() -> None:
+    """Two handshakes from the same Host share its decoded line; their keys stay their own."""
+    read_head(_upgrade_head(b"shared.example", b"d2FybWluZy11cC13YXJtaW5nLQ=="), 4096)
+    first = read_head(_upgrade_head(b"shared.example", b"a2V5LW9uZS1vbmUtb25lLQ=="), 4096)
+    second = read_head(_upgrade_head(b"shared.example", b"a2V5LXR3by10d28tdHdvLQ=="), 4096)
+    assert isinstance(first, Head)
+    assert isinstance(second, Head)
+    assert first.headers[0] == ("host", "shared.example")
+    assert first.headers[0] is second.headers[0]  # one pair for every session
+    assert first.headers[1] is second.headers[1]  # upgrade: websocket
+    assert first.headers[3] == ("sec-websocket-key", "a2V5LW9uZS1vbmUtb25lLQ==")
+    assert second.headers[3] == ("sec-websocket-key", "a2V5LXR3by10d28tdHdvLQ==")
+
+
+def test_the_shared_lines_never_pass_their_bound_and_heads_still_read_right() -> None:
+    """Past `_MAX_SHARED` distinct lines the cache starts over, and every head reads the same."""
+    key = b"dGhlIHNhbXBsZSBub25jZQ=="
+    for number in range(2 * _request_head._MAX_SHARED):  # pyright: ignore[reportPrivateUsage] - the bound under test
+        host = b"host-%d.example" % number
+        head = read_head(_upgrade_head(host, key), 4096)
+        assert isinstance(head, Head)
+        assert head.headers[0] == ("host", host.decode())
+    assert len(_request_head._shared) <= _request_head._MAX_SHARED  # pyright: ignore[reportPrivateUsage] - the bound under test

@@ -48,9 +48,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
     session: SessionHooks
     room_side: RoomSide[RunnerT] | None
     format: WireFormat
-    encode: Callable[[Message], bytes]
     check: Callable[[Message], None] | None
-    _decode: Callable[[str | bytes], Message]
 
     def __init__(
         self,
@@ -64,8 +62,9 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         #: The session's request handlers (`replies`), and how many of them are running.
         self._responders = responders
         self._in_flight = 0
-        #: The cancel scopes of the running handlers: a close gives them close_timeout.
-        self._request_scopes: set[trio.CancelScope] = set()
+        #: The cancel scopes of the running handlers: a close gives them close_timeout
+        #: (made at the first request: most sessions never send one).
+        self._request_scopes: set[trio.CancelScope] | None = None
         self._invalid_in_a_row = 0
 
     def enqueue(self, frame: Frame) -> None:
@@ -75,28 +74,23 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
     async def _report(self, error: Exception) -> None:
         raise NotImplementedError
 
+    def encode(self, message: Message) -> bytes:
+        """The payload of ``message`` (`SessionRunner.encode`)."""
+        raise NotImplementedError
+
+    def _decode(self, data: str | bytes) -> Message:
+        raise NotImplementedError
+
     # --------------------------------------------------------------- handling
 
-    async def _handle_all(self, connection: Connection, inbox: Inbox) -> None:
-        """Handle the session's frames in order until the connection ends."""
-        first = await self._handle_loop(connection, inbox, None)
-        if first is not None:
-            # Opened at the first request, not per session: its handlers run here, and
-            # they end before on_close.
-            async with trio.open_nursery() as requests:
-                await run_eagerly(self._handle(*first, requests), self._lend_reading)
-                await self._handle_loop(connection, inbox, requests)
+    async def _handle_all(
+        self, connection: Connection, inbox: Inbox, requests: trio.Nursery | None = None
+    ) -> None:
+        """Handle the session's frames in order until the connection ends.
 
-    async def _handle_loop(
-        self,
-        connection: Connection,
-        inbox: Inbox,
-        requests: trio.Nursery | None,
-    ) -> tuple[str | bytes, tuple[int | None, str | bytes]] | None:
-        """Handle frames in order until the connection ends (then return None).
-
-        Without a ``requests`` nursery, the first request is returned unhandled instead,
-        with its ``$rid`` split off: `_handle_all` opens the nursery for it.
+        Without a ``requests`` nursery, the first request opens it, and this goes on
+        inside it (its handlers run there, and end before on_close): a nursery only for
+        the sessions that send requests, and no frame per session above this loop.
         """
         counters = self.counters
         limit = self._config().inbound_max_messages
@@ -106,7 +100,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
             if self._reads is Reads.HANDLER:
                 item = await self._receive(connection)
                 if item is None:
-                    return None
+                    return
                 burst += 1
                 if burst >= limit:
                     # Frames parsed from one read come without a wait: let others run.
@@ -120,7 +114,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                     item = None  # waited for below: inside `except`, the idle wait would
                     # keep the exception and its traceback alive, per idle session
                 except trio.EndOfChannel:
-                    return None
+                    return
                 if item is None:
                     if self._reads is Reads.READER and not fanned_out:
                         # The reader hands it the next frame, and the reading with it.
@@ -128,14 +122,17 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                     try:
                         item = await inbox.receive()
                     except trio.EndOfChannel:
-                        return None
+                        return
             closing = self.closing
             if closing is not None and not closing.by_peer:
                 continue  # we are closing: what the peer still sends is not handled
             # A request is a frame of the session's own kind (binary on JSON: on_bytes).
             split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
             if split is not None and requests is None:
-                return item, split
+                async with trio.open_nursery() as requests:
+                    await run_eagerly(self._handle(item, split, requests), self._lend_reading)
+                    await self._handle_all(connection, inbox, requests)
+                return
             sent = counters.messages_out
             await run_eagerly(self._handle(item, split, requests), self._lend_reading)
             fanned_out = counters.messages_out - sent > 1
@@ -247,7 +244,10 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
             scope = trio.CancelScope()
             if self.closing is not None:
                 scope.deadline = trio.current_time() + room.config.close_timeout
-            self._request_scopes.add(scope)
+            scopes = self._request_scopes
+            if scopes is None:
+                scopes = self._request_scopes = set()
+            scopes.add(scope)
             try:
                 with scope:
                     frame = await self._reply(responder, request, rid)
@@ -256,7 +256,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                     else:
                         self.counters.dropped += 1
             finally:
-                self._request_scopes.discard(scope)
+                scopes.discard(scope)
                 room.gate.release()
         finally:
             self._in_flight -= 1

@@ -130,6 +130,23 @@ class Durability:
 
 
 @final
+class _NoFrames(deque[Frame]):
+    """The queue of every `OutboundQueue` never sent a frame: empty, and kept so.
+
+    An empty deque costs 760 bytes, per idle session; a queue makes its own at its
+    first frame (`OutboundQueue._own_frames`). Adding to this one is a bug, said loudly.
+    """
+
+    def append(self, x: Frame, /) -> None:
+        raise RuntimeError("a frame was queued without OutboundQueue._own_frames")
+
+    appendleft = extend = extendleft = append  # pyright: ignore[reportAssignmentType] - all refused
+
+
+_NO_FRAMES: Final = _NoFrames()
+
+
+@final
 class OutboundQueue:
     """A bounded FIFO of frames with a single consumer, the session's writer.
 
@@ -198,7 +215,7 @@ class OutboundQueue:
         self._largest = max(max_bytes // 2, 1)  # the most one frame counts for
         #: When the queue went over ``max_messages`` (None: it is not over).
         self._over_since: float | None = None
-        self._frames: deque[Frame] = deque()
+        self._frames: deque[Frame] = _NO_FRAMES  # its own at the first frame
         self._bytes = 0
         self._closed = False
         self._waiter: trio.lowlevel.Task | None = None
@@ -255,8 +272,17 @@ class OutboundQueue:
         self._append(frame, size)
         return True
 
+    def _own_frames(self) -> deque[Frame]:
+        frames = self._frames
+        if frames is _NO_FRAMES:
+            frames = self._frames = deque()
+        return frames
+
     def _append(self, frame: Frame, size: int) -> None:
-        self._frames.append(frame)
+        frames = self._frames
+        if frames is _NO_FRAMES:  # inline: this is every broadcast's path
+            frames = self._frames = deque()
+        frames.append(frame)
         self._bytes += size
         if self._waiter is not None:
             if frame.after <= self.durability.seq:
@@ -398,7 +424,7 @@ class OutboundQueue:
         paced = self._paced
         if paced is None:
             return
-        frames = self._frames
+        frames = self._own_frames()
         largest = self._largest
         count, size = max(self.max_messages // 2, 1), self.max_bytes // 2
         while paced and (len(frames) < count and self._bytes < size):
@@ -480,14 +506,14 @@ class OutboundQueue:
         if rest is None:
             return False
         if rest:  # a partial write
-            self._frames.append(_tail(frame.opcode, rest))
+            self._own_frames().append(_tail(frame.opcode, rest))
             self._wake()
         return True
 
     def put_control(self, frame: Frame) -> None:
         """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""
         if not self._closed:
-            self._frames.append(frame)
+            self._own_frames().append(frame)
             if self._waiter is not None:
                 self._wake()
 
@@ -566,12 +592,13 @@ class OutboundQueue:
         if self._waiter is not None:
             raise trio.BusyResourceError("another task is already waiting on this queue")
         self._waiter = trio.lowlevel.current_task()
+        # A bound method, not a closure: one object for the wait, not three (its cell
+        # and their tuple), kept as long as an idle session's writer waits.
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     async def get_batch(self, max_bytes: int) -> list[Frame]:
         """Wait for frames and take them all (at least one, then up to ``max_bytes``).

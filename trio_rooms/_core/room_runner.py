@@ -369,7 +369,24 @@ class RoomRunner:
 
         Returns the code and reason it ended with. If the caller is cancelled (the
         transport is shutting down), the session is closed with 1001 and the call
-        returns once it has ended, within ``close_timeout``.
+        returns once it has ended, within ``close_timeout``. `admit` and the runner's
+        ``run``, for a caller that awaits the session itself (one coroutine less).
+
+        Raises:
+            RoomsClosedError: the room is stopping.
+        """
+        runner = await self.admit(request, wire, connection)
+        if isinstance(runner, tuple):
+            return runner
+        await runner.run(connection, self)
+        return runner.ended_with()
+
+    async def admit(
+        self, request: ConnectRequest, wire: WireFormat, connection: Connection
+    ) -> SessionRunner | tuple[int, str]:
+        """A new session on ``connection``, to ``run`` at once in the caller's task.
+
+        Returns the close code and reason instead if the room is full (closed with 1013).
 
         Raises:
             RoomsClosedError: the room is stopping.
@@ -386,16 +403,16 @@ class RoomRunner:
         runner = runner_of(self._session_class())
         runner.attach(self, request, wire, connection)
         self._mark_busy()
-        # In the caller's task (no task per session that only waits for it to end);
+        # Run in the caller's task (no task per session that only waits for it to end);
         # the room still owns it: it waits for it to stop, and cuts it if stopped hard.
+        # `run` tells `session_ended` last thing.
         self._serving.add(runner)
-        try:
-            await runner.run(connection, self)
-        finally:
-            self._serving.discard(runner)
-            self._mark_done()
-        closing = runner.closing
-        return (closing.code, closing.reason) if closing is not None else (1006, "")
+        return runner
+
+    def session_ended(self, runner: SessionRunner) -> None:
+        """A session `admit` made has run to its end."""
+        self._serving.discard(runner)
+        self._mark_done()
 
     async def own_sessions(self) -> None:
         """Run in the room's nursery: once that is cancelled, end its sessions and wait.

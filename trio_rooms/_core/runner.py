@@ -31,7 +31,7 @@ from .._wire import (
     SessionFrame,
     SkippedFrame,
 )
-from ..codec import WireFormat
+from ..codec import Codec, WireFormat
 from . import tokens
 from .config import RoomsConfig
 from .connection import Connection
@@ -39,7 +39,6 @@ from .dispatch import SessionDispatch
 from .durable import DurableRecord
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
-from .ratelimit import TokenBucket
 from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
 from .runner_sides import RoomSide, SessionHooks
@@ -94,11 +93,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
 
     # One runner per connection: slots keep an idle session small.
     __slots__ = (
-        "_decode",
+        "_decoder",
         "_durable",
+        "_encoder",
         "_joined_at",
         "_left_at",
-        "_message_classes",
         "_resumed_at",
         "_sent",
         "_setup_scope",
@@ -106,7 +105,6 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         "closing",
         "counters",
         "data",
-        "encode",
         "format",
         "id",
         "missed_broadcasts",
@@ -124,7 +122,6 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         session: SessionHooks,
         *,
         data_type: object,
-        message_classes: Callable[[], tuple[tuple[type[Message], ...], tuple[type[Message], ...]]],
         takes_bytes: bool,
         responders: Mapping[type[Request[Any]], Callable[[Any, Any], Awaitable[Message]]],
     ) -> None:
@@ -134,14 +131,15 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         #: The session's data; `Session.data` guards it until ``create_data`` returned.
         self.data: object = NO_DATA
         self._durable = DurableRecord(data_type, _DEFAULT_CONFIG.resume_window)
-        self._message_classes = message_classes
         self.room_side: RoomSide[SessionRunner] | None = None
         self.request: ConnectRequest | None = None
         self.format: WireFormat = "json"
-        self.encode: Callable[[Message], bytes] = _unbound_encode
+        # The codecs (shared by the sessions of a class), not their bound methods:
+        # two objects less per session. None until attached.
+        self._encoder: Codec[Message] | None = None
         #: Checks a message before `Session.send` encodes it (None: not checked).
         self.check: Callable[[Message], None] | None = None
-        self._decode: Callable[[str | bytes], Message] = _unbound_decode
+        self._decoder: Codec[Message] | None = None
         self.outbound = OutboundQueue(1, 1)
         self.counters = _UNATTACHED  # the rooms' own, once attached
         self.phase = Phase.SETUP
@@ -199,6 +197,19 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self.missed_broadcasts = 0
 
     # ---------------------------------------------------------- for the façade
+
+    def encode(self, message: Message) -> bytes:
+        """The payload of ``message`` in the session's wire format."""
+        encoder = self._encoder
+        if encoder is None:
+            raise _unattached()
+        return encoder.encode(message)
+
+    def _decode(self, data: str | bytes) -> Message:
+        decoder = self._decoder
+        if decoder is None:
+            raise _unattached()
+        return decoder.decode(data)
 
     def send_user(self, opcode: int, payload: bytes, policy: int = 0, key: object = None) -> None:
         """Queue one of the session's own frames, logged for a replay if it can resume."""
@@ -334,7 +345,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self._reader_scope.deadline = deadline
             self._handler_scope.deadline = deadline
         # Nobody will read their replies: request handlers get until the deadline too.
-        for scope in self._request_scopes:
+        for scope in self._request_scopes or ():
             scope.deadline = deadline
 
     def take_over(self) -> None:
@@ -359,11 +370,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         """
         config = room.config
         inbox = Inbox(config.inbound_max_messages)
-        if config.rate_limit is not None:
-            self._bucket = TokenBucket(
-                config.rate_limit, config.rate_limit_burst, trio.current_time()
-            )
-        try:
+        try:  # whatever happens, the room is told last (`RoomRunner.session_ended`)
+            self._rate_limited = config.rate_limit is not None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
                 nursery.start_soon(self._read_loop, connection, inbox)
@@ -393,6 +401,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             closing = self.closing
             room.counters.closes[closing.code if closing is not None else 1006] += 1
             room.counters.changed()
+            room.session_ended(self)
+
+    def ended_with(self) -> tuple[int, str]:
+        """The code and reason the session ended with (after `run`)."""
+        closing = self.closing
+        return (closing.code, closing.reason) if closing is not None else (1006, "")
 
     # ---------------------------------------------------------------- setup
 
@@ -530,12 +544,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         return claimed.issued
 
     def _set_format(self, room: RoomSide[SessionRunner], wire: WireFormat) -> None:
-        client_classes, server_classes = self._message_classes()
+        client_classes, server_classes = self.session.message_classes()
         config = room.config
         options = (wire, config.camel_case, config.forbid_extra_keys)
         self.format = wire
-        self.encode = session_codec(server_classes, *options).encode
-        self._decode = session_codec(client_classes, *options).decode
+        self._encoder = session_codec(server_classes, *options)
+        self._decoder = session_codec(client_classes, *options)
         if config.check_outbound:
             self.check = outbound_check(server_classes, config.camel_case)
 
@@ -616,9 +630,5 @@ def _count(seen: str) -> int | None:
     return None
 
 
-def _unbound_encode(message: Message) -> bytes:
-    raise RuntimeError("this session has not been attached to a connection")
-
-
-def _unbound_decode(data: str | bytes) -> Message:
-    raise RuntimeError("this session has not been attached to a connection")
+def _unattached() -> RuntimeError:
+    return RuntimeError("this session has not been attached to a connection")

@@ -22,7 +22,7 @@ from .request import ConnectRequest
 from .rooms import Rooms, registry_of
 from .routing import HttpRejection, route_websocket
 
-__all__ = ["Counted", "WebSocketHead", "counted", "serve_session"]
+__all__ = ["Counted", "WebSocketHead", "connection_counter", "counted", "serve_session"]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -48,6 +48,15 @@ def counted(rooms: Rooms[Any], client: tuple[str, int] | None) -> Counted:
     ``websocket.connect`` or the request.
     """
     return Counted(registry_of(rooms).connections, client[0] if client is not None else None)
+
+
+def connection_counter(rooms: Rooms[Any]) -> ConnectionCounter:
+    """What `counted` counts into, for a transport that enters and exits it itself.
+
+    One object of ``rooms``: a connection task that counts itself keeps nothing of its
+    own for it, where a ``with`` block keeps its slot and the slot's ``__exit__``.
+    """
+    return registry_of(rooms).connections
 
 
 @final
@@ -99,13 +108,22 @@ async def serve_session(
         await refuse(rejection.status, rejection.body)
         return None
     connection = await accept()
-    del accept, refuse, head  # nothing of the handshake needs to live as long as the session
+    wire = target.wire
+    # Nothing of the handshake needs to live as long as the session.
+    del accept, refuse, head, target
     try:
-        return await registry.serve(target.room, request, target.wire, connection)
+        placed = await registry.place(request.room, request, wire, connection)
+        if isinstance(placed, tuple):
+            return placed
+        # Run here, not in a callee that only awaits it: a coroutine less per session.
+        session, room, served = placed.session, placed.room, placed.connection
+        del placed
+        await session.run(served, room)
+        return session.ended_with()
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
         return 1001, "server shutting down"
     except Exception:
-        _logger.exception("room %r could not admit a session", target.room)
+        _logger.exception("room %r could not admit a session", request.room)
         await connection.close(1011, "room failed to start")
         return 1011, "room failed to start"

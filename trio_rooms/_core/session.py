@@ -258,7 +258,6 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         self._runner = SessionRunner(
             self,
             data_type=cls._data_type,
-            message_classes=cls.message_classes,
             takes_bytes=cls.on_bytes is not Session.on_bytes,  # pyright: ignore[reportUnknownMemberType]
             responders=cls._responders,
         )

@@ -21,7 +21,7 @@ import trio
 from .config import RoomsConfig
 from .connection import Connection, ConnectionEnded
 from .inbox import Inbox
-from .outbound import OutboundQueue
+from .outbound import Frame, OutboundQueue
 from .ratelimit import TokenBucket
 from .stats import Counters
 
@@ -63,6 +63,7 @@ class SessionIO:
         "_close_sent",
         "_handler_ended",
         "_handler_scope",
+        "_rate_limited",
         "_reader_scope",
         "_reader_task",
         "_reads",
@@ -86,7 +87,10 @@ class SessionIO:
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.READER
         self._reader_task: trio.lowlevel.Task | None = None
-        #: The session's rate limit (None: none).
+        #: The session's rate limit applies (``RoomsConfig.rate_limit``); its bucket is
+        #: made full at the first message, as full as it would be had it been made at
+        #: the start (None: none yet).
+        self._rate_limited = False
         self._bucket: TokenBucket | None = None
         self._writer_scope = trio.CancelScope(shield=True)
         self._handler_scope = trio.CancelScope(shield=True)
@@ -161,7 +165,7 @@ class SessionIO:
                         # is full: that is what keeps broadcasts batched.
                         inbox.send_nowait(message)
                     except trio.WouldBlock:
-                        pass  # waited for below, not inside `except` (see _handle_loop)
+                        pass  # waited for below, not inside `except` (see _handle_all)
                     except trio.BrokenResourceError:
                         # No handler (setup failed): keep reading until the close
                         # handshake ends, dropping what arrives.
@@ -260,8 +264,15 @@ class SessionIO:
     def _take(self, message: str | bytes) -> bool:
         """Count a received message; False if it is over the rate limit (dropped)."""
         self.counters.messages_in += 1
+        if not self._rate_limited:
+            return True
+        now = trio.current_time()
         bucket = self._bucket
-        if bucket is not None and not bucket.take(trio.current_time()):
+        if bucket is None:
+            config = self._config()
+            assert config.rate_limit is not None
+            bucket = self._bucket = TokenBucket(config.rate_limit, config.rate_limit_burst, now)
+        if not bucket.take(now):
             self._over_rate_limit(bucket.excess, self._config())
             return False
         return True
@@ -318,10 +329,24 @@ class SessionIO:
 
     async def _write_loop(self, connection: Connection) -> None:
         outbound = self.outbound
+        batch: list[Frame] | None = None
+        try:
+            # The first wait is outside the writer's shield: a session never sent a
+            # frame holds no cancel status of its own (its two sets are half a KiB).
+            # Cancelled there, nothing was taken from the queue.
+            batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+        except trio.Cancelled:
+            if self._cancelled_within():
+                raise
+            # The caller's cancellation: the reader closes with 1001 (see `_read_loop`),
+            # and the writer writes on, shielded from here on.
         with self._writer_scope:
             try:
-                while batch := await outbound.get_batch(_WRITE_BATCH_BYTES):
+                if batch is None:
+                    batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+                while batch:
                     await connection.send(batch)
+                    batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
                 if self._send_close:
                     closing = self.closing
                     assert closing is not None

@@ -80,41 +80,44 @@ class SessionTags(MutableSet[str], Generic[MemberT]):
 
     def __init__(self, member: MemberT, max_tags: int, max_length: int) -> None:
         self._member = member
-        self._tags: set[str] = set()
+        #: Made at the first tag: most sessions have none, and an empty set is 216 bytes.
+        self._tags: set[str] | None = None
         #: The room's index while the session is in the room (None: not in one).
         self._index: TagIndex[MemberT] | None = None
         self.max_tags = max_tags
         self.max_length = max_length
 
     def __contains__(self, tag: object) -> bool:
-        return tag in self._tags
+        return self._tags is not None and tag in self._tags
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._tags)
+        return iter(self._tags or ())
 
     def __len__(self) -> int:
-        return len(self._tags)
+        return len(self._tags or ())
 
     def __repr__(self) -> str:
-        return f"SessionTags({sorted(self._tags)!r})"
+        return f"SessionTags({sorted(self._tags or ())!r})"
 
     def add(self, value: str) -> None:
         """Tag the session with ``value`` (nothing if it has it already)."""
-        if value in self._tags:
+        if value in self:
             return
         self._check(value)
-        if len(self._tags) >= self.max_tags:
+        if len(self) >= self.max_tags:
             raise ValueError(
                 f"a session has at most {self.max_tags} tags "
                 f"(RoomsConfig.max_tags_per_session): cannot add {value[:40]!r}"
             )
+        if self._tags is None:
+            self._tags = set()
         self._tags.add(value)
         if self._index is not None:
             self._index.add(self._member, value)
 
     def discard(self, value: str) -> None:
         """Remove the tag ``value`` if the session has it."""
-        if value in self._tags:
+        if self._tags is not None and value in self._tags:
             self._tags.remove(value)
             if self._index is not None:
                 self._index.discard(self._member, value)
@@ -129,9 +132,10 @@ class SessionTags(MutableSet[str], Generic[MemberT]):
                 f"a session has at most {self.max_tags} tags "
                 f"(RoomsConfig.max_tags_per_session), got {len(wanted)}"
             )
-        for tag in self._tags - wanted:
+        current = frozenset(self._tags or ())
+        for tag in current - wanted:
             self.discard(tag)
-        for tag in wanted - self._tags:
+        for tag in wanted - current:
             self.add(tag)
 
     def _check(self, value: object) -> None:
@@ -148,14 +152,14 @@ class SessionTags(MutableSet[str], Generic[MemberT]):
     def join(self, index: TagIndex[MemberT]) -> None:
         """The session joined a room: index its tags there."""
         self._index = index
-        for tag in self._tags:
+        for tag in self._tags or ():
             index.add(self._member, tag)
 
     def leave(self) -> None:
         """The session left its room: take its tags out of the index (it keeps them)."""
         index, self._index = self._index, None
         if index is not None:
-            for tag in self._tags:
+            for tag in self._tags or ():
                 index.discard(self._member, tag)
 
 

@@ -23,7 +23,7 @@ from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.serving import WebSocketHead, counted, serve_session
+from .._core.serving import WebSocketHead, connection_counter, serve_session
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
@@ -108,12 +108,16 @@ async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
     # This task lives as long as its session, idle or not: what its frame holds is kept
-    # per connection (no closures, whose cells would stay; the handshake's objects go).
+    # per connection (no closures, whose cells would stay; no ``with`` block, whose
+    # ``__exit__`` would; the handshake's objects go).
     peer: tuple[str, int] | None = None
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
-        with counted(rooms, peer):
+        counter = connection_counter(rooms)
+        address = peer[0] if peer is not None else None
+        counter.enter(address)
+        try:
             request = await _handshake(rooms, stream, peer)
             if request is not None:
                 upgrade = _Upgrade(stream, rooms.config, keepalive, request)
@@ -124,6 +128,8 @@ async def _serve_stream(
                     await session
                 finally:
                     upgrade.ended()
+        finally:
+            counter.exit(address)
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
         if _peer_gone(exc):
@@ -331,6 +337,7 @@ class _StreamConnection:
         "_close_sent",
         "_expired",
         "_heard",
+        "_max_message_size",
         "_outbound",
         "_parser",
         "_pinged_at",
@@ -345,7 +352,10 @@ class _StreamConnection:
     ) -> None:
         self._stream = stream
         self._received = received  # read with the handshake: parsed before the socket
-        self._parser = InboundParser(config.max_message_size)
+        # Made at the first bytes from the client: with its event deque, close to a KiB
+        # that a connection which stays silent never needs.
+        self._parser: InboundParser | None = None
+        self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
@@ -381,7 +391,8 @@ class _StreamConnection:
         return data[sent:]
 
     async def receive(self) -> str | bytes:
-        events = self._parser.events
+        parser = self._parser
+        events = parser.events if parser is not None else None
         while True:
             while events:
                 event = events.popleft()
@@ -405,7 +416,10 @@ class _StreamConnection:
                 reason = "keepalive timeout" if self._expired else "connection lost"
                 raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
             self._heard = True
-            self._parser.feed(data)
+            if parser is None:
+                parser = self._parser = InboundParser(self._max_message_size)
+                events = parser.events
+            parser.feed(data)
 
     async def _read(self) -> bytes:
         """The next bytes from the peer; empty once it is gone (or the stream closed).
