@@ -91,7 +91,7 @@ class RedisServer:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.01)
+            time.sleep(0.01)  # sync-ok: a bounded probe until the new process accepts connections
 
     def command(self, *args: str) -> bytes:
         """Send one command (RESP); its raw reply, read until a chunk ends a line."""
