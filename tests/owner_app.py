@@ -221,6 +221,17 @@ async def open_owner_rooms(
         yield rooms
 
 
+@asynccontextmanager
+async def serve_owner_rooms(
+    url: str, node: str, config: trio_rooms.RoomsConfig | None = None
+) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], int]]:
+    """Node ``node`` in this process, served on a free port: its rooms and the port."""
+    async with open_owner_rooms(url, node, config=config) as rooms, trio.open_nursery() as nursery:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        yield rooms, port
+        nursery.cancel_scope.cancel()
+
+
 async def main(url: str, node: str, port: int) -> None:
     async with open_owner_rooms(url, node) as rooms:
         await serve_until_signalled(rooms, port)

@@ -19,9 +19,7 @@ import orjson
 import pytest
 import trio
 
-import trio_rooms
-
-from .owner_app import LEASE_TTL, CounterRoom, open_owner_node, open_owner_rooms
+from .owner_app import LEASE_TTL, open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
@@ -296,17 +294,6 @@ async def test_fifty_rooms_asked_for_at_once_on_three_nodes_have_one_owner_each(
     assert set(owners.values()) <= {"a", "b", "c"}
 
 
-@asynccontextmanager
-async def _open_node(
-    url: str, node: str
-) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], int]]:
-    """Node ``node`` in this process, served on a free port: its rooms and the port."""
-    async with open_owner_rooms(url, node) as rooms, trio.open_nursery() as nursery:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
-        yield rooms, port
-        nursery.cancel_scope.cancel()
-
-
 async def test_statistics_count_the_rooms_owned_and_the_rooms_relayed(
     redis_server: RedisServer,
 ) -> None:
@@ -315,8 +302,8 @@ async def test_statistics_count_the_rooms_owned_and_the_rooms_relayed(
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with (
-            _open_node(url, "a") as (rooms_a, port_a),
-            _open_node(url, "b") as (rooms_b, port_b),
+            serve_owner_rooms(url, "a") as (rooms_a, port_a),
+            serve_owner_rooms(url, "b") as (rooms_b, port_b),
             open_raw(port_a, GAME) as owner,
         ):
             assert (await _text(owner))["node"] == "a"

@@ -8,8 +8,6 @@ node ``b`` relays its clients to ``a``. Clients are raw WebSocket clients.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 
 import orjson
 import pytest
@@ -17,7 +15,7 @@ import trio
 
 import trio_rooms
 
-from .owner_app import LEASE_TTL, CounterRoom, open_owner_node, open_owner_rooms
+from .owner_app import LEASE_TTL, CounterRoom, open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
@@ -29,17 +27,6 @@ PATIENCE = 20.0
 #: How long the owner may take to notice that a client's node died: a peer silent for
 #: the lease TTL is found at the next beat, a third of it later.
 DEAD_BOUND = LEASE_TTL * 4 / 3
-
-
-@asynccontextmanager
-async def open_node(
-    url: str, node: str, config: trio_rooms.RoomsConfig | None = None
-) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], int]]:
-    """Node ``node`` in this process, served on a free port: its rooms and the port."""
-    async with open_owner_rooms(url, node, config=config) as rooms, trio.open_nursery() as nursery:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
-        yield rooms, port
-        nursery.cancel_scope.cancel()
 
 
 async def _receive(client: RawClient) -> dict[str, object]:
@@ -66,8 +53,8 @@ async def test_a_relayed_session_lives_on_the_owner(redis_server: RedisServer) -
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a") as (rooms_a, port_a),
-            open_node(url, "b") as (rooms_b, port_b),
+            serve_owner_rooms(url, "a") as (rooms_a, port_a),
+            serve_owner_rooms(url, "b") as (rooms_b, port_b),
             open_raw(port_a, GAME) as on_a,
             open_raw(port_b, GAME) as on_b,
         ):
@@ -88,8 +75,8 @@ async def test_close_codes_and_pings_cross_the_relay(redis_server: RedisServer) 
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a") as (rooms_a, port_a),
-            open_node(url, "b") as (_, port_b),
+            serve_owner_rooms(url, "a") as (rooms_a, port_a),
+            serve_owner_rooms(url, "b") as (_, port_b),
             open_raw(port_a, GAME) as on_a,
         ):
             room = await _owner_room(rooms_a, on_a)
@@ -117,8 +104,8 @@ async def test_messages_of_relayed_and_local_clients_are_handled_in_order(
     burst = 200  # over inbound_max_messages (32): the credit must come back several times
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a") as (rooms_a, port_a),
-            open_node(url, "b") as (_, port_b),
+            serve_owner_rooms(url, "a") as (rooms_a, port_a),
+            serve_owner_rooms(url, "b") as (_, port_b),
             open_raw(port_a, GAME) as on_a,
             open_raw(port_b, GAME) as on_b,
         ):
@@ -148,8 +135,8 @@ async def test_a_slow_relayed_client_is_closed_with_1008_by_its_own_node(
     # The owner's queue takes every flood (its handler never yields between them).
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a", queues(64 * 1024 * 1024)) as (rooms_a, port_a),
-            open_node(url, "b", queues(256 * 1024)) as (_, port_b),
+            serve_owner_rooms(url, "a", queues(64 * 1024 * 1024)) as (rooms_a, port_a),
+            serve_owner_rooms(url, "b", queues(256 * 1024)) as (_, port_b),
             open_raw(port_a, GAME) as on_a,
         ):
             room = await _owner_room(rooms_a, on_a)
@@ -171,7 +158,7 @@ async def test_the_relays_of_a_killed_client_node_end_on_the_owner_within_the_bo
     (1006) once that node has been silent for the lease TTL, at the next beat."""
     url = redis_server.url
     with trio.fail_after(PATIENCE):
-        async with open_node(url, "a") as (rooms_a, port_a), open_raw(port_a, GAME) as on_a:
+        async with serve_owner_rooms(url, "a") as (rooms_a, port_a), open_raw(port_a, GAME) as on_a:
             room = await _owner_room(rooms_a, on_a)
             async with (
                 open_owner_node(url, "b") as (process_b, port_b),
@@ -209,8 +196,8 @@ async def test_relays_dropped_by_redis_come_back_and_the_client_goes_on(
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a") as (rooms_a, port_a),
-            open_node(url, "b") as (_, port_b),
+            serve_owner_rooms(url, "a") as (rooms_a, port_a),
+            serve_owner_rooms(url, "b") as (_, port_b),
             open_raw(port_a, GAME) as on_a,
             open_raw(port_b, GAME) as on_b,
         ):
@@ -240,8 +227,8 @@ async def test_a_flood_larger_than_a_stream_entry_reaches_a_relayed_client_whole
     config = trio_rooms.RoomsConfig(outbound_max_bytes=8 * 1024 * 1024)
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a", config) as (rooms_a, port_a),
-            open_node(url, "b", config) as (_, port_b),
+            serve_owner_rooms(url, "a", config) as (rooms_a, port_a),
+            serve_owner_rooms(url, "b", config) as (_, port_b),
             open_raw(port_a, GAME) as on_a,
             open_raw(port_b, GAME) as on_b,
         ):

@@ -16,10 +16,9 @@ import trio
 
 import trio_rooms
 
-from .owner_app import open_owner_node
+from .owner_app import open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
 from .sockets import RawClient, open_raw
-from .test_relay import open_node
 from .test_routes import HttpResult, http
 
 pytestmark = pytest.mark.slow
@@ -56,8 +55,8 @@ async def test_a_client_lost_while_its_session_moves_resumes_it_with_its_token(
         async with (
             coredis.Redis.from_url(url) as redis,
             open_owner_node(url, "a") as (process_a, port_a),
-            open_node(url, "b", _config(handshake_timeout=3.0)) as (rooms_b, port_b),
-            open_node(url, "c") as (rooms_c, port_c),
+            serve_owner_rooms(url, "b", _config(handshake_timeout=3.0)) as (rooms_b, port_b),
+            serve_owner_rooms(url, "c") as (rooms_c, port_c),
             open_raw(port_a, GAME) as on_a,
         ):
             assert (await _receive(on_a))["node"] == "a"
@@ -120,7 +119,7 @@ async def test_a_route_whose_owner_is_killed_mid_request_is_retried_only_if_safe
     with trio.fail_after(PATIENCE):
         async with (
             open_owner_node(url, "a") as (process_a, port_a),
-            open_node(url, "b") as (_, port_b),
+            serve_owner_rooms(url, "b") as (_, port_b),
             open_raw(port_a, GAME) as on_a,
             open_raw(port_a, "/rooms/other/websocket") as other_on_a,
         ):
@@ -148,8 +147,8 @@ async def test_a_send_by_id_to_a_client_reset_mid_send_ends_its_session_as_a_loc
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with (
-            open_node(url, "a", _config()) as (rooms_a, port_a),
-            open_node(url, "b", _config()) as (rooms_b, port_b),
+            serve_owner_rooms(url, "a", _config()) as (rooms_a, port_a),
+            serve_owner_rooms(url, "b", _config()) as (rooms_b, port_b),
             open_raw(port_a, GAME) as sender,
         ):
             assert await _receive(sender) == {"type": "welcome", "node": "a", "starts": 1}

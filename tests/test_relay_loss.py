@@ -20,7 +20,7 @@ import trio
 
 import trio_rooms
 
-from .owner_app import CounterRoom, open_owner_rooms
+from .owner_app import CounterRoom, serve_owner_rooms
 from .redis_server import RedisServer
 from .sockets import RawClient, open_raw
 
@@ -32,16 +32,6 @@ ADD = '{"type": "add"}'
 PATIENCE = 30.0
 
 Dropped = Literal["owner", "client's node", "both"]
-
-
-@asynccontextmanager
-async def _open_node(
-    url: str, node: str
-) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], int]]:
-    async with open_owner_rooms(url, node) as rooms, trio.open_nursery() as nursery:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
-        yield rooms, port
-        nursery.cancel_scope.cancel()
 
 
 async def _receive(client: RawClient) -> dict[str, object]:
@@ -107,10 +97,10 @@ async def _two_nodes(
 ) -> AsyncGenerator[tuple[trio_rooms.Rooms[CounterRoom], RawClient, _Relays]]:
     """Node ``b`` (its rooms), its client relayed to node ``a``, and the relay connections."""
     url = redis_server.url
-    async with _open_node(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
+    async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
         assert (await _receive(on_a))["node"] == "a"
         owner = _relay_ids(redis_server)
-        async with _open_node(url, "b") as (rooms_b, port_b), open_raw(port_b, GAME) as on_b:
+        async with serve_owner_rooms(url, "b") as (rooms_b, port_b), open_raw(port_b, GAME) as on_b:
             assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
             yield rooms_b, on_b, _Relays(redis_server, owner)
 
