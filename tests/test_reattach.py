@@ -118,8 +118,64 @@ async def test_messages_the_lost_owner_never_got_are_read_first() -> None:
         await movable.receive()
 
 
-def test_no_frame_is_written_past_it() -> None:
-    """The queue it is attached to writes nothing directly: every frame is counted."""
+class _Socket(_Recorder):
+    """A recorder whose transport writes without waiting, until it is told it is full."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        outbound.direct = self._direct
+
+    def _direct(self, frames: list[Frame]) -> bytes | None:
+        if self.full:
+            return None
+        self.written += [frame.payload for frame in frames]
+        return b""
+
+
+async def test_user_messages_are_written_directly_and_counted() -> None:
+    """User messages and control frames go through the transport's direct write and
+    count as written; a frame the socket does not take is not counted."""
+    socket = _Socket()
+    movable = MovableConnection(socket, _request("resume=s1.a&seen=2"))
     outbound = OutboundQueue(8, 1024, 1.0)
-    MovableConnection(_Recorder(), _request("")).attach(outbound)
+    movable.attach(outbound)
+    await movable.send([_session("s1.b", resumed=True, replayed=0)])
+    assert outbound.direct is not None
+    assert outbound.direct([Frame(TEXT, COUNTED), Frame(PONG, b"")]) == b""
+    assert outbound.direct([Frame(BINARY, b"\x81\xa4type\xa1x")]) == b""
+    socket.full = True
+    assert outbound.direct([Frame(TEXT, COUNTED)]) is None
+    assert socket.written[1:] == [COUNTED, b"", b"\x81\xa4type\xa1x"]
+    assert movable.request().query == {"resume": "s1.b", "seen": "4"}
+
+
+async def test_library_frames_and_replies_are_left_to_send() -> None:
+    """A library frame or a reply is not written directly (None: the writer sends it,
+    through `send`, where a $session is kept and a reply is not counted)."""
+    socket = _Socket()
+    movable = MovableConnection(socket, _request(""))
+    outbound = OutboundQueue(8, 1024, 1.0)
+    movable.attach(outbound)
+    assert outbound.direct is not None
+    assert outbound.direct([Frame(TEXT, COUNTED), _session("s1.a", resumed=False)]) is None
+    assert outbound.direct([Frame(TEXT, REPLY)]) is None
+    assert socket.written == []
+    await movable.send([_session("s1.a", resumed=False), Frame(TEXT, REPLY)])
+    assert movable.request().query == {"resume": "s1.a", "seen": "0"}
+
+
+class _Stream(_Recorder):
+    """A recorder over a transport that cannot write without waiting."""
+
+    def attach(self, outbound: OutboundQueue) -> None:
+        pass
+
+
+def test_a_transport_without_a_direct_write_gets_none() -> None:
+    """Over a transport that cannot write without waiting, every frame goes through `send`."""
+    outbound = OutboundQueue(8, 1024, 1.0)
+    MovableConnection(_Stream(), _request("")).attach(outbound)
     assert outbound.direct is None

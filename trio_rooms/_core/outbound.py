@@ -121,12 +121,27 @@ class Durability:
             self._watching.append(queue)
 
     def advance(self, seq: int) -> None:
-        """Writes up to ``seq`` are durable: let the frames waiting for them go."""
+        """Writes up to ``seq`` are durable: let the frames waiting for them go.
+
+        The queues whose frames go to another node (``forward`` set) go first, and what
+        they gathered is sent before the local sockets are written: a relayed client
+        then waits for one hop, not for the owner's whole local fan-out before it.
+        """
         self.seq = seq
         watching, self._watching = self._watching, []
+        forwards: dict[Callable[[], None], None] = {}
         for queue in watching:
-            queue.watching = False
-            queue.release()
+            forward = queue.forward
+            if forward is not None:
+                queue.watching = False
+                queue.release()
+                forwards[forward] = None
+        for forward in forwards:
+            forward()
+        for queue in watching:
+            if queue.forward is None:
+                queue.watching = False
+                queue.release()
 
 
 @final
@@ -191,6 +206,7 @@ class OutboundQueue:
         "counters",
         "direct",
         "durability",
+        "forward",
         "marker",
         "max_bytes",
         "max_messages",
@@ -230,6 +246,9 @@ class OutboundQueue:
         #: (in one write) if the socket takes them and returns what it did not take
         #: (None: nothing was written; the frames stay queued).
         self.direct: Callable[[list[Frame]], bytes | None] | None = None
+        #: Set by a connection whose ``direct`` only gathers frames for another node (a
+        #: relay's): sends what it gathered, without waiting (`Durability.advance`).
+        self.forward: Callable[[], None] | None = None
         #: The queued coalesced frame of each key: the only one of its key written.
         self._latest: dict[object, Frame] = {}
         #: The queued drop-oldest frames that are still to be written, in queue order

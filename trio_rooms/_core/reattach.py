@@ -32,7 +32,7 @@ token the client holds and give the new one to a socket that is gone.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, final
 from urllib.parse import parse_qsl, urlencode
 
@@ -95,6 +95,8 @@ class MovableConnection:
         self._unread: deque[str | bytes] = deque()
         #: A move that did not resume the session: the client was closed (1012).
         self.failed = False
+        #: The transport's write without waiting (see `_write_direct`).
+        self._direct: Callable[[list[Frame]], bytes | None] | None = None
 
     # ------------------------------------------------------------------ moving
 
@@ -152,8 +154,33 @@ class MovableConnection:
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._connection.attach(outbound)
-        # Every frame goes through `send`, where it is counted: none is written directly.
-        outbound.direct = None
+        self._direct = outbound.direct
+        if self._direct is not None:
+            outbound.direct = self._write_direct
+
+    def _write_direct(self, frames: list[Frame]) -> bytes | None:
+        """The transport's write without waiting, for frames that are counted alone.
+
+        A relay's fan-out is written so, as a local session's, instead of waking its
+        writer: user messages (not replies) and control frames. Any other frame (a
+        library frame, a reply) goes through `send`, where it is looked at.
+        """
+        direct = self._direct
+        if direct is None or self.failed:
+            return None
+        counted = 0
+        for frame in frames:
+            opcode = frame.opcode
+            if opcode != TEXT and opcode != BINARY:
+                continue  # a control frame of the transport's
+            payload = frame.payload
+            if not _looks_like_a_message(opcode, payload) or b"$rid" in payload:
+                return None
+            counted += 1
+        rest = direct(frames)
+        if rest is not None:
+            self.count += counted
+        return rest
 
     async def receive(self) -> str | bytes:
         if self._unread:

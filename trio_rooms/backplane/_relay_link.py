@@ -133,6 +133,10 @@ class RelayLink:
         self._grouped = 0
         self._keys = KeyNumbers()
         self._queued = trio.Event()
+        #: The writer's connection while it waits idle (None: it writes, or is not running).
+        self._writer: tuple[RespConnection, _Unconfirmed] | None = None
+        #: What the socket did not take of a write of `flush_nowait`: the writer's next.
+        self._carry = b""
         self._space = trio.lowlevel.ParkingLot()
         self._connected = False
         self._reconnected = trio.lowlevel.ParkingLot()
@@ -324,30 +328,61 @@ class RelayLink:
         cap = b"%d" % self._max_stream
         return (b"XADD", key, b"MAXLEN", b"~", cap, b"*", _FIELD, data)
 
+    def flush_nowait(self) -> None:
+        """Write what is grouped and queued now, if the writer waits idle: not a turn later.
+
+        For the owner's output gate (`OutboundQueue.forward`): once a commit released
+        the relayed sessions' frames, they leave before its local sockets are written.
+        What the socket does not take is the writer's to send, first.
+        """
+        writer = self._writer
+        if writer is None or self._carry or not (self._outbox or self._groups):
+            return
+        connection, unconfirmed = writer
+        self._carry = connection.send_nowait(self._take(unconfirmed))
+        if self._carry or self._outbox:
+            self._queued.set()
+
     async def _write(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
         outbox = self._outbox
-        while True:
-            while not outbox and not self._groups:
-                await self._queued.wait()
-                self._queued = trio.Event()
-            if self._groups:
-                # The session writers woken with this one hand their batches first:
-                # a burst to many relays of a peer is then one entry, not one per writer.
-                await trio.lowlevel.checkpoint()
-            for peer in list(self._groups):
-                self._seal(peer)
-            by_key: dict[bytes, list[bytes]] = {}
-            for _ in range(min(len(outbox), BATCH)):
-                key, data = outbox.popleft()
-                by_key.setdefault(key, []).append(data)
-            self._space.unpark(count=max(0, self._max_queue - self._waiting()))
-            writes = [
-                resp_command(*self._xadd(key, chunk))
-                for key, entries in by_key.items()
-                for chunk in _joined(entries)
-            ]
-            unconfirmed.add(len(writes))
-            await connection.send(b"".join(writes))
+        try:
+            while True:
+                while not self._carry and not outbox and not self._groups:
+                    self._writer = (connection, unconfirmed)  # idle: `flush_nowait` may write
+                    await self._queued.wait()
+                    self._writer = None
+                    self._queued = trio.Event()
+                if self._carry:
+                    # The rest of a write of `flush_nowait`: before anything after it.
+                    data, self._carry = self._carry, b""
+                    await connection.send(data)
+                    continue
+                if self._groups:
+                    # The session writers woken with this one hand their batches first:
+                    # a burst to many relays of a peer is then one entry, not one per writer.
+                    await trio.lowlevel.checkpoint()
+                await connection.send(self._take(unconfirmed))
+        finally:
+            self._writer = None
+            self._carry = b""
+
+    def _take(self, unconfirmed: _Unconfirmed) -> bytes:
+        """The XADDs of what is grouped and of up to `BATCH` queued entries, as one write."""
+        outbox = self._outbox
+        for peer in list(self._groups):
+            self._seal(peer)
+        by_key: dict[bytes, list[bytes]] = {}
+        for _ in range(min(len(outbox), BATCH)):
+            key, data = outbox.popleft()
+            by_key.setdefault(key, []).append(data)
+        self._space.unpark(count=max(0, self._max_queue - self._waiting()))
+        writes = [
+            resp_command(*self._xadd(key, chunk))
+            for key, entries in by_key.items()
+            for chunk in _joined(entries)
+        ]
+        unconfirmed.add(len(writes))
+        return b"".join(writes)
 
     async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
         """Check the XADDs' replies as they come: each within a bound of being waited for."""

@@ -9,6 +9,7 @@ reply it completes (`reply`). It speaks RESP2 (no HELLO), whose replies are five
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.parse
 from collections import deque
@@ -54,12 +55,28 @@ class RespConnection:
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
+        # Written without trio's stream layer by `send_nowait` (a plain socket only).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._buffer = bytearray()
         self._replies: deque[Reply] = deque()
 
     async def send(self, data: bytes) -> None:
         """Write commands (`resp_command`'s bytes, joined): one system call, mostly."""
         await self._stream.send_all(data)
+
+    def send_nowait(self, data: bytes) -> bytes:
+        """Write what the socket takes of ``data`` at once; return the rest for `send`.
+
+        Only while no `send` is under way (the bytes would interleave). Over TLS, or
+        when the socket is full or broken, nothing is written: `send` finds out which.
+        """
+        if self._socket is None:
+            return data
+        try:
+            sent = os.write(self._socket.fileno(), data)
+        except OSError:
+            return data
+        return data[sent:]
 
     async def reply(self) -> Reply:
         """The next reply (an error reply is returned, not raised).

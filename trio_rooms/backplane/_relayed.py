@@ -156,6 +156,7 @@ class RelayedConnection:
         self._link.send_nowait(self._end, ACCEPTED, self.taken_before)
         self._outbound = outbound
         outbound.direct = self._direct
+        outbound.forward = self._link.flush_nowait
 
     def _direct(self, frames: list[Frame]) -> bytes | None:
         """The queue's write without waiting: grouped at once, or left to the writer."""

@@ -1,0 +1,65 @@
+"""The output gate's order on the owner: frames for other nodes leave before local sockets'."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from trio_rooms._core.outbound import TEXT, Durability, Frame, OutboundQueue
+
+
+async def test_a_commit_forwards_the_relays_frames_before_it_writes_local_sockets() -> None:
+    """Once a commit is durable, the queues with a forward hook are released first and the
+    hook is called once for them, before any local queue's direct write, whatever the
+    order the queues were held in."""
+    durability = Durability()
+    events: list[str] = []
+
+    def local(frames: list[Frame]) -> bytes:
+        events.append("local " + b"".join(frame.payload for frame in frames).decode())
+        return b""
+
+    def gathered(frames: list[Frame]) -> bytes:
+        events.append("gathered " + b"".join(frame.payload for frame in frames).decode())
+        return b""
+
+    def forward() -> None:
+        events.append("forward")
+
+    queues = [OutboundQueue(4, 1024, durability=durability) for _ in range(4)]
+    for index, queue in enumerate(queues):
+        if index % 2:
+            queue.direct = gathered
+            queue.forward = forward
+        else:
+            queue.direct = local
+    async with trio.open_nursery() as nursery:
+        for queue in queues:
+            nursery.start_soon(queue.get_batch, 1024)
+        await trio.testing.wait_all_tasks_blocked()
+        for index, queue in enumerate(queues):
+            queue.put_first(Frame(TEXT, b"%d" % index, after=1))
+        assert events == []  # held by the gate
+        durability.advance(1)
+        assert events == ["gathered 1", "gathered 3", "forward", "local 0", "local 2"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_forwarding_queue_still_held_waits_for_its_own_commit() -> None:
+    """A queue with a forward hook whose frame waits for a later commit is watched again,
+    and released by that commit, not twice by the first."""
+    durability = Durability()
+    written: list[bytes] = []
+    forwards: list[int] = []
+    queue = OutboundQueue(4, 1024, durability=durability)
+    queue.direct = lambda frames: written.extend(frame.payload for frame in frames) or b""
+    queue.forward = lambda: forwards.append(durability.seq)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.get_batch, 1024)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put_first(Frame(TEXT, b"later", after=2))
+        durability.advance(1)
+        assert written == []
+        durability.advance(2)
+        assert (written, forwards) == ([b"later"], [1, 2])
+        nursery.cancel_scope.cancel()
