@@ -7,6 +7,7 @@ installed.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
@@ -18,7 +19,7 @@ from coredis.exceptions import ConnectionError as RedisConnectionError
 if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
-__all__ = ["guarded"]
+__all__ = ["explained", "guarded", "redacted"]
 
 ConnectionT = TypeVar("ConnectionT", bound=BaseConnection)
 
@@ -73,3 +74,30 @@ _GUARDED: Final[dict[type[BaseConnection], type[BaseConnection]]] = {
     TCPConnection: _TCPConnection,
     UnixDomainSocketConnection: _UnixConnection,
 }
+
+
+def explained(error: BaseException) -> str:
+    """``error`` and what caused it, as one line.
+
+    coredis says "Unable to establish a connection to HOST:PORT" for a TLS handshake that
+    failed (a certificate not signed by the CA the URL names) as for a refused connect;
+    the cause (chained, perhaps in a group) is what tells them apart.
+    """
+    said = f"{type(error).__name__}: {error}"
+    cause = error.__cause__
+    while cause is not None:
+        while isinstance(cause, BaseExceptionGroup):
+            cause = cast("BaseExceptionGroup[BaseException]", cause).exceptions[0]
+        said += f" ({type(cause).__name__}: {cause})"
+        cause = cause.__cause__
+    return said
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, to be logged or raised."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
