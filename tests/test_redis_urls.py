@@ -50,7 +50,7 @@ async def test_a_wrong_password_is_refused_at_the_start_naming_the_cause(
     with pytest.raises(BackplaneError, match="invalid username-password pair") as raised:
         await _start(good, wrong)
     assert "wrong-one" not in str(raised.value)
-    assert ":***@" in str(raised.value)
+    assert redis_server.url.partition("?")[0] in str(raised.value)
 
 
 @pytest.mark.parametrize("redis_server", ["tls"], indirect=True)

@@ -1,7 +1,8 @@
-"""What both Redis backends need from coredis 6.9 beyond its public API.
+"""What both Redis backends need from coredis 6.9 beyond its public API, and how they
+speak of a URL and of a failed connection in errors.
 
-Imported only by `trio_rooms.storage._redis_client` and `trio_rooms.backplane._connection`,
-after `trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
+Imported only by the Redis backends (`trio_rooms.storage`, `trio_rooms.backplane`), after
+`trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
 installed.
 """
 
@@ -94,10 +95,9 @@ def explained(error: BaseException) -> str:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, to be logged or raised."""
+    """``url`` without its user name, password and parameters, for logs and errors."""
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.hostname is None:
+        return f"{parts.scheme}://{parts.path}"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
