@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import math
 import weakref
 from typing import Final, final
 
@@ -158,6 +159,8 @@ class RedisCluster:
         )
         #: The nodes of another version found so far, and what their records said.
         self._other_versions: dict[str, bytes | None] = {}
+        #: The nodes found to speak this node's version, until when that is trusted.
+        self._same_version: dict[str, float] = {}
         self._relays = RelayLink(
             url,
             self._leases.node_id,
@@ -311,13 +314,23 @@ class RedisCluster:
 
         Logged (WARNING) once per node and record: a rolling upgrade's mixed nodes.
         A record Redis did not answer for is taken as this node's own: the relay then
-        fails as it would have.
+        fails as it would have. A node found to speak this one's is not asked again for
+        ``lease_ttl`` (its version changes only with its process, whose leases end first;
+        its OPENs and REQUESTs carry the version too, which an owner checks).
         """
+        now = trio.current_time()
+        if self._same_version.get(node, -math.inf) > now:
+            await trio.lowlevel.checkpoint()
+            return False
         try:
             record = await self._leases.record_of(node)
         except BackplaneError:
             return False
         if record == _RECORD:
+            for known, until in list(self._same_version.items()):
+                if until <= now:
+                    del self._same_version[known]
+            self._same_version[node] = now + self._lease_ttl
             return False
         if self._other_versions.get(node, b"") != record:
             self._other_versions[node] = record
