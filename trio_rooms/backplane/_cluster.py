@@ -104,7 +104,9 @@ class RedisCluster:
     is shared with it.
 
     Args:
-        url: Redis's address (the storage's).
+        url: Redis's address, the storage's: ``redis://``, ``rediss://`` (TLS, with
+            coredis's ``ssl_*`` parameters) or ``unix://``, with its user, password and
+            database; the leases and the relays both connect with it.
         node_id: This node's id in its leases and relay stream (random by default).
         prefix: Starts every key: the storage's prefix.
         lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
