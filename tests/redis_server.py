@@ -2,6 +2,12 @@
 
 ``.ci/run`` installs Debian's redis-server when it is missing. Without it the tests
 that need one fail when ``CI`` is set and are skipped elsewhere, with the reason.
+
+A server is reached by the nodes through one kind of URL (`UrlKind`): ``redis://`` on
+its TCP port, ``unix://`` on a unix socket, or ``rediss://`` on a TLS port whose
+certificate a throwaway CA (trustme) signed. It always listens on its TCP port too, for
+`RedisServer.command`. Parametrise the ``redis_server`` fixture indirectly with the
+kinds (`EVERY_URL`) to run a test over each.
 """
 
 from __future__ import annotations
@@ -11,13 +17,22 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final, Literal, TypeAlias
 
 import pytest
+import trustme
 
-__all__ = ["RedisServer", "redis_server", "require_redis"]
+__all__ = ["EVERY_URL", "RedisServer", "UrlKind", "redis_server", "require_redis"]
+
+#: How the nodes reach the server: ``redis://``, ``unix://`` or ``rediss://``.
+UrlKind: TypeAlias = Literal["tcp", "unix", "tls"]
+
+#: Runs a test that takes ``redis_server`` once per kind of URL.
+EVERY_URL: Final = pytest.mark.parametrize("redis_server", ["tcp", "unix", "tls"], indirect=True)
 
 
 def require_redis() -> str:
@@ -45,16 +60,54 @@ class RedisServer:
     that a start after a `kill` has all of it; otherwise a start begins empty.
     """
 
-    def __init__(self, executable: str, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        executable: str,
+        directory: Path,
+        *,
+        persistent: bool = False,
+        kind: UrlKind = "tcp",
+    ) -> None:
         self.executable = executable
         self.directory = directory
         self.persistent = persistent
+        self.kind = kind
         self.port = _free_port()
+        #: The TLS port (kind ``tls``).
+        self.tls_port = _free_port() if kind == "tls" else 0
+        #: The unix socket (kind ``unix``): in a short folder of its own, as a socket's
+        #: path has at most 107 bytes and a test's tmp_path may be longer.
+        self.socket_path = Path(tempfile.mkdtemp(prefix="redis-")) / "s" if kind == "unix" else None
+        #: A file of the CA that signed the server's certificate (kind ``tls``).
+        self.ca_file = directory / "redis-ca.pem"
+        self._tls_arguments = self._write_certificate() if kind == "tls" else []
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The URL the nodes use, of this server's kind."""
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0"
+        if self.kind == "tls":
+            return f"rediss://127.0.0.1:{self.tls_port}/0?ssl_ca_certs={self.ca_file}"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _write_certificate(self) -> list[str]:
+        """The server's certificate and key in files; the arguments that serve TLS with them."""
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1", "localhost")
+        certificate = self.directory / "redis-cert.pem"
+        key = self.directory / "redis-key.pem"
+        issued.cert_chain_pems[0].write_to_path(str(certificate))
+        issued.private_key_pem.write_to_path(str(key))
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        return [
+            *("--tls-port", str(self.tls_port)),
+            *("--tls-cert-file", str(certificate)),
+            *("--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(self.ca_file)),
+            *("--tls-auth-clients", "no"),
+        ]
 
     def start(self) -> None:
         """Start the server and return once it accepts connections (within 10 s)."""
@@ -76,6 +129,8 @@ class RedisServer:
                 "always",
                 "--daemonize",
                 "no",
+                *(["--unixsocket", str(self.socket_path)] if self.socket_path else []),
+                *self._tls_arguments,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -127,6 +182,11 @@ class RedisServer:
         assert self.process is not None, "not running"
         self.process.send_signal(signal.SIGCONT)
 
+    def remove_files(self) -> None:
+        """Remove the unix socket's folder (the server is stopped)."""
+        if self.socket_path is not None:
+            shutil.rmtree(self.socket_path.parent, ignore_errors=True)
+
     def _signal(self, signum: signal.Signals) -> None:
         process = self.process
         if process is None:
@@ -138,11 +198,14 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh, empty redis-server for one test, stopped after it."""
-    server = RedisServer(require_redis(), tmp_path)
+def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh, empty redis-server for one test, stopped after it; reached by ``redis://``
+    unless parametrised indirectly with another `UrlKind`."""
+    kind: UrlKind = getattr(request, "param", "tcp")
+    server = RedisServer(require_redis(), tmp_path, kind=kind)
     server.start()
     try:
         yield server
     finally:
         server.kill()
+        server.remove_files()

@@ -28,7 +28,7 @@ from trio_rooms.backplane.redis import RedisBackplane
 
 from .chat_app import Chat, ChatRoom, SendChat, Shout, UserJoined
 from .peer import Peer, connect
-from .redis_server import RedisServer
+from .redis_server import EVERY_URL, RedisServer
 from .redis_server import redis_server as redis_server  # the fixture
 
 #: Short enough that the fault tests take a second or two, not a minute.
@@ -130,6 +130,7 @@ async def poll_until_expired(
 # ------------------------------------------------------------------------ broadcasts
 
 
+@EVERY_URL
 async def test_payloads_reach_the_subscribed_node_in_order(redis_server: RedisServer) -> None:
     """1,000 payloads from A reach B in order; a room B did not subscribe gets nothing."""
     a, b = RedisBackplane(redis_server.url), RedisBackplane(redis_server.url)
@@ -191,6 +192,7 @@ def test_room_names_are_validated() -> None:
 # ------------------------------------------------------------------------ membership
 
 
+@EVERY_URL
 async def test_members_across_nodes(redis_server: RedisServer) -> None:
     """members() lists every node's sessions of the room; leave removes one."""
     a, b = RedisBackplane(redis_server.url), RedisBackplane(redis_server.url)

@@ -16,7 +16,7 @@ import trio
 import trio_rooms
 
 from .owner_app import LEASE_TTL, CounterRoom, open_owner_node, serve_owner_rooms
-from .redis_server import RedisServer
+from .redis_server import EVERY_URL, RedisServer
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
 pytestmark = pytest.mark.slow
@@ -95,6 +95,7 @@ async def test_close_codes_and_pings_cross_the_relay(redis_server: RedisServer) 
             assert room.closes == [4000, 4321]
 
 
+@EVERY_URL
 async def test_messages_of_relayed_and_local_clients_are_handled_in_order(
     redis_server: RedisServer,
 ) -> None:

@@ -1,15 +1,27 @@
-"""Relay entries as the link writes them: several in one stream entry, one after another."""
+"""Relay entries as the link writes them: several in one stream entry, one after another;
+an OPEN or REQUEST of another protocol version refused."""
 
 from __future__ import annotations
 
+import pytest
+
+from trio_rooms import ConnectRequest, HttpRequest
 from trio_rooms.backplane._relay_entries import (
     BEAT,
     CREDIT,
     MESSAGE,
+    OPEN,
+    PROTOCOL,
     Entry,
     EntryError,
+    VersionError,
+    decode,
     decode_all,
     encode,
+    opening,
+    opening_body,
+    request_body,
+    requested,
 )
 from trio_rooms.backplane._relay_link import _ENTRY_BYTES, _joined  # pyright: ignore[reportPrivateUsage]
 
@@ -50,3 +62,29 @@ def test_a_turns_entries_to_one_node_are_split_in_order_at_the_size_cap() -> Non
     chunks = _joined([*third, large, b"s"])
     assert chunks == [b"".join(third[0:3]), b"".join(third[3:6]), third[6], large, b"s"]
     assert _joined([b"only"]) == [b"only"]
+
+
+def _sent(body: tuple[object, ...]) -> tuple[object, ...]:
+    """``body`` as the owner reads it from the stream (its arrays as tuples)."""
+    return decode(encode(OPEN, "b", "r.1", 1, *body)).body
+
+
+@pytest.mark.parametrize(("version", "said"), [(None, 1), (1, 1), (PROTOCOL + 1, PROTOCOL + 1)])
+def test_an_open_or_request_of_another_protocol_version_is_refused_naming_it(
+    version: int | None, said: int
+) -> None:
+    """An OPEN or REQUEST body that starts with another version than `PROTOCOL`, or with
+    none (version 1's shape), raises `VersionError` carrying the version it says."""
+    request = ConnectRequest(room="game", path="/rooms/game/websocket")
+    route = HttpRequest(room="game", method="GET", path="/rooms/game/x")
+    bodies = (
+        (_sent(opening_body(request, "json", 32)), opening),
+        (_sent(request_body(route)), requested),
+    )
+    for body, read in bodies:
+        current = body[1:] if version is None else (version, *body[1:])
+        with pytest.raises(VersionError, match=f"protocol {said}; this node speaks") as raised:
+            read(current)
+        assert raised.value.version == said
+    assert opening(bodies[0][0]).request == request
+    assert requested(bodies[1][0]) == route

@@ -13,7 +13,7 @@ import trio
 import trio_rooms
 
 from .fanout_app import open_fanout_node
-from .redis_server import RedisServer
+from .redis_server import EVERY_URL, RedisServer
 from .sockets import RawClient, connect_socket, open_raw, read_http_response
 from .test_routes import HttpResult, http
 
@@ -66,6 +66,7 @@ async def test_a_route_of_a_room_owned_elsewhere_is_answered_by_its_owner(
             assert rooms_b.statistics().rooms == 0
 
 
+@EVERY_URL
 async def test_a_relayed_route_call_is_an_event_of_the_owners_room(
     redis_server: RedisServer,
 ) -> None:

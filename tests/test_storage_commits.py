@@ -29,7 +29,7 @@ from trio_rooms.storage import (
 from trio_rooms.storage.redis import RedisStorage
 
 from .gated_storage import BACKENDS, make_backend, open_backend
-from .redis_server import RedisServer
+from .redis_server import EVERY_URL, RedisServer
 
 #: A wall-clock time with every bit of its float in use, to catch a lossy encoding.
 T0 = 1_700_000_000.123456789
@@ -438,6 +438,13 @@ async def redis_storage(redis_server: RedisServer) -> AsyncGenerator[RedisStorag
     async with open_backend(RedisStorage(redis_server.url)) as backend:
         assert isinstance(backend, RedisStorage)
         yield backend
+
+
+@EVERY_URL
+async def test_redis_commits_land_whole_over_every_kind_of_url(redis_storage: RedisStorage) -> None:
+    """Over redis://, unix:// and rediss:// alike, a commit writes its values, alarms and
+    records together."""
+    await test_a_commit_writes_values_deletes_alarms_cancels_and_records_together(redis_storage)
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
-"""What both Redis backends need from coredis 6.9 beyond its public API.
+"""What both Redis backends need from coredis 6.9 beyond its public API, and how they
+speak of a URL and of a failed connection in errors.
 
-Imported only by `trio_rooms.storage._redis_client` and `trio_rooms.backplane._connection`,
-after `trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
+Imported only by the Redis backends (`trio_rooms.storage`, `trio_rooms.backplane`), after
+`trio_rooms.storage.redis` or `trio_rooms.backplane.redis` checked that coredis is
 installed.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
@@ -18,7 +20,7 @@ from coredis.exceptions import ConnectionError as RedisConnectionError
 if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
-__all__ = ["guarded"]
+__all__ = ["explained", "guarded", "redacted"]
 
 ConnectionT = TypeVar("ConnectionT", bound=BaseConnection)
 
@@ -73,3 +75,29 @@ _GUARDED: Final[dict[type[BaseConnection], type[BaseConnection]]] = {
     TCPConnection: _TCPConnection,
     UnixDomainSocketConnection: _UnixConnection,
 }
+
+
+def explained(error: BaseException) -> str:
+    """``error`` and what caused it, as one line.
+
+    coredis says "Unable to establish a connection to HOST:PORT" for a TLS handshake that
+    failed (a certificate not signed by the CA the URL names) as for a refused connect;
+    the cause (chained, perhaps in a group) is what tells them apart.
+    """
+    said = f"{type(error).__name__}: {error}"
+    cause = error.__cause__
+    while cause is not None:
+        while isinstance(cause, BaseExceptionGroup):
+            cause = cast("BaseExceptionGroup[BaseException]", cause).exceptions[0]
+        said += f" ({type(cause).__name__}: {cause})"
+        cause = cause.__cause__
+    return said
+
+
+def redacted(url: str) -> str:
+    """``url`` without its user name, password and parameters, for logs and errors."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None:
+        return f"{parts.scheme}://{parts.path}"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"

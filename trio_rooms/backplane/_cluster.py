@@ -12,6 +12,11 @@ that lost its relays with Redis gives their owners ``lease_ttl`` to do so: it do
 take those rooms itself meanwhile, and moves the sessions back to their owner once it
 has (`move_timeout`).
 
+Nodes relay only to owners of their own relay protocol version (`PROTOCOL`, in each
+node's record beside its leases): a client whose room's owner runs another version is
+closed with 1012 (a route request answered 503), and the log says why, so that during a
+rolling upgrade clients come back until the room moves to a node of their node's version.
+
 While the owner lives, a relay's loss loses none of the client's messages and handles
 none twice: the client's node keeps what the owner has not confirmed and, moving the
 session back to it, sends what the lost relay's session did not take (`_relay_handover`).
@@ -21,8 +26,10 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
+import math
 import weakref
-from typing import final
+from typing import Final, final
 
 import trio
 
@@ -33,17 +40,25 @@ from .._core.request import ConnectRequest
 from .._core.routes import HttpRequest, Response
 from .._core.storage import Storage
 from .._errors import BackplaneError
+from .._redis import explained, redacted
 from ..codec import WireFormat
 from ..storage.redis import RedisStorage
+from ._connection import FAULTS, first_leaf, open_connection, ping
 from ._leases import Lease, Leases
-from ._relay_entries import OPEN, Entry
+from ._relay_entries import OPEN, PROTOCOL, Entry
 from ._relay_handover import ServedRelays, Unconfirmed
 from ._relay_link import RelayLink
 from ._relay_pump import relay_session
-from ._relayed import serve_relayed
-from ._relayed_routes import answer_relayed, request_through
+from ._relay_resp import RESP_FAULTS, open_resp
+from ._relayed import OTHER_VERSION, serve_relayed
+from ._relayed_routes import OTHER_VERSION_RESPONSE, answer_relayed, request_through
 
 __all__ = ["RedisCluster"]
+
+_logger = logging.getLogger("trio_rooms")
+
+#: What a node's record says (`Leases.record_of`): the relay protocol it speaks.
+_RECORD: Final = b"%d" % PROTOCOL
 
 
 @final
@@ -89,7 +104,9 @@ class RedisCluster:
     is shared with it.
 
     Args:
-        url: Redis's address (the storage's).
+        url: Redis's address, the storage's: ``redis://``, ``rediss://`` (TLS, with
+            coredis's ``ssl_*`` parameters) or ``unix://``, with its user, password and
+            database; the leases and the relays both connect with it.
         node_id: This node's id in its leases and relay stream (random by default).
         prefix: Starts every key: the storage's prefix.
         lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
@@ -117,6 +134,8 @@ class RedisCluster:
     ) -> None:
         if max_relay_stream < 1 or max_relay_queue < 1:
             raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
+        self._url = url
+        self._timeout = timeout
         self._lease_ttl = lease_ttl
         self._prefix = prefix
         #: The sessions other nodes relay here, by room (`_keeps`).
@@ -138,7 +157,12 @@ class RedisCluster:
             ttl=lease_ttl,
             timeout=timeout,
             keeps=self._keeps,
+            record=_RECORD,
         )
+        #: The nodes of another version found so far, and what their records said.
+        self._other_versions: dict[str, bytes | None] = {}
+        #: The nodes found to speak this node's version, until when that is trusted.
+        self._same_version: dict[str, float] = {}
         self._relays = RelayLink(
             url,
             self._leases.node_id,
@@ -160,8 +184,14 @@ class RedisCluster:
         """Keep this node's leases and relays alive until cancelled; started once connected.
 
         The sessions other nodes relay here run on ``host``.
+
+        Raises:
+            BackplaneError: Redis cannot be reached or refuses this node (a wrong
+                password, database or certificate in ``url``), at the start: afterwards
+                the leases and relays connect again until Redis answers.
         """
         _check_fenced(host.storage, self._prefix)
+        await _check_reachable(self._url, self._timeout)
         async with trio.open_nursery() as nursery:
             self._relays.on_open = functools.partial(self._opened, nursery, host)
             await nursery.start(self._leases.run)
@@ -229,6 +259,8 @@ class RedisCluster:
             return None
         if not self._relays.connected:
             return None  # a REQUEST now would be lost unseen: asked again once the link is back
+        if await self._speaks_another_version(owner[0]):
+            return OTHER_VERSION_RESPONSE
         return await request_through(self._relays, owner[0], request)
 
     async def _owner(self, room: str) -> tuple[str, float] | None:
@@ -261,6 +293,9 @@ class RedisCluster:
         if not self._relays.connected:
             return None  # an OPEN now would be lost: asked again once the link is back
         node, lapses = owner
+        if await self._speaks_another_version(node):
+            await connection.close(*OTHER_VERSION)
+            return OTHER_VERSION
         lost = self._lost_relays.pop(connection, None)
         if lost is not None and lost.owner != node:
             lost.drop(f"the room's owner is node {node!r} now, not {lost.owner!r}")
@@ -276,6 +311,41 @@ class RedisCluster:
             self._lost_relays[connection] = lost  # not resumed there: kept for the next
         return relayed
 
+    async def _speaks_another_version(self, node: str) -> bool:
+        """Whether ``node`` speaks another relay protocol than this one (or says none).
+
+        Logged (WARNING) once per node and record: a rolling upgrade's mixed nodes.
+        A record Redis did not answer for is taken as this node's own: the relay then
+        fails as it would have. A node found to speak this one's is not asked again for
+        ``lease_ttl`` (its version changes only with its process, whose leases end first;
+        its OPENs and REQUESTs carry the version too, which an owner checks).
+        """
+        now = trio.current_time()
+        if self._same_version.get(node, -math.inf) > now:
+            await trio.lowlevel.checkpoint()
+            return False
+        try:
+            record = await self._leases.record_of(node)
+        except BackplaneError:
+            return False
+        if record == _RECORD:
+            for known, until in list(self._same_version.items()):
+                if until <= now:
+                    del self._same_version[known]
+            self._same_version[node] = now + self._lease_ttl
+            return False
+        if self._other_versions.get(node, b"") != record:
+            self._other_versions[node] = record
+            theirs = "none" if record is None else repr(record.decode(errors="replace"))
+            _logger.warning(
+                "relays: node %r speaks relay protocol %s, this node %d: its rooms' clients"
+                " here are closed with 1012 (routes 503) until it is drained or upgraded",
+                node,
+                theirs,
+                PROTOCOL,
+            )
+        return True
+
     def _lost_with_redis(self, room: str) -> None:
         """``room``'s relay broke because this node lost Redis: let its owner reclaim it."""
         now = trio.current_time()
@@ -283,6 +353,28 @@ class RedisCluster:
             if until <= now:
                 del self._reclaimable[name]
         self._reclaimable[room] = now + self._lease_ttl
+
+
+async def _check_reachable(url: str, timeout: float) -> None:
+    """Connect once to ``url`` as the leases and as the relays do (each its own client,
+    TLS and authentication), so that a node that never could is refused at its start
+    instead of connecting again for ever.
+
+    Raises:
+        BackplaneError: either connection could not be made.
+    """
+    fault: BaseException | None = None
+    try:
+        async with open_connection(url, timeout=timeout) as connection:
+            await ping(connection, timeout=timeout)
+        async with open_resp(url, timeout=timeout) as resp:
+            with trio.fail_after(timeout):
+                await resp.call(b"PING")
+    except* (*FAULTS, *RESP_FAULTS) as group:  # coredis's pool runs the connection in a group
+        fault = first_leaf(group)
+    if fault is not None:  # raised here: inside except* it would be wrapped in a group
+        said = f"RedisCluster could not connect to Redis at {redacted(url)}: {explained(fault)}"
+        raise BackplaneError(said) from fault
 
 
 def _check_fenced(storage: Storage, prefix: str) -> None:

@@ -16,6 +16,10 @@ kept past its deadline. Once Redis answers again, every lease is reclaimed at on
 its token (`RECLAIM_SHA`), before anything else is done: the ones another node took
 meanwhile end then.
 
+Beside its leases, each node keeps a record of its own, ``{prefix}node:{node_id}``,
+written at every renewal with a lease's lifetime: what other nodes must know of it before
+they relay to it (`RedisCluster`: its relay protocol's version).
+
 The base of single ownership (one live room per name across nodes): `RedisCluster`
 takes a room's lease before the room starts here.
 """
@@ -33,7 +37,7 @@ from coredis.connection import BaseConnection
 from coredis.typing import ResponseType
 
 from .._errors import BackplaneError
-from ._connection import FAULTS, first_leaf, open_connection, ping, round_trips, unreachable
+from ._connection import FAULTS, first_leaf, open_connection, round_trips, unreachable
 from ._lease_scripts import (
     ACQUIRE_SHA,
     RECLAIM_SHA,
@@ -95,6 +99,7 @@ class Leases:
         safety: The share of ``ttl`` given up, locally, before Redis's own expiry.
         keeps: Whether a room's lease may be kept past its deadline while Redis cannot
             be reached (never, by default).
+        record: What this node's record says (`record_of` reads it).
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Leases:
         timeout: float = 1.0,
         safety: float = 0.2,
         keeps: Callable[[str], bool] | None = None,
+        record: bytes = b"",
     ) -> None:
         if not 0 < safety < 1:
             raise ValueError(f"safety must be between 0 and 1, not {safety!r}")
@@ -123,6 +129,7 @@ class Leases:
         self._timeout = timeout
         self._held: dict[str, Lease] = {}
         self._keeps = keeps
+        self._record = record
         #: Redis could not be reached when last tried: leases ``keeps`` allows are kept.
         self._unreachable = False
         self._changed = trio.Event()
@@ -184,9 +191,38 @@ class Leases:
             raise BackplaneError(f"Redis did not answer: {exc!r}") from exc
         if reply is None:
             return None
-        assert isinstance(reply, bytes)
-        node, _, token = reply.decode().rpartition(":")
+        node, _, token = (
+            reply.decode(errors="replace").rpartition(":") if isinstance(reply, bytes) else "::"
+        )
+        if not token.isdigit():  # written by another version, or by hand
+            raise BackplaneError(f"room {room!r}'s lease is not node:token, but {reply!r:.60}")
         return node, int(token)
+
+    async def record_of(self, node: str) -> bytes | None:
+        """What ``node``'s record says, or None if it has none (gone, or of a version
+        that writes none).
+
+        Raises:
+            BackplaneError: Redis is not connected or did not answer in time.
+        """
+        connection = self._connected()
+        try:
+            with trio.fail_after(self._timeout):
+                reply = await connection.create_request(b"GET", self._record_key(node))
+        except (trio.TooSlowError, *FAULTS) as exc:
+            raise BackplaneError(f"Redis did not answer: {exc!r}") from exc
+        return reply if isinstance(reply, bytes) else None
+
+    def _record_key(self, node: str) -> bytes:
+        return f"{self._prefix}node:{node}".encode()
+
+    async def _write_record(self, connection: BaseConnection) -> None:
+        """Write this node's record, to last as long as a lease: a round trip in any case,
+        so that a connection to a Redis that went away is noticed before the next acquire
+        needs it."""
+        key = self._record_key(self.node_id)
+        with trio.fail_after(self._timeout):
+            await connection.create_request(b"SET", key, self._record, b"PX", self._ttl_ms)
 
     async def remaining(self, room: str) -> float:
         """Seconds until ``room``'s lease lapses unless renewed (0: nobody holds it).
@@ -238,6 +274,7 @@ class Leases:
                     async with open_connection(self._url, timeout=self._timeout) as connection:
                         await round_trips(connection, load_lease_scripts(), timeout=self._timeout)
                         await self._reclaim(connection)
+                        await self._write_record(connection)
                         self._unreachable = False
                         self._connection = connection
                         self._wake()
@@ -274,10 +311,7 @@ class Leases:
                         self._end(lease, "lapsed or taken in Redis")
                     elif self._held.get(lease.room) is lease:
                         lease.valid_until = sent + self._valid_for
-            else:
-                # Nothing to renew: a round trip all the same, so that a connection to a
-                # Redis that went away is noticed before the next acquire needs it.
-                await ping(connection, timeout=self._timeout)
+            await self._write_record(connection)
             self.renewals += 1
             self._renewed.unpark_all()
             await trio.sleep(self._ttl / 3)  # sync-ok: the renewal period itself

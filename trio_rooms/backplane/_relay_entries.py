@@ -6,14 +6,17 @@ what concerns the relays between them and this node. An entry is one msgpack arr
 in one direction from 1, so that an entry lost (the stream trimmed past its reader) is
 seen as a gap instead of a silently missing frame. A FRAMES entry is for many relays
 (relay "" and seq 0: the relays and their seqs are in its body, see `_relay_frames`).
-Bodies by kind:
+An OPEN and a REQUEST start their body with the relay protocol's version (`PROTOCOL`):
+an owner runs only what its own version asks for (`VersionError`), and each node
+advertises its version beside its leases, so that a client's node never hands a
+session to an owner of another (`trio_rooms.backplane._cluster`). Bodies by kind:
 
 ======== ============= ==========================================================
 kind     from          body
 ======== ============= ==========================================================
-OPEN     the client's  room, wire format, path, query string, headers, client
-         node          address or None, subprotocols, the credit window, the lost
-                       relay whose session it resumes ("" if none)
+OPEN     the client's  version, room, wire format, path, query string, headers,
+         node          client address or None, subprotocols, the credit window, the
+                       lost relay whose session it resumes ("" if none)
 MESSAGE  client's node a message from the client (str: text, bytes: binary)
 CREDIT   owner         how many messages its session has taken so far
 ACCEPTED owner         the messages the resumed relay's session took (-1: not known
@@ -22,8 +25,8 @@ MOVED    owner         (the room is not the owner's any more: nothing was done)
 FRAMES   owner         the relays it is for, and their frames in order (`_relay_frames`)
 COUNTS   owner         wire format: the client counts frames (a delivery policy's
                        drops are told it, in that format)
-REQUEST  client's node  a route request: room, method, path, query string, headers,
-                       body, client address or None
+REQUEST  client's node  a route request: version, room, method, path, query string,
+                       headers, body, client address or None
 RESPONSE owner         status, headers, body: the route's answer (the relay is gone)
 REPORT   client's node  what its queue's delivery policies did since the last REPORT:
                        dropped-oldest, coalesced and slow-consumer counts
@@ -58,12 +61,14 @@ __all__ = [
     "MESSAGE",
     "MOVED",
     "OPEN",
+    "PROTOCOL",
     "REPORT",
     "REQUEST",
     "RESPONSE",
     "Entry",
     "EntryError",
     "Opening",
+    "VersionError",
     "accepted",
     "closing",
     "counts",
@@ -96,8 +101,37 @@ RESPONSE: Final = "r"
 REPORT: Final = "p"
 
 
+#: The relay protocol's version. Raise it whenever an entry's meaning or shape changes:
+#: nodes of two versions do not relay to each other. An OPEN or REQUEST without one is
+#: of version 1 (before the version was sent).
+PROTOCOL: Final = 2
+
+
 class EntryError(ValueError):
     """Bytes on a relay stream that are not an entry, or a body that is not its kind's."""
+
+
+class VersionError(EntryError):
+    """An OPEN or REQUEST of another version of the relay protocol than `PROTOCOL`."""
+
+    def __init__(self, kind: str, version: int) -> None:
+        super().__init__(f"an {kind} of relay protocol {version}; this node speaks {PROTOCOL}")
+        #: The version the entry says it is of (1: it says none).
+        self.version = version
+
+
+def _versioned(kind: str, body: Sequence[object]) -> Sequence[object]:
+    """``body`` after its version, which must be `PROTOCOL`.
+
+    Raises:
+        VersionError: it is another version's.
+    """
+    version = body[0] if body else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise VersionError(kind, 1)
+    if version != PROTOCOL:
+        raise VersionError(kind, version)
+    return body[1:]
 
 
 _KINDS: Final = frozenset(
@@ -241,6 +275,7 @@ def opening_body(
 ) -> tuple[object, ...]:
     """An OPEN's body for ``request``; ``resumes`` is the lost relay it takes over."""
     return (
+        PROTOCOL,
         request.room,
         wire,
         request.path,
@@ -257,8 +292,10 @@ def opening(body: Sequence[object]) -> Opening:
     """What an OPEN's body asks for.
 
     Raises:
+        VersionError: ``body`` is an OPEN of another version.
         EntryError: ``body`` is not an OPEN's.
     """
+    body = _versioned("OPEN", body)
     if len(body) != 9:
         raise EntryError(f"an OPEN has 9 fields, got {len(body)}")
     room, wire, path, query, headers, client, subprotocols, window, resumes = body
@@ -296,6 +333,7 @@ def reported(body: Sequence[object]) -> tuple[int, int, int]:
 def request_body(request: HttpRequest) -> tuple[object, ...]:
     """A REQUEST's body for ``request``."""
     return (
+        PROTOCOL,
         request.room,
         request.method,
         request.path,
@@ -310,8 +348,10 @@ def requested(body: Sequence[object]) -> HttpRequest:
     """The route request a REQUEST carries.
 
     Raises:
+        VersionError: ``body`` is a REQUEST of another version.
         EntryError: ``body`` is not a REQUEST's.
     """
+    body = _versioned("REQUEST", body)
     if len(body) != 7:
         raise EntryError(f"a REQUEST has 7 fields, got {len(body)}")
     room, method, path, query, headers, data, client = body

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import final
+from typing import Final, final
 
 import trio
 
@@ -44,6 +44,7 @@ from ._relay_entries import (
     MOVED,
     REPORT,
     Entry,
+    VersionError,
     closing,
     opening,
     reported,
@@ -51,9 +52,13 @@ from ._relay_entries import (
 from ._relay_handover import ServedRelays
 from ._relay_link import RelayLink
 
-__all__ = ["RelayedConnection", "serve_relayed"]
+__all__ = ["OTHER_VERSION", "RelayedConnection", "serve_relayed"]
 
 _logger = logging.getLogger("trio_rooms")
+
+#: How a session is closed whose client's node and owner speak two versions of the relay
+#: protocol: 1012 (service restart), as during a rolling upgrade it means "come back".
+OTHER_VERSION: Final = (1012, "the room's node runs another version of trio_rooms")
 
 
 @final
@@ -240,6 +245,11 @@ async def serve_relayed(
     end = RelayEnd(entry.source, entry.relay, received=entry.seq)
     try:
         asked = opening(entry.body)
+    except VersionError as exc:
+        # Ended, not dropped: a node of any version closes its client with the END's code.
+        _logger.warning("relays: refused an OPEN from node %r: %s", entry.source, exc)
+        link.send_nowait(end, END, *OTHER_VERSION)
+        return
     except ValueError as exc:
         _logger.warning("relays: refused an OPEN from node %r: %s", entry.source, exc)
         link.send_nowait(end, GONE)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import final
+from typing import Final, final
 
 import trio
 
@@ -27,6 +27,7 @@ from ._relay_entries import (
     REQUEST,
     RESPONSE,
     Entry,
+    VersionError,
     request_body,
     requested,
     responded,
@@ -34,9 +35,17 @@ from ._relay_entries import (
 )
 from ._relay_link import RelayLink
 
-__all__ = ["answer_relayed", "request_through"]
+__all__ = ["OTHER_VERSION_RESPONSE", "answer_relayed", "request_through"]
 
 _logger = logging.getLogger("trio_rooms")
+
+#: The answer to a route request between nodes of two versions of the relay protocol:
+#: 503, to be asked again (of a node of the owner's version, or once it is drained).
+OTHER_VERSION_RESPONSE: Final = Response(
+    503,
+    (("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")),
+    b"the room's node runs another version of trio_rooms",
+)
 
 
 @final
@@ -110,6 +119,11 @@ async def answer_relayed(
     end = RelayEnd(entry.source, entry.relay, received=entry.seq)
     try:
         request = requested(entry.body)
+    except VersionError as exc:
+        # Answered, not dropped: a node of any version passes a RESPONSE on as it is.
+        _logger.warning("relays: refused a REQUEST from node %r: %s", entry.source, exc)
+        link.send_nowait(end, RESPONSE, *response_body(OTHER_VERSION_RESPONSE))
+        return
     except ValueError as exc:
         _logger.warning("relays: refused a REQUEST from node %r: %s", entry.source, exc)
         link.send_nowait(end, GONE)

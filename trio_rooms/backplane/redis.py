@@ -34,7 +34,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from typing import final
-from urllib.parse import urlsplit
 
 import trio
 
@@ -47,6 +46,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
 
 from .._core.backplane import BackplaneStatistics, Delivery
 from .._core.presence_sync import PresenceSync
+from .._redis import redacted
 from ._cluster import RedisCluster as RedisCluster
 from ._membership import Membership
 from ._presence import RedisPresence
@@ -110,7 +110,7 @@ class RedisBackplane:
         if max_queue_bytes < 1:
             raise ValueError(f"max_queue_bytes must be at least 1, got {max_queue_bytes}")
         self._url = url
-        self._where = _redacted(url)
+        self._where = redacted(url)
         self._names = Names(prefix)
         self._timeout = timeout
         self._max_backoff = max_backoff
@@ -280,12 +280,3 @@ class RedisBackplane:
     def _changed(self) -> None:
         if self._statistics_waiters:
             self._statistics_waiters.unpark_all()
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its user name and password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.hostname is None:
-        return f"{parts.scheme}://{parts.path}"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"

@@ -13,7 +13,7 @@ from coredis.exceptions import RedisError
 from coredis.retry import ConstantRetryPolicy
 
 from .._errors import StorageError
-from .._redis import guarded
+from .._redis import explained, guarded
 
 __all__ = ["Client", "ClientRunner", "make_client"]
 
@@ -88,7 +88,7 @@ class ClientRunner:
                     # coredis turns a cancelled connection attempt into an error: if that is
                     # what happened, raise the cancellation (our deadline's or the caller's).
                     await trio.lowlevel.checkpoint_if_cancelled()
-                    raise StorageError(f"Redis could not {action}: {exc}") from exc
+                    raise StorageError(f"Redis could not {action}: {explained(exc)}") from exc
         except trio.TooSlowError as exc:
             # The connection may be hung for good (a dead peer sends no reset): drop every
             # connection so the next operation makes a new one.

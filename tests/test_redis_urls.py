@@ -1,0 +1,77 @@
+"""A node whose Redis URL cannot work (a wrong password, a certificate another CA signed,
+a socket that is not there) is refused at its start, clearly and at once, over every kind
+of URL; its storage, leases and relays honour the same URL (the relay, storage and
+backplane tests run over each kind: `tests.redis_server.EVERY_URL`)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import trio_rooms
+from trio_rooms import BackplaneError, StorageError
+from trio_rooms.backplane.redis import RedisCluster
+from trio_rooms.storage.redis import RedisStorage
+
+from .owner_app import CounterRoom
+from .redis_server import EVERY_URL, RedisServer, require_redis
+
+#: A refusal is an answer: far below this (which only bounds a hang).
+PATIENCE = 5.0
+
+
+async def _start(storage_url: str, cluster_url: str) -> None:
+    """Open a node on ``storage_url`` and ``cluster_url``; return once it has started."""
+    cluster = RedisCluster(cluster_url, lease_ttl=1.5, timeout=0.3)
+    storage = RedisStorage(storage_url, timeout=0.3)
+    with trio.fail_after(PATIENCE):
+        async with trio_rooms.open_rooms(CounterRoom, storage=storage, cluster=cluster):
+            pass
+
+
+def _with_password(url: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://:{password}@{rest}"
+
+
+@EVERY_URL
+async def test_a_wrong_password_is_refused_at_the_start_naming_the_cause(
+    redis_server: RedisServer,
+) -> None:
+    """With ``requirepass`` set, the right password starts a node; a wrong one is a
+    StorageError from the storage and a BackplaneError from the cluster, each saying
+    Redis refused it and never showing the password."""
+    assert redis_server.command("CONFIG", "SET", "requirepass", "s3cret") == b"+OK\r\n"
+    good = _with_password(redis_server.url, "s3cret")
+    wrong = _with_password(redis_server.url, "wrong-one")
+    await _start(good, good)
+    with pytest.raises(StorageError, match="invalid username-password pair"):
+        await _start(wrong, wrong)
+    with pytest.raises(BackplaneError, match="invalid username-password pair") as raised:
+        await _start(good, wrong)
+    assert "wrong-one" not in str(raised.value)
+    assert redis_server.url.partition("?")[0] in str(raised.value)
+
+
+@pytest.mark.parametrize("redis_server", ["tls"], indirect=True)
+async def test_a_certificate_of_another_ca_is_refused_at_the_start(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A rediss:// URL whose ``ssl_ca_certs`` did not sign the server's certificate fails
+    the storage's start and the cluster's with the TLS verification error, not a hang."""
+    other = RedisServer(require_redis(), tmp_path_factory.mktemp("other"), kind="tls")
+    other_ca = redis_server.url.replace(str(redis_server.ca_file), str(other.ca_file))
+    with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED"):
+        await _start(other_ca, other_ca)
+    with pytest.raises(BackplaneError, match="CERTIFICATE_VERIFY_FAILED"):
+        await _start(redis_server.url, other_ca)
+
+
+@pytest.mark.parametrize("redis_server", ["unix"], indirect=True)
+async def test_a_unix_socket_that_is_not_there_is_refused_at_the_start(
+    redis_server: RedisServer,
+) -> None:
+    """A unix:// URL naming no socket fails the cluster's start with the missing file."""
+    nowhere = redis_server.url.replace("/s?", "/nothing-here?")
+    with pytest.raises(BackplaneError, match="No such file"):
+        await _start(redis_server.url, nowhere)
