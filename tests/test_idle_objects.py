@@ -85,3 +85,32 @@ async def test_an_idle_connection_holds_at_most_the_pinned_number_of_tracked_obj
             client.close()
         nursery.cancel_scope.cancel()
     assert per_connection <= MAX_TRACKED_PER_CONNECTION, per_connection
+
+
+#: GC-tracked objects per parked connection (``park_after``), at most (21 when set: its
+#: sockets and stream, the Session with its runner, record, tags, queue and request,
+#: the runner's three cancel scopes, the parked handles and three bound methods; no
+#: task, coroutine, nursery or read buffer).
+MAX_TRACKED_PER_PARKED_CONNECTION = 24
+
+
+async def test_a_parked_connection_holds_at_most_the_pinned_number_of_tracked_objects(
+    nursery: trio.Nursery,
+) -> None:
+    """100 parked connections add at most 24 GC-tracked objects each to the server."""
+    config = RoomsConfig(max_connections_per_address=2 * CONNECTIONS, park_after=0.02)
+    async with trio_rooms.open_rooms(IdleRoom, config=config) as rooms:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        clients = [await trio.to_thread.run_sync(_open, port) for _ in range(5)]
+        await rooms.wait_statistics(lambda stats: stats.parked_sessions == 5)
+        await trio.testing.wait_all_tasks_blocked()
+        before = _tracked()
+        for _ in range(CONNECTIONS):
+            clients.append(await trio.to_thread.run_sync(_open, port))
+        await rooms.wait_statistics(lambda stats: stats.parked_sessions == 5 + CONNECTIONS)
+        await trio.testing.wait_all_tasks_blocked()
+        per_connection = (_tracked() - before - CONNECTIONS) / CONNECTIONS
+        for client in clients:
+            client.close()
+        nursery.cancel_scope.cancel()
+    assert per_connection <= MAX_TRACKED_PER_PARKED_CONNECTION, per_connection

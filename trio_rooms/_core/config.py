@@ -92,6 +92,10 @@ class RoomsConfig:
     ping_interval: float = attrs.field(default=20.0, validator=_positive)
     #: Seconds to wait for any frame after a ping before the peer counts as dead.
     ping_timeout: float = attrs.field(default=20.0, validator=_positive)
+    #: Seconds of silence from a client after which its session parks, if it is
+    #: quiescent: its tasks end (not its `Session`) until the client sends something
+    #: or the session needs its writer again. None: never. The embedded server only.
+    park_after: float | None = attrs.field(default=10.0, validator=_positive_or_none)
     #: Seconds to wait for the peer's close frame after sending ours.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
     #: Seconds graceful shutdown waits for sessions to close before cancelling them.

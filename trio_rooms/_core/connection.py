@@ -6,7 +6,7 @@ from typing import Protocol
 
 from .outbound import Frame, OutboundQueue
 
-__all__ = ["Connection", "ConnectionEnded"]
+__all__ = ["Connection", "ConnectionEnded", "ConnectionParked"]
 
 
 class ConnectionEnded(Exception):
@@ -28,6 +28,15 @@ class ConnectionEnded(Exception):
         self.send_close = send_close
 
 
+class ConnectionParked(Exception):
+    """Raised by `Connection.receive` to ask its session to park (`SessionRunner.run`).
+
+    Nothing was consumed: the session parks if it is quiescent, else calls ``receive``
+    again and loses nothing. Only a transport that can watch a parked connection
+    without a task of its own raises it (the embedded server, ``park_after``).
+    """
+
+
 class Connection(Protocol):
     """What a transport gives the core for one accepted connection.
 
@@ -35,7 +44,8 @@ class Connection(Protocol):
     its messages, its reader while a hook waits) and ``send`` and ``close`` from another
     (the session's writer), never concurrently with themselves. A ``receive`` that waits
     may be cancelled (its caller is shutting down, `SessionIO`): it must stay usable,
-    as the reader reads on until the peer answers the close.
+    as the reader reads on until the peer answers the close. It may raise
+    `ConnectionParked` instead of waiting on: the caller asks again, or parks.
     """
 
     def attach(self, outbound: OutboundQueue) -> None:

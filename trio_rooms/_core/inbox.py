@@ -96,6 +96,11 @@ class Inbox:
         if receiver is not None:
             trio.lowlevel.reschedule(receiver, outcome.Error(trio.EndOfChannel()))
 
+    @property
+    def receiving(self) -> bool:
+        """Whether the receiver waits for a frame (none is queued)."""
+        return self._receiver is not None
+
     # ------------------------------------------------------------ the handler's
 
     def receive_nowait(self) -> str | bytes:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, cast, final
 
+import outcome
 import trio
 
 from .._delivery import COALESCE, DROP_OLDEST
@@ -234,7 +235,9 @@ class OutboundQueue:
         self._frames: deque[Frame] = _NO_FRAMES  # its own at the first frame
         self._bytes = 0
         self._closed = False
-        self._waiter: trio.lowlevel.Task | None = None
+        #: The writer, parked on an empty queue; while its session is parked (`park`),
+        #: what to call once the queue needs a writer again.
+        self._waiter: trio.lowlevel.Task | Callable[[], None] | None = None
         self._direct_ready = False
         #: A replay not yet queued, then the frames put behind it (None: no replay).
         self._paced: deque[Frame] | None = None
@@ -604,16 +607,84 @@ class OutboundQueue:
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
         assert waiter is not None
-        trio.lowlevel.reschedule(waiter)
+        if isinstance(waiter, trio.lowlevel.Task):
+            trio.lowlevel.reschedule(waiter)
+        elif self._write_parked():
+            self._waiter = waiter  # all written: the session stays parked
+        else:
+            waiter()  # frames stay queued, in order, for the writer it wakes
 
-    async def _wait(self) -> None:
+    @property
+    def idle(self) -> bool:
+        """Whether the writer waits with nothing queued, held or to close: it may `park`."""
+        return (
+            isinstance(self._waiter, trio.lowlevel.Task)
+            and not self._frames
+            and self._paced is None
+            and not self._closed
+        )
+
+    def park(self, wake: Callable[[], None]) -> None:
+        """The session parks: its writer's `get_batch` returns ``[]``, and it ends.
+
+        Until `unpark`, a frame put is written through ``direct`` at once (nothing else
+        is queued, so order holds); one that cannot be, wholly (a partial write, a
+        policy, the close), stays queued and ``wake`` is called, once, for a writer.
+        """
+        writer = self._waiter
+        assert isinstance(writer, trio.lowlevel.Task), "park() needs an idle writer"
+        self._waiter = wake
+        trio.lowlevel.reschedule(writer, outcome.Value(True))
+
+    def unpark(self) -> None:
+        """The session runs again: its new writer takes the queue (`park`)."""
+        if not isinstance(self._waiter, trio.lowlevel.Task):
+            self._waiter = None
+
+    def _write_parked(self) -> bool:
+        """Parked: write what is queued through ``direct``; False if a writer must."""
+        frames = self._frames
+        if not frames:
+            return not self._closed
+        direct = self.direct
+        if direct is None or self._closed or self._paced is not None:
+            return False
+        seq = self.durability.seq
+        if frames[0].after > seq and not frames[0].policy:
+            self.durability.watch(self)  # `release` writes it, or wakes
+            return True
+        batch: list[Frame] = []
+        size = data_bytes = 0
+        largest = self._largest
+        for frame in frames:
+            if frame.policy or frame.after > seq or size >= _RELEASE_BYTES:
+                return False  # the writer's to sort out (and the parked session is rare)
+            batch.append(frame)
+            length = len(frame.payload)
+            size += length
+            if frame.opcode <= BINARY:
+                data_bytes += length if length < largest else largest
+        rest = direct(batch)
+        if rest is None:
+            return False
+        frames.clear()
+        self._bytes -= data_bytes
+        self._over_since = None
+        if rest:  # the writer sends the rest first
+            frames.append(_tail(batch[-1].opcode, rest))
+            return False
+        return True
+
+    async def _wait(self) -> bool:
+        """Park the writer until woken; True if its session parked (`park`)."""
         # One consumer: park it directly (cheaper than a ParkingLot on the put path).
         if self._waiter is not None:
             raise trio.BusyResourceError("another task is already waiting on this queue")
         self._waiter = trio.lowlevel.current_task()
         # A bound method, not a closure: one object for the wait, not three (its cell
         # and their tuple), kept as long as an idle session's writer waits.
-        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+        parked: object = await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+        return parked is True
 
     def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
         self._waiter = None
@@ -624,7 +695,7 @@ class OutboundQueue:
 
         Frames the output gate holds stay queued, and so do those behind them. Frames a
         policy dropped are skipped (a counting client gets a mark in their place).
-        Returns ``[]`` once the queue is closed and empty.
+        Returns ``[]`` once the queue is closed and empty, or its session parks.
         """
         durability = self.durability
         while True:
@@ -637,7 +708,8 @@ class OutboundQueue:
                         return []
                 else:
                     durability.watch(self)
-                await self._wait()
+                if await self._wait():
+                    return []  # parked: the writer ends, and a later one goes on
             frames = self._frames  # (after the wait: a compaction replaces the deque)
             batch: list[Frame] = []
             size = data_bytes = skipped = 0

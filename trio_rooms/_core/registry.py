@@ -208,6 +208,8 @@ class RoomRegistry:
             owned_rooms=sum(1 for slot in self._slots.values() if slot.owned and not slot.stopping),
             relayed_rooms=len(self._relayed),
             relayed_sessions=self._relayed.total(),
+            parked_sessions=counters.parked,
+            parks=counters.parks,
         )
 
     async def admit(self, request: ConnectRequest) -> None:

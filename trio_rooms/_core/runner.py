@@ -39,6 +39,7 @@ from .dispatch import SessionDispatch
 from .durable import DurableRecord
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
+from .parking import ParkedSession
 from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
 from .runner_sides import RoomSide, SessionHooks
@@ -98,6 +99,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         "_encoder",
         "_joined_at",
         "_left_at",
+        "_parked",
         "_resumed_at",
         "_sent",
         "_setup_scope",
@@ -164,6 +166,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self._left_at: ReplayCursor | None = None
         #: Its place as stored when a client resumed it.
         self._resumed_at: ReplayCursor | None = None
+        #: Made when it first parks (most sessions never do), kept for the next parks.
+        self._parked: ParkedSession | None = None
 
     @property
     def sent(self) -> int:
@@ -360,48 +364,106 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             if scope is not None:
                 scope.cancel()
 
-    async def run(self, connection: Connection, room: RoomSide[SessionRunner]) -> None:
-        """Serve the session until it ends, in the caller's task.
+    async def run(
+        self, connection: Connection, room: RoomSide[SessionRunner]
+    ) -> ParkedSession | None:
+        """Serve the session until it ends, in the caller's task; or until it parks.
 
         Cancelling the caller closes the session with 1001 (see `_write_loop`); it
         returns once that close is through, its queue flushed, within ``close_timeout``
         (a hook still running gets as long, then ``on_close`` as long). The room ends
         what is left when it stops (`cut`).
+
+        The connection may ask it to park (`ConnectionParked`): if the handler waits for
+        the next frame with nothing queued, no request running and its writer idle, its
+        tasks end and this returns the `ParkedSession` to run it on later (here again,
+        without its admission: `ParkedSession.resume`).
         """
         config = room.config
         inbox = Inbox(config.inbound_max_messages)
+        resumed = self.phase is not Phase.SETUP
+        if resumed:
+            self._unpark()
+        ended = True
         try:  # whatever happens, the room is told last (`RoomRunner.session_ended`)
             self._rate_limited = config.rate_limit is not None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, connection)
                 nursery.start_soon(self._read_loop, connection, inbox)
                 try:
-                    # Shielded like the handler, but with no deadline of a close: setup
-                    # (create_data, on_connect) is not cut short, only by `cut`.
-                    admitted = False
-                    with trio.CancelScope(shield=True) as self._setup_scope:
-                        admitted = await self._admit(room)
-                    self._setup_scope = None
+                    admitted = resumed
+                    if not resumed:
+                        # Shielded like the handler, but with no deadline of a close:
+                        # setup (create_data, on_connect) is not cut short, only by `cut`.
+                        with trio.CancelScope(shield=True) as self._setup_scope:
+                            admitted = await self._admit(room)
+                        self._setup_scope = None
                     if admitted:
                         try:
                             with self._handler_scope:
                                 await self._handle_all(connection, inbox)
                         finally:
-                            await self._finish()
+                            if self._reads is not Reads.PARKED:
+                                await self._finish()
                 finally:
                     inbox.close_receive()
-                    self.handler_ended()
+                    if self._reads is not Reads.PARKED:
+                        self.handler_ended()
+            ended = self._reads is not Reads.PARKED
         except Exception:
             # A transport or library failure ends this session only, never the room.
             _logger.exception("session %s of room %r failed", self.id, room.name)
             self.begin_close(1011, "internal error", send_close=False)
+            if self._reads is Reads.PARKED:  # failed while parking: it ends here
+                self._unpark()
+                self.handler_ended()
         finally:
-            self.phase = Phase.ENDED
-            self._writer_finished()
-            closing = self.closing
-            room.counters.closes[closing.code if closing is not None else 1006] += 1
-            room.counters.changed()
-            room.session_ended(self)
+            if ended:
+                self.phase = Phase.ENDED
+                self._writer_finished()
+                closing = self.closing
+                room.counters.closes[closing.code if closing is not None else 1006] += 1
+                room.counters.changed()
+                room.session_ended(self)
+        return None if ended else self._parked
+
+    def _park(self, connection: Connection) -> bool:
+        """The connection asks to park: if the session is quiescent, its tasks end now.
+
+        Quiescent: admitted and not closing, the handler waiting for the next frame (the
+        caller knows), no request running and the writer waiting on an empty queue. Its
+        state stays: the queue, the session, its record.
+        """
+        if (
+            self.phase is not Phase.OPEN
+            or self.closing is not None
+            or self._in_flight
+            or not self.outbound.idle
+        ):
+            return False
+        room = self.room_side
+        assert room is not None
+        parked = self._parked
+        if parked is None:
+            parked = self._parked = ParkedSession(self, room, connection)
+        parked.parked()
+        self._reads = Reads.PARKED
+        self._wake_reader()
+        self.outbound.park(parked.needed)
+        self.counters.parked += 1
+        self.counters.parks += 1
+        self.counters.changed()
+        return True
+
+    def _unpark(self) -> None:
+        """Run on after a park: fresh scopes, as cancelled and as bounded as the old ones."""
+        self._reads = Reads.HANDLER
+        self._reader_scope = _renewed(self._reader_scope)
+        self._writer_scope = _renewed(self._writer_scope)
+        self._handler_scope = _renewed(self._handler_scope)
+        self.outbound.unpark()
+        self.counters.parked -= 1
+        self.counters.changed()
 
     def ended_with(self) -> tuple[int, str]:
         """The code and reason the session ended with (after `run`)."""
@@ -628,6 +690,14 @@ def _count(seen: str) -> int | None:
     if seen.isascii() and seen.isdecimal() and len(seen) <= 18:
         return int(seen)
     return None
+
+
+def _renewed(scope: trio.CancelScope) -> trio.CancelScope:
+    """A scope to enter in place of ``scope`` (a scope is entered once), in its state."""
+    renewed = trio.CancelScope(deadline=scope.deadline, shield=scope.shield)
+    if scope.cancel_called:
+        renewed.cancel()
+    return renewed
 
 
 def _unattached() -> RuntimeError:

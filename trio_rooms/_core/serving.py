@@ -18,11 +18,19 @@ import attrs
 from .._errors import RoomsClosedError
 from .admission import ConnectionCounter
 from .connection import Connection
+from .parking import ParkedSession
 from .request import ConnectRequest
 from .rooms import Rooms, registry_of
 from .routing import HttpRejection, route_websocket
 
-__all__ = ["Counted", "WebSocketHead", "connection_counter", "counted", "serve_session"]
+__all__ = [
+    "Counted",
+    "ParkedSession",
+    "WebSocketHead",
+    "connection_counter",
+    "counted",
+    "serve_session",
+]
 
 _logger = logging.getLogger("trio_rooms")
 
@@ -82,13 +90,14 @@ async def serve_session(
     *,
     accept: Callable[[], Awaitable[Connection]],
     refuse: Callable[[int, str], Awaitable[None]],
-) -> tuple[int, str] | None:
-    """Admit the session ``head`` asks for and run it until it ends.
+) -> tuple[int, str] | ParkedSession | None:
+    """Admit the session ``head`` asks for and run it until it ends (or parks).
 
     ``refuse(status, body)`` answers a handshake that is not admitted (404 for another
     path, 400 for a bad room name or format, 403, 503, ``authorize``'s status...);
     ``accept()`` completes the upgrade and returns the connection the session runs on.
-    Returns the code and reason the session ended with, None if it was refused. A
+    Returns the code and reason the session ended with, None if it was refused, or
+    the `ParkedSession` to resume if the connection asked it to park. A
     `Rooms` that is shutting down closes the connection with 1001; a room that fails
     to start or to admit, with 1011 (logged).
     """
@@ -118,8 +127,8 @@ async def serve_session(
         # Run here, not in a callee that only awaits it: a coroutine less per session.
         session, room, served = placed.session, placed.room, placed.connection
         del placed
-        await session.run(served, room)
-        return session.ended_with()
+        parked = await session.run(served, room)
+        return parked if parked is not None else session.ended_with()
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
         return 1001, "server shutting down"

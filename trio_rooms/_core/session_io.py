@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from .config import RoomsConfig
-from .connection import Connection, ConnectionEnded
+from .connection import Connection, ConnectionEnded, ConnectionParked
 from .inbox import Inbox
 from .outbound import Frame, OutboundQueue
 from .ratelimit import TokenBucket
@@ -42,6 +42,9 @@ class Reads(enum.Enum):
     HANDLER = "handler"
     #: The connection ended: nobody reads.
     DONE = "done"
+    #: The session parked (`SessionRunner.run`): its tasks end, its transport watches
+    #: the connection, and the handler reads again once it runs on.
+    PARKED = "parked"
 
 
 @final
@@ -120,6 +123,14 @@ class SessionIO:
     def _config(self) -> RoomsConfig:
         raise NotImplementedError
 
+    def _park(self, connection: Connection) -> bool:
+        """Park if quiescent (`SessionRunner._park`): True if the caller is to return.
+
+        Called by whichever task reads: the handler (its reader parked), or the reader
+        (the handler waiting on an empty inbox).
+        """
+        raise NotImplementedError
+
     def _cancelled_within(self) -> bool:
         """Whether the session's own nursery was cancelled (one of its tasks failed)."""
         nursery = trio.lowlevel.current_task().parent_nursery
@@ -145,6 +156,8 @@ class SessionIO:
                     reads = self._reads
                     if reads is Reads.DONE:
                         break
+                    if reads is Reads.PARKED:
+                        return  # the session's next run reads on
                     try:
                         if reads is Reads.HANDLER:
                             await self._park_reader()
@@ -153,6 +166,12 @@ class SessionIO:
                     except trio.Cancelled:
                         if not self._cancelled_by_caller(scope):
                             raise
+                        continue
+                    except ConnectionParked:
+                        # The handler waits on an empty inbox: it gets its end (and
+                        # returns) below; else a hook runs, and the reader reads on.
+                        if inbox.receiving and self._park(connection):
+                            return
                         continue
                     if not self._take(message):
                         continue
@@ -250,7 +269,12 @@ class SessionIO:
         """The handler's read of the next message; None once the connection ended."""
         try:
             while True:
-                message = await connection.receive()
+                try:
+                    message = await connection.receive()
+                except ConnectionParked:
+                    if self._reader_task is not None and self._park(connection):
+                        return None  # `_reads` is PARKED: the handler returns
+                    continue
                 if self._take(message):
                     return message
         except ConnectionEnded as ended:
@@ -323,7 +347,8 @@ class SessionIO:
             ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError
         ):
             while True:
-                await connection.receive()
+                with contextlib.suppress(ConnectionParked):  # closing: never parks
+                    await connection.receive()
 
     # ---------------------------------------------------------------- writing
 
@@ -347,6 +372,8 @@ class SessionIO:
                 while batch:
                     await connection.send(batch)
                     batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
+                if self._reads is Reads.PARKED:
+                    return  # the queue is the parked session's (`OutboundQueue.park`)
                 if self._send_close:
                     closing = self.closing
                     assert closing is not None

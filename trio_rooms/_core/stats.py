@@ -77,6 +77,10 @@ class RoomsStatistics:
     #: With a cluster: this node's clients served through another node (those whose
     #: session is being opened there included); they are not in ``sessions``.
     relayed_sessions: int = 0
+    #: Sessions parked now (``park_after``): in ``sessions``, but with no task of their own.
+    parked_sessions: int = 0
+    #: Times a session parked, since the start.
+    parks: int = 0
 
 
 @final
@@ -97,6 +101,8 @@ class Counters:
         "invalid",
         "messages_in",
         "messages_out",
+        "parked",
+        "parks",
         "rate_limited",
         "slow_consumers",
     )
@@ -111,6 +117,8 @@ class Counters:
         self.invalid: int = 0
         self.rate_limited: int = 0
         self.errors: int = 0
+        self.parked: int = 0
+        self.parks: int = 0
         self.closes: Counter[int] = Counter()
         self._waiters = trio.lowlevel.ParkingLot()
 

@@ -74,7 +74,7 @@ async def _serve_session(
             return connection
 
         ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
-        if ended is not None:
+        if isinstance(ended, tuple):  # (hypercorn owns the tasks: it never parks)
             code, reason = ended
             # The session's writer gives up on its close frame after close_timeout,
             # but hypercorn's shielded write it was stuck in may still get through;

@@ -124,6 +124,11 @@ class InboundParser:
         self._text: list[str] | None = None
         self._binary: list[bytes] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Whether it holds nothing: no event, and no part of a frame or message."""
+        return not (self.events or self._pending or self._remaining or self._opcode or self._closed)
+
     def feed(self, data: bytes) -> None:
         """Parse ``data``, the next bytes from the client."""
         if self._closed:

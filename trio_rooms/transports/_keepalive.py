@@ -7,9 +7,12 @@ per interval, pings the silent ones and drops those that stay silent.
 
 from __future__ import annotations
 
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Protocol, final
 
 import trio
+
+if TYPE_CHECKING:
+    from ._parking import Parking
 
 __all__ = ["Keepalive", "Pingable"]
 
@@ -28,10 +31,14 @@ class Pingable(Protocol):
 class Keepalive:
     """The connections of one server and the task that keeps them honest."""
 
-    def __init__(self, interval: float, timeout: float) -> None:
+    def __init__(self, interval: float, timeout: float, park_after: float | None = None) -> None:
         self._interval = interval
         self._timeout = timeout
+        # The sweep also decides which silent connections park (`park_after`).
+        self._tick = min(interval, timeout, park_after or interval) / 4
         self._connections: set[Pingable] = set()
+        #: Where the server's connections park (None: they do not).
+        self.parking: Parking | None = None
 
     def add(self, connection: Pingable) -> None:
         self._connections.add(connection)
@@ -43,9 +50,10 @@ class Keepalive:
         """Check every connection four times per interval, until cancelled.
 
         A dead peer is therefore dropped within ``interval + timeout`` plus a quarter
-        of the shorter of the two.
+        of the shortest of the two and ``park_after``; a silent one parks within
+        ``park_after`` and as much.
         """
-        tick = min(self._interval, self._timeout) / 4
+        tick = self._tick
         while True:
             await trio.sleep(tick)
             now = trio.current_time()

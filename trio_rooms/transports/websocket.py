@@ -17,17 +17,20 @@ from typing import Any, TypeVar, final
 
 import trio
 
+from .._core.admission import ConnectionCounter
 from .._core.config import RoomsConfig
-from .._core.connection import ConnectionEnded
+from .._core.connection import ConnectionEnded, ConnectionParked
 from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.serving import WebSocketHead, connection_counter, serve_session
+from .._core.serving import ParkedSession, WebSocketHead, connection_counter, serve_session
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
 from ._keepalive import Keepalive
+from ._listeners import serve_listeners
+from ._parking import Parking
 from ._throttle import ThrottledLog
 
 __all__ = ["serve_websocket"]
@@ -83,11 +86,16 @@ async def serve_websocket(
     listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
     bound: int = listeners[0].socket.getsockname()[1]
     config = rooms.config
-    keepalive = Keepalive(config.ping_interval, config.ping_timeout)
+    parking = Parking() if config.park_after is not None and Parking.available() else None
+    keepalive = Keepalive(config.ping_interval, config.ping_timeout, config.park_after)
+    keepalive.parking = parking
     async with trio.open_nursery() as nursery:
         nursery.start_soon(keepalive.run)
+        if parking is not None:
+            # Parked connections run on in this nursery: it owns them for shutdown.
+            nursery.start_soon(parking.run, nursery)
         handler = partial(_serve_stream, rooms, keepalive)
-        await nursery.start(trio.serve_listeners, handler, listeners)
+        await nursery.start(serve_listeners, handler, listeners, nursery)
         task_status.started(bound)
 
 
@@ -107,10 +115,11 @@ async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
 async def _serve_stream(
     rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
 ) -> None:
-    # This task lives as long as its session, idle or not: what its frame holds is kept
-    # per connection (no closures, whose cells would stay; no ``with`` block, whose
+    # This task lives as long as its session, unless it parks: what its frame holds is
+    # kept per connection (no closures, whose cells would stay; no ``with`` block, whose
     # ``__exit__`` would; the handshake's objects go).
     peer: tuple[str, int] | None = None
+    parked: _ParkedStream | None = None  # then it owns what the finally blocks end
     try:
         peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
@@ -125,19 +134,104 @@ async def _serve_stream(
                 session = serve_session(rooms, head, accept=upgrade.accept, refuse=upgrade.refuse)
                 del request, head  # the serving port lets them go once the session runs
                 try:
-                    await session
+                    ended = await session
+                    if isinstance(ended, ParkedSession):
+                        parked = _ParkedStream(stream, peer, counter, address, upgrade, ended)
                 finally:
-                    upgrade.ended()
+                    if parked is None:
+                        upgrade.ended()
         finally:
-            counter.exit(address)
+            if parked is None:
+                counter.exit(address)
     except Exception as exc:
         # Never let one connection reach the listener: it would stop the server.
-        if _peer_gone(exc):
-            _lost.log("connection from %s lost: %r", _describe(peer), exc)
-        else:
-            _logger.exception("connection from %s failed", _describe(peer))
+        _failed(exc, peer)
     finally:
-        await _close(stream)
+        if parked is None:
+            await _close(stream)
+    if parked is not None:
+        await parked.settle()
+
+
+def _failed(exc: Exception, peer: tuple[str, int] | None) -> None:
+    if _peer_gone(exc):
+        _lost.log("connection from %s lost: %r", _describe(peer), exc)
+    else:
+        _logger.exception("connection from %s failed", _describe(peer))
+
+
+@final
+class _ParkedStream:
+    """A connection whose session parked: the end of its task, for a later one to run.
+
+    The connection's task returns once it is watched by its server's `Parking`; its
+    next task runs the session on from there and ends the connection as the first one
+    would have (the keepalive entry, the connection's count, the socket).
+    """
+
+    __slots__ = ("_address", "_counter", "_peer", "_session", "_stream", "_upgrade")
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        peer: tuple[str, int] | None,
+        counter: ConnectionCounter,
+        address: str | None,
+        upgrade: _Upgrade,
+        session: ParkedSession,
+    ) -> None:
+        self._stream = stream
+        self._peer = peer
+        self._counter = counter
+        self._address = address
+        self._upgrade = upgrade
+        self._session = session
+
+    async def settle(self) -> None:
+        """Leave the connection to its server's waiter, or run it on here if it cannot."""
+        if not self._park():
+            await self.resume()
+
+    def _park(self) -> bool:
+        connection = self._upgrade.connection
+        if connection is None or not self._session.wake_with(self.wake):
+            return False
+        return connection.park(self)
+
+    def wake(self) -> None:
+        """The session needs its tasks (its writer, its close): start its task now."""
+        connection = self._upgrade.connection
+        if connection is not None:
+            connection.wake()
+
+    def readable(self) -> bool:
+        connection = self._upgrade.connection
+        if connection is None or connection.parked_input():
+            self._session.taken()
+            return True
+        return False
+
+    async def resume(self) -> None:
+        handed = False
+        try:
+            try:
+                try:
+                    while not handed:
+                        ended = await self._session.resume()
+                        if not isinstance(ended, ParkedSession):
+                            break
+                        handed = self._park()
+                finally:
+                    if not handed:
+                        self._upgrade.ended()
+            finally:
+                if not handed:
+                    self._counter.exit(self._address)
+        except Exception as exc:
+            _failed(exc, self._peer)
+        finally:
+            if not handed:
+                await _close(self._stream)
 
 
 async def _handshake(
@@ -156,7 +250,7 @@ async def _handshake(
 class _Upgrade:
     """Completes (or refuses) one admitted upgrade, and then forgets the handshake."""
 
-    __slots__ = ("_config", "_connection", "_keepalive", "_received", "_response", "_stream")
+    __slots__ = ("_config", "_keepalive", "_received", "_response", "_stream", "connection")
 
     def __init__(
         self,
@@ -170,23 +264,24 @@ class _Upgrade:
         self._keepalive = keepalive
         self._response = request.response
         self._received = request.trailing
-        self._connection: _StreamConnection | None = None
+        self.connection: _StreamConnection | None = None
 
     async def accept(self) -> _StreamConnection:
         await _send_small(self._stream, self._response)
         connection = _StreamConnection(self._stream, self._config, received=self._received)
         self._response = self._received = b""
-        self._connection = connection
+        self.connection = connection
         if self._keepalive is not None:
             self._keepalive.add(connection)
+            connection.parking = self._keepalive.parking
         return connection
 
     async def refuse(self, status: int, body: str) -> None:
         await _refuse(self._stream, http_response(status, body))
 
     def ended(self) -> None:
-        if self._keepalive is not None and self._connection is not None:
-            self._keepalive.discard(self._connection)
+        if self._keepalive is not None and self.connection is not None:
+            self._keepalive.discard(self.connection)
 
 
 async def _read_request(
@@ -339,12 +434,16 @@ class _StreamConnection:
         "_heard",
         "_max_message_size",
         "_outbound",
+        "_park_after",
+        "_park_asked",
         "_parser",
         "_pinged_at",
         "_received",
         "_silent_since",
         "_socket",
         "_stream",
+        "_waiting",
+        "parking",
     )
 
     def __init__(
@@ -365,6 +464,13 @@ class _StreamConnection:
         self._silent_since = trio.current_time()
         self._pinged_at: float | None = None
         self._expired = False
+        # Parking (`park_after`): decided by the keepalive task too, for a connection
+        # whose reader waits for the socket (`_waiting`) and whose session is quiet.
+        self._park_after = config.park_after
+        self._waiting = False
+        self._park_asked = False
+        #: The server's parked connections (None: this one never parks).
+        self.parking: Parking | None = None
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
@@ -440,7 +546,19 @@ class _StreamConnection:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
             while True:
-                await trio.lowlevel.wait_readable(socket)
+                self._waiting = True
+                try:
+                    await trio.lowlevel.wait_readable(socket)
+                except trio.ClosedResourceError:
+                    if not self._park_asked:
+                        raise
+                    # Woken by `_ask_to_park`, with nothing read: the session parks,
+                    # or asks again. What a parser holds of a silent client is nothing.
+                    self._park_asked = False
+                    self._parser = None
+                    raise ConnectionParked from None
+                finally:
+                    self._waiting = False
                 try:
                     return os.read(socket.fileno(), _RECEIVE_SIZE)
                 except BlockingIOError:
@@ -466,6 +584,9 @@ class _StreamConnection:
             self._silent_since = now
             self._pinged_at = None
             return False
+        park_after = self._park_after
+        if park_after is not None and self._waiting and now - self._silent_since >= park_after:
+            self._ask_to_park()
         if self._pinged_at is None:
             if now - self._silent_since >= interval and self._outbound is not None:
                 self._pinged_at = now
@@ -475,4 +596,71 @@ class _StreamConnection:
 
     async def keepalive_expire(self) -> None:
         self._expired = True
+        self.wake()  # a parked session runs on, to find its connection gone
         await _close(self._stream)  # runs in the server's keepalive task: must not raise
+
+    # ---------------------------------------------------------------- parking
+
+    def _ask_to_park(self) -> None:
+        """Wake the read with nothing read, for the session to park if it is quiet.
+
+        Only when nothing but the read waits on the socket (the writer is idle, which
+        `notify_closing` would wake too) and nothing received is left to parse.
+        """
+        socket = self._socket
+        outbound = self._outbound
+        parser = self._parser
+        if (
+            socket is None
+            or self.parking is None
+            or self._park_asked
+            or self._close_sent
+            or self._received
+            or outbound is None
+            or not outbound.idle
+            or (parser is not None and not parser.idle)
+        ):
+            return
+        self._park_asked = True
+        trio.lowlevel.notify_closing(socket)
+
+    def park(self, sleeper: _ParkedStream) -> bool:
+        """Leave the socket to the server's waiter; False if it cannot take it."""
+        socket = self._socket
+        if socket is None or self.parking is None:
+            return False
+        return self.parking.park(socket.fileno(), sleeper)
+
+    def wake(self) -> None:
+        """Start the task of the parked connection (none if it is not parked)."""
+        if self.parking is not None and self._socket is not None:
+            self.parking.wake(self._socket.fileno())
+
+    def parked_input(self) -> bool:
+        """The parked socket has input: False if it was a lone pong (it stays parked).
+
+        What else was read is the session's, parsed before the socket (``_received``).
+        """
+        socket = self._socket
+        assert socket is not None
+        try:
+            data = os.read(socket.fileno(), _RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # reset: the session's read finds out
+        self._heard = True
+        if _is_pong(data):
+            return False
+        self._received = data
+        return True
+
+
+def _is_pong(data: bytes) -> bool:
+    """Whether ``data`` is exactly one masked pong frame from a client (ours answered)."""
+    return (
+        len(data) >= 6
+        and data[0] == 0x8A  # FIN, no reserved bit, PONG
+        and data[1] & 0x80 == 0x80  # masked, as a client's frame must be
+        and len(data) == 6 + (data[1] & 0x7F)  # (so at most 125 bytes of payload)
+    )

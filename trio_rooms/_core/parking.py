@@ -1,0 +1,75 @@
+"""``ParkedSession``: a session whose tasks ended while its connection was silent.
+
+Durable Objects' hibernatable WebSockets are the model, but the `Session` stays (its
+user keeps state on it): what goes is its tasks, their coroutines, cancel scopes and
+nursery, and its transport's read buffers. The transport watches the connection without
+a task of its own, and runs the session on (`resume`) when the client sends something,
+or when the session needs its writer again (`OutboundQueue.park`): a frame that cannot
+be written at once, its close, a room stopping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, final
+
+from .connection import Connection
+
+if TYPE_CHECKING:
+    from .runner import SessionRunner
+    from .runner_sides import RoomSide
+
+__all__ = ["ParkedSession"]
+
+
+@final
+class ParkedSession:
+    """What `serve_session` returns for a parked session: `resume` runs it on."""
+
+    __slots__ = ("_connection", "_room", "_runner", "_wake", "_woken")
+
+    def __init__(
+        self, runner: SessionRunner, room: RoomSide[SessionRunner], connection: Connection
+    ) -> None:
+        self._runner = runner
+        self._room = room
+        self._connection = connection
+        self._wake: Callable[[], None] | None = None
+        self._woken = False
+
+    def parked(self) -> None:
+        """It parks (again): no wake-up is asked for yet."""
+        self._wake = None
+        self._woken = False
+
+    def wake_with(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (once) when the session needs its tasks again.
+
+        Returns False if it needs them already (it was woken while its tasks ended):
+        the transport runs it on at once.
+        """
+        if self._woken:
+            return False
+        self._wake = wake
+        return True
+
+    def needed(self) -> None:
+        """The session needs its tasks: its queue, its close or its room say so."""
+        wake, self._wake = self._wake, None
+        self._woken = True
+        if wake is not None:
+            wake()
+
+    def taken(self) -> None:
+        """The transport runs it on (the client sent something): nobody else wakes it."""
+        self._wake = None
+        self._woken = True
+
+    async def resume(self) -> tuple[int, str] | ParkedSession:
+        """Run the session on from where it parked until it ends (its code) or parks again.
+
+        No admission and no hook but those its frames call: the handler reads the next
+        frame, the writer writes what was queued meanwhile, in order.
+        """
+        parked = await self._runner.run(self._connection, self._room)
+        return parked if parked is not None else self._runner.ended_with()

@@ -1,0 +1,96 @@
+"""The parked connections of one embedded server, watched by one task.
+
+A parked session has no task of its own (`ParkedSession`); its socket is in one
+``epoll`` set of the server, whose descriptor this task waits on with trio. On input or
+hang-up it starts the connection's task again, in the server's nursery, which owns it
+for shutdown; so does a session that needs its writer (`wake`). Cancelled (the server
+shuts down), it starts every parked connection's task: each session then sees its
+caller cancelled and closes with 1001, as a live one does.
+"""
+
+from __future__ import annotations
+
+import select
+from typing import Protocol, final
+
+import trio
+
+__all__ = ["Parking", "Sleeper"]
+
+#: Input, the peer's half-close, errors and hang-ups (the last two always reported).
+_EVENTS = select.EPOLLIN | select.EPOLLRDHUP if hasattr(select, "epoll") else 0
+
+
+class Sleeper(Protocol):
+    """A parked connection, as its server's `Parking` sees it."""
+
+    def readable(self) -> bool:
+        """Its socket has input (or hung up): whether its session must run on."""
+        ...
+
+    async def resume(self) -> None:
+        """Run the connection on, in a task of its own, until it parks again or ends."""
+        ...
+
+
+@final
+class Parking:
+    """The parked connections of one server and the task that watches their sockets."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._parked: dict[int, Sleeper] = {}
+        self._nursery: trio.Nursery | None = None
+        self._closed = False
+
+    @staticmethod
+    def available() -> bool:
+        """Whether this platform has what it takes (Linux's epoll)."""
+        return hasattr(select, "epoll")
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Watch the parked sockets until cancelled, starting their tasks in ``nursery``.
+
+        Once cancelled, nothing parks any more (`park` says False), and every parked
+        connection's task is started, to see the cancellation of ``nursery``.
+        """
+        self._nursery = nursery
+        epoll = self._epoll
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                for fd, _ in epoll.poll(0):
+                    sleeper = self._parked.get(fd)
+                    if sleeper is not None and sleeper.readable():
+                        self._start(fd)
+        finally:
+            self._closed = True
+            for fd in list(self._parked):
+                self._start(fd)
+            epoll.close()
+
+    def park(self, fd: int, sleeper: Sleeper) -> bool:
+        """Watch ``fd`` for ``sleeper``; False if the server is shutting down (run it on)."""
+        if self._closed or self._nursery is None:
+            return False
+        self._epoll.register(fd, _EVENTS)
+        self._parked[fd] = sleeper
+        return True
+
+    def wake(self, fd: int) -> None:
+        """Start ``fd``'s task now if it is parked (its session needs it, or it closes).
+
+        Called before the socket is closed: a closed descriptor leaves the epoll set
+        without a word, and its number may be given to the next connection.
+        """
+        if fd in self._parked:
+            self._start(fd)
+
+    def _start(self, fd: int) -> None:
+        sleeper = self._parked.pop(fd)
+        self._epoll.unregister(fd)
+        assert self._nursery is not None
+        self._nursery.start_soon(sleeper.resume)
