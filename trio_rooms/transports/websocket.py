@@ -24,6 +24,7 @@ from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
 from .._core.serving import WebSocketHead, connection_counter, serve_session
+from ._accept import serve_accepting
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
@@ -87,7 +88,7 @@ async def serve_websocket(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(keepalive.run)
         handler = partial(_serve_stream, rooms, keepalive)
-        await nursery.start(trio.serve_listeners, handler, listeners)
+        await nursery.start(serve_accepting, handler, listeners)
         task_status.started(bound)
 
 
@@ -101,18 +102,25 @@ async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
     input) is logged in one rate-limited line, anything else with its traceback. No
     keepalive pings are sent (`serve_websocket` runs them for its connections).
     """
-    await _serve_stream(rooms, None, stream)
+    try:
+        peer = _peer(stream)  # fails if the peer reset the connection before its accept
+    except Exception as exc:
+        _failed(exc, None)
+        await _close(stream)
+        return
+    await _serve_stream(rooms, None, stream, peer)
 
 
 async def _serve_stream(
-    rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
+    rooms: Rooms[Any],
+    keepalive: Keepalive | None,
+    stream: trio.abc.Stream,
+    peer: tuple[str, int] | None,
 ) -> None:
     # This task lives as long as its session, idle or not: what its frame holds is kept
     # per connection (no closures, whose cells would stay; no ``with`` block, whose
     # ``__exit__`` would; the handshake's objects go).
-    peer: tuple[str, int] | None = None
     try:
-        peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
         counter = connection_counter(rooms)
         address = peer[0] if peer is not None else None
@@ -131,13 +139,17 @@ async def _serve_stream(
         finally:
             counter.exit(address)
     except Exception as exc:
-        # Never let one connection reach the listener: it would stop the server.
-        if _peer_gone(exc):
-            _lost.log("connection from %s lost: %r", _describe(peer), exc)
-        else:
-            _logger.exception("connection from %s failed", _describe(peer))
+        _failed(exc, peer)  # never let one connection reach the listener: it would stop
     finally:
         await _close(stream)
+
+
+def _failed(exc: Exception, peer: tuple[str, int] | None) -> None:
+    """Log what ended a connection (called in its ``except`` block, for the traceback)."""
+    if _peer_gone(exc):
+        _lost.log("connection from %s lost: %r", _describe(peer), exc)
+    else:
+        _logger.exception("connection from %s failed", _describe(peer))
 
 
 async def _handshake(
