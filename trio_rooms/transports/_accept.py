@@ -1,12 +1,13 @@
 """The embedded server's accept loop: `trio.serve_listeners` for one kind of handler.
 
-trio's loop accepts one connection per wake-up and per checkpoint, through three
-layers of wrappers, and runs each handler in a task of its own that closes the stream
-after it. Here a readable listener is drained with plain ``accept`` calls (a burst of
-clients costs one wake-up, and no failed ``accept`` per connection), the peer's
-address comes with the socket (no ``getpeername``), and the handler, which closes its
-stream itself, is the connection's task: one coroutine less per connection, as long
-as it lives. Errors are trio's: the same ones are skipped, slept on or raised.
+trio's loop accepts one connection per checkpoint, through three layers of wrappers
+(and one failed ``accept`` each time the backlog is empty), and runs each handler
+under a wrapper coroutine that closes the stream after it. Here a readable listener is
+drained with plain ``accept`` calls (a burst of clients costs one wake-up and one
+failed ``accept``), the peer's address comes with the socket (no ``getpeername``), and
+the handler, which closes its stream itself, is the connection's task: one coroutine
+less per connection, for as long as it lives. Errors are handled as trio does: the
+same ones are skipped, logged and slept on, or raised.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ _CAPACITY_SLEEP = 0.1
 # At most this many accepts per wake-up, so that the connections accepted get to run.
 _BURST = 64
 
-_logger = logging.getLogger("trio.serve_listeners")  # where trio says it too
+_logger = logging.getLogger("trio_rooms")
 
 
 async def serve_accepting(
