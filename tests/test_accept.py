@@ -1,4 +1,4 @@
-"""The embedded server's accept loop: bursts, peer addresses and running out of descriptors."""
+"""The embedded server's accept loop and first read: bursts, addresses, pieces, no descriptors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import attrs
 import trio
+import trio.testing
 
 import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session
@@ -67,6 +68,22 @@ async def test_a_burst_of_clients_is_accepted_each_with_its_own_address(
         finally:
             for stream in streams:
                 await stream.aclose()
+
+
+async def test_a_request_that_arrives_in_pieces_after_the_accept_is_upgraded(
+    nursery: trio.Nursery,
+) -> None:
+    """A client accepted before it sent anything, then sending its request in pieces, gets a 101."""
+    async with trio_rooms.open_rooms(AddressRoom) as rooms:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            await rooms.wait_statistics(lambda stats: stats.connections == 1)  # accepted
+            request = handshake_request("/rooms/pieces/websocket")
+            for start in range(0, len(request), 16):
+                await stream.send_all(request[start : start + 16])
+                await trio.testing.wait_all_tasks_blocked()  # the server read it, and waits
+            assert (await _upgraded(stream)).startswith(b"HTTP/1.1 101 ")
+            await rooms.wait_statistics(lambda stats: stats.sessions == 1)
 
 
 class _Signal(logging.Handler):

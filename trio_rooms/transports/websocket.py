@@ -220,7 +220,7 @@ async def _read_request(
     if outcome is None:
         with trio.move_on_after(config.handshake_timeout):
             while outcome is None:
-                data = await stream.receive_some(_RECEIVE_SIZE)
+                data = await _receive(stream)
                 if not data:
                     return None
                 outcome = parser.receive_data(data)
@@ -291,6 +291,24 @@ def _read_now(stream: trio.abc.Stream) -> bytes | None:
         return os.read(stream.socket.fileno(), _RECEIVE_SIZE)
     except OSError:  # nothing yet, or broken: `receive_some` says which
         return None
+
+
+async def _receive(stream: trio.abc.Stream) -> bytes:
+    """``stream.receive_some()``; on a socket, its readiness wait and one ``os.read``.
+
+    A client accepted before its request arrived (a third of them, when many connect at
+    once) is read here: trio's layers around the read cost more than the read itself.
+    What the socket raises (a reset) is the peer's doing, as `_peer_gone` knows.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return bytes(await stream.receive_some(_RECEIVE_SIZE))
+    socket = stream.socket
+    while True:
+        await trio.lowlevel.wait_readable(socket)
+        try:
+            return os.read(socket.fileno(), _RECEIVE_SIZE)
+        except BlockingIOError:
+            continue  # woken without data (spuriously)
 
 
 async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
