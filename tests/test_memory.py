@@ -131,7 +131,7 @@ async def test_no_object_of_the_package_outlives_its_connections(
         peak.update(_package_objects())
 
     await _burst(port, rooms, count_at_peak)
-    assert peak["SessionRecord"] >= CONNECTIONS  # the count sees what a session keeps
+    assert peak["SessionRunner"] >= CONNECTIONS  # the count sees what a session keeps
     assert _package_objects() - before == Counter()
     nursery.cancel_scope.cancel()
 

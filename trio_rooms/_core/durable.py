@@ -39,7 +39,7 @@ class Claimed:
 class DurableRecord:
     """The stored side of one session: its token's hash and how its data is stored."""
 
-    __slots__ = ("_data_type", "resume_window", "taken_over", "token_hash")
+    __slots__ = ("_data_type", "resume_window", "taken_over", "token_hash", "written")
 
     def __init__(self, data_type: object, resume_window: float) -> None:
         self._data_type = data_type
@@ -48,6 +48,8 @@ class DurableRecord:
         self.token_hash = b""
         #: Resumed on another connection: the record is not ours to write anymore.
         self.taken_over = False
+        #: A record of this session was written (by `write`): there is one to delete.
+        self.written = False
 
     def issue(self, session_id: str) -> tokens.IssuedToken:
         """A fresh token for a new resumable session (its hash is kept)."""
@@ -119,6 +121,7 @@ class DurableRecord:
         (then nothing is written).
         """
         expected = self.token_hash or None
+        self.written = True
         if await state.write_record(RecordWrite(record=record, expected_token_hash=expected)):
             return True
         self.taken_over = True

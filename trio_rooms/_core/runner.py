@@ -504,9 +504,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             # of the gate: nothing the room sends comes between them.
             try:
                 plan, frames = await self._replay(room, resumed)
-                if not resumed:
+                if not resumed and self._durable.token_hash:
                     # Not waited for: the frames sent after it (its token first) wait
                     # instead. Saved here, so that its place in the log is where it joins.
+                    # A session that cannot resume is stored from its first `update()`
+                    # only: nothing reads its record back (no token matches it), and a
+                    # connection that never calls it costs no write and no delete.
                     room.state.save_record(RecordWrite(record=self._record(room)))
             except Exception:
                 _logger.exception("session setup failed in room %r", room.name)
@@ -677,8 +680,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             # Resumable: keep the latest data and restart the resume window from now,
             # unless it was resumed elsewhere meanwhile (then nothing is written).
             await self._write_record(room)
-        else:
-            await room.state.flush()  # the record saved at admission is in, to delete
+        elif self._durable.written:
+            await room.state.flush()  # its last `update()` is in, to delete
             try:
                 await room.storage.delete_session(room.name, self.id, fence=room.state.fence)
             except OwnershipLostError as exc:

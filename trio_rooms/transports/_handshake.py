@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import re
 from base64 import b64encode
+from collections.abc import Sequence
 from typing import Final, final
 
 import attrs
@@ -144,7 +145,7 @@ class HandshakeParser:
         if isinstance(checked, Refusal):
             return checked
         self._buffered = bytearray()
-        return _upgrade(*checked, bytes(buffered[head.size :]))
+        return _upgrade(checked, bytes(buffered[head.size :]))
 
     def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
         """After a `PlainRequest`: feed ``data``, then the next piece of its body.
@@ -171,7 +172,7 @@ class H11HandshakeParser:
         # h11 bounds a head still incomplete; a complete one is measured below.
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
         self._fed = 0
-        self._request: tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
+        self._request: _Checked | None = None
 
     def receive_data(self, data: bytes | bytearray) -> Upgrade | PlainRequest | Refusal | None:
         """Feed ``data`` (not empty); None until the request head is complete."""
@@ -194,7 +195,7 @@ class H11HandshakeParser:
                     self._request = checked
                 elif event is h11.PAUSED:
                     assert self._request is not None  # h11 pauses after a whole request
-                    return _upgrade(*self._request, bytes(parser.trailing_data[0]))
+                    return _upgrade(self._request, bytes(parser.trailing_data[0]))
                 elif event is h11.NEED_DATA:
                     return None
         except h11.RemoteProtocolError as exc:
@@ -223,46 +224,57 @@ class H11HandshakeParser:
         return None
 
 
-def _upgrade(
-    target: str,
-    headers: tuple[tuple[str, str], ...],
-    subprotocols: tuple[str, ...],
-    trailing: bytes,
-) -> Upgrade:
-    key = _values(headers, "sec-websocket-key")[0].encode("latin-1")
-    accept = b64encode(hashlib.sha1(key + _ACCEPT_GUID, usedforsecurity=False).digest())
-    response = (
-        b"HTTP/1.1 101 Switching Protocols\r\n"
-        b"upgrade: websocket\r\n"
-        b"connection: Upgrade\r\n"
-        b"sec-websocket-accept: " + accept + b"\r\n\r\n"
-    )
+def _upgrade(checked: _Checked, trailing: bytes) -> Upgrade:
+    target, headers, subprotocols, key = checked
+    digest = hashlib.sha1(key.encode("latin-1") + _ACCEPT_GUID, usedforsecurity=False).digest()
+    response = b"".join((_SWITCHING, b64encode(digest), b"\r\n\r\n"))
     return Upgrade(target, headers, subprotocols, response, trailing)
 
 
+_SWITCHING = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"upgrade: websocket\r\n"
+    b"connection: Upgrade\r\n"
+    b"sec-websocket-accept: "
+)
+
 _TOO_LARGE = Refusal(431, "Request Header Fields Too Large: at most 16 KiB")
+
+# What `_check` found valid: the target, every header, the subprotocols and the key.
+_Checked = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], str]
+
+# The headers the checks read: gathered in one pass over the request's.
+_READ = _ASCII_HEADERS | {"content-length", "expect", "host", "transfer-encoding"}
+_NONE: tuple[str, ...] = ()
 
 
 def _check(
     method: bytes, target: bytes, http_version: bytes, headers: tuple[tuple[str, str], ...]
-) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]] | PlainRequest | Refusal:
-    """The handshake's target, headers and subprotocols; a plain request; or a refusal."""
+) -> _Checked | PlainRequest | Refusal:
+    """The handshake's target, headers, subprotocols and key; a plain request; or a refusal."""
+    found: dict[str, list[str]] = {}
     for name, value in headers:
-        if name in _ASCII_HEADERS and not value.isascii():
-            return Refusal(400, f"Bad Request: non-ASCII bytes in {name}")
-    hosts = _values(headers, "host")
+        if name in _READ:
+            if name in _ASCII_HEADERS and not value.isascii():
+                return Refusal(400, f"Bad Request: non-ASCII bytes in {name}")
+            values = found.get(name)
+            if values is None:
+                found[name] = [value]
+            else:
+                values.append(value)
+    hosts = found.get("host", _NONE)
     if len(hosts) > 1:  # h11 has refused an HTTP/1.1 request without one
         return Refusal(400, "Bad Request: more than one Host header")
     if hosts and _HOST.fullmatch(hosts[0].encode("latin-1")) is None:
         return Refusal(400, "Bad Request: malformed Host header")
     if not target.isascii():
         return Refusal(400, "Bad Request: the request target must be ASCII")
-    if "websocket" not in _tokens(headers, "upgrade"):
+    if "websocket" not in _tokens(found.get("upgrade", _NONE)):
         return PlainRequest(
             method=method.decode("ascii").upper(),
             target=target.decode("ascii"),
             headers=headers,
-            expects_continue="100-continue" in _tokens(headers, "expect"),
+            expects_continue="100-continue" in _tokens(found.get("expect", _NONE)),
         )
     # RFC 6455 section 4.1: "The method of the request MUST be GET, and the HTTP version
     # MUST be at least 1.1" (h11 parses only 1.0 and 1.1).
@@ -272,38 +284,34 @@ def _check(
         return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
     if not hosts:
         return Refusal(400, "Bad Request: a WebSocket handshake needs a Host header")
-    if "upgrade" not in _tokens(headers, "connection"):
+    if "upgrade" not in _tokens(found.get("connection", _NONE)):
         return Refusal(400, "Expected websocket")
-    versions = _values(headers, "sec-websocket-version")
+    versions = found.get("sec-websocket-version")
     if versions != ["13"]:
         # Section 4.4: a version the server does not speak gets 426 and the one it does.
         status = 426 if versions else 400
         body = f"{'Upgrade Required' if versions else 'Bad Request'}: WebSocket version 13"
         return Refusal(status, body, (("sec-websocket-version", "13"),))
-    keys = _values(headers, "sec-websocket-key")
+    keys = found.get("sec-websocket-key", _NONE)
     if len(keys) != 1 or not _valid_key(keys[0]):
         return Refusal(400, "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64")
-    if _values(headers, "transfer-encoding") or _values(headers, "content-length") not in (
-        [],
-        ["0"],
-    ):
+    lengths = found.get("content-length")
+    if "transfer-encoding" in found or (lengths is not None and lengths != ["0"]):
         return Refusal(400, "Bad Request: a WebSocket handshake has no body")
-    subprotocols = tuple(token for token in _split(headers, "sec-websocket-protocol") if token)
+    subprotocols = tuple(
+        token for token in _split(found.get("sec-websocket-protocol", _NONE)) if token
+    )
     if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in subprotocols):
         return Refusal(400, "Bad Request: malformed Sec-WebSocket-Protocol")
-    return target.decode("ascii"), headers, subprotocols
+    return target.decode("ascii"), headers, subprotocols, keys[0]
 
 
-def _values(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:
-    return [value for key, value in headers if key == name]
+def _split(values: Sequence[str]) -> list[str]:
+    return [token.strip() for value in values for token in value.split(",")]
 
 
-def _split(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:
-    return [token.strip() for value in _values(headers, name) for token in value.split(",")]
-
-
-def _tokens(headers: tuple[tuple[str, str], ...], name: str) -> set[str]:
-    return {token.lower() for token in _split(headers, name)}
+def _tokens(values: Sequence[str]) -> set[str]:
+    return {token.lower() for token in _split(values)}
 
 
 def _valid_key(key: str) -> bool:

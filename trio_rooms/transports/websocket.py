@@ -25,11 +25,11 @@ from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
 from .._core.serving import ParkedSession, WebSocketHead, connection_counter, serve_session
+from ._accept import serve_accepting
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
 from ._keepalive import Keepalive
-from ._listeners import serve_listeners
 from ._parking import Parking
 from ._throttle import ThrottledLog
 
@@ -95,7 +95,7 @@ async def serve_websocket(
             # Parked connections run on in this nursery: it owns them for shutdown.
             nursery.start_soon(parking.run, nursery)
         handler = partial(_serve_stream, rooms, keepalive)
-        await nursery.start(serve_listeners, handler, listeners, nursery)
+        await nursery.start(serve_accepting, handler, listeners)
         task_status.started(bound)
 
 
@@ -109,19 +109,26 @@ async def serve_stream(rooms: Rooms[RoomT], stream: trio.abc.Stream) -> None:
     input) is logged in one rate-limited line, anything else with its traceback. No
     keepalive pings are sent (`serve_websocket` runs them for its connections).
     """
-    await _serve_stream(rooms, None, stream)
+    try:
+        peer = _peer(stream)  # fails if the peer reset the connection before its accept
+    except Exception as exc:
+        _failed(exc, None)
+        await _close(stream)
+        return
+    await _serve_stream(rooms, None, stream, peer)
 
 
 async def _serve_stream(
-    rooms: Rooms[Any], keepalive: Keepalive | None, stream: trio.abc.Stream
+    rooms: Rooms[Any],
+    keepalive: Keepalive | None,
+    stream: trio.abc.Stream,
+    peer: tuple[str, int] | None,
 ) -> None:
     # This task lives as long as its session, unless it parks: what its frame holds is
     # kept per connection (no closures, whose cells would stay; no ``with`` block, whose
     # ``__exit__`` would; the handshake's objects go).
-    peer: tuple[str, int] | None = None
     parked: _ParkedStream | None = None  # then it owns what the finally blocks end
     try:
-        peer = _peer(stream)  # fails if the peer reset the connection before its accept
         # Counted from the accept: a client still in its handshake holds a slot too.
         counter = connection_counter(rooms)
         address = peer[0] if peer is not None else None
@@ -144,20 +151,12 @@ async def _serve_stream(
             if parked is None:
                 counter.exit(address)
     except Exception as exc:
-        # Never let one connection reach the listener: it would stop the server.
-        _failed(exc, peer)
+        _failed(exc, peer)  # never let one connection reach the listener: it would stop
     finally:
         if parked is None:
             await _close(stream)
     if parked is not None:
         await parked.settle()
-
-
-def _failed(exc: Exception, peer: tuple[str, int] | None) -> None:
-    if _peer_gone(exc):
-        _lost.log("connection from %s lost: %r", _describe(peer), exc)
-    else:
-        _logger.exception("connection from %s failed", _describe(peer))
 
 
 @final
@@ -234,6 +233,14 @@ class _ParkedStream:
                 await _close(self._stream)
 
 
+def _failed(exc: Exception, peer: tuple[str, int] | None) -> None:
+    """Log what ended a connection (called in its ``except`` block, for the traceback)."""
+    if _peer_gone(exc):
+        _lost.log("connection from %s lost: %r", _describe(peer), exc)
+    else:
+        _logger.exception("connection from %s failed", _describe(peer))
+
+
 async def _handshake(
     rooms: Rooms[Any], stream: trio.abc.Stream, peer: tuple[str, int] | None
 ) -> Upgrade | None:
@@ -303,7 +310,7 @@ async def _read_request(
     if outcome is None:
         with trio.move_on_after(config.handshake_timeout):
             while outcome is None:
-                data = await stream.receive_some(_RECEIVE_SIZE)
+                data = await _receive(stream)
                 if not data:
                     return None
                 outcome = parser.receive_data(data)
@@ -374,6 +381,24 @@ def _read_now(stream: trio.abc.Stream) -> bytes | None:
         return os.read(stream.socket.fileno(), _RECEIVE_SIZE)
     except OSError:  # nothing yet, or broken: `receive_some` says which
         return None
+
+
+async def _receive(stream: trio.abc.Stream) -> bytes:
+    """``stream.receive_some()``; on a socket, its readiness wait and one ``os.read``.
+
+    A client accepted before its request arrived (a third of them, when many connect at
+    once) is read here: trio's layers around the read cost more than the read itself.
+    What the socket raises (a reset) is the peer's doing, as `_peer_gone` knows.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return bytes(await stream.receive_some(_RECEIVE_SIZE))
+    socket = stream.socket
+    while True:
+        await trio.lowlevel.wait_readable(socket)
+        try:
+            return os.read(socket.fileno(), _RECEIVE_SIZE)
+        except BlockingIOError:
+            continue  # woken without data (spuriously)
 
 
 async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
