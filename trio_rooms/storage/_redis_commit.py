@@ -104,8 +104,15 @@ for i = 0, nrecords - 1 do
 end
 if nframes > 0 then
     local log = KEYS[3 + nvalues + nrecords]
+    -- One ZADD per 500 frames, not per frame (unpack's bound on arguments is ~8000).
+    local scored = {}
     for i = 0, nframes - 1 do
-        redis.call('ZADD', log, ARGV[first_frame + 3 + 2 * i], ARGV[first_frame + 4 + 2 * i])
+        scored[#scored + 1] = ARGV[first_frame + 3 + 2 * i]
+        scored[#scored + 1] = ARGV[first_frame + 4 + 2 * i]
+        if #scored == 1000 or i == nframes - 1 then
+            redis.call('ZADD', log, unpack(scored))
+            scored = {}
+        end
     end
     redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
     local expire_ms = tonumber(ARGV[first_frame + 2])
