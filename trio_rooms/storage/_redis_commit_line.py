@@ -7,11 +7,13 @@ for the same EVALSHA written and parsed here (session 8's profile, issue 14). Th
 rarer operations stay on coredis.
 
 The rooms' committers share the line: each writes its EVALSHA as soon as the one before
-has been written, then reads its reply in the order they were written. A failure or a
-cancellation between the write and its reply closes the line (its replies can no longer
-be matched) and the commits still waiting on it are tried again on a new one, as coredis
-tried a commit again whose connection was lost: the commit leaves the same state when
-applied twice (see `make_client`).
+has been written, then reads its reply in the order they were written. A commit
+cancelled after its write leaves its reply to the next in line, who drops it. A lost
+connection, a reply that is not RESP, or a write cut short closes the line, and the
+commits still waiting on it are tried again on a new one (three tries in all), as
+coredis tried a commit again whose connection was lost: the commit leaves the same state
+when applied twice (see `make_client`). A commit past ``timeout`` closes it too: the
+connection may be hung for good.
 """
 
 from __future__ import annotations
