@@ -24,7 +24,7 @@ import trio
 
 import trio_rooms
 from trio_rooms import ConnectionClosedError, RoomNameError, Rooms, StorageError, testing
-from trio_rooms.storage import SessionRecord
+from trio_rooms.storage import Commit, SessionRecord
 from trio_rooms.storage.redis import RedisStorage
 from trio_rooms.testing import TestClient
 
@@ -84,6 +84,7 @@ def _operations(storage: RedisStorage) -> dict[str, Callable[[], Awaitable[objec
         "get": lambda: storage.get("lobby", "k"),
         "put": lambda: storage.put("lobby", "k", b"v"),
         "delete": lambda: storage.delete("lobby", "k"),
+        "commit": lambda: storage.commit(Commit(room="lobby", values={"k": b"v"}, fence=1)),
     }
 
 

@@ -56,6 +56,18 @@ async def test_logged_frames_land_with_their_commit_and_keep_the_newest(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_commit_of_thousands_of_frames_logs_each_of_them_in_order(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """2,501 frames in one commit (Redis adds them 500 at a time) are all read back."""
+    async with open_backend(make_backend(backend, request, tmp_path)) as storage:
+        frames = [LoggedFrame(seq, b"%d" % seq) for seq in range(1, 2502)]
+        assert await storage.commit(Commit(room="lobby", frames=frames, keep_frames=5000)) == []
+        assert await storage.load_frames("lobby") == frames
+        assert await storage.last_frame_seq("lobby") == 2501
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_commit_with_frames_out_of_order_is_refused_whole(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

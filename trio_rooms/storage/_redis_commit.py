@@ -1,7 +1,7 @@
 """A `Commit` in Redis: one script that writes it whole, after the room's fence allows it.
 
 No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV,
-`COMMIT` writes it, `commit_reply` reads what it answers.
+`COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it answers.
 """
 
 from __future__ import annotations
@@ -104,8 +104,15 @@ for i = 0, nrecords - 1 do
 end
 if nframes > 0 then
     local log = KEYS[3 + nvalues + nrecords]
+    -- One ZADD per 500 frames, not per frame (unpack's bound on arguments is ~8000).
+    local scored = {}
     for i = 0, nframes - 1 do
-        redis.call('ZADD', log, ARGV[first_frame + 3 + 2 * i], ARGV[first_frame + 4 + 2 * i])
+        scored[#scored + 1] = ARGV[first_frame + 3 + 2 * i]
+        scored[#scored + 1] = ARGV[first_frame + 4 + 2 * i]
+        if #scored == 1000 or i == nframes - 1 then
+            redis.call('ZADD', log, unpack(scored))
+            scored = {}
+        end
     end
     redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
     local expire_ms = tonumber(ARGV[first_frame + 2])
@@ -118,36 +125,30 @@ return written
 )
 
 
-def commit_arguments(
-    keys: RedisKeys, commit: Commit
-) -> tuple[list[bytes], list[bytes | int | str]]:
-    """The KEYS and ARGV that `COMMIT` writes ``commit`` with."""
+def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[list[bytes], list[bytes]]:
+    """The KEYS and ARGV that `COMMIT` writes ``commit`` with, as the bytes Redis gets."""
     room = commit.room
     script_keys = [keys.alarms(room), keys.alarm_queue]
-    args: list[bytes | int | str] = [
-        len(commit.values),
-        len(commit.alarms),
-        len(commit.records),
-    ]
+    args = [b"%d" % len(commit.values), b"%d" % len(commit.alarms), b"%d" % len(commit.records)]
     for key, value in commit.values.items():
         script_keys.append(keys.state(room, key))
         args += (b"d", b"") if value is None else (b"p", value)
     for name, alarm in commit.alarms.items():
         args += (encode_name(name), queue_entry(room, name))
-        args += (b"", b"") if alarm is None else (encode_alarm(alarm), score(alarm))
+        args += (b"", b"") if alarm is None else (encode_alarm(alarm), score(alarm).encode())
     for write in commit.records:
         record, expected = write.record, write.expected_token_hash
         script_keys.append(keys.session(record.room, record.session_id))
         args += (b"0", b"") if expected is None else (b"1", expected)
-        args += (encode_record(record), pxat(record.expires_at))
+        args += (encode_record(record), b"%d" % pxat(record.expires_at))
     expire_ms = math.ceil(commit.frames_expire_after * 1000)
-    args += (len(commit.frames), max(commit.keep_frames, 1), expire_ms)
+    args += (b"%d" % len(commit.frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
     if commit.frames:
         script_keys.append(keys.log(room))
         for frame in commit.frames:
-            args += (frame.seq, encode_frame(frame))
+            args += (b"%d" % frame.seq, encode_frame(frame))
     script_keys.append(keys.fence(room))
-    args.append(commit.fence)
+    args.append(b"%d" % commit.fence)
     return script_keys, args
 
 

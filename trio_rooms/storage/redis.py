@@ -25,6 +25,7 @@ from .._core.storage import Commit, LoggedFrame, SessionRecord, StoredAlarm
 from .._errors import OwnershipLostError, StorageError
 from ._redis_client import Client, ClientRunner, make_client
 from ._redis_commit import COMMIT, commit_arguments, commit_reply
+from ._redis_commit_line import CommitLine
 from ._redis_encoding import (
     decode_alarm,
     decode_frame,
@@ -98,6 +99,7 @@ class RedisStorage:
         self._keys = RedisKeys(prefix.encode())
         self._timeout = timeout
         self._runner: ClientRunner | None = None
+        self._commits: CommitLine | None = None
 
     @property
     def url(self) -> str:
@@ -129,6 +131,7 @@ class RedisStorage:
         # opened before that scope cannot be exited from.
         trio.lowlevel.spawn_system_task(runner.run, name="trio_rooms RedisStorage client")
         self._runner = runner
+        self._commits = CommitLine(self._url, self._timeout, COMMIT.script)
         try:
             await runner.entered.wait()
             await self._call("answer PING", lambda redis: redis.ping())
@@ -140,6 +143,9 @@ class RedisStorage:
     async def aclose(self) -> None:
         """Close the connections; nothing is pending, every write returned was acknowledged."""
         runner, self._runner = self._runner, None
+        commits, self._commits = self._commits, None
+        if commits is not None:
+            await commits.aclose()
         if runner is not None:
             await runner.stop()
 
@@ -258,11 +264,12 @@ class RedisStorage:
         """
         check_commit(commit)
         room = commit.room
+        commits = self._commits
+        if commits is None:
+            raise StorageError("Redis storage is not open")
         keys, args = commit_arguments(self._keys, commit)
-        reply = await self._call(
-            "commit",
-            lambda redis: COMMIT(keys=keys, args=args, client=redis, callback=commit_reply),
-        )
+        # Not through coredis: the hot path of a relayed session's every reply.
+        reply = commit_reply(await commits.call(keys, args))
         if isinstance(reply, int):
             raise OwnershipLostError(room, commit.fence, reply)
         return reply
