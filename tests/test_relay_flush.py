@@ -5,10 +5,10 @@ from __future__ import annotations
 import trio
 
 from trio_rooms._core.outbound import TEXT, Frame
+from trio_rooms._resp import open_resp
 from trio_rooms.backplane._relay_entries import FRAMES, decode_all
 from trio_rooms.backplane._relay_frames import grouped
 from trio_rooms.backplane._relay_link import RelayLink
-from trio_rooms.backplane._relay_resp import open_resp
 
 from .redis_server import RedisServer
 

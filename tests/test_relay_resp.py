@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from trio_rooms._resp import RespConnection, RespError, open_resp, resp_command
 from trio_rooms.backplane._connection import ConnectionEndedError
-from trio_rooms.backplane._relay_resp import RespConnection, RespError, open_resp, resp_command
 
 from .redis_server import RedisServer
 

@@ -13,6 +13,7 @@ import orjson
 import pytest
 import trio
 
+from trio_rooms._resp import RespConnection, open_resp
 from trio_rooms.backplane._relay_entries import (
     END,
     OPEN,
@@ -24,7 +25,6 @@ from trio_rooms.backplane._relay_entries import (
     decode_all,
     encode,
 )
-from trio_rooms.backplane._relay_resp import RespConnection, open_resp
 
 from .owner_app import serve_owner_rooms
 from .redis_server import RedisServer

@@ -41,6 +41,7 @@ from .._core.routes import HttpRequest, Response
 from .._core.storage import Storage
 from .._errors import BackplaneError
 from .._redis import explained, redacted
+from .._resp import RESP_FAULTS, open_resp
 from ..codec import WireFormat
 from ..storage.redis import RedisStorage
 from ._connection import FAULTS, first_leaf, open_connection, ping
@@ -49,7 +50,6 @@ from ._relay_entries import OPEN, PROTOCOL, Entry
 from ._relay_handover import ServedRelays, Unconfirmed
 from ._relay_link import RelayLink
 from ._relay_pump import relay_session
-from ._relay_resp import RESP_FAULTS, open_resp
 from ._relayed import OTHER_VERSION, serve_relayed
 from ._relayed_routes import OTHER_VERSION_RESPONSE, answer_relayed, request_through
 

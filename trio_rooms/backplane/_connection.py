@@ -21,6 +21,7 @@ from coredis.exceptions import RedisError
 from coredis.typing import ResponseType
 
 from .._redis import guarded
+from .._resp import ConnectionEndedError
 
 __all__ = [
     "BATCH",
@@ -37,10 +38,6 @@ __all__ = [
 
 #: Commands per round trip: PUBLISHes when many are queued, membership writes.
 BATCH: Final = 512
-
-
-class ConnectionEndedError(Exception):
-    """A connection to Redis ended, or could not be made."""
 
 
 #: What losing Redis looks like: these end a connection and degrade the node;

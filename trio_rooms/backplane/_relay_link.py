@@ -38,6 +38,7 @@ import trio
 
 from .._core.outbound import Frame
 from .._errors import BackplaneError
+from .._resp import RESP_FAULTS, Reply, RespConnection, RespError, open_resp, resp_command
 from ._connection import BATCH, FAULTS, first_leaf
 from ._relay_end import RelayEnd
 from ._relay_entries import (
@@ -55,7 +56,6 @@ from ._relay_entries import (
     encode,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
-from ._relay_resp import RESP_FAULTS, Reply, RespConnection, RespError, open_resp, resp_command
 
 __all__ = ["Endpoint", "RelayLink"]
 

@@ -26,8 +26,7 @@ from typing import Final, final
 import trio
 
 from .._errors import StorageError
-from ..backplane._connection import ConnectionEndedError
-from ..backplane._relay_resp import Reply, RespConnection, RespError, open_resp, resp_command
+from .._resp import ConnectionEndedError, Reply, RespConnection, RespError, open_resp, resp_command
 
 __all__ = ["CommitLine"]
 

@@ -1,6 +1,7 @@
-"""`RespConnection`: the relay link's own connection to Redis, raw RESP on a trio stream.
+"""`RespConnection`: a connection to Redis of our own, raw RESP on a trio stream.
 
-The link sends two commands, XADD and XREAD, in bursts of small ones. Through coredis
+The relay link (XADD, XREAD) and the storage's commits (`RedisStorage.commit`) use it,
+each its own: they send bursts of small commands. Through coredis
 each of them built a request object, went through its writer task and was parsed by its
 reply machinery: more CPU than the relay's own work (session 7's profile). Here a burst
 of commands is one write (`send`), and each socket read is parsed at once into every
@@ -20,12 +21,22 @@ from typing import Final, TypeAlias, final
 import coredis
 import trio
 
-from ._connection import ConnectionEndedError
-
-__all__ = ["RESP_FAULTS", "Reply", "RespConnection", "RespError", "open_resp", "resp_command"]
+__all__ = [
+    "RESP_FAULTS",
+    "ConnectionEndedError",
+    "Reply",
+    "RespConnection",
+    "RespError",
+    "open_resp",
+    "resp_command",
+]
 
 #: Bytes asked of the socket per read: a full XREAD of small entries in one.
 _READ_SIZE: Final = 256 * 1024
+
+
+class ConnectionEndedError(Exception):
+    """A connection to Redis ended, or could not be made."""
 
 
 class RespError(Exception):
