@@ -14,6 +14,7 @@ import os
 import orjson
 import pytest
 import trio
+import trio.testing
 
 import trio_rooms.transports.websocket as websocket_transport
 from trio_rooms import Rooms, RoomsConfig
@@ -78,6 +79,54 @@ async def test_a_broadcast_is_written_at_once_and_a_partial_one_finished_in_orde
                 assert orjson.loads(await client.receive_text())["text"] == "after"
     assert any(sent < offered for offered, sent in writes), writes  # slow's was partial
     assert len(writes) >= 2  # the first frame went out at once to both
+
+
+@pytest.mark.embedded_only("the direct write is the embedded server's")
+async def test_a_broadcast_to_idle_sessions_is_one_write_each_and_wakes_no_writer(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broadcast to sessions whose writers are idle is written to each socket at once,
+    in one write per recipient, and none of their writer tasks takes a step for it."""
+    writes: list[int] = []
+    real_write = os.write
+
+    def spy(fd: int, data: bytes) -> int:
+        writes.append(fd)
+        return real_write(fd, data)
+
+    counter = _WriterSteps()
+    async with (
+        open_raw(port, "/rooms/lobby/websocket?name=a") as a,
+        open_raw(port, "/rooms/lobby/websocket?name=b") as b,
+        open_raw(port, "/rooms/lobby/websocket?name=c") as c,
+    ):
+        clients = (a, b, c)
+        for index, client in enumerate(clients):
+            for _ in range(len(clients) - index):  # its own join and those after it
+                await client.receive_text()
+        await trio.testing.wait_all_tasks_blocked()
+        monkeypatch.setattr(websocket_transport.os, "write", spy)
+        trio.lowlevel.add_instrument(counter)
+        try:
+            await a.send_text(orjson.dumps({"type": "message", "text": "hi"}).decode())
+            with trio.fail_after(10):
+                for client in clients:
+                    assert orjson.loads(await client.receive_text())["text"] == "hi"
+            await trio.testing.wait_all_tasks_blocked()
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+        assert (len(writes), len(set(writes)), counter.steps) == (3, 3, 0)
+
+
+class _WriterSteps(trio.abc.Instrument):
+    """Counts the steps of the sessions' writer tasks while installed."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("._write_loop"):
+            self.steps += 1
 
 
 @pytest.mark.embedded_only("the direct write is the embedded server's")

@@ -215,3 +215,52 @@ async def test_clearing_keeps_the_rest_of_a_frame_written_in_part() -> None:
         queue.clear()
         queue.close()
     assert [[frame.wire for frame in batch] for batch in taken] == [[b"rest of it"]]
+
+
+async def test_a_broadcast_frame_written_at_once_costs_the_idle_writer_no_step() -> None:
+    """The first frame of a turn that `put_first` writes straight to the transport leaves
+    the parked writer parked: it is not woken to find an empty queue."""
+    queue = OutboundQueue(16, 1024 * 1024)
+    writes: list[list[bytes]] = []
+    queue.direct = lambda frames: writes.append([frame.payload for frame in frames]) or b""
+    counter = TaskSteps(name="writer")
+
+    async def writer() -> None:
+        while True:
+            await queue.get_batch(1024 * 1024)
+
+    trio.lowlevel.add_instrument(counter)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer, name="writer")
+        await trio.testing.wait_all_tasks_blocked()
+        parked = counter.steps
+        assert queue.put_first(Frame(TEXT, b"lone"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert (writes, counter.steps) == ([[b"lone"]], parked)
+        nursery.cancel_scope.cancel()
+    trio.lowlevel.remove_instrument(counter)
+
+
+async def test_frames_after_a_direct_write_in_the_same_turn_go_out_in_one_batch() -> None:
+    """In the turn of a direct write, further `put_first` frames are queued and the writer
+    sends them in one batch; in a later turn the first frame is written at once again."""
+    queue = OutboundQueue(16, 1024 * 1024)
+    writes: list[list[bytes]] = []
+    queue.direct = lambda frames: writes.append([frame.payload for frame in frames]) or b""
+    taken: list[list[bytes]] = []
+
+    async def writer() -> None:
+        while True:
+            taken.append([frame.payload for frame in await queue.get_batch(1024 * 1024)])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(4):
+            assert queue.put_first(Frame(TEXT, b"%d" % n))
+        await trio.testing.wait_all_tasks_blocked()
+        assert (writes, taken) == ([[b"0"]], [[b"1", b"2", b"3"]])
+        assert queue.put_first(Frame(TEXT, b"next turn"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert (writes, taken) == ([[b"0"], [b"next turn"]], [[b"1", b"2", b"3"]])
+        nursery.cancel_scope.cancel()

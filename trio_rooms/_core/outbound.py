@@ -18,6 +18,7 @@ import trio
 
 from .._delivery import COALESCE, DROP_OLDEST
 from .stats import RoomCounters
+from .turns import current_turn
 
 __all__ = [
     "BINARY",
@@ -203,6 +204,7 @@ class OutboundQueue:
         "_over_since",
         "_paced",
         "_replay_left",
+        "_turn",
         "_waiter",
         "counters",
         "direct",
@@ -239,6 +241,8 @@ class OutboundQueue:
         #: what to call once the queue needs a writer again.
         self._waiter: trio.lowlevel.Task | Callable[[], None] | None = None
         self._direct_ready = False
+        #: The run loop's turn in which `put_first` last wrote at once (-1: never).
+        self._turn = -1
         #: A replay not yet queued, then the frames put behind it (None: no replay).
         self._paced: deque[Frame] | None = None
         self._replay_left = 0
@@ -499,16 +503,18 @@ class OutboundQueue:
         return self.put(frame)
 
     def put_first(self, frame: Frame) -> bool:
-        """Like `put`, but the first frame since the writer parked is written at once.
+        """Like `put`, but the first frame of a turn of the run loop is written at once.
 
-        For broadcasts: the writer is woken all the same, so the frames that follow in
-        the same turn find it scheduled and are queued and sent in one batch, and it
-        re-arms this when it parks again.
+        For fan-out: the writer is not woken for it, so a broadcast to a room of idle
+        sessions costs one write per recipient and no task step (`trio_rooms._core.turns`).
+        A frame put in the same turn after it is queued and wakes the writer, which sends
+        the rest of a burst in one batch.
         """
-        if self._write_direct(frame):
-            if self._waiter is not None:
-                self._wake()
-            return True
+        if self._waiter is not None:  # the writer is idle: this may go straight out
+            turn = current_turn()
+            if turn != self._turn and self._write_direct(frame):
+                self._turn = turn
+                return True
         return self.put(frame)
 
     def _write_direct(self, frame: Frame) -> bool:
