@@ -121,6 +121,7 @@ async def serve(
     replay: str | None = None,
     tagged: bool = False,
     cluster: str | None = None,
+    park_after: float | None = 10.0,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -133,6 +134,7 @@ async def serve(
         max_connections=1_000_000,
         max_connections_per_address=1_000_000,
         check_outbound=check_outbound,
+        park_after=park_after,
     )
     room: type[BenchRoom] = BenchRoom
     if sqlite is not None:
@@ -198,12 +200,20 @@ def main() -> None:
     parser.add_argument(
         "--tagged", action="store_true", help="tag half the room a, half b; broadcast per tag"
     )
+    parser.add_argument(
+        "--park-after",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="RoomsConfig(park_after=...) (default 10, the library's; 0: never park)",
+    )
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
     redis: str | None = args.redis
     sqlite: str | None = args.sqlite
     replay: str | None = args.replay
+    park_after: float | None = args.park_after or None
     try:
         trio.run(
             serve,
@@ -215,6 +225,7 @@ def main() -> None:
             replay,
             args.tagged,
             args.cluster,
+            park_after,
         )
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass
