@@ -1,8 +1,9 @@
 """A session runs in its transport's task: no task of it only waits, and a shutdown still flushes.
 
-The embedded server's connection task runs the session's handler itself; the session
-adds its reader and writer, nothing more. Cancelling the server closes each session
-with 1001 after what was queued for it, as before.
+The embedded server's connection task runs the session's handler itself, which reads
+between messages; the session starts its reader and writer only when it needs them (a
+hook waits, a frame cannot be written at once). Cancelling the server closes each
+session with 1001 after what was queued for it, as before.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from .sockets import CLOSE, TEXT, ServerFrame, client_frame, close_payload, open
 
 #: Frames queued for a client that does not read: more than its socket buffers hold.
 FLOOD = 200
-#: The tasks a session adds: its transport's (which runs its handler), reader, writer.
-TASKS_PER_SESSION = 3
+#: The tasks an idle session adds: its transport's, which runs its handler and reads.
+TASKS_PER_SESSION = 1
 
 
 @attrs.frozen
@@ -63,10 +64,10 @@ def _tasks() -> int:
     return count
 
 
-async def test_an_idle_session_adds_three_tasks_and_none_only_waits(
+async def test_an_idle_session_adds_one_task_and_none_only_waits(
     nursery: trio.Nursery,
 ) -> None:
-    """Ten idle connections add three tasks each: their transport's, reader and writer."""
+    """Five idle connections add one task each: their transport's, no reader or writer."""
     async with trio_rooms.open_rooms(FloodRoom) as rooms:
         port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
         async with open_raw(port, "/rooms/idle/websocket"):
