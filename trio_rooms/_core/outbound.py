@@ -536,8 +536,12 @@ class OutboundQueue:
         return True
 
     def put_control(self, frame: Frame) -> None:
-        """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""
-        if not self._closed:
+        """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes).
+
+        Written at once if the writer is idle (a keepalive ping or a pong then starts no
+        writer for a session that has none, `start_lazily`).
+        """
+        if not self._closed and not self._write_direct(frame):
             self._own_frames().append(frame)
             if self._waiter is not None:
                 self._wake()
@@ -658,7 +662,8 @@ class OutboundQueue:
         write, a policy, the close), stays queued and ``wake`` is called, once.
         """
         writer = self._waiter
-        assert writer is not None and self.idle, "park() needs an idle writer, or none"
+        assert writer is not None, "park() needs an idle writer, or none"
+        assert self.idle, "park() needs an idle writer, or none"
         self._waiter = wake
         self._start = None
         if isinstance(writer, trio.lowlevel.Task):

@@ -371,7 +371,9 @@ class SessionIO:
             self._wake_reader()
             return
         nursery, connection, inbox = self._nursery, self._connection, self._inbox
-        assert nursery is not None and connection is not None and inbox is not None
+        assert nursery is not None
+        assert connection is not None
+        assert inbox is not None
         self._reader_started = True
         nursery.start_soon(self._read_loop, connection, inbox)
 
