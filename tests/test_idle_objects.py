@@ -20,15 +20,16 @@ from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session
 from .sockets import handshake_request
 
 CONNECTIONS = 100
-#: GC-tracked objects the server holds per idle connection, at most (78 when set: no
-#: record stored for a session that cannot resume, no accept wrapper coroutine; 80
+#: GC-tracked objects the server holds per idle connection, at most (55 when set: its
+#: reader and writer tasks started only when needed, none for an idle session; 78
+#: before: no record stored for a session that cannot resume, no accept wrapper; 80
 #: before: no closure, bound method or ``with`` block kept per wait, codec or counted slot, the
 #: writer unshielded until its first frame, the parser, tag set and rate bucket made at
 #: first use, three coroutines less; 106 before, the session run in its transport's
 #: task and its inbox no memory channel; 135 with a task of its own, 161 with wsproto,
-#: the stream layers and the transport's closures). Most of it is trio's: three tasks
-#: with their coroutines, contexts, cancel scopes and nurseries.
-MAX_TRACKED_PER_CONNECTION = 82
+#: the stream layers and the transport's closures). Most of it is trio's: the
+#: transport's task with its coroutines, context, cancel scopes and the session's nursery.
+MAX_TRACKED_PER_CONNECTION = 58
 
 
 @attrs.frozen
@@ -67,7 +68,7 @@ def _tracked() -> int:
 async def test_an_idle_connection_holds_at_most_the_pinned_number_of_tracked_objects(
     nursery: trio.Nursery,
 ) -> None:
-    """100 idle connections add at most 82 GC-tracked objects each to the server."""
+    """100 idle connections add at most 58 GC-tracked objects each to the server."""
     config = RoomsConfig(max_connections_per_address=2 * CONNECTIONS)
     async with trio_rooms.open_rooms(IdleRoom, config=config) as rooms:
         port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)

@@ -1,8 +1,9 @@
 """A session runs in its transport's task: no task of it only waits, and a shutdown still flushes.
 
-The embedded server's connection task runs the session's handler itself; the session
-adds its reader and writer, nothing more. Cancelling the server closes each session
-with 1001 after what was queued for it, as before.
+The embedded server's connection task runs the session's handler itself, which reads
+between messages; the session starts its reader and writer only when it needs them (a
+hook waits, a frame cannot be written at once). Cancelling the server closes each
+session with 1001 after what was queued for it, as before.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from .sockets import CLOSE, TEXT, ServerFrame, client_frame, close_payload, open
 
 #: Frames queued for a client that does not read: more than its socket buffers hold.
 FLOOD = 200
-#: The tasks a session adds: its transport's (which runs its handler), reader, writer.
-TASKS_PER_SESSION = 3
+#: The tasks an idle session adds: its transport's, which runs its handler and reads.
+TASKS_PER_SESSION = 1
 
 
 @attrs.frozen
@@ -63,10 +64,10 @@ def _tasks() -> int:
     return count
 
 
-async def test_an_idle_session_adds_three_tasks_and_none_only_waits(
+async def test_an_idle_session_adds_one_task_and_none_only_waits(
     nursery: trio.Nursery,
 ) -> None:
-    """Ten idle connections add three tasks each: their transport's, reader and writer."""
+    """Five idle connections add one task each: their transport's, no reader or writer."""
     async with trio_rooms.open_rooms(FloodRoom) as rooms:
         port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
         async with open_raw(port, "/rooms/idle/websocket"):
@@ -161,3 +162,83 @@ async def test_cancelling_the_server_bounds_a_hook_that_outlives_its_peer(
         with trio.fail_after(10 * config.close_timeout):
             await served.wait()
         assert room.cut.is_set()
+
+
+class WaitingSession(Session[None, Blob, Blob, "WaitingRoom"]):
+    async def create_data(self, request: ConnectRequest) -> None:
+        return None
+
+    async def on_message(self, message: Blob) -> None:
+        if message.n == 0:
+            self.room.waiting.set()
+            await self.room.go.wait()
+        self.send(message)
+
+
+class WaitingRoom(Room[WaitingSession]):
+    async def on_start(self) -> None:
+        self.waiting = trio.Event()
+        self.go = trio.Event()
+
+
+async def test_a_hook_that_waits_starts_the_reader_which_queues_what_arrives_in_order(
+    nursery: trio.Nursery,
+) -> None:
+    """A waiting hook starts the session's reader, and the frames it reads are handled in order."""
+    async with trio_rooms.open_rooms(WaitingRoom) as rooms:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        # A first session: the room's own tasks exist before the count.
+        async with (
+            open_raw(port, "/rooms/wait/websocket"),
+            open_raw(port, "/rooms/wait/websocket") as client,
+        ):
+            await rooms.wait_statistics(lambda stats: stats.sessions == 2)
+            await trio.testing.wait_all_tasks_blocked()
+            before = _tasks()
+            await client.send_text('{"type": "blob", "n": 0, "text": ""}')
+            room = await rooms.get("wait")
+            await room.waiting.wait()
+            # The hook waits: the reader it started waits for the socket.
+            await trio.testing.wait_all_tasks_blocked()
+            assert _tasks() - before == 1  # its reader
+            for n in (1, 2):
+                await client.send_text(f'{{"type": "blob", "n": {n}, "text": ""}}')
+            room.go.set()
+            replies = [orjson.loads(await client.receive_text())["n"] for _ in range(3)]
+        assert replies == [0, 1, 2]
+        nursery.cancel_scope.cancel()
+
+
+async def test_cancelling_the_server_closes_a_session_without_tasks_with_1001_in_time(
+    nursery: trio.Nursery,
+) -> None:
+    """A session with no reader or writer sees the server cancelled: 1001, within close_timeout."""
+    config = RoomsConfig(close_timeout=0.5)
+    server = trio.CancelScope()
+    served = trio.Event()
+
+    async def serve(rooms: Rooms[FloodRoom], *, task_status: trio.TaskStatus[int]) -> None:
+        with server:
+            await trio_rooms.serve_websocket(rooms, "127.0.0.1", 0, task_status=task_status)
+        served.set()
+
+    async with trio_rooms.open_rooms(FloodRoom, config=config) as rooms:
+        port: int = await nursery.start(serve, rooms)
+        async with open_raw(port, "/rooms/idle/websocket"):
+            # A first session: the room's own tasks exist before the count.
+            await rooms.wait_statistics(lambda stats: stats.sessions == 1)
+            room = await rooms.get("idle")
+            (first,) = room.sessions
+            await trio.testing.wait_all_tasks_blocked()
+            before = _tasks()
+            async with open_raw(port, "/rooms/idle/websocket") as client:
+                await rooms.wait_statistics(lambda stats: stats.sessions == 2)
+                await trio.testing.wait_all_tasks_blocked()
+                assert _tasks() - before == TASKS_PER_SESSION
+                (session,) = (s for key, s in room.sessions.items() if key != first)
+                server.cancel()
+                # Not answered: the session reads on for the peer's close, then gives up.
+                assert await client.close_code() == 1001
+                with trio.fail_after(10 * config.close_timeout):
+                    await served.wait()
+        assert session.closed

@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Coroutine, Generator
+from typing import TypeVar
 
 __all__ = ["run_eagerly"]
 
+RetT = TypeVar("RetT")
 
-async def run_eagerly(work: Coroutine[object, object, None], on_wait: Callable[[], None]) -> None:
+
+async def run_eagerly(work: Coroutine[object, object, RetT], on_wait: Callable[[], None]) -> RetT:
     """Await ``work``; call ``on_wait`` once, before it first suspends (never if it does not).
 
     Cancellation and every other exception reach ``work`` as they would through ``await``.
     """
     try:
         trap = work.send(None)
-    except StopIteration:
-        return
+    except StopIteration as done:
+        result: RetT = done.value
+        return result
     on_wait()
-    await _resume(work, trap)
+    return await _resume(work, trap)
 
 
 @types.coroutine
-def _resume(work: Coroutine[object, object, None], trap: object) -> Generator[object, object, None]:
+def _resume(work: Coroutine[object, object, RetT], trap: object) -> Generator[object, object, RetT]:
     """Go on with ``work`` from the ``trap`` its first step yielded: ``yield from``'s loop."""
     while True:
         try:
@@ -41,10 +45,12 @@ def _resume(work: Coroutine[object, object, None], trap: object) -> Generator[ob
         except BaseException as exc:  # Cancelled, KeyboardInterrupt...: the task's to see
             try:
                 trap = work.throw(exc)
-            except StopIteration:
-                return
+            except StopIteration as done:
+                thrown: RetT = done.value
+                return thrown
         else:
             try:
                 trap = work.send(sent)
-            except StopIteration:
-                return
+            except StopIteration as done:
+                sent_back: RetT = done.value
+                return sent_back

@@ -204,6 +204,7 @@ class OutboundQueue:
         "_over_since",
         "_paced",
         "_replay_left",
+        "_start",
         "_turn",
         "_waiter",
         "counters",
@@ -237,9 +238,11 @@ class OutboundQueue:
         self._frames: deque[Frame] = _NO_FRAMES  # its own at the first frame
         self._bytes = 0
         self._closed = False
-        #: The writer, parked on an empty queue; while its session is parked (`park`),
-        #: what to call once the queue needs a writer again.
+        #: The writer, parked on an empty queue; while its session runs without one
+        #: (`start_lazily`) or is parked (`park`), what to call once it needs one.
         self._waiter: trio.lowlevel.Task | Callable[[], None] | None = None
+        #: What makes the running session's writer, until it did (`start_lazily`).
+        self._start: Callable[[], None] | None = None
         self._direct_ready = False
         #: The run loop's turn in which `put_first` last wrote at once (-1: never).
         self._turn = -1
@@ -539,8 +542,12 @@ class OutboundQueue:
         return True
 
     def put_control(self, frame: Frame) -> None:
-        """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes)."""
-        if not self._closed:
+        """Queue a control frame, ignoring the bounds (its payload is at most 125 bytes).
+
+        Written at once if the writer is idle (a keepalive ping or a pong then starts no
+        writer for a session that has none, `start_lazily`).
+        """
+        if not self._closed and not self._write_direct(frame):
             self._own_frames().append(frame)
             if self._waiter is not None:
                 self._wake()
@@ -615,6 +622,11 @@ class OutboundQueue:
         assert waiter is not None
         if isinstance(waiter, trio.lowlevel.Task):
             trio.lowlevel.reschedule(waiter)
+        elif waiter is self._start:
+            # No writer yet: the one this makes takes the queue, in order (meanwhile the
+            # queue is as a busy writer's: nothing goes around it).
+            self._start = None
+            waiter()
         elif self._write_parked():
             self._waiter = waiter  # all written: the session stays parked
         else:
@@ -623,27 +635,48 @@ class OutboundQueue:
     @property
     def idle(self) -> bool:
         """Whether the writer waits with nothing queued, held or to close: it may `park`."""
+        waiter = self._waiter
         return (
-            isinstance(self._waiter, trio.lowlevel.Task)
+            (
+                isinstance(waiter, trio.lowlevel.Task)
+                or (waiter is not None and waiter is self._start)
+            )
             and not self._frames
             and self._paced is None
             and not self._closed
         )
 
+    def start_lazily(self, start: Callable[[], None]) -> None:
+        """The session runs (again) with no writer: ``start`` makes one once it is needed.
+
+        Until then a frame allowed to go at once (`put_now`, `put_first`, `release`) is
+        written through ``direct``; anything that needs a writer (a frame queued or
+        held, a partial write, the close) calls ``start``, once, and the writer it
+        starts takes the queue from there. Called with what a parked session left
+        queued (`park`), it starts the writer at once.
+        """
+        assert not isinstance(self._waiter, trio.lowlevel.Task), "a writer waits already"
+        self._start = self._waiter = start
+        if self._frames or self._paced is not None or self._closed:
+            self._wake()
+
     def park(self, wake: Callable[[], None]) -> None:
         """The session parks: its writer's `get_batch` returns ``[]``, and it ends.
 
-        Until `unpark`, a frame put is written through ``direct`` at once (nothing else
-        is queued, so order holds); one that cannot be, wholly (a partial write, a
-        policy, the close), stays queued and ``wake`` is called, once, for a writer.
+        Until `start_lazily`, a frame put is written through ``direct`` at once
+        (nothing else is queued, so order holds); one that cannot be, wholly (a partial
+        write, a policy, the close), stays queued and ``wake`` is called, once.
         """
         writer = self._waiter
-        assert isinstance(writer, trio.lowlevel.Task), "park() needs an idle writer"
+        assert writer is not None, "park() needs an idle writer, or none"
+        assert self.idle, "park() needs an idle writer, or none"
         self._waiter = wake
-        trio.lowlevel.reschedule(writer, outcome.Value(True))
+        self._start = None
+        if isinstance(writer, trio.lowlevel.Task):
+            trio.lowlevel.reschedule(writer, outcome.Value(True))
 
     def unpark(self) -> None:
-        """The session runs again: its new writer takes the queue (`park`)."""
+        """The session runs again: no wake-up of the parked session (`start_lazily` next)."""
         if not isinstance(self._waiter, trio.lowlevel.Task):
             self._waiter = None
 

@@ -37,6 +37,7 @@ from .config import RoomsConfig
 from .connection import Connection
 from .dispatch import SessionDispatch
 from .durable import DurableRecord
+from .eager import run_eagerly
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .parking import ParkedSession
@@ -387,28 +388,38 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         ended = True
         try:  # whatever happens, the room is told last (`RoomRunner.session_ended`)
             self._rate_limited = config.rate_limit is not None
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_loop, connection)
-                nursery.start_soon(self._read_loop, connection, inbox)
-                try:
-                    admitted = resumed
-                    if not resumed:
-                        # Shielded like the handler, but with no deadline of a close:
-                        # setup (create_data, on_connect) is not cut short, only by `cut`.
-                        with trio.CancelScope(shield=True) as self._setup_scope:
-                            admitted = await self._admit(room)
-                        self._setup_scope = None
-                    if admitted:
-                        try:
-                            with self._handler_scope:
-                                await self._handle_all(connection, inbox)
-                        finally:
-                            if self._reads is not Reads.PARKED:
-                                await self._finish()
-                finally:
-                    inbox.close_receive()
-                    if self._reads is not Reads.PARKED:
-                        self.handler_ended()
+            try:
+                async with trio.open_nursery() as nursery:
+                    # Its reader and writer are started there when first needed.
+                    self._nursery, self._connection, self._inbox = nursery, connection, inbox
+                    self._reader_started = False
+                    self.outbound.start_lazily(self._start_writer)
+                    try:
+                        admitted = resumed
+                        if not resumed:
+                            # Shielded like the handler, but with no deadline of a close:
+                            # setup (create_data, on_connect) is not cut short, only by
+                            # `cut`. The reader reads meanwhile if it waits.
+                            with trio.CancelScope(shield=True) as self._setup_scope:
+                                admitted = await run_eagerly(self._admit(room), self._lend_reading)
+                            self._setup_scope = None
+                        if admitted:
+                            try:
+                                with self._handler_scope:
+                                    await self._handle_all(connection, inbox)
+                            finally:
+                                if self._reads is not Reads.PARKED:
+                                    await self._finish()
+                        else:
+                            # Closing: the reader reads (and drops) until the peer answers.
+                            self._lend_reading()
+                    finally:
+                        inbox.close_receive()
+                        if self._reads is not Reads.PARKED:
+                            self.handler_ended()
+            finally:
+                # Nothing is started any more (a failure may still close the queue).
+                self._nursery = self._connection = self._inbox = None
             ended = self._reads is not Reads.PARKED
         except Exception:
             # A transport or library failure ends this session only, never the room.

@@ -5,8 +5,13 @@ task step, not a hop from reader to handler; as soon as a hook waits (`run_eager
 tells), its reader task takes the reading over and queues what arrives (at most
 ``inbound_max_messages``), and gives it back once the handler waits on an empty queue
 (`Reads`). Its writer drains the bounded outbound queue onto the connection, then writes
-the close frame. `SessionRunner` is the one subclass: it decides the close
-(``begin_close``); this module only reads, writes and says what the connection did.
+the close frame. Both tasks are started when first needed, in the session's nursery, and
+then stay until it ends or parks: an idle session that never waited in a hook and was
+always written to at once has no task but its caller's (a task, its coroutines, context
+and scopes are most of what the cyclic GC walks per idle connection), and respawning
+would cost a task per waiting message instead of a wake-up. `SessionRunner` is the one
+subclass: it decides the close (``begin_close``); this module only reads, writes and
+says what the connection did.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class Reads(enum.Enum):
     READER = "reader"
     #: The reader reads; the handler waits on an empty queue for the next frame.
     READER_HANDLER_IDLE = "reader, handler idle"
-    #: The handler reads between its messages; the reader waits to be needed.
+    #: The handler reads between its messages; the reader, if it was started, waits to
+    #: be needed. The handler's read is then the session's watch on its caller.
     HANDLER = "handler"
     #: The connection ended: nobody reads.
     DONE = "done"
@@ -64,10 +70,14 @@ class SessionIO:
     __slots__ = (
         "_bucket",
         "_close_sent",
+        "_connection",
         "_handler_ended",
         "_handler_scope",
+        "_inbox",
+        "_nursery",
         "_rate_limited",
         "_reader_scope",
+        "_reader_started",
         "_reader_task",
         "_reads",
         "_send_close",
@@ -83,13 +93,21 @@ class SessionIO:
     def __init__(self) -> None:
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
-        # The reader's waits are the session's watch on its caller (see `_read_loop`);
-        # the writer and the handler are shielded: what ends them is the session's close
-        # (their deadlines) or its room's hard stop (`cut`), never the caller directly.
+        # The reader's waits are the session's watch on its caller (see `_read_loop`),
+        # and so are the handler's reads (`_receive`); the writer and the handler's hooks
+        # are shielded: what ends them is the session's close (their deadlines) or its
+        # room's hard stop (`cut`), never the caller directly.
         self._reader_scope = trio.CancelScope()
         #: Who reads the connection; the reader task while it waits to be needed.
-        self._reads = Reads.READER
+        self._reads = Reads.HANDLER
         self._reader_task: trio.lowlevel.Task | None = None
+        #: The reader task was started in this run (`_lend_reading`).
+        self._reader_started = False
+        #: While the session runs: its nursery, connection and inbox, for the tasks
+        #: started when needed (`_lend_reading`, `_start_writer`).
+        self._nursery: trio.Nursery | None = None
+        self._connection: Connection | None = None
+        self._inbox: Inbox | None = None
         #: The session's rate limit applies (``RoomsConfig.rate_limit``); its bucket is
         #: made full at the first message, as full as it would be had it been made at
         #: the start (None: none yet).
@@ -133,7 +151,8 @@ class SessionIO:
 
     def _cancelled_within(self) -> bool:
         """Whether the session's own nursery was cancelled (one of its tasks failed)."""
-        nursery = trio.lowlevel.current_task().parent_nursery
+        # Its own, not the current task's parent: the handler runs in the caller's task.
+        nursery = self._nursery
         return nursery is not None and nursery.cancel_scope.cancel_called
 
     # ---------------------------------------------------------------- reading
@@ -266,15 +285,33 @@ class SessionIO:
         return True
 
     async def _receive(self, connection: Connection) -> str | bytes | None:
-        """The handler's read of the next message; None once the connection ended."""
+        """The handler's read of the next message; None once the connection ended.
+
+        Until the session closes, the wait is outside the handler's shield: it is the
+        session's watch on its caller (as the reader's waits are, see `_read_loop`),
+        and loses nothing when cancelled.
+        """
+        scope = self._handler_scope
         try:
             while True:
+                watch = self.closing is None
+                if watch:
+                    scope.shield = False
                 try:
                     message = await connection.receive()
+                except trio.Cancelled:
+                    if not watch or not self._cancelled_by_caller(scope):
+                        raise
+                    continue
                 except ConnectionParked:
-                    if self._reader_task is not None and self._park(connection):
+                    if (not self._reader_started or self._reader_task is not None) and self._park(
+                        connection
+                    ):
                         return None  # `_reads` is PARKED: the handler returns
                     continue
+                finally:
+                    if watch:
+                        scope.shield = True
                 if self._take(message):
                     return message
         except ConnectionEnded as ended:
@@ -323,10 +360,31 @@ class SessionIO:
             trio.lowlevel.reschedule(task)
 
     def _lend_reading(self) -> None:
-        """The handler waits in a hook: the reader reads meanwhile, if the handler did."""
-        if self._reads is Reads.HANDLER:
-            self._reads = Reads.READER
+        """The handler waits in a hook: the reader reads meanwhile, if the handler did.
+
+        The reader is started the first time (most sessions never need it).
+        """
+        if self._reads is not Reads.HANDLER:
+            return
+        self._reads = Reads.READER
+        if self._reader_started:
             self._wake_reader()
+            return
+        nursery, connection, inbox = self._nursery, self._connection, self._inbox
+        assert nursery is not None
+        assert connection is not None
+        assert inbox is not None
+        self._reader_started = True
+        nursery.start_soon(self._read_loop, connection, inbox)
+
+    def _start_writer(self) -> None:
+        """The queue needs a writer (`OutboundQueue.start_lazily`): start it, if the run goes on.
+
+        After the run (a failure ended it), there is nothing left to write with.
+        """
+        nursery, connection = self._nursery, self._connection
+        if nursery is not None and connection is not None:
+            nursery.start_soon(self._write_loop, connection)
 
     def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
         """A message over the rate limit: dropped, answered, and counted against the client."""
