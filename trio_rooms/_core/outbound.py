@@ -513,7 +513,9 @@ class OutboundQueue:
         A frame put in the same turn after it is queued and wakes the writer, which sends
         the rest of a burst in one batch.
         """
-        if self._waiter is not None:  # the writer is idle: this may go straight out
+        # The writer is idle and the transport writes without waiting (not behind ASGI,
+        # where reading the turn would only cost its counting task a step per turn).
+        if self._waiter is not None and self.direct is not None:
             turn = current_turn()
             if turn != self._turn and self._write_direct(frame):
                 self._turn = turn
