@@ -71,7 +71,7 @@ _FIELD: Final = b"e"
 _UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
 #: The first entry of a relay another node initiates: a session, or a route request.
 _OPENING: Final = frozenset({OPEN, REQUEST})
-#: Stream entries one XREAD may bring.
+#: Stream entries one read (XREADGROUP) may bring.
 _READ_COUNT: Final = b"%d" % (2 * BATCH)
 #: The consumer group (and its one consumer) a node reads its own stream as: a read of
 #: a group names no entry id, so reads can be asked for before the last one's reply.
@@ -558,20 +558,20 @@ def _joined(entries: list[bytes]) -> list[bytes]:
 
 
 def _entries(reply: Reply) -> list[tuple[bytes, bytes]]:
-    """The entries of an XREAD reply for one stream (RESP2): (id, the entry's bytes).
+    """The entries of a read's reply (XREADGROUP, one stream, RESP2): (id, the entry's bytes).
 
     Raises:
-        RespError: an error reply, or not an XREAD's.
+        RespError: an error reply, or not a read's.
     """
     if reply is None:
         return []  # nothing came within BLOCK
     if isinstance(reply, RespError):
         raise reply
     if not isinstance(reply, list) or len(reply) != 1:
-        raise RespError(f"not an XREAD reply: {reply!r:.80}")
+        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
     stream = reply[0]
     if not isinstance(stream, list) or len(stream) != 2 or not isinstance(stream[1], list):
-        raise RespError(f"not an XREAD reply: {reply!r:.80}")
+        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
     entries: list[tuple[bytes, bytes]] = []
     for item in stream[1]:
         if not isinstance(item, list) or len(item) != 2:
