@@ -4,6 +4,7 @@ stream."""
 from __future__ import annotations
 
 import re
+from typing import final
 
 import pytest
 import trio
@@ -50,6 +51,39 @@ async def test_a_large_reply_read_in_many_pieces_is_one_bulk_string(
             added = await connection.call(b"XADD", b"s", b"*", b"e", value)
             assert isinstance(added, bytes)
             assert await connection.call(b"XRANGE", b"s", b"-", b"+") == [[added, [b"e", value]]]
+
+
+@final
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task: a step begins each time it resumes from a yield."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def test_a_write_the_socket_takes_leaves_in_the_callers_turn_and_a_large_one_whole(
+    redis_server: RedisServer,
+) -> None:
+    """A small write is out without the writing task yielding to the scheduler, and a
+    32 MiB one, more than the socket takes at once, still reaches Redis whole."""
+    large = b"x" * (32 * 1024 * 1024)
+    steps = _Steps(trio.lowlevel.current_task())
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            trio.lowlevel.add_instrument(steps)
+            try:
+                await connection.send(resp_command(b"SET", b"small", b"1"))
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+            await connection.send(resp_command(b"SET", b"large", large))
+            assert [await connection.reply(), await connection.reply()] == [b"OK", b"OK"]
+            assert await connection.call(b"STRLEN", b"large") == len(large)
+    assert steps.steps == 0
 
 
 async def test_replies_split_at_every_byte_are_parsed_when_complete() -> None:

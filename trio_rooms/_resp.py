@@ -72,8 +72,15 @@ class RespConnection:
         self._replies: deque[Reply] = deque()
 
     async def send(self, data: bytes) -> None:
-        """Write commands (`resp_command`'s bytes, joined): one system call, mostly."""
-        await self._stream.send_all(data)
+        """Write commands (`resp_command`'s bytes, joined): one system call, mostly.
+
+        Only one at a time (its callers take turns). What the socket takes at once is
+        written without trio's stream layer (no turn of the scheduler for it).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        rest = self.send_nowait(data)
+        if rest:
+            await self._stream.send_all(rest)
 
     def send_nowait(self, data: bytes) -> bytes:
         """Write what the socket takes of ``data`` at once; return the rest for `send`.

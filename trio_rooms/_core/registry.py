@@ -319,44 +319,48 @@ class RoomRegistry:
                 await served.close(1013, "too many rooms")
                 return 1013, "too many rooms"
             except (OwnedElsewhereError, BackplaneError) as exc:
-                cluster = self._cluster
-                if cluster is not None and isinstance(exc, OwnedElsewhereError):
-                    if movable is None:
-                        # Relayed from now on: its session may have to move, so every
-                        # frame the client is written from here on is counted.
-                        movable = MovableConnection(
-                            connection, request, self.config.inbound_max_messages
-                        )
-                        asked = movable.request()
-                    relayed = await self._relay(cluster, name, asked, wire, movable)
-                    if isinstance(relayed, OwnerLost):
-                        if not movable.movable:
-                            await movable.close(*_OWNER_LOST)
-                            return _OWNER_LOST
-                        _logger.info("room %r: moving a session: %s", name, relayed.why)
-                        movable.unread(relayed.unsent)
-                        wait = min(self.config.handshake_timeout, cluster.move_timeout)
-                        deadline = trio.current_time() + wait
-                        continue
-                    if relayed is not None:
-                        return relayed
-                if trio.current_time() >= deadline:
-                    ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
-                    await served.close(*ended)
-                    return ended
+                elsewhere = isinstance(exc, OwnedElsewhereError)
+            else:
+                runner = room_runner_of(room)
+                admitted = await runner.admit(asked, wire, served)
+                if isinstance(admitted, tuple):
+                    return admitted
+                return Placed(admitted, runner, served)
+            # Out of the except block: a relayed session runs for its whole life here,
+            # and the error's traceback holds the room that failed to start (its
+            # runner, state and frames), a few hundred objects per relayed session.
+            cluster = self._cluster
+            if cluster is not None and elsewhere:
                 if movable is None:
-                    await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
-                elif (left := await movable.wait_left(OWNER_RETRY)) is not None:
-                    # Gone while no owner served it: not moved, so its token stays its own.
-                    if not left.by_peer:
-                        await movable.close(left.code, left.reason)
-                    return left.code, left.reason
-                continue
-            runner = room_runner_of(room)
-            admitted = await runner.admit(asked, wire, served)
-            if isinstance(admitted, tuple):
-                return admitted
-            return Placed(admitted, runner, served)
+                    # Relayed from now on: its session may have to move, so every
+                    # frame the client is written from here on is counted.
+                    movable = MovableConnection(
+                        connection, request, self.config.inbound_max_messages
+                    )
+                    asked = movable.request()
+                relayed = await self._relay(cluster, name, asked, wire, movable)
+                if isinstance(relayed, OwnerLost):
+                    if not movable.movable:
+                        await movable.close(*_OWNER_LOST)
+                        return _OWNER_LOST
+                    _logger.info("room %r: moving a session: %s", name, relayed.why)
+                    movable.unread(relayed.unsent)
+                    wait = min(self.config.handshake_timeout, cluster.move_timeout)
+                    deadline = trio.current_time() + wait
+                    continue
+                if relayed is not None:
+                    return relayed
+            if trio.current_time() >= deadline:
+                ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
+                await served.close(*ended)
+                return ended
+            if movable is None:
+                await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
+            elif (left := await movable.wait_left(OWNER_RETRY)) is not None:
+                # Gone while no owner served it: not moved, so its token stays its own.
+                if not left.by_peer:
+                    await movable.close(left.code, left.reason)
+                return left.code, left.reason
 
     async def _relay(
         self,

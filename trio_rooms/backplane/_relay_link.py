@@ -1,22 +1,26 @@
 """`RelayLink`: this node's relay stream in Redis, what it adds to the others', who is alive.
 
-Every node reads its own stream ``{prefix}relay:{node}`` (XREAD on a connection of its
-own, from the entry it added itself when it first connected, so nothing older is read;
-after a reconnect, from the last entry it read, so that an OPEN added while it was
-connecting again, to the Redis it had lost, is read) and
+Every node reads its own stream ``{prefix}relay:{node}`` on a connection of its own, as
+the one consumer of a consumer group (XREADGROUP NOACK: no pending list), from the
+entry it added itself when it first connected, so nothing older is read; after a
+reconnect, from the last entry it read (XGROUP SETID), so that an OPEN added while it
+was connecting again, to the Redis it had lost, is read. A group's read names no entry
+id, so several wait in Redis at once and are asked for in one write per half of them:
+a write to Redis costs more than anything else the relay does per entry. It
 adds to another node's stream with XADDs on a second connection, capped with
 ``MAXLEN ~ max_stream``. Both are raw RESP (`RespConnection`). The writer runs once per
 scheduler turn in which something was queued: the entries of that turn to one node are
 one stream entry (their bytes one after another), and all its XADDs are one write, whose
 replies a third task checks, so the next turn's write does not wait for them. The
-reader asks for its next XREAD before it hands out what the last one brought. A CREDIT
+reader has its next reads waiting before it hands out what the last one brought. A CREDIT
 thus travels in the stream entry of the frames queued with it. One reader per stream and
 one writer per node keep each relay's entries in order; `RelayEnd` numbers them, so an
 entry trimmed away unread breaks its relay instead of going missing. The frames for the
 relays of one peer are grouped (`FrameGroup`) until the writer next runs, or until
 another entry goes to that peer: a broadcast to many sessions relayed from one node is
-one entry, and the reader hands each of them the same `Frame` objects. No consumer
-group: a stream has one reader, and a node that restarts has no relay left to resume.
+one entry, and the reader hands each of them the same `Frame` objects. The group is
+not for sharing a stream (it has one reader) nor for redelivery (a node that restarts
+has no relay left to resume).
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
 ``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its
@@ -67,8 +71,13 @@ _FIELD: Final = b"e"
 _UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
 #: The first entry of a relay another node initiates: a session, or a route request.
 _OPENING: Final = frozenset({OPEN, REQUEST})
-#: Stream entries one XREAD may bring.
+#: Stream entries one read (XREADGROUP) may bring.
 _READ_COUNT: Final = b"%d" % (2 * BATCH)
+#: The consumer group (and its one consumer) a node reads its own stream as: a read of
+#: a group names no entry id, so reads can be asked for before the last one's reply.
+_GROUP: Final = b"trio_rooms"
+#: Reads of its stream a node keeps waiting in Redis, at least half of them at any time.
+_READS_AHEAD: Final = 8
 #: Bytes of entries at most in one stream entry (one XADD).
 _ENTRY_BYTES: Final = 512 * 1024
 #: Losing the link's connections: connect again.
@@ -396,21 +405,48 @@ class RelayLink:
 
     async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
         key = self._key(self.node_id)
+        await self._join(connection, key, after)
         # Blocks for half the timeout at most: an answer always comes within it.
         block = b"%d" % max(1, int(self._timeout * 500))
-        xread = (b"XREAD", b"COUNT", _READ_COUNT, b"BLOCK", block, b"STREAMS", key)
-        await connection.send(resp_command(*xread, after))
+        read = resp_command(
+            *(b"XREADGROUP", b"GROUP", _GROUP, _GROUP, b"COUNT", _READ_COUNT, b"BLOCK", block),
+            *(b"NOACK", b"STREAMS", key, b">"),
+        )
+        # Reads wait in Redis ahead of need, served one after another as entries come:
+        # one write asks for half of them (a write costs the most here, mostly kernel).
+        await connection.send(read * _READS_AHEAD)
+        waiting = _READS_AHEAD
         while True:
             with trio.fail_after(2 * self._timeout):
                 reply = await connection.reply()
+            waiting -= 1
             entries = _entries(reply)
             if entries:
-                after = self._read_after = entries[-1][0]
-            # Redis waits for the next entries while these are handed out.
-            await connection.send(resp_command(*xread, after))
+                self._read_after = entries[-1][0]
+            if waiting <= _READS_AHEAD // 2:
+                # Before these are handed out: Redis waits for the next entries meanwhile.
+                await connection.send(read * (_READS_AHEAD - waiting))
+                waiting = _READS_AHEAD
             for _, data in entries:
                 if data:
                     self._dispatch_all(data)
+
+    async def _join(self, connection: RespConnection, key: bytes, after: bytes) -> None:
+        """Make this node's group on its stream deliver what follows ``after`` next.
+
+        The group may be there already: this node's, from before a reconnect, or from
+        an earlier process of the same node id (whose place ``after`` is not).
+        """
+        create = resp_command(b"XGROUP", b"CREATE", key, _GROUP, after, b"MKSTREAM")
+        place = resp_command(b"XGROUP", b"SETID", key, _GROUP, after)
+        with trio.fail_after(2 * self._timeout):
+            await connection.send(create + place)
+            created = await connection.reply()
+            placed = await connection.reply()
+        if isinstance(created, RespError) and not str(created).startswith("BUSYGROUP"):
+            raise created
+        if isinstance(placed, RespError):
+            raise placed
 
     def _dispatch_all(self, data: bytes) -> None:
         for entry in decode_all(data):
@@ -522,20 +558,20 @@ def _joined(entries: list[bytes]) -> list[bytes]:
 
 
 def _entries(reply: Reply) -> list[tuple[bytes, bytes]]:
-    """The entries of an XREAD reply for one stream (RESP2): (id, the entry's bytes).
+    """The entries of a read's reply (XREADGROUP, one stream, RESP2): (id, the entry's bytes).
 
     Raises:
-        RespError: an error reply, or not an XREAD's.
+        RespError: an error reply, or not a read's.
     """
     if reply is None:
         return []  # nothing came within BLOCK
     if isinstance(reply, RespError):
         raise reply
     if not isinstance(reply, list) or len(reply) != 1:
-        raise RespError(f"not an XREAD reply: {reply!r:.80}")
+        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
     stream = reply[0]
     if not isinstance(stream, list) or len(stream) != 2 or not isinstance(stream[1], list):
-        raise RespError(f"not an XREAD reply: {reply!r:.80}")
+        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
     entries: list[tuple[bytes, bytes]] = []
     for item in stream[1]:
         if not isinstance(item, list) or len(item) != 2:
