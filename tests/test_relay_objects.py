@@ -22,10 +22,11 @@ pytestmark = pytest.mark.slow
 
 CONNECTIONS = 50
 #: GC-tracked objects the client's node holds per idle relayed session, at most (130 to
-#: 132 when set; 201 before: the session was relayed from inside the ``except`` block
+#: 136 measured, the count moving with what the node's background tasks hold at either
+#: snapshot; 201 before: the session was relayed from inside the ``except`` block
 #: of the room this node failed to own, whose traceback kept that room, its runner,
 #: state and frames for the session's whole life).
-MAX_TRACKED_PER_RELAYED = 136
+MAX_TRACKED_PER_RELAYED = 142
 
 
 def _open_welcomed(port: int) -> socket.socket:
@@ -49,7 +50,7 @@ def _tracked() -> int:
 async def test_a_relayed_session_holds_at_most_the_pinned_number_of_tracked_objects(
     redis_server: RedisServer,
 ) -> None:
-    """50 idle relayed sessions add at most 136 GC-tracked objects each to their
+    """50 idle relayed sessions add at most 142 GC-tracked objects each to their
     client's node: nothing of the room it tried to own first is kept."""
     url = redis_server.url
     with trio.fail_after(60):
