@@ -11,28 +11,33 @@ be written at once, its close, a room stopping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, final
+from typing import Protocol, final
 
 from .connection import Connection
 
-if TYPE_CHECKING:
-    from .runner import SessionRunner
-    from .runner_sides import RoomSide
+__all__ = ["Parkable", "ParkedSession"]
 
-__all__ = ["ParkedSession"]
+
+class Parkable(Protocol):
+    """What a parked session runs on with: its runner (`SessionRunner`)."""
+
+    async def run_on(self, connection: Connection) -> ParkedSession | None:
+        """Run on ``connection`` from where it parked: None once the session ended."""
+        ...
+
+    def ended_with(self) -> tuple[int, str]:
+        """The code and reason the session ended with."""
+        ...
 
 
 @final
 class ParkedSession:
     """What `serve_session` returns for a parked session: `resume` runs it on."""
 
-    __slots__ = ("_connection", "_room", "_runner", "_wake", "_woken")
+    __slots__ = ("_connection", "_runner", "_wake", "_woken")
 
-    def __init__(
-        self, runner: SessionRunner, room: RoomSide[SessionRunner], connection: Connection
-    ) -> None:
+    def __init__(self, runner: Parkable, connection: Connection) -> None:
         self._runner = runner
-        self._room = room
         self._connection = connection
         self._wake: Callable[[], None] | None = None
         self._woken = False
@@ -71,5 +76,5 @@ class ParkedSession:
         No admission and no hook but those its frames call: the handler reads the next
         frame, the writer writes what was queued meanwhile, in order.
         """
-        parked = await self._runner.run(self._connection, self._room)
+        parked = await self._runner.run_on(self._connection)
         return parked if parked is not None else self._runner.ended_with()

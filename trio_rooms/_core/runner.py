@@ -438,6 +438,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 room.session_ended(self)
         return None if ended else self._parked
 
+    async def run_on(self, connection: Connection) -> ParkedSession | None:
+        """Run the parked session on, in the room it parked in (`ParkedSession.resume`)."""
+        room = self.room_side
+        assert room is not None
+        return await self.run(connection, room)
+
     def _park(self, connection: Connection) -> bool:
         """The connection asks to park: if the session is quiescent, its tasks end now.
 
@@ -452,11 +458,9 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             or not self.outbound.idle
         ):
             return False
-        room = self.room_side
-        assert room is not None
         parked = self._parked
         if parked is None:
-            parked = self._parked = ParkedSession(self, room, connection)
+            parked = self._parked = ParkedSession(self, connection)
         parked.parked()
         self._reads = Reads.PARKED
         self._wake_reader()
