@@ -166,8 +166,13 @@ for (const [format, contract] of [
             count: 1,
           },
         );
+        // Each change waits for its diff: changes that meet in one turn of the server are
+        // one diff, and a busy server may take a close in the turn of the diff before it.
+        await Promise.all([first.until(2), second.until(2)]);
         await laptop.request({ type: "joinPresence", key: "ann", device: "laptop" });
+        await Promise.all([first.until(3), second.until(3)]);
         await phone.request({ type: "updatePresence", device: "phone", typing: true });
+        await Promise.all([first.until(4), second.until(4)]);
         await laptop.close();
         await Promise.all([first.until(5), second.until(5)]);
         const [joined, joinedToo, updated, left] = first.seen.slice(1);
@@ -194,9 +199,13 @@ for (const [format, contract] of [
       const actors = [await open(room, false), await open(room, false)];
       try {
         const [a, b] = actors as [RoomClientOf<Contract>, RoomClientOf<Contract>];
+        // Each change waits for its diff (changes that meet in one turn are one diff).
         await a.request({ type: "joinPresence", key: "ann", device: "phone" });
+        await early.until(2);
         await b.request({ type: "joinPresence", key: "bob", device: "web" });
+        await early.until(3);
         await a.request({ type: "updatePresence", device: "phone", typing: true });
+        await early.until(4);
         await b.request({ type: "joinPresence", key: "ann", device: "web" }); // moves bob's
         await early.until(5);
         const lateEvents = new Events();
