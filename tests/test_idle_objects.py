@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gc
 import socket
+from collections.abc import Callable
 
 import attrs
 import trio
 import trio.testing
 
 import trio_rooms
-from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, Session
+from trio_rooms import ConnectRequest, Message, Room, RoomsConfig, RoomsStatistics, Session
 
 from .sockets import handshake_request
 
@@ -65,27 +66,37 @@ def _tracked() -> int:
     return len(gc.get_objects())
 
 
-async def test_an_idle_connection_holds_at_most_the_pinned_number_of_tracked_objects(
-    nursery: trio.Nursery,
-) -> None:
-    """100 idle connections add at most 58 GC-tracked objects each to the server."""
-    config = RoomsConfig(max_connections_per_address=2 * CONNECTIONS)
+async def _tracked_per_connection(
+    nursery: trio.Nursery, config: RoomsConfig, settled: Callable[[RoomsStatistics, int], bool]
+) -> float:
+    """The tracked objects each of ``CONNECTIONS`` more connections adds, once ``settled``."""
     async with trio_rooms.open_rooms(IdleRoom, config=config) as rooms:
         port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
         # Warm up: the room, codecs and trio's tables exist before the count starts.
         clients = [await trio.to_thread.run_sync(_open, port) for _ in range(5)]
-        await rooms.wait_statistics(lambda stats: stats.sessions == 5)
+        await rooms.wait_statistics(lambda stats: settled(stats, 5))
         await trio.testing.wait_all_tasks_blocked()
         before = _tracked()
         for _ in range(CONNECTIONS):
             clients.append(await trio.to_thread.run_sync(_open, port))
-        await rooms.wait_statistics(lambda stats: stats.sessions == 5 + CONNECTIONS)
+        await rooms.wait_statistics(lambda stats: settled(stats, 5 + CONNECTIONS))
         await trio.testing.wait_all_tasks_blocked()
         # Less the clients' own sockets (and the list holding them).
         per_connection = (_tracked() - before - CONNECTIONS) / CONNECTIONS
         for client in clients:
             client.close()
         nursery.cancel_scope.cancel()
+    return per_connection
+
+
+async def test_an_idle_connection_holds_at_most_the_pinned_number_of_tracked_objects(
+    nursery: trio.Nursery,
+) -> None:
+    """100 idle connections add at most 58 GC-tracked objects each to the server."""
+    config = RoomsConfig(max_connections_per_address=2 * CONNECTIONS)
+    per_connection = await _tracked_per_connection(
+        nursery, config, lambda stats, count: stats.sessions == count
+    )
     assert per_connection <= MAX_TRACKED_PER_CONNECTION, per_connection
 
 
@@ -101,18 +112,7 @@ async def test_a_parked_connection_holds_at_most_the_pinned_number_of_tracked_ob
 ) -> None:
     """100 parked connections add at most 24 GC-tracked objects each to the server."""
     config = RoomsConfig(max_connections_per_address=2 * CONNECTIONS, park_after=0.02)
-    async with trio_rooms.open_rooms(IdleRoom, config=config) as rooms:
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
-        clients = [await trio.to_thread.run_sync(_open, port) for _ in range(5)]
-        await rooms.wait_statistics(lambda stats: stats.parked_sessions == 5)
-        await trio.testing.wait_all_tasks_blocked()
-        before = _tracked()
-        for _ in range(CONNECTIONS):
-            clients.append(await trio.to_thread.run_sync(_open, port))
-        await rooms.wait_statistics(lambda stats: stats.parked_sessions == 5 + CONNECTIONS)
-        await trio.testing.wait_all_tasks_blocked()
-        per_connection = (_tracked() - before - CONNECTIONS) / CONNECTIONS
-        for client in clients:
-            client.close()
-        nursery.cancel_scope.cancel()
+    per_connection = await _tracked_per_connection(
+        nursery, config, lambda stats, count: stats.parked_sessions == count
+    )
     assert per_connection <= MAX_TRACKED_PER_PARKED_CONNECTION, per_connection
