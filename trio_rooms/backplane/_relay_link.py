@@ -146,6 +146,8 @@ class RelayLink:
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
         #: What the socket did not take of a write of `flush_nowait`: the writer's next.
         self._carry = b""
+        #: `_take`s so far (`writes`).
+        self._writes = 0
         self._space = trio.lowlevel.ParkingLot()
         self._connected = False
         self._reconnected = trio.lowlevel.ParkingLot()
@@ -207,6 +209,31 @@ class RelayLink:
             self._seal(end.peer)
             end.sent += 1
             self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+
+    def send_lazily(self, end: RelayEnd, kind: str, *body: object) -> None:
+        """Queue an entry of ``end``'s like `send_nowait`, but without waking the writer.
+
+        It goes with the next write to Redis, whatever wakes the writer (or `wake`), or
+        with `flush_nowait`'s: for an entry that may wait, such as a CREDIT (the owner's
+        reply usually follows it a commit later). `writes` tells when it has gone.
+        """
+        if self._connected:
+            self._seal(end.peer)
+            end.sent += 1
+            self._outbox.append(
+                (self._key(end.peer), encode(kind, self.node_id, end.relay, end.sent, *body))
+            )
+
+    @property
+    def writes(self) -> int:
+        """Writes of queued entries taken so far: once it changes, every entry queued
+        before is written, or is the writer's to write next without waiting."""
+        return self._writes
+
+    def wake(self) -> None:
+        """Make the writer write what is queued (entries `send_lazily` left waiting)."""
+        if self._outbox:
+            self._queued.set()
 
     def put_frames(self, end: RelayEnd, frames: Sequence[Frame]) -> bool:
         """Group ``frames`` of ``end``'s relay for its peer, if there is room: see `send`.
@@ -385,6 +412,7 @@ class RelayLink:
             key, data = outbox.popleft()
             by_key.setdefault(key, []).append(data)
         self._space.unpark(count=max(0, self._max_queue - self._waiting()))
+        self._writes += 1
         writes = [
             resp_command(*self._xadd(key, chunk))
             for key, entries in by_key.items()

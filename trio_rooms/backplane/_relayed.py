@@ -5,7 +5,9 @@ here, in ``room.sessions``); its connection reads what the client's node relays 
 its frames and close to that node's stream. Its inbound is bounded by credit: the
 client's node has at most ``window`` messages in flight, and is told (CREDIT) each time
 the session has taken half of that, so a slow handler holds the client back as a local
-one's socket would.
+one's socket would. A CREDIT goes with the link's next write (usually the reply's
+frames), not in a write to Redis of its own, unless three quarters of the window were
+taken since the last one left (`RelayedConnection._credit`).
 
 Its frames leave the session's queue as a socket's would (the queue's ``direct`` write
 when its writer is idle, else the writer's batches), once the output gate lets them, and
@@ -85,6 +87,10 @@ class RelayedConnection:
         self._arrived = trio.Event()
         self._lost: str | None = None
         self._taken = self._credited = 0
+        #: The last CREDIT known written (or the writer woken for), and `RelayLink.writes`
+        #: when the last one was queued: see `receive`.
+        self._credit_gone = 0
+        self._credit_queued_at = 0
         self._close_sent = False
         self._outbound: OutboundQueue | None = None
         #: COUNTS was sent (the session's client counts frames).
@@ -184,10 +190,30 @@ class RelayedConnection:
         if isinstance(item, ConnectionEnded):
             raise item
         self._taken += 1
-        if self._taken - self._credited >= max(self._window // 2, 1):
-            self._credited = self._taken
-            self._link.send_nowait(self._end, CREDIT, self._taken)
+        self._credit()
         return item
+
+    def _credit(self) -> None:
+        """Give the client's node credit back, each half window taken.
+
+        A CREDIT waits for the link's next write (`RelayLink.send_lazily`): the reply to
+        what was taken usually follows a commit later, and the CREDIT goes with it, not
+        in a write to Redis of its own. Once three quarters of the window were taken
+        since the last CREDIT that left, the writer is woken for it: the client's node,
+        which may send a whole window past the last CREDIT it got, is never held back
+        waiting for a reply that does not come.
+        """
+        link, taken, window = self._link, self._taken, self._window
+        if taken - self._credited >= max(window // 2, 1):
+            self._credited = taken
+            link.send_lazily(self._end, CREDIT, taken)
+            self._credit_queued_at = link.writes
+        if self._credit_gone != self._credited:
+            if link.writes != self._credit_queued_at:
+                self._credit_gone = self._credited  # a write took it
+            elif taken - self._credit_gone >= window - window // 4:
+                link.wake()
+                self._credit_gone = self._credited
 
     async def send(self, frames: list[Frame]) -> None:
         if self._lost is not None or not self._holds():
