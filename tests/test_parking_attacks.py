@@ -1,0 +1,322 @@
+"""Parking under attack: split frames, resets, bursts and races on parked sessions.
+
+``park_after`` is short: each silent, quiet session parks within a few keepalive
+sweeps, and the tests wait on ``statistics().parks`` (or a reply) to know where it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+import trio_rooms
+from trio_rooms import Rooms, RoomsConfig
+
+from .abuse.measure import open_fds, task_count
+from .chat_app import ChatRoom
+from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
+
+PARK_AFTER = 0.05
+
+
+@pytest.fixture
+def config() -> RoomsConfig:
+    return RoomsConfig(park_after=PARK_AFTER)
+
+
+@pytest.fixture
+async def server(rooms: Rooms[ChatRoom], nursery: trio.Nursery) -> int:
+    port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+    return port
+
+
+async def _parked(rooms: Rooms[ChatRoom], count: int, parks: int = 0) -> int:
+    """Wait until ``count`` sessions are parked, after ``parks`` parks in all; those."""
+    stats = await rooms.wait_statistics(
+        lambda stats: stats.parked_sessions == count and stats.parks >= parks
+    )
+    return stats.parks
+
+
+@asynccontextmanager
+async def _joined(server: int, name: str) -> AsyncGenerator[RawClient]:
+    """A raw client of the lobby, past its own ``userJoined``."""
+    async with open_raw(server, f"/rooms/lobby/websocket?name={name}") as client:
+        assert json.loads(await client.receive_text())["type"] == "userJoined"
+        yield client
+
+
+def _whisper(text: str) -> bytes:
+    return client_frame(TEXT, json.dumps({"type": "whisper", "text": text}).encode())
+
+
+async def _next_chat(client: RawClient) -> str:
+    """The text of the next chat message (skipping pings and presence)."""
+    while True:
+        message = json.loads(await client.receive_text())
+        if message["type"] == "chat":
+            text: str = message["text"]
+            return text
+
+
+async def _next_control(client: RawClient) -> tuple[int, bytes]:
+    """The opcode and payload of the next frame that is not text (presence is skipped)."""
+    while True:
+        frame = await client.receive_frame()
+        assert frame is not None, "the connection ended"
+        if frame.opcode != TEXT:
+            return frame.opcode, frame.payload
+
+
+async def _sweep_passed(rooms: Rooms[ChatRoom], witness: RawClient) -> None:
+    """Wake ``witness`` and wait until it parks again.
+
+    A session silent since before the witness's message, and waiting for its socket,
+    had a keepalive sweep that could park it by then: the witness parked in it.
+    """
+    parks = rooms.statistics().parks
+    await witness.send(_whisper("witness"))
+    assert await _next_chat(witness) == "witness"
+    await rooms.wait_statistics(lambda stats: stats.parks > parks)
+
+
+# ------------------------------------------------------------------ frames across a park
+
+
+async def test_a_frame_split_at_every_byte_boundary_across_parks_is_handled_whole(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A parked session's frame cut at any byte, the rest sent after a sweep, is one message."""
+    frame = _whisper("split")
+    async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
+        parks = await _parked(rooms, 2, 2)
+        for cut in range(1, len(frame)):
+            await ann.send(frame[:cut])  # the head wakes it (the 1-byte one too)
+            await _sweep_passed(rooms, witness)  # it could have parked again with it
+            await ann.send(frame[cut:])
+            assert await _next_chat(ann) == "split", cut
+            parks = await _parked(rooms, 2, parks + 2)
+
+
+async def test_a_frame_sent_a_byte_at_a_time_to_a_parked_session_is_one_message(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """Every byte of a frame in its own segment, each after a sweep: one message arrives."""
+    frame = _whisper("bytes")
+    async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
+        await _parked(rooms, 2, 2)
+        for byte in frame:
+            await ann.send(bytes([byte]))
+            await _sweep_passed(rooms, witness)
+        assert await _next_chat(ann) == "bytes"
+
+
+async def test_a_fragmented_message_across_parks_is_one_message(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A message's fragments, each sent after a sweep, with a ping between: one message."""
+    text = json.dumps({"type": "whisper", "text": "fragments"}).encode()
+    frames = [
+        client_frame(TEXT, text[:5], fin=False),
+        client_frame(PING, b"between"),
+        client_frame(0x0, text[5:12], fin=False),
+        client_frame(0x0, text[12:]),
+    ]
+    async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
+        await _parked(rooms, 2, 2)
+        for frame in frames:
+            await ann.send(frame)
+            await _sweep_passed(rooms, witness)
+        assert await _next_control(ann) == (PONG, b"between")
+        assert await _next_chat(ann) == "fragments"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (client_frame(0x3, b"reserved opcode"), 1002),
+        (client_frame(0xB, b"reserved control opcode"), 1002),
+        (client_frame(TEXT, b"x", rsv=4), 1002),
+        (client_frame(TEXT, b"unmasked", key=None), 1002),
+        (client_frame(0x0, b"continuation of nothing"), 1002),
+        (client_frame(PING, b"x", fin=False), 1002),
+        (client_frame(TEXT, b"\xff\xfe"), 1007),
+        (client_frame(TEXT, b"x" * 64, length=2**40), 1009),
+        (client_frame(CLOSE, b"\x03"), 1002),
+    ],
+    ids=[
+        "opcode 3",
+        "opcode 11",
+        "a reserved bit",
+        "unmasked",
+        "lone continuation",
+        "fragmented ping",
+        "bad UTF-8",
+        "oversize length",
+        "one-byte close",
+    ],
+)
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "header then rest"])
+async def test_a_bad_frame_to_a_parked_session_closes_it_as_a_live_one(
+    rooms: Rooms[ChatRoom], server: int, frame: bytes, code: int, split: bool
+) -> None:
+    """A broken frame arriving while parked is answered with the live close code."""
+    async with _joined(server, "ann") as ann:
+        await _parked(rooms, 1, 1)
+        if split:
+            await ann.send(frame[:1])
+            await trio.testing.wait_all_tasks_blocked()
+            await ann.send(frame[1:])
+        else:
+            await ann.send(frame)
+        assert await ann.close_code() == code
+        await ann.send(client_frame(CLOSE, close_payload(1000)))
+        room = await rooms.get("lobby")
+        assert await room.wait_closed(1) == [("ann", code)]
+    stats = await rooms.wait_statistics(lambda stats: stats.sessions == 0)
+    assert stats.parked_sessions == 0
+
+
+# --------------------------------------------------------------- the close handshake, pings
+
+
+async def test_a_close_from_the_client_while_parked_is_answered_with_1000(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A parked session's client closes: it gets 1000 back, and on_close runs once."""
+    async with _joined(server, "ann") as ann:
+        await _parked(rooms, 1, 1)
+        await ann.send(client_frame(CLOSE, close_payload(1000, "bye")))
+        assert await ann.close_code() == 1000
+        assert await ann.receive_frame() is None  # then the server closes the TCP stream
+        room = await rooms.get("lobby")
+        assert await room.wait_closed(1) == [("ann", 1000)]
+    stats = await rooms.wait_statistics(lambda stats: stats.sessions == 0)
+    assert (stats.parked_sessions, stats.connections) == (0, 0)
+    assert room.closed == [("ann", 1000)]
+
+
+async def test_a_ping_to_a_parked_session_is_answered_in_order(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """Pings to a parked session get their pongs, in order, and it parks again."""
+    async with _joined(server, "ann") as ann:
+        parks = await _parked(rooms, 1, 1)
+        for i in range(5):
+            payload = f"ping {i}".encode()
+            await ann.send(client_frame(PING, payload))
+            assert await _next_control(ann) == (PONG, payload)
+            parks = await _parked(rooms, 1, parks + 1)
+
+
+async def test_a_lone_pong_split_in_two_while_parked_loses_nothing(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A pong cut in two wakes a parked session, and the message after it is handled."""
+    pong = client_frame(PONG, b"")
+    async with _joined(server, "ann") as ann:
+        await _parked(rooms, 1, 1)
+        await ann.send(pong[:3])
+        await trio.testing.wait_all_tasks_blocked()
+        await ann.send(pong[3:] + _whisper("after the pong"))
+        assert await _next_chat(ann) == "after the pong"
+
+
+async def test_a_pong_glued_to_a_message_while_parked_loses_the_message_not(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A pong and a message in one segment to a parked session: the message is handled."""
+    async with _joined(server, "ann") as ann:
+        await _parked(rooms, 1, 1)
+        await ann.send(client_frame(PONG, b"") + _whisper("glued"))
+        assert await _next_chat(ann) == "glued"
+
+
+# ----------------------------------------------------------------------------- resets
+
+
+RESET_POINTS = [
+    "while parking",
+    "while parked",
+    "after the first byte",
+    "after a message",
+    "after a close frame",
+]
+
+
+async def _reset_at(rooms: Rooms[ChatRoom], client: RawClient, point: str, parks: int) -> None:
+    """Take a parked or parking session to ``point`` and reset its client there."""
+    if point == "while parking":
+        # The park is counted before its tasks end and before the server watches it.
+        await rooms.wait_statistics(lambda stats: stats.parks >= parks)
+    else:
+        await _parked(rooms, 2, parks)
+        if point == "after the first byte":
+            await client.send(_whisper("cut")[:1])
+        elif point == "after a message":
+            await client.send(_whisper("reply into a reset"))
+        elif point == "after a close frame":
+            await client.send(client_frame(CLOSE, close_payload(1000)))
+    client.reset()
+
+
+@pytest.mark.parametrize("point", RESET_POINTS)
+async def test_a_reset_at_any_point_of_a_park_ends_the_session_once(
+    rooms: Rooms[ChatRoom], server: int, point: str
+) -> None:
+    """An RST at any point of a park: on_close once, counters and members right, no leak."""
+    async with _joined(server, "canary") as canary:
+        parks = await _parked(rooms, 1, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        tasks, fds = task_count(), open_fds()
+        room = await rooms.get("lobby")
+        for attempt in range(5):
+            async with _joined(server, f"reset{attempt}") as client:
+                await _reset_at(rooms, client, point, parks + 1)
+                closed = await room.wait_closed(attempt + 1)
+            code = 1000 if point == "after a close frame" else 1006
+            assert closed[attempt] in {(f"reset{attempt}", code), (f"reset{attempt}", 1006)}
+            stats = await rooms.wait_statistics(lambda stats: stats.sessions == 1)
+            parks = stats.parks
+            assert await room.members() == [s.id for s in room.sessions.values()]
+            assert [s.data.name for s in room.sessions.values()] == ["canary"]
+        await canary.send(_whisper("still served"))
+        assert await _next_chat(canary) == "still served"
+        parks = await _parked(rooms, 1, parks + 1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (task_count(), open_fds()) == (tasks, fds)
+    stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
+    assert (stats.sessions, stats.parked_sessions) == (0, 0)
+    assert len(await room.wait_closed(6)) == 6
+
+
+# ------------------------------------------------------------------ keepalive of a parked one
+
+
+@pytest.mark.parametrize(
+    "config", [RoomsConfig(park_after=PARK_AFTER, ping_interval=0.1, ping_timeout=0.1)]
+)
+async def test_a_parked_session_that_expires_leaves_nothing_behind(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """A parked client that never answers the ping ends with 1006: no fd, no task left."""
+    async with _joined(server, "warm-up"):
+        pass  # the room stays, idle, for room_idle_timeout
+    await rooms.wait_statistics(lambda stats: stats.connections == 0)
+    await trio.testing.wait_all_tasks_blocked()
+    tasks, fds = task_count(), open_fds()
+    async with _joined(server, "mute") as mute:
+        await _parked(rooms, 1, 1)
+        assert (await _next_control(mute))[0] == PING
+        assert await mute.receive_frame() is None  # dropped, without a close frame
+    room = await rooms.get("lobby")
+    assert (await room.wait_closed(2))[1:] == [("mute", 1006)]
+    stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
+    assert (stats.sessions, stats.parked_sessions) == (0, 0)
+    await trio.testing.wait_all_tasks_blocked()
+    assert (task_count(), open_fds()) == (tasks, fds)
