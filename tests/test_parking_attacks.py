@@ -6,7 +6,10 @@ sweeps, and the tests wait on ``statistics().parks`` (or a reply) to know where 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import select
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
@@ -16,6 +19,11 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.outbound import OutboundQueue
+from trio_rooms.transports import _parking as parking_module
+from trio_rooms.transports.websocket import (
+    _StreamConnection as StreamConnection,  # pyright: ignore[reportPrivateUsage] - its races
+)
 
 from .abuse.measure import open_fds, task_count
 from .chat_app import ChatRoom
@@ -320,3 +328,131 @@ async def test_a_parked_session_that_expires_leaves_nothing_behind(
     assert (stats.sessions, stats.parked_sessions) == (0, 0)
     await trio.testing.wait_all_tasks_blocked()
     assert (task_count(), open_fds()) == (tasks, fds)
+
+
+# ------------------------------------------------------- input racing the sweep's park ask
+
+
+class _AskAsInputWakes(trio.abc.Instrument):
+    """Asks ``connection`` to park as its task steps, woken by input: the sweep's worst moment.
+
+    The sweep asks whenever the reader is waiting (``_waiting``); in one turn of the run
+    loop input may have woken the reader already, which has not run yet.
+    """
+
+    def __init__(self, connection: StreamConnection) -> None:
+        self.connection = connection
+        self.asked = False
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        connection = self.connection
+        reading = task.name.endswith("._serve_stream")  # the session's handler reads
+        if reading and not self.asked and connection._waiting:  # pyright: ignore[reportPrivateUsage] - the race
+            self.asked = True
+            connection._ask_to_park()  # pyright: ignore[reportPrivateUsage] - the race
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[StreamConnection]:
+    """The server's connections, as they are attached to their sessions."""
+    made: list[StreamConnection] = []
+    attach = StreamConnection.attach
+
+    def record(self: StreamConnection, outbound: OutboundQueue) -> None:
+        made.append(self)
+        attach(self, outbound)
+
+    monkeypatch.setattr(StreamConnection, "attach", record)
+    return made
+
+
+async def _ask_as_input_wakes(
+    connection: StreamConnection, client: RawClient, text: str
+) -> None:
+    """Send a whisper to a live session and race a park ask with the wake-up it causes."""
+    await trio.testing.wait_all_tasks_blocked()  # its reader waits on the socket
+    instrument = _AskAsInputWakes(connection)
+    # Sent synchronously: the next turn of the run loop finds it and wakes the reader.
+    os.write(client.stream.socket.fileno(), _whisper(text))
+    trio.lowlevel.add_instrument(instrument)
+    try:
+        assert await _next_chat(client) == text
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+    assert instrument.asked
+
+
+@pytest.mark.parametrize("config", [RoomsConfig(park_after=60.0)])
+async def test_input_that_overtakes_a_park_ask_leaves_the_session_parkable(
+    rooms: Rooms[ChatRoom], server: int, connections: list[StreamConnection]
+) -> None:
+    """A park asked for as input wakes the read is void: the session parks when next silent."""
+    async with _joined(server, "ann") as ann:
+        (connection,) = connections
+        await _ask_as_input_wakes(connection, ann, "first")
+        await trio.testing.wait_all_tasks_blocked()
+        connection._ask_to_park()  # pyright: ignore[reportPrivateUsage] - the sweep's, later
+        with trio.fail_after(5):  # (else only the keepalive would end it, 40 s later)
+            await _parked(rooms, 1, 1)
+        await ann.send(_whisper("after the park"))
+        assert await _next_chat(ann) == "after the park"
+
+
+@pytest.mark.parametrize(
+    "config", [RoomsConfig(park_after=60.0, ping_interval=0.05, ping_timeout=0.05)]
+)
+async def test_a_session_that_expires_after_a_void_park_ask_ends_alone(
+    rooms: Rooms[ChatRoom], server: int, connections: list[StreamConnection]
+) -> None:
+    """Expired after a park ask its input overtook, a session ends with 1006; the server serves."""
+    async with _joined(server, "ann") as ann:
+        (connection,) = connections
+        await _ask_as_input_wakes(connection, ann, "first")
+        assert (await _next_control(ann))[0] == PING  # not answered: it expires
+        room = await rooms.get("lobby")
+        assert await room.wait_closed(1) == [("ann", 1006)]
+    async with _joined(server, "bob") as bob:
+        await bob.send(_whisper("still served"))
+        assert await _next_chat(bob) == "still served"
+    stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
+    assert (stats.sessions, stats.parked_sessions) == (0, 0)
+
+
+_REAL_EPOLL = select.epoll
+
+
+class _FullEpoll:
+    """An epoll set that takes no more descriptors, as at ``fs.epoll.max_user_watches``."""
+
+    def __init__(self) -> None:
+        self._epoll = _REAL_EPOLL()
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def register(self, fd: int, eventmask: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def unregister(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        return self._epoll.poll(timeout)
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+async def test_a_session_the_epoll_set_cannot_take_runs_on_live(
+    rooms: Rooms[ChatRoom], nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A park the server's epoll set refuses leaves the session live, served, not the server's end."""
+    monkeypatch.setattr(parking_module.select, "epoll", _FullEpoll)
+    port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+    async with _joined(port, "ann") as ann:
+        parks = await rooms.wait_statistics(lambda stats: stats.parks >= 3)  # asked, refused
+        assert parks.parked_sessions == 0
+        await ann.send(_whisper("still live"))
+        assert await _next_chat(ann) == "still live"
+    stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
+    assert (stats.sessions, stats.parked_sessions) == (0, 0)

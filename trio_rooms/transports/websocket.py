@@ -575,7 +575,9 @@ class _StreamConnection:
                 try:
                     await trio.lowlevel.wait_readable(socket)
                 except trio.ClosedResourceError:
-                    if not self._park_asked:
+                    # A park ask, or the socket's close (by the keepalive, after an ask
+                    # that input overtook): closed, it cannot park.
+                    if not self._park_asked or socket.fileno() == -1:
                         raise
                     # Woken by `_ask_to_park`, with nothing read: the session parks,
                     # or asks again. What a parser holds of a silent client is nothing.
@@ -584,6 +586,9 @@ class _StreamConnection:
                     raise ConnectionParked from None
                 finally:
                     self._waiting = False
+                # Input woke the read in the turn the keepalive asked it to park (too
+                # late to be told): the ask is void, and the next silence asks again.
+                self._park_asked = False
                 try:
                     return os.read(socket.fileno(), _RECEIVE_SIZE)
                 except BlockingIOError:
@@ -650,9 +655,9 @@ class _StreamConnection:
         trio.lowlevel.notify_closing(socket)
 
     def park(self, sleeper: _ParkedStream) -> bool:
-        """Leave the socket to the server's waiter; False if it cannot take it."""
+        """Leave the socket to the server's waiter; False if it cannot take it (or closed)."""
         socket = self._socket
-        if socket is None or self.parking is None:
+        if socket is None or self.parking is None or socket.fileno() == -1:
             return False
         return self.parking.park(socket.fileno(), sleeper)
 
