@@ -14,12 +14,13 @@ import select
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
 import trio_rooms
-from trio_rooms import Rooms, RoomsConfig
+from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Session
 from trio_rooms._core.outbound import OutboundQueue
 from trio_rooms.transports import _parking as parking_module
 from trio_rooms.transports.websocket import (
@@ -28,6 +29,7 @@ from trio_rooms.transports.websocket import (
 
 from .abuse.measure import open_fds, task_count
 from .chat_app import ChatRoom
+from .replay_app import NoteRoom
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
 PARK_AFTER = 0.05
@@ -369,9 +371,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[StreamConnection]:
     return made
 
 
-async def _ask_as_input_wakes(
-    connection: StreamConnection, client: RawClient, text: str
-) -> None:
+async def _ask_as_input_wakes(connection: StreamConnection, client: RawClient, text: str) -> None:
     """Send a whisper to a live session and race a park ask with the wake-up it causes."""
     await trio.testing.wait_all_tasks_blocked()  # its reader waits on the socket
     instrument = _AskAsInputWakes(connection)
@@ -449,7 +449,7 @@ class _FullEpoll:
 async def test_a_session_the_epoll_set_cannot_take_runs_on_live(
     rooms: Rooms[ChatRoom], nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A park the server's epoll set refuses leaves the session live, served, not the server's end."""
+    """A park the server's epoll set refuses leaves the session live and served."""
     monkeypatch.setattr(parking_module.select, "epoll", _FullEpoll)
     port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
     async with _joined(port, "ann") as ann:
@@ -483,7 +483,7 @@ async def test_partial_writes_to_a_parked_peer_that_does_not_read_keep_their_ord
             await bob.send(_shout(text))
         # Bob's last shout was handled once bob is parked again; ann's writer may still
         # be at it (or ann parked again): either way nothing is lost or reordered.
-        await rooms.wait_statistics(lambda stats: stats.parks > parks and stats.parked_sessions)
+        await rooms.wait_statistics(lambda stats: stats.parks > parks and stats.parked_sessions > 0)
         got = [await _next_chat(ann) for _ in texts]
         assert got == texts
         await _parked(rooms, 2)  # and it parks again, drained
@@ -566,9 +566,7 @@ async def test_a_takeover_of_a_parked_session_racing_its_wake_up_hands_it_over(
             await _parked(rooms, 1)
             if attempt % 2:
                 os.write(old.stream.socket.fileno(), _whisper("racing"))
-            async with open_raw(
-                server, f"/rooms/lobby/websocket?resume={session['token']}"
-            ) as new:
+            async with open_raw(server, f"/rooms/lobby/websocket?resume={session['token']}") as new:
                 resumed = json.loads(await new.receive_text())["$session"]
                 assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
                 assert await old.close_code() == 4001
@@ -629,3 +627,143 @@ async def test_server_shutdown_racing_wake_ups_closes_each_session_once(
     assert sorted(await room.wait_closed(2)) == [("ann", 1001), ("bob", 1001)]
     stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
     assert (stats.sessions, stats.parked_sessions) == (0, 0)
+
+
+# ------------------------------------------------------------- many sessions at once
+
+
+@attrs.frozen
+class Poke(Message):
+    text: str
+
+
+@attrs.frozen
+class Note(Message):
+    text: str
+
+
+@attrs.define
+class QuietData:
+    pokes: int = 0
+
+
+class QuietSession(Session[QuietData, Note, Poke, "QuietRoom"]):
+    """Announces nothing: each frame its client gets is a reply or a broadcast."""
+
+    async def create_data(self, request: ConnectRequest) -> QuietData:
+        return QuietData()
+
+    async def on_message(self, message: Poke) -> None:
+        self.data.pokes += 1
+        self.send(Note(text=message.text))
+
+
+class QuietRoom(Room[QuietSession]):
+    pass
+
+
+def _poke(text: str) -> bytes:
+    return client_frame(TEXT, json.dumps({"type": "poke", "text": text}).encode())
+
+
+async def _notes(client: RawClient, count: int) -> list[str]:
+    """The texts of the next ``count`` notes (pings skipped)."""
+    return [json.loads(await client.receive_text())["text"] for _ in range(count)]
+
+
+async def _read_round(client: RawClient, burst: int, poke: str | None, heard: list[str]) -> None:
+    """Read a round's ``burst`` broadcasts into ``heard``, and the reply to ``poke`` if any."""
+    notes = await _notes(client, burst + (poke is not None))
+    if poke is not None:
+        notes.remove(poke)  # its place among the broadcasts is the race's
+    heard.extend(notes)
+
+
+async def test_500_sessions_parking_and_waking_under_broadcast_see_each_broadcast_once(
+    nursery: trio.Nursery,
+) -> None:
+    """500 sessions woken by their clients between broadcasts: each gets every one, in order."""
+    sessions, rounds, burst = 500, 4, 3
+    config = RoomsConfig(park_after=PARK_AFTER, max_connections_per_address=sessions + 10)
+    async with trio_rooms.open_rooms(QuietRoom, config=config) as rooms:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        clients: list[RawClient] = []
+        async with contextlib.AsyncExitStack() as stack:
+            limit = trio.Semaphore(50)
+
+            async def join() -> None:
+                async with limit:
+                    clients.append(
+                        await stack.enter_async_context(open_raw(port, "/rooms/q/websocket"))
+                    )
+
+            with trio.fail_after(60):
+                async with trio.open_nursery() as joining:
+                    for _ in range(sessions):
+                        joining.start_soon(join)
+                room = await rooms.get("q")
+                heard: list[list[str]] = [[] for _ in clients]
+                for round_ in range(rounds):
+                    stats = await rooms.wait_statistics(
+                        lambda stats: stats.parked_sessions == sessions
+                    )
+                    poking = [i for i in range(sessions) if i % 3 == round_ % 3]
+                    for k in range(burst):
+                        room.broadcast(Note(text=f"b{round_}.{k}"))
+                        if k == 0:  # their wake-ups race the next broadcasts
+                            for i in poking:
+                                os.write(clients[i].stream.socket.fileno(), _poke(f"p{round_}"))
+                        await trio.lowlevel.checkpoint()
+
+                    async with trio.open_nursery() as reading:
+                        for i, client in enumerate(clients):
+                            poke = f"p{round_}" if i in poking else None
+                            reading.start_soon(_read_round, client, burst, poke, heard[i])
+                    parks = stats.parks + len(poking)
+                    await rooms.wait_statistics(lambda stats, parks=parks: stats.parks >= parks)
+                expected = [f"b{r}.{k}" for r in range(rounds) for k in range(burst)]
+                assert all(notes == expected for notes in heard)
+                assert sum(s.data.pokes for s in room.sessions.values()) == sum(
+                    len([i for i in range(sessions) if i % 3 == r % 3]) for r in range(rounds)
+                )
+        stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
+        assert (stats.sessions, stats.parked_sessions) == (0, 0)
+
+
+# ------------------------------------------------------------------------ resume tokens
+
+
+@pytest.mark.parametrize("read", [5, 2, 0])
+async def test_a_resumable_session_reset_while_parked_replays_exactly_what_was_missed(
+    nursery: trio.Nursery, read: int
+) -> None:
+    """Notes sent to a parked session, then a reset: the resume replays from its count on."""
+    config = RoomsConfig(park_after=PARK_AFTER)
+    async with trio_rooms.open_rooms(NoteRoom, config=config) as rooms:
+        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        room: NoteRoom = await rooms.get("r")
+        async with open_raw(port, "/rooms/r/websocket?resume=&seen=0") as client:
+            token = json.loads(await client.receive_text())["$session"]["token"]
+            await rooms.wait_statistics(lambda stats: stats.parked_sessions == 1)
+            for _ in range(5):
+                room.note()  # written while it is parked
+            assert [json.loads(await client.receive_text())["n"] for _ in range(read)] == list(
+                range(read)
+            )
+            client.reset()
+        await room.wait_closes(1)
+        for _ in range(7):
+            room.note()
+        async with open_raw(port, f"/rooms/r/websocket?resume={token}&seen={read}") as client:
+            session = json.loads(await client.receive_text())["$session"]
+            assert (session["resumed"], session["replayed"]) == (True, 12 - read)
+            replayed = [json.loads(await client.receive_text())["n"] for _ in range(12 - read)]
+            assert replayed == list(range(read, 12))
+            await rooms.wait_statistics(lambda stats: stats.parked_sessions == 1)
+            room.note("parked again")
+            assert json.loads(await client.receive_text()) == {
+                "type": "note",
+                "n": 12,
+                "text": "parked again",
+            }
+        assert room.replayed == [12 - read]
