@@ -30,9 +30,20 @@ from trio_rooms.transports.websocket import (
 from .abuse.measure import open_fds, task_count
 from .chat_app import ChatRoom
 from .replay_app import NoteRoom
-from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
+from .sockets import (
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    RawClient,
+    client_frame,
+    close_payload,
+    mask,
+    open_raw,
+)
 
 PARK_AFTER = 0.05
+KEY = b"\x37\xfa\x21\x3d"
 
 
 @pytest.fixture
@@ -159,6 +170,8 @@ async def test_a_fragmented_message_across_parks_is_one_message(
         (client_frame(TEXT, b"\xff\xfe"), 1007),
         (client_frame(TEXT, b"x" * 64, length=2**40), 1009),
         (client_frame(CLOSE, b"\x03"), 1002),
+        # As long as a lone pong of 126 bytes, but a 16-bit length: too long for control.
+        (bytes([0x8A, 0x80 | 126, 0, 124]) + KEY + mask(b"p" * 124, KEY), 1002),
     ],
     ids=[
         "opcode 3",
@@ -170,6 +183,7 @@ async def test_a_fragmented_message_across_parks_is_one_message(
         "bad UTF-8",
         "oversize length",
         "one-byte close",
+        "pong with a 16-bit length",
     ],
 )
 @pytest.mark.parametrize("split", [False, True], ids=["whole", "header then rest"])

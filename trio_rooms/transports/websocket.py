@@ -692,5 +692,8 @@ def _is_pong(data: bytes) -> bool:
         len(data) >= 6
         and data[0] == 0x8A  # FIN, no reserved bit, PONG
         and data[1] & 0x80 == 0x80  # masked, as a client's frame must be
-        and len(data) == 6 + (data[1] & 0x7F)  # (so at most 125 bytes of payload)
+        # A payload of at most 125 bytes, in the 7-bit form: the 16-bit one (126) is a
+        # protocol error in a control frame, for the parser to answer with 1002.
+        and data[1] & 0x7F <= 125
+        and len(data) == 6 + (data[1] & 0x7F)
     )
