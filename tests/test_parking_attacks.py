@@ -467,8 +467,8 @@ async def test_a_session_the_epoll_set_cannot_take_runs_on_live(
     monkeypatch.setattr(parking_module.select, "epoll", _FullEpoll)
     port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
     async with _joined(port, "ann") as ann:
-        parks = await rooms.wait_statistics(lambda stats: stats.parks >= 3)  # asked, refused
-        assert parks.parked_sessions == 0
+        # Parked, a silent session would park once; refused, it runs on and is asked again.
+        await rooms.wait_statistics(lambda stats: stats.parks >= 3)
         await ann.send(_whisper("still live"))
         assert await _next_chat(ann) == "still live"
     stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
