@@ -73,10 +73,17 @@ class Parking:
             epoll.close()
 
     def park(self, fd: int, sleeper: Sleeper) -> bool:
-        """Watch ``fd`` for ``sleeper``; False if the server is shutting down (run it on)."""
+        """Watch ``fd`` for ``sleeper``; False if the server is shutting down (run it on).
+
+        False too if the epoll set cannot take it (``fs.epoll.max_user_watches``, memory):
+        the session then runs on as a live one.
+        """
         if self._closed or self._nursery is None:
             return False
-        self._epoll.register(fd, _EVENTS)
+        try:
+            self._epoll.register(fd, _EVENTS)
+        except OSError:
+            return False
         self._parked[fd] = sleeper
         return True
 

@@ -575,7 +575,9 @@ class _StreamConnection:
                 try:
                     await trio.lowlevel.wait_readable(socket)
                 except trio.ClosedResourceError:
-                    if not self._park_asked:
+                    # A park ask, or the socket's close (by the keepalive, after an ask
+                    # that input overtook): closed, it cannot park.
+                    if not self._park_asked or socket.fileno() == -1:
                         raise
                     # Woken by `_ask_to_park`, with nothing read: the session parks,
                     # or asks again. What a parser holds of a silent client is nothing.
@@ -584,6 +586,9 @@ class _StreamConnection:
                     raise ConnectionParked from None
                 finally:
                     self._waiting = False
+                # Input woke the read in the turn the keepalive asked it to park (too
+                # late to be told): the ask is void, and the next silence asks again.
+                self._park_asked = False
                 try:
                     return os.read(socket.fileno(), _RECEIVE_SIZE)
                 except BlockingIOError:
@@ -650,9 +655,9 @@ class _StreamConnection:
         trio.lowlevel.notify_closing(socket)
 
     def park(self, sleeper: _ParkedStream) -> bool:
-        """Leave the socket to the server's waiter; False if it cannot take it."""
+        """Leave the socket to the server's waiter; False if it cannot take it (or closed)."""
         socket = self._socket
-        if socket is None or self.parking is None:
+        if socket is None or self.parking is None or socket.fileno() == -1:
             return False
         return self.parking.park(socket.fileno(), sleeper)
 
@@ -687,5 +692,8 @@ def _is_pong(data: bytes) -> bool:
         len(data) >= 6
         and data[0] == 0x8A  # FIN, no reserved bit, PONG
         and data[1] & 0x80 == 0x80  # masked, as a client's frame must be
-        and len(data) == 6 + (data[1] & 0x7F)  # (so at most 125 bytes of payload)
+        # A payload of at most 125 bytes, in the 7-bit form: the 16-bit one (126) is a
+        # protocol error in a control frame, for the parser to answer with 1002.
+        and data[1] & 0x7F <= 125
+        and len(data) == 6 + (data[1] & 0x7F)
     )
