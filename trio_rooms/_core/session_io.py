@@ -375,7 +375,7 @@ class SessionIO:
         assert connection is not None
         assert inbox is not None
         self._reader_started = True
-        nursery.start_soon(self._read_loop, connection, inbox)
+        nursery.start_soon(self._read_loop, connection, inbox, name=_READER_NAME)
 
     def _start_writer(self) -> None:
         """The queue needs a writer (`OutboundQueue.start_lazily`): start it, if the run goes on.
@@ -384,7 +384,7 @@ class SessionIO:
         """
         nursery, connection = self._nursery, self._connection
         if nursery is not None and connection is not None:
-            nursery.start_soon(self._write_loop, connection)
+            nursery.start_soon(self._write_loop, connection, name=_WRITER_NAME)
 
     def _over_rate_limit(self, excess: int, config: RoomsConfig) -> None:
         """A message over the rate limit: dropped, answered, and counted against the client."""
@@ -451,3 +451,8 @@ class SessionIO:
             # waits lends the reading back); a frame still arriving is handled
             # within this bound too.
             self._handler_scope.deadline = min(self._handler_scope.deadline, deadline)
+
+
+# The names trio would give them, made once: not a string per session's task.
+_READER_NAME = f"{__name__}.{SessionIO._read_loop.__qualname__}"  # pyright: ignore[reportPrivateUsage] - its own class
+_WRITER_NAME = f"{__name__}.{SessionIO._write_loop.__qualname__}"  # pyright: ignore[reportPrivateUsage] - its own class

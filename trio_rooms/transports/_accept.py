@@ -17,6 +17,7 @@ import logging
 import os
 import socket as stdlib_socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import NoReturn
 
 import trio
@@ -65,6 +66,8 @@ async def _accept_loop(
     # offers only its awaiting accept. Both are closed on the way out.
     listening = stdlib_socket.socket(fileno=os.dup(listener.socket.fileno()))
     listening.setblocking(False)
+    # trio would make each task its name from the handler's: one string, per connection.
+    name = _task_name(handler)
     with listening:
         async with listener:
             while True:
@@ -87,7 +90,13 @@ async def _accept_loop(
                         )
                         await trio.sleep(_CAPACITY_SLEEP)  # sync-ok: trio's back-off, no event
                         break
-                    nursery.start_soon(handler, _stream(accepted), _peer(address))
+                    nursery.start_soon(handler, _stream(accepted), _peer(address), name=name)
+
+
+def _task_name(handler: Handler) -> str:
+    """The name trio gives a task of ``handler`` (that of the function a partial wraps)."""
+    function: object = handler.func if isinstance(handler, partial) else handler
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
 
 
 def _stream(accepted: stdlib_socket.socket) -> trio.SocketStream:

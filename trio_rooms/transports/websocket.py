@@ -524,6 +524,7 @@ class _StreamConnection:
     async def receive(self) -> str | bytes:
         parser = self._parser
         events = parser.events if parser is not None else None
+        socket = self._socket
         while True:
             while events:
                 event = events.popleft()
@@ -541,8 +542,40 @@ class _StreamConnection:
             data = self._received
             if data:
                 self._received = b""
+            elif socket is None:
+                data = await self._read_stream()
             else:
-                data = await self._read()
+                # Read here, not in a coroutine of its own (an idle connection waits in
+                # this frame: a coroutine less is a quarter of a KiB per connection),
+                # with ``os.read`` and trio's readiness wait, as trio's own ``recv``
+                # does, without its three layers of wrappers per read.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                data = _read_ready(socket)
+                if data is not None:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                while data is None:
+                    self._waiting = True
+                    try:
+                        await trio.lowlevel.wait_readable(socket)
+                    except trio.ClosedResourceError:
+                        # A park ask, or the socket's close (by the keepalive, after an
+                        # ask that input overtook): closed, it cannot park.
+                        if self._park_asked and socket.fileno() != -1:
+                            # Woken by `_ask_to_park`, with nothing read: the session
+                            # parks, or asks again. What a parser holds of a silent
+                            # client is nothing.
+                            self._park_asked = False
+                            self._parser = None
+                            raise ConnectionParked from None
+                        data = b""  # closed by the keepalive
+                    finally:
+                        self._waiting = False
+                    if data is None:
+                        # Input woke the read in the turn the keepalive asked it to park
+                        # (too late to be told): the ask is void, the next silence asks
+                        # again.
+                        self._park_asked = False
+                        data = _read_ready(socket)  # None: woken without data
             if not data:
                 reason = "keepalive timeout" if self._expired else "connection lost"
                 raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
@@ -552,49 +585,11 @@ class _StreamConnection:
                 events = parser.events
             parser.feed(data)
 
-    async def _read(self) -> bytes:
-        """The next bytes from the peer; empty once it is gone (or the stream closed).
-
-        On a socket, read with ``os.read`` and trio's readiness wait, as trio's own
-        ``recv`` does, without its three layers of wrappers per read.
-        """
-        socket = self._socket
+    async def _read_stream(self) -> bytes:
+        """The next bytes from a stream that is no socket; empty once it is gone."""
         try:
-            if socket is None:
-                return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
-            await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                data = os.read(socket.fileno(), _RECEIVE_SIZE)
-            except BlockingIOError:
-                pass
-            else:
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return data
-            while True:
-                self._waiting = True
-                try:
-                    await trio.lowlevel.wait_readable(socket)
-                except trio.ClosedResourceError:
-                    # A park ask, or the socket's close (by the keepalive, after an ask
-                    # that input overtook): closed, it cannot park.
-                    if not self._park_asked or socket.fileno() == -1:
-                        raise
-                    # Woken by `_ask_to_park`, with nothing read: the session parks,
-                    # or asks again. What a parser holds of a silent client is nothing.
-                    self._park_asked = False
-                    self._parser = None
-                    raise ConnectionParked from None
-                finally:
-                    self._waiting = False
-                # Input woke the read in the turn the keepalive asked it to park (too
-                # late to be told): the ask is void, and the next silence asks again.
-                self._park_asked = False
-                try:
-                    return os.read(socket.fileno(), _RECEIVE_SIZE)
-                except BlockingIOError:
-                    continue  # woken without data (another reader, or spuriously)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            # Reset, or closed by the keepalive (fileno -1 then: EBADF).
+            return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 
     async def send(self, frames: list[Frame]) -> None:
@@ -684,6 +679,21 @@ class _StreamConnection:
             return False
         self._received = data
         return True
+
+
+def _read_ready(socket: trio.socket.SocketType) -> bytes | None:
+    """What the socket has received (empty once reset or closed); None if nothing yet.
+
+    Its own function: an exception caught in a coroutine gives the coroutine's frame an
+    object of its own (a fifth of a KiB) for as long as it lives; caught here, it goes.
+    A closed socket's ``fileno()`` is -1 (EBADF): empty too.
+    """
+    try:
+        return os.read(socket.fileno(), _RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 def _is_pong(data: bytes) -> bool:
