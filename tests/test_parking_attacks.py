@@ -23,6 +23,7 @@ import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Session
 from trio_rooms._core.outbound import OutboundQueue
 from trio_rooms.transports import _parking as parking_module
+from trio_rooms.transports._parking import Sleeper
 from trio_rooms.transports.websocket import (
     _StreamConnection as StreamConnection,  # pyright: ignore[reportPrivateUsage] - its races
 )
@@ -473,6 +474,88 @@ async def test_a_session_the_epoll_set_cannot_take_runs_on_live(
         assert await _next_chat(ann) == "still live"
     stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
     assert (stats.sessions, stats.parked_sessions) == (0, 0)
+
+
+async def test_a_park_that_fails_leaves_the_session_live_and_the_server_serving(
+    rooms: Rooms[ChatRoom], nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while a session parks is that connection's: it runs on, and so does the
+    server (it once ended the listener)."""
+    park = parking_module.Parking.park
+    failed: list[int] = []
+
+    def failing_first(self: parking_module.Parking, fd: int, sleeper: Sleeper) -> bool:
+        if not failed:
+            failed.append(fd)
+            raise RuntimeError("a bug in parking")
+        return park(self, fd, sleeper)
+
+    monkeypatch.setattr(parking_module.Parking, "park", failing_first)
+    port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+    async with _joined(port, "ann") as ann:
+        await rooms.wait_statistics(lambda stats: stats.parks >= 1)
+        await ann.send(_whisper("still here"))
+        assert await _next_chat(ann) == "still here"
+        async with _joined(port, "bob") as bob:  # the listener still accepts
+            await bob.send(_whisper("me too"))
+            assert await _next_chat(bob) == "me too"
+    assert failed
+
+
+class _Sleeper:
+    def __init__(self) -> None:
+        self.resumed = trio.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    async def resume(self) -> None:
+        self.resumed.set()
+
+
+async def test_a_parked_socket_closed_before_its_wake_is_still_woken(
+    nursery: trio.Nursery,
+) -> None:
+    """Waking a connection whose socket was closed while parked starts its task (the
+    kernel has dropped the descriptor from the set; unregistering it fails)."""
+    parking = parking_module.Parking()
+    nursery.start_soon(parking.run, nursery)
+    await trio.testing.wait_all_tasks_blocked()
+    ours, theirs = trio.socket.socketpair()
+    sleeper = _Sleeper()
+    fd = ours.fileno()
+    assert parking.park(fd, sleeper)
+    ours.close()
+    parking.wake(fd, sleeper)
+    with trio.fail_after(5):
+        await sleeper.resumed.wait()
+    assert len(parking) == 0
+    theirs.close()
+
+
+async def test_a_stale_wake_does_not_start_the_next_sleeper_on_the_same_descriptor(
+    nursery: trio.Nursery,
+) -> None:
+    """A wake for a connection that parked on a descriptor number since given to another
+    parked connection leaves that other one parked."""
+    parking = parking_module.Parking()
+    nursery.start_soon(parking.run, nursery)
+    await trio.testing.wait_all_tasks_blocked()
+    first, peer = trio.socket.socketpair()
+    gone, late = _Sleeper(), _Sleeper()
+    fd = first.fileno()
+    assert parking.park(fd, gone)
+    parking.wake(fd, gone)
+    await gone.resumed.wait()
+    assert parking.park(fd, late)  # the same number, another connection's now
+    parking.wake(fd, gone)
+    await trio.testing.wait_all_tasks_blocked()
+    assert not late.resumed.is_set()
+    assert len(parking) == 1
+    parking.wake(fd, late)
+    await late.resumed.wait()
+    first.close()
+    peer.close()
 
 
 # --------------------------------------------------------------- bursts to a parked session

@@ -10,6 +10,7 @@ caller cancelled and closes with 1001, as a live one does.
 
 from __future__ import annotations
 
+import contextlib
 import select
 from typing import Protocol, final
 
@@ -87,17 +88,20 @@ class Parking:
         self._parked[fd] = sleeper
         return True
 
-    def wake(self, fd: int) -> None:
-        """Start ``fd``'s task now if it is parked (its session needs it, or it closes).
+    def wake(self, fd: int, sleeper: Sleeper) -> None:
+        """Start ``sleeper``'s task now if it is parked on ``fd`` (its session needs it,
+        or it closes).
 
-        Called before the socket is closed: a closed descriptor leaves the epoll set
-        without a word, and its number may be given to the next connection.
+        By the descriptor it parked with, and only if still its: a closed one leaves
+        the epoll set without a word, and its number may be given to the next connection.
         """
-        if fd in self._parked:
+        if self._parked.get(fd) is sleeper:
             self._start(fd)
 
     def _start(self, fd: int) -> None:
         sleeper = self._parked.pop(fd)
-        self._epoll.unregister(fd)
+        # Closed already (EBADF): the kernel dropped it from the set itself.
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(fd)
         assert self._nursery is not None
         self._nursery.start_soon(sleeper.resume)

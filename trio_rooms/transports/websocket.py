@@ -188,7 +188,12 @@ class _ParkedStream:
 
     async def settle(self) -> None:
         """Leave the connection to its server's waiter, or run it on here if it cannot."""
-        if not self._park():
+        try:
+            parked = self._park()
+        except Exception as exc:  # one connection's failure must never reach the listener
+            _failed(exc, self._peer)
+            parked = False
+        if not parked:
             await self.resume()
 
     def _park(self) -> bool:
@@ -461,6 +466,7 @@ class _StreamConnection:
         "_outbound",
         "_park_after",
         "_park_asked",
+        "_parked_as",
         "_parser",
         "_pinged_at",
         "_received",
@@ -496,6 +502,8 @@ class _StreamConnection:
         self._park_asked = False
         #: The server's parked connections (None: this one never parks).
         self.parking: Parking | None = None
+        #: The descriptor it parked with last, and as what (see `wake`).
+        self._parked_as: tuple[int, _ParkedStream] | None = None
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
@@ -652,14 +660,23 @@ class _StreamConnection:
     def park(self, sleeper: _ParkedStream) -> bool:
         """Leave the socket to the server's waiter; False if it cannot take it (or closed)."""
         socket = self._socket
-        if socket is None or self.parking is None or socket.fileno() == -1:
+        if socket is None or self.parking is None:
             return False
-        return self.parking.park(socket.fileno(), sleeper)
+        fd = socket.fileno()
+        if fd == -1 or not self.parking.park(fd, sleeper):
+            return False
+        self._parked_as = (fd, sleeper)
+        return True
 
     def wake(self) -> None:
-        """Start the task of the parked connection (none if it is not parked)."""
-        if self.parking is not None and self._socket is not None:
-            self.parking.wake(self._socket.fileno())
+        """Start the task of the parked connection (none if it is not parked).
+
+        By the descriptor it parked with: once closed, the socket's own is -1, and a
+        parked session it could not find would never end.
+        """
+        parked, self._parked_as = self._parked_as, None
+        if self.parking is not None and parked is not None:
+            self.parking.wake(*parked)
 
     def parked_input(self) -> bool:
         """The parked socket has input: False if it was a lone pong (it stays parked).
