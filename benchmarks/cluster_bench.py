@@ -18,7 +18,9 @@ With ``--single-owner``, the rounds measure the single-owner mode instead (two
 - ``owner_latency``: ``--clients`` split over the nodes, node 1's client 0 sending a
   timestamped chat 20 times a second: latency on the owner against on the relaying node;
 - ``echo``: ``--echo-clients`` each pinging and waiting for its pong for 5 s, all on
-  the owner, then all on the relaying node (in turn first), the same nodes;
+  the owner, then all on the relaying node (in turn first), the same nodes; with
+  ``--cpu``, the CPU (user and system, from ``/proc``) each node and redis-server
+  spent per round trip of each, in µs;
 - ``failover``: a client on each node, node 1 killed with SIGKILL: the seconds until a
   client of node 2 gets its pong again (node 2 owning the room by then).
 
@@ -29,6 +31,7 @@ Needs ``redis-server`` and Node.js with the ``ws`` package (``npm ci`` in
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -38,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import cast
@@ -98,20 +101,46 @@ def _node_processes(
     count: int, redis: bool, flag: str = "--redis"
 ) -> Generator[list[tuple[int, subprocess.Popen[bytes]]]]:
     """``count`` bench servers (on a fresh Redis when ``redis``): ports and processes."""
+    with _all_processes(count, redis, flag) as (nodes, _):
+        yield nodes
+
+
+@contextmanager
+def _all_processes(
+    count: int, redis: bool, flag: str = "--redis"
+) -> Generator[tuple[list[tuple[int, subprocess.Popen[bytes]]], subprocess.Popen[bytes] | None]]:
+    """As `_node_processes`, and the redis-server's process (None without ``redis``)."""
     with ExitStack() as stack:
         extra: list[str] = []
+        server: subprocess.Popen[bytes] | None = None
         if redis:
             redis_port = _free_port()
             directory = stack.enter_context(tempfile.TemporaryDirectory())
             command = ["redis-server", "--port", str(redis_port), "--save", "", "--dir", directory]
-            stack.enter_context(_process(command, redis_port))
+            server = stack.enter_context(_process(command, redis_port))
             extra = [flag, f"redis://127.0.0.1:{redis_port}/0"]
         nodes: list[tuple[int, subprocess.Popen[bytes]]] = []
         for _ in range(count):
             port = _free_port()
             command = [sys.executable, "-m", "benchmarks.bench_server", "--port", str(port)]
             nodes.append((port, stack.enter_context(_process([*command, *extra], port))))
-        yield nodes
+        yield nodes, server
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used so far, from Linux's /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _with_cpu(pids: dict[str, int], run: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """``run()``'s echo result, with each process's CPU per round trip in µs (``cpu_us``)."""
+    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    result = run()
+    after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    trips = _number(result, "trips")
+    result["cpu_us"] = {name: round((after[name] - before[name]) / trips * 1e6, 1) for name in pids}
+    return result
 
 
 def _loadgen(ports: list[int], node_modules: Path, *options: str) -> dict[str, object]:
@@ -158,11 +187,21 @@ def _owner_round(args: argparse.Namespace, node_modules: Path, number: int) -> d
     echo = ["--mode", "echo", "--clients", str(args.echo_clients), "--duration", "5"]
     with _nodes(2, redis=True, flag="--cluster") as ports:
         result["owner_latency"] = _loadgen(ports, node_modules, *latency)
-    with _nodes(2, redis=True, flag="--cluster") as ports:
+    with _all_processes(2, redis=True, flag="--cluster") as (nodes, server):
+        ports = [port for port, _ in nodes]
+        assert server is not None
+        # Node 1 owns the room (the load generator's first client is its).
+        pids = {"owner": nodes[0][1].pid, "client": nodes[1][1].pid, "redis": server.pid}
         # Each round the other one first: the box's load drifts.
         for on in (0, 1) if number % 2 == 0 else (1, 0):
             name = "echo_owner" if on == 0 else "echo_relayed"
-            result[name] = _loadgen(ports, node_modules, *echo, "--on", str(on))
+            options = (*echo, "--on", str(on))
+            if args.cpu:
+                result[name] = _with_cpu(
+                    pids, functools.partial(_loadgen, ports, node_modules, *options)
+                )
+            else:
+                result[name] = _loadgen(ports, node_modules, *options)
     with _node_processes(2, redis=True, flag="--cluster") as nodes:
         result["failover"] = _failover([port for port, _ in nodes], nodes[0][1], node_modules)
     return result
@@ -202,6 +241,14 @@ def _owner_summary(rounds: list[dict[str, object]]) -> None:
     print(
         f"echo round trips/s: owner {owner:,.0f}; relayed {relayed:,.0f} ({relayed / owner:.2f}x)"
     )
+    relayed_round = _get(rounds[0], "echo_relayed")
+    if isinstance(relayed_round, dict) and "cpu_us" in relayed_round:  # (--cpu)
+        for name, where in (("echo_owner", "local echo"), ("echo_relayed", "relayed echo")):
+            cpu = ", ".join(
+                f"{process} {median(name, 'cpu_us', process):.1f}"
+                for process in ("owner", "client", "redis")
+            )
+            print(f"CPU µs per round trip, {where}: {cpu}")
     print(f"failover after kill -9: {median('failover', 'failover_s'):.2f} s")
 
 
@@ -229,6 +276,11 @@ def main() -> None:
     parser.add_argument("--latency-clients", type=int, default=20)
     parser.add_argument("--single-owner", action="store_true", help="the single-owner figures")
     parser.add_argument("--echo-clients", type=int, default=20)
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="with --single-owner: each process's CPU per echo round trip (Linux /proc)",
+    )
     parser.add_argument("--node-modules", type=Path, default=DEFAULT_NODE_MODULES)
     parser.add_argument("--out", type=Path, help="append each round as a JSON line")
     args = parser.parse_args()

@@ -64,8 +64,8 @@ async def test_a_credit_waits_for_the_reply_and_leaves_in_its_write(
     with trio.fail_after(PATIENCE):
         async with trio.open_nursery() as nursery:
             await nursery.start(link.run)
-            # Its writer starts after it is ready: an entry queued before then is taken
-            # by the writer's first look, woken or not.
+            # The link's writer starts after `run` reports ready: one that first runs with
+            # the CREDIT queued writes it then, as it should (a race, not what is tested).
             await trio.testing.wait_all_tasks_blocked()
             await _take(connection, 1, WINDOW // 2)
             await trio.testing.wait_all_tasks_blocked()  # a woken writer would write now

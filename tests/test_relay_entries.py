@@ -14,6 +14,7 @@ from trio_rooms.backplane._relay_entries import (
     PROTOCOL,
     Entry,
     EntryError,
+    EntryReader,
     VersionError,
     decode,
     decode_all,
@@ -52,6 +53,20 @@ def test_a_bad_entry_among_good_ones_takes_only_its_own_place() -> None:
     assert isinstance(found[1], EntryError)
     assert isinstance(found[3], EntryError)
     assert len(found) == 4
+
+
+def test_a_reader_reports_an_entry_cut_short_and_reads_the_next_stream_entry_whole() -> None:
+    """The reader the link keeps for every stream entry reports one whose last entry is cut
+    short, and does not read those bytes as the start of the next stream entry."""
+    reader = EntryReader()
+    good = encode(MESSAGE, "a", "r.1", 1, "hi")
+    assert reader.read(good) == [Entry(MESSAGE, "a", "r.1", 1, ("hi",))]
+    cut = reader.read(good + good[:-3])
+    assert cut[0] == Entry(MESSAGE, "a", "r.1", 1, ("hi",))
+    assert isinstance(cut[1], EntryError)
+    assert len(cut) == 2
+    assert reader.read(good + b"\xc1")[0] == Entry(MESSAGE, "a", "r.1", 1, ("hi",))
+    assert reader.read(good) == [Entry(MESSAGE, "a", "r.1", 1, ("hi",))]
 
 
 def test_a_turns_entries_to_one_node_are_split_in_order_at_the_size_cap() -> None:

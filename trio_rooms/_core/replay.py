@@ -75,17 +75,9 @@ class LogEntry:
         return session_id not in self.exclude
 
     def pack(self) -> LoggedFrame:
-        fields: list[object] = [
-            self.prev,
-            self.at,
-            self.wire,
-            self.payload,
-            self.to,
-            list(self.exclude),
-        ]
-        if self.only is not None:
-            fields.append(list(self.only))
-        return LoggedFrame(self.seq, msgpack.packb(fields))
+        return _packed(
+            self.seq, self.prev, self.at, self.wire, self.payload, self.to, self.exclude, self.only
+        )
 
     @classmethod
     def unpack(cls, frame: LoggedFrame) -> LogEntry:
@@ -114,6 +106,23 @@ class LogEntry:
                 return cls(frame.seq, prev, at, wire, payload, to, excluded, only)
             case _:
                 raise ValueError(f"replay log entry {frame.seq}: unexpected layout")
+
+
+def _packed(
+    seq: int,
+    prev: int,
+    at: float,
+    wire: EntryWire,
+    payload: bytes,
+    to: str | None,
+    exclude: tuple[str, ...],
+    only: tuple[str, ...] | None,
+) -> LoggedFrame:
+    """The stored form of the entry of these fields (`LogEntry.pack`)."""
+    fields: list[object] = [prev, at, wire, payload, to, list(exclude)]
+    if only is not None:
+        fields.append(list(only))
+    return LoggedFrame(seq, msgpack.packb(fields))
 
 
 def _strings(value: object) -> tuple[str, ...] | None:
@@ -231,13 +240,13 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        entry = LogEntry(seq, head, now, wire, payload, to, exclude, only)
-        state.log_frame(entry.pack())
+        state.log_frame(_packed(seq, head, now, wire, payload, to, exclude, only))
         self.head = seq
+        # A `LogEntry` only where one is kept: each reply of a relayed session is logged.
         if self._entries is not None:
-            self._remember(entry)
+            self._remember(LogEntry(seq, head, now, wire, payload, to, exclude, only))
         elif self._loading is not None:
-            self._loading.append(entry)
+            self._loading.append(LogEntry(seq, head, now, wire, payload, to, exclude, only))
 
     def _remember(self, entry: LogEntry) -> None:
         """Keep ``entry`` in memory, and no more than a replay could ever use."""

@@ -40,7 +40,7 @@ BEAT     either        (none; relay "" and seq 0: the node is alive)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Final, NamedTuple, cast, final
 
 import attrs
 import msgpack
@@ -67,6 +67,7 @@ __all__ = [
     "RESPONSE",
     "Entry",
     "EntryError",
+    "EntryReader",
     "Opening",
     "VersionError",
     "accepted",
@@ -142,9 +143,11 @@ _WIRES: Final[dict[str, WireFormat]] = {"json": "json", "msgpack": "msgpack"}
 
 
 @final
-@attrs.frozen
-class Entry:
-    """One decoded entry; ``body`` is checked by the kind's reader, not here."""
+class Entry(NamedTuple):
+    """One decoded entry; ``body`` is checked by the kind's reader, not here.
+
+    A named tuple, not an attrs class: one is made per entry read (hot on both nodes).
+    """
 
     kind: str
     source: str
@@ -185,35 +188,59 @@ def decode(data: bytes) -> Entry:
 
 
 def decode_all(data: bytes) -> list[Entry | EntryError]:
-    """The entries of one stream entry, in order: the link writes the entries of a turn
-    to one node as one stream entry, their bytes one after another.
+    """The entries of one stream entry, in order (see `EntryReader.read`)."""
+    return EntryReader().read(data)
 
-    An item that is not an entry is an `EntryError` in its place; bytes that are not
-    msgpack end the list with one.
+
+@final
+class EntryReader:
+    """Decodes stream entries one after another with one msgpack unpacker.
+
+    The link reads every stream entry through one: making an unpacker costs more than
+    unpacking a small entry with it.
     """
-    unpacker = msgpack.Unpacker(raw=False, use_list=False)
-    unpacker.feed(data)
-    found: list[Entry | EntryError] = []
-    try:
-        for fields in unpacker:
-            try:
-                found.append(_entry(fields))
-            except EntryError as exc:
-                found.append(exc)
-    except Exception as exc:  # msgpack raises several unrelated classes
-        found.append(EntryError(f"a relay entry is not msgpack: {exc!r}"))
-    return found
+
+    __slots__ = ("_unpacker",)
+
+    def __init__(self) -> None:
+        self._unpacker = msgpack.Unpacker(raw=False, use_list=False)
+
+    def read(self, data: bytes) -> list[Entry | EntryError]:
+        """The entries of one stream entry, in order: the link writes the entries of a
+        turn to one node as one stream entry, their bytes one after another.
+
+        An item that is not an entry is an `EntryError` in its place; bytes that are not
+        msgpack, or cut short, end the list with one.
+        """
+        unpacker = self._unpacker
+        unpacker.feed(data)
+        found: list[Entry | EntryError] = []
+        try:
+            for fields in unpacker:
+                try:
+                    found.append(_entry(fields))
+                except EntryError as exc:
+                    found.append(exc)
+            # Raises ValueError while an entry is cut short: nothing may be left over.
+            unpacker.read_bytes(0)
+        except Exception as exc:  # msgpack raises several unrelated classes
+            found.append(EntryError(f"a relay entry is not msgpack, or cut short: {exc!r}"))
+            # What is left in it would be read as the start of the next stream entry.
+            self._unpacker = msgpack.Unpacker(raw=False, use_list=False)
+        return found
 
 
 def _entry(fields: object) -> Entry:
-    if not isinstance(fields, tuple) or len(fields) < 4:  # pyright: ignore[reportUnknownArgumentType]
+    # Exact types (msgpack makes no subclasses) and a slice for the body: one per entry.
+    if type(fields) is not tuple or len(fields) < 4:  # pyright: ignore[reportUnknownArgumentType]
         raise EntryError(f"a relay entry is an array of at least 4 items, got {fields!r:.80}")
-    kind, source, relay, seq, *body = fields  # pyright: ignore[reportUnknownVariableType]
-    if kind not in _KINDS or not isinstance(source, str) or not isinstance(relay, str):
-        raise EntryError(f"not a relay entry's head: {fields[:3]!r:.80}")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    items = cast("tuple[object, ...]", fields)
+    kind, source, relay, seq = items[:4]
+    if kind not in _KINDS or type(source) is not str or type(relay) is not str:
+        raise EntryError(f"not a relay entry's head: {items[:3]!r:.80}")
+    if type(seq) is not int or seq < 0:
         raise EntryError(f"a relay entry's seq is a count, got {seq!r:.40}")
-    return Entry(kind, source, relay, seq, tuple(body))  # pyright: ignore[reportUnknownArgumentType]
+    return Entry(cast("str", kind), source, relay, seq, items[4:])
 
 
 def accepted(body: Sequence[object]) -> int | None:

@@ -23,7 +23,7 @@ remembered and never given to another key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Final, cast, final
 
 from .._core.outbound import BINARY, TEXT, Frame
 from .._delivery import COALESCE, DISCONNECT, DROP_OLDEST
@@ -149,15 +149,17 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
     """
     if len(body) != 2:
         raise EntryError(f"a FRAMES entry has 2 fields, got {len(body)}")
+    # The checks are inline (no helper call per field): every relayed frame comes here.
     frames = [_frame(source, item) for item in _items(body[1])]
     relays: list[tuple[str, int]] = []
     each: list[list[Frame]] = []
     for item in _items(body[0]):
-        fields = _items(item)
-        if len(fields) != 3 or not isinstance(fields[0], str):
+        if type(item) is not tuple or len(item) != 3:  # pyright: ignore[reportUnknownArgumentType]
             raise EntryError(f"expected a relay, its seq and its order, got {item!r:.40}")
-        relays.append((fields[0], _count(fields[1])))
-        order = fields[2]
+        relay, seq, order = cast("tuple[object, ...]", item)
+        if type(relay) is not str or type(seq) is not int or seq < 0:
+            raise EntryError(f"expected a relay and its seq, got {item!r:.40}")
+        relays.append((relay, seq))
         if order is None:
             each.append(frames)
             continue
@@ -183,13 +185,15 @@ def _count(value: object) -> int:
 
 
 def _frame(source: str, value: object) -> Frame:
-    fields = _items(value)
-    if len(fields) != 4:
-        raise EntryError(f"a frame of a FRAMES entry has 4 fields, got {len(fields)}")
-    opcode, payload, policy, number = fields
-    if (opcode != TEXT and opcode != BINARY) or not isinstance(payload, bytes):
+    if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
+        raise EntryError(f"a frame of a FRAMES entry is an array of 4 fields, got {value!r:.40}")
+    opcode, payload, policy, number = cast("tuple[object, ...]", value)
+    if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
         raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
-    if policy not in _POLICIES:
+    if type(payload) is not bytes:
+        raise EntryError(f"expected a frame's payload, got {payload!r:.20}")
+    if type(policy) is not int or policy not in _POLICIES:
         raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
-    number = _count(number)
-    return Frame(_count(opcode), payload, 0, _count(policy), (source, number) if number else None)
+    if number == 0 and type(number) is int:
+        return Frame(opcode, payload, 0, policy)
+    return Frame(opcode, payload, 0, policy, (source, _count(number)))

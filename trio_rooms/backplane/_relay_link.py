@@ -56,7 +56,7 @@ from ._relay_entries import (
     RESPONSE,
     Entry,
     EntryError,
-    decode_all,
+    EntryReader,
     encode,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
@@ -153,6 +153,7 @@ class RelayLink:
         self._reconnected = trio.lowlevel.ParkingLot()
         #: The id of the last entry read from this node's stream.
         self._read_after: bytes | None = None
+        self._reader = EntryReader()
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
         self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
         #: Called with an OPEN or REQUEST of a relay this node does not know: a session
@@ -423,13 +424,18 @@ class RelayLink:
 
     async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
         """Check the XADDs' replies as they come: each within a bound of being waited for."""
-        while True:
-            await unconfirmed.wait()
-            with trio.fail_after(2 * self._timeout):
+        bound = 2 * self._timeout
+        # One scope whose deadline moves, not a `fail_after` per reply (hot: per XADD).
+        with trio.CancelScope() as waiting:
+            while True:
+                waiting.deadline = math.inf
+                await unconfirmed.wait()
+                waiting.deadline = trio.current_time() + bound
                 reply = await connection.reply()
-            unconfirmed.done()
-            if isinstance(reply, RespError):
-                raise reply
+                unconfirmed.done()
+                if isinstance(reply, RespError):
+                    raise reply
+        raise trio.TooSlowError("Redis did not answer an XADD in time")
 
     async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
         key = self._key(self.node_id)
@@ -444,20 +450,24 @@ class RelayLink:
         # one write asks for half of them (a write costs the most here, mostly kernel).
         await connection.send(read * _READS_AHEAD)
         waiting = _READS_AHEAD
-        while True:
-            with trio.fail_after(2 * self._timeout):
+        bound = 2 * self._timeout
+        # One scope whose deadline moves, not a `fail_after` per reply (hot: per read).
+        with trio.CancelScope() as answered:
+            while True:
+                answered.deadline = trio.current_time() + bound
                 reply = await connection.reply()
-            waiting -= 1
-            entries = _entries(reply)
-            if entries:
-                self._read_after = entries[-1][0]
-            if waiting <= _READS_AHEAD // 2:
-                # Before these are handed out: Redis waits for the next entries meanwhile.
-                await connection.send(read * (_READS_AHEAD - waiting))
-                waiting = _READS_AHEAD
-            for _, data in entries:
-                if data:
-                    self._dispatch_all(data)
+                waiting -= 1
+                entries = _entries(reply)
+                if entries:
+                    self._read_after = entries[-1][0]
+                if waiting <= _READS_AHEAD // 2:
+                    # Before these are handed out: Redis waits for the next entries meanwhile.
+                    await connection.send(read * (_READS_AHEAD - waiting))
+                    waiting = _READS_AHEAD
+                for _, data in entries:
+                    if data:
+                        self._dispatch_all(data)
+        raise trio.TooSlowError("Redis did not answer a read of the relay stream in time")
 
     async def _join(self, connection: RespConnection, key: bytes, after: bytes) -> None:
         """Make this node's group on its stream deliver what follows ``after`` next.
@@ -477,15 +487,19 @@ class RelayLink:
             raise placed
 
     def _dispatch_all(self, data: bytes) -> None:
-        for entry in decode_all(data):
+        heard = ""
+        for entry in self._reader.read(data):
             if isinstance(entry, EntryError):
                 _logger.warning("relays: dropped an entry that is not one: %s", entry)
-            else:
-                self._dispatch(entry)
+                continue
+            if entry.source != heard:  # (a stream entry's are one node's: once each)
+                heard = entry.source
+                self._heard[heard] = trio.current_time()
+                if self._silent:
+                    self._silent.pop(heard, None)
+            self._dispatch(entry)
 
     def _dispatch(self, entry: Entry) -> None:
-        self._heard[entry.source] = trio.current_time()
-        self._silent.pop(entry.source, None)
         if entry.kind == BEAT:
             return
         if entry.kind == FRAMES:
