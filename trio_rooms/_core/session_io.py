@@ -94,9 +94,9 @@ class SessionIO:
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
         # The reader's waits are the session's watch on its caller (see `_read_loop`),
-        # and so are the handler's reads (`_receive`); the writer and the handler's hooks
-        # are shielded: what ends them is the session's close (their deadlines) or its
-        # room's hard stop (`cut`), never the caller directly.
+        # and so are the handler's reads (`SessionDispatch._handle_all`); the writer and
+        # the handler's hooks are shielded: what ends them is the session's close (their
+        # deadlines) or its room's hard stop (`cut`), never the caller directly.
         self._reader_scope = trio.CancelScope()
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.HANDLER
@@ -284,43 +284,27 @@ class SessionIO:
         self.begin_close(1001, "server shutting down")
         return True
 
-    async def _receive(self, connection: Connection) -> str | bytes | None:
-        """The handler's read of the next message; None once the connection ended.
+    def _handler_parks(self, connection: Connection) -> bool:
+        """The handler's read was asked to park: True if the session parked (it returns).
 
-        Until the session closes, the wait is outside the handler's shield: it is the
-        session's watch on its caller (as the reader's waits are, see `_read_loop`),
-        and loses nothing when cancelled.
+        Not while a reader that was started is still running (it parks itself then).
         """
-        scope = self._handler_scope
-        try:
-            while True:
-                watch = self.closing is None
-                if watch:
-                    scope.shield = False
-                try:
-                    message = await connection.receive()
-                except trio.Cancelled:
-                    if not watch or not self._cancelled_by_caller(scope):
-                        raise
-                    continue
-                except ConnectionParked:
-                    if (not self._reader_started or self._reader_task is not None) and self._park(
-                        connection
-                    ):
-                        return None  # `_reads` is PARKED: the handler returns
-                    continue
-                finally:
-                    if watch:
-                        scope.shield = True
-                if self._take(message):
-                    return message
-        except ConnectionEnded as ended:
+        return (not self._reader_started or self._reader_task is not None) and self._park(
+            connection
+        )
+
+    async def _handler_read_ended(
+        self,
+        connection: Connection,
+        ended: ConnectionEnded | trio.BrokenResourceError | trio.ClosedResourceError,
+    ) -> None:
+        """The handler's read found the connection ended: close, and nobody reads on."""
+        if isinstance(ended, ConnectionEnded):
             await self._connection_ended(connection, ended)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        else:
             self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
         self._reads = Reads.DONE
         self._wake_reader()  # to end: nothing more will be read
-        return None
 
     def _take(self, message: str | bytes) -> bool:
         """Count a received message; False if it is over the rate limit (dropped)."""
