@@ -367,8 +367,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
 
     async def run(
         self, connection: Connection, room: RoomSide[SessionRunner]
-    ) -> ParkedSession | None:
-        """Serve the session until it ends, in the caller's task; or until it parks.
+    ) -> tuple[int, str] | ParkedSession:
+        """Serve the session until it ends (its code, `ended_with`), in the caller's task.
 
         Cancelling the caller closes the session with 1001 (see `_write_loop`); it
         returns once that close is through, its queue flushed, within ``close_timeout``
@@ -436,13 +436,19 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 room.counters.closes[closing.code if closing is not None else 1006] += 1
                 room.counters.changed()
                 room.session_ended(self)
-        return None if ended else self._parked
+        if ended:
+            return self.ended_with()
+        assert self._parked is not None
+        return self._parked
 
-    async def run_on(self, connection: Connection) -> ParkedSession | None:
-        """Run the parked session on, in the room it parked in (`ParkedSession.resume`)."""
+    def run_on(self, connection: Connection) -> Awaitable[tuple[int, str] | ParkedSession]:
+        """`run` the parked session on, in the room it parked in (`ParkedSession.resume`).
+
+        The run itself, for the caller to await: no coroutine of its own per session.
+        """
         room = self.room_side
         assert room is not None
-        return await self.run(connection, room)
+        return self.run(connection, room)
 
     def _park(self, connection: Connection) -> bool:
         """The connection asks to park: if the session is quiescent, its tasks end now.

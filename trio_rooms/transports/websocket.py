@@ -3,7 +3,7 @@
 h11 parses the request head (`_handshake`), `_inbound` the client's (masked, possibly
 fragmented) frames; outbound frames are framed here once per broadcast (see
 `_framing`) and each session's queued frames are written with one ``send_all``. What a
-connection means is the core's serving port (`serve_session`, `serve_http`).
+connection means is the core's serving port (`admit_session`, `serve_http`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.serving import ParkedSession, WebSocketHead, connection_counter, serve_session
+from .._core.serving import ParkedSession, WebSocketHead, admit_session, connection_counter
 from ._accept import serve_accepting
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
@@ -138,9 +138,12 @@ async def _serve_stream(
             if request is not None:
                 upgrade = _Upgrade(stream, rooms.config, keepalive, request)
                 head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
-                session = serve_session(rooms, head, accept=upgrade.accept, refuse=upgrade.refuse)
-                del request, head  # the serving port lets them go once the session runs
                 try:
+                    # The session's run is awaited here, in this frame: a coroutine less.
+                    session = await admit_session(
+                        rooms, head, accept=upgrade.accept, refuse=upgrade.refuse
+                    )
+                    del request, head  # the handshake's: not kept while the session runs
                     ended = await session
                     if isinstance(ended, ParkedSession):
                         parked = _ParkedStream(stream, peer, counter, address, upgrade, ended)
