@@ -326,7 +326,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 self._send_close = False
                 outbound.clear()
                 outbound.close()
-                self._writer_scope.cancel()
+                self._writing_scope().cancel()
             return
         admitted = self.phase is Phase.OPEN
         self.closing = Closing(code, reason, by_peer)
@@ -343,11 +343,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         outbound.close()
         timeout = self.room_side.config.close_timeout if self.room_side is not None else 0.0
         deadline = trio.current_time() + timeout
-        self._writer_scope.deadline = deadline
+        self._writing_scope().deadline = deadline
         if not by_peer:
             # We initiated: give the peer until the deadline to answer our close frame,
             # and the running handler until then to return.
-            self._reader_scope.deadline = deadline
+            self._reading_scope().deadline = deadline
             self._handler_scope.deadline = deadline
         # Nobody will read their replies: request handlers get until the deadline too.
         for scope in self._request_scopes or ():
@@ -361,7 +361,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     def cut(self) -> None:
         """Its room stops hard (its nursery was cancelled): end every task of it now."""
         self.begin_close(1006, "cancelled", send_close=False)
-        for scope in (self._setup_scope, self._handler_scope, self._reader_scope):
+        for scope in (self._setup_scope, self._handler_scope, self._reading_scope()):
             if scope is not None:
                 scope.cancel()
 
@@ -479,8 +479,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     def _unpark(self) -> None:
         """Run on after a park: fresh scopes, as cancelled and as bounded as the old ones."""
         self._reads = Reads.HANDLER
-        self._reader_scope = _renewed(self._reader_scope)
-        self._writer_scope = _renewed(self._writer_scope)
+        # Those not made yet (no reader or writer ran, no close) are made when needed.
+        if self._reader_scope is not None:
+            self._reader_scope = _renewed(self._reader_scope)
+        if self._writer_scope is not None:
+            self._writer_scope = _renewed(self._writer_scope)
         self._handler_scope = _renewed(self._handler_scope)
         self.outbound.unpark()
         self.counters.parked -= 1

@@ -97,7 +97,9 @@ class SessionIO:
         # and so are the handler's reads (`SessionDispatch._handle_all`); the writer and
         # the handler's hooks are shielded: what ends them is the session's close (their
         # deadlines) or its room's hard stop (`cut`), never the caller directly.
-        self._reader_scope = trio.CancelScope()
+        # The reader's and the writer's scopes are made when first needed (`_reading_scope`,
+        # `_writing_scope`): an idle session has neither task, and a scope is 112 bytes.
+        self._reader_scope: trio.CancelScope | None = None
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.HANDLER
         self._reader_task: trio.lowlevel.Task | None = None
@@ -113,7 +115,7 @@ class SessionIO:
         #: the start (None: none yet).
         self._rate_limited = False
         self._bucket: TokenBucket | None = None
-        self._writer_scope = trio.CancelScope(shield=True)
+        self._writer_scope: trio.CancelScope | None = None
         self._handler_scope = trio.CancelScope(shield=True)
         #: Set once the writer is done (the close frame written, or never to be); made
         #: when `SessionRunner.close` first waits for it, not for every session.
@@ -155,6 +157,20 @@ class SessionIO:
         nursery = self._nursery
         return nursery is not None and nursery.cancel_scope.cancel_called
 
+    def _reading_scope(self) -> trio.CancelScope:
+        """The reader's cancel scope (its deadline may be set before it starts, or never)."""
+        scope = self._reader_scope
+        if scope is None:
+            scope = self._reader_scope = trio.CancelScope()
+        return scope
+
+    def _writing_scope(self) -> trio.CancelScope:
+        """The writer's cancel scope, shielded (see `_write_loop`); made when first needed."""
+        scope = self._writer_scope
+        if scope is None:
+            scope = self._writer_scope = trio.CancelScope(shield=True)
+        return scope
+
     # ---------------------------------------------------------------- reading
 
     async def _read_loop(self, connection: Connection, inbox: Inbox) -> None:
@@ -166,7 +182,7 @@ class SessionIO:
         transport is shutting down: the session is closed with 1001, its queue still
         written, and the reader reads on until the peer answers, within close_timeout.
         """
-        scope = self._reader_scope
+        scope = self._reading_scope()
         with scope:
             try:
                 while True:
@@ -266,7 +282,7 @@ class SessionIO:
             try:
                 await inbox.send(message)
             except trio.Cancelled:
-                if not self._cancelled_by_caller(self._reader_scope):
+                if not self._cancelled_by_caller(self._reading_scope()):
                     raise
                 await inbox.send(message)  # not queued yet: it still goes, shielded now
         except trio.BrokenResourceError:
@@ -407,7 +423,7 @@ class SessionIO:
                 raise
             # The caller's cancellation: the reader closes with 1001 (see `_read_loop`),
             # and the writer writes on, shielded from here on.
-        with self._writer_scope:
+        with self._writing_scope():
             try:
                 if batch is None:
                     batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
@@ -429,7 +445,8 @@ class SessionIO:
             self.begin_close(1006, "write timeout", send_close=False)
         # Nothing more will be written: let the reader go if the peer never answers.
         deadline = trio.current_time() + self._config().close_timeout
-        self._reader_scope.deadline = min(self._reader_scope.deadline, deadline)
+        reader = self._reading_scope()
+        reader.deadline = min(reader.deadline, deadline)
         if self._reads is Reads.HANDLER:
             # The handler is the one waiting on the peer (it is in no hook: one that
             # waits lends the reading back); a frame still arriving is handled
