@@ -31,6 +31,7 @@ from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrad
 from ._inbound import Closed, InboundParser, Ping
 from ._keepalive import Keepalive
 from ._parking import Parking
+from ._socket_stream import RawSocket, socket_of
 from ._throttle import ThrottledLog
 
 __all__ = ["serve_websocket"]
@@ -378,10 +379,11 @@ async def _refuse(stream: trio.abc.Stream, response: bytes, *, within: float = 0
 
 def _read_now(stream: trio.abc.Stream) -> bytes | None:
     """What the socket has already received (empty at its end); None if nothing yet."""
-    if not isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is None:
         return None
     try:
-        return os.read(stream.socket.fileno(), _RECEIVE_SIZE)
+        return os.read(socket.fileno(), _RECEIVE_SIZE)
     except OSError:  # nothing yet, or broken: `receive_some` says which
         return None
 
@@ -393,9 +395,9 @@ async def _receive(stream: trio.abc.Stream) -> bytes:
     once) is read here: trio's layers around the read cost more than the read itself.
     What the socket raises (a reset) is the peer's doing, as `_peer_gone` knows.
     """
-    if not isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is None:
         return bytes(await stream.receive_some(_RECEIVE_SIZE))
-    socket = stream.socket
     while True:
         await trio.lowlevel.wait_readable(socket)
         try:
@@ -411,10 +413,11 @@ async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
     around the write cost more than the write itself.
     """
     await trio.lowlevel.checkpoint_if_cancelled()
-    if isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is not None:
         # Full, or broken (closed: fileno -1): `send_all` says which.
         with contextlib.suppress(OSError):
-            data = data[os.write(stream.socket.fileno(), data) :]
+            data = data[os.write(socket.fileno(), data) :]
         if not data:
             return
     await stream.send_all(data)
@@ -442,8 +445,9 @@ def _describe(peer: tuple[str, int] | None) -> str:
 
 
 def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
-    if isinstance(stream, trio.SocketStream):
-        address: object = stream.socket.getpeername()
+    socket = socket_of(stream)
+    if socket is not None:
+        address: object = socket.getpeername()
         if isinstance(address, tuple) and len(address) >= 2:  # pyright: ignore[reportUnknownArgumentType] - AF_INET/AF_INET6
             host, port = address[0], address[1]  # pyright: ignore[reportUnknownVariableType]
             if isinstance(host, str) and isinstance(port, int):
@@ -485,7 +489,7 @@ class _StreamConnection:
         self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._socket = socket_of(stream)
         self._close_sent = False
         # Keepalive state, read and written by the server's `Keepalive` task.
         self._heard = False
@@ -684,7 +688,7 @@ class _StreamConnection:
         return True
 
 
-def _read_ready(socket: trio.socket.SocketType) -> bytes | None:
+def _read_ready(socket: RawSocket) -> bytes | None:
     """What the socket has received (empty once reset or closed); None if nothing yet.
 
     Its own function: an exception caught in a coroutine gives the coroutine's frame an
