@@ -19,7 +19,7 @@ from .._message import Message
 from .._rpc import Request
 from .._wire import RequestFailedFrame, add_rid, split_rid
 from ..codec import WireFormat
-from .connection import Connection
+from .connection import Connection, ConnectionEnded, ConnectionParked
 from .eager import run_eagerly
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame
@@ -98,9 +98,35 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         fanned_out = False
         while True:
             if self._reads is Reads.HANDLER:
-                item = await self._receive(connection)
-                if item is None:
+                # The handler's read, here and not in a coroutine of its own: an idle
+                # session waits in it (a coroutine less is a quarter of a KiB each).
+                # Until the session closes, the wait is outside the handler's shield: it
+                # is the session's watch on its caller (as the reader's waits are, see
+                # `_read_loop`), and loses nothing when cancelled.
+                scope = self._handler_scope
+                watch = self.closing is None
+                if watch:
+                    scope.shield = False
+                try:
+                    try:
+                        item = await connection.receive()
+                    except trio.Cancelled:
+                        if not watch or not self._cancelled_by_caller(scope):
+                            raise
+                        continue
+                    except ConnectionParked:
+                        if self._handler_parks(connection):
+                            return  # `_reads` is PARKED
+                        continue
+                    finally:
+                        if watch:
+                            scope.shield = True
+                # Ended: what closing does (a drain) is shielded again.
+                except (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    await self._handler_read_ended(connection, exc)
                     return
+                if not self._take(item):
+                    continue  # over the rate limit: dropped
                 burst += 1
                 if burst >= limit:
                     # Frames parsed from one read come without a wait: let others run.

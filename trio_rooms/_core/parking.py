@@ -10,7 +10,7 @@ be written at once, its close, a room stopping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, final
 
 from .connection import Connection
@@ -21,12 +21,8 @@ __all__ = ["Parkable", "ParkedSession"]
 class Parkable(Protocol):
     """What a parked session runs on with: its runner (`SessionRunner`)."""
 
-    async def run_on(self, connection: Connection) -> ParkedSession | None:
-        """Run on ``connection`` from where it parked: None once the session ended."""
-        ...
-
-    def ended_with(self) -> tuple[int, str]:
-        """The code and reason the session ended with."""
+    def run_on(self, connection: Connection) -> Awaitable[tuple[int, str] | ParkedSession]:
+        """Run on ``connection`` from where it parked: its code once the session ended."""
         ...
 
 
@@ -70,11 +66,11 @@ class ParkedSession:
         self._wake = None
         self._woken = True
 
-    async def resume(self) -> tuple[int, str] | ParkedSession:
+    def resume(self) -> Awaitable[tuple[int, str] | ParkedSession]:
         """Run the session on from where it parked until it ends (its code) or parks again.
 
         No admission and no hook but those its frames call: the handler reads the next
-        frame, the writer writes what was queued meanwhile, in order.
+        frame, the writer writes what was queued meanwhile, in order. What is returned
+        is the session's run itself, for the caller to await (no coroutine in between).
         """
-        parked = await self._runner.run_on(self._connection)
-        return parked if parked is not None else self._runner.ended_with()
+        return self._runner.run_on(self._connection)

@@ -326,7 +326,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 self._send_close = False
                 outbound.clear()
                 outbound.close()
-                self._writer_scope.cancel()
+                self._writing_scope().cancel()
             return
         admitted = self.phase is Phase.OPEN
         self.closing = Closing(code, reason, by_peer)
@@ -343,11 +343,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         outbound.close()
         timeout = self.room_side.config.close_timeout if self.room_side is not None else 0.0
         deadline = trio.current_time() + timeout
-        self._writer_scope.deadline = deadline
+        self._writing_scope().deadline = deadline
         if not by_peer:
             # We initiated: give the peer until the deadline to answer our close frame,
             # and the running handler until then to return.
-            self._reader_scope.deadline = deadline
+            self._reading_scope().deadline = deadline
             self._handler_scope.deadline = deadline
         # Nobody will read their replies: request handlers get until the deadline too.
         for scope in self._request_scopes or ():
@@ -361,14 +361,14 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     def cut(self) -> None:
         """Its room stops hard (its nursery was cancelled): end every task of it now."""
         self.begin_close(1006, "cancelled", send_close=False)
-        for scope in (self._setup_scope, self._handler_scope, self._reader_scope):
+        for scope in (self._setup_scope, self._handler_scope, self._reading_scope()):
             if scope is not None:
                 scope.cancel()
 
     async def run(
         self, connection: Connection, room: RoomSide[SessionRunner]
-    ) -> ParkedSession | None:
-        """Serve the session until it ends, in the caller's task; or until it parks.
+    ) -> tuple[int, str] | ParkedSession:
+        """Serve the session until it ends (its code, `ended_with`), in the caller's task.
 
         Cancelling the caller closes the session with 1001 (see `_write_loop`); it
         returns once that close is through, its queue flushed, within ``close_timeout``
@@ -436,13 +436,19 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 room.counters.closes[closing.code if closing is not None else 1006] += 1
                 room.counters.changed()
                 room.session_ended(self)
-        return None if ended else self._parked
+        if ended:
+            return self.ended_with()
+        assert self._parked is not None
+        return self._parked
 
-    async def run_on(self, connection: Connection) -> ParkedSession | None:
-        """Run the parked session on, in the room it parked in (`ParkedSession.resume`)."""
+    def run_on(self, connection: Connection) -> Awaitable[tuple[int, str] | ParkedSession]:
+        """`run` the parked session on, in the room it parked in (`ParkedSession.resume`).
+
+        The run itself, for the caller to await: no coroutine of its own per session.
+        """
         room = self.room_side
         assert room is not None
-        return await self.run(connection, room)
+        return self.run(connection, room)
 
     def _park(self, connection: Connection) -> bool:
         """The connection asks to park: if the session is quiescent, its tasks end now.
@@ -473,8 +479,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     def _unpark(self) -> None:
         """Run on after a park: fresh scopes, as cancelled and as bounded as the old ones."""
         self._reads = Reads.HANDLER
-        self._reader_scope = _renewed(self._reader_scope)
-        self._writer_scope = _renewed(self._writer_scope)
+        # Those not made yet (no reader or writer ran, no close) are made when needed.
+        if self._reader_scope is not None:
+            self._reader_scope = _renewed(self._reader_scope)
+        if self._writer_scope is not None:
+            self._writer_scope = _renewed(self._writer_scope)
         self._handler_scope = _renewed(self._handler_scope)
         self.outbound.unpark()
         self.counters.parked -= 1

@@ -27,6 +27,7 @@ __all__ = [
     "Counted",
     "ParkedSession",
     "WebSocketHead",
+    "admit_session",
     "connection_counter",
     "counted",
     "serve_session",
@@ -93,13 +94,32 @@ async def serve_session(
 ) -> tuple[int, str] | ParkedSession | None:
     """Admit the session ``head`` asks for and run it until it ends (or parks).
 
+    `admit_session`, then what it returns awaited: see there.
+    """
+    session = await admit_session(rooms, head, accept=accept, refuse=refuse)
+    return await session
+
+
+async def admit_session(
+    rooms: Rooms[Any],
+    head: WebSocketHead,
+    *,
+    accept: Callable[[], Awaitable[Connection]],
+    refuse: Callable[[int, str], Awaitable[None]],
+) -> Awaitable[tuple[int, str] | ParkedSession | None]:
+    """Admit the session ``head`` asks for: what the caller awaits to run it in its frame.
+
     ``refuse(status, body)`` answers a handshake that is not admitted (404 for another
     path, 400 for a bad room name or format, 403, 503, ``authorize``'s status...);
     ``accept()`` completes the upgrade and returns the connection the session runs on.
-    Returns the code and reason the session ended with, None if it was refused, or
-    the `ParkedSession` to resume if the connection asked it to park. A
+    Awaited, the result returns the code and reason the session ended with, None if it
+    was refused, or the `ParkedSession` to resume if the connection asked it to park. A
     `Rooms` that is shutting down closes the connection with 1001; a room that fails
-    to start or to admit, with 1011 (logged).
+    to start or to admit, with 1011 (logged). The session's own failures are its run's
+    to log and close (`SessionRunner.run`).
+
+    The session's run is returned, not awaited here: a transport's task that awaits it
+    itself waits a coroutine frame less for as long as the session lives.
     """
     registry = registry_of(rooms)
     try:
@@ -115,24 +135,27 @@ async def serve_session(
         await registry.admit(request)
     except HttpRejection as rejection:
         await refuse(rejection.status, rejection.body)
-        return None
+        return _ended(None)
     connection = await accept()
     wire = target.wire
     # Nothing of the handshake needs to live as long as the session.
     del accept, refuse, head, target
     try:
         placed = await registry.place(request.room, request, wire, connection)
-        if isinstance(placed, tuple):
-            return placed
-        # Run here, not in a callee that only awaits it: a coroutine less per session.
-        session, room, served = placed.session, placed.room, placed.connection
-        del placed
-        parked = await session.run(served, room)
-        return parked if parked is not None else session.ended_with()
     except RoomsClosedError:
         await connection.close(1001, "server shutting down")
-        return 1001, "server shutting down"
+        return _ended((1001, "server shutting down"))
     except Exception:
         _logger.exception("room %r could not admit a session", request.room)
         await connection.close(1011, "room failed to start")
-        return 1011, "room failed to start"
+        return _ended((1011, "room failed to start"))
+    if isinstance(placed, tuple):
+        return _ended(placed)
+    return placed.session.run(placed.connection, placed.room)
+
+
+async def _ended(
+    result: tuple[int, str] | None,
+) -> tuple[int, str] | ParkedSession | None:
+    """A session that ended (or was refused) in its admission: ``result``, at once."""
+    return result

@@ -94,10 +94,12 @@ class SessionIO:
         #: A close frame is still to be written (False once the transport is gone).
         self._send_close = True
         # The reader's waits are the session's watch on its caller (see `_read_loop`),
-        # and so are the handler's reads (`_receive`); the writer and the handler's hooks
-        # are shielded: what ends them is the session's close (their deadlines) or its
-        # room's hard stop (`cut`), never the caller directly.
-        self._reader_scope = trio.CancelScope()
+        # and so are the handler's reads (`SessionDispatch._handle_all`); the writer and
+        # the handler's hooks are shielded: what ends them is the session's close (their
+        # deadlines) or its room's hard stop (`cut`), never the caller directly.
+        # The reader's and the writer's scopes are made when first needed (`_reading_scope`,
+        # `_writing_scope`): an idle session has neither task, and a scope is 112 bytes.
+        self._reader_scope: trio.CancelScope | None = None
         #: Who reads the connection; the reader task while it waits to be needed.
         self._reads = Reads.HANDLER
         self._reader_task: trio.lowlevel.Task | None = None
@@ -113,7 +115,7 @@ class SessionIO:
         #: the start (None: none yet).
         self._rate_limited = False
         self._bucket: TokenBucket | None = None
-        self._writer_scope = trio.CancelScope(shield=True)
+        self._writer_scope: trio.CancelScope | None = None
         self._handler_scope = trio.CancelScope(shield=True)
         #: Set once the writer is done (the close frame written, or never to be); made
         #: when `SessionRunner.close` first waits for it, not for every session.
@@ -155,6 +157,20 @@ class SessionIO:
         nursery = self._nursery
         return nursery is not None and nursery.cancel_scope.cancel_called
 
+    def _reading_scope(self) -> trio.CancelScope:
+        """The reader's cancel scope (its deadline may be set before it starts, or never)."""
+        scope = self._reader_scope
+        if scope is None:
+            scope = self._reader_scope = trio.CancelScope()
+        return scope
+
+    def _writing_scope(self) -> trio.CancelScope:
+        """The writer's cancel scope, shielded (see `_write_loop`); made when first needed."""
+        scope = self._writer_scope
+        if scope is None:
+            scope = self._writer_scope = trio.CancelScope(shield=True)
+        return scope
+
     # ---------------------------------------------------------------- reading
 
     async def _read_loop(self, connection: Connection, inbox: Inbox) -> None:
@@ -166,7 +182,7 @@ class SessionIO:
         transport is shutting down: the session is closed with 1001, its queue still
         written, and the reader reads on until the peer answers, within close_timeout.
         """
-        scope = self._reader_scope
+        scope = self._reading_scope()
         with scope:
             try:
                 while True:
@@ -266,7 +282,7 @@ class SessionIO:
             try:
                 await inbox.send(message)
             except trio.Cancelled:
-                if not self._cancelled_by_caller(self._reader_scope):
+                if not self._cancelled_by_caller(self._reading_scope()):
                     raise
                 await inbox.send(message)  # not queued yet: it still goes, shielded now
         except trio.BrokenResourceError:
@@ -284,43 +300,27 @@ class SessionIO:
         self.begin_close(1001, "server shutting down")
         return True
 
-    async def _receive(self, connection: Connection) -> str | bytes | None:
-        """The handler's read of the next message; None once the connection ended.
+    def _handler_parks(self, connection: Connection) -> bool:
+        """The handler's read was asked to park: True if the session parked (it returns).
 
-        Until the session closes, the wait is outside the handler's shield: it is the
-        session's watch on its caller (as the reader's waits are, see `_read_loop`),
-        and loses nothing when cancelled.
+        Not while a reader that was started is still running (it parks itself then).
         """
-        scope = self._handler_scope
-        try:
-            while True:
-                watch = self.closing is None
-                if watch:
-                    scope.shield = False
-                try:
-                    message = await connection.receive()
-                except trio.Cancelled:
-                    if not watch or not self._cancelled_by_caller(scope):
-                        raise
-                    continue
-                except ConnectionParked:
-                    if (not self._reader_started or self._reader_task is not None) and self._park(
-                        connection
-                    ):
-                        return None  # `_reads` is PARKED: the handler returns
-                    continue
-                finally:
-                    if watch:
-                        scope.shield = True
-                if self._take(message):
-                    return message
-        except ConnectionEnded as ended:
+        return (not self._reader_started or self._reader_task is not None) and self._park(
+            connection
+        )
+
+    async def _handler_read_ended(
+        self,
+        connection: Connection,
+        ended: ConnectionEnded | trio.BrokenResourceError | trio.ClosedResourceError,
+    ) -> None:
+        """The handler's read found the connection ended: close, and nobody reads on."""
+        if isinstance(ended, ConnectionEnded):
             await self._connection_ended(connection, ended)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        else:
             self.begin_close(1006, "connection lost", send_close=False, by_peer=True)
         self._reads = Reads.DONE
         self._wake_reader()  # to end: nothing more will be read
-        return None
 
     def _take(self, message: str | bytes) -> bool:
         """Count a received message; False if it is over the rate limit (dropped)."""
@@ -423,7 +423,7 @@ class SessionIO:
                 raise
             # The caller's cancellation: the reader closes with 1001 (see `_read_loop`),
             # and the writer writes on, shielded from here on.
-        with self._writer_scope:
+        with self._writing_scope():
             try:
                 if batch is None:
                     batch = await outbound.get_batch(_WRITE_BATCH_BYTES)
@@ -445,7 +445,8 @@ class SessionIO:
             self.begin_close(1006, "write timeout", send_close=False)
         # Nothing more will be written: let the reader go if the peer never answers.
         deadline = trio.current_time() + self._config().close_timeout
-        self._reader_scope.deadline = min(self._reader_scope.deadline, deadline)
+        reader = self._reading_scope()
+        reader.deadline = min(reader.deadline, deadline)
         if self._reads is Reads.HANDLER:
             # The handler is the one waiting on the peer (it is in no hook: one that
             # waits lends the reading back); a frame still arriving is handled

@@ -6,7 +6,8 @@ under a wrapper coroutine that closes the stream after it. Here a readable liste
 drained with plain ``accept`` calls (a burst of clients costs one wake-up and one
 failed ``accept``), the peer's address comes with the socket (no ``getpeername``), and
 the handler, which closes its stream itself, is the connection's task: one coroutine
-less per connection, for as long as it lives. Errors are handled as trio does: the
+less per connection, for as long as it lives. Its stream is the socket's own
+(`SocketStream`), not trio's three objects over it. Errors are handled as trio does: the
 same ones are skipped, logged and slept on, or raised.
 """
 
@@ -22,10 +23,12 @@ from typing import NoReturn
 
 import trio
 
+from ._socket_stream import SocketStream
+
 __all__ = ["serve_accepting"]
 
 #: What `serve_accepting` starts once per connection: it must close the stream.
-Handler = Callable[[trio.SocketStream, tuple[str, int] | None], Awaitable[None]]
+Handler = Callable[[SocketStream, tuple[str, int] | None], Awaitable[None]]
 
 # trio's: the peer left before its accept (or a firewall refused it); try the next.
 _SKIPPED = frozenset(
@@ -90,17 +93,13 @@ async def _accept_loop(
                         )
                         await trio.sleep(_CAPACITY_SLEEP)  # sync-ok: trio's back-off, no event
                         break
-                    nursery.start_soon(handler, _stream(accepted), _peer(address), name=name)
+                    nursery.start_soon(handler, SocketStream(accepted), _peer(address), name=name)
 
 
 def _task_name(handler: Handler) -> str:
     """The name trio gives a task of ``handler`` (that of the function a partial wraps)."""
     function: object = handler.func if isinstance(handler, partial) else handler
     return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
-
-
-def _stream(accepted: stdlib_socket.socket) -> trio.SocketStream:
-    return trio.SocketStream(trio.socket.from_stdlib_socket(accepted))
 
 
 def _peer(address: object) -> tuple[str, int] | None:

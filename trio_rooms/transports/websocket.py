@@ -3,7 +3,7 @@
 h11 parses the request head (`_handshake`), `_inbound` the client's (masked, possibly
 fragmented) frames; outbound frames are framed here once per broadcast (see
 `_framing`) and each session's queued frames are written with one ``send_all``. What a
-connection means is the core's serving port (`serve_session`, `serve_http`).
+connection means is the core's serving port (`admit_session`, `serve_http`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from .._core.http_serving import HttpHead, serve_http
 from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from .._core.room import Room
 from .._core.rooms import Rooms
-from .._core.serving import ParkedSession, WebSocketHead, connection_counter, serve_session
+from .._core.serving import ParkedSession, WebSocketHead, admit_session, connection_counter
 from ._accept import serve_accepting
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
 from ._inbound import Closed, InboundParser, Ping
 from ._keepalive import Keepalive
 from ._parking import Parking
+from ._socket_stream import RawSocket, socket_of
 from ._throttle import ThrottledLog
 
 __all__ = ["serve_websocket"]
@@ -138,9 +139,12 @@ async def _serve_stream(
             if request is not None:
                 upgrade = _Upgrade(stream, rooms.config, keepalive, request)
                 head = WebSocketHead(request.target, request.headers, peer, request.subprotocols)
-                session = serve_session(rooms, head, accept=upgrade.accept, refuse=upgrade.refuse)
-                del request, head  # the serving port lets them go once the session runs
                 try:
+                    # The session's run is awaited here, in this frame: a coroutine less.
+                    session = await admit_session(
+                        rooms, head, accept=upgrade.accept, refuse=upgrade.refuse
+                    )
+                    del request, head  # the handshake's: not kept while the session runs
                     ended = await session
                     if isinstance(ended, ParkedSession):
                         parked = _ParkedStream(stream, peer, counter, address, upgrade, ended)
@@ -380,10 +384,11 @@ async def _refuse(stream: trio.abc.Stream, response: bytes, *, within: float = 0
 
 def _read_now(stream: trio.abc.Stream) -> bytes | None:
     """What the socket has already received (empty at its end); None if nothing yet."""
-    if not isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is None:
         return None
     try:
-        return os.read(stream.socket.fileno(), _RECEIVE_SIZE)
+        return os.read(socket.fileno(), _RECEIVE_SIZE)
     except OSError:  # nothing yet, or broken: `receive_some` says which
         return None
 
@@ -395,9 +400,9 @@ async def _receive(stream: trio.abc.Stream) -> bytes:
     once) is read here: trio's layers around the read cost more than the read itself.
     What the socket raises (a reset) is the peer's doing, as `_peer_gone` knows.
     """
-    if not isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is None:
         return bytes(await stream.receive_some(_RECEIVE_SIZE))
-    socket = stream.socket
     while True:
         await trio.lowlevel.wait_readable(socket)
         try:
@@ -413,10 +418,11 @@ async def _send_small(stream: trio.abc.Stream, data: bytes) -> None:
     around the write cost more than the write itself.
     """
     await trio.lowlevel.checkpoint_if_cancelled()
-    if isinstance(stream, trio.SocketStream):
+    socket = socket_of(stream)
+    if socket is not None:
         # Full, or broken (closed: fileno -1): `send_all` says which.
         with contextlib.suppress(OSError):
-            data = data[os.write(stream.socket.fileno(), data) :]
+            data = data[os.write(socket.fileno(), data) :]
         if not data:
             return
     await stream.send_all(data)
@@ -444,8 +450,9 @@ def _describe(peer: tuple[str, int] | None) -> str:
 
 
 def _peer(stream: trio.abc.Stream) -> tuple[str, int] | None:
-    if isinstance(stream, trio.SocketStream):
-        address: object = stream.socket.getpeername()
+    socket = socket_of(stream)
+    if socket is not None:
+        address: object = socket.getpeername()
         if isinstance(address, tuple) and len(address) >= 2:  # pyright: ignore[reportUnknownArgumentType] - AF_INET/AF_INET6
             host, port = address[0], address[1]  # pyright: ignore[reportUnknownVariableType]
             if isinstance(host, str) and isinstance(port, int):
@@ -488,7 +495,7 @@ class _StreamConnection:
         self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._socket = socket_of(stream)
         self._close_sent = False
         # Keepalive state, read and written by the server's `Keepalive` task.
         self._heard = False
@@ -698,7 +705,7 @@ class _StreamConnection:
         return True
 
 
-def _read_ready(socket: trio.socket.SocketType) -> bytes | None:
+def _read_ready(socket: RawSocket) -> bytes | None:
     """What the socket has received (empty once reset or closed); None if nothing yet.
 
     Its own function: an exception caught in a coroutine gives the coroutine's frame an
