@@ -16,7 +16,7 @@ import h11
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_rooms.transports import _request_head
+from trio_rooms.transports import _handshake, _request_head
 from trio_rooms.transports._handshake import (
     MAX_HEAD_SIZE,
     H11HandshakeParser,
@@ -282,3 +282,22 @@ def test_the_shared_lines_never_pass_their_bound_and_heads_still_read_right() ->
         assert isinstance(head, Head)
         assert head.headers[0] == ("host", host.decode())
     assert len(_request_head._shared) <= _request_head._MAX_SHARED  # pyright: ignore[reportPrivateUsage] - the bound under test
+
+
+_TOKEN_VALUES = st.lists(
+    st.one_of(
+        st.sampled_from(["websocket", "WebSocket", "Upgrade", "upgrade", "keep-alive, Upgrade"]),
+        st.text(alphabet=" ,\tabcdeginoprstuwkUW-", max_size=20),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_TOKEN_VALUES, st.sampled_from(["websocket", "upgrade"]))
+def test_the_one_token_shortcut_agrees_with_splitting_every_value(
+    values: list[str], token: str
+) -> None:
+    """Whether Upgrade or Connection names a token is the same with or without the shortcut."""
+    split = {part.strip().lower() for value in values for part in value.split(",")}
+    assert _handshake._has_token(values, token) == (token in split)  # pyright: ignore[reportPrivateUsage] - the shortcut under test

@@ -151,6 +151,9 @@ class RoomRegistry:
 
     async def get(self, name: str) -> Room[Any]:
         """The live room called ``name``, created if needed: see `Rooms.get`."""
+        running = self._running(name)
+        if running is not None:  # what nearly every handshake asks for (twice)
+            return running
         validate_room_name(name)
         while True:
             if self._closing:
@@ -182,6 +185,19 @@ class RoomRegistry:
                 await slot.ready.wait()
             else:
                 return slot.room
+
+    def _running(self, name: str) -> Room[Any] | None:
+        """The room called ``name`` if `get` would return it at once; else None.
+
+        A name with a slot was validated when the slot was made.
+        """
+        slot = self._slots.get(name)
+        if slot is None or self._closing or slot.stopping:
+            return None
+        room = slot.room
+        if room is None or not slot.ready.is_set() or room_runner_of(room).broken:
+            return None
+        return room
 
     def statistics(self) -> RoomsStatistics:
         """A snapshot of the rooms, sessions, queues and message counters."""
@@ -222,26 +238,33 @@ class RoomRegistry:
                 failed.
         """
         config = self.config
-        self.check_client(request.header("origin"), request.client)
+        # Without an allow-list every origin passes: the header is not looked for.
+        origin = request.header("origin") if config.allowed_origins is not None else None
+        self.check_client(origin, request.client)
         self._check_room_capacity(request.room)
         room_class = self.room_class
+        waited = room_class is None
         if room_class is None:  # a factory we cannot see through: the room tells its class
             room_class = type(await self._get_for_admission(request.room))
         session_class = room_class.session_class
         assert session_class is not None
-        try:
-            if session_class.authorize.__func__ is not _LET_IN:  # no deadline to let all in
+        if session_class.authorize.__func__ is not _LET_IN:  # no deadline to let all in
+            waited = True
+            try:
                 with trio.fail_after(config.handshake_timeout):
                     await session_class.authorize(request)
-        except Reject as reject:
-            raise HttpRejection(reject.status, reject.reason) from None
-        except trio.TooSlowError:
-            _logger.warning("authorize() timed out in room %r", request.room)
-            raise HttpRejection(503, "Service Unavailable: authorization timed out") from None
-        except Exception:
-            _logger.exception("authorize() failed in room %r", request.room)
-            raise HttpRejection(500, "Internal Server Error") from None
-        self._check_room_capacity(request.room)  # authorize may have waited
+            except Reject as reject:
+                raise HttpRejection(reject.status, reject.reason) from None
+            except trio.TooSlowError:
+                _logger.warning("authorize() timed out in room %r", request.room)
+                raise HttpRejection(503, "Service Unavailable: authorization timed out") from None
+            except Exception:
+                _logger.exception("authorize() failed in room %r", request.room)
+                raise HttpRejection(500, "Internal Server Error") from None
+        if waited:  # for the room, or for authorize: the room may have filled meanwhile
+            self._check_room_capacity(request.room)
+        if self._running(request.room) is not None:
+            return
         # Made before the upgrade, so that a client that got its 101 is admitted right
         # after it, ahead of any connection that came later. A room that fails to start
         # is reported after the upgrade (1011), as its serving tries again.

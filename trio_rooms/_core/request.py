@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import final
 from urllib.parse import parse_qsl
 
@@ -11,8 +12,14 @@ import attrs
 __all__ = ["ConnectRequest", "find_header", "parse_query"]
 
 
+#: The query of a request without one (most of them): read-only, as it is shared.
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+
+
 def parse_query(query_string: str) -> Mapping[str, str]:
     """Query parameters of ``query_string``; for a repeated name, the last value wins."""
+    if not query_string:
+        return _NO_QUERY
     return dict(parse_qsl(query_string, keep_blank_values=True))
 
 

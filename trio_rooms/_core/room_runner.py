@@ -10,6 +10,7 @@ them for the idle timeout, and restarts the room when a commit fails.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
@@ -460,8 +461,10 @@ class RoomRunner:
         self._maybe_idle()
 
     def _busy(self) -> None:
-        if self.idle_scope is not None:
-            self.idle_scope.deadline = float("inf")
+        # Set only if it was counting down: trio re-sorts a scope's deadline on each set.
+        scope = self.idle_scope
+        if scope is not None and scope.deadline != math.inf:
+            scope.deadline = math.inf
 
     def _maybe_idle(self) -> None:
         if self.idle and self.idle_scope is not None:

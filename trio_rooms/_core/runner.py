@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, final
 
@@ -130,7 +129,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     ) -> None:
         super().__init__(takes_bytes=takes_bytes, responders=responders)
         self.session = session
-        self.id = secrets.token_urlsafe(18)
+        self.id = tokens.session_id()
         #: The session's data; `Session.data` guards it until ``create_data`` returned.
         self.data: object = NO_DATA
         self._durable = DurableRecord(data_type, _DEFAULT_CONFIG.resume_window)

@@ -8,15 +8,35 @@ id) and expires ``resume_window`` seconds after the session's last write.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from typing import final
 
 import attrs
 
-__all__ = ["IssuedToken", "issue", "split", "verify"]
+__all__ = ["IssuedToken", "issue", "session_id", "split", "verify"]
+
+# A session id is 18 random bytes (144 bits) in URL-safe base64: 24 characters, no
+# padding, as ``secrets.token_urlsafe(18)``. They are cut from one draw of the OS's
+# source for `_IDS_PER_DRAW` sessions: a system call per handshake less.
+_ID_BYTES = 18
+_ID_CHARS = 24
+_IDS_PER_DRAW = 64
+_ids: list[str] = []
+# A forked child must not hand out the ids its parent will.
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def session_id() -> str:
+    """A fresh session id: unguessable, URL-safe, 24 characters."""
+    if not _ids:
+        drawn = base64.urlsafe_b64encode(os.urandom(_ID_BYTES * _IDS_PER_DRAW)).decode("ascii")
+        _ids.extend(drawn[start : start + _ID_CHARS] for start in range(0, len(drawn), _ID_CHARS))
+    return _ids.pop()
 
 
 @final

@@ -14,7 +14,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from base64 import b64encode
 from collections.abc import Sequence
 from typing import Final, final
 
@@ -120,7 +119,9 @@ class HandshakeParser:
     __slots__ = ("_buffered", "_h11")
 
     def __init__(self) -> None:
-        self._buffered = bytearray()
+        # What came before a head still incomplete (nothing, for nearly every client:
+        # its whole head comes in one read, parsed where it arrived, without a copy).
+        self._buffered: bytes | bytearray = b""
         #: Once the head is not simple: h11, given every byte from the start.
         self._h11: H11HandshakeParser | None = None
 
@@ -130,10 +131,15 @@ class HandshakeParser:
             return self._h11.receive_data(data)
         buffered = self._buffered
         searched = len(buffered)
-        buffered += data
+        if searched:
+            buffered += data  # a bytearray: a head still incomplete was copied into one
+        else:
+            buffered = data
         # A head sent a byte at a time is not searched from its start for each byte.
         head = read_head(buffered, MAX_HEAD_SIZE, max(0, searched - 3))
         if head is None:
+            if not searched:
+                self._buffered = bytearray(data)
             return None
         if isinstance(head, NotSimple):
             return self._to_h11(buffered)
@@ -144,7 +150,7 @@ class HandshakeParser:
             return self._to_h11(buffered)  # h11 reads its body
         if isinstance(checked, Refusal):
             return checked
-        self._buffered = bytearray()
+        self._buffered = b""
         return _upgrade(checked, bytes(buffered[head.size :]))
 
     def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
@@ -156,8 +162,8 @@ class HandshakeParser:
         assert self._h11 is not None  # h11 read the request
         return self._h11.next_body(data)
 
-    def _to_h11(self, buffered: bytearray) -> Upgrade | PlainRequest | Refusal | None:
-        self._buffered = bytearray()
+    def _to_h11(self, buffered: bytes | bytearray) -> Upgrade | PlainRequest | Refusal | None:
+        self._buffered = b""
         self._h11 = H11HandshakeParser()
         return self._h11.receive_data(buffered)
 
@@ -227,7 +233,7 @@ class H11HandshakeParser:
 def _upgrade(checked: _Checked, trailing: bytes) -> Upgrade:
     target, headers, subprotocols, key = checked
     digest = hashlib.sha1(key.encode("latin-1") + _ACCEPT_GUID, usedforsecurity=False).digest()
-    response = b"".join((_SWITCHING, b64encode(digest), b"\r\n\r\n"))
+    response = b"".join((_SWITCHING, binascii.b2a_base64(digest, newline=False), b"\r\n\r\n"))
     return Upgrade(target, headers, subprotocols, response, trailing)
 
 
@@ -269,7 +275,7 @@ def _check(
         return Refusal(400, "Bad Request: malformed Host header")
     if not target.isascii():
         return Refusal(400, "Bad Request: the request target must be ASCII")
-    if "websocket" not in _tokens(found.get("upgrade", _NONE)):
+    if not _has_token(found.get("upgrade", _NONE), "websocket"):
         return PlainRequest(
             method=method.decode("ascii").upper(),
             target=target.decode("ascii"),
@@ -284,7 +290,7 @@ def _check(
         return Refusal(400, "Bad Request: a WebSocket handshake is a GET")
     if not hosts:
         return Refusal(400, "Bad Request: a WebSocket handshake needs a Host header")
-    if "upgrade" not in _tokens(found.get("connection", _NONE)):
+    if not _has_token(found.get("connection", _NONE), "upgrade"):
         return Refusal(400, "Expected websocket")
     versions = found.get("sec-websocket-version")
     if versions != ["13"]:
@@ -298,9 +304,10 @@ def _check(
     lengths = found.get("content-length")
     if "transfer-encoding" in found or (lengths is not None and lengths != ["0"]):
         return Refusal(400, "Bad Request: a WebSocket handshake has no body")
-    subprotocols = tuple(
-        token for token in _split(found.get("sec-websocket-protocol", _NONE)) if token
-    )
+    offered = found.get("sec-websocket-protocol")
+    if offered is None:  # most clients offer none
+        return target.decode("ascii"), headers, _NONE, keys[0]
+    subprotocols = tuple(token for token in _split(offered) if token)
     if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in subprotocols):
         return Refusal(400, "Bad Request: malformed Sec-WebSocket-Protocol")
     return target.decode("ascii"), headers, subprotocols, keys[0]
@@ -312,6 +319,13 @@ def _split(values: Sequence[str]) -> list[str]:
 
 def _tokens(values: Sequence[str]) -> set[str]:
     return {token.lower() for token in _split(values)}
+
+
+def _has_token(values: Sequence[str], token: str) -> bool:
+    """Whether ``token`` (lower case) is one of the comma-separated ``values``."""
+    if len(values) == 1 and values[0].lower() == token:  # the usual header: just it
+        return True
+    return token in _tokens(values)
 
 
 def _valid_key(key: str) -> bool:
