@@ -1,0 +1,302 @@
+"""The single-owner cluster under attack: several nodes on one real redis-server.
+
+Races on resume tokens across nodes, relayed clients reset (TCP RST) at every point of
+their connection, bursts past the credit window and the inbound limits, read-modify-write
+from clients of every node, nodes killed and Redis connections killed mid-commit, and
+route requests relayed under a burst. The nodes are `tests.attack_app`: in this process
+where the owner's room and every node's statistics are looked at, in a subprocess where
+a node is killed. Clients are raw WebSocket clients, which see every frame and close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import coredis
+import orjson
+import pytest
+import trio
+
+import trio_rooms
+
+from .attack_app import AttackRoom, serve_attack_rooms
+from .redis_server import RedisServer
+from .sockets import (
+    TEXT,
+    RawClient,
+    client_frame,
+    connect_socket,
+    handshake_request,
+    raw_handshake,
+)
+
+pytestmark = pytest.mark.slow
+
+GAME = "/rooms/game/websocket"
+#: Bounds every test: a few lease TTLs.
+PATIENCE = 25.0
+
+Message = dict[str, object]
+Nodes = trio_rooms.Rooms[AttackRoom]
+
+
+class Client:
+    """A raw client of room ``game``: its socket, its ``$session`` and its welcome."""
+
+    def __init__(self, raw: RawClient, session: Message | None, welcome: Message) -> None:
+        self.raw = raw
+        self.session = session
+        self.welcome = welcome
+
+    @classmethod
+    async def join(cls, port: int, query: str = "") -> Client:
+        return await cls.handshake(await connect_socket(port), query)
+
+    @classmethod
+    async def handshake(cls, stream: trio.SocketStream, query: str = "") -> Client:
+        raw = await raw_handshake(stream, f"{GAME}?{query}")
+        session = None
+        if "resume=" in query:
+            session = cast("Message", _loads(await raw.receive_text())["$session"])
+        welcome = _loads(await raw.receive_text())
+        assert welcome["type"] == "welcome", welcome
+        return cls(raw, session, welcome)
+
+    @property
+    def id(self) -> str:
+        return cast("str", self.welcome["session"])
+
+    @property
+    def token(self) -> str:
+        assert self.session is not None
+        return cast("str", self.session["token"])
+
+    @property
+    def resumed(self) -> bool:
+        assert self.session is not None
+        return cast("bool", self.session["resumed"])
+
+    async def send(self, message: Message) -> None:
+        await self.raw.send_text(orjson.dumps(message).decode())
+
+    async def receive(self) -> Message:
+        return _loads(await self.raw.receive_text())
+
+    async def tally(self) -> Message:
+        """The room's `Tally`, as its owner sees it (other frames before it skipped)."""
+        await self.send({"type": "ask"})
+        while (message := await self.receive())["type"] != "tally":
+            pass
+        return message
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.raw.stream)
+
+
+def _loads(text: str) -> Message:
+    return cast("Message", orjson.loads(text))
+
+
+@asynccontextmanager
+async def _joined(clients: list[Client]) -> AsyncGenerator[list[Client]]:
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def _join_at_once(ports: list[int], query: str) -> list[Client]:
+    """One client per port, the TCP connections made first, then every handshake at once."""
+    streams = [await connect_socket(port) for port in ports]
+    clients: list[Client | None] = [None] * len(ports)
+
+    async def one(index: int) -> None:
+        clients[index] = await Client.handshake(streams[index], query)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for index in range(len(ports)):
+                nursery.start_soon(one, index)
+    except BaseException:
+        for stream in streams:
+            await trio.aclose_forcefully(stream)
+        raise
+    return [client for client in clients if client is not None]
+
+
+async def _settled(*nodes: Nodes, connections: int = 0, relayed: int = 0) -> None:
+    """Wait until each node has ``connections`` connections, ``relayed`` of them relayed."""
+    for rooms in nodes:
+        try:
+            with trio.fail_after(10):
+                await rooms.wait_statistics(
+                    lambda stats: (
+                        (stats.connections, stats.relayed_sessions) == (connections, relayed)
+                    )
+                )
+        except trio.TooSlowError:
+            raise AssertionError(rooms.statistics()) from None
+
+
+# ----------------------------------------------------------------------- token races
+
+
+@pytest.mark.parametrize("racing", ["owner-and-relayed", "two-relayed"])
+async def test_one_token_raced_through_two_nodes_resumes_exactly_one_session(
+    redis_server: RedisServer, racing: str
+) -> None:
+    """A token presented at once on two nodes (the owner and a relaying one, or two
+    relaying ones) while its session is still relayed resumes exactly one connection:
+    the other gets a fresh session, the old relayed one 4001; ``on_resume`` runs once,
+    and ``on_close`` once per connection that held the session."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a") as (rooms_a, port_a),
+            serve_attack_rooms(url, "b") as (rooms_b, port_b),
+            serve_attack_rooms(url, "c") as (rooms_c, port_c),
+        ):
+            owner = await Client.join(port_a)
+            assert owner.welcome["node"] == "a"
+            victim = await Client.join(port_b, "resume=")
+            assert victim.welcome["node"] == "a"
+            ports = [port_a, port_b] if racing == "owner-and-relayed" else [port_b, port_c]
+            racers = await _join_at_once(ports * 2, f"resume={victim.token}")
+            async with _joined([owner, victim, *racers]):
+                winners = [racer for racer in racers if racer.resumed]
+                assert len(winners) == 1, [racer.session for racer in racers]
+                (winner,) = winners
+                assert winner.id == victim.id
+                fresh = {racer.id for racer in racers if racer is not winner}
+                assert len(fresh) == len(racers) - 1
+                assert victim.id not in fresh
+                assert await victim.raw.close_code() == 4001
+                tally = await winner.tally()
+                assert tally["sessions"] == sorted({owner.id, winner.id, *fresh})
+                assert tally["members"] == tally["sessions"]
+                assert tally["resumes"] == {victim.id: 1}
+                room = await rooms_a.get("game")
+                assert set(room.sessions) == {owner.id, winner.id, *fresh}
+            await _settled(rooms_b, rooms_c)
+            await rooms_a.wait_statistics(lambda stats: stats.sessions == 0)
+            assert dict(room.resumes) == {victim.id: 1}
+            assert sorted(room.closes) == sorted({victim.id, owner.id, *fresh})
+            # Once per connection that held the session: the taken-over one, the winner's.
+            assert sorted(room.closes.pop(victim.id)) == [1006, 4001]
+            assert all(codes == [1006] for codes in room.closes.values()), room.closes
+
+
+# ------------------------------------------------------------------------ resets
+
+
+def _tasks() -> list[str]:
+    """The name of every task of this trio run but coredis's (its pools grow with use), sorted."""
+    names: list[str] = []
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    todo = [root]
+    while todo:
+        task = todo.pop()
+        names.append(task.name)
+        todo.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return sorted(name for name in names if not name.startswith("coredis."))
+
+
+async def _reset_in_handshake(port: int, rooms: Nodes) -> None:
+    stream = await connect_socket(port)
+    await stream.send_all(handshake_request(GAME + "?resume="))
+    await rooms.wait_statistics(lambda stats: stats.relayed_sessions == 1)
+    RawClient(stream).reset()
+
+
+async def _reset_once_open(port: int, rooms: Nodes) -> None:
+    client = await Client.join(port, "resume=")
+    client.raw.reset()
+
+
+async def _reset_with_frames_both_ways(port: int, rooms: Nodes) -> None:
+    client = await Client.join(port, "resume=")
+    adds = b"".join(client_frame(TEXT, b'{"type": "add"}') for _ in range(100))
+    await client.raw.send(adds + client_frame(TEXT, b'{"type": "flood", "count": 50, "size": 900}'))
+    assert (await client.receive())["type"] == "counted"
+    client.raw.reset()
+
+
+async def _reset_in_the_reply(port: int, rooms: Nodes) -> None:
+    client = await Client.join(port, "resume=")
+    await client.send({"type": "flood", "count": 40, "size": 20_000})
+    assert (await client.receive())["type"] == "blob"
+    client.raw.reset()
+
+
+RESETS = {
+    "in-handshake": _reset_in_handshake,
+    "once-open": _reset_once_open,
+    "frames-both-ways": _reset_with_frames_both_ways,
+    "in-the-reply": _reset_in_the_reply,
+}
+
+
+async def _keys(redis: coredis.Redis[bytes]) -> set[bytes]:
+    """Every key in Redis but the resumable sessions' records, which must expire."""
+    keys: set[bytes] = set()
+    for key in await redis.keys("*"):
+        if key.startswith(b"trio_rooms:session:"):
+            assert await redis.pttl(key) > 0, key
+        else:
+            keys.add(key)
+    return keys
+
+
+@pytest.mark.parametrize("where", list(RESETS))
+async def test_a_relayed_client_reset_anywhere_leaves_nothing_behind(
+    redis_server: RedisServer, where: str
+) -> None:
+    """Relayed clients whose sockets are reset (TCP RST) at one point of their connection,
+    again and again, each end once on the owner (1006), leave its ``sessions`` and
+    ``members()`` with only the clients that stay, both nodes' counters at rest, and
+    no task and no Redis key behind (but the resumable records, which expire)."""
+    url = redis_server.url
+    attack = RESETS[where]
+    with trio.fail_after(PATIENCE):
+        async with (
+            coredis.Redis.from_url(url) as redis,
+            serve_attack_rooms(url, "a") as (rooms_a, port_a),
+            serve_attack_rooms(url, "b") as (rooms_b, port_b),
+        ):
+            owner = await Client.join(port_a)
+            stays = await Client.join(port_b)
+            async with _joined([owner, stays]):
+                assert stays.welcome["node"] == "a"
+                # One reset round first: what a reset leaves the first time (a task, a key)
+                # is not counted against the rounds that follow.
+                await attack(port_b, rooms_b)
+                await _settled(rooms_b, connections=1, relayed=1)
+                await rooms_a.wait_statistics(lambda stats: stats.sessions == 2)
+                await stays.tally()  # its reader and the members' connection are up
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                tasks, keys = _tasks(), await _keys(redis)
+                rounds = 8
+                for _ in range(rounds):
+                    await attack(port_b, rooms_b)
+                await _settled(rooms_b, connections=1, relayed=1)
+                stats_a = await rooms_a.wait_statistics(lambda stats: stats.sessions == 2)
+                tally = await stays.tally()
+                assert tally["sessions"] == sorted([owner.id, stays.id])
+                assert tally["members"] == tally["sessions"]
+                assert tally["resumes"] == {}  # none was moved: they were gone
+                closes = cast("dict[str, list[int]]", tally["closes"])
+                assert all(codes == [1006] for codes in closes.values()), closes
+                # Reset in its handshake, a client may be gone before its OPEN leaves.
+                admitted = rounds + 1 if where != "in-handshake" else len(closes)
+                assert len(closes) == admitted
+                assert (stats_a.connections, stats_a.errors) == (1, 0)
+                assert stats_a.closes == ({1006: admitted} if admitted else {})
+                stats_b = rooms_b.statistics()
+                assert (stats_b.rooms, stats_b.relayed_rooms, stats_b.errors) == (0, 1, 0)
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                assert _tasks() == tasks
+                assert await _keys(redis) == keys
