@@ -21,9 +21,10 @@ import trio
 
 import trio_rooms
 
-from .attack_app import AttackRoom, serve_attack_rooms
+from .attack_app import AttackRoom, attack_config, serve_attack_rooms
 from .redis_server import RedisServer
 from .sockets import (
+    CLOSE,
     TEXT,
     RawClient,
     client_frame,
@@ -300,3 +301,76 @@ async def test_a_relayed_client_reset_anywhere_leaves_nothing_behind(
                 await trio.testing.wait_all_tasks_blocked(0.05)
                 assert _tasks() == tasks
                 assert await _keys(redis) == keys
+
+
+# ------------------------------------------------------------------------ bursts
+
+
+def _echoes(count: int, start: int = 0) -> bytes:
+    return b"".join(
+        client_frame(TEXT, b'{"type": "echo", "n": %d}' % n) for n in range(start, start + count)
+    )
+
+
+#: What each burst sends, in one write: over the credit window (32) many times, then
+#: past one inbound limit.
+BURSTS = {
+    "rate-limit": _echoes(400),
+    "invalid-frames": _echoes(200) + client_frame(TEXT, b'{"type": "nope"}') * 12 + _echoes(5, 200),
+    "too-big": _echoes(200) + client_frame(TEXT, b"x" * 70_000) + _echoes(5, 200),
+}
+
+
+async def _burst(port: int, limit: str) -> tuple[list[object], int | None]:
+    """Send ``BURSTS[limit]`` at once: the ``n`` of each echo and error, in order, and the close."""
+    client = await Client.join(port)
+    try:
+        await client.raw.send(BURSTS[limit])
+        seen: list[object] = []
+        while (frame := await client.raw.receive_frame()) is not None:
+            if frame.opcode == CLOSE:
+                return seen, frame.close_code
+            message = _loads(frame.payload.decode())
+            seen.append(message.get("n", "error" if "error" in message else message))
+        return seen, None
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("limit", list(BURSTS))
+async def test_a_relayed_clients_burst_past_a_limit_ends_as_a_local_clients(
+    redis_server: RedisServer, limit: str
+) -> None:
+    """A burst far past the credit window and then past an inbound limit (the rate limit,
+    invalid frames in a row, the message size) is answered in order and closed with the
+    same code whether its client is on the owner or relayed, each handled message once."""
+    url = redis_server.url
+    config = attack_config(max_message_size=65_536)
+    if limit == "rate-limit":
+        config = attack_config(rate_limit=20.0, rate_limit_burst=100, rate_limit_excess=50)
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a", config) as (rooms_a, port_a),
+            serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
+        ):
+            owner = await Client.join(port_a)
+            async with _joined([owner]):
+                local, local_code = await _burst(port_a, limit)
+                relayed, relayed_code = await _burst(port_b, limit)
+                await _settled(rooms_b)
+                stats = await rooms_a.wait_statistics(lambda stats: stats.sessions == 1)
+    expected_code = {"rate-limit": 1008, "invalid-frames": 1008, "too-big": 1009}[limit]
+    assert (local_code, relayed_code) == (expected_code, expected_code)
+    for seen in (local, relayed):
+        numbers = [n for n in seen if isinstance(n, int)]
+        assert numbers == list(range(len(numbers))), seen  # in order, none twice, no gap
+    if limit == "rate-limit":
+        # The bucket refills while the burst is read: a message or two more may pass.
+        for seen in (local, relayed):
+            assert 100 <= len([n for n in seen if isinstance(n, int)]) <= 110, seen
+            assert seen.count("error") == 50
+    else:
+        # The tenth invalid frame in a row closes the session instead of being answered.
+        expected = [*range(200), *(["error"] * 9 if limit != "too-big" else [])]
+        assert (local, relayed) == (expected, expected)
+    assert stats.closes == {expected_code: 2}
