@@ -21,7 +21,13 @@ import trio
 
 import trio_rooms
 
-from .attack_app import AttackRoom, attack_config, serve_attack_rooms
+from .attack_app import (
+    LEASE_TTL,
+    AttackRoom,
+    attack_config,
+    open_attack_node,
+    serve_attack_rooms,
+)
 from .redis_server import RedisServer
 from .sockets import (
     CLOSE,
@@ -32,6 +38,7 @@ from .sockets import (
     handshake_request,
     raw_handshake,
 )
+from .test_routes import http
 
 pytestmark = pytest.mark.slow
 
@@ -374,3 +381,137 @@ async def test_a_relayed_clients_burst_past_a_limit_ends_as_a_local_clients(
         expected = [*range(200), *(["error"] * 9 if limit != "too-big" else [])]
         assert (local, relayed) == (expected, expected)
     assert stats.closes == {expected_code: 2}
+
+
+# ----------------------------------------------------------- read-modify-write, routes
+
+
+async def test_read_modify_writes_from_every_node_lose_no_update(redis_server: RedisServer) -> None:
+    """Clients of three nodes (two each) and route requests through every node add to the
+    room's stored count at once, each a get then a put in a transaction: every add gets
+    its own count, and the count ends at the number of adds."""
+    url = redis_server.url
+    adds, posts = 40, 15
+    counts: list[int] = []
+
+    async def client_adds(port: int) -> None:
+        client = await Client.join(port)
+        async with _joined([client]):
+            await client.raw.send(
+                b"".join(client_frame(TEXT, b'{"type": "add"}') for _ in range(adds))
+            )
+            for n in range(1, adds + 1):
+                counted = await client.receive()
+                assert counted["adds"] == n
+                counts.append(cast("int", counted["count"]))
+
+    async def route_adds(port: int) -> None:
+        for _ in range(posts):
+            answer = await http(port, "POST", "/rooms/game/add")
+            assert answer.status == 200, answer.body
+            counts.append(answer.json()["count"])
+
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a") as (rooms_a, port_a),
+            serve_attack_rooms(url, "b") as (rooms_b, port_b),
+            serve_attack_rooms(url, "c") as (rooms_c, port_c),
+        ):
+            first = await Client.join(port_a)
+            async with _joined([first]), trio.open_nursery() as nursery:
+                for port in (port_a, port_b, port_c):
+                    nursery.start_soon(client_adds, port)
+                    nursery.start_soon(client_adds, port)
+                    nursery.start_soon(route_adds, port)
+            total = 3 * (2 * adds + posts)
+            assert sorted(counts) == list(range(1, total + 1))
+            answer = await http(port_c, "GET", "/rooms/game/count")
+            assert answer.json() == {"count": total}
+            await _settled(rooms_b, rooms_c)
+            assert rooms_a.statistics().errors == 0
+
+
+async def _reset_request(port: int, whole: bool) -> None:
+    """A POST /add through ``port`` reset (RST) mid-body, or once it was sent whole."""
+    stream = await connect_socket(port)
+    body = b"{}" if whole else b"{"
+    head = b"POST /rooms/game/add HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    await stream.send_all(head + b"content-length: 2\r\n\r\n" + body)
+    RawClient(stream).reset()
+
+
+async def test_relayed_routes_under_a_burst_and_resets_answer_each_request_once(
+    redis_server: RedisServer,
+) -> None:
+    """Route requests relayed to the owner at once, with others reset mid-body or before
+    their answer, are each answered once with their own count; a reset one is applied
+    once or not at all, and the relaying node ends with no connection."""
+    url = redis_server.url
+    posts, resets = 40, 10
+    counts: list[int] = []
+
+    async def post() -> None:
+        answer = await http(port_b, "POST", "/rooms/game/add")
+        assert answer.status == 200, answer.body
+        counts.append(answer.json()["count"])
+
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a") as (rooms_a, _),
+            serve_attack_rooms(url, "b") as (rooms_b, port_b),
+        ):
+            await rooms_a.get("game")  # a owns it: every request through b is relayed
+            async with trio.open_nursery() as nursery:
+                for n in range(posts):
+                    nursery.start_soon(post)
+                    if n < resets:
+                        nursery.start_soon(_reset_request, port_b, n % 2 == 0)
+            await _settled(rooms_b)
+            count = (await http(port_b, "GET", "/rooms/game/count")).json()["count"]
+            assert len(counts) == posts
+            assert len(set(counts)) == posts
+            assert posts <= count <= posts + resets // 2
+            assert set(counts) <= set(range(1, count + 1))
+            # Those that were applied took the counts no answered request got.
+            assert rooms_a.statistics().errors == 0
+
+
+# ----------------------------------------------------------------------- restarts
+
+#: How long the owner may take to end the sessions of a client's node that died: a
+#: peer silent for the lease TTL is found at the next beat, a third of it later.
+DEAD_BOUND = LEASE_TTL * 4 / 3
+
+
+async def test_the_relays_of_a_node_killed_and_started_again_under_its_id_end_on_the_owner(
+    redis_server: RedisServer,
+) -> None:
+    """A relaying node killed (SIGKILL) and at once started again under the same node id,
+    which relays a new client to the owner at once: the dead process's sessions still
+    end on the owner (1006) within the bound, and its clients resume through the new one."""
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with serve_attack_rooms(url, "a") as (rooms_a, port_a):
+            owner = await Client.join(port_a)
+            async with _joined([owner]), open_attack_node(url, "b") as (process_b, port_b):
+                ghosts = [await Client.join(port_b, "resume=") for _ in range(2)]
+                await rooms_a.wait_statistics(lambda stats: stats.sessions == 3)
+                process_b.kill()
+                await process_b.wait()
+                killed = trio.current_time()
+            for ghost in ghosts:
+                await ghost.aclose()
+            async with serve_attack_rooms(url, "b") as (rooms_b, port_b):
+                new = await Client.join(port_b)  # its OPEN is heard from "b" at once
+                async with _joined([new]):
+                    stats = await rooms_a.wait_statistics(lambda stats: stats.sessions == 2)
+                    assert trio.current_time() - killed < DEAD_BOUND + 1.0
+                    assert stats.closes == {1006: 2}
+                    room = await rooms_a.get("game")
+                    assert set(room.sessions) == {owner.id, new.id}
+                    assert (await new.tally())["members"] == sorted([owner.id, new.id])
+                    back = [await Client.join(port_b, f"resume={ghost.token}") for ghost in ghosts]
+                    async with _joined(back):
+                        assert [client.id for client in back] == [ghost.id for ghost in ghosts]
+                        assert all(client.resumed for client in back)
+                        await _settled(rooms_b, connections=3, relayed=3)
