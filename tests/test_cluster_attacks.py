@@ -476,6 +476,39 @@ async def test_relayed_routes_under_a_burst_and_resets_answer_each_request_once(
             assert rooms_a.statistics().errors == 0
 
 
+# ------------------------------------------------------------------------ idle
+
+
+async def test_a_relayed_client_silent_past_park_after_is_served_on(
+    redis_server: RedisServer,
+) -> None:
+    """A relayed client silent for longer than ``park_after`` (a local one would park)
+    keeps its session: its next message is answered, and no error is logged."""
+    url = redis_server.url
+    config = attack_config(park_after=0.1)
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a", config) as (rooms_a, port_a),
+            serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
+        ):
+            owner = await Client.join(port_a)
+            relayed = await Client.join(port_b)
+            async with _joined([owner, relayed]):
+                assert relayed.welcome["node"] == "a"
+                # A witness in a room of b's own, silent since after the relayed client
+                # connected, parks twice: b's keepalive asked the relayed one too.
+                witness = await raw_handshake(await connect_socket(port_b), "/rooms/mine/websocket")
+                async with _joined([Client(witness, None, _loads(await witness.receive_text()))]):
+                    await rooms_b.wait_statistics(lambda stats: stats.parks == 1)
+                    await witness.send_text('{"type": "echo", "n": 0}')
+                    assert _loads(await witness.receive_text()) == {"type": "echoed", "n": 0}
+                    await rooms_b.wait_statistics(lambda stats: stats.parks == 2)
+                    await relayed.send({"type": "echo", "n": 1})
+                    assert await relayed.receive() == {"type": "echoed", "n": 1}
+                    assert (rooms_a.statistics().errors, rooms_b.statistics().errors) == (0, 0)
+                    await _settled(rooms_b, connections=2, relayed=1)
+
+
 # ----------------------------------------------------------------------- restarts
 
 #: How long the owner may take to end the sessions of a client's node that died: a
