@@ -30,7 +30,7 @@ from typing import Final, final
 import trio
 
 from .._core.config import RoomsConfig
-from .._core.connection import Connection, ConnectionEnded
+from .._core.connection import Connection, ConnectionEnded, ConnectionParked
 from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
@@ -289,6 +289,8 @@ class _Pump:
                 continue
             try:
                 message = await connection.receive()
+            except ConnectionParked:
+                continue  # the session is the owner's: it parks there, if anywhere
             except ConnectionEnded as ended:
                 self._client_gone(ended.code, ended.reason, ended.by_peer, ended.send_close)
                 if ended.by_peer:
