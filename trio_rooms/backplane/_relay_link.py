@@ -24,7 +24,10 @@ has no relay left to resume).
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
 ``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its
-endpoint's `Endpoint.broken`), on both sides, within that bound. Losing Redis breaks
+endpoint's `Endpoint.broken`), on both sides, within that bound. A BEAT names its
+process (the incarnation in its relay ids): a node id heard from a new process breaks
+the relays of the old one, which a node killed and started again at once under its id
+would otherwise keep alive. Losing Redis breaks
 every relay of the node at once; the link connects again with backoff.
 """
 
