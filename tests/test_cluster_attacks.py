@@ -552,3 +552,53 @@ async def test_the_relays_of_a_node_killed_and_started_again_under_its_id_end_on
                             assert [client.id for client in back] == [g.id for g in ghosts]
                             assert all(client.resumed for client in back)
                             await _settled(rooms_b, connections=3, relayed=3)
+
+
+async def _counted(client: Client) -> int:
+    """The count of the next `Counted`; a move's ``$session`` on the way gives the new token."""
+    while True:
+        message = await client.receive()
+        if "$session" in message:
+            client.session = cast("Message", message["$session"])
+        elif message.get("type") == "counted":
+            return cast("int", message["count"])
+
+
+async def test_commits_cut_by_client_kill_lose_no_acknowledged_add_and_apply_no_other_twice(
+    redis_server: RedisServer,
+) -> None:
+    """Redis's CLIENT KILL of every node's connections (commits, relays, leases), again
+    and again with an add in flight, while a relayed client adds on (resuming whenever
+    its room restarts): every acknowledged add is stored, each count is acknowledged at
+    most once, and an unacknowledged add is applied once or not at all."""
+    url = redis_server.url
+    kills, acknowledged = 6, list[int]()
+    with trio.fail_after(PATIENCE):
+        async with (
+            serve_attack_rooms(url, "a") as (_, port_a),
+            serve_attack_rooms(url, "b") as (_, port_b),
+        ):
+            owner = await Client.join(port_a)
+            async with _joined([owner]):
+                client = await Client.join(port_b, "resume=")
+                for kill in range(kills):
+                    try:
+                        for _ in range(5):
+                            await client.send({"type": "add"})
+                            acknowledged.append(await _counted(client))
+                        await client.send({"type": "add"})  # in flight when its commit is cut
+                        killed = redis_server.command(
+                            "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"
+                        )
+                        assert killed.startswith(b":"), killed
+                        acknowledged.append(await _counted(client))
+                    except AssertionError:
+                        # Closed (its room restarted on the failed write): resume and go on.
+                        await client.aclose()
+                        client = await Client.join(port_b, f"resume={client.token}")
+                        assert client.resumed, kill
+                await client.aclose()
+            stored = (await http(port_a, "GET", "/rooms/game/count")).json()["count"]
+    assert len(acknowledged) == len(set(acknowledged)), acknowledged
+    assert acknowledged == sorted(acknowledged)
+    assert max(acknowledged) <= stored <= len(acknowledged) + kills
