@@ -49,7 +49,7 @@ from .._wire import (
     split_rid,
 )
 from ..codec import WireFormat
-from .connection import Connection, ConnectionEnded
+from .connection import Connection, ConnectionEnded, ConnectionParked
 from .outbound import BINARY, TEXT, Frame, OutboundQueue
 from .request import ConnectRequest
 
@@ -140,6 +140,8 @@ class MovableConnection:
             while self._left is None and len(self._unread) < self._read_ahead:
                 try:
                     self._unread.append(await self._connection.receive())
+                except ConnectionParked:
+                    continue  # no session here to park: the client is read on
                 except ConnectionEnded as ended:
                     self._left = ended
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -33,7 +33,8 @@ REPORT   client's node  what its queue's delivery policies did since the last RE
 CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
 END      owner         code, reason: the session ended and its relay is gone
 GONE     either        (no such relay here: drop yours)
-BEAT     either        (none; relay "" and seq 0: the node is alive)
+BEAT     either        the sender's incarnation (relay "" and seq 0: the node is
+                       alive; a new incarnation breaks the relays of the old one)
 ======== ============= ==========================================================
 """
 

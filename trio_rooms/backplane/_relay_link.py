@@ -24,7 +24,10 @@ has no relay left to resume).
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
 ``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its
-endpoint's `Endpoint.broken`), on both sides, within that bound. Losing Redis breaks
+endpoint's `Endpoint.broken`), on both sides, within that bound. A BEAT names its
+process (the incarnation in its relay ids): a node id heard from a new process breaks
+the relays of the old one, which a node killed and started again at once under its id
+would otherwise keep alive. Losing Redis breaks
 every relay of the node at once; the link connects again with backoff.
 """
 
@@ -155,7 +158,12 @@ class RelayLink:
         self._read_after: bytes | None = None
         self._reader = EntryReader()
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
-        self._ids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count(1))
+        self._incarnation = secrets.token_hex(4)
+        self._ids = (f"{self._incarnation}.{n}" for n in itertools.count(1))
+        #: Each peer's incarnation as its last BEAT said, and by relay the incarnation
+        #: of its peer it was opened with (None: not known then): see `_restarted`.
+        self._incarnations: dict[str, str] = {}
+        self._opened_with: dict[tuple[str, str], str | None] = {}
         #: Called with an OPEN or REQUEST of a relay this node does not know: a session
         #: to run here, or a route request to answer.
         self.on_open: Callable[[Entry], None] | None = None
@@ -173,11 +181,21 @@ class RelayLink:
 
     def add(self, end: RelayEnd, endpoint: Endpoint) -> None:
         """Deliver ``end``'s entries to ``endpoint`` from now on."""
-        self._ends[end.peer, end.relay] = (end, endpoint)
+        key = end.peer, end.relay
+        self._ends[key] = (end, endpoint)
+        # A relay the peer opened has its incarnation in its id; one opened here, the
+        # peer's last known.
+        incarnation = end.relay.partition(".")[0]
+        if incarnation == self._incarnation:
+            self._opened_with[key] = self._incarnations.get(end.peer)
+        else:
+            self._opened_with[key] = incarnation
 
     def remove(self, end: RelayEnd) -> None:
         """Stop delivering ``end``'s entries; what still comes is answered with GONE."""
-        self._ends.pop((end.peer, end.relay), None)
+        key = end.peer, end.relay
+        self._ends.pop(key, None)
+        self._opened_with.pop(key, None)
 
     @property
     def connected(self) -> bool:
@@ -501,6 +519,8 @@ class RelayLink:
 
     def _dispatch(self, entry: Entry) -> None:
         if entry.kind == BEAT:
+            if entry.body and isinstance(entry.body[0], str):
+                self._restarted(entry.source, entry.body[0])
             return
         if entry.kind == FRAMES:
             self._dispatch_frames(entry)
@@ -542,13 +562,30 @@ class RelayLink:
             end.received = seq
             endpoint.frames(frames)
 
+    def _restarted(self, peer: str, incarnation: str) -> None:
+        """``peer``'s BEAT says its process is ``incarnation``: break the relays that
+        another process of its node id shared with this one.
+
+        A node killed and started again under its id is heard from again, by its beats
+        or its new relays' entries, before its old relays are found silent: they would
+        never break, and their sessions (idle ones) live on here for ever.
+        """
+        if self._incarnations.get(peer) == incarnation:
+            return
+        self._incarnations[peer] = incarnation
+        for key, (end, endpoint) in list(self._ends.items()):
+            opened_with = self._opened_with.get(key)
+            if end.peer == peer and opened_with is not None and opened_with != incarnation:
+                self.remove(end)
+                endpoint.broken(f"node {peer!r} was started again")
+
     async def _beat(self) -> NoReturn:
         """Tell every peer we share a relay with that we live; break the silent ones'."""
         while True:
             await trio.sleep(self._dead_after / 3)  # sync-ok: the beat's period itself
             peers = {end.peer for end, _ in self._ends.values()}
             for peer in peers:
-                self._queue(peer, encode(BEAT, self.node_id, "", 0))
+                self._queue(peer, encode(BEAT, self.node_id, "", 0, self._incarnation))
             now = trio.current_time()
             for end, endpoint in list(self._ends.values()):
                 heard = max(self._heard.get(end.peer, -math.inf), end.since)

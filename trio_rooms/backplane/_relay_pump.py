@@ -30,7 +30,7 @@ from typing import Final, final
 import trio
 
 from .._core.config import RoomsConfig
-from .._core.connection import Connection, ConnectionEnded
+from .._core.connection import Connection, ConnectionEnded, ConnectionParked
 from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
@@ -281,25 +281,23 @@ class _Pump:
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
-        connection, link, end, unsent = self._connection, self._link, self._end, self._unsent
+        connection, unsent = self._connection, self._unsent
         while True:
-            if unsent:
+            if unsent and not self._client_ended:
                 if not await self._send(unsent[0]):
                     return
                 continue
             try:
                 message = await connection.receive()
+            except ConnectionParked:
+                continue  # the session is the owner's: it parks there, if anywhere
             except ConnectionEnded as ended:
-                self._client_ended = True
-                link.send_nowait(
-                    end, CLOSE, ended.code, ended.reason, ended.by_peer, ended.send_close
-                )
+                self._client_gone(ended.code, ended.reason, ended.by_peer, ended.send_close)
                 if ended.by_peer:
                     return
                 continue
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._client_ended = True
-                link.send_nowait(end, CLOSE, 1006, "connection lost", True, False)
+                self._client_gone(1006, "connection lost", True, False)
                 return
             if self._client_ended:
                 continue  # drained until its close frame: not relayed
@@ -312,6 +310,8 @@ class _Pump:
         while self._sent >= self._credit:
             await self._credited.wait()
             self._credited = trio.Event()
+        if self._client_ended:
+            return True  # its CLOSE has left: nothing may follow it
         try:
             await self._link.send(self._end, MESSAGE, message)
         except BackplaneError as exc:
@@ -330,6 +330,17 @@ class _Pump:
             if self._close is not None:
                 await connection.close(*self._close)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._link.send_nowait(self._end, CLOSE, 1006, "connection lost", True, False)
+            self._client_gone(1006, "connection lost", True, False)
         finally:
             written.set()
+
+    def _client_gone(self, code: int, reason: str, by_peer: bool, send_close: bool) -> None:
+        """The client's connection ended: tell the owner once, and relay nothing after.
+
+        Messages still waiting for credit are not sent: after its CLOSE they would go past
+        the credit of a session that takes no more, and the owner would drop the relay as
+        broken (GONE), which moved the gone client's session, resumed, and closed it twice.
+        """
+        if not self._client_ended:
+            self._client_ended = True
+            self._link.send_nowait(self._end, CLOSE, code, reason, by_peer, send_close)
