@@ -18,6 +18,7 @@ import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
 
 from .chat_app import Chat, ChatRoom, ChatSession, Leave, Shout, Whisper
+from .parked import wait_parked
 from .peer import Peer, connect
 from .sockets import PING, PONG, RawClient, client_frame, open_raw
 
@@ -35,14 +36,6 @@ async def server(rooms: Rooms[ChatRoom], nursery: trio.Nursery) -> int:
     return port
 
 
-async def _parked(rooms: Rooms[ChatRoom], count: int, parks: int = 0) -> int:
-    """Wait until ``count`` sessions are parked, after ``parks`` parks in all; those."""
-    stats = await rooms.wait_statistics(
-        lambda stats: stats.parked_sessions == count and stats.parks >= parks
-    )
-    return stats.parks
-
-
 async def _chat(peer: Peer) -> str:
     message = await peer.receive_until(Chat)
     assert isinstance(message, Chat)
@@ -54,10 +47,10 @@ async def test_a_silent_session_parks_and_answers_its_next_message(
 ) -> None:
     """A parked session handles its next message as a live one would, then parks again."""
     async with connect(server, "lobby", "name=ann") as ann:
-        parks = await _parked(rooms, 1, 1)
+        parks = await wait_parked(rooms, 1, 1)
         await ann.send(Whisper(text="hi"))
         assert await _chat(ann) == "hi"
-        await _parked(rooms, 1, parks + 1)
+        await wait_parked(rooms, 1, parks + 1)
         await ann.send(Leave(code=4000))
         assert await ann.close_code() == 4000
     room = await rooms.get("lobby")
@@ -72,11 +65,11 @@ async def test_a_broadcast_reaches_a_parked_session_which_stays_parked(
         connect(server, "lobby", "name=ann") as ann,
         connect(server, "lobby", "name=bob") as bob,
     ):
-        parks = await _parked(rooms, 2, 2)
+        parks = await wait_parked(rooms, 2, 2)
         await bob.send(Shout(text="hey"))
         assert await _chat(ann) == "hey"
         stats = await rooms.wait_statistics(lambda stats: stats.parks >= parks + 1)
-        await _parked(rooms, 2)
+        await wait_parked(rooms, 2)
         assert rooms.statistics().parks == parks + 1  # bob's park again; ann never woke
         assert stats.sessions == 2
 
@@ -89,7 +82,7 @@ async def test_no_frame_is_lost_or_reordered_across_many_parks_both_ways(
         connect(server, "lobby", "name=ann") as ann,
         connect(server, "lobby", "name=bob") as bob,
     ):
-        parks = await _parked(rooms, 2, 2)
+        parks = await wait_parked(rooms, 2, 2)
         for round_ in range(30):
             # Each round starts with both parked, and interleaves differently.
             burst = round_ % 4 + 1
@@ -102,7 +95,7 @@ async def test_no_frame_is_lost_or_reordered_across_many_parks_both_ways(
             heard = [text for text in got if text.startswith("bob")]
             assert own == [f"ann {round_}.{i}" for i in range(burst)]
             assert heard == ([f"bob {round_}.{i}" for i in range(burst)] if round_ % 2 else [])
-            parks = await _parked(rooms, 2, parks + 1)
+            parks = await wait_parked(rooms, 2, parks + 1)
 
 
 async def test_a_parked_session_keeps_no_task_or_coroutine(
@@ -110,7 +103,7 @@ async def test_a_parked_session_keeps_no_task_or_coroutine(
 ) -> None:
     """While parked, no task or coroutine of the session's is alive; its Session is."""
     async with connect(server, "lobby", "name=ann"):
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         room = await rooms.get("lobby")
         (session,) = room.sessions.values()
         await trio.testing.wait_all_tasks_blocked()  # its tasks have ended, not just begun to
@@ -140,7 +133,7 @@ async def test_shutdown_closes_parked_sessions_with_1001_and_returns(
     async with trio.open_nursery() as server_nursery:
         port: int = await server_nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
         async with connect(port, "lobby", "name=ann") as ann:
-            await _parked(rooms, 1, 1)
+            await wait_parked(rooms, 1, 1)
             server_nursery.cancel_scope.cancel()
             assert await ann.close_code() == 1001
     room = await rooms.get("lobby")
@@ -152,7 +145,7 @@ async def test_a_parked_peer_that_resets_ends_its_session_once(
 ) -> None:
     """A reset of a parked connection ends its session: on_close runs once, with 1006."""
     async with open_raw(server, "/rooms/lobby/websocket?name=ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         ann.reset()
         room = await rooms.get("lobby")
         assert await room.wait_closed(1) == [("ann", 1006)]
@@ -166,7 +159,7 @@ async def test_a_session_closed_by_another_while_parked_gets_its_close(
 ) -> None:
     """Closing a parked session from elsewhere runs it on: its client gets the close."""
     async with connect(server, "lobby", "name=ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         room = await rooms.get("lobby")
         (session,) = room.sessions.values()
         await session.close(4003, "kicked")
@@ -186,7 +179,7 @@ async def test_a_broadcast_that_overflows_a_parked_session_closes_it_as_slow(
         open_raw(server, "/rooms/lobby/websocket?name=ann", rcvbuf=4096) as ann,
         connect(server, "lobby", "name=bob") as bob,
     ):
-        await _parked(rooms, 2, 2)
+        await wait_parked(rooms, 2, 2)
         text = "x" * 20_000
         room = await rooms.get("lobby")
         while not room.closed:
@@ -203,12 +196,12 @@ async def test_a_parked_session_is_pinged_and_stays_parked_when_answered(
 ) -> None:
     """Keepalive pings reach a parked session; its client's pongs keep it, still parked."""
     async with open_raw(server, "/rooms/lobby/websocket?name=ann") as ann:
-        parks = await _parked(rooms, 1, 1)
+        parks = await wait_parked(rooms, 1, 1)
         for _ in range(3):
             frame = await _next_control(ann)
             assert frame == PING
             await ann.send(client_frame(PONG, b""))
-        await _parked(rooms, 1)
+        await wait_parked(rooms, 1)
         assert rooms.statistics().parks == parks  # the pongs were taken while parked
         await ann.send_text(json.dumps({"type": "whisper", "text": "still here"}))
         assert json.loads(await ann.receive_text())["text"] == "still here"
@@ -222,7 +215,7 @@ async def test_a_parked_session_whose_client_stops_answering_expires(
 ) -> None:
     """A parked session whose client does not answer the ping ends with 1006."""
     async with open_raw(server, "/rooms/lobby/websocket?name=ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         assert await _next_control(ann) == PING
         room = await rooms.get("lobby")
         assert await room.wait_closed(1) == [("ann", 1006)]

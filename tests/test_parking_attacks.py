@@ -30,6 +30,7 @@ from trio_rooms.transports.websocket import (
 
 from .abuse.measure import open_fds, task_count
 from .chat_app import ChatRoom
+from .parked import wait_parked
 from .replay_app import NoteRoom
 from .sockets import (
     CLOSE,
@@ -56,14 +57,6 @@ def config() -> RoomsConfig:
 async def server(rooms: Rooms[ChatRoom], nursery: trio.Nursery) -> int:
     port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
     return port
-
-
-async def _parked(rooms: Rooms[ChatRoom], count: int, parks: int = 0) -> int:
-    """Wait until ``count`` sessions are parked, after ``parks`` parks in all; those."""
-    stats = await rooms.wait_statistics(
-        lambda stats: stats.parked_sessions == count and stats.parks >= parks
-    )
-    return stats.parks
 
 
 @asynccontextmanager
@@ -117,13 +110,13 @@ async def test_a_frame_split_at_every_byte_boundary_across_parks_is_handled_whol
     """A parked session's frame cut at any byte, the rest sent after a sweep, is one message."""
     frame = _whisper("split")
     async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
-        parks = await _parked(rooms, 2, 2)
+        parks = await wait_parked(rooms, 2, 2)
         for cut in range(1, len(frame)):
             await ann.send(frame[:cut])  # the head wakes it (the 1-byte one too)
             await _sweep_passed(rooms, witness)  # it could have parked again with it
             await ann.send(frame[cut:])
             assert await _next_chat(ann) == "split", cut
-            parks = await _parked(rooms, 2, parks + 2)
+            parks = await wait_parked(rooms, 2, parks + 2)
 
 
 async def test_a_frame_sent_a_byte_at_a_time_to_a_parked_session_is_one_message(
@@ -132,7 +125,7 @@ async def test_a_frame_sent_a_byte_at_a_time_to_a_parked_session_is_one_message(
     """Every byte of a frame in its own segment, each after a sweep: one message arrives."""
     frame = _whisper("bytes")
     async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
-        await _parked(rooms, 2, 2)
+        await wait_parked(rooms, 2, 2)
         for byte in frame:
             await ann.send(bytes([byte]))
             await _sweep_passed(rooms, witness)
@@ -151,7 +144,7 @@ async def test_a_fragmented_message_across_parks_is_one_message(
         client_frame(0x0, text[12:]),
     ]
     async with _joined(server, "ann") as ann, _joined(server, "wit") as witness:
-        await _parked(rooms, 2, 2)
+        await wait_parked(rooms, 2, 2)
         for frame in frames:
             await ann.send(frame)
             await _sweep_passed(rooms, witness)
@@ -195,7 +188,7 @@ async def test_a_bad_frame_to_a_parked_session_closes_it_as_a_live_one(
 ) -> None:
     """A broken frame arriving while parked is answered with the live close code."""
     async with _joined(server, "ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         if split:
             await ann.send(frame[:1])
             await trio.testing.wait_all_tasks_blocked()
@@ -218,7 +211,7 @@ async def test_a_close_from_the_client_while_parked_is_answered_with_1000(
 ) -> None:
     """A parked session's client closes: it gets 1000 back, and on_close runs once."""
     async with _joined(server, "ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         await ann.send(client_frame(CLOSE, close_payload(1000, "bye")))
         assert await ann.close_code() == 1000
         assert await ann.receive_frame() is None  # then the server closes the TCP stream
@@ -234,12 +227,12 @@ async def test_a_ping_to_a_parked_session_is_answered_in_order(
 ) -> None:
     """Pings to a parked session get their pongs, in order, and it parks again."""
     async with _joined(server, "ann") as ann:
-        parks = await _parked(rooms, 1, 1)
+        parks = await wait_parked(rooms, 1, 1)
         for i in range(5):
             payload = f"ping {i}".encode()
             await ann.send(client_frame(PING, payload))
             assert await _next_control(ann) == (PONG, payload)
-            parks = await _parked(rooms, 1, parks + 1)
+            parks = await wait_parked(rooms, 1, parks + 1)
 
 
 async def test_a_lone_pong_split_in_two_while_parked_loses_nothing(
@@ -248,7 +241,7 @@ async def test_a_lone_pong_split_in_two_while_parked_loses_nothing(
     """A pong cut in two wakes a parked session, and the message after it is handled."""
     pong = client_frame(PONG, b"")
     async with _joined(server, "ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         await ann.send(pong[:3])
         await trio.testing.wait_all_tasks_blocked()
         await ann.send(pong[3:] + _whisper("after the pong"))
@@ -260,7 +253,7 @@ async def test_a_pong_glued_to_a_message_while_parked_loses_the_message_not(
 ) -> None:
     """A pong and a message in one segment to a parked session: the message is handled."""
     async with _joined(server, "ann") as ann:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         await ann.send(client_frame(PONG, b"") + _whisper("glued"))
         assert await _next_chat(ann) == "glued"
 
@@ -283,7 +276,7 @@ async def _reset_at(rooms: Rooms[ChatRoom], client: RawClient, point: str, parks
         # The park is counted before its tasks end and before the server watches it.
         await rooms.wait_statistics(lambda stats: stats.parks >= parks)
     else:
-        await _parked(rooms, 2, parks)
+        await wait_parked(rooms, 2, parks)
         if point == "after the first byte":
             await client.send(_whisper("cut")[:1])
         elif point == "after a message":
@@ -299,7 +292,7 @@ async def test_a_reset_at_any_point_of_a_park_ends_the_session_once(
 ) -> None:
     """An RST at any point of a park: on_close once, counters and members right, no leak."""
     async with _joined(server, "canary") as canary:
-        parks = await _parked(rooms, 1, 1)
+        parks = await wait_parked(rooms, 1, 1)
         await trio.testing.wait_all_tasks_blocked()
         tasks, fds = task_count(), open_fds()
         room = await rooms.get("lobby")
@@ -315,7 +308,7 @@ async def test_a_reset_at_any_point_of_a_park_ends_the_session_once(
             assert [s.data.name for s in room.sessions.values()] == ["canary"]
         await canary.send(_whisper("still served"))
         assert await _next_chat(canary) == "still served"
-        parks = await _parked(rooms, 1, parks + 1)
+        parks = await wait_parked(rooms, 1, parks + 1)
         await trio.testing.wait_all_tasks_blocked()
         assert (task_count(), open_fds()) == (tasks, fds)
     stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
@@ -339,7 +332,7 @@ async def test_a_parked_session_that_expires_leaves_nothing_behind(
     await trio.testing.wait_all_tasks_blocked()
     tasks, fds = task_count(), open_fds()
     async with _joined(server, "mute") as mute:
-        await _parked(rooms, 1, 1)
+        await wait_parked(rooms, 1, 1)
         assert (await _next_control(mute))[0] == PING
         assert await mute.receive_frame() is None  # dropped, without a close frame
     room = await rooms.get("lobby")
@@ -411,7 +404,7 @@ async def test_input_that_overtakes_a_park_ask_leaves_the_session_parkable(
         await trio.testing.wait_all_tasks_blocked()
         connection._ask_to_park()  # pyright: ignore[reportPrivateUsage] - the sweep's, later
         with trio.fail_after(5):  # (else only the keepalive would end it, 40 s later)
-            await _parked(rooms, 1, 1)
+            await wait_parked(rooms, 1, 1)
         await ann.send(_whisper("after the park"))
         assert await _next_chat(ann) == "after the park"
 
@@ -575,7 +568,7 @@ async def test_partial_writes_to_a_parked_peer_that_does_not_read_keep_their_ord
         open_raw(server, "/rooms/lobby/websocket?name=ann", rcvbuf=4096) as ann,
         _joined(server, "bob") as bob,
     ):
-        parks = await _parked(rooms, 2, 2)
+        parks = await wait_parked(rooms, 2, 2)
         for text in texts:
             await bob.send(_shout(text))
         # Bob's last shout was handled once bob is parked again; ann's writer may still
@@ -583,7 +576,7 @@ async def test_partial_writes_to_a_parked_peer_that_does_not_read_keep_their_ord
         await rooms.wait_statistics(lambda stats: stats.parks > parks and stats.parked_sessions > 0)
         got = [await _next_chat(ann) for _ in texts]
         assert got == texts
-        await _parked(rooms, 2)  # and it parks again, drained
+        await wait_parked(rooms, 2)  # and it parks again, drained
         assert rooms.statistics().slow_consumers == 0
 
 
@@ -607,7 +600,7 @@ async def test_a_burst_over_the_message_bound_closes_a_parked_session_as_a_live_
         open_raw(server, "/rooms/lobby/websocket?name=ann", rcvbuf=4096) as ann,
         _joined(server, "bob") as bob,
     ):
-        await _parked(rooms, 2, 2)
+        await wait_parked(rooms, 2, 2)
         sent: list[str] = []
         while rooms.statistics().slow_consumers == 0:
             text = f"{len(sent):04} " + "z" * 2000
@@ -637,7 +630,7 @@ async def test_a_close_from_the_room_racing_a_wake_up_closes_once(
     room = await rooms.get("lobby")
     for attempt in range(10):
         async with _joined(server, f"ann{attempt}") as ann:
-            await _parked(rooms, 1)
+            await wait_parked(rooms, 1)
             (session,) = room.sessions.values()
             os.write(ann.stream.socket.fileno(), _whisper("racing"))
             if attempt % 2:
@@ -660,7 +653,7 @@ async def test_a_takeover_of_a_parked_session_racing_its_wake_up_hands_it_over(
         async with open_raw(server, "/rooms/lobby/websocket?resume=&name=ann") as old:
             session = json.loads(await old.receive_text())["$session"]
             assert json.loads(await old.receive_text())["type"] == "userJoined"
-            await _parked(rooms, 1)
+            await wait_parked(rooms, 1)
             if attempt % 2:
                 os.write(old.stream.socket.fileno(), _whisper("racing"))
             async with open_raw(server, f"/rooms/lobby/websocket?resume={session['token']}") as new:
@@ -670,7 +663,7 @@ async def test_a_takeover_of_a_parked_session_racing_its_wake_up_hands_it_over(
                 stats = await rooms.wait_statistics(lambda stats: stats.sessions == 1)
                 room = await rooms.get("lobby")
                 assert list(room.sessions) == [session["id"]]
-                await _parked(rooms, 1)  # the new connection parks in its turn
+                await wait_parked(rooms, 1)  # the new connection parks in its turn
                 await new.send(_whisper("after the takeover"))
                 assert await _next_chat(new) == "after the takeover"
         stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)
@@ -689,7 +682,7 @@ async def test_rooms_shutdown_with_parked_sessions_ends_them_and_returns(
                 port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
                 ann = await clients.enter_async_context(_joined(port, "ann"))
                 bob = await clients.enter_async_context(_joined(port, "bob"))
-                await _parked(rooms, 2, 2)
+                await wait_parked(rooms, 2, 2)
                 room = await rooms.get("lobby")
                 if when == "waking":
                     os.write(ann.stream.socket.fileno(), _whisper("racing"))
@@ -713,7 +706,7 @@ async def test_server_shutdown_racing_wake_ups_closes_each_session_once(
     async with trio.open_nursery() as server_nursery:
         port: int = await server_nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
         async with _joined(port, "ann") as ann, _joined(port, "bob") as bob:
-            await _parked(rooms, 2, 2)
+            await wait_parked(rooms, 2, 2)
             if when == "waking":
                 os.write(ann.stream.socket.fileno(), _whisper("racing"))
                 await trio.lowlevel.checkpoint()
