@@ -409,6 +409,30 @@ async def test_input_that_overtakes_a_park_ask_leaves_the_session_parkable(
         assert await _next_chat(ann) == "after the park"
 
 
+@pytest.mark.parametrize("config", [RoomsConfig(park_after=60.0)])
+async def test_a_connection_read_by_what_cannot_park_is_never_asked_to(
+    rooms: Rooms[ChatRoom], server: int, connections: list[StreamConnection]
+) -> None:
+    """A connection whose reader cannot park (a relay's pump: its queue says so) is not
+    asked to, so it is not woken for nothing at every keepalive sweep; a session's is."""
+    async with _joined(server, "ann") as ann:
+        (connection,) = connections
+        await trio.testing.wait_all_tasks_blocked()
+        session_queue = connection._outbound  # pyright: ignore[reportPrivateUsage] - swapped
+        assert session_queue is not None
+        assert session_queue.parks
+        relay_queue = OutboundQueue(8, 1024)  # as `_relay_pump` attaches its own
+        relay_queue.start_lazily(lambda: None)  # its writer idle, as a quiet relay's
+        connection.attach(relay_queue)
+        connection._ask_to_park()  # pyright: ignore[reportPrivateUsage] - the sweep's
+        assert not connection._park_asked  # pyright: ignore[reportPrivateUsage] - the ask
+        connection.attach(session_queue)
+        connection._ask_to_park()  # pyright: ignore[reportPrivateUsage] - the sweep's
+        await wait_parked(rooms, 1, 1)
+        await ann.send(_whisper("parked, then woken"))
+        assert await _next_chat(ann) == "parked, then woken"
+
+
 @pytest.mark.parametrize(
     "config", [RoomsConfig(park_after=60.0, ping_interval=0.05, ping_timeout=0.05)]
 )

@@ -214,6 +214,7 @@ class OutboundQueue:
         "marker",
         "max_bytes",
         "max_messages",
+        "parks",
         "timeout",
         "watching",
     )
@@ -259,6 +260,9 @@ class OutboundQueue:
         #: Set by a connection whose ``direct`` only gathers frames for another node (a
         #: relay's): sends what it gathered, without waiting (`Durability.advance`).
         self.forward: Callable[[], None] | None = None
+        #: Its reader can park (a session's, not a relay's): only then may the transport
+        #: ask it to (`trio_rooms._core.connection.ConnectionParked`).
+        self.parks = False
         #: The queued coalesced frame of each key: the only one of its key written.
         self._latest: dict[object, Frame] = {}
         #: The queued drop-oldest frames that are still to be written, in queue order

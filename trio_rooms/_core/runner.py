@@ -296,6 +296,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self.outbound.counters = room.delivery_counters
         self.tags.max_tags = config.max_tags_per_session
         self.tags.max_length = config.max_tag_length
+        self.outbound.parks = True
         connection.attach(self.outbound)
 
     def overflow(self) -> None:

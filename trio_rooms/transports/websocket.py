@@ -644,8 +644,10 @@ class _StreamConnection:
     def _ask_to_park(self) -> None:
         """Wake the read with nothing read, for the session to park if it is quiet.
 
-        Only when nothing but the read waits on the socket (the writer is idle, which
-        `notify_closing` would wake too) and nothing received is left to parse.
+        Only when its reader can park (a session's, never a relay's: asked, it would
+        read on, to be asked again every sweep), nothing but the read waits on the
+        socket (the writer is idle, which `notify_closing` would wake too) and nothing
+        received is left to parse.
         """
         socket = self._socket
         outbound = self._outbound
@@ -657,6 +659,7 @@ class _StreamConnection:
             or self._close_sent
             or self._received
             or outbound is None
+            or not outbound.parks
             or not outbound.idle
             or (parser is not None and not parser.idle)
         ):
