@@ -262,7 +262,7 @@ class OutboundQueue:
         self.forward: Callable[[], None] | None = None
         #: Its reader can park (a session's, not a relay's): only then may the transport
         #: ask it to (`trio_rooms._core.connection.ConnectionParked`).
-        self.parks = False
+        self.parks: bool = False
         #: The queued coalesced frame of each key: the only one of its key written.
         self._latest: dict[object, Frame] = {}
         #: The queued drop-oldest frames that are still to be written, in queue order
