@@ -24,6 +24,7 @@ from trio_rooms.storage import SessionRecord, Storage
 from .chat_app import ChatRoom
 from .delegating_storage import DelegatingStorage
 from .members import Member, close_all, join_at_once
+from .servers import Transport, start_server
 from .sockets import (
     CLOSE,
     RawClient,
@@ -73,20 +74,20 @@ class HeldClaims(DelegatingStorage):
 
 @asynccontextmanager
 async def _serving(
-    storage: Storage, config: RoomsConfig | None = None
+    storage: Storage, transport: Transport, config: RoomsConfig | None = None
 ) -> AsyncGenerator[tuple[Rooms[ChatRoom], int]]:
     async with (
         trio_rooms.open_rooms(ChatRoom, storage=storage, config=config) as rooms,
         trio.open_nursery() as nursery,
     ):
-        port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
+        port = await start_server(nursery, transport, rooms)
         yield rooms, port
         nursery.cancel_scope.cancel()
 
 
-async def _victim(path: Path) -> Member:
+async def _victim(path: Path, transport: Transport) -> Member:
     """A session of the lobby on ``path``, renamed durably, its connection closed."""
-    async with _serving(SqliteStorage(path)) as (_, port):
+    async with _serving(SqliteStorage(path), transport) as (_, port):
         victim = await Member.join(port, "resume=&name=victim")
         await victim.send({"type": "setName", "name": "renamed"})
         while (await victim.receive())["type"] != "renamed":  # durable once it is heard
@@ -95,10 +96,10 @@ async def _victim(path: Path) -> Member:
     return victim
 
 
-async def _resumes(path: Path, token: str, session_id: str) -> None:
+async def _resumes(path: Path, transport: Transport, token: str, session_id: str) -> None:
     """``token`` still resumes ``session_id`` with its data, after a restart on ``path``."""
     async with (
-        _serving(SqliteStorage(path)) as (_, port),
+        _serving(SqliteStorage(path), transport) as (_, port),
         await Member.join(port, f"resume={token}") as back,
     ):
         assert back.resumed, back.session
@@ -122,19 +123,19 @@ async def _release_on_close(member: Member, storage: HeldClaims) -> None:
     storage.release.set()
 
 
-async def test_a_resume_refused_by_a_stopping_room_keeps_the_token_valid(tmp_path: Path) -> None:
+async def test_a_resume_refused_by_a_stopping_room_keeps_the_token_valid(
+    transport: Transport, tmp_path: Path
+) -> None:
     """The room stops while the token is spent: 1001, and the token resumes after a restart."""
     path = tmp_path / "rooms.db"
-    victim = await _victim(path)
+    victim = await _victim(path, transport)
     storage = HeldClaims(SqliteStorage(path))
     frames: list[ServerFrame] = []
     with trio.fail_after(20):
         async with trio.open_nursery() as server:
             async with trio.open_nursery() as clients:  # noqa: SIM117 - they outlive the rooms
                 async with trio_rooms.open_rooms(ChatRoom, storage=storage) as rooms:
-                    port: int = await server.start(
-                        trio_rooms.serve_websocket, rooms, "127.0.0.1", 0
-                    )
+                    port = await start_server(server, transport, rooms)
                     bystander = await Member.join(port, "name=bystander")
                     clients.start_soon(_release_on_close, bystander, storage)
                     storage.hold_next_claim()
@@ -147,18 +148,19 @@ async def test_a_resume_refused_by_a_stopping_room_keeps_the_token_valid(tmp_pat
     assert frames[-1].opcode == CLOSE
     assert frames[-1].close_code == 1001
     assert all(b"$session" not in frame.payload for frame in frames), frames
-    await _resumes(path, victim.token, victim.session_id)
+    await _resumes(path, transport, victim.token, victim.session_id)
 
 
 async def test_a_resumer_that_leaves_while_its_token_is_spent_keeps_it_valid(
+    transport: Transport,
     tmp_path: Path,
 ) -> None:
     """The client hangs up while its token is spent: the token still resumes the session."""
     path = tmp_path / "rooms.db"
-    victim = await _victim(path)
+    victim = await _victim(path, transport)
     storage = HeldClaims(SqliteStorage(path))
     async with (
-        _serving(storage) as (rooms, port),
+        _serving(storage, transport) as (rooms, port),
         await Member.join(port, "name=bystander") as bystander,
     ):
         storage.hold_next_claim()
@@ -203,10 +205,10 @@ def _bad_tokens(victim: Member) -> list[str]:
 
 @pytest.mark.parametrize("index", range(14))
 async def test_a_bad_token_gets_a_fresh_session_and_logs_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, index: int
+    transport: Transport, tmp_path: Path, caplog: pytest.LogCaptureFixture, index: int
 ) -> None:
     """Forged, truncated, oversized, non-ASCII or odd tokens: a fresh session, room unharmed."""
-    async with _serving(SqliteStorage(tmp_path / "rooms.db")) as (rooms, port):
+    async with _serving(SqliteStorage(tmp_path / "rooms.db"), transport) as (rooms, port):
         async with await Member.join(port, "resume=&name=victim") as victim:
             bad = _bad_tokens(victim)[index]
             with caplog.at_level(logging.WARNING, logger="trio_rooms"):
@@ -223,9 +225,11 @@ async def test_a_bad_token_gets_a_fresh_session_and_logs_nothing(
         assert rooms.statistics().rooms == 1
 
 
-async def test_a_token_of_another_room_gets_a_fresh_session(tmp_path: Path) -> None:
+async def test_a_token_of_another_room_gets_a_fresh_session(
+    transport: Transport, tmp_path: Path
+) -> None:
     """A token is bound to its room: elsewhere it starts a fresh session and is not spent."""
-    async with _serving(SqliteStorage(tmp_path / "rooms.db")) as (_, port):
+    async with _serving(SqliteStorage(tmp_path / "rooms.db"), transport) as (_, port):
         victim = await Member.join(port, "resume=&name=victim")
         await victim.aclose()
         stream = await connect_socket(port)
@@ -243,10 +247,12 @@ async def test_a_token_of_another_room_gets_a_fresh_session(tmp_path: Path) -> N
             assert back.resumed
 
 
-async def test_a_burst_of_200_resumes_of_distinct_tokens_all_resume(tmp_path: Path) -> None:
+async def test_a_burst_of_200_resumes_of_distinct_tokens_all_resume(
+    transport: Transport, tmp_path: Path
+) -> None:
     """200 sessions resumed at once: each gets its own session back, none is lost."""
     config = RoomsConfig(max_connections_per_address=400)  # all of them from 127.0.0.1
-    async with _serving(SqliteStorage(tmp_path / "rooms.db"), config) as (rooms, port):
+    async with _serving(SqliteStorage(tmp_path / "rooms.db"), transport, config) as (rooms, port):
         first = await join_at_once([port] * 200, "resume=&name=first")
         await close_all(first)
         room = await rooms.get("lobby")
