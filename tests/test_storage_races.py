@@ -1,9 +1,10 @@
 """Races on storage, single node: real SQLite files, a real Redis, real sockets.
 
 Many sessions of one room doing get-then-put through ``room.storage`` (the input gate
-makes every increment count); a SQLite file deleted, replaced or locked by another
-process under a running room (a clear StorageError, nothing acknowledged that is not
-stored, the server lives on).
+makes every increment count); a server process killed right after an acknowledgement
+(the value is there after the restart); a SQLite file deleted, replaced or locked by
+another process under a running room (a clear StorageError, nothing acknowledged that
+is not stored, the server lives on).
 """
 
 from __future__ import annotations
@@ -14,21 +15,15 @@ import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import assert_never
 
-import attrs
 import orjson
 import pytest
 import trio
 
 import trio_rooms
 from trio_rooms import (
-    ConnectRequest,
-    Message,
-    Room,
     Rooms,
     RoomsConfig,
-    Session,
     SqliteStorage,
     StorageError,
 )
@@ -36,36 +31,7 @@ from trio_rooms.storage import Storage
 
 from .gated_storage import make_backend
 from .sockets import RawClient, open_raw
-
-
-@attrs.frozen
-class Increment(Message):
-    pass
-
-
-@attrs.frozen
-class Counted(Message):
-    value: int
-
-
-class CounterSession(Session[None, Counted, Increment, "CounterRoom"]):
-    async def create_data(self, request: ConnectRequest) -> None:
-        return None
-
-    async def on_message(self, message: Increment) -> None:
-        match message:
-            case Increment():
-                # Two awaits on storage, nothing held explicitly: the input gate alone
-                # keeps other sessions' increments from coming in between.
-                value = await self.room.storage.get("count", int) or 0
-                await self.room.storage.put("count", value + 1)
-                self.send(Counted(value=value + 1))  # sent once the put is durable
-            case _:
-                assert_never(message)
-
-
-class CounterRoom(Room[CounterSession]):
-    pass
+from .storage_race_app import CounterRoom, open_server
 
 
 @asynccontextmanager
@@ -201,3 +167,34 @@ async def test_a_sqlite_file_locked_by_another_process_fails_the_write_clearly(
                         await pipe.aclose()
         async with open_raw(port, "/rooms/counter/websocket") as client:
             assert await _increment(client) == 2  # the first write is there, the second not
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_an_increment_acknowledged_before_a_sigkill_is_there_after_the_restart(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The server process is killed right after an acknowledgement: that value is stored."""
+    if backend == "redis":
+        where = request.getfixturevalue("redis_server").url
+    else:
+        where = str(tmp_path / "rooms.db")
+    acked = 0
+    with trio.fail_after(60):
+        for kill_after in (1, 7, 30):
+            async with (
+                open_server(where) as (process, port),
+                open_raw(port, "/rooms/counter/websocket") as client,
+            ):
+                for _ in range(kill_after):  # sent at once: they commit in groups
+                    await client.send_text('{"type":"increment"}')
+                for _ in range(kill_after):
+                    counted = orjson.loads(await client.receive_text())
+                    assert counted["value"] == acked + 1
+                    acked += 1
+                process.kill()  # SIGKILL, right after the last acknowledgement
+                await process.wait()
+        async with (
+            open_server(where) as (_, port),
+            open_raw(port, "/rooms/counter/websocket") as client,
+        ):
+            assert await _increment(client) == acked + 1
