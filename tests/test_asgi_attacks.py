@@ -122,3 +122,53 @@ async def test_a_burst_of_clients_that_reset_at_once_leaves_the_room_serving(
         await _served(canary, "after the burst")
         await trio.testing.wait_all_tasks_blocked()
     assert _failures(caplog) == []
+
+
+@pytest.mark.parametrize("server_closes", [True, False], ids=["server closes", "shutdown"])
+async def test_a_client_that_hangs_up_without_answering_the_close_logs_nothing(
+    rooms: Rooms[ChatRoom], port: int, caplog: pytest.LogCaptureFixture, server_closes: bool
+) -> None:
+    """The server's close frame read, the socket closed (FIN) unanswered: nothing logged."""
+    async with connect(port, "lobby", "name=canary") as canary:
+        await canary.receive_until(UserJoined)
+        for attempt in range(3):
+            async with open_raw(port, "/rooms/lobby/websocket?name=rude") as client:
+                await _settled(rooms, 2)
+                await client.send(_leave(4000))
+                frame = await client.receive_frame()
+                while frame is not None and frame.opcode != CLOSE:
+                    frame = await client.receive_frame()
+                assert frame is not None
+                await client.stream.aclose()
+                await trio.testing.wait_all_tasks_blocked()
+            await _settled(rooms, 1)
+            await _served(canary, f"still here {attempt}")
+        await trio.testing.wait_all_tasks_blocked()
+    assert _failures(caplog) == []
+
+
+async def test_a_client_that_hangs_up_after_the_close_timeout_logs_nothing(
+    rooms: Rooms[ChatRoom], port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's close unanswered past close_timeout, then the client hangs up.
+
+    The session ended without the client's answer; hypercorn then puts the call's
+    ``websocket.disconnect`` in its queue: that must not fail its connection.
+    """
+    async with connect(port, "lobby", "name=canary") as canary:
+        await canary.receive_until(UserJoined)
+        for attempt in range(3):
+            async with open_raw(port, "/rooms/lobby/websocket?name=silent") as client:
+                await _settled(rooms, 2)
+                await client.send(_leave(4000))
+                frame = await client.receive_frame()
+                while frame is not None and frame.opcode != CLOSE:
+                    frame = await client.receive_frame()
+                assert frame is not None  # read, never answered
+                with trio.fail_after(10):  # given up on after close_timeout: the call ends
+                    await rooms.wait_statistics(lambda stats: stats.connections == 1)
+                await trio.testing.wait_all_tasks_blocked()
+                await client.stream.aclose()
+                await trio.testing.wait_all_tasks_blocked()
+            await _served(canary, f"still here {attempt}")
+    assert _failures(caplog) == []
