@@ -107,7 +107,12 @@ async def _settled(rooms: Rooms[AdminRoom]) -> None:
 
 
 def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.exc_info]
+    """Failures logged: tracebacks and warnings (hypercorn's connection failures are)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.exc_info or record.levelname in ("WARNING", "ERROR", "CRITICAL")
+    ]
 
 
 @pytest.mark.parametrize("point", RESET_POINTS)
