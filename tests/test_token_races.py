@@ -29,6 +29,8 @@ from .sockets import (
     CLOSE,
     RawClient,
     ServerFrame,
+    client_frame,
+    close_payload,
     connect_socket,
     handshake_request,
     raw_handshake,
@@ -179,6 +181,45 @@ async def test_a_resumer_that_leaves_while_its_token_is_spent_keeps_it_valid(
             assert back.resumed, back.session
             assert back.session_id == victim.session_id
             assert await back.name() == "renamed"
+
+
+async def test_a_resume_while_the_original_is_open_takes_it_over_once(
+    transport: Transport, tmp_path: Path
+) -> None:
+    """The original gets 4001, the resumer has its data; the room holds the session once."""
+    async with _serving(SqliteStorage(tmp_path / "rooms.db"), transport) as (rooms, port):
+        original = await Member.join(port, "resume=&name=original")
+        async with original, await Member.join(port, f"resume={original.token}") as resumer:
+            assert resumer.resumed
+            assert resumer.session_id == original.session_id
+            assert await original.client.close_code() == 4001
+            assert await resumer.name() == "original"
+            room = await rooms.get("lobby")
+            assert list(room.sessions) == [original.session_id]
+            assert rooms.statistics().sessions == 1
+            # The original's close wrote nothing over the resumer's record.
+            await resumer.send({"type": "setName", "name": "resumer"})
+            while (await resumer.receive())["type"] != "renamed":
+                pass
+        async with await Member.join(port, f"resume={resumer.token}") as back:
+            assert back.resumed
+            assert await back.name() == "resumer"
+
+
+async def test_a_resume_after_an_explicit_close_gets_the_session_back(
+    transport: Transport, tmp_path: Path
+) -> None:
+    """A client that closed with 1000 resumes within the window, with its data."""
+    async with _serving(SqliteStorage(tmp_path / "rooms.db"), transport) as (rooms, port):
+        async with await Member.join(port, "resume=&name=leaver") as leaver:
+            await leaver.client.send(client_frame(CLOSE, close_payload(1000)))
+            assert await leaver.client.close_code() == 1000
+        room = await rooms.get("lobby")
+        await room.wait_closed(1)
+        async with await Member.join(port, f"resume={leaver.token}") as back:
+            assert back.resumed
+            assert back.session_id == leaver.session_id
+            assert await back.name() == "leaver"
 
 
 def _bad_tokens(victim: Member) -> list[str]:
