@@ -9,6 +9,7 @@ overwrite what the resumer stored nor make the spent token valid again.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast, final
 
@@ -20,6 +21,8 @@ from .room_state import RoomState
 from .storage import RecordWrite, ReplayCursor, SessionRecord, data_converter
 
 __all__ = ["Claimed", "DurableRecord"]
+
+_logger = logging.getLogger("trio_rooms")
 
 
 @final
@@ -33,6 +36,8 @@ class Claimed:
     issued: tokens.IssuedToken
     #: Its place in the room's replay log, as stored.
     replay: ReplayCursor | None = None
+    #: The hash of the token spent: given back if the new one never reaches the client.
+    spent_hash: bytes = b""
 
 
 @final
@@ -93,7 +98,32 @@ class DurableRecord:
             return None  # another connection spent it first
         self.token_hash = issued.token_hash
         data = self._load_data(claimed.data)
-        return Claimed(session_id, data, claimed.wire, issued, claimed.replay)
+        return Claimed(session_id, data, claimed.wire, issued, claimed.replay, record.token_hash)
+
+    async def give_back(self, state: RoomState, claimed: Claimed) -> None:
+        """The resume failed before its new token was sent: the spent one resumes again.
+
+        Its client never learnt the new token, so the one it holds must stay valid (a
+        room stopping, the client leaving during the resume). The same compare-and-set
+        backwards: only the record still holding the new hash, which nobody else knows,
+        is moved back. A failure is logged: the session is then lost to its client.
+        """
+        try:
+            await state.storage.claim_session(
+                state.room,
+                claimed.session_id,
+                token_hash=claimed.issued.token_hash,
+                new_token_hash=claimed.spent_hash,
+                expires_at=self._expires_at(),
+                fence=state.fence,
+            )
+        except Exception:
+            _logger.exception(
+                "room %r: the token of session %s could not be given back after a failed resume",
+                state.room,
+                claimed.session_id,
+            )
+        self.taken_over = True  # its client's again: nothing more is written from here
 
     def record(
         self,

@@ -35,7 +35,7 @@ from . import tokens
 from .config import RoomsConfig
 from .connection import Connection
 from .dispatch import SessionDispatch
-from .durable import DurableRecord
+from .durable import Claimed, DurableRecord
 from .eager import run_eagerly
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
@@ -501,9 +501,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         request = self.request
         assert request is not None
         resume = request.query.get("resume")  # None: not resumable; "": new; else a token
+        claimed: Claimed | None = None
         try:
-            issued = await self._resume(room, resume) if resume else None
-            resumed = issued is not None
+            claimed = await self._resume(room, resume) if resume else None
+            issued = claimed.issued if claimed is not None else None
+            resumed = claimed is not None
             if not resumed:
                 async with room.gate:
                     self.data = await self.session.create_data(request)
@@ -518,9 +520,11 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self.begin_close(1011, "session setup failed")
             return False
         if self.closing is not None:
+            await self._give_back(room, claimed)
             return False  # the peer left during setup
         if room.stopping:
             self.begin_close(1001, "server shutting down")
+            await self._give_back(room, claimed)
             return False
         await room.gate.acquire()
         try:
@@ -538,8 +542,10 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             except Exception:
                 _logger.exception("session setup failed in room %r", room.name)
                 self.begin_close(1011, "session setup failed")
+                await self._give_back(room, claimed)
                 return False
             if self.closing is not None:
+                await self._give_back(room, claimed)
                 return False  # the peer left while the log was read
             if issued is not None:
                 # The first frame a resumable client gets, before anything the room sends.
@@ -611,7 +617,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         payload = transcode(entry, self.format, room.decode_logged, self.encode)
         return Frame(TEXT if self.format == "json" else BINARY, payload)
 
-    async def _resume(self, room: RoomSide[SessionRunner], token: str) -> tokens.IssuedToken | None:
+    async def _give_back(self, room: RoomSide[SessionRunner], claimed: Claimed | None) -> None:
+        """A resume that ends before its ``$session`` frame: its client keeps its token."""
+        if claimed is not None:
+            await self._durable.give_back(room.state, claimed)
+
+    async def _resume(self, room: RoomSide[SessionRunner], token: str) -> Claimed | None:
         """Take over the session ``token`` names and spend the token; None if it is not valid.
 
         Of connections racing with one token, exactly one gets the session (see
@@ -630,7 +641,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         previous = room.runners.get(claimed.session_id)
         if previous is not None:  # still connected here: end it now, not at its next write
             previous.take_over()
-        return claimed.issued
+        return claimed
 
     def _set_format(self, room: RoomSide[SessionRunner], wire: WireFormat) -> None:
         client_classes, server_classes = self.session.message_classes()

@@ -169,6 +169,8 @@ class SqliteStorage:
         self._read_lock = trio.Lock()
         self._pending: list[_Write] = []
         self._flushing = False
+        #: The file opened, as ``(st_dev, st_ino)``: checked after every commit.
+        self._identity: tuple[int, int] | None = None
 
     @property
     def path(self) -> str:
@@ -184,7 +186,9 @@ class SqliteStorage:
         try:
             self._writer = await trio.to_thread.run_sync(self._connect, True)
             self._reader = await trio.to_thread.run_sync(self._connect, False)
-        except sqlite3.Error as exc:
+            if self._path not in ("", ":memory:"):  # SQLite's own, with no file to check
+                self._identity = _identity(self._path)
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite storage {self._path!r}: {exc}") from exc
 
     def _connect(self, create: bool) -> sqlite3.Connection:
@@ -423,7 +427,10 @@ class SqliteStorage:
                     db = self._writer
                     assert db is not None
                     try:
-                        await trio.to_thread.run_sync(_commit, db, batch)
+                        await trio.to_thread.run_sync(self._commit, db, batch)
+                    except _FileGone as gone:
+                        for write in batch:
+                            write.error = gone.error
                     except sqlite3.Error as exc:
                         # The transaction failed as a whole (a failing write only rolls
                         # back to its savepoint): disk full, I/O error. Each write again on
@@ -433,13 +440,50 @@ class SqliteStorage:
                         else:
                             for write in batch:
                                 try:
-                                    await trio.to_thread.run_sync(_commit, db, [write])
+                                    await trio.to_thread.run_sync(self._commit, db, [write])
+                                except _FileGone as gone:
+                                    write.error = gone.error
                                 except sqlite3.Error as single:
                                     write.error = single
                     for write in batch:
                         write.done.set()
         finally:
             self._flushing = False
+
+    def _commit(self, db: sqlite3.Connection, batch: list[_Write]) -> None:
+        """`_commit`, then check that it went to the file at our path (worker thread).
+
+        SQLite writes on to a file deleted (or replaced) while it is open, and
+        everything written there is lost with the process: a write is acknowledged only
+        if the path still names the file opened, after the commit.
+        """
+        _commit(db, batch)
+        if self._identity is None:
+            return
+        try:
+            same = _identity(self._path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise _FileGone(
+                StorageError(
+                    f"SQLite file {self._path!r} was deleted or replaced while open: "
+                    "nothing written since is stored"
+                )
+            )
+
+
+class _FileGone(Exception):
+    """The committed writes are not in the file at the storage's path: none is durable."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _fetch_one(db: sqlite3.Connection, sql: str, params: _Params) -> Sequence[Sequence[object]]:

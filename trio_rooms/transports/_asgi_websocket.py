@@ -70,7 +70,7 @@ async def _serve_session(
 
         async def accept() -> _AsgiConnection:
             await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
-            nursery.start_soon(connection.watch_cancellation)
+            nursery.start_soon(connection.watch_cancellation, nursery.cancel_scope)
             return connection
 
         ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
@@ -172,13 +172,19 @@ class _AsgiConnection:
             finally:
                 self._stop_receiving_if_abandoned()
 
-    async def watch_cancellation(self) -> None:
-        """Sleep until the ASGI call is cancelled; then stop waiting for the client."""
+    async def watch_cancellation(self, own: trio.CancelScope) -> None:
+        """Sleep until the ASGI call is cancelled; then stop waiting for the client.
+
+        Not when the call ends and cancels ``own`` itself: the client may still answer
+        (or drop), and hypercorn then puts ``websocket.disconnect`` in its channel,
+        which must not be closed (its connection would fail).
+        """
         try:
             await trio.sleep_forever()
         finally:
-            self._abandoned = True
-            self._stop_receiving_if_abandoned()
+            if not own.cancel_called:
+                self._abandoned = True
+                self._stop_receiving_if_abandoned()
 
     def _stop_receiving_if_abandoned(self) -> None:
         if not (self._abandoned and self._close_sent):
