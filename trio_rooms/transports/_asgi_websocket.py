@@ -45,43 +45,36 @@ async def serve_websocket_scope(
     if rooms is None:
         await _refuse(scope, send, 503, "Service Unavailable: the rooms are not running", 1011)
         return
+    # The session runs in this frame, not in a coroutine of its own: every message
+    # resumes the call through each frame above its read.
     with counted(rooms, scope["client"]):
-        await _serve_session(rooms, scope, receive, send)
+        head = WebSocketHead(
+            request_target(scope),
+            request_headers(scope["headers"]),
+            scope["client"],
+            tuple(scope["subprotocols"]),
+        )
+        connection = _AsgiConnection(receive, send, rooms.config.max_message_size)
 
+        async def refuse(status: int, body: str) -> None:
+            await _refuse(scope, send, status, body, 1013 if status == 503 else 1008)
 
-async def _serve_session(
-    rooms: Rooms[Any],
-    scope: WebsocketScope,
-    receive: ASGIReceiveCallable,
-    send: ASGISendCallable,
-) -> None:
-    head = WebSocketHead(
-        request_target(scope),
-        request_headers(scope["headers"]),
-        scope["client"],
-        tuple(scope["subprotocols"]),
-    )
-    connection = _AsgiConnection(receive, send, rooms.config.max_message_size)
+        async with trio.open_nursery() as nursery:
 
-    async def refuse(status: int, body: str) -> None:
-        await _refuse(scope, send, status, body, 1013 if status == 503 else 1008)
+            async def accept() -> _AsgiConnection:
+                await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+                nursery.start_soon(connection.watch_cancellation, nursery.cancel_scope)
+                return connection
 
-    async with trio.open_nursery() as nursery:
-
-        async def accept() -> _AsgiConnection:
-            await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
-            nursery.start_soon(connection.watch_cancellation, nursery.cancel_scope)
-            return connection
-
-        ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
-        if isinstance(ended, tuple):  # (hypercorn owns the tasks: it never parks)
-            code, reason = ended
-            # The session's writer gives up on its close frame after close_timeout,
-            # but hypercorn's shielded write it was stuck in may still get through;
-            # ending without a close would make hypercorn send 1011 instead.
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await connection.close(1000 if code in (1005, 1006) else code, reason)
-        nursery.cancel_scope.cancel()
+            ended = await serve_session(rooms, head, accept=accept, refuse=refuse)
+            if isinstance(ended, tuple):  # (hypercorn owns the tasks: it never parks)
+                code, reason = ended
+                # The session's writer gives up on its close frame after close_timeout,
+                # but hypercorn's shielded write it was stuck in may still get through;
+                # ending without a close would make hypercorn send 1011 instead.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await connection.close(1000 if code in (1005, 1006) else code, reason)
+            nursery.cancel_scope.cancel()
 
 
 @final
