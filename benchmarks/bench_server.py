@@ -26,7 +26,6 @@ import argparse
 from typing import ClassVar, assert_never
 
 import attrs
-import hypercorn.trio
 import trio
 
 import trio_rooms
@@ -162,6 +161,8 @@ async def serve(
         if transport == "embedded":
             await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
         else:  # hypercorn's trio worker, as `hypercorn --worker-class trio` runs it
+            import hypercorn.trio  # only here: the embedded server's heap stays without it
+
             hypercorn_config = trio_rooms.hypercorn_config(config, f"127.0.0.1:{port}")
             hypercorn_config.backlog = 1024  # as the hypercorn_trio peer
             hypercorn_config.loglevel = "WARNING"

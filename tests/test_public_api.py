@@ -21,8 +21,20 @@ import trio_rooms.testing
 
 PUBLIC_MODULES = [trio_rooms, trio_rooms.schema, trio_rooms.testing]
 
-#: Modules ``import trio_rooms`` must not load: the testing helpers and optional backends.
-NOT_IMPORTED = ("trio_rooms.testing", "coredis")
+#: Modules ``import trio_rooms`` must not load: the testing helpers and optional backends,
+#: and what only the client (trio-websocket, wsproto) or the ASGI app (hypercorn, h2, h11)
+#: needs: an embedded server's every full collection would walk their objects.
+NOT_IMPORTED = (
+    "trio_rooms.testing",
+    "coredis",
+    "trio_rooms.client",
+    "trio_websocket",
+    "wsproto",
+    "trio_rooms.transports.asgi",
+    "hypercorn",
+    "h2",
+    "h11",
+)
 
 
 def _isort_key(name: str) -> tuple[int, list[int | str]]:
@@ -69,9 +81,9 @@ def test_every_name_in_all_exists(module: ModuleType) -> None:
 
 
 def test_import_loads_no_testing_or_optional_backend() -> None:
-    """``import trio_rooms`` loads neither ``trio_rooms.testing`` nor coredis."""
+    """``import trio_rooms`` (and its embedded server) loads none of `NOT_IMPORTED`."""
     code = (
-        "import json, sys, trio_rooms; "
+        "import json, sys, trio_rooms, trio_rooms.transports.websocket; "
         f"prefixes = {NOT_IMPORTED!r}; "
         "print(json.dumps(sorted(m for m in sys.modules "
         "if any(m == p or m.startswith(p + '.') for p in prefixes))))"
@@ -81,6 +93,28 @@ def test_import_loads_no_testing_or_optional_backend() -> None:
     )
     loaded: list[str] = json.loads(result.stdout)
     assert loaded == []
+
+
+def test_the_client_and_asgi_names_load_their_modules_at_first_use() -> None:
+    """A lazily exported name is its home's object, and importing it loads its home."""
+    code = (
+        "import json, sys, trio_rooms; "
+        "before = 'trio_rooms.client' in sys.modules; "
+        "from trio_rooms import RoomClient, hypercorn_config; "
+        "import trio_rooms.client, trio_rooms.transports.asgi; "
+        "print(json.dumps([before, RoomClient is trio_rooms.client.RoomClient, "
+        "hypercorn_config is trio_rooms.transports.asgi.hypercorn_config]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [False, True, True]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    """The lazy look-up raises what a missing attribute raises, naming it."""
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(trio_rooms, "no_such_name")  # noqa: B009 - a name pyright would refuse
 
 
 def test_public_classes_and_functions_have_docstrings() -> None:

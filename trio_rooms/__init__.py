@@ -1,5 +1,8 @@
 """Stateful, strictly typed WebSocket rooms on trio."""
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._core.admission import Reject as Reject
 from ._core.backplane import Backplane as Backplane
 from ._core.backplane import BackplaneStatistics as BackplaneStatistics
@@ -48,22 +51,24 @@ from ._rpc import Request as Request
 from ._rpc import replies as replies
 from ._run import open_signal_scope as open_signal_scope
 from ._run import run as run
-from .client import ClientQueueFullError as ClientQueueFullError
-from .client import ConnectError as ConnectError
-from .client import ConnectionRejectedError as ConnectionRejectedError
-from .client import ConnectTimeoutError as ConnectTimeoutError
-from .client import Reconnected as Reconnected
-from .client import ReconnectPolicy as ReconnectPolicy
-from .client import Resynced as Resynced
-from .client import RoomClient as RoomClient
-from .client import ServerError as ServerError
-from .client import open_room_client as open_room_client
 from .codec import WireFormat as WireFormat
 from .storage.sqlite import SqliteStorage as SqliteStorage
-from .transports.asgi import asgi_app as asgi_app
-from .transports.asgi import bind_asgi as bind_asgi
-from .transports.asgi import hypercorn_config as hypercorn_config
 from .transports.websocket import serve_websocket as serve_websocket
+
+if TYPE_CHECKING:
+    from .client import ClientQueueFullError as ClientQueueFullError
+    from .client import ConnectError as ConnectError
+    from .client import ConnectionRejectedError as ConnectionRejectedError
+    from .client import ConnectTimeoutError as ConnectTimeoutError
+    from .client import Reconnected as Reconnected
+    from .client import ReconnectPolicy as ReconnectPolicy
+    from .client import Resynced as Resynced
+    from .client import RoomClient as RoomClient
+    from .client import ServerError as ServerError
+    from .client import open_room_client as open_room_client
+    from .transports.asgi import asgi_app as asgi_app
+    from .transports.asgi import bind_asgi as bind_asgi
+    from .transports.asgi import hypercorn_config as hypercorn_config
 
 __all__ = [
     "ROOM_NAME_PATTERN",
@@ -131,3 +136,32 @@ __all__ = [
     "serve_websocket",
     "wire",
 ]
+
+# Imported at first use: the client needs trio-websocket and the ASGI app hypercorn (with
+# h11 and h2), thousands of objects that every full collection of an embedded server's
+# heap would walk again without them ever being used.
+_LAZY = {
+    "ClientQueueFullError": ".client",
+    "ConnectError": ".client",
+    "ConnectionRejectedError": ".client",
+    "ConnectTimeoutError": ".client",
+    "Reconnected": ".client",
+    "ReconnectPolicy": ".client",
+    "Resynced": ".client",
+    "RoomClient": ".client",
+    "ServerError": ".client",
+    "open_room_client": ".client",
+    "asgi_app": ".transports.asgi",
+    "bind_asgi": ".transports.asgi",
+    "hypercorn_config": ".transports.asgi",
+}
+
+if not TYPE_CHECKING:  # pyright sees the imports above: no attribute is unknown to it
+
+    def __getattr__(name: str) -> object:
+        home = _LAZY.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(home, __name__), name)
+        globals()[name] = value  # once: the next look-up finds it
+        return value

@@ -15,12 +15,14 @@ import binascii
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 import attrs
-import h11
 
 from ._request_head import NotSimple, read_head
+
+if TYPE_CHECKING:
+    import h11
 
 __all__ = [
     "MAX_HEAD_SIZE",
@@ -175,13 +177,21 @@ class H11HandshakeParser:
     __slots__ = ("_fed", "_h11", "_request")
 
     def __init__(self) -> None:
+        # Imported by the few requests that need it: an embedded server whose clients
+        # all send simple heads never has h11's objects in its heap.
+        import h11
+
         # h11 bounds a head still incomplete; a complete one is measured below.
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._h11: h11.Connection = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE
+        )
         self._fed = 0
         self._request: _Checked | None = None
 
     def receive_data(self, data: bytes | bytearray) -> Upgrade | PlainRequest | Refusal | None:
         """Feed ``data`` (not empty); None until the request head is complete."""
+        import h11  # imported by `__init__`: one look-up
+
         parser = self._h11
         parser.receive_data(bytes(data))
         self._fed += len(data)
@@ -214,6 +224,8 @@ class H11HandshakeParser:
 
     def next_body(self, data: bytes | bytearray = b"") -> tuple[bytes, bool] | NeedData | None:
         """`HandshakeParser.next_body`."""
+        import h11  # imported by `__init__`: one look-up
+
         parser = self._h11
         if data:
             parser.receive_data(bytes(data))
