@@ -144,6 +144,8 @@ class RelayLink:
         self._groups: dict[str, FrameGroup] = {}
         self._grouped = 0
         self._keys = KeyNumbers()
+        #: Each node's stream key, made once.
+        self._stream_keys: dict[str, bytes] = {}
         self._queued = trio.Event()
         #: The writer's connection while it waits idle (None: it writes, or is not running).
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
@@ -260,7 +262,7 @@ class RelayLink:
         Returns False, having taken nothing, if `max_queue` entries and frames wait
         already or Redis is not connected.
         """
-        if not self._connected or self._waiting() >= self._max_queue:
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
             return False
         self._group(end, frames)
         return True
@@ -278,9 +280,7 @@ class RelayLink:
         group = self._groups.get(end.peer)
         if group is None:
             group = self._groups[end.peer] = FrameGroup()
-        before = len(group)
-        group.add(end, frames)
-        self._grouped += len(group) - before
+        self._grouped += group.add(end, frames)
         self._queued.set()
 
     def _seal(self, peer: str) -> None:
@@ -299,10 +299,15 @@ class RelayLink:
         Raises:
             BackplaneError: Redis is not connected.
         """
-        await self._wait_for_space()
-        self._seal(end.peer)
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
+            await self._wait_for_space()  # (hot: a coroutine only when it may wait)
+        if self._groups:
+            self._seal(end.peer)
         end.sent += 1
-        self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+        self._outbox.append(
+            (self._key(end.peer), encode(kind, self.node_id, end.relay, end.sent, *body))
+        )
+        self._queued.set()
 
     async def _wait_for_space(self) -> None:
         """Wait while `max_queue` entries and frames wait to be written.
@@ -321,7 +326,10 @@ class RelayLink:
         self._queued.set()
 
     def _key(self, node: str) -> bytes:
-        return f"{self._prefix}relay:{node}".encode()
+        key = self._stream_keys.get(node)
+        if key is None:  # (hot: one per entry sent; a node's key never changes)
+            key = self._stream_keys[node] = f"{self._prefix}relay:{node}".encode()
+        return key
 
     # ------------------------------------------------------------------ running
 
