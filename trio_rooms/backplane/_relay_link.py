@@ -454,9 +454,12 @@ class RelayLink:
         # One scope whose deadline moves, not a `fail_after` per reply (hot: per XADD).
         with trio.CancelScope() as waiting:
             while True:
-                waiting.deadline = math.inf
-                await unconfirmed.wait()
-                waiting.deadline = trio.current_time() + bound
+                if unconfirmed.due:
+                    _extend(waiting, bound)  # replies back to back
+                else:
+                    waiting.deadline = math.inf
+                    await unconfirmed.wait()
+                    waiting.deadline = trio.current_time() + bound
                 reply = await connection.reply()
                 unconfirmed.done()
                 if isinstance(reply, RespError):
@@ -480,7 +483,7 @@ class RelayLink:
         # One scope whose deadline moves, not a `fail_after` per reply (hot: per read).
         with trio.CancelScope() as answered:
             while True:
-                answered.deadline = trio.current_time() + bound
+                _extend(answered, bound)
                 reply = await connection.reply()
                 waiting -= 1
                 entries = _entries(reply)
@@ -624,8 +627,26 @@ class _Unconfirmed:
             await self._written.wait()
             self._written = trio.Event()
 
+    @property
+    def due(self) -> bool:
+        """Whether a reply is due now (`wait` would not wait)."""
+        return self._count > 0
+
     def done(self) -> None:
         self._count -= 1
+
+
+def _extend(scope: trio.CancelScope, bound: float) -> None:
+    """Put ``scope``'s deadline ``bound`` from now, unless it is 3/4 to all of that away
+    already (not none: a scope made without one).
+
+    A reply is thus waited for at least 3/4 of ``bound``, at most ``bound``: setting a
+    deadline costs trio a context manager, and the link's loops would move it at every
+    reply.
+    """
+    now = trio.current_time()
+    if not now + 0.75 * bound <= scope.deadline <= now + bound:
+        scope.deadline = now + bound
 
 
 def _joined(entries: list[bytes]) -> list[bytes]:
