@@ -222,7 +222,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             if self._durable.token_hash:
                 wire = "bytes" if opcode == BINARY and self.format == "json" else self.format
                 room.log.send(wire, payload, self.id)
-            self.sent += 1
+            self._sent += 1  # (`sent += 1` is this, through its getter twice)
         self.enqueue(Frame(opcode, payload, 0, policy, key))
 
     def enqueue(self, frame: Frame) -> None:

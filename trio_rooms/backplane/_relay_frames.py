@@ -96,12 +96,14 @@ class FrameGroup:
         """Frames grouped (a frame for many relays counts once)."""
         return len(self._frames)
 
-    def add(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
-        """Group ``frames`` for ``end``'s relay, after what is grouped for it already."""
+    def add(self, end: RelayEnd, frames: Sequence[Frame]) -> int:
+        """Group ``frames`` for ``end``'s relay, after what is grouped for it already;
+        return how many of them were not grouped yet (for another relay)."""
         relay = self._relays.get(end.relay)
         if relay is None:
             relay = self._relays[end.relay] = _Relay(end)
         grouped, by_frame, order = self._frames, self._by_frame, relay.order
+        before = len(grouped)
         for frame in frames:
             index = by_frame.get(id(frame))
             if index is None:
@@ -110,6 +112,7 @@ class FrameGroup:
             if order and index <= order[-1]:
                 relay.in_order = False
             order.append(index)
+        return len(grouped) - before
 
     def seal(self, source: str, keys: KeyNumbers) -> bytes:
         """The entry of everything grouped, each relay's seq counted; the group is spent."""

@@ -144,6 +144,8 @@ class RelayLink:
         self._groups: dict[str, FrameGroup] = {}
         self._grouped = 0
         self._keys = KeyNumbers()
+        #: Each node's stream key, made once.
+        self._stream_keys: dict[str, bytes] = {}
         self._queued = trio.Event()
         #: The writer's connection while it waits idle (None: it writes, or is not running).
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
@@ -260,7 +262,7 @@ class RelayLink:
         Returns False, having taken nothing, if `max_queue` entries and frames wait
         already or Redis is not connected.
         """
-        if not self._connected or self._waiting() >= self._max_queue:
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
             return False
         self._group(end, frames)
         return True
@@ -278,9 +280,7 @@ class RelayLink:
         group = self._groups.get(end.peer)
         if group is None:
             group = self._groups[end.peer] = FrameGroup()
-        before = len(group)
-        group.add(end, frames)
-        self._grouped += len(group) - before
+        self._grouped += group.add(end, frames)
         self._queued.set()
 
     def _seal(self, peer: str) -> None:
@@ -299,10 +299,15 @@ class RelayLink:
         Raises:
             BackplaneError: Redis is not connected.
         """
-        await self._wait_for_space()
-        self._seal(end.peer)
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
+            await self._wait_for_space()  # (hot: a coroutine only when it may wait)
+        if self._groups:
+            self._seal(end.peer)
         end.sent += 1
-        self._queue(end.peer, encode(kind, self.node_id, end.relay, end.sent, *body))
+        self._outbox.append(
+            (self._key(end.peer), encode(kind, self.node_id, end.relay, end.sent, *body))
+        )
+        self._queued.set()
 
     async def _wait_for_space(self) -> None:
         """Wait while `max_queue` entries and frames wait to be written.
@@ -321,7 +326,10 @@ class RelayLink:
         self._queued.set()
 
     def _key(self, node: str) -> bytes:
-        return f"{self._prefix}relay:{node}".encode()
+        key = self._stream_keys.get(node)
+        if key is None:  # (hot: one per entry sent; a node's key never changes)
+            key = self._stream_keys[node] = f"{self._prefix}relay:{node}".encode()
+        return key
 
     # ------------------------------------------------------------------ running
 
@@ -446,9 +454,12 @@ class RelayLink:
         # One scope whose deadline moves, not a `fail_after` per reply (hot: per XADD).
         with trio.CancelScope() as waiting:
             while True:
-                waiting.deadline = math.inf
-                await unconfirmed.wait()
-                waiting.deadline = trio.current_time() + bound
+                if unconfirmed.due:
+                    _extend(waiting, bound)  # replies back to back
+                else:
+                    waiting.deadline = math.inf
+                    await unconfirmed.wait()
+                    waiting.deadline = trio.current_time() + bound
                 reply = await connection.reply()
                 unconfirmed.done()
                 if isinstance(reply, RespError):
@@ -472,7 +483,7 @@ class RelayLink:
         # One scope whose deadline moves, not a `fail_after` per reply (hot: per read).
         with trio.CancelScope() as answered:
             while True:
-                answered.deadline = trio.current_time() + bound
+                _extend(answered, bound)
                 reply = await connection.reply()
                 waiting -= 1
                 entries = _entries(reply)
@@ -616,8 +627,26 @@ class _Unconfirmed:
             await self._written.wait()
             self._written = trio.Event()
 
+    @property
+    def due(self) -> bool:
+        """Whether a reply is due now (`wait` would not wait)."""
+        return self._count > 0
+
     def done(self) -> None:
         self._count -= 1
+
+
+def _extend(scope: trio.CancelScope, bound: float) -> None:
+    """Put ``scope``'s deadline ``bound`` from now, unless it is 3/4 to all of that away
+    already (not none: a scope made without one).
+
+    A reply is thus waited for at least 3/4 of ``bound``, at most ``bound``: setting a
+    deadline costs trio a context manager, and the link's loops would move it at every
+    reply.
+    """
+    now = trio.current_time()
+    if not now + 0.75 * bound <= scope.deadline <= now + bound:
+        scope.deadline = now + bound
 
 
 def _joined(entries: list[bytes]) -> list[bytes]:
