@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 from functools import partial
-from typing import Any, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
 import trio
 
@@ -488,7 +488,9 @@ class _StreamConnection:
         self, stream: trio.abc.Stream, config: RoomsConfig, *, received: bytes = b""
     ) -> None:
         self._stream = stream
-        self._received = received  # read with the handshake: parsed before the socket
+        # Read with the handshake, parsed before the socket; None: the last read drained
+        # the socket (see `receive`).
+        self._received: bytes | None = received
         # Made at the first bytes from the client: with its event deque, close to a KiB
         # that a connection which stays silent never needs.
         self._parser: InboundParser | None = None
@@ -543,7 +545,7 @@ class _StreamConnection:
         while True:
             while events:
                 event = events.popleft()
-                if isinstance(event, str | bytes):
+                if isinstance(event, _MESSAGES):
                     return event
                 if isinstance(event, Ping):
                     if self._outbound is not None:
@@ -564,10 +566,15 @@ class _StreamConnection:
                 # this frame: a coroutine less is a quarter of a KiB per connection),
                 # with ``os.read`` and trio's readiness wait, as trio's own ``recv``
                 # does, without its three layers of wrappers per read.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                data = _read_ready(socket)
-                if data is not None:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                if data is None:
+                    # The last read drained the socket: a read now would only fail
+                    # (a syscall and an exception), the wait is the checkpoint.
+                    self._received = b""
+                else:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    data = _read_ready(socket)
+                    if data is not None:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
                 while data is None:
                     self._waiting = True
                     try:
@@ -591,6 +598,10 @@ class _StreamConnection:
                         # again.
                         self._park_asked = False
                         data = _read_ready(socket)  # None: woken without data
+                if 0 < len(data) < _RECEIVE_SIZE:
+                    # A short read took all the socket had (then): the next read waits
+                    # first. Correct whatever arrives meanwhile: the wait sees it.
+                    self._received = None
             if not data:
                 reason = "keepalive timeout" if self._expired else "connection lost"
                 raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
@@ -598,6 +609,10 @@ class _StreamConnection:
             if parser is None:
                 parser = self._parser = InboundParser(self._max_message_size)
                 events = parser.events
+            # The common case, one whole small message per read, skips the event queue.
+            message = parser.whole(data)
+            if message is not None:
+                return message
             parser.feed(data)
 
     async def _read_stream(self) -> bytes:
@@ -706,6 +721,10 @@ class _StreamConnection:
             return False
         self._received = data
         return True
+
+
+# What `receive` returns as it is (a tuple: ``str | bytes`` would be made per call).
+_MESSAGES: Final = (str, bytes)
 
 
 def _read_ready(socket: RawSocket) -> bytes | None:
