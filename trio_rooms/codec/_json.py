@@ -8,8 +8,8 @@ import orjson
 
 from .._errors import DecodeError
 from ._base import BaseCodec, MsgT
-from ._failures import describe_error
 from ._bytes import BytesAs
+from ._failures import describe_error
 
 __all__ = ["JsonCodec"]
 

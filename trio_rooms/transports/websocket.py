@@ -466,7 +466,7 @@ class _StreamConnection:
 
     # One per connection, alive as long as it: slots keep an idle one small.
     __slots__ = (
-        "_close_sent",
+        "_close_state",
         "_expired",
         "_heard",
         "_max_message_size",
@@ -498,7 +498,9 @@ class _StreamConnection:
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = socket_of(stream)
-        self._close_sent = False
+        #: Our close frame: not yet sent, sent, or due and then the end of the TCP
+        #: connection at once (`_FAIL`).
+        self._close_state = _OPEN
         # Keepalive state, read and written by the server's `Keepalive` task.
         self._heard = False
         self._silent_since = trio.current_time()
@@ -553,8 +555,13 @@ class _StreamConnection:
                 elif isinstance(event, Closed):
                     raise ConnectionEnded(event.code, event.reason, by_peer=True)
                 else:
-                    # A protocol error or a limit: we close, and are called again to
-                    # drain what the peer still sends until its close frame.
+                    # A broken frame, text that is not UTF-8 or a message too big on
+                    # its way: what follows cannot be trusted to reach the peer's close
+                    # frame, so ours ends the TCP connection too, at once (RFC 6455
+                    # 7.1.7, "Fail the WebSocket Connection"). Until then we are called
+                    # again, to drain what the peer still sends.
+                    if self._close_state == _OPEN:
+                        self._close_state = _FAIL
                     raise ConnectionEnded(event.code, event.reason, by_peer=False)
             data = self._received
             if data:
@@ -629,9 +636,26 @@ class _StreamConnection:
             await self._stream.send_all(b"".join([wire_bytes(frame) for frame in frames]))
 
     async def close(self, code: int, reason: str) -> None:
-        if not self._close_sent:
-            self._close_sent = True
+        state = self._close_state
+        if state != _SENT:
+            self._close_state = _SENT
             await self._stream.send_all(close_frame(code, reason))
+            if state == _FAIL:
+                await self._drop()
+
+    async def _drop(self) -> None:
+        """End the TCP connection now, our close frame sent: the peer's cannot be waited for.
+
+        What the socket already holds is read first (up to a bound), so that the close
+        is a FIN after our frame, not a reset that could lose it, unless more is coming.
+        The reader, if it waits on the socket, wakes to find it closed.
+        """
+        socket = self._socket
+        if socket is not None:
+            drained = 0
+            while drained < _LINGER_BYTES and (data := _read_ready(socket)):
+                drained += len(data)
+        await _close(self._stream)
 
     def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
         if self._heard:
@@ -671,7 +695,7 @@ class _StreamConnection:
             socket is None
             or self.parking is None
             or self._park_asked
-            or self._close_sent
+            or self._close_state != _OPEN
             or self._received
             or outbound is None
             or not outbound.parks
@@ -722,6 +746,10 @@ class _StreamConnection:
         self._received = data
         return True
 
+
+# `_StreamConnection._close_state`: our close frame not sent yet; due, and the TCP
+# connection to end with it (the peer broke the frame stream); sent.
+_OPEN, _FAIL, _SENT = 0, 1, 2
 
 # What `receive` returns as it is (a tuple: ``str | bytes`` would be made per call).
 _MESSAGES: Final = (str, bytes)
