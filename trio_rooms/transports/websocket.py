@@ -531,7 +531,8 @@ class _StreamConnection:
         if socket is None:
             return None
         if len(frames) == 1:
-            data = wire_bytes(frames[0])
+            frame = frames[0]
+            data = frame.wire or wire_bytes(frame)  # framed already: a broadcast's
         else:
             data = b"".join([wire_bytes(frame) for frame in frames])
         try:
