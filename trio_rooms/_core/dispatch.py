@@ -20,7 +20,7 @@ from .._rpc import Request
 from .._wire import RequestFailedFrame, add_rid, split_rid
 from ..codec import WireFormat
 from .connection import Connection, ConnectionEnded, ConnectionParked
-from .eager import run_eagerly
+from .eager import DONE, first_step, resume, run_eagerly
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame
 from .runner_sides import RoomSide, SessionHooks
@@ -96,31 +96,38 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         limit = self._config().inbound_max_messages
         burst = 0
         fanned_out = False
+        # Until the session closes, the handler's reads are outside its shield: they are
+        # the session's watch on its caller (as the reader's waits are, see
+        # `_read_loop`), and lose nothing when cancelled. Its hooks are shielded, but
+        # the shield goes up only once a hook waits: one that returns without waiting
+        # (most do) cannot see a cancellation the checkpoint before it did not, and
+        # the shield toggled twice per message cost more than the rest of the dispatch.
+        scope = self._handler_scope
+        shielded = True  # as the runner entered it (`shielded` is ``scope.shield``)
         while True:
             if self._reads is Reads.HANDLER:
                 # The handler's read, here and not in a coroutine of its own: an idle
                 # session waits in it (a coroutine less is a quarter of a KiB each).
-                # Until the session closes, the wait is outside the handler's shield: it
-                # is the session's watch on its caller (as the reader's waits are, see
-                # `_read_loop`), and loses nothing when cancelled.
-                scope = self._handler_scope
                 watch = self.closing is None
-                if watch:
-                    scope.shield = False
+                if shielded == watch:
+                    scope.shield = shielded = not watch
                 try:
                     try:
                         item = await connection.receive()
                     except trio.Cancelled:
                         if not watch or not self._cancelled_by_caller(scope):
+                            scope.shield = True
                             raise
+                        shielded = True  # by `_cancelled_by_caller`
                         continue
                     except ConnectionParked:
+                        scope.shield = shielded = True  # parked, it is renewed as it is
                         if self._handler_parks(connection):
                             return  # `_reads` is PARKED
                         continue
-                    finally:
-                        if watch:
-                            scope.shield = True
+                    except BaseException:
+                        scope.shield = shielded = True
+                        raise
                 # Ended: what closing does (a drain) is shielded again.
                 except (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     await self._handler_read_ended(connection, exc)
@@ -131,8 +138,20 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                 if burst >= limit:
                     # Frames parsed from one read come without a wait: let others run.
                     burst = 0
+                    if not shielded:
+                        scope.shield = shielded = True
                     await trio.lowlevel.checkpoint()
+                elif not shielded:
+                    # The read may have returned without a checkpoint (a frame parsed
+                    # earlier), or the caller been cancelled since its wait ended: the
+                    # hook then runs shielded, as always, and the next read sees it.
+                    try:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                    except trio.Cancelled:
+                        scope.shield = shielded = True
             else:
+                if not shielded:
+                    scope.shield = shielded = True  # the inbox's wait is shielded
                 try:
                     # Take what is already queued without yielding; wait only when empty.
                     item = inbox.receive_nowait()
@@ -155,12 +174,22 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
             # A request is a frame of the session's own kind (binary on JSON: on_bytes).
             split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
             if split is not None and requests is None:
+                if not shielded:
+                    scope.shield = True  # the requests' nursery is shielded, as its handlers
                 async with trio.open_nursery() as requests:
                     await run_eagerly(self._handle(item, split, requests), self._lend_reading)
                     await self._handle_all(connection, inbox, requests)
                 return
             sent = counters.messages_out
-            await run_eagerly(self._handle(item, split, requests), self._lend_reading)
+            # `run_eagerly`, inline: the hook's first step; if it waits, the shield goes
+            # up and the reader reads meanwhile.
+            work = self._handle(item, split, requests)
+            trap = first_step(work)
+            if trap is not DONE:
+                if not shielded:
+                    scope.shield = shielded = True
+                self._lend_reading()
+                await resume(work, trap)
             fanned_out = counters.messages_out - sent > 1
             if fanned_out:
                 # Its messages go to several sessions: the reader queues them, and the
@@ -187,7 +216,21 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         # One event of the room at a time (taken without yielding when free).
         await gate.acquire()
         try:
-            await self._dispatch(item)
+            if self.format == "json" and type(item) is str:
+                # `_dispatch`'s common case inline: a coroutine less per message.
+                try:
+                    message = self._decode(item)
+                except DecodeError as exc:
+                    error = exc
+                else:
+                    if not isinstance(message, Request):
+                        self._invalid_in_a_row = 0
+                        await self.session.on_message(message)
+                        return
+                    error = _needs_rid(cast("Request[Any]", message))
+                await self._on_invalid(item, error)
+            else:
+                await self._dispatch(item)
         except Exception as exc:
             await self._report(exc)
         finally:
@@ -215,11 +258,15 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                     self._invalid_in_a_row = 0
                     await session.on_message(message)
                     return
-                error = DecodeError(f"{message.tag!r} is a request: it needs a '$rid'")
+                error = _needs_rid(cast("Request[Any]", message))
+        await self._on_invalid(item, error)
+
+    async def _on_invalid(self, item: str | bytes, error: DecodeError) -> None:
+        """Count ``item`` as invalid and hand it to on_invalid (unless that closes)."""
         if self._count_invalid():
             return
         error.frame = item
-        await session.on_invalid(error)
+        await self.session.on_invalid(error)
 
     # --------------------------------------------------------------- requests
 
@@ -331,3 +378,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                 await self.session.on_invalid(error)
             except Exception as exc:
                 await self._report(exc)
+
+
+def _needs_rid(request: Request[Any]) -> DecodeError:
+    return DecodeError(f"{request.tag!r} is a request: it needs a '$rid'")

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Coroutine, Generator
-from typing import TypeVar
+from typing import Final, TypeVar
 
-__all__ = ["run_eagerly"]
+__all__ = ["DONE", "first_step", "resume", "run_eagerly"]
 
 RetT = TypeVar("RetT")
+
+#: What `first_step` returns for a coroutine that returned without waiting.
+DONE: Final = object()
 
 
 async def run_eagerly(work: Coroutine[object, object, RetT], on_wait: Callable[[], None]) -> RetT:
@@ -30,11 +33,25 @@ async def run_eagerly(work: Coroutine[object, object, RetT], on_wait: Callable[[
         result: RetT = done.value
         return result
     on_wait()
-    return await _resume(work, trap)
+    return await resume(work, trap)
+
+
+def first_step(work: Coroutine[object, object, object]) -> object:
+    """Run ``work`` up to its first trap: the trap, or `DONE` if it returned (its result
+    is dropped); then ``await resume(work, trap)``, as `run_eagerly` does.
+
+    For a caller that runs a coroutine per message: no coroutine of its own, and the
+    StopIteration caught in this short frame, not in the caller's (whose frame would
+    then be made an object, for as long as the caller lives).
+    """
+    try:
+        return work.send(None)
+    except StopIteration:
+        return DONE
 
 
 @types.coroutine
-def _resume(work: Coroutine[object, object, RetT], trap: object) -> Generator[object, object, RetT]:
+def resume(work: Coroutine[object, object, RetT], trap: object) -> Generator[object, object, RetT]:
     """Go on with ``work`` from the ``trap`` its first step yielded: ``yield from``'s loop."""
     while True:
         try:

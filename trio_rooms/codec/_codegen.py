@@ -12,6 +12,7 @@ hooks are bound as keyword defaults, and the identity hook is not called at all.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -21,6 +22,7 @@ from ._failures import REQUIRED, Invalid, construction_errors, note
 from ._fields import WireField
 from ._hooks import Hook, identity
 from ._inspect import MISSING
+from ._scalars import INLINE_GUARDS
 
 __all__ = ["generate_structure", "generate_unstructure"]
 
@@ -31,6 +33,7 @@ _FACTORY: type = attrs.Factory  # pyright: ignore[reportAssignmentType]
 
 def _compile(lines: list[str], globs: dict[str, Any], filename: str) -> Hook:
     # The helpers become keyword defaults: locals are faster to load than globals.
+    globs = {**globs, "__isfinite": math.isfinite}
     bound = ", ".join(f"{k}={k}" for k in globs)
     lines = [lines[0].replace("):", f", *, {bound}):" if bound else "):"), *lines[1:]]
     namespace = dict(globs)
@@ -69,7 +72,10 @@ def generate_structure(
         globs[f"__h{i}"] = hook
         globs[f"__t{i}"] = f.type
         v = f"v{i}"
+        guard = INLINE_GUARDS.get(hook)
         call = f"{v} = __h{i}({v})"
+        if guard is not None:  # the hook is called only to convert or fail
+            call = f"{v} = {v} if {guard.format(v=v)} else __h{i}({v})"
         catch = f"except Exception as e: errors.append(__note(e, {f.wire!r}, __t{i}))"
         if f.default is attrs.NOTHING and not f.optional:
             lines += [
@@ -157,10 +163,10 @@ def generate_unstructure(
         value = f"v.{f.name}"
         if f.optional:
             # Omitted, not null: JS validators (zod's .optional()) reject null.
-            call = "x" if hook is identity else f"__h{i}(x)"
+            call = _unstructure_call(hook, i, "x")
             optional_lines += [f"  x = {value}", f"  if x is not None: d[{f.wire!r}] = {call}"]
         else:
-            items.append(f"{f.wire!r}: " + (value if hook is identity else f"__h{i}({value})"))
+            items.append(f"{f.wire!r}: " + _unstructure_call(hook, i, value))
     lines = [
         "def unstructure(v):",
         f"  d = {{{', '.join(items)}}}",
@@ -168,3 +174,14 @@ def generate_unstructure(
         "  return d",
     ]
     return _compile(lines, globs, f"<unstructure {cls.__qualname__}>")
+
+
+def _unstructure_call(hook: Hook, i: int, value: str) -> str:
+    """The expression unstructuring ``value`` with field ``i``'s hook."""
+    if hook is identity:
+        return value
+    guard = INLINE_GUARDS.get(hook)
+    if guard is None:
+        return f"__h{i}({value})"
+    # ``value`` read once, into a name of the field's own.
+    return f"(u{i} if {guard.format(v=f'(u{i} := {value})')} else __h{i}(u{i}))"

@@ -9,6 +9,7 @@ import orjson
 from .._errors import DecodeError
 from ._base import BaseCodec, MsgT
 from ._bytes import BytesAs
+from ._failures import describe_error
 
 __all__ = ["JsonCodec"]
 
@@ -47,7 +48,9 @@ class JsonCodec(BaseCodec[MsgT]):
             ValueError: ``message`` holds an integer beyond 64 bits or a float that
                 is not finite.
         """
-        obj = self._to_object(message)
+        # `_to_object` inline: this is every send's path.
+        unstructure = self._unstructure.get(type(message))
+        obj = self._to_object(message) if unstructure is None else unstructure(message)
         try:
             return orjson.dumps(obj)
         except orjson.JSONEncodeError as exc:
@@ -71,4 +74,14 @@ class JsonCodec(BaseCodec[MsgT]):
             raise DecodeError(f"invalid JSON: {reason[:200]}", frame=data) from exc
         if type(obj) is not dict:
             raise DecodeError(f"expected a JSON object, got {type(obj).__name__}", frame=data)
-        return self._from_object(cast("dict[str, object]", obj), data)
+        fields = cast("dict[str, object]", obj)
+        # `_from_object`'s common case inline (a known tag of a message that is not
+        # recursive): this is every message's path. Anything else goes through it.
+        tag = fields.get("type")
+        structure = self._structure.get(tag) if type(tag) is str else None
+        if structure is None or tag in self._deep:
+            return self._from_object(fields, data)
+        try:
+            return structure(fields)
+        except Exception as exc:
+            raise DecodeError(describe_error(exc), frame=data) from exc

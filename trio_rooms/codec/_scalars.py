@@ -20,6 +20,7 @@ from ._hooks import Hook, identity
 from ._inspect import NoneType
 
 __all__ = [
+    "INLINE_GUARDS",
     "LITERAL_KINDS",
     "SCALAR_HOOKS",
     "enum_structure",
@@ -76,6 +77,17 @@ def _unstructure_float(value: float) -> float:
         raise ValueError(f"cannot encode {value!r}: only finite floats go on the wire")
     return value
 
+
+#: For a scalar hook, an expression (of the value ``{v}``) true when the hook would
+#: return the value as it is: generated code tests it inline and calls the hook only
+#: when it is false (to convert, or to fail). ``__isfinite`` is `math.isfinite`.
+INLINE_GUARDS: dict[Hook, str] = {
+    _structure_int: "type({v}) is int",
+    _structure_float: "type({v}) is float and __isfinite({v})",
+    _structure_str: "type({v}) is str",
+    _structure_bool: "type({v}) is bool",
+    _unstructure_float: "type({v}) is float and __isfinite({v})",
+}
 
 # Each scalar type with its structure and unstructure hooks.
 SCALAR_HOOKS: tuple[tuple[type, Hook, Hook], ...] = (

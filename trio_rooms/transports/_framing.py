@@ -32,7 +32,14 @@ def wire_bytes(frame: Frame) -> bytes:
     """The framed bytes of ``frame``, built on first use and cached on it."""
     wire = frame.wire
     if wire is None:
-        wire = frame.wire = _frame(frame.opcode, frame.payload)
+        payload = frame.payload
+        size = len(payload)
+        # `_frame`'s common case inline: a reply or a chat is short.
+        if size < 126:
+            wire = _SHORT.pack(0x80 | frame.opcode, size) + payload
+        else:
+            wire = _frame(frame.opcode, payload)
+        frame.wire = wire
     return wire
 
 

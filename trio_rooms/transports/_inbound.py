@@ -143,6 +143,32 @@ class InboundParser:
             else:
                 position = self._frame(data, position)
 
+    def whole(self, data: bytes) -> str | bytes | None:
+        """The message ``data`` is, if it is exactly one whole data frame of a small one.
+
+        None if it is anything else (more or less than one frame, a fragment, a control
+        frame, a message over the size limit, text that is not UTF-8), or if the parser
+        is in the middle of something: `feed` it then. The common case of a client that
+        sends one small message at a time, in one piece, without the event queue.
+        """
+        # A small frame's header: FIN and an opcode (no reserved bit), the mask bit and
+        # a 7-bit length (126 and 127 announce longer lengths), then its 4-byte key.
+        if len(data) < 6 or self._pending or self._remaining or self._opcode or self._closed:
+            return None
+        first = data[0]
+        if first != 0x81 and first != 0x82:
+            return None
+        length = data[1] ^ 0x80  # over 125 unless masked with a 7-bit length
+        if length > 125 or len(data) != 6 + length or length > self._max_size:
+            return None
+        payload = unmask(data[6:], data[2:6])
+        if first == 0x82:
+            return payload
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            return None  # `feed` fails it, with 1007
+
     def _frame(self, data: bytes, position: int) -> int:
         """Parse the frame at ``position``; where the next one starts (`_STOP`: stop here)."""
         end = len(data)

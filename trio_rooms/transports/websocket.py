@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 from functools import partial
-from typing import Any, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
 import trio
 
@@ -466,7 +466,7 @@ class _StreamConnection:
 
     # One per connection, alive as long as it: slots keep an idle one small.
     __slots__ = (
-        "_close_sent",
+        "_close_state",
         "_expired",
         "_heard",
         "_max_message_size",
@@ -488,7 +488,9 @@ class _StreamConnection:
         self, stream: trio.abc.Stream, config: RoomsConfig, *, received: bytes = b""
     ) -> None:
         self._stream = stream
-        self._received = received  # read with the handshake: parsed before the socket
+        # Read with the handshake, parsed before the socket; None: the last read drained
+        # the socket (see `receive`).
+        self._received: bytes | None = received
         # Made at the first bytes from the client: with its event deque, close to a KiB
         # that a connection which stays silent never needs.
         self._parser: InboundParser | None = None
@@ -496,7 +498,9 @@ class _StreamConnection:
         self._outbound: OutboundQueue | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = socket_of(stream)
-        self._close_sent = False
+        #: Our close frame: not yet sent, sent, or due and then the end of the TCP
+        #: connection at once (`_FAIL`).
+        self._close_state = _OPEN
         # Keepalive state, read and written by the server's `Keepalive` task.
         self._heard = False
         self._silent_since = trio.current_time()
@@ -527,7 +531,8 @@ class _StreamConnection:
         if socket is None:
             return None
         if len(frames) == 1:
-            data = wire_bytes(frames[0])
+            frame = frames[0]
+            data = frame.wire or wire_bytes(frame)  # framed already: a broadcast's
         else:
             data = b"".join([wire_bytes(frame) for frame in frames])
         try:
@@ -543,7 +548,7 @@ class _StreamConnection:
         while True:
             while events:
                 event = events.popleft()
-                if isinstance(event, str | bytes):
+                if isinstance(event, _MESSAGES):
                     return event
                 if isinstance(event, Ping):
                     if self._outbound is not None:
@@ -551,8 +556,13 @@ class _StreamConnection:
                 elif isinstance(event, Closed):
                     raise ConnectionEnded(event.code, event.reason, by_peer=True)
                 else:
-                    # A protocol error or a limit: we close, and are called again to
-                    # drain what the peer still sends until its close frame.
+                    # A broken frame, text that is not UTF-8 or a message too big on
+                    # its way: what follows cannot be trusted to reach the peer's close
+                    # frame, so ours ends the TCP connection too, at once (RFC 6455
+                    # 7.1.7, "Fail the WebSocket Connection"). Until then we are called
+                    # again, to drain what the peer still sends.
+                    if self._close_state == _OPEN:
+                        self._close_state = _FAIL
                     raise ConnectionEnded(event.code, event.reason, by_peer=False)
             data = self._received
             if data:
@@ -564,10 +574,15 @@ class _StreamConnection:
                 # this frame: a coroutine less is a quarter of a KiB per connection),
                 # with ``os.read`` and trio's readiness wait, as trio's own ``recv``
                 # does, without its three layers of wrappers per read.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                data = _read_ready(socket)
-                if data is not None:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                if data is None:
+                    # The last read drained the socket: a read now would only fail
+                    # (a syscall and an exception), the wait is the checkpoint.
+                    self._received = b""
+                else:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    data = _read_ready(socket)
+                    if data is not None:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
                 while data is None:
                     self._waiting = True
                     try:
@@ -591,6 +606,10 @@ class _StreamConnection:
                         # again.
                         self._park_asked = False
                         data = _read_ready(socket)  # None: woken without data
+                if 0 < len(data) < _RECEIVE_SIZE:
+                    # A short read took all the socket had (then): the next read waits
+                    # first. Correct whatever arrives meanwhile: the wait sees it.
+                    self._received = None
             if not data:
                 reason = "keepalive timeout" if self._expired else "connection lost"
                 raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
@@ -598,6 +617,10 @@ class _StreamConnection:
             if parser is None:
                 parser = self._parser = InboundParser(self._max_message_size)
                 events = parser.events
+            # The common case, one whole small message per read, skips the event queue.
+            message = parser.whole(data)
+            if message is not None:
+                return message
             parser.feed(data)
 
     async def _read_stream(self) -> bytes:
@@ -614,9 +637,26 @@ class _StreamConnection:
             await self._stream.send_all(b"".join([wire_bytes(frame) for frame in frames]))
 
     async def close(self, code: int, reason: str) -> None:
-        if not self._close_sent:
-            self._close_sent = True
+        state = self._close_state
+        if state != _SENT:
+            self._close_state = _SENT
             await self._stream.send_all(close_frame(code, reason))
+            if state == _FAIL:
+                await self._drop()
+
+    async def _drop(self) -> None:
+        """End the TCP connection now, our close frame sent: the peer's cannot be waited for.
+
+        What the socket already holds is read first (up to a bound), so that the close
+        is a FIN after our frame, not a reset that could lose it, unless more is coming.
+        The reader, if it waits on the socket, wakes to find it closed.
+        """
+        socket = self._socket
+        if socket is not None:
+            drained = 0
+            while drained < _LINGER_BYTES and (data := _read_ready(socket)):
+                drained += len(data)
+        await _close(self._stream)
 
     def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
         if self._heard:
@@ -656,7 +696,7 @@ class _StreamConnection:
             socket is None
             or self.parking is None
             or self._park_asked
-            or self._close_sent
+            or self._close_state != _OPEN
             or self._received
             or outbound is None
             or not outbound.parks
@@ -706,6 +746,14 @@ class _StreamConnection:
             return False
         self._received = data
         return True
+
+
+# `_StreamConnection._close_state`: our close frame not sent yet; due, and the TCP
+# connection to end with it (the peer broke the frame stream); sent.
+_OPEN, _FAIL, _SENT = 0, 1, 2
+
+# What `receive` returns as it is (a tuple: ``str | bytes`` would be made per call).
+_MESSAGES: Final = (str, bytes)
 
 
 def _read_ready(socket: RawSocket) -> bytes | None:
