@@ -9,6 +9,7 @@ nursery opened at the session's first request, and may overlap (at most
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
@@ -186,10 +187,22 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
             work = self._handle(item, split, requests)
             trap = first_step(work)
             if trap is not DONE:
-                if not shielded:
-                    scope.shield = shielded = True
                 self._lend_reading()
-                await resume(work, trap)
+                if shielded or trio.current_effective_deadline() != -math.inf:
+                    scope.shield = shielded = True
+                    await resume(work, trap)
+                else:
+                    # The hook's first step cancelled the server itself (nothing else ran
+                    # meanwhile). Trio has promised that cancellation to the wait: a lock's
+                    # acquire checked for it and now expects it (raised shielded, it fails
+                    # an assertion). So it is delivered there, trio's own rule for a task
+                    # that cancels its own caller, and the session closes with 1001.
+                    try:
+                        await resume(work, trap)
+                    except trio.Cancelled:
+                        if not self._cancelled_by_caller(scope):
+                            raise
+                    shielded = scope.shield
             fanned_out = counters.messages_out - sent > 1
             if fanned_out:
                 # Its messages go to several sessions: the reader queues them, and the
