@@ -92,6 +92,8 @@ class RelayedConnection:
         self._credit_gone = 0
         self._credit_queued_at = 0
         self._close_sent = False
+        #: The client's CLOSE came: what follows it is dropped (see `deliver`).
+        self._client_closed = False
         self._outbound: OutboundQueue | None = None
         #: COUNTS was sent (the session's client counts frames).
         self._counted = False
@@ -116,12 +118,19 @@ class RelayedConnection:
         if self._lost is not None:
             return  # broken: what it had not taken is the client's node's to send again
         body = entry.body
+        if self._client_closed and entry.kind in (MESSAGE, CLOSE):
+            # Its client's node may hand over one message its reader read as its writer
+            # found the client gone, after the CLOSE and past a credit already used: never
+            # handled (the session ends at the CLOSE), and not a breach of the credit.
+            return
         if entry.kind == MESSAGE and len(body) == 1 and isinstance(body[0], str | bytes):
+            # Until the CLOSE, the events are the untaken messages only.
             if len(self._events) >= self._window:
                 self.broken("the client's node sent past its credit")
                 return
             self._events.append(body[0])
         elif entry.kind == CLOSE:
+            self._client_closed = True
             try:
                 code, reason, by_peer, send_close = closing(body)
             except ValueError as exc:
