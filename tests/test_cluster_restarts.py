@@ -14,7 +14,7 @@ from typing import cast
 import pytest
 import trio
 
-from .attack_app import open_attack_node, serve_attack_rooms
+from .attack_app import LEASE_TTL, open_attack_node, serve_attack_rooms
 from .redis_server import RedisServer
 from .test_cluster_attacks import PATIENCE, Client, Message, Nodes
 from .test_routes import http
@@ -155,3 +155,37 @@ async def test_one_nodes_redis_connections_killed_alone_lose_no_acknowledged_add
     assert len(acknowledged) == len(set(acknowledged)), acknowledged
     assert acknowledged == sorted(acknowledged)
     assert max(acknowledged) <= stored <= len(acknowledged) + kills
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_routes_relayed_to_an_owner_that_dies_answer_within_the_lease_ttl(
+    redis_server: RedisServer, method: str
+) -> None:
+    """Route requests relayed to an owner killed (SIGKILL) just before: each is answered
+    (by the room's next owner) or refused with 503 within the lease TTL and a second
+    of the kill, never left hanging; and the room is served again afterwards."""
+    url = redis_server.url
+    target = "/rooms/game/add" if method == "POST" else "/rooms/game/count"
+    statuses: list[int] = []
+    with trio.fail_after(PATIENCE):
+        async with serve_attack_rooms(url, "b") as (rooms_b, port_b):
+            async with open_attack_node(url, "a") as (process_a, port_a):
+                answer = await http(port_a, "POST", "/rooms/game/add")  # a owns the room
+                assert answer.status == 200, answer.body
+                process_a.kill()
+                await process_a.wait()
+            deadline = trio.current_time() + LEASE_TTL + 1.0
+
+            async def ask() -> None:
+                with trio.fail_at(deadline):
+                    statuses.append((await http(port_b, method, target)).status)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(10):
+                    nursery.start_soon(ask)
+            assert len(statuses) == 10
+            assert set(statuses) <= {200, 503}, statuses
+            answer = await http(port_b, "GET", "/rooms/game/count")
+            assert answer.status == 200, answer.body
+            assert answer.json()["count"] >= 1
+            assert rooms_b.statistics().owned_rooms == 1
