@@ -16,7 +16,7 @@ import trio
 
 from trio_rooms._core.connection import ConnectionEnded
 from trio_rooms.backplane._relay_end import RelayEnd
-from trio_rooms.backplane._relay_entries import CLOSE, MESSAGE, Entry
+from trio_rooms.backplane._relay_entries import CLOSE, GONE, MESSAGE, Entry
 from trio_rooms.backplane._relay_link import RelayLink
 from trio_rooms.backplane._relayed import RelayedConnection
 
@@ -36,8 +36,8 @@ async def test_messages_after_a_relayed_clients_close_are_dropped_not_a_credit_b
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture, untaken: int
 ) -> None:
     """``untaken`` messages (up to the whole credit), the client's CLOSE, then messages
-    that raced it: the session takes the first ones, then ends with the client's code,
-    not lost, and nothing is logged."""
+    that raced it and its node's GONE: the session takes the first ones, then ends with
+    the client's code, not lost, and nothing is logged."""
     link = RelayLink(
         redis_server.url,
         "a",
@@ -59,6 +59,8 @@ async def test_messages_after_a_relayed_clients_close_are_dropped_not_a_credit_b
         connection.deliver(Entry(MESSAGE, "b", "r.1", seq, (f"late{n}",)))
     seq += 1
     connection.deliver(Entry(CLOSE, "b", "r.1", seq, (1001, "again", True, False)))
+    seq += 1  # its answer to a CREDIT or frames of ours that came after its relay ended
+    connection.deliver(Entry(GONE, "b", "r.1", seq))
     taken: list[str | bytes] = []
     with trio.fail_after(PATIENCE):
         async with trio.open_nursery() as nursery:
@@ -66,8 +68,12 @@ async def test_messages_after_a_relayed_clients_close_are_dropped_not_a_credit_b
             with pytest.raises(ConnectionEnded) as ended:
                 await _take_all(connection, taken)
             nursery.cancel_scope.cancel()
+        # Asked again (a session draining after its end): the end again, at once.
+        with pytest.raises(ConnectionEnded) as again:
+            await connection.receive()
     assert taken == [f"m{n}" for n in range(untaken)]
     assert (ended.value.code, ended.value.reason) == (1000, "bye")
+    assert (again.value.code, again.value.by_peer) == (1000, True)
     assert not connection.ended_by_loss
     bad = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert not bad, [record.getMessage() for record in bad]
