@@ -181,7 +181,7 @@ def _kill_relay_connections(redis_server: RedisServer) -> int:
     ids = [
         line.split()[0].removeprefix("id=")
         for line in listed.splitlines()
-        if " name=trio_rooms.relays " in line
+        if " name=trio_rooms.relays." in line
     ]
     for client_id in ids:
         assert redis_server.command("CLIENT", "KILL", "ID", client_id) == b":1\r\n"

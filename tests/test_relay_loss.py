@@ -45,7 +45,7 @@ def _relay_ids(redis_server: RedisServer) -> set[str]:
     return {
         line.split()[0].removeprefix("id=")
         for line in listed.splitlines()
-        if " name=trio_rooms.relays " in line
+        if " name=trio_rooms.relays." in line
     }
 
 

@@ -185,10 +185,12 @@ def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
 
 
 @asynccontextmanager
-async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnection]:
+async def open_resp(
+    url: str, *, timeout: float, name: str = "trio_rooms.relays"
+) -> AsyncGenerator[RespConnection]:
     """Connect to the Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``, with
     its user, password and database, and for TLS coredis's ``ssl_*`` parameters);
-    leaving closes the connection.
+    leaving closes the connection, named ``name`` (CLIENT SETNAME).
 
     Raises:
         OSError, trio.TooSlowError, RespError: no connection within ``3 * timeout``,
@@ -218,7 +220,7 @@ async def open_resp(url: str, *, timeout: float) -> AsyncGenerator[RespConnectio
                 await connection.call(b"AUTH", *credentials, password.encode())
             if database != "0":
                 await connection.call(b"SELECT", database.encode())
-            await connection.call(b"CLIENT", b"SETNAME", b"trio_rooms.relays")
+            await connection.call(b"CLIENT", b"SETNAME", name.encode())
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise

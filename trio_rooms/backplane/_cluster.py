@@ -44,7 +44,7 @@ from .._redis import explained, redacted
 from .._resp import RESP_FAULTS, open_resp
 from ..codec import WireFormat
 from ..storage.redis import RedisStorage
-from ._connection import FAULTS, first_leaf, open_connection, ping
+from ._connection import FAULTS, client_name, first_leaf, open_connection, ping
 from ._leases import Lease, Leases
 from ._relay_entries import OPEN, PROTOCOL, Entry
 from ._relay_handover import ServedRelays, Unconfirmed
@@ -107,7 +107,9 @@ class RedisCluster:
         url: Redis's address, the storage's: ``redis://``, ``rediss://`` (TLS, with
             coredis's ``ssl_*`` parameters) or ``unix://``, with its user, password and
             database; the leases and the relays both connect with it.
-        node_id: This node's id in its leases and relay stream (random by default).
+        node_id: This node's id in its leases and relay stream (random by default),
+            and in its connections' names: ``trio_rooms.leases.NODE`` and
+            ``trio_rooms.relays.NODE`` in CLIENT LIST (the id %-quoted).
         prefix: Starts every key: the storage's prefix.
         lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
             of a node that died stays unavailable; also how long a node may stay silent
@@ -191,7 +193,7 @@ class RedisCluster:
                 the leases and relays connect again until Redis answers.
         """
         _check_fenced(host.storage, self._prefix)
-        await _check_reachable(self._url, self._timeout)
+        await _check_reachable(self._url, self.node_id, self._timeout)
         async with trio.open_nursery() as nursery:
             self._relays.on_open = functools.partial(self._opened, nursery, host)
             await nursery.start(self._leases.run)
@@ -355,7 +357,7 @@ class RedisCluster:
         self._reclaimable[room] = now + self._lease_ttl
 
 
-async def _check_reachable(url: str, timeout: float) -> None:
+async def _check_reachable(url: str, node_id: str, timeout: float) -> None:
     """Connect once to ``url`` as the leases and as the relays do (each its own client,
     TLS and authentication), so that a node that never could is refused at its start
     instead of connecting again for ever.
@@ -365,9 +367,10 @@ async def _check_reachable(url: str, timeout: float) -> None:
     """
     fault: BaseException | None = None
     try:
-        async with open_connection(url, timeout=timeout) as connection:
+        name = client_name("leases", node_id)
+        async with open_connection(url, timeout=timeout, name=name) as connection:
             await ping(connection, timeout=timeout)
-        async with open_resp(url, timeout=timeout) as resp:
+        async with open_resp(url, timeout=timeout, name=client_name("relays", node_id)) as resp:
             with trio.fail_after(timeout):
                 await resp.call(b"PING")
     except* (*FAULTS, *RESP_FAULTS) as group:  # coredis's pool runs the connection in a group

@@ -7,6 +7,7 @@ decides what to connect again.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final, NoReturn, cast
@@ -28,6 +29,7 @@ __all__ = [
     "FAULTS",
     "UNREACHABLE",
     "ConnectionEndedError",
+    "client_name",
     "first_leaf",
     "open_connection",
     "ping",
@@ -76,9 +78,20 @@ def unreachable(error: BaseException) -> bool:
     return isinstance(error, UNREACHABLE)
 
 
+def client_name(role: str, node_id: str) -> str:
+    """The CLIENT SETNAME of a cluster node's ``role`` connections: ``trio_rooms.ROLE.NODE``.
+
+    By it an operator (or a test) finds one node's connections in CLIENT LIST and kills
+    only those. A name is printable ASCII with no space: the node id is %-quoted.
+    """
+    return f"trio_rooms.{role}.{urllib.parse.quote(node_id, safe='')}"
+
+
 @asynccontextmanager
-async def open_connection(url: str, *, timeout: float) -> AsyncGenerator[BaseConnection]:
-    """Connect to Redis at ``url``; leaving closes the connection.
+async def open_connection(
+    url: str, *, timeout: float, name: str = "trio_rooms.backplane"
+) -> AsyncGenerator[BaseConnection]:
+    """Connect to Redis at ``url`` as client ``name``; leaving closes the connection.
 
     Each connection has a pool of its own: coredis's pool never hands back the slot
     of a leased connection that died, and a pool of one is cheap to make again.
@@ -92,7 +105,7 @@ async def open_connection(url: str, *, timeout: float) -> AsyncGenerator[BaseCon
         stream_timeout=timeout,
         connect_timeout=timeout,
         max_connections=1,
-        client_name="trio_rooms.backplane",
+        client_name=name,
     )
     # pyright sees a union of pools; each gets a subclass of its own class.
     pool.connection_class = guarded(pool.connection_class)  # pyright: ignore[reportAttributeAccessIssue]

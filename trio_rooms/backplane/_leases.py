@@ -37,7 +37,14 @@ from coredis.connection import BaseConnection
 from coredis.typing import ResponseType
 
 from .._errors import BackplaneError
-from ._connection import FAULTS, first_leaf, open_connection, round_trips, unreachable
+from ._connection import (
+    FAULTS,
+    client_name,
+    first_leaf,
+    open_connection,
+    round_trips,
+    unreachable,
+)
 from ._lease_scripts import (
     ACQUIRE_SHA,
     RECLAIM_SHA,
@@ -271,7 +278,9 @@ class Leases:
             delay = self._timeout
             while True:
                 try:
-                    async with open_connection(self._url, timeout=self._timeout) as connection:
+                    name = client_name("leases", self.node_id)
+                    opened = open_connection(self._url, timeout=self._timeout, name=name)
+                    async with opened as connection:
                         await round_trips(connection, load_lease_scripts(), timeout=self._timeout)
                         await self._reclaim(connection)
                         await self._write_record(connection)

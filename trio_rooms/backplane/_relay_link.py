@@ -46,7 +46,7 @@ import trio
 from .._core.outbound import Frame
 from .._errors import BackplaneError
 from .._resp import RESP_FAULTS, Reply, RespConnection, RespError, open_resp, resp_command
-from ._connection import BATCH, FAULTS, first_leaf
+from ._connection import BATCH, FAULTS, client_name, first_leaf
 from ._relay_end import RelayEnd
 from ._relay_entries import (
     BEAT,
@@ -130,6 +130,7 @@ class RelayLink:
     ) -> None:
         self.node_id = node_id
         self._url = url
+        self._name = client_name("relays", node_id)
         self._prefix = prefix
         self._timeout = timeout
         self._dead_after = dead_after
@@ -345,8 +346,8 @@ class RelayLink:
         while True:
             try:
                 async with (
-                    open_resp(self._url, timeout=self._timeout) as reader,
-                    open_resp(self._url, timeout=self._timeout) as writer,
+                    open_resp(self._url, timeout=self._timeout, name=self._name) as reader,
+                    open_resp(self._url, timeout=self._timeout, name=self._name) as writer,
                 ):
                     added = await self._add(writer, self._key(self.node_id), b"")
                     if self._read_after is None:

@@ -92,6 +92,10 @@ class RelayedConnection:
         self._credit_gone = 0
         self._credit_queued_at = 0
         self._close_sent = False
+        #: The client's CLOSE came: what follows it is dropped (see `deliver`).
+        self._client_closed = False
+        #: The client's end, once `receive` raised it: raised again at once after.
+        self._ended: ConnectionEnded | None = None
         self._outbound: OutboundQueue | None = None
         #: COUNTS was sent (the session's client counts frames).
         self._counted = False
@@ -116,12 +120,21 @@ class RelayedConnection:
         if self._lost is not None:
             return  # broken: what it had not taken is the client's node's to send again
         body = entry.body
+        if self._client_closed and entry.kind in (MESSAGE, CLOSE, GONE):
+            # Its client's node may hand over one message its reader read as its writer
+            # found the client gone, after the CLOSE and past a credit already used: never
+            # handled (the session ends at the CLOSE), and not a breach of the credit. Nor
+            # is its GONE (its answer to what this node sent after its relay ended) a loss:
+            # the session still ends with its client's code.
+            return
         if entry.kind == MESSAGE and len(body) == 1 and isinstance(body[0], str | bytes):
+            # Until the CLOSE, the events are the untaken messages only.
             if len(self._events) >= self._window:
                 self.broken("the client's node sent past its credit")
                 return
             self._events.append(body[0])
         elif entry.kind == CLOSE:
+            self._client_closed = True
             try:
                 code, reason, by_peer, send_close = closing(body)
             except ValueError as exc:
@@ -180,6 +193,12 @@ class RelayedConnection:
 
     async def receive(self) -> str | bytes:
         while not self._events:
+            if self._ended is not None:
+                # Its client's side is over: a session that drains after a close its
+                # client's node made (by_peer False) is not kept waiting for nothing.
+                await trio.lowlevel.checkpoint()
+                ended = self._ended
+                raise ConnectionEnded(ended.code, ended.reason, by_peer=True, send_close=False)
             if self._lost is not None:
                 await self._link.wait_connected()
                 self.ended_by_loss = True
@@ -188,6 +207,7 @@ class RelayedConnection:
             self._arrived = trio.Event()
         item = self._events.popleft()
         if isinstance(item, ConnectionEnded):
+            self._ended = item
             raise item
         self._taken += 1
         self._credit()
