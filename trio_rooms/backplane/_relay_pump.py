@@ -192,8 +192,9 @@ class _Pump:
                 self.broken("the room's node dropped the relay")
                 return
             # It read them without a session for them (it restarted, or the session
-            # ended there): the next owner handles them, never a loss.
-            self._unread = self.unconfirmed.unread_from(since)
+            # ended there): the next owner handles them, never a loss. It answers each
+            # entry so: the later GONEs find nothing more (and must not forget these).
+            self._unread[:0] = self.unconfirmed.unread_from(since)
             self.broken(f"the room's node does not know the relay (entry {since} on)")
 
     def _resend(self, taken: int | None) -> None:
