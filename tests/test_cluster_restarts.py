@@ -61,12 +61,6 @@ async def _adds(client: Client, count: int) -> list[int]:
     return counts
 
 
-@pytest.mark.xfail(
-    reason="issue 14, open: about 2 runs in 3, a relayed session moved off the restarted"
-    " owner (its GONE read as 'relay entries were lost: 1 after N', or the owner found"
-    " silent) gets no answer to its next add",
-    strict=False,
-)
 async def test_an_owner_killed_and_started_again_under_its_id_keeps_the_relayed_sessions(
     redis_server: RedisServer,
 ) -> None:

@@ -13,6 +13,7 @@ from trio_rooms.backplane._relay_entries import (
     accepted,
     decode,
     encode,
+    gone,
     opening,
     opening_body,
 )
@@ -23,8 +24,8 @@ def test_confirmed_messages_are_forgotten_and_the_rest_resent_after_what_was_tak
     """A relay's book keeps what CREDIT has not confirmed, and gives back what follows
     the owner's count of those its session took."""
     book = Unconfirmed("a", "r.1")
-    for message in ("m1", "m2", b"m3", "m4"):
-        book.sent(message)
+    for seq, message in enumerate(("m1", "m2", b"m3", "m4"), 2):
+        book.sent(message, seq)
     book.confirm(2)
     assert len(book) == 2
     assert book.after(3) == ["m4"]
@@ -36,8 +37,8 @@ def test_confirmed_messages_are_forgotten_and_the_rest_resent_after_what_was_tak
 
 def _sent_four_confirmed_two() -> Unconfirmed:
     book = Unconfirmed("a", "r.1")
-    for message in ("m1", "m2", "m3", "m4"):
-        book.sent(message)
+    for seq, message in enumerate(("m1", "m2", "m3", "m4"), 2):
+        book.sent(message, seq)
     book.confirm(2)
     return book
 
@@ -87,3 +88,20 @@ async def test_a_resumed_relay_waits_for_the_lost_one_to_end_and_learns_its_coun
     assert await served.supersede("b", "r.9", 10) is None
     served.add("b", "r.2", _Relay())  # prunes r.1, kept for 0 s
     assert await served.supersede("b", "r.1", 10) is None
+
+
+def test_what_the_owner_read_for_no_session_is_given_back_in_order() -> None:
+    """A GONE answering entry 5 on: the messages of entries 5 and after were taken by
+    nobody, so they leave the book (for the next owner) and the rest stay."""
+    book = Unconfirmed("a", "r.1")
+    for seq, message in enumerate(("m1", "m2", "m3", "m4"), 3):
+        book.sent(message, seq)
+    assert book.unread_from(5) == ["m3", "m4"]
+    assert len(book) == 2
+    assert book.after(1) == ["m2"]
+    assert book.unread_from(9) == []
+    assert gone(()) is None
+    assert gone((7,)) == 7
+    for bad in ((0,), (True,), ("7",), (7, 8)):
+        with pytest.raises(EntryError):
+            gone(bad)

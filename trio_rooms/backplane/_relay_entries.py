@@ -32,7 +32,9 @@ REPORT   client's node  what its queue's delivery policies did since the last RE
                        dropped-oldest, coalesced and slow-consumer counts
 CLOSE    either        code, reason, by_peer, send_close (`ConnectionEnded`'s)
 END      owner         code, reason: the session ended and its relay is gone
-GONE     either        (no such relay here: drop yours)
+GONE     either        (no such relay here: drop yours) and, answering an entry of a
+                       relay it does not know, that entry's seq: nothing from it on
+                       was handed to a session there
 BEAT     either        the sender's incarnation (relay "" and seq 0: the node is
                        alive; a new incarnation breaks the relays of the old one)
 ======== ============= ==========================================================
@@ -78,6 +80,7 @@ __all__ = [
     "decode_all",
     "encode",
     "ending",
+    "gone",
     "opening",
     "opening_body",
     "reported",
@@ -282,6 +285,21 @@ def counts(body: Sequence[object]) -> WireFormat:
     if len(body) != 1 or not isinstance(body[0], str) or body[0] not in _WIRES:
         raise EntryError(f"a COUNTS has a wire format, got {body!r:.40}")
     return _WIRES[body[0]]
+
+
+def gone(body: Sequence[object]) -> int | None:
+    """A GONE's body: the seq of the entry it answers, None if it says none (a relay's
+    own GONE, from the end that knew it).
+
+    Raises:
+        EntryError: ``body`` is not a GONE's.
+    """
+    if not body:
+        return None
+    seq = body[0]
+    if len(body) != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise EntryError(f"a GONE answers an entry's seq, got {body!r:.40}")
+    return seq
 
 
 def ending(body: Sequence[object]) -> tuple[int, str]:

@@ -30,27 +30,45 @@ class Unconfirmed:
     """The messages relay ``relay`` to node ``owner`` sent, from the first one its owner
     has not confirmed taking, in order."""
 
-    __slots__ = ("_messages", "_sent", "owner", "relay")
+    __slots__ = ("_messages", "_sent", "_seqs", "owner", "relay")
 
     def __init__(self, owner: str, relay: str) -> None:
         self.owner = owner
         self.relay = relay
         self._messages: deque[str | bytes] = deque()
+        #: The seq of each message's entry on the relay.
+        self._seqs: deque[int] = deque()
         self._sent = 0
 
     def __len__(self) -> int:
         return len(self._messages)
 
-    def sent(self, message: str | bytes) -> None:
-        """``message`` was handed to the link."""
+    def sent(self, message: str | bytes, seq: int) -> None:
+        """``message`` was handed to the link, as the relay's entry ``seq``."""
         self._messages.append(message)
+        self._seqs.append(seq)
         self._sent += 1
 
     def confirm(self, taken: int) -> None:
         """The owner's session took the first ``taken`` messages: forget those."""
-        messages = self._messages
+        messages, seqs = self._messages, self._seqs
         while messages and self._sent - len(messages) < taken:
             messages.popleft()
+            seqs.popleft()
+
+    def unread_from(self, seq: int) -> list[str | bytes]:
+        """The messages of the entries from ``seq`` on, which the owner's node read
+        without a session for them (its GONE said so): none took them, so they are the
+        next owner's to handle, whoever that is. Forgotten here, and returned in order.
+        """
+        messages, seqs = self._messages, self._seqs
+        unread: list[str | bytes] = []
+        while seqs and seqs[-1] >= seq:
+            seqs.pop()
+            unread.append(messages.pop())
+        self._sent -= len(unread)
+        unread.reverse()
+        return unread
 
     def after(self, taken: int) -> list[str | bytes]:
         """The messages after the first ``taken``: those the owner's session never took.
@@ -77,6 +95,7 @@ class Unconfirmed:
                 why,
             )
             self._messages.clear()
+            self._seqs.clear()
 
 
 class ServedRelay(Protocol):

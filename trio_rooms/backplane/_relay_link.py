@@ -542,9 +542,15 @@ class RelayLink:
             if entry.kind in _OPENING and entry.seq == 1 and self.on_open is not None:
                 self.on_open(entry)
             elif entry.kind not in _UNANSWERED:
-                self.send_nowait(RelayEnd(entry.source, entry.relay), GONE)
+                self._unknown(entry.source, entry.relay, entry.seq)
             return
         end, endpoint = found
+        if entry.kind == GONE:
+            # Never a loss, whatever its seq: the peer does not know the relay (a new
+            # process under its id, or the relay ended there), and its answer counts
+            # from 1 on an end of its own.
+            endpoint.deliver(entry)
+            return
         if entry.seq != end.received + 1:
             self.remove(end)
             self.send_nowait(end, GONE)
@@ -563,7 +569,7 @@ class RelayLink:
         for (relay, seq), frames in zip(group.relays, group.frames, strict=True):
             found = self._ends.get((entry.source, relay))
             if found is None:
-                self.send_nowait(RelayEnd(entry.source, relay), GONE)
+                self._unknown(entry.source, relay, seq)
                 continue
             end, endpoint = found
             if seq != end.received + 1:
@@ -573,6 +579,11 @@ class RelayLink:
                 continue
             end.received = seq
             endpoint.frames(frames)
+
+    def _unknown(self, peer: str, relay: str, seq: int) -> None:
+        """Answer an entry of a relay this process does not know: GONE, with its seq, so
+        that its peer knows what from there on no session here took (`gone`)."""
+        self.send_nowait(RelayEnd(peer, relay), GONE, seq)
 
     def _restarted(self, peer: str, incarnation: str) -> None:
         """``peer``'s BEAT says its process is ``incarnation``: break the relays that

@@ -56,6 +56,7 @@ from ._relay_entries import (
     closing,
     counts,
     ending,
+    gone,
     opening_body,
 )
 from ._relay_handover import Unconfirmed
@@ -137,6 +138,8 @@ class _Pump:
         #: Messages to hand to the link before the client's next: those the resumed
         #: relay's session did not take, then one read from the client.
         self._unsent: deque[str | bytes] = deque()
+        #: Messages handed to the link that the owner's node read for no session (GONE).
+        self._unread: list[str | bytes] = []
         #: Handed to the link, not yet confirmed taken by the owner's session.
         self.unconfirmed = Unconfirmed(end.peer, end.relay)
         self._done = trio.Event()
@@ -184,7 +187,15 @@ class _Pump:
         elif kind == MOVED:
             self._finish(None)
         elif kind == GONE:
-            self.broken("the room's node dropped the relay")
+            since = gone(body)
+            if since is None:
+                self.broken("the room's node dropped the relay")
+                return
+            # It read them without a session for them (it restarted, or the session
+            # ended there): the next owner handles them, never a loss. It answers each
+            # entry so: the later GONEs find nothing more (and must not forget these).
+            self._unread[:0] = self.unconfirmed.unread_from(since)
+            self.broken(f"the room's node does not know the relay (entry {since} on)")
 
     def _resend(self, taken: int | None) -> None:
         """The session runs: queue what the resumed relay's session did not take."""
@@ -275,8 +286,8 @@ class _Pump:
                 await self._connection.close(1001, "server shutting down")
             raise
         result = self._result
-        if isinstance(result, OwnerLost) and self._unsent:
-            return OwnerLost(result.why, tuple(self._unsent))
+        if isinstance(result, OwnerLost) and (self._unread or self._unsent):
+            return OwnerLost(result.why, (*self._unread, *self._unsent))
         return result
 
     async def _read(self) -> None:
@@ -319,7 +330,7 @@ class _Pump:
             return False
         self._sent += 1
         self._unsent.popleft()
-        self.unconfirmed.sent(message)
+        self.unconfirmed.sent(message, self._end.sent)
         return True
 
     async def _write(self, written: trio.Event) -> None:
