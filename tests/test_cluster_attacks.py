@@ -108,7 +108,7 @@ def _loads(text: str) -> Message:
 
 
 @asynccontextmanager
-async def _joined(clients: list[Client]) -> AsyncGenerator[list[Client]]:
+async def joined(clients: list[Client]) -> AsyncGenerator[list[Client]]:
     try:
         yield clients
     finally:
@@ -135,7 +135,7 @@ async def _join_at_once(ports: list[int], query: str) -> list[Client]:
     return [client for client in clients if client is not None]
 
 
-async def _settled(*nodes: Nodes, connections: int = 0, relayed: int = 0) -> None:
+async def settled(*nodes: Nodes, connections: int = 0, relayed: int = 0) -> None:
     """Wait until each node has ``connections`` connections, ``relayed`` of them relayed."""
     for rooms in nodes:
         try:
@@ -173,7 +173,7 @@ async def test_one_token_raced_through_two_nodes_resumes_exactly_one_session(
             assert victim.welcome["node"] == "a"
             ports = [port_a, port_b] if racing == "owner-and-relayed" else [port_b, port_c]
             racers = await _join_at_once(ports * 2, f"resume={victim.token}")
-            async with _joined([owner, victim, *racers]):
+            async with joined([owner, victim, *racers]):
                 winners = [racer for racer in racers if racer.resumed]
                 assert len(winners) == 1, [racer.session for racer in racers]
                 (winner,) = winners
@@ -188,7 +188,7 @@ async def test_one_token_raced_through_two_nodes_resumes_exactly_one_session(
                 assert tally["resumes"] == {victim.id: 1}
                 room = await rooms_a.get("game")
                 assert set(room.sessions) == {owner.id, winner.id, *fresh}
-            await _settled(rooms_b, rooms_c)
+            await settled(rooms_b, rooms_c)
             await rooms_a.wait_statistics(lambda stats: stats.sessions == 0)
             assert dict(room.resumes) == {victim.id: 1}
             assert sorted(room.closes) == sorted({victim.id, owner.id, *fresh})
@@ -277,12 +277,12 @@ async def test_a_relayed_client_reset_anywhere_leaves_nothing_behind(
         ):
             owner = await Client.join(port_a)
             stays = await Client.join(port_b)
-            async with _joined([owner, stays]):
+            async with joined([owner, stays]):
                 assert stays.welcome["node"] == "a"
                 # One reset round first: what a reset leaves the first time (a task, a key)
                 # is not counted against the rounds that follow.
                 await attack(port_b, rooms_b)
-                await _settled(rooms_b, connections=1, relayed=1)
+                await settled(rooms_b, connections=1, relayed=1)
                 await rooms_a.wait_statistics(lambda stats: stats.sessions == 2)
                 await stays.tally()  # its reader and the members' connection are up
                 await trio.testing.wait_all_tasks_blocked(0.05)
@@ -290,7 +290,7 @@ async def test_a_relayed_client_reset_anywhere_leaves_nothing_behind(
                 rounds = 8
                 for _ in range(rounds):
                     await attack(port_b, rooms_b)
-                await _settled(rooms_b, connections=1, relayed=1)
+                await settled(rooms_b, connections=1, relayed=1)
                 stats_a = await rooms_a.wait_statistics(lambda stats: stats.sessions == 2)
                 tally = await stays.tally()
                 assert tally["sessions"] == sorted([owner.id, stays.id])
@@ -361,10 +361,10 @@ async def test_a_relayed_clients_burst_past_a_limit_ends_as_a_local_clients(
             serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
         ):
             owner = await Client.join(port_a)
-            async with _joined([owner]):
+            async with joined([owner]):
                 local, local_code = await _burst(port_a, limit)
                 relayed, relayed_code = await _burst(port_b, limit)
-                await _settled(rooms_b)
+                await settled(rooms_b)
                 stats = await rooms_a.wait_statistics(lambda stats: stats.sessions == 1)
     expected_code = {"rate-limit": 1008, "invalid-frames": 1008, "too-big": 1009}[limit]
     assert (local_code, relayed_code) == (expected_code, expected_code)
@@ -396,7 +396,7 @@ async def test_read_modify_writes_from_every_node_lose_no_update(redis_server: R
 
     async def client_adds(port: int) -> None:
         client = await Client.join(port)
-        async with _joined([client]):
+        async with joined([client]):
             await client.raw.send(
                 b"".join(client_frame(TEXT, b'{"type": "add"}') for _ in range(adds))
             )
@@ -418,7 +418,7 @@ async def test_read_modify_writes_from_every_node_lose_no_update(redis_server: R
             serve_attack_rooms(url, "c") as (rooms_c, port_c),
         ):
             first = await Client.join(port_a)
-            async with _joined([first]), trio.open_nursery() as nursery:
+            async with joined([first]), trio.open_nursery() as nursery:
                 for port in (port_a, port_b, port_c):
                     nursery.start_soon(client_adds, port)
                     nursery.start_soon(client_adds, port)
@@ -427,7 +427,7 @@ async def test_read_modify_writes_from_every_node_lose_no_update(redis_server: R
             assert sorted(counts) == list(range(1, total + 1))
             answer = await http(port_c, "GET", "/rooms/game/count")
             assert answer.json() == {"count": total}
-            await _settled(rooms_b, rooms_c)
+            await settled(rooms_b, rooms_c)
             assert rooms_a.statistics().errors == 0
 
 
@@ -466,7 +466,7 @@ async def test_relayed_routes_under_a_burst_and_resets_answer_each_request_once(
                     nursery.start_soon(post)
                     if n < resets:
                         nursery.start_soon(_reset_request, port_b, n % 2 == 0)
-            await _settled(rooms_b)
+            await settled(rooms_b)
             count = (await http(port_b, "GET", "/rooms/game/count")).json()["count"]
             assert len(counts) == posts
             assert len(set(counts)) == posts
@@ -493,12 +493,12 @@ async def test_a_relayed_client_silent_past_park_after_is_served_on(
         ):
             owner = await Client.join(port_a)
             relayed = await Client.join(port_b)
-            async with _joined([owner, relayed]):
+            async with joined([owner, relayed]):
                 assert relayed.welcome["node"] == "a"
                 # A witness in a room of b's own, silent since after the relayed client
                 # connected, parks twice: b's keepalive asked the relayed one too.
                 witness = await raw_handshake(await connect_socket(port_b), "/rooms/mine/websocket")
-                async with _joined([Client(witness, None, _loads(await witness.receive_text()))]):
+                async with joined([Client(witness, None, _loads(await witness.receive_text()))]):
                     await rooms_b.wait_statistics(lambda stats: stats.parks == 1)
                     await witness.send_text('{"type": "echo", "n": 0}')
                     assert _loads(await witness.receive_text()) == {"type": "echoed", "n": 0}
@@ -506,7 +506,7 @@ async def test_a_relayed_client_silent_past_park_after_is_served_on(
                     await relayed.send({"type": "echo", "n": 1})
                     assert await relayed.receive() == {"type": "echoed", "n": 1}
                     assert (rooms_a.statistics().errors, rooms_b.statistics().errors) == (0, 0)
-                    await _settled(rooms_b, connections=2, relayed=1)
+                    await settled(rooms_b, connections=2, relayed=1)
 
 
 # ----------------------------------------------------------------------- restarts
@@ -526,7 +526,7 @@ async def test_the_relays_of_a_node_killed_and_started_again_under_its_id_end_on
     with trio.fail_after(PATIENCE):
         async with serve_attack_rooms(url, "a") as (rooms_a, port_a):
             owner = await Client.join(port_a)
-            async with _joined([owner]):
+            async with joined([owner]):
                 async with open_attack_node(url, "b") as (process_b, port_b):
                     ghosts = [await Client.join(port_b, "resume=") for _ in range(2)]
                     await rooms_a.wait_statistics(lambda stats: stats.sessions == 3)
@@ -537,7 +537,7 @@ async def test_the_relays_of_a_node_killed_and_started_again_under_its_id_end_on
                     await ghost.aclose()
                 async with serve_attack_rooms(url, "b") as (rooms_b, port_b):
                     new = await Client.join(port_b)  # its OPEN is heard from "b" at once
-                    async with _joined([new]):
+                    async with joined([new]):
                         await rooms_a.wait_statistics(
                             lambda stats: (stats.sessions, stats.closes) == (2, {1006: 2})
                         )
@@ -548,13 +548,13 @@ async def test_the_relays_of_a_node_killed_and_started_again_under_its_id_end_on
                         back = [
                             await Client.join(port_b, f"resume={ghost.token}") for ghost in ghosts
                         ]
-                        async with _joined(back):
+                        async with joined(back):
                             assert [client.id for client in back] == [g.id for g in ghosts]
                             assert all(client.resumed for client in back)
-                            await _settled(rooms_b, connections=3, relayed=3)
+                            await settled(rooms_b, connections=3, relayed=3)
 
 
-async def _counted(client: Client) -> int:
+async def counted(client: Client) -> int:
     """The count of the next `Counted`; a move's ``$session`` on the way gives the new token."""
     while True:
         message = await client.receive()
@@ -579,19 +579,19 @@ async def test_commits_cut_by_client_kill_lose_no_acknowledged_add_and_apply_no_
             serve_attack_rooms(url, "b") as (_, port_b),
         ):
             owner = await Client.join(port_a)
-            async with _joined([owner]):
+            async with joined([owner]):
                 client = await Client.join(port_b, "resume=")
                 for kill in range(kills):
                     try:
                         for _ in range(5):
                             await client.send({"type": "add"})
-                            acknowledged.append(await _counted(client))
+                            acknowledged.append(await counted(client))
                         await client.send({"type": "add"})  # in flight when its commit is cut
                         killed = redis_server.command(
                             "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"
                         )
                         assert killed.startswith(b":"), killed
-                        acknowledged.append(await _counted(client))
+                        acknowledged.append(await counted(client))
                     except AssertionError:
                         # Closed (its room restarted on the failed write): resume and go on.
                         await client.aclose()

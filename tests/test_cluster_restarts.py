@@ -7,49 +7,15 @@ client name each node gives them). The nodes are `tests.attack_app`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-from typing import cast
-
 import pytest
 import trio
 
 from .attack_app import LEASE_TTL, open_attack_node, serve_attack_rooms
 from .redis_server import RedisServer
-from .test_cluster_attacks import PATIENCE, Client, Message, Nodes
+from .test_cluster_attacks import PATIENCE, Client, counted, joined, settled
 from .test_routes import http
 
 pytestmark = pytest.mark.slow
-
-
-@asynccontextmanager
-async def joined(clients: list[Client]) -> AsyncGenerator[list[Client]]:
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            await client.aclose()
-
-
-async def settled(rooms: Nodes) -> None:
-    """Wait until ``rooms`` has no connection left, relayed or not."""
-    try:
-        with trio.fail_after(10):
-            await rooms.wait_statistics(
-                lambda stats: (stats.connections, stats.relayed_sessions) == (0, 0)
-            )
-    except trio.TooSlowError:
-        raise AssertionError(rooms.statistics()) from None
-
-
-async def counted(client: Client) -> int:
-    """The count of the next `Counted`; a move's ``$session`` on the way gives the new token."""
-    while True:
-        message = await client.receive()
-        if "$session" in message:
-            client.session = cast("Message", message["$session"])
-        elif message.get("type") == "counted":
-            return cast("int", message["count"])
 
 
 async def _adds(client: Client, count: int) -> list[int]:
