@@ -227,7 +227,10 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         assert room is not None
         gate = room.gate
         # One event of the room at a time (taken without yielding when free).
-        await gate.acquire()
+        try:
+            gate.acquire_nowait()
+        except trio.WouldBlock:
+            await gate.acquire()
         try:
             if self.format == "json" and type(item) is str:
                 # `_dispatch`'s common case inline: a coroutine less per message.
