@@ -275,7 +275,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         data = self._runner.data
         if data is NO_DATA:
             raise RuntimeError("Session.data is not set until create_data() has returned")
-        return data  # pyright: ignore[reportReturnType] - what create_data returned (not `cast`: a call per read)
+        # Not `cast`: a call per read. It is what create_data returned, a DataT.
+        return data  # pyright: ignore[reportReturnType]
 
     @data.setter
     def data(self, value: DataT) -> None:
