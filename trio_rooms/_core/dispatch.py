@@ -217,8 +217,11 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         requests: trio.Nursery | None,
     ) -> None:
         """Handle one frame: a request's handler is started, a message's hook awaited."""
-        # The first reply to this message may go straight to the socket.
-        self.outbound.allow_direct()
+        # The first reply to this message may go straight to the socket (not behind
+        # ASGI, whose writes wait: there the writer sends it).
+        outbound = self.outbound
+        if outbound.direct is not None:
+            outbound.allow_direct()
         if split is not None:
             assert requests is not None
             await self._take_request(item, *split, requests)
