@@ -14,6 +14,7 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import RoomClient, Rooms, RoomsConfig
+from trio_rooms._core.gate import Gate
 from trio_rooms._core.room_storage import WRITES_PER_YIELD
 from trio_rooms.storage import MemoryStorage, Storage
 
@@ -267,3 +268,32 @@ async def test_an_event_keeping_others_waiting_over_a_second_is_logged(
         (record,) = caplog.records
         assert record.levelname == "WARNING"
         assert "room 'slow': an event kept 1 more waiting for 2.0 s" in record.getMessage()
+
+
+async def test_acquire_nowait_takes_a_free_gate_reenters_and_never_jumps_a_waiter() -> None:
+    released: list[int] = []
+    gate = Gate(lambda: released.append(1))
+    gate.acquire_nowait()  # free: taken
+    gate.acquire_nowait()  # held by this task: entered again
+    ran: list[str] = []
+
+    async def other() -> None:
+        with pytest.raises(trio.WouldBlock):
+            gate.acquire_nowait()
+        await gate.acquire()
+        ran.append("other")
+        gate.release()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        await trio.testing.wait_all_tasks_blocked()
+        gate.release()
+        assert released == []  # still held once
+        gate.release()
+        assert released == [1]
+        # Handed to the waiter before it runs: it is not free for this task to take.
+        with pytest.raises(trio.WouldBlock):
+            gate.acquire_nowait()
+    assert ran == ["other"]
+    assert released == [1, 1]
+    assert not gate.held

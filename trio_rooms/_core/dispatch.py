@@ -217,8 +217,11 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         requests: trio.Nursery | None,
     ) -> None:
         """Handle one frame: a request's handler is started, a message's hook awaited."""
-        # The first reply to this message may go straight to the socket.
-        self.outbound.allow_direct()
+        # The first reply to this message may go straight to the socket (not behind
+        # ASGI, whose writes wait: there the writer sends it).
+        outbound = self.outbound
+        if outbound.direct is not None:
+            outbound.allow_direct()
         if split is not None:
             assert requests is not None
             await self._take_request(item, *split, requests)
@@ -227,7 +230,10 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         assert room is not None
         gate = room.gate
         # One event of the room at a time (taken without yielding when free).
-        await gate.acquire()
+        try:
+            gate.acquire_nowait()
+        except trio.WouldBlock:
+            await gate.acquire()
         try:
             if self.format == "json" and type(item) is str:
                 # `_dispatch`'s common case inline: a coroutine less per message.

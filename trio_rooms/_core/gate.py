@@ -75,6 +75,23 @@ class Gate:
         await self._lot.park()  # `release` hands the gate over before waking us
         assert self._holder is task
 
+    def acquire_nowait(self) -> None:
+        """Take the gate if it is free or this task holds it; never waits.
+
+        The handler's path: a coroutine less per message than `acquire`.
+
+        Raises:
+            trio.WouldBlock: another task holds it (`acquire` waits for it in turn).
+        """
+        task = trio.lowlevel.current_task()
+        if self._holder is task:
+            self._depth += 1
+        elif self._holder is None:  # (then nobody waits: `release` hands it over)
+            self._holder = task
+            self._depth = 1
+        else:
+            raise trio.WouldBlock
+
     def release(self) -> None:
         """Let the gate go (once per `acquire`); the longest waiter gets it next."""
         self._depth -= 1

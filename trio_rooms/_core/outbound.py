@@ -302,7 +302,17 @@ class OutboundQueue:
             or self._bytes + size > self.max_bytes
         ):
             self._check_bounds(size)
-        self._append(frame, size)
+        # `_append` inline: every send's path.
+        frames = self._frames
+        if frames is _NO_FRAMES:
+            frames = self._frames = deque()
+        frames.append(frame)
+        self._bytes += size
+        if self._waiter is not None:
+            if frame.after <= self.durability.seq:
+                self._wake()
+            else:  # held by the output gate: wake the writer once it may go
+                self.durability.watch(self)
         return True
 
     def _own_frames(self) -> deque[Frame]:
@@ -778,7 +788,8 @@ class OutboundQueue:
             if skipped:
                 self._mark(batch, skipped)
             self._bytes -= data_bytes
-            self._refill()  # the next part of a replay, now that the socket took this one
+            if self._paced is not None:
+                self._refill()  # the next part of a replay, now that the socket took this one
             if (
                 self._over_since is not None
                 and max(len(frames) - self._dead, self._behind) < self.max_messages

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, TypeVarTuple, cast
 import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
-from .._delivery import Coalesce, DeliveryPolicy, frame_policy
+from .._delivery import DISCONNECT, Coalesce, DeliveryPolicy, Disconnect, frame_policy
 from .._errors import DecodeError
 from .._message import Message
 from .._rpc import Request, handled_request
@@ -275,7 +275,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         data = self._runner.data
         if data is NO_DATA:
             raise RuntimeError("Session.data is not set until create_data() has returned")
-        return cast("DataT", data)
+        # Not `cast`: a call per read. It is what create_data returned, a DataT.
+        return data  # pyright: ignore[reportReturnType]
 
     @data.setter
     def data(self, value: DataT) -> None:
@@ -287,7 +288,9 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         side = self._runner.room_side
         if side is None:
             raise RuntimeError("this session has not been attached to a room")
-        return cast("RoomT_co", side.room)
+        # Not `cast`: a call per read on every hook's path. The runner holds the façade
+        # as an object; it is the room class the fourth type argument names.
+        return side.room  # pyright: ignore[reportReturnType]
 
     @property
     def request(self) -> ConnectRequest:
@@ -440,7 +443,12 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         check = runner.check
         if check is not None:
             check(message)
-        code, key = frame_policy(message, policy)
+        # `frame_policy`'s common case inline: every send's path.
+        chosen = policy if policy is not None else getattr(type(message), "delivery", None)
+        if type(chosen) is Disconnect:
+            code, key = DISCONNECT, None
+        else:
+            code, key = frame_policy(message, policy)
         if runner.closing is None:
             opcode = TEXT if runner.format == "json" else BINARY
             runner.send_user(opcode, runner.encode(message), code, key)

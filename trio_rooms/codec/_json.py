@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, cast, final
+from typing import ClassVar, Literal, final
 
 import orjson
 
@@ -64,7 +64,8 @@ class JsonCodec(BaseCodec[MsgT]):
                 messages; nothing else is raised.
         """
         try:
-            obj = orjson.loads(data)
+            # Declared, not `cast` below: a call per message. Checked to be a dict next.
+            fields: dict[str, object] = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             reason = str(exc)
             if reason.startswith("depth limit exceeded"):
@@ -72,9 +73,8 @@ class JsonCodec(BaseCodec[MsgT]):
                     f"nesting too deep: more than {JSON_MAX_DEPTH} levels", frame=data
                 ) from exc
             raise DecodeError(f"invalid JSON: {reason[:200]}", frame=data) from exc
-        if type(obj) is not dict:
-            raise DecodeError(f"expected a JSON object, got {type(obj).__name__}", frame=data)
-        fields = cast("dict[str, object]", obj)
+        if type(fields) is not dict:
+            raise DecodeError(f"expected a JSON object, got {type(fields).__name__}", frame=data)
         # `_from_object`'s common case inline (a known tag of a message that is not
         # recursive): this is every message's path. Anything else goes through it.
         tag = fields.get("type")
