@@ -45,6 +45,11 @@ MAX_HEAD_SIZE = 16 * 1024
 # only Host values RFC 9112 section 3.2 lets a server accept.
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
+# RFC 9112 section 3.2.2: a server MUST accept a target in absolute form (a proxy's
+# request, which some clients send to origin servers too). Its scheme and authority go,
+# so that it is routed as the origin-form path and query it names.
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
+
 # RFC 9110 section 5.6.2; a subprotocol name is one (RFC 6455 section 4.1).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -287,6 +292,11 @@ def _check(
         return Refusal(400, "Bad Request: malformed Host header")
     if not target.isascii():
         return Refusal(400, "Bad Request: the request target must be ASCII")
+    if not target.startswith(b"/"):
+        absolute = _ABSOLUTE_FORM.match(target)
+        if absolute is not None:
+            rest = target[absolute.end() :]
+            target = rest if rest.startswith(b"/") else b"/" + rest
     if not _has_token(found.get("upgrade", _NONE), "websocket"):
         return PlainRequest(
             method=method.decode("ascii").upper(),
