@@ -75,3 +75,27 @@ async def test_a_unix_socket_that_is_not_there_is_refused_at_the_start(
     nowhere = redis_server.url.replace("/s?", "/nothing-here?")
     with pytest.raises(BackplaneError, match="No such file"):
         await _start(redis_server.url, nowhere)
+
+
+async def test_a_redis_that_answers_nothing_is_refused_after_start_timeout_not_timeout(
+    nursery: trio.Nursery,
+) -> None:
+    """The start's check that Redis can be reached waits ``start_timeout`` for each
+    answer, not the round trips' ``timeout``: a loaded machine's slow first answer
+    does not refuse the node. A listener that never answers is refused once it ran out."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    accepted: list[trio.SocketStream] = []
+
+    async def hold(stream: trio.SocketStream) -> None:
+        accepted.append(stream)  # kept open, never answered
+        await trio.sleep_forever()
+
+    nursery.start_soon(trio.serve_listeners, hold, listeners)
+    port = listeners[0].socket.getsockname()[1]
+    cluster = RedisCluster(f"redis://127.0.0.1:{port}", timeout=0.05, start_timeout=0.5)
+    started = trio.current_time()
+    with trio.fail_after(PATIENCE), pytest.raises(BackplaneError, match="could not connect"):
+        async with trio_rooms.open_rooms(CounterRoom, cluster=cluster):
+            pass
+    assert trio.current_time() - started >= 0.5
+    assert accepted

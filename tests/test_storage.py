@@ -209,6 +209,36 @@ async def test_sqlite_refuses_a_schema_from_the_future(tmp_path: Path) -> None:
         await storage.open()
 
 
+async def test_sqlite_waits_busy_timeout_for_a_lock_held_elsewhere_then_says_so(
+    tmp_path: Path,
+) -> None:
+    """While another connection holds the file's write lock, a write waits the storage's
+    ``busy_timeout`` (not the default 5 s) and then fails naming it; it works once the
+    lock is let go."""
+    path = tmp_path / "rooms.db"
+    storage = SqliteStorage(path, busy_timeout=0.2)
+    await storage.open()
+    try:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, held until ROLLBACK
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=r"database is locked.*busy_timeout=0\.2 s"):
+            await storage.put("lobby", "key", b"x")
+        waited = time.monotonic() - started
+        assert 0.2 <= waited < 5.0
+        other.execute("ROLLBACK")
+        other.close()
+        await storage.put("lobby", "key", b"y")
+        assert await storage.get("lobby", "key") == b"y"
+    finally:
+        await storage.aclose()
+
+
+def test_sqlite_refuses_a_negative_busy_timeout(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="busy_timeout"):
+        SqliteStorage(tmp_path / "rooms.db", busy_timeout=-1)
+
+
 def _refuse_key(path: Path, key: str) -> None:
     """Make SQLite itself refuse writes of ``key`` to room_state."""
     with sqlite3.connect(path) as db:

@@ -116,6 +116,11 @@ class RedisCluster:
             before the relays it shares with others are broken, and how long a relayed
             client waits for its room's owner after Redis was lost (then 1012).
         timeout: Bound on each round trip to Redis.
+        start_timeout: Bound on each step of the check at the start that Redis can be
+            reached at all (each connection's connect and handshake, and a PING), which
+            refuses the node (`BackplaneError`) when it runs out: longer than
+            ``timeout``, since a slow answer from a loaded machine or a cold process is
+            no wrong address, and afterwards a slow reply only costs a reconnection.
         max_relay_stream: Entries each node's relay stream keeps (``MAXLEN ~``), each
             what one node wrote it in one turn (up to 512 KiB unless a single entry is
             larger); a relay whose entries were trimmed unread is broken.
@@ -131,6 +136,7 @@ class RedisCluster:
         prefix: str = "trio_rooms:",
         lease_ttl: float = 5.0,
         timeout: float = 1.0,
+        start_timeout: float = 10.0,
         max_relay_stream: int = 100_000,
         max_relay_queue: int = 10_000,
     ) -> None:
@@ -138,6 +144,7 @@ class RedisCluster:
             raise ValueError("max_relay_stream and max_relay_queue must be at least 1")
         self._url = url
         self._timeout = timeout
+        self._start_timeout = max(timeout, start_timeout)
         self._lease_ttl = lease_ttl
         self._prefix = prefix
         #: The sessions other nodes relay here, by room (`_keeps`).
@@ -193,7 +200,7 @@ class RedisCluster:
                 the leases and relays connect again until Redis answers.
         """
         _check_fenced(host.storage, self._prefix)
-        await _check_reachable(self._url, self.node_id, self._timeout)
+        await _check_reachable(self._url, self.node_id, self._start_timeout)
         async with trio.open_nursery() as nursery:
             self._relays.on_open = functools.partial(self._opened, nursery, host)
             await nursery.start(self._leases.run)

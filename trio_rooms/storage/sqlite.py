@@ -157,13 +157,23 @@ class SqliteStorage:
     Args:
         path: The database file; created with its schema on first use.
         synchronous: SQLite's ``PRAGMA synchronous`` for the WAL.
+        busy_timeout: Seconds a statement waits while another connection to the file
+            (another process, say) holds its write lock, before it fails with a
+            `StorageError` ("database is locked"); SQLite's ``PRAGMA busy_timeout``.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 5.0,
     ) -> None:
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
         self._path = os.fspath(path)
         self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = trio.Lock()
@@ -193,7 +203,7 @@ class SqliteStorage:
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
         if create:
             db.execute("PRAGMA journal_mode = WAL")
             try:
@@ -395,7 +405,18 @@ class SqliteStorage:
             try:
                 return await trio.to_thread.run_sync(fetch, db, sql, params)
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite read failed: {exc}") from exc
+                raise StorageError(f"SQLite read failed: {exc}{self._locked(exc)}") from exc
+
+    def _locked(self, error: sqlite3.Error) -> str:
+        """What to add to ``error``'s message if it is SQLite's busy timeout running out."""
+        # The extended code's low byte is the primary one; Python's own errors have none.
+        code: int = getattr(error, "sqlite_errorcode", 0)
+        if code & 0xFF != sqlite3.SQLITE_BUSY:
+            return ""
+        return (
+            f" (another connection held {self._path!r}'s lock for longer than"
+            f" busy_timeout={self._busy_timeout:g} s)"
+        )
 
     async def _write(
         self, *statements: tuple[str, _Params], then: tuple[str, _Params] | None = None
@@ -411,7 +432,7 @@ class SqliteStorage:
             await self._flush()
         error = write.error
         if isinstance(error, sqlite3.Error):
-            raise StorageError(f"SQLite write failed: {error}") from error
+            raise StorageError(f"SQLite write failed: {error}{self._locked(error)}") from error
         if error is not None:
             raise error  # not SQLite's: a value it cannot bind, say; raised to its writer
         return write
