@@ -164,8 +164,15 @@ class OtherClient(Protocol):
         """The next frame, or once the connection has ended how it did (then no more)."""
         ...
 
-    async def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake; `receive` then says what the server answered."""
+    async def close(self, code: int | None, reason: str) -> None:
+        """Start the closing handshake; `receive` then says what the server answered.
+
+        With ``code`` None the close frame has no status code, as a page's ``close()``.
+        """
+        ...
+
+    async def ping(self, payload: bytes) -> None:
+        """Send a ping; return once the pong that answers it has come."""
         ...
 
 
@@ -210,8 +217,15 @@ class _WebsocketsClient:
             close = exc.rcvd
             return Closed(1006, "") if close is None else Closed(close.code, close.reason)
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int | None, reason: str) -> None:
+        if code is None:
+            raise NotImplementedError("websockets always sends a status code")
         await trio.to_thread.run_sync(self._connection.close, code, reason)
+
+    async def ping(self, payload: bytes) -> None:
+        pong = await trio.to_thread.run_sync(self._connection.ping, payload)
+        # websockets sets it only for a pong of the same payload.
+        assert await trio.to_thread.run_sync(pong.wait, TIMEOUT), "no pong came"
 
 
 @asynccontextmanager
@@ -279,8 +293,13 @@ class _NodeClient:
     async def receive(self) -> Frame | Closed:
         return _event_of(await self.event())
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int | None, reason: str) -> None:
         await self._command({"close": code, "reason": reason})
+
+    async def ping(self, payload: bytes) -> None:
+        data = base64.b64encode(payload).decode()
+        await self._command({"ping": data})
+        assert await self.event() == {"pong": data}
 
 
 @asynccontextmanager
@@ -310,9 +329,9 @@ async def _open_node(node: str, url: str) -> AsyncGenerator[OtherClient]:
 
 # Chromium: Playwright's sync API, bound to the thread that started it.
 
-#: Opens ``globalThis.client``: the page's WebSocket and a queue of its events.
+#: Opens ``clients.get(id)`` in the page: a WebSocket and the queue of its events.
 _PAGE_CLIENT = """
-(url) => new Promise((opened, failed) => {
+([id, url]) => new Promise((opened, failed) => {
   const events = [];
   const waiting = [];
   const push = (event) => {
@@ -340,19 +359,31 @@ _PAGE_CLIENT = """
   const send = (command) => socket.send("text" in command
     ? command.text
     : Uint8Array.from(atob(command.binary), (c) => c.charCodeAt(0)));
-  globalThis.client = { next, send, close: (code, reason) => socket.close(code, reason) };
+  const close = (code, reason) => code === null ? socket.close() : socket.close(code, reason);
+  globalThis.clients ??= new Map();
+  globalThis.clients.set(id, { socket, next, send, close });
 })
+"""
+#: Forgets a client of the page, closing its socket if it is still open.
+_PAGE_DROP = """
+(id) => {
+  const { socket } = clients.get(id);
+  clients.delete(id);
+  if (socket.readyState < WebSocket.CLOSING) socket.close();
+}
 """
 
 
 @final
 class _Chromium:
-    """One chromium for the module, on one thread that every call of it goes through."""
+    """One chromium page for the module, on one thread that every call goes through."""
 
     def __init__(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
         self._playwright: Playwright = self.run(self._start)
         self._browser: Browser = self.run(self._launch)
+        self._page: Page = self.run(self._browser.new_page)
+        self._opened = 0
 
     @staticmethod
     def _start() -> Playwright:
@@ -368,17 +399,22 @@ class _Chromium:
         """``call()`` on the browser's thread (blocking)."""
         return self._thread.submit(call).result()
 
-    async def call(self, call: Callable[[], RetT]) -> RetT:
-        return await trio.to_thread.run_sync(self.run, call)
+    async def evaluate(self, script: str, arg: object) -> object:
+        """``script`` (a function of ``arg``) in the page; what it returned or resolved to."""
+        result: object = await trio.to_thread.run_sync(
+            self.run, lambda: self._page.evaluate(script, arg)
+        )
+        return result
 
     @asynccontextmanager
     async def open(self, url: str) -> AsyncGenerator[OtherClient]:
-        page = await self.call(self._browser.new_page)
+        self._opened += 1
+        client = _PageClient(self, self._opened)
+        await self.evaluate(_PAGE_CLIENT, [client.id, url])
         try:
-            await self.call(lambda: page.evaluate(_PAGE_CLIENT, url))
-            yield _PageClient(self, page)
+            yield client
         finally:
-            await self.call(page.close)
+            await self.evaluate(_PAGE_DROP, client.id)
 
     def close(self) -> None:
         try:
@@ -390,24 +426,25 @@ class _Chromium:
 
 @final
 class _PageClient:
-    def __init__(self, chromium: _Chromium, page: Page) -> None:
+    def __init__(self, chromium: _Chromium, client_id: int) -> None:
         self._chromium = chromium
-        self._page = page
+        self.id = client_id
 
     async def send(self, frame: Frame) -> None:
-        command = _command_of(frame)
-        await self._chromium.call(lambda: self._page.evaluate("(c) => client.send(c)", command))
+        script = "([id, command]) => clients.get(id).send(command)"
+        await self._chromium.evaluate(script, [self.id, _command_of(frame)])
 
     async def receive(self) -> Frame | Closed:
-        ms = int(TIMEOUT * 1000)
-        event = await self._chromium.call(
-            lambda: self._page.evaluate("(ms) => client.next(ms)", ms)
-        )
+        script = "([id, ms]) => clients.get(id).next(ms)"
+        event = await self._chromium.evaluate(script, [self.id, int(TIMEOUT * 1000)])
         return _event_of(cast("dict[str, object]", event))
 
-    async def close(self, code: int, reason: str) -> None:
-        script = "([code, reason]) => client.close(code, reason)"
-        await self._chromium.call(lambda: self._page.evaluate(script, [code, reason]))
+    async def close(self, code: int | None, reason: str) -> None:
+        script = "([id, code, reason]) => clients.get(id).close(code, reason)"
+        await self._chromium.evaluate(script, [self.id, code, reason])
+
+    async def ping(self, payload: bytes) -> None:
+        raise NotImplementedError("a page's WebSocket cannot ping")
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -423,16 +460,24 @@ def chromium() -> Generator[_Chromium]:
         browser.close()
 
 
-@pytest.fixture(params=["websockets", "node", "chromium"])
-def open_other(request: pytest.FixtureRequest) -> OpenClient:
-    """How to open a client of this kind (the test skips, or fails on CI, without it)."""
-    kind: str = request.param
+Kind = Literal["websockets", "node", "chromium"]
+KINDS: tuple[Kind, ...] = ("websockets", "node", "chromium")
+
+
+def _opener(request: pytest.FixtureRequest, kind: Kind) -> OpenClient:
+    """How to open a client of ``kind`` (the test skips, or fails on CI, without it)."""
     if kind == "websockets":
         return _open_websockets
     if kind == "node":
         return functools.partial(_open_node, _require_node())
     browser: _Chromium = request.getfixturevalue("chromium")
     return browser.open
+
+
+@pytest.fixture(params=KINDS)
+def open_other(request: pytest.FixtureRequest) -> OpenClient:
+    """Each kind of client in turn (a test narrows them with indirect parametrization)."""
+    return _opener(request, request.param)
 
 
 @final
@@ -470,11 +515,11 @@ def _decode(wire: Wire, frame: Frame | Closed) -> dict[str, object]:
     return cast("dict[str, object]", msgpack.unpackb(frame))
 
 
-async def _echo(client: OtherClient, text: str, name: str = "anon") -> None:
-    """One round trip in JSON: the session is admitted and reads its client."""
-    await client.send(orjson.dumps({"type": "echo", "text": text, "numbers": []}).decode())
+async def _echo(client: OtherClient, text: str, name: str = "anon", wire: Wire = "json") -> None:
+    """One round trip: the session is admitted and reads its client."""
+    await client.send(_encode(wire, {"type": "echo", "text": text, "numbers": []}))
     echoed: dict[str, object] = {"type": "echoed", "text": text, "numbers": [], "name": name}
-    assert _decode("json", await client.receive()) == echoed
+    assert _decode(wire, await client.receive()) == echoed
 
 
 async def _until_closed(client: OtherClient) -> tuple[list[Frame], Closed]:
@@ -518,7 +563,56 @@ async def test_a_close_from_the_client_is_answered_with_its_code(
     assert await room.wait_closes(1) == [client_close_code(transport, code)]
 
 
-@pytest.mark.parametrize(("code", "reason"), [(1000, "bye"), (4000, "see you ✓")])
+@pytest.mark.parametrize("open_other", ["node", "chromium"], indirect=True)
+async def test_a_close_with_no_code_is_answered_and_seen_as_1005(
+    server: Server, open_other: OpenClient, transport: Transport
+) -> None:
+    """A close frame with no status code (a page's plain close()) ends the session with
+    1005; the embedded server answers it with 1000, hypercorn with no code either."""
+    async with open_other(server.url()) as client:
+        await _echo(client, "before closing")
+        await client.close(None, "")
+        answer = 1000 if transport == "embedded" else 1005
+        assert await _until_closed(client) == ([], Closed(answer, ""))
+    room = await server.room()
+    assert await room.wait_closes(1) == [client_close_code(transport, 1005)]
+
+
+@pytest.mark.parametrize("open_other", ["websockets", "node"], indirect=True)
+async def test_a_ping_from_the_client_gets_its_pong(server: Server, open_other: OpenClient) -> None:
+    """A client's ping is answered with a pong of its payload; the session goes on."""
+    async with open_other(server.url()) as client:
+        await _echo(client, "before the ping")
+        await client.ping(b"are you there?")
+        await _echo(client, "after the pong")
+
+
+async def test_one_broadcast_reaches_each_kind_of_client_in_its_format(
+    server: Server, request: pytest.FixtureRequest
+) -> None:
+    """Clients of every kind in one room, in JSON and msgpack, each get the broadcast."""
+    wires: dict[Kind, Wire] = {"websockets": "msgpack", "node": "json", "chromium": "msgpack"}
+    async with AsyncExitStack() as stack:
+        clients: dict[Kind, OtherClient] = {}
+        for kind, wire in wires.items():
+            url = server.url(f"format={wire}")
+            client = await stack.enter_async_context(_opener(request, kind)(url))
+            await _echo(client, f"{kind} is in", wire=wire)
+            clients[kind] = client
+        room = await server.room()
+        room.note(7)
+        for kind, client in clients.items():
+            note = _decode(wires[kind], await client.receive())
+            assert note == {"type": "note", "n": 7, "text": "note 7 " + "." * 200}
+
+
+#: The longest reason a close frame holds: 123 bytes of UTF-8, 41 three-byte characters.
+LONGEST_REASON = "✓" * 41
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(1000, "bye"), (4000, LONGEST_REASON)], ids=["1000", "4000-longest"]
+)
 async def test_a_close_from_the_server_reaches_the_client_with_its_code_and_reason(
     server: Server, open_other: OpenClient, code: int, reason: str
 ) -> None:
@@ -631,3 +725,16 @@ async def test_a_token_resumes_the_session_with_what_it_missed(
         room.note(3)
         assert _decode("json", await client.receive())["n"] == 3
         await _echo(client, "two", "ann")  # the data came back with it
+
+
+async def test_a_resume_from_a_second_connection_closes_the_first_with_4001(
+    server: Server, open_other: OpenClient
+) -> None:
+    """The token used while its session is still connected moves the session: the first
+    connection is closed with 4001, the second goes on with its data."""
+    async with open_other(server.url("resume=&name=bea")) as first:
+        token = (await _session_frame(first))["token"]
+        async with open_other(server.url(f"resume={token}&seen=0")) as second:
+            assert (await _session_frame(second))["resumed"] is True
+            assert await _until_closed(first) == ([], Closed(4001, "session resumed elsewhere"))
+            await _echo(second, "still here", "bea")

@@ -3,9 +3,11 @@
 //   node tests/ws_client.mjs URL
 //
 // connects to URL and reports each event as one JSON line on stdout:
-//   {"open": true}, {"text": "..."}, {"binary": "<base64>"}, {"close": 1000, "reason": "..."}
+//   {"open": true}, {"text": "..."}, {"binary": "<base64>"}, {"pong": "<base64>"},
+//   {"close": 1000, "reason": "..."}
 // and takes one command a line on stdin:
-//   {"text": "..."}, {"binary": "<base64>"}, {"close": 1000, "reason": "..."}
+//   {"text": "..."}, {"binary": "<base64>"}, {"ping": "<base64>"},
+//   {"close": 1000 | null, "reason": "..."}
 // It exits once the connection is closed and stdin has ended.
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -34,6 +36,7 @@ socket.on("message", (data, isBinary) =>
 socket.on("error", (error) =>
   process.stderr.write(`ws error: ${error.message}\n`),
 );
+socket.on("pong", (data) => report({ pong: data.toString("base64") }));
 socket.on("close", (code, reason) =>
   report({ close: code, reason: reason.toString("utf8") }),
 );
@@ -45,8 +48,12 @@ commands.on("line", (line) => {
     socket.send(command.text);
   } else if ("binary" in command) {
     socket.send(Buffer.from(command.binary, "base64"));
+  } else if ("ping" in command) {
+    socket.ping(Buffer.from(command.ping, "base64"));
   } else if ("close" in command) {
-    socket.close(command.close, command.reason);
+    // No code (null): a close frame with no status code at all.
+    if (command.close === null) socket.close();
+    else socket.close(command.close, command.reason);
   } else {
     throw new Error(`unknown command: ${line}`);
   }
