@@ -41,6 +41,7 @@ import trio_rooms
 from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Session
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from .parked import wait_parked
 from .servers import Transport, client_close_code, start_server
 
 if TYPE_CHECKING:
@@ -342,10 +343,13 @@ _PAGE_CLIENT = """
   const socket = new WebSocket(url);
   socket.binaryType = "arraybuffer";
   socket.onopen = () => opened(true);
+  const base64 = (data) => {
+    let binary = "";
+    for (const byte of new Uint8Array(data)) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  };
   socket.onmessage = ({ data }) =>
-    push(typeof data === "string"
-      ? { text: data }
-      : { binary: btoa(String.fromCharCode(...new Uint8Array(data))) });
+    push(typeof data === "string" ? { text: data } : { binary: base64(data) });
   socket.onclose = ({ code, reason }) => {
     push({ close: code, reason });
     failed(new Error(`closed with ${code} before it opened`));
@@ -495,8 +499,16 @@ class Server:
 
 
 @pytest.fixture
-async def server(nursery: trio.Nursery, transport: Transport) -> AsyncGenerator[Server]:
-    async with trio_rooms.open_rooms(ProbeRoom, config=CONFIG) as rooms:
+def probe_config() -> RoomsConfig:
+    """The server's config; a test parametrizes it to change it."""
+    return CONFIG
+
+
+@pytest.fixture
+async def server(
+    nursery: trio.Nursery, transport: Transport, probe_config: RoomsConfig
+) -> AsyncGenerator[Server]:
+    async with trio_rooms.open_rooms(ProbeRoom, config=probe_config) as rooms:
         yield Server(rooms, await start_server(nursery, transport, rooms))
 
 
@@ -604,6 +616,20 @@ async def test_one_broadcast_reaches_each_kind_of_client_in_its_format(
         for kind, client in clients.items():
             note = _decode(wires[kind], await client.receive())
             assert note == {"type": "note", "n": 7, "text": "note 7 " + "." * 200}
+
+
+@pytest.mark.parametrize("wire", ["json", "msgpack"])
+async def test_a_broadcast_past_64_kib_arrives_whole(
+    server: Server, open_other: OpenClient, wire: Wire
+) -> None:
+    """A frame past 65,535 bytes (the 64-bit length form; the notes of the other tests
+    take the 16-bit one) reaches the client whole."""
+    async with open_other(server.url(f"format={wire}")) as client:
+        await _echo(client, "admitted", wire=wire)
+        text = "é✓" * 40_000  # 200,000 bytes of UTF-8
+        room = await server.room()
+        room.broadcast(Note(n=1, text=text))
+        assert _decode(wire, await client.receive()) == {"type": "note", "n": 1, "text": text}
 
 
 #: The longest reason a close frame holds: 123 bytes of UTF-8, 41 three-byte characters.
@@ -738,3 +764,39 @@ async def test_a_resume_from_a_second_connection_closes_the_first_with_4001(
             assert (await _session_frame(second))["resumed"] is True
             assert await _until_closed(first) == ([], Closed(4001, "session resumed elsewhere"))
             await _echo(second, "still here", "bea")
+
+
+#: Sessions park at once (the keepalive sweep runs every quarter of ``park_after``).
+PARKING = attrs.evolve(CONFIG, park_after=0.02)
+
+
+@pytest.mark.parametrize("probe_config", [PARKING])
+@pytest.mark.embedded_only("hypercorn owns its connections' tasks: they never park")
+async def test_a_parked_session_gets_broadcasts_and_wakes_for_its_client(
+    server: Server, open_other: OpenClient
+) -> None:
+    """A silent session parks; a broadcast still reaches its client, whose next message
+    wakes it, and whose close ends it with the client's code."""
+    async with open_other(server.url()) as client:
+        parks = await wait_parked(server.rooms, 1, 1)
+        room = await server.room()
+        room.note(1)
+        assert _decode("json", await client.receive())["n"] == 1
+        await _echo(client, "awake")
+        await wait_parked(server.rooms, 1, parks + 1)
+        await client.close(4000, "parked")
+        assert await _until_closed(client) == ([], Closed(4000, "parked"))
+    assert await room.wait_closes(1) == [4000]
+
+
+@pytest.mark.parametrize("probe_config", [PARKING])
+@pytest.mark.parametrize("open_other", ["websockets", "node"], indirect=True)
+@pytest.mark.embedded_only("hypercorn owns its connections' tasks: they never park")
+async def test_a_parked_session_answers_its_client_ping(
+    server: Server, open_other: OpenClient
+) -> None:
+    """A client's ping to a parked session gets its pong; the session stays usable."""
+    async with open_other(server.url()) as client:
+        await wait_parked(server.rooms, 1, 1)
+        await client.ping(b"parked?")
+        await _echo(client, "after the pong")
