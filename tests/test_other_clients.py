@@ -1,14 +1,17 @@
 """Third-party clients against both transports: Python's websockets, Node's ws, Chromium.
 
-Each one connects, makes a typed round trip in JSON and in msgpack, sees the close codes
-of either side (1000 and an application's code; a server's 1003, 1008 and 1009 for bad
-input; 1001 at shutdown, after everything sent before it) and resumes its session with a
-token. The tests drive them through one small interface, `OtherClient`: frames in and
-out, then a `Closed` saying how the connection ended, as that client reports it.
+Each one connects, makes a typed round trip in JSON and in msgpack, gets a frame past
+64 KiB whole, sees the close codes of either side (1000, an application's code, none at
+all; a server's 1003, 1008 and 1009 for bad input; 1001 at shutdown, after everything sent
+before it), pings (those that can), resumes its session with a token or takes it over
+(4001), and talks to a parked session. The tests drive them through one small interface,
+`OtherClient`: frames in and out, then a `Closed` saying how the connection ended, as
+that client reports it.
 
 The websockets client is its threaded (sync) one; Node's ws runs in ``tests/ws_client.mjs``
 (lines of JSON on its stdin and stdout); Chromium's WebSocket is driven by Playwright from
-a thread of its own. Without node, ws or chromium those tests skip, and fail on CI.
+a thread of its own, in one page for the module. Without node, ws or chromium those tests
+skip, and fail on CI.
 """
 
 from __future__ import annotations
