@@ -287,9 +287,10 @@ class RelayedConnection:
 
 def _data(frames: list[Frame]) -> list[Frame]:
     """The data frames of ``frames``: control frames are the client node's transport's."""
-    if all(frame.opcode <= BINARY for frame in frames):
-        return frames
-    return [frame for frame in frames if frame.opcode <= BINARY]
+    for frame in frames:  # (a loop, not `all` of a generator: hot, once per reply)
+        if frame.opcode > BINARY:
+            return [frame for frame in frames if frame.opcode <= BINARY]
+    return frames
 
 
 async def serve_relayed(
