@@ -17,12 +17,18 @@ With ``--single-owner``, the rounds measure the single-owner mode instead (two
 
 - ``owner_latency``: ``--clients`` split over the nodes, node 1's client 0 sending a
   timestamped chat 20 times a second: latency on the owner against on the relaying node;
-- ``echo``: ``--echo-clients`` each pinging and waiting for its pong for 5 s, all on
-  the owner, then all on the relaying node (in turn first), the same nodes; with
-  ``--cpu``, the CPU (user and system, from ``/proc``) each node and redis-server
-  spent per round trip of each, in µs;
+- ``echo``: ``--echo-clients`` each pinging and waiting for its pong for 5 s, on the
+  same nodes, in three variants (each round starting with the next one: the box's load
+  drifts): ``echo_owner``, all on the owner; ``echo_owner_resumable``, all on the owner
+  with resumable sessions (``?resume=&seen=0``), as the owner runs every relayed
+  session, hence the fair baseline of ``echo_relayed``, all on the relaying node. With
+  ``--cpu``, the CPU (user and system, from ``/proc``) each node and redis-server spent
+  per round trip of each, in µs, in the steady state only (the load generator's STARTED
+  to STOPPED: not its connecting);
 - ``failover``: a client on each node, node 1 killed with SIGKILL: the seconds until a
   client of node 2 gets its pong again (node 2 owning the room by then).
+
+``--echo-only`` leaves out ``owner_latency`` and ``failover``.
 
 Needs ``redis-server`` and Node.js with the ``ws`` package (``npm ci`` in
 ``../shared/bench/node``; ``--node-modules`` points elsewhere).
@@ -31,7 +37,6 @@ Needs ``redis-server`` and Node.js with the ``ws`` package (``npm ci`` in
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import shutil
@@ -40,11 +45,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import cast
+from typing import Final, cast
 
 HERE = Path(__file__).parent
 LOADGEN = HERE / "cluster_loadgen.js"
@@ -133,25 +139,59 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _with_cpu(pids: dict[str, int], run: Callable[[], dict[str, object]]) -> dict[str, object]:
-    """``run()``'s echo result, with each process's CPU per round trip in µs (``cpu_us``)."""
-    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    result = run()
-    after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    trips = _number(result, "trips")
-    result["cpu_us"] = {name: round((after[name] - before[name]) / trips * 1e6, 1) for name in pids}
+def _cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: _cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def _echo(
+    ports: list[int], node_modules: Path, options: Sequence[str], pids: dict[str, int] | None
+) -> dict[str, object]:
+    """An echo run's result; with ``pids``, each process's CPU per round trip in µs
+    (``cpu_us``), from the load generator's STARTED to its STOPPED."""
+    marks: dict[str, Callable[[], None]] = {}
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    if pids is not None:
+        marks["STARTED"] = lambda: before.update(_cpu_of(pids))
+        marks["STOPPED"] = lambda: after.update(_cpu_of(pids))
+    result = _loadgen(ports, node_modules, *options, marks=marks)
+    if pids is not None:
+        trips = _number(result, "trips")
+        result["cpu_us"] = {
+            name: round((after[name] - before[name]) / trips * 1e6, 1) for name in pids
+        }
     return result
 
 
-def _loadgen(ports: list[int], node_modules: Path, *options: str) -> dict[str, object]:
+def _loadgen(
+    ports: list[int],
+    node_modules: Path,
+    *options: str,
+    marks: dict[str, Callable[[], None]] | None = None,
+) -> dict[str, object]:
+    """The load generator's RESULT; each of ``marks`` is called as it prints its line."""
     env = {**os.environ, "NODE_PATH": str(node_modules)}
     command = ["node", str(LOADGEN), "--ports", ",".join(map(str, ports)), *options]
-    output = subprocess.run(command, env=env, capture_output=True, check=True, timeout=300)
-    for line in output.stdout.decode().splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, object] = json.loads(line[len("RESULT ") :])
-            return result
-    raise RuntimeError(f"no RESULT from the load generator: {output.stderr.decode()}")
+    marks = marks or {}
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True) as run,
+    ):
+        killer = threading.Timer(300, run.kill)  # the bound `subprocess.run` had
+        killer.start()
+        try:
+            assert run.stdout is not None
+            for line in run.stdout:
+                mark = marks.get(line.strip())
+                if mark is not None:
+                    mark()
+                elif line.startswith("RESULT "):
+                    result: dict[str, object] = json.loads(line[len("RESULT ") :])
+                    return result
+        finally:
+            killer.cancel()
+        errors.seek(0)
+        raise RuntimeError(f"no RESULT from the load generator: {errors.read()}")
 
 
 def _round(args: argparse.Namespace, node_modules: Path) -> dict[str, object]:
@@ -180,30 +220,35 @@ def _round(args: argparse.Namespace, node_modules: Path) -> dict[str, object]:
     return result
 
 
+#: The echo variants: name, the clients' node (0: the owner), load generator options.
+_ECHOES: Final[tuple[tuple[str, int, tuple[str, ...]], ...]] = (
+    ("echo_owner", 0, ()),
+    ("echo_owner_resumable", 0, ("--resume", "1")),
+    ("echo_relayed", 1, ()),
+)
+
+
 def _owner_round(args: argparse.Namespace, node_modules: Path, number: int) -> dict[str, object]:
     """One round of the single-owner figures (see the module's docstring)."""
     result: dict[str, object] = {}
     latency = ["--mode", "latency", "--clients", str(args.clients), "--rate", "20"]
     echo = ["--mode", "echo", "--clients", str(args.echo_clients), "--duration", "5"]
-    with _nodes(2, redis=True, flag="--cluster") as ports:
-        result["owner_latency"] = _loadgen(ports, node_modules, *latency)
+    if not args.echo_only:
+        with _nodes(2, redis=True, flag="--cluster") as ports:
+            result["owner_latency"] = _loadgen(ports, node_modules, *latency)
     with _all_processes(2, redis=True, flag="--cluster") as (nodes, server):
         ports = [port for port, _ in nodes]
         assert server is not None
         # Node 1 owns the room (the load generator's first client is its).
         pids = {"owner": nodes[0][1].pid, "client": nodes[1][1].pid, "redis": server.pid}
-        # Each round the other one first: the box's load drifts.
-        for on in (0, 1) if number % 2 == 0 else (1, 0):
-            name = "echo_owner" if on == 0 else "echo_relayed"
-            options = (*echo, "--on", str(on))
-            if args.cpu:
-                result[name] = _with_cpu(
-                    pids, functools.partial(_loadgen, ports, node_modules, *options)
-                )
-            else:
-                result[name] = _loadgen(ports, node_modules, *options)
-    with _node_processes(2, redis=True, flag="--cluster") as nodes:
-        result["failover"] = _failover([port for port, _ in nodes], nodes[0][1], node_modules)
+        # Each round starts with the next variant: the box's load drifts.
+        start = number % len(_ECHOES)
+        for name, on, extra in _ECHOES[start:] + _ECHOES[:start]:
+            options = (*echo, "--on", str(on), *extra)
+            result[name] = _echo(ports, node_modules, options, pids if args.cpu else None)
+    if not args.echo_only:
+        with _node_processes(2, redis=True, flag="--cluster") as nodes:
+            result["failover"] = _failover([port for port, _ in nodes], nodes[0][1], node_modules)
     return result
 
 
@@ -232,24 +277,38 @@ def _owner_summary(rounds: list[dict[str, object]]) -> None:
     def median(*path: str) -> float:
         return statistics.median(_number(r, *path) for r in rounds)
 
-    for index, where in enumerate(("owner", "relaying node")):
-        p50 = statistics.median(_node_latency(r, "owner_latency", index, "p50_ms") for r in rounds)
-        p99 = statistics.median(_node_latency(r, "owner_latency", index, "p99_ms") for r in rounds)
-        print(f"latency, client on the {where}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    if "owner_latency" in rounds[0]:
+        for index, where in enumerate(("owner", "relaying node")):
+            p50, p99 = (
+                statistics.median(_node_latency(r, "owner_latency", index, figure) for r in rounds)
+                for figure in ("p50_ms", "p99_ms")
+            )
+            print(f"latency, client on the {where}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     owner = median("echo_owner", "round_trips_per_s")
+    resumable = median("echo_owner_resumable", "round_trips_per_s")
     relayed = median("echo_relayed", "round_trips_per_s")
     print(
-        f"echo round trips/s: owner {owner:,.0f}; relayed {relayed:,.0f} ({relayed / owner:.2f}x)"
+        f"echo round trips/s: owner {owner:,.0f}, owner resumable {resumable:,.0f}; "
+        f"relayed {relayed:,.0f} ({relayed / resumable:.2f}x resumable, "
+        f"{relayed / owner:.2f}x plain)"
     )
+    # Each round's own ratios too: the box's load drifts between rounds.
+    rate = "round_trips_per_s"
+    for name in ("echo_owner_resumable", "echo_owner"):
+        each = " ".join(
+            f"{_number(r, 'echo_relayed', rate) / _number(r, name, rate):.2f}" for r in rounds
+        )
+        print(f"relayed / {name}, each round: {each}")
     relayed_round = _get(rounds[0], "echo_relayed")
     if isinstance(relayed_round, dict) and "cpu_us" in relayed_round:  # (--cpu)
-        for name, where in (("echo_owner", "local echo"), ("echo_relayed", "relayed echo")):
+        for name, _, _ in _ECHOES:
             cpu = ", ".join(
                 f"{process} {median(name, 'cpu_us', process):.1f}"
                 for process in ("owner", "client", "redis")
             )
-            print(f"CPU µs per round trip, {where}: {cpu}")
-    print(f"failover after kill -9: {median('failover', 'failover_s'):.2f} s")
+            print(f"CPU µs per round trip, {name}: {cpu}")
+    if "failover" in rounds[0]:
+        print(f"failover after kill -9: {median('failover', 'failover_s'):.2f} s")
 
 
 def _get(value: object, *path: str) -> object:
@@ -280,6 +339,11 @@ def main() -> None:
         "--cpu",
         action="store_true",
         help="with --single-owner: each process's CPU per echo round trip (Linux /proc)",
+    )
+    parser.add_argument(
+        "--echo-only",
+        action="store_true",
+        help="with --single-owner: the echo figures only (no latency, no failover)",
     )
     parser.add_argument("--node-modules", type=Path, default=DEFAULT_NODE_MODULES)
     parser.add_argument("--out", type=Path, help="append each round as a JSON line")

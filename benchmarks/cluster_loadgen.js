@@ -10,7 +10,11 @@
 //          --duration s, its text the send time; latency per recipient, by port.
 // echo:    one client on the first port (it makes that node the room's owner), then
 //          --clients C on port number --on (0: the first), each sending a ping and
-//          waiting for its pong, for --duration s; round trips per second.
+//          waiting for its pong, for --duration s; round trips per second. With
+//          --resume 1 those clients ask for resumable sessions (?resume=&seen=0), as the
+//          owner runs every relayed one. Prints STARTED once they all connected and
+//          settled, STOPPED once the last pong came: the steady state between is what
+//          the runner measures (its CPU figures).
 // failover: a client on each port (the first port's node owns the room); prints READY,
 //          and on a line on stdin (the runner has just killed the first node) clients
 //          connect to the second port and ping until one gets a pong: the seconds that
@@ -22,6 +26,7 @@ const { performance } = require('perf_hooks');
 const o = {
   ports: '', mode: 'fanout', clients: 200, senders: 10, messages: 500, window: 32,
   rate: 20, duration: 5, timeout: 120, settle: 1.0, room: `cluster-${process.pid}`, on: 0,
+  resume: 0,
 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
@@ -32,9 +37,10 @@ const ports = o.ports.split(',').map(Number);
 const now = () => performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function open(port) {
+function open(port, query = '') {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/rooms/${o.room}/websocket`, { perMessageDeflate: false });
+    const url = `ws://127.0.0.1:${port}/rooms/${o.room}/websocket${query}`;
+    const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -116,9 +122,12 @@ async function latency(clients, deadline) {
 async function echo() {
   const anchor = await open(ports[0]); // first: its node owns the room
   const clients = [];
-  for (let i = 0; i < o.clients; i++) clients.push({ ws: await open(ports[o.on]), trips: 0 });
+  // A resumable session's first frame is its `$session` (not a pong: ignored below).
+  const query = o.resume ? '?resume=&seen=0' : '';
+  for (let i = 0; i < o.clients; i++) clients.push({ ws: await open(ports[o.on], query), trips: 0 });
   await sleep(o.settle * 1000);
   let running = true;
+  console.log('STARTED');
   const t0 = now();
   const rtts = [];
   await Promise.all(clients.map((c) => new Promise((resolve) => {
@@ -132,9 +141,10 @@ async function echo() {
     sent = now(); c.ws.send(JSON.stringify({ type: 'ping', t: sent }));
   }).catch(() => {})).concat([sleep(o.duration * 1000).then(() => { running = false; })]));
   const wall = (now() - t0) / 1000;
+  console.log('STOPPED');
   const trips = clients.reduce((n, c) => n + c.trips, 0);
   rtts.sort((a, b) => a - b);
-  report({ mode: 'echo', on: o.on, clients: o.clients, trips, wall_s: wall, round_trips_per_s: trips / wall,
+  report({ mode: 'echo', on: o.on, resume: Boolean(o.resume), clients: o.clients, trips, wall_s: wall, round_trips_per_s: trips / wall,
     p50_ms: percentile(rtts, 0.5), p99_ms: percentile(rtts, 0.99) }, [...clients, { ws: anchor }]);
 }
 

@@ -37,6 +37,33 @@ async def test_each_relays_frames_come_out_in_its_order_and_each_frame_once() ->
     assert [end.sent for end in ends] == [1, 1, 1]
 
 
+async def test_a_shared_frame_behind_a_relays_last_one_breaks_its_order() -> None:
+    """A frame grouped for another relay first, handed after a frame of its own with a
+    higher index: the relay's order is listed, though it has every frame of the entry."""
+    first, second = RelayEnd("b", "r1"), RelayEnd("b", "r2")
+    tick, own = Frame(TEXT, b"tick"), Frame(TEXT, b"own")
+    group = FrameGroup()
+    assert group.add(first, [tick]) == 1  # index 0
+    assert group.add(second, [own]) == 1  # index 1
+    assert group.add(second, [tick]) == 0  # index 0 after 1: out of order
+    assert group.add(first, [own]) == 0  # index 1 after 0: in order
+    body = decode(group.seal("a", KeyNumbers())).body
+    assert body[0] == (("r1", 1, None), ("r2", 1, (1, 0)))
+    read = grouped("a", body)
+    assert [_payloads(frames) for frames in read.frames] == [[b"tick", b"own"], [b"own", b"tick"]]
+
+
+async def test_a_relay_with_every_frame_in_order_lists_no_order() -> None:
+    """Frames grouped for another relay first, handed in the same order: order None."""
+    first, second = RelayEnd("b", "r1"), RelayEnd("b", "r2")
+    ticks = [Frame(TEXT, b"tick%d" % n) for n in range(2)]
+    group = FrameGroup()
+    group.add(first, ticks)
+    group.add(second, ticks)
+    body = decode(group.seal("a", KeyNumbers())).body
+    assert body[0] == (("r1", 1, None), ("r2", 1, None))
+
+
 async def test_policies_cross_and_equal_keys_get_equal_numbers_of_their_node() -> None:
     """A frame's delivery policy crosses; equal coalescing keys become one key of the
     sending node, different keys different ones, and a drop-oldest frame has none."""

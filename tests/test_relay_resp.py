@@ -10,7 +10,14 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rooms._resp import RespConnection, RespError, open_resp, resp_command
+from trio_rooms._resp import (
+    RespConnection,
+    RespError,
+    open_resp,
+    resp_command,
+    resp_prefix,
+    resp_tail,
+)
 from trio_rooms.backplane._connection import ConnectionEndedError
 
 from .redis_server import RedisServer
@@ -39,6 +46,23 @@ async def test_pipelined_replies_of_every_type_come_back_in_order(
     assert replies[:5] == [b"OK", b"v\r\n1", 1, None, [b"v\r\n1", None]]
     assert isinstance(replies[5], RespError)
     assert "NOSUCHCOMMAND" in str(replies[5])
+
+
+async def test_a_command_made_of_a_prefix_and_its_last_argument_is_the_whole_one(
+    redis_server: RedisServer,
+) -> None:
+    """`resp_prefix` and `resp_tail` make the bytes `resp_command` makes, whatever the
+    last argument (empty, with CRLF, large), and Redis runs them."""
+    lasts = [b"", b"v\r\n1", b"x" * 300_000]
+    prefix = resp_prefix(3, b"SET", b"k")
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            for last in lasts:
+                command = resp_tail(prefix, last)
+                assert command == resp_command(b"SET", b"k", last)
+                await connection.send(command)
+                assert await connection.reply() == b"OK"
+                assert await connection.call(b"GET", b"k") == last
 
 
 async def test_a_large_reply_read_in_many_pieces_is_one_bulk_string(

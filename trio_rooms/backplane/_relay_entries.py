@@ -43,7 +43,7 @@ BEAT     either        the sender's incarnation (relay "" and seq 0: the node is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, NamedTuple, cast, final
+from typing import TYPE_CHECKING, Final, NamedTuple, cast, final
 
 import attrs
 import msgpack
@@ -238,13 +238,20 @@ def _entry(fields: object) -> Entry:
     # Exact types (msgpack makes no subclasses) and a slice for the body: one per entry.
     if type(fields) is not tuple or len(fields) < 4:  # pyright: ignore[reportUnknownArgumentType]
         raise EntryError(f"a relay entry is an array of at least 4 items, got {fields!r:.80}")
-    items = cast("tuple[object, ...]", fields)
-    kind, source, relay, seq = items[:4]
-    if kind not in _KINDS or type(source) is not str or type(relay) is not str:
-        raise EntryError(f"not a relay entry's head: {items[:3]!r:.80}")
+    if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is one per entry)
+        fields = cast("tuple[object, ...]", fields)
+    kind, source, relay, seq = fields[:4]
+    # `kind`'s type checked, not cast (the same reason): a str from here on.
+    if (
+        type(kind) is not str
+        or kind not in _KINDS
+        or type(source) is not str
+        or type(relay) is not str
+    ):
+        raise EntryError(f"not a relay entry's head: {fields[:3]!r:.80}")
     if type(seq) is not int or seq < 0:
         raise EntryError(f"a relay entry's seq is a count, got {seq!r:.40}")
-    return Entry(cast("str", kind), source, relay, seq, items[4:])
+    return Entry(kind, source, relay, seq, fields[4:])
 
 
 def accepted(body: Sequence[object]) -> int | None:

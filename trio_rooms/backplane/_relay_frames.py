@@ -23,7 +23,7 @@ remembered and never given to another key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, cast, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 from .._core.outbound import BINARY, TEXT, Frame
 from .._delivery import COALESCE, DISCONNECT, DROP_OLDEST
@@ -103,16 +103,18 @@ class FrameGroup:
         if relay is None:
             relay = self._relays[end.relay] = _Relay(end)
         grouped, by_frame, order = self._frames, self._by_frame, relay.order
-        before = len(grouped)
+        added = 0
         for frame in frames:
             index = by_frame.get(id(frame))
             if index is None:
+                # A new frame's index is above every grouped one's: in order, unchecked.
                 index = by_frame[id(frame)] = len(grouped)
                 grouped.append(frame)
-            if order and index <= order[-1]:
+                added += 1
+            elif order and index <= order[-1]:
                 relay.in_order = False
             order.append(index)
-        return len(grouped) - before
+        return added
 
     def seal(self, source: str, keys: KeyNumbers) -> bytes:
         """The entry of everything grouped, each relay's seq counted; the group is spent."""
@@ -159,7 +161,9 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
     for item in _items(body[0]):
         if type(item) is not tuple or len(item) != 3:  # pyright: ignore[reportUnknownArgumentType]
             raise EntryError(f"expected a relay, its seq and its order, got {item!r:.40}")
-        relay, seq, order = cast("tuple[object, ...]", item)
+        if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per relay)
+            item = cast("tuple[object, ...]", item)
+        relay, seq, order = item
         if type(relay) is not str or type(seq) is not int or seq < 0:
             raise EntryError(f"expected a relay and its seq, got {item!r:.40}")
         relays.append((relay, seq))
@@ -190,7 +194,9 @@ def _count(value: object) -> int:
 def _frame(source: str, value: object) -> Frame:
     if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
         raise EntryError(f"a frame of a FRAMES entry is an array of 4 fields, got {value!r:.40}")
-    opcode, payload, policy, number = cast("tuple[object, ...]", value)
+    if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per frame)
+        value = cast("tuple[object, ...]", value)
+    opcode, payload, policy, number = value
     if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
         raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
     if type(payload) is not bytes:

@@ -45,7 +45,16 @@ import trio
 
 from .._core.outbound import Frame
 from .._errors import BackplaneError
-from .._resp import RESP_FAULTS, Reply, RespConnection, RespError, open_resp, resp_command
+from .._resp import (
+    RESP_FAULTS,
+    Reply,
+    RespConnection,
+    RespError,
+    open_resp,
+    resp_command,
+    resp_prefix,
+    resp_tail,
+)
 from ._connection import BATCH, FAULTS, client_name, first_leaf
 from ._relay_end import RelayEnd
 from ._relay_entries import (
@@ -147,6 +156,8 @@ class RelayLink:
         self._keys = KeyNumbers()
         #: Each node's stream key, made once.
         self._stream_keys: dict[str, bytes] = {}
+        #: Each stream key's XADD but its data, made once (`resp_prefix`).
+        self._xadd_prefixes: dict[bytes, bytes] = {}
         self._queued = trio.Event()
         #: The writer's connection while it waits idle (None: it writes, or is not running).
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
@@ -392,6 +403,13 @@ class RelayLink:
         cap = b"%d" % self._max_stream
         return (b"XADD", key, b"MAXLEN", b"~", cap, b"*", _FIELD, data)
 
+    def _xadd_command(self, key: bytes, data: bytes) -> bytes:
+        """`_xadd`'s command as bytes (hot: every write of the writer)."""
+        prefix = self._xadd_prefixes.get(key)
+        if prefix is None:
+            prefix = self._xadd_prefixes[key] = resp_prefix(8, *self._xadd(key, b"")[:-1])
+        return resp_tail(prefix, data)
+
     def flush_nowait(self) -> None:
         """Write what is grouped and queued now, if the writer waits idle: not a turn later.
 
@@ -442,7 +460,7 @@ class RelayLink:
         self._space.unpark(count=max(0, self._max_queue - self._waiting()))
         self._writes += 1
         writes = [
-            resp_command(*self._xadd(key, chunk))
+            self._xadd_command(key, chunk)
             for key, entries in by_key.items()
             for chunk in _joined(entries)
         ]

@@ -84,7 +84,8 @@ class RelayedConnection:
         self._holds = holds
         #: The client's messages and ends, in order.
         self._events: deque[str | bytes | ConnectionEnded] = deque()
-        self._arrived = trio.Event()
+        #: The session's task while `receive` waits for an event (parked: see `_wake`).
+        self._receiver: trio.lowlevel.Task | None = None
         self._lost: str | None = None
         self._taken = self._credited = 0
         #: The last CREDIT known written (or the writer woken for), and `RelayLink.writes`
@@ -152,7 +153,7 @@ class RelayedConnection:
         else:
             _logger.warning("relays: dropped a %r entry the owner does not take", entry.kind)
             return
-        self._arrived.set()
+        self._wake()
 
     def _report(self, body: tuple[object, ...]) -> None:
         """What the client's node dropped: counted as this node's own queue's would be."""
@@ -171,7 +172,23 @@ class RelayedConnection:
         if self._lost is None:
             self._lost = why
             self._events.clear()
-            self._arrived.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        """Reschedule the session's task if `receive` waits: it takes the event itself.
+
+        The task itself is parked, not an `Event` made and waited on per message (as
+        trio's own primitives do): one wake-up per message, nothing allocated for it.
+        """
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None
+            trio.lowlevel.reschedule(receiver)
+
+    def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        # Cancelled while parked: what arrives stays in `_events` for the next `receive`.
+        self._receiver = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     # ------------------------------------------------------------------ connection
 
@@ -203,8 +220,11 @@ class RelayedConnection:
                 await self._link.wait_connected()
                 self.ended_by_loss = True
                 raise ConnectionEnded(1006, self._lost, by_peer=True, send_close=False)
-            await self._arrived.wait()
-            self._arrived = trio.Event()
+            if self._receiver is not None:
+                await trio.lowlevel.checkpoint()
+                raise trio.BusyResourceError("another task receives on this relay")
+            self._receiver = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
         item = self._events.popleft()
         if isinstance(item, ConnectionEnded):
             self._ended = item
@@ -267,9 +287,10 @@ class RelayedConnection:
 
 def _data(frames: list[Frame]) -> list[Frame]:
     """The data frames of ``frames``: control frames are the client node's transport's."""
-    if all(frame.opcode <= BINARY for frame in frames):
-        return frames
-    return [frame for frame in frames if frame.opcode <= BINARY]
+    for frame in frames:  # (a loop, not `all` of a generator: hot, once per reply)
+        if frame.opcode > BINARY:
+            return [frame for frame in frames if frame.opcode <= BINARY]
+    return frames
 
 
 async def serve_relayed(
