@@ -59,6 +59,21 @@ async def client(port: int, room: str = "counter") -> AsyncGenerator[Client]:
         yield opened
 
 
+@asynccontextmanager
+async def recorded(name: str) -> AsyncGenerator[tuple[CounterRoom, RecordingStorage]]:
+    """The room ``name`` on a storage that records its commits, its start's writes flushed."""
+    storage = RecordingStorage(MemoryStorage())
+    async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
+        room = await rooms.get(name)
+        await room.storage.flush()
+        yield room, storage
+
+
+def _values(storage: RecordingStorage, since: int) -> list[dict[str, bytes | None]]:
+    """The values of each commit from the ``since``-th on."""
+    return [dict(commit.values) for commit in storage.commits[since:]]
+
+
 async def _increment(port: int, messages: list[Increment | IncrementOutside]) -> Counted:
     """Send every message at once, then take the replies; the last one."""
     async with client(port) as opened:
@@ -168,19 +183,14 @@ async def test_a_failed_commit_sends_nothing_and_restarts_the_room() -> None:
 
 async def test_the_writes_of_one_event_are_one_commit() -> None:
     """Three puts in one exclusive block commit together; a read after the first is cached."""
-    storage = RecordingStorage(MemoryStorage())
-    async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
-        room = await rooms.get("r")
-        await room.storage.flush()
+    async with recorded("r") as (room, storage):
         before = len(storage.commits)
         async with room.exclusive():
             for key in ("a", "b", "c"):
                 await room.storage.put(key, key.upper())
                 await trio.testing.wait_all_tasks_blocked()  # the committer ran meanwhile
         await room.storage.flush()
-        assert [dict(commit.values) for commit in storage.commits[before:]] == [
-            {"a": b'"A"', "b": b'"B"', "c": b'"C"'}
-        ]
+        assert _values(storage, before) == [{"a": b'"A"', "b": b'"B"', "c": b'"C"'}]
         assert await room.storage.get("x", int) is None
         assert await room.storage.get("x", int) is None
         assert await room.storage.get("a", str) == "A"
@@ -287,13 +297,55 @@ async def test_acquire_nowait_takes_a_free_gate_reenters_and_never_jumps_a_waite
     async with trio.open_nursery() as nursery:
         nursery.start_soon(other)
         await trio.testing.wait_all_tasks_blocked()
+        gate.dirty = True  # something for `on_release` to do
         gate.release()
         assert released == []  # still held once
         gate.release()
         assert released == [1]
+        gate.dirty = True  # and for the waiter's release
         # Handed to the waiter before it runs: it is not free for this task to take.
         with pytest.raises(trio.WouldBlock):
             gate.acquire_nowait()
     assert ran == ["other"]
     assert released == [1, 1]
     assert not gate.held
+
+
+async def test_on_release_runs_only_after_dirty_once_per_release_for_good() -> None:
+    """An event that wrote nothing is let go without a call; ``dirty`` is cleared by it."""
+    released: list[int] = []
+    gate = Gate(lambda: released.append(1))
+    await gate.acquire()
+    gate.release()
+    assert released == []  # nothing to seal
+    await gate.acquire()
+    await gate.acquire()
+    gate.dirty = True
+    gate.release()
+    assert released == []  # still held
+    gate.release()
+    assert released == [1]
+    assert not gate.dirty
+    await gate.acquire()
+    gate.release()
+    assert released == [1]  # not again for the next, clean, event
+
+
+async def test_a_write_after_a_flush_in_one_event_is_sealed_at_its_end() -> None:
+    """A flush seals what the event wrote so far; what it writes after is sealed when it ends."""
+    async with recorded("f") as (room, storage):
+        before = len(storage.commits)
+        async with room.exclusive():
+            async with room.exclusive():
+                pass  # a nested event that writes nothing seals nothing
+            await room.storage.put("a", 1)
+            await room.storage.flush()
+            await room.storage.put("b", 2)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(storage.commits) == before + 1  # b waits for the event's end
+        await trio.testing.wait_all_tasks_blocked()
+        assert _values(storage, before) == [{"a": b"1"}, {"b": b"2"}]
+        async with room.exclusive():
+            assert await room.storage.get("b", int) == 2  # reads only: nothing to commit
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(storage.commits) == before + 2

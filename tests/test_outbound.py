@@ -6,7 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rooms._core.outbound import TEXT, Durability, Frame, OutboundQueue, QueueOverflow
+from trio_rooms._core.outbound import PING, TEXT, Durability, Frame, OutboundQueue, QueueOverflow
+from trio_rooms._delivery import COALESCE, DROP_OLDEST
 
 from .steps import TaskSteps
 
@@ -264,3 +265,64 @@ async def test_frames_after_a_direct_write_in_the_same_turn_go_out_in_one_batch(
         await trio.testing.wait_all_tasks_blocked()
         assert (writes, taken) == ([[b"0"], [b"next turn"]], [[b"1", b"2", b"3"]])
         nursery.cancel_scope.cancel()
+
+
+def _marked(skipped: int) -> Frame:
+    return Frame(TEXT, f"skipped {skipped}".encode())
+
+
+def _entries(queue: OutboundQueue) -> int:
+    return len(queue._frames)  # pyright: ignore[reportPrivateUsage] - what compaction bounds
+
+
+async def test_coalesced_frames_are_compacted_in_order_with_one_mark_for_the_run() -> None:
+    """40 updates of one key between two plain frames: the dead ones are compacted as they
+    pile up, and the writer gets the first, one mark for the 39 skipped, the latest, the last."""
+    queue = OutboundQueue(max_messages=1000, max_bytes=1_000_000)
+    queue.marker = _marked
+    queue.put(Frame(TEXT, b"first"))
+    for n in range(40):
+        queue.put(Frame(TEXT, f"k{n}".encode(), policy=COALESCE, key="k"))
+        assert _entries(queue) <= 20  # never more dead entries than 16 past the live ones
+    queue.put(Frame(TEXT, b"last"))
+    assert len(queue) == 3
+    batch = await queue.get_batch(1_000_000)
+    assert [frame.payload for frame in batch] == [b"first", b"skipped 39", b"k39", b"last"]
+    assert queue.queued_bytes == 0
+
+
+async def test_drop_oldest_frames_past_the_bound_are_compacted_and_the_newest_kept() -> None:
+    """A queue of 4 takes 40 drop-oldest frames: the 36 oldest are skipped (one mark), in order."""
+    queue = OutboundQueue(max_messages=4, max_bytes=1_000_000)
+    queue.marker = _marked
+    for n in range(40):
+        queue.put(Frame(TEXT, f"d{n}".encode(), policy=DROP_OLDEST))
+        assert _entries(queue) <= 24  # 4 live and 20 dead: the 21st dead is compacted
+    queue.put_control(Frame(PING, b""))  # a control frame is never dropped, nor judged
+    batch = await queue.get_batch(1_000_000)
+    assert [frame.payload for frame in batch] == [
+        b"skipped 36",
+        b"d36",
+        b"d37",
+        b"d38",
+        b"d39",
+        b"",
+    ]
+
+
+async def test_a_frame_put_wakes_the_parked_writer_once_and_a_second_reader_is_refused() -> None:
+    """The writer parks in `get_batch` itself; a put reschedules it; two waiters are a bug."""
+    queue = OutboundQueue(max_messages=10, max_bytes=1_000)
+    batches: list[list[bytes]] = []
+
+    async def writer() -> None:
+        batches.append([frame.payload for frame in await queue.get_batch(1_000)])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            await queue.get_batch(1_000)
+        queue.put(Frame(TEXT, b"a"))
+        queue.put(Frame(TEXT, b"b"))  # the writer is woken already: no second wake
+    assert batches == [[b"a", b"b"]]

@@ -34,11 +34,11 @@ class Gate:
 
     Not yielding matters on the hot path: a session's handler takes it once per message
     and must not give up its turn for it (nor read the clock: only a wait is timed).
-    ``on_release`` runs each time it is let go for good (the room's storage seals the
-    writes the event made).
+    ``on_release`` runs when it is let go for good after something set ``dirty`` (the
+    room's storage, at an event's first write: the release seals the event's writes).
     """
 
-    __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "name", "pinned")
+    __slots__ = ("_depth", "_holder", "_lot", "_on_release", "_since", "dirty", "name", "pinned")
 
     def __init__(self, on_release: Callable[[], None], name: str = "") -> None:
         self._holder: trio.lowlevel.Task | None = None
@@ -50,6 +50,9 @@ class Gate:
         self.name: str = name
         #: Open transactions: the gate may not be let go in the middle of one.
         self.pinned: int = 0
+        #: ``on_release`` has work to do at the next release for good (then cleared):
+        #: most events write nothing, and their release then makes no call at all.
+        self.dirty: bool = False
 
     @property
     def held(self) -> bool:
@@ -97,7 +100,9 @@ class Gate:
         self._depth -= 1
         if self._depth:
             return
-        self._on_release()
+        if self.dirty:
+            self.dirty = False
+            self._on_release()
         if self._lot:
             now = trio.current_time()
             if now - self._since > SLOW_EVENT:

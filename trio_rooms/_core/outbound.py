@@ -296,23 +296,28 @@ class OutboundQueue:
         if size > self._largest:
             size = self._largest
         if frame.policy:
-            return self._put_policy(frame, size)
-        if (
+            if not self._admit_policy(frame, size):
+                return True  # dropped by its own policy
+        elif (
             len(self._frames) - self._dead >= self.max_messages
             or self._bytes + size > self.max_bytes
         ):
             self._check_bounds(size)
-        # `_append` inline: every send's path.
+        # Every frame is appended here, inline: this is every send's path.
         frames = self._frames
         if frames is _NO_FRAMES:
             frames = self._frames = deque()
         frames.append(frame)
         self._bytes += size
-        if self._waiter is not None:
-            if frame.after <= self.durability.seq:
+        waiter = self._waiter
+        if waiter is not None:
+            if frame.after > self.durability.seq:
+                self.durability.watch(self)  # held by the output gate: wake it once it may go
+            elif isinstance(waiter, trio.lowlevel.Task):
+                self._waiter = None  # `_wake`'s common case inline: a call less per frame
+                trio.lowlevel.reschedule(waiter)
+            else:
                 self._wake()
-            else:  # held by the output gate: wake the writer once it may go
-                self.durability.watch(self)
         return True
 
     def _own_frames(self) -> deque[Frame]:
@@ -321,26 +326,18 @@ class OutboundQueue:
             frames = self._frames = deque()
         return frames
 
-    def _append(self, frame: Frame, size: int) -> None:
-        frames = self._frames
-        if frames is _NO_FRAMES:  # inline: this is every broadcast's path
-            frames = self._frames = deque()
-        frames.append(frame)
-        self._bytes += size
-        if self._waiter is not None:
-            if frame.after <= self.durability.seq:
-                self._wake()
-            else:  # held by the output gate: wake the writer once it may go
-                self.durability.watch(self)
-
     def _full(self, size: int) -> bool:
         return (
             len(self._frames) - self._dead >= self.max_messages
             or self._bytes + size > self.max_bytes
         )
 
-    def _put_policy(self, frame: Frame, size: int) -> bool:
-        """Queue a frame of the drop-oldest or coalesce policy."""
+    def _admit_policy(self, frame: Frame, size: int) -> bool:
+        """Make room for a frame of the drop-oldest or coalesce policy; False: drop it.
+
+        `put` appends it: the dead entries are compacted first if they would outnumber
+        the live ones (with it) by more than 16.
+        """
         counters = self.counters
         if frame.policy == COALESCE:
             old = self._latest.get(frame.key)
@@ -359,10 +356,11 @@ class OutboundQueue:
                 counters.drop_oldest()
             if self._full(size):
                 counters.drop_oldest()
-                return True  # no older frame of its policy to make room: it goes itself
+                return False  # no older frame of its policy to make room: it goes itself
             droppable.append(frame)
-        self._append(frame, size)
-        if self._dead > len(self._frames) - self._dead + 16:
+        # Compacted before `put` appends it, which leaves the queue compacting after would:
+        # the dead run's mark (at the end), then the frame.
+        if self._dead > len(self._frames) + 1 - self._dead + 16:
             self._compact()
         return True
 
@@ -730,17 +728,6 @@ class OutboundQueue:
             return False
         return True
 
-    async def _wait(self) -> bool:
-        """Park the writer until woken; True if its session parked (`park`)."""
-        # One consumer: park it directly (cheaper than a ParkingLot on the put path).
-        if self._waiter is not None:
-            raise trio.BusyResourceError("another task is already waiting on this queue")
-        self._waiter = trio.lowlevel.current_task()
-        # A bound method, not a closure: one object for the wait, not three (its cell
-        # and their tuple), kept as long as an idle session's writer waits.
-        parked: object = await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-        return parked is True
-
     def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
         self._waiter = None
         return trio.lowlevel.Abort.SUCCEEDED
@@ -763,8 +750,15 @@ class OutboundQueue:
                         return []
                 else:
                     durability.watch(self)
-                if await self._wait():
-                    return []  # parked: the writer ends, and a later one goes on
+                # The writer parks here, with no coroutine of its own to wait in (one
+                # consumer: parked directly, cheaper than a ParkingLot on the put path).
+                if self._waiter is not None:
+                    raise trio.BusyResourceError("another task is already waiting on this queue")
+                self._waiter = trio.lowlevel.current_task()
+                # A bound method, not a closure: one object for the wait, not three (its
+                # cell and their tuple), kept as long as an idle session's writer waits.
+                if await trio.lowlevel.wait_task_rescheduled(self._abort_wait) is True:
+                    return []  # parked (`park`): the writer ends, and a later one goes on
             frames = self._frames  # (after the wait: a compaction replaces the deque)
             batch: list[Frame] = []
             size = data_bytes = skipped = 0

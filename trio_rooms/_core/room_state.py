@@ -232,6 +232,7 @@ class RoomState:
         if not self._open_seq:
             self._reserved += 1
             self._open_seq = self._reserved
+            self.gate.dirty = True  # the event's release seals it (else `seal` did)
 
     def _in_transaction(self) -> bool:
         return self._transaction_task is trio.lowlevel.current_task()
