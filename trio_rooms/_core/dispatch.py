@@ -92,6 +92,11 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         Without a ``requests`` nursery, the first request opens it, and this goes on
         inside it (its handlers run there, and end before on_close): a nursery only for
         the sessions that send requests, and no frame per session above this loop.
+
+        A hook that returns without waiting leaves the reading here, a broadcast's too:
+        its sender's next frame is read by this task, not handed over by the reader (a
+        task step and a run-loop turn on every broadcast's latency). Several senders'
+        broadcasts in one turn are still batched per recipient (`OutboundQueue.put_first`).
         """
         limit = self._config().inbound_max_messages
         burst = 0
