@@ -92,11 +92,14 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
         Without a ``requests`` nursery, the first request opens it, and this goes on
         inside it (its handlers run there, and end before on_close): a nursery only for
         the sessions that send requests, and no frame per session above this loop.
+
+        A hook that returns without waiting leaves the reading here, a broadcast's too:
+        its sender's next frame is read by this task, not handed over by the reader (a
+        task step and a run-loop turn on every broadcast's latency). Several senders'
+        broadcasts in one turn are still batched per recipient (`OutboundQueue.put_first`).
         """
-        counters = self.counters
         limit = self._config().inbound_max_messages
         burst = 0
-        fanned_out = False
         # Until the session closes, the handler's reads are outside its shield: they are
         # the session's watch on its caller (as the reader's waits are, see
         # `_read_loop`), and lose nothing when cancelled. Its hooks are shielded, but
@@ -162,7 +165,7 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                 except trio.EndOfChannel:
                     return
                 if item is None:
-                    if self._reads is Reads.READER and not fanned_out:
+                    if self._reads is Reads.READER:
                         # The reader hands it the next frame, and the reading with it.
                         self._reads = Reads.READER_HANDLER_IDLE
                     try:
@@ -181,7 +184,6 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                     await run_eagerly(self._handle(item, split, requests), self._lend_reading)
                     await self._handle_all(connection, inbox, requests)
                 return
-            sent = counters.messages_out
             # `run_eagerly`, inline: the hook's first step; if it waits, the shield goes
             # up and the reader reads meanwhile.
             work = self._handle(item, split, requests)
@@ -203,12 +205,6 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                         if not self._cancelled_by_caller(scope):
                             raise
                     shielded = scope.shield
-            fanned_out = counters.messages_out - sent > 1
-            if fanned_out:
-                # Its messages go to several sessions: the reader queues them, and the
-                # hop to this task lets the frames of several senders' messages that
-                # arrive together leave in one write per recipient.
-                self._lend_reading()
 
     async def _handle(
         self,
