@@ -503,7 +503,7 @@ class RelayLink:
         with trio.CancelScope() as answered:
             while True:
                 _extend(answered, bound)
-                reply = await connection.reply()
+                reply = await connection.reply(wait_first=True)
                 waiting -= 1
                 entries = _entries(reply)
                 if entries:
