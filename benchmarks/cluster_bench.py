@@ -22,9 +22,15 @@ With ``--single-owner``, the rounds measure the single-owner mode instead (two
   drifts): ``echo_owner``, all on the owner; ``echo_owner_resumable``, all on the owner
   with resumable sessions (``?resume=&seen=0``), as the owner runs every relayed
   session, hence the fair baseline of ``echo_relayed``, all on the relaying node. With
-  ``--cpu``, the CPU (user and system, from ``/proc``) each node and redis-server spent
-  per round trip of each, in µs, in the steady state only (the load generator's STARTED
-  to STOPPED: not its connecting);
+  ``--cpu``, per round trip of each, in the steady state only (the load generator's
+  STARTED to STOPPED: not its connecting), for each node, redis-server and the load
+  generator, from ``/proc``: the CPU spent (user and system, in µs; ``sys_us`` the
+  system part), the ``write`` calls (``writes``: both transports and the Redis
+  connections write with ``os.write``; ``sendto`` is not counted) and the waits
+  (``waits``: voluntary context switches, mostly its event loop blocking in
+  ``epoll_wait``). On a box whose cores are busy, a round trip's rate at a given
+  ``--echo-clients`` follows the CPU of all four processes per trip, summed: every
+  process waits for the others' turns;
 - ``failover``: a client on each node, node 1 killed with SIGKILL: the seconds until a
   client of node 2 gets its pong again (node 2 owning the room by then).
 
@@ -133,33 +139,51 @@ def _all_processes(
         yield nodes, server
 
 
-def _cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system) process ``pid`` has used so far, from Linux's /proc."""
+#: What `_usage` counts of a process, and how a per-trip figure of it is rounded.
+_USAGE: Final = {"cpu_us": 1, "sys_us": 1, "writes": 3, "waits": 3}
+
+
+def _usage(pid: int) -> dict[str, float]:
+    """What process ``pid`` has used so far, from Linux's /proc (see `_USAGE`): CPU and
+    system CPU in µs, ``write`` calls, voluntary context switches."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pids: dict[str, int]) -> dict[str, float]:
-    return {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]) * tick_us, int(fields[12]) * tick_us
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    waits = next(line for line in status if line.startswith("voluntary_ctxt_switches:"))
+    return {
+        "cpu_us": user + system,
+        "sys_us": system,
+        "writes": float(io["syscw"]),
+        "waits": float(waits.split()[1]),
+    }
 
 
 def _echo(
     ports: list[int], node_modules: Path, options: Sequence[str], pids: dict[str, int] | None
 ) -> dict[str, object]:
-    """An echo run's result; with ``pids``, each process's CPU per round trip in µs
-    (``cpu_us``), from the load generator's STARTED to its STOPPED."""
-    marks: dict[str, Callable[[], None]] = {}
-    before: dict[str, float] = {}
-    after: dict[str, float] = {}
+    """An echo run's result; with ``pids``, what each process and the load generator
+    used per round trip (``cpu_us`` and the rest of `_USAGE`), from the load
+    generator's STARTED to its STOPPED."""
+    marks: dict[str, Callable[[int], None]] = {}
+    before: dict[str, dict[str, float]] = {}
+    after: dict[str, dict[str, float]] = {}
     if pids is not None:
-        marks["STARTED"] = lambda: before.update(_cpu_of(pids))
-        marks["STOPPED"] = lambda: after.update(_cpu_of(pids))
+
+        def measure(into: dict[str, dict[str, float]], loadgen: int) -> None:
+            into.update({name: _usage(pid) for name, pid in {**pids, "loadgen": loadgen}.items()})
+
+        marks["STARTED"] = lambda loadgen: measure(before, loadgen)
+        marks["STOPPED"] = lambda loadgen: measure(after, loadgen)
     result = _loadgen(ports, node_modules, *options, marks=marks)
     if pids is not None:
         trips = _number(result, "trips")
-        result["cpu_us"] = {
-            name: round((after[name] - before[name]) / trips * 1e6, 1) for name in pids
-        }
+        for figure, digits in _USAGE.items():
+            result[figure] = {
+                name: round((after[name][figure] - before[name][figure]) / trips, digits)
+                for name in before
+            }
     return result
 
 
@@ -167,9 +191,10 @@ def _loadgen(
     ports: list[int],
     node_modules: Path,
     *options: str,
-    marks: dict[str, Callable[[], None]] | None = None,
+    marks: dict[str, Callable[[int], None]] | None = None,
 ) -> dict[str, object]:
-    """The load generator's RESULT; each of ``marks`` is called as it prints its line."""
+    """The load generator's RESULT; each of ``marks`` is called with its process id as
+    it prints that line."""
     env = {**os.environ, "NODE_PATH": str(node_modules)}
     command = ["node", str(LOADGEN), "--ports", ",".join(map(str, ports)), *options]
     marks = marks or {}
@@ -184,7 +209,7 @@ def _loadgen(
             for line in run.stdout:
                 mark = marks.get(line.strip())
                 if mark is not None:
-                    mark()
+                    mark(run.pid)
                 elif line.startswith("RESULT "):
                     result: dict[str, object] = json.loads(line[len("RESULT ") :])
                     return result
@@ -301,12 +326,20 @@ def _owner_summary(rounds: list[dict[str, object]]) -> None:
         print(f"relayed / {name}, each round: {each}")
     relayed_round = _get(rounds[0], "echo_relayed")
     if isinstance(relayed_round, dict) and "cpu_us" in relayed_round:  # (--cpu)
+        processes = ("owner", "client", "redis")
+        if "sys_us" in relayed_round:  # (rounds of the bench before these figures)
+            processes += ("loadgen",)
         for name, _, _ in _ECHOES:
-            cpu = ", ".join(
-                f"{process} {median(name, 'cpu_us', process):.1f}"
-                for process in ("owner", "client", "redis")
-            )
+            cpu = ", ".join(f"{p} {median(name, 'cpu_us', p):.1f}" for p in processes)
             print(f"CPU µs per round trip, {name}: {cpu}")
+            if "sys_us" not in relayed_round:
+                continue
+            per_trip = "; ".join(
+                f"{p} {median(name, 'sys_us', p):.1f} µs system, "
+                f"{median(name, 'writes', p):.2f} writes, {median(name, 'waits', p):.2f} waits"
+                for p in processes
+            )
+            print(f"  per round trip: {per_trip}")
     if "failover" in rounds[0]:
         print(f"failover after kill -9: {median('failover', 'failover_s'):.2f} s")
 

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.testing
 
+from trio_rooms import _resp
 from trio_rooms._resp import (
     RespConnection,
     RespError,
@@ -172,3 +173,84 @@ async def test_a_url_of_another_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("http://example.com")):
         async with open_resp("http://example.com", timeout=1.0):
             pass
+
+
+@final
+class _Reads:
+    """Counts `RespConnection`'s reads of its socket (`_resp._read_now`), in vain or not."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        read_now = _resp._read_now  # pyright: ignore[reportPrivateUsage]  # (what it counts)
+
+        def counted(socket: trio.socket.SocketType) -> bytes | None:
+            self.reads += 1
+            return read_now(socket)
+
+        monkeypatch.setattr(_resp, "_read_now", counted)
+
+
+@pytest.mark.parametrize(("wait_first", "reads"), [(False, 2), (True, 1)])
+async def test_a_reply_waited_for_first_is_read_once_and_another_tried_at_once(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, wait_first: bool, reads: int
+) -> None:
+    """A reply that comes later (a BLPOP's, answered once another client pushes) is read
+    once with ``wait_first``; without it, once in vain at first, then once it came."""
+    counter = _Reads(monkeypatch)
+    got: list[object] = []
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as waiting:
+            start = counter.reads
+            await waiting.send(resp_command(b"BLPOP", b"list", b"0"))
+            async with trio.open_nursery() as nursery:
+
+                async def read() -> None:
+                    got.append(await waiting.reply(wait_first=wait_first))
+
+                nursery.start_soon(read)
+                await trio.testing.wait_all_tasks_blocked()
+                before = counter.reads - start
+                # Not on a `RespConnection`: its reads are not counted.
+                assert redis_server.command("LPUSH", "list", "item") == b":1\r\n"
+            assert (before, counter.reads - start) == (reads - 1, reads)
+    assert got == [[b"list", b"item"]]
+
+
+async def test_a_reply_awaited_in_a_cancelled_scope_reads_nothing(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled before it reads: the reply stays in the socket for the next `reply`, as
+    the commit line expects of a commit cancelled while it waits its turn."""
+    counter = _Reads(monkeypatch)
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            await connection.send(resp_command(b"PING"))
+            before = counter.reads
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await connection.reply()
+            assert counter.reads == before
+            assert await connection.reply() == b"PONG"
+
+
+@pytest.mark.parametrize("wait_first", [False, True])
+async def test_closing_the_connection_ends_a_wait_for_a_reply_on_its_socket(
+    redis_server: RedisServer, wait_first: bool
+) -> None:
+    """A reply awaited on the socket while the connection is closed here (the commit line
+    closing under a waiting commit's feet) raises ClosedResourceError, and so does the
+    next one."""
+    with trio.fail_after(PATIENCE):
+        async with open_resp(redis_server.url, timeout=1.0) as connection:
+            await connection.send(resp_command(b"BLPOP", b"never", b"0"))
+            async with trio.open_nursery() as nursery:
+
+                async def read() -> None:
+                    with pytest.raises(trio.ClosedResourceError):
+                        await connection.reply(wait_first=wait_first)
+
+                nursery.start_soon(read)
+                await trio.testing.wait_all_tasks_blocked()
+                await connection.aclose()
+            with pytest.raises(trio.ClosedResourceError):
+                await connection.reply(wait_first=wait_first)

@@ -112,16 +112,21 @@ class RespConnection:
             return data
         return data[sent:]
 
-    async def reply(self) -> Reply:
+    async def reply(self, *, wait_first: bool = False) -> Reply:
         """The next reply (an error reply is returned, not raised).
+
+        ``wait_first``: the reply seldom comes at once, and the socket is waited for
+        before it is read, not read in vain first: a blocking read's (XREADGROUP BLOCK,
+        answered once another client adds to the stream), or a script's (a commit).
 
         Raises:
             ConnectionEndedError: Redis closed the connection.
             RespError: what came is not RESP (this is not Redis).
+            trio.BrokenResourceError: the connection was reset.
         """
         replies = self._replies
         while not replies:
-            data = await self._stream.receive_some(_READ_SIZE)
+            data = await self._receive(wait_first)
             if not data:
                 raise ConnectionEndedError("Redis closed the relays' connection")
             buffer = self._buffer
@@ -139,6 +144,33 @@ class RespConnection:
             del buffer[:position]
         return replies.popleft()
 
+    async def _receive(self, wait_first: bool) -> bytes | bytearray:
+        """What the socket has received; empty at its end.
+
+        On a plain socket, one ``os.read`` after its readiness wait, without trio's
+        stream and socket layers: they cost more than the read (each reply of the relay
+        link and of the commits is read so), and a read tried first in vain costs them
+        twice. A read that did not wait is a checkpoint still, as trio's is, and
+        cancel-safe as it is: cancelled before the read, or not at all.
+        """
+        socket = self._socket
+        if socket is None:
+            return await self._stream.receive_some(_READ_SIZE)
+        if not wait_first:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            data = _read_now(socket)
+            if data is not None:
+                # Shielded: a cancellation now would lose what was read.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+        while True:
+            if socket.fileno() < 0:  # (wait_readable would not wake for it)
+                raise trio.ClosedResourceError("the connection to Redis was closed")
+            await trio.lowlevel.wait_readable(socket)
+            data = _read_now(socket)
+            if data is not None:
+                return data
+
     async def call(self, *args: bytes) -> Reply:
         """Send one command and return its reply.
 
@@ -151,6 +183,26 @@ class RespConnection:
     async def aclose(self) -> None:
         """Close the connection."""
         await self._stream.aclose()
+
+
+def _read_now(socket: trio.socket.SocketType) -> bytes | None:
+    """What ``socket`` has received (empty at its end); None if nothing yet.
+
+    Its own function: an exception caught in a coroutine gives the coroutine's frame an
+    object of its own for as long as it lives; caught here, it goes.
+
+    Raises:
+        trio.ClosedResourceError: the socket was closed here.
+        trio.BrokenResourceError: the connection was reset, or failed otherwise.
+    """
+    try:
+        return os.read(socket.fileno(), _READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if socket.fileno() < 0:
+            raise trio.ClosedResourceError("the connection to Redis was closed") from exc
+        raise trio.BrokenResourceError(f"the connection to Redis failed: {exc}") from exc
 
 
 def _checked(reply: Reply) -> Reply:

@@ -89,7 +89,7 @@ _READ_COUNT: Final = b"%d" % (2 * BATCH)
 #: a group names no entry id, so reads can be asked for before the last one's reply.
 _GROUP: Final = b"trio_rooms"
 #: Reads of its stream a node keeps waiting in Redis, at least half of them at any time.
-_READS_AHEAD: Final = 8
+_READS_AHEAD: Final = 32
 #: Bytes of entries at most in one stream entry (one XADD).
 _ENTRY_BYTES: Final = 512 * 1024
 #: Losing the link's connections: connect again.
@@ -503,7 +503,7 @@ class RelayLink:
         with trio.CancelScope() as answered:
             while True:
                 _extend(answered, bound)
-                reply = await connection.reply()
+                reply = await connection.reply(wait_first=True)
                 waiting -= 1
                 entries = _entries(reply)
                 if entries:

@@ -110,7 +110,8 @@ class _Line:
         while True:
             self._check()
             if self.read == ticket:
-                reply = await self.connection.reply()
+                # A script's reply: seldom there yet (Redis runs it meanwhile).
+                reply = await self.connection.reply(wait_first=True)
                 self._next()
                 return reply
             if self.read in self.abandoned and not self.discarding:
