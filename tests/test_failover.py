@@ -19,17 +19,54 @@ import orjson
 import pytest
 import trio
 
-from .owner_app import LEASE_TTL, open_owner_node, serve_owner_rooms
+from trio_rooms._resp import RespConnection, open_resp
+
+from .owner_app import open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
 pytestmark = pytest.mark.slow
 
 GAME = "/rooms/game/websocket"
-#: Bounds every wait: a few lease TTLs.
+#: The lease of room ``game``.
+GAME_LEASE = b"trio_rooms:lease:game"
+#: Bounds every wait once the nodes run (their start has its own bound, in
+#: `open_server_process`: on a loaded box, three take 20 s and more to import and start).
 PATIENCE = 30.0
 
 Message = dict[str, object]
+
+
+@asynccontextmanager
+async def open_lease_events(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> AsyncGenerator[RespConnection]:
+    """A connection subscribed to what Redis does to ``game``'s lease, in Redis's order:
+    ``expire`` (a renewal), ``set`` (an acquisition), ``expired`` (its TTL ran out)."""
+    await redis.config_set({"notify-keyspace-events": "Kg$x"})
+    async with open_resp(redis_server.url, timeout=5.0, name="tests.lease_events") as events:
+        await events.call(b"SUBSCRIBE", b"__keyspace@0__:" + GAME_LEASE)
+        yield events
+
+
+async def lease_events_until_set(events: RespConnection) -> list[bytes]:
+    """The lease's events from the subscription up to the next ``set``, that one included."""
+    seen: list[bytes] = []
+    while not seen or seen[-1] != b"set":
+        message = await events.reply()
+        assert isinstance(message, list), message
+        assert message[0] == b"message", message
+        event = message[2]
+        assert isinstance(event, bytes), message
+        seen.append(event)
+    return seen
+
+
+def _token(lease: bytes | None) -> tuple[str, int]:
+    """The node and fencing token a lease's value names."""
+    assert lease is not None
+    node, _, token = lease.decode().rpartition(":")
+    return node, int(token)
 
 
 @asynccontextmanager
@@ -127,12 +164,20 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
     """After kill -9 of the owner under traffic, the relayed clients of the two other
     nodes go on without a reconnect or a close frame: their sessions resume on the new
     owner (on_resume, a replay of what they missed), their answers stay in order, no
-    acknowledged write is lost, and all within TTL + 1 s; a resumable client is given
-    its session's new token, which resumes it later."""
+    acknowledged write is lost; the room was taken only once the dead owner's lease ran
+    out by Redis's own clock, with a larger fencing token; a resumable client is given
+    its session's new token, which resumes it later.
+
+    How soon after the kill they move (TTL + 1 s at most) is the failover benchmark's
+    figure: on a loaded box no wall-clock bound is this test's to assert.
+    """
     board = _Board()
-    with trio.fail_after(PATIENCE):
-        async with open_nodes(redis_server.url, "a", "b", "c") as nodes:
-            (process_a, port_a), (_, port_b), (_, port_c) = nodes["a"], nodes["b"], nodes["c"]
+    async with (
+        open_nodes(redis_server.url, "a", "b", "c") as nodes,
+        open_lease_events(redis_server, redis) as lease_events,
+    ):
+        (process_a, port_a), (_, port_b), (_, port_c) = nodes["a"], nodes["b"], nodes["c"]
+        with trio.fail_after(PATIENCE):
             async with AsyncExitStack() as stack:
                 owner = await stack.enter_async_context(open_raw(port_a, GAME))
                 assert orjson.loads(await owner.receive_text())["node"] == "a"
@@ -158,8 +203,10 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
                     await board.wait_until(
                         lambda: all(len(adder.messages("counted")) >= 3 for adder in adders)
                     )
+                    assert await lease_events_until_set(lease_events) == [b"set"]  # a's
+                    deposed = _token(await redis.get(GAME_LEASE))
+                    assert deposed[0] == "a"
                     process_a.kill()
-                    killed = trio.current_time()
                     await board.wait_until(lambda: all(map(moved, adders)))
                     nursery.cancel_scope.cancel()
 
@@ -174,8 +221,14 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
                     counts = [cast("int", m["stored"]) for m in adder.messages("counted")]
                     assert counts == sorted(counts)  # in order
                     stored += counts
-                    first_after = adder.counted_after_move()[0][0]
-                    assert first_after - killed <= LEASE_TTL + 1.0
+                # Taken once the dead owner's lease ran out, by Redis's own TTL (never
+                # dropped early: nothing deleted it), by the node that welcomed them all.
+                events = await lease_events_until_set(lease_events)
+                assert events[-2:] == [b"expired", b"set"], events
+                assert set(events[:-2]) <= {b"expire"}, events  # a's renewals, before
+                node, token = _token(await redis.get(GAME_LEASE))
+                assert {adder.messages("welcome")[1]["node"] for adder in adders} == {node}
+                assert token > deposed[1]
                 # Every answer is another stored count: none was lost, none applied twice.
                 assert len(set(stored)) == len(stored)
                 total = await redis.get(b"trio_rooms:state:game:count")
@@ -228,8 +281,8 @@ async def test_an_owner_paused_past_its_lease_steps_down_and_sends_nothing_after
     SIGCONT it: the message its client sent meanwhile is never answered and its write never
     stored (the fence), its client gets only a 1012 close, it relays the room from then,
     and what the relayed client's node kept unconfirmed for it is never sent again."""
-    with trio.fail_after(PATIENCE):
-        async with open_nodes(redis_server.url, "a", "b") as nodes:
+    async with open_nodes(redis_server.url, "a", "b") as nodes:
+        with trio.fail_after(PATIENCE):  # once they run: see PATIENCE
             (process_a, port_a), (_, port_b) = nodes["a"], nodes["b"]
             async with (
                 open_raw(port_a, GAME) as on_a,
@@ -275,8 +328,8 @@ async def test_fifty_rooms_asked_for_at_once_on_three_nodes_have_one_owner_each(
     names = [f"room{index}" for index in range(50)]
     welcomes: dict[str, list[Message]] = {name: [] for name in names}
     board = _Board()
-    with trio.fail_after(PATIENCE * 2):
-        async with open_nodes(redis_server.url, "a", "b", "c") as nodes:
+    async with open_nodes(redis_server.url, "a", "b", "c") as nodes:
+        with trio.fail_after(PATIENCE * 2):  # once they run: see PATIENCE
 
             async def welcome(name: str, port: int) -> None:
                 async with open_raw(port, f"/rooms/{name}/websocket") as client:

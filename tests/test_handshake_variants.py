@@ -127,7 +127,7 @@ REFUSED: dict[str, tuple[bytes, int]] = {
     "body": (_head(*_usual(), "Content-Length: 5") + b"hello", 400),
     "chunked": (_head(*_usual(), "Transfer-Encoding: chunked") + b"0\r\n\r\n", 400),
     "oversize-head": (_head(*_usual(), *(f"X-Filler-{i}: {'x' * 100}" for i in range(200))), 431),
-    # ROOM_NAME_PATTERN is unreserved characters only, matched before any decoding.
+    # ROOM_NAME_PATTERN is unreserved characters only: encoded, others stay refused.
     "percent-encoded-room": (
         _head(*_usual(), request_line="GET /rooms/caf%C3%A9%20room/websocket HTTP/1.1"),
         400,

@@ -16,6 +16,7 @@ import trio.testing
 
 import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms.transports._parking import Parking, Sleeper
 
 from .chat_app import Chat, ChatRoom, ChatSession, Leave, Shout, Whisper
 from .parked import wait_parked
@@ -124,6 +125,50 @@ async def test_a_parked_session_keeps_no_task_or_coroutine(
         assert not alive
         assert isinstance(session, ChatSession)
         assert session.data.name == "ann"
+
+
+async def test_a_park_the_transport_refuses_is_never_counted(
+    rooms: Rooms[ChatRoom], server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session whose socket the server cannot watch (a full epoll set) is not parked.
+
+    Its tasks ended, but it runs on at once: neither ``parked_sessions`` nor ``parks``
+    count it, not even while the transport is deciding.
+    """
+    refusals: list[int] = []  # parked_sessions as each refusal saw it
+    refused_thrice = trio.Event()
+
+    def refuse(self: Parking, fd: int, sleeper: Sleeper) -> bool:
+        refusals.append(rooms.statistics().parked_sessions)
+        if len(refusals) == 3:
+            refused_thrice.set()
+        return False
+
+    monkeypatch.setattr(Parking, "park", refuse)
+    async with connect(server, "lobby", "name=ann") as ann:
+        await refused_thrice.wait()
+        assert set(refusals) == {0}
+        await ann.send(Whisper(text="still live"))
+        assert await _chat(ann) == "still live"
+        stats = rooms.statistics()
+        assert (stats.parked_sessions, stats.parks) == (0, 0)
+
+
+async def test_parked_sessions_counts_each_park_until_it_runs_on_or_closes(
+    rooms: Rooms[ChatRoom], server: int
+) -> None:
+    """Parked, run on by a message, parked again, then closed while parked: 1, 0, 1, 0."""
+    async with connect(server, "lobby", "name=ann") as ann:
+        parks = await wait_parked(rooms, 1, 1)
+        await ann.send(Whisper(text="wake"))
+        assert await _chat(ann) == "wake"
+        parks = await wait_parked(rooms, 1, parks + 1)
+        room = await rooms.get("lobby")
+        (session,) = room.sessions.values()
+        await session.close(4003, "kicked")
+        assert await ann.close_code() == 4003
+    stats = await rooms.wait_statistics(lambda stats: stats.sessions == 0)
+    assert (stats.parked_sessions, stats.parks) == (0, parks)
 
 
 async def test_shutdown_closes_parked_sessions_with_1001_and_returns(

@@ -481,12 +481,24 @@ class _FullEpoll:
 async def test_a_session_the_epoll_set_cannot_take_runs_on_live(
     rooms: Rooms[ChatRoom], nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A park the server's epoll set refuses leaves the session live and served."""
-    monkeypatch.setattr(parking_module.select, "epoll", _FullEpoll)
+    """A park the server's epoll set refuses leaves the session live and served, and is
+    not counted as a park."""
+    refused_thrice = trio.Event()
+    refusals: list[int] = []
+
+    class CountingFullEpoll(_FullEpoll):
+        def register(self, fd: int, eventmask: int) -> None:
+            refusals.append(fd)
+            if len(refusals) == 3:
+                refused_thrice.set()
+            super().register(fd, eventmask)
+
+    monkeypatch.setattr(parking_module.select, "epoll", CountingFullEpoll)
     port: int = await nursery.start(trio_rooms.serve_websocket, rooms, "127.0.0.1", 0)
     async with _joined(port, "ann") as ann:
         # Parked, a silent session would park once; refused, it runs on and is asked again.
-        await rooms.wait_statistics(lambda stats: stats.parks >= 3)
+        await refused_thrice.wait()
+        assert (rooms.statistics().parks, rooms.statistics().parked_sessions) == (0, 0)
         await ann.send(_whisper("still live"))
         assert await _next_chat(ann) == "still live"
     stats = await rooms.wait_statistics(lambda stats: stats.connections == 0)

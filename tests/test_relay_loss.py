@@ -22,6 +22,7 @@ import trio_rooms
 
 from .owner_app import CounterRoom, serve_owner_rooms
 from .redis_server import RedisServer
+from .refusing_proxy import RefusingProxy
 from .sockets import RawClient, open_raw
 
 pytestmark = pytest.mark.slow
@@ -149,3 +150,34 @@ async def test_a_counter_counts_exactly_across_several_relay_drops(
                     relays.reconnected(dropped)
             await on_b.send_text(ADD)
             assert await _counted_until(on_b, stored + 1) == ([stored + 1], 0)
+
+
+async def test_a_relayed_session_waits_for_its_nodes_relays_to_reconnect_after_a_backoff(
+    redis_server: RedisServer, nursery: trio.Nursery
+) -> None:
+    """The client's node loses its relay connections and its next two attempts to connect
+    again are refused: its link backs off (0.3 s, then 0.6 s, then 1.2 s) and connects
+    back more than ``lease_ttl`` after the loss. The session waits for it and moves to
+    its owner, its adds answered once each, in order, instead of closing with 1012."""
+    proxy = RefusingProxy(redis_server.port)
+    await nursery.start(proxy.serve)
+    url = redis_server.url
+    with trio.fail_after(PATIENCE):
+        async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
+            assert (await _receive(on_a))["node"] == "a"
+            owner = _relay_ids(redis_server)
+            async with (
+                serve_owner_rooms(proxy.url, "b") as (rooms_b, port_b),
+                open_raw(port_b, GAME) as on_b,
+            ):
+                assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
+                await on_b.send_text(ADD)
+                assert await _counted_until(on_b, 1) == ([1], 0)
+                proxy.refusing = True
+                _Relays(redis_server, owner).drop("client's node")
+                await on_b.send_text(ADD)
+                await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
+                await proxy.wait_refused(2)  # the link's first two attempts
+                proxy.refusing = False
+                await on_b.send_text(ADD)
+                assert await _counted_until(on_b, 3) == ([2, 3], 1)  # moved: welcomed again

@@ -11,10 +11,17 @@ import attrs
 from .._errors import RoomNameError
 from .origins import normalize_origin
 
-__all__ = ["ROOM_NAME_PATTERN", "ReplayLimits", "RoomsConfig", "validate_room_name"]
+__all__ = [
+    "ROOM_NAME_PATTERN",
+    "ReplayLimits",
+    "RoomsConfig",
+    "room_name_in_path",
+    "validate_room_name",
+]
 
 #: Room names: 1 to 128 of ``A-Z a-z 0-9 _ . ~ -``, and not ``.`` or ``..``.
 #: Checked before any room exists, so a name can never escape a URL or a storage key.
+#: In a request's path its characters may be percent-encoded (`room_name_in_path`).
 ROOM_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_.~-]{1,128}")
 
 _MiB = 1024 * 1024
@@ -25,6 +32,32 @@ def validate_room_name(name: str) -> str:
     if ROOM_NAME_PATTERN.fullmatch(name) is None or name in {".", ".."}:
         raise RoomNameError(name)
     return name
+
+
+# RFC 3986 section 2.3: the unreserved characters, the only ones a room name holds.
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT_ENCODED: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else match[0]  # left encoded: refused below
+
+
+def room_name_in_path(segment: str) -> str:
+    """The room a request path's segment names, else raise `RoomNameError`.
+
+    Percent-encoded unreserved characters are the characters (RFC 3986 section
+    6.2.2.2: ``%61bc`` is room ``abc``), decoded once. Any other ``%`` (an encoded
+    ``/``, ``:``, control or non-ASCII octet, or no valid escape) stays, and the name
+    is refused, as the client sent it: every transport and route shares this.
+    """
+    if "%" not in segment:
+        return validate_room_name(segment)
+    try:
+        return validate_room_name(_PERCENT_ENCODED.sub(_decode_unreserved, segment))
+    except RoomNameError:
+        raise RoomNameError(segment) from None
 
 
 # attrs' validators: "'close_timeout' must be > 0: -1". A NaN is refused too.

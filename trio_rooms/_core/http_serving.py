@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from .._errors import BackplaneError, OwnedElsewhereError, RoomNameError
-from .config import RoomsConfig, validate_room_name
+from .config import RoomsConfig, room_name_in_path
 from .ownership import OwnerLost
 from .registry import OWNER_RETRY, RoomRegistry
 from .request import find_header
@@ -72,9 +72,10 @@ async def serve_http(
     if route_path == "/websocket":
         return Response.text(400, "Expected websocket")
     try:
-        validate_room_name(name)
+        name = room_name_in_path(name)
     except RoomNameError as exc:
         return Response.text(400, str(exc))
+    path = prefix + name + route_path  # its normal form: the room's name decoded
     try:
         registry.check_client(find_header(head.headers, "origin"), head.client)
     except HttpRejection as rejection:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, final
 
 from .connection import Connection
+from .stats import Counters
 
 __all__ = ["Parkable", "ParkedSession"]
 
@@ -30,13 +31,16 @@ class Parkable(Protocol):
 class ParkedSession:
     """What `serve_session` returns for a parked session: `resume` runs it on."""
 
-    __slots__ = ("_connection", "_runner", "_wake", "_woken")
+    __slots__ = ("_connection", "_counters", "_held", "_runner", "_wake", "_woken")
 
-    def __init__(self, runner: Parkable, connection: Connection) -> None:
+    def __init__(self, runner: Parkable, connection: Connection, counters: Counters) -> None:
         self._runner = runner
         self._connection = connection
+        self._counters = counters
         self._wake: Callable[[], None] | None = None
         self._woken = False
+        #: The transport holds it (`held`): counted in ``parked_sessions`` until `resume`.
+        self._held = False
 
     def parked(self) -> None:
         """It parks (again): no wake-up is asked for yet."""
@@ -61,6 +65,19 @@ class ParkedSession:
         if wake is not None:
             wake()
 
+    def held(self) -> None:
+        """The transport took the connection: the session is parked, and counted so.
+
+        Not before: until then the transport may refuse (a closing socket, a full epoll
+        set), and the session runs on without having parked.
+        """
+        if not self._held:
+            self._held = True
+            counters = self._counters
+            counters.parked += 1
+            counters.parks += 1
+            counters.changed()
+
     def taken(self) -> None:
         """The transport runs it on (the client sent something): nobody else wakes it."""
         self._wake = None
@@ -73,4 +90,8 @@ class ParkedSession:
         frame, the writer writes what was queued meanwhile, in order. What is returned
         is the session's run itself, for the caller to await (no coroutine in between).
         """
+        if self._held:  # uncounted once, however it runs on (its input, its close)
+            self._held = False
+            self._counters.parked -= 1
+            self._counters.changed()
         return self._runner.run_on(self._connection)

@@ -12,7 +12,7 @@ import attrs
 
 from .._errors import RoomNameError
 from ..codec import WireFormat
-from .config import RoomsConfig, validate_room_name
+from .config import RoomsConfig, room_name_in_path
 
 __all__ = ["HttpRejection", "WebSocketTarget", "route_websocket"]
 
@@ -50,9 +50,10 @@ def route_websocket(config: RoomsConfig, target: str) -> WebSocketTarget:
     if not (path.startswith(head) and path.endswith(tail) and len(path) > len(head) + len(tail)):
         raise HttpRejection(404, "Not Found")
     try:
-        room = validate_room_name(path[len(head) : -len(tail)])
+        room = room_name_in_path(path[len(head) : -len(tail)])
     except RoomNameError as exc:
         raise HttpRejection(400, str(exc)) from None
+    path = head + room + tail  # its normal form: the room's name decoded
     wire: WireFormat = "json"
     if query_string:
         requested = dict(parse_qsl(query_string, keep_blank_values=True)).get("format")

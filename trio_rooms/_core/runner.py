@@ -466,15 +466,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             return False
         parked = self._parked
         if parked is None:
-            parked = self._parked = ParkedSession(self, connection)
+            parked = self._parked = ParkedSession(self, connection, self.counters)
         parked.parked()
         self._reads = Reads.PARKED
         self._wake_reader()
         self.outbound.park(parked.needed)
-        self.counters.parked += 1
-        self.counters.parks += 1
-        self.counters.changed()
-        return True
+        return True  # counted once its transport holds it (`ParkedSession.held`)
 
     def _unpark(self) -> None:
         """Run on after a park: fresh scopes, as cancelled and as bounded as the old ones."""
@@ -486,8 +483,6 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self._writer_scope = _renewed(self._writer_scope)
         self._handler_scope = _renewed(self._handler_scope)
         self.outbound.unpark()
-        self.counters.parked -= 1
-        self.counters.changed()
 
     def ended_with(self) -> tuple[int, str]:
         """The code and reason the session ended with (after `run`)."""

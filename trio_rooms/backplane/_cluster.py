@@ -61,6 +61,17 @@ _logger = logging.getLogger("trio_rooms")
 _RECORD: Final = b"%d" % PROTOCOL
 
 
+def _reconnect_wait(timeout: float, dead_after: float) -> float:
+    """The relay link's longest wait to be connected again once Redis answers.
+
+    `RelayLink.run` sleeps between attempts with a backoff that doubles from
+    ``timeout`` up to ``dead_after``, and an attempt takes two connections (each within
+    ``3 * timeout``) and an XADD (within ``2 * timeout``): the attempt after the
+    longest sleep is through within ``dead_after + 8 * timeout``.
+    """
+    return dead_after + 8 * timeout
+
+
 @final
 class _Owned:
     """A `Lease` as the core sees it: its token, its end, and its release."""
@@ -113,8 +124,10 @@ class RedisCluster:
         prefix: Starts every key: the storage's prefix.
         lease_ttl: Seconds a lease outlives its owner's last renewal: how long a room
             of a node that died stays unavailable; also how long a node may stay silent
-            before the relays it shares with others are broken, and how long a relayed
-            client waits for its room's owner after Redis was lost (then 1012).
+            before the relays it shares with others are broken. A relayed client whose
+            relay was lost waits for its room's owner that long, and as long as the
+            relays may take to connect again (``lease_ttl + 8 * timeout``), at most
+            ``handshake_timeout`` in all (then 1012).
         timeout: Bound on each round trip to Redis.
         start_timeout: Bound on each step of the check at the start that Redis can be
             reached at all (each connection's connect and handshake, and a PING), which
@@ -216,8 +229,17 @@ class RedisCluster:
 
     @property
     def move_timeout(self) -> float:
-        """Seconds a session whose owner was lost waits for the next: ``lease_ttl``."""
-        return self._lease_ttl
+        """Seconds a session whose owner was lost waits for the next (the registry caps
+        it at ``handshake_timeout``).
+
+        ``lease_ttl``, by when a dead owner's lease has lapsed, and the relay link's
+        longest wait to connect again: a relay is lost with this node's own connection
+        to Redis too (a dropped connection, a brief outage), and no owner can be reached
+        until the link is back, after a backoff that is longer the more attempts failed.
+        With ``lease_ttl`` alone, one refused attempt was enough to close the client
+        with 1012 while its owner lived.
+        """
+        return self._lease_ttl + _reconnect_wait(self._timeout, self._lease_ttl)
 
     async def wait_renewed(self) -> None:
         """Wait until Redis has confirmed a renewal of this node's leases begun after the call.
@@ -230,7 +252,7 @@ class RedisCluster:
         if entry.kind == OPEN:
             # A lost relay's session is resumed within `move_timeout` of its loss, found
             # `lease_ttl` after at worst, and asked for within `handshake_timeout`.
-            keep = 2 * self._lease_ttl + host.config.handshake_timeout
+            keep = self.move_timeout + self._lease_ttl + host.config.handshake_timeout
             nursery.start_soon(
                 serve_relayed,
                 self._relays,

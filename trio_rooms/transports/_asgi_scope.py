@@ -7,13 +7,19 @@ from urllib.parse import quote
 
 from hypercorn.typing import HTTPScope, WebsocketScope
 
+from ._target import origin_form
+
 __all__ = ["request_headers", "request_target"]
 
 
 def request_target(scope: HTTPScope | WebsocketScope) -> str:
-    """The request target as the client sent it (still percent-encoded), with its query."""
+    """The request target as the client sent it (still percent-encoded), with its query.
+
+    In origin form, as the embedded server's: hypercorn leaves an absolute-form target
+    (``GET http://host/rooms/x``) as it came, in ``raw_path`` and ``path`` alike.
+    """
     raw = scope["raw_path"]
-    path = raw.decode("latin-1") if raw else quote(scope["path"])
+    path = origin_form(raw.decode("latin-1") if raw else quote(scope["path"], safe="/:"))
     query = scope["query_string"]
     return f"{path}?{query.decode('latin-1')}" if query else path
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, final
 import attrs
 
 from ._request_head import NotSimple, read_head
+from ._target import origin_form
 
 if TYPE_CHECKING:
     import h11
@@ -44,11 +45,6 @@ MAX_HEAD_SIZE = 16 * 1024
 # RFC 3986 section 3.2.2 (an IP literal or a reg-name, each with an optional port), the
 # only Host values RFC 9112 section 3.2 lets a server accept.
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
-
-# RFC 9112 section 3.2.2: a server MUST accept a target in absolute form (a proxy's
-# request, which some clients send to origin servers too). Its scheme and authority go,
-# so that it is routed as the origin-form path and query it names.
-_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
 
 # RFC 9110 section 5.6.2; a subprotocol name is one (RFC 6455 section 4.1).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -292,15 +288,11 @@ def _check(
         return Refusal(400, "Bad Request: malformed Host header")
     if not target.isascii():
         return Refusal(400, "Bad Request: the request target must be ASCII")
-    if not target.startswith(b"/"):
-        absolute = _ABSOLUTE_FORM.match(target)
-        if absolute is not None:
-            rest = target[absolute.end() :]
-            target = rest if rest.startswith(b"/") else b"/" + rest
+    path = origin_form(target.decode("ascii"))  # routed as the path it names
     if not _has_token(found.get("upgrade", _NONE), "websocket"):
         return PlainRequest(
             method=method.decode("ascii").upper(),
-            target=target.decode("ascii"),
+            target=path,
             headers=headers,
             expects_continue="100-continue" in _tokens(found.get("expect", _NONE)),
         )
@@ -328,11 +320,11 @@ def _check(
         return Refusal(400, "Bad Request: a WebSocket handshake has no body")
     offered = found.get("sec-websocket-protocol")
     if offered is None:  # most clients offer none
-        return target.decode("ascii"), headers, _NONE, keys[0]
+        return path, headers, _NONE, keys[0]
     subprotocols = tuple(token for token in _split(offered) if token)
     if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in subprotocols):
         return Refusal(400, "Bad Request: malformed Sec-WebSocket-Protocol")
-    return target.decode("ascii"), headers, subprotocols, keys[0]
+    return path, headers, subprotocols, keys[0]
 
 
 def _split(values: Sequence[str]) -> list[str]:

@@ -204,7 +204,10 @@ class _ParkedStream:
         connection = self._upgrade.connection
         if connection is None or not self._session.wake_with(self.wake):
             return False
-        return connection.park(self)
+        if not connection.park(self):
+            return False
+        self._session.held()  # parked only now: counted once its socket is watched
+        return True
 
     def wake(self) -> None:
         """The session needs its tasks (its writer, its close): start its task now."""
