@@ -143,3 +143,26 @@ async def first_process_told_gone(url: str, node: str, peer: str, dead_after: fl
         return True
     heard = max(added for added, e in entries if e.source == peer and _incarnation(e) == first)
     return now - heard >= dead_after * 1000
+
+
+# One atomic step: a sorted set's scores and the time on Redis's clock they are read at.
+_SCORES_NOW = b"""
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+"""
+
+
+async def scores_now(url: str, key: bytes) -> tuple[int, dict[bytes, int]]:
+    """Now on Redis's clock (ms) and the members of sorted set ``key`` with their scores
+    (the membership's and presence's deadlines, on that clock), read at once."""
+    async with open_resp(url, timeout=5.0, name="tests.scores") as connection:
+        reply = await connection.call(b"EVAL", _SCORES_NOW, b"1", key)
+    assert isinstance(reply, list), reply
+    now, flat = reply
+    assert isinstance(now, int), reply
+    assert isinstance(flat, list), reply
+    members = [member for member in flat[::2] if isinstance(member, bytes)]
+    scores = [int(score) for score in flat[1::2] if isinstance(score, bytes)]
+    assert len(members) == len(scores) == len(flat) // 2, reply
+    return now, dict(zip(members, scores, strict=True))
