@@ -17,6 +17,7 @@ from .config import RoomsConfig, decode_unreserved, room_name_in_path
 __all__ = ["HttpRejection", "WebSocketTarget", "route_websocket", "split_room_path"]
 
 _WIRE_FORMATS: dict[str, WireFormat] = {"json": "json", "msgpack": "msgpack"}
+_TAIL = "/websocket"
 
 
 class HttpRejection(Exception):
@@ -61,13 +62,17 @@ def route_websocket(config: RoomsConfig, target: str) -> WebSocketTarget:
     """
     path, _, query_string = target.partition("?")
     split = split_room_path(config.prefix, path)
-    if split is None or split[1] != "/websocket" or not split[0]:
+    if split is None or not split[1].endswith(_TAIL):
+        raise HttpRejection(404, "Not Found")
+    # All before the tail is the room: ``/rooms/a/b/websocket`` names room ``a/b`` (400).
+    segment = split[0] + split[1][: -len(_TAIL)]
+    if not segment:
         raise HttpRejection(404, "Not Found")
     try:
-        room = room_name_in_path(split[0])
+        room = room_name_in_path(segment)
     except RoomNameError as exc:
         raise HttpRejection(400, str(exc)) from None
-    path = config.prefix + "/" + room + "/websocket"  # its normal form: decoded
+    path = config.prefix + "/" + room + _TAIL  # its normal form: decoded
     wire: WireFormat = "json"
     if query_string:
         requested = dict(parse_qsl(query_string, keep_blank_values=True)).get("format")
