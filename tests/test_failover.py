@@ -19,54 +19,21 @@ import orjson
 import pytest
 import trio
 
-from trio_rooms._resp import RespConnection, open_resp
-
 from .owner_app import open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
+from .redis_witness import events_until, lease_holder, lease_key, open_lease_events
 from .sockets import CLOSE, PING, PONG, TEXT, RawClient, client_frame, close_payload, open_raw
 
 pytestmark = pytest.mark.slow
 
 GAME = "/rooms/game/websocket"
 #: The lease of room ``game``.
-GAME_LEASE = b"trio_rooms:lease:game"
+GAME_LEASE = lease_key("game")
 #: Bounds every wait once the nodes run (their start has its own bound, in
 #: `open_server_process`: on a loaded box, three take 20 s and more to import and start).
 PATIENCE = 30.0
 
 Message = dict[str, object]
-
-
-@asynccontextmanager
-async def open_lease_events(
-    redis_server: RedisServer, redis: coredis.Redis[bytes]
-) -> AsyncGenerator[RespConnection]:
-    """A connection subscribed to what Redis does to ``game``'s lease, in Redis's order:
-    ``expire`` (a renewal), ``set`` (an acquisition), ``expired`` (its TTL ran out)."""
-    await redis.config_set({"notify-keyspace-events": "Kg$x"})
-    async with open_resp(redis_server.url, timeout=5.0, name="tests.lease_events") as events:
-        await events.call(b"SUBSCRIBE", b"__keyspace@0__:" + GAME_LEASE)
-        yield events
-
-
-async def lease_events_until_set(events: RespConnection) -> list[bytes]:
-    """The lease's events from the subscription up to the next ``set``, that one included."""
-    seen: list[bytes] = []
-    while not seen or seen[-1] != b"set":
-        message = await events.reply()
-        assert isinstance(message, list), message
-        assert message[0] == b"message", message
-        event = message[2]
-        assert isinstance(event, bytes), message
-        seen.append(event)
-    return seen
-
-
-def _token(lease: bytes | None) -> tuple[str, int]:
-    """The node and fencing token a lease's value names."""
-    assert lease is not None
-    node, _, token = lease.decode().rpartition(":")
-    return node, int(token)
 
 
 @asynccontextmanager
@@ -174,7 +141,7 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
     board = _Board()
     async with (
         open_nodes(redis_server.url, "a", "b", "c") as nodes,
-        open_lease_events(redis_server, redis) as lease_events,
+        open_lease_events(redis_server, redis, "game") as lease_events,
     ):
         (process_a, port_a), (_, port_b), (_, port_c) = nodes["a"], nodes["b"], nodes["c"]
         with trio.fail_after(PATIENCE):
@@ -203,8 +170,8 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
                     await board.wait_until(
                         lambda: all(len(adder.messages("counted")) >= 3 for adder in adders)
                     )
-                    assert await lease_events_until_set(lease_events) == [b"set"]  # a's
-                    deposed = _token(await redis.get(GAME_LEASE))
+                    assert await events_until(lease_events, b"set") == [b"set"]  # a's
+                    deposed = lease_holder(await redis.get(GAME_LEASE))
                     assert deposed[0] == "a"
                     process_a.kill()
                     await board.wait_until(lambda: all(map(moved, adders)))
@@ -223,10 +190,10 @@ async def test_relayed_sessions_move_to_the_new_owner_without_reconnecting(
                     stored += counts
                 # Taken once the dead owner's lease ran out, by Redis's own TTL (never
                 # dropped early: nothing deleted it), by the node that welcomed them all.
-                events = await lease_events_until_set(lease_events)
+                events = await events_until(lease_events, b"set")
                 assert events[-2:] == [b"expired", b"set"], events
                 assert set(events[:-2]) <= {b"expire"}, events  # a's renewals, before
-                node, token = _token(await redis.get(GAME_LEASE))
+                node, token = lease_holder(await redis.get(GAME_LEASE))
                 assert {adder.messages("welcome")[1]["node"] for adder in adders} == {node}
                 assert token > deposed[1]
                 # Every answer is another stored count: none was lost, none applied twice.

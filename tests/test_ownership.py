@@ -20,8 +20,9 @@ import trio_rooms
 from trio_rooms.backplane.redis import RedisCluster
 from trio_rooms.storage.redis import RedisStorage
 
-from .owner_app import LEASE_TTL, CounterRoom, open_owner_node
+from .owner_app import CounterRoom, open_owner_node
 from .redis_server import RedisServer
+from .redis_witness import events_until, lease_holder, lease_key, open_lease_events
 from .sockets import CLOSE, PING, RawClient, open_raw
 
 pytestmark = pytest.mark.slow
@@ -171,36 +172,45 @@ async def test_a_node_shut_down_gives_its_rooms_to_the_next_node_at_once(
             assert await _receive(client) == {"type": "counted", "stored": 2, "local": 1}
 
 
-async def test_the_room_of_a_killed_owner_moves_to_the_other_node_within_the_ttl(
-    nodes: Nodes,
+async def test_the_room_of_a_killed_owner_moves_to_the_other_node_once_its_lease_ran_out(
+    nodes: Nodes, redis_server: RedisServer, redis: coredis.Redis[bytes]
 ) -> None:
-    """After kill -9 of the owner, the other node takes the room once its lease lapses,
-    within TTL + 1 s, and goes on from every acknowledged write; a client of the dead
-    node resumes its session there with its token (`tests.test_failover` follows the
-    relayed clients, which need not reconnect)."""
+    """After kill -9 of the owner, the other node takes the room once its lease ran out
+    by Redis's own clock (nothing deleted it), with a larger fencing token, and goes on
+    from every acknowledged write; a client of the dead node resumes its session there
+    with its token (`tests.test_failover` follows the relayed clients, which need not
+    reconnect).
+
+    How soon (TTL + 1 s at most) is the failover benchmark's figure, not this test's."""
     (process_a, port_a), (_, port_b) = nodes
-    with trio.fail_after(PATIENCE):
-        async with open_raw(port_a, "/rooms/game/websocket?resume=") as owner:
-            session = await _session(owner)
-            assert (await _receive(owner))["node"] == "a"
-            for stored in (1, 2, 3):
-                await owner.send_text('{"type": "add"}')
-                assert (await _receive(owner))["stored"] == stored
-            process_a.kill()
-            await process_a.wait()
-            killed = trio.current_time()
-            assert await _first(owner) is None  # the socket died with its node
-        token = session["token"]
-        assert isinstance(token, str)
-        # Served (not refused) as soon as b can take the room: its lease lapsed.
-        async with open_raw(port_b, f"/rooms/game/websocket?resume={token}") as client:
-            resumed = await _session(client)
-            assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
-            assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
-            took = trio.current_time() - killed
-            await client.send_text('{"type": "add"}')
-            assert (await _receive(client))["stored"] == 4
-    assert took <= LEASE_TTL + 1.0
+    async with open_lease_events(redis_server, redis, "game") as lease_events:
+        with trio.fail_after(PATIENCE):
+            async with open_raw(port_a, "/rooms/game/websocket?resume=") as owner:
+                session = await _session(owner)
+                assert (await _receive(owner))["node"] == "a"
+                for stored in (1, 2, 3):
+                    await owner.send_text('{"type": "add"}')
+                    assert (await _receive(owner))["stored"] == stored
+                assert await events_until(lease_events, b"set") == [b"set"]  # a's
+                deposed = lease_holder(await redis.get(lease_key("game")))
+                assert deposed[0] == "a"
+                process_a.kill()
+                await process_a.wait()
+                assert await _first(owner) is None  # the socket died with its node
+            token = session["token"]
+            assert isinstance(token, str)
+            # Served (not refused) as soon as b can take the room: its lease lapsed.
+            async with open_raw(port_b, f"/rooms/game/websocket?resume={token}") as client:
+                resumed = await _session(client)
+                assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
+                assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
+                await client.send_text('{"type": "add"}')
+                assert (await _receive(client))["stored"] == 4
+            events = await events_until(lease_events, b"set")
+            assert events[-2:] == [b"expired", b"set"], events
+            assert set(events[:-2]) <= {b"expire"}, events  # a's renewals, before
+            node, fence = lease_holder(await redis.get(lease_key("game")))
+            assert (node, fence > deposed[1]) == ("b", True)
 
 
 async def test_a_storage_under_another_prefix_than_the_cluster_is_refused(

@@ -1,9 +1,9 @@
 """Request targets in the forms RFC 9112 and RFC 3986 allow, the same on both transports.
 
 A target in absolute form (RFC 9112 section 3.2.2) is routed as the path it names, and
-a percent-encoded unreserved character in a room name is that character (RFC 3986
-section 6.2.2.2); any other encoded octet in a room name is refused, with a 400 that
-says why, before any room exists.
+a percent-encoded unreserved character in a room name, or anywhere in the path, is that
+character (RFC 3986 section 6.2.2.2); any other encoded octet in a room name is refused,
+with a 400 that says why, before any room exists, and elsewhere matches no route.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import trio
 
 import trio_rooms
 from trio_rooms import Rooms, RoomsConfig
+from trio_rooms._core.routing import split_room_path
 
 from .routes_app import AdminRoom
 from .servers import Transport, start_server
@@ -113,3 +114,53 @@ async def test_any_other_percent_encoding_in_a_room_name_is_refused(
 
 
 _EXPECTED = "expected 1-128 of A-Z a-z 0-9 _ . ~ -"
+
+
+# A path with percent-encoded unreserved characters outside the room name, or in it too:
+# the handshake's path, and a route's path in the same room.
+ENCODED_PATHS = [
+    ("/rooms/lobby/%77ebsocket", "/rooms/lobby/%65cho"),
+    ("/%72oom%73/lobby/websocke%74", "/%72oom%73/lobby/ech%6F"),
+    ("/rooms/lob%62y/%77ebsocket", "/rooms/lob%62y/%65%63%68%6f"),
+]
+
+
+@pytest.mark.parametrize(("handshake", "route"), ENCODED_PATHS)
+async def test_a_percent_encoded_unreserved_character_in_the_path_is_the_character(
+    admin_rooms: Rooms[AdminRoom], server: int, handshake: str, route: str
+) -> None:
+    async with _handshake(server, handshake + "?name=ann") as (status, welcome):
+        assert status == 101, welcome
+        assert b"welcome ann" in welcome
+        assert set(admin_rooms.statistics().by_room) == {"lobby"}
+    result = await http(server, "GET", route + "?x=1")
+    assert result.status == 201, result.body
+    assert result.body == b"GET /rooms/lobby/echo 1 t1"  # in its normal form
+
+
+@pytest.mark.parametrize(
+    "target", ["/rooms/lobby/websocket%2F", "/rooms/lobby/%2Fwebsocket", "/rooms%2Flobby/websocket"]
+)
+async def test_a_reserved_character_encoded_in_the_path_is_not_the_character(
+    admin_rooms: Rooms[AdminRoom], server: int, target: str
+) -> None:
+    async with _handshake(server, target) as (status, body):
+        assert status == 404, body
+    assert (await http(server, "GET", target.replace("websocket", "echo"))).status == 404
+    assert not admin_rooms.statistics().by_room
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "split"),
+    [
+        ("", "/x/%65cho", ("x", "/echo")),
+        ("", "/x", None),
+        ("/api/v1", "/ap%69/v%31/%61b/e/f", ("%61b", "/e/f")),  # the room as sent
+        ("/api/v1", "/api%2Fv1/x/echo", None),
+        ("/api/v1", "/api/x/echo", None),
+    ],
+)
+def test_a_path_splits_at_its_prefix_and_room_whatever_the_prefix(
+    prefix: str, path: str, split: tuple[str, str] | None
+) -> None:
+    assert split_room_path(prefix, path) == split

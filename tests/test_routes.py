@@ -246,7 +246,23 @@ async def test_unknown_routes_get_404_and_wrong_methods_405_without_creating_the
     assert (await http(http_port, "POST", "/rooms/bad%20name/info")).status == 400
     assert (await http(http_port, "POST", "/rooms/hall")).status == 404
     assert (await http(http_port, "POST", "/elsewhere/hall/info")).status == 404
+    # Known once decoded (RFC 3986 6.2.2.2), so 405 and 400 too, not 404.
+    assert (await http(http_port, "GET", "/rooms/hall/%69nfo")).status == 405
+    assert (await http(http_port, "GET", "/rooms/hall/%77ebsocket")).body == b"Expected websocket"
     assert admin_rooms.statistics().rooms == 0
+
+
+async def test_a_route_path_with_percent_encoded_unreserved_characters_is_the_route(
+    http_port: int,
+) -> None:
+    """The route's path is compared decoded, the room's prefix too; the route sees it in
+    its normal form. Reserved characters stay encoded: ``%2F`` is no ``/``."""
+    for target in ("/rooms/hall/%65cho", "/rooms/hall/%65%63%68%6f", "/%72ooms/h%61ll/echo"):
+        result = await http(http_port, "GET", target + "?x=1")
+        assert (result.status, result.body) == (201, b"GET /rooms/hall/echo 1 t1"), target
+    for target in ("/rooms/hall/echo%2F", "/rooms/hall/%2Fecho", "/rooms%2Fhall/echo"):
+        assert (await http(http_port, "GET", target)).status == 404, target
+    assert (await http(http_port, "GET", "/rooms/hall/%2565cho")).status == 404  # decoded once
 
 
 async def test_a_route_creates_its_room(http_port: int, admin_rooms: Rooms[AdminRoom]) -> None:

@@ -37,14 +37,15 @@ ROUNDS = 5  # each sends every garbage frame this many times
 # in a row nor more than a burst of messages (the per-session abuse limits).
 RUN = 5
 CANARY_INTERVAL = 0.02  # the canary's pace: well under any per-session rate limit
-ROUND_TRIP_BOUND = 1.0  # seconds; generous: a round trip takes about a millisecond
 
 
 async def test_garbage_gets_error_frames_and_changes_nothing(
     port: int, rooms: Rooms[ChatRoom]
 ) -> None:
-    """Every malformed frame gets {"error": ...}; nobody else hears of it; the canary is prompt."""
-    round_trips: list[float] = []
+    """Every malformed frame gets {"error": ...}; nobody else hears of it; the canary is
+    answered while the garbage comes, not after it. (How promptly is a benchmark's.)"""
+    #: The canary's answered round trips while the garbage still came.
+    during: list[int] = []
     done = trio.Event()
     frames = list(GARBAGE.items())
     runs = [frames[i : i + RUN] for i in range(0, len(frames), RUN)]
@@ -52,11 +53,10 @@ async def test_garbage_gets_error_frames_and_changes_nothing(
     async def canary_loop(canary: Peer) -> None:
         seq = 0
         while not done.is_set():
-            started = trio.current_time()
-            with trio.fail_after(ROUND_TRIP_BOUND):
-                await canary.send(Whisper(text=str(seq)))
-                reply = await canary.receive()
-            round_trips.append(trio.current_time() - started)
+            await canary.send(Whisper(text=str(seq)))
+            reply = await canary.receive()
+            if not done.is_set():
+                during.append(seq)
             assert isinstance(reply, Chat)
             assert (reply.name, reply.text) == ("canary", str(seq))
             seq += 1
@@ -107,8 +107,7 @@ async def test_garbage_gets_error_frames_and_changes_nothing(
             heard = await observer.receive()
             assert isinstance(heard, Chat)
             assert heard.text == "marker"
-    assert len(round_trips) >= 2
-    assert max(round_trips) < ROUND_TRIP_BOUND
+    assert during  # not kept waiting behind the garbage
 
 
 @asynccontextmanager

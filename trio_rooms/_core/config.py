@@ -15,6 +15,7 @@ __all__ = [
     "ROOM_NAME_PATTERN",
     "ReplayLimits",
     "RoomsConfig",
+    "decode_unreserved",
     "room_name_in_path",
     "validate_room_name",
 ]
@@ -44,18 +45,26 @@ def _decode_unreserved(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match[0]  # left encoded: refused below
 
 
+def decode_unreserved(path: str) -> str:
+    """``path`` with its percent-encoded unreserved characters decoded (RFC 3986 section
+    6.2.2.2: ``/rooms/x/%65cho`` is ``/rooms/x/echo``); any other ``%`` stays as sent
+    (``%2F`` is not ``/``). Decoding again changes nothing: no ``%`` is ever decoded.
+    """
+    return _PERCENT_ENCODED.sub(_decode_unreserved, path) if "%" in path else path
+
+
 def room_name_in_path(segment: str) -> str:
     """The room a request path's segment names, else raise `RoomNameError`.
 
-    Percent-encoded unreserved characters are the characters (RFC 3986 section
-    6.2.2.2: ``%61bc`` is room ``abc``), decoded once. Any other ``%`` (an encoded
-    ``/``, ``:``, control or non-ASCII octet, or no valid escape) stays, and the name
-    is refused, as the client sent it: every transport and route shares this.
+    Percent-encoded unreserved characters are the characters (`decode_unreserved`:
+    ``%61bc`` is room ``abc``). Any other ``%`` (an encoded ``/``, ``:``, control or
+    non-ASCII octet, or no valid escape) stays, and the name is refused, as the client
+    sent it: every transport and route shares this.
     """
     if "%" not in segment:
         return validate_room_name(segment)
     try:
-        return validate_room_name(_PERCENT_ENCODED.sub(_decode_unreserved, segment))
+        return validate_room_name(decode_unreserved(segment))
     except RoomNameError:
         raise RoomNameError(segment) from None
 

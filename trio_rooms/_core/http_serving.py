@@ -23,7 +23,7 @@ from .request import find_header
 from .rooms import Rooms, registry_of
 from .route_answer import answer_route
 from .routes import HttpRequest, Response, match_route, unsupported_body
-from .routing import HttpRejection
+from .routing import HttpRejection, split_room_path
 
 __all__ = ["HttpHead", "ReceiveBody", "serve_http"]
 
@@ -62,20 +62,17 @@ async def serve_http(
     registry = registry_of(rooms)
     config = registry.config
     path, _, query_string = head.target.partition("?")
-    prefix = config.prefix + "/"
-    if not path.startswith(prefix):
+    split = split_room_path(config.prefix, path)
+    if split is None:
         return Response.text(404, "Not Found")
-    name, slash, rest = path[len(prefix) :].partition("/")
-    if not slash:
-        return Response.text(404, "Not Found")
-    route_path = "/" + rest
+    name, route_path = split
     if route_path == "/websocket":
         return Response.text(400, "Expected websocket")
     try:
         name = room_name_in_path(name)
     except RoomNameError as exc:
         return Response.text(400, str(exc))
-    path = prefix + name + route_path  # its normal form: the room's name decoded
+    path = config.prefix + "/" + name + route_path  # its normal form: decoded
     try:
         registry.check_client(find_header(head.headers, "origin"), head.client)
     except HttpRejection as rejection:

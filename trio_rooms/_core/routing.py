@@ -12,11 +12,12 @@ import attrs
 
 from .._errors import RoomNameError
 from ..codec import WireFormat
-from .config import RoomsConfig, room_name_in_path
+from .config import RoomsConfig, decode_unreserved, room_name_in_path
 
-__all__ = ["HttpRejection", "WebSocketTarget", "route_websocket"]
+__all__ = ["HttpRejection", "WebSocketTarget", "route_websocket", "split_room_path"]
 
 _WIRE_FORMATS: dict[str, WireFormat] = {"json": "json", "msgpack": "msgpack"}
+_TAIL = "/websocket"
 
 
 class HttpRejection(Exception):
@@ -37,6 +38,21 @@ class WebSocketTarget:
     wire: WireFormat
 
 
+def split_room_path(prefix: str, path: str) -> tuple[str, str] | None:
+    """``{prefix}/{room}/{rest}`` as the room's segment as the client sent it (for
+    `room_name_in_path`) and ``/{rest}``; None for a path of another shape.
+
+    The prefix and the rest are compared with their percent-encoded unreserved
+    characters decoded (`decode_unreserved`: ``/rooms/x/%65cho`` is ``/rooms/x/echo``).
+    Split first: an encoded ``/`` is never decoded, so it never splits a segment.
+    """
+    depth = prefix.count("/")  # the prefix's segments
+    parts = path.split("/", depth + 2)  # "", the prefix's segments, the room, the rest
+    if len(parts) < depth + 3 or decode_unreserved("/".join(parts[: depth + 1])) != prefix:
+        return None
+    return parts[depth + 1], "/" + decode_unreserved(parts[depth + 2])
+
+
 def route_websocket(config: RoomsConfig, target: str) -> WebSocketTarget:
     """Resolve ``{prefix}/{room}/websocket?...``.
 
@@ -45,15 +61,18 @@ def route_websocket(config: RoomsConfig, target: str) -> WebSocketTarget:
             or ``format``.
     """
     path, _, query_string = target.partition("?")
-    head = config.prefix + "/"
-    tail = "/websocket"
-    if not (path.startswith(head) and path.endswith(tail) and len(path) > len(head) + len(tail)):
+    split = split_room_path(config.prefix, path)
+    if split is None or not split[1].endswith(_TAIL):
+        raise HttpRejection(404, "Not Found")
+    # All before the tail is the room: ``/rooms/a/b/websocket`` names room ``a/b`` (400).
+    segment = split[0] + split[1][: -len(_TAIL)]
+    if not segment:
         raise HttpRejection(404, "Not Found")
     try:
-        room = room_name_in_path(path[len(head) : -len(tail)])
+        room = room_name_in_path(segment)
     except RoomNameError as exc:
         raise HttpRejection(400, str(exc)) from None
-    path = head + room + tail  # its normal form: the room's name decoded
+    path = config.prefix + "/" + room + _TAIL  # its normal form: decoded
     wire: WireFormat = "json"
     if query_string:
         requested = dict(parse_qsl(query_string, keep_blank_values=True)).get("format")

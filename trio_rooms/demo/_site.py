@@ -10,7 +10,8 @@ It answers ``GET``/``HEAD`` for:
 with 405 to other methods on those paths, and passes everything else (the rooms'
 WebSockets and HTTP routes under ``/rooms/``, 404 elsewhere, the ASGI lifespan) to
 the rooms' app. Paths are matched on the request target as the client sent it, before
-any percent-decoding. Hypercorn bounds request sizes and idle connections.
+any percent-decoding (an absolute-form target by the path it names, as the rooms' app
+does). Hypercorn bounds request sizes and idle connections.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Final, final
+from urllib.parse import urlsplit
 
 import trio
 from hypercorn.typing import (
@@ -101,9 +103,17 @@ class _DemoApp:
 
 
 def _raw_path(scope: HTTPScope) -> str:
-    """The path as the client sent it: still percent-encoded, without the query."""
+    """The path as the client sent it: still percent-encoded, without the query; of an
+    absolute-form target (``GET http://host/static/x``), the path it names."""
     raw = scope["raw_path"]
     path = raw.decode("latin-1") if raw else scope["path"]
+    if not path.startswith("/"):
+        # RFC 9112 3.2.2: hypercorn hands an absolute-form target on as sent, and the
+        # rooms' app routes it by its path; so does the page. (The library keeps its own
+        # helper private: its public names are about rooms, not request targets.)
+        parts = urlsplit(path)
+        if parts.scheme and path[len(parts.scheme) :].startswith("://"):
+            return parts.path or "/"
     return path.partition("?")[0]
 
 
