@@ -1,7 +1,8 @@
 """A `Commit` in Redis: one script that writes it whole, after the room's fence allows it.
 
-No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV,
-`COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it answers.
+No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV, in the
+bytes of RESP, `COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it
+answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Final
 from coredis.commands import Script
 
 from .._core.storage import Commit
-from ._redis_encoding import encode_alarm, encode_frame, encode_record, pxat, score
+from ._redis_encoding import encode_alarm, encode_record, pxat, score
 from ._redis_keys import RedisKeys, encode_name, queue_entry
 from ._redis_replies import flags
 from ._redis_scripts import FIND_TOKEN_HASH, REQUIRE_TYPE
@@ -125,9 +126,15 @@ return written
 )
 
 
-def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[list[bytes], list[bytes]]:
-    """The KEYS and ARGV that `COMMIT` writes ``commit`` with, as the bytes Redis gets."""
-    room = commit.room
+def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
+    """How many arguments `COMMIT` gets after its SHA for ``commit`` (its number of KEYS,
+    the KEYS, the ARGV), and those arguments as the bytes of RESP bulk strings.
+
+    Encoded here, not by `resp_command`: a frame's two arguments (its score and its
+    member, which starts with its seq) are one formatting of its bytes, not two
+    arguments of three pieces each and an 8-byte prefix joined in between.
+    """
+    room, frames = commit.room, commit.frames
     script_keys = [keys.alarms(room), keys.alarm_queue]
     args = [b"%d" % len(commit.values), b"%d" % len(commit.alarms), b"%d" % len(commit.records)]
     for key, value in commit.values.items():
@@ -142,14 +149,25 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[list[bytes], list
         args += (b"0", b"") if expected is None else (b"1", expected)
         args += (encode_record(record), b"%d" % pxat(record.expires_at))
     expire_ms = math.ceil(commit.frames_expire_after * 1000)
-    args += (b"%d" % len(commit.frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
-    if commit.frames:
+    args += (b"%d" % len(frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
+    if frames:
         script_keys.append(keys.log(room))
-        for frame in commit.frames:
-            args += (b"%d" % frame.seq, encode_frame(frame))
     script_keys.append(keys.fence(room))
-    args.append(b"%d" % commit.fence)
-    return script_keys, args
+    head = (b"%d" % len(script_keys), *script_keys, *args)
+    pieces = [_BULK % (len(arg), arg) for arg in head]
+    # Per frame its score (the seq in decimal) and its member (`encode_frame`'s bytes).
+    for frame in frames:
+        seq, data = b"%d" % frame.seq, frame.data
+        pieces.append(_FRAME % (len(seq), seq, len(data) + 8, frame.seq.to_bytes(8, "big"), data))
+    fence = b"%d" % commit.fence
+    pieces.append(_BULK % (len(fence), fence))
+    return len(head) + 2 * len(frames) + 1, b"".join(pieces)
+
+
+#: One RESP bulk string: its length, its bytes.
+_BULK: Final = b"$%d\r\n%b\r\n"
+#: A logged frame's two arguments as RESP: its score, and its member (seq, then data).
+_FRAME: Final = b"$%d\r\n%b\r\n$%d\r\n%b%b\r\n"
 
 
 def commit_reply(response: object) -> Sequence[bool] | int:

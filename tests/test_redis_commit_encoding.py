@@ -1,0 +1,89 @@
+"""The RESP bytes `commit_arguments` makes for a commit, as a real redis-server reads them.
+
+A commit's arguments are encoded by hand (a frame's score and member in one piece, not
+through `resp_command`), so a length or a count off by one would garble the script's
+KEYS and ARGV: a script that returns them shows what Redis parsed.
+"""
+
+from __future__ import annotations
+
+from trio_rooms._resp import open_resp
+from trio_rooms.storage import Commit, LoggedFrame, RecordWrite, SessionRecord, StoredAlarm
+from trio_rooms.storage._redis_commit import commit_arguments
+from trio_rooms.storage._redis_encoding import encode_alarm, encode_record, pxat
+from trio_rooms.storage._redis_keys import RedisKeys
+
+from .redis_server import RedisServer
+
+_ALARM = StoredAlarm(room="r", name="a", at=5.5)
+
+#: Echoes what it was given: its KEYS, then its ARGV.
+_ECHO = b"return {KEYS, ARGV}"
+
+
+def _commit() -> Commit:
+    """A commit with every kind of write, and frames whose seqs differ in length."""
+    record = SessionRecord(
+        room="r", session_id="s", data=b"{}", wire="json", token_hash=b"h", expires_at=9e9
+    )
+    return Commit(
+        room="r",
+        values={"k": b"v\r\n$3", "gone": None},
+        alarms={"a": _ALARM, "b": None},
+        records=[
+            RecordWrite(record=record, expected_token_hash=b"old"),
+            RecordWrite(record=record),
+        ],
+        frames=[
+            LoggedFrame(999_999_999, b""),
+            LoggedFrame(1_000_000_000, b"\r\n" * 200),
+            LoggedFrame(2**63 - 1, bytes(range(256))),
+        ],
+        keep_frames=7,
+        frames_expire_after=1.5,
+        fence=42,
+    )
+
+
+async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
+    redis_server: RedisServer,
+) -> None:
+    commit = _commit()
+    count, arguments = commit_arguments(RedisKeys(b"p:"), commit)
+    async with open_resp(redis_server.url, timeout=5.0) as connection:
+        head = b"*%d\r\n$4\r\nEVAL\r\n$%d\r\n%b\r\n" % (count + 2, len(_ECHO), _ECHO)
+        await connection.send(head)
+        await connection.send(arguments)
+        reply = await connection.reply()
+    assert isinstance(reply, list)
+    keys, argv = reply
+    assert isinstance(keys, list)
+    assert keys == [
+        b"p:alarms:r",
+        b"p:alarm-queue",
+        b"p:state:r:k",
+        b"p:state:r:gone",
+        b"p:session:r:s",
+        b"p:session:r:s",
+        b"p:replay:r",
+        b"p:fence:r",
+    ]
+    assert isinstance(argv, list)
+    assert argv[:3] == [b"2", b"2", b"2"]
+    assert argv[3:7] == [b"p", b"v\r\n$3", b"d", b""]
+    assert argv[7:11] == [b"a", b"r a", encode_alarm(_ALARM), b"5.5"]
+    assert argv[11:15] == [b"b", b"r b", b"", b""]
+    record = commit.records[0].record
+    stored = [encode_record(record), b"%d" % pxat(record.expires_at)]
+    assert argv[15:23] == [b"1", b"old", *stored, b"0", b"", *stored]
+    assert argv[23:26] == [b"3", b"7", b"1500"]
+    assert argv[26:32] == [
+        b"999999999",
+        (999_999_999).to_bytes(8, "big"),
+        b"1000000000",
+        (1_000_000_000).to_bytes(8, "big") + b"\r\n" * 200,
+        b"%d" % (2**63 - 1),
+        (2**63 - 1).to_bytes(8, "big") + bytes(range(256)),
+    ]
+    assert argv[32:] == [b"42"]
+    assert count == 1 + len(keys) + len(argv)
