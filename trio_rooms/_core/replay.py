@@ -76,7 +76,15 @@ class LogEntry:
 
     def pack(self) -> LoggedFrame:
         return _packed(
-            self.seq, self.prev, self.at, self.wire, self.payload, self.to, self.exclude, self.only
+            msgpack.packb,
+            self.seq,
+            self.prev,
+            self.at,
+            self.wire,
+            self.payload,
+            self.to,
+            self.exclude,
+            self.only,
         )
 
     @classmethod
@@ -109,6 +117,7 @@ class LogEntry:
 
 
 def _packed(
+    pack: Callable[[object], bytes],
     seq: int,
     prev: int,
     at: float,
@@ -118,11 +127,14 @@ def _packed(
     exclude: tuple[str, ...],
     only: tuple[str, ...] | None,
 ) -> LoggedFrame:
-    """The stored form of the entry of these fields (`LogEntry.pack`)."""
-    fields: list[object] = [prev, at, wire, payload, to, list(exclude)]
-    if only is not None:
-        fields.append(list(only))
-    return LoggedFrame(seq, msgpack.packb(fields))
+    """The stored form of the entry of these fields (`LogEntry.pack`), packed by ``pack``.
+
+    Tuples, not lists: msgpack packs both as the same array, and a send's ``exclude`` is
+    the empty tuple, not a new list per frame.
+    """
+    if only is None:
+        return LoggedFrame(seq, pack((prev, at, wire, payload, to, exclude)))
+    return LoggedFrame(seq, pack((prev, at, wire, payload, to, exclude, only)))
 
 
 def _strings(value: object) -> tuple[str, ...] | None:
@@ -156,6 +168,7 @@ class RoomLog:
         "_entries",
         "_entry_bytes",
         "_loading",
+        "_pack",
         "_state",
         "active",
         "head",
@@ -177,6 +190,9 @@ class RoomLog:
         self._entry_bytes = 0
         #: While the log is first read: what the room appends meanwhile.
         self._loading: list[LogEntry] | None = None
+        # One packer per log, not `msgpack.packb`'s new one per frame; its own (a packer
+        # keeps a buffer), used by this room only.
+        self._pack: Callable[[object], bytes] = msgpack.Packer().pack
 
     def bind(self, limits: ReplayLimits | None) -> None:
         """Keep a log within ``limits`` (None: none), before the room starts."""
@@ -240,7 +256,7 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        state.log_frame(_packed(seq, head, now, wire, payload, to, exclude, only))
+        state.log_frame(_packed(self._pack, seq, head, now, wire, payload, to, exclude, only))
         self.head = seq
         # A `LogEntry` only where one is kept: each reply of a relayed session is logged.
         if self._entries is not None:
