@@ -74,22 +74,10 @@ class LogEntry:
             return session_id in self.only
         return session_id not in self.exclude
 
-    def pack(self) -> LoggedFrame:
-        return _packed(
-            msgpack.packb,
-            self.seq,
-            self.prev,
-            self.at,
-            self.wire,
-            self.payload,
-            self.to,
-            self.exclude,
-            self.only,
-        )
-
     @classmethod
     def unpack(cls, frame: LoggedFrame) -> LogEntry:
-        """The entry stored as ``frame``.
+        """The entry stored as ``frame`` (by `RoomLog`: msgpack [prev, at, wire, payload,
+        to, exclude] and, for a tagged broadcast, its ``only``).
 
         Raises:
             ValueError: ``frame`` is not an entry this module wrote.
@@ -114,27 +102,6 @@ class LogEntry:
                 return cls(frame.seq, prev, at, wire, payload, to, excluded, only)
             case _:
                 raise ValueError(f"replay log entry {frame.seq}: unexpected layout")
-
-
-def _packed(
-    pack: Callable[[object], bytes],
-    seq: int,
-    prev: int,
-    at: float,
-    wire: EntryWire,
-    payload: bytes,
-    to: str | None,
-    exclude: tuple[str, ...],
-    only: tuple[str, ...] | None,
-) -> LoggedFrame:
-    """The stored form of the entry of these fields (`LogEntry.pack`), packed by ``pack``.
-
-    Tuples, not lists: msgpack packs both as the same array, and a send's ``exclude`` is
-    the empty tuple, not a new list per frame.
-    """
-    if only is None:
-        return LoggedFrame(seq, pack((prev, at, wire, payload, to, exclude)))
-    return LoggedFrame(seq, pack((prev, at, wire, payload, to, exclude, only)))
 
 
 def _strings(value: object) -> tuple[str, ...] | None:
@@ -256,7 +223,13 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        state.log_frame(_packed(self._pack, seq, head, now, wire, payload, to, exclude, only))
+        # Tuples, not lists: msgpack packs both as the same array (a send's ``exclude`` is
+        # the empty tuple, not a list made per frame).
+        if only is None:
+            packed = self._pack((head, now, wire, payload, to, exclude))
+        else:
+            packed = self._pack((head, now, wire, payload, to, exclude, only))
+        state.log_frame(LoggedFrame(seq, packed))
         self.head = seq
         # A `LogEntry` only where one is kept: each reply of a relayed session is logged.
         if self._entries is not None:
