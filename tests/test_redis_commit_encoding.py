@@ -1,4 +1,5 @@
-"""The RESP bytes `commit_arguments` makes for a commit, as a real redis-server reads them.
+"""The RESP bytes `commit_arguments` makes for a commit, as a real redis-server reads them,
+and the keys it takes from `RedisKeys.of_commit`.
 
 A commit's arguments are encoded by hand (a frame's score and member in one piece, not
 through `resp_command`), so a length or a count off by one would garble the script's
@@ -7,11 +8,14 @@ KEYS and ARGV: a script that returns them shows what Redis parsed.
 
 from __future__ import annotations
 
+import pytest
+
+from trio_rooms import RoomNameError
 from trio_rooms._resp import open_resp
 from trio_rooms.storage import Commit, LoggedFrame, RecordWrite, SessionRecord, StoredAlarm
 from trio_rooms.storage._redis_commit import commit_arguments
 from trio_rooms.storage._redis_encoding import encode_alarm, encode_record, pxat
-from trio_rooms.storage._redis_keys import RedisKeys
+from trio_rooms.storage._redis_keys import _CACHED_ROOMS, RedisKeys  # pyright: ignore[reportPrivateUsage] - its bound
 
 from .redis_server import RedisServer
 
@@ -87,3 +91,16 @@ async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
     ]
     assert argv[32:] == [b"42"]
     assert count == 1 + len(keys) + len(argv)
+
+
+def test_a_commits_keys_are_made_once_per_room_and_stay_right_past_the_bound() -> None:
+    keys = RedisKeys(b"p:")
+    rooms = [f"room{n}" for n in range(2 * _CACHED_ROOMS + 3)]
+    for _ in range(2):  # the second time round, from what was kept (or made again)
+        for room in rooms:
+            expected = (keys.alarms(room), keys.alarm_queue, keys.log(room), keys.fence(room))
+            assert keys.of_commit(room) == expected
+    assert keys.of_commit("lobby") is keys.of_commit("lobby")
+    for _ in range(2):  # a refused name is never kept
+        with pytest.raises(RoomNameError):
+            keys.of_commit("lobby:s1")

@@ -135,7 +135,8 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
     arguments of three pieces each and an 8-byte prefix joined in between.
     """
     room, frames = commit.room, commit.frames
-    script_keys = [keys.alarms(room), keys.alarm_queue]
+    alarms, alarm_queue, log, fence_key = keys.of_commit(room)
+    script_keys = [alarms, alarm_queue]
     args = [b"%d" % len(commit.values), b"%d" % len(commit.alarms), b"%d" % len(commit.records)]
     for key, value in commit.values.items():
         script_keys.append(keys.state(room, key))
@@ -151,8 +152,8 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
     expire_ms = math.ceil(commit.frames_expire_after * 1000)
     args += (b"%d" % len(frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
     if frames:
-        script_keys.append(keys.log(room))
-    script_keys.append(keys.fence(room))
+        script_keys.append(log)
+    script_keys.append(fence_key)
     head = (b"%d" % len(script_keys), *script_keys, *args)
     pieces = [_BULK % (len(arg), arg) for arg in head]
     # Per frame its score (the seq in decimal) and its member (`encode_frame`'s bytes).
