@@ -13,7 +13,7 @@ from typing import Final
 
 from coredis.commands import Script
 
-from .._core.storage import Commit
+from .._core.storage import Commit, LoggedFrame
 from ._redis_encoding import encode_alarm, encode_record, pxat, score
 from ._redis_keys import RedisKeys, encode_name, queue_entry
 from ._redis_replies import flags
@@ -156,19 +156,34 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
     script_keys.append(fence_key)
     head = (b"%d" % len(script_keys), *script_keys, *args)
     pieces = [_BULK % (len(arg), arg) for arg in head]
-    # Per frame its score (the seq in decimal) and its member (`encode_frame`'s bytes).
-    for frame in frames:
-        seq, data = b"%d" % frame.seq, frame.data
-        pieces.append(_FRAME % (len(seq), seq, len(data) + 8, frame.seq.to_bytes(8, "big"), data))
+    if frames:
+        pieces += _frame_arguments(frames)
     fence = b"%d" % commit.fence
     pieces.append(_BULK % (len(fence), fence))
     return len(head) + 2 * len(frames) + 1, b"".join(pieces)
+
+
+def _frame_arguments(frames: Sequence[LoggedFrame]) -> list[bytes]:
+    """Per frame, its score (its seq in decimal) and its member (`encode_frame`'s bytes)
+    as RESP, in one piece."""
+    digits = len(b"%d" % frames[0].seq)
+    if digits == len(b"%d" % frames[-1].seq):  # (their seqs increase: `check_commit`)
+        # Every score is as long: one format for the commit, the seq formatted in it.
+        frame = _FRAME_OF_DIGITS % digits
+        return [frame % (f.seq, len(f.data) + 8, f.seq.to_bytes(8, "big"), f.data) for f in frames]
+    pieces: list[bytes] = []
+    for f in frames:
+        seq = b"%d" % f.seq
+        pieces.append(_FRAME % (len(seq), seq, len(f.data) + 8, f.seq.to_bytes(8, "big"), f.data))
+    return pieces
 
 
 #: One RESP bulk string: its length, its bytes.
 _BULK: Final = b"$%d\r\n%b\r\n"
 #: A logged frame's two arguments as RESP: its score, and its member (seq, then data).
 _FRAME: Final = b"$%d\r\n%b\r\n$%d\r\n%b%b\r\n"
+#: `_FRAME` for scores of a given number of digits: the format of a commit's frames.
+_FRAME_OF_DIGITS: Final = b"$%d\r\n%%d\r\n$%%d\r\n%%b%%b\r\n"
 
 
 def commit_reply(response: object) -> Sequence[bool] | int:
