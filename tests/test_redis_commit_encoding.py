@@ -21,12 +21,22 @@ from .redis_server import RedisServer
 
 _ALARM = StoredAlarm(room="r", name="a", at=5.5)
 
+#: The frames' bytes: none, bytes RESP uses, every byte.
+_DATA = (b"", b"\r\n" * 200, bytes(range(256)))
+
 #: Echoes what it was given: its KEYS, then its ARGV.
 _ECHO = b"return {KEYS, ARGV}"
 
 
-def _commit() -> Commit:
-    """A commit with every kind of write, and frames whose seqs differ in length."""
+#: Seqs of as many digits (one format for the commit), and seqs that cross 10**9 (one each).
+_SEQS = [
+    pytest.param((1_700_000_000_000_000, 1_700_000_000_000_001, 1_700_000_000_000_002), id="same"),
+    pytest.param((999_999_999, 1_000_000_000, 2**63 - 1), id="crossing"),
+]
+
+
+def _commit(seqs: tuple[int, ...]) -> Commit:
+    """A commit with every kind of write, and frames of ``seqs``."""
     record = SessionRecord(
         room="r", session_id="s", data=b"{}", wire="json", token_hash=b"h", expires_at=9e9
     )
@@ -38,21 +48,18 @@ def _commit() -> Commit:
             RecordWrite(record=record, expected_token_hash=b"old"),
             RecordWrite(record=record),
         ],
-        frames=[
-            LoggedFrame(999_999_999, b""),
-            LoggedFrame(1_000_000_000, b"\r\n" * 200),
-            LoggedFrame(2**63 - 1, bytes(range(256))),
-        ],
+        frames=[LoggedFrame(seq, data) for seq, data in zip(seqs, _DATA, strict=True)],
         keep_frames=7,
         frames_expire_after=1.5,
         fence=42,
     )
 
 
+@pytest.mark.parametrize("seqs", _SEQS)
 async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
-    redis_server: RedisServer,
+    redis_server: RedisServer, seqs: tuple[int, ...]
 ) -> None:
-    commit = _commit()
+    commit = _commit(seqs)
     count, arguments = commit_arguments(RedisKeys(b"p:"), commit)
     async with open_resp(redis_server.url, timeout=5.0) as connection:
         head = b"*%d\r\n$4\r\nEVAL\r\n$%d\r\n%b\r\n" % (count + 2, len(_ECHO), _ECHO)
@@ -81,14 +88,9 @@ async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
     stored = [encode_record(record), b"%d" % pxat(record.expires_at)]
     assert argv[15:23] == [b"1", b"old", *stored, b"0", b"", *stored]
     assert argv[23:26] == [b"3", b"7", b"1500"]
-    assert argv[26:32] == [
-        b"999999999",
-        (999_999_999).to_bytes(8, "big"),
-        b"1000000000",
-        (1_000_000_000).to_bytes(8, "big") + b"\r\n" * 200,
-        b"%d" % (2**63 - 1),
-        (2**63 - 1).to_bytes(8, "big") + bytes(range(256)),
-    ]
+    frames = zip(seqs, _DATA, strict=True)
+    expected = [(b"%d" % seq, seq.to_bytes(8, "big") + data) for seq, data in frames]
+    assert argv[26:32] == [argument for pair in expected for argument in pair]
     assert argv[32:] == [b"42"]
     assert count == 1 + len(keys) + len(argv)
 
