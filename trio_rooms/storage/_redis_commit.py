@@ -45,15 +45,15 @@ if nalarms > 0 then
     require_type(KEYS[1], 'hash')
     require_type(KEYS[2], 'zset')
 end
-if nframes > 0 then
-    require_type(KEYS[3 + nvalues + nrecords], 'zset')
-end
 local fence_key, fence = KEYS[#KEYS], ARGV[#ARGV]
+local raise_fence = false
 if fence ~= '0' then
     local stored = redis.call('GET', fence_key)
     if stored and tonumber(fence) < tonumber(stored) then
         return 'fenced ' .. stored
     end
+    -- Written only if it rises: the usual commit, at the room's fence, leaves it be.
+    raise_fence = not stored or tonumber(stored) < tonumber(fence)
 end
 -- The compare-and-sets, in order: a record written earlier in this commit is what a
 -- later one of the same session compares with.
@@ -76,7 +76,23 @@ for i = 0, nrecords - 1 do
         written[i + 1] = 0
     end
 end
-if fence ~= '0' then
+if nframes > 0 then
+    -- The first write: on a log of another type its ZADD fails, and nothing was written
+    -- (no TYPE check first). The pairs of score and member straight from ARGV, 500 per
+    -- ZADD (unpack's bound on arguments is ~8000).
+    local log = KEYS[3 + nvalues + nrecords]
+    local first = first_frame + 3
+    local last = first + 2 * nframes - 1
+    for from = first, last, 1000 do
+        redis.call('ZADD', log, unpack(ARGV, from, math.min(from + 999, last)))
+    end
+    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
+    local expire_ms = tonumber(ARGV[first_frame + 2])
+    if expire_ms > 0 then
+        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
+    end
+end
+if raise_fence then
     redis.call('SET', fence_key, fence)
 end
 for i = 0, nvalues - 1 do
@@ -101,24 +117,6 @@ for i = 0, nrecords - 1 do
     if written[i + 1] == 1 then
         local arg = first_record + 4 * i
         redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
-    end
-end
-if nframes > 0 then
-    local log = KEYS[3 + nvalues + nrecords]
-    -- One ZADD per 500 frames, not per frame (unpack's bound on arguments is ~8000).
-    local scored = {}
-    for i = 0, nframes - 1 do
-        scored[#scored + 1] = ARGV[first_frame + 3 + 2 * i]
-        scored[#scored + 1] = ARGV[first_frame + 4 + 2 * i]
-        if #scored == 1000 or i == nframes - 1 then
-            redis.call('ZADD', log, unpack(scored))
-            scored = {}
-        end
-    end
-    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
-    local expire_ms = tonumber(ARGV[first_frame + 2])
-    if expire_ms > 0 then
-        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
     end
 end
 return written
