@@ -59,6 +59,7 @@ def _commit(seqs: tuple[int, ...]) -> Commit:
 async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
     redis_server: RedisServer, seqs: tuple[int, ...]
 ) -> None:
+    """Redis gets every key and argument of a commit as laid out, whatever bytes they hold."""
     commit = _commit(seqs)
     count, arguments = commit_arguments(RedisKeys(b"p:"), commit)
     async with open_resp(redis_server.url, timeout=5.0) as connection:
@@ -96,6 +97,7 @@ async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
 
 
 def test_a_commits_keys_are_made_once_per_room_and_stay_right_past_the_bound() -> None:
+    """A room's commit keys are those its key methods make, kept or made again."""
     keys = RedisKeys(b"p:")
     rooms = [f"room{n}" for n in range(2 * _CACHED_ROOMS + 3)]
     for _ in range(2):  # the second time round, from what was kept (or made again)
