@@ -20,6 +20,7 @@ import trio
 from trio_rooms import StorageError
 from trio_rooms.storage import (
     Commit,
+    LoggedFrame,
     RecordWrite,
     SessionRecord,
     SqliteStorage,
@@ -485,6 +486,44 @@ async def test_redis_a_commit_whose_script_fails_writes_nothing(
     with pytest.raises(StorageError, match="expected a zset"):
         await storage.replace_alarm(_alarm("fine", T0), None)
     assert await _snapshot(storage) == before
+
+
+async def test_redis_a_commit_on_a_log_of_another_type_writes_nothing(
+    redis_storage: RedisStorage, redis: coredis.Redis[bytes]
+) -> None:
+    """The log's ZADD, the commit's first write, is its check of the log's type too."""
+    storage = redis_storage
+    await storage.put("lobby", "old", b"kept")
+    await redis.set(b"trio_rooms:fence:lobby", b"3")
+    await redis.set(b"trio_rooms:replay:lobby", b"not a sorted set")
+    before = await _snapshot(storage)
+    commit = Commit(
+        room="lobby",
+        values={"a": b"1", "old": None},
+        alarms={"fine": _alarm("fine", T0)},
+        records=[RecordWrite(record=_record("s1"))],
+        frames=[LoggedFrame(seq, b"frame") for seq in range(1, 1200)],  # 3 ZADDs
+        keep_frames=2000,
+        fence=4,
+    )
+    with pytest.raises(StorageError, match="WRONGTYPE"):
+        await storage.commit(commit)
+    assert await _snapshot(storage) == before
+    assert await storage.next_alarms(5) == []
+    assert await redis.get(b"trio_rooms:fence:lobby") == b"3"
+    await redis.delete([b"trio_rooms:replay:lobby"])
+    assert await storage.commit(commit) == [True]
+    assert [frame.seq for frame in await storage.load_frames("lobby")] == list(range(1, 1200))
+    assert await redis.get(b"trio_rooms:fence:lobby") == b"4"
+    # At the room's fence, as most commits are: the frames land, the fence is not written.
+    later = Commit(room="lobby", frames=[LoggedFrame(1200, b"f")], keep_frames=2000, fence=4)
+    await redis.config_resetstat()
+    assert await storage.commit(later) == []
+    counted = await redis.info("commandstats")
+    assert "cmdstat_evalsha" in counted
+    assert "cmdstat_set" not in counted
+    assert len(await storage.load_frames("lobby")) == 1200
+    assert await redis.get(b"trio_rooms:fence:lobby") == b"4"
 
 
 async def test_redis_a_failing_commit_does_not_fail_the_commits_sent_with_it(

@@ -74,14 +74,10 @@ class LogEntry:
             return session_id in self.only
         return session_id not in self.exclude
 
-    def pack(self) -> LoggedFrame:
-        return _packed(
-            self.seq, self.prev, self.at, self.wire, self.payload, self.to, self.exclude, self.only
-        )
-
     @classmethod
     def unpack(cls, frame: LoggedFrame) -> LogEntry:
-        """The entry stored as ``frame``.
+        """The entry stored as ``frame`` (by `RoomLog`: msgpack [prev, at, wire, payload,
+        to, exclude] and, for a tagged broadcast, its ``only``).
 
         Raises:
             ValueError: ``frame`` is not an entry this module wrote.
@@ -106,23 +102,6 @@ class LogEntry:
                 return cls(frame.seq, prev, at, wire, payload, to, excluded, only)
             case _:
                 raise ValueError(f"replay log entry {frame.seq}: unexpected layout")
-
-
-def _packed(
-    seq: int,
-    prev: int,
-    at: float,
-    wire: EntryWire,
-    payload: bytes,
-    to: str | None,
-    exclude: tuple[str, ...],
-    only: tuple[str, ...] | None,
-) -> LoggedFrame:
-    """The stored form of the entry of these fields (`LogEntry.pack`)."""
-    fields: list[object] = [prev, at, wire, payload, to, list(exclude)]
-    if only is not None:
-        fields.append(list(only))
-    return LoggedFrame(seq, msgpack.packb(fields))
 
 
 def _strings(value: object) -> tuple[str, ...] | None:
@@ -156,6 +135,7 @@ class RoomLog:
         "_entries",
         "_entry_bytes",
         "_loading",
+        "_pack",
         "_state",
         "active",
         "head",
@@ -177,6 +157,9 @@ class RoomLog:
         self._entry_bytes = 0
         #: While the log is first read: what the room appends meanwhile.
         self._loading: list[LogEntry] | None = None
+        # One packer per log, not `msgpack.packb`'s new one per frame; its own (a packer
+        # keeps a buffer), used by this room only.
+        self._pack: Callable[[object], bytes] = msgpack.Packer().pack
 
     def bind(self, limits: ReplayLimits | None) -> None:
         """Keep a log within ``limits`` (None: none), before the room starts."""
@@ -240,7 +223,13 @@ class RoomLog:
         head = self.head
         # A new log numbers from the clock, past any number a lost log may have used.
         seq = head + 1 if head else max(int(now * 1_000_000), 1)
-        state.log_frame(_packed(seq, head, now, wire, payload, to, exclude, only))
+        # Tuples, not lists: msgpack packs both as the same array (a send's ``exclude`` is
+        # the empty tuple, not a list made per frame).
+        if only is None:
+            packed = self._pack((head, now, wire, payload, to, exclude))
+        else:
+            packed = self._pack((head, now, wire, payload, to, exclude, only))
+        state.log_frame(LoggedFrame(seq, packed))
         self.head = seq
         # A `LogEntry` only where one is kept: each reply of a relayed session is logged.
         if self._entries is not None:

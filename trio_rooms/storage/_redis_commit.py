@@ -1,7 +1,8 @@
 """A `Commit` in Redis: one script that writes it whole, after the room's fence allows it.
 
-No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV,
-`COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it answers.
+No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV, in the
+bytes of RESP, `COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it
+answers.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Final
 
 from coredis.commands import Script
 
-from .._core.storage import Commit
-from ._redis_encoding import encode_alarm, encode_frame, encode_record, pxat, score
+from .._core.storage import Commit, LoggedFrame
+from ._redis_encoding import encode_alarm, encode_record, pxat, score
 from ._redis_keys import RedisKeys, encode_name, queue_entry
 from ._redis_replies import flags
 from ._redis_scripts import FIND_TOKEN_HASH, REQUIRE_TYPE
@@ -44,15 +45,15 @@ if nalarms > 0 then
     require_type(KEYS[1], 'hash')
     require_type(KEYS[2], 'zset')
 end
-if nframes > 0 then
-    require_type(KEYS[3 + nvalues + nrecords], 'zset')
-end
 local fence_key, fence = KEYS[#KEYS], ARGV[#ARGV]
+local raise_fence = false
 if fence ~= '0' then
     local stored = redis.call('GET', fence_key)
     if stored and tonumber(fence) < tonumber(stored) then
         return 'fenced ' .. stored
     end
+    -- Written only if it rises: the usual commit, at the room's fence, leaves it be.
+    raise_fence = not stored or tonumber(stored) < tonumber(fence)
 end
 -- The compare-and-sets, in order: a record written earlier in this commit is what a
 -- later one of the same session compares with.
@@ -75,7 +76,23 @@ for i = 0, nrecords - 1 do
         written[i + 1] = 0
     end
 end
-if fence ~= '0' then
+if nframes > 0 then
+    -- The first write: on a log of another type its ZADD fails, and nothing was written
+    -- (no TYPE check first). The pairs of score and member straight from ARGV, 500 per
+    -- ZADD (unpack's bound on arguments is ~8000).
+    local log = KEYS[3 + nvalues + nrecords]
+    local first = first_frame + 3
+    local last = first + 2 * nframes - 1
+    for from = first, last, 1000 do
+        redis.call('ZADD', log, unpack(ARGV, from, math.min(from + 999, last)))
+    end
+    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
+    local expire_ms = tonumber(ARGV[first_frame + 2])
+    if expire_ms > 0 then
+        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
+    end
+end
+if raise_fence then
     redis.call('SET', fence_key, fence)
 end
 for i = 0, nvalues - 1 do
@@ -102,33 +119,22 @@ for i = 0, nrecords - 1 do
         redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
     end
 end
-if nframes > 0 then
-    local log = KEYS[3 + nvalues + nrecords]
-    -- One ZADD per 500 frames, not per frame (unpack's bound on arguments is ~8000).
-    local scored = {}
-    for i = 0, nframes - 1 do
-        scored[#scored + 1] = ARGV[first_frame + 3 + 2 * i]
-        scored[#scored + 1] = ARGV[first_frame + 4 + 2 * i]
-        if #scored == 1000 or i == nframes - 1 then
-            redis.call('ZADD', log, unpack(scored))
-            scored = {}
-        end
-    end
-    redis.call('ZREMRANGEBYRANK', log, 0, -1 - tonumber(ARGV[first_frame + 1]))
-    local expire_ms = tonumber(ARGV[first_frame + 2])
-    if expire_ms > 0 then
-        redis.call('PEXPIRE', log, expire_ms)  -- a gone room's log goes too
-    end
-end
 return written
 """
 )
 
 
-def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[list[bytes], list[bytes]]:
-    """The KEYS and ARGV that `COMMIT` writes ``commit`` with, as the bytes Redis gets."""
-    room = commit.room
-    script_keys = [keys.alarms(room), keys.alarm_queue]
+def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
+    """How many arguments `COMMIT` gets after its SHA for ``commit`` (its number of KEYS,
+    the KEYS, the ARGV), and those arguments as the bytes of RESP bulk strings.
+
+    Encoded here, not by `resp_command`: a frame's two arguments (its score and its
+    member, which starts with its seq) are one formatting of its bytes, not two
+    arguments of three pieces each and an 8-byte prefix joined in between.
+    """
+    room, frames = commit.room, commit.frames
+    alarms, alarm_queue, log, fence_key = keys.of_commit(room)
+    script_keys = [alarms, alarm_queue]
     args = [b"%d" % len(commit.values), b"%d" % len(commit.alarms), b"%d" % len(commit.records)]
     for key, value in commit.values.items():
         script_keys.append(keys.state(room, key))
@@ -142,14 +148,40 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[list[bytes], list
         args += (b"0", b"") if expected is None else (b"1", expected)
         args += (encode_record(record), b"%d" % pxat(record.expires_at))
     expire_ms = math.ceil(commit.frames_expire_after * 1000)
-    args += (b"%d" % len(commit.frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
-    if commit.frames:
-        script_keys.append(keys.log(room))
-        for frame in commit.frames:
-            args += (b"%d" % frame.seq, encode_frame(frame))
-    script_keys.append(keys.fence(room))
-    args.append(b"%d" % commit.fence)
-    return script_keys, args
+    args += (b"%d" % len(frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
+    if frames:
+        script_keys.append(log)
+    script_keys.append(fence_key)
+    head = (b"%d" % len(script_keys), *script_keys, *args)
+    pieces = [_BULK % (len(arg), arg) for arg in head]
+    if frames:
+        pieces += _frame_arguments(frames)
+    fence = b"%d" % commit.fence
+    pieces.append(_BULK % (len(fence), fence))
+    return len(head) + 2 * len(frames) + 1, b"".join(pieces)
+
+
+def _frame_arguments(frames: Sequence[LoggedFrame]) -> list[bytes]:
+    """Per frame, its score (its seq in decimal) and its member (`encode_frame`'s bytes)
+    as RESP, in one piece."""
+    digits = len(b"%d" % frames[0].seq)
+    if digits == len(b"%d" % frames[-1].seq):  # (their seqs increase: `check_commit`)
+        # Every score is as long: one format for the commit, the seq formatted in it.
+        frame = _FRAME_OF_DIGITS % digits
+        return [frame % (f.seq, len(f.data) + 8, f.seq.to_bytes(8, "big"), f.data) for f in frames]
+    pieces: list[bytes] = []
+    for f in frames:
+        seq = b"%d" % f.seq
+        pieces.append(_FRAME % (len(seq), seq, len(f.data) + 8, f.seq.to_bytes(8, "big"), f.data))
+    return pieces
+
+
+#: One RESP bulk string: its length, its bytes.
+_BULK: Final = b"$%d\r\n%b\r\n"
+#: A logged frame's two arguments as RESP: its score, and its member (seq, then data).
+_FRAME: Final = b"$%d\r\n%b\r\n$%d\r\n%b%b\r\n"
+#: `_FRAME` for scores of a given number of digits: the format of a commit's frames.
+_FRAME_OF_DIGITS: Final = b"$%d\r\n%%d\r\n$%%d\r\n%%b%%b\r\n"
 
 
 def commit_reply(response: object) -> Sequence[bool] | int:

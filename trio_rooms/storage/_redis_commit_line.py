@@ -19,14 +19,13 @@ connection may be hung for good.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Final, final
 
 import trio
 
 from .._errors import StorageError
-from .._resp import ConnectionEndedError, Reply, RespConnection, RespError, open_resp, resp_command
+from .._resp import ConnectionEndedError, Reply, RespConnection, RespError, open_resp
 
 __all__ = ["CommitLine"]
 
@@ -141,6 +140,11 @@ class _Line:
                 await self.stack.aclose()
 
 
+def _bulks(*args: bytes) -> bytes:
+    """``args`` as RESP bulk strings: a command's arguments without its count."""
+    return b"".join(b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args)
+
+
 @final
 class CommitLine:
     """The commits of one `RedisStorage`, on one raw RESP connection, made when needed.
@@ -155,21 +159,24 @@ class CommitLine:
         self._url = url
         self._timeout = timeout
         self._script = script.encode() if isinstance(script, str) else script
-        self._sha = hashlib.sha1(self._script).hexdigest().encode()
+        sha = hashlib.sha1(self._script).hexdigest().encode()
+        # A command's first two arguments, made once: the arguments follow them.
+        self._evalsha = _bulks(b"EVALSHA", sha)
+        self._eval = _bulks(b"EVAL", self._script)
         self._line: _Line | None = None
         self._connecting = trio.Lock()
         self._closed = False
 
-    async def call(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Reply:
-        """Run the script with ``keys`` and ``args`` within ``timeout``; its reply.
+    async def call(self, count: int, arguments: bytes) -> Reply:
+        """Run the script with ``arguments``, the RESP bytes of ``count`` bulk strings
+        (its number of keys, its KEYS, its ARGV), within ``timeout``; its reply.
 
         Raises:
             StorageError: Redis refused it, or was not reached (three tries) in time.
         """
-        head = (b"%d" % len(keys), *keys, *args)
         # A scope, not `fail_after` (a generator context manager more per commit: hot).
         with trio.CancelScope(deadline=trio.current_time() + self._timeout):
-            return await self._call(head)
+            return await self._call(count + 2, arguments)
         # Only the scope's own deadline gets here: the connection may be hung for good
         # (a dead peer sends no reset).
         await self._drop()
@@ -177,14 +184,14 @@ class CommitLine:
             trio.TooSlowError()
         )
 
-    async def _call(self, head: tuple[bytes, ...]) -> Reply:
+    async def _call(self, count: int, arguments: bytes) -> Reply:
         for tried in range(1, _TRIES + 1):
             try:
                 line = await self._connected()
-                reply = await line.call(resp_command(b"EVALSHA", self._sha, *head))
+                reply = await line.call(b"*%d\r\n%b%b" % (count, self._evalsha, arguments))
                 if isinstance(reply, RespError) and str(reply).startswith("NOSCRIPT"):
                     # A Redis that restarted or flushed its scripts: EVAL caches it again.
-                    reply = await line.call(resp_command(b"EVAL", self._script, *head))
+                    reply = await line.call(b"*%d\r\n%b%b" % (count, self._eval, arguments))
             except (_LineLostError, *_LOST) as exc:
                 if self._closed or tried == _TRIES:
                     raise StorageError(f"Redis could not commit: {exc}") from exc

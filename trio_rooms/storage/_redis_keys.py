@@ -36,6 +36,8 @@ _ALARMS: Final = b"alarms:"
 _ALARM_QUEUE: Final = b"alarm-queue"
 _LOG: Final = b"replay:"
 _FENCE: Final = b"fence:"
+#: How many rooms' commit keys a `RedisKeys` keeps; past it, it forgets them all (a bound).
+_CACHED_ROOMS: Final = 4096
 
 
 @final
@@ -47,6 +49,21 @@ class RedisKeys:
     """
 
     prefix: bytes
+    # A commit's keys by room: made once per room, not three times per commit.
+    _commit_keys: dict[str, tuple[bytes, bytes, bytes, bytes]] = attrs.field(
+        factory=dict[str, tuple[bytes, bytes, bytes, bytes]], init=False, eq=False, repr=False
+    )
+
+    def of_commit(self, room: str) -> tuple[bytes, bytes, bytes, bytes]:
+        """The keys every commit of ``room`` may write: `alarms`, `alarm_queue`, `log`
+        and `fence`."""
+        cached = self._commit_keys.get(room)
+        if cached is None:
+            if len(self._commit_keys) >= _CACHED_ROOMS:
+                self._commit_keys.clear()
+            cached = (self.alarms(room), self.alarm_queue, self.log(room), self.fence(room))
+            self._commit_keys[room] = cached
+        return cached
 
     @property
     def alarm_queue(self) -> bytes:

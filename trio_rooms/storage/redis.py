@@ -267,9 +267,9 @@ class RedisStorage:
         commits = self._commits
         if commits is None:
             raise StorageError("Redis storage is not open")
-        keys, args = commit_arguments(self._keys, commit)
+        count, arguments = commit_arguments(self._keys, commit)
         # Not through coredis: the hot path of a relayed session's every reply.
-        reply = commit_reply(await commits.call(keys, args))
+        reply = commit_reply(await commits.call(count, arguments))
         if isinstance(reply, int):
             raise OwnershipLostError(room, commit.fence, reply)
         return reply
