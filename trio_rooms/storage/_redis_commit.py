@@ -162,8 +162,8 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
 
 
 def _frame_arguments(frames: Sequence[LoggedFrame]) -> list[bytes]:
-    """Per frame, its score (its seq in decimal) and its member (`encode_frame`'s bytes)
-    as RESP, in one piece."""
+    """Per frame, its score (its seq in decimal) and its member (its seq in 8 bytes, then
+    its bytes: what `decode_frame` reads) as RESP, in one piece."""
     digits = len(b"%d" % frames[0].seq)
     if digits == len(b"%d" % frames[-1].seq):  # (their seqs increase: `check_commit`)
         # Every score is as long: one format for the commit, the seq formatted in it.

@@ -21,7 +21,6 @@ __all__ = [
     "decode_frame",
     "decode_record",
     "encode_alarm",
-    "encode_frame",
     "encode_record",
     "expiry_ms",
     "pxat",
@@ -69,12 +68,10 @@ def decode_alarm(room: str, name: bytes, raw: bytes) -> StoredAlarm:
             raise StorageError(f"alarm {text!r} of room {room!r}: unexpected alarm")
 
 
-def encode_frame(frame: LoggedFrame) -> bytes:
-    # The seq first: a sorted set's members are unique, two frames' bytes may not be.
-    return frame.seq.to_bytes(8, "big") + frame.data
-
-
 def decode_frame(room: str, member: object) -> LoggedFrame:
+    # A member is the seq (8 bytes, big-endian) and then the frame: the seq first, as a
+    # sorted set's members are unique and two frames' bytes may not be (written by
+    # `_redis_commit._frame_arguments`).
     if not isinstance(member, bytes) or len(member) < 8:
         raise StorageError(f"room {room!r}: unreadable replay log entry")
     return LoggedFrame(int.from_bytes(member[:8], "big"), member[8:])
