@@ -125,8 +125,11 @@ class FrameGroup:
             end.sent += 1
             every = relay.in_order and len(relay.order) == count
             relays.append((end.relay, end.sent, None if every else relay.order))
+        # (`KeyNumbers.number` only for a coalescing frame: a call less per frame.)
         frames = [
             (frame.opcode, frame.payload, frame.policy, keys.number(frame))
+            if frame.policy == COALESCE
+            else (frame.opcode, frame.payload, frame.policy, 0)
             for frame in self._frames
         ]
         return encode(FRAMES, source, "", 0, relays, frames)
@@ -154,8 +157,26 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
     """
     if len(body) != 2:
         raise EntryError(f"a FRAMES entry has 2 fields, got {len(body)}")
-    # The checks are inline (no helper call per field): every relayed frame comes here.
-    frames = [_frame(source, item) for item in _items(body[1])]
+    # The checks are inline (no helper call per field, frame or index): every relayed
+    # frame comes here, and a relay given its own frames has an order of them.
+    frames: list[Frame] = []
+    for value in _items(body[1]):
+        if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
+            raise EntryError(f"a frame of a FRAMES entry is an array of 4, got {value!r:.40}")
+        if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per frame)
+            value = cast("tuple[object, ...]", value)
+        opcode, payload, policy, number = value
+        if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
+            raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
+        if type(payload) is not bytes:
+            raise EntryError(f"expected a frame's payload, got {payload!r:.20}")
+        if type(policy) is not int or policy not in _POLICIES:
+            raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
+        if number == 0 and type(number) is int:
+            frames.append(Frame(opcode, payload, 0, policy))
+        else:
+            frames.append(Frame(opcode, payload, 0, policy, (source, _count(number))))
+    count = len(frames)
     relays: list[tuple[str, int]] = []
     each: list[list[Frame]] = []
     for item in _items(body[0]):
@@ -170,10 +191,17 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
         if order is None:
             each.append(frames)
             continue
-        indices = [_count(index) for index in _items(order)]
-        if any(index >= len(frames) for index in indices):
-            raise EntryError(f"a relay's frame {max(indices)} of {len(frames)}")
-        each.append([frames[index] for index in indices])
+        if type(order) is not tuple:
+            raise EntryError(f"expected a relay's order, got {order!r:.40}")
+        if TYPE_CHECKING:
+            order = cast("tuple[object, ...]", order)
+        picked: list[Frame] = []
+        for index in order:
+            # (`int` exactly: a bool is not an index.)
+            if type(index) is not int or not 0 <= index < count:
+                raise EntryError(f"a relay's frame {index!r:.20} of {count}")
+            picked.append(frames[index])
+        each.append(picked)
     if not relays:
         raise EntryError("a FRAMES entry is for at least one relay")
     return Grouped(relays, each)
@@ -189,20 +217,3 @@ def _count(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise EntryError(f"expected a count, got {value!r:.40}")
     return value
-
-
-def _frame(source: str, value: object) -> Frame:
-    if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
-        raise EntryError(f"a frame of a FRAMES entry is an array of 4 fields, got {value!r:.40}")
-    if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per frame)
-        value = cast("tuple[object, ...]", value)
-    opcode, payload, policy, number = value
-    if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
-        raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
-    if type(payload) is not bytes:
-        raise EntryError(f"expected a frame's payload, got {payload!r:.20}")
-    if type(policy) is not int or policy not in _POLICIES:
-        raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
-    if number == 0 and type(number) is int:
-        return Frame(opcode, payload, 0, policy)
-    return Frame(opcode, payload, 0, policy, (source, _count(number)))
