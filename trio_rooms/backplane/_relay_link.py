@@ -276,7 +276,12 @@ class RelayLink:
         """
         if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
             return False
-        self._group(end, frames)
+        # `_group`, inline: this is every reply's way out on the owner (a call less).
+        group = self._groups.get(end.peer)
+        if group is None:
+            group = self._groups[end.peer] = FrameGroup()
+        self._grouped += group.add(end, frames)
+        self._queued.set()
         return True
 
     async def send_frames(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
