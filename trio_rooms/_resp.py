@@ -237,6 +237,23 @@ def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
         items: list[Reply] = []
         position = end + 2
         for _ in range(count):
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                return None
+            if buffer[position] == 0x24:
+                # A bulk string item, inline: an XREADGROUP reply is mostly those (three
+                # per stream entry), and a call per item cost more than its parsing.
+                size = int(buffer[position + 1 : end])
+                if size < 0:
+                    items.append(None)
+                    position = end + 2
+                    continue
+                start = end + 2
+                position = start + size + 2
+                if len(buffer) < position:
+                    return None
+                items.append(bytes(buffer[start : start + size]))
+                continue
             parsed = _parse(buffer, position)
             if parsed is None:
                 return None
