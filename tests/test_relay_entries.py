@@ -127,3 +127,10 @@ def test_an_open_or_request_of_another_protocol_version_is_refused_naming_it(
         assert raised.value.version == said
     assert opening(bodies[0][0]).request == request
     assert requested(bodies[1][0]) == route
+
+
+def test_an_entry_that_cannot_be_packed_leaves_nothing_behind_for_the_next() -> None:
+    """Entries share one packer: one that fails to pack raises, and the next is whole."""
+    with pytest.raises(TypeError):
+        encode(MESSAGE, "a", "r.1", 1, object())
+    assert decode(encode(MESSAGE, "a", "r.1", 2, "hi")) == Entry(MESSAGE, "a", "r.1", 2, ("hi",))

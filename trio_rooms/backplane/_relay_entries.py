@@ -172,9 +172,14 @@ class Opening:
     resumes: str = ""
 
 
+#: Packs every entry: `msgpack.packb` makes a packer per call, and is a call more (one
+#: entry is packed per relayed message). It resets itself if packing fails.
+_PACKER: Final = msgpack.Packer(use_bin_type=True)
+
+
 def encode(kind: str, source: str, relay: str, seq: int, *body: object) -> bytes:
     """The bytes of one entry."""
-    packed: bytes = msgpack.packb([kind, source, relay, seq, *body], use_bin_type=True)
+    packed: bytes = _PACKER.pack([kind, source, relay, seq, *body])
     return packed
 
 

@@ -321,9 +321,9 @@ class RelayLink:
         if self._groups:
             self._seal(end.peer)
         end.sent += 1
-        self._outbox.append(
-            (self._key(end.peer), encode(kind, self.node_id, end.relay, end.sent, *body))
-        )
+        # The peer's key looked up inline: this is every relayed message's way out.
+        key = self._stream_keys.get(end.peer) or self._key(end.peer)
+        self._outbox.append((key, encode(kind, self.node_id, end.relay, end.sent, *body)))
         self._queued.set()
 
     async def _wait_for_space(self) -> None:
