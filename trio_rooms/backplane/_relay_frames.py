@@ -67,27 +67,17 @@ class KeyNumbers:
 
 
 @final
-class _Relay:
-    """One relay's frames in a group: their indices, in its order."""
-
-    __slots__ = ("end", "in_order", "order")
-
-    def __init__(self, end: RelayEnd) -> None:
-        self.end = end
-        self.order: list[int] = []
-        #: Every index is larger than the one before (so far).
-        self.in_order = True
-
-
-@final
 class FrameGroup:
     """The frames waiting to go to one node, each once, and each relay's order of them."""
 
-    __slots__ = ("_by_frame", "_frames", "_relays")
+    __slots__ = ("_by_frame", "_frames", "_relays", "_unordered")
 
     def __init__(self) -> None:
-        #: The relays with frames here, in the order they first had one.
-        self._relays: dict[str, _Relay] = {}
+        #: The relays with frames here, in the order they first had one, and the indices
+        #: of each one's frames, in its order (a pair, not an object: one per reply).
+        self._relays: dict[str, tuple[RelayEnd, list[int]]] = {}
+        #: The relays some of whose indices are not larger than the one before.
+        self._unordered: set[str] = set()
         self._frames: list[Frame] = []
         #: Each frame object's index (``_frames`` holds them: their ids stay valid).
         self._by_frame: dict[int, int] = {}
@@ -101,18 +91,22 @@ class FrameGroup:
         return how many of them were not grouped yet (for another relay)."""
         relay = self._relays.get(end.relay)
         if relay is None:
-            relay = self._relays[end.relay] = _Relay(end)
-        grouped, by_frame, order = self._frames, self._by_frame, relay.order
+            order: list[int] = []
+            self._relays[end.relay] = (end, order)
+        else:
+            order = relay[1]
+        grouped, by_frame = self._frames, self._by_frame
         added = 0
         for frame in frames:
-            index = by_frame.get(id(frame))
+            identity = id(frame)
+            index = by_frame.get(identity)
             if index is None:
                 # A new frame's index is above every grouped one's: in order, unchecked.
-                index = by_frame[id(frame)] = len(grouped)
+                index = by_frame[identity] = len(grouped)
                 grouped.append(frame)
                 added += 1
             elif order and index <= order[-1]:
-                relay.in_order = False
+                self._unordered.add(end.relay)
             order.append(index)
         return added
 
@@ -120,11 +114,11 @@ class FrameGroup:
         """The entry of everything grouped, each relay's seq counted; the group is spent."""
         count = len(self._frames)
         relays: list[tuple[str, int, list[int] | None]] = []
-        for relay in self._relays.values():
-            end = relay.end
+        unordered = self._unordered
+        for end, order in self._relays.values():
             end.sent += 1
-            every = relay.in_order and len(relay.order) == count
-            relays.append((end.relay, end.sent, None if every else relay.order))
+            every = len(order) == count and end.relay not in unordered
+            relays.append((end.relay, end.sent, None if every else order))
         # (`KeyNumbers.number` only for a coalescing frame: a call less per frame.)
         frames = [
             (frame.opcode, frame.payload, frame.policy, keys.number(frame))

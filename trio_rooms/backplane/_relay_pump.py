@@ -300,7 +300,12 @@ class _Pump:
         connection, unsent = self._connection, self._unsent
         while True:
             if unsent and not self._client_ended:
-                if not await self._send(unsent[0]):
+                # `_send` without waiting when there is credit and room, as mostly: no
+                # coroutine for each message (nor the link's for it).
+                if self._sent < self._credit and self._link.try_send(self._end, MESSAGE, unsent[0]):
+                    self._sent += 1
+                    self.unconfirmed.sent(unsent.popleft(), self._end.sent)
+                elif not await self._send(unsent[0]):
                     return
                 continue
             try:
