@@ -281,7 +281,8 @@ class RelayLink:
         if group is None:
             group = self._groups[end.peer] = FrameGroup()
         self._grouped += group.add(end, frames)
-        self._queued.set()
+        if self._writer is not None:  # (see `try_send`)
+            self._queued.set()
         return True
 
     async def send_frames(self, end: RelayEnd, frames: Sequence[Frame]) -> None:
@@ -334,7 +335,10 @@ class RelayLink:
         # The peer's key looked up inline: this is every relayed message's way out.
         key = self._stream_keys.get(end.peer) or self._key(end.peer)
         self._outbox.append((key, encode(kind, self.node_id, end.relay, end.sent, *body)))
-        self._queued.set()
+        # Only an idle writer is woken (a call less per entry): a busy one looks at the
+        # outbox and the groups again before it next waits.
+        if self._writer is not None:
+            self._queued.set()
         return True
 
     async def _wait_for_space(self) -> None:

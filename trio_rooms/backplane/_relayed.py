@@ -131,12 +131,14 @@ class RelayedConnection:
             # is its GONE (its answer to what this node sent after its relay ended) a loss:
             # the session still ends with its client's code.
             return
-        if entry.kind == MESSAGE and len(body) == 1 and isinstance(body[0], str | bytes):
+        message = body[0] if len(body) == 1 else None
+        # (Exact types, as msgpack makes them: no `str | bytes` union made per message.)
+        if entry.kind == MESSAGE and (type(message) is str or type(message) is bytes):
             # Until the CLOSE, the events are the untaken messages only.
             if len(self._events) >= self._window:
                 self.broken("the client's node sent past its credit")
                 return
-            self._events.append(body[0])
+            self._events.append(message)
             # `_wake`, inline: one call less per message (the hot path here).
             receiver = self._receiver
             if receiver is not None:
