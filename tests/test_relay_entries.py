@@ -3,6 +3,7 @@ an OPEN or REQUEST of another protocol version refused."""
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from trio_rooms import ConnectRequest, HttpRequest
@@ -55,6 +56,29 @@ def test_a_bad_entry_among_good_ones_takes_only_its_own_place() -> None:
     assert len(found) == 4
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [MESSAGE, "a", "r.1"],
+        [MESSAGE, "a", "r.1", True, "hi"],
+        [MESSAGE, "a", "r.1", -1, "hi"],
+        [MESSAGE, "a", "r.1", 1.0, "hi"],
+        [MESSAGE, 1, "r.1", 1, "hi"],
+        [MESSAGE, "a", b"r.1", 1, "hi"],
+        [b"m", "a", "r.1", 1, "hi"],
+        {"m": 1},
+        "m",
+    ],
+)
+def test_a_reader_refuses_every_malformed_head(fields: object) -> None:
+    """Each way a stream's item may not be an entry's head is an EntryError in its place."""
+    good = encode(MESSAGE, "a", "r.1", 1, "hi")
+    bad: bytes = msgpack.packb(fields, use_bin_type=True)
+    found = EntryReader().read(bad + good)
+    assert isinstance(found[0], EntryError)
+    assert found[1] == Entry(MESSAGE, "a", "r.1", 1, ("hi",))
+
+
 def test_a_reader_reports_an_entry_cut_short_and_reads_the_next_stream_entry_whole() -> None:
     """The reader the link keeps for every stream entry reports one whose last entry is cut
     short, and does not read those bytes as the start of the next stream entry."""
@@ -103,3 +127,10 @@ def test_an_open_or_request_of_another_protocol_version_is_refused_naming_it(
         assert raised.value.version == said
     assert opening(bodies[0][0]).request == request
     assert requested(bodies[1][0]) == route
+
+
+def test_an_entry_that_cannot_be_packed_leaves_nothing_behind_for_the_next() -> None:
+    """Entries share one packer: one that fails to pack raises, and the next is whole."""
+    with pytest.raises(TypeError):
+        encode(MESSAGE, "a", "r.1", 1, object())
+    assert decode(encode(MESSAGE, "a", "r.1", 2, "hi")) == Entry(MESSAGE, "a", "r.1", 2, ("hi",))

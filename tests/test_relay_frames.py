@@ -106,11 +106,16 @@ def test_a_forgotten_key_gets_a_new_number_never_an_old_one() -> None:
         ((("r", 1, None),), ((TEXT, b"x", 7, 0),)),
         ((("r", 1, (1,)),), ((TEXT, b"x", 0, 0),)),
         ((("r", -1, None),), ((TEXT, b"x", 0, 0),)),
+        ((("r", 1, (-1,)),), ((TEXT, b"x", 0, 0),)),
+        ((("r", 1, (True,)),), ((TEXT, b"x", 0, 0),)),
+        ((("r", 1, "0"),), ((TEXT, b"x", 0, 0),)),
+        ((("r", 1, None),), ((TEXT, b"x", 0, -1),)),
     ],
 )
 def test_a_malformed_frames_entry_is_refused(body: tuple[object, ...]) -> None:
     """A FRAMES body that is not one (no relays, a control frame, a str payload, an
-    unknown policy, an order past its frames, a negative seq) raises EntryError."""
+    unknown policy, an order past its frames, a negative seq, a negative, boolean or
+    missing index, a negative key number) raises EntryError."""
     with pytest.raises(EntryError):
         grouped("a", decode(encode(FRAMES, "a", "", 0, *body)).body)
 

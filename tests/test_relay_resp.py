@@ -112,14 +112,16 @@ async def test_a_write_the_socket_takes_leaves_in_the_callers_turn_and_a_large_o
 
 
 async def test_replies_split_at_every_byte_are_parsed_when_complete() -> None:
-    """Nested replies written one byte at a time come out whole, each once complete."""
+    """Nested replies written one byte at a time come out whole, each once complete (an
+    array's items too: nil, empty and other bulk strings among other types)."""
     reply = b"*2\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n:42\r\n" + b"$-1\r\n+OK\r\n"
+    reply += b"*4\r\n$-1\r\n$0\r\n\r\n+s\r\n$2\r\n\r\n\r\n"
     ours, theirs = trio.testing.memory_stream_pair()
     connection = RespConnection(ours)
     got: list[object] = []
 
     async def read() -> None:
-        got.extend([await connection.reply() for _ in range(3)])
+        got.extend([await connection.reply() for _ in range(4)])
 
     with trio.fail_after(PATIENCE):
         async with trio.open_nursery() as nursery:
@@ -127,7 +129,7 @@ async def test_replies_split_at_every_byte_are_parsed_when_complete() -> None:
             for index in range(len(reply)):
                 await trio.testing.wait_all_tasks_blocked()
                 await theirs.send_all(reply[index : index + 1])
-    assert got == [[[b"1-1", [b"e", b"hello"]], 42], None, b"OK"]
+    assert got == [[[b"1-1", [b"e", b"hello"]], 42], None, b"OK", [None, b"", b"s", b"\r\n"]]
 
 
 async def test_a_closed_connection_ends_the_wait_for_a_reply() -> None:

@@ -236,7 +236,25 @@ def _parse(buffer: bytearray, position: int) -> tuple[Reply, int] | None:
             return None, end + 2
         items: list[Reply] = []
         position = end + 2
+        length = len(buffer)
         for _ in range(count):
+            if position < length and buffer[position] == 0x24:
+                # A bulk string item, inline: an XREADGROUP reply is mostly those (three
+                # per stream entry), and a call per item cost more than its parsing.
+                end = buffer.find(b"\r\n", position)
+                if end < 0:
+                    return None
+                size = int(buffer[position + 1 : end])
+                if size < 0:
+                    items.append(None)
+                    position = end + 2
+                    continue
+                start = end + 2
+                position = start + size + 2
+                if length < position:
+                    return None
+                items.append(bytes(buffer[start : start + size]))
+                continue
             parsed = _parse(buffer, position)
             if parsed is None:
                 return None

@@ -67,27 +67,17 @@ class KeyNumbers:
 
 
 @final
-class _Relay:
-    """One relay's frames in a group: their indices, in its order."""
-
-    __slots__ = ("end", "in_order", "order")
-
-    def __init__(self, end: RelayEnd) -> None:
-        self.end = end
-        self.order: list[int] = []
-        #: Every index is larger than the one before (so far).
-        self.in_order = True
-
-
-@final
 class FrameGroup:
     """The frames waiting to go to one node, each once, and each relay's order of them."""
 
-    __slots__ = ("_by_frame", "_frames", "_relays")
+    __slots__ = ("_by_frame", "_frames", "_relays", "_unordered")
 
     def __init__(self) -> None:
-        #: The relays with frames here, in the order they first had one.
-        self._relays: dict[str, _Relay] = {}
+        #: The relays with frames here, in the order they first had one, and the indices
+        #: of each one's frames, in its order (a pair, not an object: one per reply).
+        self._relays: dict[str, tuple[RelayEnd, list[int]]] = {}
+        #: The relays some of whose indices are not larger than the one before.
+        self._unordered: set[str] = set()
         self._frames: list[Frame] = []
         #: Each frame object's index (``_frames`` holds them: their ids stay valid).
         self._by_frame: dict[int, int] = {}
@@ -101,18 +91,22 @@ class FrameGroup:
         return how many of them were not grouped yet (for another relay)."""
         relay = self._relays.get(end.relay)
         if relay is None:
-            relay = self._relays[end.relay] = _Relay(end)
-        grouped, by_frame, order = self._frames, self._by_frame, relay.order
+            order: list[int] = []
+            self._relays[end.relay] = (end, order)
+        else:
+            order = relay[1]
+        grouped, by_frame = self._frames, self._by_frame
         added = 0
         for frame in frames:
-            index = by_frame.get(id(frame))
+            identity = id(frame)
+            index = by_frame.get(identity)
             if index is None:
                 # A new frame's index is above every grouped one's: in order, unchecked.
-                index = by_frame[id(frame)] = len(grouped)
+                index = by_frame[identity] = len(grouped)
                 grouped.append(frame)
                 added += 1
             elif order and index <= order[-1]:
-                relay.in_order = False
+                self._unordered.add(end.relay)
             order.append(index)
         return added
 
@@ -120,13 +114,16 @@ class FrameGroup:
         """The entry of everything grouped, each relay's seq counted; the group is spent."""
         count = len(self._frames)
         relays: list[tuple[str, int, list[int] | None]] = []
-        for relay in self._relays.values():
-            end = relay.end
+        unordered = self._unordered
+        for end, order in self._relays.values():
             end.sent += 1
-            every = relay.in_order and len(relay.order) == count
-            relays.append((end.relay, end.sent, None if every else relay.order))
+            every = len(order) == count and end.relay not in unordered
+            relays.append((end.relay, end.sent, None if every else order))
+        # (`KeyNumbers.number` only for a coalescing frame: a call less per frame.)
         frames = [
             (frame.opcode, frame.payload, frame.policy, keys.number(frame))
+            if frame.policy == COALESCE
+            else (frame.opcode, frame.payload, frame.policy, 0)
             for frame in self._frames
         ]
         return encode(FRAMES, source, "", 0, relays, frames)
@@ -154,8 +151,26 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
     """
     if len(body) != 2:
         raise EntryError(f"a FRAMES entry has 2 fields, got {len(body)}")
-    # The checks are inline (no helper call per field): every relayed frame comes here.
-    frames = [_frame(source, item) for item in _items(body[1])]
+    # The checks are inline (no helper call per field, frame or index): every relayed
+    # frame comes here, and a relay given its own frames has an order of them.
+    frames: list[Frame] = []
+    for value in _items(body[1]):
+        if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
+            raise EntryError(f"a frame of a FRAMES entry is an array of 4, got {value!r:.40}")
+        if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per frame)
+            value = cast("tuple[object, ...]", value)
+        opcode, payload, policy, number = value
+        if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
+            raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
+        if type(payload) is not bytes:
+            raise EntryError(f"expected a frame's payload, got {payload!r:.20}")
+        if type(policy) is not int or policy not in _POLICIES:
+            raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
+        if number == 0 and type(number) is int:
+            frames.append(Frame(opcode, payload, 0, policy))
+        else:
+            frames.append(Frame(opcode, payload, 0, policy, (source, _count(number))))
+    count = len(frames)
     relays: list[tuple[str, int]] = []
     each: list[list[Frame]] = []
     for item in _items(body[0]):
@@ -170,10 +185,17 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
         if order is None:
             each.append(frames)
             continue
-        indices = [_count(index) for index in _items(order)]
-        if any(index >= len(frames) for index in indices):
-            raise EntryError(f"a relay's frame {max(indices)} of {len(frames)}")
-        each.append([frames[index] for index in indices])
+        if type(order) is not tuple:
+            raise EntryError(f"expected a relay's order, got {order!r:.40}")
+        if TYPE_CHECKING:
+            order = cast("tuple[object, ...]", order)
+        picked: list[Frame] = []
+        for index in order:
+            # (`int` exactly: a bool is not an index.)
+            if type(index) is not int or not 0 <= index < count:
+                raise EntryError(f"a relay's frame {index!r:.20} of {count}")
+            picked.append(frames[index])
+        each.append(picked)
     if not relays:
         raise EntryError("a FRAMES entry is for at least one relay")
     return Grouped(relays, each)
@@ -189,20 +211,3 @@ def _count(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise EntryError(f"expected a count, got {value!r:.40}")
     return value
-
-
-def _frame(source: str, value: object) -> Frame:
-    if type(value) is not tuple or len(value) != 4:  # pyright: ignore[reportUnknownArgumentType]
-        raise EntryError(f"a frame of a FRAMES entry is an array of 4 fields, got {value!r:.40}")
-    if TYPE_CHECKING:  # (not at run time: a `cast` is a call, and this is per frame)
-        value = cast("tuple[object, ...]", value)
-    opcode, payload, policy, number = value
-    if type(opcode) is not int or (opcode != TEXT and opcode != BINARY):
-        raise EntryError(f"expected a text or binary frame, got opcode {opcode!r:.20}")
-    if type(payload) is not bytes:
-        raise EntryError(f"expected a frame's payload, got {payload!r:.20}")
-    if type(policy) is not int or policy not in _POLICIES:
-        raise EntryError(f"expected a delivery policy's code, got {policy!r:.20}")
-    if number == 0 and type(number) is int:
-        return Frame(opcode, payload, 0, policy)
-    return Frame(opcode, payload, 0, policy, (source, _count(number)))

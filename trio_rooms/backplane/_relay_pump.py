@@ -159,10 +159,19 @@ class _Pump:
         self._answered.set()
 
     def frames(self, frames: list[Frame]) -> None:
-        self._accepted = True
-        self._put(frames)
-        self._report()
-        self._answered.set()
+        # Once per relayed frame, or burst of them: no call here that may be spared.
+        if not self._accepted:  # (accepted, the OPEN is answered: set once is enough)
+            self._accepted = True
+            self._answered.set()
+        outbound = self._outbound
+        try:
+            for frame in frames:
+                outbound.put_first(frame)
+        except QueueOverflow:
+            self._overflowed()
+        counters = outbound.counters
+        if (counters.dropped_oldest, counters.coalesced, counters.slow_consumers) != self._reported:
+            self._report()
 
     def _deliver(self, kind: str, body: tuple[object, ...]) -> None:
         if kind == ACCEPTED:
@@ -217,17 +226,13 @@ class _Pump:
             self._finish(OwnerLost(why))
         self._answered.set()
 
-    def _put(self, frames: list[Frame]) -> None:
-        outbound = self._outbound
-        try:
-            for frame in frames:
-                outbound.put_first(frame)
-        except QueueOverflow:
-            # The same policy as a local session's: the client is too slow, 1008.
-            outbound.counters.slow_consumer()
-            self._report()
-            self._close_client(1008, "slow consumer", discard=True)
-            self._link.send_nowait(self._end, CLOSE, 1008, "slow consumer", True, False)
+    def _overflowed(self) -> None:
+        """The queue overflowed: the same policy as a local session's, the client is too
+        slow (1008)."""
+        self._outbound.counters.slow_consumer()
+        self._report()
+        self._close_client(1008, "slow consumer", discard=True)
+        self._link.send_nowait(self._end, CLOSE, 1008, "slow consumer", True, False)
 
     def _report(self) -> None:
         """Tell the owner what the queue's policies did since the last REPORT, if anything."""
@@ -295,7 +300,12 @@ class _Pump:
         connection, unsent = self._connection, self._unsent
         while True:
             if unsent and not self._client_ended:
-                if not await self._send(unsent[0]):
+                # `_send` without waiting when there is credit and room, as mostly: no
+                # coroutine for each message (nor the link's for it).
+                if self._sent < self._credit and self._link.try_send(self._end, MESSAGE, unsent[0]):
+                    self._sent += 1
+                    self.unconfirmed.sent(unsent.popleft(), self._end.sent)
+                elif not await self._send(unsent[0]):
                     return
                 continue
             try:
