@@ -31,6 +31,8 @@ import trio
 import trio_rooms
 from trio_rooms._core.room import room_runner_of
 
+from .turn_trace import TurnTrace
+
 
 @attrs.frozen
 class SendChat(trio_rooms.Message):
@@ -68,6 +70,8 @@ class BenchSession(trio_rooms.Session[None, ServerMsg, ClientMsg, "BenchRoom"]):
     async def on_message(self, message: ClientMsg) -> None:
         match message:
             case SendChat(text=text):
+                if self.room.trace is not None:
+                    self.room.trace.chat()
                 chat = Chat(text=text, sender=self.id)
                 if self.room.tagged:
                     self.broadcast(chat, tags=("a",))
@@ -95,6 +99,8 @@ class BenchRoom(trio_rooms.Room[BenchSession]):
     put_pings: ClassVar[bool] = False
     #: ``--tagged``: half the sessions tagged ``a``, half ``b``; chats go out per tag.
     tagged: ClassVar[bool] = False
+    #: ``--trace FILE``: the run loop's turns and the GC's pauses, written at exit.
+    trace: ClassVar[TurnTrace | None] = None
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -121,6 +127,7 @@ async def serve(
     tagged: bool = False,
     cluster: str | None = None,
     park_after: float | None = 10.0,
+    trace_path: str | None = None,
 ) -> None:
     # The peers have no rate limit, no invalid-frame limit and no connection caps:
     # neither has this server,
@@ -158,17 +165,34 @@ async def serve(
             cluster=_cluster(cluster),
         ) as rooms,
     ):
-        if transport == "embedded":
-            await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
-        else:  # hypercorn's trio worker, as `hypercorn --worker-class trio` runs it
-            import hypercorn.trio  # only here: the embedded server's heap stays without it
+        if trace_path is not None:
+            BenchRoom.trace = TurnTrace(lambda: rooms.statistics().parks)
+            trio.lowlevel.add_instrument(BenchRoom.trace)
+        try:
+            await _serve_on(rooms, transport, port, nursery, config)
+        finally:
+            if BenchRoom.trace is not None and trace_path is not None:
+                BenchRoom.trace.write(trace_path)
 
-            hypercorn_config = trio_rooms.hypercorn_config(config, f"127.0.0.1:{port}")
-            hypercorn_config.backlog = 1024  # as the hypercorn_trio peer
-            hypercorn_config.loglevel = "WARNING"
-            app = trio_rooms.bind_asgi(rooms)
-            await nursery.start(hypercorn.trio.serve, app, hypercorn_config)
-            await trio.sleep_forever()
+
+async def _serve_on(
+    rooms: trio_rooms.Rooms[BenchRoom],
+    transport: str,
+    port: int,
+    nursery: trio.Nursery,
+    config: trio_rooms.RoomsConfig,
+) -> None:
+    if transport == "embedded":
+        await trio_rooms.serve_websocket(rooms, "127.0.0.1", port)
+    else:  # hypercorn's trio worker, as `hypercorn --worker-class trio` runs it
+        import hypercorn.trio  # only here: the embedded server's heap stays without it
+
+        hypercorn_config = trio_rooms.hypercorn_config(config, f"127.0.0.1:{port}")
+        hypercorn_config.backlog = 1024  # as the hypercorn_trio peer
+        hypercorn_config.loglevel = "WARNING"
+        app = trio_rooms.bind_asgi(rooms)
+        await nursery.start(hypercorn.trio.serve, app, hypercorn_config)
+        await trio.sleep_forever()
 
 
 def _backplane(redis: str | None) -> trio_rooms.Backplane | None:
@@ -208,6 +232,11 @@ def main() -> None:
         metavar="SECONDS",
         help="RoomsConfig(park_after=...) (default 10, the library's; 0: never park)",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write the longest run-loop turns, parks per turn and GC pauses to FILE at exit",
+    )
     args = parser.parse_args()
     port: int = args.port
     transport: str = args.transport
@@ -227,6 +256,7 @@ def main() -> None:
             args.tagged,
             args.cluster,
             park_after,
+            args.trace,
         )
     except* KeyboardInterrupt:  # SIGINT from the bench runner (trio groups it): exit cleanly
         pass

@@ -685,30 +685,50 @@ class _StreamConnection:
     # ---------------------------------------------------------------- parking
 
     def _ask_to_park(self) -> None:
-        """Wake the read with nothing read, for the session to park if it is quiet.
+        """Have the read woken with nothing read, soon, for the session to park if quiet.
 
-        Only when its reader can park (a session's, never a relay's: asked, it would
-        read on, to be asked again every sweep), nothing but the read waits on the
-        socket (the writer is idle, which `notify_closing` would wake too) and nothing
-        received is left to parse.
+        Asked in the turn its server's `Parking` gives it (a few per turn), and only
+        then if the connection is still silent and quiet (`_ask_now`).
+        """
+        parking = self.parking
+        if parking is not None and not self._park_asked and self._quiet():
+            self._park_asked = parking.ask(self._ask_now)
+
+    def _ask_now(self) -> None:
+        """The turn of the ask: wake the read if it still waits (input since voids the
+        ask: see `receive`) and may park.
+
+        Else the ask is void (the flag too, or no later sweep would ask again).
         """
         socket = self._socket
+        if (
+            self._park_asked
+            and self._waiting
+            and socket is not None
+            and socket.fileno() != -1
+            and self._quiet()
+        ):
+            trio.lowlevel.notify_closing(socket)
+        else:
+            self._park_asked = False
+
+    def _quiet(self) -> bool:
+        """Whether a park may be asked for: its reader can park (a session's, never a
+        relay's: asked, it would read on, to be asked again every sweep), nothing but
+        the read waits on the socket (the writer is idle, which `notify_closing` would
+        wake too) and nothing received is left to parse.
+        """
         outbound = self._outbound
         parser = self._parser
-        if (
-            socket is None
-            or self.parking is None
-            or self._park_asked
-            or self._close_state != _OPEN
-            or self._received
-            or outbound is None
-            or not outbound.parks
-            or not outbound.idle
-            or (parser is not None and not parser.idle)
-        ):
-            return
-        self._park_asked = True
-        trio.lowlevel.notify_closing(socket)
+        return (
+            self._socket is not None
+            and self._close_state == _OPEN
+            and not self._received
+            and outbound is not None
+            and outbound.parks
+            and outbound.idle
+            and (parser is None or parser.idle)
+        )
 
     def park(self, sleeper: _ParkedStream) -> bool:
         """Leave the socket to the server's waiter; False if it cannot take it (or closed)."""
