@@ -61,17 +61,6 @@ _logger = logging.getLogger("trio_rooms")
 _RECORD: Final = b"%d" % PROTOCOL
 
 
-def _reconnect_wait(timeout: float, dead_after: float) -> float:
-    """The relay link's longest wait to be connected again once Redis answers.
-
-    `RelayLink.run` sleeps between attempts with a backoff that doubles from
-    ``timeout`` up to ``dead_after``, and an attempt takes two connections (each within
-    ``3 * timeout``) and an XADD (within ``2 * timeout``): the attempt after the
-    longest sleep is through within ``dead_after + 8 * timeout``.
-    """
-    return dead_after + 8 * timeout
-
-
 @final
 class _Owned:
     """A `Lease` as the core sees it: its token, its end, and its release."""
@@ -239,7 +228,7 @@ class RedisCluster:
         With ``lease_ttl`` alone, one refused attempt was enough to close the client
         with 1012 while its owner lived.
         """
-        return self._lease_ttl + _reconnect_wait(self._timeout, self._lease_ttl)
+        return self._lease_ttl + self._relays.reconnect_wait
 
     async def wait_renewed(self) -> None:
         """Wait until Redis has confirmed a renewal of this node's leases begun after the call.

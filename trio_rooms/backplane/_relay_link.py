@@ -363,6 +363,17 @@ class RelayLink:
             key = self._stream_keys[node] = f"{self._prefix}relay:{node}".encode()
         return key
 
+    @property
+    def reconnect_wait(self) -> float:
+        """The longest wait to be connected again once Redis answers, after a loss.
+
+        `run` sleeps between attempts with a backoff that doubles from ``timeout`` up to
+        ``dead_after``, and an attempt takes two connections (each within ``3 *
+        timeout``) and an XADD (within ``2 * timeout``): the attempt after the longest
+        sleep is through within ``dead_after + 8 * timeout``.
+        """
+        return self._dead_after + 8 * self._timeout
+
     # ------------------------------------------------------------------ running
 
     async def run(
