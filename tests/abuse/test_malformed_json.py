@@ -60,7 +60,7 @@ async def test_garbage_gets_error_frames_and_changes_nothing(
             assert isinstance(reply, Chat)
             assert (reply.name, reply.text) == ("canary", str(seq))
             seq += 1
-            await trio.sleep(CANARY_INTERVAL)
+            await trio.sleep(CANARY_INTERVAL)  # sync-ok: the canary's pacing, not a wait
 
     async def mallory_loop(mallory: Peer, errors: dict[str, list[str]]) -> None:
         for round_ in range(ROUNDS):
