@@ -200,8 +200,10 @@ def bench(session: nox.Session) -> None:
             file.write(json.dumps({"record": "skipped", "server": peer, "reason": reason}) + "\n")
 
     python = shlex.quote(str(Path(session.bin) / "python"))
-    server = shlex.quote(str(root / "benchmarks" / "bench_server.py"))
-    ours = f"{python} {server} --port {{port}}"
+    # As a module of the repository's `benchmarks` package (its imports are relative),
+    # from the harness's folder, where the campaign runs each server.
+    pythonpath = shlex.quote(str(root))
+    ours = f"env PYTHONPATH={pythonpath} {python} -m benchmarks.bench_server --port {{port}}"
     session.run(
         "python",
         str(harness / "campaign.py"),
