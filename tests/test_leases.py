@@ -172,3 +172,29 @@ def test_a_ttl_too_short_for_its_timeout_is_refused() -> None:
         Leases("redis://localhost", ttl=1.0, timeout=0.5)
     with pytest.raises(ValueError, match="safety"):
         Leases("redis://localhost", safety=1.0)
+
+
+async def test_holds_follows_the_lease_by_the_local_clock_and_its_end(open_node: OpenNode) -> None:
+    """`holds` (asked at every relayed reply) is `Lease.valid` of the held lease: False
+    once its local deadline is past, before the lapse task ends it; True past it while
+    kept; False once released, and for a room never taken."""
+    async with open_node("a") as a:
+        assert not a.holds("game")
+        lease = await a.acquire("game")
+        assert lease is not None
+        assert a.holds("game")
+        # No checkpoint from here to the asserts: the lapse task cannot end it meanwhile.
+        lease.valid_until = trio.current_time()
+        assert a.held() == ["game"]
+        assert not lease.ended.is_set()
+        assert not a.holds("game")
+        assert not lease.valid
+        lease.kept = True
+        assert a.holds("game")
+        assert lease.valid
+        lease.kept = False
+        lease.valid_until = trio.current_time() + PATIENCE  # (a renewal sets it again)
+        assert a.holds("game")
+        await a.release(lease)
+        assert not a.holds("game")
+        assert not lease.valid

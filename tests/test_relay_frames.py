@@ -53,6 +53,29 @@ async def test_a_shared_frame_behind_a_relays_last_one_breaks_its_order() -> Non
     assert [_payloads(frames) for frames in read.frames] == [[b"tick", b"own"], [b"own", b"tick"]]
 
 
+async def test_a_groups_first_single_frame_is_shared_and_ordered_as_any_other() -> None:
+    """A group's first frame, handed alone (a reply, or a broadcast's first relay), is
+    found again for the next relay, and keeps its relay's order; a relay handed nothing
+    first and then that frame is in order too."""
+    first, second, third = RelayEnd("b", "r1"), RelayEnd("b", "r2"), RelayEnd("b", "r3")
+    tick, own = Frame(TEXT, b"tick"), Frame(TEXT, b"own")
+    group = FrameGroup()
+    assert group.add(third, []) == 0
+    assert group.add(first, [tick]) == 1  # index 0
+    assert group.add(first, [own]) == 1  # index 1, after its first
+    assert group.add(second, [own, tick]) == 0  # both found: index 1, then 0
+    assert group.add(third, [tick]) == 0
+    assert len(group) == 2
+    body = decode(group.seal("a", KeyNumbers())).body
+    assert body[0] == (("r3", 1, (0,)), ("r1", 1, None), ("r2", 1, (1, 0)))
+    read = grouped("a", body)
+    assert [_payloads(frames) for frames in read.frames] == [
+        [b"tick"],
+        [b"tick", b"own"],
+        [b"own", b"tick"],
+    ]
+
+
 async def test_a_relay_with_every_frame_in_order_lists_no_order() -> None:
     """Frames grouped for another relay first, handed in the same order: order None."""
     first, second = RelayEnd("b", "r1"), RelayEnd("b", "r2")

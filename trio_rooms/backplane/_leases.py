@@ -135,6 +135,8 @@ class Leases:
         self._valid_for = ttl * (1 - safety)
         self._timeout = timeout
         self._held: dict[str, Lease] = {}
+        #: The run's clock (`run` sets it): `trio.current_time` without looking it up.
+        self._now: Callable[[], float] = trio.current_time
         self._keeps = keeps
         self._record = record
         #: Redis could not be reached when last tried: leases ``keeps`` allows are kept.
@@ -152,9 +154,15 @@ class Leases:
         return sorted(self._held)
 
     def holds(self, room: str) -> bool:
-        """Whether ``room``'s lease is this node's now, by the local clock (no I/O)."""
+        """Whether ``room``'s lease is this node's now, by the local clock (no I/O).
+
+        `Lease.valid` of the held lease, in fewer calls (every reply of a relayed session
+        asks): a lease is in ``_held`` exactly until it ends (`release` and `_end` take it
+        out as they set ``ended``), and the clock is the run's own, read without
+        `trio.current_time`'s two lookups of it.
+        """
         lease = self._held.get(room)
-        return lease is not None and lease.valid
+        return lease is not None and (lease.kept or self._now() < lease.valid_until)
 
     async def acquire(self, room: str) -> Lease | None:
         """Take ``room``'s lease, or return None if another node holds it.
@@ -273,6 +281,7 @@ class Leases:
         Ready once the first connection is made.
         """
         ready = False
+        self._now = trio.lowlevel.current_clock().current_time
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._end_lapsed)
             delay = self._timeout

@@ -85,8 +85,11 @@ class RelayedConnection:
         #: CREDIT is given each time this many more were taken (`_credit`).
         self._half_window = max(window // 2, 1)
         self._holds = holds
-        #: The client's messages and ends, in order.
-        self._events: deque[str | bytes | ConnectionEnded] = deque()
+        #: The client's messages not taken yet, in order.
+        self._events: deque[str | bytes] = deque()
+        #: The client's CLOSE, once it came: raised once the messages before it are taken
+        #: (not queued behind them: no type test per message taken).
+        self._closing: ConnectionEnded | None = None
         #: The session's task while `receive` waits for an event (parked: see `_wake`).
         self._receiver: trio.lowlevel.Task | None = None
         self._lost: str | None = None
@@ -131,10 +134,10 @@ class RelayedConnection:
             # is its GONE (its answer to what this node sent after its relay ended) a loss:
             # the session still ends with its client's code.
             return
-        message = body[0] if len(body) == 1 else None
+        kind = entry.kind
+        message = body[0] if kind == MESSAGE and len(body) == 1 else None
         # (Exact types, as msgpack makes them: no `str | bytes` union made per message.)
-        if entry.kind == MESSAGE and (type(message) is str or type(message) is bytes):
-            # Until the CLOSE, the events are the untaken messages only.
+        if type(message) is str or type(message) is bytes:
             if len(self._events) >= self._window:
                 self.broken("the client's node sent past its credit")
                 return
@@ -145,20 +148,18 @@ class RelayedConnection:
                 self._receiver = None
                 trio.lowlevel.reschedule(receiver)
             return
-        if entry.kind == CLOSE:
+        if kind == CLOSE:
             self._client_closed = True
             try:
                 code, reason, by_peer, send_close = closing(body)
             except ValueError as exc:
                 self.broken(f"the client's node sent a bad CLOSE: {exc}")
                 return
-            self._events.append(
-                ConnectionEnded(code, reason, by_peer=by_peer, send_close=send_close)
-            )
-        elif entry.kind == GONE:
+            self._closing = ConnectionEnded(code, reason, by_peer=by_peer, send_close=send_close)
+        elif kind == GONE:
             self.broken("the client's node dropped the relay")
             return
-        elif entry.kind == REPORT:
+        elif kind == REPORT:
             self._report(body)
             return
         else:
@@ -183,6 +184,7 @@ class RelayedConnection:
         if self._lost is None:
             self._lost = why
             self._events.clear()
+            self._closing = None  # (a loss before the CLOSE was taken is the session's end)
             self._wake()
 
     def _wake(self) -> None:
@@ -231,6 +233,10 @@ class RelayedConnection:
                 await trio.lowlevel.checkpoint()
                 ended = self._ended
                 raise ConnectionEnded(ended.code, ended.reason, by_peer=True, send_close=False)
+            closing = self._closing
+            if closing is not None:  # every message before it was taken
+                self._ended = closing
+                raise closing
             if self._lost is not None:
                 await self._link.wait_connected()
                 self.ended_by_loss = True
@@ -241,9 +247,6 @@ class RelayedConnection:
             self._receiver = trio.lowlevel.current_task()
             await trio.lowlevel.wait_task_rescheduled(self._abort)
         item = self._events.popleft()
-        if isinstance(item, ConnectionEnded):
-            self._ended = item
-            raise item
         self._taken += 1
         # `_credit` only when it has something to do: a call less for most messages.
         if self._taken - self._credited >= self._half_window or self._credit_gone != self._credited:
