@@ -85,7 +85,8 @@ class MovableConnection:
         self._asked_seen = self._asked_resume and "seen" in query
         # A client that resumes by token without counting cannot be replayed to: its
         # count on this connection is not the session's, so a move resumes it unreplayed.
-        # A new session counts from 0, whoever asked for it.
+        # A new session counts from 0, whoever asked for it (one whose token did not
+        # resume too: see `_session_frame`).
         self._counting = self._asked_seen or query.get("resume", "") == ""
         seen = seen_count(query.get("seen", "0")) if self._asked_seen else 0
         #: User frames the client has been written (or told were skipped), as it counts.
@@ -245,6 +246,11 @@ class MovableConnection:
             # session is gone, and what the fresh one sends is not for this client.
             self.failed = True
             return None
+        if previous is None and not session.resumed:
+            # Its token did not resume (dead, spent, another room's): a new session, whose
+            # count starts at 0 whatever ``seen`` said, as the client's own does.
+            self.count = 0
+            self._counting = True
         self._session = session
         if not self._asked_resume:
             return None
