@@ -53,7 +53,7 @@ from .connection import Connection, ConnectionEnded, ConnectionParked
 from .outbound import BINARY, TEXT, Frame, OutboundQueue
 from .request import ConnectRequest
 
-__all__ = ["MovableConnection"]
+__all__ = ["MovableConnection", "seen_count"]
 
 #: How every user message a codec encodes begins (JSON; msgpack after its map header).
 _JSON_MESSAGE: Final = b'{"type"'
@@ -85,11 +85,13 @@ class MovableConnection:
         self._asked_seen = self._asked_resume and "seen" in query
         # A client that resumes by token without counting cannot be replayed to: its
         # count on this connection is not the session's, so a move resumes it unreplayed.
-        # A new session counts from 0, whoever asked for it.
+        # A new session counts from 0, whoever asked for it (one whose token did not
+        # resume too: see `_session_frame`).
         self._counting = self._asked_seen or query.get("resume", "") == ""
-        seen = query.get("seen", "0") if self._asked_seen else "0"
+        seen = seen_count(query.get("seen", "0")) if self._asked_seen else 0
         #: User frames the client has been written (or told were skipped), as it counts.
-        self.count = int(seen) if seen.isdigit() else 0
+        #: A ``seen`` that is no count is the owner's to refuse ($resync): it counts from 0.
+        self.count = seen or 0
         #: The session's latest ``$session`` frame: what resumes it on the next owner.
         self._session: SessionFrame | None = None
         self._unread: deque[str | bytes] = deque()
@@ -244,6 +246,11 @@ class MovableConnection:
             # session is gone, and what the fresh one sends is not for this client.
             self.failed = True
             return None
+        if previous is None and not session.resumed:
+            # Its token did not resume (dead, spent, another room's): a new session, whose
+            # count starts at 0 whatever ``seen`` said, as the client's own does.
+            self.count = 0
+            self._counting = True
         self._session = session
         if not self._asked_resume:
             return None
@@ -252,6 +259,18 @@ class MovableConnection:
         wire: WireFormat = "json" if frame.opcode == TEXT else "msgpack"
         shown = attrs.evolve(session, replayed=None)  # it does not count: no replay
         return Frame(frame.opcode, encode_library_frame(wire, shown))
+
+
+def seen_count(seen: str) -> int | None:
+    """``seen`` as a count of frames (decimal digits, below 10**18), or None.
+
+    The owner and a relaying node read a client's ``seen`` with this one rule: ``"²"``
+    is a digit to `str.isdigit` but no number to `int`, 5,000 digits are past `int`'s
+    string limit, and neither may fail the node that relays the client.
+    """
+    if seen.isascii() and seen.isdecimal() and len(seen) <= 18:
+        return int(seen)
+    return None
 
 
 def _looks_like_a_message(opcode: int, payload: bytes) -> bool:

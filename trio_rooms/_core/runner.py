@@ -40,6 +40,7 @@ from .eager import run_eagerly
 from .inbox import Inbox
 from .outbound import BINARY, TEXT, Frame, OutboundQueue, QueueOverflow
 from .parking import ParkedSession
+from .reattach import seen_count
 from .replay import LogEntry, ReplayPlan, transcode
 from .request import ConnectRequest
 from .runner_sides import RoomSide, SessionHooks
@@ -581,7 +582,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self.outbound.marker = lambda skipped: library_frame(wire, SkippedFrame(skipped))
         if not resumed:
             return ReplayPlan(), []
-        count = _count(seen)
+        count = seen_count(seen)
         if count is None:
             plan = ReplayPlan(resync=f"seen must be a count of frames, got {seen[:40]!r}")
         else:
@@ -716,13 +717,6 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
                 await room.storage.delete_session(room.name, self.id, fence=room.state.fence)
             except OwnershipLostError as exc:
                 room.state.refused(exc)  # another node owns the room: it stops here
-
-
-def _count(seen: str) -> int | None:
-    """``seen`` as a count of frames (decimal digits, below 10**18), or None."""
-    if seen.isascii() and seen.isdecimal() and len(seen) <= 18:
-        return int(seen)
-    return None
 
 
 def _renewed(scope: trio.CancelScope) -> trio.CancelScope:

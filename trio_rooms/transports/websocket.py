@@ -479,6 +479,7 @@ class _StreamConnection:
         "_parked_as",
         "_parser",
         "_pinged_at",
+        "_pong",
         "_received",
         "_silent_since",
         "_socket",
@@ -499,6 +500,8 @@ class _StreamConnection:
         self._parser: InboundParser | None = None
         self._max_message_size = config.max_message_size
         self._outbound: OutboundQueue | None = None
+        #: The latest pong queued: while not yet framed, a new ping changes its payload.
+        self._pong: Frame | None = None
         # Read and written without trio's stream layers (see `_read`, `_send_now`).
         self._socket = socket_of(stream)
         #: Our close frame: not yet sent, sent, or due and then the end of the TCP
@@ -544,6 +547,22 @@ class _StreamConnection:
             return None
         return data[sent:]
 
+    def _answer(self, payload: bytes) -> None:
+        """Pong a ping: with a pong still unsent, that one answers this ping instead.
+
+        RFC 6455 5.5.3 allows answering only the latest ping, and it bounds what a client
+        that floods pings and reads nothing makes the server hold: one pong, not one per
+        ping (they are control frames, under no bound of the queue's). A pong is framed
+        (its ``wire`` set) as it is written, and is left alone from then on.
+        """
+        pong = self._pong
+        if pong is not None and pong.wire is None:
+            pong.payload = payload
+            return
+        if self._outbound is not None:
+            self._pong = Frame(PONG, payload)
+            self._outbound.put_control(self._pong)
+
     async def receive(self) -> str | bytes:
         parser = self._parser
         events = parser.events if parser is not None else None
@@ -554,8 +573,7 @@ class _StreamConnection:
                 if isinstance(event, _MESSAGES):
                     return event
                 if isinstance(event, Ping):
-                    if self._outbound is not None:
-                        self._outbound.put_control(Frame(PONG, event.payload))
+                    self._answer(event.payload)
                 elif isinstance(event, Closed):
                     raise ConnectionEnded(event.code, event.reason, by_peer=True)
                 else:
