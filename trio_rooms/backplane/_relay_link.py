@@ -70,6 +70,8 @@ from ._relay_entries import (
     EntryError,
     EntryReader,
     encode,
+    message_head,
+    pack,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
 
@@ -159,6 +161,9 @@ class RelayLink:
         #: Each stream key's XADD but its data, made once (`resp_prefix`).
         self._xadd_prefixes: dict[bytes, bytes] = {}
         self._queued = trio.Event()
+        #: The writer waits and nothing has woken it yet: the first entry queued since
+        #: wakes it, the others of that turn need not (`Event.set` is a call each).
+        self._idle = False
         #: The writer's connection while it waits idle (None: it writes, or is not running).
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
         #: What the socket did not take of a write of `flush_nowait`: the writer's next.
@@ -281,7 +286,8 @@ class RelayLink:
         if group is None:
             group = self._groups[end.peer] = FrameGroup()
         self._grouped += group.add(end, frames)
-        if self._writer is not None:  # (see `try_send`)
+        if self._idle:  # (see `try_send`)
+            self._idle = False
             self._queued.set()
         return True
 
@@ -335,9 +341,31 @@ class RelayLink:
         # The peer's key looked up inline: this is every relayed message's way out.
         key = self._stream_keys.get(end.peer) or self._key(end.peer)
         self._outbox.append((key, encode(kind, self.node_id, end.relay, end.sent, *body)))
-        # Only an idle writer is woken (a call less per entry): a busy one looks at the
-        # outbox and the groups again before it next waits.
-        if self._writer is not None:
+        # Only an idle writer is woken, once (a call less per entry): a busy one looks at
+        # the outbox and the groups again before it next waits.
+        if self._idle:
+            self._idle = False
+            self._queued.set()
+        return True
+
+    def try_message(self, end: RelayEnd, message: str | bytes) -> bool:
+        """`try_send` of a MESSAGE of ``end``'s: the client's every message, on its node.
+
+        The same bytes as `encode`'s, but the entry's head (its kind, this node and the
+        relay) is packed once per relay, not once per message.
+        """
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
+            return False
+        if self._groups:
+            self._seal(end.peer)
+        head = end.head
+        if not head:
+            head = end.head = message_head(self.node_id, end.relay)
+        end.sent += 1
+        key = self._stream_keys.get(end.peer) or self._key(end.peer)
+        self._outbox.append((key, head + pack(end.sent) + pack(message)))
+        if self._idle:
+            self._idle = False
             self._queued.set()
         return True
 
@@ -462,7 +490,9 @@ class RelayLink:
             while True:
                 while not self._carry and not outbox and not self._groups:
                     self._writer = (connection, unconfirmed)  # idle: `flush_nowait` may write
+                    self._idle = True
                     await self._queued.wait()
+                    self._idle = False
                     self._writer = None
                     self._queued = trio.Event()
                 if self._carry:
@@ -476,6 +506,7 @@ class RelayLink:
                     await trio.lowlevel.checkpoint()
                 await connection.send(self._take(unconfirmed))
         finally:
+            self._idle = False
             self._writer = None
             self._carry = b""
 
@@ -485,9 +516,15 @@ class RelayLink:
         for peer in list(self._groups):
             self._seal(peer)
         by_key: dict[bytes, list[bytes]] = {}
-        for _ in range(min(len(outbox), BATCH)):
-            key, data = outbox.popleft()
-            by_key.setdefault(key, []).append(data)
+        if len(outbox) <= BATCH:
+            # All of it, as mostly: iterated, then cleared (no `popleft` per entry).
+            for key, data in outbox:
+                by_key.setdefault(key, []).append(data)
+            outbox.clear()
+        else:
+            for _ in range(BATCH):
+                key, data = outbox.popleft()
+                by_key.setdefault(key, []).append(data)
         self._space.unpark(count=max(0, self._max_queue - self._waiting()))
         self._writes += 1
         writes = [
@@ -721,6 +758,8 @@ def _extend(scope: trio.CancelScope, bound: float) -> None:
 def _joined(entries: list[bytes]) -> list[bytes]:
     """``entries`` as few stream entries' data, in order, each at most `_ENTRY_BYTES`
     (unless one entry is larger)."""
+    if sum(map(len, entries)) <= _ENTRY_BYTES:
+        return [b"".join(entries)]  # as mostly: one, without a turn of Python per entry
     chunks: list[bytes] = []
     chunk: list[bytes] = []
     size = 0
