@@ -20,8 +20,10 @@ from trio_rooms.backplane._relay_entries import (
     decode,
     decode_all,
     encode,
+    message_head,
     opening,
     opening_body,
+    pack,
     request_body,
     requested,
 )
@@ -134,3 +136,16 @@ def test_an_entry_that_cannot_be_packed_leaves_nothing_behind_for_the_next() -> 
     with pytest.raises(TypeError):
         encode(MESSAGE, "a", "r.1", 1, object())
     assert decode(encode(MESSAGE, "a", "r.1", 2, "hi")) == Entry(MESSAGE, "a", "r.1", 2, ("hi",))
+
+
+@pytest.mark.parametrize("seq", [1, 127, 128, 65_536, 2**40])
+@pytest.mark.parametrize("message", ["", "ping", "é" * 40, b"", b"\x00\xff" * 200])
+def test_a_message_made_from_its_relays_head_is_the_entry_encode_makes(
+    seq: int, message: str | bytes
+) -> None:
+    """`message_head` and `pack` give a MESSAGE's very bytes (`RelayLink.try_message`),
+    whatever the size of its seq and of the message, text or binary."""
+    source, relay = "0123456789abcdef", "abcd1234.17"
+    data = message_head(source, relay) + pack(seq) + pack(message)
+    assert data == encode(MESSAGE, source, relay, seq, message)
+    assert decode(data) == Entry(MESSAGE, source, relay, seq, (message,))

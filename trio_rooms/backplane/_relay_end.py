@@ -14,7 +14,7 @@ __all__ = ["RelayEnd"]
 class RelayEnd:
     """One relay as the link sees it: its peer node, its id and its entries' numbers."""
 
-    __slots__ = ("peer", "received", "relay", "sent", "since")
+    __slots__ = ("head", "peer", "received", "relay", "sent", "since")
 
     def __init__(self, peer: str, relay: str, received: int = 0) -> None:
         self.peer = peer
@@ -24,3 +24,5 @@ class RelayEnd:
         self.received = received
         #: When it was made: a peer is given ``dead_after`` from then to be heard from.
         self.since = trio.current_time()
+        #: Its MESSAGEs' first bytes, once the link made them (`message_head`).
+        self.head = b""

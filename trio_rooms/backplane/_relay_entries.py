@@ -42,7 +42,7 @@ BEAT     either        the sender's incarnation (relay "" and seq 0: the node is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple, cast, final
 
 import attrs
@@ -81,8 +81,10 @@ __all__ = [
     "encode",
     "ending",
     "gone",
+    "message_head",
     "opening",
     "opening_body",
+    "pack",
     "reported",
     "request_body",
     "requested",
@@ -181,6 +183,16 @@ def encode(kind: str, source: str, relay: str, seq: int, *body: object) -> bytes
     """The bytes of one entry."""
     packed: bytes = _PACKER.pack([kind, source, relay, seq, *body])
     return packed
+
+
+def message_head(source: str, relay: str) -> bytes:
+    """The first bytes of every MESSAGE of ``relay`` from ``source``: `encode`'s for it
+    are these, then ``pack(seq)`` and ``pack(message)``."""
+    return b"\x95" + _PACKER.pack(MESSAGE) + _PACKER.pack(source) + _PACKER.pack(relay)
+
+
+#: One value's bytes, as packed in an entry (`message_head`).
+pack: Final[Callable[[object], bytes]] = _PACKER.pack
 
 
 def decode(data: bytes) -> Entry:

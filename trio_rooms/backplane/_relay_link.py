@@ -11,7 +11,9 @@ adds to another node's stream with XADDs on a second connection, capped with
 ``MAXLEN ~ max_stream``. Both are raw RESP (`RespConnection`). The writer runs once per
 scheduler turn in which something was queued: the entries of that turn to one node are
 one stream entry (their bytes one after another), and all its XADDs are one write, whose
-replies a third task checks, so the next turn's write does not wait for them. The
+replies a third task checks in bulk, every so often (not woken for each: they are a
+write of Redis's and a wake-up of ours per XADD), so the next turn's write does not wait
+for them. The
 reader has its next reads waiting before it hands out what the last one brought. A CREDIT
 thus travels in the stream entry of the frames queued with it. One reader per stream and
 one writer per node keep each relay's entries in order; `RelayEnd` numbers them, so an
@@ -70,6 +72,8 @@ from ._relay_entries import (
     EntryError,
     EntryReader,
     encode,
+    message_head,
+    pack,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
 
@@ -159,6 +163,9 @@ class RelayLink:
         #: Each stream key's XADD but its data, made once (`resp_prefix`).
         self._xadd_prefixes: dict[bytes, bytes] = {}
         self._queued = trio.Event()
+        #: The writer waits and nothing has woken it yet: the first entry queued since
+        #: wakes it, the others of that turn need not (`Event.set` is a call each).
+        self._idle = False
         #: The writer's connection while it waits idle (None: it writes, or is not running).
         self._writer: tuple[RespConnection, _Unconfirmed] | None = None
         #: What the socket did not take of a write of `flush_nowait`: the writer's next.
@@ -281,7 +288,8 @@ class RelayLink:
         if group is None:
             group = self._groups[end.peer] = FrameGroup()
         self._grouped += group.add(end, frames)
-        if self._writer is not None:  # (see `try_send`)
+        if self._idle:  # (see `try_send`)
+            self._idle = False
             self._queued.set()
         return True
 
@@ -335,9 +343,31 @@ class RelayLink:
         # The peer's key looked up inline: this is every relayed message's way out.
         key = self._stream_keys.get(end.peer) or self._key(end.peer)
         self._outbox.append((key, encode(kind, self.node_id, end.relay, end.sent, *body)))
-        # Only an idle writer is woken (a call less per entry): a busy one looks at the
-        # outbox and the groups again before it next waits.
-        if self._writer is not None:
+        # Only an idle writer is woken, once (a call less per entry): a busy one looks at
+        # the outbox and the groups again before it next waits.
+        if self._idle:
+            self._idle = False
+            self._queued.set()
+        return True
+
+    def try_message(self, end: RelayEnd, message: str | bytes) -> bool:
+        """`try_send` of a MESSAGE of ``end``'s: the client's every message, on its node.
+
+        The same bytes as `encode`'s, but the entry's head (its kind, this node and the
+        relay) is packed once per relay, not once per message.
+        """
+        if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
+            return False
+        if self._groups:
+            self._seal(end.peer)
+        head = end.head
+        if not head:
+            head = end.head = message_head(self.node_id, end.relay)
+        end.sent += 1
+        key = self._stream_keys.get(end.peer) or self._key(end.peer)
+        self._outbox.append((key, head + pack(end.sent) + pack(message)))
+        if self._idle:
+            self._idle = False
             self._queued.set()
         return True
 
@@ -462,7 +492,9 @@ class RelayLink:
             while True:
                 while not self._carry and not outbox and not self._groups:
                     self._writer = (connection, unconfirmed)  # idle: `flush_nowait` may write
+                    self._idle = True
                     await self._queued.wait()
+                    self._idle = False
                     self._writer = None
                     self._queued = trio.Event()
                 if self._carry:
@@ -476,6 +508,7 @@ class RelayLink:
                     await trio.lowlevel.checkpoint()
                 await connection.send(self._take(unconfirmed))
         finally:
+            self._idle = False
             self._writer = None
             self._carry = b""
 
@@ -485,9 +518,15 @@ class RelayLink:
         for peer in list(self._groups):
             self._seal(peer)
         by_key: dict[bytes, list[bytes]] = {}
-        for _ in range(min(len(outbox), BATCH)):
-            key, data = outbox.popleft()
-            by_key.setdefault(key, []).append(data)
+        if len(outbox) <= BATCH:
+            # All of it, as mostly: iterated, then cleared (no `popleft` per entry).
+            for key, data in outbox:
+                by_key.setdefault(key, []).append(data)
+            outbox.clear()
+        else:
+            for _ in range(BATCH):
+                key, data = outbox.popleft()
+                by_key.setdefault(key, []).append(data)
         self._space.unpark(count=max(0, self._max_queue - self._waiting()))
         self._writes += 1
         writes = [
@@ -499,22 +538,27 @@ class RelayLink:
         return b"".join(writes)
 
     async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
-        """Check the XADDs' replies as they come: each within a bound of being waited for."""
-        bound = 2 * self._timeout
-        # One scope whose deadline moves, not a `fail_after` per reply (hot: per XADD).
-        with trio.CancelScope() as waiting:
-            while True:
-                if unconfirmed.due:
-                    _extend(waiting, bound)  # replies back to back
-                else:
-                    waiting.deadline = math.inf
-                    await unconfirmed.wait()
-                    waiting.deadline = trio.current_time() + bound
-                reply = await connection.reply()
-                unconfirmed.done()
-                if isinstance(reply, RespError):
-                    raise reply
-        raise trio.TooSlowError("Redis did not answer an XADD in time")
+        """Check the XADDs' replies, each within a bound of its XADD's write.
+
+        Not as each comes: every ``1.5 * timeout`` while some are due (or once `_OWED`
+        are), those of the XADDs written before, which have come by then (one read, the
+        rest buffered): a reply read as it came cost a wake-up of this task per XADD,
+        more than the XADD's own share of a relayed message.
+        """
+        period = 1.5 * self._timeout
+        while True:
+            await unconfirmed.wait()
+            owed = unconfirmed.written
+            with trio.move_on_after(period):
+                await unconfirmed.wait_many()
+            with trio.move_on_after(0.5 * self._timeout):
+                while unconfirmed.answered < owed:
+                    reply = await connection.reply()
+                    unconfirmed.answered += 1
+                    if isinstance(reply, RespError):
+                        raise reply
+                continue
+            raise trio.TooSlowError("Redis did not answer an XADD in time")
 
     async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
         key = self._key(self.node_id)
@@ -675,34 +719,41 @@ class RelayLink:
                     endpoint.broken(f"node {end.peer!r} was not heard from in time")
 
 
+#: XADDs unanswered that make `RelayLink._confirm` read their replies at once: their
+#: bytes stay few in the socket's buffer.
+_OWED: Final = 1024
+
+
 @final
 class _Unconfirmed:
-    """XADDs written whose replies have not been read yet."""
+    """XADDs written, and how many of their replies have been read."""
 
-    __slots__ = ("_count", "_written")
+    __slots__ = ("_many", "_written", "answered", "written")
 
     def __init__(self) -> None:
-        self._count = 0
+        self.written = 0
+        self.answered = 0
         self._written = trio.Event()
+        self._many = trio.Event()
 
     def add(self, count: int) -> None:
-        self._count += count
+        self.written += count
         if count:
             self._written.set()
+            if self.written - self.answered >= _OWED:
+                self._many.set()
 
     async def wait(self) -> None:
         """Wait until a reply is due."""
-        while not self._count:
+        while self.written == self.answered:
             await self._written.wait()
             self._written = trio.Event()
 
-    @property
-    def due(self) -> bool:
-        """Whether a reply is due now (`wait` would not wait)."""
-        return self._count > 0
-
-    def done(self) -> None:
-        self._count -= 1
+    async def wait_many(self) -> None:
+        """Wait until `_OWED` replies are due."""
+        while self.written - self.answered < _OWED:
+            await self._many.wait()
+            self._many = trio.Event()
 
 
 def _extend(scope: trio.CancelScope, bound: float) -> None:
@@ -721,6 +772,8 @@ def _extend(scope: trio.CancelScope, bound: float) -> None:
 def _joined(entries: list[bytes]) -> list[bytes]:
     """``entries`` as few stream entries' data, in order, each at most `_ENTRY_BYTES`
     (unless one entry is larger)."""
+    if sum(map(len, entries)) <= _ENTRY_BYTES:
+        return [b"".join(entries)]  # as mostly: one, without a turn of Python per entry
     chunks: list[bytes] = []
     chunk: list[bytes] = []
     size = 0

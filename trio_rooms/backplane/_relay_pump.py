@@ -297,14 +297,14 @@ class _Pump:
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
-        connection, unsent = self._connection, self._unsent
+        connection, unsent, link, end = self._connection, self._unsent, self._link, self._end
         while True:
             if unsent and not self._client_ended:
                 # `_send` without waiting when there is credit and room, as mostly: no
                 # coroutine for each message (nor the link's for it).
-                if self._sent < self._credit and self._link.try_send(self._end, MESSAGE, unsent[0]):
+                if self._sent < self._credit and link.try_message(end, unsent[0]):
                     self._sent += 1
-                    self.unconfirmed.sent(unsent.popleft(), self._end.sent)
+                    self.unconfirmed.sent(unsent.popleft(), end.sent)
                 elif not await self._send(unsent[0]):
                     return
                 continue
@@ -322,6 +322,12 @@ class _Pump:
                 return
             if self._client_ended:
                 continue  # drained until its close frame: not relayed
+            if not unsent and self._sent < self._credit and link.try_message(end, message):
+                # The usual case, handed over at once (not through `unsent`: a turn of
+                # this loop less per message).
+                self._sent += 1
+                self.unconfirmed.sent(message, end.sent)
+                continue
             # Kept until handed over: if the owner is lost meanwhile, the next one gets it.
             unsent.append(message)
 
