@@ -136,7 +136,9 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
                 except (ConnectionEnded, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     await self._handler_read_ended(connection, exc)
                     return
-                if not self._take(item):
+                # `_take`, inline: every message's path.
+                self.counters.messages_in += 1
+                if self._rate_limited and not self._within_rate_limit():
                     continue  # over the rate limit: dropped
                 burst += 1
                 if burst >= limit:
@@ -176,7 +178,11 @@ class SessionDispatch(SessionIO, Generic[RunnerT]):
             if closing is not None and not closing.by_peer:
                 continue  # we are closing: what the peer still sends is not handled
             # A request is a frame of the session's own kind (binary on JSON: on_bytes).
-            split = split_rid(item) if isinstance(item, str) == (self.format == "json") else None
+            # `split_rid`'s first test inline, as `reattach` does (few frames are requests).
+            if isinstance(item, str):
+                split = split_rid(item) if "$rid" in item and self.format == "json" else None
+            else:
+                split = split_rid(item) if b"$rid" in item and self.format == "msgpack" else None
             if split is not None and requests is None:
                 if not shielded:
                     scope.shield = True  # the requests' nursery is shielded, as its handlers

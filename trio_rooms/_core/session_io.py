@@ -325,8 +325,10 @@ class SessionIO:
     def _take(self, message: str | bytes) -> bool:
         """Count a received message; False if it is over the rate limit (dropped)."""
         self.counters.messages_in += 1
-        if not self._rate_limited:
-            return True
+        return not self._rate_limited or self._within_rate_limit()
+
+    def _within_rate_limit(self) -> bool:
+        """Take a token for a message just received; False if it is over the limit."""
         now = trio.current_time()
         bucket = self._bucket
         if bucket is None:
