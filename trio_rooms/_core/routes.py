@@ -65,6 +65,14 @@ _ROUTES_ATTR: Final = "__trio_rooms_routes__"
 #: ``application/json`` and the structured ``+json`` types (RFC 6839), in lower case.
 _JSON_MEDIA_TYPE: Final = re.compile(r"application/(?:json|[a-z0-9][a-z0-9!#$&^_.+-]*\+json)")
 
+#: A header name: an RFC 9110 5.1 token.
+_FIELD_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A header value (RFC 9110 5.5, as h11 checks it): no CR, LF, NUL or other control
+#: character, nothing past latin-1, no whitespace at either end.
+_FIELD_VALUE: Final = re.compile(
+    r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
+)
+
 RoomT = TypeVar("RoomT", bound="Room[Any]")
 BodyT = TypeVar("BodyT", bound="DataclassInstance")
 ResultT = TypeVar("ResultT", bound="DataclassInstance | Response")
@@ -352,7 +360,13 @@ async def call_route(
         _logger.exception("%s failed", where)
         return Response.text(500, "Internal Server Error")
     if isinstance(result, Response):
-        return result
+        flaw = _unwritable(result)
+        if flaw is None:
+            return result
+        # Often a client's own value echoed into a header: written as it is, its CR LF
+        # would add the client's headers to the answer (response splitting).
+        _logger.error("%s returned a response HTTP/1.1 cannot carry: %s", where, flaw)
+        return Response.text(500, "Internal Server Error")
     if not attrs.has(type(result)):
         _logger.error(
             "%s returned %s: expected an attrs instance or a Response",
@@ -366,6 +380,24 @@ async def call_route(
         _logger.exception("%s returned a value that cannot be encoded", where)
         return Response.text(500, "Internal Server Error")
     return Response(200, (("content-type", "application/json"),), payload)
+
+
+def _unwritable(response: Response) -> str | None:
+    """What keeps ``response`` from being written as one HTTP/1.1 response; None if nothing.
+
+    A final status (200 to 599), header names that are tokens, and values without
+    control characters (CR, LF, NUL...) or characters past latin-1, which each
+    transport would write as they are, or fail on.
+    """
+    status = response.status
+    if type(status) is not int or not 200 <= status <= 599:
+        return f"status {status!r:.50} is not a final status (200 to 599)"
+    for name, value in response.headers:
+        if not (isinstance(name, str) and _FIELD_NAME.fullmatch(name)):  # pyright: ignore[reportUnnecessaryIsInstance] - the app's value
+            return f"header name {name!r:.100} is not a token"
+        if not (isinstance(value, str) and _FIELD_VALUE.fullmatch(value)):  # pyright: ignore[reportUnnecessaryIsInstance] - the app's value
+            return f"the value of header {name!r} is not a header value: {value!r:.100}"
+    return None
 
 
 def _as_attrs(value: object) -> AttrsInstance:

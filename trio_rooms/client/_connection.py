@@ -121,7 +121,7 @@ class Connection(Generic[ServerMsgT]):
                         connect_timeout=settings.connect_timeout,
                     )
                     if session is not None:
-                        state.session = session
+                        state.session = session = _as_asked(session, state.session)
                         if not session.resumed:
                             state.seen = 0  # a new session: a new count
                     result = await self._serve_and_close(ws, started)
@@ -292,6 +292,18 @@ class Connection(Generic[ServerMsgT]):
 
 
 _Presence = PresenceStateFrame | PresenceDiffFrame
+
+
+def _as_asked(session: SessionFrame, previous: SessionFrame | None) -> SessionFrame:
+    """``session`` as the client takes it: resumed only if it is the one it asked for.
+
+    A ``"resumed": true`` with another id (or when no session was asked for) is a
+    server's error; kept as resumed, the client would count the new session's
+    messages on from the old one's, and its next resume skip that many.
+    """
+    if session.resumed and (previous is None or session.id != previous.id):
+        return attrs.evolve(session, resumed=False, replayed=None)
+    return session
 
 
 def _library_frame(
