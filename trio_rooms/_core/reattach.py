@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from types import CoroutineType
 from typing import Final, final
 from urllib.parse import parse_qsl, urlencode
 
@@ -175,10 +176,16 @@ class MovableConnection:
         counted = 0
         for frame in frames:
             opcode = frame.opcode
-            if opcode != TEXT and opcode != BINARY:
-                continue  # a control frame of the transport's
             payload = frame.payload
-            if not _looks_like_a_message(opcode, payload) or b"$rid" in payload:
+            if opcode == TEXT:
+                # `_looks_like_a_message`'s JSON case inline: every relayed frame comes here.
+                if not payload.startswith(_JSON_MESSAGE):
+                    return None
+            elif opcode != BINARY:
+                continue  # a control frame of the transport's
+            elif not _looks_like_a_message(opcode, payload):
+                return None
+            if b"$rid" in payload:
                 return None
             counted += 1
         rest = direct(frames)
@@ -186,14 +193,21 @@ class MovableConnection:
             self.count += counted
         return rest
 
-    async def receive(self) -> str | bytes:
+    def receive(self) -> CoroutineType[object, object, str | bytes]:
+        # The transport's own coroutine when nothing is kept here, as mostly: the relay's
+        # every read of the client is then one coroutine deep, not two (a frame less to
+        # resume at each message).
+        if self._unread or self._left is not None:
+            return self._kept()
+        return self._connection.receive()
+
+    async def _kept(self) -> str | bytes:
+        """What `wait_left` kept: the next unread message, or how the client left."""
+        await trio.lowlevel.checkpoint()
         if self._unread:
-            await trio.lowlevel.checkpoint()
             return self._unread.popleft()
-        if self._left is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._left
-        return await self._connection.receive()
+        assert self._left is not None
+        raise self._left
 
     async def send(self, frames: list[Frame]) -> None:
         if self.failed:

@@ -197,6 +197,13 @@ def grouped(source: str, body: Sequence[object]) -> Grouped:
             raise EntryError(f"expected a relay's order, got {order!r:.40}")
         if TYPE_CHECKING:
             order = cast("tuple[object, ...]", order)
+        if len(order) == 1:
+            # One frame of its own (a reply, as each client of an echo gets): no loop.
+            index = order[0]
+            if type(index) is not int or not 0 <= index < count:
+                raise EntryError(f"a relay's frame {index!r:.20} of {count}")
+            each.append([frames[index]])
+            continue
         picked: list[Frame] = []
         for index in order:
             # (`int` exactly: a bool is not an index.)
