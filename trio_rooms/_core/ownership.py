@@ -16,6 +16,7 @@ client's connection intact, and the registry moves the session to the next owner
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Protocol, final
 
 import attrs
@@ -63,6 +64,20 @@ class OwnedRoom(Protocol):
         ...
 
 
+class AdmittedRelay(Protocol):
+    """A relayed session admitted to a room of this node (`RelayHost.admit_relayed`)."""
+
+    def run(self) -> Awaitable[object]:
+        """The session's run, to await in the caller's own task, as a local session's
+        transport does: no coroutine between them that every wake-up of the session
+        would resume."""
+        ...
+
+    def ended_with(self) -> tuple[int, str]:
+        """The code and reason the session ended with (once `run` returned)."""
+        ...
+
+
 class RelayHost(Protocol):
     """What a cluster serves the sessions relayed to this node with: its registry."""
 
@@ -74,10 +89,11 @@ class RelayHost(Protocol):
         """Where the rooms keep their state: the cluster's leases must fence it."""
         ...
 
-    async def serve_relayed(
+    async def admit_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> tuple[int, str] | None:
-        """Run the session another node relays here until it ends: its close.
+    ) -> AdmittedRelay | tuple[int, str] | None:
+        """Admit the session another node relays here, for the caller to run: or its
+        close, if it ended in its admission.
 
         Returns None, without touching ``connection``, if the room is not this node's.
         """

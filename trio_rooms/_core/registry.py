@@ -12,7 +12,7 @@ import collections
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, final
 
 import attrs
@@ -34,6 +34,7 @@ from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
 from .ownership import Cluster, OwnedRoom, OwnerLost
+from .parking import ParkedSession
 from .reattach import MovableConnection
 from .request import ConnectRequest
 from .room import Room, room_class_of, room_runner_of
@@ -86,6 +87,14 @@ class Placed:
     room: RoomRunner
     #: What it runs on: the transport's connection, or one that can move.
     connection: Connection
+
+    def run(self) -> Awaitable[tuple[int, str] | ParkedSession]:
+        """The session's run, for the caller to await (no coroutine of its own)."""
+        return self.session.run(self.connection, self.room)
+
+    def ended_with(self) -> tuple[int, str]:
+        """The code and reason the session ended with (after `run`)."""
+        return self.session.ended_with()
 
 
 @final
@@ -405,13 +414,15 @@ class RoomRegistry:
                 del relayed[name]
             self.counters.changed()
 
-    async def serve_relayed(
+    async def admit_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> tuple[int, str] | None:
-        """Run a session another node relays to this one, as `serve_session` would.
+    ) -> Placed | tuple[int, str] | None:
+        """Admit a session another node relays to this one, as `place` would a local one:
+        the caller runs it (`Placed.run`) in its own task.
 
         Returns None, before touching ``connection``, if this node does not own the room
-        (it never relays a relayed session on). Whatever goes wrong ends that session.
+        (it never relays a relayed session on); the close instead, if the session ended
+        in its admission. Whatever goes wrong ends that session.
         """
         try:
             room = await self.get(name)
@@ -425,11 +436,15 @@ class RoomRegistry:
             _logger.exception("room %r failed to start for a relayed session", name)
             await connection.close(1011, "room failed to start")
             return 1011, "room failed to start"
+        runner = room_runner_of(room)
         try:
-            return await room_runner_of(room).serve(request, wire, connection)
+            admitted = await runner.admit(request, wire, connection)
         except RoomsClosedError:
             await connection.close(*_DOWN)
             return _DOWN
+        if isinstance(admitted, tuple):
+            return admitted
+        return Placed(admitted, runner, connection)
 
     async def answer_relayed(self, request: HttpRequest) -> Response | None:
         """Answer a route request another node relays to this one, as `serve_http` would.

@@ -43,7 +43,7 @@ BEAT     either        the sender's incarnation (relay "" and seq 0: the node is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, NamedTuple, cast, final
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias, cast, final
 
 import attrs
 import msgpack
@@ -174,6 +174,12 @@ class Opening:
     resumes: str = ""
 
 
+#: Makes an `Entry` of its five fields without the named tuple's own ``__new__``, a
+#: Python function (a frame per entry read, each relayed message one): the tuple's.
+_NewEntry: TypeAlias = Callable[[type[Entry], tuple[str, str, str, int, tuple[object, ...]]], Entry]
+_new_entry: Final = cast("_NewEntry", tuple.__new__)  # pyright: ignore[reportUnknownMemberType]
+
+
 #: Packs every entry: `msgpack.packb` makes a packer per call, and is a call more (one
 #: entry is packed per relayed message). It resets itself if packing fails.
 _PACKER: Final = msgpack.Packer(use_bin_type=True)
@@ -252,7 +258,7 @@ class EntryReader:
                         and type(seq) is int
                         and seq >= 0
                     ):
-                        found.append(Entry(kind, source, relay, seq, fields[4:]))
+                        found.append(_new_entry(Entry, (kind, source, relay, seq, fields[4:])))
                         continue
                 try:
                     found.append(_entry(fields))  # pyright: ignore[reportUnknownArgumentType]

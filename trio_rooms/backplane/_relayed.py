@@ -353,7 +353,14 @@ async def serve_relayed(
             taken = await served.supersede(entry.source, asked.resumes, timeout)
             connection.taken_before = -1 if taken is None else taken
         served.add(entry.source, entry.relay, connection)
-        ended = await host.serve_relayed(room, asked.request, asked.wire, connection)
+        admitted = await host.admit_relayed(room, asked.request, asked.wire, connection)
+        if admitted is None or isinstance(admitted, tuple):
+            ended = admitted
+        else:
+            # Run here, in this task: each wake-up of the session resumes this coroutine
+            # and the session's, not two more between them (as a local session's).
+            await admitted.run()
+            ended = admitted.ended_with()
     finally:
         served.ended(entry.source, entry.relay, keep)
         serving[room] -= 1
