@@ -363,25 +363,6 @@ class RoomRunner:
         # A stopping room has nothing to wait for once its last session is gone.
         return 0.0 if self.stopping else self.config.room_idle_timeout
 
-    async def serve(
-        self, request: ConnectRequest, wire: WireFormat, connection: Connection
-    ) -> tuple[int, str]:
-        """Run a new session on ``connection`` in the caller's task until it ends.
-
-        Returns the code and reason it ended with. If the caller is cancelled (the
-        transport is shutting down), the session is closed with 1001 and the call
-        returns once it has ended, within ``close_timeout``. `admit` and the runner's
-        ``run``, for a caller that awaits the session itself (one coroutine less).
-
-        Raises:
-            RoomsClosedError: the room is stopping.
-        """
-        runner = await self.admit(request, wire, connection)
-        if isinstance(runner, tuple):
-            return runner
-        await runner.run(connection, self)
-        return runner.ended_with()
-
     async def admit(
         self, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> SessionRunner | tuple[int, str]:
