@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, final
@@ -146,7 +147,12 @@ class RoomRegistry:
         #: The fencing token of each room whose start failed after its lease was taken
         #: (at most ``max_rooms``, the oldest dropped): what the retry of its alarm carries.
         self._failed_fences: dict[str, int] = {}
-        self.alarms = AlarmScheduler(storage, config, self.get, self._failed_fence)
+        # In a cluster, the alarms other nodes set are found by looking for them: each
+        # is seen within ``alarm_retry_delay``, and fired here if its owner is gone.
+        look_every = config.alarm_retry_delay if cluster is not None else math.inf
+        self.alarms = AlarmScheduler(
+            storage, config, self.get, self._failed_fence, look_every=look_every
+        )
 
     @property
     def storage(self) -> Storage:

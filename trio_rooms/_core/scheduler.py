@@ -60,6 +60,10 @@ class AlarmScheduler:
         get_room: The registry's ``get``: the live room of a name, made if needed.
         failed_fence: The fencing token this node held for a room whose start just
             failed (0: none, or no cluster): what a retry stored for it carries.
+        look_every: The longest wait between two looks at the storage. Only this
+            node's rooms announce the alarms they set; in a cluster another node's are
+            seen by looking again, so that when their owner dies or steps down they
+            fire here (inf: one node, every alarm is announced).
     """
 
     def __init__(
@@ -68,11 +72,13 @@ class AlarmScheduler:
         config: RoomsConfig,
         get_room: Callable[[str], Awaitable[Room[Any]]],
         failed_fence: Callable[[str], int] = lambda room: 0,
+        look_every: float = math.inf,
     ) -> None:
         self._storage = storage
         self._config = config
         self._get_room = get_room
         self._failed_fence = failed_fence
+        self._look_every = look_every
         #: The wall clock (UNIX time): every alarm time is read from it.
         self.clock: Callable[[], float] = wall_clock.get()
         self._limiter = trio.CapacityLimiter(config.max_concurrent_alarms)
@@ -121,7 +127,7 @@ class AlarmScheduler:
                         # The rooms go on without their alarms for a while.
                         _logger.exception("could not read the alarms; trying again soon")
                         wait = self._config.alarm_retry_delay
-                    with trio.move_on_after(wait):
+                    with trio.move_on_after(min(wait, self._look_every)):
                         await self._wake.wait()
 
     def stop(self) -> None:
