@@ -11,6 +11,7 @@ from .._core.rooms import Rooms
 from .._core.routes import Response
 from .._core.serving import counted
 from ._asgi_scope import request_headers, request_target
+from ._framing import FRAMING_HEADERS
 
 __all__ = ["serve_http_scope"]
 
@@ -52,7 +53,9 @@ async def serve_http_scope(
 
 async def _send_response(send: ASGISendCallable, response: Response) -> None:
     headers = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers
+        if name.lower() not in FRAMING_HEADERS  # the length below is the framing
     ]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Final
 
 from .._core.outbound import Frame
 
@@ -77,15 +78,21 @@ def http_response(status: int, body: str, headers: Iterable[tuple[str, str]] = (
     return response_bytes(status, plain, body.encode())
 
 
+#: How a response's body is framed: the transport's to say, whatever a route's headers
+#: say. A route's own ``transfer-encoding: chunked`` over a whole body, or a second
+#: ``content-length``, would make a client or proxy read the next response from this one.
+FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
+#: What the embedded server sets itself: the framing, and ``connection: close``.
+_OWN_HEADERS: Final = FRAMING_HEADERS | {"connection"}
+
+
 def response_bytes(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
     """A complete ``Connection: close`` HTTP/1.1 response: its head and ``body``.
 
-    ``content-length`` and ``connection`` are set here (ones in ``headers`` are left out).
+    Its framing and ``connection`` are set here (ones in ``headers`` are left out).
     """
     extra = "".join(
-        f"{name}: {value}\r\n"
-        for name, value in headers
-        if name.lower() not in ("content-length", "connection")
+        f"{name}: {value}\r\n" for name, value in headers if name.lower() not in _OWN_HEADERS
     )
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
