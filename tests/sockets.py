@@ -232,6 +232,19 @@ async def connect_socket(port: int, *, rcvbuf: int | None = None) -> trio.Socket
     return trio.SocketStream(sock)
 
 
+async def http_get(port: int, target: str) -> bytes:
+    """Everything the server answers to ``GET target`` on a fresh connection (read until
+    it closes it)."""
+    stream = await connect_socket(port)
+    async with stream:
+        request = f"GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        await stream.send_all(request.encode())
+        data = bytearray()
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+        return bytes(data)
+
+
 async def read_http_response(stream: trio.SocketStream) -> tuple[int, bytes, bytes]:
     """Read an HTTP response head: its status, the head and what followed it.
 

@@ -25,7 +25,7 @@ from trio_rooms.storage.redis import RedisStorage
 from .chat_app import ChatSession
 from .redis_server import RedisServer
 from .servers import Transport, start_server
-from .sockets import connect_socket
+from .sockets import http_get
 
 PATIENCE = 10.0
 
@@ -43,18 +43,6 @@ class EchoingRoom(Room[ChatSession]):
     @route.get("/status")
     async def status(self, request: HttpRequest) -> Response:
         return Response(int(request.query.get("code", "200")), (), b"status")
-
-
-async def _exchange(port: int, target: str) -> bytes:
-    """Everything the server answers to ``GET target`` on a fresh connection."""
-    stream = await connect_socket(port)
-    async with stream:
-        request = f"GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        await stream.send_all(request.encode())
-        data = bytearray()
-        while chunk := await stream.receive_some(65536):
-            data += chunk
-        return bytes(data)
 
 
 def _assert_one_500(answer: bytes) -> None:
@@ -93,9 +81,9 @@ async def test_a_route_answer_http_cannot_carry_is_a_logged_500(
     async with trio_rooms.open_rooms(EchoingRoom, config=RoomsConfig()) as rooms:
         port = await start_server(nursery, transport, rooms)
         with trio.fail_after(PATIENCE):
-            _assert_one_500(await _exchange(port, target))
+            _assert_one_500(await http_get(port, target))
             # The server serves on.
-            _assert_redirected(await _exchange(port, "/rooms/r/go?to=/fine"), b"/fine")
+            _assert_redirected(await http_get(port, "/rooms/r/go?to=/fine"), b"/fine")
         assert any(
             record.levelno == logging.ERROR and "route GET /rooms/r/" in record.getMessage()
             for record in caplog.records
@@ -127,10 +115,10 @@ async def test_a_relayed_route_answer_http_cannot_carry_is_the_owners_500(
     with trio.fail_after(PATIENCE * 2):
         async with _node(url, "a") as (_, port_a), _node(url, "b") as (rooms_b, port_b):
             # a owns the room from now on.
-            _assert_redirected(await _exchange(port_a, "/rooms/r/go?to=/a"), b"/a")
+            _assert_redirected(await http_get(port_a, "/rooms/r/go?to=/a"), b"/a")
             for target in ATTACKS:
-                _assert_one_500(await _exchange(port_b, target))
-            _assert_redirected(await _exchange(port_b, "/rooms/r/go?to=/fine"), b"/fine")
+                _assert_one_500(await http_get(port_b, target))
+            _assert_redirected(await http_get(port_b, "/rooms/r/go?to=/fine"), b"/fine")
             assert rooms_b.statistics().rooms == 0  # b relayed every request
 
 
@@ -148,6 +136,6 @@ async def test_a_route_answer_http_can_carry_is_written_as_it_is(
     async with trio_rooms.open_rooms(EchoingRoom, config=RoomsConfig()) as rooms:
         port = await start_server(nursery, transport, rooms)
         with trio.fail_after(PATIENCE):
-            answer = await _exchange(port, target)
+            answer = await http_get(port, target)
             assert answer.startswith(b"HTTP/1.1 302 "), answer
             assert b"\r\nlocation: " + location + b"\r\n" in answer, answer

@@ -16,7 +16,7 @@ from trio_rooms import HttpRequest, Response, Room, RoomsConfig, route
 
 from .chat_app import ChatSession
 from .servers import Transport, start_server
-from .sockets import connect_socket
+from .sockets import http_get
 
 PATIENCE = 10.0
 
@@ -27,18 +27,6 @@ class FramingRoom(Room[ChatSession]):
         name = request.query.get("name", "transfer-encoding")
         value = request.query.get("value", "chunked")
         return Response(200, ((name, value), ("x-kept", "yes")), b"whole body")
-
-
-async def _exchange(port: int, target: str) -> bytes:
-    """Everything the server answers to ``GET target`` on a fresh connection."""
-    stream = await connect_socket(port)
-    async with stream:
-        request = f"GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        await stream.send_all(request.encode())
-        data = bytearray()
-        while chunk := await stream.receive_some(65536):
-            data += chunk
-        return bytes(data)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +44,7 @@ async def test_a_routes_framing_headers_are_replaced_by_the_bodys_length(
     async with trio_rooms.open_rooms(FramingRoom, config=RoomsConfig()) as rooms:
         port = await start_server(nursery, transport, rooms)
         with trio.fail_after(PATIENCE):
-            answer = await _exchange(port, f"/rooms/r/framed?{query}")
+            answer = await http_get(port, f"/rooms/r/framed?{query}")
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = [line.lower() for line in head.split(b"\r\n")[1:]]
     assert head.startswith(b"HTTP/1.1 200 "), answer
