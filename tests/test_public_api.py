@@ -17,16 +17,27 @@ import pytest
 
 import trio_rooms
 import trio_rooms.schema
+import trio_rooms.storage
 import trio_rooms.testing
 
 PUBLIC_MODULES = [trio_rooms, trio_rooms.schema, trio_rooms.testing]
 
-#: Modules ``import trio_rooms`` must not load: the testing helpers and optional backends,
-#: and what only the client (trio-websocket, wsproto) or the ASGI app (hypercorn, h2, h11)
-#: needs: an embedded server's every full collection would walk their objects.
+#: Modules ``import trio_rooms`` must not load: the testing helpers, the schema export and
+#: the optional backends (SQLite, the Redis storage and backplane), and what only the
+#: client (trio-websocket, wsproto) or the ASGI app (hypercorn, h2, h11) needs: an
+#: embedded server's every full collection would walk their objects.
 NOT_IMPORTED = (
     "trio_rooms.testing",
+    "trio_rooms.schema",
+    "sqlite3",
+    "_sqlite3",
+    "trio_rooms.storage.sqlite",
     "coredis",
+    "trio_rooms._redis",
+    "trio_rooms._resp",
+    "trio_rooms.storage.redis",
+    "trio_rooms.storage._redis_client",
+    "trio_rooms.backplane.redis",
     "trio_rooms.client",
     "trio_websocket",
     "wsproto",
@@ -83,7 +94,7 @@ def test_every_name_in_all_exists(module: ModuleType) -> None:
 def test_import_loads_no_testing_or_optional_backend() -> None:
     """``import trio_rooms`` (and its embedded server) loads none of `NOT_IMPORTED`."""
     code = (
-        "import json, sys, trio_rooms, trio_rooms.transports.websocket; "
+        "import json, sys, trio_rooms, trio_rooms.storage, trio_rooms.transports.websocket; "
         f"prefixes = {NOT_IMPORTED!r}; "
         "print(json.dumps(sorted(m for m in sys.modules "
         "if any(m == p or m.startswith(p + '.') for p in prefixes))))"
@@ -109,6 +120,35 @@ def test_the_client_and_asgi_names_load_their_modules_at_first_use() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == [False, True, True]
+
+
+def test_sqlite_storage_loads_sqlite3_at_first_use_from_either_home() -> None:
+    """``SqliteStorage`` from ``trio_rooms`` or ``trio_rooms.storage`` is one class, whose
+    module (and sqlite3) loads when the name is first looked up."""
+    code = (
+        "import json, sys, trio_rooms, trio_rooms.storage; "
+        "before = 'sqlite3' in sys.modules; "
+        "from trio_rooms.storage import SqliteStorage as from_storage; "
+        "from trio_rooms import SqliteStorage; "
+        "import trio_rooms.storage.sqlite; "
+        "print(json.dumps([before, 'sqlite3' in sys.modules, "
+        "SqliteStorage is from_storage is trio_rooms.storage.sqlite.SqliteStorage]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [False, True, True]
+
+
+@pytest.mark.parametrize("module", [trio_rooms, trio_rooms.storage], ids=lambda m: m.__name__)
+def test_dir_lists_every_name_in_all(module: ModuleType) -> None:
+    """The lazily imported names are in ``dir()`` before their first use, as the others."""
+    code = f"import json, {module.__name__} as m; print(json.dumps(dir(m)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    listed: list[str] = json.loads(result.stdout)
+    assert set(module.__all__) <= set(listed)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

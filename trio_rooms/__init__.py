@@ -52,7 +52,6 @@ from ._rpc import replies as replies
 from ._run import open_signal_scope as open_signal_scope
 from ._run import run as run
 from .codec import WireFormat as WireFormat
-from .storage.sqlite import SqliteStorage as SqliteStorage
 from .transports.websocket import serve_websocket as serve_websocket
 
 if TYPE_CHECKING:
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
     from .client import RoomClient as RoomClient
     from .client import ServerError as ServerError
     from .client import open_room_client as open_room_client
+    from .storage.sqlite import SqliteStorage as SqliteStorage
     from .transports.asgi import asgi_app as asgi_app
     from .transports.asgi import bind_asgi as bind_asgi
     from .transports.asgi import hypercorn_config as hypercorn_config
@@ -137,9 +137,9 @@ __all__ = [
     "wire",
 ]
 
-# Imported at first use: the client needs trio-websocket and the ASGI app hypercorn (with
-# h11 and h2), thousands of objects that every full collection of an embedded server's
-# heap would walk again without them ever being used.
+# Imported at first use: the client needs trio-websocket, the ASGI app hypercorn (with
+# h11 and h2) and SqliteStorage sqlite3, thousands of objects that every full collection
+# of an embedded server's heap would walk again without them ever being used.
 _LAZY = {
     "ClientQueueFullError": ".client",
     "ConnectError": ".client",
@@ -151,6 +151,7 @@ _LAZY = {
     "RoomClient": ".client",
     "ServerError": ".client",
     "open_room_client": ".client",
+    "SqliteStorage": ".storage.sqlite",
     "asgi_app": ".transports.asgi",
     "bind_asgi": ".transports.asgi",
     "hypercorn_config": ".transports.asgi",
@@ -165,3 +166,6 @@ if not TYPE_CHECKING:  # pyright sees the imports above: no attribute is unknown
         value = getattr(importlib.import_module(home, __name__), name)
         globals()[name] = value  # once: the next look-up finds it
         return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})
