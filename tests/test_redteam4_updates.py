@@ -9,6 +9,7 @@ victim is closed with 4001, and the room holds exactly one session for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 import trio_rooms
-from trio_rooms import Rooms, SessionClosedError, Storage
+from trio_rooms import Rooms, Storage
 
 from .chat_app import ChatRoom
 from .gated_storage import BACKENDS, make_backend
@@ -65,9 +66,10 @@ async def test_a_resume_racing_a_burst_of_updates_loses_no_acknowledged_one(
             room = await rooms.get("lobby")
             assert list(room.sessions) == [victim.session_id]
     # The victim's update() after the takeover raises SessionClosedError, as documented;
-    # unhandled, the default on_error logs it. Nothing else may fail.
-    failures = [r.exc_info[1] for r in caplog.records if r.exc_info is not None]
-    assert all(isinstance(failure, SessionClosedError) for failure in failures), failures
+    # unhandled, the default on_error logs it at INFO (the race's expected end), so
+    # nothing may be logged as an error.
+    errors = [(r.message, r.exc_info) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
 
 
 def victim_frame(text: str) -> bytes:

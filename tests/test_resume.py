@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -272,9 +273,13 @@ async def _two_nodes(
 
 
 async def test_a_session_resumed_on_another_node_ends_at_its_next_update(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """update() of a session resumed elsewhere raises SessionClosedError, stores nothing, 4001."""
+    """update() of a session resumed elsewhere raises SessionClosedError, stores nothing, 4001.
+
+    The default on_error logs that expected end of the race at INFO, without a traceback.
+    """
+    caplog.set_level(logging.INFO, logger="trio_rooms")
     async with _two_nodes(backend, request, tmp_path) as (node_a, node_b):
         async with (
             _join(node_a, "resume=&name=ann") as (old, first),
@@ -287,6 +292,8 @@ async def test_a_session_resumed_on_another_node_ends_at_its_next_update(
             assert (closed.value.code, closed.value.reason) == (4001, "session resumed elsewhere")
             room_a = await node_a.get("lobby")
             assert [type(error) for error in room_a.errors] == [trio_rooms.SessionClosedError]
+            taken_over = [r for r in caplog.records if "resumed on another connection" in r.message]
+            assert [(r.levelno, r.exc_info) for r in taken_over] == [(logging.INFO, None)]
             assert not room_a.sessions
             new.send(Whisper(text="me?"))
             assert getattr(await new.receive(), "name", None) == "ann"

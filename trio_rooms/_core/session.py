@@ -16,7 +16,7 @@ import attrs
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from .._delivery import DISCONNECT, Coalesce, DeliveryPolicy, Disconnect, frame_policy
-from .._errors import DecodeError
+from .._errors import DecodeError, SessionClosedError
 from .._message import Message
 from .._rpc import Request, handled_request
 from ..codec import WireFormat
@@ -406,14 +406,18 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
     async def on_error(self, error: Exception) -> None:
         """Handle an exception raised by another hook; by default log it.
 
-        The connection stays open.
+        The connection stays open. A `SessionClosedError` (the session was resumed by
+        another connection while its handler was still updating it) is the expected end
+        of that race, not a bug: it is logged at INFO, without a traceback, and any
+        other error at ERROR with its traceback.
         """
         side = self._runner.room_side
+        room = side.name if side is not None else None
+        if isinstance(error, SessionClosedError):
+            _logger.info("session %s of room %r: %s", self._runner.id, room, error)
+            return
         _logger.error(
-            "unhandled error in session %s of room %r",
-            self._runner.id,
-            side.name if side is not None else None,
-            exc_info=error,
+            "unhandled error in session %s of room %r", self._runner.id, room, exc_info=error
         )
 
     async def on_close(self, code: int, reason: str) -> None:
