@@ -12,9 +12,14 @@ import trio
 
 from trio_rooms._core.gate import Gate
 from trio_rooms._core.room_state import RoomState
+from trio_rooms._errors import StorageError
 from trio_rooms.storage import LoggedFrame, MemoryStorage
 
 from .recording_storage import RecordingStorage
+
+
+def _failed(error: StorageError) -> None:
+    raise AssertionError(f"no commit fails here: {error!r}")
 
 
 def _state(storage: RecordingStorage) -> RoomState:
@@ -37,7 +42,7 @@ async def test_events_sealed_during_a_commit_share_the_next_one_in_order() -> No
     await storage.open()
     state = _state(storage)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(state.run_committer, lambda error: None)
+        nursery.start_soon(state.run_committer, _failed)
         release = storage.hold_next_commit()
         _event(state, key="a", value=b"1", frame=1)
         await storage.arrived.wait()  # the first commit is in flight, held
