@@ -102,7 +102,9 @@ class RoomState:
         self._reserved = 0
         self._open_seq = 0
         self._sealed_seq = 0
-        self._wake_committer = trio.Event()
+        #: The committer's task while it waits for a batch to be sealed (parked, not an
+        #: `Event` set at every seal: most seals come while a commit is in flight).
+        self._committer: trio.lowlevel.Task | None = None
         self._committed = trio.lowlevel.ParkingLot()
         #: Set once a commit failed (the room is restarting) or was refused by the fence
         #: (`OwnershipLostError`: another node owns the room); nothing more is written.
@@ -205,9 +207,17 @@ class RoomState:
 
         Never part of a transaction: the frame is sent whether or not it commits.
         """
-        self._batch_for_write()  # checks and reserves
+        # `_batch_for_write` and `_reserve` inline (a resumable session's every frame):
+        # only a failed room needs the former, which raises.
+        if self.failed is not None:
+            self._batch_for_write()
+        if not self._open_seq:
+            self._reserved += 1
+            self._open_seq = self._reserved
+            self.gate.dirty = True
         self._open.frames.append(frame)
-        self._seal_unless_gated()
+        if not self.gate.held:
+            self.seal()
 
     def unsaved_frames(self) -> list[LoggedFrame]:
         """The replay log's frames that are not durable yet, oldest first."""
@@ -242,14 +252,46 @@ class RoomState:
             self.seal()  # a task outside any event: its write is a batch of its own
 
     def seal(self) -> None:
-        """The writes made so far will be committed together: hand them to the committer."""
-        if not self._open_seq:
+        """The writes made so far will be committed together: hand them to the committer.
+
+        Once per event that wrote: the open batch becomes the sealed one if nothing is
+        sealed yet (the emptied one is the next open batch), else only its parts that
+        hold something are moved (an event usually writes one kind: a frame, a value).
+        """
+        seq = self._open_seq
+        if not seq:
             return
-        self._sealed.merge(self._open)
-        self._sealed_seq = self._open_seq
-        self._open = _Batch()
+        batch = self._open
+        if self._sealed_seq:
+            sealed = self._sealed
+            if batch.frames:
+                sealed.frames += batch.frames
+                batch.frames = []
+            if batch.values:
+                sealed.values.update(batch.values)
+                batch.values = {}
+            if batch.alarms:
+                sealed.alarms.update(batch.alarms)
+                batch.alarms = {}
+            if batch.records:
+                sealed.records += batch.records
+                batch.records = []
+        else:  # the sealed batch is empty (`_sealed_seq` is 0 exactly then): swapped
+            self._sealed, self._open = batch, self._sealed
+        self._sealed_seq = seq
         self._open_seq = 0
-        self._wake_committer.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Reschedule the committer if it waits for a sealed batch."""
+        committer = self._committer
+        if committer is not None:
+            self._committer = None
+            trio.lowlevel.reschedule(committer)
+
+    def _abort_wait(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self._committer = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     # -------------------------------------------------------------- transactions
 
@@ -304,8 +346,8 @@ class RoomState:
         self._on_failure = on_failure
         while self.failed is None:
             if not self._sealed_seq:
-                await self._wake_committer.wait()
-                self._wake_committer = trio.Event()
+                self._committer = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
                 continue
             try:
                 await self._commit_sealed()
@@ -372,7 +414,7 @@ class RoomState:
         if self.failed is not None:
             return
         self._fail(_Batch(), error)
-        self._wake_committer.set()
+        self._wake()
         if self._on_failure is not None:
             self._on_failure(error)
 
@@ -383,7 +425,7 @@ class RoomState:
         """
         if self.failed is None:
             self._fail(_Batch(), error)
-        self._wake_committer.set()
+        self._wake()
 
     def _fail(self, batch: _Batch, error: StorageError) -> None:
         if isinstance(error, OwnershipLostError):
