@@ -35,7 +35,9 @@ from typing import Any, TypeAlias, TypeVar
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import ASGIFramework
 
+from .._core.backplane import Backplane
 from .._core.config import RoomsConfig
+from .._core.ownership import Cluster
 from .._core.room import Room, room_class_of
 from .._core.rooms import Rooms, open_rooms
 from .._core.routes import route_table
@@ -78,6 +80,8 @@ def asgi_app(
     *,
     config: RoomsConfig | None = None,
     storage: Storage | None = None,
+    backplane: Backplane | None = None,
+    cluster: Cluster | None = None,
 ) -> ASGIApp:
     """An ASGI app that opens its own `Rooms` for the ASGI lifespan.
 
@@ -97,18 +101,32 @@ def asgi_app(
     (a TOML file given with ``--config``: ``websocket_max_message_size = 1048576``;
     or ``--config python:chat`` with a module-level ``websocket_max_message_size``).
 
+    Each of hypercorn's ``--workers`` is a process of its own that imports the module,
+    hence has its own rooms: give them a ``cluster`` (a `RedisCluster` made at import is
+    a node of its own in each worker) so that a room lives once across the workers,
+    whichever one a client reaches; without it, run one worker.
+
     Args:
         factory: Makes a room from its name, as for `open_rooms`.
         config: Limits and options; `RoomsConfig()` by default.
         storage: Where session data and room state live, as for `open_rooms`.
+        backplane: Broadcasts and membership across nodes, as for `open_rooms`.
+        cluster: The single-owner mode, as for `open_rooms`.
 
     Raises:
         TypeError: ``factory`` is a room class whose routes are declared wrongly.
+        ValueError: both a backplane and a cluster were given.
     """
+    if backplane is not None and cluster is not None:
+        # Here, not at the lifespan's startup: the CLI then fails as it imports the app.
+        raise ValueError("asgi_app takes a backplane or a cluster, not both")
     guard_connections()
     config = config or RoomsConfig()
     _check_routes(factory)
-    return RoomsApp.owning(partial(open_rooms, factory, config=config, storage=storage))
+    open_own = partial(
+        open_rooms, factory, config=config, storage=storage, backplane=backplane, cluster=cluster
+    )
+    return RoomsApp.owning(open_own)
 
 
 def hypercorn_config(
