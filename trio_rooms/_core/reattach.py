@@ -98,6 +98,8 @@ class MovableConnection:
         self._unread: deque[str | bytes] = deque()
         #: A move that did not resume the session: the client was closed (1012).
         self.failed = False
+        #: A write to the client was cancelled part way (`send`): nothing more may go.
+        self._cut = False
         #: The transport's write without waiting (see `_write_direct`).
         self._direct: Callable[[list[Frame]], bytes | None] | None = None
 
@@ -105,8 +107,9 @@ class MovableConnection:
 
     @property
     def movable(self) -> bool:
-        """Whether the session can be resumed elsewhere: its token is known."""
-        return self._session is not None and not self.failed
+        """Whether the session can be resumed elsewhere: its token is known, and no
+        write to the client was cut (a frame after it would land inside a frame)."""
+        return self._session is not None and not self.failed and not self._cut
 
     def request(self) -> ConnectRequest:
         """The handshake to open the session with on its owner, now.
@@ -171,7 +174,7 @@ class MovableConnection:
         library frame, a reply) goes through `send`, where it is looked at.
         """
         direct = self._direct
-        if direct is None or self.failed:
+        if direct is None or self.failed or self._cut:
             return None
         counted = 0
         for frame in frames:
@@ -210,7 +213,7 @@ class MovableConnection:
         raise self._left
 
     async def send(self, frames: list[Frame]) -> None:
-        if self.failed:
+        if self.failed or self._cut:
             await trio.lowlevel.checkpoint()
             raise trio.BrokenResourceError("the session could not be moved")
         kept = [shown for frame in frames if (shown := self._pass(frame)) is not None]
@@ -218,9 +221,22 @@ class MovableConnection:
             await self._connection.close(1012, "the session could not be moved")
             raise trio.BrokenResourceError("the session could not be moved")
         if kept:
-            await self._connection.send(kept)
+            try:
+                await self._connection.send(kept)
+            except trio.Cancelled:
+                # Given up part way (the relay's writer, its owner lost, once the client
+                # took nothing for ``close_timeout``): the client may hold part of a
+                # frame, and the count includes frames it never got whole. Nothing more
+                # is written, and the session is not moved: its client resumes by itself.
+                self._cut = True
+                raise
 
     async def close(self, code: int, reason: str) -> None:
+        if self._cut:
+            # A close frame would land inside the cut one: the transport ends the TCP
+            # connection instead, once its task returns (the client sees 1006).
+            await trio.lowlevel.checkpoint()
+            return
         await self._connection.close(code, reason)
 
     # ------------------------------------------------------------------ frames

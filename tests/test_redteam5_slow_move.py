@@ -1,0 +1,108 @@
+"""Red team 5: a relayed client too slow to take its frames when its owner is killed.
+
+Node ``a`` (the owner, `tests.attack_app` in a subprocess) answers a burst of a slow
+client of node ``b`` (in this process, with room in its queue for all of it); the client
+reads nothing, so ``b`` is still writing to its socket, a frame cut in the middle, when
+``a`` is killed and ``b`` gives up the write (``close_timeout``) to move the session. The
+client must never get a frame inside another: whether its session moved or it was
+dropped, every frame it reads is whole, and its token gets it everything else, in order.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import coredis
+import orjson
+import pytest
+import trio
+
+from .attack_app import attack_config, open_attack_node, serve_attack_rooms
+from .redis_server import RedisServer
+from .redis_witness import next_message, open_keyspace_events
+from .sockets import CLOSE, TEXT, RawClient, client_frame, open_raw
+
+pytestmark = pytest.mark.slow
+
+GAME = "/rooms/game/websocket"
+#: Room ``game``'s replay log: every frame of a resumable session is in it.
+LOG = b"trio_rooms:replay:game"
+PATIENCE = 30.0
+ECHOES = 80
+#: Each echo is followed by a blob this large: the burst is far more than the sockets
+#: hold (a few hundred KiB on loopback), and less than the replay log keeps (1 MiB).
+BLOB = 10_000
+
+Message = dict[str, object]
+
+
+async def _frames(client: RawClient) -> tuple[list[Message], int | None]:
+    """Every text message until the connection ends, and the close code (None: no close
+    frame). Fails on a frame that is not one whole message (one written into another)."""
+    messages: list[Message] = []
+    while (frame := await client.receive_frame()) is not None:
+        if frame.opcode == CLOSE:
+            return messages, frame.close_code
+        if frame.opcode == TEXT:
+            messages.append(cast("Message", orjson.loads(frame.payload)))
+            if len([m for m in messages if m.get("type") == "welcome"]) == 2:
+                return messages, None  # moved: the next owner's welcome came
+    return messages, None
+
+
+async def test_a_slow_relayed_client_whose_owner_dies_never_gets_a_frame_cut_in_two(
+    redis_server: RedisServer,
+) -> None:
+    """A relayed client that reads nothing while its owner answers a burst of a megabyte,
+    the owner killed (SIGKILL) before the client's node wrote it all: what the client
+    reads is whole frames only (a session that cannot move on a cut frame is dropped,
+    not moved), and resuming with its token gets every echo once, in order."""
+    url = redis_server.url
+    config = attack_config(
+        outbound_max_bytes=64 * 1024 * 1024,
+        outbound_max_messages=10_000,
+        slow_consumer_timeout=60.0,
+        close_timeout=0.5,
+    )
+    burst = b"".join(
+        client_frame(TEXT, b'{"type": "echo", "n": %d}' % n)
+        + client_frame(TEXT, b'{"type": "flood", "count": 1, "size": %d}' % BLOB)
+        for n in range(ECHOES)
+    )
+    with trio.fail_after(PATIENCE):
+        async with (
+            coredis.Redis.from_url(url) as redis,
+            serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
+            open_attack_node(url, "a") as (process_a, port_a),
+            open_raw(port_a, GAME) as owner,
+            open_keyspace_events(redis_server, redis, [LOG], "z") as logged,
+        ):
+            assert orjson.loads(await owner.receive_text())["node"] == "a"
+            async with open_raw(port_b, GAME + "?resume=&seen=0", rcvbuf=4096) as client:
+                session = cast("Message", orjson.loads(await client.receive_text())["$session"])
+                welcome = orjson.loads(await client.receive_text())
+                assert welcome["node"] == "a"
+                before = await redis.zcard(LOG)
+                await client.send(burst)
+                # Every answer is logged on the owner (before it leaves): all were made.
+                while await redis.zcard(LOG) < before + 2 * ECHOES:
+                    await next_message(logged)
+                process_a.kill()
+                # b found a silent, gave up writing to the client and ended the relay.
+                await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
+                first, _ = await _frames(client)
+            messages = [welcome, *first]
+            token = cast("str", session["token"])
+            moved = [m["$session"] for m in first if "$session" in m]
+            if moved:
+                token = cast("str", cast("Message", moved[-1])["token"])
+            seen = sum(1 for m in messages if "type" in m)
+            async with open_raw(port_b, f"{GAME}?resume={token}&seen={seen}") as back:
+                again = cast("Message", orjson.loads(await back.receive_text())["$session"])
+                assert (again["id"], again["resumed"]) == (session["id"], True), again
+                await back.send_text(f'{{"type": "echo", "n": {ECHOES}}}')
+                while (message := orjson.loads(await back.receive_text())).get("n") != ECHOES:
+                    messages.append(message)
+    echoes = [m["n"] for m in messages if m.get("type") == "echoed"]
+    assert echoes == list(range(ECHOES)), echoes
+    assert sum(1 for m in messages if m.get("type") == "blob") == ECHOES
