@@ -6,6 +6,8 @@ writes (library frames from `trio_rooms._wire`, user messages as the codecs make
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 
@@ -179,3 +181,42 @@ def test_a_transport_without_a_direct_write_gets_none() -> None:
     outbound = OutboundQueue(8, 1024, 1.0)
     MovableConnection(_Stream(), _request("")).attach(outbound)
     assert outbound.direct is None
+
+
+class _Watched(_Recorder):
+    """A recorder its transport watches: a read without waiting takes what ``arrived`` has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: list[str | bytes] = []
+        self.readable: Callable[[], None] | None = None
+
+    def watch(self, readable: Callable[[], None]) -> Callable[[], str | bytes] | None:
+        self.readable = readable
+        return self.read_nowait
+
+    def unwatch(self) -> None:
+        self.readable = None
+
+    def read_nowait(self) -> str | bytes:
+        if not self.arrived:
+            raise trio.WouldBlock
+        return self.arrived.pop(0)
+
+
+def test_a_watch_reads_what_was_kept_first_then_the_transports() -> None:
+    """Watched, a moved client's kept messages are read first, then its transport's; with
+    nothing kept the transport's own read is used; a transport that cannot watch gets none."""
+    watched = _Watched()
+    movable = MovableConnection(watched, _request(""))
+    assert movable.watch(lambda: None) == watched.read_nowait
+    movable.unwatch()
+    assert watched.readable is None
+    movable.unread(["kept", b"also"])
+    watched.arrived.append("new")
+    read = movable.watch(lambda: None)
+    assert read is not None
+    assert [read(), read(), read()] == ["kept", b"also", "new"]
+    with pytest.raises(trio.WouldBlock):
+        read()
+    assert MovableConnection(_Recorder(), _request("")).watch(lambda: None) is None

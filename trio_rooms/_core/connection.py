@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from .outbound import Frame, OutboundQueue
 
-__all__ = ["Connection", "ConnectionEnded", "ConnectionParked"]
+__all__ = ["Connection", "ConnectionEnded", "ConnectionParked", "Watchable"]
 
 
 class ConnectionEnded(Exception):
@@ -62,4 +63,32 @@ class Connection(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame (once); the caller bounds how long this may take."""
+        ...
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A `Connection` its transport can read without a task waiting on it.
+
+    A task that waits for each message costs a readiness wait, an epoll change and a
+    task switch per message; a watched connection's socket is watched with the other
+    watched ones by one task of the transport's, which calls back on input. For a
+    relayed client (`relay_session`), whose messages are handed on without waiting.
+    Whoever watches it calls ``receive`` only once it called `unwatch`.
+    """
+
+    def watch(self, readable: Callable[[], None]) -> Callable[[], str | bytes] | None:
+        """Call ``readable`` (from another task) when input may have come, until `unwatch`.
+
+        It is called too when the connection is closed under the watch. It must not
+        block nor raise. Returns how to read the connection without waiting while
+        watched: the next message, or `ConnectionEnded` as ``receive`` raises it, or
+        `trio.WouldBlock` if nothing came (``readable`` follows when something does).
+        What came before the watch is read by it too: call it once first. None, having
+        watched nothing, if the transport cannot watch it (read it with ``receive``).
+        """
+        ...
+
+    def unwatch(self) -> None:
+        """Stop calling ``readable`` (nothing if not watched)."""
         ...

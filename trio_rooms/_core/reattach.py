@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import CoroutineType
 from typing import Final, final
 from urllib.parse import parse_qsl, urlencode
@@ -50,7 +51,7 @@ from .._wire import (
     split_rid,
 )
 from ..codec import WireFormat
-from .connection import Connection, ConnectionEnded, ConnectionParked
+from .connection import Connection, ConnectionEnded, ConnectionParked, Watchable
 from .outbound import BINARY, TEXT, Frame, OutboundQueue
 from .request import ConnectRequest
 
@@ -102,6 +103,8 @@ class MovableConnection:
         self._cut = False
         #: The transport's write without waiting (see `_write_direct`).
         self._direct: Callable[[list[Frame]], bytes | None] | None = None
+        #: The transport's connection, if it can be watched (`Watchable`).
+        self._watchable = connection if isinstance(connection, Watchable) else None
 
     # ------------------------------------------------------------------ moving
 
@@ -203,6 +206,29 @@ class MovableConnection:
         if self._unread or self._left is not None:
             return self._kept()
         return self._connection.receive()
+
+    def watch(self, readable: Callable[[], None]) -> Callable[[], str | bytes] | None:
+        """The transport's watch (`Watchable`): its read without waiting, as it is
+        when nothing is kept here (as mostly: a call less per message)."""
+        watchable = self._watchable
+        if watchable is None:
+            return None
+        read = watchable.watch(readable)
+        if read is None or not (self._unread or self._left is not None):
+            return read
+        return partial(self._kept_nowait, read)
+
+    def unwatch(self) -> None:
+        if self._watchable is not None:
+            self._watchable.unwatch()
+
+    def _kept_nowait(self, read: Callable[[], str | bytes]) -> str | bytes:
+        """What `wait_left` kept first, then ``read``'s (the transport's)."""
+        if self._unread:
+            return self._unread.popleft()
+        if self._left is not None:
+            raise self._left
+        return read()
 
     async def _kept(self) -> str | bytes:
         """What `wait_left` kept: the next unread message, or how the client left."""

@@ -18,6 +18,13 @@ next owner (`MovableConnection`). A client already being closed is closed with 1
 
 What it sent is kept until the owner confirms it (`Unconfirmed`): a relay that resumes a
 lost one of the same owner sends first what that one's session had not taken.
+
+The client's messages are read by its transport's watcher when it has one (`Watchable`,
+the embedded server's): each is handed to the link in the watcher's call back, without a
+task of the relay's waking for it (a readiness wait, an epoll change and a task switch
+per message, else). What cannot be handed on at once (no credit, a full queue, the
+client's end) goes back to the relay's reader task, which reads on by itself until it
+can hand the reads back to the watcher.
 """
 
 from __future__ import annotations
@@ -25,12 +32,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Final, final
 
 import trio
 
 from .._core.config import RoomsConfig
-from .._core.connection import Connection, ConnectionEnded, ConnectionParked
+from .._core.connection import Connection, ConnectionEnded, ConnectionParked, Watchable
 from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.ownership import OwnerLost
 from .._core.request import ConnectRequest
@@ -148,6 +156,13 @@ class _Pump:
         self._credited = trio.Event()
         #: What the queue's policies did, as last told the owner.
         self._reported = (0, 0, 0)
+        #: The connection, while its transport may watch it (see `_watch`).
+        self._watchable = connection if isinstance(connection, Watchable) else None
+        #: While watched: the transport's read without waiting (the reader is parked).
+        self._read_nowait: Callable[[], str | bytes] | None = None
+        self._handed_back = trio.lowlevel.ParkingLot()
+        #: What a read of the watched connection raised: the reader's to handle.
+        self._raised: Exception | None = None
 
     # ------------------------------------------------------------------ endpoint
 
@@ -297,6 +312,12 @@ class _Pump:
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""
+        try:
+            await self._read_on()
+        finally:
+            self._unwatch()
+
+    async def _read_on(self) -> None:
         connection, unsent, link, end = self._connection, self._unsent, self._link, self._end
         while True:
             if unsent and not self._client_ended:
@@ -308,7 +329,15 @@ class _Pump:
                 elif not await self._send(unsent[0]):
                     return
                 continue
+            if self._watchable is not None and self._sent < self._credit and self._watch():
+                # Read by the transport's watcher, which hands back what it cannot relay
+                # without waiting (no credit, no room, the client's end).
+                await self._handed_back.park()
+                continue
             try:
+                if self._raised is not None:
+                    raised, self._raised = self._raised, None
+                    raise raised
                 message = await connection.receive()
             except ConnectionParked:
                 continue  # the session is the owner's: it parks there, if anywhere
@@ -330,6 +359,56 @@ class _Pump:
                 continue
             # Kept until handed over: if the owner is lost meanwhile, the next one gets it.
             unsent.append(message)
+
+    def _watch(self) -> bool:
+        """Have the transport watch the client's connection; whether it does.
+
+        Not if the client ended its side, or a watched read left something to handle
+        (`_raised`). A transport that cannot is not asked again.
+        """
+        watchable = self._watchable
+        if watchable is None or self._client_ended or self._raised is not None:
+            return False
+        read = watchable.watch(self._readable)
+        if read is None:
+            self._watchable = None
+            return False
+        self._read_nowait = read
+        self._readable()  # what came before the watch: the transport has it already
+        return self._read_nowait is not None
+
+    def _readable(self) -> None:
+        """The watched client's input: relayed at once while credit and room allow.
+
+        In the watcher's task (or the reader's, as the watch begins): whatever cannot be
+        relayed without waiting is handed back to the reader, with the watch ended.
+        """
+        read = self._read_nowait
+        if read is None:
+            return  # unwatched already (an input reported with others)
+        link, end, unconfirmed = self._link, self._end, self.unconfirmed
+        try:
+            while self._sent < self._credit and not self._client_ended:
+                try:
+                    message = read()
+                except trio.WouldBlock:
+                    return  # watched on
+                if link.try_message(end, message):
+                    self._sent += 1
+                    unconfirmed.sent(message, end.sent)
+                else:
+                    self._unsent.append(message)  # kept until handed over, as in `_read`
+                    break
+        except Exception as exc:  # the client's end, or a bug: raised in the reader
+            self._raised = exc
+        self._unwatch()
+        self._handed_back.unpark_all()
+
+    def _unwatch(self) -> None:
+        if self._read_nowait is not None:
+            self._read_nowait = None
+            assert self._watchable is not None
+            self._watchable.unwatch()
 
     async def _send(self, message: str | bytes) -> bool:
         """Hand the first unsent ``message`` to the link within the credit, and keep it;

@@ -13,6 +13,7 @@ import trio
 
 if TYPE_CHECKING:
     from ._parking import Parking
+    from ._watching import Watching
 
 __all__ = ["Keepalive", "Pingable"]
 
@@ -39,6 +40,8 @@ class Keepalive:
         self._connections: set[Pingable] = set()
         #: Where the server's connections park (None: they do not).
         self.parking: Parking | None = None
+        #: Where the server's connections are watched (None: they are not).
+        self.watching: Watching | None = None
 
     def add(self, connection: Pingable) -> None:
         self._connections.add(connection)

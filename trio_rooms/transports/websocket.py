@@ -12,6 +12,8 @@ import contextlib
 import errno
 import logging
 import os
+from collections import deque
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Final, TypeVar, final
 
@@ -28,11 +30,12 @@ from .._core.serving import ParkedSession, WebSocketHead, admit_session, connect
 from ._accept import serve_accepting
 from ._framing import close_frame, http_response, response_bytes, wire_bytes
 from ._handshake import HandshakeParser, NeedData, PlainRequest, Refusal, Upgrade
-from ._inbound import Closed, InboundParser, Ping
+from ._inbound import Closed, InboundEvent, InboundParser, Ping
 from ._keepalive import Keepalive
 from ._parking import Parking
 from ._socket_stream import RawSocket, socket_of
 from ._throttle import ThrottledLog
+from ._watching import Watching
 
 __all__ = ["serve_websocket"]
 
@@ -90,11 +93,15 @@ async def serve_websocket(
     parking = Parking() if config.park_after is not None and Parking.available() else None
     keepalive = Keepalive(config.ping_interval, config.ping_timeout, config.park_after)
     keepalive.parking = parking
+    watching = Watching() if Watching.available() else None
+    keepalive.watching = watching
     async with trio.open_nursery() as nursery:
         nursery.start_soon(keepalive.run)
         if parking is not None:
             # Parked connections run on in this nursery: it owns them for shutdown.
             nursery.start_soon(parking.run, nursery)
+        if watching is not None:
+            await nursery.start(watching.run)
         handler = partial(_serve_stream, rooms, keepalive)
         await nursery.start(serve_accepting, handler, listeners)
         task_status.started(bound)
@@ -293,6 +300,7 @@ class _Upgrade:
         if self._keepalive is not None:
             self._keepalive.add(connection)
             connection.parking = self._keepalive.parking
+            connection.watching = self._keepalive.watching
         return connection
 
     async def refuse(self, status: int, body: str) -> None:
@@ -485,7 +493,9 @@ class _StreamConnection:
         "_socket",
         "_stream",
         "_waiting",
+        "_watched",
         "parking",
+        "watching",
     )
 
     def __init__(
@@ -521,6 +531,10 @@ class _StreamConnection:
         self.parking: Parking | None = None
         #: The descriptor it parked with last, and as what (see `wake`).
         self._parked_as: tuple[int, _ParkedStream] | None = None
+        #: The server's watched connections (None: this one is never watched).
+        self.watching: Watching | None = None
+        #: While watched: the descriptor it is watched with, and whom to call on input.
+        self._watched: tuple[int, Callable[[], None]] | None = None
 
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
@@ -568,23 +582,10 @@ class _StreamConnection:
         events = parser.events if parser is not None else None
         socket = self._socket
         while True:
-            while events:
-                event = events.popleft()
-                if isinstance(event, _MESSAGES):
-                    return event
-                if isinstance(event, Ping):
-                    self._answer(event.payload)
-                elif isinstance(event, Closed):
-                    raise ConnectionEnded(event.code, event.reason, by_peer=True)
-                else:
-                    # A broken frame, text that is not UTF-8 or a message too big on
-                    # its way: what follows cannot be trusted to reach the peer's close
-                    # frame, so ours ends the TCP connection too, at once (RFC 6455
-                    # 7.1.7, "Fail the WebSocket Connection"). Until then we are called
-                    # again, to drain what the peer still sends.
-                    if self._close_state == _OPEN:
-                        self._close_state = _FAIL
-                    raise ConnectionEnded(event.code, event.reason, by_peer=False)
+            if events:
+                message = self._next_event(events)
+                if message is not None:
+                    return message
             data = self._received
             if data:
                 self._received = b""
@@ -644,6 +645,108 @@ class _StreamConnection:
                 return message
             parser.feed(data)
 
+    def _next_event(self, events: deque[InboundEvent]) -> str | bytes | None:
+        """The next message of ``events``, pings answered on the way; None once none is left.
+
+        Raises:
+            ConnectionEnded: The peer's close frame, or what it broke.
+        """
+        while events:
+            event = events.popleft()
+            if isinstance(event, _MESSAGES):
+                return event
+            if isinstance(event, Ping):
+                self._answer(event.payload)
+            elif isinstance(event, Closed):
+                raise ConnectionEnded(event.code, event.reason, by_peer=True)
+            else:
+                # A broken frame, text that is not UTF-8 or a message too big on its
+                # way: what follows cannot be trusted to reach the peer's close frame,
+                # so ours ends the TCP connection too, at once (RFC 6455 7.1.7, "Fail
+                # the WebSocket Connection"). Until then we are called again, to drain
+                # what the peer still sends.
+                if self._close_state == _OPEN:
+                    self._close_state = _FAIL
+                raise ConnectionEnded(event.code, event.reason, by_peer=False)
+        return None
+
+    def receive_nowait(self) -> str | bytes:
+        """`receive`, without waiting, for a watched connection: `trio.WouldBlock` if
+        nothing came.
+
+        The socket is read at most once per message, and not at all after a read that
+        drained it until the watcher says input came (`watched_input`): a read in vain
+        costs a system call and an exception.
+        """
+        parser = self._parser
+        while True:
+            if parser is not None and parser.events:
+                message = self._next_event(parser.events)
+                if message is not None:
+                    return message
+            data = self._received
+            if data:
+                self._received = b""
+            elif data is None or self._socket is None:
+                raise trio.WouldBlock
+            else:
+                data = _read_ready(self._socket)
+                if data is None:
+                    self._received = None
+                    raise trio.WouldBlock
+                if 0 < len(data) < _RECEIVE_SIZE:
+                    self._received = None  # (as in `receive`)
+            if not data:
+                reason = "keepalive timeout" if self._expired else "connection lost"
+                raise ConnectionEnded(1006, reason, by_peer=True, send_close=False)
+            self._heard = True
+            if parser is None:
+                parser = self._parser = InboundParser(self._max_message_size)
+            message = parser.whole(data)
+            if message is not None:
+                return message
+            parser.feed(data)
+
+    def watch(self, readable: Callable[[], None]) -> Callable[[], str | bytes] | None:
+        """Have the server's `Watching` call ``readable`` on input (see `Watchable`).
+
+        None if the server watches nothing (`serve_stream`, shutting down) or the stream
+        is no socket, or closed.
+        """
+        watching, socket = self.watching, self._socket
+        if watching is None or socket is None or self._watched is not None:
+            return None
+        fd = socket.fileno()
+        if fd == -1 or not watching.watch(fd, self):
+            return None
+        self._watched = (fd, readable)
+        return self.receive_nowait
+
+    def unwatch(self) -> None:
+        """Stop the watch, by the descriptor it began with (the socket's may be -1 now)."""
+        watched, self._watched = self._watched, None
+        if watched is not None and self.watching is not None:
+            self.watching.unwatch(watched[0], self)
+
+    def watched_input(self) -> None:
+        watched = self._watched
+        if watched is not None:
+            if self._received is None:
+                self._received = b""  # input came since the read that drained the socket
+            watched[1]()
+
+    async def _close_watched(self) -> None:
+        """Close the stream here (not after the session); a watcher is called back, and
+        its read finds the end, as a reader waiting on the socket would be woken."""
+        watched = self._watched
+        self.unwatch()
+        try:
+            await _close(self._stream)
+        finally:
+            if watched is not None:
+                self._received = b""  # read: the socket is closed, its end
+                watched[1]()
+
     async def _read_stream(self) -> bytes:
         """The next bytes from a stream that is no socket; empty once it is gone."""
         try:
@@ -677,7 +780,7 @@ class _StreamConnection:
             drained = 0
             while drained < _LINGER_BYTES and (data := _read_ready(socket)):
                 drained += len(data)
-        await _close(self._stream)
+        await self._close_watched()
 
     def keepalive_check(self, now: float, interval: float, timeout: float) -> bool:
         if self._heard:
@@ -698,7 +801,7 @@ class _StreamConnection:
     async def keepalive_expire(self) -> None:
         self._expired = True
         self.wake()  # a parked session runs on, to find its connection gone
-        await _close(self._stream)  # runs in the server's keepalive task: must not raise
+        await self._close_watched()  # runs in the server's keepalive task: must not raise
 
     # ---------------------------------------------------------------- parking
 
