@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -237,3 +238,22 @@ async def test_a_broadcast_after_a_write_is_published_once_the_write_is_durable(
         assert len(texts) == 2
         assert b"topic is gates" in texts[0]
         assert b"and a second" in texts[1]
+
+
+async def test_nodes_sharing_one_storage_through_a_backplane_all_keep_writing(
+    bus: _Bus, tmp_path: Path
+) -> None:
+    """With a backplane each node runs a copy of the room on purpose: no writer token is
+    taken, and the copy started first still writes after the other started."""
+    path = tmp_path / "rooms.db"
+    storage_a, storage_b = trio_rooms.SqliteStorage(path), trio_rooms.SqliteStorage(path)
+    async with (
+        trio_rooms.open_rooms(ChatRoom, storage=storage_a, backplane=_Node(bus)) as node_a,
+        trio_rooms.open_rooms(ChatRoom, storage=storage_b, backplane=_Node(bus)) as node_b,
+    ):
+        room_a = await node_a.get("lobby")
+        room_b = await node_b.get("lobby")
+        for room, value in ((room_a, "a"), (room_b, "b"), (room_a, "a again")):
+            await room.storage.put("k", value)
+            await room.storage.flush()
+        assert await storage_b.get("lobby", "k") == b'"a again"'

@@ -123,7 +123,7 @@ SCHEMA_V2 = (
 )
 
 
-async def test_sqlite_migrates_a_version_2_file_to_version_3_in_place(tmp_path: Path) -> None:
+async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None:
     """A schema 2 file keeps its sessions, which have no replay cursor, and gains the log."""
     path = tmp_path / "rooms.db"
     with sqlite3.connect(path) as db:
@@ -143,7 +143,7 @@ async def test_sqlite_migrates_a_version_2_file_to_version_3_in_place(tmp_path: 
         assert await again.load_frames("lobby") == frames
         assert await again.load_session("lobby", "s2") == _record("s2", ReplayCursor(0, 1))
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
 

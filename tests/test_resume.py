@@ -22,6 +22,7 @@ from trio_rooms.testing import TestClient
 from .chat_app import ChatRoom, ClientMsg, Renamed, ServerMsg, SetName, UserJoined, Whisper
 from .flaky_storage import FlakyStorage
 from .gated_storage import BACKENDS, GatedStorage, make_backend
+from .test_backplane_core import _Bus, _Node  # pyright: ignore[reportPrivateUsage] - a bus of one
 
 Client = TestClient[ServerMsg, ClientMsg]
 
@@ -262,12 +263,17 @@ async def test_a_closing_session_cannot_write_back_the_token_its_resumer_spent(
 async def _two_nodes(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncGenerator[tuple[Rooms[ChatRoom], Rooms[ChatRoom]]]:
-    """Two Rooms on one storage, as two nodes would be (no backplane: no broadcasts between)."""
+    """Two Rooms on one storage, as two nodes would be, each running a copy of the room.
+
+    Each has a backplane of its own (no broadcasts between them): nodes with copies of
+    one room are the backplane mode; without one, the copy started last would be the
+    room's only writer and the other's writes refused (tests/test_writer_fence.py).
+    """
     first = make_backend(backend, request, tmp_path)
     second = first if backend == "memory" else make_backend(backend, request, tmp_path)
     async with (
-        trio_rooms.open_rooms(ChatRoom, storage=first) as node_a,
-        trio_rooms.open_rooms(ChatRoom, storage=second) as node_b,
+        trio_rooms.open_rooms(ChatRoom, storage=first, backplane=_Node(_Bus())) as node_a,
+        trio_rooms.open_rooms(ChatRoom, storage=second, backplane=_Node(_Bus())) as node_b,
     ):
         yield node_a, node_b
 

@@ -331,7 +331,7 @@ async def test_sqlite_migrates_a_version_1_file_in_place(tmp_path: Path) -> None
     async with open_backend(SqliteStorage(path)) as again:  # opening a v2 file migrates nothing
         assert await again.load_alarms("lobby") == [_alarm("tick", T0)]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         plan = db.execute(
             "EXPLAIN QUERY PLAN SELECT room, name, at, attempt FROM alarms "

@@ -47,7 +47,7 @@ from .runner import SessionRunner
 from .scheduler import AlarmScheduler
 from .session import Session
 from .stats import Counters, RoomsStatistics, RoomStatistics
-from .storage import Commit, Storage
+from .storage import Commit, FencedStorage, Storage
 
 __all__ = ["OWNER_RETRY", "Placed", "RoomRegistry"]
 
@@ -483,7 +483,7 @@ class RoomRegistry:
             slot.owned = owned is not None
             async with trio.open_nursery() as nursery:
                 runner.nursery = nursery
-                nursery.start_soon(runner.state.run_committer, runner.storage_failed)
+                nursery.start_soon(runner.state.run_committer, self._on_storage_failure(runner))
                 nursery.start_soon(runner.own_sessions)
                 if owned is not None:
                     nursery.start_soon(_stop_when_lost, runner, owned)
@@ -508,6 +508,8 @@ class RoomRegistry:
                     self._remember_failed(name, owned.token)
                 with trio.CancelScope(shield=True):
                     await _release(name, owned)
+            elif slot.room is None and runner.state.fence:  # failed with its writer token
+                self._remember_failed(name, runner.state.fence)
             self._stopping.discard(slot)
             slot.stopped.set()
             if self._slots.get(name) is slot:
@@ -527,12 +529,15 @@ class RoomRegistry:
     async def _own(self, name: str, runner: RoomRunner) -> OwnedRoom | None:
         """With a cluster: take the room's lease and raise its fence, before it starts.
 
+        Without one, take a writer token instead (`_take_writer`).
+
         Raises:
             OwnedElsewhereError: another node holds the lease.
             OwnershipLostError: a newer owner raised the fence meanwhile.
         """
         cluster = self._cluster
         if cluster is None:
+            await self._take_writer(name, runner)
             return None
         owned = await cluster.acquire(name)
         if owned is None:
@@ -547,6 +552,41 @@ class RoomRegistry:
             raise
         runner.state.fence = owned.token
         return owned
+
+    async def _take_writer(self, name: str, runner: RoomRunner) -> None:
+        """Single-node: make this process the room's only writer in its storage.
+
+        A storage that several processes can share (`FencedStorage`: SQLite, Redis)
+        raises the room's fence, and the room writes with that token from here on: a
+        copy of the room that another process started earlier on the same storage has
+        its next write refused (and stops), so two copies never mix their replay logs,
+        records and values. With a backplane every node runs a copy of the room on
+        purpose: nothing is fenced.
+        """
+        storage = self._storage
+        if self._backplane is not None or not isinstance(storage, FencedStorage):
+            return
+        runner.state.fence = await storage.raise_fence(name)
+
+    def _on_storage_failure(self, runner: RoomRunner) -> Callable[[StorageError], None]:
+        """What the room's committer calls once a write of the room failed for good."""
+        if self._cluster is not None or not runner.state.fence:
+            return runner.storage_failed  # a deposed owner: a cluster's daily business
+
+        def failed(error: StorageError) -> None:
+            if isinstance(error, OwnershipLostError):
+                # Only ever a misconfiguration, or an overlap in a restart: said loudly.
+                _logger.error(
+                    "room %r: another process took over this room's storage, so this "
+                    "copy of the room stops and closes its sessions (1012): several "
+                    "servers share one storage without cluster= (see README, "
+                    '"Persistence and resume"): %s',
+                    runner.name,
+                    error,
+                )
+            runner.storage_failed(error)
+
+        return failed
 
     async def _wait_idle(self, runner: RoomRunner) -> None:
         """Return once the room has had no session (nor alarm firing) for ``room_idle_timeout``.

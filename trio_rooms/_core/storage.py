@@ -7,13 +7,14 @@ Values are bytes here: the core (de)serialises typed data with cattrs and orjson
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, final
+from typing import Protocol, final, runtime_checkable
 
 import attrs
 import cattrs.preconf.orjson
 
 __all__ = [
     "Commit",
+    "FencedStorage",
     "LoggedFrame",
     "RecordWrite",
     "ReplayCursor",
@@ -116,11 +117,13 @@ class Commit:
     #: backend whose log would otherwise outlive its room (Redis keeps keys for good) lets
     #: the whole log expire this long after its last frame.
     frames_expire_after: float = 0.0
-    #: The fencing token of the node that owns the room (0: no owner, not fenced). A
-    #: backend shared by several nodes refuses, with `OwnershipLostError` and atomically
-    #: with the rest, a commit whose token is below the room's fence, and raises the fence
-    #: to the token otherwise, so a commit with no writes claims the room for its token.
-    #: A backend of one node (`MemoryStorage`, `SqliteStorage`) ignores it.
+    #: The fencing token of the process that writes the room (0: not fenced): its
+    #: cluster lease's, or the one `FencedStorage.raise_fence` gave it. A backend shared
+    #: by several processes (`RedisStorage`, `SqliteStorage`) refuses, with
+    #: `OwnershipLostError` and atomically with the rest, a commit whose token is below
+    #: the room's fence, and raises the fence to the token otherwise, so a commit with no
+    #: writes claims the room for its token. A backend of one process (`MemoryStorage`)
+    #: ignores it.
     fence: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
@@ -174,10 +177,10 @@ class Storage(Protocol):
         comparison and the change. Idempotent: a record that already holds
         ``new_token_hash`` is claimed (a retried claim is not a lost one).
 
-        ``fence`` is the fencing token of the room's owner, as in `Commit.fence`: a
-        backend shared by several nodes refuses a claim below the room's fence with
-        `OwnershipLostError`, changing nothing, in the same atomic step (a deposed
-        owner must not spend a token); a backend of one node ignores it.
+        ``fence`` is the fencing token of the room's writer, as in `Commit.fence`: a
+        backend shared by several processes refuses a claim below the room's fence
+        with `OwnershipLostError`, changing nothing, in the same atomic step (a deposed
+        writer must not spend a token); a backend of one process ignores it.
         """
         ...
 
@@ -220,7 +223,7 @@ class Storage(Protocol):
         is not written and does not fail the rest. Returns, for each of
         ``commit.records`` in order, whether it was written.
 
-        A backend shared by several nodes checks ``commit.fence`` in the same
+        A backend shared by several processes checks ``commit.fence`` in the same
         transaction: below the room's fence, nothing is written and it raises
         `OwnershipLostError` (a `StorageError`); otherwise the fence is raised to it.
         """
@@ -252,5 +255,36 @@ class Storage(Protocol):
         alarm set again while it fired is not lost. No other write may come between the
         comparison and the change. ``fence``: as for `claim_session`, refused below the
         room's fence.
+        """
+        ...
+
+
+@runtime_checkable
+class FencedStorage(Protocol):
+    """What a `Storage` that several processes can share adds: a writer token per room.
+
+    Optional: the registry looks for it at run time (``isinstance``), and a `Storage`
+    without it (`MemoryStorage`, most user-written ones) works as before, unfenced.
+    With it, a room of a server with no ``cluster=`` and no backplane takes a token
+    before ``on_start`` (`raise_fence`) and carries it in every write (`Commit.fence`,
+    and the ``fence`` of `Storage.claim_session`, `Storage.delete_session` and
+    `Storage.replace_alarm`); the backend refuses, with `OwnershipLostError` and
+    writing nothing, every write whose token is below the room's fence. So of several
+    processes writing one room of one storage (two workers on one SQLite file, a new
+    server started before the old one drained), only the one that started the room
+    last writes it: the others' copies of the room stop at their next write instead
+    of mixing their replay logs and records with its.
+
+    `SqliteStorage` and `RedisStorage` implement it; a backend does so by writing a
+    fence per room that `raise_fence` raises and every fenced write checks, in the
+    same atomic step as the write.
+    """
+
+    async def raise_fence(self, room: str) -> int:
+        """Raise ``room``'s fence by one, atomically and durably, and return it.
+
+        From its return on, a write of ``room`` whose fencing token is below the
+        returned one is refused. The first call for a room returns 1 (or one more than
+        the fence a cluster's lease or a commit left).
         """
         ...

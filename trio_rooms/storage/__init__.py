@@ -1,13 +1,15 @@
 """Storage backends: `MemoryStorage` (tests, one process) and `SqliteStorage` (durable).
 
-`Storage` is the Protocol a custom backend implements; `SessionRecord`, `Commit`,
-`RecordWrite`, `StoredAlarm`, `LoggedFrame` and `ReplayCursor` are what it stores.
+`Storage` is the Protocol a custom backend implements (and `FencedStorage`, optional,
+one that several processes can share); `SessionRecord`, `Commit`, `RecordWrite`,
+`StoredAlarm`, `LoggedFrame` and `ReplayCursor` are what it stores.
 """
 
 from typing import TYPE_CHECKING
 
 from .._core.memory import MemoryStorage as MemoryStorage
 from .._core.storage import Commit as Commit
+from .._core.storage import FencedStorage as FencedStorage
 from .._core.storage import LoggedFrame as LoggedFrame
 from .._core.storage import RecordWrite as RecordWrite
 from .._core.storage import ReplayCursor as ReplayCursor
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Commit",
+    "FencedStorage",
     "LoggedFrame",
     "MemoryStorage",
     "RecordWrite",

@@ -16,7 +16,8 @@ as a space sorts before every character of a room name, alarms due at the same t
 in the order of their room, then name, as on every backend.
 
 The fence key is the one the leases of single ownership count their tokens in (with the
-same prefix), so a new owner's acquisition already raises it; a commit raises it too.
+same prefix), so a new owner's acquisition already raises it; a commit raises it too,
+and so does a room's start on a single node (`RedisStorage.raise_fence`, an ``INCR``).
 """
 
 from __future__ import annotations

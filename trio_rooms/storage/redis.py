@@ -67,6 +67,10 @@ class RedisStorage:
     removes the session. The expiry uses Redis's clock, the token check the node's: keep
     clocks in sync (NTP). Room values never expire.
 
+    Without ``cluster=`` and without a backplane, each room is written by one process:
+    the one that started it last takes a fencing token (`raise_fence`), and the writes
+    of an older copy of the room elsewhere are refused (`FencedStorage`).
+
     Durability: every write (so ``update()`` and ``room.storage.put``) returns once Redis
     has acknowledged it, which Redis does when the write is in its memory. Whether it
     survives a crash of Redis depends on the server's persistence: with ``appendonly yes``
@@ -344,6 +348,16 @@ class RedisStorage:
         if isinstance(replaced, Refused):
             raise OwnershipLostError(room, fence, replaced.fence)
         return replaced
+
+    async def raise_fence(self, room: str) -> int:
+        """Raise ``room``'s fence by one and return it (`FencedStorage`): ``INCR``.
+
+        On the key a cluster's leases count their tokens in (``{prefix}fence:{room}``),
+        so tokens stay comparable if the deployment later runs with ``cluster=`` on
+        the same Redis and prefix.
+        """
+        key = self._keys.fence(room)
+        return await self._call("raise a room's fence", lambda redis: redis.incr(key))
 
     # ----------------------------------------------------------------- internals
 

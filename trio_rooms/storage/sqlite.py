@@ -6,6 +6,11 @@ and go in together, in one transaction, so 100 sessions calling ``update()`` at 
 cost a few fsyncs, not 100. A write returns only after its transaction committed.
 Each caller's write (one statement, or every statement of a `Commit`) runs inside its
 own SAVEPOINT of that transaction, so a write that fails rolls back alone.
+
+Several processes may open one file (``hypercorn -w 2``, a new server started before the
+old one drained): each room has a fence in the file, which `SqliteStorage.raise_fence`
+raises when a room starts, and every fenced write checks in its own transaction, so
+only the process that started the room last writes it (see `FencedStorage`).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ import trio
 
 from .._core.memory import check_alarm_replacement, check_commit, check_limit
 from .._core.storage import Commit, LoggedFrame, ReplayCursor, SessionRecord, StoredAlarm
-from .._errors import StorageError
+from .._errors import OwnershipLostError, StorageError
 
 __all__ = ["SqliteStorage"]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _ALARMS: Final = (
     """CREATE TABLE IF NOT EXISTS alarms (
@@ -52,6 +57,14 @@ _REPLAY_CURSORS: Final = (
     "ALTER TABLE sessions ADD COLUMN replay_seq INTEGER",
 )
 
+# Schema 4: each room's fence, the newest writer's token (`FencedStorage`).
+_FENCES: Final = (
+    """CREATE TABLE IF NOT EXISTS fences (
+        room TEXT NOT NULL PRIMARY KEY,
+        fence INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS sessions (
         room TEXT NOT NULL,
@@ -72,13 +85,15 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID""",
     *_ALARMS,
     *_REPLAY_LOG,
+    *_FENCES,
 )
 
 #: What brings a file of each older schema version to `SCHEMA_VERSION` (0: a new file).
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     0: _SCHEMA,
-    1: (*_ALARMS, *_REPLAY_LOG, *_REPLAY_CURSORS),
-    2: (*_REPLAY_LOG, *_REPLAY_CURSORS),
+    1: (*_ALARMS, *_REPLAY_LOG, *_REPLAY_CURSORS, *_FENCES),
+    2: (*_REPLAY_LOG, *_REPLAY_CURSORS, *_FENCES),
+    3: _FENCES,
 }
 
 _LOAD_SESSION: Final = (
@@ -127,6 +142,15 @@ _TRIM_LOG: Final = (
 )
 _LOAD_FRAMES: Final = "SELECT seq, data FROM replay_log WHERE room = ? AND seq > ? ORDER BY seq"
 _LAST_FRAME: Final = "SELECT MAX(seq) FROM replay_log WHERE room = ?"
+_RAISE_FENCE: Final = (
+    "INSERT INTO fences (room, fence) VALUES (?1, 1) "
+    "ON CONFLICT (room) DO UPDATE SET fence = fence + 1"
+)
+_READ_FENCE: Final = "SELECT fence FROM fences WHERE room = ?"
+_SET_FENCE: Final = (
+    "INSERT INTO fences (room, fence) VALUES (?1, ?2) "
+    "ON CONFLICT (room) DO UPDATE SET fence = excluded.fence"
+)
 
 _Params = tuple[object, ...]
 
@@ -138,6 +162,8 @@ class _Write:
     statements: Sequence[tuple[str, _Params]]
     #: A query run right after the last statement in the same transaction, if it changed a row.
     then: tuple[str, _Params] | None = None
+    #: The room and fencing token the statements are refused below (`_fence_check`).
+    fence: tuple[str, int] | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     error: BaseException | None = None
     #: Rows each statement changed, and the row ``then`` read, once committed.
@@ -153,6 +179,10 @@ class SqliteStorage:
     crash of the process with any setting, and a power loss with
     ``synchronous="FULL"`` (the default; ``"NORMAL"`` is faster and may lose the last
     commits on power loss, never corrupts).
+
+    Several processes may open one file; without a backplane, each room is written by
+    one of them, the one that started it last (`raise_fence`): an older copy's writes
+    are refused with `OwnershipLostError` and its room stops (`FencedStorage`).
 
     Args:
         path: The database file; created with its schema on first use.
@@ -275,12 +305,16 @@ class SqliteStorage:
 
         One ``UPDATE ... WHERE token_hash IN (old, new)`` in the group-committed
         transaction (its rowcount says who won); the record is read back in that same
-        transaction. One node's storage: ``fence`` is not checked.
+        transaction, which checks ``fence`` first.
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
         """
         key = (room, session_id)
         write = await self._write(
             (_CLAIM_SESSION, (new_token_hash, expires_at, *key, token_hash)),
             then=(_LOAD_SESSION, key),
+            fence=_fence(room, fence),
         )
         if write.rowcounts != [1] or write.row is None:
             return None
@@ -292,8 +326,12 @@ class SqliteStorage:
         return write.rowcounts == [1]
 
     async def delete_session(self, room: str, session_id: str, *, fence: int = 0) -> None:
-        """Forget a session (nothing happens if it is unknown); ``fence`` is not checked."""
-        await self._write((_DELETE_SESSION, (room, session_id)))
+        """Forget a session (nothing happens if it is unknown).
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
+        """
+        await self._write((_DELETE_SESSION, (room, session_id)), fence=_fence(room, fence))
 
     # ---------------------------------------------------------------- room state
 
@@ -319,7 +357,12 @@ class SqliteStorage:
     async def commit(self, commit: Commit) -> Sequence[bool]:
         """Write ``commit`` in one SAVEPOINT of a group commit: all of it, or nothing.
 
+        A fenced commit (``commit.fence`` above 0) is compared with the room's fence in
+        the same savepoint, before its first statement; below it, nothing is written.
+
         Raises:
+            OwnershipLostError: ``commit.fence`` is below the room's fence: another
+                process started the room since (`raise_fence`).
             StorageError: SQLite refused one of its statements; none of them was kept.
             ValueError: an alarm is not one of this room's, by that name, at a finite time.
         """
@@ -340,7 +383,7 @@ class SqliteStorage:
                 if expected is None
                 else _replace_session(write.record, expected)
             )
-        done = await self._write(*statements)
+        done = await self._write(*statements, fence=_fence(room, commit.fence))
         # INSERT OR REPLACE and an upsert whose WHERE held both change one row.
         return [n == 1 for n in done.rowcounts[len(done.rowcounts) - len(commit.records) :]]
 
@@ -372,16 +415,34 @@ class SqliteStorage:
     ) -> bool:
         """Replace ``alarm`` with ``new`` (None deletes it) if it is stored as it was; else False.
 
-        One statement that compares and writes, in the group-committed transaction;
-        ``fence`` is not checked.
+        One statement that compares and writes, in the group-committed transaction,
+        which checks ``fence`` first.
+
+        Raises:
+            OwnershipLostError: ``fence`` is below the room's fence; nothing changed.
         """
         check_alarm_replacement(alarm, new)
         stored = (alarm.room, alarm.name, alarm.at, alarm.attempt)
+        fenced = _fence(alarm.room, fence)
         if new is None:
-            write = await self._write((_DELETE_ALARM, stored))
+            write = await self._write((_DELETE_ALARM, stored), fence=fenced)
         else:
-            write = await self._write((_REPLACE_ALARM, (new.at, new.attempt, *stored)))
+            statement = (_REPLACE_ALARM, (new.at, new.attempt, *stored))
+            write = await self._write(statement, fence=fenced)
         return write.rowcounts == [1]
+
+    async def raise_fence(self, room: str) -> int:
+        """Raise ``room``'s fence by one and return it (`FencedStorage`), durably.
+
+        One upsert in the group-committed transaction, the fence read back in it: of
+        processes raising it at once, each gets a fence of its own.
+        """
+        write = await self._write((_RAISE_FENCE, (room,)), then=(_READ_FENCE, (room,)))
+        row = write.row
+        assert row is not None  # the upsert always changes its row
+        fence = row[0]
+        assert isinstance(fence, int)
+        return fence
 
     # ----------------------------------------------------------------- internals
 
@@ -419,12 +480,18 @@ class SqliteStorage:
         )
 
     async def _write(
-        self, *statements: tuple[str, _Params], then: tuple[str, _Params] | None = None
+        self,
+        *statements: tuple[str, _Params],
+        then: tuple[str, _Params] | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> _Write:
-        """Commit ``statements`` together, with whatever else is waiting to be written."""
+        """Commit ``statements`` together, with whatever else is waiting to be written.
+
+        ``fence``: the room and token below whose fence nothing of it is written.
+        """
         if self._writer is None:
             raise StorageError("SQLite storage is not open")
-        write = _Write(statements, then)
+        write = _Write(statements, then, fence)
         self._pending.append(write)
         if self._flushing:
             await write.done.wait()  # the running flush takes it in its next transaction
@@ -550,6 +617,31 @@ def _record(room: str, session_id: str, row: Sequence[object]) -> SessionRecord:
     )
 
 
+def _fence(room: str, token: int) -> tuple[str, int] | None:
+    """What a write with fencing token ``token`` is checked against (0: not fenced)."""
+    return (room, token) if token else None
+
+
+def _fence_check(db: sqlite3.Connection, write: _Write) -> OwnershipLostError | None:
+    """Compare ``write``'s token with its room's fence, inside its transaction.
+
+    Below the fence, the refusal to give the writer (nothing of it is to be run);
+    otherwise None, with the fence raised to the token if it was lower (a token from a
+    cluster's lease, or a fence row lost), as `Commit.fence` asks.
+    """
+    if write.fence is None:
+        return None
+    room, token = write.fence
+    row: Sequence[object] | None = db.execute(_READ_FENCE, (room,)).fetchone()
+    stored = row[0] if row is not None else 0
+    assert isinstance(stored, int)
+    if token < stored:
+        return OwnershipLostError(room, token, stored)
+    if token > stored:
+        db.execute(_SET_FENCE, (room, token))
+    return None
+
+
 def _logged_frame(seq: object, data: object) -> LoggedFrame:
     assert isinstance(seq, int)
     assert isinstance(data, bytes)
@@ -628,13 +720,18 @@ def _commit_alone(db: sqlite3.Connection, write: _Write) -> None:
     ``_apply``.
     """
     write.error, write.rowcounts, write.row = None, [], None
-    single = len(write.statements) == 1 and write.then is None
+    single = len(write.statements) == 1 and write.then is None and write.fence is None
     try:
         if single:
             sql, params = write.statements[0]
             write.rowcounts.append(db.execute(sql, params).rowcount)
             return
         db.execute("BEGIN IMMEDIATE")
+        refused = _fence_check(db, write)
+        if refused is not None:
+            db.execute("ROLLBACK")  # nothing was written: let the lock go at once
+            write.error = refused
+            return
         for sql, params in write.statements:
             write.rowcounts.append(db.execute(sql, params).rowcount)
         if write.then is not None and write.rowcounts[-1]:
@@ -651,6 +748,11 @@ def _apply(db: sqlite3.Connection, write: _Write) -> None:
     write.error, write.rowcounts, write.row = None, [], None
     db.execute("SAVEPOINT write")
     try:
+        refused = _fence_check(db, write)
+        if refused is not None:
+            db.execute("RELEASE write")  # nothing was written in it
+            write.error = refused
+            return
         for sql, params in write.statements:
             write.rowcounts.append(db.execute(sql, params).rowcount)
         if write.then is not None and write.rowcounts[-1]:
