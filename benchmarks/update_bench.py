@@ -37,7 +37,10 @@ async def measure(sessions: int, seconds: float, synchronous: Literal["FULL", "N
     with tempfile.TemporaryDirectory() as folder:
         storage = trio_rooms.SqliteStorage(Path(folder) / "bench.db", synchronous=synchronous)
         counts: list[int] = []
-        async with trio_rooms.open_rooms(CounterRoom, storage=storage) as rooms:
+        # Each session writes as fast as its updates are durable: past the default rate
+        # limit, which would answer with an error frame the writer does not expect.
+        config = trio_rooms.RoomsConfig(rate_limit=None)
+        async with trio_rooms.open_rooms(CounterRoom, config=config, storage=storage) as rooms:
             until = trio.current_time() + seconds
             async with trio.open_nursery() as nursery:
                 for n in range(sessions):
