@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import NamedTuple
 
+import orjson
 import trio
 import trio_websocket
 
@@ -170,6 +171,11 @@ class RawClient:
                 continue
             assert frame.opcode == TEXT, frame
             return frame.payload.decode()
+
+    async def receive_json(self) -> dict[str, object]:
+        """The next text frame's JSON object, skipping pings."""
+        message: dict[str, object] = orjson.loads(await self.receive_text())
+        return message
 
     async def close_code(self) -> int | None:
         """Read until the server's close frame: its code; None if the TCP connection ended first."""

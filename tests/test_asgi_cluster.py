@@ -20,7 +20,6 @@ from pathlib import Path
 
 import coredis
 import hypercorn.trio
-import orjson
 import pytest
 import trio
 
@@ -31,7 +30,7 @@ from trio_rooms.transports.asgi import ASGIApp
 
 from .asgi_owner_app import counter_app
 from .redis_server import RedisServer
-from .sockets import RawClient, open_raw
+from .sockets import open_raw
 
 pytestmark = pytest.mark.slow
 
@@ -39,18 +38,13 @@ pytestmark = pytest.mark.slow
 PATIENCE = 30.0
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def _add(port: int, times: int, stored: list[int], local: list[int]) -> str:
     """A client of room ``game`` adding ``times``: the node it was told runs the room."""
     async with open_raw(port, "/rooms/game/websocket") as client:
-        welcome = await _receive(client)
+        welcome = await client.receive_json()
         for _ in range(times):
             await client.send_text('{"type": "add"}')
-            counted = await _receive(client)
+            counted = await client.receive_json()
             assert isinstance(counted["stored"], int)
             assert isinstance(counted["local"], int)
             stored.append(counted["stored"])

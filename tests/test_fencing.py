@@ -157,11 +157,6 @@ async def _until_close(client: RawClient) -> list[tuple[int, int | None]]:
     return frames
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def test_a_room_whose_write_is_fenced_off_closes_its_sessions_and_sends_nothing_held(
     node_a: tuple[Rooms[CounterRoom], int], redis: coredis.Redis[bytes]
 ) -> None:
@@ -171,9 +166,9 @@ async def test_a_room_whose_write_is_fenced_off_closes_its_sessions_and_sends_no
     rooms, port = node_a
     with trio.fail_after(PATIENCE):
         async with open_raw(port, "/rooms/game/websocket") as client:
-            assert (await _receive(client))["type"] == "welcome"
+            assert (await client.receive_json())["type"] == "welcome"
             await client.send_text('{"type": "add"}')
-            assert await _receive(client) == {"type": "counted", "stored": 1, "local": 1}
+            assert await client.receive_json() == {"type": "counted", "stored": 1, "local": 1}
             await redis.incr(b"trio_rooms:fence:game")  # what a newer acquisition does
             await client.send_text('{"type": "add"}')
             assert await _until_close(client) == [(CLOSE, 1012)]
@@ -189,7 +184,7 @@ async def test_a_room_whose_lease_is_lost_stops_at_once(
     rooms, port = node_a
     with trio.fail_after(PATIENCE):
         async with open_raw(port, "/rooms/game/websocket") as client:
-            assert (await _receive(client))["type"] == "welcome"
+            assert (await client.receive_json())["type"] == "welcome"
             await redis.delete([b"trio_rooms:lease:game"])
             assert await _until_close(client) == [(CLOSE, 1012)]
         await rooms.wait_statistics(lambda stats: stats.rooms == 0)
@@ -240,7 +235,7 @@ async def test_a_deposed_owner_does_not_spend_a_resume_token(
     with trio.fail_after(PATIENCE):
         async with open_raw(port, "/rooms/game/websocket?resume=") as client:
             session = orjson.loads(await client.receive_text())["$session"]
-            assert (await _receive(client))["type"] == "welcome"
+            assert (await client.receive_json())["type"] == "welcome"
         await rooms.wait_statistics(lambda stats: stats.sessions == 0)
         await redis.incr(b"trio_rooms:fence:game")  # what a newer acquisition does
         token = session["token"]
@@ -262,7 +257,7 @@ async def test_a_write_after_the_room_was_fenced_off_says_who_owns_it(
     rooms, port = node_a
     with trio.fail_after(PATIENCE):
         async with open_raw(port, "/rooms/game/websocket") as client:
-            assert (await _receive(client))["type"] == "welcome"
+            assert (await client.receive_json())["type"] == "welcome"
             room = await rooms.get("game")
             await redis.incr(b"trio_rooms:fence:game")
             await client.send_text('{"type": "add"}')

@@ -62,14 +62,9 @@ async def _first(client: RawClient) -> dict[str, object] | int | None:
     return None
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def _session(client: RawClient) -> dict[str, object]:
     """The ``$session`` frame a resumable client gets first."""
-    session = (await _receive(client))["$session"]
+    session = (await client.receive_json())["$session"]
     assert isinstance(session, dict)
     return cast("dict[str, object]", session)
 
@@ -111,11 +106,11 @@ async def test_two_clients_on_each_node_count_to_exactly_400(
 
     async def count(port: int) -> None:
         async with open_raw(port, "/rooms/game/websocket") as client:
-            welcome = await _receive(client)
+            welcome = await client.receive_json()
             assert welcome["starts"] == 1
             for _ in range(100):
                 await client.send_text('{"type": "add"}')
-                counted = await _receive(client)
+                counted = await client.receive_json()
                 assert isinstance(counted["stored"], int)
                 assert isinstance(counted["local"], int)
                 stored.append(counted["stored"])
@@ -123,7 +118,7 @@ async def test_two_clients_on_each_node_count_to_exactly_400(
 
     with trio.fail_after(PATIENCE * 3):
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
-            assert (await _receive(owner))["node"] == "a"  # a owns it: b relays
+            assert (await owner.receive_json())["node"] == "a"  # a owns it: b relays
             async with trio.open_nursery() as nursery:
                 for port in (port_a, port_a, port_b, port_b):
                     nursery.start_soon(count, port)
@@ -141,14 +136,14 @@ async def test_an_alarm_fires_on_the_owner_only_and_once(
     (_, port_a), (_, port_b) = nodes
     with trio.fail_after(PATIENCE):
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
-            assert (await _receive(owner))["node"] == "a"
+            assert (await owner.receive_json())["node"] == "a"
             async with open_raw(port_b, "/rooms/game/websocket") as other:
-                assert (await _receive(other))["node"] == "a"
+                assert (await other.receive_json())["node"] == "a"
                 for rings in (1, 2):
                     await other.send_text('{"type": "arm", "delay": 0.3}')
                     rang = {"type": "rang", "node": "a", "rings": rings}
-                    assert await _receive(owner) == rang
-                    assert await _receive(other) == rang
+                    assert await owner.receive_json() == rang
+                    assert await other.receive_json() == rang
     assert await redis.get(b"trio_rooms:state:game:rings") == b"2"
 
 
@@ -160,16 +155,16 @@ async def test_a_node_shut_down_gives_its_rooms_to_the_next_node_at_once(
     (process_a, port_a), (_, port_b) = nodes
     with trio.fail_after(PATIENCE):
         async with open_raw(port_a, "/rooms/game/websocket") as owner:
-            assert (await _receive(owner))["node"] == "a"
+            assert (await owner.receive_json())["node"] == "a"
             await owner.send_text('{"type": "add"}')
-            assert await _receive(owner) == {"type": "counted", "stored": 1, "local": 1}
+            assert await owner.receive_json() == {"type": "counted", "stored": 1, "local": 1}
             process_a.send_signal(signal.SIGTERM)
             assert await _first(owner) == 1001
         await process_a.wait()
         async with open_raw(port_b, "/rooms/game/websocket") as client:
-            assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
+            assert await client.receive_json() == {"type": "welcome", "node": "b", "starts": 2}
             await client.send_text('{"type": "add"}')
-            assert await _receive(client) == {"type": "counted", "stored": 2, "local": 1}
+            assert await client.receive_json() == {"type": "counted", "stored": 2, "local": 1}
 
 
 async def test_the_room_of_a_killed_owner_moves_to_the_other_node_once_its_lease_ran_out(
@@ -187,10 +182,10 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_once_its_lease
         with trio.fail_after(PATIENCE):
             async with open_raw(port_a, "/rooms/game/websocket?resume=") as owner:
                 session = await _session(owner)
-                assert (await _receive(owner))["node"] == "a"
+                assert (await owner.receive_json())["node"] == "a"
                 for stored in (1, 2, 3):
                     await owner.send_text('{"type": "add"}')
-                    assert (await _receive(owner))["stored"] == stored
+                    assert (await owner.receive_json())["stored"] == stored
                 assert await events_until(lease_events, b"set") == [b"set"]  # a's
                 deposed = lease_holder(await redis.get(lease_key("game")))
                 assert deposed[0] == "a"
@@ -203,9 +198,9 @@ async def test_the_room_of_a_killed_owner_moves_to_the_other_node_once_its_lease
             async with open_raw(port_b, f"/rooms/game/websocket?resume={token}") as client:
                 resumed = await _session(client)
                 assert (resumed["id"], resumed["resumed"]) == (session["id"], True)
-                assert await _receive(client) == {"type": "welcome", "node": "b", "starts": 2}
+                assert await client.receive_json() == {"type": "welcome", "node": "b", "starts": 2}
                 await client.send_text('{"type": "add"}')
-                assert (await _receive(client))["stored"] == 4
+                assert (await client.receive_json())["stored"] == 4
             events = await events_until(lease_events, b"set")
             assert events[-2:] == [b"expired", b"set"], events
             assert set(events[:-2]) <= {b"expire"}, events  # a's renewals, before

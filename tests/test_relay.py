@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 
-import orjson
 import pytest
 import trio
 
@@ -30,21 +29,16 @@ PATIENCE = 20.0
 DEAD_BOUND = LEASE_TTL * 4 / 3
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def _local(client: RawClient) -> int:
     """The in-memory counter of the next `Counted` reply."""
-    local = (await _receive(client))["local"]
+    local = (await client.receive_json())["local"]
     assert isinstance(local, int)
     return local
 
 
 async def _owner_room(rooms: trio_rooms.Rooms[CounterRoom], client: RawClient) -> CounterRoom:
     """The owner's room ``game``, once ``client`` (of the owner) has been welcomed."""
-    assert await _receive(client) == {"type": "welcome", "node": "a", "starts": 1}
+    assert await client.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
     return await rooms.get("game")
 
 
@@ -60,9 +54,9 @@ async def test_a_relayed_session_lives_on_the_owner(redis_server: RedisServer) -
             open_raw(port_b, GAME) as on_b,
         ):
             room = await _owner_room(rooms_a, on_a)
-            assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
+            assert await on_b.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
             await on_b.send_text('{"type": "who"}')
-            members = await _receive(on_b)
+            members = await on_b.receive_json()
             assert members["members"] == members["sessions"] == sorted(room.sessions)
             assert len(room.sessions) == 2
             on_a_stats, on_b_stats = rooms_a.statistics(), rooms_b.statistics()
@@ -82,14 +76,14 @@ async def test_close_codes_and_pings_cross_the_relay(redis_server: RedisServer) 
         ):
             room = await _owner_room(rooms_a, on_a)
             async with open_raw(port_b, GAME) as on_b:
-                assert (await _receive(on_b))["node"] == "a"
+                assert (await on_b.receive_json())["node"] == "a"
                 await on_b.send(client_frame(PING, b"are you there"))
                 pong = await on_b.receive_frame()
                 assert pong == (True, PONG, b"are you there")
                 await on_b.send_text('{"type": "leave", "code": 4000}')
                 assert await on_b.close_code() == 4000
             async with open_raw(port_b, GAME) as on_b:
-                assert (await _receive(on_b))["node"] == "a"
+                assert (await on_b.receive_json())["node"] == "a"
                 await on_b.send(client_frame(CLOSE, close_payload(4321, "done")))
                 assert await on_b.close_code() == 4321
             await rooms_a.wait_statistics(lambda stats: sum(stats.closes.values()) == 2)
@@ -112,7 +106,7 @@ async def test_messages_of_relayed_and_local_clients_are_handled_in_order(
             open_raw(port_b, GAME) as on_b,
         ):
             await _owner_room(rooms_a, on_a)
-            assert (await _receive(on_b))["node"] == "a"
+            assert (await on_b.receive_json())["node"] == "a"
             await on_b.send(b"".join(client_frame(TEXT, b'{"type": "add"}') for _ in range(burst)))
             await on_a.send_text('{"type": "add"}')
             seen = [await _local(on_b) for _ in range(burst)]
@@ -166,7 +160,7 @@ async def test_the_relays_of_a_killed_client_node_end_on_the_owner_within_the_bo
                 open_owner_node(url, "b") as (process_b, port_b),
                 open_raw(port_b, GAME) as on_b,
             ):
-                assert (await _receive(on_b))["node"] == "a"
+                assert (await on_b.receive_json())["node"] == "a"
                 process_b.send_signal(signal.SIGKILL)
                 await process_b.wait()
             await rooms_a.wait_statistics(lambda stats: stats.closes.get(1006) == 1)
@@ -205,15 +199,15 @@ async def test_relays_dropped_by_redis_come_back_and_the_client_goes_on(
         ):
             room = await _owner_room(rooms_a, on_a)
             welcome = {"type": "welcome", "node": "a", "starts": 1}
-            assert await _receive(on_b) == welcome
+            assert await on_b.receive_json() == welcome
             await on_b.send_text('{"type": "add"}')
             assert await _local(on_b) == 1
             assert _kill_relay_connections(redis_server) == 4  # a reader and a writer each
-            assert await _receive(on_b) == welcome  # its session, moved: on_connect again
+            assert await on_b.receive_json() == welcome  # its session, moved: on_connect again
             await on_b.send_text('{"type": "add"}')
-            assert await _receive(on_b) == {"type": "counted", "stored": 2, "local": 2}
+            assert await on_b.receive_json() == {"type": "counted", "stored": 2, "local": 2}
             await on_b.send_text('{"type": "who"}')
-            members = await _receive(on_b)
+            members = await on_b.receive_json()
             assert members["sessions"] == sorted(room.sessions)
             assert len(room.sessions) == 2
             assert room.starts == 1
@@ -235,9 +229,9 @@ async def test_a_flood_larger_than_a_stream_entry_reaches_a_relayed_client_whole
             open_raw(port_b, GAME) as on_b,
         ):
             await _owner_room(rooms_a, on_a)
-            assert (await _receive(on_b))["node"] == "a"
+            assert (await on_b.receive_json())["node"] == "a"
             await on_b.send_text('{"type": "flood", "count": 64, "size": 32768}')
             await on_b.send_text('{"type": "add"}')
-            blobs = [await _receive(on_b) for _ in range(64)]
+            blobs = [await on_b.receive_json() for _ in range(64)]
             assert await _local(on_b) == 1
     assert blobs == [{"type": "blob", "data": "x" * 32768}] * 64

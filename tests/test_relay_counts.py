@@ -34,16 +34,11 @@ def _config(outbound_max_bytes: int) -> trio_rooms.RoomsConfig:
     )
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def _drip(sender: RawClient, policy: str) -> None:
     """Have the room broadcast a `Drip` to all but ``sender``, and wait until it did."""
     drip = {"type": "drip", "count": COUNT, "size": SIZE, "policy": policy}
     await sender.send_text(orjson.dumps(drip).decode())
-    assert await _receive(sender) == {"type": "dripping", "count": COUNT}
+    assert await sender.receive_json() == {"type": "dripping", "count": COUNT}
 
 
 async def _read_drip(client: RawClient) -> tuple[list[int], int]:
@@ -51,7 +46,7 @@ async def _read_drip(client: RawClient) -> tuple[list[int], int]:
     xs: list[int] = []
     skipped = 0
     while not xs or xs[-1] != COUNT - 1:
-        message = await _receive(client)
+        message = await client.receive_json()
         if "$skipped" in message:
             told = message["$skipped"]
             assert isinstance(told, int)
@@ -78,13 +73,13 @@ async def test_a_slow_clients_policies_count_on_the_owner_as_a_local_clients_do(
             open_fanout_node(redis_server.url, "b", small) as (rooms_b, b),
             open_raw(a, FAN) as sender,
         ):
-            assert await _receive(sender) == {"type": "hello", "node": "a"}
+            assert await sender.receive_json() == {"type": "hello", "node": "a"}
             port = b if relayed else a
             told: dict[str, int] = {}
             for policy in ("coalesce", "drop-oldest"):
                 async with open_raw(port, FAN + "?resume=&seen=0", rcvbuf=4096) as slow:
-                    assert "$session" in await _receive(slow)
-                    assert await _receive(slow) == {"type": "hello", "node": "a"}
+                    assert "$session" in await slow.receive_json()
+                    assert await slow.receive_json() == {"type": "hello", "node": "a"}
                     await _drip(sender, policy)
                     xs, told[policy] = await _read_drip(slow)
                     await slow.send_text('{"type": "leave", "code": 4000}')
@@ -93,7 +88,7 @@ async def test_a_slow_clients_policies_count_on_the_owner_as_a_local_clients_do(
                 assert len(xs) + told[policy] == COUNT
                 assert told[policy] > 0
             async with open_raw(port, FAN, rcvbuf=4096) as slow:
-                assert await _receive(slow) == {"type": "hello", "node": "a"}
+                assert await slow.receive_json() == {"type": "hello", "node": "a"}
                 await _drip(sender, "disconnect")
                 assert await slow.close_code() == 1008
             # What a relay's node reported came before the close it led to or followed.

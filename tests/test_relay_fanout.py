@@ -10,7 +10,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import coredis
-import orjson
 import pytest
 import trio
 
@@ -22,17 +21,12 @@ from trio_rooms.backplane._relay_link import RelayLink
 
 from .fanout_app import open_fanout_node
 from .redis_server import RedisServer
-from .sockets import RawClient, open_raw
+from .sockets import open_raw
 
 pytestmark = pytest.mark.slow
 
 FAN = "/rooms/fan/websocket"
 PATIENCE = 30.0
-
-
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
 
 
 async def _last_id(redis: coredis.Redis[bytes], node: str) -> bytes:
@@ -74,18 +68,18 @@ async def test_a_broadcast_to_relayed_sessions_is_one_stream_entry_per_node(
             open_fanout_node(url, "b") as (_, port_b),
             open_raw(port_a, FAN) as on_a,
         ):
-            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            assert await on_a.receive_json() == {"type": "hello", "node": "a"}
             async with AsyncExitStack() as stack:
                 clients = [
                     await stack.enter_async_context(open_raw(port_b, FAN)) for _ in range(20)
                 ]
                 for client in clients:
-                    assert await _receive(client) == {"type": "hello", "node": "a"}
+                    assert await client.receive_json() == {"type": "hello", "node": "a"}
                 after = await _last_id(redis, "b")
                 for n in range(10):
                     await on_a.send_text(f'{{"type": "shout", "n": {n}}}')
                     for client in [on_a, *clients]:
-                        assert await _receive(client) == {"type": "said", "n": n}
+                        assert await client.receive_json() == {"type": "said", "n": n}
                 entries = await _frames_entries(redis, "b", after)
     assert entries == [(20, 1)] * 10
 
@@ -109,11 +103,13 @@ async def test_a_relayed_senders_frames_and_broadcasts_keep_the_owners_order(
             open_raw(port_b, FAN) as third,
         ):
             for client in (on_a, sender, other, third):
-                assert await _receive(client) == {"type": "hello", "node": "a"}
+                assert await client.receive_json() == {"type": "hello", "node": "a"}
             after = await _last_id(redis, "b")
             await sender.send_text(f'{{"type": "burst", "count": {burst}}}')
-            got = [await _receive(sender) for _ in range(2 * burst)]
-            others = [[await _receive(client) for _ in range(burst)] for client in (other, third)]
+            got = [await sender.receive_json() for _ in range(2 * burst)]
+            others = [
+                [await client.receive_json() for _ in range(burst)] for client in (other, third)
+            ]
             entries = await _frames_entries(redis, "b", after)
     ticks = [{"type": "tick", "n": n} for n in range(burst)]
     assert got == [frame for n in range(burst) for frame in (ticks[n], {"type": "mine", "n": n})]
@@ -143,16 +139,16 @@ async def test_a_coalesced_broadcast_keeps_its_policy_on_a_slow_relayed_clients_
             open_raw(port_a, FAN) as on_a,
             open_raw(port_b, FAN + "?resume=&seen=0", rcvbuf=4096) as slow,
         ):
-            assert await _receive(on_a) == {"type": "hello", "node": "a"}
-            assert "$session" in await _receive(slow)
-            assert await _receive(slow) == {"type": "hello", "node": "a"}
+            assert await on_a.receive_json() == {"type": "hello", "node": "a"}
+            assert "$session" in await slow.receive_json()
+            assert await slow.receive_json() == {"type": "hello", "node": "a"}
             await on_a.send_text(f'{{"type": "move", "count": {count}, "size": {size}}}')
-            while (await _receive(on_a))["type"] != "moves":
+            while (await on_a.receive_json())["type"] != "moves":
                 pass
             xs: list[int] = []
             skipped = 0
             while not xs or xs[-1] != count - 1:
-                message = await _receive(slow)
+                message = await slow.receive_json()
                 if "$skipped" in message:
                     value = message["$skipped"]
                     assert isinstance(value, int)

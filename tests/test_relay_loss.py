@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Literal
 
-import orjson
 import pytest
 import trio
 
@@ -33,11 +32,6 @@ ADD = '{"type": "add"}'
 PATIENCE = 30.0
 
 Dropped = Literal["owner", "client's node", "both"]
-
-
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
 
 
 def _relay_ids(redis_server: RedisServer) -> set[str]:
@@ -80,7 +74,7 @@ async def _counted_until(client: RawClient, stored: int) -> tuple[list[int], int
     counts: list[int] = []
     welcomes = 0
     while not counts or counts[-1] < stored:
-        message = await _receive(client)
+        message = await client.receive_json()
         if message["type"] == "welcome":
             welcomes += 1
         else:
@@ -99,10 +93,10 @@ async def _two_nodes(
     """Node ``b`` (its rooms), its client relayed to node ``a``, and the relay connections."""
     url = redis_server.url
     async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
-        assert (await _receive(on_a))["node"] == "a"
+        assert (await on_a.receive_json())["node"] == "a"
         owner = _relay_ids(redis_server)
         async with serve_owner_rooms(url, "b") as (rooms_b, port_b), open_raw(port_b, GAME) as on_b:
-            assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
+            assert await on_b.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
             yield rooms_b, on_b, _Relays(redis_server, owner)
 
 
@@ -164,13 +158,13 @@ async def test_a_relayed_session_waits_for_its_nodes_relays_to_reconnect_after_a
     url = redis_server.url
     with trio.fail_after(PATIENCE):
         async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
-            assert (await _receive(on_a))["node"] == "a"
+            assert (await on_a.receive_json())["node"] == "a"
             owner = _relay_ids(redis_server)
             async with (
                 serve_owner_rooms(proxy.url, "b") as (rooms_b, port_b),
                 open_raw(port_b, GAME) as on_b,
             ):
-                assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
+                assert await on_b.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
                 await on_b.send_text(ADD)
                 assert await _counted_until(on_b, 1) == ([1], 0)
                 proxy.refusing = True

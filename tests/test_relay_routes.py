@@ -6,7 +6,6 @@ owns room ``fan`` (its client comes first); requests go to ``b`` over real socke
 
 from __future__ import annotations
 
-import orjson
 import pytest
 import trio
 
@@ -14,18 +13,13 @@ import trio_rooms
 
 from .fanout_app import open_fanout_node
 from .redis_server import EVERY_URL, RedisServer
-from .sockets import RawClient, connect_socket, open_raw, read_http_response
+from .sockets import connect_socket, open_raw, read_http_response
 from .test_routes import HttpResult, http
 
 pytestmark = pytest.mark.slow
 
 FAN = "/rooms/fan/websocket"
 PATIENCE = 20.0
-
-
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
 
 
 def _seen(result: HttpResult) -> tuple[int, str | None, bytes]:
@@ -53,7 +47,7 @@ async def test_a_route_of_a_room_owned_elsewhere_is_answered_by_its_owner(
             open_fanout_node(url, "b") as (rooms_b, port_b),
             open_raw(port_a, FAN) as on_a,
         ):
-            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            assert await on_a.receive_json() == {"type": "hello", "node": "a"}
             for method, target, body, content_type in requests:
                 at_a = await http(port_a, method, target, body, content_type=content_type)
                 at_b = await http(port_b, method, target, body, content_type=content_type)
@@ -81,12 +75,12 @@ async def test_a_relayed_route_call_is_an_event_of_the_owners_room(
             open_raw(port_b, FAN) as on_b,
         ):
             for client in (on_a, on_b):
-                assert await _receive(client) == {"type": "hello", "node": "a"}
+                assert await client.receive_json() == {"type": "hello", "node": "a"}
             for n in (1, 2):
                 result = await http(port_b, "POST", "/rooms/fan/shout", b'{"n": %d}' % n)
                 assert result.json() == {"node": "a", "sessions": 2, "shouts": n}
                 for client in (on_a, on_b):
-                    assert await _receive(client) == {"type": "said", "n": n}
+                    assert await client.receive_json() == {"type": "said", "n": n}
             room = await rooms_a.get("fan")
             assert await room.storage.get("shouts", int) == 2
 
@@ -107,7 +101,7 @@ async def test_a_relayed_route_request_keeps_the_receiving_nodes_limits(
             open_fanout_node(url, "b", config) as (_, port_b),
             open_raw(port_a, FAN) as on_a,
         ):
-            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            assert await on_a.receive_json() == {"type": "hello", "node": "a"}
             at_a = await http(port_a, "POST", "/rooms/fan/shout", body)
             at_b = await http(port_b, "POST", "/rooms/fan/shout", body)
             assert _seen(at_b) == _seen(at_a)
@@ -144,7 +138,7 @@ async def test_a_relayed_route_body_too_slow_gets_the_receiving_nodes_408(
             open_fanout_node(url, "b", config) as (_, port_b),
             open_raw(port_a, FAN) as on_a,
         ):
-            assert await _receive(on_a) == {"type": "hello", "node": "a"}
+            assert await on_a.receive_json() == {"type": "hello", "node": "a"}
             at_a, at_b = await _stalled(port_a), await _stalled(port_b)
             assert (at_b[0], at_b[2]) == (at_a[0], at_a[2])
             assert at_b[0] == 408

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 import pytest
 import trio
 
@@ -28,7 +27,7 @@ from trio_rooms.backplane._relay_entries import (
 
 from .owner_app import serve_owner_rooms
 from .redis_server import RedisServer
-from .sockets import RawClient, open_raw
+from .sockets import open_raw
 from .test_routes import http
 
 pytestmark = pytest.mark.slow
@@ -39,11 +38,6 @@ PATIENCE = 20.0
 OLD_OPEN: tuple[object, ...] = ("game", "json", GAME, "", [], None, [], 32, "")
 #: The body of a REQUEST of version 1, for the route that never answers in a first start.
 OLD_REQUEST: tuple[object, ...] = ("game", "GET", "/rooms/game/slow", "", [], b"", None)
-
-
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
 
 
 async def _read_entries(redis: RespConnection, node: str, count: int) -> list[Entry]:
@@ -112,7 +106,7 @@ async def test_old_and_malformed_entries_are_refused_and_the_link_and_room_go_on
             serve_owner_rooms(url, "b") as (_, port_b),
             open_raw(port_a, GAME) as on_a,
         ):
-            assert await _receive(on_a) == {"type": "welcome", "node": "a", "starts": 1}
+            assert await on_a.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
             stream = b"trio_rooms:relay:a"
             written = [
                 encode(OPEN, "old", "x.1", 1, *OLD_OPEN),
@@ -128,8 +122,8 @@ async def test_old_and_malformed_entries_are_refused_and_the_link_and_room_go_on
             assert answers["x.2"].kind == RESPONSE
             assert answers["x.2"].body[0] == 503
             async with open_raw(port_b, GAME) as on_b:
-                assert await _receive(on_b) == {"type": "welcome", "node": "a", "starts": 1}
+                assert await on_b.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
                 await on_b.send_text('{"type": "add"}')
-                assert await _receive(on_b) == {"type": "counted", "stored": 1, "local": 1}
+                assert await on_b.receive_json() == {"type": "counted", "stored": 1, "local": 1}
             room = await rooms_a.get("game")
             assert room.starts == 1

@@ -7,7 +7,6 @@ messages in its server's watcher (`Watching`) and handing them to the relay at o
 
 from __future__ import annotations
 
-import orjson
 import pytest
 import trio
 
@@ -24,13 +23,8 @@ PATIENCE = 20.0
 ADD = b'{"type": "add"}'
 
 
-async def _receive(client: RawClient) -> dict[str, object]:
-    message: dict[str, object] = orjson.loads(await client.receive_text())
-    return message
-
-
 async def _local(client: RawClient) -> int:
-    local = (await _receive(client))["local"]
+    local = (await client.receive_json())["local"]
     assert isinstance(local, int)
     return local
 
@@ -59,9 +53,9 @@ async def test_a_relayed_clients_messages_and_pings_take_no_step_of_its_reader(
             open_raw(port_a, GAME) as on_a,
             open_raw(port_b, GAME) as on_b,
         ):
-            assert (await _receive(on_a))["node"] == "a"
+            assert (await on_a.receive_json())["node"] == "a"
             await rooms_a.get("game")
-            assert (await _receive(on_b))["node"] == "a"
+            assert (await on_b.receive_json())["node"] == "a"
             await on_b.send(client_frame(TEXT, ADD))
             assert await _local(on_b) == 1
             steps = _ReaderSteps()
@@ -94,10 +88,10 @@ async def test_a_watched_relayed_client_that_stops_answering_pings_is_dropped(
             serve_owner_rooms(url, "b", config) as (rooms_b, port_b),
             open_raw(port_a, GAME) as on_a,
         ):
-            assert (await _receive(on_a))["node"] == "a"
+            assert (await on_a.receive_json())["node"] == "a"
             room = await rooms_a.get("game")
             async with open_raw(port_b, GAME) as on_b:
-                assert (await _receive(on_b))["node"] == "a"
+                assert (await on_b.receive_json())["node"] == "a"
                 await on_b.send(client_frame(TEXT, ADD))
                 assert await _local(on_b) == 1
                 frames = await on_b.receive_until_eof()  # pings it leaves unanswered
@@ -119,7 +113,7 @@ async def test_relayed_clients_that_come_and_go_are_each_read_as_their_own(
             serve_owner_rooms(url, "b") as (rooms_b, port_b),
             open_raw(port_a, GAME) as on_a,
         ):
-            assert (await _receive(on_a))["node"] == "a"
+            assert (await on_a.receive_json())["node"] == "a"
             await rooms_a.get("game")
             total = 0
             for wave in range(3):
@@ -130,7 +124,7 @@ async def test_relayed_clients_that_come_and_go_are_each_read_as_their_own(
                 ):
                     clients = [first, second, third]
                     for client in clients:
-                        assert (await _receive(client))["node"] == "a"
+                        assert (await client.receive_json())["node"] == "a"
                     for client in clients:
                         await client.send(client_frame(TEXT, ADD) * 3)
                     for client in clients:
