@@ -174,6 +174,12 @@ class RoomsConfig:
     #: (``Said.user_id: expected str, got int @ $.userId``), instead of going out for
     #: the client to refuse. Checked once per broadcast, whatever the recipients.
     check_outbound: bool = True
+    #: On the first `open_rooms` of the process, collect garbage once and then freeze the
+    #: heap (`gc.freeze`): the modules, classes and start-up state already built are never
+    #: walked again by CPython's full collections, which under load run every few
+    #: thousand messages (a few % of the server's CPU). What is alive at that moment is
+    #: never collected as a cycle; False leaves the garbage collector alone.
+    freeze_heap: bool = True
 
     # ------------------------------------------------------------- abuse limits
 

@@ -11,6 +11,7 @@ import trio
 
 from .backplane import Backplane
 from .config import RoomsConfig
+from .heap import freeze_heap_once
 from .memory import MemoryStorage
 from .ownership import Cluster
 from .registry import RoomRegistry
@@ -156,6 +157,8 @@ async def open_rooms(
                 if cluster is not None:
                     await root.nursery.start(cluster.run, registry)
                 await root.nursery.start(registry.alarms.run)
+                if registry.config.freeze_heap:
+                    freeze_heap_once()
             except Exception as exc:
                 # Raised as it is, once the shielded root (which would keep `outer` open
                 # for ever) has ended, not inside the nursery's group.
