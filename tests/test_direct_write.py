@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 
-import trio_rooms.transports.websocket as websocket_transport
+import trio_rooms.transports._stream_connection as stream_connection
 from trio_rooms import Rooms, RoomsConfig
 from trio_rooms._core.outbound import TEXT, Frame, OutboundQueue
 
@@ -38,7 +38,7 @@ async def test_a_partial_direct_write_is_finished_by_the_writer_in_order(
         writes.append((len(data), sent))
         return sent
 
-    monkeypatch.setattr(websocket_transport.os, "write", spy)
+    monkeypatch.setattr(stream_connection.os, "write", spy)
     async with open_raw(port, "/rooms/lobby/websocket", rcvbuf=4096) as client:
         assert orjson.loads(await client.receive_text())["type"] == "userJoined"
         for text in ("a" * BIG, "after"):
@@ -70,7 +70,7 @@ async def test_a_broadcast_is_written_at_once_and_a_partial_one_finished_in_orde
         await slow.receive_text()  # its own join
         await slow.receive_text()  # fast's join
         await fast.receive_text()
-        monkeypatch.setattr(websocket_transport.os, "write", spy)
+        monkeypatch.setattr(stream_connection.os, "write", spy)
         for text in ("b" * BIG, "after"):
             await fast.send_text(orjson.dumps({"type": "message", "text": text}).decode())
         with trio.fail_after(10):
@@ -105,7 +105,7 @@ async def test_a_broadcast_to_idle_sessions_is_one_write_each_and_wakes_no_write
             for _ in range(len(clients) - index):  # its own join and those after it
                 await client.receive_text()
         await trio.testing.wait_all_tasks_blocked()
-        monkeypatch.setattr(websocket_transport.os, "write", spy)
+        monkeypatch.setattr(stream_connection.os, "write", spy)
         trio.lowlevel.add_instrument(counter)
         try:
             await a.send_text(orjson.dumps({"type": "message", "text": "hi"}).decode())
@@ -144,7 +144,7 @@ async def test_nothing_is_written_directly_to_a_closed_socket() -> None:
     """Its descriptor number may belong to another connection by then."""
     left, right = trio.socket.socketpair()
     stream = trio.SocketStream(left)
-    connection = websocket_transport._StreamConnection(stream, RoomsConfig())  # pyright: ignore[reportPrivateUsage]
+    connection = stream_connection.StreamConnection(stream, RoomsConfig())
     queue = OutboundQueue(8, 1024)
     connection.attach(queue)
     assert queue.direct is not None

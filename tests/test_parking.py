@@ -120,7 +120,7 @@ async def test_a_parked_session_keeps_no_task_or_coroutine(
             "SessionIO._read_loop",
             "SessionIO._write_loop",
             "_serve_stream",
-            "_ParkedStream.resume",
+            "ParkedStream.resume",
         }
         assert not alive
         assert isinstance(session, ChatSession)

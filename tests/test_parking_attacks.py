@@ -24,9 +24,7 @@ from trio_rooms import ConnectRequest, Message, Room, Rooms, RoomsConfig, Sessio
 from trio_rooms._core.outbound import OutboundQueue
 from trio_rooms.transports import _parking as parking_module
 from trio_rooms.transports._parking import Sleeper
-from trio_rooms.transports.websocket import (
-    _StreamConnection as StreamConnection,  # pyright: ignore[reportPrivateUsage] - its races
-)
+from trio_rooms.transports._stream_connection import StreamConnection
 
 from .abuse.measure import open_fds, task_count
 from .chat_app import ChatRoom

@@ -1,6 +1,6 @@
 """`Watching`: connections of the embedded server read in one task's call backs.
 
-Real sockets (socket pairs): a watched `_StreamConnection` is read without a task
+Real sockets (socket pairs): a watched `StreamConnection` is read without a task
 waiting on its socket, whatever way its client's frames are cut, until the watch ends:
 by its watcher, by the connection's close, or by the server's shutdown.
 """
@@ -18,10 +18,8 @@ from trio_rooms import RoomsConfig
 from trio_rooms._core.connection import ConnectionEnded, Watchable
 from trio_rooms._core.outbound import PONG, OutboundQueue
 from trio_rooms.transports._socket_stream import SocketStream
+from trio_rooms.transports._stream_connection import StreamConnection
 from trio_rooms.transports._watching import Watching
-from trio_rooms.transports.websocket import (
-    _StreamConnection as StreamConnection,  # pyright: ignore[reportPrivateUsage] - its watch
-)
 
 from .sockets import BINARY, CONTINUATION, PING, TEXT, client_frame
 
