@@ -118,10 +118,11 @@ async def read_some(stream: trio.abc.Stream) -> bytes:
 
 
 async def send_small(stream: trio.abc.Stream, data: bytes) -> None:
-    """``stream.send_all(data)``, trying one ``os.write`` first (as `StreamConnection._send_now` does).
+    """``stream.send_all(data)``, trying one ``os.write`` first.
 
     A response of a few hundred bytes fits a fresh socket's buffer: trio's layers
-    around the write cost more than the write itself.
+    around the write cost more than the write itself (`StreamConnection._send_now`
+    does the same for frames).
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     socket = socket_of(stream)
