@@ -160,7 +160,8 @@ class RoomsConfig:
     max_requests_in_flight: int = attrs.field(default=64, validator=_positive_int)
     #: Seconds a room without sessions stays alive before it is evicted.
     room_idle_timeout: float = attrs.field(default=30.0, validator=_positive)
-    #: Seconds after a session's last write during which its token resumes it.
+    #: Seconds after a session's connection ended (or its server died) during which its
+    #: token resumes it.
     resume_window: float = attrs.field(default=600.0, validator=_positive)
     #: The replay log's bounds for rooms that keep one (``Room.replay``); None: no room
     #: replays missed frames to a resuming client.

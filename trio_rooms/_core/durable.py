@@ -132,8 +132,10 @@ class DurableRecord:
         data: object,
         wire: str,
         replay: ReplayCursor | None = None,
+        longer: float = 0.0,
     ) -> SessionRecord:
-        """The record of the session as it is now, expiring a resume window from now."""
+        """The record of the session as it is now, expiring a resume window from now
+        (and ``longer`` seconds more)."""
         return SessionRecord(
             replay=replay,
             room=room,
@@ -141,7 +143,7 @@ class DurableRecord:
             data=data_converter.dumps(data, unstructure_as=self._data_type),
             wire=wire,
             token_hash=self.token_hash,
-            expires_at=self._expires_at(),
+            expires_at=self._expires_at() + longer,
         )
 
     async def write(self, state: RoomState, record: SessionRecord) -> bool:

@@ -25,6 +25,7 @@ from typing import Literal, cast, final
 
 import attrs
 import msgpack
+import trio
 
 from .._message import Message
 from .config import ReplayLimits
@@ -134,6 +135,9 @@ class RoomLog:
         "_clock",
         "_entries",
         "_entry_bytes",
+        "_grown",
+        "_grown_bytes",
+        "_grown_entries",
         "_loading",
         "_pack",
         "_state",
@@ -160,6 +164,10 @@ class RoomLog:
         # One packer per log, not `msgpack.packb`'s new one per frame; its own (a packer
         # keeps a buffer), used by this room only.
         self._pack: Callable[[object], bytes] = msgpack.Packer().pack
+        #: Set once the log grew as much as `wait_grown` waits for: entries, bytes to go.
+        self._grown: trio.Event | None = None
+        self._grown_entries = 0
+        self._grown_bytes = 0
 
     def bind(self, limits: ReplayLimits | None) -> None:
         """Keep a log within ``limits`` (None: none), before the room starts."""
@@ -189,6 +197,16 @@ class RoomLog:
             return
         self.active = True
         self._append("bytes", b"", _NOBODY, ())
+
+    async def wait_grown(self, entries: int, size: int) -> None:
+        """Wait until ``entries`` more entries, or ``size`` more bytes of payload, are logged."""
+        self._grown_entries = entries
+        self._grown_bytes = size
+        self._grown = grown = trio.Event()
+        try:
+            await grown.wait()
+        finally:
+            self._grown = None
 
     def cursor(self, sent: int) -> ReplayCursor | None:
         """The place of a session sent ``sent`` frames so far; None without a log."""
@@ -231,6 +249,12 @@ class RoomLog:
             packed = self._pack((head, now, wire, payload, to, exclude, only))
         state.log_frame(LoggedFrame(seq, packed))
         self.head = seq
+        grown = self._grown
+        if grown is not None:
+            self._grown_entries -= 1
+            self._grown_bytes -= len(payload)
+            if self._grown_entries <= 0 or self._grown_bytes <= 0:
+                grown.set()
         # A `LogEntry` only where one is kept: each reply of a relayed session is logged.
         if self._entries is not None:
             self._remember(LogEntry(seq, head, now, wire, payload, to, exclude, only))

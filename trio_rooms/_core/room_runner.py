@@ -33,6 +33,7 @@ from .outbound import BINARY, TEXT, Frame, QueueOverflow
 from .presence import declared_presence, presence_board
 from .presence_board import PresenceBoard
 from .presence_sync import PresenceBackplane
+from .record_refresh import RecordRefresh
 from .replay import RoomLog
 from .request import ConnectRequest
 from .room_state import RoomState
@@ -82,6 +83,8 @@ class RoomRunner:
         self.alarms = RoomAlarms(self.state)
         #: What a resuming client is replayed from.
         self.log = RoomLog(self.state)
+        #: Keeps its sessions' stored records resumable after a crash.
+        self.refresh = RecordRefresh(self.log, self.runners)
         self.backplane: Backplane | None = None
         #: Its presences, if the room class declares a `Presence`.
         self.presence: PresenceBoard[Any] | None = None
@@ -129,6 +132,7 @@ class RoomRunner:
         # With a backplane every node sends the room's frames in its own order: one log
         # cannot number them for every node (the single-owner mode will).
         self.log.bind(None if backplane is not None else self._replay_limits(config))
+        self.refresh.resume_window = config.resume_window
         self._bind_presence(config, backplane)
 
     def _bind_presence(self, config: RoomsConfig, backplane: Backplane | None) -> None:
@@ -402,9 +406,10 @@ class RoomRunner:
         A room stops when it has no session left; cancelled before (a hard shutdown,
         past ``shutdown_timeout``), its sessions are cut, and it returns once they have
         ended (their ``on_close`` and record are bounded by ``close_timeout`` each).
+        Meanwhile it keeps their stored records resumable (`RecordRefresh`).
         """
         try:
-            await trio.sleep_forever()
+            await self.refresh.run()
         finally:
             # Bounded all the same: a storage that hangs must not hang the shutdown.
             deadline = trio.current_time() + 3 * self.config.close_timeout

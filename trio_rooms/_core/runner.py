@@ -658,6 +658,34 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         self.take_over()
         return False
 
+    def refresh_record(self, *, longer: float) -> None:
+        """Store the record of a live resumable session as it is now: not waited for.
+
+        So that a crash leaves a record that still resumes it (see `RecordRefresh`): its
+        place in the log now, and an expiry ``longer`` past a resume window from now. The
+        data is stored as it is, as at the session's close. Written only while the stored
+        record holds its token (a session resumed elsewhere keeps what its resumer stored).
+        """
+        room = self.room_side
+        durable = self._durable
+        if (
+            room is None
+            or self.phase is not Phase.OPEN
+            or not durable.token_hash
+            or durable.taken_over
+            or room.state.failed is not None
+        ):
+            return
+        try:
+            record = durable.record(
+                room.name, self.id, self.data, self.format, room.log.cursor(self.sent), longer
+            )
+        except Exception:  # the user's data no longer converts: its update() says so too
+            _logger.exception("the record of session %s could not be refreshed", self.id)
+            return
+        write = RecordWrite(record=record, expected_token_hash=durable.token_hash)
+        room.state.save_record(write)
+
     def _record(self, room: RoomSide[SessionRunner]) -> SessionRecord:
         cursor = self._left_at if self.closing is not None else room.log.cursor(self.sent)
         return self._durable.record(room.name, self.id, self.data, self.format, cursor)

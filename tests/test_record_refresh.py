@@ -1,0 +1,167 @@
+"""A session's stored record stays resumable while it is connected, so a kill -9 loses it not.
+
+A record is written when a session joins, at its `update()` and when it ends. Killed in
+between, a server leaves only the first: these tests keep a session connected past each
+bound that would make that record useless (the log's count, bytes and age, the resume
+window), kill the server with SIGKILL, and resume on a new one from the same storage.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import trio
+import trio_websocket
+
+from trio_rooms.codec import JsonCodec
+
+from .owner_app import open_owner_node, serve_owner_rooms
+from .redis_server import RedisServer
+from .sockets import open_client, open_raw
+from .stale_record_app import Burst, open_server
+from .test_cluster_attacks import PATIENCE
+
+client_codec = JsonCodec(Burst)
+
+
+async def _frame(ws: trio_websocket.WebSocketConnection) -> dict[str, Any]:
+    with trio.fail_after(10):
+        message = await ws.get_message()
+    content: dict[str, Any] = orjson.loads(message)
+    return content
+
+
+async def _burst(ws: trio_websocket.WebSocketConnection, first: int, size: int = 0) -> None:
+    """Have the room broadcast note ``first`` and read it back."""
+    await ws.send_message(client_codec.encode(Burst(first=first, size=size)).decode())
+    assert await _frame(ws) == {"type": "note", "n": first, "text": "x" * size}
+
+
+async def _kill(process: trio.Process) -> None:
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+
+
+Server = Callable[[], AbstractAsyncContextManager[tuple[trio.Process, int]]]
+
+
+async def _resumes_with_nothing_missed(serve: Server, token: str, seen: int) -> None:
+    """On a new server: the token resumes, nothing is replayed, the next note is live."""
+    async with (
+        serve() as (_, port),
+        open_client(port, f"/rooms/r/websocket?resume={token}&seen={seen}") as (ws, _),
+    ):
+        session = (await _frame(ws))["$session"]
+        assert (session["resumed"], session["replayed"]) == (True, 0)
+        await _burst(ws, seen)  # a `$resync` would come first
+
+
+def _storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "redis":
+        url: str = request.getfixturevalue("redis_server").url
+        return url
+    return str(tmp_path / "rooms.db")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_session_sent_more_than_the_log_holds_resumes_without_a_resync(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Three times the log's count bound sent, then kill -9: the resume replays nothing."""
+    serve = functools.partial(open_server, _storage(backend, tmp_path, request), max_messages=10)
+    async with (
+        serve() as (process, port),
+        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
+    ):
+        token: str = (await _frame(ws))["$session"]["token"]
+        for n in range(30):
+            await _burst(ws, n)
+        await _kill(process)
+    await _resumes_with_nothing_missed(serve, token, 30)
+
+
+async def test_a_session_sent_more_bytes_than_the_log_holds_resumes_without_a_resync(
+    tmp_path: Path,
+) -> None:
+    """Three times the log's byte bound sent, then kill -9: the resume replays nothing."""
+    serve = functools.partial(open_server, str(tmp_path / "rooms.db"), max_bytes=4000)
+    async with (
+        serve() as (process, port),
+        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
+    ):
+        token: str = (await _frame(ws))["$session"]["token"]
+        for n in range(12):
+            await _burst(ws, n, size=1000)
+        await _kill(process)
+    await _resumes_with_nothing_missed(serve, token, 12)
+
+
+@pytest.mark.slow
+async def test_a_session_connected_past_the_logs_age_resumes_without_a_resync(
+    tmp_path: Path,
+) -> None:
+    """A note, then more than the log's max_age until the next, then kill -9."""
+    serve = functools.partial(open_server, str(tmp_path / "rooms.db"), max_age=2.0)
+    async with (
+        serve() as (process, port),
+        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
+    ):
+        token: str = (await _frame(ws))["$session"]["token"]
+        await _burst(ws, 0)
+        await trio.sleep(3.0)  # what is tested: time past the bound, without a write
+        await _burst(ws, 1)
+        await _kill(process)
+    await _resumes_with_nothing_missed(serve, token, 2)
+
+
+@pytest.mark.slow
+async def test_a_session_connected_past_its_resume_window_still_resumes(tmp_path: Path) -> None:
+    """Connected longer than resume_window without a write, then kill -9: it resumes,
+    with at least a resume window for its client to come back in."""
+    serve = functools.partial(open_server, str(tmp_path / "rooms.db"), resume_window=3.0)
+    async with (
+        serve() as (process, port),
+        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
+    ):
+        token: str = (await _frame(ws))["$session"]["token"]
+        await trio.sleep(4.0)  # what is tested: time past the window, without a write
+        await _burst(ws, 0)
+        await _kill(process)
+    await _resumes_with_nothing_missed(serve, token, 1)
+
+
+@pytest.mark.slow
+async def test_a_relayed_session_sent_more_than_the_log_holds_moves_without_a_resync(
+    redis_server: RedisServer,
+) -> None:
+    """A relayed client sent 2.5 times the log's count bound, then its owner is killed:
+    its session moves to the next owner with nothing to replay and no `$resync`."""
+    game = "/rooms/game/websocket"
+    url = redis_server.url
+    with trio.fail_after(2 * PATIENCE):
+        async with (
+            open_owner_node(url, "a") as (process_a, port_a),
+            serve_owner_rooms(url, "b") as (_, port_b),
+            open_raw(port_a, game) as owner,
+            open_raw(port_b, f"{game}?resume=&seen=0") as client,
+        ):
+            assert orjson.loads(await owner.receive_text())["node"] == "a"
+            first = orjson.loads(await client.receive_text())["$session"]
+            assert orjson.loads(await client.receive_text())["node"] == "a"
+            for _ in range(25):  # one event at a time: a refresh comes between two
+                await client.send_text('{"type": "flood", "count": 100, "size": 0}')
+                for _ in range(100):
+                    assert orjson.loads(await client.receive_text())["type"] == "blob"
+            process_a.kill()
+            moved = orjson.loads(await client.receive_text())
+            assert moved["$session"]["id"] == first["id"]
+            assert (moved["$session"]["resumed"], moved["$session"]["replayed"]) == (True, 0)
+            welcome = orjson.loads(await client.receive_text())  # not a `$resync`
+            assert (welcome["type"], welcome["node"]) == ("welcome", "b")
