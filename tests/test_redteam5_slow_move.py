@@ -3,9 +3,10 @@
 Node ``a`` (the owner, `tests.attack_app` in a subprocess) answers a burst of a slow
 client of node ``b`` (in this process, with room in its queue for all of it); the client
 reads nothing, so ``b`` is still writing to its socket, a frame cut in the middle, when
-``a`` is killed and ``b`` gives up the write (``close_timeout``) to move the session. The
-client must never get a frame inside another: whether its session moved or it was
-dropped, every frame it reads is whole, and its token gets it everything else, in order.
+``a`` is killed and ``b`` gives up the write to move the session (at once: see
+`tests.test_slow_move`). The client must never get a frame inside another: whether its
+session moved or it was dropped, every frame it reads is whole, and its token gets it
+everything else, in order.
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ BLOB = 10_000
 Message = dict[str, object]
 
 
-async def _frames(client: RawClient) -> tuple[list[Message], int | None]:
-    """Every text message until the connection ends, and the close code (None: no close
-    frame). Fails on a frame that is not one whole message (one written into another)."""
+async def read_until_moved(client: RawClient) -> tuple[list[Message], int | None]:
+    """Every text message until the connection ends or a welcome comes (the next
+    owner's, the first read already), and the close code (None: no close frame, or
+    moved). Fails on a frame that is not one whole message (one written into another)."""
     messages: list[Message] = []
     while (frame := await client.receive_frame()) is not None:
         if frame.opcode == CLOSE:
             return messages, frame.close_code
         if frame.opcode == TEXT:
-            messages.append(cast("Message", orjson.loads(frame.payload)))
-            if len([m for m in messages if m.get("type") == "welcome"]) == 2:
+            message = cast("Message", orjson.loads(frame.payload))
+            messages.append(message)
+            if message.get("type") == "welcome":
                 return messages, None  # moved: the next owner's welcome came
     return messages, None
 
@@ -90,7 +93,7 @@ async def test_a_slow_relayed_client_whose_owner_dies_never_gets_a_frame_cut_in_
                 process_a.kill()
                 # b found a silent, gave up writing to the client and ended the relay.
                 await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
-                first, _ = await _frames(client)
+                first, _ = await read_until_moved(client)
             messages = [welcome, *first]
             token = cast("str", session["token"])
             moved = [m["$session"] for m in first if "$session" in m]

@@ -126,6 +126,56 @@ async def test_a_large_send_through_small_buffers_arrives_whole() -> None:
     assert received == payload
 
 
+async def _received_after(server: SocketStream, client: SocketStream, then: bytes) -> bytes:
+    """What ``client`` receives while ``server`` sends ``then`` and its EOF."""
+    received = bytearray()
+
+    async def receive() -> None:
+        while data := await client.receive_some(65536):
+            received.extend(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        await server.send_all(then)
+        await server.send_eof()
+    return bytes(received)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+async def test_a_send_cancelled_part_way_is_finished_by_the_next_with_keep_unsent(
+    keep: bool,
+) -> None:
+    """With ``keep_unsent``, what a send cancelled part way did not write goes first at the
+    next one: the peer gets every byte once, in order. Without, it is gone (trio's
+    semantics: a cancelled send leaves the stream in an unknown state)."""
+    server, client = await _pair()
+    server.keep_unsent = keep
+    server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    payload = bytes(range(256)) * 16384  # 4 MiB: more than the buffers hold
+    async with server, client:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.send_all, payload)
+            await trio.testing.wait_all_tasks_blocked()  # the socket is full
+            nursery.cancel_scope.cancel()
+        if not keep:
+            assert server.unsent == b""
+            return
+        assert 0 < len(server.unsent) < len(payload)
+        assert await _received_after(server, client, b"next") == payload + b"next"
+        assert server.unsent == b""
+
+
+async def test_with_keep_unsent_a_send_cancelled_before_any_byte_goes_with_the_next() -> None:
+    server, client = await _pair()
+    server.keep_unsent = True
+    async with server, client:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await server.send_all(b"kept")
+        assert server.unsent == b"kept"
+        assert await _received_after(server, client, b" then") == b"kept then"
+
+
 async def test_receive_some_refuses_a_size_below_one() -> None:
     """receive_some(0) raises ValueError, as trio's streams do."""
     server, client = await _pair()

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from .outbound import Frame, OutboundQueue
 
-__all__ = ["Connection", "ConnectionEnded", "ConnectionParked", "Watchable"]
+__all__ = ["Connection", "ConnectionEnded", "ConnectionParked", "KeepsUnsent", "Watchable"]
 
 
 class ConnectionEnded(Exception):
@@ -91,4 +91,21 @@ class Watchable(Protocol):
 
     def unwatch(self) -> None:
         """Stop calling ``readable`` (nothing if not watched)."""
+        ...
+
+
+@runtime_checkable
+class KeepsUnsent(Protocol):
+    """A `Connection` whose ``send``, cancelled part way, keeps the bytes it did not write.
+
+    They go first at its next ``send`` or ``close``, so a write given up never leaves a
+    frame cut in two on the wire: the frames of a cancelled ``send`` all reach the peer,
+    whole and in order, once the connection is written again. For a relayed client whose
+    owner was lost (`MovableConnection`): its session moves at once, without waiting for
+    a write the client may take long to let through.
+    """
+
+    @property
+    def keeps_unsent(self) -> bool:
+        """Whether it does (a transport may, for some streams only)."""
         ...

@@ -51,7 +51,7 @@ from .._wire import (
     split_rid,
 )
 from ..codec import WireFormat
-from .connection import Connection, ConnectionEnded, ConnectionParked, Watchable
+from .connection import Connection, ConnectionEnded, ConnectionParked, KeepsUnsent, Watchable
 from .outbound import BINARY, TEXT, Frame, OutboundQueue
 from .request import ConnectRequest
 
@@ -105,6 +105,8 @@ class MovableConnection:
         self._direct: Callable[[list[Frame]], bytes | None] | None = None
         #: The transport's connection, if it can be watched (`Watchable`).
         self._watchable = connection if isinstance(connection, Watchable) else None
+        #: A write given up part way is finished by the next one (`KeepsUnsent`).
+        self._keeps_unsent = isinstance(connection, KeepsUnsent) and connection.keeps_unsent
 
     # ------------------------------------------------------------------ moving
 
@@ -113,6 +115,14 @@ class MovableConnection:
         """Whether the session can be resumed elsewhere: its token is known, and no
         write to the client was cut (a frame after it would land inside a frame)."""
         return self._session is not None and not self.failed and not self._cut
+
+    @property
+    def moves_at_once(self) -> bool:
+        """Whether a lost owner's frames not yet written need not be: the move's replay
+        sends them again (the client counts), and a write given up part way is finished
+        before anything else (`KeepsUnsent`), so the session can move without waiting
+        for a client slow to take them."""
+        return self._keeps_unsent and self._counting and self.movable
 
     def request(self) -> ConnectRequest:
         """The handshake to open the session with on its owner, now.
@@ -250,11 +260,12 @@ class MovableConnection:
             try:
                 await self._connection.send(kept)
             except trio.Cancelled:
-                # Given up part way (the relay's writer, its owner lost, once the client
-                # took nothing for ``close_timeout``): the client may hold part of a
-                # frame, and the count includes frames it never got whole. Nothing more
-                # is written, and the session is not moved: its client resumes by itself.
-                self._cut = True
+                # Given up part way (the relay's writer, its owner lost). A transport that
+                # keeps what it did not write finishes these frames first at the next
+                # write: they are the client's, as counted. Else the client may hold part
+                # of a frame, and the count includes frames it never got whole: nothing
+                # more is written, and the session is not moved (its client resumes).
+                self._cut = not self._keeps_unsent
                 raise
 
     async def close(self, code: int, reason: str) -> None:

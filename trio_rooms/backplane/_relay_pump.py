@@ -11,9 +11,11 @@ of what they drop, as the owner's own queue would tell it. What the policies did
 coalesced frames, a slow consumer) is told the owner (REPORT) after each batch of frames
 that changed it, before a CLOSE it leads to, so that the owner's statistics count it as
 they count a local session's. When the owner is lost
-(silent, or Redis is), the frames that came are written to the client and `OwnerLost`
-returned, with the client's connection open: the registry moves the session to the
-next owner (`MovableConnection`). A client already being closed is closed with 1012
+(silent, or Redis is), `OwnerLost` is returned with the client's connection open: the
+registry moves the session to the next owner (`MovableConnection`), which replays what
+the client was not written yet, so the writer is stopped at once where the transport
+finishes a write it gave up (`KeepsUnsent`, the embedded server's), else once it wrote
+what came (within ``close_timeout``). A client already being closed is closed with 1012
 (service restart) instead.
 
 What it sent is kept until the owner confirms it (`Unconfirmed`): a relay that resumes a
@@ -41,6 +43,7 @@ from .._core.config import RoomsConfig
 from .._core.connection import Connection, ConnectionEnded, ConnectionParked, Watchable
 from .._core.outbound import Frame, OutboundQueue, QueueOverflow
 from .._core.ownership import OwnerLost
+from .._core.reattach import MovableConnection
 from .._core.request import ConnectRequest
 from .._core.session_codecs import library_frame
 from .._core.stats import RoomCounters
@@ -236,7 +239,8 @@ class _Pump:
             self._close_client(_LOST, "the room's node was lost")
             self._finish((_LOST, why))
         else:
-            # The writer writes what came, then stops; the connection stays open.
+            # The writer writes what came, then stops (or is stopped at once, see
+            # `_moves_at_once`); the connection stays open.
             self._outbound.close()
             self._finish(OwnerLost(why))
         self._answered.set()
@@ -293,8 +297,9 @@ class _Pump:
                 nursery.start_soon(self._read)
                 nursery.start_soon(self._write, written)
                 await self._done.wait()
-                with trio.move_on_after(self._config.close_timeout):
-                    await written.wait()
+                if not self._moves_at_once():
+                    with trio.move_on_after(self._config.close_timeout):
+                        await written.wait()
                 nursery.cancel_scope.cancel()
         except trio.Cancelled:
             self._link.send_nowait(self._end, CLOSE, 1001, "server shutting down", True, False)
@@ -309,6 +314,16 @@ class _Pump:
         if isinstance(result, OwnerLost) and (self._unread or self._unsent):
             return OwnerLost(result.why, (*self._unread, *self._unsent))
         return result
+
+    def _moves_at_once(self) -> bool:
+        """Whether the owner was lost and the writer need not finish: what it did not
+        write, the next owner replays (`MovableConnection.moves_at_once`)."""
+        connection = self._connection
+        return (
+            isinstance(self._result, OwnerLost)
+            and isinstance(connection, MovableConnection)
+            and connection.moves_at_once
+        )
 
     async def _read(self) -> None:
         """Relay the client's messages and its end; after a protocol error, drain on."""

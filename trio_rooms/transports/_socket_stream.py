@@ -9,6 +9,11 @@ each call is a checkpoint (a cancelled one did nothing), `trio.ClosedResourceErr
 the stream was closed here, `trio.BrokenResourceError` for what the peer or the network
 did, and `trio.BusyResourceError` for two tasks sending at once (two reading at once,
 trio's readiness wait refuses). The socket options are trio's too.
+
+One difference, asked for with ``keep_unsent``: a ``send_all`` cancelled part way keeps
+the bytes it did not write, and the next ``send_all`` writes them first, so that a
+WebSocket connection whose write was given up still carries whole frames only
+(`StreamConnection`, `KeepsUnsent`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class SocketStream(trio.abc.HalfCloseableStream):
     """A `trio.abc.HalfCloseableStream` over a connected stdlib TCP socket, which it owns."""
 
     # One per connection, alive as long as it.
-    __slots__ = ("_eof_sent", "_sending", "socket")
+    __slots__ = ("_eof_sent", "_sending", "keep_unsent", "socket", "unsent")
 
     def __init__(self, socket: stdlib_socket.socket) -> None:
         # An accepted socket is blocking, whatever its listener is.
@@ -52,12 +57,19 @@ class SocketStream(trio.abc.HalfCloseableStream):
         self.socket = socket
         self._sending = False
         self._eof_sent = False
+        #: A cancelled `send_all` keeps what it did not write (`unsent`), for the next.
+        self.keep_unsent = False
+        #: What a cancelled `send_all` did not write, with ``keep_unsent``: written first
+        #: by the next one.
+        self.unsent = b""
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._eof_sent:
             raise trio.ClosedResourceError("can't send data after sending EOF")
         self._enter_send()
         try:
+            if self.unsent:
+                data, self.unsent = self.unsent + data, b""
             with memoryview(data) as view:
                 if not view:
                     if self.socket.fileno() == -1:
@@ -68,7 +80,12 @@ class SocketStream(trio.abc.HalfCloseableStream):
                 sent = 0
                 while sent < total:
                     with view[sent:] as remaining:
-                        sent += await self._send_some(remaining)
+                        try:
+                            sent += await self._send_some(remaining)
+                        except trio.Cancelled:
+                            if self.keep_unsent:
+                                self.unsent = bytes(remaining)
+                            raise
         finally:
             self._sending = False
 

@@ -16,7 +16,7 @@ from .._core.outbound import PING, PONG, Frame, OutboundQueue
 from ._framing import close_frame, wire_bytes
 from ._inbound import Closed, InboundEvent, InboundParser, Ping
 from ._parking import Parking, Sleeper
-from ._socket_stream import socket_of
+from ._socket_stream import SocketStream, socket_of
 from ._stream_io import LINGER_BYTES, RECEIVE_SIZE, close_stream, read_ready
 from ._watching import Watching
 
@@ -32,6 +32,7 @@ class StreamConnection:
         "_close_state",
         "_expired",
         "_heard",
+        "_kept",
         "_max_message_size",
         "_outbound",
         "_park_after",
@@ -66,6 +67,10 @@ class StreamConnection:
         self._pong: Frame | None = None
         # Read and written without trio's stream layers (see `receive`, `_send_now`).
         self._socket = socket_of(stream)
+        # Our own stream keeps what a cancelled write did not write (`KeepsUnsent`).
+        self._kept = stream if isinstance(stream, SocketStream) else None
+        if self._kept is not None:
+            self._kept.keep_unsent = True
         #: Our close frame: not yet sent, sent, or due and then the end of the TCP
         #: connection at once (`_FAIL`).
         self._close_state = _OPEN
@@ -88,6 +93,10 @@ class StreamConnection:
         #: While watched: the descriptor it is watched with, and whom to call on input.
         self._watched: tuple[int, Callable[[], None]] | None = None
 
+    @property
+    def keeps_unsent(self) -> bool:
+        return self._kept is not None
+
     def attach(self, outbound: OutboundQueue) -> None:
         self._outbound = outbound
         if self._socket is not None:
@@ -100,8 +109,8 @@ class StreamConnection:
         can never reach a descriptor the kernel gave to another connection.
         """
         socket = self._socket
-        if socket is None:
-            return None
+        if socket is None or (self._kept is not None and self._kept.unsent):
+            return None  # (what a cancelled write left goes first: the writer's)
         if len(frames) == 1:
             frame = frames[0]
             data = frame.wire or wire_bytes(frame)  # framed already: a broadcast's
