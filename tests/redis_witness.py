@@ -27,6 +27,12 @@ def lease_key(room: str) -> bytes:
     return PREFIX + b"lease:" + room.encode()
 
 
+def session_key(room: str, session_id: str) -> bytes:
+    """The key of the record of session ``session_id`` in room ``room``: `RedisStorage`
+    writes it with ``SET`` (``PXAT``), a keyspace ``set`` event of class ``$``."""
+    return PREFIX + b"session:" + room.encode() + b":" + session_id.encode()
+
+
 def relay_stream(node: str) -> bytes:
     """The stream node ``node`` reads what the others relay to it from."""
     return PREFIX + b"relay:" + node.encode()

@@ -4,6 +4,8 @@ A record is written when a session joins, at its `update()` and when it ends. Ki
 between, a server leaves only the first: these tests keep a session connected past each
 bound that would make that record useless (the log's count, bytes and age, the resume
 window), kill the server with SIGKILL, and resume on a new one from the same storage.
+Those kept past a time bound wait on the record's rewrites, as Redis's keyspace events
+tell them, not on a clock of their own.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import coredis
 import orjson
 import pytest
 import trio
 import trio_websocket
 
+from trio_rooms._resp import RespConnection
 from trio_rooms.codec import JsonCodec
 
 from .owner_app import open_owner_node, serve_owner_rooms
 from .redis_server import RedisServer
+from .redis_witness import next_message, open_keyspace_events, session_key
 from .sockets import open_client, open_raw
 from .stale_record_app import Burst, open_server
 from .test_cluster_attacks import PATIENCE
@@ -47,6 +52,19 @@ async def _burst(ws: trio_websocket.WebSocketConnection, first: int, size: int =
 async def _kill(process: trio.Process) -> None:
     process.send_signal(signal.SIGKILL)
     await process.wait()
+
+
+async def _rewritten_past(events: RespConnection, key: bytes, bound: float) -> None:
+    """Wait for the rewrites of the session record at ``key`` (``set`` events on
+    ``events``) until ``bound`` seconds have passed since the call: up to the first
+    rewrite past it. Only the refresh writes it meanwhile (the session makes no
+    `update()`), so without the refresh this fails with `trio.TooSlowError`."""
+    start = trio.current_time()
+    with trio.fail_after(bound + 10):
+        while True:
+            assert await next_message(events) == (b"__keyspace@0__:" + key, b"set")
+            if trio.current_time() - start > bound:
+                return
 
 
 Server = Callable[[], AbstractAsyncContextManager[tuple[trio.Process, int]]]
@@ -105,33 +123,46 @@ async def test_a_session_sent_more_bytes_than_the_log_holds_resumes_without_a_re
 
 @pytest.mark.slow
 async def test_a_session_connected_past_the_logs_age_resumes_without_a_resync(
-    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
-    """A note, then more than the log's max_age until the next, then kill -9."""
-    serve = functools.partial(open_server, str(tmp_path / "rooms.db"), max_age=2.0)
+    """A note, then more than the log's max_age until the next, then kill -9. On Redis,
+    whose keyspace events show the record's rewrites (SQLite shows nothing to wait on)."""
+    serve = functools.partial(open_server, redis_server.url, max_age=2.0)
     async with (
+        coredis.Redis.from_url(redis_server.url) as redis,
         serve() as (process, port),
         open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
     ):
-        token: str = (await _frame(ws))["$session"]["token"]
+        session = (await _frame(ws))["$session"]
+        token: str = session["token"]
         await _burst(ws, 0)
-        await trio.sleep(3.0)  # what is tested: time past the bound, without a write
+        key = session_key("r", session["id"])
+        async with open_keyspace_events(redis_server, redis, [key], "$") as events:
+            # What is tested: time past the bound, with no write but the refresh's.
+            await _rewritten_past(events, key, 2.0)
         await _burst(ws, 1)
         await _kill(process)
     await _resumes_with_nothing_missed(serve, token, 2)
 
 
 @pytest.mark.slow
-async def test_a_session_connected_past_its_resume_window_still_resumes(tmp_path: Path) -> None:
+async def test_a_session_connected_past_its_resume_window_still_resumes(
+    redis_server: RedisServer,
+) -> None:
     """Connected longer than resume_window without a write, then kill -9: it resumes,
-    with at least a resume window for its client to come back in."""
-    serve = functools.partial(open_server, str(tmp_path / "rooms.db"), resume_window=3.0)
+    with at least a resume window for its client to come back in. On Redis, as above."""
+    serve = functools.partial(open_server, redis_server.url, resume_window=3.0)
     async with (
+        coredis.Redis.from_url(redis_server.url) as redis,
         serve() as (process, port),
         open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
     ):
-        token: str = (await _frame(ws))["$session"]["token"]
-        await trio.sleep(4.0)  # what is tested: time past the window, without a write
+        session = (await _frame(ws))["$session"]
+        token: str = session["token"]
+        key = session_key("r", session["id"])
+        async with open_keyspace_events(redis_server, redis, [key], "$") as events:
+            # What is tested: time past the window, with no write but the refresh's.
+            await _rewritten_past(events, key, 3.0)
         await _burst(ws, 0)
         await _kill(process)
     await _resumes_with_nothing_missed(serve, token, 1)
