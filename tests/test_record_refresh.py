@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import signal
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import pytest
 import trio
 import trio_websocket
 
-from trio_rooms._resp import RespConnection
 from trio_rooms.codec import JsonCodec
 
 from .owner_app import open_owner_node, serve_owner_rooms
@@ -49,25 +48,40 @@ async def _burst(ws: trio_websocket.WebSocketConnection, first: int, size: int =
     assert await _frame(ws) == {"type": "note", "n": first, "text": "x" * size}
 
 
-async def _kill(process: trio.Process) -> None:
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
-
-
-async def _rewritten_past(events: RespConnection, key: bytes, bound: float) -> None:
-    """Wait for the rewrites of the session record at ``key`` (``set`` events on
-    ``events``) until ``bound`` seconds have passed since the call: up to the first
-    rewrite past it. Only the refresh writes it meanwhile (the session makes no
-    `update()`), so without the refresh this fails with `trio.TooSlowError`."""
-    start = trio.current_time()
-    with trio.fail_after(bound + 10):
-        while True:
-            assert await next_message(events) == (b"__keyspace@0__:" + key, b"set")
-            if trio.current_time() - start > bound:
-                return
-
-
 Server = Callable[[], AbstractAsyncContextManager[tuple[trio.Process, int]]]
+
+
+@asynccontextmanager
+async def _killed_after(
+    serve: Server,
+) -> AsyncGenerator[tuple[trio_websocket.WebSocketConnection, dict[str, Any]]]:
+    """A new resumable session on a server of ``serve``: its connection and its
+    ``$session`` frame; the server is killed with SIGKILL at the block's end."""
+    async with (
+        serve() as (process, port),
+        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
+    ):
+        yield ws, (await _frame(ws))["$session"]
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+
+async def _rewritten_past(redis_server: RedisServer, session_id: str, bound: float) -> None:
+    """Wait for the rewrites of room ``r``'s record of ``session_id`` (keyspace ``set``
+    events) until ``bound`` seconds have passed since the call: up to the first rewrite
+    past it. Only the refresh writes it meanwhile (the session makes no `update()`), so
+    without the refresh this fails with `trio.TooSlowError`."""
+    key = session_key("r", session_id)
+    async with (
+        coredis.Redis.from_url(redis_server.url) as redis,
+        open_keyspace_events(redis_server, redis, [key], "$") as events,
+    ):
+        start = trio.current_time()
+        with trio.fail_after(bound + 10):
+            while True:
+                assert await next_message(events) == (b"__keyspace@0__:" + key, b"set")
+                if trio.current_time() - start > bound:
+                    return
 
 
 async def _resumes_with_nothing_missed(serve: Server, token: str, seen: int) -> None:
@@ -94,15 +108,10 @@ async def test_a_session_sent_more_than_the_log_holds_resumes_without_a_resync(
 ) -> None:
     """Three times the log's count bound sent, then kill -9: the resume replays nothing."""
     serve = functools.partial(open_server, _storage(backend, tmp_path, request), max_messages=10)
-    async with (
-        serve() as (process, port),
-        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
-    ):
-        token: str = (await _frame(ws))["$session"]["token"]
+    async with _killed_after(serve) as (ws, session):
         for n in range(30):
             await _burst(ws, n)
-        await _kill(process)
-    await _resumes_with_nothing_missed(serve, token, 30)
+    await _resumes_with_nothing_missed(serve, session["token"], 30)
 
 
 async def test_a_session_sent_more_bytes_than_the_log_holds_resumes_without_a_resync(
@@ -110,15 +119,10 @@ async def test_a_session_sent_more_bytes_than_the_log_holds_resumes_without_a_re
 ) -> None:
     """Three times the log's byte bound sent, then kill -9: the resume replays nothing."""
     serve = functools.partial(open_server, str(tmp_path / "rooms.db"), max_bytes=4000)
-    async with (
-        serve() as (process, port),
-        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
-    ):
-        token: str = (await _frame(ws))["$session"]["token"]
+    async with _killed_after(serve) as (ws, session):
         for n in range(12):
             await _burst(ws, n, size=1000)
-        await _kill(process)
-    await _resumes_with_nothing_missed(serve, token, 12)
+    await _resumes_with_nothing_missed(serve, session["token"], 12)
 
 
 @pytest.mark.slow
@@ -128,21 +132,12 @@ async def test_a_session_connected_past_the_logs_age_resumes_without_a_resync(
     """A note, then more than the log's max_age until the next, then kill -9. On Redis,
     whose keyspace events show the record's rewrites (SQLite shows nothing to wait on)."""
     serve = functools.partial(open_server, redis_server.url, max_age=2.0)
-    async with (
-        coredis.Redis.from_url(redis_server.url) as redis,
-        serve() as (process, port),
-        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
-    ):
-        session = (await _frame(ws))["$session"]
-        token: str = session["token"]
+    async with _killed_after(serve) as (ws, session):
         await _burst(ws, 0)
-        key = session_key("r", session["id"])
-        async with open_keyspace_events(redis_server, redis, [key], "$") as events:
-            # What is tested: time past the bound, with no write but the refresh's.
-            await _rewritten_past(events, key, 2.0)
+        # What is tested: time past the bound, with no write but the refresh's.
+        await _rewritten_past(redis_server, session["id"], 2.0)
         await _burst(ws, 1)
-        await _kill(process)
-    await _resumes_with_nothing_missed(serve, token, 2)
+    await _resumes_with_nothing_missed(serve, session["token"], 2)
 
 
 @pytest.mark.slow
@@ -152,20 +147,11 @@ async def test_a_session_connected_past_its_resume_window_still_resumes(
     """Connected longer than resume_window without a write, then kill -9: it resumes,
     with at least a resume window for its client to come back in. On Redis, as above."""
     serve = functools.partial(open_server, redis_server.url, resume_window=3.0)
-    async with (
-        coredis.Redis.from_url(redis_server.url) as redis,
-        serve() as (process, port),
-        open_client(port, "/rooms/r/websocket?resume=&seen=0") as (ws, _),
-    ):
-        session = (await _frame(ws))["$session"]
-        token: str = session["token"]
-        key = session_key("r", session["id"])
-        async with open_keyspace_events(redis_server, redis, [key], "$") as events:
-            # What is tested: time past the window, with no write but the refresh's.
-            await _rewritten_past(events, key, 3.0)
+    async with _killed_after(serve) as (ws, session):
+        # What is tested: time past the window, with no write but the refresh's.
+        await _rewritten_past(redis_server, session["id"], 3.0)
         await _burst(ws, 0)
-        await _kill(process)
-    await _resumes_with_nothing_missed(serve, token, 1)
+    await _resumes_with_nothing_missed(serve, session["token"], 1)
 
 
 @pytest.mark.slow
