@@ -11,9 +11,10 @@ import functools
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import assert_never
+from typing import Any, NamedTuple, assert_never
 
 import attrs
+import orjson
 import trio
 
 import trio_rooms
@@ -22,6 +23,7 @@ from trio_rooms.backplane.redis import RedisCluster
 from trio_rooms.storage.redis import RedisStorage
 
 from .processes import open_server_process, serve_until_signalled
+from .sockets import RawClient, open_raw
 
 #: Short, so that failover tests wait little; long enough for a loaded box's renewals.
 LEASE_TTL = 1.5
@@ -246,3 +248,35 @@ def open_owner_node(
 ) -> AbstractAsyncContextManager[tuple[trio.Process, int]]:
     """Node ``node`` on Redis ``url`` as a subprocess: yields it and its bound port."""
     return open_server_process("tests.owner_app", url, node, str(port))
+
+
+class RelayedClient(NamedTuple):
+    """What `open_relayed_client` opens."""
+
+    owner: trio.Process
+    """Node ``a``'s process, the room's owner."""
+    port: int
+    """Node ``b``'s port."""
+    client: RawClient
+    """The client of node ``b``, relayed to ``a``."""
+    session: dict[str, Any]
+    """Its first ``$session`` frame."""
+
+
+@asynccontextmanager
+async def open_relayed_client(url: str, query: str) -> AsyncGenerator[RelayedClient]:
+    """Node ``a`` as a subprocess owning room ``game`` (a client of its own holds it),
+    node ``b`` in this process, both on the Redis at ``url``, and a client of ``b`` in
+    room ``game`` with ``query``: relayed to ``a``, its ``$session`` frame and ``a``'s
+    welcome read."""
+    game = "/rooms/game/websocket"
+    async with (
+        open_owner_node(url, "a") as (process_a, port_a),
+        serve_owner_rooms(url, "b") as (_, port_b),
+        open_raw(port_a, game) as owner,
+        open_raw(port_b, f"{game}?{query}") as client,
+    ):
+        assert orjson.loads(await owner.receive_text())["node"] == "a"
+        session = orjson.loads(await client.receive_text())["$session"]
+        assert orjson.loads(await client.receive_text())["node"] == "a"
+        yield RelayedClient(process_a, port_b, client, session)

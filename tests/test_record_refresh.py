@@ -25,10 +25,10 @@ import trio_websocket
 
 from trio_rooms.codec import JsonCodec
 
-from .owner_app import open_owner_node, serve_owner_rooms
+from .owner_app import open_relayed_client
 from .redis_server import RedisServer
 from .redis_witness import next_message, open_keyspace_events, session_key
-from .sockets import open_client, open_raw
+from .sockets import open_client
 from .stale_record_app import Burst, open_server
 from .test_cluster_attacks import PATIENCE
 
@@ -160,18 +160,9 @@ async def test_a_relayed_session_sent_more_than_the_log_holds_moves_without_a_re
 ) -> None:
     """A relayed client sent 2.5 times the log's count bound, then its owner is killed:
     its session moves to the next owner with nothing to replay and no `$resync`."""
-    game = "/rooms/game/websocket"
     url = redis_server.url
     with trio.fail_after(2 * PATIENCE):
-        async with (
-            open_owner_node(url, "a") as (process_a, port_a),
-            serve_owner_rooms(url, "b") as (_, port_b),
-            open_raw(port_a, game) as owner,
-            open_raw(port_b, f"{game}?resume=&seen=0") as client,
-        ):
-            assert orjson.loads(await owner.receive_text())["node"] == "a"
-            first = orjson.loads(await client.receive_text())["$session"]
-            assert orjson.loads(await client.receive_text())["node"] == "a"
+        async with open_relayed_client(url, "resume=&seen=0") as (process_a, _, client, first):
             for _ in range(25):  # one event at a time: a refresh comes between two
                 await client.send_text('{"type": "flood", "count": 100, "size": 0}')
                 for _ in range(100):
