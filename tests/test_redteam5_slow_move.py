@@ -11,14 +11,20 @@ everything else, in order.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from typing import cast
 
+import attrs
 import coredis
 import orjson
 import pytest
 import trio
 
-from .attack_app import attack_config, open_attack_node, serve_attack_rooms
+import trio_rooms
+from trio_rooms._resp import RespConnection
+
+from .attack_app import AttackRoom, attack_config, open_attack_node, serve_attack_rooms
 from .redis_server import RedisServer
 from .redis_witness import next_message, open_keyspace_events
 from .sockets import CLOSE, TEXT, RawClient, client_frame, open_raw
@@ -33,8 +39,71 @@ ECHOES = 80
 #: Each echo is followed by a blob this large: the burst is far more than the sockets
 #: hold (a few hundred KiB on loopback), and less than the replay log keeps (1 MiB).
 BLOB = 10_000
+#: What the slow client sends at once: the echoes, each followed by its blob.
+BURST = b"".join(
+    client_frame(TEXT, b'{"type": "echo", "n": %d}' % n)
+    + client_frame(TEXT, b'{"type": "flood", "count": 1, "size": %d}' % BLOB)
+    for n in range(ECHOES)
+)
 
 Message = dict[str, object]
+
+
+@attrs.frozen
+class SlowMove:
+    """Nodes ``b`` and ``a`` as `open_slow_move` opens them."""
+
+    rooms_b: trio_rooms.Rooms[AttackRoom]
+    port_b: int
+    process_a: trio.Process
+    redis: coredis.Redis[bytes]
+    logged: RespConnection
+    """The keyspace events of the room's replay log (`LOG`)."""
+
+    @asynccontextmanager
+    async def open_client(self) -> AsyncGenerator[tuple[RawClient, Message, Message]]:
+        """A resumable client of ``b`` with a small receive buffer, relayed to ``a``: it,
+        its ``$session`` frame and ``a``'s welcome, read."""
+        async with open_raw(self.port_b, GAME + "?resume=&seen=0", rcvbuf=4096) as client:
+            session = cast("Message", orjson.loads(await client.receive_text())["$session"])
+            welcome = cast("Message", orjson.loads(await client.receive_text()))
+            assert welcome["node"] == "a"
+            yield client, session, welcome
+
+    async def burst_then_kill(self, client: RawClient) -> None:
+        """``client`` sends `BURST` and reads nothing; once ``a`` has made every answer,
+        ``a`` is killed with SIGKILL."""
+        before = await self.redis.zcard(LOG)
+        await client.send(BURST)
+        # Every answer is logged on the owner (before it leaves): all were made.
+        while await self.redis.zcard(LOG) < before + 2 * ECHOES:
+            await next_message(self.logged)
+        self.process_a.kill()
+
+
+@asynccontextmanager
+async def open_slow_move(
+    redis_server: RedisServer, close_timeout: float
+) -> AsyncGenerator[SlowMove]:
+    """Node ``b`` in this process, with room in its queue for all of `BURST`'s answers
+    and ``close_timeout``, and node ``a`` as a subprocess, owning room ``game`` (a client
+    of its own holds it), on ``redis_server``."""
+    url = redis_server.url
+    config = attack_config(
+        outbound_max_bytes=64 * 1024 * 1024,
+        outbound_max_messages=10_000,
+        slow_consumer_timeout=60.0,
+        close_timeout=close_timeout,
+    )
+    async with (
+        coredis.Redis.from_url(url) as redis,
+        serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
+        open_attack_node(url, "a") as (process_a, port_a),
+        open_raw(port_a, GAME) as owner,
+        open_keyspace_events(redis_server, redis, [LOG], "z") as logged,
+    ):
+        assert orjson.loads(await owner.receive_text())["node"] == "a"
+        yield SlowMove(rooms_b, port_b, process_a, redis, logged)
 
 
 async def read_until_moved(client: RawClient) -> tuple[list[Message], int | None]:
@@ -60,39 +129,12 @@ async def test_a_slow_relayed_client_whose_owner_dies_never_gets_a_frame_cut_in_
     the owner killed (SIGKILL) before the client's node wrote it all: what the client
     reads is whole frames only (a session that cannot move on a cut frame is dropped,
     not moved), and resuming with its token gets every echo once, in order."""
-    url = redis_server.url
-    config = attack_config(
-        outbound_max_bytes=64 * 1024 * 1024,
-        outbound_max_messages=10_000,
-        slow_consumer_timeout=60.0,
-        close_timeout=0.5,
-    )
-    burst = b"".join(
-        client_frame(TEXT, b'{"type": "echo", "n": %d}' % n)
-        + client_frame(TEXT, b'{"type": "flood", "count": 1, "size": %d}' % BLOB)
-        for n in range(ECHOES)
-    )
     with trio.fail_after(PATIENCE):
-        async with (
-            coredis.Redis.from_url(url) as redis,
-            serve_attack_rooms(url, "b", config) as (rooms_b, port_b),
-            open_attack_node(url, "a") as (process_a, port_a),
-            open_raw(port_a, GAME) as owner,
-            open_keyspace_events(redis_server, redis, [LOG], "z") as logged,
-        ):
-            assert orjson.loads(await owner.receive_text())["node"] == "a"
-            async with open_raw(port_b, GAME + "?resume=&seen=0", rcvbuf=4096) as client:
-                session = cast("Message", orjson.loads(await client.receive_text())["$session"])
-                welcome = orjson.loads(await client.receive_text())
-                assert welcome["node"] == "a"
-                before = await redis.zcard(LOG)
-                await client.send(burst)
-                # Every answer is logged on the owner (before it leaves): all were made.
-                while await redis.zcard(LOG) < before + 2 * ECHOES:
-                    await next_message(logged)
-                process_a.kill()
+        async with open_slow_move(redis_server, close_timeout=0.5) as slow:
+            async with slow.open_client() as (client, session, welcome):
+                await slow.burst_then_kill(client)
                 # b found a silent, gave up writing to the client and ended the relay.
-                await rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
+                await slow.rooms_b.wait_statistics(lambda stats: stats.relayed_sessions == 0)
                 first, _ = await read_until_moved(client)
             messages = [welcome, *first]
             token = cast("str", session["token"])
@@ -100,7 +142,7 @@ async def test_a_slow_relayed_client_whose_owner_dies_never_gets_a_frame_cut_in_
             if moved:
                 token = cast("str", cast("Message", moved[-1])["token"])
             seen = sum(1 for m in messages if "type" in m)
-            async with open_raw(port_b, f"{GAME}?resume={token}&seen={seen}") as back:
+            async with open_raw(slow.port_b, f"{GAME}?resume={token}&seen={seen}") as back:
                 again = cast("Message", orjson.loads(await back.receive_text())["$session"])
                 assert (again["id"], again["resumed"]) == (session["id"], True), again
                 await back.send_text(f'{{"type": "echo", "n": {ECHOES}}}')
