@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 import trio.testing
 
@@ -62,4 +64,38 @@ async def test_a_forwarding_queue_still_held_waits_for_its_own_commit() -> None:
         assert written == []
         durability.advance(2)
         assert (written, forwards) == ([b"later"], [1, 2])
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_commit_that_carries_them_releases_only_the_relays_frames_it_holds() -> None:
+    """`release_forwards`: the queues with a forward hook let their frames held by the
+    commit go to their direct write (into the commit, which carries them), without the
+    hook; the local queues, and a frame held by a later commit, wait; the durable seq
+    does not move. Once the commit is durable, the local ones go, and nothing twice."""
+    durability = Durability()
+    events: list[str] = []
+
+    def into(name: str) -> Callable[[list[Frame]], bytes]:
+        def direct(frames: list[Frame]) -> bytes:
+            events.append(name + " " + b"".join(frame.payload for frame in frames).decode())
+            return b""
+
+        return direct
+
+    relayed, later, local = (OutboundQueue(4, 1024, durability=durability) for _ in range(3))
+    relayed.direct, later.direct, local.direct = into("relayed"), into("later"), into("local")
+    relayed.forward = later.forward = lambda: events.append("forward")
+    async with trio.open_nursery() as nursery:
+        for queue in (relayed, later, local):
+            nursery.start_soon(queue.get_batch, 1024)
+        await trio.testing.wait_all_tasks_blocked()
+        relayed.put_first(Frame(TEXT, b"r", after=1))
+        later.put_first(Frame(TEXT, b"l", after=2))
+        local.put_first(Frame(TEXT, b"o", after=1))
+        durability.release_forwards(1)
+        assert (events, durability.seq) == (["relayed r"], 0)
+        durability.advance(1)  # (the hook is called for the queue still held, as ever)
+        assert events == ["relayed r", "forward", "local o"]
+        durability.advance(2)
+        assert events[3:] == ["later l", "forward"]
         nursery.cancel_scope.cancel()

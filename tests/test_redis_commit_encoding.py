@@ -55,13 +55,18 @@ def _commit(seqs: tuple[int, ...]) -> Commit:
     )
 
 
+#: Stream entries a commit may carry (`RelayedCommits`): bytes RESP must not misread.
+_ENTRIES = [(b"p:relay:b", b"\r\n*1\r\n"), (b"p:relay:c", b"")]
+
+
+@pytest.mark.parametrize("entries", [[], _ENTRIES], ids=["no entries", "entries"])
 @pytest.mark.parametrize("seqs", _SEQS)
 async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
-    redis_server: RedisServer, seqs: tuple[int, ...]
+    redis_server: RedisServer, seqs: tuple[int, ...], entries: list[tuple[bytes, bytes]]
 ) -> None:
     """Redis gets every key and argument of a commit as laid out, whatever bytes they hold."""
     commit = _commit(seqs)
-    count, arguments = commit_arguments(RedisKeys(b"p:"), commit)
+    count, arguments = commit_arguments(RedisKeys(b"p:"), commit, entries, 100)
     async with open_resp(redis_server.url, timeout=5.0) as connection:
         head = b"*%d\r\n$4\r\nEVAL\r\n$%d\r\n%b\r\n" % (count + 2, len(_ECHO), _ECHO)
         await connection.send(head)
@@ -78,6 +83,7 @@ async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
         b"p:session:r:s",
         b"p:session:r:s",
         b"p:replay:r",
+        *(stream for stream, _ in entries),
         b"p:fence:r",
     ]
     assert isinstance(argv, list)
@@ -92,7 +98,7 @@ async def test_redis_reads_the_keys_and_arguments_of_a_commit_as_laid_out(
     frames = zip(seqs, _DATA, strict=True)
     expected = [(b"%d" % seq, seq.to_bytes(8, "big") + data) for seq, data in frames]
     assert argv[26:32] == [argument for pair in expected for argument in pair]
-    assert argv[32:] == [b"42"]
+    assert argv[32:] == [b"%d" % len(entries), b"100", *(data for _, data in entries), b"42"]
     assert count == 1 + len(keys) + len(argv)
 
 

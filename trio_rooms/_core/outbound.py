@@ -136,14 +136,33 @@ class Durability:
             forward = queue.forward
             if forward is not None:
                 queue.watching = False
-                queue.release()
+                queue.release(seq)
                 forwards[forward] = None
         for forward in forwards:
             forward()
         for queue in watching:
             if queue.forward is None:
                 queue.watching = False
-                queue.release()
+                queue.release(seq)
+
+    def release_forwards(self, seq: int) -> None:
+        """Let the frames waiting for writes up to ``seq`` go to other nodes now, before
+        those writes are durable: into the commit that makes them so.
+
+        For a commit that carries them (`RoomState.route`): what it carries reaches
+        the other nodes in the same step as the writes, or not at all, so the output
+        gate holds. ``seq`` does not move; the local sockets wait for the commit.
+        """
+        watching = self._watching
+        if not any(queue.forward is not None for queue in watching):
+            return
+        self._watching = []  # a queue still held by a later commit watches again
+        for queue in watching:
+            if queue.forward is not None:
+                queue.watching = False
+                queue.release(seq)
+            else:
+                self._watching.append(queue)
 
 
 @final
@@ -587,8 +606,8 @@ class OutboundQueue:
         if self._waiter is not None:
             self._wake()
 
-    def release(self) -> None:
-        """`Durability` moved on: write what it let go at once if the writer is idle.
+    def release(self, seq: int) -> None:
+        """`Durability` moved on to ``seq``: write what it let go at once if the writer is idle.
 
         The committer calls this for every waiting session in one go, so the frames a
         commit held leave without a wake-up of each writer (the cost that matters when
@@ -599,7 +618,6 @@ class OutboundQueue:
         if self._waiter is None:
             return  # busy writing: it looks at the queue again when done
         frames = self._frames
-        seq = self.durability.seq
         direct = self.direct
         if direct is not None and not self._closed and frames and frames[0].after <= seq:
             released: list[Frame] = []

@@ -31,6 +31,7 @@ from ..codec import WireFormat
 from ..codec._record import JsonRecords
 from .admission import ConnectionCounter, Reject
 from .backplane import Backplane
+from .commit_route import RoutesCommits
 from .config import RoomsConfig, validate_room_name
 from .connection import Connection
 from .origins import origin_allowed
@@ -551,6 +552,8 @@ class RoomRegistry:
                 await _release(name, owned)
             raise
         runner.state.fence = owned.token
+        if isinstance(cluster, RoutesCommits):
+            runner.state.route = cluster.commit_route
         return owned
 
     async def _take_writer(self, name: str, runner: RoomRunner) -> None:

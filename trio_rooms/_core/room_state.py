@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from .._errors import OwnershipLostError, StorageError
+from .commit_route import CommitRoute
 from .gate import Gate
 from .outbound import Durability
 from .storage import Commit, LoggedFrame, RecordWrite, Storage, StoredAlarm
@@ -119,6 +120,8 @@ class RoomState:
         self.frames_expire_after = 0.0
         #: The room's fencing token while this node owns it (`Commit.fence`; 0: not fenced).
         self.fence = 0
+        #: While a cluster owns the room here: the route its commits take (None: storage's).
+        self.route: CommitRoute | None = None
 
     def bind(self, storage: Storage, *, cache: bool, max_cached: int) -> None:
         """Use ``storage`` (the room's `Rooms` binds it before the room starts)."""
@@ -362,7 +365,7 @@ class RoomState:
         self._sealed, self._sealed_seq = _Batch(), 0
         self._in_flight = batch
         try:
-            results = await self._commit(batch)
+            results = await self._commit(batch, seq)
         except StorageError as exc:
             self._fail(batch, exc)
             raise
@@ -378,7 +381,7 @@ class RoomState:
         if self.on_durable is not None:
             self.on_durable(seq)
 
-    async def _commit(self, batch: _Batch) -> list[bool]:
+    async def _commit(self, batch: _Batch, seq: int) -> list[bool]:
         if not batch:
             await trio.lowlevel.checkpoint()
             return []
@@ -393,7 +396,11 @@ class RoomState:
             fence=self.fence,
         )
         try:
-            results = list(await self.storage.commit(commit))
+            route = self.route
+            found = None
+            if route is not None:
+                found = await route.commit(commit, lambda: self.durability.release_forwards(seq))
+            results = list(await self.storage.commit(commit) if found is None else found)
         except StorageError:
             raise
         except Exception as exc:  # a backend's own failure is a storage failure too

@@ -33,6 +33,7 @@ from typing import Final, final
 
 import trio
 
+from .._core.commit_route import CommitRoute
 from .._core.config import RoomsConfig
 from .._core.connection import Connection
 from .._core.ownership import OwnerLost, RelayHost
@@ -46,6 +47,7 @@ from ..codec import WireFormat
 from ..storage.redis import RedisStorage
 from ._connection import FAULTS, client_name, first_leaf, open_connection, ping
 from ._leases import Lease, Leases
+from ._relay_commit import RelayedCommits
 from ._relay_entries import OPEN, PROTOCOL, Entry
 from ._relay_handover import ServedRelays, Unconfirmed
 from ._relay_link import RelayLink
@@ -183,6 +185,7 @@ class RedisCluster:
             max_stream=max_relay_stream,
             max_queue=max_relay_queue,
         )
+        self._route: RelayedCommits | None = None
 
     @property
     def node_id(self) -> str:
@@ -201,13 +204,23 @@ class RedisCluster:
                 password, database or certificate in ``url``), at the start: afterwards
                 the leases and relays connect again until Redis answers.
         """
-        _check_fenced(host.storage, self._prefix)
+        storage = host.storage
+        _check_fenced(storage, self._prefix)
+        if isinstance(storage, RedisStorage) and storage.url == self._url:
+            # One Redis: a commit can add its relayed frames to their streams itself.
+            self._route = RelayedCommits(self._relays, storage)
         await _check_reachable(self._url, self.node_id, self._start_timeout)
         async with trio.open_nursery() as nursery:
             self._relays.on_open = functools.partial(self._opened, nursery, host)
             await nursery.start(self._leases.run)
             await nursery.start(self._relays.run)
             task_status.started()
+
+    @property
+    def commit_route(self) -> CommitRoute | None:
+        """How the rooms this node owns commit: with the frames they let go to other
+        nodes (`RelayedCommits`), when the storage is a `RedisStorage` on this Redis."""
+        return self._route
 
     def _keeps(self, room: str) -> bool:
         """Whether ``room`` may be kept past its lease: no relayed session is served in it.

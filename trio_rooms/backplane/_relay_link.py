@@ -153,10 +153,20 @@ class RelayLink:
         #: When each peer was last heard from, and when the silent ones were found so.
         self._heard: dict[str, float] = {}
         self._silent: dict[str, float] = {}
+        #: Entries to add: (their stream's key, their data); or a commit of `commit`'s
+        #: (an empty key, its command), written in its place among them.
         self._outbox: deque[tuple[bytes, bytes]] = deque()
         #: Frames waiting to be sealed into one entry per peer, and how many in all.
         self._groups: dict[str, FrameGroup] = {}
         self._grouped = 0
+        #: While a commit gathers the frames it lets go (`collect`): its groups, by peer.
+        self._collecting: dict[str, FrameGroup] | None = None
+        #: The replies of the commits in the outbox, in order; then of those written,
+        #: with the number of their reply among all the writer's (`_Unconfirmed`).
+        self._commits: deque[_CommitReply] = deque()
+        self._answering: deque[tuple[int, _CommitReply]] = deque()
+        #: Scripts loaded into Redis at each connection (`load_script`).
+        self._scripts: list[bytes] = []
         self._keys = KeyNumbers()
         #: Each node's stream key, made once.
         self._stream_keys: dict[str, bytes] = {}
@@ -283,6 +293,14 @@ class RelayLink:
         """
         if not self._connected or len(self._outbox) + self._grouped >= self._max_queue:
             return False
+        collecting = self._collecting
+        if collecting is not None:
+            group = collecting.get(end.peer)
+            if group is None:
+                self._seal(end.peer)  # what was grouped before goes first, on its own
+                group = collecting[end.peer] = FrameGroup()
+            group.add(end, frames)
+            return True
         # `_group`, inline: this is every reply's way out on the owner (a call less).
         group = self._groups.get(end.peer)
         if group is None:
@@ -371,6 +389,65 @@ class RelayLink:
             self._queued.set()
         return True
 
+    # ------------------------------------------------------------------ commits
+
+    @property
+    def max_stream(self) -> int:
+        """The entries each stream keeps (``MAXLEN ~``)."""
+        return self._max_stream
+
+    def load_script(self, script: bytes) -> None:
+        """Load ``script`` into Redis at each connection, before anything is written:
+        a `commit` of it never meets a Redis that forgot it (NOSCRIPT) but by a
+        SCRIPT FLUSH."""
+        self._scripts.append(script)
+
+    def collect(self) -> None:
+        """Take the frames `put_frames` is given from now on for a commit, until `collected`.
+
+        A peer's frames grouped before are sealed first, into an entry of their own:
+        each relay's entries stay in order.
+        """
+        if self._collecting is not None:
+            raise RuntimeError("frames are being collected for a commit already")
+        self._collecting = {}
+
+    def collected(self) -> list[tuple[bytes, bytes]]:
+        """The entries of the frames collected since `collect`: (a stream's key, the
+        entry's data), each relay's seq counted. They must go into the next `commit`:
+        an entry of their relays queued after it comes after them."""
+        groups, self._collecting = self._collecting, None
+        if groups is None:
+            raise RuntimeError("no frames are being collected")
+        return [
+            (self._key(peer), group.seal(self.node_id, self._keys))
+            for peer, group in groups.items()
+        ]
+
+    async def commit(self, command: bytes) -> Reply:
+        """Write ``command`` after every entry queued before it, and return its reply.
+
+        For a commit (`RelayedCommits`): the EVALSHA of a script that adds the entries
+        `collected` gave, once the commit is written. It is written in its place among
+        the entries (one connection: Redis runs them in that order), and its reply is
+        read as soon as it comes.
+
+        Raises:
+            BackplaneError: the connection to Redis was lost before the reply came (the
+                command may have run or not), or there is none.
+        """
+        if not self._connected:
+            await trio.lowlevel.checkpoint()
+            raise BackplaneError("the relays have no connection to Redis")
+        reply = _CommitReply()
+        self._outbox.append((b"", command))
+        self._commits.append(reply)
+        self.flush_nowait()  # (a busy writer finds it in the outbox once its write is done)
+        await reply.done.wait()
+        if reply.lost is not None:
+            raise BackplaneError(reply.lost)
+        return reply.reply
+
     async def _wait_for_space(self) -> None:
         """Wait while `max_queue` entries and frames wait to be written.
 
@@ -422,6 +499,11 @@ class RelayLink:
                     open_resp(self._url, timeout=self._timeout, name=self._name) as writer,
                 ):
                     added = await self._add(writer, self._key(self.node_id), b"")
+                    for script in self._scripts:
+                        with trio.fail_after(2 * self._timeout):
+                            loaded = await writer.call(b"SCRIPT", b"LOAD", script)
+                        if isinstance(loaded, RespError):
+                            raise loaded
                     if self._read_after is None:
                         self._read_after = added
                     self._connected = True
@@ -431,7 +513,7 @@ class RelayLink:
                         task_status.started()
                     delay = self._timeout
                     async with trio.open_nursery() as nursery:
-                        unconfirmed = _Unconfirmed()
+                        unconfirmed = _Unconfirmed(self._answering)
                         nursery.start_soon(self._read, reader, self._read_after)
                         nursery.start_soon(self._write, writer, unconfirmed)
                         nursery.start_soon(self._confirm, writer, unconfirmed)
@@ -448,6 +530,11 @@ class RelayLink:
         self._outbox.clear()
         self._groups.clear()
         self._grouped = 0
+        commits = [*self._commits, *(reply for _, reply in self._answering)]
+        self._commits.clear()
+        self._answering.clear()
+        for reply in commits:
+            reply.fail(why)
         self._space.unpark_all()
         ends, self._ends = list(self._ends.values()), {}
         for _, endpoint in ends:
@@ -517,6 +604,8 @@ class RelayLink:
         outbox = self._outbox
         for peer in list(self._groups):
             self._seal(peer)
+        if self._commits:
+            return self._take_with_commits(unconfirmed)
         by_key: dict[bytes, list[bytes]] = {}
         if len(outbox) <= BATCH:
             # All of it, as mostly: iterated, then cleared (no `popleft` per entry).
@@ -537,6 +626,38 @@ class RelayLink:
         unconfirmed.add(len(writes))
         return b"".join(writes)
 
+    def _take_with_commits(self, unconfirmed: _Unconfirmed) -> bytes:
+        """`_take` of an outbox with commits in it: each written in its place, the XADDs
+        queued before it first (they are joined by stream only up to it)."""
+        outbox = self._outbox
+        writes: list[bytes] = []
+        by_key: dict[bytes, list[bytes]] = {}
+        for _ in range(min(len(outbox), BATCH)):
+            key, data = outbox.popleft()
+            if key:
+                by_key.setdefault(key, []).append(data)
+                continue
+            self._xadds(by_key, writes, unconfirmed)
+            by_key = {}
+            self._answering.append((unconfirmed.written, self._commits.popleft()))
+            unconfirmed.add(1)
+            writes.append(data)
+        self._xadds(by_key, writes, unconfirmed)
+        self._space.unpark(count=max(0, self._max_queue - self._waiting()))
+        self._writes += 1
+        return b"".join(writes)
+
+    def _xadds(
+        self, by_key: dict[bytes, list[bytes]], writes: list[bytes], unconfirmed: _Unconfirmed
+    ) -> None:
+        count = len(writes)
+        writes += (
+            self._xadd_command(key, chunk)
+            for key, entries in by_key.items()
+            for chunk in _joined(entries)
+        )
+        unconfirmed.add(len(writes) - count)
+
     async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
         """Check the XADDs' replies, each within a bound of its XADD's write.
 
@@ -546,16 +667,24 @@ class RelayLink:
         more than the XADD's own share of a relayed message.
         """
         period = 1.5 * self._timeout
+        answering = self._answering
         while True:
             await unconfirmed.wait()
             owed = unconfirmed.written
-            with trio.move_on_after(period):
-                await unconfirmed.wait_many()
-            with trio.move_on_after(0.5 * self._timeout):
+            if not answering:
+                with trio.move_on_after(period):
+                    await unconfirmed.wait_many()  # (or a commit's, written meanwhile)
+            if answering:
+                # A commit's reply is read as it comes: its room's sessions wait for it.
+                owed = unconfirmed.written
+            with trio.move_on_after(self._timeout if answering else 0.5 * self._timeout):
                 while unconfirmed.answered < owed:
                     reply = await connection.reply()
+                    number = unconfirmed.answered
                     unconfirmed.answered += 1
-                    if isinstance(reply, RespError):
+                    if answering and answering[0][0] == number:
+                        answering.popleft()[1].answer(reply)
+                    elif isinstance(reply, RespError):
                         raise reply
                 continue
             raise trio.TooSlowError("Redis did not answer an XADD in time")
@@ -728,19 +857,21 @@ _OWED: Final = 1024
 class _Unconfirmed:
     """XADDs written, and how many of their replies have been read."""
 
-    __slots__ = ("_many", "_written", "answered", "written")
+    __slots__ = ("_answering", "_many", "_written", "answered", "written")
 
-    def __init__(self) -> None:
+    def __init__(self, answering: deque[tuple[int, _CommitReply]] | None = None) -> None:
         self.written = 0
         self.answered = 0
         self._written = trio.Event()
         self._many = trio.Event()
+        #: The commits written, whose replies are read at once (`RelayLink._answering`).
+        self._answering = deque[tuple[int, _CommitReply]]() if answering is None else answering
 
     def add(self, count: int) -> None:
         self.written += count
         if count:
             self._written.set()
-            if self.written - self.answered >= _OWED:
+            if self._answering or self.written - self.answered >= _OWED:
                 self._many.set()
 
     async def wait(self) -> None:
@@ -750,10 +881,30 @@ class _Unconfirmed:
             self._written = trio.Event()
 
     async def wait_many(self) -> None:
-        """Wait until `_OWED` replies are due."""
-        while self.written - self.answered < _OWED:
+        """Wait until `_OWED` replies are due, or a commit's."""
+        while self.written - self.answered < _OWED and not self._answering:
             await self._many.wait()
             self._many = trio.Event()
+
+
+@final
+class _CommitReply:
+    """The reply to one `RelayLink.commit`, once it came (or the connection was lost)."""
+
+    __slots__ = ("done", "lost", "reply")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.reply: Reply = None
+        self.lost: str | None = None
+
+    def answer(self, reply: Reply) -> None:
+        self.reply = reply
+        self.done.set()
+
+    def fail(self, why: str) -> None:
+        self.lost = why
+        self.done.set()
 
 
 def _extend(scope: trio.CancelScope, bound: float) -> None:

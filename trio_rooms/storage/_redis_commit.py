@@ -7,6 +7,7 @@ answers.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -19,17 +20,19 @@ from ._redis_keys import RedisKeys, encode_name, queue_entry
 from ._redis_replies import flags
 from ._redis_scripts import FIND_TOKEN_HASH, REQUIRE_TYPE
 
-__all__ = ["COMMIT", "commit_arguments", "commit_reply"]
+__all__ = ["COMMIT", "COMMIT_EVALSHA", "COMMIT_SOURCE", "commit_arguments", "commit_reply"]
 
 # KEYS: the room's alarms, the alarm queue, one key per value, one per record, [the
-# room's log], the room's fence.
+# room's log], one per stream added to, the room's fence.
 # ARGV: how many values, alarms and records; then per value 'p' and the bytes, or 'd' and
 # ''; per alarm its name, its queue entry, its encoding and its at, or '' and '' to
 # cancel it; per record '1' and the expected token hash, or '0' and '' (unconditional),
 # the record and its PXAT; then how many logged frames, how many the log keeps, after how
 # many ms without a frame the log expires (0: never), and per frame its seq (the score)
-# and its member; last the commit's fencing token (0: unfenced). With frames, the room's
-# log is the key before the fence.
+# and its member; then how many stream entries, the streams' MAXLEN ~ bound and each
+# entry's data (stored in the field 'e', a relay stream's: see `RelayedCommits`); last
+# the commit's fencing token (0: unfenced). With frames, the room's log is the key after
+# the records'.
 # Returns 1 or 0 per record: written or not; or, writing nothing, 'fenced <the fence>'
 # when the token is below the room's fence.
 COMMIT: Final = Script[bytes](
@@ -41,9 +44,15 @@ local first_alarm = 4 + 2 * nvalues
 local first_record = first_alarm + 4 * nalarms
 local first_frame = first_record + 4 * nrecords
 local nframes = tonumber(ARGV[first_frame])
+local first_entry = first_frame + 3 + 2 * nframes
+local nentries = tonumber(ARGV[first_entry])
+local first_stream = 3 + nvalues + nrecords + (nframes > 0 and 1 or 0)
 if nalarms > 0 then
     require_type(KEYS[1], 'hash')
     require_type(KEYS[2], 'zset')
+end
+for i = 0, nentries - 1 do
+    require_type(KEYS[first_stream + i], 'stream')
 end
 local fence_key, fence = KEYS[#KEYS], ARGV[#ARGV]
 local raise_fence = false
@@ -119,14 +128,36 @@ for i = 0, nrecords - 1 do
         redis.call('SET', KEYS[3 + nvalues + i], ARGV[arg + 2], 'PXAT', ARGV[arg + 3])
     end
 end
+-- Last: what the frames this commit let go are, added only once everything above is.
+local cap = ARGV[first_entry + 1]
+for i = 0, nentries - 1 do
+    local stream = KEYS[first_stream + i]
+    redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'e', ARGV[first_entry + 2 + i])
+end
 return written
 """
 )
 
 
-def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
+#: `COMMIT`'s source, as Redis loads it.
+COMMIT_SOURCE: Final = COMMIT.script.encode() if isinstance(COMMIT.script, str) else COMMIT.script
+#: `COMMIT`'s EVALSHA and its SHA as RESP bulk strings: a command's first two arguments.
+COMMIT_EVALSHA: Final = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (
+    hashlib.sha1(COMMIT_SOURCE).hexdigest().encode()
+)
+
+
+def commit_arguments(
+    keys: RedisKeys,
+    commit: Commit,
+    entries: Sequence[tuple[bytes, bytes]] = (),
+    cap: int = 1,
+) -> tuple[int, bytes]:
     """How many arguments `COMMIT` gets after its SHA for ``commit`` (its number of KEYS,
     the KEYS, the ARGV), and those arguments as the bytes of RESP bulk strings.
+
+    ``entries`` are stream entries (the stream's key, the entry's data) the script adds
+    once the commit is written, each stream capped at about ``cap`` entries.
 
     Encoded here, not by `resp_command`: a frame's two arguments (its score and its
     member, which starts with its seq) are one formatting of its bytes, not two
@@ -151,14 +182,15 @@ def commit_arguments(keys: RedisKeys, commit: Commit) -> tuple[int, bytes]:
     args += (b"%d" % len(frames), b"%d" % max(commit.keep_frames, 1), b"%d" % expire_ms)
     if frames:
         script_keys.append(log)
+    script_keys += (stream for stream, _ in entries)
     script_keys.append(fence_key)
     head = (b"%d" % len(script_keys), *script_keys, *args)
     pieces = [_BULK % (len(arg), arg) for arg in head]
     if frames:
         pieces += _frame_arguments(frames)
-    fence = b"%d" % commit.fence
-    pieces.append(_BULK % (len(fence), fence))
-    return len(head) + 2 * len(frames) + 1, b"".join(pieces)
+    tail = (b"%d" % len(entries), b"%d" % cap, *(data for _, data in entries), b"%d" % commit.fence)
+    pieces += (_BULK % (len(arg), arg) for arg in tail)
+    return len(head) + 2 * len(frames) + len(tail), b"".join(pieces)
 
 
 def _frame_arguments(frames: Sequence[LoggedFrame]) -> list[bytes]:
