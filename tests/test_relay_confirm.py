@@ -10,11 +10,8 @@ import trio.testing
 
 from trio_rooms._resp import open_resp
 from trio_rooms.backplane._relay_entries import Entry
-from trio_rooms.backplane._relay_link import (
-    _OWED,  # pyright: ignore[reportPrivateUsage]
-    RelayLink,
-    _Unconfirmed,  # pyright: ignore[reportPrivateUsage]
-)
+from trio_rooms.backplane._relay_link import RelayLink
+from trio_rooms.backplane._relay_replies import OWED, Unconfirmed
 
 from .redis_server import RedisServer
 
@@ -65,9 +62,9 @@ async def test_an_xadd_refused_breaks_the_nodes_relays_and_the_link_connects_aga
 
 
 async def test_replies_owed_wake_the_check_once_there_are_many() -> None:
-    """`_Unconfirmed.wait` waits for an XADD written and unanswered; `wait_many` for
-    `_OWED` of them, so that their replies do not pile up in the socket until the period."""
-    unconfirmed = _Unconfirmed()
+    """`Unconfirmed.wait` waits for an XADD written and unanswered; `wait_many` for
+    `OWED` of them, so that their replies do not pile up in the socket until the period."""
+    unconfirmed = Unconfirmed()
     with trio.fail_after(PATIENCE):
         async with trio.open_nursery() as nursery:
             written = _waiting(nursery, unconfirmed.wait)
@@ -76,7 +73,7 @@ async def test_replies_owed_wake_the_check_once_there_are_many() -> None:
             assert not written.is_set()
             unconfirmed.add(1)
             await written.wait()
-            unconfirmed.add(_OWED - 2)
+            unconfirmed.add(OWED - 2)
             await trio.testing.wait_all_tasks_blocked()
             assert not many.is_set()
             unconfirmed.add(1)

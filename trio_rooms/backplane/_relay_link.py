@@ -76,6 +76,7 @@ from ._relay_entries import (
     pack,
 )
 from ._relay_frames import FrameGroup, KeyNumbers, grouped
+from ._relay_replies import CommitReply, Unconfirmed, confirm
 
 __all__ = ["Endpoint", "RelayLink"]
 
@@ -162,9 +163,9 @@ class RelayLink:
         #: While a commit gathers the frames it lets go (`collect`): its groups, by peer.
         self._collecting: dict[str, FrameGroup] | None = None
         #: The replies of the commits in the outbox, in order; then of those written,
-        #: with the number of their reply among all the writer's (`_Unconfirmed`).
-        self._commits: deque[_CommitReply] = deque()
-        self._answering: deque[tuple[int, _CommitReply]] = deque()
+        #: with the number of their reply among all the writer's (`Unconfirmed`).
+        self._commits: deque[CommitReply] = deque()
+        self._answering: deque[tuple[int, CommitReply]] = deque()
         #: Scripts loaded into Redis at each connection (`load_script`).
         self._scripts: list[bytes] = []
         self._keys = KeyNumbers()
@@ -177,7 +178,7 @@ class RelayLink:
         #: wakes it, the others of that turn need not (`Event.set` is a call each).
         self._idle = False
         #: The writer's connection while it waits idle (None: it writes, or is not running).
-        self._writer: tuple[RespConnection, _Unconfirmed] | None = None
+        self._writer: tuple[RespConnection, Unconfirmed] | None = None
         #: What the socket did not take of a write of `flush_nowait`: the writer's next.
         self._carry = b""
         #: `_take`s so far (`writes`).
@@ -439,7 +440,7 @@ class RelayLink:
         if not self._connected:
             await trio.lowlevel.checkpoint()
             raise BackplaneError("the relays have no connection to Redis")
-        reply = _CommitReply()
+        reply = CommitReply()
         self._outbox.append((b"", command))
         self._commits.append(reply)
         self.flush_nowait()  # (a busy writer finds it in the outbox once its write is done)
@@ -513,10 +514,10 @@ class RelayLink:
                         task_status.started()
                     delay = self._timeout
                     async with trio.open_nursery() as nursery:
-                        unconfirmed = _Unconfirmed(self._answering)
+                        unconfirmed = Unconfirmed(self._answering)
                         nursery.start_soon(self._read, reader, self._read_after)
                         nursery.start_soon(self._write, writer, unconfirmed)
-                        nursery.start_soon(self._confirm, writer, unconfirmed)
+                        nursery.start_soon(confirm, writer, unconfirmed, self._timeout)
                         nursery.start_soon(self._beat)
             except* _FAULTS as group:
                 _logger.warning("relays: Redis failed, connecting again: %r", first_leaf(group))
@@ -573,7 +574,7 @@ class RelayLink:
         if self._carry or self._outbox:
             self._queued.set()
 
-    async def _write(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
+    async def _write(self, connection: RespConnection, unconfirmed: Unconfirmed) -> NoReturn:
         outbox = self._outbox
         try:
             while True:
@@ -599,7 +600,7 @@ class RelayLink:
             self._writer = None
             self._carry = b""
 
-    def _take(self, unconfirmed: _Unconfirmed) -> bytes:
+    def _take(self, unconfirmed: Unconfirmed) -> bytes:
         """The XADDs of what is grouped and of up to `BATCH` queued entries, as one write."""
         outbox = self._outbox
         for peer in list(self._groups):
@@ -626,7 +627,7 @@ class RelayLink:
         unconfirmed.add(len(writes))
         return b"".join(writes)
 
-    def _take_with_commits(self, unconfirmed: _Unconfirmed) -> bytes:
+    def _take_with_commits(self, unconfirmed: Unconfirmed) -> bytes:
         """`_take` of an outbox with commits in it: each written in its place, the XADDs
         queued before it first (they are joined by stream only up to it)."""
         outbox = self._outbox
@@ -639,8 +640,7 @@ class RelayLink:
                 continue
             self._xadds(by_key, writes, unconfirmed)
             by_key = {}
-            self._answering.append((unconfirmed.written, self._commits.popleft()))
-            unconfirmed.add(1)
+            unconfirmed.add_commit(self._commits.popleft())
             writes.append(data)
         self._xadds(by_key, writes, unconfirmed)
         self._space.unpark(count=max(0, self._max_queue - self._waiting()))
@@ -648,7 +648,7 @@ class RelayLink:
         return b"".join(writes)
 
     def _xadds(
-        self, by_key: dict[bytes, list[bytes]], writes: list[bytes], unconfirmed: _Unconfirmed
+        self, by_key: dict[bytes, list[bytes]], writes: list[bytes], unconfirmed: Unconfirmed
     ) -> None:
         count = len(writes)
         writes += (
@@ -657,37 +657,6 @@ class RelayLink:
             for chunk in _joined(entries)
         )
         unconfirmed.add(len(writes) - count)
-
-    async def _confirm(self, connection: RespConnection, unconfirmed: _Unconfirmed) -> NoReturn:
-        """Check the XADDs' replies, each within a bound of its XADD's write.
-
-        Not as each comes: every ``1.5 * timeout`` while some are due (or once `_OWED`
-        are), those of the XADDs written before, which have come by then (one read, the
-        rest buffered): a reply read as it came cost a wake-up of this task per XADD,
-        more than the XADD's own share of a relayed message.
-        """
-        period = 1.5 * self._timeout
-        answering = self._answering
-        while True:
-            await unconfirmed.wait()
-            owed = unconfirmed.written
-            if not answering:
-                with trio.move_on_after(period):
-                    await unconfirmed.wait_many()  # (or a commit's, written meanwhile)
-            if answering:
-                # A commit's reply is read as it comes: its room's sessions wait for it.
-                owed = unconfirmed.written
-            with trio.move_on_after(self._timeout if answering else 0.5 * self._timeout):
-                while unconfirmed.answered < owed:
-                    reply = await connection.reply()
-                    number = unconfirmed.answered
-                    unconfirmed.answered += 1
-                    if answering and answering[0][0] == number:
-                        answering.popleft()[1].answer(reply)
-                    elif isinstance(reply, RespError):
-                        raise reply
-                continue
-            raise trio.TooSlowError("Redis did not answer an XADD in time")
 
     async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
         key = self._key(self.node_id)
@@ -846,65 +815,6 @@ class RelayLink:
                     self._silent[end.peer] = now
                     self.remove(end)
                     endpoint.broken(f"node {end.peer!r} was not heard from in time")
-
-
-#: XADDs unanswered that make `RelayLink._confirm` read their replies at once: their
-#: bytes stay few in the socket's buffer.
-_OWED: Final = 1024
-
-
-@final
-class _Unconfirmed:
-    """XADDs written, and how many of their replies have been read."""
-
-    __slots__ = ("_answering", "_many", "_written", "answered", "written")
-
-    def __init__(self, answering: deque[tuple[int, _CommitReply]] | None = None) -> None:
-        self.written = 0
-        self.answered = 0
-        self._written = trio.Event()
-        self._many = trio.Event()
-        #: The commits written, whose replies are read at once (`RelayLink._answering`).
-        self._answering = deque[tuple[int, _CommitReply]]() if answering is None else answering
-
-    def add(self, count: int) -> None:
-        self.written += count
-        if count:
-            self._written.set()
-            if self._answering or self.written - self.answered >= _OWED:
-                self._many.set()
-
-    async def wait(self) -> None:
-        """Wait until a reply is due."""
-        while self.written == self.answered:
-            await self._written.wait()
-            self._written = trio.Event()
-
-    async def wait_many(self) -> None:
-        """Wait until `_OWED` replies are due, or a commit's."""
-        while self.written - self.answered < _OWED and not self._answering:
-            await self._many.wait()
-            self._many = trio.Event()
-
-
-@final
-class _CommitReply:
-    """The reply to one `RelayLink.commit`, once it came (or the connection was lost)."""
-
-    __slots__ = ("done", "lost", "reply")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.reply: Reply = None
-        self.lost: str | None = None
-
-    def answer(self, reply: Reply) -> None:
-        self.reply = reply
-        self.done.set()
-
-    def fail(self, why: str) -> None:
-        self.lost = why
-        self.done.set()
 
 
 def _extend(scope: trio.CancelScope, bound: float) -> None:
