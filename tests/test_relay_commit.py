@@ -184,9 +184,9 @@ async def test_a_commit_with_no_frame_to_carry_is_left_to_the_storage(
         assert await _value(storage) is None  # not written: the caller's to write
 
 
-async def test_a_commit_redis_does_not_answer_fails_in_the_storages_time(
-    redis_server: RedisServer,
-) -> None:
+async def test_a_commit_redis_does_not_answer_fails_in_time(redis_server: RedisServer) -> None:
+    """Redis paused: the link gives the reply its timeout, then drops the connection,
+    and the commit written again through the storage fails within the storage's."""
     async with _open(redis_server, timeout=0.5) as (link, _, route, end, _):
         commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         redis_server.pause()

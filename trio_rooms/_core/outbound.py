@@ -132,18 +132,23 @@ class Durability:
         self.seq = seq
         watching, self._watching = self._watching, []
         forwards: dict[Callable[[], None], None] = {}
+        local: list[OutboundQueue] = []
         for queue in watching:
+            if queue.held_past(seq):
+                self._watching.append(queue)  # a later commit's: nothing to release yet
+                continue
             forward = queue.forward
-            if forward is not None:
-                queue.watching = False
-                queue.release(seq)
-                forwards[forward] = None
+            if forward is None:
+                local.append(queue)
+                continue
+            queue.watching = False
+            queue.release(seq)
+            forwards[forward] = None
         for forward in forwards:
             forward()
-        for queue in watching:
-            if queue.forward is None:
-                queue.watching = False
-                queue.release(seq)
+        for queue in local:
+            queue.watching = False
+            queue.release(seq)
 
     def release_forwards(self, seq: int) -> None:
         """Let the frames waiting for writes up to ``seq`` go to other nodes now, before
@@ -158,11 +163,11 @@ class Durability:
             return
         self._watching = []  # a queue still held by a later commit watches again
         for queue in watching:
-            if queue.forward is not None:
+            if queue.forward is None or queue.held_past(seq):
+                self._watching.append(queue)
+            else:
                 queue.watching = False
                 queue.release(seq)
-            else:
-                self._watching.append(queue)
 
 
 @final
@@ -605,6 +610,12 @@ class OutboundQueue:
         self._closed = True
         if self._waiter is not None:
             self._wake()
+
+    def held_past(self, seq: int) -> bool:
+        """Whether all `release` would do at ``seq`` is watch again: the next frame waits
+        for a later commit (and nothing else is to be done: no replay, not closed)."""
+        frames = self._frames
+        return bool(frames) and frames[0].after > seq and self._paced is None and not self._closed
 
     def release(self, seq: int) -> None:
         """`Durability` moved on to ``seq``: write what it let go at once if the writer is idle.

@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import final
 
-import trio
-
 from .._core.memory import check_commit
 from .._core.storage import Commit
-from .._errors import BackplaneError, StorageError
+from .._errors import BackplaneError
 from ..storage._redis_commit import COMMIT_SOURCE
 from ..storage.redis import RedisStorage
 from ._relay_link import RelayLink
@@ -55,16 +53,15 @@ class RelayedCommits:
             return None
         storage = self._storage
         command = storage.commit_command(commit, entries, link.max_stream)
-        # A scope, not `move_on_after` (a generator context manager more per commit: hot).
-        with trio.CancelScope(deadline=trio.current_time() + storage.timeout):
-            try:
-                reply = await link.commit(command)
-            except BackplaneError:
-                # The relays' connection was lost under it: it ran, or not. Its writes go
-                # again through the storage, which lands the same state when applied
-                # twice; its entries do not (they would be added twice): their relays
-                # broke with the connection, and what a client had not been sent of
-                # them comes from the replay log when its session moves.
-                return await storage.commit(commit)
-            return storage.commit_result(commit, reply)
-        raise StorageError(f"Redis did not commit within {storage.timeout} s")
+        # No deadline of its own: the link reads its reply within its `timeout`, or
+        # drops the connection, and the storage's commit is bounded by the storage's.
+        try:
+            reply = await link.commit(command)
+        except BackplaneError:
+            # The relays' connection was lost under it: it ran, or not. Its writes go
+            # again through the storage, which lands the same state when applied twice;
+            # its entries do not (they would be added twice): their relays broke with
+            # the connection, and what a client had not been sent of them comes from
+            # the replay log when its session moves.
+            return await storage.commit(commit)
+        return storage.commit_result(commit, reply)

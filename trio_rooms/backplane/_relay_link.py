@@ -444,7 +444,7 @@ class RelayLink:
         self._outbox.append((b"", command))
         self._commits.append(reply)
         self.flush_nowait()  # (a busy writer finds it in the outbox once its write is done)
-        await reply.done.wait()
+        await reply.wait()
         if reply.lost is not None:
             raise BackplaneError(reply.lost)
         return reply.reply

@@ -26,24 +26,57 @@ OWED: Final = 1024
 
 
 @final
+class _Parked:
+    """One task parked until `wake`: an `Event` without one made per wait (per commit)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task: trio.lowlevel.Task | None = None
+
+    async def park(self) -> None:
+        self._task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def wake(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+@final
 class CommitReply:
     """The reply to one `RelayLink.commit`, once it came (or the connection was lost)."""
 
-    __slots__ = ("done", "lost", "reply")
+    __slots__ = ("_done", "_parked", "lost", "reply")
 
     def __init__(self) -> None:
-        self.done = trio.Event()
+        self._done = False
+        self._parked = _Parked()
         self.reply: Reply = None
         #: Why the connection was lost before the reply came (None: it came).
         self.lost: str | None = None
 
+    async def wait(self) -> None:
+        """Wait until it is answered or failed (at once if it is)."""
+        if self._done:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._parked.park()
+
     def answer(self, reply: Reply) -> None:
         self.reply = reply
-        self.done.set()
+        self._done = True
+        self._parked.wake()
 
     def fail(self, why: str) -> None:
         self.lost = why
-        self.done.set()
+        self._done = True
+        self._parked.wake()
 
 
 @final
@@ -61,17 +94,18 @@ class Unconfirmed:
     def __init__(self, commits: deque[tuple[int, CommitReply]] | None = None) -> None:
         self.written = 0
         self.answered = 0
-        self._written = trio.Event()
-        self._many = trio.Event()
+        #: The one task that waits (`confirm`), in `wait` or in `wait_many`.
+        self._written = _Parked()
+        self._many = _Parked()
         self.commits = deque[tuple[int, CommitReply]]() if commits is None else commits
 
     def add(self, count: int) -> None:
         """``count`` more XADDs written."""
         self.written += count
         if count:
-            self._written.set()
+            self._written.wake()
             if self.commits or self.written - self.answered >= OWED:
-                self._many.set()
+                self._many.wake()
 
     def add_commit(self, reply: CommitReply) -> None:
         """A commit written, answered to ``reply``."""
@@ -81,14 +115,12 @@ class Unconfirmed:
     async def wait(self) -> None:
         """Wait until a reply is due."""
         while self.written == self.answered:
-            await self._written.wait()
-            self._written = trio.Event()
+            await self._written.park()
 
     async def wait_many(self) -> None:
         """Wait until `OWED` replies are due, or a commit's."""
         while self.written - self.answered < OWED and not self.commits:
-            await self._many.wait()
-            self._many = trio.Event()
+            await self._many.park()
 
 
 async def confirm(connection: RespConnection, unconfirmed: Unconfirmed, timeout: float) -> NoReturn:
