@@ -22,7 +22,8 @@ from typing import final
 from .._core.memory import check_commit
 from .._core.storage import Commit
 from .._errors import BackplaneError
-from ..storage._redis_commit import COMMIT_SOURCE
+from ..storage._redis_commit import COMMIT_SOURCE, commit_command, commit_result
+from ..storage._redis_keys import RedisKeys
 from ..storage.redis import RedisStorage
 from ._relay_link import RelayLink
 
@@ -36,6 +37,7 @@ class RelayedCommits:
     def __init__(self, link: RelayLink, storage: RedisStorage) -> None:
         self._link = link
         self._storage = storage
+        self._keys = RedisKeys(storage.prefix.encode())
         link.load_script(COMMIT_SOURCE)
 
     async def commit(self, commit: Commit, release: Callable[[], None]) -> Sequence[bool] | None:
@@ -51,8 +53,7 @@ class RelayedCommits:
             entries = link.collected()
         if not entries:
             return None
-        storage = self._storage
-        command = storage.commit_command(commit, entries, link.max_stream)
+        command = commit_command(self._keys, commit, entries, link.max_stream)
         # No deadline of its own: the link reads its reply within its `timeout`, or
         # drops the connection, and the storage's commit is bounded by the storage's.
         try:
@@ -63,5 +64,5 @@ class RelayedCommits:
             # its entries do not (they would be added twice): their relays broke with
             # the connection, and what a client had not been sent of them comes from
             # the replay log when its session moves.
-            return await storage.commit(commit)
-        return storage.commit_result(commit, reply)
+            return await self._storage.commit(commit)
+        return commit_result(commit, reply)

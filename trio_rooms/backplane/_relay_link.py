@@ -13,8 +13,8 @@ scheduler turn in which something was queued: the entries of that turn to one no
 one stream entry (their bytes one after another), and all its XADDs are one write, whose
 replies a third task checks in bulk, every so often (not woken for each: they are a
 write of Redis's and a wake-up of ours per XADD), so the next turn's write does not wait
-for them. The
-reader has its next reads waiting before it hands out what the last one brought. A CREDIT
+for them. The reader has its next reads waiting before it hands out what the last one
+brought. A CREDIT
 thus travels in the stream entry of the frames queued with it. One reader per stream and
 one writer per node keep each relay's entries in order; `RelayEnd` numbers them, so an
 entry trimmed away unread breaks its relay instead of going missing. The frames for the
@@ -23,6 +23,11 @@ another entry goes to that peer: a broadcast to many sessions relayed from one n
 one entry, and the reader hands each of them the same `Frame` objects. The group is
 not for sharing a stream (it has one reader) nor for redelivery (a node that restarts
 has no relay left to resume).
+
+A room's commit may carry the frames it lets go (`RelayedCommits`): `collect` takes them
+instead of grouping them, `commit` writes the commit's EVALSHA on the writer's
+connection in its place among the entries, and its reply is read as soon as it comes
+(`_relay_replies`), while the XADDs' are read in bulk.
 
 Liveness: a node that shares a relay with another sends it a BEAT every third of
 ``dead_after``; a relay whose peer has been silent for ``dead_after`` is broken (its

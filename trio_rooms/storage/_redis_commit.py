@@ -1,8 +1,8 @@
 """A `Commit` in Redis: one script that writes it whole, after the room's fence allows it.
 
 No I/O here. `commit_arguments` lays a commit out as the script's KEYS and ARGV, in the
-bytes of RESP, `COMMIT` writes it (sent by `CommitLine`), `commit_reply` reads what it
-answers.
+bytes of RESP, `COMMIT` writes it (sent by `CommitLine`, or whole as `commit_command`'s
+EVALSHA on a relay link), `commit_reply` and `commit_result` read what it answers.
 """
 
 from __future__ import annotations
@@ -15,12 +15,21 @@ from typing import Final
 from coredis.commands import Script
 
 from .._core.storage import Commit, LoggedFrame
+from .._errors import OwnershipLostError, StorageError
+from .._resp import Reply, RespError
 from ._redis_encoding import encode_alarm, encode_record, pxat, score
 from ._redis_keys import RedisKeys, encode_name, queue_entry
 from ._redis_replies import flags
 from ._redis_scripts import FIND_TOKEN_HASH, REQUIRE_TYPE
 
-__all__ = ["COMMIT", "COMMIT_EVALSHA", "COMMIT_SOURCE", "commit_arguments", "commit_reply"]
+__all__ = [
+    "COMMIT",
+    "COMMIT_SOURCE",
+    "commit_arguments",
+    "commit_command",
+    "commit_reply",
+    "commit_result",
+]
 
 # KEYS: the room's alarms, the alarm queue, one key per value, one per record, [the
 # room's log], one per stream added to, the room's fence.
@@ -142,7 +151,7 @@ return written
 #: `COMMIT`'s source, as Redis loads it.
 COMMIT_SOURCE: Final = COMMIT.script.encode() if isinstance(COMMIT.script, str) else COMMIT.script
 #: `COMMIT`'s EVALSHA and its SHA as RESP bulk strings: a command's first two arguments.
-COMMIT_EVALSHA: Final = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (
+_EVALSHA: Final = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n" % (
     hashlib.sha1(COMMIT_SOURCE).hexdigest().encode()
 )
 
@@ -191,6 +200,33 @@ def commit_arguments(
     tail = (b"%d" % len(entries), b"%d" % cap, *(data for _, data in entries), b"%d" % commit.fence)
     pieces += (_BULK % (len(arg), arg) for arg in tail)
     return len(head) + 2 * len(frames) + len(tail), b"".join(pieces)
+
+
+def commit_command(
+    keys: RedisKeys, commit: Commit, entries: Sequence[tuple[bytes, bytes]], cap: int
+) -> bytes:
+    """``commit`` as the RESP bytes of one EVALSHA of `COMMIT`, for a connection of the
+    caller's (`RelayedCommits`): ``entries`` (a stream's key, an entry's data) are added to
+    their streams (``MAXLEN ~ cap``) within it, last, only if it is written; its reply goes
+    to `commit_result`. ``commit`` is checked already (`check_commit`)."""
+    count, arguments = commit_arguments(keys, commit, entries, cap)
+    return b"*%d\r\n%b%b" % (count + 2, _EVALSHA, arguments)
+
+
+def commit_result(commit: Commit, reply: Reply) -> Sequence[bool]:
+    """What `RedisStorage.commit` returns for ``commit``, from the reply to its
+    `commit_command`.
+
+    Raises:
+        OwnershipLostError: the room's fence is above ``commit.fence``.
+        StorageError: Redis refused it (NOSCRIPT too: the script was not loaded).
+    """
+    if isinstance(reply, RespError):
+        raise StorageError(f"Redis could not commit: {reply}")
+    result = commit_reply(reply)
+    if isinstance(result, int):
+        raise OwnershipLostError(commit.room, commit.fence, result)
+    return result
 
 
 def _frame_arguments(frames: Sequence[LoggedFrame]) -> list[bytes]:

@@ -23,9 +23,8 @@ except ImportError as _missing:
 from .._core.memory import check_alarm_replacement, check_commit, check_limit
 from .._core.storage import Commit, LoggedFrame, SessionRecord, StoredAlarm
 from .._errors import OwnershipLostError, StorageError
-from .._resp import Reply, RespError
 from ._redis_client import Client, ClientRunner, make_client
-from ._redis_commit import COMMIT, COMMIT_EVALSHA, commit_arguments, commit_reply
+from ._redis_commit import COMMIT, commit_arguments, commit_result
 from ._redis_commit_line import CommitLine
 from ._redis_encoding import (
     decode_alarm,
@@ -268,48 +267,12 @@ class RedisStorage:
                 time; or a record's ``expires_at`` is not finite.
         """
         check_commit(commit)
-        room = commit.room
         commits = self._commits
         if commits is None:
             raise StorageError("Redis storage is not open")
         count, arguments = commit_arguments(self._keys, commit)
         # Not through coredis: the hot path of a relayed session's every reply.
-        reply = commit_reply(await commits.call(count, arguments))
-        if isinstance(reply, int):
-            raise OwnershipLostError(room, commit.fence, reply)
-        return reply
-
-    def commit_command(
-        self, commit: Commit, entries: Sequence[tuple[bytes, bytes]], cap: int
-    ) -> bytes:
-        """``commit`` as the RESP bytes of one EVALSHA of `commit`'s script, to write on a
-        connection of the caller's: ``entries`` (a stream's key, an entry's data) are
-        added to their streams (``MAXLEN ~ cap``) within it, last, only if it is written.
-
-        For `RelayedCommits`: a fenced commit that carries the frames it lets go, so they
-        reach their streams in the same step as the writes they wait for. Its reply goes
-        to `commit_result`.
-
-        Raises:
-            ValueError: as `commit` does.
-        """
-        check_commit(commit)
-        count, arguments = commit_arguments(self._keys, commit, entries, cap)
-        return b"*%d\r\n%b%b" % (count + 2, COMMIT_EVALSHA, arguments)
-
-    def commit_result(self, commit: Commit, reply: Reply) -> Sequence[bool]:
-        """What `commit` says of ``commit``, from the reply to its `commit_command`.
-
-        Raises:
-            OwnershipLostError: the room's fence is above ``commit.fence``.
-            StorageError: Redis refused it (NOSCRIPT too: the script was not loaded).
-        """
-        if isinstance(reply, RespError):
-            raise StorageError(f"Redis could not commit: {reply}")
-        result = commit_reply(reply)
-        if isinstance(result, int):
-            raise OwnershipLostError(commit.room, commit.fence, result)
-        return result
+        return commit_result(commit, await commits.call(count, arguments))
 
     async def load_frames(self, room: str, *, after: int = 0) -> Sequence[LoggedFrame]:
         """The frames of ``room``'s replay log after ``after``, oldest first."""
