@@ -25,9 +25,12 @@ from trio_rooms.storage.redis import RedisStorage
 
 from .owner_app import open_relayed_client
 from .redis_server import RedisServer
+from .relay_streams import stream_data
 
 PATIENCE = 10.0
 ROOM = "r"
+#: A commit of the owner (its token 5, the room's fence) that writes ``k``.
+WRITE = Commit(room=ROOM, values={"k": b"v"}, fence=5)
 
 
 class _Ends:
@@ -76,15 +79,9 @@ async def _stream(redis_server: RedisServer) -> list[tuple[int, list[bytes]]]:
     """Peer ``b``'s stream: each relay entry's seq and what it carries (a FRAMES entry's
     payloads, another's kind), in the stream's order."""
     async with open_resp(redis_server.url, timeout=1.0) as redis:
-        reply = await redis.call(b"XRANGE", b"t:relay:b", b"-", b"+")
-    assert isinstance(reply, list)
+        stream = await stream_data(redis, b"t:relay:b")
     found: list[tuple[int, list[bytes]]] = []
-    for item in reply:
-        assert isinstance(item, list)
-        fields = item[1]
-        assert isinstance(fields, list)
-        data = fields[1]
-        assert isinstance(data, bytes)
+    for data in stream:
         for entry in EntryReader().read(data):
             assert not isinstance(entry, Exception)
             if entry.kind == FRAMES:
@@ -114,9 +111,8 @@ async def test_a_commit_adds_the_frames_it_lets_go_with_its_writes(
     redis_server: RedisServer,
 ) -> None:
     async with _open(redis_server) as (link, storage, route, end, _):
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         with trio.fail_after(PATIENCE):
-            assert await route.commit(commit, _putting(link, end, b"one", b"two")) == []
+            assert await route.commit(WRITE, _putting(link, end, b"one", b"two")) == []
         assert await _value(storage) == b"v"
         assert await _stream(redis_server) == [(1, [b"one", b"two"])]
         assert end.sent == 1
@@ -129,10 +125,9 @@ async def test_each_relays_entries_keep_their_order_around_a_commit(
     queued after it, then frames, after it: the relay's seqs in the stream's order."""
     async with _open(redis_server) as (link, _, route, end, _):
         assert link.put_frames(end, [Frame(TEXT, b"before")])
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         with trio.fail_after(PATIENCE):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(route.commit, commit, _putting(link, end, b"carried"))
+                nursery.start_soon(route.commit, WRITE, _putting(link, end, b"carried"))
                 await trio.testing.wait_all_tasks_blocked()
                 link.send_nowait(end, CREDIT, 1)
                 assert link.put_frames(end, [Frame(TEXT, b"after")])
@@ -168,9 +163,8 @@ async def test_a_commit_whose_stream_is_not_one_writes_nothing(redis_server: Red
     async with _open(redis_server) as (link, storage, route, end, _):
         async with open_resp(redis_server.url, timeout=1.0) as redis:
             assert await redis.call(b"SET", b"t:relay:b", b"not a stream") == b"OK"
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         with trio.fail_after(PATIENCE), pytest.raises(StorageError, match="expected a stream"):
-            await route.commit(commit, _putting(link, end, b"lost"))
+            await route.commit(WRITE, _putting(link, end, b"lost"))
         assert await _value(storage) is None
 
 
@@ -178,9 +172,8 @@ async def test_a_commit_with_no_frame_to_carry_is_left_to_the_storage(
     redis_server: RedisServer,
 ) -> None:
     async with _open(redis_server) as (_, storage, route, _, _):
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         with trio.fail_after(PATIENCE):
-            assert await route.commit(commit, lambda: None) is None
+            assert await route.commit(WRITE, lambda: None) is None
         assert await _value(storage) is None  # not written: the caller's to write
 
 
@@ -188,11 +181,10 @@ async def test_a_commit_redis_does_not_answer_fails_in_time(redis_server: RedisS
     """Redis paused: the link gives the reply its timeout, then drops the connection,
     and the commit written again through the storage fails within the storage's."""
     async with _open(redis_server, timeout=0.5) as (link, _, route, end, _):
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         redis_server.pause()
         try:
             with trio.fail_after(PATIENCE), pytest.raises(StorageError, match=r"within 0\.5 s"):
-                await route.commit(commit, _putting(link, end, b"late"))
+                await route.commit(WRITE, _putting(link, end, b"late"))
         finally:
             redis_server.resume()
 
@@ -204,11 +196,10 @@ async def test_a_commit_whose_connection_is_lost_is_written_by_the_storage_alone
     it has not run): its writes land once, through the storage's own connection; its
     entries not at all (their relays broke with the connection)."""
     async with _open(redis_server) as (link, storage, route, end, ends):
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         results: list[list[bool] | None] = []
 
         async def commit_it() -> None:
-            found = await route.commit(commit, _putting(link, end, b"dropped"))
+            found = await route.commit(WRITE, _putting(link, end, b"dropped"))
             results.append(None if found is None else list(found))
 
         with trio.fail_after(PATIENCE):
@@ -238,9 +229,8 @@ async def test_a_commit_whose_script_redis_forgot_fails_and_adds_nothing(
     async with _open(redis_server) as (link, storage, route, end, _):
         async with open_resp(redis_server.url, timeout=1.0) as redis:
             assert await redis.call(b"SCRIPT", b"FLUSH") == b"OK"
-        commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
         with trio.fail_after(PATIENCE), pytest.raises(StorageError, match="NOSCRIPT"):
-            await route.commit(commit, _putting(link, end, b"lost"))
+            await route.commit(WRITE, _putting(link, end, b"lost"))
         assert await _value(storage) is None
         assert await _stream(redis_server) == []
 
@@ -257,8 +247,7 @@ async def test_the_link_loads_the_commit_script_when_it_connects(
         with trio.fail_after(PATIENCE):
             await ends.broke.wait()  # the link lost its connections
             await link.wait_connected()
-            commit = Commit(room=ROOM, values={"k": b"v"}, fence=5)
-            assert await route.commit(commit, _putting(link, end, b"found")) == []
+            assert await route.commit(WRITE, _putting(link, end, b"found")) == []
         assert await _value(storage) == b"v"
 
 

@@ -12,6 +12,7 @@ from trio_rooms.backplane._relay_link import RelayLink
 from trio_rooms.backplane._relayed import RelayedConnection
 
 from .redis_server import RedisServer
+from .relay_streams import stream_data
 
 PATIENCE = 10.0
 #: The relayed session's credit window: a CREDIT every 4 messages taken.
@@ -22,15 +23,8 @@ async def _stream_entries(url: str, key: bytes, count: int) -> list[list[Entry]]
     """The relay entries of each stream entry in ``key``, once ``count`` are there."""
     async with open_resp(url, timeout=1.0) as connection:
         while True:
-            reply = await connection.call(b"XRANGE", key, b"-", b"+")
-            assert isinstance(reply, list)
             found: list[list[Entry]] = []
-            for item in reply:
-                assert isinstance(item, list)
-                fields = item[1]
-                assert isinstance(fields, list)
-                data = fields[1]
-                assert isinstance(data, bytes)
+            for data in await stream_data(connection, key):
                 entries = decode_all(data)
                 assert all(isinstance(entry, Entry) for entry in entries)
                 found.append([entry for entry in entries if isinstance(entry, Entry)])

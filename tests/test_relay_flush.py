@@ -11,6 +11,7 @@ from trio_rooms.backplane._relay_frames import grouped
 from trio_rooms.backplane._relay_link import RelayLink
 
 from .redis_server import RedisServer
+from .relay_streams import stream_data
 
 PATIENCE = 10.0
 
@@ -19,15 +20,8 @@ async def _frames_added(url: str, key: bytes, count: int) -> list[bytes]:
     """The payloads of the FRAMES entries in stream ``key``, once ``count`` are there."""
     async with open_resp(url, timeout=1.0) as connection:
         while True:
-            reply = await connection.call(b"XRANGE", key, b"-", b"+")
-            assert isinstance(reply, list)
             payloads: list[bytes] = []
-            for item in reply:
-                assert isinstance(item, list)
-                fields = item[1]
-                assert isinstance(fields, list)
-                data = fields[1]
-                assert isinstance(data, bytes)
+            for data in await stream_data(connection, key):
                 for entry in decode_all(data):
                     assert not isinstance(entry, Exception)
                     if entry.kind == FRAMES:
