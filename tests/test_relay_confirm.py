@@ -11,7 +11,7 @@ import trio.testing
 from trio_rooms._resp import open_resp
 from trio_rooms.backplane._relay_entries import Entry
 from trio_rooms.backplane._relay_link import RelayLink
-from trio_rooms.backplane._relay_replies import OWED, Unconfirmed
+from trio_rooms.backplane._relay_replies import OWED, CommitReply, Unconfirmed, confirm
 
 from .redis_server import RedisServer
 
@@ -84,6 +84,45 @@ async def test_replies_owed_wake_the_check_once_there_are_many() -> None:
             assert not again.is_set()  # all answered: nothing is due
             unconfirmed.add(1)
             await again.wait()
+
+
+async def test_a_commit_written_wakes_the_check_at_once() -> None:
+    """A commit's reply is read as it comes, not at the period: `wait_many` returns once
+    one is written, whatever few XADDs are owed, and `confirm` hands it its reply."""
+    unconfirmed = Unconfirmed()
+    reply = CommitReply()
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            many = _waiting(nursery, unconfirmed.wait_many)
+            unconfirmed.add(1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not many.is_set()
+            unconfirmed.add_commit(reply)
+            await many.wait()
+            assert list(unconfirmed.commits) == [(1, reply)]
+
+
+async def test_the_check_hands_a_commit_its_reply_among_the_xadds_ones(
+    redis_server: RedisServer,
+) -> None:
+    """On a real connection: an XADD, a commit (here an ECHO), an XADD, written at once:
+    the commit's waiter gets its own reply, as soon as it comes (not after the period)."""
+    unconfirmed = Unconfirmed()
+    reply = CommitReply()
+    xadd = b"*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n$1\r\ne\r\n$1\r\nx\r\n"
+    with trio.fail_after(PATIENCE):
+        async with (
+            open_resp(redis_server.url, timeout=1.0) as connection,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(confirm, connection, unconfirmed, 60.0)  # a period of 90 s
+            await connection.send(xadd + b"*2\r\n$4\r\nECHO\r\n$4\r\nmine\r\n" + xadd)
+            unconfirmed.add(1)
+            unconfirmed.add_commit(reply)
+            unconfirmed.add(1)
+            await reply.wait()
+            assert (reply.reply, reply.lost) == (b"mine", None)
+            nursery.cancel_scope.cancel()
 
 
 def _waiting(nursery: trio.Nursery, wait: Callable[[], Awaitable[None]]) -> trio.Event:
