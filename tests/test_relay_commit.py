@@ -221,18 +221,26 @@ async def test_a_commit_whose_connection_is_lost_is_written_by_the_storage_alone
         assert await _stream(redis_server) == []
 
 
-async def test_a_commit_whose_script_redis_forgot_fails_and_adds_nothing(
+async def test_a_commit_whose_script_redis_forgot_lands_through_the_storage(
     redis_server: RedisServer,
 ) -> None:
     """After a SCRIPT FLUSH the EVALSHA is refused (NOSCRIPT): not tried again with EVAL
-    later, which would land the frames behind entries of their relay sent since."""
-    async with _open(redis_server) as (link, storage, route, end, _):
+    on the link, which would land the frames behind entries of their relay sent since.
+    Its writes land through the storage (the room goes on), its entries not; the link
+    drops its connections (the relays break) and connects again, loading the script."""
+    async with _open(redis_server) as (link, storage, route, end, ends):
         async with open_resp(redis_server.url, timeout=1.0) as redis:
             assert await redis.call(b"SCRIPT", b"FLUSH") == b"OK"
-        with trio.fail_after(PATIENCE), pytest.raises(StorageError, match="NOSCRIPT"):
-            await route.commit(WRITE, _putting(link, end, b"lost"))
-        assert await _value(storage) is None
+        with trio.fail_after(PATIENCE):
+            assert await route.commit(WRITE, _putting(link, end, b"lost")) == []
+            await ends.broke.wait()
+            await link.wait_connected()
+        assert await _value(storage) == b"v"
         assert await _stream(redis_server) == []
+        with trio.fail_after(PATIENCE):
+            again = Commit(room=ROOM, values={"k": b"w"}, fence=5)
+            assert await route.commit(again, _putting(link, end, b"found")) == []
+        assert await _stream(redis_server) == [(2, [b"found"])]
 
 
 async def test_the_link_loads_the_commit_script_when_it_connects(

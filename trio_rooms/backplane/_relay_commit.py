@@ -11,7 +11,9 @@ link's entries, so that each relay's entries reach its stream in the order of th
 seqs (`RelayLink.collect`). A commit whose connection is lost under it is written again
 through the storage, without its entries (a second run would add them twice): its
 relays broke with the connection, and their sessions' moves replay what their clients
-missed from the log. A commit with no relayed frame to carry goes through the storage.
+missed from the log; so is one Redis refused with NOSCRIPT (a SCRIPT FLUSH), and the link
+connects again, loading the script. A commit with no relayed frame to carry goes through
+the storage.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import final
 from .._core.memory import check_commit
 from .._core.storage import Commit
 from .._errors import BackplaneError
+from .._resp import RespError
 from ..storage._redis_commit import COMMIT_SOURCE, commit_command, commit_result
 from ..storage._redis_keys import RedisKeys
 from ..storage.redis import RedisStorage
@@ -64,5 +67,11 @@ class RelayedCommits:
             # its entries do not (they would be added twice): their relays broke with
             # the connection, and what a client had not been sent of them comes from
             # the replay log when its session moves.
+            return await self._storage.commit(commit)
+        if isinstance(reply, RespError) and str(reply).startswith("NOSCRIPT"):
+            # Redis forgot the script (SCRIPT FLUSH): the commit did not run. Its writes
+            # go through the storage (which loads the script again), its entries with
+            # the link's connections: their relays break, and the link connects again.
+            link.drop("Redis forgot the commit script")
             return await self._storage.commit(commit)
         return commit_result(commit, reply)

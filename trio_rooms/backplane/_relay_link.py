@@ -173,6 +173,8 @@ class RelayLink:
         self._answering: deque[tuple[int, CommitReply]] = deque()
         #: Scripts loaded into Redis at each connection (`load_script`).
         self._scripts: list[bytes] = []
+        #: The scope of the connections' tasks while connected (`drop` cancels it).
+        self._connection_scope: trio.CancelScope | None = None
         self._keys = KeyNumbers()
         #: Each node's stream key, made once.
         self._stream_keys: dict[str, bytes] = {}
@@ -519,6 +521,7 @@ class RelayLink:
                         task_status.started()
                     delay = self._timeout
                     async with trio.open_nursery() as nursery:
+                        self._connection_scope = nursery.cancel_scope
                         unconfirmed = Unconfirmed(self._answering)
                         nursery.start_soon(self._read, reader, self._read_after)
                         nursery.start_soon(self._write, writer, unconfirmed)
@@ -531,7 +534,18 @@ class RelayLink:
             await trio.sleep(delay)  # sync-ok: backoff before reconnecting
             delay = min(delay * 2, self._dead_after)
 
+    def drop(self, why: str) -> None:
+        """Drop the connections now, as if Redis had: the relays break, the link
+        connects again (and loads its scripts again)."""
+        scope = self._connection_scope
+        if scope is not None and self._connected:
+            _logger.warning("relays: connecting again: %s", why)
+            self._connected = False  # nothing more is queued or written meanwhile
+            self._writer = None
+            scope.cancel()
+
     def _lost(self, why: str) -> None:
+        self._connection_scope = None
         self._connected = False
         self._outbox.clear()
         self._groups.clear()
