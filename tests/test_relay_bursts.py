@@ -171,7 +171,7 @@ async def test_redis_paused_mid_burst_doubles_no_answer_and_the_sessions_go_on(
                 await relayed[0].wait_for(BURST // 4)
                 redis_server.pause()
                 try:
-                    await trio.sleep(0.8)  # the fault's length, not a synchronisation
+                    await trio.sleep(0.8)  # sync-ok: the fault's length, not a synchronisation
                 finally:
                     redis_server.resume()
             with trio.move_on_after(10):

@@ -24,6 +24,9 @@ from ..relay_bursts import (
     open_cluster,
     relay_ids,
 )
+from ..test_relay_bursts import (
+    test_relay_connections_dropped_mid_burst_lose_and_double_no_answer as dropped_mid_burst,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,25 +35,8 @@ pytestmark = pytest.mark.slow
 async def test_relay_connections_dropped_mid_burst_lose_and_double_no_answer(
     redis_server: RedisServer, dropped: Dropped
 ) -> None:
-    with trio.fail_after(PATIENCE):
-        async with open_cluster(redis_server, 1, 3) as (owners, relayed, owner_ids, client_ids):
-            everyone = owners + relayed
-            async with trio.open_nursery() as nursery:
-                for reader in everyone:
-                    nursery.start_soon(reader.client.send, burst(BURST))
-                await relayed[0].wait_for(BURST // 4)
-                ids = {"owner": owner_ids, "client's node": client_ids}.get(
-                    dropped, owner_ids | client_ids
-                )
-                kill(redis_server, ids)
-            for reader in everyone:
-                await reader.wait_for(BURST)
-            for reader in everyone:
-                await reader.client.send(burst(1))
-                await reader.wait_for(BURST + 1)
-            check_each_once_in_order(everyone, BURST + 1)
-    total = 4 * (BURST + 1)
-    assert redis_server.command("GET", "trio_rooms:state:game:count") == b"$3\r\n%d\r\n" % total
+    """The suite's test (where the client's node's drop holds), with the owner's drop."""
+    await dropped_mid_burst(redis_server, dropped)
 
 
 async def test_relay_connections_dropped_repeatedly_under_bursts(
