@@ -23,6 +23,7 @@ Dropped = Literal["owner", "client's node", "both"]
 
 
 def relay_ids(redis_server: RedisServer) -> set[str]:
+    """The ids of the relay connections Redis has now."""
     listed = redis_server.command("CLIENT", "LIST").decode()
     return {
         line.split()[0].removeprefix("id=")

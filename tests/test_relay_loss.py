@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import pytest
 import trio
@@ -22,6 +21,7 @@ import trio_rooms
 from .owner_app import CounterRoom, serve_owner_rooms
 from .redis_server import RedisServer
 from .refusing_proxy import RefusingProxy
+from .relay_bursts import Dropped, relay_ids
 from .sockets import RawClient, open_raw
 
 pytestmark = pytest.mark.slow
@@ -31,18 +31,6 @@ ADD = '{"type": "add"}'
 #: Bounds every wait: a few lease TTLs.
 PATIENCE = 30.0
 
-Dropped = Literal["owner", "client's node", "both"]
-
-
-def _relay_ids(redis_server: RedisServer) -> set[str]:
-    """The ids of the relay connections Redis has now."""
-    listed = redis_server.command("CLIENT", "LIST").decode()
-    return {
-        line.split()[0].removeprefix("id=")
-        for line in listed.splitlines()
-        if " name=trio_rooms.relays." in line
-    }
-
 
 class _Relays:
     """Which of Redis's relay connections are which node's (a reader and a writer each)."""
@@ -50,7 +38,7 @@ class _Relays:
     def __init__(self, redis_server: RedisServer, owner: set[str]) -> None:
         self._redis = redis_server
         self.owner = owner
-        self.client = _relay_ids(redis_server) - owner
+        self.client = relay_ids(redis_server) - owner
         assert len(self.owner) == len(self.client) == 2
 
     def drop(self, dropped: Dropped) -> None:
@@ -61,7 +49,7 @@ class _Relays:
 
     def reconnected(self, dropped: Dropped) -> None:
         """After ``dropped``'s connections came back: learn theirs (not after "both")."""
-        new = _relay_ids(self._redis) - self.owner - self.client
+        new = relay_ids(self._redis) - self.owner - self.client
         assert len(new) == 2
         if dropped == "owner":
             self.owner = new
@@ -94,7 +82,7 @@ async def _two_nodes(
     url = redis_server.url
     async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
         assert (await on_a.receive_json())["node"] == "a"
-        owner = _relay_ids(redis_server)
+        owner = relay_ids(redis_server)
         async with serve_owner_rooms(url, "b") as (rooms_b, port_b), open_raw(port_b, GAME) as on_b:
             assert await on_b.receive_json() == {"type": "welcome", "node": "a", "starts": 1}
             yield rooms_b, on_b, _Relays(redis_server, owner)
@@ -159,7 +147,7 @@ async def test_a_relayed_session_waits_for_its_nodes_relays_to_reconnect_after_a
     with trio.fail_after(PATIENCE):
         async with serve_owner_rooms(url, "a") as (_, port_a), open_raw(port_a, GAME) as on_a:
             assert (await on_a.receive_json())["node"] == "a"
-            owner = _relay_ids(redis_server)
+            owner = relay_ids(redis_server)
             async with (
                 serve_owner_rooms(proxy.url, "b") as (rooms_b, port_b),
                 open_raw(port_b, GAME) as on_b,
