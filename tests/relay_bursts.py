@@ -135,24 +135,30 @@ async def open_cluster(
         _, port_a = await stack.enter_async_context(serve_owner_rooms(url, "a"))
         nursery = await stack.enter_async_context(trio.open_nursery())
         stack.callback(nursery.cancel_scope.cancel)
-        owners: list[Reader] = []
-        for n in range(owner_clients):
-            client = await stack.enter_async_context(open_raw(port_a, GAME + query))
-            reader = Reader(f"a{n}", client, strict)
+
+        async def join(port: int, name: str) -> Reader:
+            """A client of the node at ``port``, welcomed by ``a``, the owner."""
+            client = await stack.enter_async_context(open_raw(port, GAME + query))
+            reader = Reader(name, client, strict)
             nursery.start_soon(reader.run)
             await reader.wait_welcomes(1)
             assert reader.welcomes[0]["node"] == "a"
-            owners.append(reader)
+            return reader
+
+        owners = [await join(port_a, f"a{n}") for n in range(owner_clients)]
         owner_ids = relay_ids(redis_server)
         _, port_b = await stack.enter_async_context(serve_owner_rooms(url, "b"))
-        relayed: list[Reader] = []
-        for n in range(relayed_clients):
-            client = await stack.enter_async_context(open_raw(port_b, GAME + query))
-            reader = Reader(f"b{n}", client, strict)
-            nursery.start_soon(reader.run)
-            await reader.wait_welcomes(1)
-            assert reader.welcomes[0]["node"] == "a"
-            relayed.append(reader)
+        relayed = [await join(port_b, f"b{n}") for n in range(relayed_clients)]
         client_ids = relay_ids(redis_server) - owner_ids
         assert len(owner_ids) == len(client_ids) == 2
         yield owners, relayed, owner_ids, client_ids
+
+
+@asynccontextmanager
+async def bursting(readers: list[Reader], count: int = BURST) -> AsyncGenerator[None]:
+    """Each reader's client sends ``count`` adds at once, each in a task of its own: the
+    block runs meanwhile, and the context ends once all are sent."""
+    async with trio.open_nursery() as nursery:
+        for reader in readers:
+            nursery.start_soon(reader.client.send, burst(count))
+        yield

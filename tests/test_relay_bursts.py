@@ -22,6 +22,7 @@ from .relay_bursts import (
     Dropped,
     Reader,
     burst,
+    bursting,
     check_each_once_in_order,
     kill,
     open_cluster,
@@ -37,16 +38,9 @@ async def test_bursts_from_relayed_and_owner_clients_are_each_answered_once_in_o
     with trio.fail_after(PATIENCE):
         async with open_cluster(redis_server, 2, 3) as (owners, relayed, _, _):
             everyone = owners + relayed
-            async with trio.open_nursery() as nursery:
-                for reader in everyone:
-                    nursery.start_soon(reader.client.send, burst(BURST))
-            for reader in everyone:
-                await reader.wait_for(BURST)
-            # one more from each: nothing late, nothing extra
-            for reader in everyone:
-                await reader.client.send(burst(1))
-                await reader.wait_for(BURST + 1)
-            check_each_once_in_order(everyone, BURST + 1)
+            async with bursting(everyone):
+                pass  # sent, all at once: their answers are read below
+            await _answered_once_and_on(everyone)
             for reader in relayed:
                 assert len(reader.welcomes) == 1, reader.name
     assert redis_server.command("GET", "trio_rooms:state:game:count") == (
@@ -61,20 +55,13 @@ async def test_relay_connections_dropped_mid_burst_lose_and_double_no_answer(
     with trio.fail_after(PATIENCE):
         async with open_cluster(redis_server, 1, 3) as (owners, relayed, owner_ids, client_ids):
             everyone = owners + relayed
-            async with trio.open_nursery() as nursery:
-                for reader in everyone:
-                    nursery.start_soon(reader.client.send, burst(BURST))
+            async with bursting(everyone):
                 await relayed[0].wait_for(BURST // 4)
                 ids = {"owner": owner_ids, "client's node": client_ids}.get(
                     dropped, owner_ids | client_ids
                 )
                 kill(redis_server, ids)
-            for reader in everyone:
-                await reader.wait_for(BURST)
-            for reader in everyone:
-                await reader.client.send(burst(1))
-                await reader.wait_for(BURST + 1)
-            check_each_once_in_order(everyone, BURST + 1)
+            await _answered_once_and_on(everyone)
     total = 4 * (BURST + 1)
     assert redis_server.command("GET", "trio_rooms:state:game:count") == b"$3\r\n%d\r\n" % total
 
@@ -165,9 +152,7 @@ async def test_redis_paused_mid_burst_doubles_no_answer_and_the_sessions_go_on(
             _,
         ):
             everyone = owners + relayed
-            async with trio.open_nursery() as nursery:
-                for reader in everyone:
-                    nursery.start_soon(reader.client.send, burst(BURST))
+            async with bursting(everyone):
                 await relayed[0].wait_for(BURST // 4)
                 redis_server.pause()
                 try:
@@ -192,3 +177,14 @@ async def test_redis_paused_mid_burst_doubles_no_answer_and_the_sessions_go_on(
                 await reader.client.send(burst(2))
                 with trio.fail_after(15):
                     await reader.wait_for(had + 2)
+
+
+async def _answered_once_and_on(everyone: list[Reader]) -> None:
+    """Every burst answered, then one more add from each: nothing late, nothing extra,
+    each answer once and in order."""
+    for reader in everyone:
+        await reader.wait_for(BURST)
+    for reader in everyone:
+        await reader.client.send(burst(1))
+        await reader.wait_for(BURST + 1)
+    check_each_once_in_order(everyone, BURST + 1)

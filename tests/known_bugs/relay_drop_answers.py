@@ -19,6 +19,7 @@ from ..relay_bursts import (
     PATIENCE,
     Dropped,
     burst,
+    bursting,
     check_each_once_in_order,
     kill,
     open_cluster,
@@ -71,9 +72,7 @@ async def test_script_flush_during_bursts_recovers_and_doubles_no_answer(
             _,
         ):
             everyone = owners + relayed
-            async with trio.open_nursery() as nursery:
-                for reader in everyone:
-                    nursery.start_soon(reader.client.send, burst(BURST))
+            async with bursting(everyone):
                 await relayed[0].wait_for(BURST // 4)
                 assert redis_server.command("SCRIPT", "FLUSH") == b"+OK\r\n"
             # Each session is answered on: after the flush, a fresh add must be answered
