@@ -2,8 +2,10 @@
 (`RelayedCommits`): bursts from relayed clients and the owner's own each answered once,
 in order, the counter exact; the client's node's relay connections dropped mid-burst;
 Redis paused mid-burst; a deposed owner woken after another took over gets nothing
-through. Relay drops of the owner's connections lose answers: a known bug, reproduced
-in `tests/known_bugs/relay_drop_answers.py`."""
+through. Drops of either node's relay connections, or both, once or again and again, and
+a SCRIPT FLUSH (the link drops its connections), lose no answer: the sessions move back
+to their owner, and the answers to what they had sent before (handled after their relay
+was lost) are replayed."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .relay_bursts import (
     check_each_once_in_order,
     kill,
     open_cluster,
+    relay_ids,
 )
 from .sockets import open_raw
 
@@ -48,7 +51,7 @@ async def test_bursts_from_relayed_and_owner_clients_are_each_answered_once_in_o
     )
 
 
-@pytest.mark.parametrize("dropped", ["client's node"])
+@pytest.mark.parametrize("dropped", ["owner", "client's node", "both"])
 async def test_relay_connections_dropped_mid_burst_lose_and_double_no_answer(
     redis_server: RedisServer, dropped: Dropped
 ) -> None:
@@ -135,6 +138,63 @@ async def test_a_deposed_owner_woken_with_relayed_adds_in_its_stream_gets_nothin
                 assert max(seen) == stored
                 # every answer after a's stop is the new owner's: 5 + 5 counted by a
                 assert stored <= 10 + 2 * (20 + 10 + 10), stored
+
+
+async def test_relay_connections_dropped_repeatedly_under_bursts(
+    redis_server: RedisServer,
+) -> None:
+    """Three bursts, each cut by a drop of both nodes' relay connections."""
+    with trio.fail_after(2 * PATIENCE):
+        async with open_cluster(redis_server, 1, 2) as (owners, relayed, _, _):
+            everyone = owners + relayed
+            for round_ in range(1, 4):
+                async with trio.open_nursery() as nursery:
+                    for reader in everyone:
+                        nursery.start_soon(reader.client.send, burst(100))
+                    await relayed[round_ % 2].wait_for((round_ - 1) * 100 + 30)
+                    kill(redis_server, relay_ids(redis_server))
+                for reader in everyone:
+                    await reader.wait_for(round_ * 100)
+            check_each_once_in_order(everyone, 300)
+
+
+async def test_script_flush_during_bursts_recovers_and_doubles_no_answer(
+    redis_server: RedisServer,
+) -> None:
+    """SCRIPT FLUSH while relayed clients burst: the link's commits find no script
+    (NOSCRIPT). The cluster must recover: the relayed sessions (resumable) keep being
+    answered, possibly after a move or a resume, each stored count at most once."""
+    with trio.fail_after(PATIENCE):
+        async with open_cluster(redis_server, 1, 2, "?resume=&seen=0", strict=False) as (
+            owners,
+            relayed,
+            _,
+            _,
+        ):
+            everyone = owners + relayed
+            async with bursting(everyone):
+                await relayed[0].wait_for(BURST // 4)
+                assert redis_server.command("SCRIPT", "FLUSH") == b"+OK\r\n"
+            # Each session is answered on: after the flush, a fresh add must be answered
+            # (within PATIENCE) by every relayed session that is still open.
+            with trio.move_on_after(10):
+                for reader in everyone:
+                    while not reader.ended and len(reader.counts) < BURST:
+                        await reader.changed.wait()
+            report = {r.name: (len(r.counts), r.closed, len(r.welcomes), r.ended) for r in everyone}
+            for reader in everyone:
+                assert reader.counts == sorted(reader.counts), reader.name
+                assert len(set(reader.counts)) == len(reader.counts), reader.name
+            seen = [c for r in everyone for c in r.counts]
+            assert len(set(seen)) == len(seen), report
+            # Liveness: the relayed sessions still open are answered after the flush.
+            for reader in relayed:
+                assert not reader.ended, report
+                had = len(reader.counts)
+                await reader.client.send(burst(3))
+                with trio.fail_after(15):
+                    await reader.wait_for(had + 3)
+            assert all(len(r.counts) == BURST + 3 for r in relayed), report
 
 
 async def test_redis_paused_mid_burst_doubles_no_answer_and_the_sessions_go_on(

@@ -100,6 +100,9 @@ class RoomRunner:
         self._serving: set[SessionRunner] = set()
         #: Set once the last of them ended, while the stopping room waits for that.
         self._all_ended: trio.Event | None = None
+        #: Resumable sessions whose clients went, still handling what they had sent, by
+        #: id: a resume of one waits for it to end (`wait_gone`).
+        self._going: dict[str, tuple[SessionRunner, trio.Event]] = {}
         #: Other work that keeps the room from being idle (an alarm firing).
         self._held = 0
         #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
@@ -398,7 +401,31 @@ class RoomRunner:
     def session_ended(self, runner: SessionRunner) -> None:
         """A session `admit` made has run to its end."""
         self._serving.discard(runner)
+        going = self._going.get(runner.id)
+        if going is not None and going[0] is runner:
+            del self._going[runner.id]
+            going[1].set()
         self._mark_done()
+
+    def going(self, runner: SessionRunner) -> None:
+        """``runner``'s client went; it handles what the client had sent, then ends."""
+        self._going[runner.id] = (runner, trio.Event())
+
+    async def wait_gone(self, session_id: str) -> None:
+        """Wait until the session ``session_id`` has ended here, if its client went.
+
+        Its handler still handles what the client sent before it went, and the answers
+        are logged for the resume (`SessionRunner.send_closing`): a resume that read the
+        log before they are in would replay none of them, and its own messages would be
+        handled before them. Bounded as the session's end is (its handler, ``on_close``
+        and record, ``close_timeout`` each).
+        """
+        going = self._going.get(session_id)
+        if going is None:
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.move_on_after(3 * self.config.close_timeout):
+            await going[1].wait()
 
     async def own_sessions(self) -> None:
         """Run in the room's nursery: once that is cancelled, end its sessions and wait.

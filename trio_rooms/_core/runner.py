@@ -226,6 +226,32 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             self._sent += 1  # (`sent += 1` is this, through its getter twice)
         self.enqueue(Frame(opcode, payload, 0, policy, key))
 
+    def send_closing(self, opcode: int, payload: bytes) -> None:
+        """One of the session's own frames, sent after it started closing: never queued.
+
+        If its client went away (closing by its peer: its handler still handles what it
+        had sent) and the session can resume, the frame is logged, as the frames the
+        room sends while it is away: a resume replays it. These are the answers to what
+        the client sent last, before its connection (or relay) was lost; dropped, the
+        client could not tell its last messages' effects from their loss. A session
+        resumed elsewhere logs nothing more (`take_over`): the resumer counts on from
+        the log as it found it.
+        """
+        closing = self.closing
+        room = self.room_side
+        if (
+            closing is not None
+            and closing.by_peer
+            and room is not None
+            and room.log.active
+            and self._durable.token_hash
+            and not self._durable.taken_over
+        ):
+            wire = "bytes" if opcode == BINARY and self.format == "json" else self.format
+            room.log.send(wire, payload, self.id)
+        else:
+            self.counters.dropped += 1
+
     def enqueue(self, frame: Frame) -> None:
         """Queue ``frame`` for the client; a queue past its bounds closes with 1008.
 
@@ -338,6 +364,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             if admitted:
                 # What it has been sent stops here: the log has the rest for its client.
                 self._left_at = self.room_side.log.cursor(self.sent)
+                if by_peer and self._durable.token_hash:
+                    self.room_side.going(self)  # a resume waits for its last answers
             self.room_side.remove(self)
         if discard or not send_close:
             outbound.clear()
@@ -622,8 +650,12 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         """Take over the session ``token`` names and spend the token; None if it is not valid.
 
         Of connections racing with one token, exactly one gets the session (see
-        `DurableRecord.claim`); the others get None, and a fresh session.
+        `DurableRecord.claim`); the others get None, and a fresh session. A session
+        whose client went and that still handles what it had sent is waited for first.
         """
+        parts = tokens.split(token)
+        if parts is not None:
+            await room.wait_gone(parts[0])
         claimed = await self._durable.claim(room.state, token)
         if claimed is None:
             return None

@@ -333,7 +333,8 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
 
     @property
     def closed(self) -> bool:
-        """True once the session has started closing; sends are then dropped."""
+        """True once the session has started closing; sends then no longer reach this
+        connection (see `send`)."""
         return self._runner.closing is not None
 
     # ---------------------------------------------------------------------- hooks
@@ -436,7 +437,10 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         Never blocks. A client that does not keep up is handled by the message's
         delivery policy (``policy``, else its class's ``delivery``): by default closed
         with 1008 (slow consumer: see ``RoomsConfig.slow_consumer_timeout``). After the
-        session started closing, the message is dropped.
+        session started closing, the message is not sent on this connection: if its
+        client went (its connection was lost or it closed: the session still handles
+        what it had sent) and the session is resumable, it is logged, and a resume
+        replays it with the frames the client missed; otherwise it is dropped.
 
         Raises:
             TypeError: ``message`` is not one of the server messages, or (with
@@ -457,7 +461,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
             opcode = TEXT if runner.format == "json" else BINARY
             runner.send_user(opcode, runner.encode(message), code, key)
         else:
-            runner.counters.dropped += 1
+            runner.send_closing(TEXT if runner.format == "json" else BINARY, runner.encode(message))
 
     def send_bytes(self, data: bytes) -> None:
         """Queue a binary frame carrying ``data`` as it is; never blocks, like `send`."""
@@ -465,7 +469,7 @@ class Session(ABC, Generic[DataT, ServerMsgT, ClientMsgT, RoomT_co]):
         if runner.closing is None:
             runner.send_user(BINARY, bytes(data))
         else:
-            runner.counters.dropped += 1
+            runner.send_closing(BINARY, bytes(data))
 
     def broadcast(
         self,
