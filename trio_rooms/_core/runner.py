@@ -243,7 +243,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             closing is not None
             and closing.by_peer
             and room is not None
-            and room.log.active
+            and self._left_at is not None  # it was admitted, and the room logs
             and self._durable.token_hash
             and not self._durable.taken_over
         ):
