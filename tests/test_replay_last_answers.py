@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import attrs
 import orjson
@@ -93,8 +93,7 @@ async def _serve(tmp_path: Path) -> AsyncGenerator[tuple[list[AddRoom], int]]:
 async def _adds_then_close(client: RawClient) -> str:
     """The session's token; then every add and a close, in one write, and the server's
     close read: the session is closing (by its peer) before it handles the first add."""
-    session = (await client.receive_json())["$session"]
-    assert isinstance(session, dict)
+    session = _session(await client.receive_json())
     token = session["token"]
     assert isinstance(token, str)
     adds = client_frame(TEXT, b'{"type": "add"}') * ADDS
@@ -105,14 +104,20 @@ async def _adds_then_close(client: RawClient) -> str:
 
 async def _counts(client: RawClient, count: int) -> tuple[dict[str, object], list[int]]:
     """The resumed session's ``$session`` frame and the next ``count`` counts."""
-    session = (await client.receive_json())["$session"]
-    assert isinstance(session, dict)
+    session = _session(await client.receive_json())
     counts: list[int] = []
     while len(counts) < count:
         frame = orjson.loads(await client.receive_text())
         if frame.get("type") == "counted":
             counts.append(frame["n"])
     return session, counts
+
+
+def _session(frame: dict[str, object]) -> dict[str, object]:
+    """The ``$session`` frame's content."""
+    session = frame["$session"]
+    assert isinstance(session, dict)
+    return cast(dict[str, object], session)
 
 
 @pytest.fixture(autouse=True)
