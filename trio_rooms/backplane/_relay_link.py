@@ -1,28 +1,21 @@
 """`RelayLink`: this node's relay stream in Redis, what it adds to the others', who is alive.
 
-Every node reads its own stream ``{prefix}relay:{node}`` on a connection of its own, as
-the one consumer of a consumer group (XREADGROUP NOACK: no pending list), from the
-entry it added itself when it first connected, so nothing older is read; after a
-reconnect, from the last entry it read (XGROUP SETID), so that an OPEN added while it
-was connecting again, to the Redis it had lost, is read. A group's read names no entry
-id, so several wait in Redis at once and are asked for in one write per half of them:
-a write to Redis costs more than anything else the relay does per entry. It
+Every node reads its own stream ``{prefix}relay:{node}`` on a connection of its own,
+with its next reads waiting in Redis ahead of need (`RelayReader`, the link's base). It
 adds to another node's stream with XADDs on a second connection, capped with
 ``MAXLEN ~ max_stream``. Both are raw RESP (`RespConnection`). The writer runs once per
 scheduler turn in which something was queued: the entries of that turn to one node are
 one stream entry (their bytes one after another), and all its XADDs are one write, whose
 replies a third task checks in bulk, every so often (not woken for each: they are a
 write of Redis's and a wake-up of ours per XADD), so the next turn's write does not wait
-for them. The reader has its next reads waiting before it hands out what the last one
-brought. A CREDIT
-thus travels in the stream entry of the frames queued with it. One reader per stream and
-one writer per node keep each relay's entries in order; `RelayEnd` numbers them, so an
-entry trimmed away unread breaks its relay instead of going missing. The frames for the
-relays of one peer are grouped (`FrameGroup`) until the writer next runs, or until
-another entry goes to that peer: a broadcast to many sessions relayed from one node is
-one entry, and the reader hands each of them the same `Frame` objects. The group is
-not for sharing a stream (it has one reader) nor for redelivery (a node that restarts
-has no relay left to resume).
+for them. A CREDIT thus travels in the stream entry of the frames queued with it. One
+reader per stream and one writer per node keep each relay's entries in order;
+`RelayEnd` numbers them, so an entry trimmed away unread breaks its relay instead of
+going missing. The frames for the relays of one peer are grouped (`FrameGroup`) until
+the writer next runs, or until another entry goes to that peer: a broadcast to many
+sessions relayed from one node is one entry, and the reader hands each of them the same
+`Frame` objects. The group is not for sharing a stream (it has one reader) nor for
+redelivery (a node that restarts has no relay left to resume).
 
 A room's commit may carry the frames it lets go (`RelayedCommits`): `collect` takes them
 instead of grouping them, `commit` writes the commit's EVALSHA on the writer's
@@ -34,8 +27,8 @@ Liveness: a node that shares a relay with another sends it a BEAT every third of
 endpoint's `Endpoint.broken`), on both sides, within that bound. A BEAT names its
 process (the incarnation in its relay ids): a node id heard from a new process breaks
 the relays of the old one, which a node killed and started again at once under its id
-would otherwise keep alive. Losing Redis breaks
-every relay of the node at once; the link connects again with backoff.
+would otherwise keep alive. Losing Redis breaks every relay of the node at once; the
+link connects again with backoff.
 """
 
 from __future__ import annotations
@@ -46,7 +39,7 @@ import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, NoReturn, Protocol, final
+from typing import Final, NoReturn, final
 
 import trio
 
@@ -58,72 +51,30 @@ from .._resp import (
     RespConnection,
     RespError,
     open_resp,
-    resp_command,
     resp_prefix,
     resp_tail,
 )
 from ._connection import BATCH, FAULTS, client_name, first_leaf
 from ._relay_end import RelayEnd
-from ._relay_entries import (
-    BEAT,
-    END,
-    FRAMES,
-    GONE,
-    MOVED,
-    OPEN,
-    REQUEST,
-    RESPONSE,
-    Entry,
-    EntryError,
-    EntryReader,
-    encode,
-    message_head,
-    pack,
-)
-from ._relay_frames import FrameGroup, KeyNumbers, grouped
+from ._relay_entries import BEAT, Entry, encode, message_head, pack
+from ._relay_frames import FrameGroup, KeyNumbers
+from ._relay_reader import Endpoint, RelayReader
 from ._relay_replies import CommitReply, Unconfirmed, confirm
 
-__all__ = ["Endpoint", "RelayLink"]
+__all__ = ["RelayLink"]
 
 _logger = logging.getLogger("trio_rooms")
 
 #: The stream field every entry is stored in.
 _FIELD: Final = b"e"
-#: Entries that answer nothing: an unknown relay's are dropped, not answered with GONE.
-_UNANSWERED: Final = frozenset({GONE, END, MOVED, BEAT, RESPONSE})
-#: The first entry of a relay another node initiates: a session, or a route request.
-_OPENING: Final = frozenset({OPEN, REQUEST})
-#: Stream entries one read (XREADGROUP) may bring.
-_READ_COUNT: Final = b"%d" % (2 * BATCH)
-#: The consumer group (and its one consumer) a node reads its own stream as: a read of
-#: a group names no entry id, so reads can be asked for before the last one's reply.
-_GROUP: Final = b"trio_rooms"
-#: Reads of its stream a node keeps waiting in Redis, at least half of them at any time.
-_READS_AHEAD: Final = 32
 #: Bytes of entries at most in one stream entry (one XADD).
 _ENTRY_BYTES: Final = 512 * 1024
 #: Losing the link's connections: connect again.
 _FAULTS: Final = (*FAULTS, *RESP_FAULTS)
 
 
-class Endpoint(Protocol):
-    """One side of one relay: what the link hands its entries to."""
-
-    def deliver(self, entry: Entry) -> None:
-        """An entry of this relay, in order; must not block."""
-        ...
-
-    def frames(self, frames: list[Frame]) -> None:
-        """Frames of this relay, in order (shared with other relays: not to be changed)."""
-        ...
-
-    def broken(self, why: str) -> None:
-        """The relay is gone (its peer went silent, entries were lost, Redis was lost)."""
-        ...
-
-
 @final
-class RelayLink:
+class RelayLink(RelayReader):
     """This node's end of the relay streams in the Redis at ``url``.
 
     Args:
@@ -147,6 +98,7 @@ class RelayLink:
         max_stream: int,
         max_queue: int,
     ) -> None:
+        super().__init__()
         self.node_id = node_id
         self._url = url
         self._name = client_name("relays", node_id)
@@ -193,9 +145,6 @@ class RelayLink:
         self._space = trio.lowlevel.ParkingLot()
         self._connected = False
         self._reconnected = trio.lowlevel.ParkingLot()
-        #: The id of the last entry read from this node's stream.
-        self._read_after: bytes | None = None
-        self._reader = EntryReader()
         # Relay ids are this node's id, an incarnation and a count: unique across restarts.
         self._incarnation = secrets.token_hex(4)
         self._ids = (f"{self._incarnation}.{n}" for n in itertools.count(1))
@@ -677,149 +626,6 @@ class RelayLink:
         )
         unconfirmed.add(len(writes) - count)
 
-    async def _read(self, connection: RespConnection, after: bytes) -> NoReturn:
-        key = self._key(self.node_id)
-        await self._join(connection, key, after)
-        # Blocks for half the timeout at most: an answer always comes within it.
-        block = b"%d" % max(1, int(self._timeout * 500))
-        read = resp_command(
-            *(b"XREADGROUP", b"GROUP", _GROUP, _GROUP, b"COUNT", _READ_COUNT, b"BLOCK", block),
-            *(b"NOACK", b"STREAMS", key, b">"),
-        )
-        # Reads wait in Redis ahead of need, served one after another as entries come:
-        # one write asks for half of them (a write costs the most here, mostly kernel).
-        await connection.send(read * _READS_AHEAD)
-        waiting = _READS_AHEAD
-        bound = 2 * self._timeout
-        # One scope whose deadline moves, not a `fail_after` per reply (hot: per read).
-        with trio.CancelScope() as answered:
-            while True:
-                _extend(answered, bound)
-                reply = await connection.reply(wait_first=True)
-                waiting -= 1
-                entries = _entries(reply)
-                if entries:
-                    self._read_after = entries[-1][0]
-                if waiting <= _READS_AHEAD // 2:
-                    # Before these are handed out: Redis waits for the next entries meanwhile.
-                    await connection.send(read * (_READS_AHEAD - waiting))
-                    waiting = _READS_AHEAD
-                for _, data in entries:
-                    if data:
-                        self._dispatch_all(data)
-        raise trio.TooSlowError("Redis did not answer a read of the relay stream in time")
-
-    async def _join(self, connection: RespConnection, key: bytes, after: bytes) -> None:
-        """Make this node's group on its stream deliver what follows ``after`` next.
-
-        The group may be there already: this node's, from before a reconnect, or from
-        an earlier process of the same node id (whose place ``after`` is not).
-        """
-        create = resp_command(b"XGROUP", b"CREATE", key, _GROUP, after, b"MKSTREAM")
-        place = resp_command(b"XGROUP", b"SETID", key, _GROUP, after)
-        with trio.fail_after(2 * self._timeout):
-            await connection.send(create + place)
-            created = await connection.reply()
-            placed = await connection.reply()
-        if isinstance(created, RespError) and not str(created).startswith("BUSYGROUP"):
-            raise created
-        if isinstance(placed, RespError):
-            raise placed
-
-    def _dispatch_all(self, data: bytes) -> None:
-        heard = ""
-        ends = self._ends
-        for entry in self._reader.read(data):
-            if isinstance(entry, EntryError):
-                _logger.warning("relays: dropped an entry that is not one: %s", entry)
-                continue
-            if entry.source != heard:  # (a stream entry's are one node's: once each)
-                heard = entry.source
-                self._heard[heard] = trio.current_time()
-                if self._silent:
-                    self._silent.pop(heard, None)
-            # The common case inline, a call less per entry (each relayed message is one):
-            # the next entry of a known relay (never a BEAT or FRAMES: their relay is "").
-            found = ends.get((entry.source, entry.relay))
-            if found is not None and entry.seq == found[0].received + 1 and entry.kind != GONE:
-                found[0].received = entry.seq
-                found[1].deliver(entry)
-            else:
-                self._dispatch(entry)
-
-    def _dispatch(self, entry: Entry) -> None:
-        if entry.kind == BEAT:
-            if entry.body and isinstance(entry.body[0], str):
-                self._restarted(entry.source, entry.body[0])
-            return
-        if entry.kind == FRAMES:
-            self._dispatch_frames(entry)
-            return
-        found = self._ends.get((entry.source, entry.relay))
-        if found is None:
-            if entry.kind in _OPENING and entry.seq == 1 and self.on_open is not None:
-                self.on_open(entry)
-            elif entry.kind not in _UNANSWERED:
-                self._unknown(entry.source, entry.relay, entry.seq)
-            return
-        end, endpoint = found
-        if entry.kind == GONE:
-            # Never a loss, whatever its seq: the peer does not know the relay (a new
-            # process under its id, or the relay ended there), and its answer counts
-            # from 1 on an end of its own.
-            endpoint.deliver(entry)
-            return
-        if entry.seq != end.received + 1:
-            self.remove(end)
-            self.send_nowait(end, GONE)
-            endpoint.broken(f"relay entries were lost: {entry.seq} after {end.received}")
-            return
-        end.received = entry.seq
-        endpoint.deliver(entry)
-
-    def _dispatch_frames(self, entry: Entry) -> None:
-        """Hand each relay of a FRAMES entry its frames (the same objects for all)."""
-        try:
-            group = grouped(entry.source, entry.body)
-        except ValueError as exc:
-            _logger.warning("relays: dropped a FRAMES entry of node %r: %s", entry.source, exc)
-            return
-        for (relay, seq), frames in zip(group.relays, group.frames, strict=True):
-            found = self._ends.get((entry.source, relay))
-            if found is None:
-                self._unknown(entry.source, relay, seq)
-                continue
-            end, endpoint = found
-            if seq != end.received + 1:
-                self.remove(end)
-                self.send_nowait(end, GONE)
-                endpoint.broken(f"relay entries were lost: {seq} after {end.received}")
-                continue
-            end.received = seq
-            endpoint.frames(frames)
-
-    def _unknown(self, peer: str, relay: str, seq: int) -> None:
-        """Answer an entry of a relay this process does not know: GONE, with its seq, so
-        that its peer knows what from there on no session here took (`gone`)."""
-        self.send_nowait(RelayEnd(peer, relay), GONE, seq)
-
-    def _restarted(self, peer: str, incarnation: str) -> None:
-        """``peer``'s BEAT says its process is ``incarnation``: break the relays that
-        another process of its node id shared with this one.
-
-        A node killed and started again under its id is heard from again, by its beats
-        or its new relays' entries, before its old relays are found silent: they would
-        never break, and their sessions (idle ones) live on here for ever.
-        """
-        if self._incarnations.get(peer) == incarnation:
-            return
-        self._incarnations[peer] = incarnation
-        for key, (end, endpoint) in list(self._ends.items()):
-            opened_with = self._opened_with.get(key)
-            if end.peer == peer and opened_with is not None and opened_with != incarnation:
-                self.remove(end)
-                endpoint.broken(f"node {peer!r} was started again")
-
     async def _beat(self) -> NoReturn:
         """Tell every peer we share a relay with that we live; break the silent ones'."""
         while True:
@@ -834,19 +640,6 @@ class RelayLink:
                     self._silent[end.peer] = now
                     self.remove(end)
                     endpoint.broken(f"node {end.peer!r} was not heard from in time")
-
-
-def _extend(scope: trio.CancelScope, bound: float) -> None:
-    """Put ``scope``'s deadline ``bound`` from now, unless it is 3/4 to all of that away
-    already (not none: a scope made without one).
-
-    A reply is thus waited for at least 3/4 of ``bound``, at most ``bound``: setting a
-    deadline costs trio a context manager, and the link's loops would move it at every
-    reply.
-    """
-    now = trio.current_time()
-    if not now + 0.75 * bound <= scope.deadline <= now + bound:
-        scope.deadline = now + bound
 
 
 def _joined(entries: list[bytes]) -> list[bytes]:
@@ -865,30 +658,3 @@ def _joined(entries: list[bytes]) -> list[bytes]:
         size += len(data)
     chunks.append(b"".join(chunk))
     return chunks
-
-
-def _entries(reply: Reply) -> list[tuple[bytes, bytes]]:
-    """The entries of a read's reply (XREADGROUP, one stream, RESP2): (id, the entry's bytes).
-
-    Raises:
-        RespError: an error reply, or not a read's.
-    """
-    if reply is None:
-        return []  # nothing came within BLOCK
-    if isinstance(reply, RespError):
-        raise reply
-    if not isinstance(reply, list) or len(reply) != 1:
-        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
-    stream = reply[0]
-    if not isinstance(stream, list) or len(stream) != 2 or not isinstance(stream[1], list):
-        raise RespError(f"not an XREADGROUP reply: {reply!r:.80}")
-    entries: list[tuple[bytes, bytes]] = []
-    for item in stream[1]:
-        if not isinstance(item, list) or len(item) != 2:
-            raise RespError(f"not a stream entry: {item!r:.80}")
-        entry_id, fields = item
-        if not isinstance(entry_id, bytes) or not isinstance(fields, list):
-            raise RespError(f"not a stream entry: {item!r:.80}")
-        data = fields[1] if len(fields) == 2 else b""
-        entries.append((entry_id, data if isinstance(data, bytes) else b""))
-    return entries
