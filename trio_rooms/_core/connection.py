@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import trio
+
 from .outbound import Frame, OutboundQueue
 
-__all__ = ["Connection", "ConnectionEnded", "ConnectionParked", "KeepsUnsent", "Watchable"]
+__all__ = [
+    "Connection",
+    "ConnectionEnded",
+    "ConnectionParked",
+    "KeepsUnsent",
+    "Watchable",
+    "close_within",
+]
 
 
 class ConnectionEnded(Exception):
@@ -109,3 +119,17 @@ class KeepsUnsent(Protocol):
     def keeps_unsent(self) -> bool:
         """Whether it does (a transport may, for some streams only)."""
         ...
+
+
+async def close_within(connection: Connection, code: int, reason: str, timeout: float) -> None:
+    """Close ``connection`` with ``code``, for ``timeout`` seconds at most.
+
+    A client that does not read holds a close frame's write for as long as it likes
+    (its socket's window stays shut): past ``timeout`` the close is given up, and the
+    transport ends the connection once its task returns. A peer already gone is no error.
+    """
+    with (
+        trio.move_on_after(timeout),
+        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+    ):
+        await connection.close(code, reason)

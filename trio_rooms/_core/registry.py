@@ -33,7 +33,7 @@ from .admission import ConnectionCounter, Reject
 from .backplane import Backplane
 from .commit_route import RoutesCommits
 from .config import RoomsConfig, validate_room_name
-from .connection import Connection
+from .connection import Connection, close_within
 from .origins import origin_allowed
 from .ownership import Cluster, OwnedRoom, OwnerLost
 from .parking import ParkedSession
@@ -355,7 +355,7 @@ class RoomRegistry:
                 room = await self.get(name)
             except TooManyRoomsError:
                 # Other rooms were created between the admission check and the upgrade.
-                await served.close(1013, "too many rooms")
+                await self._close(served, 1013, "too many rooms")
                 return 1013, "too many rooms"
             except (OwnedElsewhereError, BackplaneError) as exc:
                 elsewhere = isinstance(exc, OwnedElsewhereError)
@@ -380,7 +380,7 @@ class RoomRegistry:
                 relayed = await self._relay(cluster, name, asked, wire, movable)
                 if isinstance(relayed, OwnerLost):
                     if not movable.movable:
-                        await movable.close(*_OWNER_LOST)
+                        await self._close(movable, *_OWNER_LOST)
                         return _OWNER_LOST
                     _logger.info("room %r: moving a session: %s", name, relayed.why)
                     movable.unread(relayed.unsent)
@@ -391,14 +391,14 @@ class RoomRegistry:
                     return relayed
             if trio.current_time() >= deadline:
                 ended = _OWNER_LOST if movable is not None and movable.movable else _NO_OWNER
-                await served.close(*ended)
+                await self._close(served, *ended)
                 return ended
             if movable is None:
                 await trio.sleep(OWNER_RETRY)  # sync-ok: its lease lapses on Redis's clock
             elif (left := await movable.wait_left(OWNER_RETRY)) is not None:
                 # Gone while no owner served it: not moved, so its token stays its own.
                 if not left.by_peer:
-                    await movable.close(left.code, left.reason)
+                    await self._close(movable, left.code, left.reason)
                 return left.code, left.reason
 
     async def _relay(
@@ -421,6 +421,10 @@ class RoomRegistry:
                 del relayed[name]
             self.counters.changed()
 
+    async def _close(self, connection: Connection, code: int, reason: str) -> None:
+        """Close a client no session serves, within ``close_timeout``."""
+        await close_within(connection, code, reason, self.config.close_timeout)
+
     async def admit_relayed(
         self, name: str, request: ConnectRequest, wire: WireFormat, connection: Connection
     ) -> Placed | tuple[int, str] | None:
@@ -437,17 +441,17 @@ class RoomRegistry:
             return None
         except (TooManyRoomsError, RoomsClosedError) as exc:
             code, reason = (1013, "too many rooms") if isinstance(exc, TooManyRoomsError) else _DOWN
-            await connection.close(code, reason)
+            await self._close(connection, code, reason)
             return code, reason
         except Exception:
             _logger.exception("room %r failed to start for a relayed session", name)
-            await connection.close(1011, "room failed to start")
+            await self._close(connection, 1011, "room failed to start")
             return 1011, "room failed to start"
         runner = room_runner_of(room)
         try:
             admitted = await runner.admit(request, wire, connection)
         except RoomsClosedError:
-            await connection.close(*_DOWN)
+            await self._close(connection, *_DOWN)
             return _DOWN
         if isinstance(admitted, tuple):
             return admitted

@@ -26,7 +26,7 @@ from ..codec import Codec, WireFormat
 from .alarms import RoomAlarms
 from .backplane import Backplane, Envelope
 from .config import ReplayLimits, RoomsConfig
-from .connection import Connection
+from .connection import Connection, close_within
 from .gate import Gate
 from .memory import MemoryStorage
 from .outbound import BINARY, TEXT, Frame, QueueOverflow
@@ -387,7 +387,7 @@ class RoomRunner:
         limit = self.config.max_sessions_per_room
         if limit is not None and self.active >= limit:
             # Filled up between the admission check and the upgrade: try again later.
-            await connection.close(1013, "room is full")
+            await close_within(connection, 1013, "room is full", self.config.close_timeout)
             return 1013, "room is full"
         runner = runner_of(self._session_class())
         runner.attach(self, request, wire, connection)

@@ -17,7 +17,7 @@ import attrs
 
 from .._errors import RoomsClosedError
 from .admission import ConnectionCounter
-from .connection import Connection
+from .connection import Connection, close_within
 from .parking import ParkedSession
 from .request import ConnectRequest
 from .rooms import Rooms, registry_of
@@ -143,11 +143,11 @@ async def admit_session(
     try:
         placed = await registry.place(request.room, request, wire, connection)
     except RoomsClosedError:
-        await connection.close(1001, "server shutting down")
+        await close_within(connection, 1001, "server shutting down", registry.config.close_timeout)
         return _ended((1001, "server shutting down"))
     except Exception:
         _logger.exception("room %r could not admit a session", request.room)
-        await connection.close(1011, "room failed to start")
+        await close_within(connection, 1011, "room failed to start", registry.config.close_timeout)
         return _ended((1011, "room failed to start"))
     if isinstance(placed, tuple):
         return _ended(placed)

@@ -35,7 +35,7 @@ import trio
 
 from .._core.commit_route import CommitRoute
 from .._core.config import RoomsConfig
-from .._core.connection import Connection
+from .._core.connection import Connection, close_within
 from .._core.ownership import OwnerLost, RelayHost
 from .._core.request import ConnectRequest
 from .._core.routes import HttpRequest, Response
@@ -327,7 +327,7 @@ class RedisCluster:
             return None  # an OPEN now would be lost: asked again once the link is back
         node, lapses = owner
         if await self._speaks_another_version(node):
-            await connection.close(*OTHER_VERSION)
+            await close_within(connection, *OTHER_VERSION, config.close_timeout)
             return OTHER_VERSION
         lost = self._lost_relays.pop(connection, None)
         if lost is not None and lost.owner != node:
