@@ -10,6 +10,8 @@ import trio
 
 import trio_rooms
 from trio_rooms import BackplaneError, StorageError
+from trio_rooms._redis import same_redis
+from trio_rooms.backplane._relay_commit import RelayedCommits
 from trio_rooms.backplane.redis import RedisCluster
 from trio_rooms.storage.redis import RedisStorage
 
@@ -99,3 +101,38 @@ async def test_a_redis_that_answers_nothing_is_refused_after_start_timeout_not_t
             pass
     assert trio.current_time() - started >= 0.5
     assert accepted
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1", True),
+        ("redis://127.0.0.1:7000", "redis://127.0.0.1:7000/?db=0", True),
+        ("redis://Redis.Example:7000/2", "redis://redis.example:7000?db=2", True),
+        ("redis://:one@127.0.0.1:7000/0", "redis://:two@127.0.0.1:7000/0", True),
+        ("unix:///tmp/redis.sock", "unix:///tmp/redis.sock?db=0", True),
+        ("redis://127.0.0.1:7000/0", "redis://127.0.0.1:7000/1", False),
+        ("redis://127.0.0.1:7000", "redis://127.0.0.1:7001", False),
+        ("redis://127.0.0.1:7000", "rediss://127.0.0.1:7000", False),
+        ("redis://ann@127.0.0.1:7000", "redis://bob@127.0.0.1:7000", False),
+        ("unix:///tmp/redis.sock", "unix:///tmp/other.sock", False),
+        ("redis://localhost:7000", "redis://127.0.0.1:7000", False),  # not resolved
+        ("redis://127.0.0.1:x", "redis://127.0.0.1:x", True),  # no port: as strings
+        ("redis://127.0.0.1:x", "redis://127.0.0.1", False),
+    ],
+)
+def test_two_spellings_of_one_redis_are_one_redis(first: str, second: str, same: bool) -> None:
+    assert same_redis(first, second) is same
+    assert same_redis(second, first) is same
+
+
+async def test_a_storage_on_the_clusters_redis_spelled_otherwise_gets_the_commit_route(
+    redis_server: RedisServer,
+) -> None:
+    """A `RedisStorage` on the cluster's Redis, its URL spelled another way (no database:
+    0), commits relayed frames with the room's writes (`RelayedCommits`)."""
+    cluster = RedisCluster(f"redis://127.0.0.1:{redis_server.port}/0", lease_ttl=1.5, timeout=0.3)
+    storage = RedisStorage(f"redis://127.0.0.1:{redis_server.port}", timeout=0.3)
+    with trio.fail_after(PATIENCE):
+        async with trio_rooms.open_rooms(CounterRoom, storage=storage, cluster=cluster):
+            assert isinstance(cluster.commit_route, RelayedCommits)

@@ -20,7 +20,7 @@ from coredis.exceptions import ConnectionError as RedisConnectionError
 if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
-__all__ = ["explained", "guarded", "redacted"]
+__all__ = ["explained", "guarded", "redacted", "same_redis"]
 
 ConnectionT = TypeVar("ConnectionT", bound=BaseConnection)
 
@@ -101,3 +101,33 @@ def redacted(url: str) -> str:
         return f"{parts.scheme}://{parts.path}"
     port = f":{parts.port}" if parts.port is not None else ""
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def same_redis(first: str, second: str) -> bool:
+    """Whether two Redis URLs name the same database as the same user, however spelled:
+    the scheme, host (in any case) and port (6379 when none), socket path, database (a
+    path or ``?db=``, 0 when none) and user name; not the password or other parameters.
+
+    Host names are not resolved: ``localhost`` and ``127.0.0.1`` are two Redis here.
+    """
+    try:
+        return _where(first) == _where(second)
+    except ValueError:  # a port that is none: the connection says so, not this
+        return first == second
+
+
+def _where(url: str) -> tuple[str, str, int | None, str, str, str]:
+    parts = urllib.parse.urlsplit(url)
+    database = urllib.parse.parse_qs(parts.query).get("db", [""])[0]
+    if parts.scheme == "unix":
+        return ("unix", "", None, parts.path, database or "0", parts.username or "")
+    path = parts.path.strip("/")
+    host = (parts.hostname or "localhost").lower()
+    return (
+        parts.scheme,
+        host,
+        parts.port or 6379,
+        "",
+        database or path or "0",
+        parts.username or "",
+    )

@@ -41,7 +41,7 @@ from .._core.request import ConnectRequest
 from .._core.routes import HttpRequest, Response
 from .._core.storage import Storage
 from .._errors import BackplaneError
-from .._redis import explained, redacted
+from .._redis import explained, redacted, same_redis
 from .._resp import RESP_FAULTS, open_resp
 from ..codec import WireFormat
 from ..storage.redis import RedisStorage
@@ -206,7 +206,7 @@ class RedisCluster:
         """
         storage = host.storage
         _check_fenced(storage, self._prefix)
-        if isinstance(storage, RedisStorage) and storage.url == self._url:
+        if isinstance(storage, RedisStorage) and same_redis(storage.url, self._url):
             # One Redis: a commit can add its relayed frames to their streams itself.
             self._route = RelayedCommits(self._relays, storage)
         await _check_reachable(self._url, self.node_id, self._start_timeout)
