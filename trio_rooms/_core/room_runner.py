@@ -100,9 +100,9 @@ class RoomRunner:
         self._serving: set[SessionRunner] = set()
         #: Set once the last of them ended, while the stopping room waits for that.
         self._all_ended: trio.Event | None = None
-        #: Resumable sessions whose clients went, still handling what they had sent, by
-        #: id: a resume of one waits for it to end (`wait_gone`).
-        self._going: dict[str, tuple[SessionRunner, trio.Event]] = {}
+        #: Resumable sessions that closed but may still send for their resumer, by id,
+        #: each with its end and whether a resume waits for it (`wait_gone`).
+        self._going: dict[str, tuple[SessionRunner, trio.Event, bool]] = {}
         #: Other work that keeps the room from being idle (an alarm firing).
         self._held = 0
         #: Set while `Rooms` waits for the room to be idle: moved as sessions come and go.
@@ -407,25 +407,37 @@ class RoomRunner:
             going[1].set()
         self._mark_done()
 
-    def going(self, runner: SessionRunner) -> None:
-        """``runner``'s client went; it handles what the client had sent, then ends."""
-        self._going[runner.id] = (runner, trio.Event())
+    def going(self, runner: SessionRunner, *, drains: bool) -> None:
+        """``runner`` closed but its handler may still run, and send, until it ends:
+        ``drains``, it handles what its client sent before it went; else it was
+        resumed on another connection, in the middle of an event."""
+        self._going[runner.id] = (runner, trio.Event(), drains)
 
     async def wait_gone(self, session_id: str) -> None:
-        """Wait until the session ``session_id`` has ended here, if its client went.
+        """Wait until the session ``session_id`` has ended here, if it drains.
 
-        Its handler still handles what the client sent before it went, and the answers
+        Its handler still handles what its client sent before it went, and the answers
         are logged for the resume (`SessionRunner.send_closing`): a resume that read the
         log before they are in would replay none of them, and its own messages would be
-        handled before them. Bounded as the session's end is (its handler, ``on_close``
-        and record, ``close_timeout`` each).
+        handled before them. Bounded by ``3 * close_timeout`` (its handler, ``on_close``
+        and record): one still going then is handed over (`hand_over`). One resumed
+        in the middle of an event is not waited for: the resume reads the log holding
+        the room's gate, hence after that event.
         """
         going = self._going.get(session_id)
-        if going is None:
+        if going is None or not going[2]:
             await trio.lowlevel.checkpoint()
             return
         with trio.move_on_after(3 * self.config.close_timeout):
             await going[1].wait()
+
+    def hand_over(self, session_id: str) -> None:
+        """A resume of ``session_id`` reads the log now: a session of that id still
+        going logs nothing more, and stops handling (`SessionRunner.hand_over`)."""
+        going = self._going.pop(session_id, None)
+        if going is not None:
+            going[0].hand_over(drains=going[2])
+            going[1].set()
 
     async def own_sessions(self) -> None:
         """Run in the room's nursery: once that is cancelled, end its sessions and wait.

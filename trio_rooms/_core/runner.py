@@ -100,6 +100,7 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         "_encoder",
         "_joined_at",
         "_left_at",
+        "_logs_after_close",
         "_parked",
         "_resumed_at",
         "_sent",
@@ -165,6 +166,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         )
         #: The session's place in the replay log when it left the room.
         self._left_at: ReplayCursor | None = None
+        #: It closed, and what it still sends is logged for its resumer (`send_closing`).
+        self._logs_after_close = False
         #: Its place as stored when a client resumed it.
         self._resumed_at: ReplayCursor | None = None
         #: Made when it first parks (most sessions never do), kept for the next parks.
@@ -229,28 +232,35 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
     def send_closing(self, opcode: int, payload: bytes) -> None:
         """One of the session's own frames, sent after it started closing: never queued.
 
-        If its client went away (closing by its peer: its handler still handles what it
-        had sent) and the session can resume, the frame is logged, as the frames the
-        room sends while it is away: a resume replays it. These are the answers to what
-        the client sent last, before its connection (or relay) was lost; dropped, the
-        client could not tell its last messages' effects from their loss. A session
-        resumed elsewhere logs nothing more (`take_over`): the resumer counts on from
-        the log as it found it.
+        If the session can resume and its client went away (closing by its peer: its
+        handler still handles what the client had sent) or resumed it on another
+        connection while a handler ran, the frame is logged, as the frames the room
+        sends while it is away: the resume replays it. These are the answers to what
+        the client sent last; dropped, the client could not tell those messages' effects
+        from their loss. Once its resumer reads the log (`hand_over`), nothing more is
+        logged: the resumer counts on from the log as it found it.
         """
-        closing = self.closing
         room = self.room_side
-        if (
-            closing is not None
-            and closing.by_peer
-            and room is not None
-            and self._left_at is not None  # it was admitted, and the room logs
-            and self._durable.token_hash
-            and not self._durable.taken_over
-        ):
+        if self._logs_after_close and room is not None:
             wire = "bytes" if opcode == BINARY and self.format == "json" else self.format
             room.log.send(wire, payload, self.id)
         else:
             self.counters.dropped += 1
+
+    def hand_over(self, *, drains: bool) -> None:
+        """A resume of this closed session reads the log now: it logs nothing more, and
+        if it ``drains`` (still handles what its client had sent: it outlasted the
+        resume's wait), what it has not handled yet is not handled (the resumed
+        session's messages come next, in order)."""
+        self._logs_after_close = False
+        if drains and self.phase is not Phase.ENDED:
+            self._handler_scope.cancel()
+            _logger.warning(
+                "session %s was resumed before its last events had ended: what they had"
+                " not done yet is not done, what its client had sent and it had not"
+                " handled yet is dropped",
+                self.id,
+            )
 
     def enqueue(self, frame: Frame) -> None:
         """Queue ``frame`` for the client; a queue past its bounds closes with 1008.
@@ -364,8 +374,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             if admitted:
                 # What it has been sent stops here: the log has the rest for its client.
                 self._left_at = self.room_side.log.cursor(self.sent)
-                if by_peer and self._durable.token_hash:
-                    self.room_side.going(self)  # a resume waits for its last answers
+                if by_peer:
+                    self._await_resume(drains=True)
             self.room_side.remove(self)
         if discard or not send_close:
             outbound.clear()
@@ -382,10 +392,20 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         for scope in self._request_scopes or ():
             scope.deadline = deadline
 
+    def _await_resume(self, *, drains: bool) -> None:
+        """It closed while it may still send (its handler runs): until its resumer reads
+        the log, it logs what it sends (`RoomRunner.going`)."""
+        if self._durable.token_hash and self.room_side is not None:
+            self._logs_after_close = self._left_at is not None  # (the room logs)
+            self.room_side.going(self, drains=drains)
+
     def take_over(self) -> None:
         """This session was resumed on another connection: its record is not ours anymore."""
         self._durable.taken_over = True
+        was_open = self.closing is None and self.phase is Phase.OPEN
         self.begin_close(SESSION_TAKEN_OVER, "session resumed elsewhere")
+        if was_open:
+            self._await_resume(drains=False)  # what its running event sends is its resumer's
 
     def cut(self) -> None:
         """Its room stops hard (its nursery was cancelled): end every task of it now."""
@@ -555,6 +575,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
             # The log is read, the missed frames queued and the session added in one hold
             # of the gate: nothing the room sends comes between them.
             try:
+                if resumed:
+                    room.hand_over(self.id)  # what it sends is counted from here on
                 plan, frames = await self._replay(room, resumed)
                 if not resumed and self._durable.token_hash:
                     # Not waited for: the frames sent after it (its token first) wait
@@ -669,6 +691,8 @@ class SessionRunner(SessionDispatch["SessionRunner"]):
         previous = room.runners.get(claimed.session_id)
         if previous is not None:  # still connected here: end it now, not at its next write
             previous.take_over()
+        # It, or one that went while the token was claimed: its handler may still send.
+        await room.wait_gone(claimed.session_id)
         return claimed
 
     def _set_format(self, room: RoomSide[SessionRunner], wire: WireFormat) -> None:
