@@ -213,9 +213,7 @@ async def test_broadcasts_while_it_drains_reach_it_once_in_the_rooms_order(
                         client.reset()
                 await other.send(message("shout") * 3)
                 async with open_raw(served.port, _resume(token, 1)) as client:
-                    await room.resumes_waiting(session_id, 1)
-                    room.released.set()
-                    resumed = await read_session(client)
+                    resumed = await _released_and_resumed(room, client, session_id)
                     assert resumed["resumed"] is True
                     await client.send(message("add"))
                     await room.until(lambda: len(room.closes) == 1)
@@ -225,6 +223,16 @@ async def test_broadcasts_while_it_drains_reach_it_once_in_the_rooms_order(
             assert room.count == 7  # its burst was handled whole, and the resumed add
             await room.all_gone()
             assert room.going() == {}
+
+
+async def _released_and_resumed(
+    room: GameRoom, client: RawClient, session_id: str, wire: str = "json"
+) -> dict[str, object]:
+    """Once ``client``'s resume waits for the going session: its adds go on; the resumed
+    session's ``$session`` frame."""
+    await room.resumes_waiting(session_id, 1)
+    room.released.set()
+    return await read_session(client, wire)
 
 
 async def _is_going(room: GameRoom, session_id: str) -> None:
@@ -250,9 +258,7 @@ async def test_drop_resume_drop_resume_keeps_counts_and_order_exact(
             session_id, token = await _first(served.port, adds)
             room = served.room
             async with open_raw(served.port, _resume(token, 0)) as client:
-                await room.resumes_waiting(session_id, 1)
-                room.released.set()
-                session = await read_session(client)
+                session = await _released_and_resumed(room, client, session_id)
                 assert session["resumed"] is True
                 assert session["replayed"] == adds
                 token = str(session["token"])
@@ -294,9 +300,7 @@ async def test_on_close_sending_to_itself_is_replayed_after_the_last_answers(
             session_id, token = await _first(served.port, adds)
             room = served.room
             async with open_raw(served.port, _resume(token, 0)) as client:
-                await room.resumes_waiting(session_id, 1)
-                room.released.set()
-                session = await read_session(client)
+                session = await _released_and_resumed(room, client, session_id)
                 assert session["replayed"] == adds + 1
                 got = await _settled(room, client, Got())
             counted = [("counted", n) for n in range(1, adds + 1)]
@@ -412,9 +416,7 @@ async def test_bytes_and_messages_sent_while_it_drains_replay_as_sent(
             session_id, token = await _first(served.port, kinds, wire=wire)
             room = served.room
             async with open_raw(served.port, _resume(token, 0, wire)) as client:
-                await room.resumes_waiting(session_id, 1)
-                room.released.set()
-                session = await read_session(client, wire)
+                session = await _released_and_resumed(room, client, session_id, wire)
                 assert session["resumed"] is True
                 assert session["replayed"] == len(kinds)
                 got = await _settled(room, client, Got(), wire)
