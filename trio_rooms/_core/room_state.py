@@ -436,7 +436,9 @@ class RoomState:
 
     def _fail(self, batch: _Batch, error: StorageError) -> None:
         if isinstance(error, OwnershipLostError):
-            _logger.warning("room %r: stopping here: %s", self.room, error)
+            # Its cause is told louder where it is known: a cluster's leases (this node
+            # lost the room) or the registry (a storage shared without a cluster).
+            _logger.info("room %r: stopping here: %s", self.room, error)
         else:
             _logger.error("room %r: a commit failed; restarting the room: %s", self.room, error)
         self.failed = error
