@@ -6,7 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rooms._core.outbound import PING, TEXT, Durability, Frame, OutboundQueue, QueueOverflow
+from trio_rooms._core.outbound import PING, TEXT, Frame, OutboundQueue, QueueOverflow
+from trio_rooms._core.output_gate import Durability
 from trio_rooms._delivery import COALESCE, DROP_OLDEST
 
 from .steps import TaskSteps

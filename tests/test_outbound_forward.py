@@ -7,7 +7,8 @@ from collections.abc import Callable
 import trio
 import trio.testing
 
-from trio_rooms._core.outbound import TEXT, Durability, Frame, OutboundQueue
+from trio_rooms._core.outbound import TEXT, Frame, OutboundQueue
+from trio_rooms._core.output_gate import Durability
 
 
 async def test_a_commit_forwards_the_relays_frames_before_it_writes_local_sockets() -> None:

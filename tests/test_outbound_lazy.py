@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from trio_rooms._core.outbound import PING, TEXT, Durability, Frame, OutboundQueue
+from trio_rooms._core.outbound import PING, TEXT, Frame, OutboundQueue
+from trio_rooms._core.output_gate import Durability
 
 
 class _Lazy:

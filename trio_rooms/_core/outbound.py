@@ -17,6 +17,7 @@ import outcome
 import trio
 
 from .._delivery import COALESCE, DROP_OLDEST
+from .output_gate import Durability
 from .stats import RoomCounters
 from .turns import current_turn
 
@@ -25,7 +26,6 @@ __all__ = [
     "PING",
     "PONG",
     "TEXT",
-    "Durability",
     "Frame",
     "OutboundQueue",
     "QueueOverflow",
@@ -99,75 +99,6 @@ _UNCOUNTED: Final = RoomCounters()
 
 class QueueOverflow(Exception):
     """The queue went past one of its bounds."""
-
-
-@final
-class Durability:
-    """How far a room's writes are durable: the output gate its sessions' frames pass.
-
-    ``seq`` is the sequence number of the room's last durable commit. A queue whose
-    next frame waits for a later one watches it, and its writer is woken once ``seq``
-    moves on.
-    """
-
-    __slots__ = ("_watching", "seq")
-
-    def __init__(self) -> None:
-        self.seq: int = 0
-        self._watching: list[OutboundQueue] = []
-
-    def watch(self, queue: OutboundQueue) -> None:
-        """Wake ``queue``'s writer at the next `advance`."""
-        if not queue.watching:
-            queue.watching = True
-            self._watching.append(queue)
-
-    def advance(self, seq: int) -> None:
-        """Writes up to ``seq`` are durable: let the frames waiting for them go.
-
-        The queues whose frames go to another node (``forward`` set) go first, and what
-        they gathered is sent before the local sockets are written: a relayed client
-        then waits for one hop, not for the owner's whole local fan-out before it.
-        """
-        self.seq = seq
-        watching, self._watching = self._watching, []
-        forwards: dict[Callable[[], None], None] = {}
-        local: list[OutboundQueue] = []
-        for queue in watching:
-            if queue.held_past(seq):
-                self._watching.append(queue)  # a later commit's: nothing to release yet
-                continue
-            forward = queue.forward
-            if forward is None:
-                local.append(queue)
-                continue
-            queue.watching = False
-            queue.release(seq)
-            forwards[forward] = None
-        for forward in forwards:
-            forward()
-        for queue in local:
-            queue.watching = False
-            queue.release(seq)
-
-    def release_forwards(self, seq: int) -> None:
-        """Let the frames waiting for writes up to ``seq`` go to other nodes now, before
-        those writes are durable: into the commit that makes them so.
-
-        For a commit that carries them (`RoomState.route`): what it carries reaches
-        the other nodes in the same step as the writes, or not at all, so the output
-        gate holds. ``seq`` does not move; the local sockets wait for the commit.
-        """
-        watching = self._watching
-        if not any(queue.forward is not None for queue in watching):
-            return
-        self._watching = []  # a queue still held by a later commit watches again
-        for queue in watching:
-            if queue.forward is None or queue.held_past(seq):
-                self._watching.append(queue)
-            else:
-                queue.watching = False
-                queue.release(seq)
 
 
 @final

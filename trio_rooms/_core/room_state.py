@@ -24,7 +24,7 @@ import trio
 from .._errors import OwnershipLostError, StorageError
 from .commit_route import CommitRoute
 from .gate import Gate
-from .outbound import Durability
+from .output_gate import Durability
 from .storage import Commit, LoggedFrame, RecordWrite, Storage, StoredAlarm
 
 __all__ = ["RoomState"]
